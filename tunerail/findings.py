@@ -1,0 +1,135 @@
+"""The one finding type shared by the doctor, the hyperparameter lint, leakage and the verdict.
+
+A check is a small pure function that returns ``list[Finding]``; summaries are derived.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Iterable
+
+
+class Severity(str, Enum):
+    """How bad a finding is. Ordered: ``info < warning < error``."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "error": 2}[self.value]
+
+    def __ge__(self, other: "Severity") -> bool:  # type: ignore[override]
+        return self.rank >= Severity(other).rank
+
+
+@dataclass(frozen=True, order=True)
+class RowRef:
+    """Where a row came from: 0-based record index in its file, 1-based physical line."""
+
+    index: int
+    line: int
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "line": self.line}
+        if self.file is not None:
+            out["file"] = self.file
+        return out
+
+
+@dataclass
+class Finding:
+    """One problem found by a check.
+
+    ``check`` is a stable dotted name (``duplicates.exact``), ``code`` a stable short code
+    (``DOC010``). ``rows`` lists every affected row; for a cluster (duplicates, conflicts)
+    every member, with ``cluster`` naming it. ``details`` carries check-specific data
+    (similarity, suggested label, confidence...).
+    """
+
+    check: str
+    severity: Severity
+    message: str
+    fix: str
+    rows: list[RowRef] = field(default_factory=list)
+    code: str = ""
+    cluster: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "check": self.check,
+            "code": self.code,
+            "severity": Severity(self.severity).value,
+            "rows": [r.to_dict() for r in self.rows],
+            "message": self.message,
+            "fix": self.fix,
+        }
+        if self.cluster is not None:
+            out["cluster"] = self.cluster
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Deterministic order: severity (worst first), check, first row, message."""
+
+    def key(f: Finding) -> tuple:
+        first = f.rows[0].index if f.rows else -1
+        return (-Severity(f.severity).rank, f.check, first, f.cluster or "", f.message)
+
+    return sorted(findings, key=key)
+
+
+def summarize(findings: Iterable[Finding]) -> dict[str, Any]:
+    """Counts by severity and by check, plus how many distinct rows are affected."""
+    findings = list(findings)
+    by_sev = Counter(Severity(f.severity).value for f in findings)
+    by_check = Counter(f.check for f in findings)
+    rows = {(r.file, r.index) for f in findings for r in f.rows}
+    return {
+        "findings": len(findings),
+        "by_severity": {s.value: by_sev.get(s.value, 0) for s in Severity},
+        "by_check": dict(sorted(by_check.items())),
+        "rows_affected": len(rows),
+    }
+
+
+def worst_severity(findings: Iterable[Finding]) -> Severity | None:
+    worst: Severity | None = None
+    for f in findings:
+        sev = Severity(f.severity)
+        if worst is None or sev.rank > worst.rank:
+            worst = sev
+    return worst
+
+
+def fails(findings: Iterable[Finding], fail_on: Severity | str) -> bool:
+    """True when any finding is at or above ``fail_on`` (the CI gate)."""
+    threshold = Severity(fail_on)
+    return any(Severity(f.severity).rank >= threshold.rank for f in findings)
+
+
+def dumps(payload: Any) -> str:
+    """Canonical JSON: sorted keys, fixed separators, so identical input is byte-identical."""
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, indent=2, default=_default) + "\n"
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Finding):
+        return obj.to_dict()
+    if isinstance(obj, RowRef):
+        return obj.to_dict()
+    if isinstance(obj, Enum):
+        return obj.value
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "__dataclass_fields__"):
+        return asdict(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
