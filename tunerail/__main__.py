@@ -1,0 +1,5 @@
+import sys
+
+from tunerail.cli import main
+
+sys.exit(main())

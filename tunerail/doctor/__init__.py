@@ -1,0 +1,5 @@
+"""`tunerail doctor`: audit a dataset before any compute is spent.
+
+The entry function ``doctor()`` (in ``recipe.py``) loads the records, runs every registered
+check (``registry.py``) and returns a ``DoctorResult``; the CLI only prints and writes it.
+"""
