@@ -1,0 +1,52 @@
+"""The check registry: each check is a small function ``(ctx) -> list[Finding]`` with a stable code.
+
+A check module registers its functions with ``@register``; ``CHECK_MODULES`` lists the modules
+the doctor imports. A check whose inputs are unavailable (no labels, semantic checks switched
+off) returns nothing; a check that crashes becomes an error finding, never silence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Callable
+
+from tunerail.doctor.context import CheckContext
+from tunerail.findings import Finding
+
+CheckFn = Callable[[CheckContext], list[Finding]]
+
+
+@dataclass(frozen=True)
+class Check:
+    code: str  # stable short code, e.g. DOC010
+    name: str  # dotted name, e.g. duplicates.exact
+    func: CheckFn
+    description: str  # what it catches (first docstring line)
+    needs: frozenset[str] = field(default_factory=frozenset)  # "embeddings", "tokenizer", "labels"
+
+
+_REGISTRY: dict[str, Check] = {}
+
+# Modules whose import registers checks (order = report order).
+CHECK_MODULES: list[str] = []
+
+
+def register(code: str, name: str, needs: tuple[str, ...] = ()) -> Callable[[CheckFn], CheckFn]:
+    """Decorator: add a check to the registry under a stable code and dotted name."""
+
+    def decorate(func: CheckFn) -> CheckFn:
+        if code in _REGISTRY and _REGISTRY[code].func is not func:
+            raise ValueError(f"check code {code} registered twice ({_REGISTRY[code].name}, {name})")
+        doc = (func.__doc__ or name).strip().splitlines()[0]
+        _REGISTRY[code] = Check(code, name, func, doc, frozenset(needs))
+        return func
+
+    return decorate
+
+
+def all_checks() -> list[Check]:
+    """Every registered check, importing the check modules on first use."""
+    for module in CHECK_MODULES:
+        import_module(module)
+    return sorted(_REGISTRY.values(), key=lambda c: c.code)
