@@ -1,0 +1,185 @@
+"""`tunerail run`: doctor -> split -> train -> eval with one config, resumable step by step.
+
+Each step records the hash of its inputs (the config sections it reads + the content of its
+input files) in ``<out>/<step>/step.json``; when a later run finds the same hash and the step's
+outputs intact, the step is skipped. Change the data, and every step re-runs; change only
+``eval``, and only eval re-runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tunerail.config import TunerailConfig, load_config
+from tunerail.errors import GuardrailError, Problem, TunerailError
+from tunerail.findings import Finding, Severity
+from tunerail.store import Store, hash_file, write_atomic
+
+STEPS = ("doctor", "split", "leakage", "train", "eval")
+
+
+@dataclass
+class StepRecord:
+    name: str
+    inputs_hash: str
+    outputs: dict[str, str]
+    seconds: float
+    skipped: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineResult:
+    config: TunerailConfig
+    out_dir: Path
+    steps: list[StepRecord]
+    verdict: str | None = None
+    report: Path | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+
+def _hash_inputs(config_part: Any, files: list[Path]) -> str:
+    digest = hashlib.sha256(json.dumps(config_part, sort_keys=True, default=str).encode())
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(hash_file(path).encode() if path.is_file() else b"missing")
+    return digest.hexdigest()
+
+
+def _cached(step_dir: Path, inputs_hash: str) -> StepRecord | None:
+    record = step_dir / "step.json"
+    if not record.exists():
+        return None
+    data = json.loads(record.read_text())
+    if data.get("inputs_hash") != inputs_hash:
+        return None
+    if not all(Path(p).exists() for p in data.get("outputs", {}).values()):
+        return None
+    return StepRecord(data["name"], inputs_hash, data["outputs"], 0.0, True, data.get("summary", {}))
+
+
+def _run_step(name: str, step_dir: Path, inputs_hash: str, force: bool,
+              body: Callable[[], tuple[dict[str, str], dict[str, Any], Any]],
+              on_event: Callable[[str, str], None]) -> tuple[StepRecord, Any]:
+    if not force:
+        cached = _cached(step_dir, inputs_hash)
+        if cached is not None:
+            on_event(name, "skipped (inputs unchanged)")
+            return cached, None
+    on_event(name, "running")
+    start = time.perf_counter()
+    outputs, summary, result = body()
+    record = StepRecord(name, inputs_hash, {k: str(v) for k, v in outputs.items()}, time.perf_counter() - start,
+                        False, summary)
+    write_atomic(step_dir / "step.json", json.dumps(record.__dict__, indent=2, sort_keys=True, default=str))
+    on_event(name, f"done in {record.seconds:.0f} s")
+    return record, result
+
+
+def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
+        on_event: Callable[[str, str], None] | None = None) -> PipelineResult:
+    """Run the whole guarded pipeline and return every step's record and the verdict."""
+    if not isinstance(config, TunerailConfig):
+        config = load_config(config)
+    on_event = on_event or (lambda step, message: None)
+    data_path = config.resolve(config.data.path)
+    if data_path is None:
+        raise TunerailError(Problem("no training data configured", field="data.path",
+                                    fix="set data.path in the config (relative to the config file)"))
+    base = Path(config.source).parent if config.source else Path.cwd()
+    out = Path(out_dir) if out_dir else base / "runs" / config.project
+    store = Store(config.resolve(config.store.path) or config.store.path)
+    steps: list[StepRecord] = []
+    results: dict[str, Any] = {}
+    cfg_json = config.model_dump(mode="json")
+
+    # 1. doctor: audit the raw data, quarantine malformed rows, drop duplicates (safe fixes only).
+    from tunerail.doctor import doctor
+
+    doctor_dir = out / "doctor"
+    h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "model", "doctor", "criteria")}, [data_path])
+
+    def do_doctor():
+        result = doctor(data_path, config, out_dir=doctor_dir, fix=True)
+        return ({"findings": doctor_dir / "findings.json", "clean": doctor_dir / "clean.jsonl",
+                 "report": doctor_dir / "report.html"}, dict(result.summary), result)
+
+    rec, results["doctor"] = _run_step("doctor", doctor_dir, h, force, do_doctor, on_event)
+    steps.append(rec)
+    clean = Path(rec.outputs["clean"])
+
+    # 2. split: before any fitting or augmentation; clusters and groups stay whole; test is frozen.
+    from tunerail.split import split
+
+    split_dir = out / "split"
+    h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "split", "criteria", "doctor")}, [clean])
+
+    def do_split():
+        result = split(clean, config, out_dir=split_dir, store=store)
+        return ({name: split_dir / f"{name}.jsonl" for name in ("train", "validation", "test")}
+                | {"split_json": split_dir / "split.json"}, {}, result)
+
+    rec, results["split"] = _run_step("split", split_dir, h, force, do_split, on_event)
+    steps.append(rec)
+    paths = {k: Path(v) for k, v in rec.outputs.items()}
+
+    # 3. leakage between the splits: must be empty after a grouped split.
+    from tunerail.split.leakage import leakage
+
+    leak_dir = out / "leakage"
+    h = _hash_inputs({k: cfg_json[k] for k in ("data", "doctor")}, [paths["train"], paths["validation"], paths["test"]])
+
+    def do_leakage():
+        result = leakage({"train": paths["train"], "validation": paths["validation"], "test": paths["test"]},
+                         config=config, out_dir=leak_dir)
+        return {"leakage": leak_dir / "leakage.json"}, {}, result
+
+    rec, results["leakage"] = _run_step("leakage", leak_dir, h, force, do_leakage, on_event)
+    steps.append(rec)
+
+    # 4. train: LoRA with every guardrail on.
+    from tunerail.train import train
+
+    train_dir = out / "train"
+    h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "model", "prompts", "train", "budget")},
+                     [paths["train"], paths["validation"]])
+
+    def do_train():
+        result = train(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=train_dir,
+                       store=store)
+        return {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"}, {
+            "stopped_reason": result.stopped_reason, "best_step": result.best_step}, result
+
+    rec, results["train"] = _run_step("train", train_dir, h, force, do_train, on_event)
+    steps.append(rec)
+    adapter = Path(rec.outputs["adapter"])
+
+    # 5. eval: criteria, baseline, forgetting, verdict and report.
+    from tunerail.eval import evaluate
+
+    eval_dir = out / "eval"
+    h = _hash_inputs({k: cfg_json[k] for k in ("task", "model", "prompts", "criteria", "eval")},
+                     [paths["test"], paths["split_json"], Path(rec.outputs["train_json"]),
+                      doctor_dir / "findings.json", leak_dir / "leakage.json"]
+                     + sorted(p for p in adapter.rglob("*") if p.is_file()))
+
+    def do_eval():
+        result = evaluate(config, test_data=paths["test"], adapter_dir=adapter, out_dir=eval_dir,
+                          train_json=Path(rec.outputs["train_json"]), split_json=paths["split_json"],
+                          doctor_findings=doctor_dir / "findings.json", leakage_findings=leak_dir / "leakage.json")
+        return {"report": eval_dir / "report.html", "report_json": eval_dir / "report.json"}, {
+            "verdict": result.verdict}, result
+
+    rec, results["eval"] = _run_step("eval", eval_dir, h, force, do_eval, on_event)
+    steps.append(rec)
+    verdict = rec.summary.get("verdict")
+    return PipelineResult(config, out, steps, verdict, Path(rec.outputs["report"]), results)
