@@ -18,12 +18,19 @@ from tunerail.findings import Finding, Severity
 _OBJECTS = (r"(?:sentences?|text|paragraphs?|passage|article|story|poem|statement|words?|phrases?|quotes?|"
             r"equation|expression|list|data|dataset|table|email|letter|review|tweet|code|program|function|"
             r"snippet|document|essay|input|numbers?|song|lyrics|dialogue|conversation|string|array|query|"
-            r"product|description|argument|excerpt|headline|title|recipe|name|items?|set)")
+            r"product|description|argument|excerpt|headline|title|recipe|name|items?|set|noun|verb|adjective|"
+            r"city|country|animal|company|organi[sz]ation|project|job|design|post|message|news|report|events?|"
+            r"situation|scenario|topic|context|book|movie|character|person|question|answer|options?|choices?|"
+            r"pairs?|examples?|values?|address|url|link|image|picture|photo|speech|note|instructions|summary|"
+            r"facts?|information|shade|color|colour|website|plan|proposal|program)")
 _REFERS = re.compile(
-    rf"\b(?:the following|the given|this|these|the provided|the above|the below|given)\s+(?:\w+\s+){{0,2}}?{_OBJECTS}\b"
-    rf"|\b{_OBJECTS}\s+(?:below|provided|given)\b|\bbelow\s*[:.]?\s*$|\bthe following\s*[:.]?\s*$",
+    rf"\b(?:the following|the given|the provided|the above|the below)\b"
+    rf"|(?<!\ba )(?<!\ban )(?<!\bany )\bgiven\s+(?:[\w’'-]+\s+){{0,2}}?{_OBJECTS}\b"
+    rf"|\b(?:this|these)\s+(?:[\w’'-]+\s+){{0,2}}?{_OBJECTS}\b"
+    rf"|\b{_OBJECTS}\s+(?:below|provided|given)\b|\bbelow\s*[:.]?\s*$",
     re.IGNORECASE)
-_INLINE_CONTENT = re.compile(r"[:\"“]\s*\S+(?:\s+\S+)")
+# Content given inline after the reference: "...sentence: I goes home", "...the quote \"...\"".
+_INLINE_CONTENT = re.compile(r"[:\n]\s*\S+(?:\s+\S+)?|[\"“‘'][^\"”’']{2,}[\"”’']")
 
 
 @register("DOC025", "instruct.missing_input")
@@ -41,7 +48,7 @@ def missing_input(ctx: CheckContext) -> list[Finding]:
         if extra.strip() and not _is_empty_marker(extra):
             continue
         match = _REFERS.search(instruction)
-        if match and not _INLINE_CONTENT.search(instruction[match.end():]):
+        if match and not _INLINE_CONTENT.search(instruction[match.start():]):
             out.append(Finding("instruct.missing_input", Severity.WARNING,
                                f"instruction refers to {match.group(0).strip()!r} but the input is empty: \"{excerpt(instruction)}\"",
                                "add the input the instruction refers to, or drop the row",
