@@ -14,7 +14,7 @@ from tunerail.findings import Finding, Severity
 Z95 = 1.96
 
 
-def test_rows_needed(margin: float, p: float = 0.5) -> int:
+def rows_needed_for_margin(margin: float, p: float = 0.5) -> int:
     """Rows a test set needs so the 95 % CI of an accuracy has half-width <= ``margin``.
 
     Normal approximation n = z^2 p (1 - p) / margin^2, worst case p = 0.5: 385 rows for ±5 points.
@@ -103,7 +103,7 @@ def eval_split(ctx: CheckContext) -> list[Finding]:
     if n == 0:
         return []
     margin = ctx.config.criteria.margin
-    needed = test_rows_needed(margin)
+    needed = rows_needed_for_margin(margin)
     split = ctx.config.split
     test_rows = math.floor(n * split.test)
     val_rows = math.ceil(n * max(0.1, split.validation))
