@@ -33,7 +33,8 @@ def exact_duplicates(ctx: CheckContext) -> list[Finding]:
         first = ctx.records[members[0]]
         out.append(Finding(
             "duplicates.exact", Severity.WARNING,
-            f"{len(members)} rows are identical after normalisation (first at line {first.line}): \"{excerpt(first.text)}\"",
+            f"{len(members)} rows are identical after normalisation (first at line {first.line}): "
+            f"\"{excerpt(first.prompt)}\" → \"{excerpt(first.completion, 40)}\"",
             "keep one row per cluster (--fix keeps the first)",
             rows=refs(ctx.records, members), cluster=f"exact-{key[:10]}",
             details={"fix_action": "drop_except_first", "size": len(members)}))

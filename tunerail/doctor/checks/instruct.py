@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from tunerail.doctor.checks._common import answer_field, excerpt, instruction_parts
+from tunerail.doctor.checks._common import answer_field, excerpt, instruction_parts, is_generation
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -30,7 +30,7 @@ _REFERS = re.compile(
     rf"|\b{_OBJECTS}\s+(?:below|provided|given)\b|\bbelow\s*[:.]?\s*$",
     re.IGNORECASE)
 # Content given inline after the reference: "...sentence: I goes home", "...the quote \"...\"".
-_INLINE_CONTENT = re.compile(r"[:\n]\s*\S+(?:\s+\S+)?|[\"“‘'][^\"”’']{2,}[\"”’']")
+_INLINE_CONTENT = re.compile(r"[:\n]\s*\S+(?:\s+\S+)?|[\"“‘'][^\"”’']{2,}[\"”’']|\([^()]*\d[^()]*\)")
 
 
 @register("DOC025", "instruct.missing_input")
@@ -73,6 +73,8 @@ def unseen_input(ctx: CheckContext) -> list[Finding]:
     Tasks about URLs themselves ("extract the domain") are not flagged. Fix: paste the content
     the task needs, or drop the row.
     """
+    if not is_generation(ctx):
+        return []  # a classified message may well contain a link
     out = []
     for rec in ctx.records:
         instruction, extra, _ = instruction_parts(rec, ctx)
@@ -176,16 +178,23 @@ def merged(ctx: CheckContext) -> list[Finding]:
 _CODE_REF = re.compile(r"\b(?:this|the following|the given|given|the below|the above|the provided)\s+(?:\w+\s+)?"
                        r"(?:code|program|function|snippet|script|query|class|method|algorithm implementation)\b"
                        r"|\b(?:code|program|function|snippet|script)\s+(?:below|provided|given)\b", re.IGNORECASE)
-_CODE_ASK = re.compile(r"\b(?:write|create|generate|implement|construct|develop|design|compose|code)\s+(?:a|an|the|some)?\s*"
-                       r"(?:\w+\s+){0,3}?(?:code|program|function|script|class|method|snippet|sql query|query|algorithm in \w+)\b",
-                       re.IGNORECASE)
+_LANGS = r"(?:python|java|javascript|typescript|c\+\+|c#|c|sql|html|css|ruby|go|golang|rust|php|swift|kotlin|bash|shell|r|matlab|scala|perl)"
+_CODE_ASK = re.compile(rf"\b(?:write|create|generate|implement|construct|develop|compose|code)\s+(?:a|an|the|some)?\s*"
+                       rf"(?:\w+\s+){{0,3}}?(?:{_LANGS}\s+(?:code|program|function|script|query|class|method)|program|"
+                       rf"function|script|snippet|piece of code|code snippet|sql query)\b", re.IGNORECASE)
 _CODE_TOKENS = re.compile(r"[{};]|\bdef |\breturn\b|\bfunction\b|\bimport |\bprint\s*\(|\bSELECT\b|\bFROM\b|"
                           r"\bfor\s*\(|\bfor \w+ in\b|\bwhile\s*\(|#include|=>|console\.log|\bpublic\b|\bint \w|"
                           r"\w+\([^()]*\)|\w+\s*=\s*\S|</?\w+>|```")
 
 
+_STRONG_CODE = re.compile(r"console\.log|\bdef \w+\(|#include|```|\bprint\s*\(|\breturn\b|\bSELECT\b[\s\S]+\bFROM\b|"
+                          r"\bfunction\s*\w*\s*\(|\bpublic\s+(?:static|class|void)|=>|^\s*import \w+", re.IGNORECASE | re.MULTILINE)
+
+
 def looks_like_code(text: str) -> bool:
-    """Two or more distinct code tokens (braces, ``def``, ``return``, assignments, calls...)."""
+    """One unmistakable code construct, or two distinct code tokens (braces, assignments, calls...)."""
+    if _STRONG_CODE.search(text):
+        return True
     return len({m.group(0).strip()[:6] for m in _CODE_TOKENS.finditer(text)}) >= 2
 
 
@@ -196,6 +205,8 @@ def code_missing(ctx: CheckContext) -> list[Finding]:
     Anti-pattern (Alpaca): the code was lost when the data was generated; the answer describes
     code that is not there. Fix: add the code or drop the row.
     """
+    if not is_generation(ctx):
+        return []  # "this program" in a customer query is not a code task
     out = []
     for rec in ctx.records:
         instruction, extra, answer = instruction_parts(rec, ctx)

@@ -7,6 +7,7 @@ download, works offline). Identification on a few words is unreliable, so rows s
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import lru_cache
 from typing import Any
@@ -48,6 +49,10 @@ def distribution(langs: list[tuple[str, float] | None], min_confidence: float) -
     return Counter(lang for item in langs if item is not None for lang, score in [item] if score >= min_confidence)
 
 
+_TRANSLATION = re.compile(r"\btranslat|\bin (?:german|french|spanish|italian|portuguese|chinese|japanese|korean|russian|arabic|hindi|dutch)\b",
+                          re.IGNORECASE)
+
+
 @register("DOC043", "language.mismatch")
 def mismatch(ctx: CheckContext) -> list[Finding]:
     """Rows confidently identified as another language than the dataset's (or ``doctor.language``).
@@ -64,6 +69,8 @@ def mismatch(ctx: CheckContext) -> list[Finding]:
         return []
     out = []
     for rec, item in zip(ctx.records, langs):
+        if _TRANSLATION.search(rec.prompt):
+            continue  # translation tasks contain other languages by design
         if item is not None and item[0] != expected and item[1] >= conf:
             out.append(Finding("language.mismatch", Severity.WARNING,
                                f"row is in '{item[0]}' (confidence {item[1]:.2f}), the dataset is in '{expected}'",

@@ -80,6 +80,7 @@ _OPEN_END = (",", ":", "(", "[", "{", "/", "“", "‘", "-", "–", "&", "+", "
 _CLOSED = (".", "!", "?", "…", "。", "\"", "'", "”", "’", ")", "]", "}", "*", "`", ":", ";")
 _WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Z]\.|[IVX]+\.)\s*")
+_ATTRIBUTION = re.compile(r"[.!?\"”’']\s*[-–—]+\s*\w[\w .'-]*$")  # a quote's author: "... world." - Gandhi
 _SENTENCE_END = re.compile(r"[.!?]\s+(?=\S)")
 
 
@@ -107,7 +108,7 @@ def cut_off_reason(answer: str, min_words: int = 12) -> str | None:
     words = _WORDS.findall(last_line)
     if not words or not text[-1].isalnum():
         return None
-    if "#" in last_line.split()[-1] or "|" in last_line or "```" in text:
+    if "#" in last_line.split()[-1] or "|" in last_line or "```" in text or _ATTRIBUTION.search(last_line):
         return None
     if words[-1].lower() in _DANGLING and len(words) >= 3:
         return f"ends with the word {words[-1]!r}"
