@@ -30,7 +30,7 @@ _REFERS = re.compile(
     rf"|\b{_OBJECTS}\s+(?:below|provided|given)\b|\bbelow\s*[:.]?\s*$",
     re.IGNORECASE)
 # Content given inline after the reference: "...sentence: I goes home", "...the quote \"...\"".
-_INLINE_CONTENT = re.compile(r"[:\n]\s*\S+(?:\s+\S+)?|[\"“‘'][^\"”’']{2,}[\"”’']|\([^()]*\d[^()]*\)")
+_INLINE_CONTENT = re.compile(r"[:\n?]\s*\S+(?:\s+\S+)?|[\"“‘'][^\"”’']{2,}[\"”’']|\([^()]*\d[^()]*\)")
 
 
 @register("DOC025", "instruct.missing_input")
@@ -150,7 +150,7 @@ def empty_input_marker(ctx: CheckContext) -> list[Finding]:
     return out
 
 
-_MERGED = re.compile(r"(?:^|\n)\s*(?:#{1,4}\s*\n?\s*)?(?:\d{1,3}\s*[.)]\s*)?(?:instruction|input|output|response)\s*:",
+_MERGED = re.compile(r"(?:^|\n)\s*(?:#{1,4}\s*\n?\s*)?(?:\d{1,3}\s*[.)]\s*)?(?:###\s*)?instruction\s*:",
                      re.IGNORECASE)
 _NUMBERED_MERGED = re.compile(r"(?:^|\n)\s*#{1,4}\s*\n\s*\d{1,3}\s*\.\s*\w|(?:^|\n)\s*\d{1,3}\s*\.\s*(?:instruction|input|output)\s*:",
                               re.IGNORECASE)
@@ -176,12 +176,12 @@ def merged(ctx: CheckContext) -> list[Finding]:
 
 
 _CODE_REF = re.compile(r"\b(?:this|the following|the given|given|the below|the above|the provided)\s+(?:\w+\s+)?"
-                       r"(?:code|program|function|snippet|script|query|class|method|algorithm implementation)\b"
-                       r"|\b(?:code|program|function|snippet|script)\s+(?:below|provided|given)\b", re.IGNORECASE)
+                       r"(?:code|program|function|snippet|(?:python|java|javascript|sql|bash|shell) script|sql query|method)\b"
+                       r"|\b(?:code|program|function|snippet)\s+(?:below|provided|given)\b", re.IGNORECASE)
 _LANGS = r"(?:python|java|javascript|typescript|c\+\+|c#|c|sql|html|css|ruby|go|golang|rust|php|swift|kotlin|bash|shell|r|matlab|scala|perl)"
-_CODE_ASK = re.compile(rf"\b(?:write|create|generate|implement|construct|develop|compose|code)\s+(?:a|an|the|some)?\s*"
+_CODE_ASK = re.compile(rf"\b(?:write|create|generate|implement|construct|develop|compose)\s+(?:a|an|the|some)?\s*"
                        rf"(?:\w+\s+){{0,3}}?(?:{_LANGS}\s+(?:code|program|function|script|query|class|method)|program|"
-                       rf"function|script|snippet|piece of code|code snippet|sql query)\b", re.IGNORECASE)
+                       rf"function|snippet|piece of code|code snippet|sql query)\b", re.IGNORECASE)
 _CODE_TOKENS = re.compile(r"[{};]|\bdef |\breturn\b|\bfunction\b|\bimport |\bprint\s*\(|\bSELECT\b|\bFROM\b|"
                           r"\bfor\s*\(|\bfor \w+ in\b|\bwhile\s*\(|#include|=>|console\.log|\bpublic\b|\bint \w|"
                           r"\w+\([^()]*\)|\w+\s*=\s*\S|</?\w+>|```")

@@ -81,6 +81,7 @@ _CLOSED = (".", "!", "?", "…", "。", "\"", "'", "”", "’", ")", "]", "}", 
 _WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Z]\.|[IVX]+\.)\s*")
 _ATTRIBUTION = re.compile(r"[.!?\"”’']\s*[-–—]+\s*\w[\w .'-]*$")  # a quote's author: "... world." - Gandhi
+_SIGN_OFF = re.compile(r"^(?:sincerely|regards|best|best regards|kind regards|warm regards|yours|yours truly|thanks|thank you|cheers|love|respectfully)\b.{0,20}$", re.I)
 _SENTENCE_END = re.compile(r"[.!?]\s+(?=\S)")
 
 
@@ -110,6 +111,12 @@ def cut_off_reason(answer: str, min_words: int = 12) -> str | None:
         return None
     if "#" in last_line.split()[-1] or "|" in last_line or "```" in text or _ATTRIBUTION.search(last_line):
         return None
+    if len(lines) > 1 and _SIGN_OFF.match(lines[-2]):
+        return None  # a letter's signature
+    from tunerail.doctor.checks.instruct import looks_like_code
+
+    if looks_like_code(text):
+        return None  # code ends without prose punctuation
     if words[-1].lower() in _DANGLING and len(words) >= 3:
         return f"ends with the word {words[-1]!r}"
     prior = lines[:-1]
