@@ -109,7 +109,7 @@ def cut_off_reason(answer: str, min_words: int = 12) -> str | None:
     words = _WORDS.findall(last_line)
     if not words or not text[-1].isalnum():
         return None
-    if "#" in last_line.split()[-1] or "|" in last_line or "```" in text or _ATTRIBUTION.search(last_line):
+    if re.search(r"(?:https?://|www\.)\S+$", last_line) or "#" in last_line.split()[-1] or "|" in last_line or "```" in text or _ATTRIBUTION.search(last_line):
         return None
     if len(lines) > 1 and _SIGN_OFF.match(lines[-2]):
         return None  # a letter's signature
