@@ -6,6 +6,7 @@ Jinja2 autoescaping; plots are inline SVG from ``tunerail.report.plots``.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections import Counter
 from pathlib import Path
@@ -23,10 +24,10 @@ MAX_EXAMPLE_CHARS = 600
 
 def report_context(result: "DoctorResult", ctx: CheckContext) -> dict[str, Any]:
     """Everything the template shows, as plain data."""
-    texts = {r.index: r.text for r in ctx.records}
+    texts = {r.index: f"{r.prompt}\n  ⇒ {r.completion}" for r in ctx.records}
     for rej in ctx.rejections:
         texts[rej.ref.index] = json.dumps(rej.data, ensure_ascii=False) if rej.data is not None else f"(line {rej.ref.line} could not be parsed: {rej.reason})"
-    descriptions = {c.name: (c.func.__doc__ or "").strip() for c in all_checks()}
+    descriptions = {c.name: inspect.cleandoc(c.func.__doc__ or "") for c in all_checks()}
     max_examples = ctx.config.doctor.max_examples
     groups = []
     for group in result.by_check():

@@ -88,7 +88,7 @@ def unseen_input(ctx: CheckContext) -> list[Finding]:
             bare = url is not None and len(_URL.sub("", source).split()) <= (3 if extra.strip() else 12)
             if not bare or _ABOUT_URLS.search(instruction):
                 continue
-            what = f"only a URL ({url.group(0)[:60]})"
+            what = f"only a URL ({url.group(0).rstrip(').,;]')[:60]})"
         out.append(Finding("instruct.unseen_input", Severity.WARNING,
                            f"the prompt gives {what}: the model cannot see that content and the answer is invented",
                            "paste the content the task needs (the text, a description of the image) or drop the row",
