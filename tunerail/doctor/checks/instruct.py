@@ -187,7 +187,7 @@ _CODE_TOKENS = re.compile(r"[{};]|\bdef |\breturn\b|\bfunction\b|\bimport |\bpri
                           r"\w+\([^()]*\)|\w+\s*=\s*\S|</?\w+>|```")
 
 
-_STRONG_CODE = re.compile(r"console\.log|\bdef \w+\(|#include|```|\bprint\s*\(|\breturn\b|\bSELECT\b[\s\S]+\bFROM\b|"
+_STRONG_CODE = re.compile(r"console\.log|\bdef \w+\(|#include|```|\bprint\s*\(|\bSELECT\b[\s\S]+\bFROM\b|"
                           r"\bfunction\s*\w*\s*\(|\bpublic\s+(?:static|class|void)|=>|^\s*import \w+", re.IGNORECASE | re.MULTILINE)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from tunerail.doctor.checks._common import answer_field, excerpt, is_generation
+from tunerail.doctor.checks.instruct import looks_like_code
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -113,9 +114,7 @@ def cut_off_reason(answer: str, min_words: int = 12) -> str | None:
         return None
     if len(lines) > 1 and _SIGN_OFF.match(lines[-2]):
         return None  # a letter's signature
-    from tunerail.doctor.checks.instruct import looks_like_code
-
-    if looks_like_code(text):
+    if looks_like_code(last_line):
         return None  # code ends without prose punctuation
     if words[-1].lower() in _DANGLING and len(words) >= 3:
         return f"ends with the word {words[-1]!r}"
