@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from doctor_helpers import alpaca, banking, run, write_csv, write_jsonl
+from doctor_helpers import alpaca, banking, write_csv, write_jsonl
 from tunerail.cli import main
 from tunerail.config import TunerailConfig
 from tunerail.data.records import Record
