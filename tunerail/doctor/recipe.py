@@ -115,6 +115,20 @@ def doctor(data: str | Path, config: TunerailConfig | None = None, *, out_dir: s
     Raises
     ------
     DataError when the file cannot be read at all (single bad rows become findings).
+
+    Notes
+    -----
+    ``findings.json`` is byte-identical for the same input and config; ``rows_in`` always
+    equals ``records + len(rejections)`` and, with ``fix``, ``kept + quarantined``.
+
+    Examples
+    --------
+    >>> import tunerail
+    >>> result = tunerail.doctor("examples/banking77/train.csv", semantic=False)  # doctest: +SKIP
+    >>> [(g["check"], g["rows"]) for g in result.by_check()]  # doctest: +SKIP
+    [('size.eval_split', 0), ('language.distribution', 0)]
+    >>> result.fails("error")  # doctest: +SKIP
+    False
     """
     defaulted = config is None
     config = config or TunerailConfig()
