@@ -25,6 +25,7 @@ def _planted_file(tmp_path, shared_data):
     rows[11]["output"] = "<nooutput>"
     rows[12]["output"] = ""
     rows[20]["output"] = "Click <script>alert(1)</script> then </script><b>bold</b>"
+    rows[30]["output"] += " My key is AKIAIOSFODNN7EXAMPLE, mail jo.kim@gmail.com."
     return write_jsonl(tmp_path / "data.jsonl", rows)
 
 
@@ -89,6 +90,7 @@ def test_report_html_escapes_every_data_string(tmp_path, shared_data):
     assert "<script" not in html and "</script>" not in html and "<b>bold" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "format.markup" in html and "duplicates.exact" in html and "<svg" in html
+    assert "secrets.token" in html and "AKIAIOSFODNN7EXAMPLE" not in html and "jo.kim@gmail.com" not in html  # masked examples
 
 
 def test_crashing_check_becomes_an_error_finding(tmp_path, monkeypatch, banking_example):

@@ -240,7 +240,7 @@ def _probe(load: Callable[[], Any]) -> str | None:
         load()
     except TunerailError as exc:
         return f"model unavailable: {exc.problems[0].message}"
-    except (OSError, ValueError, ImportError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever breaks the load, the dependent checks are skipped and say why
         return f"model unavailable: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return None
 

@@ -38,7 +38,7 @@ def report_context(result: "DoctorResult", ctx: CheckContext) -> dict[str, Any]:
                 "severity": f.severity.value if hasattr(f.severity, "value") else str(f.severity),
                 "message": f.message, "fix": f.fix, "cluster": f.cluster,
                 "rows": [f"{r.index} (line {r.line})" for r in f.rows[:20]], "more_rows": max(0, len(f.rows) - 20),
-                "examples": [{"where": f"row {r.index}, line {r.line}", "text": _clip(texts.get(r.index, ""))}
+                "examples": [{"where": f"row {r.index}, line {r.line}", "text": _clip(texts.get(r.index, ""), ctx.config.doctor.phone_region)}
                              for r in f.rows[:max_examples]],
             })
         groups.append({**group, "description": descriptions.get(group["check"], ""), "entries": shown,
@@ -53,8 +53,12 @@ def write_report(result: "DoctorResult", ctx: CheckContext, path: str | Path) ->
     return render_to(path, "doctor.html", **report_context(result, ctx))
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + " …"
+def _clip(text: str, phone_region: str = "US") -> str:
+    """A shortened example with personal data and secrets masked: reports get shared (CI artifacts)."""
+    from tunerail.doctor.checks.pii import mask
+
+    text = text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + " …"
+    return mask(text, phone_region)
 
 
 def _plots(result: "DoctorResult", ctx: CheckContext) -> list[dict[str, str]]:
