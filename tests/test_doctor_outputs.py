@@ -141,3 +141,12 @@ def test_cli_exit_codes(tmp_path, shared_data, banking_example, capsys):
 
     cfg.write_text(f"task: classification\ndata:\n  path: {csv_path.name}\ndoctor:\n  disabled_checks: [lengths.truncated]\n")
     assert main(["doctor", "--config", str(cfg), "--out", out, "--no-semantic"]) == 0
+
+
+def test_unknown_disabled_check_is_a_config_error(banking_example):
+    import pytest
+
+    from tunerail.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="did you mean 'pii.phone'"):
+        doctor(banking_example, TunerailConfig(doctor={"disabled_checks": ["pii.phon"]}), semantic=False)

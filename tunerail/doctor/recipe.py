@@ -165,6 +165,7 @@ def _run_checks(ctx: CheckContext, semantic: bool, progress: Progress | None,
                 timings: dict[str, float]) -> tuple[list[Finding], list[str], list[SkippedCheck]]:
     checks = all_checks()
     disabled = set(ctx.config.doctor.disabled_checks)
+    _reject_unknown(disabled, checks)
     findings: list[Finding] = []
     ran: list[str] = []
     skipped: list[SkippedCheck] = []
@@ -189,6 +190,22 @@ def _run_checks(ctx: CheckContext, semantic: bool, progress: Progress | None,
     if progress is not None:
         progress("done", len(checks), len(checks))
     return findings, ran, skipped
+
+
+def _reject_unknown(disabled: set[str], checks: list[Check]) -> None:
+    """A typo in ``doctor.disabled_checks`` must not leave a check silently running (or not)."""
+    import difflib
+
+    from tunerail.errors import ConfigError, Problem
+
+    known = {c.name for c in checks} | {c.code for c in checks}
+    problems = []
+    for name in sorted(disabled - known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        problems.append(Problem(f"unknown check {name!r}", field="doctor.disabled_checks",
+                                fix=(f"did you mean '{close[0]}'? " if close else "") + "use a name or code from summary.checks_run in findings.json"))
+    if problems:
+        raise ConfigError(problems)
 
 
 def _run_one(check: Check, ctx: CheckContext) -> list[Finding]:
