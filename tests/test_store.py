@@ -53,3 +53,14 @@ def test_two_processes_writing_at_once_never_corrupt(tmp_path):
     assert len(store.list()) == 40
     assert store.verify() == []
     assert not list(Path(root).rglob("*.tmp")) and not list(Path(root).rglob(".incoming.*"))
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from tunerail.store import write_atomic
+
+    path = write_atomic(tmp_path / "report.html", "<p>x</p>")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode & stat.S_IRGRP, oct(mode)  # not the 0600 that mkstemp creates

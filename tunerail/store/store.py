@@ -18,6 +18,15 @@ from tunerail.errors import Problem, TunerailError
 CHUNK = 8 * 1024 * 1024
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_DEFAULT_MODE = _umask_mode()
+
+
 def hash_file(path: str | Path) -> str:
     """SHA-256 of a file, streamed in 8 MiB chunks."""
     digest = hashlib.sha256()
@@ -39,6 +48,7 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _DEFAULT_MODE)  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
