@@ -72,6 +72,13 @@ class DoctorConfig(_Section):
     language: str | None = Field(None, description="Expected language (ISO 639-1); default: the dataset's dominant language.")
     mask_pii: bool = Field(False, description="With --fix, replace personal data and secrets with placeholders.")
     disabled_checks: list[str] = Field(default_factory=list, description="Checks to skip, by name or code; recorded in the report.")
+    max_imbalance_ratio: float = Field(10.0, ge=1, description="Warn when the largest class has more than this many times the rows of the smallest.")
+    boilerplate_min_rows: int = Field(5, ge=2, description="An answer (of at least 5 words) repeated in this many rows is boilerplate.")
+    min_answer_chars: int = Field(2, ge=1, description="Answers with fewer non-space characters are reported as too short (generation tasks).")
+    min_language_chars: int = Field(40, ge=1, description="Language identification skips shorter rows, where it is unreliable.")
+    language_confidence: float = Field(0.8, gt=0, le=1, description="Report a row in another language only when the identifier is at least this sure.")
+    phone_region: str = Field("US", description="Region assumed for phone numbers written without a country code (ISO 3166 alpha-2).")
+    max_examples: int = Field(3, ge=0, description="Example rows shown per finding in report.html.")
 
 
 class SplitConfig(_Section):
