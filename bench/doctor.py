@@ -85,7 +85,7 @@ def synthetic_corpus(n: int, plant_rate: float = 0.02, max_edit: float = 0.15, s
     flat_arr = np.array(flat, dtype=np.int64)
     starts_arr = np.array(starts, dtype=np.int64)
     n_src = n - int(n * plant_rate)
-    lengths = np.clip(rng.lognormal(np.log(16), 0.7, n_src).astype(int), 4, 120)
+    lengths = np.clip(rng.lognormal(np.log(18), 0.6, n_src).astype(int), 6, 120)
     cur = starts_arr[rng.integers(0, len(starts_arr), n_src)]
     out = np.empty((n_src, lengths.max()), dtype=np.int64)
     for step in range(lengths.max()):
@@ -130,7 +130,7 @@ def _rensa_run(texts, threshold, num_perm, ngram):
     from tunerail.doctor.near_duplicates import clusters_from_pairs, near_duplicate_pairs
 
     t0 = time.perf_counter()
-    pairs = near_duplicate_pairs(texts, threshold, num_perm, ngram)
+    pairs = near_duplicate_pairs(texts, threshold, num_perm, ngram, spanning=True)
     clusters = clusters_from_pairs(len(texts), pairs)
     return time.perf_counter() - t0, pairs, clusters
 
