@@ -19,7 +19,9 @@ def likely_mislabeled(ctx: CheckContext) -> list[Finding]:
 
     A logistic regression on the prompt embeddings predicts each row's class out of sample
     (5-fold ``cross_val_predict``); cleanlab's ``find_label_issues`` flags rows whose given
-    label is unlikely under those probabilities, ranked by ``get_label_quality_scores``.
+    label is unlikely under those probabilities, plus rows whose cleanlab label quality
+    (self-confidence) is below 0.05 while another class is predicted; ranked by
+    ``get_label_quality_scores``, worst first.
     Anti-pattern: training on flipped labels teaches the confusion and caps accuracy. Fix:
     check the flagged rows (worst first) and relabel them with the suggested label if right.
     """
@@ -47,6 +49,7 @@ def likely_mislabeled(ctx: CheckContext) -> list[Finding]:
                      "confidence": round(float(probs[suggested]), 4),
                      "given_probability": round(float(probs[audit.given[k]]), 4),
                      "label_quality": round(float(audit.quality[k]), 4), "rank": rank,
+                     "flagged_by": "cleanlab" if audit.by_cleanlab[k] else "low_label_quality",
                      "folds": audit.folds}))
     return findings
 
