@@ -65,7 +65,7 @@ class BudgetConfig(_Section):
 
 class DoctorConfig(_Section):
     semantic: bool = Field(True, description="Run the embedding-based checks (semantic duplicates, outliers, mislabels).")
-    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity of word 5-gram shingles above which rows are near-duplicates.")
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of the rows' normalised word sets at or above which rows are near-duplicates (MinHash LSH finds candidates, exact Jaccard confirms).")
     semantic_duplicate_threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity of MiniLM embeddings above which rows are paraphrases.")
     min_rows_generation: int = Field(1000, ge=1, description="Warn below this many rows for generation tasks.")
     min_rows_per_class: int = Field(20, ge=1, description="Warn for classes with fewer rows (too few to learn or to test).")
@@ -336,7 +336,7 @@ budget:
 
 doctor:
   semantic: true                   # embedding checks (paraphrases, outliers, likely mislabels)
-  near_duplicate_threshold: 0.8    # MinHash Jaccard above which rows are near-duplicates
+  near_duplicate_threshold: 0.8    # word-set Jaccard at or above which rows are near-duplicates
   semantic_duplicate_threshold: 0.95
   mask_pii: false                  # with --fix: replace e-mails, phones, cards... by placeholders
 

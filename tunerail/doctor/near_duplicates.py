@@ -1,92 +1,318 @@
-"""Near-duplicate detection with MinHash LSH (rensa), clustered with union-find.
+"""Near-duplicate detection: rensa MinHash signatures, LSH banding in numpy, exact-Jaccard verification.
 
-No O(n^2) step: candidates come from LSH buckets, and each candidate pair is confirmed by
-its MinHash Jaccard estimate before it joins a cluster.
+How it scales to 1M rows (no O(n^2) step, memory bounded):
+
+1. Rows stream through in chunks: shingle, then sketch the chunk in one rensa batch call
+   (``RMinHash.digest_matrix_from_token_sets``). Of each signature we keep only what the later
+   steps need: one 64-bit hash per LSH band (b x 8 bytes) and the low byte of every MinHash
+   value (a b-bit fingerprint, num_perm bytes). 1M rows at 256 permutations: ~0.5 GB. rensa's
+   own ``RMinHashLSH`` index measured ~2.9 KB per row (32 bands), 2.9 GB at 1M rows, and its
+   candidates would still need the full signatures to check.
+2. Rows with an identical shingle set are collapsed first: only one representative is sketched,
+   so exact copies cannot form giant buckets; each copy is paired with its first occurrence.
+3. Candidates: per band, rows sorted by band hash; rows sharing a hash (a bucket) become
+   candidate pairs (in a bucket larger than ``_BUCKET_SPAN`` + 1, each row is paired with the
+   ``_BUCKET_SPAN`` rows after it: clusters stay connected, work stays linear).
+4. Candidates are screened by the fingerprint estimate of Jaccard (drop below threshold - 0.1,
+   four standard deviations at 256 permutations) and the survivors confirmed by the *exact*
+   Jaccard of their shingle sets, so a reported pair is never a MinHash false positive.
+   ``lsh_bands`` picks bands so that a pair at the threshold is a candidate with p >= 0.99.
+
+Shingling: the set of normalised words (``ngram=1``) by default. Measured on Banking77
+(10k intent queries of ~10 words, 300 rows with random word edits, exact Jaccard >= 0.8):
+word 1-grams keep 87-89 % of 5-10 % edits, word 3-grams 11-14 %, character 5-grams 28-39 %,
+character 3-grams 59-64 %. An n-gram shingle is destroyed by any edit inside it, so on a
+10-word text one substituted word removes 3 of 8 word 3-grams. On long texts the word set
+still separates unrelated rows (shared function words give Jaccard ~0.1-0.2) while tolerating
+15 % word edits, which word 3-grams do not (~0.4). ``ngram`` > 1 gives order-sensitive shingles.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
-from tunerail.data.records import normalize_text
+import numpy as np
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
+DEFAULT_NUM_PERM = 256
+DEFAULT_NGRAM = 1
+DEFAULT_CHUNK = 50_000
+_SEED = 42
+_BUCKET_SPAN = 32  # in a bigger bucket, each row is paired with this many rows after it
+_SCREEN_MARGIN = 0.1  # fingerprint estimate may undershoot the threshold by this much
+_PAIR_BATCH = 1 << 20
 
-def shingles(text: str, ngram: int = 3) -> list[str]:
-    """Word n-grams of the normalised text; texts shorter than ``ngram`` words are one shingle."""
-    words = _WORD.findall(normalize_text(text))
+Pair = tuple[int, int, float]
+Progress = Callable[[int, int], None]
+
+
+def shingles(text: str, ngram: int = DEFAULT_NGRAM) -> set[str]:
+    """Word n-grams of the normalised text (NFKC, casefold); shorter texts are one shingle."""
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())  # normalize_text minus spaces
+    if ngram <= 1:
+        return set(words) if words else {""}
     if len(words) <= ngram:
-        return [" ".join(words)] if words else [""]
-    return [" ".join(words[i:i + ngram]) for i in range(len(words) - ngram + 1)]
+        return {" ".join(words)}
+    return {" ".join(words[i:i + ngram]) for i in range(len(words) - ngram + 1)}
 
 
-def minhashes(texts: Sequence[str], num_perm: int = 128, ngram: int = 3, seed: int = 42) -> list:
+def jaccard(a: set[str], b: set[str]) -> float:
+    """Exact Jaccard similarity of two shingle sets."""
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter) if (a or b) else 1.0
+
+
+def minhashes(texts: Sequence[str], num_perm: int = DEFAULT_NUM_PERM, ngram: int = DEFAULT_NGRAM,
+              seed: int = _SEED) -> list:
+    """One ``rensa.RMinHash`` per text, built in a single batch call."""
     from rensa import RMinHash
 
-    out = []
-    for text in texts:
-        mh = RMinHash(num_perm=num_perm, seed=seed)
-        mh.update(shingles(text, ngram))
-        out.append(mh)
-    return out
+    return RMinHash.from_token_sets([list(shingles(t, ngram)) for t in texts], num_perm, seed)
 
 
-def _bands_for(threshold: float, num_perm: int) -> int:
-    """Pick the band count whose S-curve midpoint (1/b)^(1/r) is just below ``threshold``."""
-    best, best_gap = 1, float("inf")
-    for bands in range(1, num_perm + 1):
+def lsh_bands(threshold: float, num_perm: int, min_recall: float = 0.99) -> int:
+    """Bands b (rows per band r = num_perm / b) for an LSH at ``threshold``.
+
+    A pair with Jaccard s becomes a candidate with probability 1 - (1 - s^r)^b. We take the most
+    selective split (largest r, fewest spurious candidates to check) that still catches a pair
+    exactly at the threshold with probability >= ``min_recall``; pairs above it do even better.
+    E.g. threshold 0.8, 256 permutations: 32 bands of 8 (P = 0.997 at 0.8, 0.12 at 0.5, 0.002 at 0.3).
+    """
+    best = num_perm  # r = 1: every shared hash is a candidate (maximal recall)
+    for bands in range(num_perm, 0, -1):
         if num_perm % bands:
             continue
         rows = num_perm // bands
-        midpoint = (1 / bands) ** (1 / rows)
-        gap = threshold - midpoint
-        if 0 <= gap < best_gap:  # midpoint below threshold: favours recall; Jaccard check restores precision
-            best, best_gap = bands, gap
+        if 1 - (1 - threshold ** rows) ** bands >= min_recall:
+            best = bands
     return best
 
 
-def near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.8, num_perm: int = 128,
-                         ngram: int = 3) -> list[tuple[int, int, float]]:
-    """Pairs (i < j, estimated Jaccard) of texts at or above ``threshold``."""
-    from rensa import RMinHashLSH
-
-    hashes = minhashes(texts, num_perm=num_perm, ngram=ngram)
-    lsh = RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=_bands_for(threshold, num_perm))
-    for i, mh in enumerate(hashes):
-        lsh.insert(i, mh)
-    pairs = []
-    for i, mh in enumerate(hashes):
-        for j in lsh.query(mh):
-            if j > i:
-                score = mh.jaccard(hashes[j])
-                if score >= threshold:
-                    pairs.append((i, j, float(score)))
-    return sorted(pairs)
+def _chunks(n: int, size: int) -> Iterator[range]:
+    for start in range(0, n, size):
+        yield range(start, min(n, start + size))
 
 
-def clusters_from_pairs(n: int, pairs: Sequence[tuple[int, int, float]] | Sequence[tuple[int, int]]) -> list[list[int]]:
-    """Connected components (size >= 2) of the pair graph, each sorted, ordered by first member."""
-    parent = list(range(n))
+@dataclass
+class _Sketches:
+    """Signatures of the distinct shingle sets of ``texts``, reduced to band hashes and fingerprints.
 
-    def find(x: int) -> int:
+    ``reps[k]`` is the first row with distinct set k, ``rep_of[row]`` the set id of every row.
+    """
+
+    reps: np.ndarray  # (k,) int64
+    rep_of: np.ndarray  # (n,) int64
+    bands: np.ndarray  # (k, b) uint64
+    fingerprints: np.ndarray  # (k, num_perm) uint8
+
+
+def _band_hashes(digests: np.ndarray, bands: int) -> np.ndarray:
+    """One 64-bit hash per band of r MinHash values (vectorised multiply-xorshift mixing)."""
+    n, num_perm = digests.shape
+    parts = digests.reshape(n, bands, num_perm // bands).astype(np.uint64)
+    h = np.full((n, bands), np.uint64(0x9E3779B97F4A7C15))
+    for k in range(parts.shape[2]):
+        h = (h ^ parts[:, :, k]) * np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(31)
+    return h
+
+
+def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_size: int,
+            progress: Progress | None) -> _Sketches:
+    from rensa import RMinHash
+
+    n = len(texts)
+    rep_of = np.empty(n, dtype=np.int64)
+    first_of: dict[int, int] = {}  # hash of a set -> its set id (equality re-checked on a hit)
+    reps: list[int] = []
+    band_parts, fp_parts = [], []
+    for chunk in _chunks(n, chunk_size):
+        new_sets = []
+        local: dict[int, set[str]] = {}
+        for row in chunk:
+            s = shingles(texts[row], ngram)
+            fp = hash(frozenset(s))
+            k = first_of.get(fp)
+            if k is not None and (local.get(reps[k]) or shingles(texts[reps[k]], ngram)) == s:
+                rep_of[row] = k
+                continue
+            # new set (or a hash collision, ~never: that set is then simply not collapsed)
+            k = len(reps)
+            first_of.setdefault(fp, k)
+            reps.append(row)
+            rep_of[row] = k
+            local[row] = s
+            new_sets.append(list(s))
+        if new_sets:
+            digests = np.array(RMinHash.digest_matrix_from_token_sets(new_sets, num_perm, _SEED).to_rows(),
+                               dtype=np.uint32)
+            band_parts.append(_band_hashes(digests, bands))
+            fp_parts.append((digests & 0xFF).astype(np.uint8))
+        if progress:
+            progress(chunk.stop, n)
+    return _Sketches(np.array(reps, dtype=np.int64), rep_of,
+                     np.concatenate(band_parts) if band_parts else np.zeros((0, bands), np.uint64),
+                     np.concatenate(fp_parts) if fp_parts else np.zeros((0, num_perm), np.uint8))
+
+
+def _candidates(bands: np.ndarray) -> np.ndarray:
+    """Unique candidate pairs (k, 2) of set ids sharing a band hash, k[:, 0] < k[:, 1]."""
+    n = len(bands)
+    keys = []
+    for b in range(bands.shape[1]):
+        order = np.argsort(bands[:, b], kind="stable")
+        col = bands[order, b]
+        for d in range(1, _BUCKET_SPAN + 1):
+            same = col[d:] == col[:-d]
+            if not same.any():
+                break
+            a, c = order[:-d][same], order[d:][same]
+            lo, hi = np.minimum(a, c), np.maximum(a, c)
+            keys.append(lo.astype(np.uint64) * np.uint64(n) + hi.astype(np.uint64))
+        if keys and sum(len(k) for k in keys) > 4 * _PAIR_BATCH:
+            keys = [np.unique(np.concatenate(keys))]
+    if not keys:
+        return np.zeros((0, 2), dtype=np.int64)
+    flat = np.unique(np.concatenate(keys))
+    return np.stack([flat // np.uint64(n), flat % np.uint64(n)], axis=1).astype(np.int64)
+
+
+def _screen(fingerprints: np.ndarray, pairs: np.ndarray, threshold: float) -> np.ndarray:
+    """Keep pairs whose b-bit MinHash estimate of Jaccard is >= threshold - margin."""
+    if not len(pairs):
+        return pairs
+    chance = 1 / 256  # two different values share their low byte by chance
+    keep = []
+    for start in range(0, len(pairs), _PAIR_BATCH):
+        p = pairs[start:start + _PAIR_BATCH]
+        match = (fingerprints[p[:, 0]] == fingerprints[p[:, 1]]).mean(axis=1)
+        keep.append(p[(match - chance) / (1 - chance) >= threshold - _SCREEN_MARGIN])
+    return np.concatenate(keep)
+
+
+def _verify(texts: Sequence[str], rep_rows: np.ndarray, pairs: np.ndarray, threshold: float, ngram: int) -> list[Pair]:
+    """Exact Jaccard of each (set id, set id) pair; rows of the pairs at or above ``threshold``."""
+    cache: dict[int, set[str]] = {}
+
+    def get(row: int) -> set[str]:
+        if row not in cache:
+            if len(cache) > 200_000:
+                cache.clear()
+            cache[row] = shingles(texts[row], ngram)
+        return cache[row]
+
+    out = []
+    for a, b in pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].tolist():
+        ra, rb = int(rep_rows[a]), int(rep_rows[b])
+        score = jaccard(get(ra), get(rb))
+        if score >= threshold:
+            out.append((ra, rb, score))
+    return out
+
+
+def _similar_sets(texts: Sequence[str], threshold: float, num_perm: int, ngram: int, chunk_size: int,
+                  progress: Progress | None) -> tuple[_Sketches, list[Pair]]:
+    sk = _sketch(texts, num_perm, lsh_bands(threshold, num_perm), ngram, chunk_size, progress)
+    pairs = _screen(sk.fingerprints, _candidates(sk.bands), threshold)
+    return sk, _verify(texts, sk.reps, pairs, threshold, ngram)
+
+
+def near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.8, num_perm: int = DEFAULT_NUM_PERM,
+                         ngram: int = DEFAULT_NGRAM, chunk_size: int = DEFAULT_CHUNK,
+                         progress: Progress | None = None) -> list[Pair]:
+    """Pairs ``(i, j, jaccard)`` with i < j whose shingle sets have exact Jaccard >= ``threshold``.
+
+    Every pair found is exact; recall is that of the LSH (>= 0.99 at the threshold by design).
+    Rows with identical shingle sets are paired with their first occurrence only (score 1.0),
+    which is enough for ``clusters_from_pairs`` to give complete clusters without k^2 pairs;
+    likewise, inside a bucket of more than ``_BUCKET_SPAN`` distinct sets only nearby members
+    are compared. ``progress(done, total)`` is called after each chunk of sketching.
+    """
+    sk, pairs = _similar_sets(texts, threshold, num_perm, ngram, chunk_size, progress)
+    copies = [(int(sk.reps[k]), row, 1.0) for row, k in enumerate(sk.rep_of.tolist()) if sk.reps[k] != row]
+    return sorted(pairs + copies)
+
+
+def near_duplicate_matches(queries: Sequence[str], corpus: Sequence[str], threshold: float = 0.8,
+                           num_perm: int = DEFAULT_NUM_PERM, ngram: int = DEFAULT_NGRAM,
+                           chunk_size: int = DEFAULT_CHUNK) -> list[Pair]:
+    """Cross-set matches ``(query_index, corpus_index, jaccard)`` with exact Jaccard >= ``threshold``.
+
+    For leakage: which evaluation rows have a near-copy among the training rows. Both sets are
+    sketched together; every corpus row matching a query is reported (identical corpus rows
+    included). Sorted by (query, corpus) index.
+    """
+    combined = _Concat(corpus, queries)
+    sk, pairs = _similar_sets(combined, threshold, num_perm, ngram, chunk_size, None)
+    n_corpus = len(corpus)
+    members: dict[int, list[int]] = {}
+    for row, k in enumerate(sk.rep_of.tolist()):
+        members.setdefault(k, []).append(row)
+    rep_id = {int(r): k for k, r in enumerate(sk.reps.tolist())}
+    out: set[Pair] = set()
+
+    def link(ka: int, kb: int, score: float) -> None:
+        for x in members[ka]:
+            for y in members[kb]:
+                if x >= n_corpus > y:
+                    out.add((x - n_corpus, y, score))
+
+    for k in members:  # identical sets shared by queries and corpus rows
+        link(k, k, 1.0)
+    for ra, rb, score in pairs:
+        link(rep_id[ra], rep_id[rb], score)
+        link(rep_id[rb], rep_id[ra], score)
+    return sorted(out)
+
+
+class _Concat(Sequence[str]):
+    """Two sequences seen as one, without copying (corpus rows first)."""
+
+    def __init__(self, first: Sequence[str], second: Sequence[str]):
+        self.first, self.second = first, second
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.first[i] if i < len(self.first) else self.second[i - len(self.first)]
+
+
+class _UnionFind:
+    """Disjoint sets over 0..n-1; the root of a set is its smallest member."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        parent = self.parent
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    for pair in pairs:
-        a, b = find(pair[0]), find(pair[1])
+    def union(self, a: int, b: int) -> None:
+        a, b = self.find(a), self.find(b)
         if a != b:
-            parent[max(a, b)] = min(a, b)
+            self.parent[max(a, b)] = min(a, b)
+
+
+def clusters_from_pairs(n: int, pairs: Sequence[tuple[int, int, float]] | Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Connected components (size >= 2) of the pair graph, each sorted, ordered by first member."""
+    components = _UnionFind(n)
+    for pair in pairs:
+        components.union(pair[0], pair[1])
     groups: dict[int, list[int]] = {}
     for i in range(n):
-        groups.setdefault(find(i), []).append(i)
+        groups.setdefault(components.find(i), []).append(i)
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
-def near_duplicate_clusters(texts: Sequence[str], threshold: float = 0.8, num_perm: int = 128,
-                            ngram: int = 3) -> list[list[int]]:
+def near_duplicate_clusters(texts: Sequence[str], threshold: float = 0.8, num_perm: int = DEFAULT_NUM_PERM,
+                            ngram: int = DEFAULT_NGRAM) -> list[list[int]]:
     """Clusters of near-duplicate texts (positions into ``texts``)."""
     return clusters_from_pairs(len(texts), near_duplicate_pairs(texts, threshold, num_perm, ngram))
