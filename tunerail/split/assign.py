@@ -56,10 +56,11 @@ def assign_groups(groups: np.ndarray, classes: Sequence[str] | None, shares: Seq
         rows = members[g]
         cls, counts = np.unique(class_ids[rows], return_counts=True)
         # Deficit in rows of each split on this group's classes (how many more rows of these
-        # classes it should get); exact ties go to the split furthest below its overall size.
+        # classes it should get), plus the overall size deficit spread over the classes, so that
+        # per-class rounding does not drift the same way in every class.
         need = (targets[:, cls] - filled[:, cls]) @ counts / counts.sum()
-        size_need = (size_targets - sizes) / np.maximum(size_targets, 1e-9)
-        score = need + 1e-6 * size_need
+        size_need = (size_targets - sizes) / n_classes
+        score = need + size_need
         best = int(np.flatnonzero(score == score.max())[0]) if np.isfinite(score).all() else 0
         out[rows] = best
         filled[best, cls] += counts

@@ -7,6 +7,9 @@ import math
 from tunerail.errors import Problem
 
 MIN_SHARE = 0.10
+# Whole groups and per-class rounding cannot hit a share exactly: a configured 0.10 that lands
+# on 9.8 % is accepted; a configured share below 0.10 is always refused.
+SLACK = 0.005
 Z95 = 1.959963984540054
 
 
@@ -25,7 +28,7 @@ def rows_needed(margin: float, p: float = 0.5) -> int:
 
 
 def size_problems(sizes: dict[str, int], total: int, margin: float, metric: str,
-                  expected: float | None = None) -> list[Problem]:
+                  expected: float | None = None, shares: dict[str, float] | None = None) -> list[Problem]:
     """Problems with the validation and test sizes (empty list: big enough).
 
     Both evaluation sets must hold at least 10 % of the rows; the test set (the verdict) must also
@@ -37,7 +40,8 @@ def size_problems(sizes: dict[str, int], total: int, margin: float, metric: str,
     for name in ("validation", "test"):
         n = sizes.get(name, 0)
         share = n / total if total else 0.0
-        if share < MIN_SHARE - 1e-9:
+        configured = (shares or {}).get(name, MIN_SHARE)
+        if configured < MIN_SHARE - 1e-9 or share < MIN_SHARE - SLACK:
             need = math.ceil(MIN_SHARE * total)
             problems.append(Problem(
                 f"the {name} set has {n} rows ({share:.1%} of {total}); at least {MIN_SHARE:.0%} ({need} rows) is required",

@@ -141,7 +141,8 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
 
     # 4. guards
     warnings: list[str] = []
-    problems = size_problems(sizes, len(records), config.criteria.margin, config.criteria.metric, config.criteria.threshold)
+    problems = size_problems(sizes, len(records), config.criteria.margin, config.criteria.metric, config.criteria.threshold,
+                              shares=dict(zip(SPLITS, shares)))
     if problems and not force:
         raise GuardrailError(problems)
     for problem in problems:
