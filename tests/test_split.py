@@ -177,3 +177,22 @@ def test_semantic_paraphrases_stay_together(tmp_path):
     where = _split_of(tmp_path / "out")
     assert where[0] == where[1]
     assert result.groups["by_source"]["semantic"]["clusters"] >= 1
+
+
+def test_cli_split_exit_codes_and_force(tmp_path, banking_example, capsys):
+    from tunerail.cli import main
+
+    cfg = tmp_path / "tunerail.yaml"
+    cfg.write_text("task: classification\n"
+                   "data: {path: " + str(banking_example) + ", format: text_label, columns: {text: text, label: category}}\n"
+                   "criteria: {margin: 0.05}\nsplit: {semantic: false}\nstore: {path: store}\n")
+    out = tmp_path / "out"
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2  # 150 test rows: +/-0.080 > 0.05
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "+/-0.080" in err and "385 test rows are needed" in err
+    assert main(["split", "-c", str(cfg), "-o", str(out), "--force"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "kept together" in err
+    manifest = json.loads((out / "split.json").read_text())
+    assert manifest["forced"] and (tmp_path / "store" / "manifests").is_dir()  # store.path is relative to the config
+    assert main(["split", str(tmp_path / "missing.csv"), "-c", str(cfg), "-o", str(out)]) == 2

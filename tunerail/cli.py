@@ -163,7 +163,7 @@ def leakage_cmd(sets: list[Path] = typer.Argument(..., help="Two or more data fi
                       f"{s['share_of_b']:.1%}", ", ".join(f"{k} {v}" for k, v in s["by_method"].items()))
     console.print(table)
     for f in result.findings[:10]:
-        console.print(f"  [red]{f.code}[/] {escape(f.message)}", highlight=False)
+        console.print(f"  [red]{f.code}[/] {escape(f.message)}", highlight=False, soft_wrap=True)
     if len(result.findings) > 10:
         console.print(f"  ... {len(result.findings) - 10:,} more" + (f" in {out / 'leakage.json'}" if out else ""))
     if out:
@@ -196,7 +196,7 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
         checked = (f"{len(artifacts)} artifact(s), {sum(len(a.files) for a in artifacts):,} files, "
                    f"{_human(sum(a.size for a in artifacts))} in {st.root}")
     for problem in problems:
-        console.print(f"[red]{escape(str(problem))}[/]", highlight=False)
+        console.print(f"[red]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
     if problems:
         console.print(f"[bold red]{len(problems)} problem(s)[/] in {checked}")
         raise typer.Exit(1)

@@ -70,7 +70,8 @@ def _load_set(name: str, source: str | Path | Sequence[Record], config: Tunerail
                 "sha256": hash_file(path)}
     else:
         records = list(source)
-        info = {"path": None, "rows": len(records), "rejected_rows": 0, "format": records[0].format if records else None}
+        info = {"path": None, "rows": len(records), "rejected_rows": 0, "format": records[0].format if records else None,
+                "sha256": None}
     if not records:
         raise TunerailError(Problem(f"set {name!r} has no usable rows", file=info["path"],
                                     fix="check the file and data.format / data.columns"))
