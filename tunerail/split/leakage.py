@@ -30,7 +30,7 @@ from typing import Any, Literal, Mapping, Sequence
 from tunerail.config import TunerailConfig, load_config
 from tunerail.data.records import Record
 from tunerail.errors import Problem, TunerailError
-from tunerail.findings import Finding, RowRef, Severity, dumps, fails, sort_findings, summarize
+from tunerail.findings import Finding, RowRef, Severity, dumps, sort_findings, summarize
 from tunerail.split.matching import METHODS, embed, exact_matches, near_matches, ngram_matches, semantic_matches
 
 CODES = {"exact": "LEAK001", "ngram13": "LEAK002", "near": "LEAK003", "semantic": "LEAK004"}
@@ -159,7 +159,7 @@ def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str |
     thresholds = {"near": near_t, "semantic": sem_t if use_semantic else None, "ngram": 13, "on": on,
                   "methods": [m for m in methods if m != "semantic" or use_semantic],
                   "fail_on": Severity(fail_on).value, "max_leaks": max_leaks}
-    result = LeakageResult(findings, summary, infos, thresholds, at_level > max_leaks and fails(findings, fail_on))
+    result = LeakageResult(findings, summary, infos, thresholds, at_level > max_leaks)
     if out_dir is not None:
         _write(result, Path(out_dir), records, texts)
     return result
