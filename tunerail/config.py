@@ -65,13 +65,20 @@ class BudgetConfig(_Section):
 
 class DoctorConfig(_Section):
     semantic: bool = Field(True, description="Run the embedding-based checks (semantic duplicates, outliers, mislabels).")
-    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity of word 5-gram shingles above which rows are near-duplicates.")
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of the rows' normalised word sets at or above which rows are near-duplicates (MinHash LSH finds candidates, exact Jaccard confirms).")
     semantic_duplicate_threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity of MiniLM embeddings above which rows are paraphrases.")
     min_rows_generation: int = Field(1000, ge=1, description="Warn below this many rows for generation tasks.")
     min_rows_per_class: int = Field(20, ge=1, description="Warn for classes with fewer rows (too few to learn or to test).")
     language: str | None = Field(None, description="Expected language (ISO 639-1); default: the dataset's dominant language.")
     mask_pii: bool = Field(False, description="With --fix, replace personal data and secrets with placeholders.")
     disabled_checks: list[str] = Field(default_factory=list, description="Checks to skip, by name or code; recorded in the report.")
+    max_imbalance_ratio: float = Field(10.0, ge=1, description="Warn when the largest class has more than this many times the rows of the smallest.")
+    boilerplate_min_rows: int = Field(5, ge=2, description="An answer (of at least 5 words) repeated in this many rows is boilerplate.")
+    min_answer_chars: int = Field(2, ge=1, description="Answers with fewer non-space characters are reported as too short (generation tasks).")
+    min_language_chars: int = Field(40, ge=1, description="Language identification skips shorter rows, where it is unreliable.")
+    language_confidence: float = Field(0.8, gt=0, le=1, description="Report a row in another language only when the identifier is at least this sure.")
+    phone_region: str = Field("US", description="Region assumed for phone numbers written without a country code (ISO 3166 alpha-2).")
+    max_examples: int = Field(3, ge=0, description="Example rows shown per finding in report.html.")
 
 
 class SplitConfig(_Section):
@@ -335,7 +342,7 @@ budget:
 
 doctor:
   semantic: true                   # embedding checks (paraphrases, outliers, likely mislabels)
-  near_duplicate_threshold: 0.8    # MinHash Jaccard above which rows are near-duplicates
+  near_duplicate_threshold: 0.8    # word-set Jaccard at or above which rows are near-duplicates
   semantic_duplicate_threshold: 0.95
   mask_pii: false                  # with --fix: replace e-mails, phones, cards... by placeholders
 

@@ -3,3 +3,7 @@
 The entry function ``doctor()`` (in ``recipe.py``) loads the records, runs every registered
 check (``registry.py``) and returns a ``DoctorResult``; the CLI only prints and writes it.
 """
+
+from tunerail.doctor.recipe import DoctorResult, SkippedCheck, doctor
+
+__all__ = ["DoctorResult", "SkippedCheck", "doctor"]

@@ -53,3 +53,17 @@ class CheckContext:
         from tunerail.doctor.near_duplicates import near_duplicate_clusters
 
         return near_duplicate_clusters(self.texts, threshold=self.config.doctor.near_duplicate_threshold)
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The target model's tokenizer (raises ``TunerailError`` when it cannot be loaded)."""
+        from tunerail.models import load_tokenizer
+
+        return load_tokenizer(self.config.model.base)
+
+    @cached_property
+    def token_lengths(self) -> list[int]:
+        """Tokens per record after the chat template, exactly as training will format it."""
+        from tunerail.doctor.tokens import chat_token_lengths
+
+        return chat_token_lengths(self.records, self.tokenizer, self.config)

@@ -29,7 +29,16 @@ class Check:
 _REGISTRY: dict[str, Check] = {}
 
 # Modules whose import registers checks (order = report order).
-CHECK_MODULES: list[str] = []
+CHECK_MODULES: list[str] = [
+    "tunerail.doctor.checks.format",
+    "tunerail.doctor.checks.exact",
+    "tunerail.doctor.checks.lengths",
+    "tunerail.doctor.checks.content",
+    "tunerail.doctor.checks.instruct",
+    "tunerail.doctor.checks.pii",
+    "tunerail.doctor.checks.language",
+    "tunerail.doctor.checks.balance",
+]
 
 
 def register(code: str, name: str, needs: tuple[str, ...] = ()) -> Callable[[CheckFn], CheckFn]:

@@ -1,0 +1,308 @@
+"""``doctor()``: load the data, run every registered check, return a typed result.
+
+The recipe, top to bottom:
+
+1. load records with ``load_records`` (rejected rows become format findings, the rest of the
+   file is still audited);
+2. build the ``CheckContext`` (shared inputs computed lazily, once);
+3. run each registered check: skipped when disabled or when an input it needs (embeddings,
+   tokenizer, labels) is unavailable, and every skip is recorded; a crashing check becomes an
+   error finding ``doctor.check_crashed``, never silence;
+4. sort findings deterministically and summarise;
+5. with ``fix``, plan the safe repairs (``fix.py``); with ``out_dir``, write ``findings.json``
+   (byte-identical for the same input), ``run.json`` (timings, provenance), ``report.html``
+   and, with ``fix``, ``clean.jsonl`` and ``quarantine.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tunerail.config import TunerailConfig
+from tunerail.data.loaders import file_kind, load_records
+from tunerail.data.records import Rejection
+from tunerail.doctor.context import CheckContext
+from tunerail.doctor.fix import FixPlan, plan_fix, read_raw_lines, write_fix
+from tunerail.doctor.registry import Check, all_checks
+from tunerail.errors import TunerailError
+from tunerail.findings import Finding, Severity, dumps, fails, sort_findings, summarize
+
+Progress = Callable[[str, int, int], None]  # (check name, checks done, checks total)
+
+
+@dataclass(frozen=True)
+class SkippedCheck:
+    code: str
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "check": self.name, "reason": self.reason}
+
+
+@dataclass
+class DoctorResult:
+    """What ``tunerail doctor`` prints and writes.
+
+    ``rows_in`` counts every row of the file (records + rejections); ``row_stats`` holds the
+    per-row figures the report plots (token lengths, answer lengths, labels, languages);
+    ``timings`` (seconds per stage) are kept out of ``findings.json`` so that file is
+    byte-identical across runs.
+    """
+
+    data: str
+    format: str
+    task: str
+    rows_in: int
+    records: int
+    rejections: list[Rejection]
+    findings: list[Finding]
+    summary: dict[str, Any]
+    row_stats: dict[str, Any]
+    checks_run: list[str]
+    skipped: list[SkippedCheck]
+    timings: dict[str, float]
+    fix: FixPlan | None = None
+    out_dir: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def fails(self, fail_on: Severity | str = Severity.ERROR) -> bool:
+        """True when a finding at or above ``fail_on`` exists (the CI gate)."""
+        return fails(self.findings, fail_on)
+
+    def by_check(self) -> list[dict[str, Any]]:
+        """One row per check that found something: check, code, worst severity, findings, rows affected."""
+        groups: dict[str, list[Finding]] = {}
+        for f in self.findings:
+            groups.setdefault(f.check, []).append(f)
+        out = []
+        for name, items in groups.items():
+            worst = max((Severity(f.severity) for f in items), key=lambda s: s.rank)
+            rows = {(r.file, r.index) for f in items for r in f.rows}
+            out.append({"check": name, "code": items[0].code, "severity": worst.value,
+                        "findings": len(items), "rows": len(rows)})
+        return sorted(out, key=lambda g: (-Severity(g["severity"]).rank, g["check"]))
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``findings.json`` payload: no timestamps or timings, so identical input gives identical bytes."""
+        return {"summary": self.summary, "findings": [_finding_json(f, self.data) for f in self.findings]}
+
+
+def doctor(data: str | Path, config: TunerailConfig | None = None, *, out_dir: str | Path | None = None,
+           fix: bool = False, semantic: bool | None = None, progress: Progress | None = None) -> DoctorResult:
+    """Audit ``data`` before any compute is spent on it.
+
+    Parameters
+    ----------
+    data : path of a JSONL/JSON/CSV/TSV/Parquet file or a ``datasets`` folder.
+    config : the project config (format, columns, model, thresholds); defaults when None.
+    out_dir : write ``findings.json``, ``run.json``, ``report.html`` (and the fix files) here;
+        None writes nothing.
+    fix : plan the safe repairs; with ``out_dir`` also write ``clean.jsonl`` and ``quarantine.jsonl``.
+    semantic : run the embedding checks; None follows ``config.doctor.semantic``.
+    progress : called as ``progress(check_name, done, total)`` before each check.
+
+    Returns
+    -------
+    DoctorResult, with findings sorted deterministically.
+
+    Raises
+    ------
+    DataError when the file cannot be read at all (single bad rows become findings).
+    """
+    defaulted = config is None
+    config = config or TunerailConfig()
+    semantic = config.doctor.semantic if semantic is None else semantic
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    records, rejections, fmt = load_records(data, config.data.format, config.data.columns, config.data.group_column)
+    timings["load"] = time.perf_counter() - started
+    if defaulted and fmt == "text_label":
+        config = config.model_copy(update={"task": "classification"})  # no config: the data says what the task is
+    ctx = CheckContext(records, rejections, config, fmt)
+
+    findings, ran, skipped = _run_checks(ctx, semantic, progress, timings)
+    findings = sort_findings(findings)
+
+    plan = None
+    if fix:
+        lines = [r.ref.line for r in rejections if r.check == "format.unparseable"]
+        raw = read_raw_lines(data, lines) if lines and Path(data).is_file() and file_kind(Path(data)) == "jsonl" else {}
+        plan = plan_fix(records, rejections, findings, mask_pii=config.doctor.mask_pii,
+                        phone_region=config.doctor.phone_region, raw_lines=raw)
+
+    summary = _summary(str(data), fmt, config, records, rejections, findings, ran, skipped, semantic, plan)
+    result = DoctorResult(str(data), fmt, config.task, len(records) + len(rejections), len(records), rejections,
+                          findings, summary, _row_stats(ctx, findings), ran, skipped, timings, plan)
+    if out_dir is not None:
+        _write_outputs(result, ctx, Path(out_dir), started)
+    timings["total"] = time.perf_counter() - started
+    return result
+
+
+def _run_checks(ctx: CheckContext, semantic: bool, progress: Progress | None,
+                timings: dict[str, float]) -> tuple[list[Finding], list[str], list[SkippedCheck]]:
+    checks = all_checks()
+    disabled = set(ctx.config.doctor.disabled_checks)
+    findings: list[Finding] = []
+    ran: list[str] = []
+    skipped: list[SkippedCheck] = []
+    unavailable: dict[str, str | None] = {}
+    for done, check in enumerate(checks):
+        if progress is not None:
+            progress(check.name, done, len(checks))
+        if check.name in disabled or check.code in disabled:
+            skipped.append(SkippedCheck(check.code, check.name, "disabled in doctor.disabled_checks"))
+            continue
+        t0 = time.perf_counter()
+        reason = next((r for need in sorted(check.needs) if (r := _unavailable(ctx, need, semantic, unavailable))), None)
+        if time.perf_counter() - t0 > 0.01:
+            timings[f"prepare {'/'.join(sorted(check.needs))}"] = time.perf_counter() - t0
+        if reason:
+            skipped.append(SkippedCheck(check.code, check.name, reason))
+            continue
+        t0 = time.perf_counter()
+        findings.extend(_run_one(check, ctx))
+        timings[check.name] = time.perf_counter() - t0
+        ran.append(check.name)
+    if progress is not None:
+        progress("done", len(checks), len(checks))
+    return findings, ran, skipped
+
+
+def _run_one(check: Check, ctx: CheckContext) -> list[Finding]:
+    """Run a check; a crash becomes an error finding naming the check and the exception."""
+    try:
+        found = list(check.func(ctx))
+    except Exception as exc:  # noqa: BLE001 - a crashing check must be reported, never swallowed
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return [Finding("doctor.check_crashed", Severity.ERROR,
+                        f"check {check.name} ({check.code}) crashed: {type(exc).__name__}: {detail}"[:500],
+                        f"this is a bug in the check; to go on meanwhile, add '{check.name}' to doctor.disabled_checks",
+                        code="DOC000", details={"crashed_check": check.name, "crashed_code": check.code,
+                                                "exception": type(exc).__name__})]
+    for f in found:
+        if not f.code:
+            f.code = check.code
+    return found
+
+
+def _unavailable(ctx: CheckContext, need: str, semantic: bool, cache: dict[str, str | None]) -> str | None:
+    """Why an input a check needs is missing (None when it is available); each probed once."""
+    if need in cache:
+        return cache[need]
+    reason: str | None = None
+    if need == "embeddings":
+        if not semantic:
+            reason = "semantic checks are off (--no-semantic or doctor.semantic: false)"
+        else:
+            reason = _probe(lambda: _resolve_embedding_model(ctx))
+    elif need == "tokenizer":
+        reason = _probe(lambda: ctx.tokenizer)
+    elif need == "labels":
+        if not any(r.label is not None for r in ctx.records):
+            reason = "no labels: not a classification dataset"
+    cache[need] = reason
+    return reason
+
+
+def _resolve_embedding_model(ctx: CheckContext) -> None:
+    from tunerail.models import resolve_model
+
+    path = Path(resolve_model(ctx.config.model.embedding_model))
+    if ctx.config.model.embedding_model.startswith("bundled:") and not path.exists():
+        raise TunerailError(f"bundled encoder not found at {path}")
+
+
+def _probe(load: Callable[[], Any]) -> str | None:
+    try:
+        load()
+    except TunerailError as exc:
+        return f"model unavailable: {exc.problems[0].message}"
+    except (OSError, ValueError, ImportError) as exc:
+        return f"model unavailable: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+def _summary(data: str, fmt: str, config: TunerailConfig, records: list, rejections: list[Rejection],
+             findings: list[Finding], ran: list[str], skipped: list[SkippedCheck], semantic: bool,
+             plan: FixPlan | None) -> dict[str, Any]:
+    counts = summarize(findings)
+    out: dict[str, Any] = {
+        "data": data, "format": fmt, "task": config.task, "model": config.model.base,
+        "max_seq_length": config.model.max_seq_length, "semantic": semantic,
+        "rows_in": len(records) + len(rejections), "records": len(records), "rejected": len(rejections),
+        **counts,
+        "checks_run": ran,
+        "checks_skipped": [s.to_dict() for s in skipped],
+    }
+    if plan is not None:
+        out["fix"] = plan.summary()
+    return out
+
+
+def _finding_json(f: Finding, data: str) -> dict[str, Any]:
+    """A finding as in findings.json; row refs drop ``file`` when it is the audited file itself."""
+    out = f.to_dict()
+    out["rows"] = [{"index": r.index, "line": r.line} if r.file in (None, data) else r.to_dict() for r in f.rows]
+    return out
+
+
+def _row_stats(ctx: CheckContext, findings: list[Finding]) -> dict[str, Any]:
+    """Per-row figures for the report's plots; only what the checks already computed."""
+    stats: dict[str, Any] = {
+        "answer_chars": [len(r.completion) for r in ctx.records],
+        "labels": dict(Counter(r.label for r in ctx.records if r.label is not None).most_common()),
+    }
+    if "token_lengths" in ctx.__dict__:
+        stats["token_lengths"] = list(ctx.__dict__["token_lengths"])
+    langs = ctx.__dict__.get("_languages")
+    if langs is not None:
+        conf = ctx.config.doctor.language_confidence
+        stats["languages"] = dict(Counter(item[0] if item[1] >= conf else "uncertain" for item in langs if item is not None).most_common())
+    clusters: dict[str, list[int]] = {}
+    for f in findings:
+        if f.cluster is not None:
+            clusters.setdefault(f.check, []).append(len(f.rows))
+    stats["cluster_sizes"] = clusters
+    return stats
+
+
+def _write_outputs(result: DoctorResult, ctx: CheckContext, out_dir: Path, started: float) -> None:
+    from tunerail import __version__
+    from tunerail.doctor.report import write_report
+    from tunerail.store import write_atomic
+
+    result.out_dir = out_dir
+    result.files["findings"] = write_atomic(out_dir / "findings.json", dumps(result.to_json()))
+    if result.fix is not None:
+        result.files["clean"], result.files["quarantine"] = write_fix(result.fix, out_dir)
+    t0 = time.perf_counter()
+    result.files["report"] = write_report(result, ctx, out_dir / "report.html")
+    result.timings["report"] = time.perf_counter() - t0
+    result.timings["total"] = time.perf_counter() - started
+    run = {"tunerail_version": __version__, "python": platform.python_version(), "data": result.data,
+           "data_sha256": _sha256(Path(result.data)), "config_fingerprint": ctx.config.fingerprint(),
+           "semantic": result.summary["semantic"], "checks_run": result.checks_run,
+           "checks_skipped": [s.to_dict() for s in result.skipped],
+           "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
+           "rows_per_s": round(result.rows_in / result.timings["total"], 1) if result.timings["total"] else None,
+           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    result.files["run"] = write_atomic(out_dir / "run.json", dumps(run))
+
+
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
