@@ -116,7 +116,7 @@ def best_scores(queries: list[str], corpus: list[str], vectors_q, vectors_c) -> 
         scores["exact"][j] = 1.0
     for i, j, s in ngram_matches(queries, corpus):
         scores["ngram13"][j] = max(scores["ngram13"][j], 1.0)  # the convention: any shared 13-gram
-    for i, j, s in near_matches(queries, corpus, threshold=0.2):
+    for i, j, s in near_matches(queries, corpus, threshold=0.3):  # below 0.3 counts as 0
         scores["near"][j] = max(scores["near"][j], s)
     corpus_t = vectors_c.T
     for start in range(0, n, 2048):

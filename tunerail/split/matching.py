@@ -10,7 +10,8 @@ Methods (cheapest first):
 * ``exact``: equal after :func:`tunerail.data.records.normalize_text` (NFKC, casefold, spaces).
 * ``ngram13``: share at least one 13-gram of normalised words, the GPT-3 / lm-evaluation-harness
   contamination convention; a text shorter than 13 words is one "gram" (the whole text).
-* ``near``: MinHash (rensa) LSH candidates confirmed by estimated Jaccard of word 3-gram shingles.
+* ``near``: MinHash (rensa) LSH candidates confirmed by exact Jaccard of normalised word sets
+  (the doctor's near-duplicate definition).
 * ``semantic``: cosine similarity of normalised sentence embeddings (blocked matrix products).
 """
 
@@ -95,32 +96,19 @@ def ngram_matches(queries: Sequence[str], corpus: Sequence[str] | None = None, n
     return _self_pairs(pairs) if same else pairs
 
 
-def near_matches(queries: Sequence[str], corpus: Sequence[str] | None = None, threshold: float = 0.8,
-                 num_perm: int = 128) -> list[Pair]:
-    """MinHash LSH near-duplicates: pairs with estimated Jaccard >= ``threshold``.
+def near_matches(queries: Sequence[str], corpus: Sequence[str] | None = None, threshold: float = 0.8) -> list[Pair]:
+    """Near-duplicates by the doctor's definition: MinHash LSH candidates over normalised word sets,
+    confirmed by exact Jaccard >= ``threshold`` (:mod:`tunerail.doctor.near_duplicates`).
 
-    Reuses the doctor's shingling and MinHash parameters, so ``split``, ``doctor`` and
-    ``leakage`` agree on what a near-duplicate is.
+    Reusing the doctor's finders keeps ``doctor``, ``split`` and ``leakage`` in agreement on what a
+    near-duplicate is. Against itself, exact copies are paired with their first occurrence only,
+    which is all that grouping needs.
     """
-    from rensa import RMinHashLSH
+    from tunerail.doctor.near_duplicates import near_duplicate_matches, near_duplicate_pairs
 
-    from tunerail.doctor.near_duplicates import _bands_for, minhashes
-
-    same = corpus is None
-    corpus_hashes = minhashes(list(queries if same else corpus), num_perm=num_perm)
-    query_hashes = corpus_hashes if same else minhashes(list(queries), num_perm=num_perm)
-    lsh = RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=_bands_for(threshold, num_perm))
-    for i, mh in enumerate(corpus_hashes):
-        lsh.insert(i, mh)
-    pairs: list[Pair] = []
-    for j, mh in enumerate(query_hashes):
-        for i in lsh.query(mh):
-            if same and i >= j:
-                continue
-            score = float(mh.jaccard(corpus_hashes[i]))
-            if score >= threshold:
-                pairs.append((i, j, score))
-    return _self_pairs(pairs) if same else pairs
+    if corpus is None:
+        return [(i, j, float(s)) for i, j, s in near_duplicate_pairs(list(queries), threshold=threshold)]
+    return [(c, q, float(s)) for q, c, s in near_duplicate_matches(list(queries), list(corpus), threshold=threshold)]
 
 
 def semantic_matches(query_vectors: np.ndarray, corpus_vectors: np.ndarray | None = None,
