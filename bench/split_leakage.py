@@ -78,8 +78,14 @@ def main() -> None:
             after = leakage(sets, config=config)
             leak_s = time.perf_counter() - start
             naive = leakage(naive_split(path, config, work, config.split.seed), config=config)
+            totals = {label: sum(grouped.per_class[k].get(label, 0) for k in grouped.per_class)
+                      for label in grouped.per_class["train"]}
+            shares = {"train": config.split.train, "validation": config.split.validation, "test": config.split.test}
+            worst = {k: max(abs(grouped.per_class[k].get(label, 0) - shares[k] * n) for label, n in totals.items())
+                     for k in shares}
             results[name] = {
                 "rows": sum(grouped.sizes.values()), "sizes": grouped.sizes,
+                "max_per_class_deviation_rows": {k: round(v, 1) for k, v in worst.items()},
                 "groups": grouped.groups, "split_seconds": round(split_s, 1), "leakage_seconds": round(leak_s, 1),
                 "thresholds": after.thresholds,
                 "grouped_split": {"leaking_pairs": len(after.findings), "pairs": leak_row(after)},
@@ -98,6 +104,8 @@ def main() -> None:
         print(f"{name:<10} {r['rows']:>6} {g['multi_row_groups']:>20}/{g['rows_in_multi_row_groups']:<9} "
               f"{r['grouped_split']['leaking_pairs']:>15} {r['naive_split']['leaking_pairs']:>13} "
               f"{r['naive_split']['test_rows_leaking_from_train']:>36}")
+        print(f"    grouped sizes {r['sizes']}; largest group {g['largest_group']} rows; worst per-class "
+              f"deviation from the target count (rows): {r['max_per_class_deviation_rows']}")
         for label, part in (("naive", r["naive_split"]), ("grouped", r["grouped_split"])):
             for pair, s in part["pairs"].items():
                 print(f"    {label:<8} {pair:<22} pairs {s['pairs']:>5}  rows of B {s['rows_b']:>4}/{s['of']:<5} {s['by_method']}")
