@@ -147,6 +147,180 @@ def doctor_command(
 # --- split, leakage, store (issue 3) ----------------------------------------------------
 
 
+def _store_for(store: Optional[Path], config: Optional[Path]) -> Any:
+    """The store named by --store, else the config's store.path (relative to the config file)."""
+    from tunerail.store import Store
+
+    if store is not None:
+        return Store(store)
+    cfg = load_config_or_default(config)
+    return Store(cfg.resolve(cfg.store.path) or cfg.store.path)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+@app.command("split")
+@guarded
+def split_cmd(data: Optional[Path] = typer.Argument(None, help="Data file to split (default: data.path in the config)."),
+              config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (split, data, criteria sections)."),
+              out: Path = typer.Option(Path("split"), "--out", "-o", help="Folder for train/validation/test.jsonl and split.json."),
+              force: bool = typer.Option(False, "--force", help="Accept too-small validation/test sets (recorded in split.json)."),
+              store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config).")) -> None:
+    """Grouped, stratified, seeded split; duplicate clusters and groups never cross splits; test is frozen."""
+    from tunerail.errors import Problem
+    from tunerail.split import split
+
+    cfg = load_config_or_default(config)
+    data = data or cfg.resolve(cfg.data.path)
+    if data is None:
+        raise TunerailError(Problem("no data to split", field="data.path", fix="pass DATA or set data.path in the config"))
+    result = split(data, cfg, out_dir=out, force=force, store=_store_for(store, config))
+    g = result.groups
+    console.print(f"split {result.manifest['data']['rows']:,} rows -> " + ", ".join(
+        f"{name} {n:,} ({result.manifest['shares'][name]:.1%})" for name, n in result.sizes.items()))
+    console.print(f"kept together: {g['multi_row_groups']:,} clusters/groups ({g['rows_in_multi_row_groups']:,} rows): "
+                  + ", ".join(f"{k} {v['clusters']:,}" for k, v in g["by_source"].items() if k != "all"))
+    console.print(f"test CI half-width +/-{result.manifest['test_ci_half_width']:.3f} "
+                  f"(margin {result.manifest['criteria']['margin']}); frozen test sha256 {result.hashes['test.jsonl'][:12]}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    console.print(f"wrote [bold]{out}[/] (split.json); store: dataset {result.dataset_id[:12]}, split {result.split_id[:12]}")
+
+
+@app.command("leakage")
+@guarded
+def leakage_cmd(sets: list[Path] = typer.Argument(..., help="Two or more data files; each later one is checked against the earlier ones."),
+                out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for leakage.json and leakage.html."),
+                config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (data columns, thresholds)."),
+                fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when findings at or above this severity exceed --max-leaks."),
+                max_leaks: int = typer.Option(0, "--max-leaks", help="Leaking pairs tolerated before exit 1."),
+                semantic: bool = typer.Option(True, "--semantic/--no-semantic", help="Embedding paraphrase check (one MiniLM pass, cached)."),
+                near_threshold: Optional[float] = typer.Option(None, "--near-threshold", help="MinHash Jaccard threshold (default: doctor.near_duplicate_threshold)."),
+                semantic_threshold: Optional[float] = typer.Option(None, "--semantic-threshold", help="Cosine threshold (default: split.semantic_threshold).")) -> None:
+    """Exact, 13-gram, MinHash and paraphrase leaks between sets; exit 1 when leaks exceed the threshold."""
+    import json
+
+    from tunerail.errors import Problem
+    from tunerail.split.leakage import leakage
+
+    if fail_on not in ("info", "warning", "error"):
+        raise TunerailError(Problem(f"--fail-on {fail_on!r}", fix="use info, warning or error"))
+    names: dict[str, Path] = {}
+    for path in sets:
+        name = path.stem if path.stem not in names else str(path)
+        names[name] = path
+    result = leakage(names, out_dir=out, config=load_config_or_default(config), fail_on=fail_on, max_leaks=max_leaks,
+                     semantic="auto" if semantic else False, near_threshold=near_threshold,
+                     semantic_threshold=semantic_threshold)
+    from rich.table import Table
+
+    table = Table(title="leakage per pair of sets")
+    for col in ("A", "B", "leaking pairs", "rows of B", "share of B", "by method"):
+        table.add_column(col, justify="right" if col in ("leaking pairs", "rows of B", "share of B") else "left")
+    for s in result.summary:
+        table.add_row(escape(s["a"]), escape(s["b"]), f"{s['leaking_pairs']:,}", f"{s['rows_b_leaking']:,}/{s['rows_b']:,}",
+                      f"{s['share_of_b']:.1%}", ", ".join(f"{k} {v}" for k, v in s["by_method"].items()))
+    console.print(table)
+    for f in result.findings[:10]:
+        console.print(f"  [red]{f.code}[/] {escape(f.message)}", highlight=False, soft_wrap=True)
+    if len(result.findings) > 10:
+        console.print(f"  ... {len(result.findings) - 10:,} more" + (f" in {out / 'leakage.json'}" if out else ""))
+    if out:
+        console.print(f"wrote [bold]{out / 'leakage.json'}[/] and leakage.html")
+    else:
+        typer.echo(json.dumps(result.summary, indent=2))
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command("verify")
+@guarded
+def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, exported folder, or artifact id (default: the whole store)."),
+               store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
+               config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path).")) -> None:
+    """Re-hash stored files; name every corrupted or missing one (exit 1 if any)."""
+    from tunerail.store import EXPORT_MANIFEST, Store, verify_folder
+
+    path = Path(target) if target else None
+    if path is not None and path.is_dir() and (path / EXPORT_MANIFEST).exists():
+        artifact, problems = verify_folder(path)
+        checked = f"exported {artifact.kind} {artifact.short_id} ({len(artifact.files)} files)"
+    else:
+        if path is not None and path.is_dir():
+            st, ref = Store(path), None
+        else:
+            st, ref = _store_for(store, config), target
+        artifacts = [st.get(ref)] if ref else st.list()
+        problems = st.verify(ref)
+        checked = (f"{len(artifacts)} artifact(s), {sum(len(a.files) for a in artifacts):,} files, "
+                   f"{_human(sum(a.size for a in artifacts))} in {st.root}")
+    for problem in problems:
+        console.print(f"[red]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
+    if problems:
+        console.print(f"[bold red]{len(problems)} problem(s)[/] in {checked}")
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/]: {checked} match their manifests")
+
+
+@app.command("lineage")
+@guarded
+def lineage_cmd(ref: str = typer.Argument(..., help="Artifact id or unique prefix."),
+                store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
+                config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path).")) -> None:
+    """Print the chain source files -> snapshot -> split -> config -> run -> checkpoint -> report."""
+    st = _store_for(store, config)
+    chain = st.lineage(ref)
+    step = 0
+    for artifact in chain:
+        for source, info in (artifact.meta.get("sources") or {}).items() if artifact.kind == "dataset" else ():
+            sha = info.get("sha256", "") if isinstance(info, dict) else str(info)
+            typer.echo(f"{'  ' * step}source   {source}  sha256 {sha[:12]}")
+            step = 1
+        extra = []
+        if "rows" in artifact.meta:
+            extra.append(f"{artifact.meta['rows']:,} rows")
+        if "sizes" in artifact.meta:
+            sizes = artifact.meta["sizes"]
+            extra.append(" / ".join(f"{k} {sizes[k]:,}" for k in sorted(sizes, key=lambda k: (k != "train", k == "test", k))))
+        if artifact.meta.get("forced"):
+            extra.append("FORCED")
+        typer.echo(f"{'  ' * step}{'└─ ' if step else ''}{artifact.kind:<10} {artifact.short_id}  "
+                   f"{artifact.transform or '-':<10} {artifact.created}  {_human(artifact.size)}"
+                   + (f"  ({'; '.join(extra)})" if extra else ""))
+        step += 1
+    children = st.children(ref)
+    if children:
+        typer.echo("used by: " + ", ".join(f"{c.kind} {c.short_id}" for c in children))
+
+
+@app.command("log")
+@guarded
+def log_cmd(store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
+            config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path)."),
+            kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind (dataset, split, run, checkpoint...).")) -> None:
+    """List stored snapshots, splits, runs and checkpoints: date, kind, short id, size."""
+    from rich.table import Table
+
+    st = _store_for(store, config)
+    artifacts = st.list(kind)
+    table = Table(title=f"store {st.root}")
+    for col in ("created", "kind", "id", "transform", "files", "size", "rows", "parents"):
+        table.add_column(col, justify="right" if col in ("files", "size", "rows") else "left")
+    for a in artifacts:
+        rows = a.meta.get("rows", a.meta.get("data", {}).get("rows") if isinstance(a.meta.get("data"), dict) else None)
+        table.add_row(a.created, a.kind, a.short_id, escape(a.transform or "-"), str(len(a.files)), _human(a.size),
+                      f"{rows:,}" if isinstance(rows, int) else "", ", ".join(p[:12] for p in a.parents))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    console.print(f"{len(artifacts)} artifact(s)")
+
+
+
 # --- train (issue 4) --------------------------------------------------------------------
 
 

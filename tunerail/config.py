@@ -87,6 +87,12 @@ class SplitConfig(_Section):
     test: float = Field(0.1, gt=0, lt=1, description="Share for the frozen test set (the verdict). At least 0.1.")
     seed: int = Field(13, description="Seed: the same data and seed give the same split.")
     stratify: bool = Field(True, description="Keep class proportions in every split (classification).")
+    semantic: bool | Literal["auto"] = Field("auto", description=(
+        "Also keep embedding paraphrase clusters in one split; auto = on below semantic_max_rows "
+        "(costs one MiniLM pass, about 1 min per 10k rows on 2 CPU cores, cached)."))
+    semantic_threshold: float = Field(0.95, gt=0, le=1, description=(
+        "Cosine similarity of MiniLM prompt embeddings at or above which two rows are paraphrases and stay together."))
+    semantic_max_rows: int = Field(200_000, ge=1, description="Above this many rows, auto skips paraphrase grouping (exact, 13-gram and MinHash still run).")
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> "SplitConfig":

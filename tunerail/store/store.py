@@ -16,6 +16,14 @@ from filelock import FileLock
 from tunerail.errors import Problem, TunerailError
 
 CHUNK = 8 * 1024 * 1024
+WORKERS = min(8, os.cpu_count() or 1)
+
+# The lineage record. Every artifact's manifest says what it is (``kind``), what it was made from
+# (``parents``: artifact ids), how (``transform``) and with what (``meta``). The chain that
+# ``tunerail lineage`` prints follows parents back to the source files named in a dataset's
+# ``meta["sources"]``: source files -> dataset -> split -> config -> run -> checkpoint -> report.
+LINEAGE_KINDS = ("dataset", "split", "config", "run", "checkpoint", "report")
+EXPORT_MANIFEST = "tunerail.manifest.json"
 
 
 def _umask_mode() -> int:
@@ -28,12 +36,26 @@ _DEFAULT_MODE = _umask_mode()
 
 
 def hash_file(path: str | Path) -> str:
-    """SHA-256 of a file, streamed in 8 MiB chunks."""
+    """SHA-256 of a file (``hashlib.file_digest``: zero-copy reads into one buffer, GIL released)."""
+    with open(path, "rb", buffering=0) as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _copy_and_hash(src: Path, dst_fd: int) -> tuple[str, int]:
+    """Copy ``src`` into ``dst_fd`` and hash it in the same pass (each byte read once)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    size = 0
+    with open(src, "rb", buffering=0) as handle:
+        while n := handle.readinto(buffer):
+            chunk = view[:n]
             digest.update(chunk)
-    return digest.hexdigest()
+            written = 0
+            while written < n:
+                written += os.write(dst_fd, chunk[written:])
+            size += n
+    return digest.hexdigest(), size
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
@@ -111,28 +133,27 @@ class Store:
 
     # -- blobs -----------------------------------------------------------------------------
     def put_file(self, path: str | Path) -> tuple[str, int]:
-        """Copy a file into the object store while hashing it (one read); returns (sha256, size)."""
+        """Copy a file into the object store while hashing it (one read); returns (sha256, size).
+
+        The copy goes to a temp file, is fsynced, then renamed to its hash: a crash leaves at
+        most an ``.incoming.*`` temp file, never a blob whose name lies about its content.
+        """
         path = Path(path)
         self.objects.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
         fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=self.objects)
         try:
-            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
-                while chunk := src.read(CHUNK):
-                    digest.update(chunk)
-                    dst.write(chunk)
-                    size += len(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-            sha = digest.hexdigest()
+            try:
+                sha, size = _copy_and_hash(path, fd)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             final = self.object_path(sha)
             if final.exists():
                 os.unlink(tmp)  # identical content is stored once
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(tmp, 0o444)
                 os.replace(tmp, final)
-                os.chmod(final, 0o444)
             return sha, size
         except BaseException:
             if os.path.exists(tmp):
@@ -155,12 +176,19 @@ class Store:
         The id is the SHA-256 of ``kind`` + the sorted (name, sha256) pairs: the same content
         gets the same id, whatever its parents; an existing manifest is kept as it is.
         """
-        entries: dict[str, dict[str, Any]] = {}
-        for name, source in sorted(files.items()):
-            sha, size = self.put_bytes(source) if isinstance(source, bytes) else self.put_file(source)
-            entries[name] = {"sha256": sha, "size": size}
-        content = json.dumps({"kind": kind, "files": {k: v["sha256"] for k, v in entries.items()}}, sort_keys=True)
-        artifact_id = hashlib.sha256(content.encode()).hexdigest()
+        def put(source: str | Path | bytes) -> tuple[str, int]:
+            return self.put_bytes(source) if isinstance(source, bytes) else self.put_file(source)
+
+        items = sorted(files.items())
+        if len(items) > 1 and WORKERS > 1:  # hashing and I/O release the GIL
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(WORKERS) as pool:
+                results = list(pool.map(put, [source for _, source in items]))
+        else:
+            results = [put(source) for _, source in items]
+        entries = {name: {"sha256": sha, "size": size} for (name, _), (sha, size) in zip(items, results)}
+        artifact_id = artifact_id_for(kind, entries)
         artifact = Artifact(artifact_id, kind, entries, sorted(set(parents)), transform, meta or {},
                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         with self._lock():
@@ -169,6 +197,25 @@ class Store:
                 return self.get(artifact_id)
             write_atomic(path, artifact.to_json())
         return artifact
+
+    def add_dataset(self, records: Iterable[Any], sources: Iterable[str | Path] = (), parents: Iterable[str] = (),
+                    transform: str = "import", meta: dict[str, Any] | None = None) -> Artifact:
+        """Store a dataset snapshot as canonical JSONL (``rows.jsonl``), addressed by its content.
+
+        Canonical: one row per line, the row's own columns with sorted keys, compact separators,
+        UTF-8; provenance (``_tunerail``) is left out, so the same rows give the same id
+        whichever file or step they came from. ``sources`` are hashed into ``meta["sources"]``:
+        the first links of the lineage chain.
+        """
+        lines = []
+        for row in records:
+            fields = row.fields if hasattr(row, "fields") else row
+            clean = {k: v for k, v in fields.items() if k != "_tunerail"}
+            lines.append(json.dumps(clean, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str))
+        blob = ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+        source_meta = {str(p): {"sha256": hash_file(p), "size": Path(p).stat().st_size} for p in sources}
+        full_meta = {"rows": len(lines), "sources": source_meta, **(meta or {})}
+        return self.add("dataset", {"rows.jsonl": blob}, parents=parents, transform=transform, meta=full_meta)
 
     def add_folder(self, kind: str, folder: str | Path, **kwargs: Any) -> Artifact:
         """Store every file below ``folder`` under its relative path (checkpoints, adapters)."""
@@ -207,8 +254,17 @@ class Store:
                                         fix=f"files: {', '.join(artifact.files)}"))
         return self.object_path(artifact.files[name]["sha256"])
 
+    def children(self, ref: str) -> list[Artifact]:
+        """Artifacts made from ``ref`` (one step down the lineage)."""
+        artifact_id = self.get(ref).id
+        return [a for a in self.list() if artifact_id in a.parents]
+
     def export(self, ref: str, dest: str | Path) -> Path:
-        """Copy an artifact's files out to ``dest`` (e.g. to load a checkpoint)."""
+        """Copy an artifact's files out to ``dest`` (e.g. to load a checkpoint).
+
+        The manifest goes along as ``tunerail.manifest.json``, so ``tunerail verify DEST`` can
+        re-hash the exported copy later.
+        """
         import shutil
 
         artifact = self.get(ref)
@@ -217,22 +273,23 @@ class Store:
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.object_path(entry["sha256"]), target)
+            os.chmod(target, 0o644)
+        write_atomic(dest / EXPORT_MANIFEST, artifact.to_json())
         return dest
 
     def verify(self, ref: str | None = None) -> list[Problem]:
-        """Re-hash stored files; one problem per missing or corrupted file."""
+        """Re-hash stored files (in parallel); one problem per missing or corrupted file or manifest."""
         artifacts = [self.get(ref)] if ref else self.list()
         problems: list[Problem] = []
+        checks: list[tuple[Artifact, str, str, Path]] = []
         for artifact in artifacts:
-            for name, entry in artifact.files.items():
-                path = self.object_path(entry["sha256"])
-                if not path.exists():
-                    problems.append(Problem(f"missing file {name!r} of {artifact.kind} {artifact.short_id}",
-                                            file=str(path), fix="restore it from a backup or re-run the step that made it"))
-                elif hash_file(path) != entry["sha256"]:
-                    problems.append(Problem(f"corrupted file {name!r} of {artifact.kind} {artifact.short_id}: "
-                                            f"SHA-256 does not match the manifest", file=str(path),
-                                            fix="restore it from a backup or re-run the step that made it"))
+            if artifact.id != artifact_id_for(artifact.kind, artifact.files):
+                problems.append(Problem(f"manifest of {artifact.kind} {artifact.short_id} was edited: its file list "
+                                        "no longer matches its id", file=str(self.manifests / f"{artifact.id}.json"),
+                                        fix="restore the manifest from a backup or re-run the step that made it"))
+            checks += [(artifact, name, entry["sha256"], self.object_path(entry["sha256"]))
+                       for name, entry in artifact.files.items()]
+        problems += _check_files([(f"{a.kind} {a.short_id}", name, sha, path) for a, name, sha, path in checks])
         return problems
 
     def lineage(self, ref: str) -> list[Artifact]:
@@ -251,3 +308,46 @@ class Store:
 
         visit(self.get(ref).id)
         return order
+
+
+def artifact_id_for(kind: str, files: dict[str, dict[str, Any]]) -> str:
+    """An artifact's id: SHA-256 of its kind and sorted (name, sha256) pairs."""
+    content = json.dumps({"kind": kind, "files": {k: v["sha256"] for k, v in files.items()}}, sort_keys=True)
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def _check_files(checks: list[tuple[str, str, str, Path]]) -> list[Problem]:
+    """Hash every (owner, name, expected sha256, path) in a thread pool; problems in input order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item: tuple[str, str, str, Path]) -> Problem | None:
+        owner, name, sha, path = item
+        fix = "restore it from a backup or re-run the step that made it"
+        if not path.is_file():
+            return Problem(f"missing file {name!r} of {owner}", file=str(path), fix=fix)
+        if hash_file(path) != sha:
+            return Problem(f"corrupted file {name!r} of {owner}: SHA-256 does not match the manifest",
+                           file=str(path), fix=fix)
+        return None
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return [p for p in pool.map(one, checks) if p is not None]
+
+
+def verify_folder(folder: str | Path) -> tuple[Artifact, list[Problem]]:
+    """Re-hash an exported artifact folder against its ``tunerail.manifest.json``."""
+    folder = Path(folder)
+    manifest = folder / EXPORT_MANIFEST
+    if not manifest.exists():
+        raise TunerailError(Problem(f"no {EXPORT_MANIFEST} in this folder: nothing to verify against", file=str(folder),
+                                    fix="pass a store root, an artifact id, or a folder written by Store.export"))
+    try:
+        artifact = Artifact(**json.loads(manifest.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as exc:
+        raise TunerailError(Problem(f"unreadable manifest: {exc}", file=str(manifest))) from None
+    checks = [(f"{artifact.kind} {artifact.short_id}", name, entry["sha256"], folder / name)
+              for name, entry in artifact.files.items()]
+    problems = _check_files(checks)
+    if artifact.id != artifact_id_for(artifact.kind, artifact.files):
+        problems.insert(0, Problem("the manifest was edited: its file list no longer matches its id", file=str(manifest)))
+    return artifact, problems

@@ -1,0 +1,202 @@
+"""`tunerail split`: a grouped, stratified, seeded train/validation/test split with a frozen test set.
+
+Recipe (top to bottom):
+
+1. load the rows (any format the loaders read) and hash the source files;
+2. find what must stay together (:mod:`tunerail.split.groups`): exact, 13-gram, MinHash and,
+   optionally, embedding-paraphrase clusters of the prompts, plus ``data.group_column`` groups;
+3. assign whole groups to the splits, stratified by label (:mod:`tunerail.split.assign`);
+4. refuse evaluation sets that are too small to measure the main metric (:mod:`tunerail.split.guards`);
+5. write ``train/validation/test.jsonl`` + ``split.json``, and store the source snapshot and the split
+   in the content-addressed store; the test file's SHA-256 is the frozen reference
+   (:func:`tunerail.split.frozen.verify_frozen_split`).
+
+Pipeline position: split runs on the raw (doctor-cleaned) rows BEFORE anything is fitted on the data:
+no normaliser, tokenizer-statistic, dedup model, class re-weighting or augmentation may see the
+validation or test rows, or their scores are optimistic. Fit those on ``train.jsonl`` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tunerail.config import TunerailConfig, load_config
+from tunerail.data.records import Record
+from tunerail.errors import GuardrailError, Problem, TunerailError
+from tunerail.split.assign import assign_groups
+from tunerail.split.groups import Groups, find_groups
+from tunerail.split.guards import ci_half_width, rows_needed, size_problems
+from tunerail.store import Store, hash_file, write_atomic
+
+SPLITS = ("train", "validation", "test")
+FROZEN = "test"
+
+
+@dataclass
+class SplitResult:
+    """What ``split`` did: where the files are, their sizes and hashes, and what it kept together."""
+
+    out_dir: Path
+    paths: dict[str, Path]
+    sizes: dict[str, int]
+    per_class: dict[str, dict[str, int]]
+    groups: dict[str, Any]
+    hashes: dict[str, str]
+    indices: dict[str, list[int]]  # record positions (``Record.index``) in each split
+    manifest: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    forced: bool = False
+    dataset_id: str | None = None
+    split_id: str | None = None
+
+    @property
+    def split_json(self) -> Path:
+        return self.out_dir / "split.json"
+
+
+def _jsonl(records: Sequence[Record]) -> bytes:
+    lines = []
+    for r in records:
+        row = r.to_json()
+        if isinstance(r.fields.get("_tunerail"), dict):  # keep the provenance of an earlier step
+            row["_tunerail"]["origin"] = r.fields["_tunerail"]
+        lines.append(json.dumps(row, ensure_ascii=False, default=str))
+    return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+
+
+def _load(data: Any, config: TunerailConfig) -> tuple[list[Record], int, str, dict[str, str]]:
+    if isinstance(data, (str, Path)):
+        from tunerail.data.loaders import load_records
+
+        path = Path(data)
+        records, rejections, fmt = load_records(path, config.data.format, config.data.columns, config.data.group_column)
+        return records, len(rejections), fmt, {str(path): hash_file(path)}
+    records = list(data)
+    return records, 0, records[0].format if records else "auto", {}
+
+
+def _use_semantic(config: TunerailConfig, n: int) -> bool:
+    setting = config.split.semantic
+    return n < config.split.semantic_max_rows if setting == "auto" else bool(setting)
+
+
+def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Path | None = None, *,
+          out_dir: str | Path, force: bool = False, store: Store | str | Path | None = None) -> SplitResult:
+    """Split ``data`` into train/validation/test so that no duplicate cluster or group crosses splits.
+
+    Parameters
+    ----------
+    data : path to a data file (any format ``load_records`` reads) or a list of records.
+    config : TunerailConfig, path to tunerail.yaml, or None for defaults. Reads ``split``,
+        ``data`` (format, columns, group_column), ``criteria`` (margin, metric) and ``doctor``
+        (near-duplicate threshold).
+    out_dir : folder for ``train.jsonl``, ``validation.jsonl``, ``test.jsonl`` and ``split.json``.
+    force : accept validation/test sets that fail the size guard; the override and its reason are
+        recorded in ``split.json`` (``forced`` and ``warnings``).
+    store : the content-addressed store (default ``config.store.path``) that receives the source
+        snapshot (``dataset``) and the split (``split``, parent: the snapshot).
+
+    Notes
+    -----
+    Guarantees: rows of one group (duplicate/paraphrase cluster or ``group_column`` value) are in
+    exactly one split; the same data, config and seed give byte-identical files. Splitting comes
+    before any preprocessing, cleaning fit or augmentation (see the module docstring).
+
+    Raises
+    ------
+    GuardrailError
+        When validation or test is below 10 % of the rows, or the test set is too small for
+        ``criteria.margin`` (the message gives the CI half-width and the rows needed), unless ``force``.
+    """
+    if not isinstance(config, TunerailConfig):
+        config = load_config(config)
+    out = Path(out_dir)
+    records, rejected, fmt, sources = _load(data, config)
+    if len(records) < len(SPLITS):
+        raise TunerailError(Problem(f"only {len(records)} usable rows: nothing to split",
+                                    file=next(iter(sources), None), fix="check the data file and data.format / data.columns"))
+    cfg = config.split
+    shares = [cfg.train, cfg.validation, cfg.test]
+
+    # 2. what must stay together
+    semantic = _use_semantic(config, len(records))
+    groups: Groups = find_groups(records, near_threshold=config.doctor.near_duplicate_threshold, semantic=semantic,
+                                 semantic_threshold=cfg.semantic_threshold,
+                                 embedding_model=config.model.embedding_model)
+
+    # 3. whole groups into splits, stratified when there are labels
+    labels = [r.label for r in records]
+    stratified = cfg.stratify and all(label is not None for label in labels)
+    assignment = assign_groups(groups.labels, labels if stratified else None, shares, cfg.seed)
+    parts = {name: [r for r, s in zip(records, assignment) if s == k] for k, name in enumerate(SPLITS)}
+    sizes = {name: len(rows) for name, rows in parts.items()}
+
+    # 4. guards
+    warnings: list[str] = []
+    problems = size_problems(sizes, len(records), config.criteria.margin, config.criteria.metric, config.criteria.threshold,
+                              shares=dict(zip(SPLITS, shares)))
+    if problems and not force:
+        raise GuardrailError(problems)
+    for problem in problems:
+        warnings.append(f"--force: {problem.message}")
+    if rejected:
+        warnings.append(f"{rejected} rows could not be read and are in no split (run `tunerail doctor` to see why)")
+    target_test = cfg.test * len(records)
+    if groups.largest > target_test / 2:
+        warnings.append(f"the largest group has {groups.largest} rows (test target {target_test:.0f}): "
+                        "the shares may be off; check data.group_column or split.semantic_threshold")
+
+    # 5. write, hash, store
+    hashes: dict[str, str] = {}
+    paths: dict[str, Path] = {}
+    blobs: dict[str, bytes] = {}
+    for name, rows in parts.items():
+        blob = _jsonl(rows)
+        paths[name] = write_atomic(out / f"{name}.jsonl", blob)
+        hashes[f"{name}.jsonl"] = hashlib.sha256(blob).hexdigest()
+        blobs[f"{name}.jsonl"] = blob
+    per_class = {name: dict(sorted(Counter(r.label for r in rows).items())) if stratified else {}
+                 for name, rows in parts.items()}
+    p = config.criteria.threshold if config.criteria.threshold and 0 < config.criteria.threshold < 1 else 0.5
+    manifest: dict[str, Any] = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "data": {"sources": sources, "rows": len(records), "rejected_rows": rejected, "format": fmt,
+                 "group_column": config.data.group_column},
+        "task": config.task,
+        "seed": cfg.seed,
+        "config": cfg.model_dump(mode="json"),
+        "semantic_grouping": semantic,
+        "near_duplicate_threshold": config.doctor.near_duplicate_threshold,
+        "stratified": stratified,
+        "sizes": sizes,
+        "shares": {name: round(n / len(records), 4) for name, n in sizes.items()},
+        "per_class": per_class,
+        "groups": groups.summary(),
+        "hashes": hashes,
+        "frozen": {"file": f"{FROZEN}.jsonl", "sha256": hashes[f"{FROZEN}.jsonl"]},
+        "criteria": config.criteria.model_dump(mode="json"),
+        "criteria_hash": config.criteria_hash(),
+        "test_ci_half_width": round(ci_half_width(sizes["test"], p), 4),
+        "test_rows_needed": rows_needed(config.criteria.margin, p),
+        "forced": bool(force and problems),
+        "warnings": warnings,
+    }
+    if not isinstance(store, Store):
+        store = Store(store if store is not None else (config.resolve(config.store.path) or config.store.path))
+    snapshot = store.add_dataset(records, sources=list(sources), transform="import",
+                                 meta={"format": fmt, "rejected_rows": rejected})
+    manifest["store"] = {"root": str(store.root), "dataset_id": snapshot.id}
+    stored = store.add("split", blobs, parents=[snapshot.id], transform="split", meta=manifest)
+    manifest["store"]["split_id"] = stored.id
+    write_atomic(out / "split.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    indices = {name: [r.index for r in rows] for name, rows in parts.items()}
+    return SplitResult(out, paths, sizes, per_class, groups.summary(), hashes, indices, manifest, warnings,
+                       manifest["forced"], snapshot.id, stored.id)
