@@ -117,6 +117,8 @@ class TrainConfig(_Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     guards: dict[str, bool] = Field(default_factory=dict, description=(
         "Switch individual guardrails off, e.g. {divergence: false}; every switch-off is recorded in the run."))
+    probe_steps: int = Field(2, ge=0, description=(
+        "Forward+backward passes timed before training for the time/cost estimate (no update; 0 skips the probe)."))
 
 
 class JudgeConfig(_Section):
@@ -148,6 +150,7 @@ class EvalConfig(_Section):
 class TrackingConfig(_Section):
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI; default: a local SQLite store under .tunerail/.")
     experiment: str = Field("tunerail", description="MLflow experiment name.")
+    enabled: bool = Field(True, description="Log training runs to MLflow (params, per-step metrics, lineage, artifacts).")
 
 
 class StoreConfig(_Section):
