@@ -149,13 +149,18 @@ def load_split(source: str | Path | Sequence[Any], config: Any, role: str) -> li
     from tunerail.data.records import RawRow
 
     if isinstance(source, (str, Path)):
-        records, rejections, _ = load_records(source, config.data.format, config.data.columns)
+        from tunerail.data.loaders import iter_raw_rows
+
         name = str(source)
+        if next(iter(iter_raw_rows(source)), None) is None:
+            records, rejections = [], []
+        else:
+            records, rejections, _ = load_records(source, config.data.format, config.data.columns)
     else:
         items = list(source)
-        records = [r for r in items if isinstance(r, Record)]
+        records: list[Record] = [r for r in items if isinstance(r, Record)]
         dicts = [r for r in items if not isinstance(r, Record)]
-        rejections = []
+        rejections: list[Any] = []
         name = f"<{role} records>"
         if dicts:
             fmt = config.data.format if config.data.format != "auto" else detect_format(dicts, config.data.columns)

@@ -76,12 +76,17 @@ class DivergenceGuard:
     window : int, default 20
     warmup_steps : int, default 5
         No spike test before this many losses are seen (early losses move fast).
+    rise_factor : float, default 2
+        A sustained climb: the running median rising above ``rise_factor x`` its lowest level
+        (a single hard batch cannot move a median; a learning rate that is too high does).
     """
 
     spike_factor: float = 5.0
     window: int = 20
     min_gap: float = 1.0
     warmup_steps: int = 5
+    rise_factor: float = 2.0
+    best_median: float = math.inf
     recent: list[float] = field(default_factory=list)
 
     def check(self, loss: float, step: int, lr: float) -> Finding | None:
@@ -94,6 +99,12 @@ class DivergenceGuard:
                                    f"{loss / median:.1f}x the running median {median:.3f}",
                                    {"loss": loss, "median": median})
         self.recent = (self.recent + [loss])[-self.window:]
+        median = statistics.median(self.recent)
+        if len(self.recent) >= 3 and median > self.rise_factor * self.best_median and median - self.best_median > self.min_gap:
+            return _divergence(step, lr, f"the running median of the training loss climbed to {median:.3f} at step "
+                               f"{step}, {median / self.best_median:.1f}x its lowest level {self.best_median:.3f}",
+                               {"loss": loss, "median": median, "best_median": self.best_median})
+        self.best_median = min(self.best_median, median)
         return None
 
     def state_dict(self) -> dict[str, Any]:

@@ -446,7 +446,7 @@ class TrainRecipe:
             self.elapsed = elapsed_before + time.perf_counter() - session_start
             self._emit("step", step=self.step, total=self.total_steps, loss=loss_value, lr=lr, seconds=self.elapsed)
             if "divergence" not in self.disabled:
-                finding = self.divergence.check(loss_value, self.step, lr)
+                finding = self.divergence.check(loss_value, self.step, self.lr)
                 if finding is not None:
                     self.findings.append(finding)
                     self._emit("guard", finding=finding, message=f"error {finding.code} {finding.message}\n    fix: {finding.fix}")
