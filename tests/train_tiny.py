@@ -67,3 +67,36 @@ def tiny_config(tmp: Path, **train: object):
         "tracking": {"enabled": False},
         "store": {"path": str(tmp / "store")},
     })
+
+
+def run_main(argv: list[str]) -> None:
+    """``python tests/train_tiny.py OUT TRAIN VAL [--resume]``: a deterministic tiny run (subprocess tests).
+
+    One thread, fp32, dropout 0: bitwise reproducible on CPU. Under ``torchrun`` every rank
+    writes ``rank<N>.json`` with a hash of its trainable weights, so the test can compare ranks.
+    """
+    import hashlib
+
+    import torch
+
+    torch.set_num_threads(1)
+    out, train_path, val_path = Path(argv[0]), Path(argv[1]), Path(argv[2])
+    from tunerail.train import train
+
+    cfg = tiny_config(out.parent, learning_rate=1e-3, epochs=2.5, eval_steps=5, patience=10)
+    result = train(cfg, train_data=train_path, validation_data=val_path, out_dir=out, resume="--resume" in argv)
+    from tunerail.train.recipe import TrainRecipe  # noqa: F401  (import check for the subprocess)
+
+    rank = int(os.environ.get("RANK", "0"))
+    from safetensors.torch import load_file
+
+    weights = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
+    digest = hashlib.sha256(b"".join(weights[k].numpy().tobytes() for k in sorted(weights))).hexdigest()
+    (out / f"rank{rank}.json").write_text(json.dumps({"sha": digest, "history": result.history,
+                                                      "best_step": result.best_step}))
+
+
+if __name__ == "__main__":
+    import sys
+
+    run_main(sys.argv[1:])
