@@ -84,4 +84,4 @@ def test_two_process_ddp_ranks_agree(tmp_path, splits):
     assert _strip(ranks[0]["history"]) == _strip(ranks[1]["history"])
     saved = json.loads((out / "train.json").read_text())
     # Two processes share each step: half the steps of a single-process run over the same epochs.
-    assert saved["actual"]["steps"] == 15 and saved["history"][-1]["val_loss"] < saved["history"][0]["val_loss"]
+    assert saved["actual"]["processes"] == 2 and saved["actual"]["steps"] == 15 and saved["history"][-1]["val_loss"] < saved["history"][0]["val_loss"]

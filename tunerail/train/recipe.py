@@ -177,7 +177,8 @@ class TrainRecipe:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
-        self.accelerator = Accelerator(gradient_accumulation_steps=1)
+        # cpu=True on CPU-only machines: accelerate then detects torchrun/`accelerate launch` ranks (gloo).
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.main = self.accelerator.is_main_process
         self.world = self.accelerator.num_processes
         self.rank = self.accelerator.process_index
@@ -433,7 +434,7 @@ class TrainRecipe:
                     loss = loss_sum / n.clamp(min=1)
                     self.accelerator.backward(loss / self.tc.gradient_accumulation)
                     step_loss += loss.detach().double() / self.tc.gradient_accumulation
-                    tokens += self._batch_tokens(batch) * self.world
+                    tokens += sum(self._batch_tokens(self._micro_batch(first + k * self.world + r)) for r in range(self.world))
             except (torch.OutOfMemoryError, MemoryError) as exc:
                 raise _oom(exc, self.tc.batch_size, self.config.model.max_seq_length) from None
             torch.nn.utils.clip_grad_norm_(self.trainable, self.tc.max_grad_norm)
@@ -623,7 +624,8 @@ class TrainRecipe:
         best = next((h for h in self.history if h["step"] == self.early.best_step), None)
         actual = {"steps": self.step, "tokens": self.history[-1]["tokens"] if self.history else 0,
                   "seconds": round(self.elapsed, 2), "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                  "processes": self.world}
         result = TrainResult(
             adapter_dir=adapter_dir, base_model=self.config.model.base, method=self.method, checkpoint_id=None,
             run_id=self.run_id, tracking_uri=getattr(self.tracker, "uri", None), history=self.history,
