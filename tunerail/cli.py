@@ -99,13 +99,8 @@ def train_command(
 
     cfg = load_config_or_default(config)
     if train_path is None:
-        split_dir = cfg.resolve(".tunerail/split") if cfg.source else Path(".tunerail/split")
-        candidate = split_dir / "train.jsonl" if split_dir else None
-        if candidate is None or not candidate.exists():
-            raise TunerailError(Problem("no training split given", field="--train",
-                                        fix="pass --train PATH --validation PATH (files written by `tunerail split`)"))
-        train_path = candidate
-        validation_path = validation_path or (split_dir / "validation.jsonl")
+        raise TunerailError(Problem("no training split given", field="--train",
+                                    fix="pass --train PATH --validation PATH (the files `tunerail split` writes)"))
     from tunerail.train.progress import RichProgress
 
     with RichProgress(console) as progress:
