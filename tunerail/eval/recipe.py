@@ -30,7 +30,7 @@ from tunerail.eval import generate as G
 from tunerail.eval import metrics as M
 from tunerail.eval.frozen import check_frozen
 from tunerail.eval.prompting import prompt_hash, render_prompt
-from tunerail.eval.scoring import ModelScores, add_perplexity, score_classification, score_extraction, score_generation
+from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
 from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
 from tunerail.findings import Finding
 
@@ -113,6 +113,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     task = _task_of(config, records)
     refs = [r.completion for r in records]
     labels = sorted({r.label for r in records if r.label is not None}) if task == "classification" else []
+    check_metric(task, config.criteria.metric, ev.label_ranking)
     shots = _shots(config, few_shot_data)
 
     # 3-4. inference ------------------------------------------------------------------------
@@ -134,10 +135,6 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     if few_out is not None:
         scored["base_few_shot"] = _score(task, refs, few_out, labels)
     metric = config.criteria.metric
-    names = scored["tuned"].metric_names()
-    if metric not in names:
-        raise TunerailError(Problem(f"criteria.metric {metric!r} is not computed for task {task!r}", field="criteria.metric",
-                                    fix=f"use one of: {', '.join(names)}"))
     n = len(records)
     metrics_out = {m: _estimates(s, n, ev.bootstrap) for m, s in scored.items()}
     improvement, significance = _compare(scored["tuned"], scored["base"], metric, n, ev.bootstrap, task)
@@ -243,6 +240,7 @@ def compare_prompts(config: TunerailConfig, validation_data: str | Path | Sequen
     if limit:
         records = records[:limit]
     task = _task_of(config, records)
+    check_metric(task, config.criteria.metric, config.eval.label_ranking)
     refs = [r.completion for r in records]
     labels = sorted({r.label for r in records if r.label is not None}) if task == "classification" else []
     lm = G.load_model(base_model or config.model.base, adapter_dir)
@@ -258,9 +256,6 @@ def compare_prompts(config: TunerailConfig, validation_data: str | Path | Sequen
         outs = _Runner(Path(cache_dir) if cache_dir and config.eval.cache else None, prompts, refs, labels, config.eval,
                        max_new, progress, {}).outputs(f"prompt-{template.version}", lm)
         scores = _score(task, refs, outs, labels)
-        if metric not in scores.metric_names():
-            raise TunerailError(Problem(f"criteria.metric {metric!r} is not computed for task {task!r}",
-                                        field="criteria.metric", fix=f"use one of: {', '.join(scores.metric_names())}"))
         est = M.bootstrap_statistic(scores.statistic(metric), len(records), resamples=config.eval.bootstrap)
         variants.append({"version": template.version, "hash": prompt_hash(template), **est.to_dict()})
     lower = metric in LOWER_IS_BETTER

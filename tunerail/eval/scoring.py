@@ -19,6 +19,27 @@ from tunerail.eval import metrics as M
 
 IndexStat = Callable[[np.ndarray], float]
 
+# What each task computes (checked against criteria.metric BEFORE any model runs).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "macro_f1", "micro_f1", "accuracy_ranking", "perplexity"),
+    "generation": ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "exact_match", "normalized_match", "perplexity"),
+    "extraction": ("field_f1", "field_precision", "field_recall", "exact_match", "json_valid", "perplexity"),
+}
+TASK_METRICS["chat"] = TASK_METRICS["generation"]
+
+
+def check_metric(task: str, metric: str, label_ranking: bool = False) -> None:
+    """Fail fast, naming the allowed metrics, when the main metric does not exist for the task."""
+    from tunerail.errors import Problem, TunerailError
+
+    allowed = [m for m in TASK_METRICS[task] if label_ranking or m != "accuracy_ranking"]
+    if metric not in allowed:
+        fix = f"use one of: {', '.join(allowed)}"
+        if metric == "accuracy_ranking":
+            fix = "set eval.label_ranking: true, or " + fix
+        raise TunerailError(Problem(f"criteria.metric {metric!r} is not computed for task {task!r}",
+                                    field="criteria.metric", fix=fix))
+
 
 @dataclass
 class ModelScores:
