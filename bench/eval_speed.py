@@ -50,13 +50,13 @@ def main() -> None:
     from tunerail.eval.forgetting import run_suite
     from tunerail.eval.generate import generate, load_model, rank_labels, score_answers
     from tunerail.eval.metrics import match_label
-    from tunerail.eval.prompting import render_prompt
+    from tunerail.eval.prompting import prompt_for
 
     rows = load_rows(args.rows_per_intent)
     labels = sorted({r["category"] for r in rows})
     lm = load_model("bundled:smollm2")
     template = PromptTemplate(system="Classify the customer's banking query. Answer with the intent label only.")
-    prompts = [render_prompt(lm.tokenizer, template, r["text"]) for r in rows]
+    prompts = [prompt_for(lm.tokenizer, r["text"], template) for r in rows]
     gold = [r["category"] for r in rows]
     max_new = max(len(lm.tokenizer(lab, add_special_tokens=False)["input_ids"]) for lab in labels) + 3
     results: dict = {"rows": len(rows), "labels": len(labels), "max_new_tokens": max_new, "threads": args.threads,

@@ -163,3 +163,30 @@ def test_review_export_import_roundtrip(tmp_path):
     with pytest.raises(TunerailError) as err:
         import_ratings(path)
     assert err.value.problems[0].line == 4 and err.value.problems[0].field == "rating_a"
+
+
+def test_few_shot_messages_cover_several_classes(banking_test):
+    from tunerail.config import PromptTemplate
+    from tunerail.eval.prompting import build_messages
+    from tunerail.eval.recipe import _shots
+
+    cfg = _config(few_shot=3)
+    shots = _shots(cfg, banking_test)
+    assert len(shots) == 3 and len({s[1] for s in shots}) == 3  # one example per label first
+    msgs = build_messages("my card", PromptTemplate(system="S", template="Q: {prompt}"), shots)
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    assert msgs[-1]["content"] == "Q: my card" and msgs[2]["content"] == shots[0][1]
+
+
+def test_cli_review_import(tmp_path, capsys):
+    from tunerail.cli import main
+
+    path = export_for_review(_rows()[:2], tmp_path / "review.jsonl")
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    for rec in lines:
+        rec["rating_a"], rec["rating_b"] = 4, 3
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert main(["review", "import", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rated"] == 2 and out["ratings"] == {"base": 2, "tuned": 2}
+    assert main(["review", "import", str(tmp_path / "missing.csv")]) == 2

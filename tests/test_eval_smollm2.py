@@ -15,7 +15,7 @@ def test_smollm2_generation_ranking_and_shared_prefix_scoring(banking_example):
     from tunerail.config import PromptTemplate
     from tunerail.eval.generate import generate, load_model, rank_labels, score_answers, score_choices
     from tunerail.eval.metrics import match_label
-    from tunerail.eval.prompting import render_prompt
+    from tunerail.eval.prompting import prompt_for
 
     torch.manual_seed(0)
     with banking_example.open(newline="", encoding="utf-8") as handle:
@@ -24,7 +24,7 @@ def test_smollm2_generation_ranking_and_shared_prefix_scoring(banking_example):
     labels = sorted({r["category"] for r in rows})
     lm = load_model("bundled:smollm2")
     template = PromptTemplate(system="Classify the customer's banking query. Answer with the intent label only.")
-    prompts = [render_prompt(lm.tokenizer, template, r["text"]) for r in rows]
+    prompts = [prompt_for(lm.tokenizer, r["text"], template) for r in rows]
     assert prompts[0].startswith("<|im_start|>system\nClassify")  # our system prompt, not SmolLM's default
 
     outputs = generate(lm, prompts, max_new_tokens=20, batch_size=8)

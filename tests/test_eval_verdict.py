@@ -122,3 +122,18 @@ def test_cli_refuses_changed_test_set_with_exit_2(tmp_path, capsys):
     code = main(["eval", "--test", str(test), "--split-json", str(split), "--out", str(tmp_path / "out")])
     assert code == 2
     assert "test set changed" in capsys.readouterr().err
+
+
+def test_split_store_manifest_layout_is_understood(tmp_path):
+    """The layout `tunerail split` writes: frozen.sha256 and hashes["test.jsonl"]."""
+    from tunerail.eval.frozen import recorded_test_hash
+
+    test = tmp_path / "test.jsonl"
+    test.write_text('{"text": "a", "label": "b"}\n')
+    digest = hash_file(test)
+    assert recorded_test_hash({"frozen": {"file": "test.jsonl", "sha256": digest}}) == digest
+    assert recorded_test_hash({"hashes": {"train.jsonl": "0" * 64, "test.jsonl": digest}}) == digest
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"frozen": {"file": "test.jsonl", "sha256": "f" * 64}, "criteria_hash": "x"}))
+    with pytest.raises(GuardrailError):
+        check_frozen(test, split, "x")

@@ -20,16 +20,17 @@ _HASH_KEYS = ("sha256", "hash", "content_hash", "file_hash")
 
 
 def recorded_test_hash(manifest: dict[str, Any]) -> str | None:
-    """The test split's hash under the layouts split.json may use (``splits.test.sha256``,
-    ``hashes.test``, ``test.hash``...)."""
+    """The test split's hash: ``frozen.sha256`` / ``hashes["test.jsonl"]`` (tunerail split's
+    layout), or ``splits.test.sha256``, ``hashes.test``, ``test.hash``."""
     candidates: list[Any] = []
     splits = manifest.get("splits")
     if isinstance(splits, dict):
         candidates.append(splits.get("test"))
+    candidates.append(manifest.get("frozen"))
     for key in ("hashes", "content_hashes", "files"):
         block = manifest.get(key)
         if isinstance(block, dict):
-            candidates.append(block.get("test"))
+            candidates += [block.get("test.jsonl"), block.get("test")]
     candidates.append(manifest.get("test"))
     for cand in candidates:
         if isinstance(cand, str) and len(cand) >= 32:

@@ -29,7 +29,7 @@ from tunerail.errors import DataError, Problem, TunerailError
 from tunerail.eval import generate as G
 from tunerail.eval import metrics as M
 from tunerail.eval.frozen import check_frozen
-from tunerail.eval.prompting import prompt_hash, render_prompt
+from tunerail.eval.prompting import prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
 from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
 from tunerail.findings import Finding
@@ -118,13 +118,13 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
 
     # 3-4. inference ------------------------------------------------------------------------
     base_lm = G.load_model(base_name)
-    prompts = [render_prompt(base_lm.tokenizer, template, r.prompt) for r in records]
+    prompts = [prompt_for(base_lm.tokenizer, r, template) for r in records]
     max_new = _max_new_tokens(config, task, base_lm.tokenizer, labels)
     run = _Runner(cache, prompts, refs, labels, ev, max_new, progress, timings)
     base_out = run.outputs("base", base_lm)
     few_out = None
     if shots:
-        few_prompts = [render_prompt(base_lm.tokenizer, template, r.prompt, shots) for r in records]
+        few_prompts = [prompt_for(base_lm.tokenizer, r, template, shots) for r in records]
         few_out = _Runner(cache, few_prompts, refs, labels, ev, max_new, progress, timings).outputs("base_few_shot", base_lm)
     tuned_lm = G.load_model(base_name, adapter_dir) if adapter_dir is not None else base_lm
     tuned_out = run.outputs("tuned", tuned_lm) if adapter_dir is not None else base_out
@@ -252,7 +252,7 @@ def compare_prompts(config: TunerailConfig, validation_data: str | Path | Sequen
     metric = config.criteria.metric
     variants = []
     for template in config.prompts:
-        prompts = [render_prompt(lm.tokenizer, template, r.prompt) for r in records]
+        prompts = [prompt_for(lm.tokenizer, r, template) for r in records]
         outs = _Runner(Path(cache_dir) if cache_dir and config.eval.cache else None, prompts, refs, labels, config.eval,
                        max_new, progress, {}).outputs(f"prompt-{template.version}", lm)
         scores = _score(task, refs, outs, labels)
