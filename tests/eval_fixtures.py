@@ -7,6 +7,8 @@ layers, so a whole evaluate() run takes seconds. Cached per test session.
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
@@ -50,3 +52,50 @@ def build_tiny_adapter(model_dir: Path, folder: Path, seed: int = 1) -> Path:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+class JudgeServer:
+    """Serves /v1/chat/completions; ``policy(user_text, call_no)`` returns the reply text or an int HTTP status."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server API)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                reply = outer.policy(body["messages"][-1]["content"], len(outer.requests))
+                if isinstance(reply, int):
+                    self.send_response(reply)
+                    self.end_headers()
+                    return
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def judge_answers(user_text: str) -> tuple[str, str]:
+    """Answer A and B as they appear in a judge prompt."""
+    a = user_text.split("Answer A:\n", 1)[1].split("\n\nAnswer B:", 1)[0]
+    b = user_text.split("Answer B:\n", 1)[1].split("\n\nReply with", 1)[0]
+    return a, b

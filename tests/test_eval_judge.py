@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_fixtures import JudgeServer, judge_answers as _answers  # noqa: E402
 
 from tunerail.config import JudgeConfig
 from tunerail.eval.judge import OpenAIChatClient, make_client, pairwise_judge, parse_judgement
@@ -17,52 +20,6 @@ SECRET = "sk-test-DO-NOT-LEAK-1234"
 
 def _verdict(winner: str, a: int = 4, b: int = 2) -> str:
     return json.dumps({"A": {"correctness": a, "tone": a}, "B": {"correctness": b, "tone": b}, "winner": winner})
-
-
-class JudgeServer:
-    """Serves /v1/chat/completions; ``policy(user_text, call_no)`` returns the reply text or an int HTTP status."""
-
-    def __init__(self, policy):
-        self.policy = policy
-        self.requests: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server API)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                reply = outer.policy(body["messages"][-1]["content"], len(outer.requests))
-                if isinstance(reply, int):
-                    self.send_response(reply)
-                    self.end_headers()
-                    return
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _answers(user_text: str) -> tuple[str, str]:
-    a = user_text.split("Answer A:\n", 1)[1].split("\n\nAnswer B:", 1)[0]
-    b = user_text.split("Answer B:\n", 1)[1].split("\n\nReply with", 1)[0]
-    return a, b
 
 
 INPUTS = [f"question {i}" for i in range(6)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_fixtures import build_tiny_adapter, build_tiny_model, write_jsonl  # noqa: E402
+from eval_fixtures import JudgeServer, build_tiny_adapter, build_tiny_model, judge_answers, write_jsonl  # noqa: E402
 
 from tunerail.config import TunerailConfig  # noqa: E402
 from tunerail.errors import TunerailError  # noqa: E402
@@ -55,9 +55,18 @@ def test_evaluate_end_to_end_writes_escaped_report_and_caches(tiny, banking_test
                                                   {"step": 2, "train_loss": 2.0, "val_loss": 2.5}]}))
     cfg = _config(label_ranking=True)
     cache = tmp_path / "cache"
-    res = tunerail.evaluate(cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model),
-                            out_dir=tmp_path / "out", train_json=train_json, cache_dir=cache,
-                            lineage={"snapshot": "sha256:abc"})
+
+    with JudgeServer(_judge_prefers_base) as srv:
+        cfg.eval.judge = cfg.eval.judge.model_copy(update={"enabled": True, "endpoint": srv.url, "model": "j",
+                                                           "rubric": {"correctness": "ok?"}, "max_pairs": 4})
+        res = tunerail.evaluate(cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model),
+                                out_dir=tmp_path / "out", train_json=train_json, cache_dir=cache,
+                                lineage={"snapshot": "sha256:abc"})
+    assert len(srv.requests) == 8 and res.judge["calls"] == 8 and len(res.judge["rows"]) == 4
+    assert res.judge["parse_failures"] == 0 and res.judge["position_consistency"] == 1.0
+    assert res.judge["base_win_rate"] == 1.0
+    assert any(f.code == "EVL030" and Severity(f.severity) == Severity.ERROR for f in res.findings)
+    cfg.eval.judge = cfg.eval.judge.model_copy(update={"enabled": False})
     # a random model cannot reach 70 %: NOT READY with the threshold criterion failing
     assert res.verdict == "NOT READY" and not res.ready
     codes = {f.code: Severity(f.severity) for f in res.findings}
@@ -83,6 +92,12 @@ def test_evaluate_end_to_end_writes_escaped_report_and_caches(tiny, banking_test
                               out_dir=tmp_path / "out2", cache_dir=cache)
     assert again.metrics["tuned"]["accuracy"] == res.metrics["tuned"]["accuracy"]
     assert again.timings["tuned_generate_s"] < res.timings["tuned_generate_s"]
+
+
+def _judge_prefers_base(_text: str, call_no: int) -> str:
+    """Calls alternate (base, tuned) then (tuned, base) per pair: always pick the base answer."""
+    winner = "A" if call_no % 2 == 1 else "B"
+    return json.dumps({"A": {"correctness": 4}, "B": {"correctness": 2}, "winner": winner})
 
 
 def test_report_escapes_model_outputs(tiny, banking_test, tmp_path):

@@ -115,6 +115,11 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     labels = sorted({r.label for r in records if r.label is not None}) if task == "classification" else []
     check_metric(task, config.criteria.metric, ev.label_ranking)
     shots = _shots(config, few_shot_data)
+    judge_client = None
+    if ev.judge.enabled and adapter_dir is not None:  # a misconfigured judge fails before any model runs
+        from tunerail.eval.judge import make_client
+
+        judge_client = make_client(ev.judge)
 
     # 3-4. inference ------------------------------------------------------------------------
     base_lm = G.load_model(base_name)
@@ -157,13 +162,17 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
 
     # 7. judge -------------------------------------------------------------------------------
     judge = None
-    if ev.judge.enabled and adapter_dir is not None:
-        from tunerail.eval.judge import make_client, pairwise_judge
+    if judge_client is not None:
+        import random
+
+        from tunerail.eval.judge import pairwise_judge
 
         t = time.perf_counter()
-        k = min(ev.judge.max_pairs, n)
-        judge = pairwise_judge(make_client(ev.judge), ev.judge.rubric, [r.prompt for r in records[:k]], refs[:k],
-                               base_out["text"][:k], tuned_out["text"][:k]).to_dict()
+        picked = sorted(random.Random(config.split.seed).sample(range(n), min(ev.judge.max_pairs, n)))
+        judge = pairwise_judge(judge_client, ev.judge.rubric, [records[i].prompt for i in picked],
+                               [refs[i] for i in picked], [base_out["text"][i] for i in picked],
+                               [tuned_out["text"][i] for i in picked]).to_dict()
+        judge["rows"] = picked
         timings["judge_s"] = time.perf_counter() - t
 
     # 8. review ------------------------------------------------------------------------------
@@ -191,7 +200,8 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
         metric=metric, tuned=metrics_out["tuned"], base=metrics_out["base"], improvement=improvement,
         per_class=per_class, forgetting=forgetting, forgetting_enabled=ev.forgetting, has_adapter=adapter_dir is not None,
         criteria_state=frozen["criteria_state"], doctor_findings=list(doctor_findings or []),
-        leakage_findings=list(leakage_findings or []), judge=judge, unmatched_rate=unmatched))
+        leakage_findings=list(leakage_findings or []), judge=judge, unmatched_rate=unmatched,
+        rejected_rows=len(rejected)))
     timings["total_s"] = time.perf_counter() - t0
     result = EvalResult(
         verdict=verdict, findings=findings, task=task, metric=metric, metrics=metrics_out, improvement=improvement,

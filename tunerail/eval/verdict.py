@@ -21,6 +21,7 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL032 | judge.parse_failures        | warning  | judge replies that could not be parsed or requests that failed |
 | EVL040 | eval.no_adapter             | warning  | no fine-tuned adapter: the base model is judged against itself |
 | EVL041 | eval.unmatched_outputs      | warning  | > 20 % of generated answers match no label |
+| EVL042 | eval.rejected_rows          | warning  | test rows that could not be read were left out of every metric |
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class VerdictInputs:
     leakage_findings: list[Finding] | None = None
     judge: dict[str, Any] | None = None
     unmatched_rate: float | None = None
+    rejected_rows: int = 0
 
 
 def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
@@ -221,4 +223,9 @@ def check_run(x: VerdictInputs) -> list[Finding]:
         out.append(_f("EVL041", "eval.unmatched_outputs", Severity.WARNING,
                       f"{100 * x.unmatched_rate:.0f} % of the tuned model's answers match no label",
                       "check the prompt template matches training; consider eval.label_ranking: true"))
+    if x.rejected_rows:
+        out.append(_f("EVL042", "eval.rejected_rows", Severity.WARNING,
+                      f"{x.rejected_rows} test row(s) could not be read and are missing from every metric",
+                      "run `tunerail doctor` on the test file; the frozen test set should load completely",
+                      rejected=x.rejected_rows))
     return out
