@@ -353,6 +353,105 @@ def train_command(
 # --- eval and run (issue 5) -------------------------------------------------------------
 
 
+@app.command("eval")
+@guarded
+def eval_cmd(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (criteria, prompts, eval settings)."),
+    test: Path = typer.Option(..., "--test", help="Frozen test file (test.jsonl from `tunerail split`)."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder from `tunerail train`."),
+    split_json: Optional[Path] = typer.Option(None, "--split-json", help="split.json: refuses a changed test set, flags edited criteria."),
+    train_json: Optional[Path] = typer.Option(None, "--train-json", help="train.json: loss curves in the report."),
+    out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.html, report.json, review.csv."),
+    prompts: bool = typer.Option(False, "--prompts", help="First compare the prompt variants on the validation set; use the best."),
+    validation: Optional[Path] = typer.Option(None, "--validation", help="Validation file for --prompts (default: validation.jsonl beside --test)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Override model.base."),
+) -> None:
+    """Evaluate base and fine-tuned model on the frozen test set; exit 1 on NOT READY."""
+    from tunerail.eval import compare_prompts, evaluate
+
+    cfg = load_config_or_default(config)
+    with _progress() as progress:
+        comparison = None
+        if prompts:
+            val = validation or test.parent / "validation.jsonl"
+            if not val.exists():
+                from tunerail.errors import Problem
+
+                raise TunerailError(Problem("validation file not found", file=str(val),
+                                            fix="pass --validation PATH (prompt variants are compared on validation, never on test)"))
+            comparison = compare_prompts(cfg, val, adapter_dir=adapter, base_model=base, progress=progress)
+            cfg.eval.prompt_version = comparison["chosen"]
+            for v in comparison["variants"]:
+                console.print(f"prompt {escape(v['version'])}: {cfg.criteria.metric} {v['value']:.4f} "
+                              f"[{v['low']:.3f}, {v['high']:.3f}]")
+        result = evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=base, out_dir=out,
+                          train_json=train_json, split_json=split_json, progress=progress, prompt_comparison=comparison)
+    _print_verdict(result)
+    if not result.ready:
+        raise typer.Exit(1)
+
+
+def _print_verdict(result: Any) -> None:
+    from tunerail.findings import Severity
+
+    for model in result.metrics:
+        est = result.metrics[model][result.metric]
+        console.print(f"{model:>14}: {result.metric} {est['value']:.4f} [{est['low']:.3f}, {est['high']:.3f}]")
+    if result.improvement:
+        imp = result.improvement
+        console.print(f"   improvement: {imp['value']:+.4f} [{imp['low']:+.3f}, {imp['high']:+.3f}]"
+                      + (f", p = {imp['p_value']:.3g}" if "p_value" in imp else ""))
+    for f in result.findings:
+        sev = Severity(f.severity)
+        colour = {"error": "red", "warning": "yellow", "info": "green"}[sev.value]
+        label = "pass" if sev == Severity.INFO else sev.value
+        console.print(f"[{colour}]{label:>7}[/] {f.code} {escape(f.message)}", highlight=False)
+    colour = "green" if result.ready else "red"
+    console.print(f"[bold {colour}]{result.verdict}[/]  report: {escape(str(result.report_html))}")
+
+
+def _progress() -> Any:
+    """A rich progress bar on stderr fed by the eval's ``progress(stage, done, total)`` callback."""
+    import contextlib
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def ctx() -> Any:
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=console, transient=True)
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks or bar.tasks[tasks[stage]].finished:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        with bar:
+            yield update
+
+    return ctx()
+
+
+review_app = typer.Typer(help="Human review of evaluation outputs.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("import")
+@guarded
+def review_import(path: Path = typer.Argument(..., help="review.csv/.jsonl filled in by raters.")) -> None:
+    """Read ratings back: mean rating per model (answers were blinded as A/B)."""
+    import json
+
+    from tunerail.review import import_ratings
+
+    summary = import_ratings(path)
+    typer.echo(json.dumps(summary, indent=2))
+    console.print(f"{summary['rated']} of {summary['rows']} rows rated")
+
+
+
+
 # --- the whole pipeline -----------------------------------------------------------------
 @app.command("run")
 @guarded

@@ -146,6 +146,8 @@ class JudgeConfig(_Section):
         "relevance": "Does the answer address the request?",
         "tone": "Is the tone appropriate for a customer-facing assistant?",
     }, description="Criterion name -> question the judge scores 1-5.")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for one judge reply.")
+    max_pairs: int = Field(50, ge=1, description="Test rows judged (each costs two calls: both answer orders).")
 
 
 class PromptTemplate(_Section):
@@ -159,6 +161,14 @@ class EvalConfig(_Section):
     batch_size: int = Field(16, ge=1, description="Rows per generation batch.")
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     forgetting: bool = Field(True, description="Run the general-capability suite on base and tuned model.")
+    label_ranking: bool = Field(False, description=(
+        "Classification: also rank every label by log-likelihood (2-3x the cost of generation; never "
+        "answers outside the label set)."))
+    length_normalize: bool = Field(False, description="Label ranking by mean per-token log-likelihood instead of the sum.")
+    few_shot: int = Field(0, ge=0, le=8, description="Also evaluate the base model with this many training examples in the prompt.")
+    prompt_version: str | None = Field(None, description="Prompt variant for the verdict; default: the first in `prompts`.")
+    review_samples: int = Field(20, ge=0, description="Side-by-side examples sampled into the report and review export.")
+    cache: bool = Field(True, description="Cache model outputs by (model, data, prompt) hash under ~/.cache/tunerail/eval.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
 
 

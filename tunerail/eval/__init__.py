@@ -1,0 +1,10 @@
+"""`tunerail eval`: criteria fixed in advance, base-model baseline, forgetting, judge, verdict.
+
+Entry point: ``tunerail.evaluate(config, test_data=..., adapter_dir=..., out_dir=...)``
+(``tunerail/eval/recipe.py``). Submodules: ``metrics`` (pure metric functions + bootstrap),
+``generate`` (batched inference, cached), ``forgetting``, ``judge``, ``verdict``, ``report``.
+"""
+
+from tunerail.eval.recipe import EvalResult, compare_prompts, evaluate, pick_template
+
+__all__ = ["EvalResult", "compare_prompts", "evaluate", "pick_template"]

@@ -1,0 +1,73 @@
+"""report.json (the EvalResult, canonical JSON) and report.html (self-contained, escaped).
+
+All text from data or models goes through Jinja2 autoescape; plots are inline SVG from
+``tunerail.report.plots`` (matplotlib escapes labels in its SVG writer).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunerail.findings import Severity, dumps
+from tunerail.report import plots, write_report
+from tunerail.store.store import write_atomic
+
+HEADLINE = {
+    "classification": ["accuracy", "macro_f1", "accuracy_ranking"],
+    "generation": ["rougeL", "rouge1", "bleu", "chrf", "exact_match"],
+    "chat": ["rougeL", "rouge1", "bleu", "chrf", "exact_match"],
+    "extraction": ["field_f1", "field_precision", "field_recall", "exact_match"],
+}
+
+
+def build_plots(result: Any) -> dict[str, str]:
+    """SVG strings keyed by section; a plot whose data is missing is simply absent."""
+    out: dict[str, str] = {}
+    history = (result.training or {}).get("history") or []
+    series = {}
+    for key in ("train_loss", "val_loss"):
+        pts = [(h["step"], h[key]) for h in history if h.get(key) is not None and h.get("step") is not None]
+        if pts:
+            series[key.replace("_", " ")] = ([p[0] for p in pts], [p[1] for p in pts])
+    if series:
+        out["loss"] = plots.lines(series, title="training and validation loss", xlabel="step", ylabel="loss")
+    names, points, lows, highs = [], [], [], []
+    for m in headline_metrics(result):
+        for model in ("base", "base_few_shot", "tuned"):
+            est = result.metrics.get(model, {}).get(m)
+            if est is not None:
+                names.append(f"{model} {m}")
+                points.append(est["value"])
+                lows.append(est["low"])
+                highs.append(est["high"])
+    if names:
+        out["metrics"] = plots.intervals(names, points, lows, highs, title="metrics with 95 % bootstrap CI",
+                                         threshold=result.criteria.get("threshold")
+                                         if len(headline_metrics(result)) == 1 else None)
+    cls = (result.classification or {}).get("tuned")
+    if cls and len(cls["confusion_labels"]) <= 40:
+        out["confusion"] = plots.heatmap(cls["confusion"], cls["confusion_labels"], title="confusion matrix (fine-tuned)")
+    if result.forgetting:
+        rc = result.forgetting["relative_change"]
+        out["forgetting"] = plots.bars([f"{k} (+ = worse)" for k in rc], [100 * v for v in rc.values()],
+                                       title=f"relative degradation vs base, % (budget {100 * result.forgetting['budget']:.0f} %)",
+                                       xlabel="%")
+    return out
+
+
+def headline_metrics(result: Any) -> list[str]:
+    wanted = [result.metric] + [m for m in HEADLINE.get(result.task, []) if m != result.metric]
+    return [m for m in wanted if m in result.metrics.get("tuned", {})]
+
+
+def write_eval_report(result: Any, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write report.json and report.html into ``out_dir``; sets the paths on ``result``."""
+    out_dir = Path(out_dir)
+    html_path, json_path = out_dir / "report.html", out_dir / "report.json"
+    result.report_html, result.report_json = str(html_path), str(json_path)
+    write_atomic(json_path, dumps(result.to_dict()))
+    findings = sorted(result.findings, key=lambda f: (-Severity(f.severity).rank, f.code))
+    write_report(html_path, "eval.html", r=result, findings=findings, plots=build_plots(result),
+                 headline=headline_metrics(result), blocking=[f for f in findings if Severity(f.severity) == Severity.ERROR])
+    return html_path, json_path

@@ -1,0 +1,141 @@
+"""Pure functions over per-example results; no model, no I/O except the export/import pair."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tunerail.errors import Problem, TunerailError
+from tunerail.store.store import write_atomic
+
+RATING_SCALE = "1-5 (5 = as good as the reference); leave blank to skip"
+
+
+@dataclass
+class ReviewRow:
+    """One test example as a reviewer sees it; ``index``/``line`` point back to the test file."""
+
+    index: int
+    line: int
+    input: str
+    reference: str
+    base: str
+    tuned: str
+    base_score: float
+    tuned_score: float
+    label: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def side_by_side(rows: Sequence[ReviewRow], n: int, seed: int = 13) -> list[ReviewRow]:
+    """A seeded random sample in file order (a reviewer should not only see failures)."""
+    if n >= len(rows):
+        return list(rows)
+    picked = random.Random(seed).sample(range(len(rows)), n)
+    return [rows[i] for i in sorted(picked)]
+
+
+def worst_cases(rows: Sequence[ReviewRow], n: int = 10) -> list[ReviewRow]:
+    """Lowest tuned score first; among equals, regressions (base better) first, then longest input."""
+    return sorted(rows, key=lambda r: (r.tuned_score, -(r.base_score - r.tuned_score), -len(r.input)))[:n]
+
+
+def slices(rows: Sequence[ReviewRow], *, buckets: int = 4) -> dict[str, list[dict[str, Any]]]:
+    """Mean base/tuned score per class and per input-length quantile bucket (in characters)."""
+    out: dict[str, list[dict[str, Any]]] = {"by_class": [], "by_length": []}
+    if not rows:
+        return out
+    labels = sorted({r.label for r in rows if r.label is not None})
+    for lab in labels:
+        sel = [r for r in rows if r.label == lab]
+        out["by_class"].append(_slice(lab, sel))
+    lengths = np.array([len(r.input) for r in rows])
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, buckets + 1)).round().astype(int))
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        last = hi == edges[-1]
+        sel = [r for r, n in zip(rows, lengths) if lo <= n and (n <= hi if last else n < hi)]
+        if sel:
+            out["by_length"].append(_slice(f"{lo}-{hi} chars", sel))
+    return out
+
+
+def _slice(name: str, sel: Sequence[ReviewRow]) -> dict[str, Any]:
+    base = float(np.mean([r.base_score for r in sel]))
+    tuned = float(np.mean([r.tuned_score for r in sel]))
+    return {"slice": name, "n": len(sel), "base": base, "tuned": tuned, "delta": tuned - base}
+
+
+def export_for_review(rows: Sequence[ReviewRow], path: str | Path) -> Path:
+    """Write a CSV (or JSONL by suffix) with blank ``rating`` and ``comment`` columns for raters.
+
+    The answers are shown as "A"/"B" in a seeded random order per row, so the rater does not
+    know which is the fine-tuned model; ``a_is`` records it for ``import_ratings``.
+    """
+    rng = random.Random(7)
+    records = []
+    for r in rows:
+        tuned_first = rng.random() < 0.5
+        records.append({"index": r.index, "line": r.line, "input": r.input, "reference": r.reference,
+                        "answer_a": r.tuned if tuned_first else r.base, "answer_b": r.base if tuned_first else r.tuned,
+                        "a_is": "tuned" if tuned_first else "base",
+                        "rating_a": "", "rating_b": "", "comment": "", "scale": RATING_SCALE})
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return write_atomic(path, "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["index"])
+    writer.writeheader()
+    writer.writerows(records)
+    return write_atomic(path, buf.getvalue())
+
+
+def import_ratings(path: str | Path) -> dict[str, Any]:
+    """Read a filled review file back: mean rating per model, rows rated, and bad cells by line."""
+    path = Path(path)
+    if not path.exists():
+        raise TunerailError(Problem("review file not found", file=str(path), fix="pass the file written by the eval report"))
+    if path.suffix == ".jsonl":
+        rows = [(i + 1, json.loads(line)) for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()) if line.strip()]
+    else:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = [(i + 2, rec) for i, rec in enumerate(csv.DictReader(handle))]
+    scores: dict[str, list[float]] = {"base": [], "tuned": []}
+    problems: list[Problem] = []
+    rated = 0
+    for line, rec in rows:
+        a_is = rec.get("a_is")
+        if a_is not in ("base", "tuned"):
+            problems.append(Problem("column a_is must be 'base' or 'tuned'", file=str(path), line=line, field="a_is",
+                                    fix="do not edit the a_is column"))
+            continue
+        b_is = "base" if a_is == "tuned" else "tuned"
+        any_rating = False
+        for col, model in (("rating_a", a_is), ("rating_b", b_is)):
+            value = str(rec.get(col, "") or "").strip()
+            if not value:
+                continue
+            try:
+                score = float(value)
+            except ValueError:
+                score = -1
+            if not 1 <= score <= 5:
+                problems.append(Problem(f"rating {value!r} is not a number from 1 to 5", file=str(path), line=line,
+                                        field=col, fix="use 1-5 or leave the cell blank"))
+                continue
+            scores[model].append(score)
+            any_rating = True
+        rated += any_rating
+    if problems:
+        raise TunerailError(problems)
+    return {"rows": len(rows), "rated": rated,
+            "mean_rating": {m: (float(np.mean(v)) if v else None) for m, v in scores.items()},
+            "ratings": {m: len(v) for m, v in scores.items()}}
