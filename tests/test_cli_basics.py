@@ -26,3 +26,14 @@ def test_config_error_exits_2_without_traceback(tmp_path, capsys):
     assert main(["config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "trian" in err and "unknown key" in err
+
+
+def test_step_functions_stay_callable_after_submodule_imports(banking_example):
+    import tunerail
+    import tunerail.doctor.checks  # noqa: F401  (sets tunerail.doctor to the package)
+    import tunerail.split.leakage  # noqa: F401
+    import tunerail.train.lint  # noqa: F401
+
+    assert callable(tunerail.doctor) and callable(tunerail.split) and callable(tunerail.train)
+    result = tunerail.doctor(banking_example, semantic=False)
+    assert result.rows_in == 1500

@@ -133,3 +133,18 @@ def _default(obj: Any) -> Any:
     if hasattr(obj, "__dataclass_fields__"):
         return asdict(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def finding_from_dict(data: dict[str, Any]) -> Finding:
+    """Inverse of ``Finding.to_dict`` (rows may carry extra keys such as ``file``)."""
+    rows = [RowRef(int(r["index"]), int(r.get("line", r["index"] + 1)), r.get("file")) for r in data.get("rows", [])]
+    return Finding(check=data["check"], severity=Severity(data["severity"]), message=data["message"],
+                   fix=data.get("fix", ""), rows=rows, code=data.get("code", ""), cluster=data.get("cluster"),
+                   details=data.get("details") or {})
+
+
+def load_findings(path: str | Any) -> list[Finding]:
+    """Read the findings of any step's JSON output (``{"findings": [...]}``)."""
+    with open(path, encoding="utf-8") as handle:
+        payload = json.load(handle)
+    return [finding_from_dict(item) for item in payload.get("findings", [])]

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunerail.config import TunerailConfig, load_config
-from tunerail.errors import GuardrailError, Problem, TunerailError
-from tunerail.findings import Finding, Severity
+from tunerail.errors import Problem, TunerailError
+from tunerail.findings import Finding, load_findings
 from tunerail.store import Store, hash_file, write_atomic
 
 STEPS = ("doctor", "split", "leakage", "train", "eval")
@@ -85,6 +85,36 @@ def _run_step(name: str, step_dir: Path, inputs_hash: str, force: bool,
     return record, result
 
 
+def unresolved_doctor_findings(doctor_dir: Path) -> list[Finding]:
+    """Doctor findings that ``--fix`` did not resolve: those with a row still in ``clean.jsonl``.
+
+    Exact duplicates and malformed rows are quarantined, so they no longer count against the
+    verdict; a conflict or a likely mislabel that stayed in the data does.
+    """
+    removed: set[int] = set()
+    quarantine = doctor_dir / "quarantine.jsonl"
+    if quarantine.exists():
+        with open(quarantine, encoding="utf-8") as handle:
+            for line in handle:
+                meta = json.loads(line).get("_tunerail", {})
+                if "index" in meta:
+                    removed.add(int(meta["index"]))
+    return [f for f in load_findings(doctor_dir / "findings.json")
+            if not f.rows or any(r.index not in removed for r in f.rows)]
+
+
+def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]:
+    """Store ids the eval report links to (snapshot -> split -> checkpoint -> run)."""
+    links: dict[str, Any] = {"store": str(store.root)}
+    if split_json.exists():
+        links.update(json.loads(split_json.read_text(encoding="utf-8")).get("store", {}))
+    if train_json.exists():
+        trained = json.loads(train_json.read_text(encoding="utf-8"))
+        links.update({k: trained[k] for k in ("checkpoint_id", "run_id") if trained.get(k)})
+    links.pop("root", None)
+    return links
+
+
 def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
         on_event: Callable[[str, str], None] | None = None) -> PipelineResult:
     """Run the whole guarded pipeline and return every step's record and the verdict."""
@@ -125,8 +155,8 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
 
     def do_split():
         result = split(clean, config, out_dir=split_dir, store=store)
-        return ({name: split_dir / f"{name}.jsonl" for name in ("train", "validation", "test")}
-                | {"split_json": split_dir / "split.json"}, {}, result)
+        return ({name: result.paths[name] for name in ("train", "validation", "test")}
+                | {"split_json": result.split_json}, {"sizes": result.sizes}, result)
 
     rec, results["split"] = _run_step("split", split_dir, h, force, do_split, on_event)
     steps.append(rec)
@@ -175,7 +205,9 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     def do_eval():
         result = evaluate(config, test_data=paths["test"], adapter_dir=adapter, out_dir=eval_dir,
                           train_json=Path(rec.outputs["train_json"]), split_json=paths["split_json"],
-                          doctor_findings=doctor_dir / "findings.json", leakage_findings=leak_dir / "leakage.json")
+                          doctor_findings=unresolved_doctor_findings(doctor_dir),
+                          leakage_findings=load_findings(leak_dir / "leakage.json"),
+                          lineage=_lineage(store, paths["split_json"], train_dir / "train.json"))
         return {"report": eval_dir / "report.html", "report_json": eval_dir / "report.json"}, {
             "verdict": result.verdict}, result
 

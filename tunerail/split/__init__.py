@@ -4,7 +4,10 @@
 each other; ``verify_frozen_split`` is called by every step that reads the test set.
 """
 
+from tunerail._callable import make_callable
 from tunerail.split.frozen import verify_frozen_split
 from tunerail.split.split import SplitResult, split
 
 __all__ = ["SplitResult", "split", "verify_frozen_split"]
+
+make_callable(__name__, "tunerail.split.split:split")

@@ -6,9 +6,9 @@ tracking are small modules it calls. ``prompting`` is shared with evaluation.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
+
+from tunerail._callable import make_callable
 
 __all__ = ["train", "TrainResult", "build_messages", "render_prompt", "render_answer"]
 
@@ -25,14 +25,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tunerail.train' has no attribute {name!r}")
 
 
-class _CallableModule(types.ModuleType):
-    """``tunerail.train(config, ...)`` must work even after ``import tunerail.train.x`` has set
-    the ``tunerail.train`` attribute to this package instead of the lazily resolved function."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from tunerail.train.recipe import train
-
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, "tunerail.train.recipe:train")
