@@ -136,6 +136,9 @@ def test_frozen_test_set_refuses_a_changed_file(tmp_path, planted):
     assert verify_frozen_split(out) == expected
     assert verify_frozen_split(out / "test.jsonl", out / "split.json") == expected
     assert verify_frozen_split(out, store) == expected
+    from tunerail.cli import main
+
+    assert main(["verify", str(out)]) == 0
     lines = (out / "test.jsonl").read_text(encoding="utf-8").splitlines()
     row = json.loads(lines[3])
     row["category"] = "relabelled"  # a quiet "fix" after seeing results
@@ -144,6 +147,7 @@ def test_frozen_test_set_refuses_a_changed_file(tmp_path, planted):
     for reference in (None, out / "split.json", store, expected):
         with pytest.raises(GuardrailError, match="frozen test set changed"):
             verify_frozen_split(out, reference)
+    assert main(["verify", str(out)]) == 1  # the CLI names the changed file
     with pytest.raises(TunerailError, match="not found"):
         verify_frozen_split(tmp_path / "nowhere")
 

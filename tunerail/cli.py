@@ -176,7 +176,7 @@ def leakage_cmd(sets: list[Path] = typer.Argument(..., help="Two or more data fi
 
 @app.command("verify")
 @guarded
-def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, exported folder, or artifact id (default: the whole store)."),
+def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, exported folder, split folder, or artifact id (default: the whole store)."),
                store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
                config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path).")) -> None:
     """Re-hash stored files; name every corrupted or missing one (exit 1 if any)."""
@@ -186,6 +186,11 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
     if path is not None and path.is_dir() and (path / EXPORT_MANIFEST).exists():
         artifact, problems = verify_folder(path)
         checked = f"exported {artifact.kind} {artifact.short_id} ({len(artifact.files)} files)"
+    elif path is not None and path.is_dir() and (path / "split.json").exists():
+        from tunerail.split.frozen import split_problems
+
+        problems = split_problems(path)
+        checked = f"split folder {path} (frozen test set and the other splits against split.json)"
     else:
         if path is not None and path.is_dir():
             st, ref = Store(path), None
