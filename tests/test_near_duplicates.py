@@ -107,3 +107,11 @@ def test_cross_set_matches_for_leakage(queries):
 def test_deterministic_and_chunking_invariant(queries):
     texts = queries[:500] + queries[:50]
     assert near_duplicate_pairs(texts) == near_duplicate_pairs(texts, chunk_size=64)
+
+
+def test_a_bucket_of_many_similar_rows_stays_one_cluster_with_linear_pairs():
+    base = "please tell me how i can top up my card using my bank account today"
+    texts = [f"{base} variant{k}" for k in range(1200)]  # every pair has Jaccard 14/16
+    pairs = near_duplicate_pairs(texts)
+    assert clusters_from_pairs(len(texts), pairs) == [list(range(1200))]
+    assert len(pairs) < 100 * len(texts) < len(texts) * (len(texts) - 1) // 2

@@ -55,6 +55,13 @@ class CheckContext:
         return near_duplicate_clusters(self.texts, threshold=self.config.doctor.near_duplicate_threshold)
 
     @cached_property
+    def similar_prompt_pairs(self) -> list[tuple[int, int, float]]:
+        """Prompt pairs (i < j, cosine) with MiniLM cosine >= ``doctor.semantic_duplicate_threshold``."""
+        from tunerail.doctor.semantic import similar_pairs
+
+        return similar_pairs(self.prompt_embeddings, self.config.doctor.semantic_duplicate_threshold)
+
+    @cached_property
     def tokenizer(self) -> Any:
         """The target model's tokenizer (raises ``TunerailError`` when it cannot be loaded)."""
         from tunerail.models import load_tokenizer

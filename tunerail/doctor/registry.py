@@ -38,6 +38,8 @@ CHECK_MODULES: list[str] = [
     "tunerail.doctor.checks.pii",
     "tunerail.doctor.checks.language",
     "tunerail.doctor.checks.balance",
+    "tunerail.doctor.checks.similarity",
+    "tunerail.doctor.checks.label_quality",
 ]
 
 

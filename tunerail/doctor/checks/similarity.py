@@ -1,0 +1,204 @@
+"""Similar rows: near-duplicates (MinHash LSH), paraphrases (MiniLM), and conflicting answers or labels.
+
+Each finding is one cluster and lists every member in ``rows``. The three checks do not count
+a pair twice: near-duplicates leave out clusters that are exact copies (``duplicates.exact``
+reports them), paraphrases leave out pairs already exact or near copies, and rows whose labels
+or answers disagree are reported as conflicts, never as duplicates (``--fix`` must not silently
+pick one of two labels).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Iterable, Sequence
+
+from tunerail.data.records import normalize_text
+from tunerail.doctor.checks._common import excerpt, refs
+from tunerail.doctor.context import CheckContext
+from tunerail.doctor.near_duplicates import (clusters_from_pairs, jaccard, near_duplicate_pairs, shingles)
+from tunerail.doctor.registry import register
+from tunerail.findings import Finding, Severity
+
+
+def _answer_key(ctx: CheckContext) -> Callable[[int], str]:
+    """What must agree inside a duplicate cluster: the label, or the normalised answer."""
+    if ctx.is_classification:
+        return lambda i: str(ctx.records[i].label)
+    return lambda i: normalize_text(ctx.records[i].completion)
+
+
+def _split_by(cluster: Sequence[int], key: Callable[[int], str]) -> list[list[int]]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in cluster:
+        groups[key(i)].append(i)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def _exact_groups(texts: Sequence[str]) -> list[int]:
+    """Id of the normalised text per row (equal ids = exact copies)."""
+    ids: dict[str, int] = {}
+    return [ids.setdefault(normalize_text(t), len(ids)) for t in texts]
+
+
+def near_duplicate_groups(ctx: CheckContext) -> list[list[int]]:
+    """Near-duplicate clusters that agree on the answer and are not all exact copies."""
+    exact = _exact_groups(ctx.texts)
+    out = []
+    for cluster in ctx.near_duplicate_clusters:
+        for group in _split_by(cluster, _answer_key(ctx)):
+            if len({exact[i] for i in group}) > 1:
+                out.append(group)
+    return sorted(out, key=lambda g: g[0])
+
+
+@register("DOC050", "duplicates.near")
+def near_duplicates(ctx: CheckContext) -> list[Finding]:
+    """Rows that are the same example up to a few edited words (MinHash LSH on word sets, exact Jaccard).
+
+    Anti-pattern: a row copied with small edits counts several times in training and, split
+    at random, puts the same example in train and test. Fix: keep one row per cluster
+    (``--fix`` keeps the first); rows whose label or answer differs are reported by
+    ``labels.conflict`` instead, because dropping them would pick an answer blindly.
+    """
+    threshold = ctx.config.doctor.near_duplicate_threshold
+    findings = []
+    for group in near_duplicate_groups(ctx):
+        first = shingles(ctx.texts[group[0]])
+        sims = [round(jaccard(first, shingles(ctx.texts[i])), 4) for i in group]
+        head = ctx.records[group[0]]
+        findings.append(Finding(
+            "duplicates.near", Severity.WARNING,
+            f"{len(group)} rows are near-duplicates (word-set Jaccard >= {threshold:g}) of line {head.line}: "
+            f"\"{excerpt(head.prompt)}\"",
+            "keep one row per cluster (--fix keeps the first); if the edits matter, make the rows differ more",
+            rows=refs(ctx.records, group), cluster=f"near-{head.index}",
+            details={"fix_action": "drop_except_first", "size": len(group), "jaccard_to_first": sims,
+                     "min_jaccard": min(sims[1:])}))
+    return findings
+
+
+@register("DOC051", "duplicates.semantic", needs=("embeddings",))
+def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
+    """Paraphrases: prompts that say the same thing in other words (MiniLM cosine, nearest neighbours).
+
+    Anti-pattern: many rephrasings of one prompt over-weight it, and once split they let the
+    test set reward memorisation. Fix: drop redundant paraphrases or keep each cluster in one
+    split (``tunerail split`` groups them). Pairs that are already exact or near copies are
+    left to those checks; paraphrases with different labels or answers are conflicts.
+    Info for classification (intent data is paraphrases by design; what matters is that a
+    cluster stays in one split), warning otherwise (the same request answered twice).
+    """
+    exact = _exact_groups(ctx.texts)
+    near_of = {m: c for c, members in enumerate(ctx.near_duplicate_clusters) for m in members}
+    answer = _answer_key(ctx)
+    pairs = [(i, j, s) for i, j, s in ctx.similar_prompt_pairs
+             if exact[i] != exact[j] and (i not in near_of or near_of.get(i) != near_of.get(j))
+             and answer(i) == answer(j)]
+    best: dict[int, float] = {}
+    for i, j, s in pairs:
+        best[i] = max(best.get(i, 0.0), s)
+        best[j] = max(best.get(j, 0.0), s)
+    threshold = ctx.config.doctor.semantic_duplicate_threshold
+    findings = []
+    for group in clusters_from_pairs(len(ctx.records), pairs):
+        head = ctx.records[group[0]]
+        findings.append(Finding(
+            "duplicates.semantic", Severity.INFO if ctx.is_classification else Severity.WARNING,
+            f"{len(group)} rows are paraphrases (MiniLM cosine >= {threshold:g}) of line {head.line}: "
+            f"\"{excerpt(head.prompt)}\"",
+            "drop redundant paraphrases, or keep the cluster in one split (tunerail split groups them)",
+            rows=refs(ctx.records, group), cluster=f"semantic-{head.index}",
+            details={"size": len(group), "best_cosine": [round(best[i], 4) for i in group]}))
+    return findings
+
+
+def _conflict_groups(ctx: CheckContext, exact: list[tuple[int, int]], similar: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Clusters of rows whose prompts match but whose labels or answers disagree.
+
+    Components of: exact-prompt edges (copies of a prompt are always listed together) plus the
+    near/paraphrase edges whose two rows disagree. Similar rows that agree do not link clusters,
+    so "where is my card" (card_arrival) does not chain to every card question.
+    """
+    answer = _answer_key(ctx)
+    disagree = [(i, j) for i, j in similar if answer(i) != answer(j) and not _answers_agree(ctx, (i, j))]
+    out = []
+    for cluster in clusters_from_pairs(len(ctx.records), exact + disagree):
+        if len({answer(i) for i in cluster}) > 1 and not _answers_agree(ctx, cluster):
+            out.append(cluster)
+    return out
+
+
+def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:
+    """Generation: answers that are near-duplicates of each other are the same answer."""
+    if ctx.is_classification:
+        return False
+    threshold = ctx.config.doctor.near_duplicate_threshold
+    sets = [shingles(ctx.records[i].completion) for i in cluster]
+    return all(jaccard(sets[0], s) >= threshold for s in sets[1:])
+
+
+def _exact_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
+    """Each row paired with the first row of the same normalised prompt."""
+    first: dict[str, int] = {}
+    edges = []
+    for i, p in enumerate(ctx.prompts):
+        j = first.setdefault(normalize_text(p), i)
+        if j != i:
+            edges.append((j, i))
+    return edges
+
+
+def _near_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
+    return [(i, j) for i, j, _ in near_duplicate_pairs(ctx.prompts, ctx.config.doctor.near_duplicate_threshold)]
+
+
+def _conflict_finding(ctx: CheckContext, group: list[int], how: str, code_name: str) -> Finding:
+    recs = [ctx.records[i] for i in group]
+    head = recs[0]
+    exact_same = len({normalize_text(r.prompt) for r in recs}) < len(recs)
+    if ctx.is_classification:
+        by_label: dict[str, list[int]] = defaultdict(list)
+        for r in recs:
+            by_label[str(r.label)].append(r.index)
+        severity = Severity.ERROR if how == "same" and exact_same else Severity.WARNING
+        what = "labels " + ", ".join(f"'{lab}' ({len(ix)})" for lab, ix in sorted(by_label.items()))
+        details = {"labels": dict(sorted(by_label.items()))}
+        fix = "decide the right label for this prompt and relabel or drop the other rows"
+    else:
+        severity = Severity.WARNING
+        what = f"{len({normalize_text(r.completion) for r in recs})} different answers"
+        details = {}
+        fix = "keep the best answer (or make the prompts say what distinguishes the answers) and drop the others"
+    details.update({"size": len(group), "how": how, "members": [
+        {"index": r.index, "line": r.line, "prompt": excerpt(r.prompt, 120),
+         **({"label": r.label} if ctx.is_classification else {"answer": excerpt(r.completion, 120)})} for r in recs]})
+    kind = {"same": "the same or near-same prompt", "semantic": "paraphrased prompts"}[how]
+    return Finding(code_name, severity, f"{len(group)} rows with {kind} have {what}: \"{excerpt(head.prompt)}\"",
+                   fix, rows=refs(ctx.records, group), cluster=f"conflict-{head.index}", details=details)
+
+
+@register("DOC052", "labels.conflict")
+def label_conflicts(ctx: CheckContext) -> list[Finding]:
+    """The same or near-same prompt with different labels or answers (exact or MinHash match).
+
+    Anti-pattern: the model is taught two answers to one question; for classification it is a
+    ceiling on accuracy and a sign of labelling disagreement. Error when the exact same prompt
+    carries two labels, warning when prompts only nearly match. Fix: decide the right label
+    or answer and relabel or drop the rest.
+    """
+    groups = _conflict_groups(ctx, _exact_prompt_edges(ctx), _near_prompt_edges(ctx))
+    return [_conflict_finding(ctx, g, "same", "labels.conflict") for g in groups]
+
+
+@register("DOC053", "labels.conflict_paraphrase", needs=("embeddings",))
+def paraphrase_conflicts(ctx: CheckContext) -> list[Finding]:
+    """Paraphrased prompts (MiniLM cosine) with different labels or answers, not already in ``labels.conflict``.
+
+    Anti-pattern: two wordings of one request labelled differently. Fix: relabel consistently,
+    or make the prompts differ where the intent differs.
+    """
+    exact, near = _exact_prompt_edges(ctx), _near_prompt_edges(ctx)
+    covered = {i for g in _conflict_groups(ctx, exact, near) for i in g}
+    semantic = [(i, j) for i, j, _ in ctx.similar_prompt_pairs]
+    return [_conflict_finding(ctx, g, "semantic", "labels.conflict_paraphrase")
+            for g in _conflict_groups(ctx, exact, near + semantic) if not set(g) <= covered]
