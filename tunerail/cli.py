@@ -161,7 +161,7 @@ def leakage_cmd(sets: list[Path] = typer.Argument(..., help="Two or more data fi
     for s in result.summary:
         table.add_row(escape(s["a"]), escape(s["b"]), f"{s['leaking_pairs']:,}", f"{s['rows_b_leaking']:,}/{s['rows_b']:,}",
                       f"{s['share_of_b']:.1%}", ", ".join(f"{k} {v}" for k, v in s["by_method"].items()))
-    console.print(table)
+    Console(stderr=True, width=None if sys.stderr.isatty() else 140).print(table)
     for f in result.findings[:10]:
         console.print(f"  [red]{f.code}[/] {escape(f.message)}", highlight=False, soft_wrap=True)
     if len(result.findings) > 10:
@@ -205,7 +205,7 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
     if problems:
         console.print(f"[bold red]{len(problems)} problem(s)[/] in {checked}")
         raise typer.Exit(1)
-    console.print(f"[green]ok[/]: {checked} match their manifests")
+    console.print(f"[green]ok[/]: {checked}: every file matches its recorded SHA-256")
 
 
 @app.command("lineage")

@@ -285,7 +285,8 @@ class Store:
         items = [Artifact(**json.loads(p.read_text(encoding="utf-8"))) for p in self.manifests.glob("*.json")]
         if kind:
             items = [a for a in items if a.kind == kind]
-        return sorted(items, key=lambda a: (a.created, a.id))
+        rank = {name: k for k, name in enumerate(LINEAGE_KINDS)}  # same second: lineage order
+        return sorted(items, key=lambda a: (a.created, rank.get(a.kind, len(rank)), a.id))
 
     def open(self, ref: str, name: str) -> Path:
         """Path of one stored file (read-only)."""
