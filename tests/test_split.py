@@ -200,3 +200,23 @@ def test_cli_split_exit_codes_and_force(tmp_path, banking_example, capsys):
     manifest = json.loads((out / "split.json").read_text())
     assert manifest["forced"] and (tmp_path / "store" / "manifests").is_dir()  # store.path is relative to the config
     assert main(["split", str(tmp_path / "missing.csv"), "-c", str(cfg), "-o", str(out)]) == 2
+
+
+def test_generation_rows_without_labels_split_by_size_and_groups(tmp_path):
+    """No labels: sizes follow the shares; chat-style rows of one conversation stay together."""
+    from tunerail.data.records import Record
+    from tunerail.findings import RowRef
+
+    records = []
+    for k in range(400):
+        prompt = f"turn {k}: summarise ticket {k * 31 % 997} about invoice {k * 17 % 101}"
+        records.append(Record(RowRef(k, k + 1, "mem"), "prompt_completion", [], prompt, f"summary {k}", None,
+                              f"conv-{k // 4}", {"prompt": prompt, "completion": f"summary {k}", "conv": f"conv-{k // 4}"}))
+    cfg = _config()
+    cfg.task = "generation"
+    cfg.criteria.margin = 0.2
+    result = split(records, cfg, out_dir=tmp_path / "out", store=tmp_path / "s")
+    assert result.sizes == {"train": 320, "validation": 40, "test": 40}  # 100 groups of 4: exact shares
+    assert not result.manifest["stratified"] and result.per_class["test"] == {}
+    where = _split_of(tmp_path / "out")
+    assert all(len({where[k] for k in range(g * 4, g * 4 + 4)}) == 1 for g in range(100))
