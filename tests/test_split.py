@@ -220,3 +220,14 @@ def test_generation_rows_without_labels_split_by_size_and_groups(tmp_path):
     assert not result.manifest["stratified"] and result.per_class["test"] == {}
     where = _split_of(tmp_path / "out")
     assert all(len({where[k] for k in range(g * 4, g * 4 + 4)}) == 1 for g in range(100))
+
+
+def test_a_different_split_never_silently_replaces_a_frozen_test_set(tmp_path, planted):
+    out, store = tmp_path / "out", tmp_path / "s"
+    first = split(planted[0], _config(seed=1), out_dir=out, store=store)
+    assert split(planted[0], _config(seed=1), out_dir=out, store=store).hashes == first.hashes  # same split: fine
+    with pytest.raises(GuardrailError, match="already holds a frozen test set"):
+        split(planted[0], _config(seed=2), out_dir=out, store=store)
+    assert verify_frozen_split(out) == first.hashes["test.jsonl"]  # untouched
+    second = split(planted[0], _config(seed=2), out_dir=out, store=store, force=True)
+    assert second.forced and any("replaced the frozen test set" in w for w in second.warnings)
