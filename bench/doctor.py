@@ -85,16 +85,19 @@ def synthetic_corpus(n: int, plant_rate: float = 0.02, max_edit: float = 0.15, s
     flat_arr = np.array(flat, dtype=np.int64)
     starts_arr = np.array(starts, dtype=np.int64)
     n_src = n - int(n * plant_rate)
-    lengths = np.clip(rng.lognormal(np.log(18), 0.6, n_src).astype(int), 6, 120)
-    cur = starts_arr[rng.integers(0, len(starts_arr), n_src)]
-    out = np.empty((n_src, lengths.max()), dtype=np.int64)
-    for step in range(lengths.max()):
-        out[:, step] = cur
-        nxt = flat_arr[offsets[cur] + (rng.random(n_src) * counts[cur]).astype(np.int64)]
-        restart = nxt < 0
-        nxt[restart] = starts_arr[rng.integers(0, len(starts_arr), restart.sum())]
-        cur = nxt
-    texts = [" ".join(vocab[out[i, :lengths[i]]]) for i in range(n_src)]
+    texts: list[str] = []
+    for start in range(0, n_src, 100_000):  # in chunks: the walk matrix stays ~100 MB
+        m = min(100_000, n_src - start)
+        lengths = np.clip(rng.lognormal(np.log(18), 0.6, m).astype(int), 6, 120)
+        cur = starts_arr[rng.integers(0, len(starts_arr), m)]
+        out = np.empty((m, lengths.max()), dtype=np.int64)
+        for step in range(lengths.max()):
+            out[:, step] = cur
+            nxt = flat_arr[offsets[cur] + (rng.random(m) * counts[cur]).astype(np.int64)]
+            restart = nxt < 0
+            nxt[restart] = starts_arr[rng.integers(0, len(starts_arr), restart.sum())]
+            cur = nxt
+        texts += [" ".join(vocab[out[i, :lengths[i]]]) for i in range(m)]
     planted = []
     pyrng = random.Random(seed)
     for _ in range(n - n_src):
@@ -130,7 +133,7 @@ def _rensa_run(texts, threshold, num_perm, ngram):
     from tunerail.doctor.near_duplicates import clusters_from_pairs, near_duplicate_pairs
 
     t0 = time.perf_counter()
-    pairs = near_duplicate_pairs(texts, threshold, num_perm, ngram, spanning=True)
+    pairs = near_duplicate_pairs(texts, threshold, num_perm, ngram)
     clusters = clusters_from_pairs(len(texts), pairs)
     return time.perf_counter() - t0, pairs, clusters
 
@@ -151,7 +154,9 @@ def _datasketch_run(texts, threshold, num_perm, ngram):
     pairs = []
     for i, mh in enumerate(sketches):
         pairs.extend((j, i) for j in lsh.query(mh) if j < i)
-    return time.perf_counter() - t0, pairs
+    raw_s = time.perf_counter() - t0
+    checked = [(j, i) for j, i in pairs if sketches[i].jaccard(sketches[j]) >= threshold]
+    return raw_s, pairs, time.perf_counter() - t0, checked
 
 
 def _precision_recall(texts, pairs, clusters, truth, threshold, ngram):
@@ -167,33 +172,167 @@ def _precision_recall(texts, pairs, clusters, truth, threshold, ngram):
 
 
 def part_near(rows: int, sample_rows: int, threshold: float, num_perm: int, ngram: int) -> dict:
+    """rensa pipeline on the whole corpus (first, so the peak RSS is its own), then rensa and
+    plain datasketch side by side on the first ``sample_rows`` rows."""
     from tunerail.doctor.near_duplicates import clusters_from_pairs, lsh_bands
 
     t0 = time.perf_counter()
     texts, planted = synthetic_corpus(rows)
-    gen_s = time.perf_counter() - t0
     out = {"rows": rows, "threshold": threshold, "num_perm": num_perm, "ngram": ngram,
-           "bands": lsh_bands(threshold, num_perm), "planted": len(planted), "generate_s": round(gen_s, 1),
+           "bands": lsh_bands(threshold, num_perm), "planted": len(planted),
+           "generate_s": round(time.perf_counter() - t0, 1), "corpus_rss_mb": round(_peak_rss_mb()),
            "mean_words": round(float(np.mean([t.count(" ") + 1 for t in texts[:100_000]])), 1)}
-    # side by side on the same sample: the first sample_rows rows and the planted pairs inside them
-    sample = texts[:sample_rows]
-    sample_planted = [p for p in planted if p[1] < sample_rows]
-    truth = _truth(sample, sample_planted, threshold, ngram)
-    r_s, r_pairs, r_clusters = _rensa_run(sample, threshold, num_perm, ngram)
-    d_s, d_pairs = _datasketch_run(sample, threshold, num_perm, ngram)
-    rp, rr = _precision_recall(sample, r_pairs, r_clusters, truth, threshold, ngram)
-    dp, dr = _precision_recall(sample, d_pairs, clusters_from_pairs(len(sample), d_pairs), truth, threshold, ngram)
-    out["sample"] = {"rows": len(sample), "planted": len(sample_planted), "planted_true": len(truth),
-                     "rensa": {"seconds": round(r_s, 2), "pairs": len(r_pairs), "precision": round(rp, 4), "recall": round(rr, 4)},
-                     "datasketch": {"seconds": round(d_s, 2), "pairs": len(d_pairs), "precision": round(dp, 4), "recall": round(dr, 4)},
-                     "datasketch_over_rensa_time": round(d_s / r_s, 1)}
-    del r_pairs, r_clusters, d_pairs
     if rows > sample_rows:
         truth = _truth(texts, planted, threshold, ngram)
         r_s, r_pairs, r_clusters = _rensa_run(texts, threshold, num_perm, ngram)
+        out["stage_rss_mb"] = round(_peak_rss_mb())
         rp, rr = _precision_recall(texts, r_pairs, r_clusters, truth, threshold, ngram)
         out["full"] = {"rows": rows, "planted_true": len(truth), "rensa": {
             "seconds": round(r_s, 1), "pairs": len(r_pairs), "clusters": len(r_clusters),
             "precision": round(rp, 4), "recall": round(rr, 4)}}
+        del r_pairs, r_clusters
+    sample = texts[:sample_rows]
+    sample_planted = [p for p in planted if p[1] < sample_rows]
+    truth = _truth(sample, sample_planted, threshold, ngram)
+    r_s, r_pairs, r_clusters = _rensa_run(sample, threshold, num_perm, ngram)
+    out.setdefault("stage_rss_mb", round(_peak_rss_mb()))
+    d_s, d_pairs, c_s, c_pairs = _datasketch_run(sample, threshold, num_perm, ngram)
+    rp, rr = _precision_recall(sample, r_pairs, r_clusters, truth, threshold, ngram)
+    dp, dr = _precision_recall(sample, d_pairs, clusters_from_pairs(len(sample), d_pairs), truth, threshold, ngram)
+    cp, cr = _precision_recall(sample, c_pairs, clusters_from_pairs(len(sample), c_pairs), truth, threshold, ngram)
+    out["sample"] = {"rows": len(sample), "planted": len(sample_planted), "planted_true": len(truth),
+                     "rensa": {"seconds": round(r_s, 2), "pairs": len(r_pairs), "precision": round(rp, 4), "recall": round(rr, 4)},
+                     "datasketch": {"seconds": round(d_s, 2), "pairs": len(d_pairs), "precision": round(dp, 4), "recall": round(dr, 4)},
+                     "datasketch_checked": {"seconds": round(c_s, 2), "pairs": len(c_pairs), "precision": round(cp, 4),
+                                            "recall": round(cr, 4)},
+                     "datasketch_over_rensa_time": round(d_s / r_s, 1)}
     out["peak_rss_mb"] = round(_peak_rss_mb())
     return out
+
+
+# ---------------------------------------------------------------- full audit (part a)
+
+def part_audit(data: str) -> dict:
+    """``tunerail.doctor.doctor`` on one file: every registered check, embeddings from the cache."""
+    from tunerail.doctor import doctor
+
+    t0 = time.perf_counter()
+    result = doctor(data)
+    seconds = time.perf_counter() - t0
+    by_check = {}
+    for f in result.findings:
+        by_check[f.check] = by_check.get(f.check, 0) + 1
+    return {"data": str(Path(data).relative_to(SHARED.parent)) if SHARED.parent in Path(data).parents else data,
+            "rows": result.rows_in, "seconds": round(seconds, 1), "rows_per_s": round(result.rows_in / seconds, 1),
+            "peak_rss_mb": round(_peak_rss_mb()), "findings": len(result.findings), "by_check": by_check,
+            "stages_s": {k: round(v, 2) for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1])[:8]}}
+
+
+# ---------------------------------------------------------------- semantic checks (part c)
+
+def part_semantic(rows: int, cold: bool) -> dict:
+    """Embedding + the embedding checks on Banking77: cold (empty cache) or cached."""
+    import csv
+    import tempfile
+
+    from tunerail.config import TunerailConfig
+    from tunerail.data.loaders import load_records
+    from tunerail.doctor.context import CheckContext
+    from tunerail.doctor.registry import all_checks
+
+    records, rejections, fmt = load_records(SHARED / "banking77" / "train.csv")
+    records = records[:rows]
+    cache = Path(tempfile.mkdtemp()) if cold else None
+    ctx = CheckContext(records, rejections, TunerailConfig(task="classification"), fmt, cache_dir=cache)
+    out = {"rows": len(records), "cache": "cold" if cold else "warm"}
+    t0 = time.perf_counter()
+    ctx.prompt_embeddings
+    out["embed_s"] = round(time.perf_counter() - t0, 1)
+    for check in all_checks():
+        if "embeddings" in check.needs:
+            t = time.perf_counter()
+            found = check.func(ctx)
+            out[check.name] = {"seconds": round(time.perf_counter() - t, 1), "findings": len(found)}
+    out["total_s"] = round(time.perf_counter() - t0, 1)
+    out["peak_rss_mb"] = round(_peak_rss_mb())
+    del csv
+    return out
+
+
+# ---------------------------------------------------------------- driver
+
+def _child(args: list[str]) -> dict:
+    """Run one part in a fresh interpreter, so its peak RSS is its own."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
+    if proc.returncode:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000, help="synthetic near-duplicate corpus size")
+    ap.add_argument("--sample-rows", type=int, default=100_000, help="rows for the rensa vs datasketch side by side")
+    ap.add_argument("--semantic-rows", type=int, default=10_000, help="Banking77 rows for the semantic timing")
+    ap.add_argument("--num-perm", type=int, default=256)
+    ap.add_argument("--threshold", type=float, default=0.8)
+    ap.add_argument("--only", choices=["audit", "near", "semantic"], action="append")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        kind, *rest = args.child
+        if kind == "audit":
+            res = part_audit(rest[0])
+        elif kind == "near":
+            res = part_near(int(rest[0]), int(rest[1]), float(rest[2]), int(rest[3]), 1)
+        else:
+            res = part_semantic(int(rest[0]), rest[1] == "cold")
+        print(json.dumps(res))
+        return 0
+
+    parts = args.only or ["audit", "near", "semantic"]
+    results: dict = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["machine"] = {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+                          "python": sys.version.split()[0]}
+    if "audit" in parts:
+        results["audit"] = [_child(["audit", str(p)]) for p in
+                            [SHARED / "banking77" / "train.csv", SHARED / "instruct" / "alpaca_5000.json"] if p.exists()]
+        print("\nfull audit (tunerail.doctor.doctor, embeddings cached)")
+        print(f"{'data':42} {'rows':>7} {'seconds':>8} {'rows/s':>8} {'peak MB':>8} {'findings':>9}")
+        for r in results["audit"]:
+            if "error" in r:
+                print("  error:", r["error"])
+                continue
+            print(f"{r['data']:42} {r['rows']:>7} {r['seconds']:>8} {r['rows_per_s']:>8} {r['peak_rss_mb']:>8} {r['findings']:>9}")
+    if "near" in parts:
+        r = results["near"] = _child(["near", str(args.rows), str(min(args.sample_rows, args.rows)),
+                                      str(args.threshold), str(args.num_perm)])
+        if "error" not in r:
+            print(f"\nnear-duplicates: word sets, {r['num_perm']} permutations, {r['bands']} bands, threshold {r['threshold']}, "
+                  f"{r['planted']} planted copies with 0-15 % word edits")
+            print(f"{'run':28} {'rows':>9} {'seconds':>8} {'pairs':>9} {'precision':>10} {'recall':>7}")
+            smp = r["sample"]
+            for name in ("rensa", "datasketch", "datasketch_checked"):
+                x = smp[name]
+                print(f"{name + ' (same sample)':28} {smp['rows']:>9} {x['seconds']:>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}")
+            if "full" in r:
+                x = r["full"]["rensa"]
+                print(f"{'rensa (full corpus)':28} {r['rows']:>9} {x['seconds']:>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}")
+            print(f"datasketch / rensa time on the sample: {smp['datasketch_over_rensa_time']}x; peak RSS {r['peak_rss_mb']} MB "
+                  f"(includes the corpus; stage alone: {r.get('stage_rss_mb', '?')} MB)")
+        else:
+            print("near: error:", r["error"])
+    if "semantic" in parts:
+        results["semantic"] = [_child(["semantic", str(args.semantic_rows), mode]) for mode in ("cold", "warm")]
+        print("\nsemantic checks on Banking77")
+        for r in results["semantic"]:
+            print(json.dumps(r))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"\nwrote {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,9 @@ on the same files in the same run. Data lives in /tmp and is deleted afterwards.
 
 Every timing is the median of ``REPEATS`` runs with the files already in the page cache (the
 first read of each kind warms it), so the comparison is hashing + copying, not disk luck.
-``add`` fsyncs every blob (crash safety), which ``cp`` does not; both numbers are shown.
+``add`` makes every blob durable before naming it (fsync per file, or one ``os.sync`` for more
+than 64 files), which ``cp`` does not; both numbers are shown. Each timed run starts after an
+``os.sync`` so that no run pays for an earlier run's dirty pages.
 
     python bench/store.py      # prints a table, writes bench/results/store.json
 """
@@ -51,6 +53,7 @@ def files_of(folder: Path) -> list[str]:
 def timed(fn, repeats: int = REPEATS) -> float:
     times = []
     for _ in range(repeats):
+        os.sync()  # flush earlier writes outside the timing, so no run pays for another's dirty pages
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)

@@ -180,3 +180,33 @@ def test_checks_skip_without_enough_rows_or_labels(tmp_path):
     assert checks["content.outlier"].func(ctx) == []
     conflict = checks["labels.conflict"].func(ctx)
     assert [[r.index for r in f.rows] for f in conflict] == [[0, 1]] and conflict[0].severity == "error"
+
+
+def test_generation_conflicts_are_different_answers_to_the_same_prompt(shared_data, tmp_path):
+    """Instruction rows (real, Apache-2.0): same instruction+input with another row's answer is a
+    conflict; the same answer with a one-word edit is a near-duplicate, not a conflict."""
+    import json
+
+    src = [json.loads(line) for line in open(shared_data / "instruct" / "user_oriented_instructions.jsonl")][:60]
+    rows = [{"instruction": r["instruction"], "input": r["instances"][0]["input"], "output": r["instances"][0]["output"]}
+            for r in src]
+    n = len(rows)
+    conflicts = {}
+    for k, i in enumerate(range(0, 10, 2)):
+        conflicts[i] = len(rows)
+        rows.append({**rows[i], "output": rows[30 + k]["output"]})
+    agree = {}
+    for i in range(11, 16):
+        agree[i] = len(rows)
+        rows.append({**rows[i], "output": rows[i]["output"] + " Thanks."})
+    path = tmp_path / "instr.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    records, rejections, fmt = load_records(path)
+    ctx = CheckContext(records, rejections, TunerailConfig(task="generation"), fmt)
+    checks = {c.name: c for c in all_checks()}
+    found = checks["labels.conflict"].func(ctx)
+    together = _together(found)
+    assert all((i, j) in together for i, j in conflicts.items())
+    assert not any((i, j) in together for i, j in agree.items())
+    assert all(f.severity == "warning" and "answer" in f.details["members"][0] for f in found)
+    assert len(_flagged(found) - set(conflicts) - set(conflicts.values())) <= 0.05 * n

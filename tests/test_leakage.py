@@ -107,3 +107,14 @@ def test_cli_exit_codes(clean_split, tmp_path, capsys):
     assert main(["leakage", str(train), "-c", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "missing.jsonl" in err
+
+
+def test_benchmark_with_other_columns_is_loaded_by_its_own_format(clean_split, tmp_path):
+    """Training data vs a public benchmark: the benchmark's columns need not match the config."""
+    train = _read(clean_split / "train.jsonl")
+    bench = _write(tmp_path / "bench.jsonl", [{"question": train[5]["text"], "answer": "x"},
+                                              {"question": "an unrelated benchmark question about llamas", "answer": "y"}])
+    result = leakage({"train": clean_split / "train.jsonl", "benchmark": bench},
+                     config=TunerailConfig.model_validate(CFG), semantic=False)
+    assert result.sets["benchmark"]["format"] == "prompt_completion"
+    assert [(f.code, f.rows[0].index, f.rows[1].index) for f in result.findings] == [("LEAK001", 5, 0)]

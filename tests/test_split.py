@@ -136,6 +136,9 @@ def test_frozen_test_set_refuses_a_changed_file(tmp_path, planted):
     assert verify_frozen_split(out) == expected
     assert verify_frozen_split(out / "test.jsonl", out / "split.json") == expected
     assert verify_frozen_split(out, store) == expected
+    from tunerail.cli import main
+
+    assert main(["verify", str(out)]) == 0
     lines = (out / "test.jsonl").read_text(encoding="utf-8").splitlines()
     row = json.loads(lines[3])
     row["category"] = "relabelled"  # a quiet "fix" after seeing results
@@ -144,6 +147,7 @@ def test_frozen_test_set_refuses_a_changed_file(tmp_path, planted):
     for reference in (None, out / "split.json", store, expected):
         with pytest.raises(GuardrailError, match="frozen test set changed"):
             verify_frozen_split(out, reference)
+    assert main(["verify", str(out)]) == 1  # the CLI names the changed file
     with pytest.raises(TunerailError, match="not found"):
         verify_frozen_split(tmp_path / "nowhere")
 
@@ -196,3 +200,34 @@ def test_cli_split_exit_codes_and_force(tmp_path, banking_example, capsys):
     manifest = json.loads((out / "split.json").read_text())
     assert manifest["forced"] and (tmp_path / "store" / "manifests").is_dir()  # store.path is relative to the config
     assert main(["split", str(tmp_path / "missing.csv"), "-c", str(cfg), "-o", str(out)]) == 2
+
+
+def test_generation_rows_without_labels_split_by_size_and_groups(tmp_path):
+    """No labels: sizes follow the shares; chat-style rows of one conversation stay together."""
+    from tunerail.data.records import Record
+    from tunerail.findings import RowRef
+
+    records = []
+    for k in range(400):
+        prompt = f"turn {k}: summarise ticket {k * 31 % 997} about invoice {k * 17 % 101}"
+        records.append(Record(RowRef(k, k + 1, "mem"), "prompt_completion", [], prompt, f"summary {k}", None,
+                              f"conv-{k // 4}", {"prompt": prompt, "completion": f"summary {k}", "conv": f"conv-{k // 4}"}))
+    cfg = _config()
+    cfg.task = "generation"
+    cfg.criteria.margin = 0.2
+    result = split(records, cfg, out_dir=tmp_path / "out", store=tmp_path / "s")
+    assert result.sizes == {"train": 320, "validation": 40, "test": 40}  # 100 groups of 4: exact shares
+    assert not result.manifest["stratified"] and result.per_class["test"] == {}
+    where = _split_of(tmp_path / "out")
+    assert all(len({where[k] for k in range(g * 4, g * 4 + 4)}) == 1 for g in range(100))
+
+
+def test_a_different_split_never_silently_replaces_a_frozen_test_set(tmp_path, planted):
+    out, store = tmp_path / "out", tmp_path / "s"
+    first = split(planted[0], _config(seed=1), out_dir=out, store=store)
+    assert split(planted[0], _config(seed=1), out_dir=out, store=store).hashes == first.hashes  # same split: fine
+    with pytest.raises(GuardrailError, match="already holds a frozen test set"):
+        split(planted[0], _config(seed=2), out_dir=out, store=store)
+    assert verify_frozen_split(out) == first.hashes["test.jsonl"]  # untouched
+    second = split(planted[0], _config(seed=2), out_dir=out, store=store, force=True)
+    assert second.forced and any("replaced the frozen test set" in w for w in second.warnings)

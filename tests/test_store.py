@@ -152,3 +152,18 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     path = write_atomic(tmp_path / "report.html", "<p>x</p>")
     mode = stat.S_IMODE(os.stat(path).st_mode)
     assert mode & stat.S_IRGRP, oct(mode)  # not the 0600 that mkstemp creates
+
+
+def test_many_files_are_staged_then_committed_once(tmp_path):
+    folder = tmp_path / "shards"
+    for k in range(100):  # above BATCH_SYNC: the one-sync path
+        (folder / f"{k % 7}").mkdir(parents=True, exist_ok=True)
+        (folder / f"{k % 7}" / f"part-{k}.bin").write_bytes(f"shard {k}".encode() * (k + 1))
+    (folder / "0" / "dup.bin").write_bytes(b"shard 0")  # same bytes as part-0: one blob
+    store = Store(tmp_path / "store")
+    art = store.add_folder("checkpoint", folder)
+    assert len(art.files) == 101 and store.verify(art.id) == []
+    assert len([p for p in (tmp_path / "store" / "objects").rglob("*") if p.is_file()]) == 100
+    assert not list((tmp_path / "store").rglob(".incoming.*"))
+    _flip(store.object_path(art.files["3/part-52.bin"]["sha256"]), offset=5)
+    assert [p.message.split(" of ")[0] for p in store.verify(art.id)] == ["corrupted file '3/part-52.bin'"]

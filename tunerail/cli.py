@@ -226,7 +226,7 @@ def leakage_cmd(sets: list[Path] = typer.Argument(..., help="Two or more data fi
     for s in result.summary:
         table.add_row(escape(s["a"]), escape(s["b"]), f"{s['leaking_pairs']:,}", f"{s['rows_b_leaking']:,}/{s['rows_b']:,}",
                       f"{s['share_of_b']:.1%}", ", ".join(f"{k} {v}" for k, v in s["by_method"].items()))
-    console.print(table)
+    Console(stderr=True, width=None if sys.stderr.isatty() else 140).print(table)
     for f in result.findings[:10]:
         console.print(f"  [red]{f.code}[/] {escape(f.message)}", highlight=False, soft_wrap=True)
     if len(result.findings) > 10:
@@ -241,7 +241,7 @@ def leakage_cmd(sets: list[Path] = typer.Argument(..., help="Two or more data fi
 
 @app.command("verify")
 @guarded
-def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, exported folder, or artifact id (default: the whole store)."),
+def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, exported folder, split folder, or artifact id (default: the whole store)."),
                store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
                config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path).")) -> None:
     """Re-hash stored files; name every corrupted or missing one (exit 1 if any)."""
@@ -251,6 +251,11 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
     if path is not None and path.is_dir() and (path / EXPORT_MANIFEST).exists():
         artifact, problems = verify_folder(path)
         checked = f"exported {artifact.kind} {artifact.short_id} ({len(artifact.files)} files)"
+    elif path is not None and path.is_dir() and (path / "split.json").exists():
+        from tunerail.split.frozen import split_problems
+
+        problems = split_problems(path)
+        checked = f"split folder {path} (frozen test set and the other splits against split.json)"
     else:
         if path is not None and path.is_dir():
             st, ref = Store(path), None
@@ -265,7 +270,7 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
     if problems:
         console.print(f"[bold red]{len(problems)} problem(s)[/] in {checked}")
         raise typer.Exit(1)
-    console.print(f"[green]ok[/]: {checked} match their manifests")
+    console.print(f"[green]ok[/]: {checked}: every file matches its recorded SHA-256")
 
 
 @app.command("lineage")

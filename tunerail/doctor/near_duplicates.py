@@ -166,6 +166,11 @@ def _candidates(bands: np.ndarray) -> np.ndarray:
     for b in range(bands.shape[1]):
         order = np.argsort(bands[:, b], kind="stable")
         col = bands[order, b]
+        shared = np.zeros(n, dtype=bool)  # rows in a bucket of two or more (usually a few %)
+        eq = col[1:] == col[:-1]
+        shared[1:] |= eq
+        shared[:-1] |= eq
+        order, col = order[shared], col[shared]  # buckets stay contiguous
         for d in range(1, _BUCKET_SPAN + 1):
             same = col[d:] == col[:-d]
             if not same.any():

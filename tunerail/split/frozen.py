@@ -82,3 +82,20 @@ def verify_frozen_split(path_or_dir: str | Path, split_json_or_store: str | Path
             fix="restore the original file (Store.export(<split id>, DIR) gives it back); if the change is "
                 "intended, re-run `tunerail split`: scores from before are then no longer comparable"))
     return actual
+
+
+def split_problems(folder: str | Path) -> list[Problem]:
+    """Every split file of ``folder`` that is missing or differs from the hash in its split.json."""
+    folder = Path(folder)
+    manifest = json.loads((folder / "split.json").read_text(encoding="utf-8"))
+    problems: list[Problem] = []
+    for name, sha in sorted(manifest.get("hashes", {}).items()):
+        path = folder / name
+        if not path.exists():
+            problems.append(Problem(f"missing split file {name!r}", file=str(path), fix="re-run `tunerail split`"))
+        elif hash_file(path) != sha:
+            frozen = name == manifest.get("frozen", {}).get("file")
+            problems.append(Problem(
+                f"{'the FROZEN test set' if frozen else name} changed after the split (SHA-256 differs from split.json)",
+                file=str(path), fix="restore the original file (Store.export(<split id>, DIR)) or re-run `tunerail split`"))
+    return problems

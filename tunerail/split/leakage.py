@@ -66,6 +66,9 @@ def _load_set(name: str, source: str | Path | Sequence[Record], config: Tunerail
 
         path = Path(source)
         records, rejections, fmt = load_records(path, config.data.format, config.data.columns)
+        if not records and (config.data.format != "auto" or config.data.columns):
+            # A public benchmark rarely shares the project's column names: detect its own format.
+            records, rejections, fmt = load_records(path, "auto")
         info = {"path": str(path), "rows": len(records), "rejected_rows": len(rejections), "format": fmt,
                 "sha256": hash_file(path)}
     else:

@@ -83,6 +83,18 @@ def _load(data: Any, config: TunerailConfig) -> tuple[list[Record], int, str, di
     return records, 0, records[0].format if records else "auto", {}
 
 
+def _frozen_elsewhere(out: Path, new_sha: str) -> str | None:
+    """The hash of a different test set already frozen in ``out`` (None: none, or the same one)."""
+    manifest = out / "split.json"
+    if not manifest.exists():
+        return None
+    try:
+        old = json.loads(manifest.read_text(encoding="utf-8")).get("frozen", {}).get("sha256")
+    except (ValueError, AttributeError):
+        return None
+    return old if old and old != new_sha else None
+
+
 def _use_semantic(config: TunerailConfig, n: int) -> bool:
     setting = config.split.semantic
     return n < config.split.semantic_max_rows if setting == "auto" else bool(setting)
@@ -154,15 +166,18 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
         warnings.append(f"the largest group has {groups.largest} rows (test target {target_test:.0f}): "
                         "the shares may be off; check data.group_column or split.semantic_threshold")
 
-    # 5. write, hash, store
-    hashes: dict[str, str] = {}
-    paths: dict[str, Path] = {}
-    blobs: dict[str, bytes] = {}
-    for name, rows in parts.items():
-        blob = _jsonl(rows)
-        paths[name] = write_atomic(out / f"{name}.jsonl", blob)
-        hashes[f"{name}.jsonl"] = hashlib.sha256(blob).hexdigest()
-        blobs[f"{name}.jsonl"] = blob
+    # 5. write, hash, store; never silently replace a different frozen test set
+    blobs = {f"{name}.jsonl": _jsonl(rows) for name, rows in parts.items()}
+    hashes = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
+    replaced = _frozen_elsewhere(out, hashes[f"{FROZEN}.jsonl"])
+    if replaced and not force:
+        raise GuardrailError(Problem(
+            f"{out} already holds a frozen test set (SHA-256 {replaced[:12]}) and this split would replace it with "
+            f"a different one ({hashes[f'{FROZEN}.jsonl'][:12]}): scores on the old test set would no longer be comparable",
+            file=str(out / "split.json"), fix="write the new split to another --out folder, or pass --force to replace it (recorded)"))
+    if replaced:
+        warnings.append(f"--force: replaced the frozen test set {replaced[:12]} in {out}")
+    paths = {name: write_atomic(out / f"{name}.jsonl", blobs[f"{name}.jsonl"]) for name in SPLITS}
     per_class = {name: dict(sorted(Counter(r.label for r in rows).items())) if stratified else {}
                  for name, rows in parts.items()}
     p = config.criteria.threshold if config.criteria.threshold and 0 < config.criteria.threshold < 1 else 0.5
@@ -186,7 +201,7 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
         "criteria_hash": config.criteria_hash(),
         "test_ci_half_width": round(ci_half_width(sizes["test"], p), 4),
         "test_rows_needed": rows_needed(config.criteria.margin, p),
-        "forced": bool(force and problems),
+        "forced": bool(force and (problems or replaced)),
         "warnings": warnings,
     }
     if not isinstance(store, Store):

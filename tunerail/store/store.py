@@ -34,16 +34,47 @@ def _umask_mode() -> int:
 
 _DEFAULT_MODE = _umask_mode()
 
+SMALL_FILE = 1024 * 1024
+BATCH_SYNC = 64  # adding more files than this: one os.sync() instead of one fsync per file
+
 
 def hash_file(path: str | Path) -> str:
-    """SHA-256 of a file (``hashlib.file_digest``: zero-copy reads into one buffer, GIL released)."""
+    """SHA-256 of a file: small files in one read, large ones with ``hashlib.file_digest``
+    (reads into one reusable buffer; the GIL is released while hashing, so threads scale)."""
     with open(path, "rb", buffering=0) as handle:
+        if os.fstat(handle.fileno()).st_size <= SMALL_FILE:
+            return hashlib.sha256(handle.readall()).hexdigest()
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _batched(items: list, workers: int) -> list[list]:
+    """Split ``items`` into a few chunks per worker (one pool task per chunk, not per file)."""
+    size = max(1, -(-len(items) // (workers * 4)))
+    return [items[k:k + size] for k in range(0, len(items), size)]
+
+
+def _parallel(fn: Any, items: list) -> list:
+    """``[fn(x) for x in items]`` on a thread pool when it helps (hashing and I/O release the GIL)."""
+    if len(items) < 2 or WORKERS < 2:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        chunks = pool.map(lambda chunk: [fn(x) for x in chunk], _batched(items, WORKERS))
+        return [result for chunk in chunks for result in chunk]
 
 
 def _copy_and_hash(src: Path, dst_fd: int) -> tuple[str, int]:
     """Copy ``src`` into ``dst_fd`` and hash it in the same pass (each byte read once)."""
     digest = hashlib.sha256()
+    if os.path.getsize(src) <= SMALL_FILE:
+        with open(src, "rb", buffering=0) as handle:
+            data = handle.readall()
+        digest.update(data)
+        view, written = memoryview(data), 0
+        while written < len(data):
+            written += os.write(dst_fd, view[written:])
+        return digest.hexdigest(), len(data)
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     size = 0
@@ -138,23 +169,36 @@ class Store:
         The copy goes to a temp file, is fsynced, then renamed to its hash: a crash leaves at
         most an ``.incoming.*`` temp file, never a blob whose name lies about its content.
         """
-        path = Path(path)
+        sha, size, tmp = self._stage(Path(path), fsync=True)
+        self._commit(sha, tmp)
+        return sha, size
+
+    def _stage(self, path: Path, fsync: bool) -> tuple[str, int, str]:
+        """Copy + hash ``path`` into an ``.incoming.*`` temp file; returns (sha256, size, temp path)."""
         self.objects.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=self.objects)
         try:
             try:
                 sha, size = _copy_and_hash(path, fd)
-                os.fsync(fd)
+                if fsync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
-            final = self.object_path(sha)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return sha, size, tmp
+
+    def _commit(self, sha: str, tmp: str) -> None:
+        """Rename a durable temp file to its content name (or drop it: identical content is stored once)."""
+        final = self.object_path(sha)
+        try:
             if final.exists():
-                os.unlink(tmp)  # identical content is stored once
+                os.unlink(tmp)
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp, 0o444)
                 os.replace(tmp, final)
-            return sha, size
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -176,18 +220,24 @@ class Store:
         The id is the SHA-256 of ``kind`` + the sorted (name, sha256) pairs: the same content
         gets the same id, whatever its parents; an existing manifest is kept as it is.
         """
-        def put(source: str | Path | bytes) -> tuple[str, int]:
-            return self.put_bytes(source) if isinstance(source, bytes) else self.put_file(source)
-
         items = sorted(files.items())
-        if len(items) > 1 and WORKERS > 1:  # hashing and I/O release the GIL
-            from concurrent.futures import ThreadPoolExecutor
+        # Many files: stage them all without fsync, flush once (os.sync), then rename each to its
+        # hash. Few files: fsync each. Either way no blob gets its final name before its bytes
+        # are on disk, and the manifest that names them is written last.
+        batch = len(items) > BATCH_SYNC
 
-            with ThreadPoolExecutor(WORKERS) as pool:
-                results = list(pool.map(put, [source for _, source in items]))
-        else:
-            results = [put(source) for _, source in items]
-        entries = {name: {"sha256": sha, "size": size} for (name, _), (sha, size) in zip(items, results)}
+        def stage(source: str | Path | bytes) -> tuple[str, int, str | None]:
+            if isinstance(source, bytes):
+                return (*self.put_bytes(source), None)
+            return self._stage(Path(source), fsync=not batch)
+
+        staged = _parallel(stage, [source for _, source in items])
+        if batch and any(tmp for _, _, tmp in staged):
+            os.sync()
+        for sha, _, tmp in staged:
+            if tmp is not None:
+                self._commit(sha, tmp)
+        entries = {name: {"sha256": sha, "size": size} for (name, _), (sha, size, _) in zip(items, staged)}
         artifact_id = artifact_id_for(kind, entries)
         artifact = Artifact(artifact_id, kind, entries, sorted(set(parents)), transform, meta or {},
                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -244,7 +294,8 @@ class Store:
         items = [Artifact(**json.loads(p.read_text(encoding="utf-8"))) for p in self.manifests.glob("*.json")]
         if kind:
             items = [a for a in items if a.kind == kind]
-        return sorted(items, key=lambda a: (a.created, a.id))
+        rank = {name: k for k, name in enumerate(LINEAGE_KINDS)}  # same second: lineage order
+        return sorted(items, key=lambda a: (a.created, rank.get(a.kind, len(rank)), a.id))
 
     def open(self, ref: str, name: str) -> Path:
         """Path of one stored file (read-only)."""
@@ -318,20 +369,19 @@ def artifact_id_for(kind: str, files: dict[str, dict[str, Any]]) -> str:
 
 def _check_files(checks: list[tuple[str, str, str, Path]]) -> list[Problem]:
     """Hash every (owner, name, expected sha256, path) in a thread pool; problems in input order."""
-    from concurrent.futures import ThreadPoolExecutor
-
     def one(item: tuple[str, str, str, Path]) -> Problem | None:
         owner, name, sha, path = item
         fix = "restore it from a backup or re-run the step that made it"
-        if not path.is_file():
+        try:
+            actual = hash_file(path)
+        except (FileNotFoundError, IsADirectoryError):
             return Problem(f"missing file {name!r} of {owner}", file=str(path), fix=fix)
-        if hash_file(path) != sha:
+        if actual != sha:
             return Problem(f"corrupted file {name!r} of {owner}: SHA-256 does not match the manifest",
                            file=str(path), fix=fix)
         return None
 
-    with ThreadPoolExecutor(WORKERS) as pool:
-        return [p for p in pool.map(one, checks) if p is not None]
+    return [p for p in _parallel(one, checks) if p is not None]
 
 
 def verify_folder(folder: str | Path) -> tuple[Artifact, list[Problem]]:

@@ -85,6 +85,8 @@ def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
     test set reward memorisation. Fix: drop redundant paraphrases or keep each cluster in one
     split (``tunerail split`` groups them). Pairs that are already exact or near copies are
     left to those checks; paraphrases with different labels or answers are conflicts.
+    Info for classification (intent data is paraphrases by design; what matters is that a
+    cluster stays in one split), warning otherwise (the same request answered twice).
     """
     exact = _exact_groups(ctx.texts)
     near_of = {m: c for c, members in enumerate(ctx.near_duplicate_clusters) for m in members}
@@ -101,7 +103,7 @@ def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
     for group in clusters_from_pairs(len(ctx.records), pairs):
         head = ctx.records[group[0]]
         findings.append(Finding(
-            "duplicates.semantic", Severity.WARNING,
+            "duplicates.semantic", Severity.INFO if ctx.is_classification else Severity.WARNING,
             f"{len(group)} rows are paraphrases (MiniLM cosine >= {threshold:g}) of line {head.line}: "
             f"\"{excerpt(head.prompt)}\"",
             "drop redundant paraphrases, or keep the cluster in one split (tunerail split groups them)",
@@ -110,39 +112,44 @@ def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
     return findings
 
 
-def _conflict_groups(ctx: CheckContext, edges: Iterable[tuple[int, int]]) -> list[list[int]]:
-    """Clusters of the prompt-similarity graph whose members disagree on the label or answer."""
+def _conflict_groups(ctx: CheckContext, exact: list[tuple[int, int]], similar: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Clusters of rows whose prompts match but whose labels or answers disagree.
+
+    Components of: exact-prompt edges (copies of a prompt are always listed together) plus the
+    near/paraphrase edges whose two rows disagree. Similar rows that agree do not link clusters,
+    so "where is my card" (card_arrival) does not chain to every card question.
+    """
     answer = _answer_key(ctx)
+    disagree = [(i, j) for i, j in similar if answer(i) != answer(j) and not _answers_agree(ctx, (i, j))]
     out = []
-    for cluster in clusters_from_pairs(len(ctx.records), list(edges)):
-        keys = {answer(i) for i in cluster}
-        if len(keys) < 2:
-            continue
-        if not ctx.is_classification and _answers_agree(ctx, cluster):
-            continue
-        out.append(cluster)
+    for cluster in clusters_from_pairs(len(ctx.records), exact + disagree):
+        if len({answer(i) for i in cluster}) > 1 and not _answers_agree(ctx, cluster):
+            out.append(cluster)
     return out
 
 
 def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:
     """Generation: answers that are near-duplicates of each other are the same answer."""
+    if ctx.is_classification:
+        return False
     threshold = ctx.config.doctor.near_duplicate_threshold
     sets = [shingles(ctx.records[i].completion) for i in cluster]
     return all(jaccard(sets[0], s) >= threshold for s in sets[1:])
 
 
-def _prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
-    """Same prompt after normalisation, or near-same by MinHash on the prompts."""
+def _exact_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
+    """Each row paired with the first row of the same normalised prompt."""
     first: dict[str, int] = {}
     edges = []
     for i, p in enumerate(ctx.prompts):
-        key = normalize_text(p)
-        if key in first:
-            edges.append((first[key], i))
-        else:
-            first[key] = i
-    edges += [(i, j) for i, j, _ in near_duplicate_pairs(ctx.prompts, ctx.config.doctor.near_duplicate_threshold)]
+        j = first.setdefault(normalize_text(p), i)
+        if j != i:
+            edges.append((j, i))
     return edges
+
+
+def _near_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
+    return [(i, j) for i, j, _ in near_duplicate_pairs(ctx.prompts, ctx.config.doctor.near_duplicate_threshold)]
 
 
 def _conflict_finding(ctx: CheckContext, group: list[int], how: str, code_name: str) -> Finding:
@@ -179,7 +186,8 @@ def label_conflicts(ctx: CheckContext) -> list[Finding]:
     carries two labels, warning when prompts only nearly match. Fix: decide the right label
     or answer and relabel or drop the rest.
     """
-    return [_conflict_finding(ctx, g, "same", "labels.conflict") for g in _conflict_groups(ctx, _prompt_edges(ctx))]
+    groups = _conflict_groups(ctx, _exact_prompt_edges(ctx), _near_prompt_edges(ctx))
+    return [_conflict_finding(ctx, g, "same", "labels.conflict") for g in groups]
 
 
 @register("DOC053", "labels.conflict_paraphrase", needs=("embeddings",))
@@ -189,8 +197,8 @@ def paraphrase_conflicts(ctx: CheckContext) -> list[Finding]:
     Anti-pattern: two wordings of one request labelled differently. Fix: relabel consistently,
     or make the prompts differ where the intent differs.
     """
-    same = _prompt_edges(ctx)
-    covered = {i for g in _conflict_groups(ctx, same) for i in g}
-    edges = same + [(i, j) for i, j, _ in ctx.similar_prompt_pairs]
+    exact, near = _exact_prompt_edges(ctx), _near_prompt_edges(ctx)
+    covered = {i for g in _conflict_groups(ctx, exact, near) for i in g}
+    semantic = [(i, j) for i, j, _ in ctx.similar_prompt_pairs]
     return [_conflict_finding(ctx, g, "semantic", "labels.conflict_paraphrase")
-            for g in _conflict_groups(ctx, edges) if not set(g) <= covered]
+            for g in _conflict_groups(ctx, exact, near + semantic) if not set(g) <= covered]
