@@ -99,7 +99,6 @@ def doctor_command(
     no_semantic: bool = typer.Option(False, "--no-semantic", help="Skip the embedding checks (no encoder needed; recorded in the report)."),
 ) -> None:
     """Audit a dataset before spending compute: format, duplicates, lengths, PII, language, balance..."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from tunerail.doctor import doctor
@@ -109,13 +108,7 @@ def doctor_command(
     path = data or cfg.resolve(cfg.data.path)
     if path is None:
         raise TunerailError(Problem("no data to audit", fix="pass DATA, or set data.path in the config given with --config"))
-    with Progress(TextColumn("[bold]doctor[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("loading", total=None)
-
-        def progress(name: str, done: int, total: int) -> None:
-            bar.update(task, description=escape(name), completed=done, total=total)
-
+    with _checks_progress("doctor") as progress:
         result = doctor(path, cfg if config else None, out_dir=out, fix=fix,
                         semantic=False if no_semantic else None, progress=progress)
 
@@ -415,6 +408,26 @@ def _print_verdict(result: Any) -> None:
     console.print(f"[bold {colour}]{result.verdict}[/]  report: {escape(str(result.report_html))}")
 
 
+def _checks_progress(label: str) -> Any:
+    """One rich bar on stderr fed by ``progress(item, done, total)``: the item shows as its description."""
+    import contextlib
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def ctx() -> Any:
+        with Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("loading", total=None)
+
+            def update(item: str, done: int, total: int) -> None:
+                bar.update(task, description=escape(item), completed=done, total=total)
+
+            yield update
+
+    return ctx()
+
+
 def _progress() -> Any:
     """A rich progress bar on stderr fed by the eval's ``progress(stage, done, total)`` callback."""
     import contextlib
@@ -471,7 +484,14 @@ def run_pipeline(config: Path = typer.Argument(..., help="tunerail.yaml describi
     def on_event(step: str, message: str) -> None:
         console.print(f"[bold cyan]{step:>8}[/] {escape(message)}")
 
-    result = run(config, out_dir=out, force=force, on_event=on_event)
+    def step_progress(step: str) -> Any:
+        if step == "train":
+            from tunerail.train.progress import RichProgress
+
+            return RichProgress(console)
+        return _checks_progress(step) if step == "doctor" else _progress()
+
+    result = run(config, out_dir=out, force=force, on_event=on_event, progress=step_progress)
     table = Table(title="tunerail run", show_lines=False)
     for column in ("step", "status", "seconds"):
         table.add_column(column)

@@ -8,12 +8,13 @@ outputs intact, the step is skipped. Change the data, and every step re-runs; ch
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from tunerail.config import TunerailConfig, load_config
 from tunerail.errors import Problem, TunerailError
@@ -116,11 +117,22 @@ def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]
 
 
 def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
-        on_event: Callable[[str, str], None] | None = None) -> PipelineResult:
-    """Run the whole guarded pipeline and return every step's record and the verdict."""
+        on_event: Callable[[str, str], None] | None = None,
+        progress: Callable[[str], ContextManager[Any]] | None = None) -> PipelineResult:
+    """Run the whole guarded pipeline and return every step's record and the verdict.
+
+    Parameters
+    ----------
+    config : TunerailConfig or path of tunerail.yaml.
+    out_dir : run folder (default ``runs/<project>`` beside the config).
+    force : re-run every step, and let ``split`` replace a different frozen test set (recorded).
+    on_event : called as ``on_event(step, message)`` when a step starts, ends or is skipped.
+    progress : ``progress(step)`` returns a context manager yielding that step's progress callback.
+    """
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
     on_event = on_event or (lambda step, message: None)
+    step_progress = progress or (lambda step: contextlib.nullcontext(None))
     data_path = config.resolve(config.data.path)
     if data_path is None:
         raise TunerailError(Problem("no training data configured", field="data.path",
@@ -139,7 +151,8 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "model", "doctor", "criteria")}, [data_path])
 
     def do_doctor():
-        result = doctor(data_path, config, out_dir=doctor_dir, fix=True)
+        with step_progress("doctor") as callback:
+            result = doctor(data_path, config, out_dir=doctor_dir, fix=True, progress=callback)
         return ({"findings": doctor_dir / "findings.json", "clean": doctor_dir / "clean.jsonl",
                  "report": doctor_dir / "report.html"}, dict(result.summary), result)
 
@@ -154,7 +167,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "split", "criteria", "doctor")}, [clean])
 
     def do_split():
-        result = split(clean, config, out_dir=split_dir, store=store)
+        result = split(clean, config, out_dir=split_dir, store=store, force=force)
         return ({name: result.paths[name] for name in ("train", "validation", "test")}
                 | {"split_json": result.split_json}, {"sizes": result.sizes}, result)
 
@@ -184,8 +197,9 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
                      [paths["train"], paths["validation"]])
 
     def do_train():
-        result = train(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=train_dir,
-                       store=store)
+        with step_progress("train") as callback:
+            result = train(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=train_dir,
+                           store=store, progress=callback)
         return {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"}, {
             "stopped_reason": result.stopped_reason, "best_step": result.best_step}, result
 
@@ -203,11 +217,12 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
                      + sorted(p for p in adapter.rglob("*") if p.is_file()))
 
     def do_eval():
-        result = evaluate(config, test_data=paths["test"], adapter_dir=adapter, out_dir=eval_dir,
-                          train_json=Path(rec.outputs["train_json"]), split_json=paths["split_json"],
-                          doctor_findings=unresolved_doctor_findings(doctor_dir),
-                          leakage_findings=load_findings(leak_dir / "leakage.json"),
-                          lineage=_lineage(store, paths["split_json"], train_dir / "train.json"))
+        with step_progress("eval") as callback:
+            result = evaluate(config, test_data=paths["test"], adapter_dir=adapter, out_dir=eval_dir, progress=callback,
+                              train_json=Path(rec.outputs["train_json"]), split_json=paths["split_json"],
+                              doctor_findings=unresolved_doctor_findings(doctor_dir),
+                              leakage_findings=load_findings(leak_dir / "leakage.json"),
+                              lineage=_lineage(store, paths["split_json"], train_dir / "train.json"))
         return {"report": eval_dir / "report.html", "report_json": eval_dir / "report.json"}, {
             "verdict": result.verdict}, result
 
