@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from train_tiny import BANKING, tiny_model_dir
 from tunerail.cli import main
@@ -42,7 +41,7 @@ def _project(tmp_path: Path, eval_tokens: int = 8) -> Path:
         "store": {"path": "store"},
     }
     path = tmp_path / "tunerail.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")  # JSON is valid YAML
     return path
 
 
@@ -61,7 +60,7 @@ def test_run_chains_every_step_then_skips_unchanged_ones(tmp_path):
     second = run(config, out_dir=tmp_path / "run")
     assert all(s.skipped for s in second.steps) and second.verdict == "NOT READY"
 
-    config.write_text(config.read_text().replace("max_new_tokens: 8", "max_new_tokens: 6"))
+    config.write_text(config.read_text().replace('"max_new_tokens": 8', '"max_new_tokens": 6'))
     third = run(config, out_dir=tmp_path / "run")
     assert [s.name for s in third.steps if not s.skipped] == ["eval"]
 
