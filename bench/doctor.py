@@ -243,7 +243,6 @@ def part_audit(data: str) -> dict:
 
 def part_semantic(rows: int, cold: bool) -> dict:
     """Embedding + the embedding checks on Banking77: cold (empty cache) or cached."""
-    import csv
     import tempfile
 
     from tunerail.config import TunerailConfig
@@ -267,7 +266,6 @@ def part_semantic(rows: int, cold: bool) -> dict:
     out["total_s"] = round(time.perf_counter() - t0, 1)
     out["total_cpu_s"] = round(time.process_time() - c0, 1)
     out["peak_rss_mb"] = round(_peak_rss_mb())
-    del csv
     return out
 
 
