@@ -24,6 +24,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TUNERAIL_SHARED_DATA", REPO.parent / "shared" / "data"))
+if not SHARED.exists() and Path("/work/shared/data").exists():  # worktrees sit one level deeper
+    SHARED = Path("/work/shared/data")
 RESULTS = REPO / "bench" / "results" / "doctor.json"
 
 
@@ -129,12 +131,16 @@ def _truth(texts, planted, threshold, ngram):
     return [(a, b) for a, b, _ in planted if jaccard(shingles(texts[a], ngram), shingles(texts[b], ngram)) >= threshold]
 
 
+_CPU: dict[str, float] = {}  # CPU seconds of the last run of each kind (wall time is shared on a busy box)
+
+
 def _rensa_run(texts, threshold, num_perm, ngram):
     from tunerail.doctor.near_duplicates import clusters_from_pairs, near_duplicate_pairs
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pairs = near_duplicate_pairs(texts, threshold, num_perm, ngram)
     clusters = clusters_from_pairs(len(texts), pairs)
+    _CPU["rensa"] = time.process_time() - c0
     return time.perf_counter() - t0, pairs, clusters
 
 
@@ -145,7 +151,7 @@ def _datasketch_run(texts, threshold, num_perm, ngram):
     from tunerail.doctor.near_duplicates import lsh_bands, shingles
 
     bands = lsh_bands(threshold, num_perm)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, params=(bands, num_perm // bands))
     sketches = MinHash.bulk([[s.encode() for s in shingles(t, ngram)] for t in texts], num_perm=num_perm, seed=42)
     with lsh.insertion_session() as session:
@@ -155,6 +161,7 @@ def _datasketch_run(texts, threshold, num_perm, ngram):
     for i, mh in enumerate(sketches):
         pairs.extend((j, i) for j in lsh.query(mh) if j < i)
     raw_s = time.perf_counter() - t0
+    _CPU["datasketch"] = time.process_time() - c0
     checked = [(j, i) for j, i in pairs if sketches[i].jaccard(sketches[j]) >= threshold]
     return raw_s, pairs, time.perf_counter() - t0, checked
 
@@ -188,7 +195,7 @@ def part_near(rows: int, sample_rows: int, threshold: float, num_perm: int, ngra
         out["stage_rss_mb"] = round(_peak_rss_mb())
         rp, rr = _precision_recall(texts, r_pairs, r_clusters, truth, threshold, ngram)
         out["full"] = {"rows": rows, "planted_true": len(truth), "rensa": {
-            "seconds": round(r_s, 1), "pairs": len(r_pairs), "clusters": len(r_clusters),
+            "seconds": round(r_s, 1), "cpu_seconds": round(_CPU["rensa"], 1), "pairs": len(r_pairs), "clusters": len(r_clusters),
             "precision": round(rp, 4), "recall": round(rr, 4)}}
         del r_pairs, r_clusters
     sample = texts[:sample_rows]
@@ -201,11 +208,14 @@ def part_near(rows: int, sample_rows: int, threshold: float, num_perm: int, ngra
     dp, dr = _precision_recall(sample, d_pairs, clusters_from_pairs(len(sample), d_pairs), truth, threshold, ngram)
     cp, cr = _precision_recall(sample, c_pairs, clusters_from_pairs(len(sample), c_pairs), truth, threshold, ngram)
     out["sample"] = {"rows": len(sample), "planted": len(sample_planted), "planted_true": len(truth),
-                     "rensa": {"seconds": round(r_s, 2), "pairs": len(r_pairs), "precision": round(rp, 4), "recall": round(rr, 4)},
-                     "datasketch": {"seconds": round(d_s, 2), "pairs": len(d_pairs), "precision": round(dp, 4), "recall": round(dr, 4)},
+                     "rensa": {"seconds": round(r_s, 2), "cpu_seconds": round(_CPU["rensa"], 2), "pairs": len(r_pairs),
+                               "precision": round(rp, 4), "recall": round(rr, 4)},
+                     "datasketch": {"seconds": round(d_s, 2), "cpu_seconds": round(_CPU["datasketch"], 2),
+                                    "pairs": len(d_pairs), "precision": round(dp, 4), "recall": round(dr, 4)},
                      "datasketch_checked": {"seconds": round(c_s, 2), "pairs": len(c_pairs), "precision": round(cp, 4),
                                             "recall": round(cr, 4)},
-                     "datasketch_over_rensa_time": round(d_s / r_s, 1)}
+                     "datasketch_over_rensa_time": round(d_s / r_s, 1),
+                     "datasketch_over_rensa_cpu": round(_CPU["datasketch"] / _CPU["rensa"], 1)}
     out["peak_rss_mb"] = round(_peak_rss_mb())
     return out
 
@@ -216,14 +226,15 @@ def part_audit(data: str) -> dict:
     """``tunerail.doctor.doctor`` on one file: every registered check, embeddings from the cache."""
     from tunerail.doctor import doctor
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = doctor(data)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     by_check = {}
     for f in result.findings:
         by_check[f.check] = by_check.get(f.check, 0) + 1
     return {"data": str(Path(data).relative_to(SHARED.parent)) if SHARED.parent in Path(data).parents else data,
-            "rows": result.rows_in, "seconds": round(seconds, 1), "rows_per_s": round(result.rows_in / seconds, 1),
+            "rows": result.rows_in, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+            "rows_per_s": round(result.rows_in / seconds, 1),
             "peak_rss_mb": round(_peak_rss_mb()), "findings": len(result.findings), "by_check": by_check,
             "stages_s": {k: round(v, 2) for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1])[:8]}}
 
@@ -232,7 +243,6 @@ def part_audit(data: str) -> dict:
 
 def part_semantic(rows: int, cold: bool) -> dict:
     """Embedding + the embedding checks on Banking77: cold (empty cache) or cached."""
-    import csv
     import tempfile
 
     from tunerail.config import TunerailConfig
@@ -245,7 +255,7 @@ def part_semantic(rows: int, cold: bool) -> dict:
     cache = Path(tempfile.mkdtemp()) if cold else None
     ctx = CheckContext(records, rejections, TunerailConfig(task="classification"), fmt, cache_dir=cache)
     out = {"rows": len(records), "cache": "cold" if cold else "warm"}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ctx.prompt_embeddings
     out["embed_s"] = round(time.perf_counter() - t0, 1)
     for check in all_checks():
@@ -254,8 +264,8 @@ def part_semantic(rows: int, cold: bool) -> dict:
             found = check.func(ctx)
             out[check.name] = {"seconds": round(time.perf_counter() - t, 1), "findings": len(found)}
     out["total_s"] = round(time.perf_counter() - t0, 1)
+    out["total_cpu_s"] = round(time.process_time() - c0, 1)
     out["peak_rss_mb"] = round(_peak_rss_mb())
-    del csv
     return out
 
 
@@ -292,34 +302,35 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     parts = args.only or ["audit", "near", "semantic"]
-    results: dict = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results: dict = {}
     results["machine"] = {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
                           "python": sys.version.split()[0]}
     if "audit" in parts:
         results["audit"] = [_child(["audit", str(p)]) for p in
                             [SHARED / "banking77" / "train.csv", SHARED / "instruct" / "alpaca_5000.json"] if p.exists()]
         print("\nfull audit (tunerail.doctor.doctor, embeddings cached)")
-        print(f"{'data':42} {'rows':>7} {'seconds':>8} {'rows/s':>8} {'peak MB':>8} {'findings':>9}")
+        print(f"{'data':42} {'rows':>7} {'wall s':>8} {'cpu s':>8} {'rows/s':>8} {'peak MB':>8} {'findings':>9}")
         for r in results["audit"]:
             if "error" in r:
                 print("  error:", r["error"])
                 continue
-            print(f"{r['data']:42} {r['rows']:>7} {r['seconds']:>8} {r['rows_per_s']:>8} {r['peak_rss_mb']:>8} {r['findings']:>9}")
+            print(f"{r['data']:42} {r['rows']:>7} {r['seconds']:>8} {r['cpu_seconds']:>8} {r['rows_per_s']:>8} {r['peak_rss_mb']:>8} {r['findings']:>9}")
     if "near" in parts:
         r = results["near"] = _child(["near", str(args.rows), str(min(args.sample_rows, args.rows)),
                                       str(args.threshold), str(args.num_perm)])
         if "error" not in r:
             print(f"\nnear-duplicates: word sets, {r['num_perm']} permutations, {r['bands']} bands, threshold {r['threshold']}, "
                   f"{r['planted']} planted copies with 0-15 % word edits")
-            print(f"{'run':28} {'rows':>9} {'seconds':>8} {'pairs':>9} {'precision':>10} {'recall':>7}")
+            print(f"{'run':34} {'rows':>9} {'wall s':>8} {'cpu s':>8} {'pairs':>9} {'precision':>10} {'recall':>7}")
             smp = r["sample"]
             for name in ("rensa", "datasketch", "datasketch_checked"):
                 x = smp[name]
-                print(f"{name + ' (same sample)':28} {smp['rows']:>9} {x['seconds']:>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}")
+                print(f"{name + ' (same sample)':34} {smp['rows']:>9} {x['seconds']:>8} {x.get('cpu_seconds', ''):>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}")
             if "full" in r:
                 x = r["full"]["rensa"]
-                print(f"{'rensa (full corpus)':28} {r['rows']:>9} {x['seconds']:>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}")
-            print(f"datasketch / rensa time on the sample: {smp['datasketch_over_rensa_time']}x; peak RSS {r['peak_rss_mb']} MB "
+                print(f"{'rensa (full corpus)':34} {r['rows']:>9} {x['seconds']:>8} {x['cpu_seconds']:>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}")
+            print(f"datasketch / rensa on the sample: {smp['datasketch_over_rensa_time']}x wall, {smp['datasketch_over_rensa_cpu']}x CPU; "
+                  f"peak RSS {r['peak_rss_mb']} MB "
                   f"(includes the corpus; stage alone: {r.get('stage_rss_mb', '?')} MB)")
         else:
             print("near: error:", r["error"])
@@ -329,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in results["semantic"]:
             print(json.dumps(r))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # keep parts run separately
+    merged.update(results)
+    RESULTS.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
     print(f"\nwrote {RESULTS.relative_to(REPO)}")
     return 0
 

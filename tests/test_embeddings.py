@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tunerail.data.embeddings import _EmbeddingCache, embed_texts, encode
 
@@ -14,11 +15,21 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "banking77" / "t
 
 def test_bf16_autocast_is_numerically_close_to_fp32():
     texts = [r["text"] for r in csv.DictReader(open(EXAMPLE, newline=""))][::150]  # 10 real queries
-    fp32 = encode(texts, precision="fp32")
-    bf16 = encode(texts, precision="bf16")
+    fp32 = encode(texts, precision="fp32", backend="torch")
+    bf16 = encode(texts, precision="bf16", backend="torch")
     assert fp32.shape == bf16.shape == (10, 384) and bf16.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
     assert (fp32 * bf16).sum(axis=1).min() >= 0.999
+
+
+def test_onnx_runtime_matches_the_pytorch_encoder():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    texts = [r["text"] for r in csv.DictReader(open(EXAMPLE, newline=""))][::100] + ["", "a " * 400]
+    torch_vecs = encode(texts, backend="torch")
+    onnx_vecs = encode(texts, backend="onnx")
+    assert onnx_vecs.shape == torch_vecs.shape and onnx_vecs.dtype == np.float32
+    assert (torch_vecs * onnx_vecs).sum(axis=1).min() >= 0.999
 
 
 def test_cache_hits_and_keeps_rows_aligned(tmp_path):

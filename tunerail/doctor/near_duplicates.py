@@ -18,6 +18,10 @@ How it scales to 1M rows (no O(n^2) step, memory bounded):
    Jaccard of their shingle sets, so a reported pair is never a MinHash false positive.
    ``lsh_bands`` picks bands so that a pair at the threshold is a candidate with p >= 0.99.
 
+Measured (``bench/doctor.py``, 1M synthetic rows of ~21 words, 20k planted copies with 0-15 %
+word edits): 61 s of CPU, peak RSS 1.6 GB including the corpus, precision 1.0 and recall 0.9999
+against exact Jaccard; plain datasketch MinHashLSH needs 4.3x the CPU on a 100k sample.
+
 Shingling: the set of normalised words (``ngram=1``) by default. Measured on Banking77
 (10k intent queries of ~10 words, 300 rows with random word edits, exact Jaccard >= 0.8):
 word 1-grams keep 87-89 % of 5-10 % edits, word 3-grams 11-14 %, character 5-grams 28-39 %,

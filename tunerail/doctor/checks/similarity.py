@@ -93,7 +93,7 @@ def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
     answer = _answer_key(ctx)
     pairs = [(i, j, s) for i, j, s in ctx.similar_prompt_pairs
              if exact[i] != exact[j] and (i not in near_of or near_of.get(i) != near_of.get(j))
-             and answer(i) == answer(j)]
+             and (answer(i) == answer(j) or _answers_agree(ctx, (i, j)))]
     best: dict[int, float] = {}
     for i, j, s in pairs:
         best[i] = max(best.get(i, 0.0), s)
@@ -165,7 +165,9 @@ def _conflict_finding(ctx: CheckContext, group: list[int], how: str, code_name: 
         details = {"labels": dict(sorted(by_label.items()))}
         fix = "decide the right label for this prompt and relabel or drop the other rows"
     else:
-        severity = Severity.WARNING
+        # two answers to the same prompt are a conflict; to a paraphrase they may just be worded
+        # differently (measured on alpaca_5000: all 4 such pairs said the same thing)
+        severity = Severity.WARNING if how == "same" else Severity.INFO
         what = f"{len({normalize_text(r.completion) for r in recs})} different answers"
         details = {}
         fix = "keep the best answer (or make the prompts say what distinguishes the answers) and drop the others"
