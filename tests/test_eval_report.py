@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_fixtures import JudgeServer, cached_tiny_pair, judge_answers, write_jsonl  # noqa: E402
+from eval_fixtures import JudgeServer, cached_tiny_pair, write_jsonl  # noqa: E402
 
 from tunerail.config import TunerailConfig  # noqa: E402
 from tunerail.errors import TunerailError  # noqa: E402
