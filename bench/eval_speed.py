@@ -97,7 +97,7 @@ def main() -> None:
     results["load_average_end"] = os.getloadavg()
     results["table"] = [dict(zip(("method", "batch", "rows", "s_per_example", "accuracy"), row)) for row in table]
 
-    print(f"forgetting suite (60 NLL rows + 60x4 MC, one model): {results['forgetting_suite_s']} s")
+    print(f"forgetting suite (40 rows x 4 choices, one model): {results['forgetting_suite_s']} s")
     print(f"load average start/end: {results['load_average_start']} / {results['load_average_end']}")
     out = ROOT / "bench/results/eval_speed.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,10 @@ from tunerail.eval.forgetting import SuiteScores, compare, load_suite, run_suite
 
 def test_suite_is_well_formed_and_attributed():
     rows = load_suite()
-    assert len(rows) == 60 and len({r["id"] for r in rows}) == 60
+    assert len(rows) == 40 and len({r["id"] for r in rows}) == 40
     for r in rows:
         assert len(r["choices"]) == 4 and r["choices"][r["answer"]] == r["output"]
-        assert len(set(r["choices"])) == 4 and len(r["prompt"]) <= 360 and len(r["output"]) <= 164
+        assert len(set(r["choices"])) == 4 and len(r["prompt"]) <= 360 and len(r["output"]) <= 124
     assert len({r["answer"] for r in rows}) == 4  # the right answer is not always in one position
     from importlib import resources
 
