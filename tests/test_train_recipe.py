@@ -125,6 +125,7 @@ def test_clear_errors(tmp_path, splits):
 
 @pytest.mark.slow
 def test_smollm2_lora_lowers_validation_loss(tmp_path):
+    """The real bundled SmolLM2: a few LoRA steps on Banking77 rows must lower validation loss."""
     from tunerail.config import TunerailConfig
     from tunerail.train import train
 
@@ -132,9 +133,12 @@ def test_smollm2_lora_lowers_validation_loss(tmp_path):
     cfg = TunerailConfig.model_validate({
         "task": "classification", "model": {"base": "bundled:smollm2", "max_seq_length": 96},
         "prompts": [{"system": "Classify the banking query. Answer with the intent label only.", "template": "{prompt}"}],
-        "train": {"learning_rate": 5e-4, "epochs": 1, "batch_size": 8, "eval_steps": 5, "probe_steps": 0},
+        "train": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 8, "eval_steps": 2, "probe_steps": 0},
         "tracking": {"enabled": False}, "store": {"path": str(tmp_path / "store")}})
-    result = train(cfg, train_data=rows[::15][:80], validation_data=rows[7::75][:20], out_dir=tmp_path / "run")
+    # 32 training rows (8 intents x 4), 16 validation rows of the same intents.
+    train_rows = [r for i, r in enumerate(rows) if i % 75 < 4][:32]
+    val_rows = [r for i, r in enumerate(rows) if 40 <= i % 75 < 42][:16]
+    result = train(cfg, train_data=train_rows, validation_data=val_rows, out_dir=tmp_path / "run")
     vals = [h["val_loss"] for h in result.history]
-    assert result.stopped_reason in ("completed", "early_stopping")
-    assert result.best_val_loss < 0.7 * vals[0], vals
+    assert [h["step"] for h in result.history] == [0, 2, 4]
+    assert result.best_val_loss < 0.8 * vals[0], vals
