@@ -115,7 +115,7 @@ def run_trainer(setting: str, steps: int, batch: int, out: Path) -> dict:
             marks.append((state.global_step, time.perf_counter(), 0))
 
     args = TrainingArguments(output_dir=str(out / "trainer"), per_device_train_batch_size=batch, max_steps=steps,
-                             learning_rate=5e-4, lr_scheduler_type="cosine", warmup_ratio=0.1, max_grad_norm=1.0,
+                             learning_rate=5e-4, lr_scheduler_type="cosine", warmup_steps=0.1, max_grad_norm=1.0,
                              logging_steps=10_000, save_strategy="no", report_to=[], seed=13, use_cpu=True,
                              group_by_length=setting == "trainer-grouped", dataloader_num_workers=0,
                              remove_unused_columns=False, disable_tqdm=True)
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         results[setting] = json.loads(proc.stdout.strip().splitlines()[-1])
         results[setting]["wall_s"] = round(time.time() - start, 1)
+        print(setting, json.dumps(results[setting]), flush=True)  # partial results survive a later failure
     print(f"{'setting':<20}{'tokens/s':>10}{'padded tok/s':>14}{'pad waste':>11}{'peak RSS MB':>13}")
     for name, r in results.items():
         print(f"{name:<20}{r['tokens_per_s']:>10}{r['padded_tokens_per_s']:>14}{100 * r['padding_waste']:>10.1f}%"
