@@ -117,7 +117,8 @@ def run_trainer(setting: str, steps: int, batch: int, out: Path) -> dict:
     args = TrainingArguments(output_dir=str(out / "trainer"), per_device_train_batch_size=batch, max_steps=steps,
                              learning_rate=5e-4, lr_scheduler_type="cosine", warmup_steps=0.1, max_grad_norm=1.0,
                              logging_steps=10_000, save_strategy="no", report_to=[], seed=13, use_cpu=True,
-                             group_by_length=setting == "trainer-grouped", dataloader_num_workers=0,
+                             train_sampling_strategy="group_by_length" if setting == "trainer-grouped" else "random",
+                             dataloader_num_workers=0,
                              remove_unused_columns=False, disable_tqdm=True)
     Trainer(model=model, args=args, train_dataset=features, data_collator=collate, callbacks=[Clock()]).train()
     batches, offset = [], 0
@@ -167,17 +168,21 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.run([sys.executable, __file__, "--worker", setting, "--steps", str(args.steps),
                                "--batch", str(args.batch), "--out", str(args.out)],
                               env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
+        if proc.returncode != 0:  # record and go on: one broken setting must not lose the others
             print(proc.stderr[-3000:], file=sys.stderr)
-            return 1
+            results[setting] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+            continue
         results[setting] = json.loads(proc.stdout.strip().splitlines()[-1])
         results[setting]["wall_s"] = round(time.time() - start, 1)
         print(setting, json.dumps(results[setting]), flush=True)  # partial results survive a later failure
     print(f"{'setting':<20}{'tokens/s':>10}{'padded tok/s':>14}{'pad waste':>11}{'peak RSS MB':>13}")
     for name, r in results.items():
+        if "error" in r:
+            print(f"{name:<20}failed: {r['error']}")
+            continue
         print(f"{name:<20}{r['tokens_per_s']:>10}{r['padded_tokens_per_s']:>14}{100 * r['padding_waste']:>10.1f}%"
               f"{r['peak_rss_mb']:>13}")
-    if "tunerail" in results and "trainer" in results:
+    if "tokens_per_s" in results.get("tunerail", {}) and "tokens_per_s" in results.get("trainer", {}):
         ratio = results["tunerail"]["tokens_per_s"] / results["trainer"]["tokens_per_s"]
         print(f"tunerail / Trainer throughput: {ratio:.2f}x (guardrails may cost at most 5 %: >= 0.95)")
         results["ratio_tunerail_vs_trainer"] = round(ratio, 3)
