@@ -111,12 +111,16 @@ class TrainConfig(_Section):
     early_stopping: bool = Field(True, description="Stop when validation loss stops improving (guardrail; switching it off is recorded).")
     patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
     seed: int = Field(13, description="Seed for data order, LoRA init and dropout.")
-    bf16: bool | Literal["auto"] = Field("auto", description="bf16 compute; auto uses it where it helps (measured ~1.5x on CPU).")
+    bf16: bool | Literal["auto", "autocast"] = Field("auto", description=(
+        "bf16 compute. auto: bf16 base weights under LoRA on a bf16-capable GPU, fp32 on CPU (bf16 was slower on "
+        "the CPUs measured, see bench/train.py); true: bf16 base weights; autocast: fp32 weights under torch.autocast; false: fp32."))
     loss_on: Literal["answer", "all"] = Field("answer", description="Compute loss on answer tokens only (default) or on the whole sequence.")
     replay_ratio: float = Field(0.0, ge=0, lt=1, description="Share of general instruction rows mixed in to limit forgetting.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     guards: dict[str, bool] = Field(default_factory=dict, description=(
         "Switch individual guardrails off, e.g. {divergence: false}; every switch-off is recorded in the run."))
+    probe_steps: int = Field(2, ge=0, description=(
+        "Forward+backward passes timed before training for the time/cost estimate (no update; 0 skips the probe)."))
 
 
 class JudgeConfig(_Section):
@@ -158,6 +162,7 @@ class EvalConfig(_Section):
 class TrackingConfig(_Section):
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI; default: a local SQLite store under .tunerail/.")
     experiment: str = Field("tunerail", description="MLflow experiment name.")
+    enabled: bool = Field(True, description="Log training runs to MLflow (params, per-step metrics, lineage, artifacts).")
 
 
 class StoreConfig(_Section):

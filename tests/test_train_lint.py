@@ -1,0 +1,175 @@
+"""Pure guardrail functions: lint codes, divergence, overfitting, early stopping, budget, data."""
+
+from __future__ import annotations
+
+
+import pytest
+
+from tunerail.config import TrainConfig, TunerailConfig, BudgetConfig
+from tunerail.errors import ConfigError
+from tunerail.findings import RowRef, Severity
+from tunerail.train import budget
+from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
+from tunerail.train.lint import LintInputs, lint_hyperparameters
+
+
+def _inputs(**kw) -> LintInputs:
+    base = dict(method="lora", learning_rate=2e-4, epochs=2, batch_size=8, n_train=800, n_validation=100,
+                max_seq_length=512, lora_r=16, lora_alpha=32)
+    base.update(kw)
+    return LintInputs(**base)
+
+
+def _codes(findings):
+    return sorted((f.code, f.severity.value) for f in findings)
+
+
+def test_safe_defaults_lint_clean():
+    assert lint_hyperparameters(_inputs()) == []
+
+
+@pytest.mark.parametrize("lr, severity", [(5e-3, "warning"), (0.5, "error"), (5e-7, "error"), (5e-6, "warning")])
+def test_learning_rate_outside_range(lr, severity):
+    assert _codes(lint_hyperparameters(_inputs(learning_rate=lr))) == [("TRN001", severity)]
+
+
+def test_full_finetune_uses_its_own_range_and_warns_about_cost():
+    findings = lint_hyperparameters(_inputs(method="full", learning_rate=2e-4))
+    assert _codes(findings) == [("TRN001", "warning"), ("TRN006", "warning")]
+    assert "2e-05" in findings[0].fix
+
+
+def test_epochs_overfit_is_an_error_without_early_stopping():
+    assert _codes(lint_hyperparameters(_inputs(epochs=10))) == [("TRN002", "warning")]
+    assert _codes(lint_hyperparameters(_inputs(epochs=10, early_stopping=False))) == [("TRN002", "error")]
+    assert lint_hyperparameters(_inputs(epochs=5, n_train=5000)) == []
+
+
+def test_batch_large_for_data():
+    findings = lint_hyperparameters(_inputs(batch_size=64, n_train=300))
+    assert _codes(findings) == [("TRN003", "warning")]
+    assert findings[0].details["steps_per_epoch"] == pytest.approx(300 / 64)
+
+
+def test_truncation_names_the_rows():
+    rows = [RowRef(i, i + 2, "train.jsonl") for i in (3, 17, 42, 99, 120, 131, 200, 301, 455, 600)]
+    findings = lint_hyperparameters(_inputs(n_train=100, truncated=rows, batch_size=4))
+    assert _codes(findings) == [("TRN004", "warning")]
+    assert findings[0].rows == rows
+    assert lint_hyperparameters(_inputs(n_train=1000, truncated=rows)) == []  # 1 % is fine
+
+
+def test_lora_rank_for_data_size_and_alpha_ratio():
+    assert _codes(lint_hyperparameters(_inputs(lora_r=256, lora_alpha=512))) == [("TRN005", "warning")]
+    assert _codes(lint_hyperparameters(_inputs(lora_r=2, lora_alpha=4, n_train=80_000, epochs=1))) == [("TRN005", "warning")]
+    assert _codes(lint_hyperparameters(_inputs(lora_r=16, lora_alpha=128))) == [("TRN005", "warning")]
+
+
+def test_small_validation_and_disabled_guards_recorded():
+    assert _codes(lint_hyperparameters(_inputs(n_validation=5))) == [("TRN007", "warning")]
+    findings = lint_hyperparameters(_inputs(disabled_guards=["divergence"]))
+    assert _codes(findings) == [("TRN008", "info")] and findings[0].details == {"guard": "divergence"}
+
+
+def test_disabled_guards_from_config_and_typo():
+    tc = TrainConfig(guards={"divergence": False, "budget": True}, early_stopping=False)
+    assert disabled_guards(tc) == ["divergence", "early_stopping"]
+    with pytest.raises(ConfigError, match="did you mean 'divergence'"):
+        disabled_guards(TrainConfig(guards={"divergense": False}))
+
+
+def test_divergence_guard_nan_and_spike():
+    guard = DivergenceGuard()
+    assert guard.check(float("nan"), 1, 2e-4).code == "TRN020"
+    guard = DivergenceGuard()
+    for step, loss in enumerate([2.0, 1.9, 1.8, 1.8, 1.7, 1.7], start=1):
+        assert guard.check(loss, step, 2e-4) is None
+    assert guard.check(3.0, 7, 2e-4) is None  # a hard batch, not a divergence
+    finding = guard.check(40.0, 8, 2e-4)
+    assert finding.code == "TRN020" and finding.severity == Severity.ERROR
+    assert finding.details["step"] == 8 and "2.0e-05" in finding.fix
+    climbing = DivergenceGuard()
+    fired = [climbing.check(loss, step, 1.0) for step, loss in enumerate([10.8, 13.2, 21.5, 38.3, 34.2, 50.4], start=1)]
+    assert [f is not None for f in fired] == [False, False, False, False, False, True]
+    assert "climbed" in fired[5].message
+
+
+def test_overfitting_flags_the_step_validation_loss_was_lowest():
+    history = [{"step": 0, "train_loss": None, "val_loss": 3.0},
+               {"step": 10, "train_loss": 2.5, "val_loss": 2.0}, {"step": 20, "train_loss": 1.5, "val_loss": 1.6},
+               {"step": 30, "train_loss": 1.0, "val_loss": 1.7}, {"step": 40, "train_loss": 0.6, "val_loss": 1.9}]
+    finding = check_overfitting(history)
+    assert finding.code == "TRN021" and finding.details["since_step"] == 20 and finding.details["flagged_at_step"] == 40
+    assert check_overfitting(history[:4]) is None  # one rise is noise
+    both_up = history[:3] + [{"step": 30, "train_loss": 1.6, "val_loss": 1.7}, {"step": 40, "train_loss": 1.7, "val_loss": 1.9}]
+    assert check_overfitting(both_up) is None  # train loss rising too: not overfitting
+
+
+def test_early_stopping_patience():
+    stop = EarlyStopping(patience=2)
+    assert stop.update(2.0, 10) and stop.update(1.5, 20)
+    assert not stop.update(1.6, 30) and not stop.should_stop
+    assert not stop.update(1.5, 40) and stop.should_stop and stop.best_step == 20
+
+
+def test_budget_cap_and_estimate_findings():
+    b = BudgetConfig(max_hours=0.5, max_cost=1.0, price_per_hour=4.0)
+    assert budget.over_budget(b, 60) is None
+    assert "max_cost" in budget.over_budget(b, 0.26 * 3600)
+    assert "max_hours" in budget.over_budget(BudgetConfig(max_hours=0.5), 1800)
+    est = budget.estimate_run(seconds_per_token=1e-3, train_tokens=3_600_000, steps=1000, eval_tokens=0, evals=0,
+                              price_per_hour=4.0)
+    assert est.seconds == pytest.approx(3600) and est.cost == pytest.approx(4.0)
+    assert [f.code for f in budget.check_estimate(est, b)] == ["TRN010", "TRN010"]
+    assert [f.code for f in budget.check_estimate(est, BudgetConfig(max_cost=1.0))] == ["TRN011"]
+
+
+def test_answer_span_includes_end_of_turn_and_padding_is_masked():
+    from tunerail.data.loaders import load_records
+    from tunerail.models import load_tokenizer
+    from tunerail.train.data import collate, tokenize_records
+    from tunerail.train.prompting import build_messages, render_prompt
+
+    from train_tiny import BANKING
+
+    records, _, _ = load_records(BANKING, "auto")
+    tok = load_tokenizer("bundled:smollm2")
+    template = TunerailConfig(prompts=[{"system": "Classify.", "template": "Query: {prompt}"}]).prompts[0]
+    messages = build_messages(records[0], template)
+    assert messages == [{"role": "system", "content": "Classify."}, {"role": "user", "content": f"Query: {records[0].prompt}"}]
+    assert render_prompt(tok, messages).endswith("<|im_start|>assistant\n")
+    examples = tokenize_records(records[:3], tok, template, max_length=256)
+    batch = collate(examples, tok.pad_token_id)
+    for i, e in enumerate(examples):
+        answer = tok.decode([t for t in batch["labels"][i].tolist() if t != -100])
+        assert answer == records[i].completion + "<|im_end|>\n"  # pad = eos, yet the stop token is learned
+    short = min(range(3), key=lambda i: examples[i].length)
+    assert (batch["labels"][short, examples[short].length:] == -100).all()
+    cut = tokenize_records(records[:1], tok, template, max_length=20)[0]
+    assert cut.truncated and cut.length == 20 and cut.answer_start < 20
+
+
+def test_length_grouping_keeps_padding_waste_low():
+    import random
+
+    from tunerail.train.data import length_grouped_batches, padding_waste
+
+    rng = random.Random(0)
+    lengths = [rng.randint(20, 120) for _ in range(800)]
+    grouped = length_grouped_batches(lengths, 8, seed=1, epoch=0)
+    order = list(range(800))
+    rng.shuffle(order)
+    plain = [order[i:i + 8] for i in range(0, 800, 8)]
+    assert sorted(i for b in grouped for i in b) == list(range(800))
+    assert padding_waste(grouped, lengths) < 0.10 < padding_waste(plain, lengths)
+    assert grouped == length_grouped_batches(lengths, 8, seed=1, epoch=0)  # replayable on resume
+    assert grouped != length_grouped_batches(lengths, 8, seed=1, epoch=1)
+
+
+def test_replay_mix_ratio():
+    from tunerail.train.data import load_replay_records, replay_sample
+
+    assert len(load_replay_records()) == 175
+    mixed = replay_sample(900, 0.1, seed=3)
+    assert len(mixed) == 100 and all(r.completion for r in mixed)
+    assert replay_sample(900, 0.0, seed=3) == []

@@ -1,0 +1,143 @@
+"""The training recipe end to end on a tiny random Llama: each guardrail fires by itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tunerail.errors import ConfigError, DataError, GuardrailError, TunerailError
+from train_tiny import banking_rows, tiny_config, write_jsonl
+
+
+@pytest.fixture
+def splits(tmp_path: Path) -> tuple[Path, Path]:
+    return (write_jsonl(tmp_path / "train.jsonl", banking_rows(96)),
+            write_jsonl(tmp_path / "validation.jsonl", banking_rows(24, offset=1000)))
+
+
+def _train(cfg, splits, out, **kw):
+    from tunerail.train import train
+
+    return train(cfg, train_data=splits[0], validation_data=splits[1], out_dir=out, **kw)
+
+
+def test_lint_error_stops_before_the_first_step(tmp_path, splits):
+    cfg = tiny_config(tmp_path, learning_rate=0.5)
+    with pytest.raises(GuardrailError) as err:
+        _train(cfg, splits, tmp_path / "run")
+    assert "TRN001" in str(err.value) and "train.guards.lint: false" in str(err.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_divergence_guard_stops_and_keeps_last_good_checkpoint(tmp_path, splits):
+    # Full fine-tuning at lr 1.0 (lint off, recorded): the loss climbs from 10.8 to 50+ within steps.
+    cfg = tiny_config(tmp_path, method="full", learning_rate=1.0, guards={"lint": False}, eval_steps=3, warmup_ratio=0.0)
+    result = _train(cfg, splits, tmp_path / "run")
+    assert result.stopped_reason == "divergence"
+    diverged = [f for f in result.findings if f.code == "TRN020"]
+    assert len(diverged) == 1 and "1.0e-01 instead of 1.0e+00" in diverged[0].fix
+    assert result.guards_disabled == ["lint"] and "TRN008" in {f.code for f in result.findings}
+    kept = result.history[-1]  # the last evaluated (good) state, never the diverged weights
+    assert kept["step"] < diverged[0].details["step"] and result.best_step <= kept["step"]
+    assert (result.adapter_dir / "model.safetensors").exists()  # method full: the whole model
+
+
+def test_budget_cap_stops_cleanly_with_a_checkpoint(tmp_path, splits):
+    cfg = tiny_config(tmp_path, probe_steps=1, epochs=3)
+    cfg.budget.max_hours = 1e-7
+    result = _train(cfg, splits, tmp_path / "run")
+    assert result.stopped_reason == "budget" and result.actual["steps"] == 1
+    assert "TRN010" in {f.code for f in result.findings}  # said before the run started
+    assert result.estimate["steps"] == 36 and result.estimate["seconds"] > 0
+    latest = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())
+    assert latest["step"] == 1  # resumable from where the budget stopped it
+
+
+def test_early_stopping_ends_the_run_and_restores_the_best(tmp_path):
+    # 16 rows seen up to 10 times at a high rate: validation loss bottoms out, then climbs.
+    splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(16)),
+              write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)))
+    cfg = tiny_config(tmp_path, learning_rate=1e-2, epochs=10, batch_size=4, eval_steps=2, patience=2)
+    result = _train(cfg, splits, tmp_path / "run")
+    assert result.stopped_reason == "early_stopping" and result.actual["steps"] < 40
+    vals = [h["val_loss"] for h in result.history]
+    assert result.best_val_loss == min(vals) < vals[0]
+    assert result.history[-1]["step"] - result.best_step == 2 * 2  # patience x eval_steps
+    assert "TRN002" in {f.code for f in result.findings}  # 30 epochs over 16 rows was linted
+    saved = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert saved["best_step"] == result.best_step and saved["stopped_reason"] == "early_stopping"
+
+
+def test_best_adapter_loads_with_peft_and_links_into_lineage(tmp_path, splits):
+    import torch
+    from peft import PeftModel
+
+    from tunerail.models import load_causal_lm
+    from tunerail.store import Store
+
+    store = Store(tmp_path / "store")
+    split = store.add("split", {"train.jsonl": splits[0], "validation.jsonl": splits[1]}, transform="split")
+    cfg = tiny_config(tmp_path, eval_steps=4)
+    cfg.tracking.enabled = True
+    result = _train(cfg, splits, tmp_path / "run", store=store)
+    model = PeftModel.from_pretrained(load_causal_lm(cfg.model.base), result.adapter_dir)
+    assert result.parameters["trainable"] == sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    assert store.get(result.checkpoint_id).parents == [split.id]
+    assert split.id in {a.id for a in store.lineage(result.checkpoint_id)}
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(result.tracking_uri).get_run(result.run_id)
+    assert run.data.params["method"] == "lora" and run.data.tags["tunerail.checkpoint_id"] == result.checkpoint_id
+    vals = MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "val_loss")
+    assert [m.step for m in vals] == [h["step"] for h in result.history]
+    assert torch.isfinite(torch.tensor(vals[-1].value))
+
+
+def test_clear_errors(tmp_path, splits):
+    from tunerail.cli import main
+    from tunerail.config import TunerailConfig
+
+    cfg = tiny_config(tmp_path)
+    with pytest.raises(GuardrailError, match="validation split is required"):
+        _train(cfg, (splits[0], None), tmp_path / "a")
+    empty = write_jsonl(tmp_path / "empty.jsonl", [])
+    with pytest.raises(DataError, match="the train split is empty"):
+        _train(cfg, (empty, splits[1]), tmp_path / "b")
+    with pytest.raises(DataError, match="the validation split is empty"):
+        _train(cfg, (splits[0], empty), tmp_path / "c")
+    with pytest.raises(ConfigError, match="did you mean 'early_stopping'"):
+        _train(tiny_config(tmp_path, guards={"early_stoping": False}), splits, tmp_path / "d")
+    missing = TunerailConfig.model_validate({**cfg.model_dump(), "model": {"base": str(tmp_path / "no-such-model")}})
+    with pytest.raises(TunerailError, match="could not load model"):
+        _train(missing, splits, tmp_path / "e")
+    (tmp_path / "f" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "f" / "checkpoints" / "latest.json").write_text('{"dir": "x", "step": 1}')
+    with pytest.raises(TunerailError, match="holds an earlier run"):
+        _train(cfg, splits, tmp_path / "f")
+    config_file = tmp_path / "t.yaml"
+    config_file.write_text("train:\n  learning_rat: 1e-4\n")
+    assert main(["train", "--config", str(config_file), "--train", str(splits[0])]) == 2
+    assert main(["train", "--train", str(splits[0]), "--out", str(tmp_path / "g")]) == 2  # no validation split
+
+
+@pytest.mark.slow
+def test_smollm2_lora_lowers_validation_loss(tmp_path):
+    """The real bundled SmolLM2: a few LoRA steps on Banking77 rows must lower validation loss."""
+    from tunerail.config import TunerailConfig
+    from tunerail.train import train
+
+    rows = banking_rows(1500)
+    cfg = TunerailConfig.model_validate({
+        "task": "classification", "model": {"base": "bundled:smollm2", "max_seq_length": 96},
+        "prompts": [{"system": "Classify the banking query. Answer with the intent label only.", "template": "{prompt}"}],
+        "train": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 8, "eval_steps": 2, "probe_steps": 0},
+        "tracking": {"enabled": False}, "store": {"path": str(tmp_path / "store")}})
+    # 32 training rows (8 intents x 4), 16 validation rows of the same intents.
+    train_rows = [r for i, r in enumerate(rows) if i % 75 < 4][:32]
+    val_rows = [r for i, r in enumerate(rows) if 40 <= i % 75 < 42][:16]
+    result = train(cfg, train_data=train_rows, validation_data=val_rows, out_dir=tmp_path / "run")
+    vals = [h["val_loss"] for h in result.history]
+    assert [h["step"] for h in result.history] == [0, 2, 4]
+    assert result.best_val_loss < 0.8 * vals[0], vals

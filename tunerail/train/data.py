@@ -1,0 +1,180 @@
+"""Records -> token ids with an answer span -> length-grouped, padded batches.
+
+Why this shape: the loss covers the answer span only (the prompt is given, not learned), and
+each batch is padded to its own longest row; grouping rows of similar length keeps the padding
+waste (padded tokens / all tokens processed) low without packing, which would let rows attend
+to each other.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from tunerail.data.records import Record
+from tunerail.errors import DataError, Problem
+from tunerail.findings import RowRef
+from tunerail.train.prompting import build_messages, render_answer, render_prompt
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Example:
+    """One tokenised row: ``input_ids[answer_start:]`` is the answer (loss) span."""
+
+    input_ids: list[int]
+    answer_start: int
+    full_length: int  # before truncation, to count truncated rows
+    ref: RowRef | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def truncated(self) -> bool:
+        return self.full_length > len(self.input_ids)
+
+
+def tokenize_records(records: Sequence[Record], tokenizer: Any, prompt_template: Any, *, max_length: int,
+                     loss_on: str = "answer") -> list[Example]:
+    """Render each record with the shared prompt helpers and tokenise prompt and answer apart.
+
+    Tokenising the two parts separately makes the answer span exact (no merge across the
+    boundary; chat templates end the prompt with a newline, so nothing would merge anyway).
+    Rows longer than ``max_length`` keep their answer (up to half the budget) and the prompt is
+    cut from the left, so the text right before the answer survives.
+    """
+    examples: list[Example] = []
+    for record in records:
+        messages = build_messages(record, prompt_template)
+        prompt_ids = tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(render_answer(tokenizer, messages, record.completion), add_special_tokens=False)["input_ids"]
+        full = len(prompt_ids) + len(answer_ids)
+        if full > max_length:
+            answer_ids = answer_ids[: max(max_length - len(prompt_ids), max_length // 2)]
+            keep = max_length - len(answer_ids)
+            prompt_ids = prompt_ids[len(prompt_ids) - keep:] if keep > 0 else []
+        start = 0 if loss_on == "all" else len(prompt_ids)
+        examples.append(Example(list(prompt_ids) + list(answer_ids), start, full, record.ref))
+    return examples
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, seed: int, epoch: int) -> list[list[int]]:
+    """Batches of row indices for one epoch: shuffled, then grouped by length within mega-batches.
+
+    Uses transformers' ``get_length_grouped_indices`` (the ``group_by_length`` sampler of
+    ``Trainer``); seeded by ``seed`` and ``epoch`` so a resumed run replays the same order.
+    """
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = get_length_grouped_indices(list(lengths), batch_size, generator=generator)
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
+    """Right-pad to the longest row; labels are the answer span, everything else ignored.
+
+    The mask comes from the span, never from ``pad_id`` (pad = eos for many chat models).
+    """
+    import torch
+
+    width = max(e.length for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    for i, e in enumerate(examples):
+        row = torch.tensor(e.input_ids, dtype=torch.long)
+        ids[i, : e.length] = row
+        attention[i, : e.length] = 1
+        labels[i, e.answer_start : e.length] = row[e.answer_start :]
+    return {"input_ids": ids, "attention_mask": attention, "labels": labels}
+
+
+def padding_waste(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
+    """Padded tokens / all tokens processed, for a list of batches."""
+    real = padded = 0
+    for batch in batches:
+        width = max(lengths[i] for i in batch)
+        real += sum(lengths[i] for i in batch)
+        padded += width * len(batch)
+    return 0.0 if padded == 0 else 1.0 - real / padded
+
+
+# -- replay (forgetting mitigation) ----------------------------------------------------------
+
+REPLAY_RESOURCE = "replay_seed_tasks.jsonl"
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+
+
+def load_replay_records() -> list[Record]:
+    """The bundled general instruction set (Self-Instruct seed tasks, Apache-2.0) as records."""
+    text = (RESOURCES / REPLAY_RESOURCE).read_text(encoding="utf-8")
+    records = []
+    for i, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        prompt = row["instruction"] if not row.get("input") else f"{row['instruction']}\n\n{row['input']}"
+        records.append(Record(RowRef(i, i + 1, REPLAY_RESOURCE), "instruction",
+                              [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}],
+                              prompt, row["output"], fields=row))
+    return records
+
+
+def replay_sample(n_train: int, ratio: float, seed: int) -> list[Record]:
+    """``ratio`` of the mixed training set drawn from the replay set (cycled when it runs out)."""
+    if ratio <= 0:
+        return []
+    pool = load_replay_records()
+    want = round(n_train * ratio / (1 - ratio))
+    rng = random.Random(seed)
+    out: list[Record] = []
+    while len(out) < want:
+        batch = pool[:]
+        rng.shuffle(batch)
+        out.extend(batch[: want - len(out)])
+    return out
+
+
+def load_split(source: str | Path | Sequence[Any], config: Any, role: str) -> list[Record]:
+    """Records of a split given as a file (written by the split step) or a list of records/dicts."""
+    from tunerail.data.loaders import load_records, to_record, detect_format
+    from tunerail.data.records import RawRow
+
+    if isinstance(source, (str, Path)):
+        from tunerail.data.loaders import iter_raw_rows
+
+        name = str(source)
+        if next(iter(iter_raw_rows(source)), None) is None:
+            records, rejections = [], []
+        else:
+            records, rejections, _ = load_records(source, config.data.format, config.data.columns)
+    else:
+        items = list(source)
+        records: list[Record] = [r for r in items if isinstance(r, Record)]
+        dicts = [r for r in items if not isinstance(r, Record)]
+        rejections: list[Any] = []
+        name = f"<{role} records>"
+        if dicts:
+            fmt = config.data.format if config.data.format != "auto" else detect_format(dicts, config.data.columns)
+            for i, row in enumerate(dicts):
+                item = to_record(RawRow(RowRef(i, i + 1, None), dict(row)), fmt, config.data.columns)
+                (records if isinstance(item, Record) else rejections).append(item)
+    if rejections:
+        first = rejections[0]
+        raise DataError(Problem(f"{len(rejections)} {role} row(s) cannot be read: {first.reason}",
+                                file=first.ref.file or name, line=first.ref.line, field=first.field,
+                                fix="run `tunerail doctor --fix` and `tunerail split` to write clean splits"))
+    if not records:
+        raise DataError(Problem(f"the {role} split is empty", file=name,
+                                fix=("a validation split is required (early stopping, best checkpoint); "
+                                     "run `tunerail split`, or set train.guards.validation: false to train without one")
+                                if role == "validation" else "point --train to a split with rows (`tunerail split` writes it)"))
+    return records

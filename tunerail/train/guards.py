@@ -1,0 +1,146 @@
+"""Runtime guardrails: early stopping, divergence and overfitting, as small pure functions.
+
+Each guard looks at numbers (losses, the evaluation history) and returns a ``Finding`` or a
+decision; the recipe acts on it. Their state is plain data so it goes into the checkpoint and a
+resumed run decides exactly as an uninterrupted one would.
+
+Guard names (switch off with ``train.guards: {name: false}``; every switch-off is recorded):
+``validation``, ``early_stopping`` (also ``train.early_stopping``), ``divergence``,
+``overfitting``, ``budget``, ``lint``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from tunerail.findings import Finding, Severity
+
+GUARDS = ("validation", "early_stopping", "divergence", "overfitting", "budget", "lint")
+
+
+def disabled_guards(train_config: Any) -> list[str]:
+    """Guardrails switched off in the config (recorded in the run), with unknown names refused."""
+    from tunerail.errors import ConfigError, Problem
+
+    unknown = sorted(set(train_config.guards) - set(GUARDS))
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], GUARDS, n=1)
+        raise ConfigError(Problem(f"unknown guardrail {unknown[0]!r}", field=f"train.guards.{unknown[0]}",
+                                  fix=(f"did you mean '{close[0]}'? " if close else "") + f"guardrails: {', '.join(GUARDS)}"))
+    off = [name for name in GUARDS if train_config.guards.get(name) is False]
+    if not train_config.early_stopping and "early_stopping" not in off:
+        off.append("early_stopping")
+    return sorted(off)
+
+
+@dataclass
+class EarlyStopping:
+    """Stop after ``patience`` evaluations without a validation loss below ``best - min_delta``."""
+
+    patience: int
+    min_delta: float = 0.0
+    best: float = math.inf
+    best_step: int = -1
+    bad_evals: int = 0
+
+    def update(self, val_loss: float, step: int) -> bool:
+        """Record one evaluation; True when it is a new best (save it)."""
+        if val_loss < self.best - self.min_delta:
+            self.best, self.best_step, self.bad_evals = val_loss, step, 0
+            return True
+        self.bad_evals += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_evals >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DivergenceGuard:
+    """NaN/inf, or a loss far above the running median of recent steps, means the run diverged.
+
+    Parameters
+    ----------
+    spike_factor : float, default 5
+        A step loss above ``spike_factor x`` the median of the last ``window`` steps (and at
+        least ``min_gap`` above it) counts as a spike. One hard batch rarely exceeds 3x.
+    window : int, default 20
+    warmup_steps : int, default 5
+        No spike test before this many losses are seen (early losses move fast).
+    rise_factor : float, default 2
+        A sustained climb: the running median rising above ``rise_factor x`` its lowest level
+        (a single hard batch cannot move a median; a learning rate that is too high does).
+    """
+
+    spike_factor: float = 5.0
+    window: int = 20
+    min_gap: float = 1.0
+    warmup_steps: int = 5
+    rise_factor: float = 2.0
+    best_median: float = math.inf
+    recent: list[float] = field(default_factory=list)
+
+    def check(self, loss: float, step: int, lr: float) -> Finding | None:
+        if not math.isfinite(loss):
+            return _divergence(step, lr, f"training loss is {loss} at step {step}", {"loss": str(loss)})
+        if len(self.recent) >= self.warmup_steps:
+            median = statistics.median(self.recent[-self.window:])
+            if loss > self.spike_factor * median and loss - median > self.min_gap:
+                return _divergence(step, lr, f"training loss spiked to {loss:.3f} at step {step}, "
+                                   f"{loss / median:.1f}x the running median {median:.3f}",
+                                   {"loss": loss, "median": median})
+        self.recent = (self.recent + [loss])[-self.window:]
+        median = statistics.median(self.recent)
+        if len(self.recent) >= 3 and median > self.rise_factor * self.best_median and median - self.best_median > self.min_gap:
+            return _divergence(step, lr, f"the running median of the training loss climbed to {median:.3f} at step "
+                               f"{step}, {median / self.best_median:.1f}x its lowest level {self.best_median:.3f}",
+                               {"loss": loss, "median": median, "best_median": self.best_median})
+        self.best_median = min(self.best_median, median)
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _divergence(step: int, lr: float, what: str, details: dict[str, Any]) -> Finding:
+    return Finding(
+        check="train.divergence", code="TRN020", severity=Severity.ERROR,
+        message=f"the run diverged: {what}; training stopped and the last good checkpoint was kept",
+        fix=(f"lower train.learning_rate (e.g. {lr / 10:.1e} instead of {lr:.1e}), keep train.max_grad_norm at 1.0 "
+             "and raise train.warmup_ratio; check the data for very long or garbled rows (`tunerail doctor`)"),
+        details={"step": step, "learning_rate": lr, **details})
+
+
+def check_overfitting(history: Sequence[dict[str, Any]], *, min_rise: float = 0.01, evals: int = 2) -> Finding | None:
+    """Validation loss rising for ``evals`` evaluations while training loss falls: overfitting.
+
+    ``history`` rows need ``step``, ``val_loss`` and ``train_loss`` (the mean since the previous
+    evaluation). The finding names the step where validation loss was lowest (where the run
+    started to overfit).
+    """
+    rows = [h for h in history if h.get("val_loss") is not None and h.get("train_loss") is not None]
+    if len(rows) < evals + 1:
+        return None
+    tail = rows[-(evals + 1):]
+    val_up = all(b["val_loss"] > a["val_loss"] for a, b in zip(tail, tail[1:]))
+    train_down = all(b["train_loss"] < a["train_loss"] for a, b in zip(tail, tail[1:]))
+    best = min(rows, key=lambda h: h["val_loss"])
+    if not (val_up and train_down and tail[-1]["val_loss"] - best["val_loss"] >= min_rise):
+        return None
+    return Finding(
+        check="train.overfitting", code="TRN021", severity=Severity.WARNING,
+        message=(f"overfitting from step {best['step']}: validation loss rose {best['val_loss']:.4f} -> "
+                 f"{tail[-1]['val_loss']:.4f} (step {tail[-1]['step']}) while training loss fell "
+                 f"{tail[0]['train_loss']:.4f} -> {tail[-1]['train_loss']:.4f}"),
+        fix="keep early stopping on (the best checkpoint is restored); train fewer epochs, add data, "
+            "or lower the LoRA rank / learning rate",
+        details={"since_step": best["step"], "flagged_at_step": tail[-1]["step"], "best_val_loss": best["val_loss"]})

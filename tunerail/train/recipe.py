@@ -1,0 +1,684 @@
+"""The training recipe: LoRA fine-tuning of a causal LM with every guardrail on by default.
+
+Run it with ``tunerail train --train train.jsonl --validation validation.jsonl`` or
+``tunerail.train(config, train_data=..., validation_data=..., out_dir=...)``; unchanged under
+``accelerate launch`` / ``torchrun`` (DDP, one process per device or CPU socket).
+
+What each feature costs (2-core CPU, SmolLM2-135M, see ``bench/train.py``):
+
+- loss on the answer span only, LM head applied to answer positions only: fewer logits
+  (batch x answer tokens instead of batch x length x vocab), faster and 1-2 GB less RAM;
+- ``train.bf16: auto``: bf16 base weights under LoRA on a bf16 GPU, fp32 on CPU (bf16 weights were
+  several times slower on the 2-core AMD EPYC measured; ``autocast`` and ``true`` are there to try);
+- batches padded to their own longest row and grouped by length (padding waste reported);
+- the time/cost probe: ``train.probe_steps`` forward+backward passes before training;
+- an evaluation every ``eval_steps`` (default: ~10 per run) and a resume checkpoint with it.
+
+Guardrails (each switch-off recorded): validation split required, early stopping with the
+best checkpoint restored, hyperparameter lint before the first step, divergence guard,
+overfitting monitor, budget cap. See ``guards.py``, ``lint.py`` and ``budget.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tunerail.errors import GuardrailError, Problem, TunerailError
+from tunerail.findings import Finding, Severity, sort_findings
+from tunerail.train import budget as budget_mod
+from tunerail.train.data import (Example, collate, length_grouped_batches, load_split, padding_waste, replay_sample,
+                                 tokenize_records)
+from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
+from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
+
+Progress = Callable[[str, dict[str, Any]], None]
+STATE_FILE = "trainer_state.pt"
+WEIGHTS_FILE = "trainable.safetensors"
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced; also written to ``out_dir/train.json``."""
+
+    adapter_dir: Path  # peft ``save_pretrained`` folder of the BEST checkpoint (full model for method=full)
+    base_model: str
+    method: str
+    checkpoint_id: str | None  # store artifact id of the best checkpoint
+    run_id: str | None  # MLflow run id
+    tracking_uri: str | None
+    history: list[dict[str, Any]]
+    best_step: int
+    best_val_loss: float | None
+    stopped_reason: str  # completed | early_stopping | divergence | budget
+    estimate: dict[str, Any] | None
+    actual: dict[str, Any]
+    findings: list[Finding]
+    guards_disabled: list[str]
+    parameters: dict[str, int]
+    padding_waste: float
+    data: dict[str, Any] = field(default_factory=dict)
+    out_dir: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["adapter_dir"] = str(self.adapter_dir)
+        out["out_dir"] = str(self.out_dir) if self.out_dir else None
+        out["findings"] = [f.to_dict() for f in self.findings]
+        return out
+
+
+def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool) -> Any:
+    """Wrap the (peft) model so one forward returns (summed answer-token loss, token count).
+
+    Going through one ``nn.Module`` keeps DDP's gradient sync intact. With ``answer_only_head``
+    the decoder runs once for hidden states and the LM head is applied only where a label is
+    set, instead of materialising batch x length x vocab logits.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    class _LossModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            self._base = [base]  # not a submodule: already registered through self.model
+            softcap = getattr(getattr(base, "config", None), "final_logit_softcapping", None)
+            self.answer_only = answer_only_head and softcap is None and base.get_output_embeddings() is not None
+
+        def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> tuple[Any, Any]:
+            targets = labels[:, 1:]
+            mask = targets != -100
+            with torch.autocast("cpu" if input_ids.device.type == "cpu" else input_ids.device.type,
+                                dtype=torch.bfloat16, enabled=autocast_bf16):
+                if self.answer_only:
+                    base = self._base[0]
+                    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+                    logits = base.get_output_embeddings()(hidden[:, :-1][mask])
+                else:
+                    logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask]
+            loss_sum = F.cross_entropy(logits.float(), targets[mask], reduction="sum")
+            return loss_sum, mask.sum()
+
+    return _LossModel()
+
+
+def train(config: Any, *, train_data: str | Path | Sequence[Any], validation_data: str | Path | Sequence[Any] | None,
+          out_dir: str | Path, resume: bool = False, store: Any = None, progress: Progress | None = None) -> TrainResult:
+    """Fine-tune ``config.model.base`` on ``train_data``, guarded; returns the best checkpoint.
+
+    Parameters
+    ----------
+    config : TunerailConfig
+    train_data, validation_data : path or list of records/dicts
+        Split files as written by ``tunerail split`` (original columns + ``_tunerail``).
+    out_dir : path
+        Run folder: ``checkpoints/`` (resume state), ``adapter/`` (best), ``train.json``.
+    resume : bool
+        Continue from the last checkpoint in ``out_dir`` (after a crash or ``kill -9``).
+    store : Store, optional
+        Where the best checkpoint is stored with lineage; default ``config.store.path``.
+    progress : callable(event, info), optional
+        Called with ``setup``, ``estimate``, ``step``, ``eval`` and ``done`` events.
+    """
+    recipe = TrainRecipe(config, out_dir=Path(out_dir), resume=resume, store=store, progress=progress)
+    recipe.setup(train_data, validation_data)
+    ok = False
+    try:
+        recipe.train()
+        result = recipe.finish()
+        ok = True
+        return result
+    finally:
+        recipe.cleanup(failed=not ok)
+
+
+class TrainRecipe:
+    """setup -> train -> finish -> cleanup, torchtune style: one component per ``_setup_*``."""
+
+    def __init__(self, config: Any, *, out_dir: Path, resume: bool, store: Any, progress: Progress | None):
+        if config.train.head == "classifier":
+            raise TunerailError(Problem("train.head: classifier is not available in this version", field="train.head",
+                                        fix="use train.head: generation (the label is trained as the answer text)"))
+        self.config = config
+        self.tc = config.train
+        self.out_dir = out_dir
+        self.resume = resume
+        self.progress = progress
+        self.disabled = disabled_guards(self.tc)
+        self.method = self.tc.method
+        self.lr = self.tc.learning_rate or LR_DEFAULT[self.method]
+        if store is None:
+            from tunerail.store import Store
+
+            store = Store(config.resolve(config.store.path))
+        self.store = store
+        self.findings: list[Finding] = []
+        self.history: list[dict[str, Any]] = []
+        self.step = 0
+        self.elapsed = 0.0  # training wall time, summed over resumed sessions
+        self.stopped_reason = "completed"
+        self.estimate: budget_mod.Estimate | None = None
+        self.run_id: str | None = None
+        self.best_dir: str | None = None
+        self.tracker: Any = None
+
+    # -- setup ---------------------------------------------------------------------------------
+    def setup(self, train_data: Any, validation_data: Any) -> None:
+        import torch
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        # cpu=True on CPU-only machines: accelerate then detects torchrun/`accelerate launch` ranks (gloo).
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.main = self.accelerator.is_main_process
+        self.world = self.accelerator.num_processes
+        self.rank = self.accelerator.process_index
+        set_seed(self.tc.seed)
+        self.ckpt_root = self.out_dir / "checkpoints"
+        state = self._setup_resume()
+        self._setup_data(train_data, validation_data)
+        self._setup_lint()
+        self._setup_model()
+        self._setup_optimizer()
+        if state is not None:
+            self._load_state(state)
+        elif self.tc.probe_steps > 0:
+            self._setup_estimate()
+        self._setup_tracking()
+
+    def _emit(self, event: str, **info: Any) -> None:
+        if not self.main:
+            return
+        if self.progress is not None:
+            self.progress(event, info)
+        elif "message" in info:
+            print(info["message"], file=sys.stderr)
+
+    def _setup_resume(self) -> dict[str, Any] | None:
+        latest = self.ckpt_root / "latest.json"
+        if not self.resume:
+            if latest.exists():
+                raise TunerailError(Problem("this output folder holds an earlier run", file=str(self.out_dir),
+                                            fix="pass --resume to continue it, or choose another --out"))
+            return None
+        if not latest.exists():
+            self._emit("setup", message=f"--resume: no checkpoint in {self.ckpt_root}, starting from scratch")
+            return None
+        import torch
+
+        pointer = json.loads(latest.read_text(encoding="utf-8"))
+        folder = self.ckpt_root / pointer["dir"]
+        state = torch.load(folder / STATE_FILE, weights_only=False)
+        state["_folder"] = folder
+        saved = state.get("fingerprint")
+        if saved and saved != _resume_fingerprint(self.config):
+            self._emit("setup", message="warning: the config changed since the checkpoint; the checkpoint's data "
+                                        "order and step count win, the new settings apply from here")
+        self._emit("setup", message=f"resuming from step {state['step']} ({folder.name})")
+        return state
+
+    def _setup_data(self, train_data: Any, validation_data: Any) -> None:
+        from tunerail.models import load_tokenizer
+
+        train_records = load_split(train_data, self.config, "train")
+        if validation_data is None:
+            if "validation" not in self.disabled:
+                raise GuardrailError(Problem(
+                    "a validation split is required (early stopping, best checkpoint, overfitting monitor)",
+                    fix="pass --validation (written by `tunerail split`), or set train.guards.validation: false"))
+            val_records = []
+        else:
+            val_records = load_split(validation_data, self.config, "validation")
+        self.n_task_rows = len(train_records)
+        replay = replay_sample(len(train_records), self.tc.replay_ratio, self.tc.seed)
+        self.tokenizer = load_tokenizer(self.config.model.base)
+        template = self.config.prompts[0]
+        max_len = self.config.model.max_seq_length
+        self.train_examples = tokenize_records(train_records, self.tokenizer, template, max_length=max_len,
+                                               loss_on=self.tc.loss_on)
+        if replay:
+            from tunerail.config import PromptTemplate
+
+            self.train_examples += tokenize_records(replay, self.tokenizer, PromptTemplate(), max_length=max_len,
+                                                    loss_on=self.tc.loss_on)
+        self.val_examples = tokenize_records(val_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on)
+        self.lengths = [e.length for e in self.train_examples]
+        self.batches_per_epoch = math.ceil(len(self.train_examples) / self.tc.batch_size)
+        self.micro_per_step = self.tc.gradient_accumulation * self.world
+        self.total_steps = max(1, math.ceil(self.tc.epochs * self.batches_per_epoch / self.micro_per_step))
+        self.eval_steps = self.tc.eval_steps or max(1, self.total_steps // 10)
+        self._epoch_cache: dict[int, list[list[int]]] = {}
+        epoch0 = self._epoch_batches(0)
+        self.padding_waste = padding_waste(epoch0, self.lengths)
+        self.data_info = {
+            "train_rows": len(train_records), "replay_rows": len(replay), "validation_rows": len(val_records),
+            "train_tokens_per_epoch": sum(self.lengths), "truncated_rows": sum(e.truncated for e in self.train_examples),
+            "padding_waste": round(self.padding_waste, 4), "lineage": self._lineage(train_data, validation_data),
+        }
+        self._emit("setup", message=(f"data: {len(train_records)} train rows (+{len(replay)} replay), {len(val_records)} "
+                                     f"validation rows; {self.total_steps} steps, eval every {self.eval_steps}; "
+                                     f"padding waste {100 * self.padding_waste:.1f} %"))
+
+    def _lineage(self, *sources: Any) -> dict[str, Any]:
+        """Store artifacts (split snapshots) holding the exact input files: the checkpoint's parents."""
+        from tunerail.store.store import hash_file
+
+        out: dict[str, Any] = {"files": {}, "parents": []}
+        shas = {}
+        for src in sources:
+            if isinstance(src, (str, Path)) and Path(src).is_file():
+                shas[str(src)] = hash_file(src)
+        out["files"] = shas
+        wanted = set(shas.values())
+        if wanted:
+            for artifact in self.store.list():
+                if wanted & {f["sha256"] for f in artifact.files.values()}:
+                    out["parents"].append(artifact.id)
+        return out
+
+    def _setup_lint(self) -> None:
+        truncated = [e.ref for e in self.train_examples if e.truncated and e.ref is not None]
+        inputs = LintInputs(method=self.method, learning_rate=self.lr, epochs=self.tc.epochs,
+                            batch_size=self.tc.batch_size * self.micro_per_step, n_train=self.n_task_rows,
+                            n_validation=len(self.val_examples), max_seq_length=self.config.model.max_seq_length,
+                            lora_r=self.tc.lora.r, lora_alpha=self.tc.lora.alpha,
+                            early_stopping="early_stopping" not in self.disabled, truncated=truncated,
+                            disabled_guards=self.disabled)
+        findings = lint_hyperparameters(inputs)
+        if "lint" in self.disabled:
+            findings = [f for f in findings if f.code == "TRN008"]
+        self.findings.extend(findings)
+        for f in sort_findings(findings):
+            self._emit("lint", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
+        errors = [f for f in findings if f.severity == Severity.ERROR]
+        if errors:
+            raise GuardrailError([Problem(f"{f.code} {f.message}", field="train", fix=f.fix + " (or set train.guards.lint: false)")
+                                  for f in errors])
+
+    def _setup_model(self) -> None:
+        import torch
+
+        from tunerail.train.lora import count_parameters, load_base_model, prepare_model
+
+        self.bf16 = self._use_bf16()
+        autocast = self.bf16 and (self.tc.bf16 == "autocast" or self.method == "full")
+        base = load_base_model(self.config.model.base, method=self.method, bf16=self.bf16 and not autocast)
+        base.config.use_cache = False
+        self.model = prepare_model(base, method=self.method, lora=self.tc.lora, seed=self.tc.seed)
+        self.model.to(self.accelerator.device)
+        self.params = count_parameters(self.model)
+        precision = "bf16 autocast" if autocast else "bf16 base weights" if self.bf16 and self.method == "lora" else "fp32"
+        self._emit("setup", message=f"{self.method} on {self.config.model.base}: {self.params} ({precision})")
+        loss_model = _loss_model(self.model, answer_only_head=True, autocast_bf16=autocast)
+        self.loss_model = self.accelerator.prepare(loss_model)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.trainable_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        torch.manual_seed(self.tc.seed)
+
+    def _use_bf16(self) -> bool:
+        import torch
+
+        if self.tc.bf16 == "auto":
+            # bf16 pays off on GPUs. On CPU it depends on the chip: on the 2-core AMD EPYC (AVX512-BF16, no AMX)
+            # this was built on, a SmolLM2 LoRA step with bf16 base weights took 50-120 s against 8-14 s in fp32
+            # (bench/train.py), so auto keeps fp32 on CPU; ask for bf16: true / autocast explicitly to try it.
+            return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if self.tc.bf16 == "autocast":
+            return True
+        return bool(self.tc.bf16)
+
+    def _setup_optimizer(self) -> None:
+        import torch
+        from transformers import get_cosine_schedule_with_warmup
+
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=self.lr, weight_decay=self.tc.weight_decay)
+        warmup = round(self.tc.warmup_ratio * self.total_steps)
+        self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, warmup, self.total_steps)
+        self.early = EarlyStopping(self.tc.patience)
+        self.divergence = DivergenceGuard()
+
+    def _setup_estimate(self) -> None:
+        """Time a few real forward+backward passes (no update, RNG restored) and scale to the run."""
+        import torch
+
+        rng = torch.get_rng_state()
+        order = sorted(range(self.batches_per_epoch), key=lambda b: self._batch_tokens(self._epoch_batches(0)[b]))
+        probe = [order[len(order) // 2]] * (self.tc.probe_steps + 1)  # a median-size batch; first pass warms up
+        seconds = tokens = 0.0
+        self.loss_model.train()
+        for i, b in enumerate(probe):
+            batch = self._epoch_batches(0)[b]
+            start = time.perf_counter()
+            loss_sum, n = self.loss_model(**self._collate(batch))
+            self.accelerator.backward(loss_sum / n.clamp(min=1))
+            if i > 0:
+                seconds += time.perf_counter() - start
+                tokens += self._batch_tokens(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.set_rng_state(rng)
+        per_token = seconds / max(tokens, 1)
+        train_tokens = round(sum(self._batch_tokens(b) for b in self._epoch_batches(0)) * self.tc.epochs)
+        val_tokens = sum(e.length for e in self.val_examples)
+        self.estimate = budget_mod.estimate_run(
+            seconds_per_token=per_token, train_tokens=train_tokens, steps=self.total_steps, eval_tokens=val_tokens,
+            evals=self.total_steps // self.eval_steps + 1, price_per_hour=self.config.budget.price_per_hour,
+            currency=self.config.budget.currency)
+        self.findings.extend(budget_mod.check_estimate(self.estimate, self.config.budget))
+        self._emit("estimate", estimate=self.estimate, message=f"estimate: {self.estimate}")
+
+    def _setup_tracking(self) -> None:
+        from tunerail.train.tracking import environment, start_tracking
+
+        self.tracker = start_tracking(self.config, self.store.root, run_id=self.run_id, run_name=self.out_dir.name,
+                                      main_process=self.main)
+        if self.run_id is None:
+            self.run_id = self.tracker.run_id
+            params = {"base_model": self.config.model.base, "method": self.method, "learning_rate": self.lr,
+                      "epochs": self.tc.epochs, "batch_size": self.tc.batch_size, "total_steps": self.total_steps,
+                      "eval_steps": self.eval_steps, "lora_r": self.tc.lora.r, "lora_alpha": self.tc.lora.alpha,
+                      "lora_dropout": self.tc.lora.dropout, "seed": self.tc.seed, "bf16": self.bf16,
+                      "processes": self.world, "replay_ratio": self.tc.replay_ratio,
+                      "prompt_version": self.config.prompts[0].version, "guards_disabled": ",".join(self.disabled) or "none",
+                      "trainable_params": self.params.trainable, "total_params": self.params.total}
+            self.tracker.log_params(params)
+            self.tracker.set_tags({"tunerail.config_fingerprint": self.config.fingerprint(),
+                                   "tunerail.parents": ",".join(self.data_info["lineage"]["parents"]) or "none"})
+            self.tracker.log_dict(self.config.model_dump(mode="json"), "config.json")
+            self.tracker.log_dict(environment(), "environment.json")
+            self.tracker.log_dict(self.data_info, "data.json")
+
+    # -- data helpers --------------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        if epoch not in self._epoch_cache:
+            self._epoch_cache = {epoch: length_grouped_batches(self.lengths, self.tc.batch_size, seed=self.tc.seed, epoch=epoch)}
+        return self._epoch_cache[epoch]
+
+    def _micro_batch(self, index: int) -> list[int]:
+        return self._epoch_batches(index // self.batches_per_epoch)[index % self.batches_per_epoch]
+
+    def _batch_tokens(self, batch: Sequence[int]) -> int:
+        return max(self.lengths[i] for i in batch) * len(batch)
+
+    def _collate(self, batch: Sequence[int], examples: Sequence[Example] | None = None) -> dict[str, Any]:
+        rows = [(examples or self.train_examples)[i] for i in batch]
+        out = collate(rows, self.tokenizer.pad_token_id)
+        return {k: v.to(self.accelerator.device) for k, v in out.items()}
+
+    # -- train ---------------------------------------------------------------------------------
+    def train(self) -> None:
+        import torch
+
+        if self.step == 0 and not self.history and self.val_examples:
+            self._evaluate_and_checkpoint(train_loss=None, tokens=0, seconds=0.0)
+        if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
+            self.stopped_reason = "early_stopping"  # resumed after it had stopped by itself: nothing left to do
+            return
+        window_losses: list[float] = []
+        tokens = self.history[-1]["tokens"] if self.history else 0
+        session_start = time.perf_counter()
+        elapsed_before = self.elapsed
+        while self.step < self.total_steps:
+            self.loss_model.train()
+            first = self.step * self.micro_per_step
+            step_loss = torch.zeros((), dtype=torch.float64)
+            try:
+                for k in range(self.tc.gradient_accumulation):
+                    batch = self._micro_batch(first + k * self.world + self.rank)
+                    loss_sum, n = self.loss_model(**self._collate(batch))
+                    loss = loss_sum / n.clamp(min=1)
+                    self.accelerator.backward(loss / self.tc.gradient_accumulation)
+                    step_loss += loss.detach().double() / self.tc.gradient_accumulation
+                    tokens += sum(self._batch_tokens(self._micro_batch(first + k * self.world + r)) for r in range(self.world))
+            except (torch.OutOfMemoryError, MemoryError) as exc:
+                raise _oom(exc, self.tc.batch_size, self.config.model.max_seq_length) from None
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.tc.max_grad_norm)
+            lr = self.scheduler.get_last_lr()[0]
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            loss_value = float(self._mean_across_ranks(step_loss))
+            self.elapsed = elapsed_before + time.perf_counter() - session_start
+            self._emit("step", step=self.step, total=self.total_steps, loss=loss_value, lr=lr, seconds=self.elapsed)
+            if "divergence" not in self.disabled:
+                finding = self.divergence.check(loss_value, self.step, self.lr)
+                if finding is not None:
+                    self.findings.append(finding)
+                    self._emit("guard", finding=finding, message=f"error {finding.code} {finding.message}\n    fix: {finding.fix}")
+                    self.stopped_reason = "divergence"
+                    return
+            window_losses.append(loss_value)
+            reason = None if "budget" in self.disabled else budget_mod.over_budget(self.config.budget, self.elapsed)
+            if self._any_rank(reason is not None):
+                self.stopped_reason = "budget"
+                self._emit("guard", message=f"budget: {reason or 'another process hit the budget'}; stopping with a checkpoint")
+                self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
+                return
+            if self.step % self.eval_steps == 0 or self.step == self.total_steps:
+                self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
+                window_losses = []
+                if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
+                    self.stopped_reason = "early_stopping"
+                    self._emit("guard", message=(f"early stopping: no improvement in {self.tc.patience} evaluations; "
+                                                 f"best step {self.early.best_step} (val loss {self.early.best:.4f})"))
+                    return
+
+    def _mean_across_ranks(self, value: Any) -> Any:
+        if self.world == 1:
+            return value
+        return self.accelerator.reduce(value.to(self.accelerator.device), reduction="mean").cpu()
+
+    def _any_rank(self, flag: bool) -> bool:
+        if self.world == 1:
+            return flag
+        import torch
+
+        return bool(self.accelerator.reduce(torch.tensor([int(flag)], device=self.accelerator.device), reduction="sum").item())
+
+    def evaluate(self) -> float | None:
+        """Mean answer-token loss over the validation split (sharded over processes, then summed)."""
+        import torch
+
+        if not self.val_examples:
+            return None
+        self.loss_model.eval()
+        order = sorted(range(len(self.val_examples)), key=lambda i: self.val_examples[i].length)
+        size = self.tc.batch_size * 2
+        batches = [order[i:i + size] for i in range(0, len(order), size)][self.rank::self.world]
+        total = torch.zeros(2, dtype=torch.float64, device=self.accelerator.device)
+        with torch.no_grad():
+            for batch in batches:
+                loss_sum, n = self.loss_model(**self._collate(batch, self.val_examples))
+                total += torch.stack([loss_sum.double(), n.double()])
+        if self.world > 1:
+            total = self.accelerator.reduce(total, reduction="sum")
+        return float(total[0] / total[1].clamp(min=1))
+
+    def _evaluate_and_checkpoint(self, train_loss: float | None, tokens: int, seconds: float) -> None:
+        val_loss = self.evaluate()
+        row = {"step": self.step, "epoch": round(self.step * self.micro_per_step / self.batches_per_epoch, 4),
+               "train_loss": train_loss, "val_loss": val_loss, "lr": self.scheduler.get_last_lr()[0],
+               "tokens": tokens, "seconds": round(seconds, 3)}
+        self.history.append(row)
+        # Without validation (guard switched off) the latest checkpoint is the one kept.
+        improved = self.early.update(val_loss, self.step) if val_loss is not None else True
+        if improved:
+            self.best_dir = self._save_adapter(f"best-step-{self.step:06d}")
+        if "overfitting" not in self.disabled and not any(f.code == "TRN021" for f in self.findings):
+            finding = check_overfitting(self.history)
+            if finding is not None:
+                self.findings.append(finding)
+                self._emit("guard", finding=finding, message=f"warning {finding.code} {finding.message}")
+        self._save_state()
+        if self.tracker is not None:
+            self.tracker.log_metrics({k: row[k] for k in ("train_loss", "val_loss", "lr", "tokens", "seconds", "epoch")
+                                      if row[k] is not None}, step=self.step)
+        self._emit("eval", **row, best_step=self.early.best_step)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _unwrapped(self) -> Any:
+        return self.accelerator.unwrap_model(self.loss_model).model
+
+    def _save_adapter(self, name: str) -> str:
+        """The loadable checkpoint (peft ``save_pretrained``), written to a temp folder then renamed."""
+        if self.main:
+            final = self.ckpt_root / name
+            tmp = self.ckpt_root / f".{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self._unwrapped().save_pretrained(tmp, safe_serialization=True)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        self.accelerator.wait_for_everyone()
+        return name
+
+    def _save_state(self) -> None:
+        """Resume state: trainable weights, optimizer, scheduler, RNG, position, guard states.
+
+        Written to a new folder, then ``latest.json`` is replaced atomically: a kill at any point
+        leaves the previous checkpoint intact.
+        """
+        import numpy as np
+        import torch
+        from safetensors.torch import save_file
+
+        from tunerail.store import write_atomic
+
+        if self.main:
+            name = f"state-step-{self.step:06d}"
+            folder = self.ckpt_root / name
+            tmp = self.ckpt_root / f".{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            model = self._unwrapped()
+            weights = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+            save_file(weights, str(tmp / WEIGHTS_FILE))
+            state = {"step": self.step, "history": self.history, "elapsed": self.elapsed, "best_dir": self.best_dir,
+                     "early": self.early.state_dict(), "divergence": self.divergence.state_dict(),
+                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
+                     "run_id": self.run_id, "estimate": self.estimate.to_dict() if self.estimate else None,
+                     "findings": [f.to_dict() for f in self.findings], "fingerprint": _resume_fingerprint(self.config),
+                     "stopped_reason": self.stopped_reason}
+            torch.save(state, tmp / STATE_FILE)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+            write_atomic(self.ckpt_root / "latest.json", json.dumps({"dir": name, "step": self.step}))
+            for old in self.ckpt_root.iterdir():  # keep the latest state and the best adapter only
+                if old.name.startswith(("state-step-", "best-step-")) and old.name not in (name, self.best_dir):
+                    shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        import numpy as np
+        import torch
+        from safetensors.torch import load_file
+
+        from tunerail.findings import RowRef
+
+        weights = load_file(str(state["_folder"] / WEIGHTS_FILE))
+        model = self._unwrapped()
+        missing = set(weights) - {n for n, _ in model.named_parameters()}
+        if missing:
+            raise TunerailError(Problem("the checkpoint does not match this model/adapter", file=str(state["_folder"]),
+                                        fix="resume with the same model.base and train.lora settings, or start a new --out"))
+        with torch.no_grad():
+            params = dict(model.named_parameters())
+            for n, t in weights.items():
+                params[n].copy_(t)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
+        self.best_dir, self.run_id = state["best_dir"], state["run_id"]
+        self.early = EarlyStopping(**state["early"])
+        self.divergence = DivergenceGuard(**state["divergence"])
+        self.estimate = budget_mod.Estimate(**state["estimate"]) if state["estimate"] else None
+        self.findings = [Finding(**{**f, "severity": Severity(f["severity"]),
+                                    "rows": [RowRef(**r) for r in f.get("rows", [])]}) for f in state["findings"]]
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+
+    # -- finish --------------------------------------------------------------------------------
+    def finish(self) -> TrainResult:
+        """Restore the best checkpoint, store it with lineage, record estimate vs actual."""
+        import resource
+
+        if self.best_dir is None:  # diverged before any checkpoint: nothing good to keep
+            raise GuardrailError(Problem("training diverged before the first checkpoint; no adapter was kept",
+                                         fix=self.findings[-1].fix if self.findings else "lower train.learning_rate"))
+        adapter_dir = self.out_dir / "adapter"
+        checkpoint_id = None
+        if self.main:
+            tmp = self.out_dir / ".adapter.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(self.ckpt_root / self.best_dir, tmp)
+            shutil.rmtree(adapter_dir, ignore_errors=True)
+            os.replace(tmp, adapter_dir)
+        self.accelerator.wait_for_everyone()
+        best = next((h for h in self.history if h["step"] == self.early.best_step), None)
+        actual = {"steps": self.step, "tokens": self.history[-1]["tokens"] if self.history else 0,
+                  "seconds": round(self.elapsed, 2), "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                  "processes": self.world}
+        result = TrainResult(
+            adapter_dir=adapter_dir, base_model=self.config.model.base, method=self.method, checkpoint_id=None,
+            run_id=self.run_id, tracking_uri=getattr(self.tracker, "uri", None), history=self.history,
+            best_step=self.early.best_step if best else int(self.best_dir.rsplit("-", 1)[-1]),
+            best_val_loss=best["val_loss"] if best else None, stopped_reason=self.stopped_reason,
+            estimate=self.estimate.to_dict() if self.estimate else None, actual=actual, findings=sort_findings(self.findings),
+            guards_disabled=self.disabled, parameters={"trainable": self.params.trainable, "total": self.params.total},
+            padding_waste=self.padding_waste, data=self.data_info, out_dir=self.out_dir)
+        if self.main:
+            meta = {"base_model": self.config.model.base, "method": self.method, "best_step": result.best_step,
+                    "best_val_loss": result.best_val_loss, "stopped_reason": self.stopped_reason, "mlflow_run_id": self.run_id,
+                    "prompt_version": self.config.prompts[0].version, "config_fingerprint": self.config.fingerprint()}
+            artifact = self.store.add_folder("checkpoint", adapter_dir, parents=self.data_info["lineage"]["parents"],
+                                             transform="train", meta=meta)
+            checkpoint_id = result.checkpoint_id = artifact.id
+            from tunerail.store import write_atomic
+
+            write_atomic(self.out_dir / "train.json", json.dumps(result.to_dict(), indent=2, default=str))
+            if self.tracker is not None:
+                self.tracker.log_metrics({"best_val_loss": result.best_val_loss or float("nan"),
+                                          "actual_seconds": actual["seconds"]}, step=self.step)
+                self.tracker.set_tags({"tunerail.checkpoint_id": checkpoint_id, "tunerail.stopped_reason": self.stopped_reason})
+                self.tracker.log_dict(result.to_dict(), "train.json")
+                self.tracker.log_artifacts(adapter_dir, "adapter")
+        self._emit("done", result=result)
+        return result
+
+    def cleanup(self, failed: bool = False) -> None:
+        if self.tracker is not None:
+            ok = self.stopped_reason in ("completed", "early_stopping") and not failed
+            self.tracker.end("FINISHED" if ok else "FAILED" if failed or self.stopped_reason == "divergence" else "KILLED")
+        self.accelerator.end_training()
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _resume_fingerprint(config: Any) -> str:
+    """What must not change across a resume (data order and step count depend on it)."""
+    import hashlib
+
+    keys = {"model": config.model.model_dump(mode="json"), "train": config.train.model_dump(mode="json"),
+            "prompt": config.prompts[0].model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()
+
+
+def _oom(exc: BaseException, batch_size: int, max_len: int) -> TunerailError:
+    return TunerailError(Problem(
+        f"out of memory during a training step ({type(exc).__name__})", field="train.batch_size",
+        fix=(f"lower train.batch_size (now {batch_size}) and raise train.gradient_accumulation to keep the effective batch, "
+             f"or lower model.max_seq_length (now {max_len}); LoRA (train.method: lora) needs far less memory than full")))
