@@ -41,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows-per-intent", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16])
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -62,26 +63,32 @@ def main() -> None:
     results: dict = {"rows": len(rows), "labels": len(labels), "max_new_tokens": max_new, "threads": args.threads,
                      "load_average_start": os.getloadavg(), "machine": platform.processor() or platform.machine()}
     table = []
+    print(f"{'method':<26}{'batch':>6}{'rows':>6}{'s/example':>11}{'accuracy':>10}", flush=True)
 
-    for bs in (8, 16):
+    def record(*row):
+        table.append(row)
+        m, bs, n_rows, spe, acc = row
+        print(f"{m:<26}{bs:>6}{n_rows:>6}{spe:>11.3f}{acc:>10.3f}", flush=True)
+
+    for bs in args.batch_sizes:
         t = time.perf_counter()
         outs = generate(lm, prompts, max_new_tokens=max_new, batch_size=bs)
         sec = time.perf_counter() - t
         acc = float(np.mean([match_label(o, labels) == g for o, g in zip(outs, gold)]))
-        table.append(("generation", bs, len(rows), sec / len(rows), acc))
+        record("generation", bs, len(rows), sec / len(rows), acc)
 
     t = time.perf_counter()
     ranked = rank_labels(lm, prompts, labels, batch_size=16)
     sec = time.perf_counter() - t
-    table.append(("ranking, shared prefix", 16, len(rows), sec / len(rows), float(np.mean([p == g for p, g in zip(ranked, gold)]))))
+    record("ranking, shared prefix", 16, len(rows), sec / len(rows), float(np.mean([p == g for p, g in zip(ranked, gold)])))
 
     few = prompts[:20]
     t = time.perf_counter()
     lp, n = score_answers(lm, [p for p in few for _ in labels], labels * len(few), batch_size=16)
     sec = time.perf_counter() - t
     picked = [labels[j] for j in lp.reshape(len(few), len(labels)).argmax(1)]
-    table.append(("ranking, full sequences", 16, len(few), sec / len(few),
-                  float(np.mean([p == g for p, g in zip(picked, gold[:20])]))))
+    record("ranking, full sequences", 16, len(few), sec / len(few),
+           float(np.mean([p == g for p, g in zip(picked, gold[:20])])))
 
     t = time.perf_counter()
     suite = run_suite(lm, batch_size=16)
@@ -90,10 +97,7 @@ def main() -> None:
     results["load_average_end"] = os.getloadavg()
     results["table"] = [dict(zip(("method", "batch", "rows", "s_per_example", "accuracy"), row)) for row in table]
 
-    print(f"{'method':<26}{'batch':>6}{'rows':>6}{'s/example':>11}{'accuracy':>10}")
-    for m, bs, n_rows, spe, acc in table:
-        print(f"{m:<26}{bs:>6}{n_rows:>6}{spe:>11.3f}{acc:>10.3f}")
-    print(f"forgetting suite (60 NLL rows + 60x4 MC, one model): {results['forgetting_suite_s']} s")
+    print(f"forgetting suite (40 rows x 4 choices, one model): {results['forgetting_suite_s']} s")
     print(f"load average start/end: {results['load_average_start']} / {results['load_average_end']}")
     out = ROOT / "bench/results/eval_speed.json"
     out.parent.mkdir(parents=True, exist_ok=True)

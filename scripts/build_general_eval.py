@@ -6,9 +6,9 @@ https://github.com/yizhongw/self-instruct/blob/main/human_eval/user_oriented_ins
 How the rows are built (deterministic, seed 13):
 1. Take the first instance of every task whose instruction + input is at most 360 characters
    and whose output is 20-400 characters (short rows keep the suite under a minute on CPU).
-2. Truncate each output to 160 characters at a word boundary (the answer-NLL task scores a
+2. Truncate each output to 120 characters at a word boundary (the answer-NLL task scores a
    reference continuation; a prefix is enough to see a distribution shift).
-3. Pick 60 rows spread over the source apps (round-robin by ``motivation_app``).
+3. Pick 40 rows spread over the source apps (round-robin by ``motivation_app``).
 4. Multiple choice: each row gets 4 options, its own (truncated) output and the outputs of 3
    other rows from a DIFFERENT app, shuffled; ``answer`` is the index of the right one. A model
    that still follows instructions should prefer the answer to the question it was asked.
@@ -27,14 +27,14 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "tunerail" / "resources" / "general_eval.jsonl"
 
 
-def truncate(text: str, limit: int = 160) -> str:
+def truncate(text: str, limit: int = 120) -> str:
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
-def main(source: str, n_rows: int = 60, seed: int = 13) -> None:
+def main(source: str, n_rows: int = 40, seed: int = 13) -> None:
     by_app: dict[str, list[dict]] = defaultdict(list)
     for line in Path(source).read_text(encoding="utf-8").splitlines():
         task = json.loads(line)

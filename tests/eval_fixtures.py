@@ -12,6 +12,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
+def cached_tiny_pair() -> tuple[Path, Path]:
+    """The tiny model and adapter, built once into ~/.cache/tunerail/tests (atomic rename)."""
+    import os
+    import shutil
+    import tempfile
+
+    from tunerail.models import cache_root
+
+    root = cache_root() / "tests" / "tiny-llama-v1"
+    if not (root / "adapter" / "adapter_config.json").exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="tiny.", dir=root.parent))
+        model = build_tiny_model(tmp / "model")
+        build_tiny_adapter(model, tmp / "adapter")
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another worker won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root / "model", root / "adapter"
+
+
 def build_tiny_model(folder: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_fixtures import build_tiny_adapter, build_tiny_model  # noqa: E402
+from eval_fixtures import cached_tiny_pair  # noqa: E402
 
 from tunerail.eval.forgetting import SuiteScores, compare, load_suite, run_suite  # noqa: E402
 
 
 def test_suite_is_well_formed_and_attributed():
     rows = load_suite()
-    assert len(rows) == 60 and len({r["id"] for r in rows}) == 60
+    assert len(rows) == 40 and len({r["id"] for r in rows}) == 40
     for r in rows:
         assert len(r["choices"]) == 4 and r["choices"][r["answer"]] == r["output"]
-        assert len(set(r["choices"])) == 4 and len(r["prompt"]) <= 360 and len(r["output"]) <= 164
+        assert len(set(r["choices"])) == 4 and len(r["prompt"]) <= 360 and len(r["output"]) <= 124
     assert len({r["answer"] for r in rows}) == 4  # the right answer is not always in one position
     from importlib import resources
 
@@ -37,11 +37,10 @@ def test_compare_relative_change_and_budget():
     assert same.worst == 0 and not same.over_budget
 
 
-def test_run_suite_on_tiny_models(tmp_path):
+def test_run_suite_on_tiny_models():
     from tunerail.eval.generate import load_model
 
-    model = build_tiny_model(tmp_path / "m")
-    adapter = build_tiny_adapter(model, tmp_path / "a")
+    model, adapter = cached_tiny_pair()
     rows = load_suite()[:6]
     base = run_suite(load_model(str(model)), rows)
     tuned = run_suite(load_model(str(model), adapter), rows)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_fixtures import JudgeServer, build_tiny_adapter, build_tiny_model, judge_answers, write_jsonl  # noqa: E402
+from eval_fixtures import JudgeServer, cached_tiny_pair, write_jsonl  # noqa: E402
 
 from tunerail.config import TunerailConfig  # noqa: E402
 from tunerail.errors import TunerailError  # noqa: E402
@@ -23,10 +23,8 @@ XSS = "<script>alert('x')</script>"
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    model = build_tiny_model(root / "model")
-    return model, build_tiny_adapter(model, root / "adapter")
+def tiny():
+    return cached_tiny_pair()
 
 
 @pytest.fixture
@@ -205,3 +203,21 @@ def test_cli_review_import(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["rated"] == 2 and out["ratings"] == {"base": 2, "tuned": 2}
     assert main(["review", "import", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_cli_eval_exits_1_on_not_ready(tiny, banking_test, tmp_path, capsys):
+    from tunerail.cli import main
+
+    model, adapter = tiny
+    config = tmp_path / "tunerail.yaml"
+    config.write_text(
+        "task: classification\n"
+        "data: {format: text_label, columns: {label: category}}\n"
+        "prompts: [{version: v1, system: Answer with the intent label only.}]\n"
+        "criteria: {metric: accuracy, threshold: 0.9, margin: 0.5}\n"
+        "eval: {forgetting: false, bootstrap: 200, cache: false}\n")
+    code = main(["eval", "--config", str(config), "--test", str(banking_test), "--adapter", str(adapter),
+                 "--base", str(model), "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "NOT READY" in err and "EVL001" in err and (tmp_path / "rep" / "report.html").exists()

@@ -56,16 +56,15 @@ def test_budget_cap_stops_cleanly_with_a_checkpoint(tmp_path, splits):
 
 
 def test_early_stopping_ends_the_run_and_restores_the_best(tmp_path):
-    # 16 rows seen 30 times at a high rate: validation loss bottoms out, then climbs.
+    # 16 rows seen up to 10 times at a high rate: validation loss bottoms out, then climbs.
     splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(16)),
-              write_jsonl(tmp_path / "validation.jsonl", banking_rows(24, offset=1000)))
-    cfg = tiny_config(tmp_path, learning_rate=5e-3, epochs=30, batch_size=4, eval_steps=4, patience=2,
-                      lora={"r": 16, "alpha": 32})
+              write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)))
+    cfg = tiny_config(tmp_path, learning_rate=1e-2, epochs=10, batch_size=4, eval_steps=2, patience=2)
     result = _train(cfg, splits, tmp_path / "run")
-    assert result.stopped_reason == "early_stopping" and result.actual["steps"] < 120
+    assert result.stopped_reason == "early_stopping" and result.actual["steps"] < 40
     vals = [h["val_loss"] for h in result.history]
     assert result.best_val_loss == min(vals) < vals[0]
-    assert result.history[-1]["step"] - result.best_step == 2 * 4  # patience x eval_steps
+    assert result.history[-1]["step"] - result.best_step == 2 * 2  # patience x eval_steps
     assert "TRN002" in {f.code for f in result.findings}  # 30 epochs over 16 rows was linted
     saved = json.loads((tmp_path / "run" / "train.json").read_text())
     assert saved["best_step"] == result.best_step and saved["stopped_reason"] == "early_stopping"
@@ -86,7 +85,7 @@ def test_best_adapter_loads_with_peft_and_links_into_lineage(tmp_path, splits):
     model = PeftModel.from_pretrained(load_causal_lm(cfg.model.base), result.adapter_dir)
     assert result.parameters["trainable"] == sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
     assert store.get(result.checkpoint_id).parents == [split.id]
-    assert [a.id for a in store.lineage(result.checkpoint_id)][-1] == split.id or split.id in {a.id for a in store.lineage(result.checkpoint_id)}
+    assert split.id in {a.id for a in store.lineage(result.checkpoint_id)}
     from mlflow.tracking import MlflowClient
 
     run = MlflowClient(result.tracking_uri).get_run(result.run_id)
@@ -125,6 +124,7 @@ def test_clear_errors(tmp_path, splits):
 
 @pytest.mark.slow
 def test_smollm2_lora_lowers_validation_loss(tmp_path):
+    """The real bundled SmolLM2: a few LoRA steps on Banking77 rows must lower validation loss."""
     from tunerail.config import TunerailConfig
     from tunerail.train import train
 
@@ -132,9 +132,12 @@ def test_smollm2_lora_lowers_validation_loss(tmp_path):
     cfg = TunerailConfig.model_validate({
         "task": "classification", "model": {"base": "bundled:smollm2", "max_seq_length": 96},
         "prompts": [{"system": "Classify the banking query. Answer with the intent label only.", "template": "{prompt}"}],
-        "train": {"learning_rate": 5e-4, "epochs": 1, "batch_size": 8, "eval_steps": 5, "probe_steps": 0},
+        "train": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 8, "eval_steps": 2, "probe_steps": 0},
         "tracking": {"enabled": False}, "store": {"path": str(tmp_path / "store")}})
-    result = train(cfg, train_data=rows[::15][:80], validation_data=rows[7::75][:20], out_dir=tmp_path / "run")
+    # 32 training rows (8 intents x 4), 16 validation rows of the same intents.
+    train_rows = [r for i, r in enumerate(rows) if i % 75 < 4][:32]
+    val_rows = [r for i, r in enumerate(rows) if 40 <= i % 75 < 42][:16]
+    result = train(cfg, train_data=train_rows, validation_data=val_rows, out_dir=tmp_path / "run")
     vals = [h["val_loss"] for h in result.history]
-    assert result.stopped_reason in ("completed", "early_stopping")
-    assert result.best_val_loss < 0.7 * vals[0], vals
+    assert [h["step"] for h in result.history] == [0, 2, 4]
+    assert result.best_val_loss < 0.8 * vals[0], vals

@@ -83,9 +83,8 @@ def run_main(argv: list[str]) -> None:
     out, train_path, val_path = Path(argv[0]), Path(argv[1]), Path(argv[2])
     from tunerail.train import train
 
-    cfg = tiny_config(out.parent, learning_rate=1e-3, epochs=2.5, eval_steps=5, patience=10)
+    cfg = tiny_config(out.parent, learning_rate=1e-3, epochs=5 / 3, eval_steps=5, patience=10)  # 20 steps (10 on 2 ranks)
     result = train(cfg, train_data=train_path, validation_data=val_path, out_dir=out, resume="--resume" in argv)
-    from tunerail.train.recipe import TrainRecipe  # noqa: F401  (import check for the subprocess)
 
     rank = int(os.environ.get("RANK", "0"))
     from safetensors.torch import load_file

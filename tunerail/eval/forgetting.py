@@ -1,6 +1,6 @@
 """Forgetting: did fine-tuning cost general capability? Same suite on the base and tuned model.
 
-Two tasks on ``resources/general_eval.jsonl`` (60 Self-Instruct rows, Apache-2.0; built by
+Two tasks on ``resources/general_eval.jsonl`` (40 Self-Instruct rows, Apache-2.0; built by
 ``scripts/build_general_eval.py``):
 
 - **answer NLL**: mean per-token negative log-likelihood of the reference output given the
@@ -10,8 +10,8 @@ Two tasks on ``resources/general_eval.jsonl`` (60 Self-Instruct rows, Apache-2.0
   picked by length-normalised log-likelihood; accuracy. Relative change = (base - tuned) / base.
 
 Both use the neutral prompt (no task system message), because forgetting is about what the
-model does OUTSIDE the fine-tuned task. Cost: 60 + 240 scored sequences per model
-(measured in bench/eval_speed.py).
+model does OUTSIDE the fine-tuned task. Both tasks come from ONE shared-prefix pass per model
+(40 prompts, 160 candidate answers of <= 120 characters); time in bench/eval_speed.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tunerail.eval.generate import LoadedModel, Progress, score_answers, score_choices
+from tunerail.eval.generate import LoadedModel, Progress, score_choices
 from tunerail.eval.metrics import bootstrap_ci
 
 
@@ -53,13 +53,15 @@ def run_suite(lm: LoadedModel, rows: list[dict[str, Any]] | None = None, *, batc
     rows = rows if rows is not None else load_suite()
     start = time.perf_counter()
     prompts = [_render(lm, r["prompt"]) for r in rows]
-    lp, n = score_answers(lm, prompts, [r["output"] for r in rows], batch_size=batch_size,
-                          progress=progress, stage="forgetting-nll")
+    # One shared-prefix pass: the reference output is one of the choices, so its score IS the
+    # answer log-likelihood (no second pass over the same prompt).
     mlp, mn = score_choices(lm, prompts, [r["choices"] for r in rows], batch_size=batch_size,
-                            progress=progress, stage="forgetting-mc")
+                            progress=progress, stage="forgetting")
     picked = np.argmax(mlp / mn, axis=1)
-    correct = [float(p == r["answer"]) for p, r in zip(picked, rows)]
-    return SuiteScores(-lp / n, np.array(correct), time.perf_counter() - start)
+    correct = np.array([float(p == r["answer"]) for p, r in zip(picked, rows)])
+    answer = np.array([r["answer"] for r in rows])
+    nll = -mlp[np.arange(len(rows)), answer] / mn[np.arange(len(rows)), answer]
+    return SuiteScores(nll, correct, time.perf_counter() - start)
 
 
 def _render(lm: LoadedModel, prompt: str) -> str:

@@ -19,7 +19,7 @@ which is recorded); warnings and infos are shown and recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from tunerail.findings import Finding, RowRef, Severity
 

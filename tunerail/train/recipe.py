@@ -8,7 +8,8 @@ What each feature costs (2-core CPU, SmolLM2-135M, see ``bench/train.py``):
 
 - loss on the answer span only, LM head applied to answer positions only: fewer logits
   (batch x answer tokens instead of batch x length x vocab), faster and 1-2 GB less RAM;
-- bf16 base weights under LoRA (``train.bf16: auto``), fp32 adapters and optimizer;
+- ``train.bf16: auto``: bf16 base weights under LoRA on a bf16 GPU, fp32 on CPU (bf16 weights were
+  several times slower on the 2-core AMD EPYC measured; ``autocast`` and ``true`` are there to try);
 - batches padded to their own longest row and grouped by length (padding waste reported);
 - the time/cost probe: ``train.probe_steps`` forward+backward passes before training;
 - an evaluation every ``eval_steps`` (default: ~10 per run) and a resume checkpoint with it.
