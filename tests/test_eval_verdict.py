@@ -94,8 +94,9 @@ def test_judge_preferring_base_blocks_and_bias_warns():
 
 def _split_json(tmp_path, test, criteria_hash):
     path = tmp_path / "split.json"
-    path.write_text(json.dumps({"criteria_hash": criteria_hash,
-                                "splits": {"test": {"rows": 3, "sha256": hash_file(test)}}}))
+    path.write_text(json.dumps({"criteria_hash": criteria_hash,  # the layout `tunerail split` writes
+                                "frozen": {"file": test.name, "sha256": hash_file(test)},
+                                "hashes": {test.name: hash_file(test)}}))
     return path
 
 
@@ -126,14 +127,12 @@ def test_cli_refuses_changed_test_set_with_exit_2(tmp_path, capsys):
 
 def test_split_store_manifest_layout_is_understood(tmp_path):
     """The layout `tunerail split` writes: frozen.sha256 and hashes["test.jsonl"]."""
-    from tunerail.eval.frozen import recorded_test_hash
-
     test = tmp_path / "test.jsonl"
     test.write_text('{"text": "a", "label": "b"}\n')
     digest = hash_file(test)
-    assert recorded_test_hash({"frozen": {"file": "test.jsonl", "sha256": digest}}) == digest
-    assert recorded_test_hash({"hashes": {"train.jsonl": "0" * 64, "test.jsonl": digest}}) == digest
     split = tmp_path / "split.json"
+    split.write_text(json.dumps({"frozen": {"file": "test.jsonl", "sha256": digest}, "criteria_hash": "x"}))
+    assert check_frozen(test, split, "x")["recorded_test_hash"] == digest
     split.write_text(json.dumps({"frozen": {"file": "test.jsonl", "sha256": "f" * 64}, "criteria_hash": "x"}))
     with pytest.raises(GuardrailError):
         check_frozen(test, split, "x")
