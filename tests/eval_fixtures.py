@@ -33,7 +33,11 @@ def cached_tiny_pair() -> tuple[Path, Path]:
     return root / "model", root / "adapter"
 
 
-def build_tiny_model(folder: Path) -> Path:
+def build_tiny_model(folder: Path, hidden_size: int = 32) -> Path:
+    """A randomly initialised 2-layer Llama with the SmolLM2 tokenizer, saved to ``folder``.
+
+    Shared by the eval and train tests (``train_tiny.tiny_model_dir`` uses hidden size 64).
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -43,8 +47,8 @@ def build_tiny_model(folder: Path) -> Path:
         return folder
     tok = load_tokenizer("bundled:smollm2")
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                       tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)

@@ -17,24 +17,14 @@ BANKING = REPO / "examples" / "banking77" / "train.csv"
 
 def tiny_model_dir() -> Path:
     """Build once per machine (cached under the tunerail cache), then reuse."""
-    from tunerail.models import cache_root, load_tokenizer
+    from eval_fixtures import build_tiny_model
 
-    target = cache_root() / "test-models" / "tiny-llama-h64-l2"
+    from tunerail.models import cache_root
+
+    target = cache_root() / "test-models" / "tiny-llama-h64-l2-v2"
     if (target / "config.json").exists():
         return target
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = load_tokenizer("bundled:smollm2")
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                         tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
+    tmp = build_tiny_model(target.with_name(target.name + f".tmp{os.getpid()}"), hidden_size=64)
     try:
         os.replace(tmp, target)
     except OSError:  # another worker won the race
