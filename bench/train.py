@@ -11,10 +11,10 @@ setting runs in its own subprocess so peak memory (max RSS) is its own. Reported
 - padding waste: padded tokens / all tokens processed;
 - peak RSS of the process.
 
-Settings: ``tunerail`` (the default: ``bf16: auto``, fp32 on CPU), ``tunerail-autocast`` (fp32
-weights under ``torch.autocast(bfloat16)``), ``tunerail-bf16`` (bf16 base weights, opt in: slow on
-the CPU measured), ``trainer`` (HF ``Trainer`` + peft, fp32, random batches padded to the longest
-row), ``trainer-grouped`` (``Trainer`` with ``group_by_length``). Results: ``bench/results/train.json``.
+Settings: ``tunerail`` (the default: ``bf16: auto``, bf16 autocast on a CPU with native bf16),
+``trainer-bf16`` (HF ``Trainer`` + peft with ``bf16=True``: the same precision), ``tunerail-fp32`` and
+``trainer`` (both fp32, random batches padded to the longest row for the Trainer), ``trainer-grouped``
+(``Trainer`` with ``group_by_length``), ``tunerail-autocast`` and ``tunerail-bf16`` (bf16 base weights). Results: ``bench/results/train.json``.
 The CPU is shared: compare settings of the same run only, and look at the load average recorded.
 """
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "examples" / "banking77" / "train.csv"
-SETTINGS = ("tunerail", "trainer", "tunerail-autocast", "trainer-grouped", "tunerail-bf16")
-DEFAULT = SETTINGS[:4]  # tunerail-bf16 (bf16 base weights) took 50-120 s a step here: opt in
+SETTINGS = ("tunerail", "trainer-bf16", "tunerail-fp32", "trainer", "trainer-grouped", "tunerail-autocast", "tunerail-bf16")
+DEFAULT = SETTINGS[:5]
 SYSTEM = "Classify the customer's banking query. Answer with the intent label only."
 
 
@@ -57,7 +57,7 @@ def _rows(n: int) -> list[dict]:
 def run_tunerail(setting: str, steps: int, batch: int, out: Path) -> dict:
     from tunerail.train import train
 
-    bf16 = {"tunerail": "auto", "tunerail-bf16": True, "tunerail-autocast": "autocast"}[setting]
+    bf16 = {"tunerail": "auto", "tunerail-fp32": False, "tunerail-bf16": True, "tunerail-autocast": "autocast"}[setting]
     cfg = _config(bf16, steps, batch, out)
     rows = _rows(steps * batch)
     marks: list[tuple[int, float, int]] = []
@@ -118,7 +118,7 @@ def run_trainer(setting: str, steps: int, batch: int, out: Path) -> dict:
                              learning_rate=5e-4, lr_scheduler_type="cosine", warmup_steps=0.1, max_grad_norm=1.0,
                              logging_steps=10_000, save_strategy="no", report_to=[], seed=13, use_cpu=True,
                              train_sampling_strategy="group_by_length" if setting == "trainer-grouped" else "random",
-                             dataloader_num_workers=0,
+                             dataloader_num_workers=0, bf16=setting == "trainer-bf16",
                              remove_unused_columns=False, disable_tqdm=True)
     Trainer(model=model, args=args, train_dataset=features, data_collator=collate, callbacks=[Clock()]).train()
     batches, offset = [], 0
@@ -182,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{name:<20}{r['tokens_per_s']:>10}{r['padded_tokens_per_s']:>14}{100 * r['padding_waste']:>10.1f}%"
               f"{r['peak_rss_mb']:>13}")
-    if "tokens_per_s" in results.get("tunerail", {}) and "tokens_per_s" in results.get("trainer", {}):
-        ratio = results["tunerail"]["tokens_per_s"] / results["trainer"]["tokens_per_s"]
-        print(f"tunerail / Trainer throughput: {ratio:.2f}x (guardrails may cost at most 5 %: >= 0.95)")
-        results["ratio_tunerail_vs_trainer"] = round(ratio, 3)
+    for ours, theirs in (("tunerail", "trainer-bf16"), ("tunerail-fp32", "trainer")):  # same precision
+        if "tokens_per_s" in results.get(ours, {}) and "tokens_per_s" in results.get(theirs, {}):
+            ratio = results[ours]["tokens_per_s"] / results[theirs]["tokens_per_s"]
+            print(f"{ours} / {theirs} throughput: {ratio:.2f}x (guardrails may cost at most 5 %: >= 0.95)")
+            results[f"ratio_{ours}_vs_{theirs}"] = round(ratio, 3)
     payload = {"command": "python bench/train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "steps": args.steps, "batch": args.batch, "cpu_count": os.cpu_count(),
                "load_average": os.getloadavg(), "results": results}
