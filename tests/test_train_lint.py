@@ -94,6 +94,19 @@ def test_divergence_guard_nan_and_spike():
     assert "climbed" in fired[5].message
 
 
+def test_replay_batches_are_not_mistaken_for_a_divergence():
+    """Seen in the demo: label batches at ~0.28, then a batch of replay rows (long general answers)
+    at 3.0 was called a 10.6x spike and stopped a healthy run. Each kind has its own median."""
+    guard = DivergenceGuard()
+    for step in range(1, 41):
+        stream = "replay" if step % 10 == 0 else "task"
+        loss = 3.0 if stream == "replay" else 0.28
+        assert guard.check(loss, step, 5e-4, stream=stream) is None, step
+    assert guard.check(3.0, 41, 5e-4, stream="task").code == "TRN020"  # the same jump on label rows is a spike
+    restored = DivergenceGuard(**guard.state_dict())
+    assert restored.check(float("inf"), 42, 5e-4).code == "TRN020" and restored.recent == guard.recent
+
+
 def test_overfitting_flags_the_step_validation_loss_was_lowest():
     history = [{"step": 0, "train_loss": None, "val_loss": 3.0},
                {"step": 10, "train_loss": 2.5, "val_loss": 2.0}, {"step": 20, "train_loss": 1.5, "val_loss": 1.6},

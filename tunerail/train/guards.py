@@ -86,25 +86,30 @@ class DivergenceGuard:
     min_gap: float = 1.0
     warmup_steps: int = 5
     rise_factor: float = 2.0
-    best_median: float = math.inf
-    recent: list[float] = field(default_factory=list)
+    best_median: dict[str, float] = field(default_factory=dict)
+    recent: dict[str, list[float]] = field(default_factory=dict)
 
-    def check(self, loss: float, step: int, lr: float) -> Finding | None:
+    def check(self, loss: float, step: int, lr: float, stream: str = "task") -> Finding | None:
+        """Test one step's loss. ``stream`` keeps separate medians for batches of different kinds
+        (e.g. ``"replay"`` rows, whose long general answers have a much higher loss than labels):
+        comparing one kind against the other's median would call a normal batch a spike."""
         if not math.isfinite(loss):
             return _divergence(step, lr, f"training loss is {loss} at step {step}", {"loss": str(loss)})
-        if len(self.recent) >= self.warmup_steps:
-            median = statistics.median(self.recent[-self.window:])
+        recent = self.recent.setdefault(stream, [])
+        if len(recent) >= self.warmup_steps:
+            median = statistics.median(recent[-self.window:])
             if loss > self.spike_factor * median and loss - median > self.min_gap:
                 return _divergence(step, lr, f"training loss spiked to {loss:.3f} at step {step}, "
                                    f"{loss / median:.1f}x the running median {median:.3f}",
-                                   {"loss": loss, "median": median})
-        self.recent = (self.recent + [loss])[-self.window:]
-        median = statistics.median(self.recent)
-        if len(self.recent) >= 3 and median > self.rise_factor * self.best_median and median - self.best_median > self.min_gap:
+                                   {"loss": loss, "median": median, "stream": stream})
+        recent = self.recent[stream] = (recent + [loss])[-self.window:]
+        median = statistics.median(recent)
+        best = self.best_median.get(stream, math.inf)
+        if len(recent) >= 3 and median > self.rise_factor * best and median - best > self.min_gap:
             return _divergence(step, lr, f"the running median of the training loss climbed to {median:.3f} at step "
-                               f"{step}, {median / self.best_median:.1f}x its lowest level {self.best_median:.3f}",
-                               {"loss": loss, "median": median, "best_median": self.best_median})
-        self.best_median = min(self.best_median, median)
+                               f"{step}, {median / best:.1f}x its lowest level {best:.3f}",
+                               {"loss": loss, "median": median, "best_median": best, "stream": stream})
+        self.best_median[stream] = min(best, median)
         return None
 
     def state_dict(self) -> dict[str, Any]:

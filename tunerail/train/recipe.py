@@ -256,6 +256,7 @@ class TrainRecipe:
         max_len = self.config.model.max_seq_length
         self.train_examples = tokenize_records(train_records, self.tokenizer, template, max_length=max_len,
                                                loss_on=self.tc.loss_on)
+        self.n_task_examples = len(self.train_examples)  # replay examples follow: indices >= this
         if replay:
             from tunerail.config import PromptTemplate
 
@@ -443,9 +444,11 @@ class TrainRecipe:
             self.loss_model.train()
             first = self.step * self.micro_per_step
             step_loss = torch.zeros((), dtype=torch.float64)
+            has_replay = False
             try:
                 for k in range(self.tc.gradient_accumulation):
                     batch = self._micro_batch(first + k * self.world + self.rank)
+                    has_replay = has_replay or any(i >= self.n_task_examples for i in batch)
                     loss_sum, n = self.loss_model(**self._collate(batch))
                     loss = loss_sum / n.clamp(min=1)
                     self.accelerator.backward(loss / self.tc.gradient_accumulation)
@@ -463,7 +466,7 @@ class TrainRecipe:
             self.elapsed = elapsed_before + time.perf_counter() - session_start
             self._emit("step", step=self.step, total=self.total_steps, loss=loss_value, lr=lr, seconds=self.elapsed)
             if "divergence" not in self.disabled:
-                finding = self.divergence.check(loss_value, self.step, self.lr)
+                finding = self.divergence.check(loss_value, self.step, self.lr, stream="replay" if has_replay else "task")
                 if finding is not None:
                     self.findings.append(finding)
                     self._emit("guard", finding=finding, message=f"error {finding.code} {finding.message}\n    fix: {finding.fix}")
