@@ -73,6 +73,9 @@ class DivergenceGuard:
     spike_factor : float, default 5
         A step loss above ``spike_factor x`` the median of the last ``window`` steps (and at
         least ``min_gap`` above it) counts as a spike. One hard batch rarely exceeds 3x.
+    spike_patience : int, default 3
+        Spikes in a row before the run is called diverged: a hard batch (or a batch of long
+        replay rows) recovers at the next step, a diverging run does not. NaN/inf stops at once.
     window : int, default 20
     warmup_steps : int, default 5
         No spike test before this many losses are seen (early losses move fast).
@@ -86,8 +89,10 @@ class DivergenceGuard:
     min_gap: float = 1.0
     warmup_steps: int = 5
     rise_factor: float = 2.0
+    spike_patience: int = 3
     best_median: dict[str, float] = field(default_factory=dict)
     recent: dict[str, list[float]] = field(default_factory=dict)
+    spikes: dict[str, int] = field(default_factory=dict)
 
     def check(self, loss: float, step: int, lr: float, stream: str = "task") -> Finding | None:
         """Test one step's loss. ``stream`` keeps separate medians for batches of different kinds
@@ -99,9 +104,14 @@ class DivergenceGuard:
         if len(recent) >= self.warmup_steps:
             median = statistics.median(recent[-self.window:])
             if loss > self.spike_factor * median and loss - median > self.min_gap:
-                return _divergence(step, lr, f"training loss spiked to {loss:.3f} at step {step}, "
-                                   f"{loss / median:.1f}x the running median {median:.3f}",
-                                   {"loss": loss, "median": median, "stream": stream})
+                # One hard batch recovers at the next step; a diverging run stays up.
+                self.spikes[stream] = self.spikes.get(stream, 0) + 1
+                if self.spikes[stream] >= self.spike_patience:
+                    return _divergence(step, lr, f"training loss spiked to {loss:.3f} at step {step} "
+                                       f"({self.spikes[stream]} steps in a row), {loss / median:.1f}x the running "
+                                       f"median {median:.3f}", {"loss": loss, "median": median, "stream": stream})
+                return None
+        self.spikes[stream] = 0
         recent = self.recent[stream] = (recent + [loss])[-self.window:]
         median = statistics.median(recent)
         best = self.best_median.get(stream, math.inf)
