@@ -11,7 +11,7 @@ from tunerail.config import TunerailConfig
 from tunerail.data.records import Record
 from tunerail.doctor import doctor
 from tunerail.doctor.fix import plan_fix
-from tunerail.doctor.registry import _REGISTRY, Check
+from tunerail.doctor.registry import _REGISTRY, Check, all_checks
 from tunerail.findings import Finding, RowRef, Severity
 
 CFG = TunerailConfig(doctor={"disabled_checks": ["lengths.truncated"]})
@@ -113,7 +113,9 @@ def test_skipped_checks_are_recorded(tmp_path, monkeypatch, banking_example):
     assert reasons["pii.phone"] == "disabled in doctor.disabled_checks"
     assert reasons["test.semantic"].startswith("semantic checks are off")
     assert reasons["lengths.truncated"].startswith("model unavailable")
-    assert {s["check"] for s in result.summary["checks_skipped"]} == {"pii.phone", "test.semantic", "lengths.truncated"}
+    embedding_checks = {c.name for c in all_checks() if "embeddings" in c.needs}  # incl. the planted one
+    assert {s["check"] for s in result.summary["checks_skipped"]} == {"pii.phone", "lengths.truncated"} | embedding_checks
+    assert all(reasons[name].startswith("semantic checks are off") for name in embedding_checks)
     assert "test.semantic" in (tmp_path / "out" / "report.html").read_text()
 
 
