@@ -51,7 +51,7 @@ def main() -> None:
     from tunerail.eval.forgetting import run_suite
     from tunerail.eval.generate import generate, load_model, rank_labels, score_answers
     from tunerail.eval.metrics import match_label
-    from tunerail.eval.prompting import prompt_for
+    from tunerail.prompting import prompt_for
 
     rows = load_rows(args.rows_per_intent)
     labels = sorted({r["category"] for r in rows})

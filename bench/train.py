@@ -3,7 +3,7 @@
     python bench/train.py --steps 12            # ~4-6 minutes on 2 CPU cores
 
 Same model (bundled SmolLM2-135M-Instruct), same LoRA (r 16, alpha 32, q/k/v/o, dropout 0), same
-Banking77 prompts (shared ``tunerail.train.prompting``), same batch size, lr and loss mask. Each
+Banking77 prompts (shared ``tunerail.prompting``), same batch size, lr and loss mask. Each
 setting runs in its own subprocess so peak memory (max RSS) is its own. Reported:
 
 - tokens/s: real (non-pad) tokens per second of training-step time, first 2 steps excluded (warm-up);

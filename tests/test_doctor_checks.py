@@ -10,7 +10,7 @@ import pytest
 from doctor_helpers import FOREIGN, alpaca, banking, flagged, plant, run, user_oriented_chats, write_csv, write_jsonl
 from tunerail.config import TunerailConfig
 from tunerail.doctor import doctor
-from tunerail.doctor.checks.balance import half_width, rows_needed_for_margin
+from tunerail.stats import rows_needed, wilson_half_width, wilson_interval
 from tunerail.doctor.checks.lengths import cut_off_reason
 from tunerail.doctor.checks.pii import iban_valid, luhn_valid, mask, scan
 
@@ -151,16 +151,19 @@ def test_cut_off_heuristics(answer, cut):
 
 
 def test_eval_split_sizes_follow_the_ci_formula():
-    assert rows_needed_for_margin(0.05) == 385  # 1.96^2 * 0.25 / 0.05^2
-    assert rows_needed_for_margin(0.10) == 97
-    assert half_width(385) <= 0.05 < half_width(384)
+    assert rows_needed(0.05) == 381  # Wilson at p = 0.5 (the normal approximation says 385)
+    assert rows_needed(0.10) == 93
+    assert wilson_half_width(381) <= 0.05 < wilson_half_width(380)
+    # Right at the extremes, where a bootstrap or normal interval has width 0:
+    low, high = wilson_interval(0, 38)
+    assert low == 0.0 and 0.09 < high < 0.093
 
 
 def test_eval_split_finding_on_small_and_large_data(tmp_path, banking_example):
     path = banking_example
     small = run(path, task="classification")
     (f,) = [f for f in small.findings if f.check == "size.eval_split"]
-    assert f.severity.value == "warning" and f.details["test_rows"] == 150 and f.details["test_rows_needed"] == 385
+    assert f.severity.value == "warning" and f.details["test_rows"] == 150 and f.details["test_rows_needed"] == 381
     cfg = TunerailConfig(task="classification", criteria={"margin": 0.1}, doctor={"disabled_checks": ["lengths.truncated"]})
     (ok,) = [f for f in doctor(path, cfg, semantic=False).findings if f.check == "size.eval_split"]
     assert ok.severity.value == "info"

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 
+from tunerail import stats as S
 from tunerail.eval import metrics as M
 from tunerail.eval.scoring import _f1_from_codes, score_classification, score_extraction, score_generation
 
@@ -109,30 +110,30 @@ def test_paired_bootstrap_detects_real_difference(dialogsum):
     refs, hyps, shifted = dialogsum
     good = score_generation(refs, hyps)
     bad = score_generation(refs, shifted)
-    imp = M.paired_bootstrap(good.per_example["rougeL"], bad.per_example["rougeL"], resamples=500)
+    imp = S.paired_bootstrap(good.per_example["rougeL"], bad.per_example["rougeL"], resamples=500)
     assert imp.low > 0 and imp.extra["p_value"] < 0.01
-    same = M.paired_bootstrap(good.per_example["rougeL"], good.per_example["rougeL"], resamples=500)
+    same = S.paired_bootstrap(good.per_example["rougeL"], good.per_example["rougeL"], resamples=500)
     assert same.value == 0 and same.low == 0 and same.extra["p_value"] == 1.0
-    bleu = M.paired_statistic(good.corpus["bleu"], bad.corpus["bleu"], len(refs), resamples=200)
+    bleu = S.paired_statistic(good.corpus["bleu"], bad.corpus["bleu"], len(refs), resamples=200)
     assert bleu.low > 0
 
 
 def test_bootstrap_ci_sanity():
     rng = np.random.default_rng(5)
     x = (rng.random(400) < 0.7).astype(float)
-    est = M.bootstrap_ci(x, resamples=2000, seed=1)
+    est = S.bootstrap_ci(x, resamples=2000, seed=1)
     assert est.low < x.mean() < est.high
     half = (est.high - est.low) / 2
     analytic = 1.96 * np.sqrt(x.mean() * (1 - x.mean()) / x.size)   # normal approximation
     assert half == pytest.approx(analytic, rel=0.15)
-    assert M.bootstrap_ci(x, resamples=2000, seed=1).to_dict() == est.to_dict()  # seeded: reproducible
-    small = M.bootstrap_ci(x[:50], resamples=2000, seed=1)
+    assert S.bootstrap_ci(x, resamples=2000, seed=1).to_dict() == est.to_dict()  # seeded: reproducible
+    small = S.bootstrap_ci(x[:50], resamples=2000, seed=1)
     assert small.high - small.low > est.high - est.low  # fewer rows, wider interval
     # coverage: over 200 simulated test sets of 100 rows the 95 % CI holds p most of the time
     hits = 0
     for s in range(200):
         sample = (np.random.default_rng(100 + s).random(100) < 0.6).astype(float)
-        e = M.bootstrap_ci(sample, resamples=400, seed=s)
+        e = S.bootstrap_ci(sample, resamples=400, seed=s)
         hits += e.low <= 0.6 <= e.high
     assert 0.88 <= hits / 200 <= 0.99
 
@@ -142,7 +143,7 @@ def test_mcnemar_matches_exact_binomial():
 
     tuned = np.array([1] * 30 + [0] * 5 + [1] * 40 + [0] * 25, dtype=bool)
     base = np.array([0] * 30 + [1] * 5 + [1] * 40 + [0] * 25, dtype=bool)
-    res = M.mcnemar(tuned, base)
+    res = S.mcnemar(tuned, base)
     assert res["tuned_only_correct"] == 30 and res["base_only_correct"] == 5
     assert res["p_value"] == pytest.approx(binomtest(30, 35, 0.5).pvalue)
 

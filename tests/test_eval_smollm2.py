@@ -27,7 +27,7 @@ def _run(banking_example):
     from tunerail.config import PromptTemplate
     from tunerail.eval.generate import generate, load_model, rank_labels, score_answers, score_choices
     from tunerail.eval.metrics import match_label
-    from tunerail.eval.prompting import prompt_for
+    from tunerail.prompting import prompt_for
 
     with banking_example.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

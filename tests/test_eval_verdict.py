@@ -10,20 +10,21 @@ import pytest
 from tunerail.cli import main
 from tunerail.config import CriteriaConfig, TunerailConfig
 from tunerail.errors import GuardrailError
+from tunerail import stats as S
 from tunerail.eval import metrics as M
 from tunerail.eval.frozen import check_frozen
 from tunerail.eval.verdict import VerdictInputs, decide
 from tunerail.findings import Finding, RowRef, Severity
-from tunerail.store.store import hash_file
+from tunerail.io import hash_file
 
 
 def _inputs(tuned_acc: float, base_acc: float, n: int = 400, **kw) -> VerdictInputs:
     rng = np.random.default_rng(0)
     tuned = (rng.random(n) < tuned_acc).astype(float)
     base = (rng.random(n) < base_acc).astype(float)
-    est = {"accuracy": M.bootstrap_ci(tuned, resamples=500).to_dict()}
-    base_est = {"accuracy": M.bootstrap_ci(base, resamples=500).to_dict()}
-    imp = M.paired_bootstrap(tuned, base, resamples=500).to_dict()
+    est = {"accuracy": S.bootstrap_ci(tuned, resamples=500).to_dict()}
+    base_est = {"accuracy": S.bootstrap_ci(base, resamples=500).to_dict()}
+    imp = S.paired_bootstrap(tuned, base, resamples=500).to_dict()
     forgetting = kw.pop("forgetting", {"worst": 0.02, "relative_change": {"answer_nll": 0.02, "mc_accuracy": 0.0}})
     return VerdictInputs("accuracy", est, base_est, imp, forgetting=forgetting, criteria_state=kw.pop("state", "frozen"), **kw)
 

@@ -111,11 +111,11 @@ def test_refuses_small_test_set_with_figures_and_force_is_recorded(tmp_path, ban
     rows = [dict(r, conv="") for r in _rows(banking_example)]
     path = _write_csv(tmp_path / "d.csv", rows)
     cfg = _config()
-    cfg.criteria.margin = 0.05  # 150 test rows give +/-0.080; 385 are needed
+    cfg.criteria.margin = 0.05  # 150 test rows give +/-0.079 (Wilson); 381 are needed
     with pytest.raises(GuardrailError) as err:
         split(path, cfg, out_dir=tmp_path / "out", store=tmp_path / "s")
     text = str(err.value)
-    assert "+/-0.080" in text and "385 test rows are needed" in text and "--force" in text
+    assert "+/-0.079" in text and "381 test rows are needed" in text and "--force" in text
     assert not (tmp_path / "out").exists()  # nothing written when refused
 
     small = _config(train=0.85, validation=0.1, test=0.05)
@@ -125,7 +125,7 @@ def test_refuses_small_test_set_with_figures_and_force_is_recorded(tmp_path, ban
     forced = split(path, cfg, out_dir=tmp_path / "out", store=tmp_path / "s", force=True)
     manifest = json.loads((tmp_path / "out" / "split.json").read_text())
     assert forced.forced and manifest["forced"] is True
-    assert any("+/-0.080" in w for w in manifest["warnings"])
+    assert any("+/-0.079" in w for w in manifest["warnings"])
     assert Store(tmp_path / "s").get(forced.split_id).meta["forced"] is True
 
 
@@ -191,9 +191,9 @@ def test_cli_split_exit_codes_and_force(tmp_path, banking_example, capsys):
                    "data: {path: " + str(banking_example) + ", format: text_label, columns: {text: text, label: category}}\n"
                    "criteria: {margin: 0.05}\nsplit: {semantic: false}\nstore: {path: store}\n")
     out = tmp_path / "out"
-    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2  # 150 test rows: +/-0.080 > 0.05
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2  # 150 test rows: +/-0.079 > 0.05
     err = capsys.readouterr().err
-    assert "Traceback" not in err and "+/-0.080" in err and "385 test rows are needed" in err
+    assert "Traceback" not in err and "+/-0.079" in err and "381 test rows are needed" in err
     assert main(["split", "-c", str(cfg), "-o", str(out), "--force"]) == 0
     err = capsys.readouterr().err
     assert "warning" in err and "kept together" in err
@@ -212,9 +212,8 @@ def test_generation_rows_without_labels_split_by_size_and_groups(tmp_path):
         prompt = f"turn {k}: summarise ticket {k * 31 % 997} about invoice {k * 17 % 101}"
         records.append(Record(RowRef(k, k + 1, "mem"), "prompt_completion", [], prompt, f"summary {k}", None,
                               f"conv-{k // 4}", {"prompt": prompt, "completion": f"summary {k}", "conv": f"conv-{k // 4}"}))
-    cfg = _config()
-    cfg.task = "generation"
-    cfg.criteria.margin = 0.2
+    cfg = TunerailConfig.model_validate({**_config().model_dump(exclude={"criteria", "task"}),
+                                         "task": "generation", "criteria": {"margin": 0.2}})
     result = split(records, cfg, out_dir=tmp_path / "out", store=tmp_path / "s")
     assert result.sizes == {"train": 320, "validation": 40, "test": 40}  # 100 groups of 4: exact shares
     assert not result.manifest["stratified"] and result.per_class["test"] == {}

@@ -147,7 +147,7 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     import os
     import stat
 
-    from tunerail.store import write_atomic
+    from tunerail.io import write_atomic
 
     path = write_atomic(tmp_path / "report.html", "<p>x</p>")
     mode = stat.S_IMODE(os.stat(path).st_mode)

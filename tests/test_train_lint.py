@@ -146,7 +146,7 @@ def test_answer_span_includes_end_of_turn_and_padding_is_masked():
     from tunerail.data.loaders import load_records
     from tunerail.models import load_tokenizer
     from tunerail.train.data import collate, tokenize_records
-    from tunerail.train.prompting import build_messages, render_prompt
+    from tunerail.prompting import build_messages, render_prompt
 
     from train_tiny import BANKING
 

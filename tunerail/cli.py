@@ -57,7 +57,7 @@ def init(path: Path = typer.Argument(Path("tunerail.yaml"), help="Where to write
     """Write a commented starter config (every key documented, safe defaults)."""
     from tunerail.config import STARTER_CONFIG
     from tunerail.errors import Problem
-    from tunerail.store import write_atomic
+    from tunerail.io import write_atomic
 
     if path.exists() and not force:
         raise TunerailError(Problem("already exists", file=str(path), fix="use --force to overwrite"))

@@ -19,9 +19,26 @@ from tunerail.errors import ConfigError, Problem
 
 TaskType = Literal["classification", "generation", "chat", "extraction"]
 
+# What each task computes; criteria.metric is checked against it when the config loads, before
+# any step runs (a typo must not surface only in eval, after training).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "macro_f1", "micro_f1", "accuracy_ranking", "perplexity"),
+    "generation": ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "exact_match", "normalized_match", "perplexity"),
+    "extraction": ("field_f1", "field_precision", "field_recall", "exact_match", "json_valid", "perplexity"),
+}
+TASK_METRICS["chat"] = TASK_METRICS["generation"]
+DEFAULT_METRIC = {"classification": "accuracy", "generation": "rougeL", "chat": "rougeL", "extraction": "field_f1"}
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ProjectConfig(_Section):
+    name: str = Field("tunerail-project", description="Project name, used in reports, run folders and MLflow.")
+    commercial: bool = Field(True, description=(
+        "The model will be used commercially: a non-commercial licence blocks it, an unknown one needs "
+        "`model.license_acknowledged`."))
 
 
 class DataConfig(_Section):
@@ -43,10 +60,25 @@ class ModelConfig(_Section):
         "Longest row in tokens; longer rows are truncated in training (the doctor counts how many)."))
     embedding_model: str = Field("bundled:minilm", description=(
         "Sentence encoder for semantic duplicates, outliers and mislabel detection."))
+    candidates: list[str] = Field(default_factory=list, description=(
+        "Base models for `tunerail select` to compare on your data (hub ids, folders, bundled:*); "
+        "`run` trains the recommended one unless `base` is set explicitly."))
+    license_acknowledged: list[str] = Field(default_factory=list, description=(
+        "Models whose unknown or custom licence you have reviewed for this use (recorded in the run)."))
+
+
+class HumanCriteria(_Section):
+    min_win_rate: float | None = Field(None, ge=0, le=1, description=(
+        "The tuned model's win rate over the other system must reach this (Wilson CI lower bound, ties excluded)."))
+    min_alpha: float | None = Field(0.667, ge=-1, le=1, description=(
+        "Krippendorff's alpha on the preference must reach this (0.667: Krippendorff's lowest acceptable)."))
+    min_items: int = Field(40, ge=1, description="Reviewed items needed before the human criteria can pass.")
 
 
 class CriteriaConfig(_Section):
-    metric: str = Field("accuracy", description="Main metric the verdict is judged on (accuracy, macro_f1, rougeL, exact_match...).")
+    metric: str | None = Field(None, description=(
+        "Main metric the verdict is judged on; default by task: classification accuracy, generation/chat "
+        "rougeL, extraction field_f1. Checked against the task when the config loads."))
     threshold: float | None = Field(None, description="The fine-tuned model must reach at least this value on the test set.")
     min_improvement: float | None = Field(None, description="Minimum gain over the base model (same prompt), in metric units.")
     margin: float = Field(0.05, gt=0, le=1, description=(
@@ -54,6 +86,13 @@ class CriteriaConfig(_Section):
     max_forgetting: float = Field(0.10, ge=0, le=1, description=(
         "Largest relative drop allowed on the general-capability suite (0.10 = 10 %)."))
     per_class_floor: float | None = Field(None, description="Every class must reach at least this recall (classification).")
+    decision: Literal["ci", "point"] = Field("ci", description=(
+        "ci: a threshold or improvement passes only when the 95 % CI lower bound clears it (default); "
+        "point: the point estimate decides (recorded in the report)."))
+    baseline: Literal["strongest", "base"] = Field("strongest", description=(
+        "What min_improvement is measured against: the strongest baseline tunerail computes (base model "
+        "scored fairly, k-shot, cheap classifiers, nearest neighbour) or only the base model."))
+    human: HumanCriteria | None = Field(None, description="Criteria on the human review (`tunerail review`); none = not required.")
 
 
 class BudgetConfig(_Section):
@@ -61,6 +100,8 @@ class BudgetConfig(_Section):
     max_hours: float | None = Field(None, gt=0, description="Stop training cleanly (with a checkpoint) beyond this wall time.")
     price_per_hour: float = Field(0.0, ge=0, description="What an hour of this hardware costs, for the cost estimate.")
     currency: str = Field("USD", description="Currency of price_per_hour and max_cost.")
+    search_share: float = Field(0.2, gt=0, lt=1, description=(
+        "Share of max_hours the hyperparameter sweep may spend (0.2: the usual 20-25 % advice), enforced inside trials."))
 
 
 class DoctorConfig(_Section):
@@ -173,6 +214,67 @@ class EvalConfig(_Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
 
 
+class SelectConfig(_Section):
+    sample_rows: int = Field(200, ge=10, description="Validation (or seeded sample) rows each candidate is probed on.")
+    few_shot: int = Field(3, ge=0, le=8, description="k for the k-shot task score (0 = zero-shot only).")
+    probe_steps: int = Field(3, ge=0, description="Training steps timed per candidate for the time, memory and cost estimate.")
+    seed: int = Field(13, description="Seed for the sample and the bootstrap.")
+
+
+class SweepConfig(_Section):
+    enabled: bool = Field(False, description="`tunerail run` sweeps between leakage and train and trains with the best setting.")
+    trials: int = Field(12, ge=1, description="Most trials to run (the budget share may end the sweep sooner).")
+    sampler: Literal["tpe", "random", "grid"] = Field("tpe", description="Optuna sampler (TPE by default).")
+    pruner: Literal["median", "successive_halving", "hyperband", "none"] = Field("median", description=(
+        "Optuna pruner acting on validation loss at each evaluation."))
+    objective: Literal["val_loss", "metric"] = Field("val_loss", description=(
+        "What the sweep minimises/maximises: validation loss, or the task metric on validation."))
+    space: dict[str, Any] = Field(default_factory=dict, description=(
+        "Override or fix dimensions, e.g. {learning_rate: {low: 1e-4, high: 1e-3, log: true}, batch_size: 8}. "
+        "Defaults by method: learning rate, epochs, batch size, LoRA r and alpha, warmup, replay. Seed is never searched."))
+    storage: str | None = Field(None, description="Optuna storage URL; default SQLite in the run folder; postgresql://... for many workers.")
+    study: str | None = Field(None, description="Study name shared by workers; default derived from the project and inputs.")
+
+
+class RubricItem(_Section):
+    name: str = Field(..., description="Short name, e.g. correctness.")
+    description: str = Field("", description="The question the reviewer answers.")
+    scale: int = Field(5, ge=2, le=10, description="Scores 1..scale.")
+
+
+class ReviewConfig(_Section):
+    rubric: list[RubricItem] = Field(default_factory=lambda: [
+        RubricItem(name="correctness", description="Is the answer correct for the input?"),
+        RubricItem(name="relevance", description="Does the answer address the request?"),
+        RubricItem(name="tone", description="Is the tone right for the audience?"),
+    ], description="Questions each reviewer scores per item, besides the A/B preference.")
+    overlap: float = Field(0.2, ge=0, le=1, description="Share of items given to at least two annotators, for agreement.")
+    seed: int = Field(13, description="Seed for item assignment and the A/B order.")
+
+
+class ServeConfig(_Section):
+    host: str = Field("127.0.0.1", description="Address to bind; loopback by default.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0 = any free port).")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key; when set, requests need it.")
+    mask_pii: bool = Field(True, description="Mask personal data and secrets in the traffic log (the doctor's masker).")
+    max_new_tokens: int = Field(64, ge=1, description="Default generation cap when a request sets none.")
+    log_max_mb: float = Field(50.0, gt=0, description="Rotate the traffic log beyond this size.")
+    log_backups: int = Field(5, ge=0, description="Rotated traffic logs kept.")
+
+
+class MonitorConfig(_Section):
+    window: int = Field(200, ge=10, description="Requests per drift window.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise false-alarm rate over all windows and tests (corrected).")
+    permutations: int = Field(500, ge=50, description="Permutations for the MMD and domain-classifier p-values.")
+    seed: int = Field(13, description="Seed for permutations and subsampling.")
+
+
+class PipelineConfig(_Section):
+    stop_on: Literal["error", "warning", "never"] = Field("error", description=(
+        "`tunerail run` stops before training when doctor or leakage findings at this severity remain "
+        "unresolved; never = continue (recorded, and the verdict still counts them)."))
+
+
 class TrackingConfig(_Section):
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI; default: a local SQLite store under .tunerail/.")
     experiment: str = Field("tunerail", description="MLflow experiment name.")
@@ -186,7 +288,8 @@ class StoreConfig(_Section):
 class TunerailConfig(_Section):
     """A tunerail project: what to train, on what, and what counts as success."""
 
-    project: str = Field("tunerail-project", description="Project name, used in reports and MLflow.")
+    project: ProjectConfig = Field(default_factory=ProjectConfig, description=(
+        "Project name and intended use; a plain string is the name."))
     task: TaskType = Field("generation", description="classification, generation, chat or extraction.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -197,11 +300,34 @@ class TunerailConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     # Not part of the schema: where the config came from, to resolve relative paths.
     source: str | None = Field(None, exclude=True, description="(internal) path of the YAML file.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _project_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("project"), str):
+            data = {**data, "project": {"name": data["project"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _metric_for_task(self) -> "TunerailConfig":
+        allowed = TASK_METRICS[self.task]
+        if self.criteria.metric is None:
+            self.criteria.metric = DEFAULT_METRIC[self.task]
+        elif self.criteria.metric not in allowed:
+            raise ValueError(f"criteria.metric {self.criteria.metric!r} is not computed for task {self.task!r}; "
+                             f"use one of: {', '.join(allowed)}")
+        return self
 
     def resolve(self, path: str | None) -> Path | None:
         """A path from the config, relative to the config file's folder."""
@@ -245,12 +371,24 @@ def load_config(path: str | Path | None = None) -> TunerailConfig:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
+            err = _locate_root_error(err)
             loc = [str(p) for p in err["loc"]]
             problems.append(Problem(_explain(err), file=str(path), line=_line_of(data, err["loc"]),
                                     field=".".join(loc) or None, fix=_fix_for(err, loc)))
         raise ConfigError(problems) from None
     config.source = str(path)
     return config
+
+
+def _locate_root_error(err: Any) -> Any:
+    """A cross-field check on the whole config names its key first ("criteria.metric ..."): use it as the location."""
+    if err["loc"]:
+        return err
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    head = msg.split(" ", 1)[0]
+    if "." in head and all(part.isidentifier() for part in head.split(".")):
+        return {**err, "loc": tuple(head.split(".")), "msg": msg, "type": "value_error"}
+    return err
 
 
 def _plain(node: Any) -> Any:

@@ -13,18 +13,36 @@ from typing import Any, Iterable
 
 
 class Severity(str, Enum):
-    """How bad a finding is. Ordered: ``info < warning < error``."""
+    """How bad a finding is, ordered ``info < warning < error`` by every comparison and ``max()``.
+
+    A ``str`` enum so it serialises as its value; the comparisons are by rank, never by the string
+    (where ``"warning" > "error"``). Comparing with a plain string converts it first.
+    """
 
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
 
-    @property
-    def rank(self) -> int:
-        return {"info": 0, "warning": 1, "error": 2}[self.value]
+    def _order(self) -> int:
+        return _SEVERITY_ORDER[self.value]
 
-    def __ge__(self, other: "Severity") -> bool:  # type: ignore[override]
-        return self.rank >= Severity(other).rank
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+        return self._order() < Severity(other)._order()
+
+    def __le__(self, other: object) -> bool:  # type: ignore[override]
+        return self._order() <= Severity(other)._order()
+
+    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+        return self._order() > Severity(other)._order()
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        return self._order() >= Severity(other)._order()
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
+
+_SEVERITY_ORDER = {"info": 0, "warning": 1, "error": 2}
 
 
 @dataclass(frozen=True, order=True)
@@ -82,9 +100,10 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 
     def key(f: Finding) -> tuple:
         first = f.rows[0].index if f.rows else -1
-        return (-Severity(f.severity).rank, f.check, first, f.cluster or "", f.message)
+        return (f.check, first, f.cluster or "", f.message)
 
-    return sorted(findings, key=key)
+    # Two stable sorts: by check and row, then by severity, worst first.
+    return sorted(sorted(findings, key=key), key=lambda f: Severity(f.severity), reverse=True)
 
 
 def summarize(findings: Iterable[Finding]) -> dict[str, Any]:
@@ -102,18 +121,13 @@ def summarize(findings: Iterable[Finding]) -> dict[str, Any]:
 
 
 def worst_severity(findings: Iterable[Finding]) -> Severity | None:
-    worst: Severity | None = None
-    for f in findings:
-        sev = Severity(f.severity)
-        if worst is None or sev.rank > worst.rank:
-            worst = sev
-    return worst
+    return max((Severity(f.severity) for f in findings), default=None)
 
 
 def fails(findings: Iterable[Finding], fail_on: Severity | str) -> bool:
     """True when any finding is at or above ``fail_on`` (the CI gate)."""
     threshold = Severity(fail_on)
-    return any(Severity(f.severity).rank >= threshold.rank for f in findings)
+    return any(Severity(f.severity) >= threshold for f in findings)
 
 
 def dumps(payload: Any) -> str:

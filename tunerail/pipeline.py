@@ -19,7 +19,8 @@ from typing import Any, Callable, ContextManager
 from tunerail.config import TunerailConfig, load_config
 from tunerail.errors import Problem, TunerailError
 from tunerail.findings import Finding, load_findings
-from tunerail.store import Store, hash_file, write_atomic
+from tunerail.io import hash_file, write_atomic
+from tunerail.store import Store
 
 STEPS = ("doctor", "split", "leakage", "train", "eval")
 
@@ -138,7 +139,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
         raise TunerailError(Problem("no training data configured", field="data.path",
                                     fix="set data.path in the config (relative to the config file)"))
     base = Path(config.source).parent if config.source else Path.cwd()
-    out = Path(out_dir) if out_dir else base / "runs" / config.project
+    out = Path(out_dir) if out_dir else base / "runs" / config.project.name
     store = Store(config.resolve(config.store.path) or config.store.path)
     steps: list[StepRecord] = []
     results: dict[str, Any] = {}

@@ -209,7 +209,7 @@ class _EmbeddingCache:
 
         from filelock import FileLock
 
-        from tunerail.store.store import write_atomic
+        from tunerail.io import write_atomic
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock"):

@@ -71,6 +71,6 @@ class CheckContext:
     @cached_property
     def token_lengths(self) -> list[int]:
         """Tokens per record after the chat template, exactly as training will format it."""
-        from tunerail.doctor.tokens import chat_token_lengths
+        from tunerail.prompting import pick_template, training_lengths
 
-        return chat_token_lengths(self.records, self.tokenizer, self.config)
+        return training_lengths(self.tokenizer, self.records, pick_template(self.config))

@@ -133,7 +133,7 @@ def _mask_fields(value: Any, masker: Any) -> Any:
 
 def write_fix(plan: FixPlan, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``clean.jsonl`` and ``quarantine.jsonl`` atomically; returns their paths."""
-    from tunerail.store import write_atomic
+    from tunerail.io import write_atomic
 
     out = Path(out_dir)
     clean = write_atomic(out / "clean.jsonl", "".join(_line(row) for row in plan.clean_rows()))

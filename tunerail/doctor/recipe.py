@@ -83,11 +83,12 @@ class DoctorResult:
             groups.setdefault(f.check, []).append(f)
         out = []
         for name, items in groups.items():
-            worst = max((Severity(f.severity) for f in items), key=lambda s: s.rank)
+            worst = max(Severity(f.severity) for f in items)
             rows = {(r.file, r.index) for f in items for r in f.rows}
             out.append({"check": name, "code": items[0].code, "severity": worst.value,
                         "findings": len(items), "rows": len(rows)})
-        return sorted(out, key=lambda g: (-Severity(g["severity"]).rank, g["check"]))
+        by_check = sorted(out, key=lambda g: g["check"])
+        return sorted(by_check, key=lambda g: Severity(g["severity"]), reverse=True)  # stable: worst first
 
     def to_json(self) -> dict[str, Any]:
         """The ``findings.json`` payload: no timestamps or timings, so identical input gives identical bytes."""
@@ -309,7 +310,7 @@ def _row_stats(ctx: CheckContext, findings: list[Finding]) -> dict[str, Any]:
 def _write_outputs(result: DoctorResult, ctx: CheckContext, out_dir: Path, started: float) -> None:
     from tunerail import __version__
     from tunerail.doctor.report import write_report
-    from tunerail.store import write_atomic
+    from tunerail.io import write_atomic
 
     result.out_dir = out_dir
     result.files["findings"] = write_atomic(out_dir / "findings.json", dumps(result.to_json()))

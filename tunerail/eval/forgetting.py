@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tunerail.eval.generate import LoadedModel, Progress, score_choices
-from tunerail.eval.metrics import bootstrap_ci
+from tunerail.stats import bootstrap_ci
 
 
 def load_suite() -> list[dict[str, Any]]:
@@ -65,8 +65,9 @@ def run_suite(lm: LoadedModel, rows: list[dict[str, Any]] | None = None, *, batc
 
 
 def _render(lm: LoadedModel, prompt: str) -> str:
-    return lm.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                            add_generation_prompt=True)
+    from tunerail.prompting import prompt_for
+
+    return prompt_for(lm.tokenizer, prompt)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tunerail.errors import GuardrailError, Problem
-from tunerail.store.store import hash_file
+from tunerail.io import hash_file
 
 def check_frozen(test_path: str | Path | None, split_json: str | Path | None, criteria_hash: str) -> dict[str, Any]:
     """Return ``{"criteria_state": frozen|edited|unverified, "test_hash": ..., "recorded_test_hash": ...}``.

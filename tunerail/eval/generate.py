@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from tunerail.store.store import write_atomic
+from tunerail.io import write_atomic
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 

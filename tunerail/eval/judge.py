@@ -79,7 +79,9 @@ class HFChatClient:
 
         if self._lm is None:
             self._lm = load_model(self.model_name)
-        prompt = self._lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        from tunerail.prompting import render_prompt
+
+        prompt = render_prompt(self._lm.tokenizer, messages)
         return generate(self._lm, [prompt], max_new_tokens=self.max_new_tokens, batch_size=1)[0]
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from tunerail.stats import check_same_length
 
 # --- normalisation ------------------------------------------------------------------------
 
@@ -51,13 +52,13 @@ def match_label(output: str, labels: Sequence[str]) -> str | None:
 
 
 def exact_match_scores(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
-    _same_length(predictions, references)
+    check_same_length(predictions, references)
     return np.array([float(p == r) for p, r in zip(predictions, references)])
 
 
 def normalized_match_scores(predictions: Sequence[str], references: Sequence[str], *,
                             first_line_only: bool = True) -> np.ndarray:
-    _same_length(predictions, references)
+    check_same_length(predictions, references)
     pick = first_line if first_line_only else (lambda s: s)
     return np.array([float(normalize_answer(pick(p)) == normalize_answer(pick(r)))
                      for p, r in zip(predictions, references)])
@@ -67,7 +68,7 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
     """Per-example ROUGE-1/2/L F-measure (rouge-score, Porter stemming as in the paper setup)."""
     from rouge_score import rouge_scorer
 
-    _same_length(predictions, references)
+    check_same_length(predictions, references)
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     out = {k: np.zeros(len(predictions)) for k in ("rouge1", "rouge2", "rougeL")}
     for i, (p, r) in enumerate(zip(predictions, references)):
@@ -81,14 +82,14 @@ def corpus_bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
     """sacrebleu corpus BLEU (0-100), the number papers report."""
     import sacrebleu
 
-    _same_length(predictions, references)
+    check_same_length(predictions, references)
     return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
 
 
 def corpus_chrf(predictions: Sequence[str], references: Sequence[str]) -> float:
     import sacrebleu
 
-    _same_length(predictions, references)
+    check_same_length(predictions, references)
     return float(sacrebleu.corpus_chrf(list(predictions), [list(references)]).score)
 
 
@@ -111,7 +112,7 @@ def classification_report(y_true: Sequence[str], y_pred: Sequence[str | None], *
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-    _same_length(y_true, y_pred)
+    check_same_length(y_true, y_pred)
     labels = list(labels) if labels is not None else sorted(set(y_true))
     none = "(no label)"
     pred = [p if p is not None else none for p in y_pred]
@@ -153,7 +154,7 @@ def bio_spans(tags: Sequence[str]) -> set[tuple[str, int, int]]:
 
 def entity_prf(true_spans: Sequence[set], pred_spans: Sequence[set]) -> dict[str, Any]:
     """Micro P/R/F1 over exact-match spans (or ``(field, value)`` pairs), plus per-type counts."""
-    _same_length(true_spans, pred_spans)
+    check_same_length(true_spans, pred_spans)
     tp = fp = fn = 0
     per: dict[str, list[int]] = {}
     for t, p in zip(true_spans, pred_spans):
@@ -197,130 +198,3 @@ def perplexity(nll_sums: Sequence[float], token_counts: Sequence[int]) -> float:
     """Corpus perplexity: exp(total NLL / total tokens), tokens weighted equally."""
     total = float(np.sum(token_counts))
     return float(math.exp(float(np.sum(nll_sums)) / total)) if total else float("nan")
-
-
-# --- bootstrap ----------------------------------------------------------------------------
-
-
-@dataclass
-class Estimate:
-    """A headline number with its 95 % percentile-bootstrap interval."""
-
-    value: float
-    low: float
-    high: float
-    n: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n, **self.extra}
-
-
-def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) indices drawn with replacement; shared so paired tests use the same draws."""
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-
-
-def bootstrap_ci(scores: Sequence[float] | np.ndarray, *, resamples: int = 1000, seed: int = 13,
-                 statistic: Callable[[np.ndarray], np.ndarray] | None = None,
-                 alpha: float = 0.05) -> Estimate:
-    """Percentile bootstrap CI of the mean of per-example ``scores`` (vectorised).
-
-    ``statistic`` receives a (resamples, n) array and returns one value per resample; the
-    default is the row mean. For corpus metrics (BLEU) pass ``corpus_bootstrap`` instead.
-    """
-    x = np.asarray(scores, dtype=float)
-    if x.size == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0)
-    stat = statistic or (lambda a: a.mean(axis=1))
-    samples = stat(x[bootstrap_indices(x.size, resamples, seed)])
-    lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
-    value = float(stat(x[None, :])[0])
-    return Estimate(value, float(lo), float(hi), int(x.size))
-
-
-def corpus_bootstrap(metric: Callable[[list[str], list[str]], float], predictions: Sequence[str],
-                     references: Sequence[str], *, resamples: int = 200, seed: int = 13) -> Estimate:
-    """Bootstrap CI for a corpus-level metric (BLEU, chrF): recompute on each resample."""
-    n = len(predictions)
-    value = metric(list(predictions), list(references))
-    if n == 0:
-        return Estimate(value, value, value, 0)
-    idx = bootstrap_indices(n, resamples, seed)
-    samples = np.array([metric([predictions[i] for i in row], [references[i] for i in row]) for row in idx])
-    lo, hi = np.quantile(samples, [0.025, 0.975])
-    return Estimate(float(value), float(lo), float(hi), n)
-
-
-def paired_bootstrap(tuned: Sequence[float], base: Sequence[float], *, resamples: int = 1000,
-                     seed: int = 13) -> Estimate:
-    """CI of mean(tuned - base) with both resampled on the same examples, and a one-sided p.
-
-    ``extra["p_value"]`` is the share of resamples where the tuned model is not better
-    (Koehn 2004's paired bootstrap), a test that works for any per-example score.
-    """
-    a, b = np.asarray(tuned, dtype=float), np.asarray(base, dtype=float)
-    _same_length(a, b)
-    diff = a - b
-    est = bootstrap_ci(diff, resamples=resamples, seed=seed)
-    if diff.size:
-        means = diff[bootstrap_indices(diff.size, resamples, seed)].mean(axis=1)
-        est.extra["p_value"] = float((np.sum(means <= 0) + 1) / (resamples + 1))
-        est.extra["test"] = "paired bootstrap"
-    return est
-
-
-def mcnemar(tuned_correct: Sequence[bool], base_correct: Sequence[bool]) -> dict[str, Any]:
-    """Exact McNemar test on the discordant pairs (statsmodels if installed, else scipy binomial).
-
-    b = tuned right & base wrong, c = tuned wrong & base right; under H0 b ~ Binomial(b+c, 0.5).
-    """
-    t, s = np.asarray(tuned_correct, dtype=bool), np.asarray(base_correct, dtype=bool)
-    _same_length(t, s)
-    b, c = int(np.sum(t & ~s)), int(np.sum(~t & s))
-    try:
-        from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
-
-        table = [[int(np.sum(t & s)), b], [c, int(np.sum(~t & ~s))]]
-        p = float(sm_mcnemar(table, exact=True).pvalue)
-        impl = "statsmodels exact McNemar"
-    except ImportError:
-        from scipy.stats import binomtest
-
-        p = float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
-        impl = "exact McNemar (scipy binomial test)"
-    return {"test": impl, "tuned_only_correct": b, "base_only_correct": c, "p_value": p}
-
-
-def _same_length(a: Sequence[Any], b: Sequence[Any]) -> None:
-    if len(a) != len(b):
-        raise ValueError(f"predictions and references differ in length: {len(a)} vs {len(b)}")
-
-
-def bootstrap_statistic(statistic: Callable[[np.ndarray], float], n: int, *, resamples: int = 1000,
-                        seed: int = 13) -> Estimate:
-    """Percentile CI for any statistic of the example indices (macro-F1, corpus BLEU...).
-
-    ``statistic(idx)`` computes the metric on the examples ``idx``; called once per resample,
-    so keep ``resamples`` modest for expensive corpus metrics. Same seed => same draws as
-    ``bootstrap_ci``, which keeps paired comparisons paired.
-    """
-    value = float(statistic(np.arange(n)))
-    if n == 0:
-        return Estimate(value, value, value, 0)
-    samples = np.array([statistic(row) for row in bootstrap_indices(n, resamples, seed)])
-    lo, hi = np.quantile(samples, [0.025, 0.975])
-    return Estimate(value, float(lo), float(hi), n)
-
-
-def paired_statistic(tuned: Callable[[np.ndarray], float], base: Callable[[np.ndarray], float], n: int, *,
-                     resamples: int = 1000, seed: int = 13) -> Estimate:
-    """Paired bootstrap of ``tuned(idx) - base(idx)`` for corpus metrics, with a one-sided p."""
-    full = np.arange(n)
-    value = float(tuned(full) - base(full))
-    if n == 0:
-        return Estimate(value, value, value, 0)
-    diffs = np.array([tuned(row) - base(row) for row in bootstrap_indices(n, resamples, seed)])
-    lo, hi = np.quantile(diffs, [0.025, 0.975])
-    return Estimate(value, float(lo), float(hi), n, {"p_value": float((np.sum(diffs <= 0) + 1) / (resamples + 1)),
-                                                     "test": "paired bootstrap"})

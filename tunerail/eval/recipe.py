@@ -27,9 +27,10 @@ from tunerail.config import PromptTemplate, TunerailConfig
 from tunerail.data.records import Record
 from tunerail.errors import DataError, Problem, TunerailError
 from tunerail.eval import generate as G
+from tunerail import stats as S
 from tunerail.eval import metrics as M
 from tunerail.eval.frozen import check_frozen
-from tunerail.eval.prompting import prompt_for, prompt_hash
+from tunerail.prompting import pick_template, prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
 from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
 from tunerail.findings import Finding
@@ -225,18 +226,6 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
 # --- prompt variants ----------------------------------------------------------------------
 
 
-def pick_template(config: TunerailConfig, version: str | None = None) -> PromptTemplate:
-    """The prompt variant for the verdict: ``version``, else ``eval.prompt_version``, else the first."""
-    wanted = version or config.eval.prompt_version
-    if wanted is None:
-        return config.prompts[0]
-    for p in config.prompts:
-        if p.version == wanted:
-            return p
-    raise TunerailError(Problem(f"no prompt with version {wanted!r}", field="eval.prompt_version",
-                                fix=f"use one of: {', '.join(p.version for p in config.prompts)}"))
-
-
 def compare_prompts(config: TunerailConfig, validation_data: str | Path | Sequence[Record], *,
                     adapter_dir: str | Path | None = None, base_model: str | None = None,
                     progress: ProgressFn | None = None, limit: int | None = None,
@@ -266,7 +255,7 @@ def compare_prompts(config: TunerailConfig, validation_data: str | Path | Sequen
         outs = _Runner(Path(cache_dir) if cache_dir and config.eval.cache else None, prompts, refs, labels, config.eval,
                        max_new, progress, {}).outputs(f"prompt-{template.version}", lm)
         scores = _score(task, refs, outs, labels)
-        est = M.bootstrap_statistic(scores.statistic(metric), len(records), resamples=config.eval.bootstrap)
+        est = S.bootstrap_statistic(scores.statistic(metric), len(records), resamples=config.eval.bootstrap)
         variants.append({"version": template.version, "hash": prompt_hash(template), **est.to_dict()})
     lower = metric in LOWER_IS_BETTER
     best = min(variants, key=lambda v: v["value"]) if lower else max(variants, key=lambda v: v["value"])
@@ -324,9 +313,9 @@ def _score(task: str, refs: list[str], out: dict[str, Any], labels: list[str]) -
 def _estimates(s: ModelScores, n: int, resamples: int) -> dict[str, dict[str, Any]]:
     out = {}
     for name, arr in s.per_example.items():
-        out[name] = M.bootstrap_ci(arr, resamples=resamples).to_dict()
+        out[name] = S.bootstrap_ci(arr, resamples=resamples).to_dict()
     for name, fn in s.corpus.items():
-        out[name] = M.bootstrap_statistic(fn, n, resamples=resamples).to_dict()
+        out[name] = S.bootstrap_statistic(fn, n, resamples=resamples).to_dict()
     return out
 
 
@@ -334,12 +323,12 @@ def _compare(tuned: ModelScores, base: ModelScores, metric: str, n: int, resampl
              task: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Paired improvement on the main metric, and per-metric paired tests for the report."""
     if metric in tuned.per_example:
-        imp = M.paired_bootstrap(tuned.per_example[metric], base.per_example[metric], resamples=resamples)
+        imp = S.paired_bootstrap(tuned.per_example[metric], base.per_example[metric], resamples=resamples)
     else:
-        imp = M.paired_statistic(tuned.corpus[metric], base.corpus[metric], n, resamples=resamples)
+        imp = S.paired_statistic(tuned.corpus[metric], base.corpus[metric], n, resamples=resamples)
     sig: dict[str, Any] = {"main": imp.to_dict()}
     if task == "classification":
-        sig["mcnemar"] = M.mcnemar(tuned.per_example["accuracy"] > 0, base.per_example["accuracy"] > 0)
+        sig["mcnemar"] = S.mcnemar(tuned.per_example["accuracy"] > 0, base.per_example["accuracy"] > 0)
         if metric == "accuracy":
             imp.extra.update({"p_value": sig["mcnemar"]["p_value"], "test": sig["mcnemar"]["test"]})
     return imp.to_dict(), sig

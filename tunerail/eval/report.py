@@ -11,7 +11,7 @@ from typing import Any
 
 from tunerail.findings import Severity, dumps
 from tunerail.report import plots, write_report
-from tunerail.store.store import write_atomic
+from tunerail.io import write_atomic
 
 HEADLINE = {
     "classification": ["accuracy", "macro_f1", "accuracy_ranking"],
@@ -67,7 +67,7 @@ def write_eval_report(result: Any, out_dir: str | Path) -> tuple[Path, Path]:
     html_path, json_path = out_dir / "report.html", out_dir / "report.json"
     result.report_html, result.report_json = str(html_path), str(json_path)
     write_atomic(json_path, dumps(result.to_dict()))
-    findings = sorted(result.findings, key=lambda f: (-Severity(f.severity).rank, f.code))
+    findings = sorted(sorted(result.findings, key=lambda f: f.code), key=lambda f: Severity(f.severity), reverse=True)
     write_report(html_path, "eval.html", r=result, findings=findings, plots=build_plots(result),
                  headline=headline_metrics(result), blocking=[f for f in findings if Severity(f.severity) == Severity.ERROR])
     return html_path, json_path

@@ -15,18 +15,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from tunerail.config import TASK_METRICS
 from tunerail.eval import metrics as M
 
 IndexStat = Callable[[np.ndarray], float]
-
-# What each task computes (checked against criteria.metric BEFORE any model runs).
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "macro_f1", "micro_f1", "accuracy_ranking", "perplexity"),
-    "generation": ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "exact_match", "normalized_match", "perplexity"),
-    "extraction": ("field_f1", "field_precision", "field_recall", "exact_match", "json_valid", "perplexity"),
-}
-TASK_METRICS["chat"] = TASK_METRICS["generation"]
-
 
 def check_metric(task: str, metric: str, label_ranking: bool = False) -> None:
     """Fail fast, naming the allowed metrics, when the main metric does not exist for the task."""

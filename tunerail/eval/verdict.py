@@ -176,7 +176,7 @@ def check_upstream(doctor: Iterable[Finding] | None, leakage: Iterable[Finding] 
                       "run `tunerail doctor --fix` or fix the rows, then split and train again", codes=codes))
     leaks = [f for f in (leakage or []) if Severity(f.severity) >= Severity.WARNING]
     if leaks:
-        worst = max((Severity(f.severity) for f in leaks), key=lambda s: s.rank)
+        worst = max(Severity(f.severity) for f in leaks)
         rows = sum(len(f.rows) for f in leaks)
         out.append(_f("EVL021", "leakage.found", Severity.ERROR if worst == Severity.ERROR else Severity.WARNING,
                       f"{len(leaks)} leakage finding(s) between test and train/validation ({rows} rows)",

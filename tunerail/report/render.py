@@ -8,7 +8,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from tunerail.store.store import write_atomic
+from tunerail.io import write_atomic
 
 
 def json_for_html(value: Any) -> Markup:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tunerail.errors import Problem, TunerailError
-from tunerail.store.store import write_atomic
+from tunerail.io import write_atomic
 
 RATING_SCALE = "1-5 (5 = as good as the reference); leave blank to skip"
 

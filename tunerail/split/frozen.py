@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tunerail.errors import GuardrailError, Problem, TunerailError
-from tunerail.store import Store, hash_file
+from tunerail.io import hash_file
+from tunerail.store import Store
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 

@@ -5,26 +5,12 @@ from __future__ import annotations
 import math
 
 from tunerail.errors import Problem
+from tunerail.stats import rows_needed, wilson_half_width
 
 MIN_SHARE = 0.10
 # Whole groups and per-class rounding cannot hit a share exactly: a configured 0.10 that lands
 # on 9.8 % is accepted; a configured share below 0.10 is always refused.
 SLACK = 0.005
-Z95 = 1.959963984540054
-
-
-def ci_half_width(n: int, p: float = 0.5) -> float:
-    """95 % normal-approximation half-width of a mean of ``n`` values in [0, 1].
-
-    ``p = 0.5`` is the worst case for accuracy-like metrics and an upper bound for any metric
-    bounded in [0, 1] (its variance is at most 1/4), so it is safe for ROUGE or F1 too.
-    """
-    return float("inf") if n <= 0 else Z95 * math.sqrt(p * (1 - p) / n)
-
-
-def rows_needed(margin: float, p: float = 0.5) -> int:
-    """Smallest n with ``ci_half_width(n, p) < margin``."""
-    return math.floor(Z95 ** 2 * p * (1 - p) / margin ** 2) + 1
 
 
 def size_problems(sizes: dict[str, int], total: int, margin: float, metric: str,
@@ -47,7 +33,7 @@ def size_problems(sizes: dict[str, int], total: int, margin: float, metric: str,
                 f"the {name} set has {n} rows ({share:.1%} of {total}); at least {MIN_SHARE:.0%} ({need} rows) is required",
                 field=f"split.{name}", fix=f"set split.{name} to 0.1 or more (or pass --force to accept it, recorded in split.json)"))
     n_test = sizes.get("test", 0)
-    half = ci_half_width(n_test, p)
+    half = wilson_half_width(n_test, p)
     if half >= margin:
         need = rows_needed(margin, p)
         share_needed = need / total if total else float("inf")

@@ -62,7 +62,7 @@ class LeakageResult:
 def _load_set(name: str, source: str | Path | Sequence[Record], config: TunerailConfig) -> tuple[list[Record], dict[str, Any]]:
     if isinstance(source, (str, Path)):
         from tunerail.data.loaders import load_records
-        from tunerail.store import hash_file
+        from tunerail.io import hash_file
 
         path = Path(source)
         records, rejections, fmt = load_records(path, config.data.format, config.data.columns)
@@ -185,7 +185,7 @@ def _finding(a: str, b: str, rec_a: Record, rec_b: Record, text_a: str, text_b: 
 
 def _write(result: LeakageResult, out: Path, records: dict[str, list[Record]], texts: dict[str, list[str]]) -> None:
     from tunerail.report import write_report
-    from tunerail.store import write_atomic
+    from tunerail.io import write_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     result.out_dir = out

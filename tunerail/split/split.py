@@ -33,8 +33,10 @@ from tunerail.data.records import Record
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.split.assign import assign_groups
 from tunerail.split.groups import Groups, find_groups
-from tunerail.split.guards import ci_half_width, rows_needed, size_problems
-from tunerail.store import Store, hash_file, write_atomic
+from tunerail.split.guards import size_problems
+from tunerail.stats import rows_needed, wilson_half_width
+from tunerail.io import hash_file, write_atomic
+from tunerail.store import Store
 
 SPLITS = ("train", "validation", "test")
 FROZEN = "test"
@@ -199,7 +201,7 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
         "frozen": {"file": f"{FROZEN}.jsonl", "sha256": hashes[f"{FROZEN}.jsonl"]},
         "criteria": config.criteria.model_dump(mode="json"),
         "criteria_hash": config.criteria_hash(),
-        "test_ci_half_width": round(ci_half_width(sizes["test"], p), 4),
+        "test_ci_half_width": round(wilson_half_width(sizes["test"], p), 4),
         "test_rows_needed": rows_needed(config.criteria.margin, p),
         "forced": bool(force and (problems or replaced)),
         "warnings": warnings,

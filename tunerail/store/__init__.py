@@ -11,8 +11,6 @@ Every write goes to a temp file in the same folder and is renamed into place, so
 leaves a half file under its final name; a lock file serialises manifest writes between processes.
 """
 
-from tunerail.store.store import (EXPORT_MANIFEST, LINEAGE_KINDS, Artifact, Store, artifact_id_for, hash_file,
-                                  verify_folder, write_atomic)
+from tunerail.store.store import EXPORT_MANIFEST, LINEAGE_KINDS, Artifact, Store, artifact_id_for, verify_folder
 
-__all__ = ["EXPORT_MANIFEST", "LINEAGE_KINDS", "Artifact", "Store", "artifact_id_for", "hash_file", "verify_folder",
-           "write_atomic"]
+__all__ = ["EXPORT_MANIFEST", "LINEAGE_KINDS", "Artifact", "Store", "artifact_id_for", "verify_folder"]

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from filelock import FileLock
 
 from tunerail.errors import Problem, TunerailError
+from tunerail.io import _DEFAULT_MODE, hash_file, write_atomic
 
 CHUNK = 8 * 1024 * 1024
 WORKERS = min(8, os.cpu_count() or 1)
@@ -26,25 +27,8 @@ LINEAGE_KINDS = ("dataset", "split", "config", "run", "checkpoint", "report")
 EXPORT_MANIFEST = "tunerail.manifest.json"
 
 
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_DEFAULT_MODE = _umask_mode()
-
 SMALL_FILE = 1024 * 1024
 BATCH_SYNC = 64  # adding more files than this: one os.sync() instead of one fsync per file
-
-
-def hash_file(path: str | Path) -> str:
-    """SHA-256 of a file: small files in one read, large ones with ``hashlib.file_digest``
-    (reads into one reusable buffer; the GIL is released while hashing, so threads scale)."""
-    with open(path, "rb", buffering=0) as handle:
-        if os.fstat(handle.fileno()).st_size <= SMALL_FILE:
-            return hashlib.sha256(handle.readall()).hexdigest()
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _batched(items: list, workers: int) -> list[list]:
@@ -87,27 +71,6 @@ def _copy_and_hash(src: Path, dst_fd: int) -> tuple[str, int]:
                 written += os.write(dst_fd, chunk[written:])
             size += n
     return digest.hexdigest(), size
-
-
-def write_atomic(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` via a temp file + fsync + rename: readers see all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _DEFAULT_MODE)  # mkstemp makes 0600; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 @dataclass

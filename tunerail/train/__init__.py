@@ -1,7 +1,8 @@
 """`tunerail train`: LoRA fine-tuning with every guardrail on by default.
 
 The recipe (``tunerail.train.recipe``) reads top to bottom; the guardrails, lint, budget and
-tracking are small modules it calls. ``prompting`` is shared with evaluation.
+tracking are small modules it calls. Prompts are rendered by ``tunerail.prompting``, shared with
+every other step.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from tunerail._callable import make_callable
 
-__all__ = ["train", "TrainResult", "build_messages", "render_prompt", "render_answer"]
+__all__ = ["train", "TrainResult"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,10 +19,6 @@ def __getattr__(name: str) -> Any:
         from tunerail.train import recipe
 
         return getattr(recipe, name)
-    if name in ("build_messages", "render_prompt", "render_answer"):
-        from tunerail.train import prompting
-
-        return getattr(prompting, name)
     raise AttributeError(f"module 'tunerail.train' has no attribute {name!r}")
 
 

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from tunerail.data.records import Record
 from tunerail.errors import DataError, Problem
 from tunerail.findings import RowRef
-from tunerail.train.prompting import build_messages, render_answer, render_prompt
+from tunerail.prompting import encode_example
 
 IGNORE_INDEX = -100
 
@@ -51,9 +51,7 @@ def tokenize_records(records: Sequence[Record], tokenizer: Any, prompt_template:
     """
     examples: list[Example] = []
     for record in records:
-        messages = build_messages(record, prompt_template)
-        prompt_ids = tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
-        answer_ids = tokenizer(render_answer(tokenizer, messages, record.completion), add_special_tokens=False)["input_ids"]
+        prompt_ids, answer_ids = encode_example(tokenizer, record, prompt_template)
         full = len(prompt_ids) + len(answer_ids)
         if full > max_length:
             answer_ids = answer_ids[: max(max_length - len(prompt_ids), max_length // 2)]

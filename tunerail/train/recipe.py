@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
+from tunerail.prompting import pick_template
 from tunerail.train import budget as budget_mod
 from tunerail.train.data import (Example, collate, length_grouped_batches, load_split, padding_waste, replay_sample,
                                  tokenize_records)
@@ -252,7 +253,7 @@ class TrainRecipe:
         self.n_task_rows = len(train_records)
         replay = replay_sample(len(train_records), self.tc.replay_ratio, self.tc.seed)
         self.tokenizer = load_tokenizer(self.config.model.base)
-        template = self.config.prompts[0]
+        template = pick_template(self.config)
         max_len = self.config.model.max_seq_length
         self.train_examples = tokenize_records(train_records, self.tokenizer, template, max_length=max_len,
                                                loss_on=self.tc.loss_on)
@@ -282,7 +283,7 @@ class TrainRecipe:
 
     def _lineage(self, *sources: Any) -> dict[str, Any]:
         """Store artifacts (split snapshots) holding the exact input files: the checkpoint's parents."""
-        from tunerail.store.store import hash_file
+        from tunerail.io import hash_file
 
         out: dict[str, Any] = {"files": {}, "parents": []}
         shas = {}
@@ -401,7 +402,7 @@ class TrainRecipe:
                       "eval_steps": self.eval_steps, "lora_r": self.tc.lora.r, "lora_alpha": self.tc.lora.alpha,
                       "lora_dropout": self.tc.lora.dropout, "seed": self.tc.seed, "bf16": self.bf16,
                       "processes": self.world, "replay_ratio": self.tc.replay_ratio,
-                      "prompt_version": self.config.prompts[0].version, "guards_disabled": ",".join(self.disabled) or "none",
+                      "prompt_version": pick_template(self.config).version, "guards_disabled": ",".join(self.disabled) or "none",
                       "trainable_params": self.params.trainable, "total_params": self.params.total}
             self.tracker.log_params(params)
             self.tracker.set_tags({"tunerail.config_fingerprint": self.config.fingerprint(),
@@ -566,7 +567,7 @@ class TrainRecipe:
         import torch
         from safetensors.torch import save_file
 
-        from tunerail.store import write_atomic
+        from tunerail.io import write_atomic
 
         if self.main:
             name = f"state-step-{self.step:06d}"
@@ -656,11 +657,11 @@ class TrainRecipe:
         if self.main:
             meta = {"base_model": self.config.model.base, "method": self.method, "best_step": result.best_step,
                     "best_val_loss": result.best_val_loss, "stopped_reason": self.stopped_reason, "mlflow_run_id": self.run_id,
-                    "prompt_version": self.config.prompts[0].version, "config_fingerprint": self.config.fingerprint()}
+                    "prompt_version": pick_template(self.config).version, "config_fingerprint": self.config.fingerprint()}
             artifact = self.store.add_folder("checkpoint", adapter_dir, parents=self.data_info["lineage"]["parents"],
                                              transform="train", meta=meta)
             checkpoint_id = result.checkpoint_id = artifact.id
-            from tunerail.store import write_atomic
+            from tunerail.io import write_atomic
 
             write_atomic(self.out_dir / "train.json", json.dumps(result.to_dict(), indent=2, default=str))
             if self.tracker is not None:
@@ -688,7 +689,7 @@ def _resume_fingerprint(config: Any) -> str:
     import hashlib
 
     keys = {"model": config.model.model_dump(mode="json"), "train": config.train.model_dump(mode="json"),
-            "prompt": config.prompts[0].model_dump(mode="json")}
+            "prompt": pick_template(config).model_dump(mode="json")}
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()
 
 
