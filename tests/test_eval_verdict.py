@@ -11,7 +11,6 @@ from tunerail.cli import main
 from tunerail.config import CriteriaConfig, TunerailConfig
 from tunerail.errors import GuardrailError
 from tunerail import stats as S
-from tunerail.eval import metrics as M
 from tunerail.eval.frozen import check_frozen
 from tunerail.eval.verdict import VerdictInputs, decide
 from tunerail.findings import Finding, RowRef, Severity

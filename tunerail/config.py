@@ -8,7 +8,6 @@ section; the defaults are the safe choice.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Any, Literal

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 

@@ -23,12 +23,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from tunerail.config import PromptTemplate, TunerailConfig
+from tunerail.config import TunerailConfig
 from tunerail.data.records import Record
 from tunerail.errors import DataError, Problem, TunerailError
 from tunerail.eval import generate as G
 from tunerail import stats as S
-from tunerail.eval import metrics as M
 from tunerail.eval.frozen import check_frozen
 from tunerail.prompting import pick_template, prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation

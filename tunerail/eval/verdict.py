@@ -120,8 +120,8 @@ def check_margin(criteria: Any, x: VerdictInputs) -> list[Finding]:
     ok = half <= criteria.margin
     msg = f"test set estimates {x.metric} to +/- {half:.4f} (95 % CI half-width, n={est['n']}); criterion <= {criteria.margin}"
     return [_f("EVL004", "criteria.margin", Severity.INFO if ok else Severity.ERROR, ("pass: " if ok else "fail: ") + msg,
-               "none needed" if ok else f"the test set is too small to decide at this precision: add test rows "
-               f"(the half-width shrinks with 1/sqrt(n)) or accept a wider criteria.margin before splitting",
+               "none needed" if ok else "the test set is too small to decide at this precision: add test rows "
+               "(the half-width shrinks with 1/sqrt(n)) or accept a wider criteria.margin before splitting",
                passed=ok, half_width=half)]
 
 

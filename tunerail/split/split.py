@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from tunerail.config import TunerailConfig, load_config
 from tunerail.data.records import Record

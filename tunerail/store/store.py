@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from filelock import FileLock
 
 from tunerail.errors import Problem, TunerailError
-from tunerail.io import _DEFAULT_MODE, hash_file, write_atomic
+from tunerail.io import hash_file, write_atomic
 
 CHUNK = 8 * 1024 * 1024
 WORKERS = min(8, os.cpu_count() or 1)

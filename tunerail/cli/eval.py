@@ -1,0 +1,57 @@
+"""`tunerail eval`: criteria, baselines, forgetting, judge -> verdict and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from tunerail.cli._common import (
+    _print_verdict,
+    _progress,
+    app,
+    console,
+    guarded,
+    load_config_or_default,
+)
+from tunerail.errors import TunerailError
+
+
+@app.command("eval")
+@guarded
+def eval_cmd(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (criteria, prompts, eval settings)."),
+    test: Path = typer.Option(..., "--test", help="Frozen test file (test.jsonl from `tunerail split`)."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder from `tunerail train`."),
+    split_json: Optional[Path] = typer.Option(None, "--split-json", help="split.json: refuses a changed test set, flags edited criteria."),
+    train_json: Optional[Path] = typer.Option(None, "--train-json", help="train.json: loss curves in the report."),
+    out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.html, report.json, review.csv."),
+    prompts: bool = typer.Option(False, "--prompts", help="First compare the prompt variants on the validation set; use the best."),
+    validation: Optional[Path] = typer.Option(None, "--validation", help="Validation file for --prompts (default: validation.jsonl beside --test)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Override model.base."),
+) -> None:
+    """Evaluate base and fine-tuned model on the frozen test set; exit 1 on NOT READY."""
+    from tunerail.eval import compare_prompts, evaluate
+
+    cfg = load_config_or_default(config)
+    with _progress() as progress:
+        comparison = None
+        if prompts:
+            val = validation or test.parent / "validation.jsonl"
+            if not val.exists():
+                from tunerail.errors import Problem
+
+                raise TunerailError(Problem("validation file not found", file=str(val),
+                                            fix="pass --validation PATH (prompt variants are compared on validation, never on test)"))
+            comparison = compare_prompts(cfg, val, adapter_dir=adapter, base_model=base, progress=progress)
+            cfg.eval.prompt_version = comparison["chosen"]
+            for v in comparison["variants"]:
+                console.print(f"prompt {escape(v['version'])}: {cfg.criteria.metric} {v['value']:.4f} "
+                              f"[{v['low']:.3f}, {v['high']:.3f}]")
+        result = evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=base, out_dir=out,
+                          train_json=train_json, split_json=split_json, progress=progress, prompt_comparison=comparison)
+    _print_verdict(result)
+    if not result.ready:
+        raise typer.Exit(1)
