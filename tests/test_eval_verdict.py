@@ -77,7 +77,7 @@ def test_edited_criteria_unresolved_doctor_errors_and_leakage_block():
     verdict, findings = decide(CRIT, _inputs(0.85, 0.3, state="edited", doctor_findings=doctor, leakage_findings=leak))
     assert verdict == "NOT READY"
     assert _codes(findings, Severity.ERROR) == ["EVL010", "EVL020", "EVL021"]
-    assert "criteria edited after split" in next(f for f in findings if f.code == "EVL010").message
+    assert "criteria changed after the test set was frozen" in next(f for f in findings if f.code == "EVL010").message
 
 
 def test_judge_preferring_base_blocks_and_bias_warns():

@@ -230,3 +230,33 @@ def test_a_different_split_never_silently_replaces_a_frozen_test_set(tmp_path, p
     assert verify_frozen_split(out) == first.hashes["test.jsonl"]  # untouched
     second = split(planted[0], _config(seed=2), out_dir=out, store=store, force=True)
     assert second.forced and any("replaced the frozen test set" in w for w in second.warnings)
+
+
+def test_changed_criteria_after_a_frozen_split_are_refused_unless_allowed(tmp_path, planted, capsys):
+    """Lowering the threshold after a NOT READY run must not re-freeze: exit 2, then recorded and never READY."""
+    from tunerail.cli import main
+    from tunerail.eval.frozen import check_frozen
+
+    data = planted[0]
+    cfg = tmp_path / "tunerail.yaml"
+    text = ("task: classification\n"
+            f"data: {{path: {data}, format: text_label, columns: {{text: text, label: category}}}}\n"
+            "criteria: {margin: 0.1, threshold: 0.8}\nsplit: {semantic: false}\nstore: {path: store}\n")
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 0
+    frozen = json.loads((out / "split.json").read_text())
+    cfg.write_text(text.replace("threshold: 0.8", "threshold: 0.1"))
+    capsys.readouterr()
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps lines
+    assert "criteria.threshold: 0.8 -> 0.1" in err and frozen["frozen"]["sha256"][:12] in err and "Traceback" not in err
+    assert json.loads((out / "split.json").read_text()) == frozen  # untouched
+    assert main(["split", "-c", str(cfg), "-o", str(out), "--allow-criteria-change"]) == 0
+    manifest = json.loads((out / "split.json").read_text())
+    assert manifest["criteria_hash"] == frozen["criteria_hash"]  # the frozen criteria stay the reference
+    assert manifest["criteria_changed"]["to"]["threshold"] == 0.1
+    from tunerail.config import load_config
+
+    state = check_frozen(out / "test.jsonl", out / "split.json", load_config(cfg).criteria_hash())
+    assert state["criteria_state"] == "edited"  # -> EVL010 error: the verdict cannot be READY

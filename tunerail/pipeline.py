@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from tunerail.config import TunerailConfig, load_config
-from tunerail.errors import Problem, TunerailError
-from tunerail.findings import Finding, load_findings
+from tunerail.errors import GuardrailError, Problem, TunerailError
+from tunerail.findings import Finding, Severity, load_findings
 from tunerail.io import hash_file, write_atomic
 from tunerail.store import Store
 
@@ -47,6 +47,30 @@ class PipelineResult:
     @property
     def seconds(self) -> float:
         return sum(s.seconds for s in self.steps)
+
+
+# What each step reads from the config (dotted paths). Its cache key hashes exactly these values
+# plus the tunerail version, so a field a step reads can never change without the step re-running.
+STEP_READS: dict[str, tuple[str, ...]] = {
+    "doctor": ("task", "data", "model", "prompts", "doctor", "split", "criteria"),
+    "split": ("task", "data", "split", "criteria", "doctor.near_duplicate_threshold", "model.embedding_model"),
+    "leakage": ("task", "data", "split", "doctor.near_duplicate_threshold", "model.embedding_model"),
+    "train": ("task", "data", "model", "prompts", "train", "budget", "tracking"),
+    "eval": ("task", "data", "model", "prompts", "criteria", "eval", "split.seed"),
+}
+
+
+def step_config(step: str, cfg_json: dict[str, Any]) -> dict[str, Any]:
+    """The config values ``step`` reads (``STEP_READS``) and the tunerail version: the config part of its key."""
+    from tunerail import __version__
+
+    part: dict[str, Any] = {"tunerail_version": __version__}
+    for dotted in STEP_READS[step]:
+        node: Any = cfg_json
+        for key in dotted.split("."):
+            node = node[key]
+        part[dotted] = node
+    return part
 
 
 def _hash_inputs(config_part: Any, files: list[Path]) -> str:
@@ -105,6 +129,38 @@ def unresolved_doctor_findings(doctor_dir: Path) -> list[Finding]:
             if not f.rows or any(r.index not in removed for r in f.rows)]
 
 
+def blocking_findings(doctor_dir: Path, leakage_json: Path, stop_on: str) -> list[Finding]:
+    """Unresolved doctor findings and leakage findings at or above ``stop_on`` (none for ``never``)."""
+    if stop_on == "never":
+        return []
+    floor = Severity(stop_on)
+    found = unresolved_doctor_findings(doctor_dir) + load_findings(leakage_json)
+    return [f for f in found if Severity(f.severity) >= floor]
+
+
+def _gate(out: Path, blocking: list[Finding], stop_on: str, doctor_findings: list[Finding],
+          leakage_findings: list[Finding]) -> dict[str, Any]:
+    """Stop before training on blocking findings; record what ``pipeline.stop_on: never`` let through."""
+    if blocking:
+        shown = blocking[:20]
+        problems = [Problem(f"{f.code} {f.check} ({f.severity.value}): {f.message}",
+                            file=f.rows[0].file if f.rows else None, line=f.rows[0].line if f.rows else None)
+                    for f in shown]
+        more = len(blocking) - len(shown)
+        problems.append(Problem(
+            f"training not started: {len(blocking)} unresolved doctor/leakage finding(s) at or above {stop_on!r}"
+            + (f" ({more} more in {out / 'doctor' / 'findings.json'} and {out / 'leakage' / 'leakage.json'})" if more else ""),
+            field="pipeline.stop_on",
+            fix="fix the rows (tunerail doctor --fix, or edit the data) and run again; or set pipeline.stop_on: never "
+                "to train anyway (recorded, and the verdict still counts them)"))
+        raise GuardrailError(problems)
+    serious = [f for f in doctor_findings + leakage_findings if Severity(f.severity) >= Severity.WARNING]
+    gate = {"stop_on": stop_on, "continued_past": sorted({f.code or f.check for f in serious}) if stop_on == "never" else [],
+            "findings_at_warning_or_above": len(serious)}
+    write_atomic(out / "gate.json", json.dumps(gate, indent=2, sort_keys=True) + "\n")
+    return gate
+
+
 def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]:
     """Store ids the eval report links to (snapshot -> split -> checkpoint -> run)."""
     links: dict[str, Any] = {"store": str(store.root)}
@@ -118,7 +174,7 @@ def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]
 
 
 def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
-        on_event: Callable[[str, str], None] | None = None,
+        allow_criteria_change: bool = False, on_event: Callable[[str, str], None] | None = None,
         progress: Callable[[str], ContextManager[Any]] | None = None) -> PipelineResult:
     """Run the whole guarded pipeline and return every step's record and the verdict.
 
@@ -127,6 +183,8 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     config : TunerailConfig or path of tunerail.yaml.
     out_dir : run folder (default ``runs/<project>`` beside the config).
     force : re-run every step, and let ``split`` replace a different frozen test set (recorded).
+    allow_criteria_change : let ``split`` accept criteria changed after the test set was frozen
+        (recorded in split.json; the verdict on that test set cannot be READY).
     on_event : called as ``on_event(step, message)`` when a step starts, ends or is skipped.
     progress : ``progress(step)`` returns a context manager yielding that step's progress callback.
     """
@@ -149,7 +207,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     from tunerail.doctor import doctor
 
     doctor_dir = out / "doctor"
-    h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "model", "doctor", "criteria")}, [data_path])
+    h = _hash_inputs(step_config("doctor", cfg_json), [data_path])
 
     def do_doctor():
         with step_progress("doctor") as callback:
@@ -165,10 +223,11 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     from tunerail.split import split
 
     split_dir = out / "split"
-    h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "split", "criteria", "doctor")}, [clean])
+    h = _hash_inputs(step_config("split", cfg_json) | {"allow_criteria_change": allow_criteria_change}, [clean])
 
     def do_split():
-        result = split(clean, config, out_dir=split_dir, store=store, force=force)
+        result = split(clean, config, out_dir=split_dir, store=store, force=force,
+                       allow_criteria_change=allow_criteria_change)
         return ({name: result.paths[name] for name in ("train", "validation", "test")}
                 | {"split_json": result.split_json}, {"sizes": result.sizes}, result)
 
@@ -180,7 +239,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     from tunerail.split.leakage import leakage
 
     leak_dir = out / "leakage"
-    h = _hash_inputs({k: cfg_json[k] for k in ("data", "doctor")}, [paths["train"], paths["validation"], paths["test"]])
+    h = _hash_inputs(step_config("leakage", cfg_json), [paths["train"], paths["validation"], paths["test"]])
 
     def do_leakage():
         result = leakage({"train": paths["train"], "validation": paths["validation"], "test": paths["test"]},
@@ -190,12 +249,16 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     rec, results["leakage"] = _run_step("leakage", leak_dir, h, force, do_leakage, on_event)
     steps.append(rec)
 
+    # Gate: no training on data with unresolved errors (pipeline.stop_on; `never` continues, recorded).
+    stop_on = config.pipeline.stop_on
+    results["gate"] = _gate(out, blocking_findings(doctor_dir, leak_dir / "leakage.json", stop_on), stop_on,
+                            unresolved_doctor_findings(doctor_dir), load_findings(leak_dir / "leakage.json"))
+
     # 4. train: LoRA with every guardrail on.
     from tunerail.train import train
 
     train_dir = out / "train"
-    h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "model", "prompts", "train", "budget")},
-                     [paths["train"], paths["validation"]])
+    h = _hash_inputs(step_config("train", cfg_json), [paths["train"], paths["validation"]])
 
     def do_train():
         with step_progress("train") as callback:
@@ -212,7 +275,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     from tunerail.eval import evaluate
 
     eval_dir = out / "eval"
-    h = _hash_inputs({k: cfg_json[k] for k in ("task", "model", "prompts", "criteria", "eval")},
+    h = _hash_inputs(step_config("eval", cfg_json),
                      [paths["test"], paths["split_json"], Path(rec.outputs["train_json"]),
                       doctor_dir / "findings.json", leak_dir / "leakage.json"]
                      + sorted(p for p in adapter.rglob("*") if p.is_file()))

@@ -156,7 +156,8 @@ def check_forgetting(criteria: Any, x: VerdictInputs) -> list[Finding]:
 def check_criteria_state(x: VerdictInputs) -> list[Finding]:
     if x.criteria_state == "edited":
         return [_f("EVL010", "criteria.edited", Severity.ERROR,
-                   "criteria edited after split: the success criteria differ from those frozen with the test set",
+                   "criteria changed after the test set was frozen: the success criteria differ from those frozen "
+                   "with the test set, so this run cannot be READY",
                    "restore the criteria recorded in split.json; changing them after seeing results needs a new split "
                    "and a fresh test set")]
     if x.criteria_state == "unverified":

@@ -96,13 +96,37 @@ def _frozen_elsewhere(out: Path, new_sha: str) -> str | None:
     return old if old and old != new_sha else None
 
 
+def _frozen_criteria(out: Path, test_sha: str) -> dict[str, Any] | None:
+    """The criteria frozen with the SAME test set already in ``out`` (None: no split there, or another test set).
+
+    ``{"criteria": {...}, "criteria_hash": ..., "test_sha256": ...}``; a split that was already re-run with
+    changed criteria keeps the originally frozen ones (the change never becomes the new reference).
+    """
+    manifest = out / "split.json"
+    if not manifest.exists():
+        return None
+    try:
+        old = json.loads(manifest.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(old, dict) or (old.get("frozen") or {}).get("sha256") != test_sha or "criteria_hash" not in old:
+        return None
+    return {"criteria": old.get("criteria", {}), "criteria_hash": old["criteria_hash"], "test_sha256": test_sha}
+
+
+def _criteria_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(set(old) | set(new), key=str)
+    return ", ".join(f"criteria.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
+
+
 def _use_semantic(config: TunerailConfig, n: int) -> bool:
     setting = config.split.semantic
     return n < config.split.semantic_max_rows if setting == "auto" else bool(setting)
 
 
 def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Path | None = None, *,
-          out_dir: str | Path, force: bool = False, store: Store | str | Path | None = None) -> SplitResult:
+          out_dir: str | Path, force: bool = False, store: Store | str | Path | None = None,
+          allow_criteria_change: bool = False) -> SplitResult:
     """Split ``data`` into train/validation/test so that no duplicate cluster or group crosses splits.
 
     Parameters
@@ -116,6 +140,9 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
         recorded in ``split.json`` (``forced`` and ``warnings``).
     store : the content-addressed store (default ``config.store.path``) that receives the source
         snapshot (``dataset``) and the split (``split``, parent: the snapshot).
+    allow_criteria_change : accept criteria that differ from those frozen with the same test set in
+        ``out_dir``; the originally frozen criteria stay the reference, the change is recorded in
+        ``split.json`` (``criteria_changed``) and the verdict on this test set cannot be READY.
 
     Notes
     -----
@@ -178,6 +205,23 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
             file=str(out / "split.json"), fix="write the new split to another --out folder, or pass --force to replace it (recorded)"))
     if replaced:
         warnings.append(f"--force: replaced the frozen test set {replaced[:12]} in {out}")
+    criteria_now = config.criteria.model_dump(mode="json")
+    frozen_criteria = _frozen_criteria(out, hashes[f"{FROZEN}.jsonl"])
+    criteria_changed = None
+    if frozen_criteria and frozen_criteria["criteria_hash"] != config.criteria_hash():
+        diff = _criteria_diff(frozen_criteria["criteria"], criteria_now) or "criteria differ"
+        if not allow_criteria_change:
+            raise GuardrailError(Problem(
+                f"the criteria changed after the test set was frozen ({diff}); frozen test set SHA-256 "
+                f"{frozen_criteria['test_sha256'][:12]}, frozen criteria hash {frozen_criteria['criteria_hash'][:12]}: "
+                "moving the goal after seeing results makes the verdict meaningless",
+                file=str(out / "split.json"),
+                fix="restore the frozen criteria, or pass --allow-criteria-change (recorded: the verdict on this "
+                    "test set can then not be READY), or split into a new --out folder with fresh test data"))
+        criteria_changed = {"from": frozen_criteria["criteria"], "to": criteria_now, "to_hash": config.criteria_hash(),
+                            "from_hash": frozen_criteria["criteria_hash"], "test_sha256": frozen_criteria["test_sha256"],
+                            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        warnings.append(f"--allow-criteria-change: criteria changed after the test set was frozen ({diff})")
     paths = {name: write_atomic(out / f"{name}.jsonl", blobs[f"{name}.jsonl"]) for name in SPLITS}
     per_class = {name: dict(sorted(Counter(r.label for r in rows).items())) if stratified else {}
                  for name, rows in parts.items()}
@@ -198,8 +242,10 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
         "groups": groups.summary(),
         "hashes": hashes,
         "frozen": {"file": f"{FROZEN}.jsonl", "sha256": hashes[f"{FROZEN}.jsonl"]},
-        "criteria": config.criteria.model_dump(mode="json"),
-        "criteria_hash": config.criteria_hash(),
+        # The criteria frozen with this test set: a later change never replaces them (criteria_changed).
+        "criteria": criteria_changed["from"] if criteria_changed else criteria_now,
+        "criteria_hash": criteria_changed["from_hash"] if criteria_changed else config.criteria_hash(),
+        "criteria_changed": criteria_changed,
         "test_ci_half_width": round(wilson_half_width(sizes["test"], p), 4),
         "test_rows_needed": rows_needed(config.criteria.margin, p),
         "forced": bool(force and (problems or replaced)),
