@@ -34,7 +34,7 @@ def _project(tmp_path: Path, eval_tokens: int = 8) -> Path:
         "prompts": [{"version": "v1", "system": "Route the banking query.", "template": "{prompt}"}],
         "criteria": {"metric": "accuracy", "threshold": 0.9, "margin": 0.15, "max_forgetting": 0.5},
         "doctor": {"semantic": False},
-        "split": {"train": 0.6, "validation": 0.2, "test": 0.2, "seed": 3, "semantic": False},
+        "split": {"train": 0.6, "validation": 0.2, "test": 0.2, "seed": 3, "semantic": True},  # no paraphrase leaks
         "train": {"epochs": 1, "batch_size": 16, "bf16": False, "probe_steps": 0},
         "eval": {"max_new_tokens": eval_tokens, "batch_size": 32, "forgetting": False, "bootstrap": 200},
         "tracking": {"enabled": False},

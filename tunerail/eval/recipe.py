@@ -312,7 +312,7 @@ def _score(task: str, refs: list[str], out: dict[str, Any], labels: list[str]) -
 def _estimates(s: ModelScores, n: int, resamples: int) -> dict[str, dict[str, Any]]:
     out = {}
     for name, arr in s.per_example.items():
-        out[name] = S.bootstrap_ci(arr, resamples=resamples).to_dict()
+        out[name] = S.mean_ci(arr, resamples=resamples).to_dict()  # Wilson for 0/1 scores (accuracy...)
     for name, fn in s.corpus.items():
         out[name] = S.bootstrap_statistic(fn, n, resamples=resamples).to_dict()
     return out

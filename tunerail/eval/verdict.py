@@ -8,7 +8,7 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL001 | criteria.threshold          | error    | main metric below ``criteria.threshold`` |
 | EVL002 | criteria.min_improvement    | error    | gain over the base model below ``criteria.min_improvement`` |
 | EVL003 | criteria.significance       | warning  | the improvement's 95 % CI includes 0 |
-| EVL004 | criteria.margin             | error    | test-set CI half-width wider than ``criteria.margin`` |
+| EVL004 | criteria.margin             | error    | test-set CI (larger side; Wilson for proportions) wider than ``criteria.margin`` |
 | EVL005 | criteria.per_class_floor    | error    | a class's recall below ``criteria.per_class_floor`` |
 | EVL006 | forgetting.budget           | error    | general-suite relative drop above ``criteria.max_forgetting`` |
 | EVL007 | forgetting.skipped          | warning  | the forgetting suite was switched off or had no tuned model |
@@ -18,7 +18,7 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL021 | leakage.found               | error    | leakage between test and train/validation |
 | EVL030 | judge.prefers_base          | error    | the judge prefers the base model (consistent wins) |
 | EVL031 | judge.position_bias         | warning  | judge winners change when answers swap (< 60 % consistent) |
-| EVL032 | judge.parse_failures        | warning  | judge replies that could not be parsed or requests that failed |
+| EVL032 | judge.parse_failures        | warning  | judge replies that could not be parsed or requests that failed (error above half the calls) |
 | EVL040 | eval.no_adapter             | warning  | no fine-tuned adapter: the base model is judged against itself |
 | EVL041 | eval.unmatched_outputs      | warning  | > 20 % of generated answers match no label |
 | EVL042 | eval.rejected_rows          | warning  | test rows that could not be read were left out of every metric |
@@ -32,6 +32,7 @@ from typing import Any, Iterable
 from tunerail.findings import Finding, Severity
 
 LOWER_IS_BETTER = {"perplexity", "answer_nll"}
+JUDGE_MAX_FAILED_SHARE = 0.5  # more failed judge calls than this: the judge result is an error, not a warning
 
 
 @dataclass
@@ -115,10 +116,14 @@ def check_improvement(criteria: Any, x: VerdictInputs) -> list[Finding]:
 
 
 def check_margin(criteria: Any, x: VerdictInputs) -> list[Finding]:
+    from tunerail.stats import margin_of
+
     est = x.tuned[x.metric]
-    half = (est["high"] - est["low"]) / 2
+    half = margin_of(est)  # the larger side: a Wilson interval at 0 or 1 is one-sided
     ok = half <= criteria.margin
-    msg = f"test set estimates {x.metric} to +/- {half:.4f} (95 % CI half-width, n={est['n']}); criterion <= {criteria.margin}"
+    how = est.get("interval", "95 % CI")
+    msg = (f"test set estimates {x.metric} to +/- {half:.4f} (larger side of the 95 % {how} interval, n={est['n']}); "
+           f"criterion <= {criteria.margin}")
     return [_f("EVL004", "criteria.margin", Severity.INFO if ok else Severity.ERROR, ("pass: " if ok else "fail: ") + msg,
                "none needed" if ok else "the test set is too small to decide at this precision: add test rows "
                "(the half-width shrinks with 1/sqrt(n)) or accept a wider criteria.margin before splitting",
@@ -190,6 +195,14 @@ def check_judge(judge: dict[str, Any] | None) -> list[Finding]:
     if not judge:
         return []
     out = []
+    bad = judge["parse_failures"] + judge["request_failures"]
+    if judge["calls"] and bad / judge["calls"] > JUDGE_MAX_FAILED_SHARE:
+        # A judge that could not judge says nothing about the model: an error, and no win rate to report.
+        return [_f("EVL032", "judge.parse_failures", Severity.ERROR,
+                   f"the judge could not judge: {bad} of {judge['calls']} calls failed ({judge['request_failures']} "
+                   f"request(s) failed, {judge['parse_failures']} repl(ies) unparseable)",
+                   "check eval.judge.endpoint, eval.judge.model and the API key, then run eval again",
+                   parse_failures=judge["parse_failures"], request_failures=judge["request_failures"])]
     if judge["base_win_rate"] > judge["tuned_win_rate"]:
         out.append(_f("EVL030", "judge.prefers_base", Severity.ERROR,
                       f"the judge prefers the base model: base wins {100 * judge['base_win_rate']:.0f} %, tuned wins "
@@ -204,7 +217,6 @@ def check_judge(judge: dict[str, Any] | None) -> list[Finding]:
         out.append(_f("EVL031", "judge.position_bias", Severity.WARNING,
                       f"judge verdicts survive the answer swap in only {100 * pc:.0f} % of pairs (position bias)",
                       "use a stronger judge model or a more specific rubric; trust the metric over the judge"))
-    bad = judge["parse_failures"] + judge["request_failures"]
     if bad:
         out.append(_f("EVL032", "judge.parse_failures", Severity.WARNING,
                       f"{judge['parse_failures']} judge repl(ies) unparseable and {judge['request_failures']} request(s) "
