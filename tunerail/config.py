@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunerail.errors import ConfigError, Problem
 
@@ -30,7 +30,8 @@ DEFAULT_METRIC = {"classification": "accuracy", "generation": "rougeL", "chat": 
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `threshold: .nan` would make every comparison False and pass silently.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ProjectConfig(_Section):
@@ -112,6 +113,20 @@ class DoctorConfig(_Section):
     language: str | None = Field(None, description="Expected language (ISO 639-1); default: the dataset's dominant language.")
     mask_pii: bool = Field(False, description="With --fix, replace personal data and secrets with placeholders.")
     disabled_checks: list[str] = Field(default_factory=list, description="Checks to skip, by name or code; recorded in the report.")
+
+    @field_validator("disabled_checks")
+    @classmethod
+    def _known_checks(cls, names: list[str]) -> list[str]:
+        """A typo here would leave a check running that the user meant to skip (or the reverse)."""
+        if names:
+            from tunerail.doctor.registry import all_checks
+
+            known = {c.name for c in all_checks()} | {c.code for c in all_checks()}
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(f"unknown check(s) {', '.join(map(repr, unknown))}{_did_you_mean(unknown[0], known)}; "
+                                 "use a name or code from summary.checks_run in findings.json")
+        return names
     max_imbalance_ratio: float = Field(10.0, ge=1, description="Warn when the largest class has more than this many times the rows of the smallest.")
     boilerplate_min_rows: int = Field(5, ge=2, description="An answer (of at least 5 words) repeated in this many rows is boilerplate.")
     min_answer_chars: int = Field(2, ge=1, description="Answers with fewer non-space characters are reported as too short (generation tasks).")
@@ -176,6 +191,17 @@ class TrainConfig(_Section):
     probe_steps: int = Field(2, ge=0, description=(
         "Forward+backward passes timed before training for the time/cost estimate (no update; 0 skips the probe)."))
 
+    @field_validator("guards")
+    @classmethod
+    def _known_guards(cls, guards: dict[str, bool]) -> dict[str, bool]:
+        from tunerail.train.guards import GUARDS
+
+        unknown = [k for k in guards if k not in GUARDS]
+        if unknown:
+            raise ValueError(f"unknown guardrail(s) {', '.join(map(repr, unknown))}{_did_you_mean(unknown[0], GUARDS)}; "
+                             f"guardrails: {', '.join(GUARDS)}")
+        return guards
+
 
 class JudgeConfig(_Section):
     enabled: bool = Field(False, description="Score outputs with an LLM judge.")
@@ -195,6 +221,14 @@ class PromptTemplate(_Section):
     version: str = Field("v1", description="Version label, recorded with every run and verdict.")
     system: str | None = Field(None, description="System message; set one, or the chat template may insert a default.")
     template: str = Field("{prompt}", description="User turn; `{prompt}` is replaced by the record's prompt.")
+
+    @field_validator("template")
+    @classmethod
+    def _has_prompt(cls, template: str) -> str:
+        if "{prompt}" not in template:
+            raise ValueError("the template has no {prompt}: every row would get the same user turn; "
+                             "write e.g. 'Classify: {prompt}'")
+        return template
 
 
 class EvalConfig(_Section):
@@ -292,7 +326,8 @@ class TunerailConfig(_Section):
     task: TaskType = Field("generation", description="classification, generation, chat or extraction.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    prompts: list[PromptTemplate] = Field(default_factory=lambda: [PromptTemplate()], description="Prompt template variants; the first is the default.")
+    prompts: list[PromptTemplate] = Field(default_factory=lambda: [PromptTemplate()], min_length=1,
+                                          description="Prompt template variants; the first is the default.")
     criteria: CriteriaConfig = Field(default_factory=CriteriaConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     doctor: DoctorConfig = Field(default_factory=DoctorConfig)
@@ -328,6 +363,24 @@ class TunerailConfig(_Section):
                              f"use one of: {', '.join(allowed)}")
         return self
 
+    @field_validator("prompts")
+    @classmethod
+    def _unique_versions(cls, prompts: list[PromptTemplate]) -> list[PromptTemplate]:
+        versions = [p.version for p in prompts]
+        twice = sorted({v for v in versions if versions.count(v) > 1})
+        if twice:
+            raise ValueError(f"prompt version(s) {', '.join(map(repr, twice))} used twice: every run records the "
+                             "version it used, so each variant needs its own")
+        return prompts
+
+    @model_validator(mode="after")
+    def _prompt_version_exists(self) -> "TunerailConfig":
+        wanted = self.eval.prompt_version
+        if wanted is not None and wanted not in {p.version for p in self.prompts}:
+            raise ValueError(f"eval.prompt_version {wanted!r} names no prompt; versions: "
+                             f"{', '.join(p.version for p in self.prompts)}")
+        return self
+
     def resolve(self, path: str | None) -> Path | None:
         """A path from the config, relative to the config file's folder."""
         if path is None:
@@ -344,6 +397,13 @@ class TunerailConfig(_Section):
     def fingerprint(self) -> str:
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _did_you_mean(name: str, known: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load_config(path: str | Path | None = None) -> TunerailConfig:
