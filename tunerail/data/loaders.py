@@ -313,10 +313,34 @@ def load_records(path: str | Path, fmt: str = "auto", columns: Mapping[str, str]
         fmt = detect_format((r.data for r in buffered if r.data is not None), columns)
     elif fmt not in FORMATS:
         raise DataError(Problem(f"unknown format {fmt!r}", field="data.format", fix=f"use one of: auto, {', '.join(FORMATS)}"))
+    wanted = {c for c in [*(columns or {}).values(), group_column] if c}  # named by the user: must exist
+    found: set[str] = set()
+    first_keys: list[str] | None = None
     for raw in _chain(buffered, rows):
+        if raw.data is not None and wanted:
+            found.update(c for c in wanted if c in raw.data)
+            first_keys = first_keys if first_keys is not None else [str(k) for k in raw.data]
         item = to_record(raw, fmt, columns, group_column)
         (records if isinstance(item, Record) else rejections).append(item)
+    if first_keys is not None and wanted - found:
+        raise missing_columns_error(path, sorted(wanted - found), first_keys, columns or {}, group_column)
     return records, rejections, fmt
+
+
+def missing_columns_error(path: str | Path, missing: list[str], seen: list[str], columns: Mapping[str, str],
+                          group_column: str | None) -> DataError:
+    """A column named in the config that no row has: a typo in data.group_column would let groups straddle splits."""
+    import difflib
+
+    problems = []
+    for name in missing:
+        key = "data.group_column" if name == group_column else \
+            "data.columns." + next(role for role, col in columns.items() if col == name)
+        close = difflib.get_close_matches(name, seen, n=1)
+        problems.append(Problem(f"column {name!r} ({key}) is in no row; columns seen: {', '.join(seen[:20])}",
+                                file=str(path), field=key,
+                                fix=(f"did you mean {close[0]!r}? " if close else "") + "fix the name in the config"))
+    return DataError(problems)
 
 
 def _chain(first: list[RawRow], rest: Iterator[RawRow]) -> Iterator[RawRow]:
