@@ -36,3 +36,47 @@ def test_mistyped_group_column_or_mapped_column_stops_at_load(tmp_path):
         load_records(data, "text_label", {"text": "text", "label": "intent"}, None)
     records, _, _ = load_records(data, "text_label", {}, "conversation")
     assert records[0].group == "0"
+
+
+def _doctor(capsys, path: Path, *extra: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["doctor", str(path), "--no-semantic", *extra])
+    return code, _err(capsys)
+
+
+def test_corrupt_parquet_and_datasets_folder_are_exit_2_with_the_file(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"text": [f"row {i}" for i in range(50)], "label": ["a"] * 50}), good)
+    bad = tmp_path / "bad.parquet"
+    blob = good.read_bytes()
+    bad.write_bytes(blob[:4] + b"\0" * 64 + blob[68:])  # damaged pages, intact footer magic
+    code, err = _doctor(capsys, bad)
+    assert code == 2 and "Traceback" not in err and str(bad) in err and "Parquet" in err
+
+    from datasets import Dataset
+
+    folder = tmp_path / "ds"
+    Dataset.from_dict({"text": ["a", "b"], "label": ["x", "y"]}).save_to_disk(str(folder))
+    for arrow in folder.glob("*.arrow"):
+        arrow.write_bytes(b"not arrow at all")
+    code, err = _doctor(capsys, folder)
+    assert code == 2 and "Traceback" not in err and str(folder) in err and "datasets" in err
+
+
+def test_unexpected_exception_is_one_line_with_log_and_exit_2(tmp_path, capsys, monkeypatch):
+    import tunerail.doctor
+
+    monkeypatch.setenv("TUNERAIL_CACHE", str(tmp_path / "cache"))
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(tunerail.doctor, "doctor", boom)
+    data = _csv(tmp_path / "d.csv", [{"text": "a", "label": "b"}])
+    code, err = _doctor(capsys, data)
+    logs = list((tmp_path / "cache" / "logs").glob("*.log"))
+    assert code == 2 and "Traceback" not in err and "ZeroDivisionError" in err and str(data) in err
+    assert logs and "Traceback" in logs[0].read_text() and str(logs[0]) in err

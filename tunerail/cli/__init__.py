@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, standalone_mode=True)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except Exception as exc:  # noqa: BLE001 - outside a command (parsing, import): still one line, exit 2
+        from tunerail.cli._common import report_unexpected
+
+        report_unexpected(exc, [])
+        return 2
     return 0
 
 

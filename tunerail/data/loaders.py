@@ -151,21 +151,30 @@ def _iter_parquet(path: Path, name: str, kind: str) -> Iterator[RawRow]:
     import pyarrow.parquet as pq
 
     index = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
-        for row in batch.to_pylist():
-            yield RawRow(RowRef(index=index, line=index + 1, file=name), row)
-            index += 1
+    try:  # pyarrow raises ArrowInvalid (a ValueError) or ArrowIOError (an OSError) on a damaged file
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            for row in batch.to_pylist():
+                yield RawRow(RowRef(index=index, line=index + 1, file=name), row)
+                index += 1
+    except (OSError, ValueError) as exc:
+        raise DataError(Problem(f"is not a readable Parquet file after {index} rows ({type(exc).__name__}: {exc})",
+                                file=name, fix="re-export the file (pyarrow/pandas to_parquet), or use JSONL/CSV")) from None
 
 
 def _iter_hf_dataset(path: Path, name: str, kind: str) -> Iterator[RawRow]:
     from datasets import DatasetDict, load_from_disk
 
-    dataset = load_from_disk(str(path))
-    if isinstance(dataset, DatasetDict):
-        split = "train" if "train" in dataset else next(iter(dataset))
-        dataset = dataset[split]
-    for index, row in enumerate(dataset):
-        yield RawRow(RowRef(index=index, line=index + 1, file=name), dict(row))
+    index = 0
+    try:  # a damaged folder fails in datasets/pyarrow with OSError, ValueError, KeyError or TypeError
+        dataset = load_from_disk(str(path))
+        if isinstance(dataset, DatasetDict):
+            split = "train" if "train" in dataset else next(iter(dataset))
+            dataset = dataset[split]
+        for index, row in enumerate(dataset):
+            yield RawRow(RowRef(index=index, line=index + 1, file=name), dict(row))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(Problem(f"is not a readable `datasets` save_to_disk folder ({type(exc).__name__}: {exc})",
+                                file=name, fix="save it again with Dataset.save_to_disk, or export JSONL/Parquet")) from None
 
 
 def _pick(data: Mapping[str, Any], role: str, columns: Mapping[str, str] | None) -> str | None:
