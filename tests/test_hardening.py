@@ -80,3 +80,56 @@ def test_unexpected_exception_is_one_line_with_log_and_exit_2(tmp_path, capsys, 
     logs = list((tmp_path / "cache" / "logs").glob("*.log"))
     assert code == 2 and "Traceback" not in err and "ZeroDivisionError" in err and str(data) in err
     assert logs and "Traceback" in logs[0].read_text() and str(logs[0]) in err
+
+
+def _banking(tmp_path: Path, banking_example: Path, n: int = 120) -> Path:
+    with open(banking_example, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[:n]
+    return _csv(tmp_path / "bank.csv", rows)
+
+
+def test_doctor_out_that_is_a_file_is_refused_before_the_audit(tmp_path, capsys, monkeypatch, banking_example):
+    import tunerail.doctor.recipe as recipe
+
+    data = _banking(tmp_path, banking_example)
+    target = tmp_path / "report.txt"
+    target.write_text("mine")
+    audited = []
+    monkeypatch.setattr(recipe, "load_records", lambda *a, **k: audited.append(1) or (_ for _ in ()).throw(AssertionError))
+    code, err = _doctor(capsys, data, "--out", str(target))
+    assert code == 2 and "is an existing file" in err and str(target) in err and not audited
+    assert target.read_text() == "mine"
+
+
+def test_interrupted_doctor_fix_leaves_the_previous_outputs_whole(tmp_path, capsys, monkeypatch, banking_example):
+    import tunerail.doctor.report as report
+
+    data = _banking(tmp_path, banking_example)
+    out = tmp_path / "out"
+    assert _doctor(capsys, data, "--out", str(out))[0] in (0, 1)  # first run: no --fix
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "clean.jsonl" not in before
+    with open(data, "a", encoding="utf-8") as handle:
+        handle.write("a new row that changes the findings,card_arrival\n")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the user presses Ctrl-C while the report renders
+
+    monkeypatch.setattr(report, "write_report", killed)
+    assert _doctor(capsys, data, "--out", str(out), "--fix")[0] == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no new findings beside the old report
+    assert not list(tmp_path.glob(".out.*.partial"))
+    monkeypatch.undo()
+    assert _doctor(capsys, data, "--out", str(out), "--fix")[0] in (0, 1)
+    assert {"clean.jsonl", "quarantine.jsonl", "run.json"} <= {p.name for p in out.iterdir()}
+    assert not (out / ".tunerail-incomplete").exists()
+
+
+def test_two_runs_into_one_folder_are_refused(tmp_path, capsys, banking_example):
+    from filelock import FileLock
+
+    data = _banking(tmp_path, banking_example)
+    out = tmp_path / "out"
+    with FileLock(str(tmp_path / ".out.lock")):  # another run holds the folder
+        code, err = _doctor(capsys, data, "--out", str(out))
+    assert code == 2 and "another tunerail run is writing into this folder" in err
