@@ -256,7 +256,9 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     snapshot = store.add_dataset(records, sources=list(sources), transform="import",
                                  meta={"format": fmt, "rejected_rows": rejected})
     manifest["store"] = {"root": str(store.root), "dataset_id": snapshot.id}
-    stored = store.add("split", blobs, parents=[snapshot.id], transform="split", meta=manifest)
+    # The artifact records its own creation time; without the volatile one the same split gets the same id.
+    stored = store.add("split", blobs, parents=[snapshot.id], transform="split",
+                       meta={k: v for k, v in manifest.items() if k != "created"})
     manifest["store"]["split_id"] = stored.id
     write_atomic(out / "split.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     indices = {name: [r.index for r in rows] for name, rows in parts.items()}
