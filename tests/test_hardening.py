@@ -133,3 +133,25 @@ def test_two_runs_into_one_folder_are_refused(tmp_path, capsys, banking_example)
     with FileLock(str(tmp_path / ".out.lock")):  # another run holds the folder
         code, err = _doctor(capsys, data, "--out", str(out))
     assert code == 2 and "another tunerail run is writing into this folder" in err
+
+
+def test_corrupt_split_json_is_exit_2_for_eval_verify_and_split(tmp_path, capsys, banking_example):
+    data = _banking(tmp_path, banking_example, 400)
+    cfg = tmp_path / "tunerail.yaml"
+    cfg.write_text("task: classification\n"
+                   f"data: {{path: {data}, format: text_label, columns: {{text: text, label: category}}}}\n"
+                   "criteria: {margin: 0.2}\nsplit: {semantic: false}\nstore: {path: store}\n")
+    out = tmp_path / "split"
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 0
+    (out / "split.json").write_text('{"frozen": {"file": "test.jsonl", "sha2')
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 2
+    err = _err(capsys)
+    assert "split manifest is not valid JSON" in err and str(out / "split.json") in err and "Traceback" not in err
+    from tunerail.split import verify_frozen_split
+    from tunerail.errors import TunerailError
+
+    with pytest.raises(TunerailError, match="not valid JSON"):
+        verify_frozen_split(out)
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2  # never silently re-frozen over a damaged record
+    assert "cannot be read" in _err(capsys)

@@ -38,6 +38,7 @@ from tunerail.io import hash_file, write_atomic
 from tunerail.store import Store
 
 SPLITS = ("train", "validation", "test")
+UNREADABLE = "unreadable"  # _frozen_elsewhere: a split.json that cannot be parsed
 FROZEN = "test"
 
 
@@ -92,7 +93,8 @@ def _frozen_elsewhere(out: Path, new_sha: str) -> str | None:
     try:
         old = json.loads(manifest.read_text(encoding="utf-8")).get("frozen", {}).get("sha256")
     except (ValueError, AttributeError):
-        return None
+        # A damaged manifest may hide a frozen test set: treat it as one that differs (refused unless --force).
+        return UNREADABLE
     return old if old and old != new_sha else None
 
 
@@ -198,6 +200,11 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     blobs = {f"{name}.jsonl": _jsonl(rows) for name, rows in parts.items()}
     hashes = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     replaced = _frozen_elsewhere(out, hashes[f"{FROZEN}.jsonl"])
+    if replaced == UNREADABLE and not force:
+        raise GuardrailError(Problem(
+            "the split.json already here cannot be read (damaged?) and may record a frozen test set",
+            file=str(out / "split.json"), fix="restore it (`tunerail verify`, Store.export of the split), write the new "
+            "split to another --out folder, or pass --force to replace it (recorded)"))
     if replaced and not force:
         raise GuardrailError(Problem(
             f"{out} already holds a frozen test set (SHA-256 {replaced[:12]}) and this split would replace it with "
