@@ -155,3 +155,38 @@ def test_corrupt_split_json_is_exit_2_for_eval_verify_and_split(tmp_path, capsys
         verify_frozen_split(out)
     assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2  # never silently re-frozen over a damaged record
     assert "cannot be read" in _err(capsys)
+
+
+def _review_file(tmp_path: Path, suffix: str) -> Path:
+    from tunerail.review import ReviewRow, export_for_review
+
+    rows = [ReviewRow(k, k + 1, f"Où est ma carte n° {k} ?", "réponse", "base answer – café", "tuned answer “ok”", 0.0, 1.0)
+            for k in range(4)]
+    return export_for_review(rows, tmp_path / f"review{suffix}")
+
+
+def test_review_import_of_a_cp1252_csv_reads_the_ratings(tmp_path, capsys):
+    path = _review_file(tmp_path, ".csv")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["rating_a"], row["rating_b"], row["comment"] = "4", "2", "très bien – “clair”"
+    with open(path, "w", newline="", encoding="cp1252") as handle:  # what Excel on Windows saves
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    capsys.readouterr()
+    assert main(["review", "import", str(path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rated"] == 4 and summary["ratings"] == {"base": 4, "tuned": 4}
+
+
+def test_review_import_of_a_jsonl_with_one_bad_line_names_it(tmp_path, capsys):
+    path = _review_file(tmp_path, ".jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2][:-5]  # a rater's editor cut the line
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["review", "import", str(path)]) == 2
+    err = _err(capsys)
+    assert f"{path}:3" in err and "not valid JSON" in err and "Traceback" not in err
