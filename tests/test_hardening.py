@@ -190,3 +190,25 @@ def test_review_import_of_a_jsonl_with_one_bad_line_names_it(tmp_path, capsys):
     assert main(["review", "import", str(path)]) == 2
     err = _err(capsys)
     assert f"{path}:3" in err and "not valid JSON" in err and "Traceback" not in err
+
+
+def test_train_with_prompts_empty_is_exit_2_naming_the_key(tmp_path, capsys):
+    cfg = tmp_path / "tunerail.yaml"
+    cfg.write_text("task: classification\nprompts: []\n")
+    capsys.readouterr()
+    assert main(["train", "-c", str(cfg)]) == 2
+    err = _err(capsys)
+    assert f"{cfg}:2 [prompts]" in err and "at least 1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["split", "train", "eval"])
+def test_out_that_is_an_existing_file_is_refused_first(tmp_path, capsys, command, banking_example):
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    data = _banking(tmp_path, banking_example)
+    argv = {"split": ["split", str(data)], "train": ["train", "--train", str(data)],
+            "eval": ["eval", "--test", str(data)]}[command]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(target)]) == 2
+    err = _err(capsys)
+    assert "is an existing file" in err and str(target) in err and target.read_text() == "mine"

@@ -34,7 +34,7 @@ from tunerail.split.assign import assign_groups
 from tunerail.split.groups import Groups, find_groups
 from tunerail.split.guards import size_problems
 from tunerail.stats import rows_needed, wilson_half_width
-from tunerail.io import hash_file, write_atomic
+from tunerail.io import check_out_dir, hash_file, write_atomic
 from tunerail.store import Store
 
 SPLITS = ("train", "validation", "test")
@@ -160,7 +160,7 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     """
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
-    out = Path(out_dir)
+    out = check_out_dir(out_dir)
     records, rejected, fmt, sources = _load(data, config)
     if len(records) < len(SPLITS):
         raise TunerailError(Problem(f"only {len(records)} usable rows: nothing to split",
