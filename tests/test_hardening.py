@@ -212,3 +212,20 @@ def test_out_that_is_an_existing_file_is_refused_first(tmp_path, capsys, command
     assert main([*argv, "--out", str(target)]) == 2
     err = _err(capsys)
     assert "is an existing file" in err and str(target) in err and target.read_text() == "mine"
+
+
+def test_inference_device_is_chosen_in_one_place(monkeypatch):
+    """Eval models and the embedding encoder go where ``compute_device`` says (the GPU when there is one)."""
+    import tunerail.models as models
+    from tunerail.eval import generate as G
+    from train_tiny import tiny_model_dir
+
+    monkeypatch.setenv("TUNERAIL_DEVICE", "cpu")
+    assert models.compute_device() == "cpu"
+    monkeypatch.delenv("TUNERAIL_DEVICE")
+    import torch
+
+    assert models.compute_device() == ("cuda" if torch.cuda.is_available() else models.compute_device())
+    monkeypatch.setattr(models, "compute_device", lambda: "meta")  # a device with no data: proves the placement
+    lm = G.load_model(str(tiny_model_dir()))
+    assert lm.model.device.type == "meta"
