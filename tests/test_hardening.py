@@ -229,3 +229,35 @@ def test_inference_device_is_chosen_in_one_place(monkeypatch):
     monkeypatch.setattr(models, "compute_device", lambda: "meta")  # a device with no data: proves the placement
     lm = G.load_model(str(tiny_model_dir()))
     assert lm.model.device.type == "meta"
+
+
+class _Payload:
+    """Pickles to a call of os.mkdir: what a hostile checkpoint would do on a full unpickle."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (str(self.marker),)
+
+
+def test_resume_never_runs_code_from_a_checkpoint(tmp_path):
+    import torch
+
+    from train_tiny import banking_rows, tiny_config, write_jsonl
+    from tunerail.errors import TunerailError
+    from tunerail.train import train
+
+    out = tmp_path / "run"
+    folder = out / "checkpoints" / "state-step-000005"
+    folder.mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+    torch.save({"step": 5, "payload": _Payload(marker)}, folder / "trainer_state.pt")
+    (out / "checkpoints" / "latest.json").write_text(json.dumps({"dir": folder.name, "step": 5}))
+    train_data = write_jsonl(tmp_path / "train.jsonl", banking_rows(32))
+    val = write_jsonl(tmp_path / "val.jsonl", banking_rows(8, offset=500))
+    with pytest.raises(TunerailError, match="refusing to load it"):
+        train(tiny_config(tmp_path), train_data=train_data, validation_data=val, out_dir=out, resume=True)
+    assert not marker.exists()

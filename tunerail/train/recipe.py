@@ -230,7 +230,14 @@ class TrainRecipe:
 
         pointer = json.loads(latest.read_text(encoding="utf-8"))
         folder = self.ckpt_root / pointer["dir"]
-        state = torch.load(folder / STATE_FILE, weights_only=True)  # tensors and plain data only: loading runs no code
+        import pickle
+
+        try:  # tensors and plain data only: loading a checkpoint must never run code from it
+            state = torch.load(folder / STATE_FILE, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise TunerailError(Problem(f"the checkpoint state holds objects other than tensors and plain data "
+                                        f"({str(exc).splitlines()[0][:200]}); refusing to load it", file=str(folder / STATE_FILE),
+                                        fix="start a new --out; only resume from checkpoints tunerail wrote")) from None
         state["_folder"] = folder
         saved = state.get("fingerprint")
         if saved and saved != _resume_fingerprint(self.config):
