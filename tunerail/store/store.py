@@ -126,18 +126,12 @@ class Store:
         return FileLock(str(self.root / ".lock"))
 
     # -- blobs -----------------------------------------------------------------------------
-    def put_file(self, path: str | Path) -> tuple[str, int]:
-        """Copy a file into the object store while hashing it (one read); returns (sha256, size).
-
-        The copy goes to a temp file, is fsynced, then renamed to its hash: a crash leaves at
-        most an ``.incoming.*`` temp file, never a blob whose name lies about its content.
-        """
-        sha, size, tmp = self._stage(Path(path), fsync=True)
-        self._commit(sha, tmp)
-        return sha, size
-
     def _stage(self, path: Path, fsync: bool) -> tuple[str, int, str]:
-        """Copy + hash ``path`` into an ``.incoming.*`` temp file; returns (sha256, size, temp path)."""
+        """Copy + hash ``path`` into an ``.incoming.*`` temp file; returns (sha256, size, temp path).
+
+        ``_commit`` then renames it to its hash: a crash leaves at most an ``.incoming.*`` temp
+        file, never a blob whose name lies about its content.
+        """
         self.objects.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=self.objects)
         try:
