@@ -174,7 +174,7 @@ def select(config: TunerailConfig, *, data: str | Path | Sequence[Record] | None
                 "train_rows": len(train_rows), "format": FORMAT_VERSION}
 
     # 3. measure -----------------------------------------------------------------------------
-    runtime_bytes = P.runtime_rss()
+    runtime_bytes = P.runtime_rss() if sc.probe_steps > 0 else 0
     raw: dict[str, dict[str, Any]] = {}
     for name in names:
         raw[name] = _measure_or_resume(config, name, resolved[name], out / "candidates", settings, sample, train_rows,
@@ -183,7 +183,6 @@ def select(config: TunerailConfig, *, data: str | Path | Sequence[Record] | None
     # 4. decide ------------------------------------------------------------------------------
     n = len(sample)
     results = [_candidate_result(config, name, raw[name], task, metric, refs, labels, n) for name in names]
-    general = [c.bits_per_byte_general for c in results]
     for c in results:
         c.findings += fit_findings(c, config, language=language, memory_bytes=P.machine_memory_bytes())
         c.blocked = [f.code + " " + f.check for f in c.findings if f.severity == Severity.ERROR]
@@ -193,7 +192,6 @@ def select(config: TunerailConfig, *, data: str | Path | Sequence[Record] | None
                for c in results]
     rec = recommend(entries, n, alpha=sc.alpha, near_zero=sc.near_zero, resamples=sc.bootstrap, seed=sc.seed)
     findings = sort_findings([f for c in results for f in c.findings] + rec.findings)
-    del general
     result = SelectResult(
         recommended=rec.recommended, reason=rec.reason, decided_by=rec.decided_by, ranking=rec.ranking,
         candidates=results, comparisons=rec.comparisons, findings=findings, task=task, metric=metric,
@@ -411,7 +409,9 @@ def _load(config: TunerailConfig, data: str | Path | Sequence[Record] | None) ->
         raise TunerailError(Problem("no data to probe the candidates on", field="data.path",
                                     fix="set data.path in the config or pass --data FILE"))
     if not isinstance(data, (str, Path)):
-        return list(data)
+        from tunerail.train.data import load_split
+
+        return load_split(data, config, "select")
     from tunerail.data.loaders import load_records
 
     path = Path(data)

@@ -71,8 +71,13 @@ def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: f
         diff = S.paired_statistic(stat[best_all.name], stat[e.name], n, resamples=resamples, seed=seed)
         comparisons[e.name] = {**diff.to_dict(), "versus": best_all.name, "measure": decided_by,
                                "significantly_below": e.name != best_all.name and diff.extra["p_value"] < alpha}
-    ranking = [e.name for e in sorted(entries, key=lambda e: (comparisons[e.name]["significantly_below"],
-                                                              -value[e.name], e.params))]
+    # Not significantly below the best: smallest first (the rule's order), bits per byte breaking ties;
+    # then the rest by their measure.
+    def rank_key(e: Entry) -> tuple:
+        below = comparisons[e.name]["significantly_below"]
+        return (below, -value[e.name] if below else e.params, e.bpb["value"])
+
+    ranking = [e.name for e in sorted(entries, key=rank_key)]
     eligible = [e for e in entries if not e.blocked]
     if not eligible:
         findings.append(Finding(
@@ -90,7 +95,7 @@ def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: f
         diff = S.paired_statistic(stat[best.name], stat[e.name], n, resamples=resamples, seed=seed)
         if diff.extra["p_value"] >= alpha:
             close.append(e)
-    pick = min(close, key=lambda e: (e.params, -value[e.name]))
+    pick = min(close, key=lambda e: (e.params, e.bpb["value"]))
     measure = decided_by
     shown = (lambda e: f"{e.score['value']:.3f} [{e.score['low']:.3f}, {e.score['high']:.3f}]") if measure == "task score" \
         else (lambda e: f"{e.bpb['value']:.3f} bits/byte [{e.bpb['low']:.3f}, {e.bpb['high']:.3f}]")
