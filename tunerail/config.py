@@ -266,6 +266,15 @@ class SelectConfig(_Section):
     few_shot: int = Field(3, ge=0, le=8, description="k for the k-shot task score (0 = zero-shot only).")
     probe_steps: int = Field(3, ge=0, description="Training steps timed per candidate for the time, memory and cost estimate.")
     seed: int = Field(13, description="Seed for the sample and the bootstrap.")
+    alpha: float = Field(0.05, gt=0, lt=1, description=(
+        "A candidate counts as worse than the best only when the paired bootstrap says so at this level (one-sided)."))
+    near_zero: float = Field(0.05, ge=0, le=1, description=(
+        "When every candidate's task-score CI upper bound is below this, bits per byte decides instead (SEL031)."))
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for the CIs and the paired comparisons.")
+    batch_size: int = Field(16, ge=1, description="Rows per scoring / generation batch.")
+    language_bpb_ratio: float = Field(1.5, gt=1, description=(
+        "Non-English data: warn (SEL041) when a candidate's bits per byte on it exceed this many times its bits per "
+        "byte on the English general suite (a model that does not know the language shows it)."))
 
 
 class SweepConfig(_Section):

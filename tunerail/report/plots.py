@@ -110,3 +110,19 @@ def intervals(names: Sequence[str], points: Sequence[float], lows: Sequence[floa
         ax.legend(frameon=False)
     ax.set_title(title)
     return _svg(fig)
+
+
+def scatter_ci(xs: Sequence[float], ys: Sequence[float], lows: Sequence[float], highs: Sequence[float],
+               labels: Sequence[str], *, title: str, xlabel: str, ylabel: str, highlight: str | None = None) -> str:
+    """Points with vertical CI bars, each labelled (select: task score against model size)."""
+    fig, ax = _figure(6.5, 3.6)
+    for x, y, lo, hi, name in zip(xs, ys, lows, highs, labels):
+        colour = "#c44e52" if name == highlight else "#4c72b0"
+        ax.errorbar([x], [y], yerr=[[y - lo], [hi - y]], fmt="o", capsize=4, color=colour)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
+    if xs and max(xs) / max(min(xs), 1e-9) > 20:
+        ax.set_xscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return _svg(fig)
