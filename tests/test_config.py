@@ -41,7 +41,7 @@ def test_split_ratios_must_sum_to_one():
 
 
 def test_relative_paths_resolve_against_config_folder(tmp_path):
-    cfg = load_config(write(tmp_path, "data: {path: data/train.csv}\n"))
+    cfg = load_config(write(tmp_path, "data: {path: data/train.csv}\ncriteria: {threshold: 0.5}\n"))
     assert cfg.resolve(cfg.data.path) == tmp_path / "data" / "train.csv"
 
 

@@ -125,7 +125,7 @@ def _err(capsys) -> str:
 
 def test_cli_exit_codes(tmp_path, shared_data, banking_example, capsys):
     cfg = tmp_path / "tunerail.yaml"
-    cfg.write_text("task: classification\ndoctor:\n  disabled_checks: [lengths.truncated]\n")
+    cfg.write_text("task: classification\ncriteria: {threshold: 0.5}\ndoctor:\n  disabled_checks: [lengths.truncated]\n")
     csv_path = write_csv(tmp_path / "b.csv", banking(banking_example)[:400])
     out = str(tmp_path / "out")
     assert main(["doctor", str(csv_path), "--config", str(cfg), "--out", out, "--no-semantic"]) == 0

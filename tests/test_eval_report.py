@@ -69,7 +69,9 @@ def test_evaluate_end_to_end_writes_escaped_report_and_caches(tiny, banking_test
     assert res.verdict == "NOT READY" and not res.ready
     codes = {f.code: Severity(f.severity) for f in res.findings}
     assert codes["EVL001"] == Severity.ERROR and codes["EVL007"] == Severity.WARNING and codes["EVL011"] == Severity.WARNING
-    assert set(res.metrics) == {"base", "tuned"} and res.rows == 12
+    # zero-shot free and ranked base, constrained (verdict) and free tuned; no train split: no cheap baselines
+    assert set(res.metrics) == {"base", "base_ranked", "tuned", "tuned_free"} and res.rows == 12
+    assert codes["EVL051"] == Severity.WARNING and res.prompt["decoding"] == "both"
     assert {"accuracy", "macro_f1", "accuracy_ranking", "perplexity"} <= set(res.metrics["tuned"])
     ranking = res.metrics["tuned"]["accuracy_ranking"]["value"]
     assert 0 <= ranking <= 1 and "exact McNemar" in res.significance["mcnemar"]["test"]  # statsmodels or scipy

@@ -109,3 +109,30 @@ def test_step_keys_cover_every_field_the_step_reads_and_the_version(monkeypatch)
     before = step_config("eval", base)
     monkeypatch.setattr(tunerail, "__version__", "9.9.9")
     assert step_config("eval", base) != before
+
+
+def test_run_prints_the_doctor_table_before_training(tmp_path, monkeypatch, capsys):
+    """Issue 13 §8: `tunerail run` shows what the doctor found (here 12 empty labels) before training starts."""
+    import tunerail.train
+    from tunerail.errors import TunerailError
+
+    config = _project(tmp_path)
+    data = tmp_path / "data.csv"
+    lines = data.read_text(encoding="utf-8").splitlines()
+    for i in range(1, 13):  # 12 rows lose their label
+        lines[i] = lines[i].rsplit(",", 1)[0] + ","
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    seen_before_training = []
+
+    def no_training(*args, **kwargs):
+        captured = capsys.readouterr()
+        seen_before_training.append(captured.out + captured.err)
+        raise TunerailError("training stopped by the test")
+
+    monkeypatch.setattr(tunerail.train, "train", no_training)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 2
+    printed = seen_before_training[0]
+    row = next(line for line in printed.splitlines() if "format.missing_field" in line)
+    assert "DOC002" in row and "error" in row and "12" in row
+    assert "unresolved" in printed

@@ -189,7 +189,7 @@ def test_cli_split_exit_codes_and_force(tmp_path, banking_example, capsys):
     cfg = tmp_path / "tunerail.yaml"
     cfg.write_text("task: classification\n"
                    "data: {path: " + str(banking_example) + ", format: text_label, columns: {text: text, label: category}}\n"
-                   "criteria: {margin: 0.05}\nsplit: {semantic: false}\nstore: {path: store}\n")
+                   "criteria: {margin: 0.05, threshold: 0.5}\nsplit: {semantic: false}\nstore: {path: store}\n")
     out = tmp_path / "out"
     assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2  # 150 test rows: +/-0.079 > 0.05
     err = capsys.readouterr().err

@@ -23,6 +23,7 @@ _LAZY = {
     "doctor": "tunerail.doctor",
     "split": "tunerail.split",
     "leakage": "tunerail.split.leakage",
+    "select": "tunerail.select",
     "Store": "tunerail.store",
     "train": "tunerail.train",
     "evaluate": "tunerail.eval",

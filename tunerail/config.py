@@ -79,8 +79,12 @@ class CriteriaConfig(_Section):
     metric: str | None = Field(None, description=(
         "Main metric the verdict is judged on; default by task: classification accuracy, generation/chat "
         "rougeL, extraction field_f1. Checked against the task when the config loads."))
-    threshold: float | None = Field(None, description="The fine-tuned model must reach at least this value on the test set.")
-    min_improvement: float | None = Field(None, description="Minimum gain over the base model (same prompt), in metric units.")
+    threshold: float | None = Field(None, description=(
+        "The fine-tuned model must reach at least this value on the test set (its 95 % CI lower bound with "
+        "decision: ci). A config file needs threshold or min_improvement."))
+    min_improvement: float | None = Field(None, description=(
+        "Minimum paired gain, in metric units, over the baseline chosen by `baseline` (CI lower bound with "
+        "decision: ci)."))
     margin: float = Field(0.05, gt=0, le=1, description=(
         "Precision you need on the main metric: the test set must give a 95 % CI half-width narrower than this."))
     max_forgetting: float = Field(0.10, ge=0, le=1, description=(
@@ -240,7 +244,17 @@ class EvalConfig(_Section):
         "Classification: also rank every label by log-likelihood (2-3x the cost of generation; never "
         "answers outside the label set)."))
     length_normalize: bool = Field(False, description="Label ranking by mean per-token log-likelihood instead of the sum.")
-    few_shot: int = Field(0, ge=0, le=8, description="Also evaluate the base model with this many training examples in the prompt.")
+    few_shot: int = Field(0, ge=0, le=8, description=(
+        "Also evaluate the base model with this many training examples in the prompt (one per label first); "
+        "needs the training split (`tunerail run` passes it; `tunerail eval --train`)."))
+    decoding: Literal["constrained", "free", "both"] = Field("both", description=(
+        "Classification: how the tuned model answers. constrained: greedy decoding restricted to the label "
+        "set's token sequences (a trie), so no answer falls outside it (same cost as free generation); free: "
+        "unconstrained generation; both (default): the verdict uses constrained, free is reported beside it."))
+    baselines: bool = Field(True, description=(
+        "Fit cheap baselines on train + validation and score them on the test set (classification: TF-IDF "
+        "and MiniLM embeddings + logistic regression; generation/extraction: nearest training prompt's "
+        "answer). Seconds on 2 CPU cores, cached; the tuned model must beat them by the CI."))
     prompt_version: str | None = Field(None, description="Prompt variant for the verdict; default: the first in `prompts`.")
     review_samples: int = Field(20, ge=0, description="Side-by-side examples sampled into the report and review export.")
     cache: bool = Field(True, description="Cache model outputs by (model, data, prompt) hash under ~/.cache/tunerail/eval.")
@@ -252,6 +266,15 @@ class SelectConfig(_Section):
     few_shot: int = Field(3, ge=0, le=8, description="k for the k-shot task score (0 = zero-shot only).")
     probe_steps: int = Field(3, ge=0, description="Training steps timed per candidate for the time, memory and cost estimate.")
     seed: int = Field(13, description="Seed for the sample and the bootstrap.")
+    alpha: float = Field(0.05, gt=0, lt=1, description=(
+        "A candidate counts as worse than the best only when the paired bootstrap says so at this level (one-sided)."))
+    near_zero: float = Field(0.05, ge=0, le=1, description=(
+        "When every candidate's task-score CI upper bound is below this, bits per byte decides instead (SEL031)."))
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for the CIs and the paired comparisons.")
+    batch_size: int = Field(16, ge=1, description="Rows per scoring / generation batch.")
+    language_bpb_ratio: float = Field(1.5, gt=1, description=(
+        "Non-English data: warn (SEL041) when a candidate's bits per byte on it exceed this many times its bits per "
+        "byte on the English general suite (a model that does not know the language shows it)."))
 
 
 class SweepConfig(_Section):
@@ -435,8 +458,23 @@ def load_config(path: str | Path | None = None) -> TunerailConfig:
             problems.append(Problem(_explain(err), file=str(path), line=_line_of(data, err["loc"]),
                                     field=".".join(loc) or None, fix=_fix_for(err, loc)))
         raise ConfigError(problems) from None
+    _require_criterion(config, data, path)
     config.source = str(path)
     return config
+
+
+def _require_criterion(config: TunerailConfig, data: Any, path: Path) -> None:
+    """A project needs a success criterion fixed in advance, or READY certifies nothing."""
+    crit = config.criteria
+    if crit.threshold is not None or crit.min_improvement is not None:
+        return
+    has_section = isinstance(data, dict) and "criteria" in data
+    raise ConfigError(Problem(
+        "no success criterion: set criteria.threshold (the value the tuned model must reach on the test set) "
+        "and/or criteria.min_improvement (the gain it must show over the strongest baseline)",
+        file=str(path), line=_line_of(data, ("criteria",)) if has_section else None, field="criteria.threshold",
+        fix=f"add under criteria: threshold: <value of {crit.metric} the task needs> (and min_improvement: "
+            "<gain>), decided before training; `tunerail init` writes an example"))
 
 
 def _locate_root_error(err: Any) -> Any:
@@ -542,8 +580,12 @@ prompts:                           # template variants; the first is used unless
 
 criteria:                          # fixed BEFORE training; hashed and frozen with the test split
   metric: accuracy                 # accuracy, macro_f1, rougeL, exact_match...
+  # At least one of threshold / min_improvement is required (a config without either is refused):
+  # state what the task needs, not a value set just under a measurement.
   threshold: 0.70                  # example: the tuned model must reach this on the test set
-  min_improvement: 0.10            # example: at least this much better than the base model
+  min_improvement: 0.10            # example: at least this much better than the strongest baseline
+  decision: ci                     # ci: the 95 % CI lower bound must clear them | point: the estimate
+  baseline: strongest              # strongest: cheap classifiers, nearest neighbour, base k-shot... | base
   margin: 0.05                     # test set must estimate the metric to +/- this (95 % CI)
   max_forgetting: 0.10             # largest relative drop allowed on the general suite
 
@@ -572,6 +614,9 @@ train:
 
 eval:
   max_new_tokens: 64
+  decoding: both                   # classification: constrained to the labels (verdict) and free
+  few_shot: 0                      # also score the base model with k training examples in the prompt
+  baselines: true                  # cheap baselines fitted on train + validation (seconds)
   forgetting: true                 # general-capability suite on base and tuned model
   judge: {enabled: false}          # LLM-as-judge via an OpenAI-compatible endpoint
 

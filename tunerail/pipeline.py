@@ -178,7 +178,8 @@ def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]
 
 def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
         allow_criteria_change: bool = False, on_event: Callable[[str, str], None] | None = None,
-        progress: Callable[[str], ContextManager[Any]] | None = None) -> PipelineResult:
+        progress: Callable[[str], ContextManager[Any]] | None = None,
+        on_findings: Callable[[str, list[Finding], list[Finding]], None] | None = None) -> PipelineResult:
     """Run the whole guarded pipeline and return every step's record and the verdict.
 
     Parameters
@@ -190,6 +191,8 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
         (recorded in split.json; the verdict on that test set cannot be READY).
     on_event : called as ``on_event(step, message)`` when a step starts, ends or is skipped.
     progress : ``progress(step)`` returns a context manager yielding that step's progress callback.
+    on_findings : called as ``on_findings("doctor", findings, unresolved)`` once the doctor step is done
+        (run or cached), before any training, so the user sees what the audit found.
     """
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
@@ -221,6 +224,8 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     rec, results["doctor"] = _run_step("doctor", doctor_dir, h, force, do_doctor, on_event)
     steps.append(rec)
     clean = Path(rec.outputs["clean"])
+    if on_findings is not None:
+        on_findings("doctor", load_findings(doctor_dir / "findings.json"), unresolved_doctor_findings(doctor_dir))
 
     # 2. split: before any fitting or augmentation; clusters and groups stay whole; test is frozen.
     from tunerail.split import split

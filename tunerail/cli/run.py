@@ -15,6 +15,20 @@ from tunerail.cli._common import (
     console,
     guarded,
 )
+from tunerail.findings import Finding, Severity
+
+
+def print_doctor_summary(step: str, findings: list[Finding], unresolved: list[Finding]) -> None:
+    """Show the doctor's table before training, so empty labels or flipped labels are seen on screen."""
+    from tunerail.cli.doctor import findings_table
+
+    if not findings:
+        console.print(f"[bold cyan]{step:>8}[/] [green]no findings[/]")
+        return
+    console.print(findings_table(findings, f"{step}: findings (unresolved = still in the data after --fix)", unresolved))
+    worst = [f for f in unresolved if Severity(f.severity) >= Severity.WARNING]
+    console.print(f"[bold cyan]{step:>8}[/] {len(unresolved):,} of {len(findings):,} findings unresolved "
+                  f"({len(worst):,} at warning or above); details: {step} report.html")
 
 
 @app.command("run")
@@ -40,7 +54,7 @@ def run_pipeline(config: Path = typer.Argument(..., help="tunerail.yaml describi
         return _checks_progress(step) if step == "doctor" else _progress()
 
     result = run(config, out_dir=out, force=force, allow_criteria_change=allow_criteria_change, on_event=on_event,
-                 progress=step_progress)
+                 progress=step_progress, on_findings=print_doctor_summary)
     table = Table(title="tunerail run", show_lines=False)
     for column in ("step", "status", "seconds"):
         table.add_column(column)

@@ -77,21 +77,29 @@ class DoctorResult:
 
     def by_check(self) -> list[dict[str, Any]]:
         """One row per check that found something: check, code, worst severity, findings, rows affected."""
-        groups: dict[str, list[Finding]] = {}
-        for f in self.findings:
-            groups.setdefault(f.check, []).append(f)
-        out = []
-        for name, items in groups.items():
-            worst = max(Severity(f.severity) for f in items)
-            rows = {(r.file, r.index) for f in items for r in f.rows}
-            out.append({"check": name, "code": items[0].code, "severity": worst.value,
-                        "findings": len(items), "rows": len(rows)})
-        by_check = sorted(out, key=lambda g: g["check"])
-        return sorted(by_check, key=lambda g: Severity(g["severity"]), reverse=True)  # stable: worst first
+        return findings_by_check(self.findings)
 
     def to_json(self) -> dict[str, Any]:
         """The ``findings.json`` payload: no timestamps or timings, so identical input gives identical bytes."""
         return {"summary": self.summary, "findings": [_finding_json(f, self.data) for f in self.findings]}
+
+
+def findings_by_check(findings: list[Finding]) -> list[dict[str, Any]]:
+    """One row per check that found something (check, code, worst severity, findings, rows), worst first.
+
+    The doctor's summary table, for ``tunerail doctor`` and ``tunerail run`` alike.
+    """
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(f.check, []).append(f)
+    out = []
+    for name, items in groups.items():
+        worst = max(Severity(f.severity) for f in items)
+        rows = {(r.file, r.index) for f in items for r in f.rows}
+        out.append({"check": name, "code": items[0].code, "severity": worst.value,
+                    "findings": len(items), "rows": len(rows)})
+    by_check = sorted(out, key=lambda g: g["check"])
+    return sorted(by_check, key=lambda g: Severity(g["severity"]), reverse=True)  # stable: worst first
 
 
 def doctor(data: str | Path, config: TunerailConfig | None = None, *, out_dir: str | Path | None = None,

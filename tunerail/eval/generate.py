@@ -109,6 +109,75 @@ def generate(lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int, ba
     return out
 
 
+def label_trie(tokenizer: Any, labels: Sequence[str]) -> dict[Any, Any]:
+    """Nested dict over the labels' token ids (tokenised as training tokenises an answer); key None ends a label."""
+    trie: dict[Any, Any] = {}
+    for label, ids in zip(labels, _encode_cached(tokenizer, list(labels))):
+        node = trie
+        for t in ids:
+            node = node.setdefault(t, {})
+        node[None] = label
+    return trie
+
+
+def generate_constrained(lm: LoadedModel, prompts: Sequence[str], labels: Sequence[str], *, batch_size: int = 16,
+                         progress: Progress | None = None) -> list[str]:
+    """Greedy decoding restricted to the label set: every answer is exactly one of ``labels``.
+
+    A trie over the labels' token sequences feeds transformers' ``prefix_allowed_tokens_fn``: at each
+    step only the tokens that continue some label (or the end token, where a label is complete) keep
+    their logits. Same cost as free generation with ``max_new_tokens`` = longest label + 1; greedy, so
+    it can differ from full label ranking (``rank_labels``) when an early token misleads.
+    """
+    import torch
+
+    tok = lm.tokenizer
+    tok.padding_side = "left"
+    eos = tok.eos_token_id
+    trie = label_trie(tok, labels)
+    longest = max(len(ids) for ids in _encode_cached(tok, list(labels)))
+    width = 0
+
+    def allowed(_batch_id: int, ids: Any) -> list[int]:
+        node = trie
+        for t in ids[width:].tolist():
+            if t == eos or t not in node:
+                return [eos]  # finished row (padded with eos afterwards)
+            node = node[t]
+        options = [t for t in node if t is not None]
+        return options + [eos] if None in node or not options else options
+
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[str] = [""] * len(prompts)
+    done = 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        width = enc["input_ids"].shape[1]
+        with torch.inference_mode():
+            gen = lm.model.generate(**enc, max_new_tokens=longest + 1, do_sample=False, use_cache=True,
+                                    prefix_allowed_tokens_fn=allowed, pad_token_id=tok.pad_token_id,
+                                    eos_token_id=eos)
+        for i, row in zip(idx, gen[:, width:].tolist()):
+            node = trie
+            for t in row:
+                if t == eos or t not in node:
+                    break
+                node = node[t]
+            out[i] = node.get(None) or _first_label(node)
+        done += len(idx)
+        if progress:
+            progress("constrained", done, len(prompts))
+    return out
+
+
+def _first_label(node: dict[Any, Any]) -> str:
+    """A label below ``node`` (reached only if generation stopped early, e.g. a max-length cut)."""
+    while None not in node:
+        node = next(iter(node.values()))
+    return node[None]
+
+
 def score_answers(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str], *, batch_size: int = 16,
                   add_eos: bool = True, progress: Progress | None = None,
                   stage: str = "score") -> tuple[np.ndarray, np.ndarray]:

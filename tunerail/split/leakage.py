@@ -31,6 +31,7 @@ from tunerail.config import TunerailConfig, load_config
 from tunerail.data.records import Record
 from tunerail.errors import Problem, TunerailError
 from tunerail.findings import Finding, RowRef, Severity, dumps, sort_findings, summarize
+from tunerail.report.redact import redact_text
 from tunerail.split.matching import METHODS, embed, exact_matches, near_matches, ngram_matches, semantic_matches
 
 CODES = {"exact": "LEAK001", "ngram13": "LEAK002", "near": "LEAK003", "semantic": "LEAK004"}
@@ -178,7 +179,7 @@ def _finding(a: str, b: str, rec_a: Record, rec_b: Record, text_a: str, text_b: 
         fix=f"re-split with `tunerail split` (keeps such clusters in one split) or drop the row from {b}",
         rows=[RowRef(rec_a.index, rec_a.line, rec_a.ref.file), RowRef(rec_b.index, rec_b.line, rec_b.ref.file)],
         cluster=f"{a}~{b}",
-        details={"sets": [a, b], "methods": scores, "texts": [text_a[:300], text_b[:300]],
+        details={"sets": [a, b], "methods": scores, "texts": [redact_text(text_a)[:300], redact_text(text_b)[:300]],
                  "labels": [rec_a.label, rec_b.label]},
     )
 

@@ -16,8 +16,10 @@ def refs(records: Sequence[Record], positions: Iterable[int]) -> list[RowRef]:
 
 
 def excerpt(text: str, limit: int = 60) -> str:
-    """A one-line, shortened quote of ``text`` for messages."""
-    text = " ".join(text.split())
+    """A one-line, shortened quote of ``text`` for messages (redacted before it is cut, so no half key shows)."""
+    from tunerail.report.redact import redact_text
+
+    text = " ".join(redact_text(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 
 from tunerail.data.records import Rejection
 from tunerail.doctor.checks._common import excerpt, instruction_parts, text_fields
@@ -89,6 +90,34 @@ def no_assistant_turn(ctx: CheckContext) -> list[Finding]:
     Fix: add the assistant's answer or drop the conversation (``--fix`` drops it).
     """
     return _rejections(ctx, "format.no_assistant_turn", "add the assistant's answer or drop the conversation (--fix)")
+
+
+@register("DOC011", "format.encoding")
+def encoding(ctx: CheckContext) -> list[Finding]:
+    """Files that are not plain UTF-8: the encoding they were read in (byte-order mark or detected).
+
+    Anti-pattern: a Latin-1 export decoded as UTF-8 with replacement characters, written into
+    the clean file without a word. The loader decodes BOM files and detected encodings strictly
+    (or stops); a detected encoding is a guess, so it is a warning. Fix: save the file as UTF-8.
+    """
+    from tunerail.data.loaders import detect_encoding
+
+    files = sorted({r.ref.file for r in [*ctx.records[:1], *ctx.rejections[:1]] if r.ref.file})
+    out = []
+    for name in files:
+        path = Path(name)
+        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt"):
+            continue
+        enc = detect_encoding(path)
+        if enc.is_plain_utf8:
+            continue
+        guessed = enc.how == "detected"
+        out.append(Finding("format.encoding", Severity.WARNING if guessed else Severity.INFO,
+                           f"{name} is not plain UTF-8: read as {enc.describe()}"
+                           + ("; check the examples read correctly" if guessed else ""),
+                           "save the file as UTF-8 without BOM (e.g. `iconv -f <encoding> -t utf-8`)",
+                           details={"encoding": enc.name, "how": enc.how, "file": name}))
+    return out
 
 
 @register("DOC006", "format.mojibake")

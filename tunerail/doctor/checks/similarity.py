@@ -9,6 +9,7 @@ pick one of two labels).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 
@@ -120,12 +121,41 @@ def _conflict_groups(ctx: CheckContext, exact: list[tuple[int, int]], similar: I
     so "where is my card" (card_arrival) does not chain to every card question.
     """
     answer = _answer_key(ctx)
-    disagree = [(i, j) for i, j in similar if answer(i) != answer(j) and not _answers_agree(ctx, (i, j))]
+    disagree = [(i, j) for i, j in similar if answer(i) != answer(j) and not _answers_agree(ctx, (i, j))
+                and not (ctx.is_classification and minimal_pair(ctx.records[i].prompt, ctx.records[j].prompt))]
     out = []
     for cluster in clusters_from_pairs(len(ctx.records), exact + disagree):
         if len({answer(i) for i in cluster}) > 1 and not _answers_agree(ctx, cluster):
             out.append(cluster)
     return out
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def minimal_pair(a: str, b: str) -> bool:
+    """True when one prompt adds content words to the other, and those words may decide the label.
+
+    "A payment I didn't do" / "A direct debit payment I didn't do": the added "direct debit" is
+    what makes the second a direct-debit intent, so differing labels are expected, not a
+    conflict. Only additions count: stop words, punctuation and typos (a word within edit ratio
+    0.8 of a word on the other side) are not decisive, and a substitution ("charged" /
+    "billed") may be a paraphrase, so it still counts as a conflict.
+    """
+    import difflib
+
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    wa, wb = set(_WORDS.findall(a.casefold())), set(_WORDS.findall(b.casefold()))
+    only_a = {w for w in wa - wb if w not in ENGLISH_STOP_WORDS}
+    only_b = {w for w in wb - wa if w not in ENGLISH_STOP_WORDS}
+
+    def typo_of(word: str, others: set[str]) -> bool:
+        return any(difflib.SequenceMatcher(None, word, o).ratio() >= 0.8 for o in others)
+
+    only_a = {w for w in only_a if not typo_of(w, wb - wa)}
+    only_b = {w for w in only_b if not typo_of(w, wa - wb)}
+    return bool(only_a) != bool(only_b)  # content words added on one side only
 
 
 def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:
@@ -155,7 +185,12 @@ def _near_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
 def _conflict_finding(ctx: CheckContext, group: list[int], how: str, code_name: str) -> Finding:
     recs = [ctx.records[i] for i in group]
     head = recs[0]
-    exact_same = len({normalize_text(r.prompt) for r in recs}) < len(recs)
+    labels_of: dict[str, set[str]] = defaultdict(set)
+    for r in recs:
+        labels_of[normalize_text(r.prompt)].add(str(r.label))
+    # an error only when one and the same prompt carries two labels; a duplicate of one side of a
+    # near match (which --fix removes) does not make the near match an error
+    exact_same = any(len(labels) > 1 for labels in labels_of.values())
     if ctx.is_classification:
         by_label: dict[str, list[int]] = defaultdict(list)
         for r in recs:
