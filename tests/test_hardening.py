@@ -140,7 +140,7 @@ def test_corrupt_split_json_is_exit_2_for_eval_verify_and_split(tmp_path, capsys
     cfg = tmp_path / "tunerail.yaml"
     cfg.write_text("task: classification\n"
                    f"data: {{path: {data}, format: text_label, columns: {{text: text, label: category}}}}\n"
-                   "criteria: {margin: 0.2}\nsplit: {semantic: false}\nstore: {path: store}\n")
+                   "criteria: {margin: 0.2, threshold: 0.5}\nsplit: {semantic: false}\nstore: {path: store}\n")
     out = tmp_path / "split"
     assert main(["split", "-c", str(cfg), "-o", str(out)]) == 0
     (out / "split.json").write_text('{"frozen": {"file": "test.jsonl", "sha2')
