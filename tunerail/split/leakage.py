@@ -66,8 +66,16 @@ def _load_set(name: str, source: str | Path | Sequence[Record], config: Tunerail
         from tunerail.io import hash_file
 
         path = Path(source)
-        records, rejections, fmt = load_records(path, config.data.format, config.data.columns)
-        if not records and (config.data.format != "auto" or config.data.columns):
+        from tunerail.errors import DataError
+
+        project_layout = config.data.format != "auto" or bool(config.data.columns)
+        try:
+            records, rejections, fmt = load_records(path, config.data.format, config.data.columns)
+        except DataError:  # e.g. the project's data.columns are in none of its rows
+            if not project_layout:
+                raise
+            records, rejections, fmt = [], [], "auto"
+        if not records and project_layout:
             # A public benchmark rarely shares the project's column names: detect its own format.
             records, rejections, fmt = load_records(path, "auto")
         info = {"path": str(path), "rows": len(records), "rejected_rows": len(rejections), "format": fmt,
