@@ -36,7 +36,7 @@ def damaged_copy(source: str | Path, folder: Path, top_blocks: int, std: float =
     torch.manual_seed(seed)
     with torch.no_grad():
         for block in model.model.layers[-top_blocks:]:
-            for name, p in block.named_parameters():
+            for _name, p in block.named_parameters():
                 if p.dim() >= 2:
                     p.normal_(0.0, std)
         model.model.norm.weight.mul_(norm_scale)

@@ -138,9 +138,11 @@ def test_two_runs_into_one_folder_are_refused(tmp_path, capsys, banking_example)
 def test_corrupt_split_json_is_exit_2_for_eval_verify_and_split(tmp_path, capsys, banking_example):
     data = _banking(tmp_path, banking_example, 400)
     cfg = tmp_path / "tunerail.yaml"
-    cfg.write_text("task: classification\n"
-                   f"data: {{path: {data}, format: text_label, columns: {{text: text, label: category}}}}\n"
-                   "criteria: {margin: 0.2, threshold: 0.5}\nsplit: {semantic: false}\nstore: {path: store}\n")
+    cfg.write_text(
+        "task: classification\n"
+        f"data: {{path: {data}, format: text_label, columns: {{text: text, label: category}}}}\n"
+        "criteria: {margin: 0.2, threshold: 0.5}\nsplit: {semantic: false}\nstore: {path: store}\n"
+    )
     out = tmp_path / "split"
     assert main(["split", "-c", str(cfg), "-o", str(out)]) == 0
     (out / "split.json").write_text('{"frozen": {"file": "test.jsonl", "sha2')
@@ -160,8 +162,9 @@ def test_corrupt_split_json_is_exit_2_for_eval_verify_and_split(tmp_path, capsys
 def _review_file(tmp_path: Path, suffix: str) -> Path:
     from tunerail.review import ReviewRow, export_for_review
 
-    rows = [ReviewRow(k, k + 1, f"Où est ma carte n° {k} ?", "réponse", "base answer – café", "tuned answer “ok”", 0.0, 1.0)
-            for k in range(4)]
+    rows = [
+        ReviewRow(k, k + 1, f"Où est ma carte n° {k} ?", "réponse", "base answer – café", "tuned answer “ok”", 0.0, 1.0) for k in range(4)
+    ]
     return export_for_review(rows, tmp_path / f"review{suffix}")
 
 
@@ -206,8 +209,7 @@ def test_out_that_is_an_existing_file_is_refused_first(tmp_path, capsys, command
     target = tmp_path / "taken"
     target.write_text("mine")
     data = _banking(tmp_path, banking_example)
-    argv = {"split": ["split", str(data)], "train": ["train", "--train", str(data)],
-            "eval": ["eval", "--test", str(data)]}[command]
+    argv = {"split": ["split", str(data)], "train": ["train", "--train", str(data)], "eval": ["eval", "--test", str(data)]}[command]
     capsys.readouterr()
     assert main([*argv, "--out", str(target)]) == 2
     err = _err(capsys)
@@ -261,3 +263,13 @@ def test_resume_never_runs_code_from_a_checkpoint(tmp_path):
     with pytest.raises(TunerailError, match="refusing to load it"):
         train(tiny_config(tmp_path), train_data=train_data, validation_data=val, out_dir=out, resume=True)
     assert not marker.exists()
+
+
+def test_fail_on_is_one_enum_for_every_command(capsys):
+    from tunerail.cli._common import FailOn
+
+    for command in ("doctor", "leakage"):
+        args = ["x.jsonl", "y.jsonl"] if command == "leakage" else ["x.jsonl"]
+        assert main([command, *args, "--fail-on", "bogus"]) == 2
+        assert "'bogus' is not one of" in _err(capsys)
+    assert [m.value for m in FailOn] == ["error", "warning", "info"]

@@ -87,7 +87,7 @@ def test_html_escapes_row_text_and_json_is_written(tmp_path):
 
     evil = "<script>alert('x')</script> please refund my card payment now"
     rows = [Record(RowRef(0, 1, None), "text_label", [], evil, "a", "a", None, {"text": evil})]
-    result = leakage({"a": rows, "b": rows}, semantic=False, out_dir=tmp_path)
+    leakage({"a": rows, "b": rows}, semantic=False, out_dir=tmp_path)
     html = (tmp_path / "leakage.html").read_text(encoding="utf-8")
     assert "<script>alert" not in html and "&lt;script&gt;alert" in html
     data = json.loads((tmp_path / "leakage.json").read_text(encoding="utf-8"))

@@ -158,7 +158,7 @@ def test_answer_span_includes_end_of_turn_and_padding_is_masked():
     assert render_prompt(tok, messages).endswith("<|im_start|>assistant\n")
     examples = tokenize_records(records[:3], tok, template, max_length=256)
     batch = collate(examples, tok.pad_token_id)
-    for i, e in enumerate(examples):
+    for i in range(len(examples)):
         answer = tok.decode([t for t in batch["labels"][i].tolist() if t != -100])
         assert answer == records[i].completion + "<|im_end|>\n"  # pad = eos, yet the stop token is learned
     short = min(range(3), key=lambda i: examples[i].length)

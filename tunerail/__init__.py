@@ -38,4 +38,4 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(module), name)
 
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [*sorted(_LAZY), "__version__"]  # noqa: PLE0604 - derived from the lazy table, so it cannot drift

@@ -169,7 +169,7 @@ def mcnemar(tuned_correct: Sequence[bool], base_correct: Sequence[bool]) -> dict
     return {"test": impl, "tuned_only_correct": b, "base_only_correct": c, "p_value": p}
 
 
-def check_same_length(a: Sequence[Any], b: Sequence[Any]) -> None:
+def check_same_length(a: Sequence[Any] | np.ndarray, b: Sequence[Any] | np.ndarray) -> None:
     if len(a) != len(b):
         raise ValueError(f"predictions and references differ in length: {len(a)} vs {len(b)}")
 

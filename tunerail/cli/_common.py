@@ -7,6 +7,7 @@ Summaries go to stderr; no command imports torch before it needs it.
 from __future__ import annotations
 
 import functools
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -61,10 +62,11 @@ def report_unexpected(exc: BaseException, paths: list[Path]) -> Path | None:
     from tunerail.models import cache_root
 
     involved = getattr(exc, "filename", None) or ", ".join(str(p) for p in paths) or "no file"
-    log: Path | None = cache_root() / "logs" / f"tunerail-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    path = cache_root() / "logs" / f"tunerail-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log: Path | None = path
     try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as handle:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
             handle.write("".join(traceback.format_exception(exc)))
     except OSError:
         log = None
@@ -83,7 +85,9 @@ def load_config_or_default(config: Optional[Path]) -> Any:
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
-class FailOn(str, __import__("enum").Enum):
+class FailOn(str, Enum):
+    """--fail-on: exit 1 when a finding at or above this severity exists (the same choice in every command)."""
+
     error = "error"
     warning = "warning"
     info = "info"

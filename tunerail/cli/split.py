@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tunerail.cli._common import (
+    FailOn,
     _store_for,
     app,
     console,
@@ -55,7 +56,7 @@ def split_cmd(data: Optional[Path] = typer.Argument(None, help="Data file to spl
 def leakage_cmd(sets: list[Path] = typer.Argument(..., help="Two or more data files; each later one is checked against the earlier ones."),
                 out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for leakage.json and leakage.html."),
                 config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (data columns, thresholds)."),
-                fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when findings at or above this severity exceed --max-leaks."),
+                fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when findings at or above this severity exceed --max-leaks."),
                 max_leaks: int = typer.Option(0, "--max-leaks", help="Leaking pairs tolerated before exit 1."),
                 semantic: bool = typer.Option(True, "--semantic/--no-semantic", help="Embedding paraphrase check (one MiniLM pass, cached)."),
                 near_threshold: Optional[float] = typer.Option(None, "--near-threshold", help="MinHash Jaccard threshold (default: doctor.near_duplicate_threshold)."),
@@ -65,13 +66,11 @@ def leakage_cmd(sets: list[Path] = typer.Argument(..., help="Two or more data fi
 
     from tunerail.split.leakage import leakage
 
-    if fail_on not in ("info", "warning", "error"):
-        raise TunerailError(Problem(f"--fail-on {fail_on!r}", fix="use info, warning or error"))
     names: dict[str, Path] = {}
     for path in sets:
         name = path.stem if path.stem not in names else str(path)
         names[name] = path
-    result = leakage(names, out_dir=out, config=load_config_or_default(config), fail_on=fail_on, max_leaks=max_leaks,
+    result = leakage(names, out_dir=out, config=load_config_or_default(config), fail_on=fail_on.value, max_leaks=max_leaks,
                      semantic="auto" if semantic else False, near_threshold=near_threshold,
                      semantic_threshold=semantic_threshold)
     from rich.table import Table

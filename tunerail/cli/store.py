@@ -25,7 +25,7 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
                store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
                config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path).")) -> None:
     """Re-hash stored files; name every corrupted or missing one (exit 1 if any)."""
-    from tunerail.store import EXPORT_MANIFEST, Store, verify_folder
+    from tunerail.store import EXPORT_MANIFEST, verify_folder
 
     path = Path(target) if target else None
     if path is not None and path.is_dir() and (path / EXPORT_MANIFEST).exists():

@@ -25,10 +25,10 @@ def check_frozen(test_path: str | Path | None, split_json: str | Path | None, cr
 
     state: dict[str, Any] = {"criteria_state": "unverified", "test_hash": None, "recorded_test_hash": None,
                              "test_state": "unverified"}
-    has_file = test_path is not None and Path(test_path).is_file()
+    test_file = Path(test_path) if test_path is not None and Path(test_path).is_file() else None
     if split_json is None:
-        if has_file:
-            state["test_hash"] = hash_file(test_path)
+        if test_file is not None:
+            state["test_hash"] = hash_file(test_file)
         return state
     path = Path(split_json)
     try:
@@ -39,8 +39,8 @@ def check_frozen(test_path: str | Path | None, split_json: str | Path | None, cr
     except ValueError as exc:
         raise GuardrailError(Problem(f"split manifest is not valid JSON ({exc})", file=str(path),
                                      fix="restore split.json from the store (`tunerail verify`)")) from None
-    if has_file:  # verify_frozen_split hashes the file once and returns the (matching) hash
-        state["test_hash"] = state["recorded_test_hash"] = verify_frozen_split(test_path, manifest)
+    if test_file is not None:  # verify_frozen_split hashes the file once and returns the (matching) hash
+        state["test_hash"] = state["recorded_test_hash"] = verify_frozen_split(test_file, manifest)
         state["test_state"] = "frozen"
     frozen_criteria = manifest.get("criteria_hash")
     if isinstance(frozen_criteria, str):

@@ -7,7 +7,6 @@ later score incomparable and usually optimistic. The split records the file's SH
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any

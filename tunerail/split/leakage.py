@@ -144,7 +144,7 @@ def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str |
     for a, b in itertools.combinations(list(records), 2):
         found: dict[tuple[int, int], dict[str, float]] = {}
 
-        def collect(method: str, pairs: list[tuple[int, int, float]]) -> None:
+        def collect(method: str, pairs: list[tuple[int, int, float]], found: dict = found) -> None:
             for i, j, score in pairs:
                 found.setdefault((i, j), {})[method] = round(float(score), 4)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # Store.list shadows the builtin in annotations inside the class
 import hashlib
 import json
 import os
@@ -9,7 +10,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from filelock import FileLock
 
@@ -170,7 +171,7 @@ class Store:
         return sha, len(data)
 
     # -- artifacts -------------------------------------------------------------------------
-    def add(self, kind: str, files: dict[str, str | Path | bytes], *, parents: Iterable[str] = (),
+    def add(self, kind: str, files: Mapping[str, str | Path | bytes], *, parents: Iterable[str] = (),
             transform: str = "", meta: dict[str, Any] | None = None) -> Artifact:
         """Store ``files`` (name -> path or bytes) as one artifact and return its manifest.
 
@@ -270,7 +271,7 @@ class Store:
                                         fix=f"files: {', '.join(artifact.files)}"))
         return self.object_path(artifact.files[name]["sha256"])
 
-    def children(self, ref: str) -> list[Artifact]:
+    def children(self, ref: str) -> builtins.list[Artifact]:
         """Artifacts made from ``ref`` (one step down the lineage)."""
         artifact_id = self.get(ref).id
         return [a for a in self.list() if artifact_id in a.parents]
@@ -293,9 +294,9 @@ class Store:
         write_atomic(dest / EXPORT_MANIFEST, artifact.to_json())
         return dest
 
-    def verify(self, ref: str | None = None) -> list[Problem]:
+    def verify(self, ref: str | None = None) -> builtins.list[Problem]:
         """Re-hash stored files (in parallel); one problem per missing or corrupted file or manifest."""
-        problems: list[Problem] = []
+        problems: builtins.list[Problem] = []
         if ref:
             artifacts = [self.get(ref)]
         else:  # an unreadable manifest is one problem among others, not the end of the check
@@ -305,7 +306,7 @@ class Store:
                     artifacts.append(_load_manifest(path))
                 except TunerailError as exc:
                     problems += exc.problems
-        checks: list[tuple[Artifact, str, str, Path]] = []
+        checks: builtins.list[tuple[Artifact, str, str, Path]] = []
         for artifact in artifacts:
             if artifact.id != _id_of(artifact):
                 problems.append(Problem(f"manifest of {artifact.kind} {artifact.short_id} was edited: its content "
@@ -316,10 +317,10 @@ class Store:
         problems += _check_files([(f"{a.kind} {a.short_id}", name, sha, path) for a, name, sha, path in checks])
         return problems
 
-    def lineage(self, ref: str) -> list[Artifact]:
+    def lineage(self, ref: str) -> builtins.list[Artifact]:
         """The artifact and all its ancestors, oldest first (source -> ... -> ref)."""
         seen: dict[str, Artifact] = {}
-        order: list[Artifact] = []
+        order: builtins.list[Artifact] = []
 
         def visit(artifact_id: str) -> None:
             if artifact_id in seen:

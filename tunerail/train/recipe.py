@@ -571,7 +571,6 @@ class TrainRecipe:
         Written to a new folder, then ``latest.json`` is replaced atomically: a kill at any point
         leaves the previous checkpoint intact.
         """
-        import numpy as np
         import torch
         from safetensors.torch import save_file
 
