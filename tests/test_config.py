@@ -65,3 +65,52 @@ def test_late_config_mistakes_fail_at_load_time_with_line(tmp_path, text, field,
         load_config(write(tmp_path, "task: classification\n" + text))
     problem = next(p for p in info.value.problems if p.field == field)
     assert words in str(problem) and problem.line is not None and problem.file
+
+
+def test_starter_config_shows_the_real_defaults_and_the_field_descriptions(tmp_path):
+    """Generated from the schema: every value not marked "example:" is the default, every comment its description."""
+    from ruamel.yaml import YAML
+
+    from tunerail.config import STARTER_EXAMPLES, TunerailConfig
+
+    data = YAML(typ="safe").load(STARTER_CONFIG)
+    defaults = TunerailConfig().model_dump(mode="json")
+
+    def leaves(node, model, prefix=""):
+        """(dotted key, value) of every setting; recurse into config sections, not into dict-valued settings."""
+        for key, value in node.items():
+            assert key in model.model_fields, f"{prefix}{key}"
+            sub = type(getattr(sub_defaults(prefix), key))
+            if isinstance(value, dict) and hasattr(sub, "model_fields") and f"{prefix}{key}" not in STARTER_EXAMPLES:
+                yield from leaves(value, sub, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    def sub_defaults(prefix):
+        node = TunerailConfig()
+        for key in filter(None, prefix.split(".")):
+            node = getattr(node, key)
+        return node
+
+    def defaults_at(dotted):
+        node = defaults
+        for key in dotted.split("."):
+            node = node[key]
+        return node
+
+    checked = 0
+    for dotted, value in leaves(data, TunerailConfig):
+        if dotted not in STARTER_EXAMPLES:
+            assert value == defaults_at(dotted), dotted
+            checked += 1
+    assert checked > 80
+    assert "# Cosine similarity of MiniLM prompt embeddings" in STARTER_CONFIG
+    assert load_config(write(tmp_path, STARTER_CONFIG)).criteria.threshold == STARTER_EXAMPLES["criteria.threshold"]
+
+
+def test_cli_help_reuses_the_field_description(capsys):
+    from tunerail.cli import main
+
+    assert main(["leakage", "--help"]) == 0
+    words = " ".join(w for w in capsys.readouterr().out.replace("│", " ").split())
+    assert "Cosine similarity of MiniLM prompt embeddings at or above which two rows are paraphrases" in words

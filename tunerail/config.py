@@ -556,70 +556,88 @@ def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-STARTER_CONFIG = """\
-# tunerail.yaml: run the whole guarded pipeline with `tunerail run tunerail.yaml`.
-# Every key is optional; the values below are the defaults unless marked "example".
-project: my-project                # name used in reports and MLflow
-task: classification               # classification | generation | chat | extraction
+# `tunerail init`: the starter config is GENERATED from the schema, so every value shown is the real
+# default and every comment is the field's own description (one text, no drift). Only the keys
+# below carry an example value instead, marked "example:" in the file.
+STARTER_EXAMPLES: dict[str, Any] = {
+    "project": "my-project",
+    "task": "classification",
+    "data.path": "data/train.csv",
+    "prompts": [{"version": "v1", "system": "Classify the customer's banking query. Answer with the intent label only.",
+                 "template": "{prompt}"}],
+    "criteria.metric": "accuracy",
+    "criteria.threshold": 0.70,
+    "criteria.min_improvement": 0.10,
+    "budget.max_hours": 1.0,
+}
+STARTER_SECTIONS = ("data", "model", "prompts", "criteria", "budget", "doctor", "split", "train", "eval", "pipeline",
+                    "tracking", "store")
 
-data:
-  path: data/train.csv             # example: JSONL, JSON, CSV/TSV, Parquet or a datasets folder
-  format: auto                     # auto | chat | instruction | prompt_completion | text_label
-  columns: {}                      # e.g. {text: utterance, label: intent} when names differ
-  group_column: null               # rows sharing this value stay in one split (conversation id...)
 
-model:
-  base: bundled:smollm2            # hub id, local folder, bundled:smollm2 or bundled:gemma3
-  max_seq_length: 512              # rows longer than this are truncated; the doctor counts them
-  embedding_model: bundled:minilm  # encoder for semantic checks
+def _yaml_value(value: Any) -> str:
+    """A value in YAML flow style (JSON is valid YAML: strings quoted, null/true/false as YAML has them)."""
+    return json.dumps(value, ensure_ascii=False)
 
-prompts:                           # template variants; the first is used unless eval picks another
-  - version: v1
-    system: "Classify the customer's banking query. Answer with the intent label only."
-    template: "{prompt}"
 
-criteria:                          # fixed BEFORE training; hashed and frozen with the test split
-  metric: accuracy                 # accuracy, macro_f1, rougeL, exact_match...
-  # At least one of threshold / min_improvement is required (a config without either is refused):
-  # state what the task needs, not a value set just under a measurement.
-  threshold: 0.70                  # example: the tuned model must reach this on the test set
-  min_improvement: 0.10            # example: at least this much better than the strongest baseline
-  decision: ci                     # ci: the 95 % CI lower bound must clear them | point: the estimate
-  baseline: strongest              # strongest: cheap classifiers, nearest neighbour, base k-shot... | base
-  margin: 0.05                     # test set must estimate the metric to +/- this (95 % CI)
-  max_forgetting: 0.10             # largest relative drop allowed on the general suite
+def _comment(description: str | None, example: bool) -> str:
+    """The description's first sentence (``e.g.`` does not end one), at most 110 characters."""
+    import re
 
-budget:
-  max_hours: 1.0                   # example: training stops cleanly with a checkpoint after this
-  max_cost: null                   # stop beyond this cost (needs price_per_hour)
-  price_per_hour: 0.0              # what an hour of this machine costs
-  currency: USD
+    text = " ".join((description or "").split())
+    first = re.split(r"(?<!e\.g)(?<!i\.e)\.\s", text, maxsplit=1)[0].rstrip(".")
+    first = first if len(first) <= 110 else first[:109] + "…"
+    return ("example: " if example else "") + first
 
-doctor:
-  semantic: true                   # embedding checks (paraphrases, outliers, likely mislabels)
-  near_duplicate_threshold: 0.8    # word-set Jaccard at or above which rows are near-duplicates
-  semantic_duplicate_threshold: 0.95
-  mask_pii: false                  # with --fix: replace e-mails, phones, cards... by placeholders
 
-split: {train: 0.8, validation: 0.1, test: 0.1, seed: 13, stratify: true}
+def _starter_lines(model: type[BaseModel], defaults: BaseModel, prefix: str, indent: int) -> list[str]:
+    lines = []
+    pad = "  " * indent
+    for name, info in model.model_fields.items():
+        if name == "source":
+            continue
+        dotted = f"{prefix}{name}"
+        value = getattr(defaults, name)
+        if isinstance(value, BaseModel) and dotted not in STARTER_EXAMPLES:
+            lines.append(f"{pad}{name}:" + (f"  # {_comment(info.description, False)}" if info.description else ""))
+            lines += _starter_lines(type(value), value, dotted + ".", indent + 1)
+            continue
+        example = dotted in STARTER_EXAMPLES
+        shown = STARTER_EXAMPLES[dotted] if example else value.model_dump(mode="json") if isinstance(value, BaseModel) \
+            else [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value] if isinstance(value, list) \
+            else value
+        comment = _comment(info.description, example)
+        lines.append(f"{pad}{name}: {_yaml_value(shown)}" + (f"  # {comment}" if comment else ""))
+    return lines
 
-train:
-  method: lora                     # lora | qlora (CUDA) | full (warns: cost, forgetting)
-  learning_rate: null              # null = method default (LoRA 2e-4, full 2e-5)
-  epochs: 3                        # upper bound; early stopping ends sooner
-  batch_size: 8
-  early_stopping: true             # guardrail: switching it off is recorded in the run
-  patience: 3
-  lora: {r: 16, alpha: 32, dropout: 0.0}
 
-eval:
-  max_new_tokens: 64
-  decoding: both                   # classification: constrained to the labels (verdict) and free
-  few_shot: 0                      # also score the base model with k training examples in the prompt
-  baselines: true                  # cheap baselines fitted on train + validation (seconds)
-  forgetting: true                 # general-capability suite on base and tuned model
-  judge: {enabled: false}          # LLM-as-judge via an OpenAI-compatible endpoint
+def starter_config() -> str:
+    """The commented starter ``tunerail.yaml``: real defaults from the schema, a few marked examples."""
+    defaults = TunerailConfig()
+    fields = TunerailConfig.model_fields
+    lines = ["# tunerail.yaml: run the whole guarded pipeline with `tunerail run tunerail.yaml`.",
+             "# Every key is optional; each value is the default (generated from the schema) unless marked",
+             "# \"example:\". Criteria are fixed BEFORE training: they are frozen with the test split.",
+             f"project: {_yaml_value(STARTER_EXAMPLES['project'])}  # example: {_comment(fields['project'].description, False)}",
+             f"task: {_yaml_value(STARTER_EXAMPLES['task'])}  # example: {_comment(fields['task'].description, False)}", ""]
+    for section in STARTER_SECTIONS:
+        info = fields[section]
+        if section in STARTER_EXAMPLES:
+            lines.append(f"{section}: {_yaml_value(STARTER_EXAMPLES[section])}  # example: {_comment(info.description, False)}")
+        else:
+            value = getattr(defaults, section)
+            lines.append(f"{section}:" + (f"  # {_comment(info.description, False)}" if info.description else ""))
+            lines += _starter_lines(type(value), value, section + ".", 1)
+        lines.append("")
+    return "\n".join(lines)
 
-tracking: {mlflow_uri: null, experiment: tunerail}   # null = local SQLite under .tunerail/
-store: {path: .tunerail/store}
-"""
+
+def field_help(dotted: str) -> str:
+    """A config field's description, for the CLI option that overrides it (one text for docs and --help)."""
+    *parents, last = dotted.split(".")
+    model = _section_model(parents) if parents else TunerailConfig
+    if model is None or last not in model.model_fields:
+        raise KeyError(f"no config field {dotted!r}")
+    return f"{model.model_fields[last].description} Default: config {dotted}."
+
+
+STARTER_CONFIG = starter_config()

@@ -18,6 +18,7 @@ from tunerail.cli._common import (
     guarded,
     load_config_or_default,
 )
+from tunerail.config import field_help
 from tunerail.errors import Problem, TunerailError
 
 
@@ -59,8 +60,8 @@ def leakage_cmd(sets: list[Path] = typer.Argument(..., help="Two or more data fi
                 fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when findings at or above this severity exceed --max-leaks."),
                 max_leaks: int = typer.Option(0, "--max-leaks", help="Leaking pairs tolerated before exit 1."),
                 semantic: bool = typer.Option(True, "--semantic/--no-semantic", help="Embedding paraphrase check (one MiniLM pass, cached)."),
-                near_threshold: Optional[float] = typer.Option(None, "--near-threshold", help="MinHash Jaccard threshold (default: doctor.near_duplicate_threshold)."),
-                semantic_threshold: Optional[float] = typer.Option(None, "--semantic-threshold", help="Cosine threshold (default: split.semantic_threshold).")) -> None:
+                near_threshold: Optional[float] = typer.Option(None, "--near-threshold", help=field_help("doctor.near_duplicate_threshold")),
+                semantic_threshold: Optional[float] = typer.Option(None, "--semantic-threshold", help=field_help("split.semantic_threshold"))) -> None:
     """Exact, 13-gram, MinHash and paraphrase leaks between sets; exit 1 when leaks exceed the threshold."""
     import json
 
