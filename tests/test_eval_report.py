@@ -221,5 +221,5 @@ def test_cli_eval_exits_1_on_not_ready(tiny, banking_test, tmp_path, capsys):
     code = main(["eval", "--config", str(config), "--test", str(banking_test), "--adapter", str(adapter),
                  "--base", str(model), "--out", str(tmp_path / "rep")])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 1, err
     assert "NOT READY" in err and "EVL001" in err and (tmp_path / "rep" / "report.html").exists()

@@ -62,7 +62,8 @@ def test_a_candidate_that_does_not_exist_is_named(tmp_path, models, capsys):
     assert all(m in str(err.value) for m in missing) and "model.candidates[1]" in str(err.value)
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in banking_records(60)), encoding="utf-8")
-    (tmp_path / "tunerail.yaml").write_text(json.dumps({"task": "classification", "data": {"path": "data.jsonl"}}))
+    (tmp_path / "tunerail.yaml").write_text(json.dumps({"task": "classification", "data": {"path": "data.jsonl"},
+                                                                   "criteria": {"threshold": 0.5}}))
     code = main(["select", "--config", str(tmp_path / "tunerail.yaml"), "--candidates", missing[1],
                  "--out", str(tmp_path / "cli")])
     assert code == 2

@@ -66,7 +66,14 @@ def _load_set(name: str, source: str | Path | Sequence[Record], config: Tunerail
         from tunerail.io import hash_file
 
         path = Path(source)
-        records, rejections, fmt = load_records(path, config.data.format, config.data.columns)
+        from tunerail.errors import DataError
+
+        try:
+            records, rejections, fmt = load_records(path, config.data.format, config.data.columns)
+        except DataError:
+            if config.data.format == "auto" and not config.data.columns:
+                raise
+            records, rejections, fmt = [], [], config.data.format
         if not records and (config.data.format != "auto" or config.data.columns):
             # A public benchmark rarely shares the project's column names: detect its own format.
             records, rejections, fmt = load_records(path, "auto")
