@@ -191,3 +191,27 @@ def test_replay_mix_ratio():
     mixed = replay_sample(900, 0.1, seed=3)
     assert len(mixed) == 100 and all(r.completion for r in mixed)
     assert replay_sample(900, 0.0, seed=3) == []
+
+
+def test_replay_truncation_is_tunerails_not_the_users():
+    findings = lint_hyperparameters(_inputs(replay_rows=40, replay_truncated=12))
+    assert _codes(findings) == [("TRN009", "warning")]
+    assert "not your data" in findings[0].message and "doctor" not in findings[0].fix
+
+
+def test_truncation_of_most_rows_is_an_error():
+    rows = [RowRef(i, i + 2, "train.jsonl") for i in range(60)]
+    assert _codes(lint_hyperparameters(_inputs(n_train=100, truncated=rows, batch_size=4))) == [("TRN004", "error")]
+
+
+def test_replay_pool_keeps_rows_that_fit():
+    from tunerail.models import load_tokenizer
+    from tunerail.train.data import load_replay_records, replay_pool, replay_sample
+
+    tok = load_tokenizer("bundled:smollm2")
+    pool = replay_pool(tok, 96)
+    assert 0 < len(pool) < len(load_replay_records())
+    from tunerail.config import PromptTemplate
+    from tunerail.prompting import training_lengths
+
+    assert max(training_lengths(tok, replay_sample(300, 0.25, seed=1, pool=pool), PromptTemplate())) <= 96

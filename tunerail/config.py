@@ -160,7 +160,7 @@ class TrainConfig(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warmup before the cosine decay.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default: about 10 evaluations per run.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default: about 10 evaluations per run and at least 4 per epoch (so early stopping can act in the first epochs).")
     early_stopping: bool = Field(True, description="Stop when validation loss stops improving (guardrail; switching it off is recorded).")
     patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
     seed: int = Field(13, description="Seed for data order, LoRA init and dropout.")

@@ -21,7 +21,9 @@ from tunerail.cli._common import (
 @guarded
 def run_pipeline(config: Path = typer.Argument(..., help="tunerail.yaml describing data, model, criteria and budget."),
                  out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/<project> beside the config)."),
-                 force: bool = typer.Option(False, "--force", help="Re-run every step even if its inputs did not change.")) -> None:
+                 force: bool = typer.Option(False, "--force", help="Re-run every step even if its inputs did not change."),
+                 resume: bool = typer.Option(False, "--resume", help=(
+                     "Continue an interrupted training (crash, kill, budget stop) from its last checkpoint."))) -> None:
     """Run doctor -> split -> leakage -> train -> eval; unchanged steps are skipped; exit 1 if NOT READY."""
     from rich.table import Table
 
@@ -37,7 +39,7 @@ def run_pipeline(config: Path = typer.Argument(..., help="tunerail.yaml describi
             return RichProgress(console)
         return _checks_progress(step) if step == "doctor" else _progress()
 
-    result = run(config, out_dir=out, force=force, on_event=on_event, progress=step_progress)
+    result = run(config, out_dir=out, force=force, resume=resume, on_event=on_event, progress=step_progress)
     table = Table(title="tunerail run", show_lines=False)
     for column in ("step", "status", "seconds"):
         table.add_column(column)

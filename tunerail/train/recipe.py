@@ -36,8 +36,8 @@ from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
 from tunerail.prompting import pick_template
 from tunerail.train import budget as budget_mod
-from tunerail.train.data import (Example, collate, length_grouped_batches, load_split, padding_waste, replay_sample,
-                                 tokenize_records)
+from tunerail.train.data import (Example, collate, length_grouped_batches, load_split, padding_waste, replay_pool,
+                                 replay_sample, tokenize_records)
 from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
 from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
 
@@ -251,10 +251,11 @@ class TrainRecipe:
         else:
             val_records = load_split(validation_data, self.config, "validation")
         self.n_task_rows = len(train_records)
-        replay = replay_sample(len(train_records), self.tc.replay_ratio, self.tc.seed)
         self.tokenizer = load_tokenizer(self.config.model.base)
         template = pick_template(self.config)
         max_len = self.config.model.max_seq_length
+        pool = replay_pool(self.tokenizer, max_len) if self.tc.replay_ratio > 0 else None
+        replay = replay_sample(len(train_records), self.tc.replay_ratio, self.tc.seed, pool=pool)
         self.train_examples = tokenize_records(train_records, self.tokenizer, template, max_length=max_len,
                                                loss_on=self.tc.loss_on)
         self.n_task_examples = len(self.train_examples)  # replay examples follow: indices >= this
@@ -268,13 +269,15 @@ class TrainRecipe:
         self.batches_per_epoch = math.ceil(len(self.train_examples) / self.tc.batch_size)
         self.micro_per_step = self.tc.gradient_accumulation * self.world
         self.total_steps = max(1, math.ceil(self.tc.epochs * self.batches_per_epoch / self.micro_per_step))
-        self.eval_steps = self.tc.eval_steps or max(1, self.total_steps // 10)
+        self.eval_steps = self.tc.eval_steps or default_eval_steps(self.total_steps, self.batches_per_epoch / self.micro_per_step)
         self._epoch_cache: dict[int, list[list[int]]] = {}
         epoch0 = self._epoch_batches(0)
         self.padding_waste = padding_waste(epoch0, self.lengths)
         self.data_info = {
             "train_rows": len(train_records), "replay_rows": len(replay), "validation_rows": len(val_records),
-            "train_tokens_per_epoch": sum(self.lengths), "truncated_rows": sum(e.truncated for e in self.train_examples),
+            "train_tokens_per_epoch": sum(self.lengths),
+            "truncated_rows": sum(e.truncated for e in self.train_examples[:self.n_task_examples]),
+            "truncated_replay_rows": sum(e.truncated for e in self.train_examples[self.n_task_examples:]),
             "padding_waste": round(self.padding_waste, 4), "lineage": self._lineage(train_data, validation_data),
         }
         self._emit("setup", message=(f"data: {len(train_records)} train rows (+{len(replay)} replay), {len(val_records)} "
@@ -299,12 +302,15 @@ class TrainRecipe:
         return out
 
     def _setup_lint(self) -> None:
-        truncated = [e.ref for e in self.train_examples if e.truncated and e.ref is not None]
+        task = self.train_examples[:self.n_task_examples]
+        truncated = [e.ref for e in task if e.truncated and e.ref is not None]
         inputs = LintInputs(method=self.method, learning_rate=self.lr, epochs=self.tc.epochs,
                             batch_size=self.tc.batch_size * self.micro_per_step, n_train=self.n_task_rows,
                             n_validation=len(self.val_examples), max_seq_length=self.config.model.max_seq_length,
                             lora_r=self.tc.lora.r, lora_alpha=self.tc.lora.alpha,
                             early_stopping="early_stopping" not in self.disabled, truncated=truncated,
+                            replay_rows=len(self.train_examples) - self.n_task_examples,
+                            replay_truncated=self.data_info["truncated_replay_rows"],
                             disabled_guards=self.disabled)
         findings = lint_hyperparameters(inputs)
         if "lint" in self.disabled:
@@ -387,8 +393,10 @@ class TrainRecipe:
             seconds_per_token=per_token, train_tokens=train_tokens, steps=self.total_steps, eval_tokens=val_tokens,
             evals=self.total_steps // self.eval_steps + 1, price_per_hour=self.config.budget.price_per_hour,
             currency=self.config.budget.currency)
-        self.findings.extend(budget_mod.check_estimate(self.estimate, self.config.budget))
         self._emit("estimate", estimate=self.estimate, message=f"estimate: {self.estimate}")
+        for f in budget_mod.check_estimate(self.estimate, self.config.budget):
+            self.findings.append(f)  # before step 1: on screen and in train.json
+            self._emit("estimate", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
 
     def _setup_tracking(self) -> None:
         from tunerail.train.tracking import environment, start_tracking
@@ -678,6 +686,16 @@ class TrainRecipe:
             ok = self.stopped_reason in ("completed", "early_stopping") and not failed
             self.tracker.end("FINISHED" if ok else "FAILED" if failed or self.stopped_reason == "divergence" else "KILLED")
         self.accelerator.end_training()
+
+
+def default_eval_steps(total_steps: int, steps_per_epoch: float) -> int:
+    """Steps between evaluations: ~10 per run, and at least 4 per epoch.
+
+    Early stopping acts after ``patience`` evaluations without improvement; with only ~10
+    evaluations over a 40-epoch run it could not stop before epoch 12. Four per epoch lets
+    the default patience (3) stop an overfitting run within its first epochs.
+    """
+    return max(1, min(total_steps // 10, math.ceil(steps_per_epoch / 4)))
 
 
 def _mean(values: Sequence[float]) -> float | None:
