@@ -215,3 +215,17 @@ def test_replay_pool_keeps_rows_that_fit():
     from tunerail.prompting import training_lengths
 
     assert max(training_lengths(tok, replay_sample(300, 0.25, seed=1, pool=pool), PromptTemplate())) <= 96
+
+
+def test_estimate_from_measured_steps_replaces_the_probe_rate():
+    # The probe said 1 ms/token; steps 2-5 took 2 ms/token; an evaluation timed in the window (3 s) replaces the step-0 one (5 s).
+    probe = budget.estimate_run(seconds_per_token=1e-3, train_tokens=100_000, steps=100, evals=10, eval_seconds=5.0,
+                                price_per_hour=0.0)
+    assert probe.seconds == pytest.approx(100 + 50)
+    est = budget.estimate_from_steps(probe, window_seconds=4 * 2.0 + 5.0, window_steps=4, window_tokens=4000,
+                                     window_evals=1, elapsed=12.0, steps_done=5, tokens_done=5000, evals_done=1)
+    assert est.per_token == pytest.approx(2e-3) and est.eval_seconds == pytest.approx(5.0)
+    est = budget.estimate_from_steps(probe, window_seconds=11.0, window_steps=4, window_tokens=4000, window_evals=1,
+                                     window_eval_seconds=3.0, elapsed=12.0, steps_done=5, tokens_done=5000, evals_done=1)
+    assert est.seconds == pytest.approx(12.0 + 2e-3 * 95_000 + 9 * 3.0)
+    assert budget.fit_rate([(100, 0.1), (100, 0.4), (200, 0.2)]).per_token == pytest.approx(1e-3)  # median, not mean

@@ -177,3 +177,24 @@ def test_replay_rows_are_sized_to_fit_and_never_blamed_on_the_user(tmp_path, spl
     result = _train(cfg, splits, tmp_path / "run")
     assert result.data["replay_rows"] == 41 and result.data["truncated_replay_rows"] == 0
     assert not {"TRN004", "TRN009"} & {f.code for f in result.findings}
+
+
+def test_estimate_from_warm_up_steps_lands_within_25_percent(tmp_path):
+    # One thread: on a shared 2-core machine, two threads waiting on each other make step times erratic.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(160)),
+                  write_jsonl(tmp_path / "validation.jsonl", banking_rows(32, offset=1000)))
+        cfg = tiny_config(tmp_path, epochs=2, probe_steps=4, early_stopping=False)
+        etas: list[float] = []
+        result = _train(cfg, splits, tmp_path / "run",
+                        progress=lambda e, info: etas.append(info["eta"]) if e == "step" and info["eta"] is not None else None)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.actual["steps"] == 40 and result.actual["estimate_basis"] == "steps 2-5 measured"
+    ratio = result.estimate["seconds"] / result.actual["seconds"]
+    assert 0.75 <= ratio <= 1.25, (result.estimate, result.actual)
+    assert result.actual["probe_seconds"] > 0 and len(etas) == 40 and etas[-1] < etas[0] / 5  # the last one: the final evaluation

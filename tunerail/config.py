@@ -173,8 +173,9 @@ class TrainConfig(_Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     guards: dict[str, bool] = Field(default_factory=dict, description=(
         "Switch individual guardrails off, e.g. {divergence: false}; every switch-off is recorded in the run."))
-    probe_steps: int = Field(2, ge=0, description=(
-        "Forward+backward passes timed before training for the time/cost estimate (no update; 0 skips the probe)."))
+    probe_steps: int = Field(4, ge=0, description=(
+        "Forward+backward passes timed before training for the time/cost estimate, after one warm-up pass "
+        "(no update; 0 skips the probe)."))
 
 
 class JudgeConfig(_Section):

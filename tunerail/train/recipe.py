@@ -44,6 +44,7 @@ from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
 Progress = Callable[[str, dict[str, Any]], None]
 STATE_FILE = "trainer_state.pt"
 WEIGHTS_FILE = "trainable.safetensors"
+PROBE_WARMUP = 2  # untimed passes before the probe: the first two run 1.5-3x slower than the steady state
 
 
 @dataclass
@@ -179,6 +180,10 @@ class TrainRecipe:
         self.elapsed = 0.0  # training wall time, summed over resumed sessions
         self.stopped_reason = "completed"
         self.estimate: budget_mod.Estimate | None = None
+        self.probe_seconds: float | None = None  # the pre-run probe's estimate, kept beside the measured one
+        self.estimate_basis = "probe"
+        self._window: tuple[float, int, int] | None = None
+        self._eval_times: list[float] = []  # in-loop evaluations (with checkpoint) since the estimate window opened
         self.run_id: str | None = None
         self.best_dir: str | None = None
         self.tracker: Any = None
@@ -203,8 +208,6 @@ class TrainRecipe:
         self._setup_optimizer()
         if state is not None:
             self._load_state(state)
-        elif self.tc.probe_steps > 0:
-            self._setup_estimate()
         self._setup_tracking()
 
     def _emit(self, event: str, **info: Any) -> None:
@@ -269,6 +272,7 @@ class TrainRecipe:
         self.batches_per_epoch = math.ceil(len(self.train_examples) / self.tc.batch_size)
         self.micro_per_step = self.tc.gradient_accumulation * self.world
         self.total_steps = max(1, math.ceil(self.tc.epochs * self.batches_per_epoch / self.micro_per_step))
+        self.warmup_steps = min(self.total_steps, 1 + max(3, self.tc.probe_steps))  # estimate window: steps 2..this
         self.eval_steps = self.tc.eval_steps or default_eval_steps(self.total_steps, self.batches_per_epoch / self.micro_per_step)
         self._epoch_cache: dict[int, list[list[int]]] = {}
         epoch0 = self._epoch_batches(0)
@@ -367,36 +371,68 @@ class TrainRecipe:
         self.early = EarlyStopping(self.tc.patience)
         self.divergence = DivergenceGuard()
 
-    def _setup_estimate(self) -> None:
-        """Time a few real forward+backward passes (no update, RNG restored) and scale to the run."""
+    def _setup_estimate(self, eval_seconds: float | None) -> None:
+        """Before step 1: time warm-up passes over batches of several sizes (no update, RNG restored).
+
+        The fit (per-pass overhead + per-token time), a timed optimizer step on a throwaway copy and
+        ``eval_seconds`` (the step-0 evaluation with its checkpoint, timed) are summed over the
+        run's real micro-batches and evaluations (``budget.estimate_run``).
+        """
         import torch
 
         rng = torch.get_rng_state()
-        order = sorted(range(self.batches_per_epoch), key=lambda b: self._batch_tokens(self._epoch_batches(0)[b]))
-        probe = [order[len(order) // 2]] * (self.tc.probe_steps + 1)  # a median-size batch; first pass warms up
-        seconds = tokens = 0.0
+        batches = self._epoch_batches(0)
+        order = sorted(range(len(batches)), key=lambda b: self._batch_tokens(batches[b]))
+        n = self.tc.probe_steps
+        # A median batch warms up (first pass: kernel choice, allocator); then sizes from the middle of
+        # the range (quartiles), where most of the run's batches are.
+        middle = [order[round((0.25 + 0.5 * (k + 0.5) / n) * (len(order) - 1))] for k in range(n)]
+        picks = [order[len(order) // 2]] * PROBE_WARMUP + middle
         self.loss_model.train()
-        for i, b in enumerate(probe):
-            batch = self._epoch_batches(0)[b]
-            start = time.perf_counter()
-            loss_sum, n = self.loss_model(**self._collate(batch))
-            self.accelerator.backward(loss_sum / n.clamp(min=1))
-            if i > 0:
-                seconds += time.perf_counter() - start
-                tokens += self._batch_tokens(batch)
+
+        def one_pass(b: int) -> int:
+            loss_sum, count = self.loss_model(**self._collate(batches[b]))
+            self.accelerator.backward(loss_sum / count.clamp(min=1))
+            return self._batch_tokens(batches[b])
+
+        rate = budget_mod.measure_rate(one_pass, picks, warmup=PROBE_WARMUP)
+        rate.optimizer_step = self._time_optimizer_step()
         self.optimizer.zero_grad(set_to_none=True)
         torch.set_rng_state(rng)
-        per_token = seconds / max(tokens, 1)
-        train_tokens = round(sum(self._batch_tokens(b) for b in self._epoch_batches(0)) * self.tc.epochs)
-        val_tokens = sum(e.length for e in self.val_examples)
+        # Real micro-batches of the whole run (the per-rank time of a global token is per_token / world).
+        micro = self.total_steps * self.micro_per_step
+        train_tokens = sum(self._batch_tokens(self._micro_batch(i)) for i in range(micro))
+        self._epoch_batches(0)
+        rate.per_token /= self.world
+        evals = self.total_steps // self.eval_steps + (1 if self.total_steps % self.eval_steps else 0)
         self.estimate = budget_mod.estimate_run(
-            seconds_per_token=per_token, train_tokens=train_tokens, steps=self.total_steps, eval_tokens=val_tokens,
-            evals=self.total_steps // self.eval_steps + 1, price_per_hour=self.config.budget.price_per_hour,
-            currency=self.config.budget.currency)
+            seconds_per_token=rate.per_token, rate=rate, train_tokens=train_tokens, steps=self.total_steps,
+            micro_batches=self.total_steps * self.tc.gradient_accumulation,
+            eval_tokens=sum(e.length for e in self.val_examples), eval_seconds=eval_seconds, evals=evals,
+            price_per_hour=self.config.budget.price_per_hour, currency=self.config.budget.currency)
         self._emit("estimate", estimate=self.estimate, message=f"estimate: {self.estimate}")
+        if "budget" in self.disabled:
+            return
         for f in budget_mod.check_estimate(self.estimate, self.config.budget):
             self.findings.append(f)  # before step 1: on screen and in train.json
             self._emit("estimate", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
+
+    def _time_optimizer_step(self) -> float:
+        """Seconds of clip + AdamW step + zero_grad, timed on copies so the run's optimizer is untouched."""
+        import torch
+
+        copies = [p.detach().clone().requires_grad_(True) for p in self.trainable]
+        for c, p in zip(copies, self.trainable):
+            c.grad = p.grad.detach().clone() if p.grad is not None else torch.zeros_like(c)
+        opt = torch.optim.AdamW(copies, lr=self.lr, weight_decay=self.tc.weight_decay)
+        seconds = 0.0
+        for i in range(3):  # the first step allocates the moment buffers
+            start = time.perf_counter()
+            torch.nn.utils.clip_grad_norm_(copies, self.tc.max_grad_norm)
+            opt.step()
+            if i:
+                seconds += time.perf_counter() - start
+        return seconds / 2
 
     def _setup_tracking(self) -> None:
         from tunerail.train.tracking import environment, start_tracking
@@ -440,8 +476,13 @@ class TrainRecipe:
     def train(self) -> None:
         import torch
 
+        eval_seconds = None
         if self.step == 0 and not self.history and self.val_examples:
+            start = time.perf_counter()
             self._evaluate_and_checkpoint(train_loss=None, tokens=0, seconds=0.0)
+            eval_seconds = time.perf_counter() - start
+        if self.step == 0 and self.estimate is None and self.tc.probe_steps > 0:
+            self._setup_estimate(eval_seconds)
         if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
             self.stopped_reason = "early_stopping"  # resumed after it had stopped by itself: nothing left to do
             return
@@ -473,7 +514,8 @@ class TrainRecipe:
             self.step += 1
             loss_value = float(self._mean_across_ranks(step_loss))
             self.elapsed = elapsed_before + time.perf_counter() - session_start
-            self._emit("step", step=self.step, total=self.total_steps, loss=loss_value, lr=lr, seconds=self.elapsed)
+            eta = self._follow_rate(tokens)
+            self._emit("step", step=self.step, total=self.total_steps, loss=loss_value, lr=lr, seconds=self.elapsed, eta=eta)
             if "divergence" not in self.disabled:
                 finding = self.divergence.check(loss_value, self.step, self.lr, stream="replay" if has_replay else "task")
                 if finding is not None:
@@ -496,6 +538,37 @@ class TrainRecipe:
                     self._emit("guard", message=(f"early stopping: no improvement in {self.tc.patience} evaluations; "
                                                  f"best step {self.early.best_step} (val loss {self.early.best:.4f})"))
                     return
+
+    def _follow_rate(self, tokens: int) -> float | None:
+        """Seconds left at the measured running rate; after the warm-up steps, the measured estimate.
+
+        Step 1 is excluded from the window (first-pass warm-up); steps 2..``warmup_steps`` are the
+        measurement. The re-estimate is printed, recorded (``estimate``; the probe's is kept as
+        ``probe_seconds``) and checked against the budget (TRN010) once.
+        """
+        if self.estimate is None:
+            return None
+        evals = sum(1 for h in self.history if h["step"] > 0)
+        if self.step == 1:
+            self._window = (self.elapsed, tokens, evals)
+            self._eval_times = []
+        elif self._window is not None and self.step == self.warmup_steps and self.estimate_basis == "probe":
+            t0, k0, e0 = self._window
+            probe = self.estimate
+            self.estimate = budget_mod.estimate_from_steps(
+                probe, window_seconds=self.elapsed - t0, window_steps=self.step - 1, window_tokens=tokens - k0,
+                window_evals=evals - e0, elapsed=self.elapsed, steps_done=self.step, tokens_done=tokens, evals_done=evals,
+                window_eval_seconds=sum(self._eval_times))
+            self.probe_seconds, self.estimate_basis = probe.seconds, f"steps 2-{self.step} measured"
+            self._emit("estimate", estimate=self.estimate,
+                       message=f"estimate from steps 2-{self.step}: {self.estimate} (probe said ~{probe.seconds / 60:.1f} min)")
+            if "budget" not in self.disabled and not any(f.code == "TRN010" for f in self.findings):
+                for f in budget_mod.check_estimate(self.estimate, self.config.budget,
+                                                   basis=f"estimated from the measured steps 2-{self.step}"):
+                    self.findings.append(f)
+                    self._emit("guard", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
+        projected = self.estimate.projected(self.elapsed, self.step, tokens, evals)
+        return max(0.0, projected - self.elapsed)
 
     def _mean_across_ranks(self, value: Any) -> Any:
         if self.world == 1:
@@ -529,6 +602,12 @@ class TrainRecipe:
         return float(total[0] / total[1].clamp(min=1))
 
     def _evaluate_and_checkpoint(self, train_loss: float | None, tokens: int, seconds: float) -> None:
+        start = time.perf_counter()
+        self._evaluate_and_checkpoint_timed(train_loss, tokens, seconds)
+        if self.step > 0:
+            self._eval_times.append(time.perf_counter() - start)
+
+    def _evaluate_and_checkpoint_timed(self, train_loss: float | None, tokens: int, seconds: float) -> None:
         val_loss = self.evaluate()
         row = {"step": self.step, "epoch": round(self.step * self.micro_per_step / self.batches_per_epoch, 4),
                "train_loss": train_loss, "val_loss": val_loss, "lr": self.scheduler.get_last_lr()[0],
@@ -591,6 +670,7 @@ class TrainRecipe:
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
                      "run_id": self.run_id, "estimate": self.estimate.to_dict() if self.estimate else None,
+                     "estimate_basis": self.estimate_basis, "probe_seconds": self.probe_seconds,
                      "findings": [f.to_dict() for f in self.findings], "fingerprint": _resume_fingerprint(self.config),
                      "stopped_reason": self.stopped_reason}
             torch.save(state, tmp / STATE_FILE)
@@ -626,6 +706,8 @@ class TrainRecipe:
         self.early = EarlyStopping(**state["early"])
         self.divergence = DivergenceGuard(**state["divergence"])
         self.estimate = budget_mod.Estimate(**state["estimate"]) if state["estimate"] else None
+        self.estimate_basis = state.get("estimate_basis", "probe")
+        self.probe_seconds = state.get("probe_seconds")
         self.findings = [Finding(**{**f, "severity": Severity(f["severity"]),
                                     "rows": [RowRef(**r) for r in f.get("rows", [])]}) for f in state["findings"]]
         torch.set_rng_state(state["rng"]["torch"])
@@ -651,7 +733,9 @@ class TrainRecipe:
         self.accelerator.wait_for_everyone()
         best = next((h for h in self.history if h["step"] == self.early.best_step), None)
         actual = {"steps": self.step, "tokens": self.history[-1]["tokens"] if self.history else 0,
-                  "seconds": round(self.elapsed, 2), "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
+                  "seconds": round(self.elapsed, 2),
+                  "estimate_ratio": round(self.estimate.seconds / self.elapsed, 3) if self.estimate and self.elapsed else None,
+                  "estimate_basis": self.estimate_basis if self.estimate else None, "probe_seconds": self.probe_seconds, "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                   "processes": self.world}
         result = TrainResult(
