@@ -173,6 +173,9 @@ class TrainConfig(_Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     guards: dict[str, bool] = Field(default_factory=dict, description=(
         "Switch individual guardrails off, e.g. {divergence: false}; every switch-off is recorded in the run."))
+    shared_prefix: bool = Field(True, description=(
+        "Run the prompt prefix all rows of a batch share (system turn, template start) once per batch and reuse its "
+        "key/value cache for every row, in training and validation loss (same loss and gradients; bench/train.py)."))
     probe_steps: int = Field(4, ge=0, description=(
         "Forward+backward passes timed before training for the time/cost estimate, after one warm-up pass "
         "(no update; 0 skips the probe)."))

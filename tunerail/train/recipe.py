@@ -88,12 +88,57 @@ def _cpu_has_native_bf16() -> bool:
         return False
 
 
-def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool) -> Any:
+MIN_SHARED_PREFIX = 4  # shorter common prefixes are not worth a second decoder call
+
+
+def shared_prefix_length(input_ids: Any, labels: Any) -> int:
+    """Tokens every row of the batch starts with, up to the first position whose hidden state the loss needs.
+
+    Rows rendered with one template share the system turn and the template's opening; the
+    prefix stops before the first answer-predicting position (``labels[:, i + 1] != -100``), so
+    every hidden state the loss reads comes from the per-row pass.
+    """
+    if input_ids.shape[0] < 2:
+        return 0
+    same = (input_ids == input_ids[:1]).all(dim=0)
+    lcp = int(same.long().cumprod(0).sum())
+    needed = (labels[:, 1:] != -100).any(dim=0).nonzero()
+    first = int(needed[0]) if len(needed) else input_ids.shape[1]
+    p = min(lcp, first, input_ids.shape[1] - 1)
+    return p if p >= MIN_SHARED_PREFIX else 0
+
+
+def _cache_kwarg(decoder: Any) -> str:
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+
+
+def decoder_hidden(decoder: Any, input_ids: Any, attention_mask: Any, prefix: int) -> Any:
+    """Last hidden states of positions ``prefix..`` with the shared prefix run once for the batch.
+
+    The prefix goes through the decoder once (batch 1, with gradients); its key/value cache is
+    repeated over the batch rows and the rest of each row attends to it. Same attention, same
+    positions, so the loss and the gradients equal the full computation (fp32 tolerance; dropout
+    masks of the prefix are shared by the rows). ``prefix`` 0 runs the plain full forward.
+    """
+    if prefix == 0:
+        return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    key = _cache_kwarg(decoder)
+    head = decoder(input_ids=input_ids[:1, :prefix], use_cache=True)
+    cache = getattr(head, key, None) or head.past_key_values
+    cache.batch_repeat_interleave(input_ids.shape[0])
+    rest = decoder(input_ids=input_ids[:, prefix:], attention_mask=attention_mask, use_cache=True, **{key: cache})
+    return rest.last_hidden_state
+
+
+def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool, shared_prefix: bool = True) -> Any:
     """Wrap the (peft) model so one forward returns (summed answer-token loss, token count).
 
     Going through one ``nn.Module`` keeps DDP's gradient sync intact. With ``answer_only_head``
     the decoder runs once for hidden states and the LM head is applied only where a label is
-    set, instead of materialising batch x length x vocab logits.
+    set, instead of materialising batch x length x vocab logits. With ``shared_prefix`` the
+    batch's common prompt prefix runs once (:func:`decoder_hidden`).
     """
     import torch
     import torch.nn.functional as F
@@ -106,6 +151,8 @@ def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool) -> A
             self._base = [base]  # not a submodule: already registered through self.model
             softcap = getattr(getattr(base, "config", None), "final_logit_softcapping", None)
             self.answer_only = answer_only_head and softcap is None and base.get_output_embeddings() is not None
+            self.shared_prefix = shared_prefix and self.answer_only
+            self.prefix_tokens_saved = 0  # rows x shared prefix tokens not recomputed (for the bench)
 
         def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> tuple[Any, Any]:
             targets = labels[:, 1:]
@@ -114,8 +161,10 @@ def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool) -> A
                                 dtype=torch.bfloat16, enabled=autocast_bf16):
                 if self.answer_only:
                     base = self._base[0]
-                    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-                    logits = base.get_output_embeddings()(hidden[:, :-1][mask])
+                    prefix = shared_prefix_length(input_ids, labels) if self.shared_prefix else 0
+                    self.prefix_tokens_saved += prefix * (input_ids.shape[0] - 1)
+                    hidden = decoder_hidden(base.get_decoder(), input_ids, attention_mask, prefix)
+                    logits = base.get_output_embeddings()(hidden[:, :-1][mask[:, prefix:]])
                 else:
                     logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask]
             loss_sum = F.cross_entropy(logits.float(), targets[mask], reduction="sum")
@@ -272,7 +321,8 @@ class TrainRecipe:
         self.batches_per_epoch = math.ceil(len(self.train_examples) / self.tc.batch_size)
         self.micro_per_step = self.tc.gradient_accumulation * self.world
         self.total_steps = max(1, math.ceil(self.tc.epochs * self.batches_per_epoch / self.micro_per_step))
-        self.warmup_steps = min(self.total_steps, 1 + max(3, self.tc.probe_steps))  # estimate window: steps 2..this
+        # Estimate window: steps 2..this (a tenth of the run, at least 4 steps): long enough to average out noise.
+        self.warmup_steps = min(self.total_steps, max(1 + max(3, self.tc.probe_steps), math.ceil(self.total_steps / 10)))
         self.eval_steps = self.tc.eval_steps or default_eval_steps(self.total_steps, self.batches_per_epoch / self.micro_per_step)
         self._epoch_cache: dict[int, list[list[int]]] = {}
         epoch0 = self._epoch_batches(0)
@@ -342,7 +392,7 @@ class TrainRecipe:
         self.params = count_parameters(self.model)
         precision = "bf16 autocast" if autocast else "bf16 base weights" if self.bf16 and self.method == "lora" else "fp32"
         self._emit("setup", message=f"{self.method} on {self.config.model.base}: {self.params} ({precision})")
-        loss_model = _loss_model(self.model, answer_only_head=True, autocast_bf16=autocast)
+        loss_model = _loss_model(self.model, answer_only_head=True, autocast_bf16=autocast, shared_prefix=self.tc.shared_prefix)
         self.loss_model = self.accelerator.prepare(loss_model)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
