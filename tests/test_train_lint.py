@@ -229,3 +229,16 @@ def test_estimate_from_measured_steps_replaces_the_probe_rate():
                                      window_eval_seconds=3.0, elapsed=12.0, steps_done=5, tokens_done=5000, evals_done=1)
     assert est.seconds == pytest.approx(12.0 + 2e-3 * 95_000 + 9 * 3.0)
     assert budget.fit_rate([(100, 0.1), (100, 0.4), (200, 0.2)]).per_token == pytest.approx(1e-3)  # median, not mean
+
+
+def test_train_head_classifier_is_not_offered(tmp_path):
+    # It was documented but always raised at training time: the option is gone, and a config naming it is
+    # refused at load time (exit 2) with the allowed keys, before any step runs.
+    from tunerail.config import load_config
+
+    path = tmp_path / "tunerail.yaml"
+    path.write_text("task: classification\ntrain:\n  head: classifier\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "train.head" in str(err.value) and "unknown key" in str(err.value)
+    assert "head" not in TrainConfig.model_fields

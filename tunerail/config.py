@@ -151,8 +151,6 @@ class LoraConfig(_Section):
 
 class TrainConfig(_Section):
     method: Literal["lora", "qlora", "full"] = Field("lora", description="lora (default), qlora (needs CUDA + bitsandbytes) or full fine-tuning.")
-    head: Literal["generation", "classifier"] = Field("generation", description=(
-        "Classification data: train the label as generated text, or a classifier head on the encoder."))
     learning_rate: float | None = Field(None, gt=0, description="Default by method: LoRA 2e-4, full 2e-5.")
     epochs: float = Field(3, gt=0, description="Upper bound; early stopping usually ends sooner.")
     batch_size: int = Field(8, ge=1, description="Rows per optimizer step (before gradient accumulation).")

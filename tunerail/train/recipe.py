@@ -207,9 +207,6 @@ class TrainRecipe:
     """setup -> train -> finish -> cleanup, torchtune style: one component per ``_setup_*``."""
 
     def __init__(self, config: Any, *, out_dir: Path, resume: bool, store: Any, progress: Progress | None):
-        if config.train.head == "classifier":
-            raise TunerailError(Problem("train.head: classifier is not available in this version", field="train.head",
-                                        fix="use train.head: generation (the label is trained as the answer text)"))
         self.config = config
         self.tc = config.train
         self.out_dir = out_dir
