@@ -170,8 +170,6 @@ class LoraConfig(_Section):
 
 class TrainConfig(_Section):
     method: Literal["lora", "qlora", "full"] = Field("lora", description="lora (default), qlora (needs CUDA + bitsandbytes) or full fine-tuning.")
-    head: Literal["generation", "classifier"] = Field("generation", description=(
-        "Classification data: train the label as generated text, or a classifier head on the encoder."))
     learning_rate: float | None = Field(None, gt=0, description="Default by method: LoRA 2e-4, full 2e-5.")
     epochs: float = Field(3, gt=0, description="Upper bound; early stopping usually ends sooner.")
     batch_size: int = Field(8, ge=1, description="Rows per optimizer step (before gradient accumulation).")
@@ -179,7 +177,7 @@ class TrainConfig(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warmup before the cosine decay.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default: about 10 evaluations per run.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default: about 10 evaluations per run and at least 4 per epoch (so early stopping can act in the first epochs).")
     early_stopping: bool = Field(True, description="Stop when validation loss stops improving (guardrail; switching it off is recorded).")
     patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
     seed: int = Field(13, description="Seed for data order, LoRA init and dropout.")
@@ -192,8 +190,12 @@ class TrainConfig(_Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     guards: dict[str, bool] = Field(default_factory=dict, description=(
         "Switch individual guardrails off, e.g. {divergence: false}; every switch-off is recorded in the run."))
-    probe_steps: int = Field(2, ge=0, description=(
-        "Forward+backward passes timed before training for the time/cost estimate (no update; 0 skips the probe)."))
+    shared_prefix: bool = Field(True, description=(
+        "Run the prompt prefix all rows of a batch share (system turn, template start) once per batch and reuse its "
+        "key/value cache for every row, in training and validation loss (same loss and gradients; bench/train.py)."))
+    probe_steps: int = Field(4, ge=0, description=(
+        "Forward+backward passes timed before training for the time/cost estimate, after one warm-up pass "
+        "(no update; 0 skips the probe)."))
 
     @field_validator("guards")
     @classmethod

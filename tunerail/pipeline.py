@@ -174,7 +174,7 @@ def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]
 
 
 def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
-        allow_criteria_change: bool = False, on_event: Callable[[str, str], None] | None = None,
+        allow_criteria_change: bool = False, resume: bool = False, on_event: Callable[[str, str], None] | None = None,
         progress: Callable[[str], ContextManager[Any]] | None = None,
         on_findings: Callable[[str, list[Finding], list[Finding]], None] | None = None) -> PipelineResult:
     """Run the whole guarded pipeline and return every step's record and the verdict.
@@ -186,6 +186,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     force : re-run every step, and let ``split`` replace a different frozen test set (recorded).
     allow_criteria_change : let ``split`` accept criteria changed after the test set was frozen
         (recorded in split.json; the verdict on that test set cannot be READY).
+    resume : continue an interrupted training from its last checkpoint (``tunerail run --resume``).
     on_event : called as ``on_event(step, message)`` when a step starts, ends or is skipped.
     progress : ``progress(step)`` returns a context manager yielding that step's progress callback.
     on_findings : called as ``on_findings("doctor", findings, unresolved)`` once the doctor step is done
@@ -268,7 +269,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     def do_train():
         with step_progress("train") as callback:
             result = train(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=train_dir,
-                           store=store, progress=callback)
+                           resume=resume, store=store, progress=callback)
         return {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"}, {
             "stopped_reason": result.stopped_reason, "best_step": result.best_step}, result
 
