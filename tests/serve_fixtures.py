@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from train_tiny import banking_rows
 
+
 REPO = Path(__file__).resolve().parent.parent
 OOS_FIXTURE = REPO / "tests" / "data" / "clinc150_oos.jsonl"
 
@@ -26,6 +27,15 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def banking_shuffled() -> list[dict[str, str]]:
+    """All 1,500 bundled Banking77 rows in a fixed random order (the file is sorted by intent)."""
+    import random
+
+    rows = banking_rows(1500)
+    random.Random(0).shuffle(rows)
+    return rows
+
+
 def make_run(root: Path, *, n_train: int = 1000, n_test: int = 400, adapter: bool = True,
              serve: dict[str, Any] | None = None, monitor: dict[str, Any] | None = None) -> Path:
     """A run folder over Banking77 (text, category) with the tiny model; returns the run folder."""
@@ -33,9 +43,9 @@ def make_run(root: Path, *, n_train: int = 1000, n_test: int = 400, adapter: boo
 
     model_dir, adapter_dir = cached_tiny_pair()
     run = root / "run"
-    rows = banking_rows(n_train + n_test)
+    rows = banking_shuffled()
     write_rows(run / "split" / "train.jsonl", rows[:n_train])
-    write_rows(run / "split" / "test.jsonl", rows[n_train:])
+    write_rows(run / "split" / "test.jsonl", rows[n_train:n_train + n_test])
     cfg = {"project": "banking-serve", "task": "classification",
            "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
            "model": {"base": str(model_dir), "max_seq_length": 128},

@@ -27,6 +27,8 @@ _LAZY = {
     "train": "tunerail.train",
     "evaluate": "tunerail.eval",
     "run": "tunerail.pipeline",
+    "serve": "tunerail.serve",
+    "monitor": "tunerail.monitor",
 }
 
 

@@ -281,6 +281,9 @@ class MonitorConfig(_Section):
         "count for the out-of-scope distance."))
     min_rows: int = Field(30, ge=5, description="Windows with fewer successful requests are skipped (too few to test).")
     examples: int = Field(10, ge=0, description="Out-of-scope and no-label examples kept per finding.")
+    max_no_label_rate: float = Field(0.05, ge=0, le=1, description="Warn when more answers than this match no label (classification).")
+    max_refusal_rate: float = Field(0.02, ge=0, le=1, description="Warn when more answers than this are refusals (the doctor's refusal patterns).")
+    max_empty_rate: float = Field(0.01, ge=0, le=1, description="Warn when more answers than this are empty.")
 
 
 class PipelineConfig(_Section):
