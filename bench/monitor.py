@@ -86,7 +86,7 @@ def _evidently():
     return evidently.__version__, _get_default_stattest, ColumnType, model
 
 
-def drift_bench(seeds: int, permutations: int) -> dict:
+def drift_bench(seeds: int, permutations: int, checkpoint=None) -> dict:
     import numpy as np
     import pandas as pd
 
@@ -150,6 +150,12 @@ def drift_bench(seeds: int, permutations: int) -> dict:
                          "evidently_text_test": stattest.name,
                          "evidently_embedding": bool(emb_drift), "evidently_embedding_auc": float(emb_score)})
         print(f"seed {seed + 1}/{seeds} done ({sum(timing.values()):.0f} s)", file=sys.stderr, flush=True)
+        if checkpoint is not None:  # a partial table survives an interrupted run
+            checkpoint(_summary(rows, seed + 1, perms, mc, ev_version, embed_seconds, timing))
+    return _summary(rows, seeds, perms, mc, ev_version, embed_seconds, timing)
+
+
+def _summary(rows: list, seeds: int, perms: int, mc, ev_version: str, embed_seconds: float, timing: dict) -> dict:
     table = []
     for size, mix, pool_name in CELLS:
         sel = [r for r in rows if r["size"] == size and r["oos_share"] == mix and r["in_scope_pool"] == pool_name]
@@ -298,8 +304,14 @@ def main() -> None:
         load = None
     result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load}"
     result["command"] = "python " + " ".join(["bench/monitor.py"] + sys.argv[1:])
+    def save(drift: dict) -> None:
+        result["drift"] = drift
+        OUT.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        (OUT / "monitor.md").write_text(_markdown(result), encoding="utf-8")
+
     if not args.serve_only:
-        result["drift"] = drift_bench(args.seeds, args.permutations)
+        result["drift"] = drift_bench(args.seeds, args.permutations, checkpoint=save)
     if not args.drift_only:
         result["serve"] = serve_bench(args.serve_requests, args.max_tokens)
     OUT.mkdir(parents=True, exist_ok=True)

@@ -170,3 +170,28 @@ def test_kill_9_during_writes_leaves_no_torn_record(tmp_path):
     assert all(json.loads(line) for line in lines[:-1])  # every complete line parses: no tear from kill -9
     for rec in read.records:
         assert rec["prompt"] == "q" * (rec["i"] % 5000)
+
+
+def test_cli_serve_bad_run_folder_is_exit_2(tmp_path):
+    from tunerail.cli import main
+
+    assert main(["serve", str(tmp_path / "nope")]) == 2
+    (tmp_path / "run").mkdir()
+    assert main(["serve", str(tmp_path / "run")]) == 2  # no tunerail.yaml anywhere near
+
+
+@pytest.mark.slow
+def test_smollm2_answers_through_the_openai_client(tmp_path):
+    """The real demo base model (bundled SmolLM2-135M-Instruct) served end to end."""
+    run = make_run(tmp_path, n_train=100, n_test=10, adapter=False)
+    (run / "train" / "train.json").write_text(json.dumps({"base_model": "bundled:smollm2"}), encoding="utf-8")
+    state = build_state(run)
+    assert state.lm.name == "bundled:smollm2"
+    with running_server(create_app(state)) as url:
+        client = _client(url, key="unused")
+        resp = client.chat.completions.create(model="banking-serve", max_tokens=12,
+                                              messages=[{"role": "user", "content": "I lost my card, what should I do?"}])
+    state.traffic.close()
+    assert resp.choices[0].message.content.strip()
+    logged = [r for r in read_traffic(run / "traffic").records if r.get("status") == 200]
+    assert len(logged) == 1 and logged[0]["output"] == resp.choices[0].message.content
