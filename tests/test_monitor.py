@@ -71,3 +71,15 @@ def test_bad_input_is_exit_2(run, tmp_path):
     assert main(["monitor", str(tmp_path / "traffic.jsonl"), "--reference", str(run)]) == 2  # too few requests
     assert main(["monitor", str(tmp_path / "missing.jsonl"), "--reference", str(run)]) == 2
     assert main(["monitor", str(tmp_path / "traffic.jsonl"), "--reference", str(run), "--since", "yesterday"]) == 2
+
+
+def test_doctor_pii_check_runs_on_unmasked_traffic(run, tmp_path):
+    rows = banking_shuffled()[1300:1340]
+    log = TrafficLog(tmp_path / "traffic.jsonl", mask_pii=False, fsync=False)
+    for i, r in enumerate(rows):
+        prompt = r["text"] + (" - write to john.smith@gmail.com" if i == 7 else "")
+        log.append({"status": 200, "prompt": prompt, "output": r["category"], "label": r["category"]})
+    log.close()
+    result = monitor(tmp_path / "traffic.jsonl", run, window=40, out_dir=tmp_path / "out")
+    pii = [f for f in result.findings if f.code == "MON020" and f.check == "quality.pii.email"]
+    assert len(pii) == 1 and [r.line for r in pii[0].rows] == [8]
