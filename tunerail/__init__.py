@@ -28,6 +28,8 @@ _LAZY = {
     "train": "tunerail.train",
     "evaluate": "tunerail.eval",
     "run": "tunerail.pipeline",
+    "serve": "tunerail.serve",
+    "monitor": "tunerail.monitor",
 }
 
 

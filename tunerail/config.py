@@ -318,13 +318,31 @@ class ServeConfig(_Section):
     max_new_tokens: int = Field(64, ge=1, description="Default generation cap when a request sets none.")
     log_max_mb: float = Field(50.0, gt=0, description="Rotate the traffic log beyond this size.")
     log_backups: int = Field(5, ge=0, description="Rotated traffic logs kept.")
+    log_fsync: bool = Field(True, description=(
+        "fsync the traffic log after every record: survives a power loss, not only a kill -9 (about 1 ms a request)."))
 
 
 class MonitorConfig(_Section):
     window: int = Field(200, ge=10, description="Requests per drift window.")
     alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise false-alarm rate over all windows and tests (corrected).")
-    permutations: int = Field(500, ge=50, description="Permutations for the MMD and domain-classifier p-values.")
+    permutations: int = Field(500, ge=50, description=(
+        "Permutations for the MMD and domain-classifier p-values (raised automatically so the smallest "
+        "reachable p-value is below the corrected level)."))
     seed: int = Field(13, description="Seed for permutations and subsampling.")
+    correction: Literal["bonferroni", "holm"] = Field("bonferroni", description=(
+        "Family-wise control over every test of every window: bonferroni (alpha / tests x windows) or holm "
+        "(step-down, same guarantee, a little more power)."))
+    oos_quantile: float = Field(0.99, gt=0.5, lt=1, description=(
+        "A request is out of scope when its nearest training row is farther than this quantile of the training "
+        "rows' own leave-one-out nearest-neighbour distances."))
+    reference_max: int = Field(2000, ge=100, description=(
+        "Training rows (random sample) compared with each window by MMD and the domain classifier; all rows "
+        "count for the out-of-scope distance."))
+    min_rows: int = Field(30, ge=5, description="Windows with fewer successful requests are skipped (too few to test).")
+    examples: int = Field(10, ge=0, description="Out-of-scope and no-label examples kept per finding.")
+    max_no_label_rate: float = Field(0.05, ge=0, le=1, description="Warn when more answers than this match no label (classification).")
+    max_refusal_rate: float = Field(0.02, ge=0, le=1, description="Warn when more answers than this are refusals (the doctor's refusal patterns).")
+    max_empty_rate: float = Field(0.01, ge=0, le=1, description="Warn when more answers than this are empty.")
 
 
 class PipelineConfig(_Section):
