@@ -25,6 +25,7 @@ _LAZY = {
     "leakage": "tunerail.split.leakage",
     "Store": "tunerail.store",
     "train": "tunerail.train",
+    "sweep": "tunerail.sweep",
     "evaluate": "tunerail.eval",
     "run": "tunerail.pipeline",
 }

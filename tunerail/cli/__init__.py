@@ -13,7 +13,7 @@ from importlib import import_module
 from tunerail.cli._common import app
 
 # Command groups in workflow order (the order `tunerail --help` lists them).
-COMMAND_MODULES = ("project", "doctor", "split", "store", "train", "eval", "review", "run")
+COMMAND_MODULES = ("project", "doctor", "split", "store", "train", "sweep", "eval", "review", "run")
 for _module in COMMAND_MODULES:
     import_module(f"tunerail.cli.{_module}")
 
