@@ -199,15 +199,20 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         cfg.train.eval_steps = max(1, interval // batch)
         cfg.train.probe_steps = 0  # the step time is measured by the trial itself
         clock = share_mod.TrialClock(meter, trial)
-        left = meter.left()
-        cfg.budget.max_hours = max(left - share_mod.SAFETY * state["first_eval"], 1.0) / 3600  # hard stop inside a step
+        cfg.budget.max_hours = max(meter.left(), 1e-3) / 3600  # refined at every evaluation (on_eval)
         cfg.budget.max_cost = None
         sign = 1.0 if direction == "minimize" else -1.0  # the pruner reads val loss in the study's direction
         why: dict[str, str] = {}
 
         def on_eval(row: dict[str, Any]) -> str | None:
             clock.tick()
+            left_now = meter.allowed - meter.spent(exclude=trial.number) - clock.seconds
+            # Hard stop inside a step (the trainer's budget guard), keeping one interval for its final evaluation.
+            cfg.budget.max_hours = max(row["seconds"] + left_now - share_mod.SAFETY * clock.worst_interval, 1e-9) / 3600
             if row["step"] == 0:
+                if left_now <= share_mod.SAFETY * clock.worst_interval:
+                    why["reason"] = "budget share: no room for a first training interval; cut at step 0"
+                    return "budget"
                 return None
             if trial.user_attrs.get("tunerail_first_eval") is None:
                 trial.set_user_attr("tunerail_first_eval", round(clock.seconds, 3))
@@ -258,6 +263,8 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
                 why["reason"] = f"divergence: {finding.message if finding else 'loss diverged'}"
             trial.set_user_attr("reason", why.get("reason", "pruned"))
             raise optuna.TrialPruned(why.get("reason", "pruned"))
+        if result.stopped_reason == "budget" and "reason" not in why:
+            why["reason"] = "budget share: stopped inside a step by the trainer's budget guard"
         trial.set_user_attr("reason", why.get("reason", result.stopped_reason))
         state["first_eval"] = max(state["first_eval"], float(trial.user_attrs.get("tunerail_first_eval") or 0.0))
         if config.sweep.objective == "metric":

@@ -16,6 +16,7 @@ report it as a better setting.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tunerail.errors import ConfigError, Problem
@@ -177,3 +178,24 @@ def overlay(params: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[leaf] = value
     return {"train": train}
+
+
+def load_overlay(path: str | Path) -> dict[str, Any]:
+    """best.yaml back into ``{dimension: value}`` (dotted names), checked against the searchable set."""
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8")) or {}
+    train = data.get("train") if isinstance(data, dict) else None
+    if not isinstance(train, dict):
+        raise ConfigError(Problem("a sweep overlay holds one `train:` mapping", file=str(path), fix="re-run `tunerail sweep`"))
+    flat: dict[str, Any] = {}
+    for key, value in train.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    unknown = sorted(set(flat) - set(SEARCHABLE))
+    if unknown:
+        raise ConfigError(Problem(f"{unknown[0]!r} is not a sweep dimension", file=str(path), field=f"train.{unknown[0]}",
+                                  fix="re-run `tunerail sweep` to write a fresh best.yaml"))
+    return flat

@@ -55,7 +55,7 @@ def open_storage(url: str, *, heartbeat_seconds: int, max_retry: int = 2) -> Any
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
     except ImportError as exc:
         raise TunerailError(Problem(f"the driver for {scheme} is not installed ({exc})", field="--storage",
-                                    fix="pip install psycopg2-binary (PostgreSQL)")) from None
+                                    fix="pip install 'psycopg[binary]' (PostgreSQL)")) from None
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many types; all mean "cannot use this storage"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TunerailError(Problem(f"cannot open the sweep storage {masked(url)}: {reason}", field="--storage",

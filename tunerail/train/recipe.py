@@ -468,6 +468,9 @@ class TrainRecipe:
 
         if self.step == 0 and not self.history and self.val_examples:
             self._evaluate_and_checkpoint(train_loss=None, tokens=0, seconds=0.0)
+            if self._hook_stop is not None:
+                self.stopped_reason = self._hook_stop
+                return
         if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
             self.stopped_reason = "early_stopping"  # resumed after it had stopped by itself: nothing left to do
             return
