@@ -137,7 +137,7 @@ def _pg_workers(tmp: Path, url: str, workers: int, seconds: float) -> dict:
     study = f"bench-{workers}w-{os.getpid()}"
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "tunerail.cli", "sweep", "--config", str(cfg), "--storage", url,
+    procs = [subprocess.Popen([sys.executable, "-m", "tunerail", "sweep", "--config", str(cfg), "--storage", url,
                                "--study", study, "--out", str(tmp / f"w{workers}-{i}"), "--train", str(splits[0]),
                                "--validation", str(splits[1])], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for i in range(workers)]

@@ -20,11 +20,12 @@ import pytest
 
 
 def _bin_dir() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).parent
+    """The server's own bin folder (initdb, pg_ctl, createdb together); PATH may hold only a pg_ctl link."""
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
-    return Path(candidates[0]).parent if candidates else None
+    if candidates:
+        return Path(candidates[0]).parent
+    found = shutil.which("pg_ctl")
+    return Path(found).resolve().parent if found else None
 
 
 def _free_port() -> int:

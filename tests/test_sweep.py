@@ -28,6 +28,7 @@ def test_sweep_writes_study_outputs(tmp_path, splits):
     import tunerail
 
     cfg = _config(tmp_path, space={"epochs": 1, "batch_size": [8], "replay_ratio": None}, trials=3)
+    cfg.tracking.enabled = True  # local SQLite MLflow beside the store (tmp_path)
     result = tunerail.sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=tmp_path / "sweep")
     assert result.counts.get("COMPLETE", 0) + result.counts.get("PRUNED", 0) == 3
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
@@ -40,6 +41,14 @@ def test_sweep_writes_study_outputs(tmp_path, splits):
     assert '<script src="http' not in html and "<script src='http" not in html  # plotly.js inline: opens offline
     for t in result.trials:
         assert t["params"]["epochs"] == 1 and 2e-5 <= t["params"]["learning_rate"] <= 2e-3
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}")
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.tags["tunerail.kind"] == "sweep" and parent.info.status == "FINISHED"
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(int(r.data.tags["tunerail.trial"]) for r in children) == [t["number"] for t in result.trials]
+    assert {r.info.run_id for r in children} == {t["run_id"] for t in result.trials}
 
 
 def test_budget_share_is_never_exceeded(tmp_path, splits):

@@ -25,7 +25,7 @@ def _worker(cfg: Path, url: str, study: str, out: Path, splits: tuple[Path, Path
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     log = open(out.with_suffix(".log"), "w")
-    return subprocess.Popen([sys.executable, "-m", "tunerail.cli", "sweep", "--config", str(cfg), "--storage", url,
+    return subprocess.Popen([sys.executable, "-m", "tunerail", "sweep", "--config", str(cfg), "--storage", url,
                              "--study", study, "--out", str(out), "--train", str(splits[0]), "--validation", str(splits[1]),
                              "--trials", str(trials)], env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -40,7 +40,7 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried(tmp_path, postg
         "task": "classification", "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
         "train": {"bf16": False, "probe_steps": 0, "epochs": 6},
         "budget": {"max_hours": 2.0}, "tracking": {"enabled": False}, "store": {"path": str(tmp_path / "store")},
-        "sweep": {"pruner": "none", "heartbeat_seconds": 1, "space": {"epochs": 6, "batch_size": [8], "replay_ratio": None}},
+        "sweep": {"pruner": "none", "heartbeat_seconds": 4, "space": {"epochs": 6, "batch_size": [8], "replay_ratio": None}},
     }))
     study = "two-workers"
     storage = optuna.storages.RDBStorage(postgres_url)
@@ -59,13 +59,18 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried(tmp_path, postg
         if running and running[0].intermediate_values:
             a.send_signal(signal.SIGKILL)
             killed = running[0]
+    a.kill()  # already dead when the loop found a trial; never left running when it did not
     a.wait(30)
     assert killed is not None, (tmp_path / "a.log").read_text()[-2000:]
 
     # Two workers on the same study: one picks the dead trial up (same parameters), both share the count.
     workers = [_worker(cfg, postgres_url, study, tmp_path / name, splits, trials=3) for name in ("b", "c")]
-    for w, name in zip(workers, ("b", "c")):
-        assert w.wait(600) == 0, (tmp_path / f"{name}.log").read_text()[-2000:]
+    try:
+        for w, name in zip(workers, ("b", "c")):
+            assert w.wait(600) == 0, (tmp_path / f"{name}.log").read_text()[-2000:]
+    finally:
+        for w in workers:
+            w.kill()
 
     trials = optuna.load_study(study_name=study, storage=storage).get_trials()
     by_number = {t.number: t for t in trials}

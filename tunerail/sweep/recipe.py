@@ -11,6 +11,7 @@ value and reason ``budget``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -249,7 +250,8 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         finally:
             recipe.cleanup(failed=not ok)
             _release(recipe, state, method)
-            clock.close()
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                clock.close()
             shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
         if result is not None:
             _tag_child(parent, result.run_id, trial.number)
@@ -273,17 +275,28 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
             raise optuna.TrialPruned("no validation loss")
         return float(result.best_val_loss)
 
+    def more() -> bool:
+        return _counted(study_obj) < n_trials and meter.left() > share_mod.SAFETY * state["first_eval"]
+
     def after_trial(study_: Any, frozen: Any) -> None:
         if on_trial is not None:
             on_trial(_trial_row(frozen))
-        if _counted(study_) >= n_trials:
-            study_.stop()
-        elif meter.left() < share_mod.SAFETY * max(state["first_eval"], 1e-9) or meter.left() <= 0:
+        if not more():
             study_.stop()
 
     start = time.perf_counter()
-    if _counted(study_obj) < n_trials and meter.left() > 0:
-        study_obj.optimize(objective, n_trials=n_trials, callbacks=[after_trial], catch=(), gc_after_trial=True)
+    while more():
+        try:
+            study_obj.optimize(objective, n_trials=n_trials, callbacks=[after_trial], catch=(), gc_after_trial=True)
+            break
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+            # Another worker declared this worker's trial dead (its heartbeat came late) and queued a retry:
+            # drop the trial and go on; it is FAIL in the study and counted once, through its retry.
+            if not isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) and "Cannot tell a FAIL trial" not in str(exc):
+                raise
+            if on_trial is not None:
+                on_trial({"number": None, "state": "FAIL", "value": None,
+                          "reason": "this worker's trial was marked failed by another worker (late heartbeat); retried there"})
     result = _result(study_obj, name, url, config, space, allowed, parent, out)
     result.share["this_worker_seconds"] = round(time.perf_counter() - start, 2)
     _write_outputs(result, study_obj, config)
