@@ -26,6 +26,7 @@ _LAZY = {
     "select": "tunerail.select",
     "Store": "tunerail.store",
     "train": "tunerail.train",
+    "sweep": "tunerail.sweep",
     "evaluate": "tunerail.eval",
     "run": "tunerail.pipeline",
     "serve": "tunerail.serve",

@@ -292,6 +292,18 @@ class SweepConfig(_Section):
         "Defaults by method: learning rate, epochs, batch size, LoRA r and alpha, warmup, replay. Seed is never searched."))
     storage: str | None = Field(None, description="Optuna storage URL; default SQLite in the run folder; postgresql://... for many workers.")
     study: str | None = Field(None, description="Study name shared by workers; default derived from the project and inputs.")
+    startup_trials: int = Field(3, ge=0, description="Trials the median pruner lets finish before it prunes any.")
+    evals_per_epoch: int = Field(4, ge=1, description=(
+        "Evaluations per epoch inside trials (the pruner's steps; aligned across batch sizes)."))
+    metric_rows: int = Field(200, ge=1, description="Validation rows generated per trial when objective is metric.")
+    heartbeat_seconds: int = Field(30, ge=1, description=(
+        "Worker heartbeat; a trial whose worker is silent for twice this is marked failed and retried."))
+
+    @model_validator(mode="after")
+    def _seed_not_searched(self) -> "SweepConfig":
+        if "seed" in self.space:
+            raise ValueError("the seed is never searched (a sweep would pick the luckiest seed); set train.seed instead")
+        return self
 
 
 class RubricItem(_Section):

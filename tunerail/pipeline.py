@@ -1,4 +1,4 @@
-"""`tunerail run`: doctor -> split -> train -> eval with one config, resumable step by step.
+"""`tunerail run`: doctor -> split -> [sweep] -> train -> eval with one config, resumable step by step.
 
 Each step records the hash of its inputs (the config sections it reads + the content of its
 input files) in ``<out>/<step>/step.json``; when a later run finds the same hash and the step's
@@ -173,6 +173,34 @@ def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]
     return links
 
 
+def _sweep_step(config: TunerailConfig, cfg_json: dict[str, Any], out: Path, paths: dict[str, Path], store: Store,
+                force: bool, steps: list[StepRecord], results: dict[str, Any],
+                on_event: Callable[[str, str], None]) -> tuple[TunerailConfig, dict[str, Any] | None]:
+    """Run (or reuse, when its inputs are unchanged) the sweep; return the config with best.yaml applied."""
+    from tunerail.sweep import sweep
+    from tunerail.sweep.space import apply, load_overlay
+
+    sweep_dir = out / "sweep"
+    h = _hash_inputs({k: cfg_json[k] for k in ("task", "model", "prompts", "train", "budget", "sweep", "criteria")},
+                     [paths["train"], paths["validation"]])
+
+    def do_sweep():
+        result = sweep(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=sweep_dir, store=store)
+        outputs = {"sweep_json": sweep_dir / "sweep.json", "report": sweep_dir / "report.html"}
+        if "best_yaml" in result.paths:
+            outputs["best_yaml"] = Path(result.paths["best_yaml"])
+        return outputs, {"study": result.study, "best_value": result.best_value, "best_params": result.best_params,
+                         "counts": result.counts, "share_used": result.share["used_share"]}, result
+
+    rec, results["sweep"] = _run_step("sweep", sweep_dir, h, force, do_sweep, on_event)
+    steps.append(rec)
+    if "best_yaml" not in rec.outputs:
+        on_event("sweep", "no completed trial: training with the configured setting")
+        return config, None
+    params = load_overlay(rec.outputs["best_yaml"])
+    return apply(config, params), {"best_yaml": rec.outputs["best_yaml"], "params": params, "study": rec.summary.get("study")}
+
+
 def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
         allow_criteria_change: bool = False, resume: bool = False, on_event: Callable[[str, str], None] | None = None,
         progress: Callable[[str], ContextManager[Any]] | None = None,
@@ -260,18 +288,23 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     results["gate"] = _gate(out, blocking_findings(doctor_dir, leak_dir / "leakage.json", stop_on), stop_on,
                             unresolved_doctor_findings(doctor_dir), load_findings(leak_dir / "leakage.json"))
 
+    # 3b. sweep (sweep.enabled): Optuna search inside budget.search_share; train then uses best.yaml.
+    train_config, applied = config, None
+    if config.sweep.enabled:
+        train_config, applied = _sweep_step(config, cfg_json, out, paths, store, force, steps, results, on_event)
+
     # 4. train: LoRA with every guardrail on.
     from tunerail.train import train
 
     train_dir = out / "train"
-    h = _hash_inputs(step_config("train", cfg_json), [paths["train"], paths["validation"]])
+    h = _hash_inputs(step_config("train", train_config.model_dump(mode="json")), [paths["train"], paths["validation"]])
 
     def do_train():
         with step_progress("train") as callback:
-            result = train(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=train_dir,
-                           resume=resume, store=store, progress=callback)
+            result = train(train_config, train_data=paths["train"], validation_data=paths["validation"],
+                           out_dir=train_dir, resume=resume, store=store, progress=callback)
         return {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"}, {
-            "stopped_reason": result.stopped_reason, "best_step": result.best_step}, result
+            "stopped_reason": result.stopped_reason, "best_step": result.best_step, "sweep_applied": applied}, result
 
     rec, results["train"] = _run_step("train", train_dir, h, force, do_train, on_event)
     steps.append(rec)
