@@ -126,9 +126,7 @@ class ReviewStore:
     def connect(self) -> Iterator[sqlite3.Connection]:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # a vote acknowledged is a vote on disk
-            conn.execute("PRAGMA busy_timeout=30000")
             conn.row_factory = sqlite3.Row
             yield conn
         finally:
@@ -149,6 +147,7 @@ class ReviewStore:
         plan = assign([u.unit for u in units], annotators, overlap, seed)
         tokens = {name: secrets.token_urlsafe(24) for name in [*annotators, "@admin"]}
         with self.connect() as c:
+            c.execute("PRAGMA journal_mode=WAL")  # persistent in the file: readers never block the writer
             c.executescript(SCHEMA)
             c.execute("BEGIN IMMEDIATE")
             meta = {"material_hash": material_hash, "annotators": json.dumps(list(annotators)), "overlap": str(overlap),
