@@ -75,7 +75,7 @@ def test_evaluate_end_to_end_writes_escaped_report_and_caches(tiny, banking_test
     assert codes["EVL051"] == Severity.WARNING and res.prompt["decoding"] == "both"
     assert {"accuracy", "macro_f1", "accuracy_ranking", "perplexity"} <= set(res.metrics["tuned"])
     ranking = res.metrics["tuned"]["accuracy_ranking"]["value"]
-    assert 0 <= ranking <= 1 and res.significance["mcnemar"]["test"].startswith("exact McNemar")
+    assert 0 <= ranking <= 1 and "exact McNemar" in res.significance["mcnemar"]["test"]  # statsmodels or scipy
 
     html = Path(res.report_html).read_text(encoding="utf-8")
     assert XSS not in html and "&lt;script&gt;alert(" in html
@@ -88,11 +88,14 @@ def test_evaluate_end_to_end_writes_escaped_report_and_caches(tiny, banking_test
         exported = list(csv.DictReader(handle))
     assert len(exported) == 12 and all(r["rating_a"] == "" for r in exported)
 
-    # second run: every model output comes from the cache
+    # second run: every model output comes from the cache (counted, not timed)
+    from tunerail.eval.generate import CACHE_STATS
+
+    before = dict(CACHE_STATS)
     again = tunerail.evaluate(cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model),
                               out_dir=tmp_path / "out2", cache_dir=cache)
     assert again.metrics["tuned"]["accuracy"] == res.metrics["tuned"]["accuracy"]
-    assert again.timings["tuned_generate_s"] < res.timings["tuned_generate_s"]
+    assert CACHE_STATS["misses"] == before["misses"] and CACHE_STATS["hits"] > before["hits"]
 
 
 def _judge_prefers_base(_text: str, call_no: int) -> str:

@@ -133,3 +133,131 @@ def test_two_runs_into_one_folder_are_refused(tmp_path, capsys, banking_example)
     with FileLock(str(tmp_path / ".out.lock")):  # another run holds the folder
         code, err = _doctor(capsys, data, "--out", str(out))
     assert code == 2 and "another tunerail run is writing into this folder" in err
+
+
+def test_corrupt_split_json_is_exit_2_for_eval_verify_and_split(tmp_path, capsys, banking_example):
+    data = _banking(tmp_path, banking_example, 400)
+    cfg = tmp_path / "tunerail.yaml"
+    cfg.write_text("task: classification\n"
+                   f"data: {{path: {data}, format: text_label, columns: {{text: text, label: category}}}}\n"
+                   "criteria: {margin: 0.2, threshold: 0.5}\nsplit: {semantic: false}\nstore: {path: store}\n")
+    out = tmp_path / "split"
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 0
+    (out / "split.json").write_text('{"frozen": {"file": "test.jsonl", "sha2')
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 2
+    err = _err(capsys)
+    assert "split manifest is not valid JSON" in err and str(out / "split.json") in err and "Traceback" not in err
+    from tunerail.split import verify_frozen_split
+    from tunerail.errors import TunerailError
+
+    with pytest.raises(TunerailError, match="not valid JSON"):
+        verify_frozen_split(out)
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2  # never silently re-frozen over a damaged record
+    assert "cannot be read" in _err(capsys)
+
+
+def _review_file(tmp_path: Path, suffix: str) -> Path:
+    from tunerail.review import ReviewRow, export_for_review
+
+    rows = [ReviewRow(k, k + 1, f"Où est ma carte n° {k} ?", "réponse", "base answer – café", "tuned answer “ok”", 0.0, 1.0)
+            for k in range(4)]
+    return export_for_review(rows, tmp_path / f"review{suffix}")
+
+
+def test_review_import_of_a_cp1252_csv_reads_the_ratings(tmp_path, capsys):
+    path = _review_file(tmp_path, ".csv")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["rating_a"], row["rating_b"], row["comment"] = "4", "2", "très bien – “clair”"
+    with open(path, "w", newline="", encoding="cp1252") as handle:  # what Excel on Windows saves
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    capsys.readouterr()
+    assert main(["review", "import", str(path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rated"] == 4 and summary["ratings"] == {"base": 4, "tuned": 4}
+
+
+def test_review_import_of_a_jsonl_with_one_bad_line_names_it(tmp_path, capsys):
+    path = _review_file(tmp_path, ".jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2][:-5]  # a rater's editor cut the line
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["review", "import", str(path)]) == 2
+    err = _err(capsys)
+    assert f"{path}:3" in err and "not valid JSON" in err and "Traceback" not in err
+
+
+def test_train_with_prompts_empty_is_exit_2_naming_the_key(tmp_path, capsys):
+    cfg = tmp_path / "tunerail.yaml"
+    cfg.write_text("task: classification\nprompts: []\n")
+    capsys.readouterr()
+    assert main(["train", "-c", str(cfg)]) == 2
+    err = _err(capsys)
+    assert f"{cfg}:2 [prompts]" in err and "at least 1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["split", "train", "eval"])
+def test_out_that_is_an_existing_file_is_refused_first(tmp_path, capsys, command, banking_example):
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    data = _banking(tmp_path, banking_example)
+    argv = {"split": ["split", str(data)], "train": ["train", "--train", str(data)],
+            "eval": ["eval", "--test", str(data)]}[command]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(target)]) == 2
+    err = _err(capsys)
+    assert "is an existing file" in err and str(target) in err and target.read_text() == "mine"
+
+
+def test_inference_device_is_chosen_in_one_place(monkeypatch):
+    """Eval models and the embedding encoder go where ``compute_device`` says (the GPU when there is one)."""
+    import tunerail.models as models
+    from tunerail.eval import generate as G
+    from train_tiny import tiny_model_dir
+
+    monkeypatch.setenv("TUNERAIL_DEVICE", "cpu")
+    assert models.compute_device() == "cpu"
+    monkeypatch.delenv("TUNERAIL_DEVICE")
+    import torch
+
+    assert models.compute_device() == ("cuda" if torch.cuda.is_available() else models.compute_device())
+    monkeypatch.setattr(models, "compute_device", lambda: "meta")  # a device with no data: proves the placement
+    lm = G.load_model(str(tiny_model_dir()))
+    assert lm.model.device.type == "meta"
+
+
+class _Payload:
+    """Pickles to a call of os.mkdir: what a hostile checkpoint would do on a full unpickle."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (str(self.marker),)
+
+
+def test_resume_never_runs_code_from_a_checkpoint(tmp_path):
+    import torch
+
+    from train_tiny import banking_rows, tiny_config, write_jsonl
+    from tunerail.errors import TunerailError
+    from tunerail.train import train
+
+    out = tmp_path / "run"
+    folder = out / "checkpoints" / "state-step-000005"
+    folder.mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+    torch.save({"step": 5, "payload": _Payload(marker)}, folder / "trainer_state.pt")
+    (out / "checkpoints" / "latest.json").write_text(json.dumps({"dir": folder.name, "step": 5}))
+    train_data = write_jsonl(tmp_path / "train.jsonl", banking_rows(32))
+    val = write_jsonl(tmp_path / "val.jsonl", banking_rows(8, offset=500))
+    with pytest.raises(TunerailError, match="refusing to load it"):
+        train(tiny_config(tmp_path), train_data=train_data, validation_data=val, out_dir=out, resume=True)
+    assert not marker.exists()

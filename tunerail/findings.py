@@ -129,10 +129,6 @@ def summarize(findings: Iterable[Finding]) -> dict[str, Any]:
     }
 
 
-def worst_severity(findings: Iterable[Finding]) -> Severity | None:
-    return max((Severity(f.severity) for f in findings), default=None)
-
-
 def fails(findings: Iterable[Finding], fail_on: Severity | str) -> bool:
     """True when any finding is at or above ``fail_on`` (the CI gate)."""
     threshold = Severity(fail_on)

@@ -7,11 +7,13 @@ importing the store (one rule in one room).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 SMALL_FILE = 1024 * 1024
 
@@ -111,3 +113,17 @@ def staged_outputs(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Path]
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
         lock.release()
+
+
+def read_json(path: str | Path, what: str, fix: str | None = None) -> Any:
+    """Parse a JSON file tunerail wrote; a damaged one is a clear error naming the file, never a traceback."""
+    from tunerail.errors import Problem, TunerailError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TunerailError(Problem(f"{what} not found", file=str(path), fix=fix)) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TunerailError(Problem(f"{what} is not valid JSON ({exc})", file=str(path),
+                                    fix=fix or "restore it from the store (`tunerail verify`) or re-run the step that wrote it")) from None

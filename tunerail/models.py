@@ -62,6 +62,26 @@ BUNDLED: dict[str, BundledModel] = {
 }
 
 
+def compute_device() -> str:
+    """The device inference runs on (eval, embeddings): the one place that decides.
+
+    ``cuda`` when a GPU is visible, else ``mps`` on Apple silicon, else ``cpu``;
+    ``TUNERAIL_DEVICE`` overrides (e.g. ``cpu`` to keep a shared GPU free). Training places its
+    model with accelerate, which follows the same visible devices.
+    """
+    forced = os.environ.get("TUNERAIL_DEVICE")
+    if forced:
+        return forced
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def cache_root() -> Path:
     """Where converted models and embedding caches live (``TUNERAIL_CACHE`` overrides)."""
     root = os.environ.get("TUNERAIL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tunerail")

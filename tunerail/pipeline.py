@@ -19,7 +19,7 @@ from typing import Any, Callable, ContextManager
 from tunerail.config import TunerailConfig, load_config
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, load_findings
-from tunerail.io import hash_file, write_atomic
+from tunerail.io import hash_file, read_json, write_atomic
 from tunerail.store import Store
 
 STEPS = ("doctor", "split", "leakage", "train", "eval")
@@ -85,8 +85,11 @@ def _cached(step_dir: Path, inputs_hash: str) -> StepRecord | None:
     record = step_dir / "step.json"
     if not record.exists():
         return None
-    data = json.loads(record.read_text())
-    if data.get("inputs_hash") != inputs_hash:
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None  # a damaged record: run the step again
+    if not isinstance(data, dict) or data.get("inputs_hash") != inputs_hash:
         return None
     if not all(Path(p).exists() for p in data.get("outputs", {}).values()):
         return None
@@ -165,9 +168,9 @@ def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]
     """Store ids the eval report links to (snapshot -> split -> checkpoint -> run)."""
     links: dict[str, Any] = {"store": str(store.root)}
     if split_json.exists():
-        links.update(json.loads(split_json.read_text(encoding="utf-8")).get("store", {}))
+        links.update(read_json(split_json, "split manifest").get("store", {}))
     if train_json.exists():
-        trained = json.loads(train_json.read_text(encoding="utf-8"))
+        trained = read_json(train_json, "train.json")
         links.update({k: trained[k] for k in ("checkpoint_id", "run_id") if trained.get(k)})
     links.pop("root", None)
     return links

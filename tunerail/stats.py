@@ -113,7 +113,8 @@ def mean_ci(scores: Sequence[float] | np.ndarray, *, resamples: int = 1000, seed
     x = np.asarray(scores, dtype=float)
     if x.size and np.all((x == 0) | (x == 1)):
         lo, hi = wilson_interval(float(x.sum()), int(x.size))
-        return Estimate(float(x.mean()), lo, hi, int(x.size), {"interval": "wilson"})
+        p = float(x.mean())  # rounding may put a bound a hair past p at 0 or 1: the point stays inside
+        return Estimate(p, min(lo, p), max(hi, p), int(x.size), {"interval": "wilson"})
     est = bootstrap_ci(x, resamples=resamples, seed=seed)
     est.extra["interval"] = "percentile bootstrap"
     return est

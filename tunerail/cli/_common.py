@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tunerail.errors import TunerailError
+from tunerail.errors import Problem, TunerailError
 
 app = typer.Typer(
     name="tunerail",
@@ -39,7 +39,7 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except TunerailError as exc:
-            console.print("[bold red]error:[/]", escape(str(exc)), highlight=False)
+            console.print("[bold red]error:[/]", escape(str(exc)), highlight=False, soft_wrap=True)  # paths stay whole
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")
@@ -89,14 +89,22 @@ class FailOn(str, __import__("enum").Enum):
     info = "info"
 
 
-def _store_for(store: Optional[Path], config: Optional[Path]) -> Any:
-    """The store named by --store, else the config's store.path (relative to the config file)."""
+def _store_for(store: Optional[Path], config: Optional[Path], must_exist: bool = False) -> Any:
+    """The store named by --store, else the config's store.path (relative to the config file).
+
+    ``must_exist``: a mistyped path must not read as an empty, healthy store ("ok: 0 artifacts").
+    """
     from tunerail.store import Store
 
     if store is not None:
-        return Store(store)
-    cfg = load_config_or_default(config)
-    return Store(cfg.resolve(cfg.store.path) or cfg.store.path)
+        found = Store(store)
+    else:
+        cfg = load_config_or_default(config)
+        found = Store(cfg.resolve(cfg.store.path) or cfg.store.path)
+    if must_exist and not found.manifests.is_dir():
+        raise TunerailError(Problem("no store here (no manifests/ folder)", file=str(found.root),
+                                    fix="check --store / store.path; a store is created by `tunerail split` or `train`"))
+    return found
 
 
 def _human(size: float) -> str:

@@ -37,6 +37,7 @@ from tunerail.prompting import pick_template, prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
 from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
 from tunerail.findings import Finding
+from tunerail.io import check_out_dir
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -107,7 +108,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     t0 = time.perf_counter()
     ev = config.eval
     base_name = base_model or config.model.base
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)  # before any model runs
     if cache_dir == "default":
         from tunerail.models import cache_root
 

@@ -68,13 +68,14 @@ def _load_set(name: str, source: str | Path | Sequence[Record], config: Tunerail
         path = Path(source)
         from tunerail.errors import DataError
 
+        project_layout = config.data.format != "auto" or bool(config.data.columns)
         try:
             records, rejections, fmt = load_records(path, config.data.format, config.data.columns)
-        except DataError:
-            if config.data.format == "auto" and not config.data.columns:
+        except DataError:  # e.g. the project's data.columns are in none of its rows
+            if not project_layout:
                 raise
-            records, rejections, fmt = [], [], config.data.format
-        if not records and (config.data.format != "auto" or config.data.columns):
+            records, rejections, fmt = [], [], "auto"
+        if not records and project_layout:
             # A public benchmark rarely shares the project's column names: detect its own format.
             records, rejections, fmt = load_records(path, "auto")
         info = {"path": str(path), "rows": len(records), "rejected_rows": len(rejections), "format": fmt,

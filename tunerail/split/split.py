@@ -34,10 +34,11 @@ from tunerail.split.assign import assign_groups
 from tunerail.split.groups import Groups, find_groups
 from tunerail.split.guards import size_problems
 from tunerail.stats import rows_needed, wilson_half_width
-from tunerail.io import hash_file, write_atomic
+from tunerail.io import check_out_dir, hash_file, write_atomic
 from tunerail.store import Store
 
 SPLITS = ("train", "validation", "test")
+UNREADABLE = "unreadable"  # _frozen_elsewhere: a split.json that cannot be parsed
 FROZEN = "test"
 
 
@@ -92,7 +93,8 @@ def _frozen_elsewhere(out: Path, new_sha: str) -> str | None:
     try:
         old = json.loads(manifest.read_text(encoding="utf-8")).get("frozen", {}).get("sha256")
     except (ValueError, AttributeError):
-        return None
+        # A damaged manifest may hide a frozen test set: treat it as one that differs (refused unless --force).
+        return UNREADABLE
     return old if old and old != new_sha else None
 
 
@@ -158,7 +160,7 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     """
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
-    out = Path(out_dir)
+    out = check_out_dir(out_dir)
     records, rejected, fmt, sources = _load(data, config)
     if len(records) < len(SPLITS):
         raise TunerailError(Problem(f"only {len(records)} usable rows: nothing to split",
@@ -198,6 +200,11 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     blobs = {f"{name}.jsonl": _jsonl(rows) for name, rows in parts.items()}
     hashes = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     replaced = _frozen_elsewhere(out, hashes[f"{FROZEN}.jsonl"])
+    if replaced == UNREADABLE and not force:
+        raise GuardrailError(Problem(
+            "the split.json already here cannot be read (damaged?) and may record a frozen test set",
+            file=str(out / "split.json"), fix="restore it (`tunerail verify`, Store.export of the split), write the new "
+            "split to another --out folder, or pass --force to replace it (recorded)"))
     if replaced and not force:
         raise GuardrailError(Problem(
             f"{out} already holds a frozen test set (SHA-256 {replaced[:12]}) and this split would replace it with "
@@ -256,7 +263,9 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     snapshot = store.add_dataset(records, sources=list(sources), transform="import",
                                  meta={"format": fmt, "rejected_rows": rejected})
     manifest["store"] = {"root": str(store.root), "dataset_id": snapshot.id}
-    stored = store.add("split", blobs, parents=[snapshot.id], transform="split", meta=manifest)
+    # The artifact records its own creation time; without the volatile one the same split gets the same id.
+    stored = store.add("split", blobs, parents=[snapshot.id], transform="split",
+                       meta={k: v for k, v in manifest.items() if k != "created"})
     manifest["store"]["split_id"] = stored.id
     write_atomic(out / "split.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     indices = {name: [r.index for r in rows] for name, rows in parts.items()}

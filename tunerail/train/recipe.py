@@ -94,6 +94,7 @@ class TrainResult:
     padding_waste: float
     data: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
+    weights_sha256: str | None = None  # this process's in-memory trainable weights at the end (DDP ranks must agree)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -309,7 +310,14 @@ class TrainRecipe:
 
         pointer = json.loads(latest.read_text(encoding="utf-8"))
         folder = self.ckpt_root / pointer["dir"]
-        state = torch.load(folder / STATE_FILE, weights_only=False)
+        import pickle
+
+        try:  # tensors and plain data only: loading a checkpoint must never run code from it
+            state = torch.load(folder / STATE_FILE, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise TunerailError(Problem(f"the checkpoint state holds objects other than tensors and plain data "
+                                        f"({str(exc).splitlines()[0][:200]}); refusing to load it", file=str(folder / STATE_FILE),
+                                        fix="start a new --out; only resume from checkpoints tunerail wrote")) from None
         state["_folder"] = folder
         saved = state.get("fingerprint")
         if saved and saved != _resume_fingerprint(self.config):
@@ -759,7 +767,7 @@ class TrainRecipe:
             state = {"step": self.step, "history": self.history, "elapsed": self.elapsed, "best_dir": self.best_dir,
                      "early": self.early.state_dict(), "divergence": self.divergence.state_dict(),
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
+                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _plain_np_state()},
                      "run_id": self.run_id, "estimate": self.estimate.to_dict() if self.estimate else None,
                      "estimate_basis": self.estimate_basis, "probe_seconds": self.probe_seconds,
                      "findings": [f.to_dict() for f in self.findings], "fingerprint": _resume_fingerprint(self.config),
@@ -803,7 +811,8 @@ class TrainRecipe:
                                     "rows": [RowRef(**r) for r in f.get("rows", [])]}) for f in state["findings"]]
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
+        kind, keys, pos, has_gauss, gauss = state["rng"]["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
 
     # -- finish --------------------------------------------------------------------------------
     def finish(self) -> TrainResult:
@@ -836,7 +845,8 @@ class TrainRecipe:
             best_val_loss=best["val_loss"] if best else None, stopped_reason=self.stopped_reason,
             estimate=self.estimate.to_dict() if self.estimate else None, actual=actual, findings=sort_findings(self.findings),
             guards_disabled=self.disabled, parameters={"trainable": self.params.trainable, "total": self.params.total},
-            padding_waste=self.padding_waste, data=self.data_info, out_dir=self.out_dir)
+            padding_waste=self.padding_waste, data=self.data_info, out_dir=self.out_dir,
+            weights_sha256=_weights_digest(self._unwrapped()))
         if self.main:
             meta = {"base_model": self.config.model.base, "method": self.method, "best_step": result.best_step,
                     "best_val_loss": result.best_val_loss, "stopped_reason": self.stopped_reason, "mlflow_run_id": self.run_id,
@@ -875,6 +885,26 @@ def default_eval_steps(total_steps: int, steps_per_epoch: float) -> int:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _weights_digest(model: Any) -> str:
+    """SHA-256 of the trainable parameters as they are in memory (not of a file rank 0 wrote)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if param.requires_grad:
+            digest.update(name.encode())
+            digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _plain_np_state() -> list[Any]:
+    """numpy's RNG state as plain Python values (an ndarray would need weights_only=False to load)."""
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
 
 
 def _resume_fingerprint(config: Any) -> str:

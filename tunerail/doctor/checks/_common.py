@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from tunerail.data.loaders import _pick as pick_column
 from tunerail.data.records import Record
 from tunerail.doctor.context import CheckContext
-from tunerail.findings import RowRef
+from tunerail.findings import Finding, RowRef, Severity
+
+
+def found(severity: Severity, message: str, fix: str, **kwargs: Any) -> Finding:
+    """A finding of the running check: ``@register`` fills in its name and code (typed once, there)."""
+    return Finding("", severity, message, fix, **kwargs)
 
 
 def refs(records: Sequence[Record], positions: Iterable[int]) -> list[RowRef]:

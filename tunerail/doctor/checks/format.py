@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from tunerail.data.records import Rejection
-from tunerail.doctor.checks._common import excerpt, instruction_parts, text_fields
+from tunerail.doctor.checks._common import excerpt, found, instruction_parts, text_fields
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -39,7 +39,7 @@ def _rejections(ctx: CheckContext, kind: str, fix: str) -> list[Finding]:
     for rej in ctx.rejections:
         if rejection_kind(rej) != kind:
             continue
-        out.append(Finding(kind, Severity.ERROR, f"line {rej.ref.line}: {rej.reason}", fix,
+        out.append(found(Severity.ERROR, f"line {rej.ref.line}: {rej.reason}", fix,
                            rows=[rej.ref], details={**DROP, **({"field": rej.field} if rej.field else {})}))
     return out
 
@@ -112,7 +112,7 @@ def encoding(ctx: CheckContext) -> list[Finding]:
         if enc.is_plain_utf8:
             continue
         guessed = enc.how == "detected"
-        out.append(Finding("format.encoding", Severity.WARNING if guessed else Severity.INFO,
+        out.append(found(Severity.WARNING if guessed else Severity.INFO,
                            f"{name} is not plain UTF-8: read as {enc.describe()}"
                            + ("; check the examples read correctly" if guessed else ""),
                            "save the file as UTF-8 without BOM (e.g. `iconv -f <encoding> -t utf-8`)",
@@ -134,7 +134,7 @@ def mojibake(ctx: CheckContext) -> list[Finding]:
     for rec in ctx.records:
         for name, text in text_fields(rec, ctx):
             if text and is_bad(text):
-                out.append(Finding("format.mojibake", Severity.WARNING,
+                out.append(found(Severity.WARNING,
                                    f"field '{name}' looks wrongly decoded: \"{excerpt(text)}\" (ftfy repairs it to \"{excerpt(ftfy.fix_text(text))}\")",
                                    "repair with ftfy.fix_text, or re-export the source as UTF-8",
                                    rows=[rec.ref], details={"field": name}))
@@ -167,7 +167,7 @@ def control_chars(ctx: CheckContext) -> list[Finding]:
             bad = _bad_chars(text)
             if bad:
                 kinds = sorted({f"U+{ord(c):04X}" for c in bad})
-                out.append(Finding("format.control_chars", Severity.WARNING,
+                out.append(found(Severity.WARNING,
                                    f"field '{name}' contains {len(bad)} control/replacement character(s): {', '.join(kinds[:5])}",
                                    "strip control characters; U+FFFD means the file was not valid UTF-8: re-export it",
                                    rows=[rec.ref], details={"field": name, "characters": kinds}))
@@ -198,7 +198,7 @@ def markup(ctx: CheckContext) -> list[Finding]:
         for name, text in text_fields(rec, ctx):
             match = _TAG.search(text) or _ENTITY.search(text)
             if match:
-                out.append(Finding("format.markup", Severity.WARNING,
+                out.append(found(Severity.WARNING,
                                    f"field '{name}' contains leftover markup {match.group(0)[:40]!r}",
                                    "convert to plain text: strip the tags and html.unescape the entities",
                                    rows=[rec.ref], details={"field": name, "markup": match.group(0)[:80]}))
@@ -225,7 +225,7 @@ def escape_chars(ctx: CheckContext) -> list[Finding]:
         for name, text in text_fields(rec, ctx):
             match = _ESCAPES.search(text)
             if match and "```" not in text:
-                out.append(Finding("format.escape_chars", Severity.WARNING,
+                out.append(found(Severity.WARNING,
                                    f"field '{name}' contains the literal escape {match.group(0)!r}: text escaped twice",
                                    "unescape the text once (json.loads of the quoted string) in the export",
                                    rows=[rec.ref], details={"field": name}))

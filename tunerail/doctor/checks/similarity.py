@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 
 from tunerail.data.records import normalize_text
-from tunerail.doctor.checks._common import excerpt, refs
+from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.near_duplicates import (clusters_from_pairs, jaccard, near_duplicate_pairs, shingles)
 from tunerail.doctor.registry import register
@@ -67,8 +67,7 @@ def near_duplicates(ctx: CheckContext) -> list[Finding]:
         first = shingles(ctx.texts[group[0]])
         sims = [round(jaccard(first, shingles(ctx.texts[i])), 4) for i in group]
         head = ctx.records[group[0]]
-        findings.append(Finding(
-            "duplicates.near", Severity.WARNING,
+        findings.append(found(Severity.WARNING,
             f"{len(group)} rows are near-duplicates (word-set Jaccard >= {threshold:g}) of line {head.line}: "
             f"\"{excerpt(head.prompt)}\"",
             "keep one row per cluster (--fix keeps the first); if the edits matter, make the rows differ more",
@@ -103,8 +102,7 @@ def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
     findings = []
     for group in clusters_from_pairs(len(ctx.records), pairs):
         head = ctx.records[group[0]]
-        findings.append(Finding(
-            "duplicates.semantic", Severity.INFO if ctx.is_classification else Severity.WARNING,
+        findings.append(found(Severity.INFO if ctx.is_classification else Severity.WARNING,
             f"{len(group)} rows are paraphrases (MiniLM cosine >= {threshold:g}) of line {head.line}: "
             f"\"{excerpt(head.prompt)}\"",
             "drop redundant paraphrases, or keep the cluster in one split (tunerail split groups them)",
@@ -182,7 +180,7 @@ def _near_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
     return [(i, j) for i, j, _ in near_duplicate_pairs(ctx.prompts, ctx.config.doctor.near_duplicate_threshold)]
 
 
-def _conflict_finding(ctx: CheckContext, group: list[int], how: str, code_name: str) -> Finding:
+def _conflict_finding(ctx: CheckContext, group: list[int], how: str) -> Finding:
     recs = [ctx.records[i] for i in group]
     head = recs[0]
     labels_of: dict[str, set[str]] = defaultdict(set)
@@ -210,7 +208,7 @@ def _conflict_finding(ctx: CheckContext, group: list[int], how: str, code_name: 
         {"index": r.index, "line": r.line, "prompt": excerpt(r.prompt, 120),
          **({"label": r.label} if ctx.is_classification else {"answer": excerpt(r.completion, 120)})} for r in recs]})
     kind = {"same": "the same or near-same prompt", "semantic": "paraphrased prompts"}[how]
-    return Finding(code_name, severity, f"{len(group)} rows with {kind} have {what}: \"{excerpt(head.prompt)}\"",
+    return found(severity, f"{len(group)} rows with {kind} have {what}: \"{excerpt(head.prompt)}\"",
                    fix, rows=refs(ctx.records, group), cluster=f"conflict-{head.index}", details=details)
 
 
@@ -224,7 +222,7 @@ def label_conflicts(ctx: CheckContext) -> list[Finding]:
     or answer and relabel or drop the rest.
     """
     groups = _conflict_groups(ctx, _exact_prompt_edges(ctx), _near_prompt_edges(ctx))
-    return [_conflict_finding(ctx, g, "same", "labels.conflict") for g in groups]
+    return [_conflict_finding(ctx, g, "same") for g in groups]
 
 
 @register("DOC053", "labels.conflict_paraphrase", needs=("embeddings",))
@@ -237,5 +235,5 @@ def paraphrase_conflicts(ctx: CheckContext) -> list[Finding]:
     exact, near = _exact_prompt_edges(ctx), _near_prompt_edges(ctx)
     covered = {i for g in _conflict_groups(ctx, exact, near) for i in g}
     semantic = [(i, j) for i, j, _ in ctx.similar_prompt_pairs]
-    return [_conflict_finding(ctx, g, "semantic", "labels.conflict_paraphrase")
+    return [_conflict_finding(ctx, g, "semantic")
             for g in _conflict_groups(ctx, exact, near + semantic) if not set(g) <= covered]
