@@ -152,6 +152,10 @@ class SplitConfig(_Section):
     semantic_threshold: float = Field(0.95, gt=0, le=1, description=(
         "Cosine similarity of MiniLM prompt embeddings at or above which two rows are paraphrases and stay together."))
     semantic_max_rows: int = Field(200_000, ge=1, description="Above this many rows, auto skips paraphrase grouping (exact, 13-gram and MinHash still run).")
+    paraphrase_threshold: float | None = Field(0.5, gt=0, le=1, description=(
+        "With semantic grouping, also keep each row with its nearest neighbour when their mean of embedding cosine "
+        "and character n-gram cosine is at least this (rewordings with a typo or a synonym); null turns it off. "
+        "Each row adds at most one edge, so groups stay small (measured in bench/split_leakage.py)."))
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> "SplitConfig":
