@@ -38,7 +38,7 @@ def banking_splits(tmp_path_factory):
     for items in by_label.values():
         train += items[:20]
         val += items[20:25]
-        test += items[25:27]
+        test += items[25:26]
     out = tmp_path_factory.mktemp("banking")
     return (write_jsonl(out / "train.jsonl", train), write_jsonl(out / "validation.jsonl", val),
             write_jsonl(out / "test.jsonl", test))
