@@ -318,13 +318,14 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
 
     eval_dir = out / "eval"
     h = _hash_inputs(step_config("eval", cfg_json),
-                     [paths["test"], paths["split_json"], Path(rec.outputs["train_json"]),
+                     [paths["test"], paths["train"], paths["validation"], paths["split_json"], Path(rec.outputs["train_json"]),
                       doctor_dir / "findings.json", leak_dir / "leakage.json"]
                      + sorted(p for p in adapter.rglob("*") if p.is_file()))
 
     def do_eval():
         with step_progress("eval") as callback:
             result = evaluate(config, test_data=paths["test"], adapter_dir=adapter, out_dir=eval_dir, progress=callback,
+                              train_data=paths["train"], validation_data=paths["validation"],  # baselines, k-shot
                               train_json=Path(rec.outputs["train_json"]), split_json=paths["split_json"],
                               doctor_findings=unresolved_doctor_findings(doctor_dir),
                               leakage_findings=load_findings(leak_dir / "leakage.json"),
