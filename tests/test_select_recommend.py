@@ -55,3 +55,15 @@ def test_ineligible_candidates_are_skipped_and_none_eligible_is_an_error():
     assert rec.recommended == "ok" and "nc scores higher but is not eligible" in rec.reason
     none = recommend([_entry("nc", 10**8, best, blocked=["SEL001 licence.non_commercial"])], 100, resamples=300)
     assert none.recommended is None and [f.code for f in none.findings] == ["SEL032"]
+
+
+def test_tunerail_select_is_the_step_even_after_its_package_is_imported():
+    import pytest
+
+    import tunerail
+    import tunerail.select.recipe  # noqa: F401  (binds the package as `tunerail.select`)
+    from tunerail.config import TunerailConfig
+    from tunerail.errors import TunerailError
+
+    with pytest.raises(TunerailError, match="no candidates"):
+        tunerail.select(TunerailConfig(), data=[])
