@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
 from tunerail import stats as S
 from tunerail.config import TunerailConfig
@@ -317,7 +316,8 @@ def measure_candidate(config: TunerailConfig, name: str, resolved: str, sample: 
     g_bits, g_bytes = P.answer_bits(lm, [prompt_for(lm.tokenizer, r["prompt"]) for r in suite],
                                     [r["choices"][r["answer"]] for r in suite], batch_size=sc.batch_size,
                                     progress=stage("general suite"))
-    tok_fit = P.tokenizer_fit(lm.tokenizer, list(train_rows) or sample, template, config.model.max_seq_length)
+    fit_rows = list(train_rows)[::max(1, len(train_rows) // 5000)] or sample  # at most ~5,000 rows, evenly spaced
+    tok_fit = P.tokenizer_fit(lm.tokenizer, fit_rows, template, config.model.max_seq_length)
     outputs = {"zero_shot": P.task_outputs(lm, sample, task=task, template=template, labels=labels, shots=(),
                                            config=config, progress=stage("zero-shot"))}
     if shots:
