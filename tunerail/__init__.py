@@ -24,6 +24,7 @@ _LAZY = {
     "split": "tunerail.split",
     "leakage": "tunerail.split.leakage",
     "select": "tunerail.select",
+    "select": "tunerail.select",
     "Store": "tunerail.store",
     "train": "tunerail.train",
     "sweep": "tunerail.sweep",

@@ -1,4 +1,4 @@
-"""`tunerail run`: doctor -> split -> [sweep] -> train -> eval with one config, resumable step by step.
+"""`tunerail run`: doctor -> split -> leakage -> [select] -> [sweep] -> train -> eval with one config, resumable step by step.
 
 Each step records the hash of its inputs (the config sections it reads + the content of its
 input files) in ``<out>/<step>/step.json``; when a later run finds the same hash and the step's
@@ -22,7 +22,7 @@ from tunerail.findings import Finding, Severity, load_findings
 from tunerail.io import hash_file, read_json, write_atomic
 from tunerail.store import Store
 
-STEPS = ("doctor", "split", "leakage", "train", "eval")
+STEPS = ("doctor", "split", "leakage", "select", "sweep", "train", "eval")
 
 
 @dataclass
@@ -43,6 +43,7 @@ class PipelineResult:
     verdict: str | None = None
     report: Path | None = None
     results: dict[str, Any] = field(default_factory=dict)
+    model_choice: dict[str, Any] | None = None  # select's recommendation, what was trained and why
 
     @property
     def seconds(self) -> float:
@@ -291,7 +292,15 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     results["gate"] = _gate(out, blocking_findings(doctor_dir, leak_dir / "leakage.json", stop_on), stop_on,
                             unresolved_doctor_findings(doctor_dir), load_findings(leak_dir / "leakage.json"))
 
-    # 3b. sweep (sweep.enabled): Optuna search inside budget.search_share; train then uses best.yaml.
+    # 3b. select: with model.candidates, probe them on the validation split; train the recommended
+    # one unless model.base was set explicitly (the choice and the reason are recorded).
+    choice = None
+    if config.model.candidates:
+        config, choice, rec = _select_step(config, out, paths, force, on_event, step_progress)
+        steps.append(rec)
+        cfg_json = config.model_dump(mode="json")
+
+    # 3c. sweep (sweep.enabled): Optuna search inside budget.search_share; train then uses best.yaml.
     train_config, applied = config, None
     if config.sweep.enabled:
         train_config, applied = _sweep_step(config, cfg_json, out, paths, store, force, steps, results, on_event)
@@ -336,4 +345,56 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     rec, results["eval"] = _run_step("eval", eval_dir, h, force, do_eval, on_event)
     steps.append(rec)
     verdict = rec.summary.get("verdict")
-    return PipelineResult(config, out, steps, verdict, Path(rec.outputs["report"]), results)
+    return PipelineResult(config, out, steps, verdict, Path(rec.outputs["report"]), results, choice)
+
+
+def _select_step(config: TunerailConfig, out: Path, paths: dict[str, Path], force: bool,
+                 on_event: Callable[[str, str], None],
+                 step_progress: Callable[[str], ContextManager[Any]]) -> tuple[TunerailConfig, dict[str, Any], StepRecord]:
+    """Run select (cached by its inputs), then decide which base model `train` gets."""
+    from tunerail.errors import GuardrailError
+    from tunerail.select import select
+    from tunerail.select import licence as L
+
+    select_dir = out / "select"
+    cfg_json = config.model_dump(mode="json")
+    h = _hash_inputs({k: cfg_json[k] for k in ("project", "task", "data", "model", "prompts", "criteria", "select",
+                                                 "train", "budget", "eval")}, [paths["train"], paths["validation"]])
+
+    def do_select():
+        with step_progress("select") as callback:
+            result = select(config, data=paths["validation"], train_data=paths["train"], out_dir=select_dir,
+                            progress=callback)
+        return {"select_json": select_dir / "select.json", "report": select_dir / "report.html"}, {
+            "recommended": result.recommended, "reason": result.reason,
+            "blocked": {c.name: c.blocked for c in result.candidates if c.blocked}}, result
+
+    rec, _ = _run_step("select", select_dir, h, force, do_select, on_event)
+    pinned = "base" in config.model.model_fields_set
+    if pinned:
+        base = config.model.base
+        blocked = rec.summary.get("blocked", {}).get(base)
+        if blocked is None and base not in config.model.candidates:
+            card, source = L.read_card(base)
+            errors = [f for f in L.gate(base, L.classify(card, source), commercial=config.project.commercial,
+                                        acknowledged=config.model.license_acknowledged) if f.severity == "error"]
+            blocked = [f"{f.code} {f.check}" for f in errors] or None
+        if blocked:
+            raise GuardrailError(Problem(f"model.base {base!r} is blocked by select: {', '.join(blocked)}",
+                                         field="model.base", fix=f"see {select_dir / 'report.html'}; pick an eligible model"))
+        choice = {"trained": base, "recommended": rec.summary.get("recommended"), "pinned": True,
+                  "reason": f"model.base pins {base}; select recommended {rec.summary.get('recommended')}: "
+                            f"{rec.summary.get('reason')}"}
+    else:
+        if not rec.summary.get("recommended"):
+            raise GuardrailError(Problem(f"select recommended no candidate: {rec.summary.get('reason')}",
+                                         field="model.candidates", fix=f"see {select_dir / 'report.html'}"))
+        choice = {"trained": rec.summary["recommended"], "recommended": rec.summary["recommended"], "pinned": False,
+                  "reason": rec.summary.get("reason")}
+    on_event("select", f"training {choice['trained']}: {choice['reason']}")
+    rec.summary["choice"] = choice
+    write_atomic(select_dir / "choice.json", json.dumps(choice, indent=2))
+    chosen = config.model_copy(deep=True)
+    chosen.model.base = choice["trained"]
+    chosen.source = config.source
+    return chosen, choice, rec

@@ -63,6 +63,8 @@ def run_pipeline(config: Path = typer.Argument(..., help="tunerail.yaml describi
     for step in result.steps:
         table.add_row(step.name, "cached" if step.skipped else "ran", f"{step.seconds:.0f}")
     console.print(table)
+    if result.model_choice:
+        console.print(f"base model: [bold]{escape(result.model_choice['trained'])}[/] ({escape(str(result.model_choice['reason']))})")
     colour = "green" if result.verdict == "READY" else "red"
     console.print(f"verdict: [bold {colour}]{result.verdict}[/]   report: {result.report}")
     if result.verdict != "READY":
