@@ -25,6 +25,10 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL042 | eval.rejected_rows          | warning  | test rows that could not be read were left out of every metric |
 | EVL050 | baseline.not_beaten         | error    | a baseline (cheap classifier, nearest neighbour, base model variant) is not beaten by the CI |
 | EVL051 | baseline.skipped            | warning  | no training split given: the cheap baselines could not be fitted |
+| EVL060 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
+| EVL061 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
+| EVL062 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
+| EVL063 | human.agreement             | error    | preference alpha below ``min_alpha``, or not computable (no overlap) |
 
 Decisions. ``criteria.decision: ci`` (default): a threshold passes when the 95 % CI lower bound of
 the metric clears it, an improvement when the lower bound of the paired gain does, a baseline is
@@ -32,10 +36,6 @@ beaten when the lower bound of the paired gain is above 0. ``point`` uses the po
 every message says which rule decided. ``criteria.baseline: strongest`` (default) measures
 ``min_improvement`` against the strongest baseline on the main metric; ``base`` against the
 strongest variant of the base model (zero-shot free, ranked, k-shot).
-| EVL060 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
-| EVL061 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
-| EVL062 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
-| EVL063 | human.agreement             | error    | preference alpha below ``min_alpha``, or not computable (no overlap) |
 """
 
 from __future__ import annotations
