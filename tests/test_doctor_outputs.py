@@ -141,7 +141,7 @@ def test_cli_exit_codes(tmp_path, shared_data, banking_example, capsys):
     assert "file not found" in _err(capsys)
     assert main(["doctor", "--out", out]) == 2  # no DATA and no data.path
 
-    cfg.write_text(f"task: classification\ndata:\n  path: {csv_path.name}\ndoctor:\n  disabled_checks: [lengths.truncated]\n")
+    cfg.write_text(f"task: classification\ncriteria: {{threshold: 0.5}}\ndata:\n  path: {csv_path.name}\ndoctor:\n  disabled_checks: [lengths.truncated]\n")
     assert main(["doctor", "--config", str(cfg), "--out", out, "--no-semantic"]) == 0
 
 

@@ -46,3 +46,26 @@ def test_extraction_report_renders_without_mcnemar(tiny, tmp_path):
     html = Path(res.report_html).read_text(encoding="utf-8")
     assert "field_f1" in html and "McNemar" not in html
     assert json.loads(Path(res.report_json).read_text(encoding="utf-8"))["task"] == "extraction"
+
+
+def test_extraction_nearest_neighbour_baseline(tiny, tmp_path):
+    """Generation/extraction: the answer of the most similar training prompt, scored with the task metric."""
+    import tunerail
+    from tunerail.eval.baselines import nearest_neighbour
+
+    rows = _rows(160)
+    train, test = rows[:150], rows[150:]
+    # a test prompt that is also a training prompt gets that row's answer
+    nn = nearest_neighbour([r["text"] for r in train], [r["entities"] for r in train], [train[7]["text"]])
+    assert nn.predictions == [train[7]["entities"]] and nn.details["mean_similarity"] == pytest.approx(1.0, abs=1e-5)
+
+    model, adapter = tiny
+    res = tunerail.evaluate(_extraction_config(), test_data=write_jsonl(tmp_path / "test.jsonl", test),
+                            train_data=write_jsonl(tmp_path / "train.jsonl", train), adapter_dir=adapter,
+                            base_model=str(model), out_dir=tmp_path / "out", cache_dir=None)
+    row = next(b for b in res.baselines if b["name"] == "nearest_neighbour")
+    assert row["kind"] == "cheap" and row["details"]["fit_rows"] == 150
+    assert 0 <= row["estimate"]["value"] <= 1 and row["gain"] is not None
+    assert "nearest_neighbour" in res.metrics and "json_valid" in res.metrics["nearest_neighbour"]
+    assert res.metrics["nearest_neighbour"]["json_valid"]["value"] == 1.0  # training answers are valid JSON
+    assert any(f.code == "EVL050" and f.details["baseline"] == "nearest_neighbour" for f in res.findings)

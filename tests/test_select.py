@@ -36,6 +36,9 @@ def test_select_measures_every_candidate_and_the_licence_gate_blocks_non_commerc
         assert c.resources["memory_lora_gb"] > c.resources["memory_measured"]["runtime_gb"] > 0
         assert c.resources["memory_full_gb"] > c.resources["memory_lora_gb"]
         assert c.resources["estimate"]["seconds"] > 0 and c.resources["estimate"]["steps"] > 0
+    assert set(result.baselines) == {"majority", "tfidf_logreg"}
+    assert all(0 <= b["low"] <= b["value"] <= b["high"] <= 1 for b in result.baselines.values())
+    assert "SEL050" in {f.code for f in result.findings}
     # same weights under two cards: the measurements agree exactly
     assert good.bits_per_byte["value"] == pytest.approx(nc.bits_per_byte["value"])
     saved = json.loads((tmp_path / "sel" / "select.json").read_text())
@@ -61,7 +64,8 @@ def test_a_candidate_that_does_not_exist_is_named(tmp_path, models, capsys):
     assert all(m in str(err.value) for m in missing) and "model.candidates[1]" in str(err.value)
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in banking_records(60)), encoding="utf-8")
-    (tmp_path / "tunerail.yaml").write_text(json.dumps({"task": "classification", "data": {"path": "data.jsonl"}}))
+    (tmp_path / "tunerail.yaml").write_text(json.dumps({"task": "classification", "data": {"path": "data.jsonl"},
+                                                                   "criteria": {"threshold": 0.5}}))
     code = main(["select", "--config", str(tmp_path / "tunerail.yaml"), "--candidates", missing[1],
                  "--out", str(tmp_path / "cli")])
     assert code == 2
@@ -85,3 +89,18 @@ def test_an_interrupted_select_resumes_from_the_measured_candidates(tmp_path, mo
     cfg.select.seed = 14
     again = select(cfg, data=rows, out_dir=tmp_path / "sel")
     assert not any(c.resumed for c in again.candidates)
+
+
+@pytest.mark.slow
+def test_smollm2_beats_its_damaged_copy_on_every_measure(tmp_path):
+    from tunerail.models import cache_root, resolve_model
+
+    smol = resolve_model("bundled:smollm2")
+    damaged = str(damaged_copy(smol, cache_root() / "test-models" / "smollm2-top8-reinit", top_blocks=8, std=0.02))
+    cfg = select_config(tmp_path, [damaged, "bundled:smollm2"], few_shot=0, probe_steps=0, sample_rows=30)
+    result = select(cfg, data=banking_records(120, labels=4), out_dir=tmp_path / "sel")
+    good, bad = result.candidate("bundled:smollm2"), result.candidate(damaged)
+    assert result.ranking == ["bundled:smollm2", damaged] and result.recommended == "bundled:smollm2"
+    assert bad.bits_per_byte["value"] > good.bits_per_byte["high"]
+    assert bad.bits_per_byte_general > good.bits_per_byte_general
+    assert bad.score["value"] <= good.score["value"]

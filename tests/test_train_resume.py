@@ -88,3 +88,38 @@ def test_two_process_ddp_ranks_agree(tmp_path, splits):
     saved = json.loads((out / "train.json").read_text())
     # Two processes share each step: half the steps of a single-process run over the same epochs.
     assert saved["actual"]["processes"] == 2 and saved["actual"]["steps"] == 10 and saved["history"][-1]["val_loss"] < saved["history"][0]["val_loss"]
+
+
+def test_run_offers_the_resume_it_names(tmp_path, capsys):
+    # The message after a killed training says "pass --resume": `tunerail run` must have that option.
+    from tunerail.cli import main
+
+    assert main(["run", "--help"]) == 0
+    assert "--resume" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_run_resumes_a_killed_training(tmp_path, capsys):
+    import contextlib
+
+    from test_pipeline import _project
+    from tunerail.cli import main
+    from tunerail.pipeline import run
+
+    config = _project(tmp_path)
+
+    @contextlib.contextmanager
+    def killing(step):
+        def callback(event, info):
+            if event == "step" and info["step"] == 2:
+                raise KeyboardInterrupt  # as a Ctrl-C or kill would, after the step-0 checkpoint
+        yield callback if step == "train" else None
+
+    with pytest.raises(KeyboardInterrupt):
+        run(config, out_dir=tmp_path / "run", progress=killing)
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(["run", str(config), "--out", str(tmp_path / "run"), "--resume"]) == 1  # ran to a (NOT READY) verdict
+    assert "resuming from step" in capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "train" / "train.json").read_text())["actual"]["steps"] > 2

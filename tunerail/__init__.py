@@ -24,10 +24,14 @@ _LAZY = {
     "split": "tunerail.split",
     "leakage": "tunerail.split.leakage",
     "select": "tunerail.select",
+    "select": "tunerail.select",
     "Store": "tunerail.store",
     "train": "tunerail.train",
+    "sweep": "tunerail.sweep",
     "evaluate": "tunerail.eval",
     "run": "tunerail.pipeline",
+    "serve": "tunerail.serve",
+    "monitor": "tunerail.monitor",
 }
 
 

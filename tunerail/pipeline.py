@@ -1,4 +1,4 @@
-"""`tunerail run`: doctor -> split -> train -> eval with one config, resumable step by step.
+"""`tunerail run`: doctor -> split -> leakage -> [select] -> [sweep] -> train -> eval with one config, resumable step by step.
 
 Each step records the hash of its inputs (the config sections it reads + the content of its
 input files) in ``<out>/<step>/step.json``; when a later run finds the same hash and the step's
@@ -22,7 +22,7 @@ from tunerail.findings import Finding, Severity, load_findings
 from tunerail.io import hash_file, read_json, write_atomic
 from tunerail.store import Store
 
-STEPS = ("doctor", "split", "leakage", "train", "eval")
+STEPS = ("doctor", "split", "leakage", "select", "sweep", "train", "eval")
 
 
 @dataclass
@@ -43,6 +43,7 @@ class PipelineResult:
     verdict: str | None = None
     report: Path | None = None
     results: dict[str, Any] = field(default_factory=dict)
+    model_choice: dict[str, Any] | None = None  # select's recommendation, what was trained and why
 
     @property
     def seconds(self) -> float:
@@ -176,8 +177,36 @@ def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]
     return links
 
 
+def _sweep_step(config: TunerailConfig, cfg_json: dict[str, Any], out: Path, paths: dict[str, Path], store: Store,
+                force: bool, steps: list[StepRecord], results: dict[str, Any],
+                on_event: Callable[[str, str], None]) -> tuple[TunerailConfig, dict[str, Any] | None]:
+    """Run (or reuse, when its inputs are unchanged) the sweep; return the config with best.yaml applied."""
+    from tunerail.sweep import sweep
+    from tunerail.sweep.space import apply, load_overlay
+
+    sweep_dir = out / "sweep"
+    h = _hash_inputs({k: cfg_json[k] for k in ("task", "model", "prompts", "train", "budget", "sweep", "criteria")},
+                     [paths["train"], paths["validation"]])
+
+    def do_sweep():
+        result = sweep(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=sweep_dir, store=store)
+        outputs = {"sweep_json": sweep_dir / "sweep.json", "report": sweep_dir / "report.html"}
+        if "best_yaml" in result.paths:
+            outputs["best_yaml"] = Path(result.paths["best_yaml"])
+        return outputs, {"study": result.study, "best_value": result.best_value, "best_params": result.best_params,
+                         "counts": result.counts, "share_used": result.share["used_share"]}, result
+
+    rec, results["sweep"] = _run_step("sweep", sweep_dir, h, force, do_sweep, on_event)
+    steps.append(rec)
+    if "best_yaml" not in rec.outputs:
+        on_event("sweep", "no completed trial: training with the configured setting")
+        return config, None
+    params = load_overlay(rec.outputs["best_yaml"])
+    return apply(config, params), {"best_yaml": rec.outputs["best_yaml"], "params": params, "study": rec.summary.get("study")}
+
+
 def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
-        allow_criteria_change: bool = False, on_event: Callable[[str, str], None] | None = None,
+        allow_criteria_change: bool = False, resume: bool = False, on_event: Callable[[str, str], None] | None = None,
         progress: Callable[[str], ContextManager[Any]] | None = None,
         on_findings: Callable[[str, list[Finding], list[Finding]], None] | None = None) -> PipelineResult:
     """Run the whole guarded pipeline and return every step's record and the verdict.
@@ -189,6 +218,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     force : re-run every step, and let ``split`` replace a different frozen test set (recorded).
     allow_criteria_change : let ``split`` accept criteria changed after the test set was frozen
         (recorded in split.json; the verdict on that test set cannot be READY).
+    resume : continue an interrupted training from its last checkpoint (``tunerail run --resume``).
     on_event : called as ``on_event(step, message)`` when a step starts, ends or is skipped.
     progress : ``progress(step)`` returns a context manager yielding that step's progress callback.
     on_findings : called as ``on_findings("doctor", findings, unresolved)`` once the doctor step is done
@@ -262,18 +292,31 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     results["gate"] = _gate(out, blocking_findings(doctor_dir, leak_dir / "leakage.json", stop_on), stop_on,
                             unresolved_doctor_findings(doctor_dir), load_findings(leak_dir / "leakage.json"))
 
+    # 3b. select: with model.candidates, probe them on the validation split; train the recommended
+    # one unless model.base was set explicitly (the choice and the reason are recorded).
+    choice = None
+    if config.model.candidates:
+        config, choice, rec = _select_step(config, out, paths, force, on_event, step_progress)
+        steps.append(rec)
+        cfg_json = config.model_dump(mode="json")
+
+    # 3c. sweep (sweep.enabled): Optuna search inside budget.search_share; train then uses best.yaml.
+    train_config, applied = config, None
+    if config.sweep.enabled:
+        train_config, applied = _sweep_step(config, cfg_json, out, paths, store, force, steps, results, on_event)
+
     # 4. train: LoRA with every guardrail on.
     from tunerail.train import train
 
     train_dir = out / "train"
-    h = _hash_inputs(step_config("train", cfg_json), [paths["train"], paths["validation"]])
+    h = _hash_inputs(step_config("train", train_config.model_dump(mode="json")), [paths["train"], paths["validation"]])
 
     def do_train():
         with step_progress("train") as callback:
-            result = train(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=train_dir,
-                           store=store, progress=callback)
+            result = train(train_config, train_data=paths["train"], validation_data=paths["validation"],
+                           out_dir=train_dir, resume=resume, store=store, progress=callback)
         return {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"}, {
-            "stopped_reason": result.stopped_reason, "best_step": result.best_step}, result
+            "stopped_reason": result.stopped_reason, "best_step": result.best_step, "sweep_applied": applied}, result
 
     rec, results["train"] = _run_step("train", train_dir, h, force, do_train, on_event)
     steps.append(rec)
@@ -284,13 +327,14 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
 
     eval_dir = out / "eval"
     h = _hash_inputs(step_config("eval", cfg_json),
-                     [paths["test"], paths["split_json"], Path(rec.outputs["train_json"]),
+                     [paths["test"], paths["train"], paths["validation"], paths["split_json"], Path(rec.outputs["train_json"]),
                       doctor_dir / "findings.json", leak_dir / "leakage.json"]
                      + sorted(p for p in adapter.rglob("*") if p.is_file()))
 
     def do_eval():
         with step_progress("eval") as callback:
             result = evaluate(config, test_data=paths["test"], adapter_dir=adapter, out_dir=eval_dir, progress=callback,
+                              train_data=paths["train"], validation_data=paths["validation"],  # baselines, k-shot
                               train_json=Path(rec.outputs["train_json"]), split_json=paths["split_json"],
                               doctor_findings=unresolved_doctor_findings(doctor_dir),
                               leakage_findings=load_findings(leak_dir / "leakage.json"),
@@ -301,4 +345,56 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     rec, results["eval"] = _run_step("eval", eval_dir, h, force, do_eval, on_event)
     steps.append(rec)
     verdict = rec.summary.get("verdict")
-    return PipelineResult(config, out, steps, verdict, Path(rec.outputs["report"]), results)
+    return PipelineResult(config, out, steps, verdict, Path(rec.outputs["report"]), results, choice)
+
+
+def _select_step(config: TunerailConfig, out: Path, paths: dict[str, Path], force: bool,
+                 on_event: Callable[[str, str], None],
+                 step_progress: Callable[[str], ContextManager[Any]]) -> tuple[TunerailConfig, dict[str, Any], StepRecord]:
+    """Run select (cached by its inputs), then decide which base model `train` gets."""
+    from tunerail.errors import GuardrailError
+    from tunerail.select import select
+    from tunerail.select import licence as L
+
+    select_dir = out / "select"
+    cfg_json = config.model_dump(mode="json")
+    h = _hash_inputs({k: cfg_json[k] for k in ("project", "task", "data", "model", "prompts", "criteria", "select",
+                                                 "train", "budget", "eval")}, [paths["train"], paths["validation"]])
+
+    def do_select():
+        with step_progress("select") as callback:
+            result = select(config, data=paths["validation"], train_data=paths["train"], out_dir=select_dir,
+                            progress=callback)
+        return {"select_json": select_dir / "select.json", "report": select_dir / "report.html"}, {
+            "recommended": result.recommended, "reason": result.reason,
+            "blocked": {c.name: c.blocked for c in result.candidates if c.blocked}}, result
+
+    rec, _ = _run_step("select", select_dir, h, force, do_select, on_event)
+    pinned = "base" in config.model.model_fields_set
+    if pinned:
+        base = config.model.base
+        blocked = rec.summary.get("blocked", {}).get(base)
+        if blocked is None and base not in config.model.candidates:
+            card, source = L.read_card(base)
+            errors = [f for f in L.gate(base, L.classify(card, source), commercial=config.project.commercial,
+                                        acknowledged=config.model.license_acknowledged) if f.severity == "error"]
+            blocked = [f"{f.code} {f.check}" for f in errors] or None
+        if blocked:
+            raise GuardrailError(Problem(f"model.base {base!r} is blocked by select: {', '.join(blocked)}",
+                                         field="model.base", fix=f"see {select_dir / 'report.html'}; pick an eligible model"))
+        choice = {"trained": base, "recommended": rec.summary.get("recommended"), "pinned": True,
+                  "reason": f"model.base pins {base}; select recommended {rec.summary.get('recommended')}: "
+                            f"{rec.summary.get('reason')}"}
+    else:
+        if not rec.summary.get("recommended"):
+            raise GuardrailError(Problem(f"select recommended no candidate: {rec.summary.get('reason')}",
+                                         field="model.candidates", fix=f"see {select_dir / 'report.html'}"))
+        choice = {"trained": rec.summary["recommended"], "recommended": rec.summary["recommended"], "pinned": False,
+                  "reason": rec.summary.get("reason")}
+    on_event("select", f"training {choice['trained']}: {choice['reason']}")
+    rec.summary["choice"] = choice
+    write_atomic(select_dir / "choice.json", json.dumps(choice, indent=2))
+    chosen = config.model_copy(deep=True)
+    chosen.model.base = choice["trained"]
+    chosen.source = config.source
+    return chosen, choice, rec

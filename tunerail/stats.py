@@ -148,24 +148,18 @@ def paired_bootstrap(tuned: Sequence[float], base: Sequence[float], *, resamples
 
 
 def mcnemar(tuned_correct: Sequence[bool], base_correct: Sequence[bool]) -> dict[str, Any]:
-    """Exact McNemar test on the discordant pairs (statsmodels if installed, else scipy binomial).
+    """Exact McNemar test on the discordant pairs: b ~ Binomial(b + c, 0.5) under H0 (scipy).
 
-    b = tuned right & base wrong, c = tuned wrong & base right; under H0 b ~ Binomial(b+c, 0.5).
+    b = tuned right & base wrong, c = tuned wrong & base right. One implementation whatever is installed,
+    so the same run gives the same report everywhere.
     """
+    from scipy.stats import binomtest
+
     t, s = np.asarray(tuned_correct, dtype=bool), np.asarray(base_correct, dtype=bool)
     check_same_length(t, s)
     b, c = int(np.sum(t & ~s)), int(np.sum(~t & s))
-    try:
-        from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
-
-        table = [[int(np.sum(t & s)), b], [c, int(np.sum(~t & ~s))]]
-        p = float(sm_mcnemar(table, exact=True).pvalue)
-        impl = "statsmodels exact McNemar"
-    except ImportError:
-        from scipy.stats import binomtest
-
-        p = float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
-        impl = "exact McNemar (scipy binomial test)"
+    p = float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
+    impl = "exact McNemar (scipy binomial test)"
     return {"test": impl, "tuned_only_correct": b, "base_only_correct": c, "p_value": p}
 
 

@@ -123,11 +123,13 @@ def _print_verdict(result: Any) -> None:
     from tunerail.findings import Severity
 
     for model in result.metrics:
-        est = result.metrics[model][result.metric]
-        console.print(f"{model:>14}: {result.metric} {est['value']:.4f} [{est['low']:.3f}, {est['high']:.3f}]")
+        est = result.metrics[model].get(result.metric)  # a baseline may not compute every metric (perplexity)
+        if est is not None:
+            console.print(f"{model:>20}: {result.metric} {est['value']:.4f} [{est['low']:.3f}, {est['high']:.3f}]")
     if result.improvement:
         imp = result.improvement
-        console.print(f"   improvement: {imp['value']:+.4f} [{imp['low']:+.3f}, {imp['high']:+.3f}]"
+        versus = getattr(result, "reference", None) or "base"
+        console.print(f"{'improvement':>20}: {imp['value']:+.4f} [{imp['low']:+.3f}, {imp['high']:+.3f}] vs {versus}"
                       + (f", p = {imp['p_value']:.3g}" if "p_value" in imp else ""))
     for f in result.findings:
         sev = Severity(f.severity)

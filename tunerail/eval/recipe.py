@@ -228,7 +228,12 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
                                  out_dir / "review.csv")
     review = {"samples": [r.to_dict() for r in R.side_by_side(rows, ev.review_samples, seed=config.split.seed)],
               "worst": [r.to_dict() for r in R.worst_cases(rows, 10)], "slices": R.slices(rows),
-              "export": str(export)}
+              "export": str(export), "key": str(R.key_path(export)),
+              "items": str(R.write_items(rows, out_dir / R.ITEMS_FILE,
+                                         {"base_few_shot": few_out["text"]} if few_out is not None else None))}
+    from tunerail.review.session import existing_results
+
+    review["human"] = existing_results(out_dir)
 
     # 9. verdict -----------------------------------------------------------------------------
     classification = None
@@ -247,7 +252,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
         leakage_findings=list(leakage_findings or []), judge=judge, unmatched_rate=unmatched,
         rejected_rows=len(rejected), baselines=[b for b in baselines if b.get("gain") is not None],
         reference=reference, reference_label=ref_row["label"], baselines_skipped=cheap_skipped,
-        constrained=constrained))
+        constrained=constrained, human=review["human"]))
     timings["total_s"] = time.perf_counter() - t0
     result = EvalResult(
         verdict=verdict, findings=findings, task=task, metric=metric, metrics=metrics_out, improvement=improvement,

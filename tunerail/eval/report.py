@@ -39,8 +39,10 @@ def build_plots(result: Any) -> dict[str, str]:
             if est is not None:
                 names.append(f"{model} {m}")
                 points.append(est["value"])
-                lows.append(est["low"])
-                highs.append(est["high"])
+                # a corpus metric's percentile interval can miss its full-sample value (skewed
+                # resamples); the bars must still contain the point
+                lows.append(min(est["low"], est["value"]))
+                highs.append(max(est["high"], est["value"]))
     if names:
         out["metrics"] = plots.intervals(names, points, lows, highs, title="metrics with 95 % bootstrap CI",
                                          threshold=result.criteria.get("threshold")

@@ -25,6 +25,10 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL042 | eval.rejected_rows          | warning  | test rows that could not be read were left out of every metric |
 | EVL050 | baseline.not_beaten         | error    | a baseline (cheap classifier, nearest neighbour, base model variant) is not beaten by the CI |
 | EVL051 | baseline.skipped            | warning  | no training split given: the cheap baselines could not be fitted |
+| EVL060 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
+| EVL061 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
+| EVL062 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
+| EVL063 | human.agreement             | error    | preference alpha below ``min_alpha``, or not computable (no overlap) |
 
 Decisions. ``criteria.decision: ci`` (default): a threshold passes when the 95 % CI lower bound of
 the metric clears it, an improvement when the lower bound of the paired gain does, a baseline is
@@ -70,6 +74,7 @@ class VerdictInputs:
     reference_label: str = "the base model"
     baselines_skipped: str | None = None    # why no cheap baseline was fitted
     constrained: bool = False               # the verdict model answered with label-constrained decoding
+    human: dict[str, Any] | None = None     # `tunerail review results` (review/results.json)
 
 
 def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
@@ -79,7 +84,7 @@ def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
         *check_baselines(criteria, inputs), *check_margin(criteria, inputs),
         *check_per_class(criteria, inputs), *check_forgetting(criteria, inputs), *check_criteria_state(inputs),
         *check_upstream(inputs.doctor_findings, inputs.leakage_findings), *check_judge(inputs.judge),
-        *check_run(inputs),
+        *check_run(inputs), *check_human(criteria, inputs.human),
     ]
     ready = not any(Severity(f.severity) == Severity.ERROR for f in findings)
     return ("READY" if ready else "NOT READY"), findings
@@ -327,4 +332,59 @@ def check_run(x: VerdictInputs) -> list[Finding]:
                       f"{x.rejected_rows} test row(s) could not be read and are missing from every metric",
                       "run `tunerail doctor` on the test file; the frozen test set should load completely",
                       rejected=x.rejected_rows))
+    return out
+
+
+HUMAN_CODES = ("EVL060", "EVL061", "EVL062", "EVL063")
+
+
+def check_human(criteria: Any, human: dict[str, Any] | None) -> list[Finding]:
+    """``criteria.human`` on the blind review (`tunerail review results`); nothing when not required.
+
+    The win rate is the tuned system's wins / (wins + losses) over every pair it is in, judged on
+    the Wilson lower bound (``criteria.decision: ci``) or the point value (``point``).
+    """
+    crit = getattr(criteria, "human", None)
+    if crit is None:
+        return []
+    if not human:
+        return [_f("EVL060", "human.missing", Severity.ERROR, "criteria.human is set but there are no review results yet",
+                   "run `tunerail review serve RUN_DIR`, let the annotators finish, then `tunerail review results RUN_DIR`")]
+    from tunerail.review.results import subject_win_rate
+
+    out = []
+    n = human.get("items_reviewed", 0)
+    ok = n >= crit.min_items
+    out.append(_f("EVL061", "human.min_items", Severity.INFO if ok else Severity.ERROR,
+                  f"{'pass' if ok else 'fail'}: {n} item(s) reviewed; criterion >= {crit.min_items}",
+                  "none needed" if ok else "have the annotators review more items (or serve more material)",
+                  passed=ok, items=n))
+    if crit.min_win_rate is not None:
+        for w in subject_win_rate(human):
+            bound = w["low"] if getattr(criteria, "decision", "ci") == "ci" else w["value"]
+            ok = bound is not None and w["n"] > 0 and bound >= crit.min_win_rate
+            value = "no decided votes" if w["value"] is None else (
+                f"{100 * w['value']:.1f} % (95 % CI {100 * w['low']:.1f}-{100 * w['high']:.1f} %)")
+            out.append(_f("EVL062", "human.win_rate", Severity.INFO if ok else Severity.ERROR,
+                          f"{'pass' if ok else 'fail'}: reviewers prefer {w['system']} over {w['against']} in {value} "
+                          f"of {w['n']} decided votes ({w['ties']} ties); criterion >= {100 * crit.min_win_rate:.0f} %",
+                          "none needed" if ok else "read the most disagreed and the losing items; more reviewed items "
+                          "narrow the interval", passed=ok, **{k: w[k] for k in ("system", "against", "value", "low", "high", "n")}))
+    if crit.min_alpha is not None:
+        agr = (human.get("agreement") or {}).get("preference") or {}
+        alpha = agr.get("alpha")
+        if alpha is None:
+            trivially = agr.get("percent") == 1.0 and agr.get("units", 0) > 0
+            out.append(_f("EVL063", "human.agreement", Severity.WARNING if trivially else Severity.ERROR,
+                          f"preference agreement: alpha undefined ({agr.get('undefined') or 'no agreement data'})",
+                          "none needed (every overlapping vote agrees)" if trivially else
+                          "serve with two or more annotators and review.overlap > 0, so some items are rated twice",
+                          passed=trivially, percent=agr.get("percent"), units=agr.get("units", 0)))
+        else:
+            ok = alpha >= crit.min_alpha
+            out.append(_f("EVL063", "human.agreement", Severity.INFO if ok else Severity.ERROR,
+                          f"{'pass' if ok else 'fail'}: preference Krippendorff alpha {alpha:.3f} (raw agreement "
+                          f"{100 * agr['percent']:.0f} % on {agr['units']} items rated twice); criterion >= {crit.min_alpha}",
+                          "none needed" if ok else "reviewers disagree: sharpen the rubric descriptions, calibrate on "
+                          "the most disagreed items, then review again", passed=ok, alpha=alpha, percent=agr["percent"]))
     return out

@@ -102,7 +102,8 @@ def intervals(names: Sequence[str], points: Sequence[float], lows: Sequence[floa
     names = redact([str(name) for name in names])
     fig, ax = _figure(6, max(2.0, 0.45 * len(names) + 1))
     ys = list(range(len(names)))
-    ax.errorbar(points, ys, xerr=[[p - lo for p, lo in zip(points, lows)], [h - p for p, h in zip(points, highs)]],
+    ax.errorbar(points, ys, xerr=[[max(0.0, p - lo) for p, lo in zip(points, lows)],
+                                  [max(0.0, h - p) for p, h in zip(points, highs)]],
                 fmt="o", capsize=4, color="#4c72b0")
     ax.set_yticks(ys, names)
     if threshold is not None:

@@ -256,3 +256,36 @@ def machine_memory_bytes() -> int:
     except Exception:  # pragma: no cover - torch without CUDA bits
         pass
     return int(os.environ.get("TUNERAIL_MEMORY_BYTES") or psutil.virtual_memory().total)
+
+
+# --- cheap baselines (classification) ----------------------------------------------------------------
+def cheap_baselines(train_rows: Sequence[Record], sample: Sequence[Record], labels: Sequence[str], metric: str, *,
+                    resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Majority class and TF-IDF + logistic regression fitted on the training rows, scored on the sample.
+
+    The eval step is getting its own cheap baselines (issue 8); this small pair stands in until then,
+    scored with the same scorer and bootstrap so the numbers sit beside the candidates'.
+    """
+    from collections import Counter
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from tunerail.stats import bootstrap_statistic
+
+    train = [r for r in train_rows if r.label is not None]
+    if not train or len({r.label for r in train}) < 2:
+        return {}
+    refs = [r.completion for r in sample]
+    majority = Counter(r.label for r in train).most_common(1)[0][0]
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
+    clf = LogisticRegression(max_iter=1000, C=10.0).fit(vec.fit_transform([r.prompt for r in train]),
+                                                         [r.label for r in train])
+    preds = {"majority": [majority] * len(sample),
+             "tfidf_logreg": list(clf.predict(vec.transform([r.prompt for r in sample])))}
+    out = {}
+    for name, outputs in preds.items():
+        stat = model_scores("classification", refs, outputs, labels).statistic(metric)
+        out[name] = {**bootstrap_statistic(stat, len(sample), resamples=resamples, seed=seed).to_dict(),
+                     "outputs": outputs}
+    return out

@@ -83,6 +83,7 @@ class SelectResult:
     task: str
     metric: str
     sample: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]   # classification: cheap baselines on the same sample
     acknowledged: list[str]
     seconds: float
     select_json: str | None = None
@@ -190,11 +191,16 @@ def select(config: TunerailConfig, *, data: str | Path | Sequence[Record] | None
                      c.bits_per_byte, P.bpb_statistic(raw[c.name]["bits"], raw[c.name]["bytes"]), c.blocked)
                for c in results]
     rec = recommend(entries, n, alpha=sc.alpha, near_zero=sc.near_zero, resamples=sc.bootstrap, seed=sc.seed)
-    findings = sort_findings([f for c in results for f in c.findings] + rec.findings)
+    baselines = {}
+    if task == "classification" and train_rows is not sample:
+        baselines = P.cheap_baselines(train_rows, sample, labels, metric, resamples=sc.bootstrap, seed=sc.seed)
+    findings = sort_findings([f for c in results for f in c.findings] + rec.findings
+                             + baseline_findings(baselines, entries, rec.recommended, n, sc))
     result = SelectResult(
         recommended=rec.recommended, reason=rec.reason, decided_by=rec.decided_by, ranking=rec.ranking,
         candidates=results, comparisons=rec.comparisons, findings=findings, task=task, metric=metric,
-        sample=sample_info, acknowledged=[c for c in names if c in config.model.license_acknowledged],
+        sample=sample_info, baselines={k: {m: v for m, v in b.items() if m != "outputs"} for k, b in baselines.items()},
+        acknowledged=[c for c in names if c in config.model.license_acknowledged],
         seconds=round(time.perf_counter() - t0, 2))
 
     # 5. write -------------------------------------------------------------------------------
@@ -310,7 +316,8 @@ def measure_candidate(config: TunerailConfig, name: str, resolved: str, sample: 
     g_bits, g_bytes = P.answer_bits(lm, [prompt_for(lm.tokenizer, r["prompt"]) for r in suite],
                                     [r["choices"][r["answer"]] for r in suite], batch_size=sc.batch_size,
                                     progress=stage("general suite"))
-    tok_fit = P.tokenizer_fit(lm.tokenizer, list(train_rows) or sample, template, config.model.max_seq_length)
+    fit_rows = list(train_rows)[::max(1, len(train_rows) // 5000)] or sample  # at most ~5,000 rows, evenly spaced
+    tok_fit = P.tokenizer_fit(lm.tokenizer, fit_rows, template, config.model.max_seq_length)
     outputs = {"zero_shot": P.task_outputs(lm, sample, task=task, template=template, labels=labels, shots=(),
                                            config=config, progress=stage("zero-shot"))}
     if shots:
@@ -355,6 +362,24 @@ def _candidate_result(config: TunerailConfig, name: str, raw: dict[str, Any], ta
 
 def _score_stat(raw: dict[str, Any], setting: str, task: str, refs: list[str], labels: list[str], metric: str):
     return P.model_scores(task, refs, raw["outputs"][setting], labels).statistic(metric)
+
+
+def baseline_findings(baselines: dict[str, dict[str, Any]], entries: list[Entry], recommended: str | None, n: int,
+                      sc: Any) -> list[Finding]:
+    """SEL050: what the cheap baselines score on the same rows; a warning when one beats the recommendation."""
+    if not baselines:
+        return []
+    shown = ", ".join(f"{k} {b['value']:.3f} [{b['low']:.3f}, {b['high']:.3f}]" for k, b in baselines.items())
+    out = [Finding("select.baselines", Severity.INFO, f"cheap baselines on the same {n} rows: {shown}",
+                   "the fine-tuned model has to beat these (the eval verdict compares against them)", code="SEL050",
+                   details={k: {m: v for m, v in b.items() if m != "outputs"} for k, b in baselines.items()})]
+    entry = next((e for e in entries if e.name == recommended), None)
+    best = max(baselines, key=lambda k: baselines[k]["value"])
+    if entry is not None and baselines[best]["value"] > entry.score["value"]:
+        out[0].severity = Severity.WARNING
+        out[0].message += f"; {best} scores above {recommended} before fine-tuning ({entry.score['value']:.3f})"
+        out[0].fix = "fine-tune (the candidates' scores are before training) or consider shipping the cheap classifier"
+    return out
 
 
 def fit_findings(c: CandidateResult, config: TunerailConfig, *, language: str | None, memory_bytes: int) -> list[Finding]:

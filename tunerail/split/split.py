@@ -172,7 +172,8 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     semantic = _use_semantic(config, len(records))
     groups: Groups = find_groups(records, near_threshold=config.doctor.near_duplicate_threshold, semantic=semantic,
                                  semantic_threshold=cfg.semantic_threshold,
-                                 embedding_model=config.model.embedding_model)
+                                 embedding_model=config.model.embedding_model,
+                                 paraphrase_threshold=cfg.paraphrase_threshold)
 
     # 3. whole groups into splits, stratified when there are labels
     labels = [r.label for r in records]
