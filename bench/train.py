@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     dest = REPO / "bench" / "results" / "train.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(payload, indent=2) + "\n")
-    lines = [f"# bench/train.py\n", f"`{payload['command']}`: {args.steps} steps x batch {args.batch}, SmolLM2-135M + LoRA r16, "
+    lines = ["# bench/train.py\n", f"`{payload['command']}`: {args.steps} steps x batch {args.batch}, SmolLM2-135M + LoRA r16, "
              f"Banking77 prompts; {os.cpu_count()} CPUs, native bf16 {payload['native_bf16']}, load average "
              f"{', '.join(f'{x:.1f}' for x in payload['load_average'])} (shared machine: compare rows of one run only).\n",
              "| setting | tokens/s | padded tokens/s | padding waste | shared prefix | peak RSS MB |", "| --- | ---: | ---: | ---: | ---: | ---: |"]

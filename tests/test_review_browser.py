@@ -59,7 +59,7 @@ class Traffic:
 
     def leaks(self):
         out = []
-        for url, status, headers, body in self.seen:
+        for url, _status, headers, body in self.seen:
             text = (url + " " + " ".join(f"{k}:{v}" for k, v in headers.items()) + " " + body).lower()
             out += [(url, name) for name in SYSTEM_NAMES if name in text]
         return out

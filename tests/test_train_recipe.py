@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tunerail.errors import ConfigError, DataError, GuardrailError, TunerailError
+from tunerail.errors import DataError, GuardrailError, TunerailError
 from train_tiny import banking_rows, tiny_config, write_jsonl
 
 

@@ -24,7 +24,6 @@ _LAZY = {
     "split": "tunerail.split",
     "leakage": "tunerail.split.leakage",
     "select": "tunerail.select",
-    "select": "tunerail.select",
     "Store": "tunerail.store",
     "train": "tunerail.train",
     "sweep": "tunerail.sweep",

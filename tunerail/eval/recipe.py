@@ -224,6 +224,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
             for r, ref, b, tu, bs, ts in zip(records, refs, outs["base"]["text"], outs["tuned"]["text"], scored["base"].primary,
                                              scored["tuned"].primary)]
     out_dir.mkdir(parents=True, exist_ok=True)
+    few_out = outs.get("base_few_shot") or outs.get("base_few_shot_ranked")  # the k-shot answers, when run
     export = R.export_for_review(R.side_by_side(rows, max(ev.review_samples, 1), seed=config.split.seed),
                                  out_dir / "review.csv")
     review = {"samples": [r.to_dict() for r in R.side_by_side(rows, ev.review_samples, seed=config.split.seed)],

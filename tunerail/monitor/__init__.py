@@ -13,7 +13,6 @@ logged prompts. All p-values of all windows form one family held at ``monitor.al
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path

@@ -146,7 +146,7 @@ def most_disagreed(cast: Sequence[dict[str, Any]], rubric: Sequence[Any], items:
             scored.append((split, spread, unit, vs))
     scored.sort(key=lambda t: (-t[0], -t[1], t[2]))
     out = []
-    for split, spread, unit, vs in scored[:n]:
+    for split, spread, _unit, vs in scored[:n]:
         entry: dict[str, Any] = {"item": vs[0]["item"], "first": vs[0]["first"], "second": vs[0]["second"],
                                  "preference_split": bool(split), "rubric_spread": spread,
                                  "votes": [{"annotator": v["annotator"], "preference": v["preference"],

@@ -130,7 +130,9 @@ def estimate_from_steps(probe: Estimate, *, window_seconds: float, window_steps:
     left_steps, left_tokens = max(0, probe.steps - steps_done), max(0.0, probe.tokens - tokens_done)
     left_evals = max(0, (probe.evals or 0) - evals_done)
     seconds = elapsed + ratio * probe.work_seconds(left_steps, left_tokens, 0) + left_evals * one_eval
-    scale = (lambda v: None if v is None else v * ratio)
+    def scale(v: float | None) -> float | None:
+        return None if v is None else v * ratio
+
     return replace(probe, seconds=seconds, cost=cost_of(seconds, 0.0) if not probe.cost else probe.cost * seconds / probe.seconds,
                    seconds_per_step=seconds / probe.steps if probe.steps else None, per_token=scale(probe.per_token),
                    overhead=scale(probe.overhead), optimizer_step=scale(probe.optimizer_step), eval_seconds=one_eval)
