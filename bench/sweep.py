@@ -39,7 +39,7 @@ MAX_LEN = 96
 def _splits(tmp: Path, rows: int, val: int) -> tuple[Path, Path]:
     from train_tiny import banking_rows, write_jsonl
 
-    return write_jsonl(tmp / "train.jsonl", banking_rows(rows)), write_jsonl(tmp / "validation.jsonl", banking_rows(val, offset=2000))
+    return write_jsonl(tmp / "train.jsonl", banking_rows(rows)), write_jsonl(tmp / "validation.jsonl", banking_rows(val, offset=1000))
 
 
 def _config(tmp: Path, seconds: float, base: str = "bundled:smollm2", **sweep):
@@ -154,7 +154,7 @@ def _pg_workers(tmp: Path, url: str, workers: int, seconds: float) -> dict:
 def run_postgres(tmp: Path, seconds: float) -> list[dict]:
     import pg
 
-    gen = pg.postgres_url.__wrapped__() if hasattr(pg.postgres_url, "__wrapped__") else pg.postgres_url.__pytest_wrapped__.obj()
+    gen = pg.postgres_server()
     url = next(gen)
     try:
         return [_pg_workers(tmp, url, n, seconds) for n in (1, 2)]
