@@ -1,6 +1,6 @@
 """`tunerail sweep` against ``Trainer.hyperparameter_search(backend="optuna")`` at the same compute.
 
-    python bench/sweep.py --seconds 150            # ~8 minutes on 2 shared CPU cores
+    python bench/sweep.py --seconds 300            # ~15 minutes on 2 shared CPU cores
 
 Part 1, SmolLM2-135M (bundled) on a small Banking77 subset (``--rows`` train, ``--val`` validation,
 answer-only loss, the same prompts through ``tunerail.prompting``, LoRA r/alpha from the space):
@@ -164,9 +164,9 @@ def run_postgres(tmp: Path, seconds: float) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=150, help="compute each search may spend (part 1)")
+    parser.add_argument("--seconds", type=float, default=300, help="compute each search may spend (part 1)")
     parser.add_argument("--rows", type=int, default=64)
-    parser.add_argument("--val", type=int, default=32)
+    parser.add_argument("--val", type=int, default=16)
     parser.add_argument("--pg-seconds", type=float, default=60)
     parser.add_argument("--skip", nargs="*", default=[], choices=["tunerail", "trainer", "postgres"])
     args = parser.parse_args()

@@ -212,7 +212,8 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
             cfg.budget.max_hours = max(row["seconds"] + left_now - share_mod.SAFETY * clock.worst_interval, 1e-9) / 3600
             if row["step"] == 0:
                 if left_now <= share_mod.SAFETY * clock.worst_interval:
-                    why["reason"] = "budget share: no room for a first training interval; cut at step 0"
+                    why["reason"] = (f"budget share: setup and first evaluation took {clock.seconds:.0f} s, no room left for "
+                                     f"a training interval; cut at step 0")
                     return "budget"
                 return None
             if trial.user_attrs.get("tunerail_first_eval") is None:
@@ -396,7 +397,9 @@ def _result(study: Any, name: str, url: str, config: Any, space: dict[str, Dimen
         pass
     share = {"search_share": config.budget.search_share, "max_hours": config.budget.max_hours,
              "allowed_seconds": round(allowed, 2), "used_seconds": round(used, 2),
-             "used_share": round(used / (config.budget.max_hours * 3600), 5), "used_of_allowed": round(used / allowed, 4)}
+             "used_share": round(used / (config.budget.max_hours * 3600), 5), "used_of_allowed": round(used / allowed, 4),
+             # Loading the model and the first evaluation cannot be cut; when they alone overran, say so.
+             "exceeded": used > allowed}
     return SweepResult(study=name, storage=masked(url), objective=config.sweep.objective, direction=study.direction.name.lower(),
                        best_params=best.user_attrs.get("params_all", best.params) if best else None,
                        best_value=best.value if best else None, best_trial=best.number if best else None,
