@@ -189,7 +189,7 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
     interval = _eval_interval(n_rows, config, space)
     parent = _parent_run(config, store.root, name, url, space)
     hooks_cache: dict[Any, Any] = {}
-    state = {"base": None, "first_eval": 0.0}
+    state = {"base": None, "first_eval": 0.0, "step0": 0.0}
 
     def objective(trial: Any) -> float:
         params = suggest(trial, space)
@@ -211,6 +211,7 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
             # Hard stop inside a step (the trainer's budget guard), keeping one interval for its final evaluation.
             cfg.budget.max_hours = max(row["seconds"] + left_now - share_mod.SAFETY * clock.worst_interval, 1e-9) / 3600
             if row["step"] == 0:
+                state["step0"] = clock.seconds  # what starting a trial costs (the first one includes loading the model)
                 if left_now <= share_mod.SAFETY * clock.worst_interval:
                     why["reason"] = (f"budget share: setup and first evaluation took {clock.seconds:.0f} s, no room left for "
                                      f"a training interval; cut at step 0")
@@ -277,7 +278,8 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         return float(result.best_val_loss)
 
     def more() -> bool:
-        return _counted(study_obj) < n_trials and meter.left() > share_mod.SAFETY * state["first_eval"]
+        # A new trial must fit at least up to its first evaluation, as measured on the last trials.
+        return _counted(study_obj) < n_trials and meter.left() > share_mod.SAFETY * max(state["first_eval"], state["step0"])
 
     def after_trial(study_: Any, frozen: Any) -> None:
         if on_trial is not None:
