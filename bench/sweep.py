@@ -1,6 +1,6 @@
 """`tunerail sweep` against ``Trainer.hyperparameter_search(backend="optuna")`` at the same compute.
 
-    python bench/sweep.py --seconds 150            # ~8 minutes on 2 shared CPU cores
+    python bench/sweep.py --seconds 300            # ~15 minutes on 2 shared CPU cores
 
 Part 1, SmolLM2-135M (bundled) on a small Banking77 subset (``--rows`` train, ``--val`` validation,
 answer-only loss, the same prompts through ``tunerail.prompting``, LoRA r/alpha from the space):
@@ -39,7 +39,7 @@ MAX_LEN = 96
 def _splits(tmp: Path, rows: int, val: int) -> tuple[Path, Path]:
     from train_tiny import banking_rows, write_jsonl
 
-    return write_jsonl(tmp / "train.jsonl", banking_rows(rows)), write_jsonl(tmp / "validation.jsonl", banking_rows(val, offset=2000))
+    return write_jsonl(tmp / "train.jsonl", banking_rows(rows)), write_jsonl(tmp / "validation.jsonl", banking_rows(val, offset=1000))
 
 
 def _config(tmp: Path, seconds: float, base: str = "bundled:smollm2", **sweep):
@@ -154,7 +154,7 @@ def _pg_workers(tmp: Path, url: str, workers: int, seconds: float) -> dict:
 def run_postgres(tmp: Path, seconds: float) -> list[dict]:
     import pg
 
-    gen = pg.postgres_url.__wrapped__() if hasattr(pg.postgres_url, "__wrapped__") else pg.postgres_url.__pytest_wrapped__.obj()
+    gen = pg.postgres_server()
     url = next(gen)
     try:
         return [_pg_workers(tmp, url, n, seconds) for n in (1, 2)]
@@ -164,9 +164,9 @@ def run_postgres(tmp: Path, seconds: float) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=150, help="compute each search may spend (part 1)")
+    parser.add_argument("--seconds", type=float, default=300, help="compute each search may spend (part 1)")
     parser.add_argument("--rows", type=int, default=64)
-    parser.add_argument("--val", type=int, default=32)
+    parser.add_argument("--val", type=int, default=16)
     parser.add_argument("--pg-seconds", type=float, default=60)
     parser.add_argument("--skip", nargs="*", default=[], choices=["tunerail", "trainer", "postgres"])
     args = parser.parse_args()

@@ -50,6 +50,11 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """``postgresql://postgres@127.0.0.1:<port>/tunerail_test`` on a fresh server (session-wide)."""
+    yield from postgres_server()
+
+
+def postgres_server() -> Iterator[str]:
+    """The server as a generator (also used by bench/sweep.py): yields the URL, stops on close."""
     bindir = _bin_dir()
     if bindir is None:
         _unavailable("no pg_ctl/initdb found (apt-get install postgresql)")

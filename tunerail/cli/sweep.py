@@ -54,6 +54,9 @@ def sweep_command(
                   highlight=False)
     console.print(f"budget: {s['used_seconds']:.0f} s of {s['allowed_seconds']:.0f} s allowed "
                   f"({100 * s['used_share']:.2f} % of budget.max_hours, share {100 * s['search_share']:.0f} %)", highlight=False)
+    if s["exceeded"]:
+        console.print("[yellow]warning:[/] the share was exceeded: a trial's setup (model load, tokenizing, first "
+                      "evaluation) cannot be cut; raise budget.max_hours or budget.search_share", highlight=False)
     if result.best_params is not None:
         console.print(f"best {result.objective} {result.best_value:.4f} (trial {result.best_trial}): "
                       + escape(", ".join(f"{k}={v}" for k, v in result.best_params.items())), highlight=False)

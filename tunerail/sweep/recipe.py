@@ -189,7 +189,7 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
     interval = _eval_interval(n_rows, config, space)
     parent = _parent_run(config, store.root, name, url, space)
     hooks_cache: dict[Any, Any] = {}
-    state = {"base": None, "first_eval": 0.0}
+    state = {"base": None, "first_eval": 0.0, "step0": 0.0}
 
     def objective(trial: Any) -> float:
         params = suggest(trial, space)
@@ -211,8 +211,10 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
             # Hard stop inside a step (the trainer's budget guard), keeping one interval for its final evaluation.
             cfg.budget.max_hours = max(row["seconds"] + left_now - share_mod.SAFETY * clock.worst_interval, 1e-9) / 3600
             if row["step"] == 0:
+                state["step0"] = clock.seconds  # what starting a trial costs (the first one includes loading the model)
                 if left_now <= share_mod.SAFETY * clock.worst_interval:
-                    why["reason"] = "budget share: no room for a first training interval; cut at step 0"
+                    why["reason"] = (f"budget share: setup and first evaluation took {clock.seconds:.0f} s, no room left for "
+                                     f"a training interval; cut at step 0")
                     return "budget"
                 return None
             if trial.user_attrs.get("tunerail_first_eval") is None:
@@ -276,7 +278,8 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         return float(result.best_val_loss)
 
     def more() -> bool:
-        return _counted(study_obj) < n_trials and meter.left() > share_mod.SAFETY * state["first_eval"]
+        # A new trial must fit at least up to its first evaluation, as measured on the last trials.
+        return _counted(study_obj) < n_trials and meter.left() > share_mod.SAFETY * max(state["first_eval"], state["step0"])
 
     def after_trial(study_: Any, frozen: Any) -> None:
         if on_trial is not None:
@@ -396,7 +399,9 @@ def _result(study: Any, name: str, url: str, config: Any, space: dict[str, Dimen
         pass
     share = {"search_share": config.budget.search_share, "max_hours": config.budget.max_hours,
              "allowed_seconds": round(allowed, 2), "used_seconds": round(used, 2),
-             "used_share": round(used / (config.budget.max_hours * 3600), 5), "used_of_allowed": round(used / allowed, 4)}
+             "used_share": round(used / (config.budget.max_hours * 3600), 5), "used_of_allowed": round(used / allowed, 4),
+             # Loading the model and the first evaluation cannot be cut; when they alone overran, say so.
+             "exceeded": used > allowed}
     return SweepResult(study=name, storage=masked(url), objective=config.sweep.objective, direction=study.direction.name.lower(),
                        best_params=best.user_attrs.get("params_all", best.params) if best else None,
                        best_value=best.value if best else None, best_trial=best.number if best else None,

@@ -17,7 +17,6 @@ from typing import Any
 from tunerail.errors import ConfigError, Problem
 
 SECONDS_ATTR = "tunerail_seconds"  # trial user attribute: wall seconds this trial has spent
-SETUP_ATTR = "tunerail_setup_seconds:"  # study user attribute prefix: one worker's shared setup time
 SAFETY = 1.25  # the next interval is assumed 25 % slower than the slowest one measured
 
 
@@ -36,16 +35,13 @@ class ShareMeter:
     study: Any
     allowed: float
     worker: str
-    setup_seconds: float = 0.0
-    _cache: tuple[float, float] = field(default=(0.0, -1.0), repr=False)
-
-    def record_setup(self, seconds: float) -> None:
-        self.setup_seconds = seconds
-        self.study.set_user_attr(SETUP_ATTR + self.worker, round(seconds, 3))
 
     def spent(self, *, exclude: int | None = None) -> float:
-        """Seconds every trial and every worker's setup have used so far (from the storage)."""
-        total = sum(float(v) for k, v in self.study.user_attrs.items() if k.startswith(SETUP_ATTR))
+        """Seconds every trial of every worker has used so far (from the storage).
+
+        A worker's one-time setup (loading the model, tokenizing) falls inside its first trial.
+        """
+        total = 0.0
         for t in self.study.get_trials(deepcopy=False):
             if t.number != exclude:
                 total += float(t.user_attrs.get(SECONDS_ATTR, 0.0))
