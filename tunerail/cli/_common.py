@@ -24,13 +24,21 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+VERBOSE_HELP = "Let third-party progress bars, log lines and warnings through (quiet by default)."
 
 
 def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into a clear message and exit code 2 instead of a traceback."""
+    """Turn our errors into a clear message and exit code 2 instead of a traceback.
+
+    Also the one place every command silences third-party output (``tunerail.logs``); a command
+    with a ``verbose`` parameter (``--verbose``) lets it through.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from tunerail.logs import configure
+
+        configure(verbose=bool(kwargs.get("verbose", False)))  # third-party bars/logs off unless --verbose
         try:
             return func(*args, **kwargs)
         except TunerailError as exc:

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from tunerail.cli._common import (
+    VERBOSE_HELP,
     _checks_progress,
     _progress,
     app,
@@ -23,7 +24,8 @@ def run_pipeline(config: Path = typer.Argument(..., help="tunerail.yaml describi
                  out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/<project> beside the config)."),
                  force: bool = typer.Option(False, "--force", help="Re-run every step even if its inputs did not change."),
                  resume: bool = typer.Option(False, "--resume", help=(
-                     "Continue an interrupted training (crash, kill, budget stop) from its last checkpoint."))) -> None:
+                     "Continue an interrupted training (crash, kill, budget stop) from its last checkpoint.")),
+                 verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP)) -> None:
     """Run doctor -> split -> leakage -> train -> eval; unchanged steps are skipped; exit 1 if NOT READY."""
     from rich.table import Table
 
