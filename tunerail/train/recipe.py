@@ -42,6 +42,31 @@ from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitt
 from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
 
 Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class TrainHooks:
+    """Optional hooks for callers that run many trainings in one process (``tunerail sweep``).
+
+    on_eval : called with each evaluation row (after the checkpoint); a returned string stops
+        training there with that ``stopped_reason`` (pruned, budget share...).
+    base_model : a loaded base model to wrap with a fresh LoRA instead of loading one; the
+        caller removes the adapter afterwards (``peft`` ``unload()``).
+    cache : a dict reused across trainings for the tokenizer and tokenized rows.
+    """
+
+    on_eval: Callable[[dict[str, Any]], str | None] | None = None
+    base_model: Any = None
+    cache: dict[Any, Any] | None = None
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if self.cache is None:
+            return compute()
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+
 STATE_FILE = "trainer_state.pt"
 WEIGHTS_FILE = "trainable.safetensors"
 PROBE_WARMUP = 2  # untimed passes before the probe: the first two run 1.5-3x slower than the steady state
@@ -69,6 +94,7 @@ class TrainResult:
     padding_waste: float
     data: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
+    weights_sha256: str | None = None  # this process's in-memory trainable weights at the end (DDP ranks must agree)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -174,7 +200,8 @@ def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool, shar
 
 
 def train(config: Any, *, train_data: str | Path | Sequence[Any], validation_data: str | Path | Sequence[Any] | None,
-          out_dir: str | Path, resume: bool = False, store: Any = None, progress: Progress | None = None) -> TrainResult:
+          out_dir: str | Path, resume: bool = False, store: Any = None, progress: Progress | None = None,
+          hooks: TrainHooks | None = None) -> TrainResult:
     """Fine-tune ``config.model.base`` on ``train_data``, guarded; returns the best checkpoint.
 
     Parameters
@@ -190,8 +217,10 @@ def train(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         Where the best checkpoint is stored with lineage; default ``config.store.path``.
     progress : callable(event, info), optional
         Called with ``setup``, ``estimate``, ``step``, ``eval`` and ``done`` events.
+    hooks : TrainHooks, optional
+        Per-evaluation callback, preloaded base model and tokenized-data cache (sweeps).
     """
-    recipe = TrainRecipe(config, out_dir=Path(out_dir), resume=resume, store=store, progress=progress)
+    recipe = TrainRecipe(config, out_dir=Path(out_dir), resume=resume, store=store, progress=progress, hooks=hooks)
     recipe.setup(train_data, validation_data)
     ok = False
     try:
@@ -206,7 +235,8 @@ def train(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
 class TrainRecipe:
     """setup -> train -> finish -> cleanup, torchtune style: one component per ``_setup_*``."""
 
-    def __init__(self, config: Any, *, out_dir: Path, resume: bool, store: Any, progress: Progress | None):
+    def __init__(self, config: Any, *, out_dir: Path, resume: bool, store: Any, progress: Progress | None,
+                 hooks: TrainHooks | None = None):
         self.config = config
         self.tc = config.train
         self.out_dir = out_dir
@@ -233,6 +263,8 @@ class TrainRecipe:
         self.run_id: str | None = None
         self.best_dir: str | None = None
         self.tracker: Any = None
+        self.hooks = hooks or TrainHooks()
+        self._hook_stop: str | None = None
 
     # -- setup ---------------------------------------------------------------------------------
     def setup(self, train_data: Any, validation_data: Any) -> None:
@@ -278,7 +310,14 @@ class TrainRecipe:
 
         pointer = json.loads(latest.read_text(encoding="utf-8"))
         folder = self.ckpt_root / pointer["dir"]
-        state = torch.load(folder / STATE_FILE, weights_only=False)
+        import pickle
+
+        try:  # tensors and plain data only: loading a checkpoint must never run code from it
+            state = torch.load(folder / STATE_FILE, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise TunerailError(Problem(f"the checkpoint state holds objects other than tensors and plain data "
+                                        f"({str(exc).splitlines()[0][:200]}); refusing to load it", file=str(folder / STATE_FILE),
+                                        fix="start a new --out; only resume from checkpoints tunerail wrote")) from None
         state["_folder"] = folder
         saved = state.get("fingerprint")
         if saved and saved != _resume_fingerprint(self.config):
@@ -290,7 +329,8 @@ class TrainRecipe:
     def _setup_data(self, train_data: Any, validation_data: Any) -> None:
         from tunerail.models import load_tokenizer
 
-        train_records = load_split(train_data, self.config, "train")
+        memo = self.hooks.memo
+        train_records = memo(("records", "train"), lambda: load_split(train_data, self.config, "train"))
         if validation_data is None:
             if "validation" not in self.disabled:
                 raise GuardrailError(Problem(
@@ -298,22 +338,24 @@ class TrainRecipe:
                     fix="pass --validation (written by `tunerail split`), or set train.guards.validation: false"))
             val_records = []
         else:
-            val_records = load_split(validation_data, self.config, "validation")
+            val_records = memo(("records", "validation"), lambda: load_split(validation_data, self.config, "validation"))
         self.n_task_rows = len(train_records)
-        self.tokenizer = load_tokenizer(self.config.model.base)
+        self.tokenizer = memo(("tokenizer", self.config.model.base), lambda: load_tokenizer(self.config.model.base))
         template = pick_template(self.config)
         max_len = self.config.model.max_seq_length
         pool = replay_pool(self.tokenizer, max_len) if self.tc.replay_ratio > 0 else None
         replay = replay_sample(len(train_records), self.tc.replay_ratio, self.tc.seed, pool=pool)
-        self.train_examples = tokenize_records(train_records, self.tokenizer, template, max_length=max_len,
-                                               loss_on=self.tc.loss_on)
+        key = (template.model_dump_json(), max_len, self.tc.loss_on)
+        self.train_examples = list(memo(("train",) + key, lambda: tokenize_records(
+            train_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on)))
         self.n_task_examples = len(self.train_examples)  # replay examples follow: indices >= this
         if replay:
             from tunerail.config import PromptTemplate
 
             self.train_examples += tokenize_records(replay, self.tokenizer, PromptTemplate(), max_length=max_len,
                                                     loss_on=self.tc.loss_on)
-        self.val_examples = tokenize_records(val_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on)
+        self.val_examples = memo(("validation",) + key, lambda: tokenize_records(
+            val_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on))
         self.lengths = [e.length for e in self.train_examples]
         self.batches_per_epoch = math.ceil(len(self.train_examples) / self.tc.batch_size)
         self.micro_per_step = self.tc.gradient_accumulation * self.world
@@ -382,7 +424,9 @@ class TrainRecipe:
         self.bf16 = self._use_bf16()
         on_cpu = self.accelerator.device.type == "cpu"
         autocast = self.bf16 and (self.tc.bf16 == "autocast" or self.method == "full" or (on_cpu and self.tc.bf16 == "auto"))
-        base = load_base_model(self.config.model.base, method=self.method, bf16=self.bf16 and not autocast)
+        base = self.hooks.base_model
+        if base is None:
+            base = load_base_model(self.config.model.base, method=self.method, bf16=self.bf16 and not autocast)
         base.config.use_cache = False
         self.model = prepare_model(base, method=self.method, lora=self.tc.lora, seed=self.tc.seed)
         self.model.to(self.accelerator.device)
@@ -528,6 +572,9 @@ class TrainRecipe:
             start = time.perf_counter()
             self._evaluate_and_checkpoint(train_loss=None, tokens=0, seconds=0.0)
             eval_seconds = time.perf_counter() - start
+            if self._hook_stop is not None:
+                self.stopped_reason = self._hook_stop
+                return
         if self.step == 0 and self.estimate is None and self.tc.probe_steps > 0:
             self._setup_estimate(eval_seconds)
         if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
@@ -580,6 +627,9 @@ class TrainRecipe:
             if self.step % self.eval_steps == 0 or self.step == self.total_steps:
                 self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
                 window_losses = []
+                if self._hook_stop is not None:
+                    self.stopped_reason = self._hook_stop
+                    return
                 if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
                     self.stopped_reason = "early_stopping"
                     self._emit("guard", message=(f"early stopping: no improvement in {self.tc.patience} evaluations; "
@@ -674,6 +724,8 @@ class TrainRecipe:
             self.tracker.log_metrics({k: row[k] for k in ("train_loss", "val_loss", "lr", "tokens", "seconds", "epoch")
                                       if row[k] is not None}, step=self.step)
         self._emit("eval", **row, best_step=self.early.best_step)
+        if self.hooks.on_eval is not None:
+            self._hook_stop = self.hooks.on_eval(row)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _unwrapped(self) -> Any:
@@ -715,7 +767,7 @@ class TrainRecipe:
             state = {"step": self.step, "history": self.history, "elapsed": self.elapsed, "best_dir": self.best_dir,
                      "early": self.early.state_dict(), "divergence": self.divergence.state_dict(),
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
+                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _plain_np_state()},
                      "run_id": self.run_id, "estimate": self.estimate.to_dict() if self.estimate else None,
                      "estimate_basis": self.estimate_basis, "probe_seconds": self.probe_seconds,
                      "findings": [f.to_dict() for f in self.findings], "fingerprint": _resume_fingerprint(self.config),
@@ -759,7 +811,8 @@ class TrainRecipe:
                                     "rows": [RowRef(**r) for r in f.get("rows", [])]}) for f in state["findings"]]
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
+        kind, keys, pos, has_gauss, gauss = state["rng"]["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
 
     # -- finish --------------------------------------------------------------------------------
     def finish(self) -> TrainResult:
@@ -792,7 +845,8 @@ class TrainRecipe:
             best_val_loss=best["val_loss"] if best else None, stopped_reason=self.stopped_reason,
             estimate=self.estimate.to_dict() if self.estimate else None, actual=actual, findings=sort_findings(self.findings),
             guards_disabled=self.disabled, parameters={"trainable": self.params.trainable, "total": self.params.total},
-            padding_waste=self.padding_waste, data=self.data_info, out_dir=self.out_dir)
+            padding_waste=self.padding_waste, data=self.data_info, out_dir=self.out_dir,
+            weights_sha256=_weights_digest(self._unwrapped()))
         if self.main:
             meta = {"base_model": self.config.model.base, "method": self.method, "best_step": result.best_step,
                     "best_val_loss": result.best_val_loss, "stopped_reason": self.stopped_reason, "mlflow_run_id": self.run_id,
@@ -831,6 +885,26 @@ def default_eval_steps(total_steps: int, steps_per_epoch: float) -> int:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _weights_digest(model: Any) -> str:
+    """SHA-256 of the trainable parameters as they are in memory (not of a file rank 0 wrote)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if param.requires_grad:
+            digest.update(name.encode())
+            digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _plain_np_state() -> list[Any]:
+    """numpy's RNG state as plain Python values (an ndarray would need weights_only=False to load)."""
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
 
 
 def _resume_fingerprint(config: Any) -> str:
