@@ -25,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+VERBOSE_HELP = "Let third-party progress bars, log lines and warnings through (quiet by default)."
 
 
 def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,10 +34,16 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
     Anything unexpected (a bug, or an input no check foresaw) becomes one line naming the
     exception, the file involved and the log holding the traceback; still exit 2, because
     exit 1 means "findings".
+
+    Also the one place every command silences third-party output (``tunerail.logs``); a command
+    with a ``verbose`` parameter (``--verbose``) lets it through.
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from tunerail.logs import configure
+
+        configure(verbose=bool(kwargs.get("verbose", False)))  # third-party bars/logs off unless --verbose
         try:
             return func(*args, **kwargs)
         except TunerailError as exc:

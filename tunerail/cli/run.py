@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from tunerail.cli._common import (
+    VERBOSE_HELP,
     _checks_progress,
     _progress,
     app,
@@ -39,7 +40,8 @@ def run_pipeline(config: Path = typer.Argument(..., help="tunerail.yaml describi
                  allow_criteria_change: bool = typer.Option(False, "--allow-criteria-change", help=(
                      "Accept criteria changed after the test set was frozen (recorded; the verdict cannot be READY).")),
                  resume: bool = typer.Option(False, "--resume", help=(
-                     "Continue an interrupted training (crash, kill, budget stop) from its last checkpoint."))) -> None:
+                     "Continue an interrupted training (crash, kill, budget stop) from its last checkpoint.")),
+                 verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP)) -> None:
     """Run doctor -> split -> leakage -> train -> eval; unchanged steps are skipped; exit 1 if NOT READY."""
     from rich.table import Table
 

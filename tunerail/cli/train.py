@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from tunerail.cli._common import (
+    VERBOSE_HELP,
     app,
     console,
     guarded,
@@ -24,6 +25,7 @@ def train_command(
     validation_path: Optional[Path] = typer.Option(None, "--validation", help="Validation split (required unless the guard is off)."),
     out: Path = typer.Option(Path(".tunerail/runs/train"), "--out", "-o", help="Run folder: checkpoints, best adapter, train.json."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out (after a crash or kill)."),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Fine-tune with LoRA, every guardrail on: lint, early stopping, divergence, budget, tracking."""
 
