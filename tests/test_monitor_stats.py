@@ -79,3 +79,12 @@ def test_mmd_and_classifier_calibrated_and_powerful():
     res = classifier_test(ref, shifted, permutations=200, rng=rng)
     assert res.statistic > 0.7 and res.p_value <= 1 / 201 + 1e-9
     assert classifier_test(ref, _sphere(rng, 100), permutations=200, rng=rng).p_value > 0.01
+
+
+def test_python_api_is_callable_after_submodule_imports():
+    import tunerail
+    import tunerail.monitor.stats  # noqa: F401
+    import tunerail.serve.traffic  # noqa: F401
+
+    assert callable(tunerail.monitor) and callable(tunerail.serve)
+    assert tunerail.monitor.monitor.__name__ == "monitor" and tunerail.serve.serve.__name__ == "serve"

@@ -245,3 +245,8 @@ def monitor(traffic: str | Path, reference: str | Path, *, config: Any = None, w
 
     result.report_html = write_monitor_report(out / "report.html", result)
     return result
+
+
+from tunerail._callable import make_callable  # noqa: E402  (``tunerail.monitor(...)`` after ``import tunerail.monitor.stats``)
+
+make_callable(__name__, "tunerail.monitor:monitor")

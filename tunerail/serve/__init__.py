@@ -67,3 +67,8 @@ def serve(run_dir: str | Path, *, config: Any = None, host: str | None = None, p
                     log_level="warning", access_log=False)
     finally:
         state.traffic.close()
+
+
+from tunerail._callable import make_callable  # noqa: E402  (``tunerail.serve(...)`` after ``import tunerail.serve.app``)
+
+make_callable(__name__, "tunerail.serve:serve")
