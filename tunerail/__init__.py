@@ -27,6 +27,7 @@ _LAZY = {
     "train": "tunerail.train",
     "evaluate": "tunerail.eval",
     "run": "tunerail.pipeline",
+    "review_results": "tunerail.review.session",
 }
 
 
