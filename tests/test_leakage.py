@@ -13,7 +13,7 @@ from tunerail.split import split
 from tunerail.split.leakage import leakage
 
 CFG = {"task": "classification", "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
-       "criteria": {"margin": 0.1}, "split": {"semantic": False}}
+       "criteria": {"margin": 0.1, "threshold": 0.5}, "split": {"semantic": False}}
 
 
 @pytest.fixture(scope="module")

@@ -211,16 +211,16 @@ def _wr(k, n):
 def test_human_criteria_are_judged_on_the_wilson_lower_bound():
     crit = CriteriaConfig(human={"min_win_rate": 0.6, "min_alpha": 0.667, "min_items": 40})
     assert check_human(CriteriaConfig(), None) == []  # not required
-    assert [f.code for f in check_human(crit, None)] == ["EVL050"]
+    assert [f.code for f in check_human(crit, None)] == ["EVL060"]
     ok = {f.code: f for f in check_human(crit, _human(60, 48, 12))}  # 80 %, lower bound 0.68
-    assert all(f.severity == "info" for f in ok.values()) and set(ok) == {"EVL051", "EVL052", "EVL053"}
+    assert all(f.severity == "info" for f in ok.values()) and set(ok) == {"EVL061", "EVL062", "EVL063"}
     close = {f.code: f for f in check_human(crit, _human(60, 16, 9))}  # 64 % but lower bound 0.45
-    assert close["EVL052"].severity == "error" and "64.0 %" in close["EVL052"].message
+    assert close["EVL062"].severity == "error" and "64.0 %" in close["EVL062"].message
     point = CriteriaConfig(decision="point", human={"min_win_rate": 0.6, "min_alpha": 0.667, "min_items": 40})
-    assert {f.code: f for f in check_human(point, _human(60, 16, 9))}["EVL052"].severity == "info"
+    assert {f.code: f for f in check_human(point, _human(60, 16, 9))}["EVL062"].severity == "info"
     few = {f.code: f for f in check_human(crit, _human(10, 48, 12, alpha=None, percent=None))}
-    assert few["EVL051"].severity == "error" and few["EVL053"].severity == "error"
-    assert {f.code: f for f in check_human(crit, _human(60, 48, 12, alpha=0.3))}["EVL053"].severity == "error"
+    assert few["EVL061"].severity == "error" and few["EVL063"].severity == "error"
+    assert {f.code: f for f in check_human(crit, _human(60, 48, 12, alpha=0.3))}["EVL063"].severity == "error"
 
 
 def test_cli_results_and_bad_input(session, tmp_path, capsys):

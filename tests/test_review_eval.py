@@ -50,7 +50,7 @@ def test_human_review_feeds_the_eval_verdict(banking_test, tmp_path, capsys):
     res = tunerail.evaluate(cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model), out_dir=out,
                             cache_dir=tmp_path / "cache")
     codes = {f.code: Severity(f.severity) for f in res.findings}
-    assert codes["EVL050"] == Severity.ERROR and res.verdict == "NOT READY"  # review required, not done
+    assert codes["EVL060"] == Severity.ERROR and res.verdict == "NOT READY"  # review required, not done
     items = [json.loads(x) for x in (out / "review_items.jsonl").read_text().splitlines()]
     assert len(items) == 12 and set(items[0]["outputs"]) == {"base", "tuned"}
 
@@ -70,8 +70,8 @@ def test_human_review_feeds_the_eval_verdict(banking_test, tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["verdict"] == "READY" and report["review"]["human"]["votes"] == 14
     found = {f["code"]: f["severity"] for f in report["findings"]}
-    assert "EVL050" not in found and found["EVL051"] == found["EVL052"] == "info"
-    assert found["EVL053"] == "warning"  # every overlapping vote agrees: alpha is 0/0, reported
+    assert "EVL060" not in found and found["EVL061"] == found["EVL062"] == "info"
+    assert found["EVL063"] == "warning"  # every overlapping vote agrees: alpha is 0/0, reported
     html = (out / "report.html").read_text()
     assert "Human review" in html and "Krippendorff" in html and "undefined" in html
 

@@ -31,6 +31,9 @@ def eval_cmd(
     prompts: bool = typer.Option(False, "--prompts", help="First compare the prompt variants on the validation set; use the best."),
     validation: Optional[Path] = typer.Option(None, "--validation", help="Validation file for --prompts (default: validation.jsonl beside --test)."),
     base: Optional[str] = typer.Option(None, "--base", help="Override model.base."),
+    train: Optional[Path] = typer.Option(None, "--train", help=(
+        "Training split: cheap baselines are fitted on it (+ validation) and k-shot examples drawn from it "
+        "(default: train.jsonl beside --test when it exists).")),
 ) -> None:
     """Evaluate base and fine-tuned model on the frozen test set; exit 1 on NOT READY."""
     from tunerail.eval import compare_prompts, evaluate
@@ -50,8 +53,17 @@ def eval_cmd(
             for v in comparison["variants"]:
                 console.print(f"prompt {escape(v['version'])}: {cfg.criteria.metric} {v['value']:.4f} "
                               f"[{v['low']:.3f}, {v['high']:.3f}]")
+        train = train or _beside(test, "train.jsonl")
+        val = validation or _beside(test, "validation.jsonl")
         result = evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=base, out_dir=out,
-                          train_json=train_json, split_json=split_json, progress=progress, prompt_comparison=comparison)
+                          train_json=train_json, split_json=split_json, progress=progress, prompt_comparison=comparison,
+                          train_data=train, validation_data=val if train is not None else None)
     _print_verdict(result)
     if not result.ready:
         raise typer.Exit(1)
+
+
+def _beside(test: Path, name: str) -> Optional[Path]:
+    """A split file written by `tunerail split` next to the test file, if there is one."""
+    path = test.parent / name
+    return path if path.exists() and path != test else None

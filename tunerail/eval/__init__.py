@@ -1,8 +1,9 @@
-"""`tunerail eval`: criteria fixed in advance, base-model baseline, forgetting, judge, verdict.
+"""`tunerail eval`: criteria fixed in advance, baselines (cheap and base model), forgetting, judge, verdict.
 
 Entry point: ``tunerail.evaluate(config, test_data=..., adapter_dir=..., out_dir=...)``
 (``tunerail/eval/recipe.py``). Submodules: ``metrics`` (pure metric functions + bootstrap),
-``generate`` (batched inference, cached), ``forgetting``, ``judge``, ``verdict``, ``report``.
+``generate`` (batched inference, label-constrained decoding, cached), ``baselines`` (TF-IDF /
+MiniLM + logistic regression, nearest neighbour), ``forgetting``, ``judge``, ``verdict``, ``report``.
 """
 
 from tunerail.eval.recipe import EvalResult, compare_prompts, evaluate, pick_template

@@ -1,10 +1,14 @@
 """`tunerail eval`: the fine-tuned model against criteria fixed before training. Reads top to bottom.
 
 1. guard     the test file must be the frozen one (hash in split.json); criteria compared too
-2. load      test records, the prompt variant used for the verdict
-3. baseline  the base model with the SAME template, always (zero-shot, optional few-shot)
-4. tuned     the base model + adapter
-5. metrics   task metrics with bootstrap 95 % CIs; improvement with a paired test
+2. load      test records, the prompt variant used for the verdict, train + validation for baselines
+3. baseline  cheap baselines fitted on train + validation (seconds: TF-IDF / MiniLM + logistic
+             regression, or the nearest training prompt's answer); the base model with the SAME
+             template scored the strongest fair way: zero-shot free generation, zero-shot label
+             ranking and k-shot label ranking (classification), k-shot generation otherwise
+4. tuned     the base model + adapter; classification answers by label-constrained decoding (the
+             verdict) and by free generation (reported beside it), see ``eval.decoding``
+5. metrics   task metrics with bootstrap 95 % CIs; paired gain over every baseline
 6. forgetting general-capability suite on both models
 7. judge     optional LLM-as-judge, pairwise, both orders
 8. review    side-by-side sample, worst cases, slices, an export for human raters
@@ -33,6 +37,7 @@ from tunerail.prompting import pick_template, prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
 from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
 from tunerail.findings import Finding
+from tunerail.io import check_out_dir
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -56,6 +61,8 @@ class EvalResult:
     judge: dict[str, Any] | None = None
     review: dict[str, Any] = field(default_factory=dict)
     prompt_comparison: dict[str, Any] | None = None
+    baselines: list[dict[str, Any]] = field(default_factory=list)   # every baseline, side by side
+    reference: str | None = None                                   # what ``improvement`` is measured against
     training: dict[str, Any] | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -79,7 +86,9 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
              split_json: str | Path | None = None, doctor_findings: Sequence[Finding] | None = None,
              leakage_findings: Sequence[Finding] | None = None, progress: ProgressFn | None = None,
              few_shot_data: str | Path | Sequence[Record] | None = None, lineage: dict[str, Any] | None = None,
-             prompt_comparison: dict[str, Any] | None = None, cache_dir: str | Path | None = "default") -> EvalResult:
+             prompt_comparison: dict[str, Any] | None = None, cache_dir: str | Path | None = "default",
+             train_data: str | Path | Sequence[Record] | None = None,
+             validation_data: str | Path | Sequence[Record] | None = None) -> EvalResult:
     """Evaluate base and fine-tuned model on the frozen test set and decide READY / NOT READY.
 
     Parameters
@@ -91,12 +100,15 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     train_json : the training run record; its ``history`` becomes the loss-curve plot.
     doctor_findings, leakage_findings : unresolved errors there make the verdict NOT READY.
     cache_dir : where outputs are cached ("default": ~/.cache/tunerail/eval; None: no cache).
+    train_data, validation_data : the training splits; the cheap baselines are fitted on both
+        (without them: warning EVL051), and k-shot examples come from ``few_shot_data`` or else
+        ``train_data``.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ev = config.eval
     base_name = base_model or config.model.base
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)  # before any model runs
     if cache_dir == "default":
         from tunerail.models import cache_root
 
@@ -114,35 +126,65 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     refs = [r.completion for r in records]
     labels = sorted({r.label for r in records if r.label is not None}) if task == "classification" else []
     check_metric(task, config.criteria.metric, ev.label_ranking)
-    shots = _shots(config, few_shot_data)
+    shots = _shots(config, few_shot_data if few_shot_data is not None else train_data)
     judge_client = None
     if ev.judge.enabled and adapter_dir is not None:  # a misconfigured judge fails before any model runs
         from tunerail.eval.judge import make_client
 
         judge_client = make_client(ev.judge)
+    metric = config.criteria.metric
+    n = len(records)
 
-    # 3-4. inference ------------------------------------------------------------------------
+    # 3a. cheap baselines (seconds, before any LLM runs) -----------------------------------------
+    t = time.perf_counter()
+    cheap, cheap_skipped = _cheap_baselines(config, task, records, train_data, validation_data, cache)
+    timings["cheap_baselines_s"] = time.perf_counter() - t
+
+    # 3b-4. LLM inference --------------------------------------------------------------------------
     base_lm = G.load_model(base_name)
     prompts = [prompt_for(base_lm.tokenizer, r, template) for r in records]
     max_new = _max_new_tokens(config, task, base_lm.tokenizer, labels)
     run = _Runner(cache, prompts, refs, labels, ev, max_new, progress, timings)
-    base_out = run.outputs("base", base_lm)
-    few_out = None
+    outs: dict[str, dict[str, Any]] = {"base": run.outputs("base", base_lm)}
+    few_run = None
     if shots:
         few_prompts = [prompt_for(base_lm.tokenizer, r, template, shots) for r in records]
-        few_out = _Runner(cache, few_prompts, refs, labels, ev, max_new, progress, timings).outputs("base_few_shot", base_lm)
+        few_run = _Runner(cache, few_prompts, refs, labels, ev, max_new, progress, timings)
+    if labels:
+        outs["base_ranked"] = {"text": run.ranked("base", base_lm), **_ppl_of(outs["base"])}
+        if few_run is not None:
+            outs["base_few_shot_ranked"] = {"text": few_run.ranked("base_few_shot", base_lm)}
+    elif few_run is not None:
+        outs["base_few_shot"] = few_run.outputs("base_few_shot", base_lm, perplexity=False)
     tuned_lm = G.load_model(base_name, adapter_dir) if adapter_dir is not None else base_lm
-    tuned_out = run.outputs("tuned", tuned_lm) if adapter_dir is not None else base_out
+    constrained = bool(labels) and ev.decoding != "free"
+    if adapter_dir is None:
+        free_out = outs["base"]
+    elif constrained and ev.decoding == "constrained":
+        free_out = None
+    else:
+        free_out = run.outputs("tuned", tuned_lm)
+    if constrained:
+        tuned_ppl = _ppl_of(free_out) if free_out is not None else run.perplexity("tuned", tuned_lm)
+        outs["tuned"] = {"text": run.constrained("tuned", tuned_lm), **tuned_ppl}
+        if free_out is not None and "ranked" in free_out:
+            outs["tuned"]["ranked"] = free_out["ranked"]
+        if free_out is not None and adapter_dir is not None:
+            outs["tuned_free"] = free_out
+    else:
+        outs["tuned"] = free_out
 
     # 5. metrics ---------------------------------------------------------------------------
     t = time.perf_counter()
-    scored = {"base": _score(task, refs, base_out, labels), "tuned": _score(task, refs, tuned_out, labels)}
-    if few_out is not None:
-        scored["base_few_shot"] = _score(task, refs, few_out, labels)
-    metric = config.criteria.metric
-    n = len(records)
+    scored = {name: _score(task, refs, o, labels) for name, o in outs.items()}
+    for b in cheap:
+        scored[b.name] = _score(task, refs, {"text": b.predictions}, labels)
     metrics_out = {m: _estimates(s, n, ev.bootstrap) for m, s in scored.items()}
-    improvement, significance = _compare(scored["tuned"], scored["base"], metric, n, ev.bootstrap, task)
+    same = {name for name, o in outs.items() if name != "tuned" and o is outs["tuned"]}
+    baselines = _baseline_table(scored, metrics_out, metric, n, ev.bootstrap, cheap, labels, shots, same)
+    reference = _reference(baselines, metric, config.criteria.baseline)
+    improvement, significance = _compare(scored["tuned"], scored[reference], metric, n, ev.bootstrap, task)
+    significance["reference"] = reference
     timings["metrics_s"] = time.perf_counter() - t
 
     # 6. forgetting --------------------------------------------------------------------------
@@ -170,8 +212,8 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
         t = time.perf_counter()
         picked = sorted(random.Random(config.split.seed).sample(range(n), min(ev.judge.max_pairs, n)))
         judge = pairwise_judge(judge_client, ev.judge.rubric, [records[i].prompt for i in picked],
-                               [refs[i] for i in picked], [base_out["text"][i] for i in picked],
-                               [tuned_out["text"][i] for i in picked]).to_dict()
+                               [refs[i] for i in picked], [outs["base"]["text"][i] for i in picked],
+                               [outs["tuned"]["text"][i] for i in picked]).to_dict()
         judge["rows"] = picked
         timings["judge_s"] = time.perf_counter() - t
 
@@ -179,7 +221,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     from tunerail import review as R
 
     rows = [R.ReviewRow(r.index, r.line, r.prompt, ref, b, tu, float(bs), float(ts), r.label)
-            for r, ref, b, tu, bs, ts in zip(records, refs, base_out["text"], tuned_out["text"], scored["base"].primary,
+            for r, ref, b, tu, bs, ts in zip(records, refs, outs["base"]["text"], outs["tuned"]["text"], scored["base"].primary,
                                              scored["tuned"].primary)]
     out_dir.mkdir(parents=True, exist_ok=True)
     export = R.export_for_review(R.side_by_side(rows, max(ev.review_samples, 1), seed=config.split.seed),
@@ -200,20 +242,29 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     if task == "classification":
         classification = {m: s.details["report"] for m, s in scored.items()}
         per_class = classification["tuned"]["per_class"]
-        unmatched = classification["tuned"]["unmatched"] / n if n else None
+        free_report = classification.get("tuned_free", classification["tuned"])
+        unmatched = free_report["unmatched"] / n if n else None
+    ref_row = next(b for b in baselines if b["name"] == reference)
     verdict, findings = decide(config.criteria, VerdictInputs(
         metric=metric, tuned=metrics_out["tuned"], base=metrics_out["base"], improvement=improvement,
         per_class=per_class, forgetting=forgetting, forgetting_enabled=ev.forgetting, has_adapter=adapter_dir is not None,
         criteria_state=frozen["criteria_state"], doctor_findings=list(doctor_findings or []),
         leakage_findings=list(leakage_findings or []), judge=judge, unmatched_rate=unmatched,
-        rejected_rows=len(rejected), human=review["human"]))
+        rejected_rows=len(rejected), baselines=[b for b in baselines if b.get("gain") is not None],
+        reference=reference, reference_label=ref_row["label"], baselines_skipped=cheap_skipped,
+        constrained=constrained, human=review["human"]))
     timings["total_s"] = time.perf_counter() - t0
     result = EvalResult(
         verdict=verdict, findings=findings, task=task, metric=metric, metrics=metrics_out, improvement=improvement,
         significance=significance,
         prompt={"version": template.version, "hash": prompt_hash(template), "system": template.system,
-                "template": template.template, "few_shot": len(shots), "max_new_tokens": max_new},
-        criteria={**config.criteria.model_dump(mode="json"), "hash": config.criteria_hash()}, frozen=frozen,
+                "template": template.template, "few_shot": len(shots), "max_new_tokens": max_new,
+                "few_shot_hash": prompt_hash(template, shots) if shots else None,
+                "decoding": ev.decoding if labels else "free"},
+        baselines=baselines, reference=reference,
+        criteria={**config.criteria.model_dump(mode="json"), "hash": config.criteria_hash(),
+                  "rule": ("95 % CI lower bound" if config.criteria.decision == "ci" else "point estimate")},
+        frozen=frozen,
         classification=classification, forgetting=forgetting, judge=judge, review=review,
         prompt_comparison=prompt_comparison, training=_read_training(train_json),
         lineage={"base_model": base_name, "base_fingerprint": base_lm.fingerprint,
@@ -279,7 +330,8 @@ class _Runner:
         self.max_new, self.progress, self.timings = max_new, progress, timings
         self.data = G.data_hash(prompts)
 
-    def outputs(self, name: str, lm: G.LoadedModel) -> dict[str, Any]:
+    def outputs(self, name: str, lm: G.LoadedModel, perplexity: bool = True) -> dict[str, Any]:
+        """Free generation (+ label ranking when ``eval.label_ranking``) and reference perplexity."""
         t = time.perf_counter()
         gen, hit = G.cached(self.cache, G.cache_key("gen", lm.fingerprint, self.data, self.max_new),
                             lambda: G.generate(lm, self.prompts, max_new_tokens=self.max_new,
@@ -287,20 +339,41 @@ class _Runner:
         self.timings[f"{name}_generate_s"] = time.perf_counter() - t
         out: dict[str, Any] = {"text": gen, "cached": hit}
         if self.labels and self.ev.label_ranking:
-            t = time.perf_counter()
-            out["ranked"], _ = G.cached(self.cache, G.cache_key("rank", lm.fingerprint, self.data, self.labels,
-                                                                self.ev.length_normalize),
-                                        lambda: G.rank_labels(lm, self.prompts, self.labels, batch_size=self.ev.batch_size,
-                                                              length_normalize=self.ev.length_normalize,
-                                                              progress=self.progress))
-            self.timings[f"{name}_rank_s"] = time.perf_counter() - t
+            out["ranked"] = self.ranked(name, lm)
+        if perplexity:
+            out.update(self.perplexity(name, lm))
+        return out
+
+    def ranked(self, name: str, lm: G.LoadedModel) -> list[str]:
+        """The label with the highest log-likelihood per prompt (never outside the label set)."""
+        t = time.perf_counter()
+        ranked, _ = G.cached(self.cache, G.cache_key("rank", lm.fingerprint, self.data, self.labels,
+                                                     self.ev.length_normalize),
+                             lambda: G.rank_labels(lm, self.prompts, self.labels, batch_size=self.ev.batch_size,
+                                                   length_normalize=self.ev.length_normalize, progress=self.progress))
+        self.timings[f"{name}_rank_s"] = self.timings.get(f"{name}_rank_s", 0.0) + time.perf_counter() - t
+        return ranked
+
+    def constrained(self, name: str, lm: G.LoadedModel) -> list[str]:
+        """Greedy decoding restricted to the labels' token sequences."""
+        t = time.perf_counter()
+        text, _ = G.cached(self.cache, G.cache_key("constrained", lm.fingerprint, self.data, self.labels),
+                           lambda: G.generate_constrained(lm, self.prompts, self.labels, batch_size=self.ev.batch_size,
+                                                          progress=self.progress))
+        self.timings[f"{name}_constrained_s"] = time.perf_counter() - t
+        return text
+
+    def perplexity(self, name: str, lm: G.LoadedModel) -> dict[str, Any]:
         t = time.perf_counter()
         ppl, _ = G.cached(self.cache, G.cache_key("ppl", lm.fingerprint, self.data, G.data_hash(self.refs)),
                           lambda: list(G.score_answers(lm, self.prompts, self.refs, batch_size=self.ev.batch_size,
                                                        progress=self.progress, stage="perplexity")))
-        out["ref_logp"], out["ref_tokens"] = np.asarray(ppl[0]), np.asarray(ppl[1])
         self.timings[f"{name}_perplexity_s"] = time.perf_counter() - t
-        return out
+        return {"ref_logp": np.asarray(ppl[0]), "ref_tokens": np.asarray(ppl[1])}
+
+
+def _ppl_of(out: dict[str, Any]) -> dict[str, Any]:
+    return {k: out[k] for k in ("ref_logp", "ref_tokens") if k in out}
 
 
 def _score(task: str, refs: list[str], out: dict[str, Any], labels: list[str]) -> ModelScores:
@@ -310,14 +383,95 @@ def _score(task: str, refs: list[str], out: dict[str, Any], labels: list[str]) -
         s = score_extraction(refs, out["text"])
     else:
         s = score_generation(refs, out["text"])
-    add_perplexity(s, out["ref_logp"], out["ref_tokens"])
+    if "ref_logp" in out:
+        add_perplexity(s, out["ref_logp"], out["ref_tokens"])
     return s
+
+
+# --- baselines ----------------------------------------------------------------------------
+
+BASE_LABELS = {
+    "base": "base model, zero-shot free generation",
+    "base_ranked": "base model, zero-shot label ranking",
+    "base_few_shot_ranked": "base model, {k}-shot label ranking",
+    "base_few_shot": "base model, {k}-shot free generation",
+    "tuned_free": "fine-tuned model, free generation",
+}
+
+
+def _cheap_baselines(config: TunerailConfig, task: str, records: Sequence[Record],
+                     train_data: str | Path | Sequence[Record] | None,
+                     validation_data: str | Path | Sequence[Record] | None,
+                     cache: Path | None) -> tuple[list[Any], str | None]:
+    """Fit the task's cheap baselines on train + validation; (baselines, reason they were skipped)."""
+    from tunerail.eval import baselines as B
+
+    if not config.eval.baselines:
+        return [], "switched off (eval.baselines: false)"
+    if train_data is None:
+        return [], "no training split was given"
+    train = _load(config, train_data)[0]
+    val = _load(config, validation_data)[0] if validation_data is not None else []
+    test_prompts = [r.prompt for r in records]
+    key_parts = (G.data_hash([[r.prompt, r.completion, r.label] for r in train]),
+                 G.data_hash([[r.prompt, r.completion, r.label] for r in val]), G.data_hash(test_prompts),
+                 config.model.embedding_model, config.split.seed, B.C_GRID)
+    if task == "classification":
+        if len({r.label for r in train}) < 2:
+            return [], "the training split has fewer than two labels"
+
+        def fit() -> list[dict[str, Any]]:
+            return [b.to_dict() for b in B.classification_baselines(
+                ([r.prompt for r in train], [r.label for r in train]), ([r.prompt for r in val], [r.label for r in val]),
+                test_prompts, embedding_model=config.model.embedding_model, seed=config.split.seed)]
+    else:
+        def fit() -> list[dict[str, Any]]:
+            fit_rows = train + val
+            return [B.nearest_neighbour([r.prompt for r in fit_rows], [r.completion for r in fit_rows], test_prompts,
+                                        embedding_model=config.model.embedding_model).to_dict()]
+    found, hit = G.cached(cache, G.cache_key("cheap-baselines", task, *key_parts), fit)
+    return [B.CheapBaseline(d["name"], d["predictions"], 0.0 if hit else d["seconds"],
+                            {**d["details"], "fit_seconds": d["seconds"], "cached": hit}) for d in found], None
+
+
+def _baseline_table(scored: dict[str, ModelScores], metrics_out: dict[str, Any], metric: str, n: int, resamples: int,
+                    cheap: Sequence[Any], labels: Sequence[str], shots: Sequence[Any],
+                    same_as_tuned: set[str]) -> list[dict[str, Any]]:
+    """Every baseline on the main metric with the paired gain of the tuned model over it."""
+    rows = []
+    cheap_by_name = {b.name: b for b in cheap}
+    for name in scored:
+        if name == "tuned":
+            continue
+        kind = "cheap" if name in cheap_by_name else ("tuned" if name == "tuned_free" else "llm")
+        label = cheap_by_name[name].label if name in cheap_by_name else BASE_LABELS.get(name, name).format(k=len(shots))
+        est = metrics_out[name].get(metric)
+        gain = None
+        if est is not None and kind != "tuned" and name not in same_as_tuned:
+            gain, _ = _compare(scored["tuned"], scored[name], metric, n, resamples, "")
+        row = {"name": name, "label": label, "kind": kind, "estimate": est, "gain": gain}
+        if name in cheap_by_name:
+            row["seconds"] = round(cheap_by_name[name].seconds, 2)
+            row["details"] = cheap_by_name[name].details
+        if labels:
+            row["unmatched"] = scored[name].details["report"]["unmatched"]
+        rows.append(row)
+    return rows
+
+
+def _reference(baselines: Sequence[dict[str, Any]], metric: str, which: str) -> str:
+    """The baseline ``min_improvement`` is measured against: the strongest on the main metric."""
+    pool = [b for b in baselines if b["gain"] is not None and (which == "strongest" or b["kind"] == "llm")]
+    if not pool:
+        return "base"
+    sign = -1 if metric in LOWER_IS_BETTER else 1
+    return max(pool, key=lambda b: (sign * b["estimate"]["value"], b["name"] == "base"))["name"]
 
 
 def _estimates(s: ModelScores, n: int, resamples: int) -> dict[str, dict[str, Any]]:
     out = {}
     for name, arr in s.per_example.items():
-        out[name] = S.bootstrap_ci(arr, resamples=resamples).to_dict()
+        out[name] = S.mean_ci(arr, resamples=resamples).to_dict()  # Wilson for 0/1 scores (accuracy...)
     for name, fn in s.corpus.items():
         out[name] = S.bootstrap_statistic(fn, n, resamples=resamples).to_dict()
     return out

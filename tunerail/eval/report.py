@@ -34,13 +34,15 @@ def build_plots(result: Any) -> dict[str, str]:
         out["loss"] = plots.lines(series, title="training and validation loss", xlabel="step", ylabel="loss")
     names, points, lows, highs = [], [], [], []
     for m in headline_metrics(result):
-        for model in ("base", "base_few_shot", "tuned"):
+        for model in result.metrics:
             est = result.metrics.get(model, {}).get(m)
             if est is not None:
                 names.append(f"{model} {m}")
                 points.append(est["value"])
-                lows.append(est["low"])
-                highs.append(est["high"])
+                # a corpus metric's percentile interval can miss its full-sample value (skewed
+                # resamples); the bars must still contain the point
+                lows.append(min(est["low"], est["value"]))
+                highs.append(max(est["high"], est["value"]))
     if names:
         out["metrics"] = plots.intervals(names, points, lows, highs, title="metrics with 95 % bootstrap CI",
                                          threshold=result.criteria.get("threshold")
@@ -68,6 +70,7 @@ def write_eval_report(result: Any, out_dir: str | Path) -> tuple[Path, Path]:
     result.report_html, result.report_json = str(html_path), str(json_path)
     write_atomic(json_path, dumps(result.to_dict()))
     findings = sorted(sorted(result.findings, key=lambda f: f.code), key=lambda f: Severity(f.severity), reverse=True)
-    write_report(html_path, "eval.html", r=result, findings=findings, plots=build_plots(result),
+    beaten = {f.details.get("baseline"): f.details.get("passed") for f in result.findings if f.code == "EVL050"}
+    write_report(html_path, "eval.html", r=result, findings=findings, plots=build_plots(result), beaten=beaten,
                  headline=headline_metrics(result), blocking=[f for f in findings if Severity(f.severity) == Severity.ERROR])
     return html_path, json_path

@@ -5,27 +5,37 @@ list. Passing criteria are recorded as ``info`` findings: the report shows every
 pass/fail, not just the failures. READY <=> no ``error`` finding.
 
 | code   | check                       | severity | when |
-| EVL001 | criteria.threshold          | error    | main metric below ``criteria.threshold`` |
-| EVL002 | criteria.min_improvement    | error    | gain over the base model below ``criteria.min_improvement`` |
+| EVL001 | criteria.threshold          | error    | main metric below ``criteria.threshold`` (CI lower bound by default) |
+| EVL002 | criteria.min_improvement    | error    | gain over the reference baseline below ``criteria.min_improvement`` |
 | EVL003 | criteria.significance       | warning  | the improvement's 95 % CI includes 0 |
-| EVL004 | criteria.margin             | error    | test-set CI half-width wider than ``criteria.margin`` |
+| EVL004 | criteria.margin             | error    | test-set CI (larger side; Wilson for proportions) wider than ``criteria.margin`` |
 | EVL005 | criteria.per_class_floor    | error    | a class's recall below ``criteria.per_class_floor`` |
 | EVL006 | forgetting.budget           | error    | general-suite relative drop above ``criteria.max_forgetting`` |
 | EVL007 | forgetting.skipped          | warning  | the forgetting suite was switched off or had no tuned model |
+| EVL008 | criteria.missing            | error    | neither ``criteria.threshold`` nor ``criteria.min_improvement`` is set |
 | EVL010 | criteria.edited             | error    | criteria hash differs from the one frozen at split time |
 | EVL011 | criteria.unverified         | warning  | no split.json given: criteria and test set not checked as frozen |
 | EVL020 | doctor.unresolved           | error    | doctor errors were passed in and are unresolved |
 | EVL021 | leakage.found               | error    | leakage between test and train/validation |
 | EVL030 | judge.prefers_base          | error    | the judge prefers the base model (consistent wins) |
 | EVL031 | judge.position_bias         | warning  | judge winners change when answers swap (< 60 % consistent) |
-| EVL032 | judge.parse_failures        | warning  | judge replies that could not be parsed or requests that failed |
+| EVL032 | judge.parse_failures        | warning  | judge replies that could not be parsed or requests that failed (error above half the calls) |
 | EVL040 | eval.no_adapter             | warning  | no fine-tuned adapter: the base model is judged against itself |
 | EVL041 | eval.unmatched_outputs      | warning  | > 20 % of generated answers match no label |
 | EVL042 | eval.rejected_rows          | warning  | test rows that could not be read were left out of every metric |
-| EVL050 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
-| EVL051 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
-| EVL052 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
-| EVL053 | human.agreement             | error    | preference alpha below ``min_alpha``, or not computable (no overlap) |
+| EVL050 | baseline.not_beaten         | error    | a baseline (cheap classifier, nearest neighbour, base model variant) is not beaten by the CI |
+| EVL051 | baseline.skipped            | warning  | no training split given: the cheap baselines could not be fitted |
+| EVL060 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
+| EVL061 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
+| EVL062 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
+| EVL063 | human.agreement             | error    | preference alpha below ``min_alpha``, or not computable (no overlap) |
+
+Decisions. ``criteria.decision: ci`` (default): a threshold passes when the 95 % CI lower bound of
+the metric clears it, an improvement when the lower bound of the paired gain does, a baseline is
+beaten when the lower bound of the paired gain is above 0. ``point`` uses the point estimates;
+every message says which rule decided. ``criteria.baseline: strongest`` (default) measures
+``min_improvement`` against the strongest baseline on the main metric; ``base`` against the
+strongest variant of the base model (zero-shot free, ranked, k-shot).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from typing import Any, Iterable
 from tunerail.findings import Finding, Severity
 
 LOWER_IS_BETTER = {"perplexity", "answer_nll"}
+JUDGE_MAX_FAILED_SHARE = 0.5  # more failed judge calls than this: the judge result is an error, not a warning
 
 
 @dataclass
@@ -56,13 +67,21 @@ class VerdictInputs:
     judge: dict[str, Any] | None = None
     unmatched_rate: float | None = None
     rejected_rows: int = 0
+    # Every baseline: {name, label, kind ("llm" | "cheap"), estimate, gain} where ``estimate`` is the
+    # baseline's main-metric Estimate dict and ``gain`` the paired Estimate dict of tuned - baseline.
+    baselines: list[dict[str, Any]] | None = None
+    reference: str = "base"                 # the baseline ``improvement`` is measured against
+    reference_label: str = "the base model"
+    baselines_skipped: str | None = None    # why no cheap baseline was fitted
+    constrained: bool = False               # the verdict model answered with label-constrained decoding
     human: dict[str, Any] | None = None     # `tunerail review results` (review/results.json)
 
 
 def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
     """Return ("READY" | "NOT READY", findings with every reason)."""
     findings = [
-        *check_threshold(criteria, inputs), *check_improvement(criteria, inputs), *check_margin(criteria, inputs),
+        *check_has_criterion(criteria), *check_threshold(criteria, inputs), *check_improvement(criteria, inputs),
+        *check_baselines(criteria, inputs), *check_margin(criteria, inputs),
         *check_per_class(criteria, inputs), *check_forgetting(criteria, inputs), *check_criteria_state(inputs),
         *check_upstream(inputs.doctor_findings, inputs.leakage_findings), *check_judge(inputs.judge),
         *check_run(inputs), *check_human(criteria, inputs.human),
@@ -79,19 +98,52 @@ def _passes(metric: str, value: float, bound: float) -> bool:
     return value <= bound if metric in LOWER_IS_BETTER else value >= bound
 
 
+def _decision(criteria: Any) -> str:
+    return getattr(criteria, "decision", "ci")
+
+
+def _rule(criteria: Any) -> str:
+    return ("decided on the 95 % CI lower bound (criteria.decision: ci)" if _decision(criteria) == "ci"
+            else "decided on the point estimate (criteria.decision: point)")
+
+
+def oriented_gain(metric: str, est: dict[str, Any]) -> tuple[float, float, float]:
+    """(gain, low, high) of a paired tuned - baseline estimate, positive = tuned better (any metric direction)."""
+    if metric in LOWER_IS_BETTER:
+        return -est["value"], -est["high"], -est["low"]
+    return est["value"], est["low"], est["high"]
+
+
+def check_has_criterion(criteria: Any) -> list[Finding]:
+    if criteria.threshold is not None or criteria.min_improvement is not None:
+        return []
+    return [_f("EVL008", "criteria.missing", Severity.ERROR,
+               "no success criterion: neither criteria.threshold nor criteria.min_improvement is set, so READY "
+               "would certify nothing", "set criteria.threshold and/or criteria.min_improvement before the split")]
+
+
 def check_threshold(criteria: Any, x: VerdictInputs) -> list[Finding]:
     if criteria.threshold is None:
         return []
     est = x.tuned[x.metric]
-    ok = _passes(x.metric, est["value"], criteria.threshold)
-    cmp = "<=" if x.metric in LOWER_IS_BETTER else ">="
+    lower = x.metric in LOWER_IS_BETTER
+    # ci: the pessimistic end of the interval must clear the bar (the upper bound for perplexity)
+    decisive = est["value"] if _decision(criteria) == "point" else (est["high"] if lower else est["low"])
+    ok = _passes(x.metric, decisive, criteria.threshold)
+    cmp = "<=" if lower else ">="
     msg = (f"{x.metric} = {est['value']:.4f} (95 % CI {est['low']:.4f}-{est['high']:.4f}, n={est['n']}); "
-           f"criterion {cmp} {criteria.threshold}")
+           f"criterion {cmp} {criteria.threshold}, {_rule(criteria)}")
     if ok:
-        return [_f("EVL001", "criteria.threshold", Severity.INFO, "pass: " + msg, "none needed", passed=True, **est)]
-    return [_f("EVL001", "criteria.threshold", Severity.ERROR, "fail: " + msg,
-               "improve the data or training (more rows per class, more epochs, a higher learning rate), "
-               "or revisit the threshold BEFORE the next split, not after seeing this number", passed=False, **est)]
+        return [_f("EVL001", "criteria.threshold", Severity.INFO, "pass: " + msg, "none needed", passed=True,
+                   decision=_decision(criteria), **est)]
+    near = _passes(x.metric, est["value"], criteria.threshold)
+    return [_f("EVL001", "criteria.threshold", Severity.ERROR, "fail: " + msg
+               + ("; the point estimate clears it but the interval does not" if near else ""),
+               ("the test set cannot confirm the threshold: add test rows (the interval narrows with 1/sqrt(n)) "
+                "or improve the model" if near else
+                "improve the data or training (more rows per class, more epochs, a higher learning rate), "
+                "or revisit the threshold BEFORE the next split, not after seeing this number"),
+               passed=False, decision=_decision(criteria), **est)]
 
 
 def check_improvement(criteria: Any, x: VerdictInputs) -> list[Finding]:
@@ -99,19 +151,20 @@ def check_improvement(criteria: Any, x: VerdictInputs) -> list[Finding]:
     imp = x.improvement
     if imp is None:
         return out
-    sign = -1 if x.metric in LOWER_IS_BETTER else 1
-    gain, lo, hi = sign * imp["value"], sign * (imp["high"] if sign < 0 else imp["low"]), sign * (imp["low"] if sign < 0 else imp["high"])
-    text = f"gain over base on {x.metric} = {gain:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}"
+    gain, lo, hi = oriented_gain(x.metric, imp)
+    text = f"gain over {x.reference_label} on {x.metric} = {gain:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}"
     if "p_value" in imp:
         text += f", {imp.get('test', 'paired test')} p = {imp['p_value']:.3g}"
     text += ")"
     if criteria.min_improvement is not None:
-        ok = gain >= criteria.min_improvement
+        decisive = gain if _decision(criteria) == "point" else lo
+        ok = decisive >= criteria.min_improvement
         out.append(_f("EVL002", "criteria.min_improvement", Severity.INFO if ok else Severity.ERROR,
-                      ("pass: " if ok else "fail: ") + text + f"; criterion >= {criteria.min_improvement}",
-                      "none needed" if ok else "the fine-tune does not beat the base model by enough: check the "
-                      "loss curves, the prompt template, and whether the base model with a better prompt suffices",
-                      passed=ok, gain=gain, low=lo, high=hi))
+                      ("pass: " if ok else "fail: ") + text + f"; criterion >= {criteria.min_improvement}, "
+                      + _rule(criteria) + f"; baseline: {getattr(criteria, 'baseline', 'base')}",
+                      "none needed" if ok else "the fine-tune does not beat the baseline by enough: check the "
+                      "loss curves, the prompt template, and whether that baseline suffices for the task",
+                      passed=ok, gain=gain, low=lo, high=hi, reference=x.reference, decision=_decision(criteria)))
     if lo <= 0:
         out.append(_f("EVL003", "criteria.significance", Severity.WARNING,
                       text + ": the confidence interval includes no improvement",
@@ -119,11 +172,46 @@ def check_improvement(criteria: Any, x: VerdictInputs) -> list[Finding]:
     return out
 
 
+def check_baselines(criteria: Any, x: VerdictInputs) -> list[Finding]:
+    """The tuned model must beat every baseline a team could ship instead (paired gain, by the CI)."""
+    out: list[Finding] = []
+    if x.baselines_skipped:
+        out.append(_f("EVL051", "baseline.skipped", Severity.WARNING,
+                      f"cheap baselines not computed: {x.baselines_skipped}",
+                      "pass the training split (`tunerail eval --train train.jsonl`; `tunerail run` does) so "
+                      "TF-IDF / embedding classifiers or the nearest-neighbour answer can be compared"))
+    tuned = x.tuned[x.metric]
+    for b in x.baselines or []:
+        gain, lo, hi = oriented_gain(x.metric, b["gain"])
+        decisive = gain if _decision(criteria) == "point" else lo
+        est = b["estimate"]
+        scores = (f"{b['label']} ({b['name']}) scores {x.metric} {est['value']:.4f} (95 % CI {est['low']:.4f}-"
+                  f"{est['high']:.4f}), the fine-tuned model {tuned['value']:.4f} ({tuned['low']:.4f}-"
+                  f"{tuned['high']:.4f}); paired gain {gain:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}), {_rule(criteria)}")
+        if decisive > 0:
+            out.append(_f("EVL050", "baseline.not_beaten", Severity.INFO, "pass: beats " + scores, "none needed",
+                          passed=True, baseline=b["name"], gain=gain, low=lo, high=hi))
+            continue
+        if b.get("kind") == "cheap":
+            fix = (f"ship the cheap model ({b['label']}: cheaper to run and at least as good here), or fix the "
+                   "fine-tune (more rows per class, more epochs, a higher learning rate, constrained decoding)")
+        else:
+            fix = (f"use the base model as scored by {b['label']} (no training needed), or fix the fine-tune "
+                   "(check the loss curves, the prompt template and the learning rate)")
+        out.append(_f("EVL050", "baseline.not_beaten", Severity.ERROR, "fail: not beaten: " + scores, fix,
+                      passed=False, baseline=b["name"], gain=gain, low=lo, high=hi))
+    return out
+
+
 def check_margin(criteria: Any, x: VerdictInputs) -> list[Finding]:
+    from tunerail.stats import margin_of
+
     est = x.tuned[x.metric]
-    half = (est["high"] - est["low"]) / 2
+    half = margin_of(est)  # the larger side: a Wilson interval at 0 or 1 is one-sided
     ok = half <= criteria.margin
-    msg = f"test set estimates {x.metric} to +/- {half:.4f} (95 % CI half-width, n={est['n']}); criterion <= {criteria.margin}"
+    how = est.get("interval", "95 % CI")
+    msg = (f"test set estimates {x.metric} to +/- {half:.4f} (larger side of the 95 % {how} interval, n={est['n']}); "
+           f"criterion <= {criteria.margin}")
     return [_f("EVL004", "criteria.margin", Severity.INFO if ok else Severity.ERROR, ("pass: " if ok else "fail: ") + msg,
                "none needed" if ok else "the test set is too small to decide at this precision: add test rows "
                "(the half-width shrinks with 1/sqrt(n)) or accept a wider criteria.margin before splitting",
@@ -161,7 +249,8 @@ def check_forgetting(criteria: Any, x: VerdictInputs) -> list[Finding]:
 def check_criteria_state(x: VerdictInputs) -> list[Finding]:
     if x.criteria_state == "edited":
         return [_f("EVL010", "criteria.edited", Severity.ERROR,
-                   "criteria edited after split: the success criteria differ from those frozen with the test set",
+                   "criteria changed after the test set was frozen: the success criteria differ from those frozen "
+                   "with the test set, so this run cannot be READY",
                    "restore the criteria recorded in split.json; changing them after seeing results needs a new split "
                    "and a fresh test set")]
     if x.criteria_state == "unverified":
@@ -194,6 +283,14 @@ def check_judge(judge: dict[str, Any] | None) -> list[Finding]:
     if not judge:
         return []
     out = []
+    bad = judge["parse_failures"] + judge["request_failures"]
+    if judge["calls"] and bad / judge["calls"] > JUDGE_MAX_FAILED_SHARE:
+        # A judge that could not judge says nothing about the model: an error, and no win rate to report.
+        return [_f("EVL032", "judge.parse_failures", Severity.ERROR,
+                   f"the judge could not judge: {bad} of {judge['calls']} calls failed ({judge['request_failures']} "
+                   f"request(s) failed, {judge['parse_failures']} repl(ies) unparseable)",
+                   "check eval.judge.endpoint, eval.judge.model and the API key, then run eval again",
+                   parse_failures=judge["parse_failures"], request_failures=judge["request_failures"])]
     if judge["base_win_rate"] > judge["tuned_win_rate"]:
         out.append(_f("EVL030", "judge.prefers_base", Severity.ERROR,
                       f"the judge prefers the base model: base wins {100 * judge['base_win_rate']:.0f} %, tuned wins "
@@ -208,7 +305,6 @@ def check_judge(judge: dict[str, Any] | None) -> list[Finding]:
         out.append(_f("EVL031", "judge.position_bias", Severity.WARNING,
                       f"judge verdicts survive the answer swap in only {100 * pc:.0f} % of pairs (position bias)",
                       "use a stronger judge model or a more specific rubric; trust the metric over the judge"))
-    bad = judge["parse_failures"] + judge["request_failures"]
     if bad:
         out.append(_f("EVL032", "judge.parse_failures", Severity.WARNING,
                       f"{judge['parse_failures']} judge repl(ies) unparseable and {judge['request_failures']} request(s) "
@@ -226,8 +322,11 @@ def check_run(x: VerdictInputs) -> list[Finding]:
                       "pass --adapter (the folder written by `tunerail train`)"))
     if x.unmatched_rate is not None and x.unmatched_rate > 0.2:
         out.append(_f("EVL041", "eval.unmatched_outputs", Severity.WARNING,
-                      f"{100 * x.unmatched_rate:.0f} % of the tuned model's answers match no label",
-                      "check the prompt template matches training; consider eval.label_ranking: true"))
+                      f"{100 * x.unmatched_rate:.0f} % of the tuned model's {'free-generation ' if x.constrained else ''}"
+                      "answers match no label" + (" (the verdict uses label-constrained decoding, which cannot "
+                                                  "answer outside the label set)" if x.constrained else ""),
+                      "check the prompt template matches training" if x.constrained else
+                      "check the prompt template matches training; use eval.decoding: constrained or both"))
     if x.rejected_rows:
         out.append(_f("EVL042", "eval.rejected_rows", Severity.WARNING,
                       f"{x.rejected_rows} test row(s) could not be read and are missing from every metric",
@@ -236,7 +335,7 @@ def check_run(x: VerdictInputs) -> list[Finding]:
     return out
 
 
-HUMAN_CODES = ("EVL050", "EVL051", "EVL052", "EVL053")
+HUMAN_CODES = ("EVL060", "EVL061", "EVL062", "EVL063")
 
 
 def check_human(criteria: Any, human: dict[str, Any] | None) -> list[Finding]:
@@ -249,14 +348,14 @@ def check_human(criteria: Any, human: dict[str, Any] | None) -> list[Finding]:
     if crit is None:
         return []
     if not human:
-        return [_f("EVL050", "human.missing", Severity.ERROR, "criteria.human is set but there are no review results yet",
+        return [_f("EVL060", "human.missing", Severity.ERROR, "criteria.human is set but there are no review results yet",
                    "run `tunerail review serve RUN_DIR`, let the annotators finish, then `tunerail review results RUN_DIR`")]
     from tunerail.review.results import subject_win_rate
 
     out = []
     n = human.get("items_reviewed", 0)
     ok = n >= crit.min_items
-    out.append(_f("EVL051", "human.min_items", Severity.INFO if ok else Severity.ERROR,
+    out.append(_f("EVL061", "human.min_items", Severity.INFO if ok else Severity.ERROR,
                   f"{'pass' if ok else 'fail'}: {n} item(s) reviewed; criterion >= {crit.min_items}",
                   "none needed" if ok else "have the annotators review more items (or serve more material)",
                   passed=ok, items=n))
@@ -266,7 +365,7 @@ def check_human(criteria: Any, human: dict[str, Any] | None) -> list[Finding]:
             ok = bound is not None and w["n"] > 0 and bound >= crit.min_win_rate
             value = "no decided votes" if w["value"] is None else (
                 f"{100 * w['value']:.1f} % (95 % CI {100 * w['low']:.1f}-{100 * w['high']:.1f} %)")
-            out.append(_f("EVL052", "human.win_rate", Severity.INFO if ok else Severity.ERROR,
+            out.append(_f("EVL062", "human.win_rate", Severity.INFO if ok else Severity.ERROR,
                           f"{'pass' if ok else 'fail'}: reviewers prefer {w['system']} over {w['against']} in {value} "
                           f"of {w['n']} decided votes ({w['ties']} ties); criterion >= {100 * crit.min_win_rate:.0f} %",
                           "none needed" if ok else "read the most disagreed and the losing items; more reviewed items "
@@ -276,14 +375,14 @@ def check_human(criteria: Any, human: dict[str, Any] | None) -> list[Finding]:
         alpha = agr.get("alpha")
         if alpha is None:
             trivially = agr.get("percent") == 1.0 and agr.get("units", 0) > 0
-            out.append(_f("EVL053", "human.agreement", Severity.WARNING if trivially else Severity.ERROR,
+            out.append(_f("EVL063", "human.agreement", Severity.WARNING if trivially else Severity.ERROR,
                           f"preference agreement: alpha undefined ({agr.get('undefined') or 'no agreement data'})",
                           "none needed (every overlapping vote agrees)" if trivially else
                           "serve with two or more annotators and review.overlap > 0, so some items are rated twice",
                           passed=trivially, percent=agr.get("percent"), units=agr.get("units", 0)))
         else:
             ok = alpha >= crit.min_alpha
-            out.append(_f("EVL053", "human.agreement", Severity.INFO if ok else Severity.ERROR,
+            out.append(_f("EVL063", "human.agreement", Severity.INFO if ok else Severity.ERROR,
                           f"{'pass' if ok else 'fail'}: preference Krippendorff alpha {alpha:.3f} (raw agreement "
                           f"{100 * agr['percent']:.0f} % on {agr['units']} items rated twice); criterion >= {crit.min_alpha}",
                           "none needed" if ok else "reviewers disagree: sharpen the rubric descriptions, calibrate on "

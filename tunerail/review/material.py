@@ -111,13 +111,40 @@ def _write_table(path: Path, records: list[dict[str, Any]], fields: list[str]) -
     return write_atomic(path, buf.getvalue())
 
 
-def _read_table(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(physical line, record) pairs of a CSV or JSONL file."""
-    if path.suffix == ".jsonl":
-        return [(i + 1, json.loads(line)) for i, line in enumerate(path.read_text(encoding="utf-8").splitlines())
-                if line.strip()]
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [(i + 2, rec) for i, rec in enumerate(csv.DictReader(handle))]
+def _review_text(path: Path) -> str:
+    """The file's text: UTF-8 (with or without BOM), else cp1252, what Excel on Windows saves a CSV as."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError as exc:
+            raise TunerailError(Problem(f"is neither UTF-8 nor cp1252 text ({exc.reason} at byte {exc.start})",
+                                        file=str(path), fix="save the file as UTF-8 CSV")) from None
+
+
+def _read_review_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    """(line, row) pairs and one problem per line that is not a JSON object (JSONL) — every bad line named."""
+    text = _review_text(path)
+    problems: list[Problem] = []
+    if path.suffix != ".jsonl":
+        return [(i + 2, rec) for i, rec in enumerate(csv.DictReader(io.StringIO(text, newline="")))], problems
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            problems.append(Problem(f"not valid JSON ({exc})", file=str(path), line=number,
+                                    fix="restore the line from the exported file; only edit the rating and comment values"))
+            continue
+        if not isinstance(rec, dict):
+            problems.append(Problem("not a JSON object", file=str(path), line=number))
+            continue
+        rows.append((number, rec))
+    return rows, problems
 
 
 def import_ratings(path: str | Path, key: str | Path | None = None) -> dict[str, Any]:
@@ -129,10 +156,9 @@ def import_ratings(path: str | Path, key: str | Path | None = None) -> dict[str,
     path = Path(path)
     if not path.exists():
         raise TunerailError(Problem("review file not found", file=str(path), fix="pass the file written by the eval report"))
-    rows = _read_table(path)
+    rows, problems = _read_review_rows(path)
     keys = _answer_key(path, key, rows)
     scores: dict[str, list[float]] = {"base": [], "tuned": []}
-    problems: list[Problem] = []
     rated = 0
     for line, rec in rows:
         a_is = keys.get(str(rec.get("index", "")).strip()) if keys is not None else rec.get("a_is")
@@ -174,7 +200,8 @@ def _answer_key(path: Path, key: str | Path | None, rows: list[tuple[int, dict[s
         raise TunerailError(Problem("answer key not found", file=str(key),
                                     fix="pass --key with the .key file written beside the review export"))
     out: dict[str, str] = {}
-    for _, rec in _read_table(key):
+    key_rows, _ = _read_review_rows(key)
+    for _, rec in key_rows:
         out[str(rec.get("index", "")).strip()] = str(rec.get("a_is", "")).strip()
     return out
 
