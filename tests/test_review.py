@@ -249,3 +249,35 @@ def test_config_rubric_drives_the_form(tmp_path):
     res = compute_results(s)
     assert res["agreement"]["preference"]["alpha"] is None  # one annotator: reported, not crashed
     assert "two annotators" in res["agreement"]["helpfulness"]["undefined"]
+
+
+def test_two_annotators_voting_at_once_lose_nothing(session):
+    import threading
+
+    import httpx
+
+    from tunerail.review.app import BackgroundServer
+
+    with session.store.connect() as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    errors = []
+
+    def vote_all(name, url):
+        try:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                page = client.get(f"/?token={session.tokens[name]}", follow_redirects=True)
+                csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+                for pos in range(session.store.queue_length(name)):
+                    r = client.post(f"/item/{pos}", data={"csrf": csrf, "preference": "tie"})
+                    assert r.status_code == 303
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    with BackgroundServer(create_app(session)) as server:
+        threads = [threading.Thread(target=vote_all, args=(n, server.url)) for n in ("alice", "bob")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    assert len(session.store.votes()) == sum(session.store.queue_length(n) for n in ("alice", "bob"))

@@ -31,6 +31,7 @@ _LAZY = {
     "run": "tunerail.pipeline",
     "serve": "tunerail.serve",
     "monitor": "tunerail.monitor",
+    "review_results": "tunerail.review.session",
 }
 
 

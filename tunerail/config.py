@@ -322,8 +322,21 @@ class ReviewConfig(_Section):
         RubricItem(name="relevance", description="Does the answer address the request?"),
         RubricItem(name="tone", description="Is the tone right for the audience?"),
     ], description="Questions each reviewer scores per item, besides the A/B preference.")
-    overlap: float = Field(0.2, ge=0, le=1, description="Share of items given to at least two annotators, for agreement.")
+    overlap: float = Field(0.2, ge=0, le=1, description=(
+        "Share of items given to two annotators, for agreement (0.2: enough doubly rated items for alpha "
+        "without halving coverage); the rest go to one annotator each."))
     seed: int = Field(13, description="Seed for item assignment and the A/B order.")
+    annotators: list[str] = Field(default_factory=list, description=(
+        "Annotator names for `tunerail review serve` (one link each); --annotators overrides; none = one 'reviewer'."))
+    pairs: list[str] = Field(default_factory=lambda: ["base:tuned"], description=(
+        "Systems compared, as first:second (base, tuned, base_few_shot when eval.few_shot is set); --pairs overrides."))
+
+    @model_validator(mode="after")
+    def _unique_rubric(self) -> "ReviewConfig":
+        names = [q.name for q in self.rubric]
+        if len(set(names)) != len(names):
+            raise ValueError(f"review.rubric names must be unique, found {names}")
+        return self
 
 
 class ServeConfig(_Section):

@@ -48,10 +48,16 @@ def review_serve(
     session = open_session(run_dir, config=cfg, annotators=names, pairs=pairs, new_links=new_links)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] binding {escape(host)}: anyone who can reach it and has a link can vote")
+    if port == 0:  # pick the free port now, so the printed links are the real ones
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
     base = f"http://{host}:{port}"
     for name, link in session.links(base).items():
         console.print(f"{escape(name):>12}: {escape(link)}" + ("  (results; names the systems)" if name == "@admin" else ""),
-                      highlight=False)
+                      highlight=False, soft_wrap=True)  # a wrapped link cannot be copied
     console.print(f"votes: {escape(str(session.store.path))}; stop with Ctrl-C, start again to resume")
     run_server(session, host=host, port=port)
 

@@ -44,7 +44,7 @@ def agreement(ratings: dict[Any, dict[str, float]], level: str, domain: Sequence
                            "pairs": total, "level": level, "undefined": None}
     values = {v for r in pairable.values() for v in r.values()}
     if not pairable:
-        out["undefined"] = "no item was rated by two annotators (overlap 0 or one annotator)"
+        out["undefined"] = "no item rated by two annotators yet (needs two annotators and review.overlap > 0)"
         return out
     if len(values) < 2:
         out["undefined"] = "every rating has the same value: alpha is 0/0 (agreement is trivially complete)"

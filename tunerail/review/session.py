@@ -101,12 +101,12 @@ def open_session(run_dir: str | Path, *, config: TunerailConfig | None = None, a
                                         fix="pass the same --pairs (or none)"))
         tokens = store.new_tokens() if new_links or not links_file.exists() else json.loads(links_file.read_text())
     else:
-        names = list(annotators or ["reviewer"])
+        names = list(annotators or review.annotators or ["reviewer"])
         bad = [n for n in names if not n or n.startswith("@") or len(n) > 64]
         if bad or len(set(names)) != len(names):
             raise TunerailError(Problem(f"bad annotator names {names}", field="--annotators",
                                         fix="distinct names, comma-separated, not starting with @"))
-        pair_list = parse_pairs(pairs)
+        pair_list = parse_pairs(pairs or ",".join(review.pairs))
         missing = sorted({s for p in pair_list for s in p} - {s for it in items for s in it["outputs"]})
         if missing:
             raise TunerailError(Problem(f"no outputs for system(s) {', '.join(missing)}", file=str(material),
