@@ -202,3 +202,17 @@ def test_words_that_decide_the_label_are_not_a_conflict_even_with_a_duplicate():
             ("I want to cancel my transfer", "transfer_timing"),
             ("Why was I charged twice for my coffee", "a"), ("Why was I charged twice for my coffee", "b")]
     assert _conflicts(rows) == [([3, 4, 5], "warning"), ([6, 7], "error")]
+
+
+def test_math_answers_ending_in_a_number_are_not_cut_off():
+    """Issue 13 §6: GSM8K-style answers end with a number, not a full stop; a real cut still shows."""
+    rng = random.Random(3)
+    answers = []
+    for k in range(60):
+        a, b = rng.randrange(2, 90), rng.randrange(2, 90)
+        steps = f"Natalia sold {a} clips in April.\nIn May she sold {b} clips.\nAltogether she sold {a}+{b} = <<{a}+{b}={a + b}>>{a + b} clips."
+        last = rng.choice([f"#### {a + b}", f"The answer is {a + b}", f"Total: ${a + b}.50", f"{a + b}"])
+        answers.append(f"{steps}\n{last}")
+    assert [a for a in answers if cut_off_reason(a)] == []
+    assert cut_off_reason("She sold 48 clips in April.\nIn May she sold half as many, so the total number of clips she sold in") is not None
+    assert cut_off_reason("First add the two numbers.\nThen divide the sum by 2 and you get") is not None

@@ -143,21 +143,24 @@ def encode_example(tokenizer: Any, record: Record, prompt_template: Any = None) 
 
 
 def training_lengths(tokenizer: Any, records: Sequence[Record], prompt_template: Any = None,
-                     batch_size: int = 1024) -> list[int]:
+                     batch_size: int = 1024, max_chars: int | None = None) -> list[int]:
     """Training length in tokens of every record (prompt + answer), tokenised in batches.
 
-    Same texts as :func:`encode_example`, batched for speed on large files.
+    Same texts as :func:`encode_example`, batched for speed on large files; each batch is
+    rendered just before it is tokenised, so memory does not grow with the file. ``max_chars``
+    caps each rendered text (a 50 MB row need not be tokenised whole to know it is too long:
+    pass a cap far above ``max_seq_length`` times the longest token).
     """
-    prompts: list[str] = []
-    answers: list[str] = []
-    for record in records:
-        messages = build_messages(record, prompt_template)
-        prompts.append(render_prompt(tokenizer, messages))
-        answers.append(render_answer(tokenizer, messages, record.completion))
     lengths: list[int] = []
-    for start in range(0, len(prompts), batch_size):
-        p = tokenizer(prompts[start:start + batch_size], add_special_tokens=False, return_attention_mask=False)
-        a = tokenizer(answers[start:start + batch_size], add_special_tokens=False, return_attention_mask=False)
+    for start in range(0, len(records), batch_size):
+        prompts: list[str] = []
+        answers: list[str] = []
+        for record in records[start:start + batch_size]:
+            messages = build_messages(record, prompt_template)
+            prompts.append(render_prompt(tokenizer, messages)[:max_chars])
+            answers.append(render_answer(tokenizer, messages, record.completion)[:max_chars])
+        p = tokenizer(prompts, add_special_tokens=False, return_attention_mask=False)
+        a = tokenizer(answers, add_special_tokens=False, return_attention_mask=False)
         lengths.extend(len(x) + len(y) for x, y in zip(p["input_ids"], a["input_ids"]))
     return lengths
 

@@ -73,4 +73,6 @@ class CheckContext:
         """Tokens per record after the chat template, exactly as training will format it."""
         from tunerail.prompting import pick_template, training_lengths
 
-        return training_lengths(self.tokenizer, self.records, pick_template(self.config))
+        # 64 characters per token is far above any real token, so a capped row still counts as too long
+        return training_lengths(self.tokenizer, self.records, pick_template(self.config),
+                                max_chars=64 * self.config.model.max_seq_length)

@@ -44,7 +44,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 DEFAULT_NUM_PERM = 256
 DEFAULT_NGRAM = 1
-DEFAULT_CHUNK = 50_000
+DEFAULT_CHUNK = 10_000  # rensa returns a chunk's signatures as Python lists: ~9 KB per row while a chunk is sketched
 _SEED = 42
 _BUCKET_SPAN = 32  # in a bigger bucket, each row is paired with this many rows after it
 _SCREEN_MARGIN = 0.1  # fingerprint estimate may undershoot the threshold by this much

@@ -28,8 +28,19 @@ def excerpt(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+MAX_CHECK_CHARS = 200_000  # pattern checks read this much of a field: a 50 MB row must not cost gigabytes
+
+
 def text_fields(record: Record, ctx: CheckContext) -> list[tuple[str, str]]:
-    """Every free-text field of a record, named as in the user's file (``output``, ``messages[2]``)."""
+    """Every free-text field of a record, named as in the user's file, each cut at ``MAX_CHECK_CHARS``.
+
+    The pattern checks (mojibake, markup, PII, secrets...) look at the first 200,000 characters of a
+    field; a longer field is itself reported by ``lengths.truncated`` long before that.
+    """
+    return [(name, text[:MAX_CHECK_CHARS]) for name, text in _text_fields(record, ctx)]
+
+
+def _text_fields(record: Record, ctx: CheckContext) -> list[tuple[str, str]]:
     if record.format == "chat":
         return [(f"messages[{i}]", m["content"]) for i, m in enumerate(record.messages)]
     columns = ctx.config.data.columns

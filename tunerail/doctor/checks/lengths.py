@@ -86,6 +86,10 @@ _SIGN_OFF = re.compile(r"^(?:sincerely|regards|best|best regards|kind regards|wa
 _SENTENCE_END = re.compile(r"[.!?]\s+(?=\S)")
 
 
+_NUMBER = re.compile(r"-?\d[\d,.]*%?")
+_FINAL_ANSWER = re.compile(r"^(?:#{2,}|(?:so,? )?(?:the )?(?:final )?(?:answer|result|total)(?: is)?:?|=)\s*[$€£]?-?\d[\d,./]*\s*\S{0,12}$", re.I)
+
+
 def cut_off_reason(answer: str, min_words: int = 12) -> str | None:
     """Why ``answer`` looks cut off, or None.
 
@@ -116,6 +120,8 @@ def cut_off_reason(answer: str, min_words: int = 12) -> str | None:
         return None  # a letter's signature
     if looks_like_code(last_line):
         return None  # code ends without prose punctuation
+    if _FINAL_ANSWER.match(last_line) or (_NUMBER.fullmatch(words[-1]) and len(words) <= 6):
+        return None  # a final answer line ("#### 72", "The answer is 18", "Total: $4.50"): math data ends so
     if words[-1].lower() in _DANGLING and len(words) >= 3:
         return f"ends with the word {words[-1]!r}"
     prior = lines[:-1]

@@ -167,6 +167,9 @@ def email(ctx: CheckContext) -> list[Finding]:
     """E-mail addresses (reserved example domains such as example.com are ignored).
 
     Anti-pattern: a model fine-tuned on support logs repeats customers' addresses. Fix: mask.
+    Deliberately not flagged (nor masked): addresses at the documentation domains reserved by
+    RFC 2606 / RFC 6761 (example.com/.org/.net and any ``.example``, ``.test``, ``.invalid``,
+    ``.localhost`` name): no mailbox can exist there, so they are placeholders, not personal data.
     """
     return _findings(ctx, "email", Severity.WARNING, _MASK_FIX)
 
