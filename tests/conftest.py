@@ -25,3 +25,6 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip("../shared/data is not beside the repo")
     return SHARED_DATA
+
+
+from pg import postgres_url  # noqa: E402,F401 - the throwaway PostgreSQL server fixture (tests/pg.py)

@@ -49,3 +49,19 @@ def test_criteria_hash_changes_with_criteria():
     a = TunerailConfig()
     b = TunerailConfig.model_validate({"criteria": {"threshold": 0.9}})
     assert a.criteria_hash() != b.criteria_hash()
+
+
+@pytest.mark.parametrize("text, field, words", [
+    ("train:\n  guards: {divergance: false}\n", "train.guards", "did you mean 'divergence'"),
+    ("doctor:\n  disabled_checks: [duplicates.exakt]\n", "doctor.disabled_checks", "did you mean 'duplicates.exact'"),
+    ("prompts: []\n", "prompts", "at least 1"),
+    ("prompts:\n  - {version: v1, template: 'Classify this'}\n", "prompts.0.template", "no {prompt}"),
+    ("prompts:\n  - {version: v1}\n  - {version: v1, system: x}\n", "prompts", "used twice"),
+    ("eval: {prompt_version: v2}\n", "eval.prompt_version", "names no prompt"),
+    ("criteria:\n  threshold: .nan\n", "criteria.threshold", "finite"),
+])
+def test_late_config_mistakes_fail_at_load_time_with_line(tmp_path, text, field, words):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "task: classification\n" + text))
+    problem = next(p for p in info.value.problems if p.field == field)
+    assert words in str(problem) and problem.line is not None and problem.file

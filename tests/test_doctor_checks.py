@@ -178,3 +178,27 @@ def test_mask_pii_in_clean_output(tmp_path, shared_data):
     row = next(r for r in clean if r["_tunerail"]["index"] == 2)
     assert row["output"].endswith("Call me on [PHONE] or write to [EMAIL].")
     assert "outlook.com" not in (tmp_path / "out" / "clean.jsonl").read_text()
+
+
+def _conflicts(rows):
+    from tunerail.data.records import Record
+    from tunerail.doctor.context import CheckContext
+    from tunerail.doctor.registry import all_checks
+    from tunerail.findings import RowRef
+
+    recs = [Record(RowRef(i, i + 2, "d.csv"), "text_label", [], t, lab, lab) for i, (t, lab) in enumerate(rows)]
+    ctx = CheckContext(recs, [], TunerailConfig(task="classification"), "text_label")
+    check = next(c for c in all_checks() if c.name == "labels.conflict")
+    return [([r.index for r in f.rows], f.severity.value) for f in check.func(ctx)]
+
+
+def test_words_that_decide_the_label_are_not_a_conflict_even_with_a_duplicate():
+    """Issue 13 §8: a qualifier added to a prompt ("direct debit") decides its label; a duplicate
+    of one side (removed by --fix) must not turn a near match into a blocking error."""
+    base = "There is a payment on my statement that I did not make myself"
+    rows = [(base, "card_payment_not_recognised"), (base, "card_payment_not_recognised"),
+            (base.replace("a payment", "a direct debit payment"), "direct_debit_payment_not_recognised"),
+            ("I want to cancel my transfer please", "cancel_transfer"), ("I want to cancel my transfer please", "cancel_transfer"),
+            ("I want to cancel my transfer", "transfer_timing"),
+            ("Why was I charged twice for my coffee", "a"), ("Why was I charged twice for my coffee", "b")]
+    assert _conflicts(rows) == [([3, 4, 5], "warning"), ([6, 7], "error")]

@@ -33,10 +33,15 @@ def test_onnx_runtime_matches_the_pytorch_encoder():
 
 
 def test_cache_hits_and_keeps_rows_aligned(tmp_path):
+    from tunerail.data.embeddings import CACHE_STATS
+
     texts = ["how do I top up my card", "where is my refund", "how do I top up my card"]
+    before = dict(CACHE_STATS)
     first = embed_texts(texts, cache_dir=tmp_path)
+    assert CACHE_STATS["encoded"] - before["encoded"] == 2 and CACHE_STATS["hits"] == before["hits"]  # distinct texts once
     assert np.array_equal(first[0], first[2])
     again = embed_texts(texts[::-1], cache_dir=tmp_path)
+    assert CACHE_STATS["encoded"] - before["encoded"] == 2 and CACHE_STATS["hits"] - before["hits"] == 3  # all from disk
     assert np.array_equal(again, first[::-1])
 
 

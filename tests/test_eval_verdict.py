@@ -77,7 +77,7 @@ def test_edited_criteria_unresolved_doctor_errors_and_leakage_block():
     verdict, findings = decide(CRIT, _inputs(0.85, 0.3, state="edited", doctor_findings=doctor, leakage_findings=leak))
     assert verdict == "NOT READY"
     assert _codes(findings, Severity.ERROR) == ["EVL010", "EVL020", "EVL021"]
-    assert "criteria edited after split" in next(f for f in findings if f.code == "EVL010").message
+    assert "criteria changed after the test set was frozen" in next(f for f in findings if f.code == "EVL010").message
 
 
 def test_judge_preferring_base_blocks_and_bias_warns():
@@ -136,3 +136,26 @@ def test_split_store_manifest_layout_is_understood(tmp_path):
     split.write_text(json.dumps({"frozen": {"file": "test.jsonl", "sha256": "f" * 64}, "criteria_hash": "x"}))
     with pytest.raises(GuardrailError):
         check_frozen(test, split, "x")
+
+
+def test_zero_correct_of_38_does_not_pass_the_margin_check():
+    """The bootstrap of 0/38 has width 0; the Wilson interval [0, 0.092] fails a 0.05 margin."""
+    zeros = np.zeros(38)
+    est = S.mean_ci(zeros, resamples=200).to_dict()
+    assert est["interval"] == "wilson" and est["high"] == pytest.approx(0.092, abs=1e-3)
+    inputs = VerdictInputs("accuracy", {"accuracy": est}, {"accuracy": est}, None,
+                           forgetting={"worst": 0.0, "relative_change": {}}, criteria_state="frozen")
+    margin = next(f for f in decide(CriteriaConfig(metric="accuracy", margin=0.05), inputs)[1] if f.code == "EVL004")
+    assert Severity(margin.severity) == Severity.ERROR and "wilson" in margin.message
+    assert S.mean_ci(np.array([0.2, 0.4, 0.9]), resamples=200).extra["interval"] == "percentile bootstrap"
+
+
+def test_a_judge_whose_calls_all_failed_blocks_the_verdict():
+    judge = {"pairs": 38, "calls": 76, "tuned_win_rate": 0.0, "base_win_rate": 0.0, "position_consistency": None,
+             "parse_failures": 0, "request_failures": 76}
+    verdict, findings = decide(CRIT, _inputs(0.85, 0.3, judge=judge))
+    assert verdict == "NOT READY" and _codes(findings, Severity.ERROR) == ["EVL032"]
+    assert "could not judge" in next(f for f in findings if f.code == "EVL032").message
+    assert not any(f.code == "EVL030" for f in findings)  # no "pass: tuned wins 0 %"
+    few = {**judge, "request_failures": 3}
+    assert _codes(decide(CRIT, _inputs(0.85, 0.3, judge=few))[1], Severity.WARNING) == ["EVL032"]

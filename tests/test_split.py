@@ -175,7 +175,7 @@ def test_semantic_paraphrases_stay_together(tmp_path):
     filler = [(f"question number {k} about topic {k * 7} and item {k * 13}", "other") for k in range(60)]
     records = [Record(RowRef(i, i + 2, "mem"), "text_label", [], t, lab, lab, None, {"text": t, "label": lab})
                for i, (t, lab) in enumerate(base + filler)]
-    cfg = _config(semantic=True, semantic_threshold=0.85)
+    cfg = _config(semantic=True, semantic_threshold=0.85, paraphrase_threshold=None)  # the cosine rule alone
     cfg.criteria.margin = 0.5
     result = split(records, cfg, out_dir=tmp_path / "out", store=tmp_path / "s")
     where = _split_of(tmp_path / "out")
@@ -230,3 +230,80 @@ def test_a_different_split_never_silently_replaces_a_frozen_test_set(tmp_path, p
     assert verify_frozen_split(out) == first.hashes["test.jsonl"]  # untouched
     second = split(planted[0], _config(seed=2), out_dir=out, store=store, force=True)
     assert second.forced and any("replaced the frozen test set" in w for w in second.warnings)
+
+
+def test_changed_criteria_after_a_frozen_split_are_refused_unless_allowed(tmp_path, planted, capsys):
+    """Lowering the threshold after a NOT READY run must not re-freeze: exit 2, then recorded and never READY."""
+    from tunerail.cli import main
+    from tunerail.eval.frozen import check_frozen
+
+    data = planted[0]
+    cfg = tmp_path / "tunerail.yaml"
+    text = ("task: classification\n"
+            f"data: {{path: {data}, format: text_label, columns: {{text: text, label: category}}}}\n"
+            "criteria: {margin: 0.1, threshold: 0.8}\nsplit: {semantic: false}\nstore: {path: store}\n")
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 0
+    frozen = json.loads((out / "split.json").read_text())
+    cfg.write_text(text.replace("threshold: 0.8", "threshold: 0.1"))
+    capsys.readouterr()
+    assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps lines
+    assert "criteria.threshold: 0.8 -> 0.1" in err and frozen["frozen"]["sha256"][:12] in err and "Traceback" not in err
+    assert json.loads((out / "split.json").read_text()) == frozen  # untouched
+    assert main(["split", "-c", str(cfg), "-o", str(out), "--allow-criteria-change"]) == 0
+    manifest = json.loads((out / "split.json").read_text())
+    assert manifest["criteria_hash"] == frozen["criteria_hash"]  # the frozen criteria stay the reference
+    assert manifest["criteria_changed"]["to"]["threshold"] == 0.1
+    from tunerail.config import load_config
+
+    state = check_frozen(out / "test.jsonl", out / "split.json", load_config(cfg).criteria_hash())
+    assert state["criteria_state"] == "edited"  # -> EVL010 error: the verdict cannot be READY
+
+
+def test_planted_rewordings_stay_in_one_split_and_leakage_finds_them_in_a_naive_split(tmp_path, banking_example):
+    """Issue 13 §8: short queries reworded with a typo or a synonym (bench/paraphrases.py) are kept
+    in one split (>= 95 %), which the 0.95 cosine rule alone misses; a naive split that separates
+    them is caught by `leakage` (leakage.paraphrase)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from paraphrases import plant
+
+    from tunerail.split.leakage import leakage
+
+    rows = _rows(banking_example)
+    pairs = plant([r["text"] for r in rows], 60, seed=2)
+    data = [{"text": r["text"], "category": r["category"], "row": k} for k, r in enumerate(rows)]
+    data += [{"text": text, "category": rows[src]["category"], "row": len(rows) + k} for k, (src, text) in enumerate(pairs)]
+    path = tmp_path / "planted.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in data), encoding="utf-8")
+    cfg = TunerailConfig.model_validate({"task": "classification", "criteria": {"margin": 0.2},
+                                         "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
+                                         "split": {"semantic": True}})
+    split(path, cfg, out_dir=tmp_path / "out", store=tmp_path / "s")
+    where = {}
+    for part in ("train", "validation", "test"):
+        for line in (tmp_path / "out" / f"{part}.jsonl").read_text(encoding="utf-8").splitlines():
+            where[json.loads(line)["row"]] = part
+    kept = sum(where[src] == where[len(rows) + k] for k, (src, _) in enumerate(pairs))
+    assert kept >= 0.95 * len(pairs)
+
+    rng = random.Random(0)
+    naive = {"train": [], "test": []}
+    for row in data:
+        naive["train" if rng.random() < 0.8 else "test"].append(row)
+    files = {}
+    for name, part in naive.items():
+        files[name] = tmp_path / f"naive_{name}.jsonl"
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
+    pos = {name: {r["row"]: k for k, r in enumerate(part)} for name, part in naive.items()}
+    side = {r["row"]: name for name, part in naive.items() for r in part}
+    straddling = [(src, len(rows) + k) for k, (src, _) in enumerate(pairs) if side[src] != side[len(rows) + k]]
+    found = leakage(files, config=cfg)
+    flagged = {(f.rows[0].index, f.rows[1].index) for f in found.findings}
+    def key(a, b):
+        return (pos["train"][a], pos["test"][b]) if side[a] == "train" else (pos["train"][b], pos["test"][a])
+    hits = sum(key(a, b) in flagged for a, b in straddling)
+    assert straddling and hits >= 0.9 * len(straddling)

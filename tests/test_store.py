@@ -73,7 +73,8 @@ def test_add_dataset_is_addressed_by_canonical_content(tmp_path):
     rows_b = [{"label": "x", "text": "hi", "_tunerail": {"index": 0, "line": 9, "file": str(b)}}]
     first = store.add_dataset(rows_a, sources=[a])
     second = store.add_dataset(rows_b, sources=[b])
-    assert first.id == second.id  # key order and provenance are not content
+    assert first.files == second.files  # key order and provenance are not content: one blob
+    assert first.id != second.id  # but the id covers the whole manifest, and the sources differ
     assert first.meta["rows"] == 1 and first.meta["sources"][str(a)]["size"] == a.stat().st_size
     assert store.open(first.id, "rows.jsonl").read_text() == '{"label":"x","text":"hi"}\n'
     third = store.add_dataset([{"text": "hi", "label": "y"}], parents=[first.id], transform="doctor --fix")
@@ -167,3 +168,34 @@ def test_many_files_are_staged_then_committed_once(tmp_path):
     assert not list((tmp_path / "store").rglob(".incoming.*"))
     _flip(store.object_path(art.files["3/part-52.bin"]["sha256"]), offset=5)
     assert [p.message.split(" of ")[0] for p in store.verify(art.id)] == ["corrupted file '3/part-52.bin'"]
+
+
+def test_edited_meta_parents_or_transform_fail_verify(tmp_path, capsys):
+    store = Store(tmp_path / "s")
+    parent = store.add("dataset", {"rows.jsonl": b"{}\n"})
+    art = store.add("split", {"test.jsonl": b"{}\n"}, parents=[parent.id], transform="split", meta={"sizes": {"test": 1}})
+    path = store.manifests / f"{art.id}.json"
+    original = path.read_text()
+    for edit in ({"meta": {"sizes": {"test": 999}}}, {"parents": []}, {"transform": "import"}):
+        path.write_text(json.dumps({**json.loads(original), **edit}))
+        problems = store.verify(art.id)
+        assert len(problems) == 1 and "edited" in problems[0].message, edit
+    path.write_text(original)
+    assert store.verify() == []
+    assert main(["verify", "--store", str(tmp_path / "no-such-store")]) == 2
+    assert "no store" in " ".join(capsys.readouterr().err.split())
+
+
+def test_manifest_with_invalid_json_is_named_by_verify_and_log(tmp_path, capsys):
+    store = Store(tmp_path / "s")
+    art = store.add("checkpoint", {"w.bin": b"weights"})
+    store.add("checkpoint", {"v.bin": b"other weights"})
+    broken = store.manifests / f"{art.id}.json"
+    broken.write_text(broken.read_text()[:40])
+    capsys.readouterr()
+    assert main(["verify", "--store", str(tmp_path / "s")]) == 1  # a finding: the store is damaged
+    err = " ".join(capsys.readouterr().err.split())
+    assert "unreadable store manifest" in err and art.id[:12] in err and "Traceback" not in err
+    assert main(["log", "--store", str(tmp_path / "s")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "unreadable store manifest" in err and art.id[:12] in err and "Traceback" not in err

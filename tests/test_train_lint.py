@@ -74,7 +74,7 @@ def test_small_validation_and_disabled_guards_recorded():
 def test_disabled_guards_from_config_and_typo():
     tc = TrainConfig(guards={"divergence": False, "budget": True}, early_stopping=False)
     assert disabled_guards(tc) == ["divergence", "early_stopping"]
-    with pytest.raises(ConfigError, match="did you mean 'divergence'"):
+    with pytest.raises((ConfigError, ValueError), match="did you mean .divergence."):  # now at config load
         disabled_guards(TrainConfig(guards={"divergense": False}))
 
 
@@ -191,3 +191,54 @@ def test_replay_mix_ratio():
     mixed = replay_sample(900, 0.1, seed=3)
     assert len(mixed) == 100 and all(r.completion for r in mixed)
     assert replay_sample(900, 0.0, seed=3) == []
+
+
+def test_replay_truncation_is_tunerails_not_the_users():
+    findings = lint_hyperparameters(_inputs(replay_rows=40, replay_truncated=12))
+    assert _codes(findings) == [("TRN009", "warning")]
+    assert "not your data" in findings[0].message and "doctor" not in findings[0].fix
+
+
+def test_truncation_of_most_rows_is_an_error():
+    rows = [RowRef(i, i + 2, "train.jsonl") for i in range(60)]
+    assert _codes(lint_hyperparameters(_inputs(n_train=100, truncated=rows, batch_size=4))) == [("TRN004", "error")]
+
+
+def test_replay_pool_keeps_rows_that_fit():
+    from tunerail.models import load_tokenizer
+    from tunerail.train.data import load_replay_records, replay_pool, replay_sample
+
+    tok = load_tokenizer("bundled:smollm2")
+    pool = replay_pool(tok, 96)
+    assert 0 < len(pool) < len(load_replay_records())
+    from tunerail.config import PromptTemplate
+    from tunerail.prompting import training_lengths
+
+    assert max(training_lengths(tok, replay_sample(300, 0.25, seed=1, pool=pool), PromptTemplate())) <= 96
+
+
+def test_estimate_from_measured_steps_replaces_the_probe_rate():
+    # The probe said 1 ms/token; steps 2-5 took 2 ms/token; an evaluation timed in the window (3 s) replaces the step-0 one (5 s).
+    probe = budget.estimate_run(seconds_per_token=1e-3, train_tokens=100_000, steps=100, evals=10, eval_seconds=5.0,
+                                price_per_hour=0.0)
+    assert probe.seconds == pytest.approx(100 + 50)
+    est = budget.estimate_from_steps(probe, window_seconds=4 * 2.0 + 5.0, window_steps=4, window_tokens=4000,
+                                     window_evals=1, elapsed=12.0, steps_done=5, tokens_done=5000, evals_done=1)
+    assert est.per_token == pytest.approx(2e-3) and est.eval_seconds == pytest.approx(5.0)
+    est = budget.estimate_from_steps(probe, window_seconds=11.0, window_steps=4, window_tokens=4000, window_evals=1,
+                                     window_eval_seconds=3.0, elapsed=12.0, steps_done=5, tokens_done=5000, evals_done=1)
+    assert est.seconds == pytest.approx(12.0 + 2e-3 * 95_000 + 9 * 3.0)
+    assert budget.fit_rate([(100, 0.1), (100, 0.4), (200, 0.2)]).per_token == pytest.approx(1e-3)  # median, not mean
+
+
+def test_train_head_classifier_is_not_offered(tmp_path):
+    # It was documented but always raised at training time: the option is gone, and a config naming it is
+    # refused at load time (exit 2) with the allowed keys, before any step runs.
+    from tunerail.config import load_config
+
+    path = tmp_path / "tunerail.yaml"
+    path.write_text("task: classification\ntrain:\n  head: classifier\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "train.head" in str(err.value) and "unknown key" in str(err.value)
+    assert "head" not in TrainConfig.model_fields

@@ -81,8 +81,9 @@ def run_main(argv: list[str]) -> None:
 
     weights = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
     digest = hashlib.sha256(b"".join(weights[k].numpy().tobytes() for k in sorted(weights))).hexdigest()
-    (out / f"rank{rank}.json").write_text(json.dumps({"sha": digest, "history": result.history,
-                                                      "best_step": result.best_step}))
+    # "sha": this rank's own in-memory weights; "adapter_sha": the file rank 0 wrote (the same for every rank).
+    (out / f"rank{rank}.json").write_text(json.dumps({"sha": result.weights_sha256, "adapter_sha": digest,
+                                                      "history": result.history, "best_step": result.best_step}))
 
 
 if __name__ == "__main__":

@@ -23,10 +23,15 @@ _LAZY = {
     "doctor": "tunerail.doctor",
     "split": "tunerail.split",
     "leakage": "tunerail.split.leakage",
+    "select": "tunerail.select",
+    "select": "tunerail.select",
     "Store": "tunerail.store",
     "train": "tunerail.train",
+    "sweep": "tunerail.sweep",
     "evaluate": "tunerail.eval",
     "run": "tunerail.pipeline",
+    "serve": "tunerail.serve",
+    "monitor": "tunerail.monitor",
 }
 
 

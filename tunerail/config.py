@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunerail.errors import ConfigError, Problem
 
@@ -30,7 +30,8 @@ DEFAULT_METRIC = {"classification": "accuracy", "generation": "rougeL", "chat": 
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `threshold: .nan` would make every comparison False and pass silently.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ProjectConfig(_Section):
@@ -116,6 +117,20 @@ class DoctorConfig(_Section):
     language: str | None = Field(None, description="Expected language (ISO 639-1); default: the dataset's dominant language.")
     mask_pii: bool = Field(False, description="With --fix, replace personal data and secrets with placeholders.")
     disabled_checks: list[str] = Field(default_factory=list, description="Checks to skip, by name or code; recorded in the report.")
+
+    @field_validator("disabled_checks")
+    @classmethod
+    def _known_checks(cls, names: list[str]) -> list[str]:
+        """A typo here would leave a check running that the user meant to skip (or the reverse)."""
+        if names:
+            from tunerail.doctor.registry import all_checks
+
+            known = {c.name for c in all_checks()} | {c.code for c in all_checks()}
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(f"unknown check(s) {', '.join(map(repr, unknown))}{_did_you_mean(unknown[0], known)}; "
+                                 "use a name or code from summary.checks_run in findings.json")
+        return names
     max_imbalance_ratio: float = Field(10.0, ge=1, description="Warn when the largest class has more than this many times the rows of the smallest.")
     boilerplate_min_rows: int = Field(5, ge=2, description="An answer (of at least 5 words) repeated in this many rows is boilerplate.")
     min_answer_chars: int = Field(2, ge=1, description="Answers with fewer non-space characters are reported as too short (generation tasks).")
@@ -137,6 +152,10 @@ class SplitConfig(_Section):
     semantic_threshold: float = Field(0.95, gt=0, le=1, description=(
         "Cosine similarity of MiniLM prompt embeddings at or above which two rows are paraphrases and stay together."))
     semantic_max_rows: int = Field(200_000, ge=1, description="Above this many rows, auto skips paraphrase grouping (exact, 13-gram and MinHash still run).")
+    paraphrase_threshold: float | None = Field(0.5, gt=0, le=1, description=(
+        "With semantic grouping, also keep each row with its nearest neighbour when their mean of embedding cosine "
+        "and character n-gram cosine is at least this (rewordings with a typo or a synonym); null turns it off. "
+        "Each row adds at most one edge, so groups stay small (measured in bench/split_leakage.py)."))
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> "SplitConfig":
@@ -155,8 +174,6 @@ class LoraConfig(_Section):
 
 class TrainConfig(_Section):
     method: Literal["lora", "qlora", "full"] = Field("lora", description="lora (default), qlora (needs CUDA + bitsandbytes) or full fine-tuning.")
-    head: Literal["generation", "classifier"] = Field("generation", description=(
-        "Classification data: train the label as generated text, or a classifier head on the encoder."))
     learning_rate: float | None = Field(None, gt=0, description="Default by method: LoRA 2e-4, full 2e-5.")
     epochs: float = Field(3, gt=0, description="Upper bound; early stopping usually ends sooner.")
     batch_size: int = Field(8, ge=1, description="Rows per optimizer step (before gradient accumulation).")
@@ -164,7 +181,7 @@ class TrainConfig(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warmup before the cosine decay.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default: about 10 evaluations per run.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default: about 10 evaluations per run and at least 4 per epoch (so early stopping can act in the first epochs).")
     early_stopping: bool = Field(True, description="Stop when validation loss stops improving (guardrail; switching it off is recorded).")
     patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
     seed: int = Field(13, description="Seed for data order, LoRA init and dropout.")
@@ -177,8 +194,23 @@ class TrainConfig(_Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     guards: dict[str, bool] = Field(default_factory=dict, description=(
         "Switch individual guardrails off, e.g. {divergence: false}; every switch-off is recorded in the run."))
-    probe_steps: int = Field(2, ge=0, description=(
-        "Forward+backward passes timed before training for the time/cost estimate (no update; 0 skips the probe)."))
+    shared_prefix: bool = Field(True, description=(
+        "Run the prompt prefix all rows of a batch share (system turn, template start) once per batch and reuse its "
+        "key/value cache for every row, in training and validation loss (same loss and gradients; bench/train.py)."))
+    probe_steps: int = Field(4, ge=0, description=(
+        "Forward+backward passes timed before training for the time/cost estimate, after one warm-up pass "
+        "(no update; 0 skips the probe)."))
+
+    @field_validator("guards")
+    @classmethod
+    def _known_guards(cls, guards: dict[str, bool]) -> dict[str, bool]:
+        from tunerail.train.guards import GUARDS
+
+        unknown = [k for k in guards if k not in GUARDS]
+        if unknown:
+            raise ValueError(f"unknown guardrail(s) {', '.join(map(repr, unknown))}{_did_you_mean(unknown[0], GUARDS)}; "
+                             f"guardrails: {', '.join(GUARDS)}")
+        return guards
 
 
 class JudgeConfig(_Section):
@@ -199,6 +231,14 @@ class PromptTemplate(_Section):
     version: str = Field("v1", description="Version label, recorded with every run and verdict.")
     system: str | None = Field(None, description="System message; set one, or the chat template may insert a default.")
     template: str = Field("{prompt}", description="User turn; `{prompt}` is replaced by the record's prompt.")
+
+    @field_validator("template")
+    @classmethod
+    def _has_prompt(cls, template: str) -> str:
+        if "{prompt}" not in template:
+            raise ValueError("the template has no {prompt}: every row would get the same user turn; "
+                             "write e.g. 'Classify: {prompt}'")
+        return template
 
 
 class EvalConfig(_Section):
@@ -232,6 +272,15 @@ class SelectConfig(_Section):
     few_shot: int = Field(3, ge=0, le=8, description="k for the k-shot task score (0 = zero-shot only).")
     probe_steps: int = Field(3, ge=0, description="Training steps timed per candidate for the time, memory and cost estimate.")
     seed: int = Field(13, description="Seed for the sample and the bootstrap.")
+    alpha: float = Field(0.05, gt=0, lt=1, description=(
+        "A candidate counts as worse than the best only when the paired bootstrap says so at this level (one-sided)."))
+    near_zero: float = Field(0.05, ge=0, le=1, description=(
+        "When every candidate's task-score CI upper bound is below this, bits per byte decides instead (SEL031)."))
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for the CIs and the paired comparisons.")
+    batch_size: int = Field(16, ge=1, description="Rows per scoring / generation batch.")
+    language_bpb_ratio: float = Field(1.5, gt=1, description=(
+        "Non-English data: warn (SEL041) when a candidate's bits per byte on it exceed this many times its bits per "
+        "byte on the English general suite (a model that does not know the language shows it)."))
 
 
 class SweepConfig(_Section):
@@ -247,6 +296,18 @@ class SweepConfig(_Section):
         "Defaults by method: learning rate, epochs, batch size, LoRA r and alpha, warmup, replay. Seed is never searched."))
     storage: str | None = Field(None, description="Optuna storage URL; default SQLite in the run folder; postgresql://... for many workers.")
     study: str | None = Field(None, description="Study name shared by workers; default derived from the project and inputs.")
+    startup_trials: int = Field(3, ge=0, description="Trials the median pruner lets finish before it prunes any.")
+    evals_per_epoch: int = Field(4, ge=1, description=(
+        "Evaluations per epoch inside trials (the pruner's steps; aligned across batch sizes)."))
+    metric_rows: int = Field(200, ge=1, description="Validation rows generated per trial when objective is metric.")
+    heartbeat_seconds: int = Field(30, ge=1, description=(
+        "Worker heartbeat; a trial whose worker is silent for twice this is marked failed and retried."))
+
+    @model_validator(mode="after")
+    def _seed_not_searched(self) -> "SweepConfig":
+        if "seed" in self.space:
+            raise ValueError("the seed is never searched (a sweep would pick the luckiest seed); set train.seed instead")
+        return self
 
 
 class RubricItem(_Section):
@@ -273,13 +334,31 @@ class ServeConfig(_Section):
     max_new_tokens: int = Field(64, ge=1, description="Default generation cap when a request sets none.")
     log_max_mb: float = Field(50.0, gt=0, description="Rotate the traffic log beyond this size.")
     log_backups: int = Field(5, ge=0, description="Rotated traffic logs kept.")
+    log_fsync: bool = Field(True, description=(
+        "fsync the traffic log after every record: survives a power loss, not only a kill -9 (about 1 ms a request)."))
 
 
 class MonitorConfig(_Section):
     window: int = Field(200, ge=10, description="Requests per drift window.")
     alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise false-alarm rate over all windows and tests (corrected).")
-    permutations: int = Field(500, ge=50, description="Permutations for the MMD and domain-classifier p-values.")
+    permutations: int = Field(500, ge=50, description=(
+        "Permutations for the MMD and domain-classifier p-values (raised automatically so the smallest "
+        "reachable p-value is below the corrected level)."))
     seed: int = Field(13, description="Seed for permutations and subsampling.")
+    correction: Literal["bonferroni", "holm"] = Field("bonferroni", description=(
+        "Family-wise control over every test of every window: bonferroni (alpha / tests x windows) or holm "
+        "(step-down, same guarantee, a little more power)."))
+    oos_quantile: float = Field(0.99, gt=0.5, lt=1, description=(
+        "A request is out of scope when its nearest training row is farther than this quantile of the training "
+        "rows' own leave-one-out nearest-neighbour distances."))
+    reference_max: int = Field(2000, ge=100, description=(
+        "Training rows (random sample) compared with each window by MMD and the domain classifier; all rows "
+        "count for the out-of-scope distance."))
+    min_rows: int = Field(30, ge=5, description="Windows with fewer successful requests are skipped (too few to test).")
+    examples: int = Field(10, ge=0, description="Out-of-scope and no-label examples kept per finding.")
+    max_no_label_rate: float = Field(0.05, ge=0, le=1, description="Warn when more answers than this match no label (classification).")
+    max_refusal_rate: float = Field(0.02, ge=0, le=1, description="Warn when more answers than this are refusals (the doctor's refusal patterns).")
+    max_empty_rate: float = Field(0.01, ge=0, le=1, description="Warn when more answers than this are empty.")
 
 
 class PipelineConfig(_Section):
@@ -306,7 +385,8 @@ class TunerailConfig(_Section):
     task: TaskType = Field("generation", description="classification, generation, chat or extraction.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    prompts: list[PromptTemplate] = Field(default_factory=lambda: [PromptTemplate()], description="Prompt template variants; the first is the default.")
+    prompts: list[PromptTemplate] = Field(default_factory=lambda: [PromptTemplate()], min_length=1,
+                                          description="Prompt template variants; the first is the default.")
     criteria: CriteriaConfig = Field(default_factory=CriteriaConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     doctor: DoctorConfig = Field(default_factory=DoctorConfig)
@@ -342,6 +422,24 @@ class TunerailConfig(_Section):
                              f"use one of: {', '.join(allowed)}")
         return self
 
+    @field_validator("prompts")
+    @classmethod
+    def _unique_versions(cls, prompts: list[PromptTemplate]) -> list[PromptTemplate]:
+        versions = [p.version for p in prompts]
+        twice = sorted({v for v in versions if versions.count(v) > 1})
+        if twice:
+            raise ValueError(f"prompt version(s) {', '.join(map(repr, twice))} used twice: every run records the "
+                             "version it used, so each variant needs its own")
+        return prompts
+
+    @model_validator(mode="after")
+    def _prompt_version_exists(self) -> "TunerailConfig":
+        wanted = self.eval.prompt_version
+        if wanted is not None and wanted not in {p.version for p in self.prompts}:
+            raise ValueError(f"eval.prompt_version {wanted!r} names no prompt; versions: "
+                             f"{', '.join(p.version for p in self.prompts)}")
+        return self
+
     def resolve(self, path: str | None) -> Path | None:
         """A path from the config, relative to the config file's folder."""
         if path is None:
@@ -358,6 +456,13 @@ class TunerailConfig(_Section):
     def fingerprint(self) -> str:
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _did_you_mean(name: str, known: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load_config(path: str | Path | None = None) -> TunerailConfig:

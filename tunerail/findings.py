@@ -79,6 +79,15 @@ class Finding:
     cluster: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Messages and details quote rows and labels: secrets and personal data are masked here,
+        # once, so no report, JSON file or terminal line can show them (tunerail/report/redact.py).
+        from tunerail.report.redact import redact
+
+        self.message = redact(self.message)
+        self.fix = redact(self.fix)
+        self.details = redact(self.details)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "check": self.check,
@@ -120,10 +129,6 @@ def summarize(findings: Iterable[Finding]) -> dict[str, Any]:
     }
 
 
-def worst_severity(findings: Iterable[Finding]) -> Severity | None:
-    return max((Severity(f.severity) for f in findings), default=None)
-
-
 def fails(findings: Iterable[Finding], fail_on: Severity | str) -> bool:
     """True when any finding is at or above ``fail_on`` (the CI gate)."""
     threshold = Severity(fail_on)
@@ -131,7 +136,13 @@ def fails(findings: Iterable[Finding], fail_on: Severity | str) -> bool:
 
 
 def dumps(payload: Any) -> str:
-    """Canonical JSON: sorted keys, fixed separators, so identical input is byte-identical."""
+    """Canonical JSON for reports: sorted keys, fixed separators, so identical input is byte-identical.
+
+    Every string is redacted first (``tunerail.report.redact``): reports quote rows.
+    """
+    from tunerail.report.redact import redact
+
+    payload = redact(json.loads(json.dumps(payload, default=_default)))
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, indent=2, default=_default) + "\n"
 
 

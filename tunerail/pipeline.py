@@ -1,4 +1,4 @@
-"""`tunerail run`: doctor -> split -> train -> eval with one config, resumable step by step.
+"""`tunerail run`: doctor -> split -> leakage -> [select] -> [sweep] -> train -> eval with one config, resumable step by step.
 
 Each step records the hash of its inputs (the config sections it reads + the content of its
 input files) in ``<out>/<step>/step.json``; when a later run finds the same hash and the step's
@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from tunerail.config import TunerailConfig, load_config
-from tunerail.errors import Problem, TunerailError
-from tunerail.findings import Finding, load_findings
-from tunerail.io import hash_file, write_atomic
+from tunerail.errors import GuardrailError, Problem, TunerailError
+from tunerail.findings import Finding, Severity, load_findings
+from tunerail.io import hash_file, read_json, write_atomic
 from tunerail.store import Store
 
-STEPS = ("doctor", "split", "leakage", "train", "eval")
+STEPS = ("doctor", "split", "leakage", "select", "sweep", "train", "eval")
 
 
 @dataclass
@@ -43,10 +43,35 @@ class PipelineResult:
     verdict: str | None = None
     report: Path | None = None
     results: dict[str, Any] = field(default_factory=dict)
+    model_choice: dict[str, Any] | None = None  # select's recommendation, what was trained and why
 
     @property
     def seconds(self) -> float:
         return sum(s.seconds for s in self.steps)
+
+
+# What each step reads from the config (dotted paths). Its cache key hashes exactly these values
+# plus the tunerail version, so a field a step reads can never change without the step re-running.
+STEP_READS: dict[str, tuple[str, ...]] = {
+    "doctor": ("task", "data", "model", "prompts", "doctor", "split", "criteria"),
+    "split": ("task", "data", "split", "criteria", "doctor.near_duplicate_threshold", "model.embedding_model"),
+    "leakage": ("task", "data", "split", "doctor.near_duplicate_threshold", "model.embedding_model"),
+    "train": ("task", "data", "model", "prompts", "train", "budget", "tracking"),
+    "eval": ("task", "data", "model", "prompts", "criteria", "eval", "split.seed"),
+}
+
+
+def step_config(step: str, cfg_json: dict[str, Any]) -> dict[str, Any]:
+    """The config values ``step`` reads (``STEP_READS``) and the tunerail version: the config part of its key."""
+    from tunerail import __version__
+
+    part: dict[str, Any] = {"tunerail_version": __version__}
+    for dotted in STEP_READS[step]:
+        node: Any = cfg_json
+        for key in dotted.split("."):
+            node = node[key]
+        part[dotted] = node
+    return part
 
 
 def _hash_inputs(config_part: Any, files: list[Path]) -> str:
@@ -61,8 +86,11 @@ def _cached(step_dir: Path, inputs_hash: str) -> StepRecord | None:
     record = step_dir / "step.json"
     if not record.exists():
         return None
-    data = json.loads(record.read_text())
-    if data.get("inputs_hash") != inputs_hash:
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None  # a damaged record: run the step again
+    if not isinstance(data, dict) or data.get("inputs_hash") != inputs_hash:
         return None
     if not all(Path(p).exists() for p in data.get("outputs", {}).values()):
         return None
@@ -105,21 +133,82 @@ def unresolved_doctor_findings(doctor_dir: Path) -> list[Finding]:
             if not f.rows or any(r.index not in removed for r in f.rows)]
 
 
+def blocking_findings(doctor_dir: Path, leakage_json: Path, stop_on: str) -> list[Finding]:
+    """Unresolved doctor findings and leakage findings at or above ``stop_on`` (none for ``never``)."""
+    if stop_on == "never":
+        return []
+    floor = Severity(stop_on)
+    found = unresolved_doctor_findings(doctor_dir) + load_findings(leakage_json)
+    return [f for f in found if Severity(f.severity) >= floor]
+
+
+def _gate(out: Path, blocking: list[Finding], stop_on: str, doctor_findings: list[Finding],
+          leakage_findings: list[Finding]) -> dict[str, Any]:
+    """Stop before training on blocking findings; record what ``pipeline.stop_on: never`` let through."""
+    if blocking:
+        shown = blocking[:20]
+        problems = [Problem(f"{f.code} {f.check} ({f.severity.value}): {f.message}",
+                            file=f.rows[0].file if f.rows else None, line=f.rows[0].line if f.rows else None)
+                    for f in shown]
+        more = len(blocking) - len(shown)
+        problems.append(Problem(
+            f"training not started: {len(blocking)} unresolved doctor/leakage finding(s) at or above {stop_on!r}"
+            + (f" ({more} more in {out / 'doctor' / 'findings.json'} and {out / 'leakage' / 'leakage.json'})" if more else ""),
+            field="pipeline.stop_on",
+            fix="fix the rows (tunerail doctor --fix, or edit the data) and run again; or set pipeline.stop_on: never "
+                "to train anyway (recorded, and the verdict still counts them)"))
+        raise GuardrailError(problems)
+    serious = [f for f in doctor_findings + leakage_findings if Severity(f.severity) >= Severity.WARNING]
+    gate = {"stop_on": stop_on, "continued_past": sorted({f.code or f.check for f in serious}) if stop_on == "never" else [],
+            "findings_at_warning_or_above": len(serious)}
+    write_atomic(out / "gate.json", json.dumps(gate, indent=2, sort_keys=True) + "\n")
+    return gate
+
+
 def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]:
     """Store ids the eval report links to (snapshot -> split -> checkpoint -> run)."""
     links: dict[str, Any] = {"store": str(store.root)}
     if split_json.exists():
-        links.update(json.loads(split_json.read_text(encoding="utf-8")).get("store", {}))
+        links.update(read_json(split_json, "split manifest").get("store", {}))
     if train_json.exists():
-        trained = json.loads(train_json.read_text(encoding="utf-8"))
+        trained = read_json(train_json, "train.json")
         links.update({k: trained[k] for k in ("checkpoint_id", "run_id") if trained.get(k)})
     links.pop("root", None)
     return links
 
 
+def _sweep_step(config: TunerailConfig, cfg_json: dict[str, Any], out: Path, paths: dict[str, Path], store: Store,
+                force: bool, steps: list[StepRecord], results: dict[str, Any],
+                on_event: Callable[[str, str], None]) -> tuple[TunerailConfig, dict[str, Any] | None]:
+    """Run (or reuse, when its inputs are unchanged) the sweep; return the config with best.yaml applied."""
+    from tunerail.sweep import sweep
+    from tunerail.sweep.space import apply, load_overlay
+
+    sweep_dir = out / "sweep"
+    h = _hash_inputs({k: cfg_json[k] for k in ("task", "model", "prompts", "train", "budget", "sweep", "criteria")},
+                     [paths["train"], paths["validation"]])
+
+    def do_sweep():
+        result = sweep(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=sweep_dir, store=store)
+        outputs = {"sweep_json": sweep_dir / "sweep.json", "report": sweep_dir / "report.html"}
+        if "best_yaml" in result.paths:
+            outputs["best_yaml"] = Path(result.paths["best_yaml"])
+        return outputs, {"study": result.study, "best_value": result.best_value, "best_params": result.best_params,
+                         "counts": result.counts, "share_used": result.share["used_share"]}, result
+
+    rec, results["sweep"] = _run_step("sweep", sweep_dir, h, force, do_sweep, on_event)
+    steps.append(rec)
+    if "best_yaml" not in rec.outputs:
+        on_event("sweep", "no completed trial: training with the configured setting")
+        return config, None
+    params = load_overlay(rec.outputs["best_yaml"])
+    return apply(config, params), {"best_yaml": rec.outputs["best_yaml"], "params": params, "study": rec.summary.get("study")}
+
+
 def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
-        on_event: Callable[[str, str], None] | None = None,
-        progress: Callable[[str], ContextManager[Any]] | None = None) -> PipelineResult:
+        allow_criteria_change: bool = False, resume: bool = False, on_event: Callable[[str, str], None] | None = None,
+        progress: Callable[[str], ContextManager[Any]] | None = None,
+        on_findings: Callable[[str, list[Finding], list[Finding]], None] | None = None) -> PipelineResult:
     """Run the whole guarded pipeline and return every step's record and the verdict.
 
     Parameters
@@ -127,8 +216,13 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     config : TunerailConfig or path of tunerail.yaml.
     out_dir : run folder (default ``runs/<project>`` beside the config).
     force : re-run every step, and let ``split`` replace a different frozen test set (recorded).
+    allow_criteria_change : let ``split`` accept criteria changed after the test set was frozen
+        (recorded in split.json; the verdict on that test set cannot be READY).
+    resume : continue an interrupted training from its last checkpoint (``tunerail run --resume``).
     on_event : called as ``on_event(step, message)`` when a step starts, ends or is skipped.
     progress : ``progress(step)`` returns a context manager yielding that step's progress callback.
+    on_findings : called as ``on_findings("doctor", findings, unresolved)`` once the doctor step is done
+        (run or cached), before any training, so the user sees what the audit found.
     """
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
@@ -149,7 +243,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     from tunerail.doctor import doctor
 
     doctor_dir = out / "doctor"
-    h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "model", "doctor", "criteria")}, [data_path])
+    h = _hash_inputs(step_config("doctor", cfg_json), [data_path])
 
     def do_doctor():
         with step_progress("doctor") as callback:
@@ -160,15 +254,18 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     rec, results["doctor"] = _run_step("doctor", doctor_dir, h, force, do_doctor, on_event)
     steps.append(rec)
     clean = Path(rec.outputs["clean"])
+    if on_findings is not None:
+        on_findings("doctor", load_findings(doctor_dir / "findings.json"), unresolved_doctor_findings(doctor_dir))
 
     # 2. split: before any fitting or augmentation; clusters and groups stay whole; test is frozen.
     from tunerail.split import split
 
     split_dir = out / "split"
-    h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "split", "criteria", "doctor")}, [clean])
+    h = _hash_inputs(step_config("split", cfg_json) | {"allow_criteria_change": allow_criteria_change}, [clean])
 
     def do_split():
-        result = split(clean, config, out_dir=split_dir, store=store, force=force)
+        result = split(clean, config, out_dir=split_dir, store=store, force=force,
+                       allow_criteria_change=allow_criteria_change)
         return ({name: result.paths[name] for name in ("train", "validation", "test")}
                 | {"split_json": result.split_json}, {"sizes": result.sizes}, result)
 
@@ -180,7 +277,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     from tunerail.split.leakage import leakage
 
     leak_dir = out / "leakage"
-    h = _hash_inputs({k: cfg_json[k] for k in ("data", "doctor")}, [paths["train"], paths["validation"], paths["test"]])
+    h = _hash_inputs(step_config("leakage", cfg_json), [paths["train"], paths["validation"], paths["test"]])
 
     def do_leakage():
         result = leakage({"train": paths["train"], "validation": paths["validation"], "test": paths["test"]},
@@ -190,19 +287,36 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     rec, results["leakage"] = _run_step("leakage", leak_dir, h, force, do_leakage, on_event)
     steps.append(rec)
 
+    # Gate: no training on data with unresolved errors (pipeline.stop_on; `never` continues, recorded).
+    stop_on = config.pipeline.stop_on
+    results["gate"] = _gate(out, blocking_findings(doctor_dir, leak_dir / "leakage.json", stop_on), stop_on,
+                            unresolved_doctor_findings(doctor_dir), load_findings(leak_dir / "leakage.json"))
+
+    # 3b. select: with model.candidates, probe them on the validation split; train the recommended
+    # one unless model.base was set explicitly (the choice and the reason are recorded).
+    choice = None
+    if config.model.candidates:
+        config, choice, rec = _select_step(config, out, paths, force, on_event, step_progress)
+        steps.append(rec)
+        cfg_json = config.model_dump(mode="json")
+
+    # 3c. sweep (sweep.enabled): Optuna search inside budget.search_share; train then uses best.yaml.
+    train_config, applied = config, None
+    if config.sweep.enabled:
+        train_config, applied = _sweep_step(config, cfg_json, out, paths, store, force, steps, results, on_event)
+
     # 4. train: LoRA with every guardrail on.
     from tunerail.train import train
 
     train_dir = out / "train"
-    h = _hash_inputs({k: cfg_json[k] for k in ("task", "data", "model", "prompts", "train", "budget")},
-                     [paths["train"], paths["validation"]])
+    h = _hash_inputs(step_config("train", train_config.model_dump(mode="json")), [paths["train"], paths["validation"]])
 
     def do_train():
         with step_progress("train") as callback:
-            result = train(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=train_dir,
-                           store=store, progress=callback)
+            result = train(train_config, train_data=paths["train"], validation_data=paths["validation"],
+                           out_dir=train_dir, resume=resume, store=store, progress=callback)
         return {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"}, {
-            "stopped_reason": result.stopped_reason, "best_step": result.best_step}, result
+            "stopped_reason": result.stopped_reason, "best_step": result.best_step, "sweep_applied": applied}, result
 
     rec, results["train"] = _run_step("train", train_dir, h, force, do_train, on_event)
     steps.append(rec)
@@ -212,7 +326,7 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     from tunerail.eval import evaluate
 
     eval_dir = out / "eval"
-    h = _hash_inputs({k: cfg_json[k] for k in ("task", "model", "prompts", "criteria", "eval")},
+    h = _hash_inputs(step_config("eval", cfg_json),
                      [paths["test"], paths["train"], paths["validation"], paths["split_json"], Path(rec.outputs["train_json"]),
                       doctor_dir / "findings.json", leak_dir / "leakage.json"]
                      + sorted(p for p in adapter.rglob("*") if p.is_file()))
@@ -231,4 +345,56 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     rec, results["eval"] = _run_step("eval", eval_dir, h, force, do_eval, on_event)
     steps.append(rec)
     verdict = rec.summary.get("verdict")
-    return PipelineResult(config, out, steps, verdict, Path(rec.outputs["report"]), results)
+    return PipelineResult(config, out, steps, verdict, Path(rec.outputs["report"]), results, choice)
+
+
+def _select_step(config: TunerailConfig, out: Path, paths: dict[str, Path], force: bool,
+                 on_event: Callable[[str, str], None],
+                 step_progress: Callable[[str], ContextManager[Any]]) -> tuple[TunerailConfig, dict[str, Any], StepRecord]:
+    """Run select (cached by its inputs), then decide which base model `train` gets."""
+    from tunerail.errors import GuardrailError
+    from tunerail.select import select
+    from tunerail.select import licence as L
+
+    select_dir = out / "select"
+    cfg_json = config.model_dump(mode="json")
+    h = _hash_inputs({k: cfg_json[k] for k in ("project", "task", "data", "model", "prompts", "criteria", "select",
+                                                 "train", "budget", "eval")}, [paths["train"], paths["validation"]])
+
+    def do_select():
+        with step_progress("select") as callback:
+            result = select(config, data=paths["validation"], train_data=paths["train"], out_dir=select_dir,
+                            progress=callback)
+        return {"select_json": select_dir / "select.json", "report": select_dir / "report.html"}, {
+            "recommended": result.recommended, "reason": result.reason,
+            "blocked": {c.name: c.blocked for c in result.candidates if c.blocked}}, result
+
+    rec, _ = _run_step("select", select_dir, h, force, do_select, on_event)
+    pinned = "base" in config.model.model_fields_set
+    if pinned:
+        base = config.model.base
+        blocked = rec.summary.get("blocked", {}).get(base)
+        if blocked is None and base not in config.model.candidates:
+            card, source = L.read_card(base)
+            errors = [f for f in L.gate(base, L.classify(card, source), commercial=config.project.commercial,
+                                        acknowledged=config.model.license_acknowledged) if f.severity == "error"]
+            blocked = [f"{f.code} {f.check}" for f in errors] or None
+        if blocked:
+            raise GuardrailError(Problem(f"model.base {base!r} is blocked by select: {', '.join(blocked)}",
+                                         field="model.base", fix=f"see {select_dir / 'report.html'}; pick an eligible model"))
+        choice = {"trained": base, "recommended": rec.summary.get("recommended"), "pinned": True,
+                  "reason": f"model.base pins {base}; select recommended {rec.summary.get('recommended')}: "
+                            f"{rec.summary.get('reason')}"}
+    else:
+        if not rec.summary.get("recommended"):
+            raise GuardrailError(Problem(f"select recommended no candidate: {rec.summary.get('reason')}",
+                                         field="model.candidates", fix=f"see {select_dir / 'report.html'}"))
+        choice = {"trained": rec.summary["recommended"], "recommended": rec.summary["recommended"], "pinned": False,
+                  "reason": rec.summary.get("reason")}
+    on_event("select", f"training {choice['trained']}: {choice['reason']}")
+    rec.summary["choice"] = choice
+    write_atomic(select_dir / "choice.json", json.dumps(choice, indent=2))
+    chosen = config.model_copy(deep=True)
+    chosen.model.base = choice["trained"]
+    chosen.source = config.source
+    return chosen, choice, rec

@@ -13,7 +13,8 @@ from importlib import import_module
 from tunerail.cli._common import app
 
 # Command groups in workflow order (the order `tunerail --help` lists them).
-COMMAND_MODULES = ("project", "doctor", "split", "store", "train", "eval", "review", "run")
+COMMAND_MODULES = ("project", "doctor", "split", "select", "store", "train", "sweep", "eval", "review", "run",
+                   "serve", "monitor")
 for _module in COMMAND_MODULES:
     import_module(f"tunerail.cli.{_module}")
 
@@ -24,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, standalone_mode=True)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except Exception as exc:  # noqa: BLE001 - outside a command (parsing, import): still one line, exit 2
+        from tunerail.cli._common import report_unexpected
+
+        report_unexpected(exc, [])
+        return 2
     return 0
 
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tunerail.errors import TunerailError
+from tunerail.errors import Problem, TunerailError
 
 app = typer.Typer(
     name="tunerail",
@@ -27,20 +27,51 @@ console = Console(stderr=True)
 
 
 def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into a clear message and exit code 2 instead of a traceback."""
+    """Turn our errors into a clear message and exit code 2 instead of a traceback.
+
+    Anything unexpected (a bug, or an input no check foresaw) becomes one line naming the
+    exception, the file involved and the log holding the traceback; still exit 2, because
+    exit 1 means "findings".
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except TunerailError as exc:
-            console.print("[bold red]error:[/]", escape(str(exc)), highlight=False)
+            console.print("[bold red]error:[/]", escape(str(exc)), highlight=False, soft_wrap=True)  # paths stay whole
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one top-level handler
+            report_unexpected(exc, [v for v in kwargs.values() if isinstance(v, Path)])
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+def report_unexpected(exc: BaseException, paths: list[Path]) -> Path | None:
+    """Print a one-line message for an unexpected exception and write its traceback to a log file."""
+    import time
+    import traceback
+
+    from tunerail.models import cache_root
+
+    involved = getattr(exc, "filename", None) or ", ".join(str(p) for p in paths) or "no file"
+    log: Path | None = cache_root() / "logs" / f"tunerail-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        log = None
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    console.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(text[:300])} (file: {escape(str(involved))}); "
+                  + (f"traceback in {escape(str(log))}" if log else "no log could be written"), highlight=False, soft_wrap=True)
+    return log
 
 
 def load_config_or_default(config: Optional[Path]) -> Any:
@@ -58,14 +89,22 @@ class FailOn(str, __import__("enum").Enum):
     info = "info"
 
 
-def _store_for(store: Optional[Path], config: Optional[Path]) -> Any:
-    """The store named by --store, else the config's store.path (relative to the config file)."""
+def _store_for(store: Optional[Path], config: Optional[Path], must_exist: bool = False) -> Any:
+    """The store named by --store, else the config's store.path (relative to the config file).
+
+    ``must_exist``: a mistyped path must not read as an empty, healthy store ("ok: 0 artifacts").
+    """
     from tunerail.store import Store
 
     if store is not None:
-        return Store(store)
-    cfg = load_config_or_default(config)
-    return Store(cfg.resolve(cfg.store.path) or cfg.store.path)
+        found = Store(store)
+    else:
+        cfg = load_config_or_default(config)
+        found = Store(cfg.resolve(cfg.store.path) or cfg.store.path)
+    if must_exist and not found.manifests.is_dir():
+        raise TunerailError(Problem("no store here (no manifests/ folder)", file=str(found.root),
+                                    fix="check --store / store.path; a store is created by `tunerail split` or `train`"))
+    return found
 
 
 def _human(size: float) -> str:

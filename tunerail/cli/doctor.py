@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.markup import escape
@@ -18,6 +19,28 @@ from tunerail.cli._common import (
     load_config_or_default,
 )
 from tunerail.errors import Problem, TunerailError
+from tunerail.findings import Finding
+
+
+def findings_table(findings: list[Finding], title: str, unresolved: list[Finding] | None = None) -> Any:
+    """The doctor's summary table: one row per check (code, worst severity, findings, rows affected).
+
+    With ``unresolved`` (what ``--fix`` left in the data), a column says how many findings remain.
+    """
+    from rich.table import Table
+
+    from tunerail.doctor.recipe import findings_by_check
+
+    left = Counter(f.check for f in unresolved) if unresolved is not None else None
+    table = Table(title=title, title_justify="left")
+    columns = [("check", "left"), ("code", "left"), ("severity", "left"), ("findings", "right"), ("rows affected", "right")]
+    for column, justify in columns + ([("unresolved", "right")] if left is not None else []):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for g in findings_by_check(findings):
+        style = _SEVERITY_STYLE[g["severity"]]
+        cells = [escape(g["check"]), g["code"], f"[{style}]{g['severity']}[/]", f"{g['findings']:,}", f"{g['rows']:,}"]
+        table.add_row(*cells, *([f"{left.get(g['check'], 0):,}"] if left is not None else []))
+    return table
 
 
 @app.command("doctor")
@@ -31,8 +54,6 @@ def doctor_command(
     no_semantic: bool = typer.Option(False, "--no-semantic", help="Skip the embedding checks (no encoder needed; recorded in the report)."),
 ) -> None:
     """Audit a dataset before spending compute: format, duplicates, lengths, PII, language, balance..."""
-    from rich.table import Table
-
     from tunerail.doctor import doctor
 
     cfg = load_config_or_default(config)
@@ -43,14 +64,8 @@ def doctor_command(
         result = doctor(path, cfg if config else None, out_dir=out, fix=fix,
                         semantic=False if no_semantic else None, progress=progress)
 
-    table = Table(title=f"doctor: {escape(str(path))} ({result.format}, {result.rows_in:,} rows)", title_justify="left")
-    for column, justify in (("check", "left"), ("code", "left"), ("severity", "left"), ("findings", "right"), ("rows affected", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for g in result.by_check():
-        style = _SEVERITY_STYLE[g["severity"]]
-        table.add_row(g["check"], g["code"], f"[{style}]{g['severity']}[/]", f"{g['findings']:,}", f"{g['rows']:,}")
     if result.findings:
-        console.print(table)
+        console.print(findings_table(result.findings, f"doctor: {escape(str(path))} ({result.format}, {result.rows_in:,} rows)"))
     else:
         console.print(f"[green]no findings[/] in {escape(str(path))} ({result.rows_in:,} rows)")
     sev = result.summary["by_severity"]

@@ -26,7 +26,9 @@ def split_cmd(data: Optional[Path] = typer.Argument(None, help="Data file to spl
               config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (split, data, criteria sections)."),
               out: Path = typer.Option(Path("split"), "--out", "-o", help="Folder for train/validation/test.jsonl and split.json."),
               force: bool = typer.Option(False, "--force", help="Accept too-small validation/test sets (recorded in split.json)."),
-              store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config).")) -> None:
+              store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
+              allow_criteria_change: bool = typer.Option(False, "--allow-criteria-change", help=(
+                  "Accept criteria that differ from those frozen with this test set (recorded; the verdict cannot be READY)."))) -> None:
     """Grouped, stratified, seeded split; duplicate clusters and groups never cross splits; test is frozen."""
     from tunerail.split import split
 
@@ -34,7 +36,8 @@ def split_cmd(data: Optional[Path] = typer.Argument(None, help="Data file to spl
     data = data or cfg.resolve(cfg.data.path)
     if data is None:
         raise TunerailError(Problem("no data to split", field="data.path", fix="pass DATA or set data.path in the config"))
-    result = split(data, cfg, out_dir=out, force=force, store=_store_for(store, config))
+    result = split(data, cfg, out_dir=out, force=force, store=_store_for(store, config),
+                   allow_criteria_change=allow_criteria_change)
     g = result.groups
     console.print(f"split {result.manifest['data']['rows']:,} rows -> " + ", ".join(
         f"{name} {n:,} ({result.manifest['shares'][name]:.1%})" for name, n in result.sizes.items()))

@@ -38,10 +38,10 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
         checked = f"split folder {path} (frozen test set and the other splits against split.json)"
     else:
         if path is not None and path.is_dir():
-            st, ref = Store(path), None
+            st, ref = _store_for(path, None, must_exist=True), None
         else:
-            st, ref = _store_for(store, config), target
-        artifacts = [st.get(ref)] if ref else st.list()
+            st, ref = _store_for(store, config, must_exist=True), target
+        artifacts = [st.get(ref)] if ref else st.list(skip_unreadable=True)  # verify names the unreadable ones
         problems = st.verify(ref)
         checked = (f"{len(artifacts)} artifact(s), {sum(len(a.files) for a in artifacts):,} files, "
                    f"{_human(sum(a.size for a in artifacts))} in {st.root}")
@@ -92,7 +92,7 @@ def log_cmd(store: Optional[Path] = typer.Option(None, "--store", help="Store ro
     """List stored snapshots, splits, runs and checkpoints: date, kind, short id, size."""
     from rich.table import Table
 
-    st = _store_for(store, config)
+    st = _store_for(store, config, must_exist=True)
     artifacts = st.list(kind)
     table = Table(title=f"store {st.root}")
     for col in ("created", "kind", "id", "transform", "files", "size", "rows", "parents"):

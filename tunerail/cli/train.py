@@ -27,6 +27,9 @@ def train_command(
 ) -> None:
     """Fine-tune with LoRA, every guardrail on: lint, early stopping, divergence, budget, tracking."""
 
+    from tunerail.io import check_out_dir
+
+    check_out_dir(out)  # before the model loads
     cfg = load_config_or_default(config)
     if train_path is None:
         raise TunerailError(Problem("no training split given", field="--train",

@@ -5,8 +5,6 @@ Later steps (doctor, split, train, eval) speak only in records and their ``RowRe
 
 from __future__ import annotations
 
-import hashlib
-import json
 import unicodedata
 import re
 from dataclasses import dataclass, field
@@ -78,10 +76,6 @@ class Record:
         out = dict(self.fields)
         out["_tunerail"] = {"index": self.ref.index, "line": self.ref.line, "file": self.ref.file}
         return out
-
-    def content_hash(self) -> str:
-        payload = json.dumps(self.messages, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(payload.encode()).hexdigest()
 
 
 _WS = re.compile(r"\s+")

@@ -16,7 +16,6 @@ The recipe, top to bottom:
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import time
 from collections import Counter
@@ -78,21 +77,29 @@ class DoctorResult:
 
     def by_check(self) -> list[dict[str, Any]]:
         """One row per check that found something: check, code, worst severity, findings, rows affected."""
-        groups: dict[str, list[Finding]] = {}
-        for f in self.findings:
-            groups.setdefault(f.check, []).append(f)
-        out = []
-        for name, items in groups.items():
-            worst = max(Severity(f.severity) for f in items)
-            rows = {(r.file, r.index) for f in items for r in f.rows}
-            out.append({"check": name, "code": items[0].code, "severity": worst.value,
-                        "findings": len(items), "rows": len(rows)})
-        by_check = sorted(out, key=lambda g: g["check"])
-        return sorted(by_check, key=lambda g: Severity(g["severity"]), reverse=True)  # stable: worst first
+        return findings_by_check(self.findings)
 
     def to_json(self) -> dict[str, Any]:
         """The ``findings.json`` payload: no timestamps or timings, so identical input gives identical bytes."""
         return {"summary": self.summary, "findings": [_finding_json(f, self.data) for f in self.findings]}
+
+
+def findings_by_check(findings: list[Finding]) -> list[dict[str, Any]]:
+    """One row per check that found something (check, code, worst severity, findings, rows), worst first.
+
+    The doctor's summary table, for ``tunerail doctor`` and ``tunerail run`` alike.
+    """
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(f.check, []).append(f)
+    out = []
+    for name, items in groups.items():
+        worst = max(Severity(f.severity) for f in items)
+        rows = {(r.file, r.index) for f in items for r in f.rows}
+        out.append({"check": name, "code": items[0].code, "severity": worst.value,
+                    "findings": len(items), "rows": len(rows)})
+    by_check = sorted(out, key=lambda g: g["check"])
+    return sorted(by_check, key=lambda g: Severity(g["severity"]), reverse=True)  # stable: worst first
 
 
 def doctor(data: str | Path, config: TunerailConfig | None = None, *, out_dir: str | Path | None = None,
@@ -131,6 +138,10 @@ def doctor(data: str | Path, config: TunerailConfig | None = None, *, out_dir: s
     >>> result.fails("error")  # doctest: +SKIP
     False
     """
+    if out_dir is not None:
+        from tunerail.io import check_out_dir
+
+        check_out_dir(out_dir)  # before the audit, not after it
     defaulted = config is None
     config = config or TunerailConfig()
     semantic = config.doctor.semantic if semantic is None else semantic
@@ -308,11 +319,24 @@ def _row_stats(ctx: CheckContext, findings: list[Finding]) -> dict[str, Any]:
 
 
 def _write_outputs(result: DoctorResult, ctx: CheckContext, out_dir: Path, started: float) -> None:
+    """Write every output into a staging folder and swap the complete set in (never a mix of two runs)."""
+    from tunerail.io import staged_outputs
+
+    with staged_outputs(out_dir, owned=DOCTOR_OUTPUTS) as stage:
+        _write_all(result, ctx, stage, started)
+    result.out_dir = out_dir
+    result.files = {key: out_dir / path.name for key, path in result.files.items()}
+
+
+# Every file the doctor writes: a re-run removes those it did not write again (no stale clean.jsonl).
+DOCTOR_OUTPUTS = ("findings.json", "clean.jsonl", "quarantine.jsonl", "report.html", "run.json")
+
+
+def _write_all(result: DoctorResult, ctx: CheckContext, out_dir: Path, started: float) -> None:
     from tunerail import __version__
     from tunerail.doctor.report import write_report
-    from tunerail.io import write_atomic
+    from tunerail.io import hash_file, write_atomic
 
-    result.out_dir = out_dir
     result.files["findings"] = write_atomic(out_dir / "findings.json", dumps(result.to_json()))
     if result.fix is not None:
         result.files["clean"], result.files["quarantine"] = write_fix(result.fix, out_dir)
@@ -320,8 +344,9 @@ def _write_outputs(result: DoctorResult, ctx: CheckContext, out_dir: Path, start
     result.files["report"] = write_report(result, ctx, out_dir / "report.html")
     result.timings["report"] = time.perf_counter() - t0
     result.timings["total"] = time.perf_counter() - started
+    data = Path(result.data)
     run = {"tunerail_version": __version__, "python": platform.python_version(), "data": result.data,
-           "data_sha256": _sha256(Path(result.data)), "config_fingerprint": ctx.config.fingerprint(),
+           "data_sha256": hash_file(data) if data.is_file() else None, "config_fingerprint": ctx.config.fingerprint(),
            "semantic": result.summary["semantic"], "checks_run": result.checks_run,
            "checks_skipped": [s.to_dict() for s in result.skipped],
            "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
@@ -330,11 +355,3 @@ def _write_outputs(result: DoctorResult, ctx: CheckContext, out_dir: Path, start
     result.files["run"] = write_atomic(out_dir / "run.json", dumps(run))
 
 
-def _sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

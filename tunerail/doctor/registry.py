@@ -7,6 +7,7 @@ off) returns nothing; a check that crashes becomes an error finding, never silen
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Callable
@@ -47,11 +48,20 @@ def register(code: str, name: str, needs: tuple[str, ...] = ()) -> Callable[[Che
     """Decorator: add a check to the registry under a stable code and dotted name."""
 
     def decorate(func: CheckFn) -> CheckFn:
-        if code in _REGISTRY and _REGISTRY[code].func is not func:
+        if code in _REGISTRY and _REGISTRY[code].func.__wrapped__ is not func:  # type: ignore[attr-defined]
             raise ValueError(f"check code {code} registered twice ({_REGISTRY[code].name}, {name})")
+
+        @functools.wraps(func)
+        def stamped(ctx: CheckContext) -> list[Finding]:
+            """The check's findings carry the name and code registered here: typed once, never drifting."""
+            found = list(func(ctx))
+            for f in found:
+                f.check, f.code = name, code
+            return found
+
         doc = (func.__doc__ or name).strip().splitlines()[0]
-        _REGISTRY[code] = Check(code, name, func, doc, frozenset(needs))
-        return func
+        _REGISTRY[code] = Check(code, name, stamped, doc, frozenset(needs))
+        return stamped
 
     return decorate
 

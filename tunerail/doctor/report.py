@@ -57,8 +57,8 @@ def _clip(text: str, phone_region: str = "US") -> str:
     """A shortened example with personal data and secrets masked: reports get shared (CI artifacts)."""
     from tunerail.doctor.checks.pii import mask
 
-    text = text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + " …"
-    return mask(text, phone_region)
+    text = mask(text, phone_region)  # before cutting: a key cut in half would no longer be recognised
+    return text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + " …"
 
 
 def _plots(result: "DoctorResult", ctx: CheckContext) -> list[dict[str, str]]:

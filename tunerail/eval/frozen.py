@@ -3,7 +3,7 @@
 The test file's SHA-256 must equal the hash split.json recorded
 for the test split, else evaluation is refused (exit 2): a test set edited after training
 makes every number in the report meaningless. The criteria hash is compared too; a mismatch
-does not stop the evaluation but marks the verdict "criteria edited after split".
+does not stop the evaluation but marks the verdict "criteria changed after the test set was frozen".
 """
 
 from __future__ import annotations

@@ -77,7 +77,9 @@ def load_model(base: str, adapter_dir: str | Path | None = None, *, dtype: str =
 
         model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
         name = f"{base} + {Path(adapter_dir).name}"
-    model.eval()
+    from tunerail.models import compute_device
+
+    model.to(compute_device()).eval()  # the GPU when there is one; inputs follow model.device
     return LoadedModel(model, tokenizer, name, model_fingerprint(base, adapter_dir))
 
 
@@ -94,6 +96,7 @@ def generate(lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int, ba
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(lm.model.device) for k, v in enc.items()}
         with torch.inference_mode():
             gen = lm.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
@@ -204,13 +207,14 @@ def score_answers(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str
         for r, s in enumerate(seqs):
             ids[r, width - len(s):] = torch.tensor(s)
             mask[r, width - len(s):] = 1
+        ids, mask = ids.to(lm.model.device), mask.to(lm.model.device)
         with torch.inference_mode():
             hidden = decoder(input_ids=ids, attention_mask=mask,
                              position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).last_hidden_state
             rows, cols = _answer_positions([len(a_ids[i]) for i in idx], width)
             token_lp = _token_logprobs(head, hidden[rows, cols - 1], ids[rows, cols])
         sums = np.zeros(len(idx))
-        np.add.at(sums, rows.numpy(), token_lp.numpy())
+        np.add.at(sums, rows.numpy(), token_lp.cpu().numpy())
         logp[idx] = sums
         done += len(idx)
         if progress:
@@ -287,13 +291,15 @@ def score_choices(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[Seq
                 cids[r * k + j, :len(c)] = torch.tensor(c)
                 lengths.append(len(c))
         cmask = (torch.arange(cw).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)).long()
+        dev = lm.model.device
+        ids, mask, cids, cmask = ids.to(dev), mask.to(dev), cids.to(dev), cmask.to(dev)
         with torch.inference_mode():
             out = decoder(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                           use_cache=True)
             last = out.last_hidden_state[:, -1].repeat_interleave(k, dim=0)  # predicts each choice's 1st token
             cache = out.past_key_values
             cache.batch_repeat_interleave(k)
-            cpos = mask.sum(-1).repeat_interleave(k).unsqueeze(-1) + torch.arange(cw).unsqueeze(0)
+            cpos = mask.sum(-1).repeat_interleave(k).unsqueeze(-1) + torch.arange(cw, device=dev).unsqueeze(0)
             hidden = decoder(input_ids=cids, attention_mask=torch.cat([mask.repeat_interleave(k, dim=0), cmask], dim=-1),
                              position_ids=cpos, past_key_values=cache, use_cache=True).last_hidden_state
             hidden = torch.cat([last.unsqueeze(1), hidden[:, :-1]], dim=1)  # hidden state predicting token j
@@ -301,7 +307,7 @@ def score_choices(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[Seq
             cols = torch.cat([torch.arange(n) for n in lengths])
             token_lp = _token_logprobs(head, hidden[rows, cols], cids[rows, cols])
         sums = np.zeros(len(lengths))
-        np.add.at(sums, rows.numpy(), token_lp.numpy())
+        np.add.at(sums, rows.numpy(), token_lp.cpu().numpy())
         logp[idx] = sums.reshape(len(idx), k)
         done += len(idx)
         if progress:
@@ -339,16 +345,25 @@ def data_hash(items: Sequence[Any]) -> str:
     return hashlib.sha256(json.dumps(list(items), sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
+# Cache lookups that were served ("hits") and computed ("misses") since import: a test checks that a
+# second evaluation computed nothing by these counts, not by wall time.
+CACHE_STATS: dict[str, int] = {"hits": 0, "misses": 0}
+
+
 def cached(cache_dir: Path | None, key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
     """Return ``(value, hit)``; values are JSON (lists of strings or numbers)."""
     if cache_dir is None or os.environ.get("TUNERAIL_NO_EVAL_CACHE"):
+        CACHE_STATS["misses"] += 1
         return compute(), False
     path = Path(cache_dir) / f"{key}.json"
     if path.exists():
         try:
-            return json.loads(path.read_text(encoding="utf-8")), True
+            value = json.loads(path.read_text(encoding="utf-8"))
+            CACHE_STATS["hits"] += 1
+            return value, True
         except (OSError, ValueError):
             pass  # a corrupt entry is recomputed
+    CACHE_STATS["misses"] += 1
     value = compute()
     write_atomic(path, json.dumps(_plain(value), ensure_ascii=False))
     return value, False

@@ -93,13 +93,6 @@ def corpus_chrf(predictions: Sequence[str], references: Sequence[str]) -> float:
     return float(sacrebleu.corpus_chrf(list(predictions), [list(references)]).score)
 
 
-def sentence_chrf_scores(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
-    """Per-example chrF, used only for paired tests (corpus chrF is the headline)."""
-    import sacrebleu
-
-    return np.array([sacrebleu.sentence_chrf(p, [r]).score for p, r in zip(predictions, references)])
-
-
 # --- classification -----------------------------------------------------------------------
 
 

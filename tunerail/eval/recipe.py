@@ -37,6 +37,7 @@ from tunerail.prompting import pick_template, prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
 from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
 from tunerail.findings import Finding
+from tunerail.io import check_out_dir
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -107,7 +108,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     t0 = time.perf_counter()
     ev = config.eval
     base_name = base_model or config.model.base
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)  # before any model runs
     if cache_dir == "default":
         from tunerail.models import cache_root
 
@@ -233,7 +234,12 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
                                  out_dir / "review.csv")
     review = {"samples": [r.to_dict() for r in R.side_by_side(rows, ev.review_samples, seed=config.split.seed)],
               "worst": [r.to_dict() for r in R.worst_cases(rows, 10)], "slices": R.slices(rows),
-              "export": str(export)}
+              "export": str(export), "key": str(R.key_path(export)),
+              "items": str(R.write_items(rows, out_dir / R.ITEMS_FILE,
+                                         {"base_few_shot": few_out["text"]} if few_out is not None else None))}
+    from tunerail.review.session import existing_results
+
+    review["human"] = existing_results(out_dir)
 
     # 9. verdict -----------------------------------------------------------------------------
     classification = None
@@ -252,7 +258,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
         leakage_findings=list(leakage_findings or []), judge=judge, unmatched_rate=unmatched,
         rejected_rows=len(rejected), baselines=[b for b in baselines if b.get("gain") is not None],
         reference=reference, reference_label=ref_row["label"], baselines_skipped=cheap_skipped,
-        constrained=constrained))
+        constrained=constrained, human=review["human"]))
     timings["total_s"] = time.perf_counter() - t0
     result = EvalResult(
         verdict=verdict, findings=findings, task=task, metric=metric, metrics=metrics_out, improvement=improvement,
@@ -467,7 +473,7 @@ def _reference(baselines: Sequence[dict[str, Any]], metric: str, which: str) -> 
 def _estimates(s: ModelScores, n: int, resamples: int) -> dict[str, dict[str, Any]]:
     out = {}
     for name, arr in s.per_example.items():
-        out[name] = S.bootstrap_ci(arr, resamples=resamples).to_dict()
+        out[name] = S.mean_ci(arr, resamples=resamples).to_dict()  # Wilson for 0/1 scores (accuracy...)
     for name, fn in s.corpus.items():
         out[name] = S.bootstrap_statistic(fn, n, resamples=resamples).to_dict()
     return out

@@ -41,9 +41,6 @@ class ModelScores:
     predictions: list[Any]              # mapped labels (classification) or raw outputs
     details: dict[str, Any] = field(default_factory=dict)
 
-    def metric_names(self) -> list[str]:
-        return sorted(set(self.per_example) | set(self.corpus))
-
     def statistic(self, name: str) -> IndexStat:
         if name in self.corpus:
             return self.corpus[name]

@@ -8,7 +8,7 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL001 | criteria.threshold          | error    | main metric below ``criteria.threshold`` (CI lower bound by default) |
 | EVL002 | criteria.min_improvement    | error    | gain over the reference baseline below ``criteria.min_improvement`` |
 | EVL003 | criteria.significance       | warning  | the improvement's 95 % CI includes 0 |
-| EVL004 | criteria.margin             | error    | test-set CI half-width wider than ``criteria.margin`` |
+| EVL004 | criteria.margin             | error    | test-set CI (larger side; Wilson for proportions) wider than ``criteria.margin`` |
 | EVL005 | criteria.per_class_floor    | error    | a class's recall below ``criteria.per_class_floor`` |
 | EVL006 | forgetting.budget           | error    | general-suite relative drop above ``criteria.max_forgetting`` |
 | EVL007 | forgetting.skipped          | warning  | the forgetting suite was switched off or had no tuned model |
@@ -19,12 +19,16 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL021 | leakage.found               | error    | leakage between test and train/validation |
 | EVL030 | judge.prefers_base          | error    | the judge prefers the base model (consistent wins) |
 | EVL031 | judge.position_bias         | warning  | judge winners change when answers swap (< 60 % consistent) |
-| EVL032 | judge.parse_failures        | warning  | judge replies that could not be parsed or requests that failed |
+| EVL032 | judge.parse_failures        | warning  | judge replies that could not be parsed or requests that failed (error above half the calls) |
 | EVL040 | eval.no_adapter             | warning  | no fine-tuned adapter: the base model is judged against itself |
 | EVL041 | eval.unmatched_outputs      | warning  | > 20 % of generated answers match no label |
 | EVL042 | eval.rejected_rows          | warning  | test rows that could not be read were left out of every metric |
 | EVL050 | baseline.not_beaten         | error    | a baseline (cheap classifier, nearest neighbour, base model variant) is not beaten by the CI |
 | EVL051 | baseline.skipped            | warning  | no training split given: the cheap baselines could not be fitted |
+| EVL060 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
+| EVL061 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
+| EVL062 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
+| EVL063 | human.agreement             | error    | preference alpha below ``min_alpha``, or not computable (no overlap) |
 
 Decisions. ``criteria.decision: ci`` (default): a threshold passes when the 95 % CI lower bound of
 the metric clears it, an improvement when the lower bound of the paired gain does, a baseline is
@@ -42,6 +46,7 @@ from typing import Any, Iterable
 from tunerail.findings import Finding, Severity
 
 LOWER_IS_BETTER = {"perplexity", "answer_nll"}
+JUDGE_MAX_FAILED_SHARE = 0.5  # more failed judge calls than this: the judge result is an error, not a warning
 
 
 @dataclass
@@ -69,6 +74,7 @@ class VerdictInputs:
     reference_label: str = "the base model"
     baselines_skipped: str | None = None    # why no cheap baseline was fitted
     constrained: bool = False               # the verdict model answered with label-constrained decoding
+    human: dict[str, Any] | None = None     # `tunerail review results` (review/results.json)
 
 
 def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
@@ -78,7 +84,7 @@ def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
         *check_baselines(criteria, inputs), *check_margin(criteria, inputs),
         *check_per_class(criteria, inputs), *check_forgetting(criteria, inputs), *check_criteria_state(inputs),
         *check_upstream(inputs.doctor_findings, inputs.leakage_findings), *check_judge(inputs.judge),
-        *check_run(inputs),
+        *check_run(inputs), *check_human(criteria, inputs.human),
     ]
     ready = not any(Severity(f.severity) == Severity.ERROR for f in findings)
     return ("READY" if ready else "NOT READY"), findings
@@ -198,10 +204,14 @@ def check_baselines(criteria: Any, x: VerdictInputs) -> list[Finding]:
 
 
 def check_margin(criteria: Any, x: VerdictInputs) -> list[Finding]:
+    from tunerail.stats import margin_of
+
     est = x.tuned[x.metric]
-    half = (est["high"] - est["low"]) / 2
+    half = margin_of(est)  # the larger side: a Wilson interval at 0 or 1 is one-sided
     ok = half <= criteria.margin
-    msg = f"test set estimates {x.metric} to +/- {half:.4f} (95 % CI half-width, n={est['n']}); criterion <= {criteria.margin}"
+    how = est.get("interval", "95 % CI")
+    msg = (f"test set estimates {x.metric} to +/- {half:.4f} (larger side of the 95 % {how} interval, n={est['n']}); "
+           f"criterion <= {criteria.margin}")
     return [_f("EVL004", "criteria.margin", Severity.INFO if ok else Severity.ERROR, ("pass: " if ok else "fail: ") + msg,
                "none needed" if ok else "the test set is too small to decide at this precision: add test rows "
                "(the half-width shrinks with 1/sqrt(n)) or accept a wider criteria.margin before splitting",
@@ -239,7 +249,8 @@ def check_forgetting(criteria: Any, x: VerdictInputs) -> list[Finding]:
 def check_criteria_state(x: VerdictInputs) -> list[Finding]:
     if x.criteria_state == "edited":
         return [_f("EVL010", "criteria.edited", Severity.ERROR,
-                   "criteria edited after split: the success criteria differ from those frozen with the test set",
+                   "criteria changed after the test set was frozen: the success criteria differ from those frozen "
+                   "with the test set, so this run cannot be READY",
                    "restore the criteria recorded in split.json; changing them after seeing results needs a new split "
                    "and a fresh test set")]
     if x.criteria_state == "unverified":
@@ -272,6 +283,14 @@ def check_judge(judge: dict[str, Any] | None) -> list[Finding]:
     if not judge:
         return []
     out = []
+    bad = judge["parse_failures"] + judge["request_failures"]
+    if judge["calls"] and bad / judge["calls"] > JUDGE_MAX_FAILED_SHARE:
+        # A judge that could not judge says nothing about the model: an error, and no win rate to report.
+        return [_f("EVL032", "judge.parse_failures", Severity.ERROR,
+                   f"the judge could not judge: {bad} of {judge['calls']} calls failed ({judge['request_failures']} "
+                   f"request(s) failed, {judge['parse_failures']} repl(ies) unparseable)",
+                   "check eval.judge.endpoint, eval.judge.model and the API key, then run eval again",
+                   parse_failures=judge["parse_failures"], request_failures=judge["request_failures"])]
     if judge["base_win_rate"] > judge["tuned_win_rate"]:
         out.append(_f("EVL030", "judge.prefers_base", Severity.ERROR,
                       f"the judge prefers the base model: base wins {100 * judge['base_win_rate']:.0f} %, tuned wins "
@@ -286,7 +305,6 @@ def check_judge(judge: dict[str, Any] | None) -> list[Finding]:
         out.append(_f("EVL031", "judge.position_bias", Severity.WARNING,
                       f"judge verdicts survive the answer swap in only {100 * pc:.0f} % of pairs (position bias)",
                       "use a stronger judge model or a more specific rubric; trust the metric over the judge"))
-    bad = judge["parse_failures"] + judge["request_failures"]
     if bad:
         out.append(_f("EVL032", "judge.parse_failures", Severity.WARNING,
                       f"{judge['parse_failures']} judge repl(ies) unparseable and {judge['request_failures']} request(s) "
@@ -314,4 +332,59 @@ def check_run(x: VerdictInputs) -> list[Finding]:
                       f"{x.rejected_rows} test row(s) could not be read and are missing from every metric",
                       "run `tunerail doctor` on the test file; the frozen test set should load completely",
                       rejected=x.rejected_rows))
+    return out
+
+
+HUMAN_CODES = ("EVL060", "EVL061", "EVL062", "EVL063")
+
+
+def check_human(criteria: Any, human: dict[str, Any] | None) -> list[Finding]:
+    """``criteria.human`` on the blind review (`tunerail review results`); nothing when not required.
+
+    The win rate is the tuned system's wins / (wins + losses) over every pair it is in, judged on
+    the Wilson lower bound (``criteria.decision: ci``) or the point value (``point``).
+    """
+    crit = getattr(criteria, "human", None)
+    if crit is None:
+        return []
+    if not human:
+        return [_f("EVL060", "human.missing", Severity.ERROR, "criteria.human is set but there are no review results yet",
+                   "run `tunerail review serve RUN_DIR`, let the annotators finish, then `tunerail review results RUN_DIR`")]
+    from tunerail.review.results import subject_win_rate
+
+    out = []
+    n = human.get("items_reviewed", 0)
+    ok = n >= crit.min_items
+    out.append(_f("EVL061", "human.min_items", Severity.INFO if ok else Severity.ERROR,
+                  f"{'pass' if ok else 'fail'}: {n} item(s) reviewed; criterion >= {crit.min_items}",
+                  "none needed" if ok else "have the annotators review more items (or serve more material)",
+                  passed=ok, items=n))
+    if crit.min_win_rate is not None:
+        for w in subject_win_rate(human):
+            bound = w["low"] if getattr(criteria, "decision", "ci") == "ci" else w["value"]
+            ok = bound is not None and w["n"] > 0 and bound >= crit.min_win_rate
+            value = "no decided votes" if w["value"] is None else (
+                f"{100 * w['value']:.1f} % (95 % CI {100 * w['low']:.1f}-{100 * w['high']:.1f} %)")
+            out.append(_f("EVL062", "human.win_rate", Severity.INFO if ok else Severity.ERROR,
+                          f"{'pass' if ok else 'fail'}: reviewers prefer {w['system']} over {w['against']} in {value} "
+                          f"of {w['n']} decided votes ({w['ties']} ties); criterion >= {100 * crit.min_win_rate:.0f} %",
+                          "none needed" if ok else "read the most disagreed and the losing items; more reviewed items "
+                          "narrow the interval", passed=ok, **{k: w[k] for k in ("system", "against", "value", "low", "high", "n")}))
+    if crit.min_alpha is not None:
+        agr = (human.get("agreement") or {}).get("preference") or {}
+        alpha = agr.get("alpha")
+        if alpha is None:
+            trivially = agr.get("percent") == 1.0 and agr.get("units", 0) > 0
+            out.append(_f("EVL063", "human.agreement", Severity.WARNING if trivially else Severity.ERROR,
+                          f"preference agreement: alpha undefined ({agr.get('undefined') or 'no agreement data'})",
+                          "none needed (every overlapping vote agrees)" if trivially else
+                          "serve with two or more annotators and review.overlap > 0, so some items are rated twice",
+                          passed=trivially, percent=agr.get("percent"), units=agr.get("units", 0)))
+        else:
+            ok = alpha >= crit.min_alpha
+            out.append(_f("EVL063", "human.agreement", Severity.INFO if ok else Severity.ERROR,
+                          f"{'pass' if ok else 'fail'}: preference Krippendorff alpha {alpha:.3f} (raw agreement "
+                          f"{100 * agr['percent']:.0f} % on {agr['units']} items rated twice); criterion >= {crit.min_alpha}",
+                          "none needed" if ok else "reviewers disagree: sharpen the rubric descriptions, calibrate on "
+                          "the most disagreed items, then review again", passed=ok, alpha=alpha, percent=agr["percent"]))
     return out

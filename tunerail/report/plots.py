@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 from typing import Sequence
 
+from tunerail.report.redact import redact  # tick labels are data (class names): masked like any report text
+
 
 def _figure(width: float = 6.0, height: float = 3.0):
     import matplotlib
@@ -49,7 +51,7 @@ def histogram(values: Sequence[float], *, title: str, xlabel: str, bins: int = 4
 
 def bars(labels: Sequence[str], values: Sequence[float], *, title: str, xlabel: str = "",
          horizontal: bool = True, max_bars: int = 40) -> str:
-    labels, values = list(labels)[:max_bars], list(values)[:max_bars]
+    labels, values = redact([str(label) for label in labels][:max_bars]), list(values)[:max_bars]
     height = max(2.5, 0.22 * len(labels) + 1) if horizontal else 3.0
     fig, ax = _figure(6.5, height)
     if horizontal:
@@ -83,6 +85,7 @@ def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], *, title: 
     import numpy as np
 
     data = np.asarray(matrix, dtype=float)
+    labels = redact([str(label) for label in labels])
     size = max(4.0, 0.25 * len(labels) + 2)
     fig, ax = _figure(size, size)
     ax.imshow(data, cmap="Blues")
@@ -96,13 +99,30 @@ def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], *, title: 
 
 def intervals(names: Sequence[str], points: Sequence[float], lows: Sequence[float], highs: Sequence[float],
               *, title: str, threshold: float | None = None) -> str:
+    names = redact([str(name) for name in names])
     fig, ax = _figure(6, max(2.0, 0.45 * len(names) + 1))
     ys = list(range(len(names)))
-    ax.errorbar(points, ys, xerr=[[p - l for p, l in zip(points, lows)], [h - p for p, h in zip(points, highs)]],
+    ax.errorbar(points, ys, xerr=[[max(0.0, p - l) for p, l in zip(points, lows)], [max(0.0, h - p) for p, h in zip(points, highs)]],
                 fmt="o", capsize=4, color="#4c72b0")
     ax.set_yticks(ys, names)
     if threshold is not None:
         ax.axvline(threshold, color="#c44e52", linestyle="--", label="threshold")
         ax.legend(frameon=False)
     ax.set_title(title)
+    return _svg(fig)
+
+
+def scatter_ci(xs: Sequence[float], ys: Sequence[float], lows: Sequence[float], highs: Sequence[float],
+               labels: Sequence[str], *, title: str, xlabel: str, ylabel: str, highlight: str | None = None) -> str:
+    """Points with vertical CI bars, each labelled (select: task score against model size)."""
+    fig, ax = _figure(6.5, 3.6)
+    for x, y, lo, hi, name in zip(xs, ys, lows, highs, labels):
+        colour = "#c44e52" if name == highlight else "#4c72b0"
+        ax.errorbar([x], [y], yerr=[[y - lo], [hi - y]], fmt="o", capsize=4, color=colour)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
+    if xs and max(xs) / max(min(xs), 1e-9) > 20:
+        ax.set_xscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     return _svg(fig)

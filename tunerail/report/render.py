@@ -12,8 +12,10 @@ from tunerail.io import write_atomic
 
 
 def json_for_html(value: Any) -> Markup:
-    """JSON safe to embed in <script>: ``<``, ``>`` and ``&`` become unicode escapes."""
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    """JSON safe to embed in <script>: ``<``, ``>`` and ``&`` become unicode escapes; strings redacted."""
+    from tunerail.report.redact import redact
+
+    text = json.dumps(redact(json.loads(json.dumps(value, default=str))), sort_keys=True, ensure_ascii=False, default=str)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)
 
@@ -21,8 +23,11 @@ def json_for_html(value: Any) -> Markup:
 def _environment():
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+    from tunerail.report.redact import redact
+
     env = Environment(loader=PackageLoader("tunerail", "report/templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
+                      finalize=redact,  # every {{ value }} of every report loses secrets and personal data
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["tojson_safe"] = json_for_html
     env.filters["svg"] = lambda s: Markup(s)  # only for SVG we generated ourselves (see plots.py)

@@ -8,12 +8,16 @@
 """
 
 from tunerail.review.material import (
+    ITEMS_FILE,
     ReviewRow,
     export_for_review,
     import_ratings,
+    key_path,
     side_by_side,
     slices,
     worst_cases,
+    write_items,
 )
 
-__all__ = ["ReviewRow", "export_for_review", "import_ratings", "side_by_side", "slices", "worst_cases"]
+__all__ = ["ITEMS_FILE", "ReviewRow", "export_for_review", "import_ratings", "key_path", "side_by_side", "slices",
+           "worst_cases", "write_items"]

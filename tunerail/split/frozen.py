@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tunerail.errors import GuardrailError, Problem, TunerailError
-from tunerail.io import hash_file
+from tunerail.io import hash_file, read_json
 from tunerail.store import Store
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -24,8 +24,7 @@ def _expected(test: Path, reference: Any) -> tuple[str, str]:
     if isinstance(reference, str) and _SHA.match(reference):
         return reference, "the given hash"
     if isinstance(reference, Store):
-        manifest = json.loads((test.parent / "split.json").read_text(encoding="utf-8")) \
-            if (test.parent / "split.json").exists() else {}
+        manifest = read_json(test.parent / "split.json", "split manifest") if (test.parent / "split.json").exists() else {}
         split_id = manifest.get("store", {}).get("split_id")
         if split_id:
             artifact = reference.get(split_id)
@@ -45,7 +44,7 @@ def _expected(test: Path, reference: Any) -> tuple[str, str]:
         if not path.exists():
             raise TunerailError(Problem("split.json not found: cannot check that the test set is unchanged",
                                         file=str(path), fix="pass the split.json written by `tunerail split`"))
-        manifest, source = json.loads(path.read_text(encoding="utf-8")), str(path)
+        manifest, source = read_json(path, "split manifest"), str(path)
     frozen = manifest.get("frozen") or {}
     sha = frozen.get("sha256") or manifest.get("hashes", {}).get(test.name)
     if not sha:
@@ -88,7 +87,7 @@ def verify_frozen_split(path_or_dir: str | Path, split_json_or_store: str | Path
 def split_problems(folder: str | Path) -> list[Problem]:
     """Every split file of ``folder`` that is missing or differs from the hash in its split.json."""
     folder = Path(folder)
-    manifest = json.loads((folder / "split.json").read_text(encoding="utf-8"))
+    manifest = read_json(folder / "split.json", "split manifest")
     problems: list[Problem] = []
     for name, sha in sorted(manifest.get("hashes", {}).items()):
         path = folder / name

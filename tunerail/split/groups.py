@@ -7,6 +7,8 @@ Sources of "together" edges (each an independent reason two rows may not be sepa
 * ``near``      MinHash near-duplicate prompts (the doctor's definition);
 * ``semantic``  paraphrases: embedding cosine >= ``semantic_threshold`` (optional, costs one
   MiniLM pass: about 1 minute per 10k rows on 2 CPU cores, cached afterwards);
+* ``paraphrase`` a row and its nearest neighbour by embedding + character n-gram similarity
+  (reworded with a typo or a synonym), with ``semantic``;
 * ``user``      the same value in ``data.group_column`` (conversation, document, customer...).
 
 Connected components over all edges (``scipy.sparse.csgraph``) are the groups: transitively,
@@ -22,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tunerail.data.records import Record
-from tunerail.split.matching import exact_matches, near_matches, ngram_matches, semantic_matches
+from tunerail.split.matching import exact_matches, near_matches, ngram_matches, paraphrase_matches, semantic_matches
 
 
 @dataclass
@@ -64,9 +66,37 @@ def _cluster_stats(n: int, edges: Sequence[tuple[int, int]]) -> dict[str, int]:
     return {"clusters": len(multi), "rows": sum(multi)}
 
 
+def _capped(n: int, pairs: Sequence[tuple[int, int, float]], cap: int) -> list[tuple[int, int]]:
+    """Nearest-neighbour edges, best first, skipping any that would make a chain longer than ``cap`` rows.
+
+    Templated rows ("question 1 about topic 7", "question 2 about topic 14"...) are each other's
+    nearest neighbours and would otherwise chain into one group too big to split.
+    """
+    parent = list(range(n))
+    size = [1] * n
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    kept = []
+    for i, j, _ in sorted(pairs, key=lambda p: -p[2]):
+        a, b = root(i), root(j)
+        if a == b:
+            kept.append((i, j))
+        elif size[a] + size[b] <= cap:
+            parent[b] = a
+            size[a] += size[b]
+            kept.append((i, j))
+    return kept
+
+
 def find_groups(records: Sequence[Record], *, near_threshold: float = 0.8, semantic: bool = False,
                 semantic_threshold: float = 0.95, embedding_model: str = "bundled:minilm",
-                cache_dir: Any = None, vectors: np.ndarray | None = None) -> Groups:
+                cache_dir: Any = None, vectors: np.ndarray | None = None,
+                paraphrase_threshold: float | None = None) -> Groups:
     """Group ``records`` so that no duplicate, paraphrase or user group can be cut by a split."""
     n = len(records)
     prompts = [r.prompt for r in records]
@@ -81,6 +111,9 @@ def find_groups(records: Sequence[Record], *, near_threshold: float = 0.8, seman
 
             vectors = embed(prompts, model=embedding_model, cache_dir=cache_dir)
         sources["semantic"] = [(i, j) for i, j, _ in semantic_matches(vectors, threshold=semantic_threshold)]
+        if paraphrase_threshold is not None:
+            sources["paraphrase"] = _capped(n, paraphrase_matches(prompts, vectors, paraphrase_threshold),
+                                            cap=max(10, n // 200))
     by_group: dict[str, list[int]] = {}
     for k, record in enumerate(records):
         if record.group is not None and record.group != "":

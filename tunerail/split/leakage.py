@@ -10,6 +10,8 @@ leakage.exact      LEAK001   the same text after normalisation (case, Unicode, s
 leakage.ngram13    LEAK002   a shared 13-gram of words (GPT-3 / lm-evaluation-harness)
 leakage.near       LEAK003   MinHash near-duplicates (word edits, small insertions)
 leakage.semantic   LEAK004   paraphrases: embedding cosine similarity (reordering, synonyms)
+leakage.paraphrase LEAK005   a row's nearest neighbour, reworded with a typo or a synonym
+                             (embedding + character n-grams; warning, see matching.py)
 =================  ========  ==========================================================
 
 A leaking pair found by several methods is one finding, named after the strongest evidence
@@ -31,14 +33,17 @@ from tunerail.config import TunerailConfig, load_config
 from tunerail.data.records import Record
 from tunerail.errors import Problem, TunerailError
 from tunerail.findings import Finding, RowRef, Severity, dumps, sort_findings, summarize
-from tunerail.split.matching import METHODS, embed, exact_matches, near_matches, ngram_matches, semantic_matches
+from tunerail.report.redact import redact_text
+from tunerail.split.matching import (METHODS, embed, exact_matches, near_matches, ngram_matches, paraphrase_matches,
+                                     semantic_matches)
 
-CODES = {"exact": "LEAK001", "ngram13": "LEAK002", "near": "LEAK003", "semantic": "LEAK004"}
+CODES = {"exact": "LEAK001", "ngram13": "LEAK002", "near": "LEAK003", "semantic": "LEAK004", "paraphrase": "LEAK005"}
 DESCRIPTIONS = {
     "exact": "identical after normalisation",
     "ngram13": "shares a 13-gram of words",
     "near": "MinHash near-duplicate",
     "semantic": "embedding paraphrase",
+    "paraphrase": "nearest-neighbour rewording (embedding + character n-grams)",
 }
 
 
@@ -65,8 +70,16 @@ def _load_set(name: str, source: str | Path | Sequence[Record], config: Tunerail
         from tunerail.io import hash_file
 
         path = Path(source)
-        records, rejections, fmt = load_records(path, config.data.format, config.data.columns)
-        if not records and (config.data.format != "auto" or config.data.columns):
+        from tunerail.errors import DataError
+
+        project_layout = config.data.format != "auto" or bool(config.data.columns)
+        try:
+            records, rejections, fmt = load_records(path, config.data.format, config.data.columns)
+        except DataError:  # e.g. the project's data.columns are in none of its rows
+            if not project_layout:
+                raise
+            records, rejections, fmt = [], [], "auto"
+        if not records and project_layout:
             # A public benchmark rarely shares the project's column names: detect its own format.
             records, rejections, fmt = load_records(path, "auto")
         info = {"path": str(path), "rows": len(records), "rejected_rows": len(rejections), "format": fmt,
@@ -129,6 +142,9 @@ def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str |
     if use_semantic:
         for name in records:
             vectors[name] = embed(texts[name], model=config.model.embedding_model)
+    para_t = config.split.paraphrase_threshold
+    reworded = (_cross_set_paraphrases(texts, vectors, para_t)
+                if use_semantic and "paraphrase" in methods and para_t is not None else {})
 
     findings: list[Finding] = []
     summary: list[dict[str, Any]] = []
@@ -147,9 +163,10 @@ def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str |
             collect("near", near_matches(texts[b], texts[a], threshold=near_t))
         if use_semantic:
             collect("semantic", semantic_matches(vectors[b], vectors[a], threshold=sem_t))
+        collect("paraphrase", reworded.get((a, b), []))
         for (i, j), scores in sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             findings.append(_finding(a, b, records[a][i], records[b][j], texts[a][i], texts[b][j], scores))
-        by_method = {m: sum(1 for s in found.values() if m in s) for m in methods if m != "semantic" or use_semantic}
+        by_method = {m: sum(1 for s in found.values() if m in s) for m in methods if m not in ("semantic", "paraphrase") or use_semantic}
         summary.append({
             "a": a, "b": b, "rows_a": len(records[a]), "rows_b": len(records[b]),
             "leaking_pairs": len(found),
@@ -160,7 +177,7 @@ def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str |
     findings = sort_findings(findings)
     at_level = sum(1 for f in findings if Severity(f.severity) >= Severity(fail_on))
     thresholds = {"near": near_t, "semantic": sem_t if use_semantic else None, "ngram": 13, "on": on,
-                  "methods": [m for m in methods if m != "semantic" or use_semantic],
+                  "methods": [m for m in methods if m not in ("semantic", "paraphrase") or use_semantic], "paraphrase": para_t if use_semantic else None,
                   "fail_on": Severity(fail_on).value, "max_leaks": max_leaks}
     result = LeakageResult(findings, summary, infos, thresholds, at_level > max_leaks)
     if out_dir is not None:
@@ -168,17 +185,44 @@ def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str |
     return result
 
 
+def _cross_set_paraphrases(texts: Mapping[str, list[str]], vectors: Mapping[str, Any],
+                           threshold: float) -> dict[tuple[str, str], list[tuple[int, int, float]]]:
+    """Nearest-neighbour rewordings over the union of the sets, as (i in a, j in b, score) per set pair.
+
+    The union is what ``split`` grouped, so a pair found here is a pair the split kept together.
+    """
+    import numpy as np
+
+    names = list(texts)
+    owner = [(name, k) for name in names for k in range(len(texts[name]))]
+    pairs = paraphrase_matches([t for name in names for t in texts[name]],
+                               np.concatenate([np.asarray(vectors[name]) for name in names]), threshold)
+    order = {name: pos for pos, name in enumerate(names)}
+    out: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
+    for x, y, score in pairs:
+        (na, ia), (nb, ib) = owner[x], owner[y]
+        if na == nb:
+            continue
+        if order[na] > order[nb]:
+            (na, ia), (nb, ib) = (nb, ib), (na, ia)
+        out.setdefault((na, nb), []).append((ia, ib, score))
+    return out
+
+
 def _finding(a: str, b: str, rec_a: Record, rec_b: Record, text_a: str, text_b: str,
              scores: dict[str, float]) -> Finding:
     method = next(m for m in METHODS if m in scores)
     evidence = ", ".join(f"{m} {s:.2f}" for m, s in scores.items())
+    # a nearest-neighbour rewording alone is likely, not certain (against a public benchmark every
+    # row has a nearest neighbour): a warning; any other method's evidence is an error
+    severity = Severity.WARNING if method == "paraphrase" else Severity.ERROR
     return Finding(
-        check=f"leakage.{method}", code=CODES[method], severity=Severity.ERROR,
+        check=f"leakage.{method}", code=CODES[method], severity=severity,
         message=f"row {rec_b.index} of {b} leaks row {rec_a.index} of {a}: {DESCRIPTIONS[method]} ({evidence})",
         fix=f"re-split with `tunerail split` (keeps such clusters in one split) or drop the row from {b}",
         rows=[RowRef(rec_a.index, rec_a.line, rec_a.ref.file), RowRef(rec_b.index, rec_b.line, rec_b.ref.file)],
         cluster=f"{a}~{b}",
-        details={"sets": [a, b], "methods": scores, "texts": [text_a[:300], text_b[:300]],
+        details={"sets": [a, b], "methods": scores, "texts": [redact_text(text_a)[:300], redact_text(text_b)[:300]],
                  "labels": [rec_a.label, rec_b.label]},
     )
 

@@ -34,10 +34,11 @@ from tunerail.split.assign import assign_groups
 from tunerail.split.groups import Groups, find_groups
 from tunerail.split.guards import size_problems
 from tunerail.stats import rows_needed, wilson_half_width
-from tunerail.io import hash_file, write_atomic
+from tunerail.io import check_out_dir, hash_file, write_atomic
 from tunerail.store import Store
 
 SPLITS = ("train", "validation", "test")
+UNREADABLE = "unreadable"  # _frozen_elsewhere: a split.json that cannot be parsed
 FROZEN = "test"
 
 
@@ -92,8 +93,32 @@ def _frozen_elsewhere(out: Path, new_sha: str) -> str | None:
     try:
         old = json.loads(manifest.read_text(encoding="utf-8")).get("frozen", {}).get("sha256")
     except (ValueError, AttributeError):
-        return None
+        # A damaged manifest may hide a frozen test set: treat it as one that differs (refused unless --force).
+        return UNREADABLE
     return old if old and old != new_sha else None
+
+
+def _frozen_criteria(out: Path, test_sha: str) -> dict[str, Any] | None:
+    """The criteria frozen with the SAME test set already in ``out`` (None: no split there, or another test set).
+
+    ``{"criteria": {...}, "criteria_hash": ..., "test_sha256": ...}``; a split that was already re-run with
+    changed criteria keeps the originally frozen ones (the change never becomes the new reference).
+    """
+    manifest = out / "split.json"
+    if not manifest.exists():
+        return None
+    try:
+        old = json.loads(manifest.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(old, dict) or (old.get("frozen") or {}).get("sha256") != test_sha or "criteria_hash" not in old:
+        return None
+    return {"criteria": old.get("criteria", {}), "criteria_hash": old["criteria_hash"], "test_sha256": test_sha}
+
+
+def _criteria_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(set(old) | set(new), key=str)
+    return ", ".join(f"criteria.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
 def _use_semantic(config: TunerailConfig, n: int) -> bool:
@@ -102,7 +127,8 @@ def _use_semantic(config: TunerailConfig, n: int) -> bool:
 
 
 def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Path | None = None, *,
-          out_dir: str | Path, force: bool = False, store: Store | str | Path | None = None) -> SplitResult:
+          out_dir: str | Path, force: bool = False, store: Store | str | Path | None = None,
+          allow_criteria_change: bool = False) -> SplitResult:
     """Split ``data`` into train/validation/test so that no duplicate cluster or group crosses splits.
 
     Parameters
@@ -116,6 +142,9 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
         recorded in ``split.json`` (``forced`` and ``warnings``).
     store : the content-addressed store (default ``config.store.path``) that receives the source
         snapshot (``dataset``) and the split (``split``, parent: the snapshot).
+    allow_criteria_change : accept criteria that differ from those frozen with the same test set in
+        ``out_dir``; the originally frozen criteria stay the reference, the change is recorded in
+        ``split.json`` (``criteria_changed``) and the verdict on this test set cannot be READY.
 
     Notes
     -----
@@ -131,7 +160,7 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     """
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
-    out = Path(out_dir)
+    out = check_out_dir(out_dir)
     records, rejected, fmt, sources = _load(data, config)
     if len(records) < len(SPLITS):
         raise TunerailError(Problem(f"only {len(records)} usable rows: nothing to split",
@@ -143,7 +172,8 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     semantic = _use_semantic(config, len(records))
     groups: Groups = find_groups(records, near_threshold=config.doctor.near_duplicate_threshold, semantic=semantic,
                                  semantic_threshold=cfg.semantic_threshold,
-                                 embedding_model=config.model.embedding_model)
+                                 embedding_model=config.model.embedding_model,
+                                 paraphrase_threshold=cfg.paraphrase_threshold)
 
     # 3. whole groups into splits, stratified when there are labels
     labels = [r.label for r in records]
@@ -171,6 +201,11 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     blobs = {f"{name}.jsonl": _jsonl(rows) for name, rows in parts.items()}
     hashes = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     replaced = _frozen_elsewhere(out, hashes[f"{FROZEN}.jsonl"])
+    if replaced == UNREADABLE and not force:
+        raise GuardrailError(Problem(
+            "the split.json already here cannot be read (damaged?) and may record a frozen test set",
+            file=str(out / "split.json"), fix="restore it (`tunerail verify`, Store.export of the split), write the new "
+            "split to another --out folder, or pass --force to replace it (recorded)"))
     if replaced and not force:
         raise GuardrailError(Problem(
             f"{out} already holds a frozen test set (SHA-256 {replaced[:12]}) and this split would replace it with "
@@ -178,6 +213,23 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
             file=str(out / "split.json"), fix="write the new split to another --out folder, or pass --force to replace it (recorded)"))
     if replaced:
         warnings.append(f"--force: replaced the frozen test set {replaced[:12]} in {out}")
+    criteria_now = config.criteria.model_dump(mode="json")
+    frozen_criteria = _frozen_criteria(out, hashes[f"{FROZEN}.jsonl"])
+    criteria_changed = None
+    if frozen_criteria and frozen_criteria["criteria_hash"] != config.criteria_hash():
+        diff = _criteria_diff(frozen_criteria["criteria"], criteria_now) or "criteria differ"
+        if not allow_criteria_change:
+            raise GuardrailError(Problem(
+                f"the criteria changed after the test set was frozen ({diff}); frozen test set SHA-256 "
+                f"{frozen_criteria['test_sha256'][:12]}, frozen criteria hash {frozen_criteria['criteria_hash'][:12]}: "
+                "moving the goal after seeing results makes the verdict meaningless",
+                file=str(out / "split.json"),
+                fix="restore the frozen criteria, or pass --allow-criteria-change (recorded: the verdict on this "
+                    "test set can then not be READY), or split into a new --out folder with fresh test data"))
+        criteria_changed = {"from": frozen_criteria["criteria"], "to": criteria_now, "to_hash": config.criteria_hash(),
+                            "from_hash": frozen_criteria["criteria_hash"], "test_sha256": frozen_criteria["test_sha256"],
+                            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        warnings.append(f"--allow-criteria-change: criteria changed after the test set was frozen ({diff})")
     paths = {name: write_atomic(out / f"{name}.jsonl", blobs[f"{name}.jsonl"]) for name in SPLITS}
     per_class = {name: dict(sorted(Counter(r.label for r in rows).items())) if stratified else {}
                  for name, rows in parts.items()}
@@ -198,8 +250,10 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
         "groups": groups.summary(),
         "hashes": hashes,
         "frozen": {"file": f"{FROZEN}.jsonl", "sha256": hashes[f"{FROZEN}.jsonl"]},
-        "criteria": config.criteria.model_dump(mode="json"),
-        "criteria_hash": config.criteria_hash(),
+        # The criteria frozen with this test set: a later change never replaces them (criteria_changed).
+        "criteria": criteria_changed["from"] if criteria_changed else criteria_now,
+        "criteria_hash": criteria_changed["from_hash"] if criteria_changed else config.criteria_hash(),
+        "criteria_changed": criteria_changed,
         "test_ci_half_width": round(wilson_half_width(sizes["test"], p), 4),
         "test_rows_needed": rows_needed(config.criteria.margin, p),
         "forced": bool(force and (problems or replaced)),
@@ -210,7 +264,9 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     snapshot = store.add_dataset(records, sources=list(sources), transform="import",
                                  meta={"format": fmt, "rejected_rows": rejected})
     manifest["store"] = {"root": str(store.root), "dataset_id": snapshot.id}
-    stored = store.add("split", blobs, parents=[snapshot.id], transform="split", meta=manifest)
+    # The artifact records its own creation time; without the volatile one the same split gets the same id.
+    stored = store.add("split", blobs, parents=[snapshot.id], transform="split",
+                       meta={k: v for k, v in manifest.items() if k != "created"})
     manifest["store"]["split_id"] = stored.id
     write_atomic(out / "split.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     indices = {name: [r.index for r in rows] for name, rows in parts.items()}

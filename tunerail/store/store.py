@@ -126,18 +126,12 @@ class Store:
         return FileLock(str(self.root / ".lock"))
 
     # -- blobs -----------------------------------------------------------------------------
-    def put_file(self, path: str | Path) -> tuple[str, int]:
-        """Copy a file into the object store while hashing it (one read); returns (sha256, size).
-
-        The copy goes to a temp file, is fsynced, then renamed to its hash: a crash leaves at
-        most an ``.incoming.*`` temp file, never a blob whose name lies about its content.
-        """
-        sha, size, tmp = self._stage(Path(path), fsync=True)
-        self._commit(sha, tmp)
-        return sha, size
-
     def _stage(self, path: Path, fsync: bool) -> tuple[str, int, str]:
-        """Copy + hash ``path`` into an ``.incoming.*`` temp file; returns (sha256, size, temp path)."""
+        """Copy + hash ``path`` into an ``.incoming.*`` temp file; returns (sha256, size, temp path).
+
+        ``_commit`` then renames it to its hash: a crash leaves at most an ``.incoming.*`` temp
+        file, never a blob whose name lies about its content.
+        """
         self.objects.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=self.objects)
         try:
@@ -180,8 +174,8 @@ class Store:
             transform: str = "", meta: dict[str, Any] | None = None) -> Artifact:
         """Store ``files`` (name -> path or bytes) as one artifact and return its manifest.
 
-        The id is the SHA-256 of ``kind`` + the sorted (name, sha256) pairs: the same content
-        gets the same id, whatever its parents; an existing manifest is kept as it is.
+        The id is the SHA-256 of the whole manifest but its creation time (``artifact_id_for``);
+        the same manifest gets the same id and is kept as it is; identical blobs are stored once.
         """
         items = sorted(files.items())
         # Many files: stage them all without fsync, flush once (os.sync), then rename each to its
@@ -201,8 +195,10 @@ class Store:
             if tmp is not None:
                 self._commit(sha, tmp)
         entries = {name: {"sha256": sha, "size": size} for (name, _), (sha, size, _) in zip(items, staged)}
-        artifact_id = artifact_id_for(kind, entries)
-        artifact = Artifact(artifact_id, kind, entries, sorted(set(parents)), transform, meta or {},
+        # JSON round trip: the id must be computed from the meta exactly as the manifest stores it.
+        plain_meta = json.loads(json.dumps(meta or {}, sort_keys=True, ensure_ascii=False, default=str))
+        artifact_id = artifact_id_for(kind, entries, sorted(set(parents)), transform, plain_meta)
+        artifact = Artifact(artifact_id, kind, entries, sorted(set(parents)), transform, plain_meta,
                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         with self._lock():
             path = self.manifests / f"{artifact_id}.json"
@@ -216,7 +212,7 @@ class Store:
         """Store a dataset snapshot as canonical JSONL (``rows.jsonl``), addressed by its content.
 
         Canonical: one row per line, the row's own columns with sorted keys, compact separators,
-        UTF-8; provenance (``_tunerail``) is left out, so the same rows give the same id
+        UTF-8; provenance (``_tunerail``) is left out, so the same rows give the same blob
         whichever file or step they came from. ``sources`` are hashed into ``meta["sources"]``:
         the first links of the lineage chain.
         """
@@ -248,13 +244,19 @@ class Store:
                 raise TunerailError(Problem(f"{what} with id {ref!r} in store {self.root}",
                                             fix="`tunerail log` lists the stored ids"))
             path = matches[0]
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Artifact(**data)
+        return _load_manifest(path)
 
-    def list(self, kind: str | None = None) -> list[Artifact]:
+    def list(self, kind: str | None = None, skip_unreadable: bool = False) -> list[Artifact]:
+        """Every artifact (of ``kind``), oldest first; an unreadable manifest raises unless skipped."""
         if not self.manifests.exists():
             return []
-        items = [Artifact(**json.loads(p.read_text(encoding="utf-8"))) for p in self.manifests.glob("*.json")]
+        items = []
+        for path in self.manifests.glob("*.json"):
+            try:
+                items.append(_load_manifest(path))
+            except TunerailError:
+                if not skip_unreadable:
+                    raise
         if kind:
             items = [a for a in items if a.kind == kind]
         rank = {name: k for k, name in enumerate(LINEAGE_KINDS)}  # same second: lineage order
@@ -293,13 +295,21 @@ class Store:
 
     def verify(self, ref: str | None = None) -> list[Problem]:
         """Re-hash stored files (in parallel); one problem per missing or corrupted file or manifest."""
-        artifacts = [self.get(ref)] if ref else self.list()
         problems: list[Problem] = []
+        if ref:
+            artifacts = [self.get(ref)]
+        else:  # an unreadable manifest is one problem among others, not the end of the check
+            artifacts = []
+            for path in sorted(self.manifests.glob("*.json")) if self.manifests.exists() else []:
+                try:
+                    artifacts.append(_load_manifest(path))
+                except TunerailError as exc:
+                    problems += exc.problems
         checks: list[tuple[Artifact, str, str, Path]] = []
         for artifact in artifacts:
-            if artifact.id != artifact_id_for(artifact.kind, artifact.files):
-                problems.append(Problem(f"manifest of {artifact.kind} {artifact.short_id} was edited: its file list "
-                                        "no longer matches its id", file=str(self.manifests / f"{artifact.id}.json"),
+            if artifact.id != _id_of(artifact):
+                problems.append(Problem(f"manifest of {artifact.kind} {artifact.short_id} was edited: its content "
+                                        "(files, parents, transform or meta) no longer matches its id", file=str(self.manifests / f"{artifact.id}.json"),
                                         fix="restore the manifest from a backup or re-run the step that made it"))
             checks += [(artifact, name, entry["sha256"], self.object_path(entry["sha256"]))
                        for name, entry in artifact.files.items()]
@@ -324,10 +334,32 @@ class Store:
         return order
 
 
-def artifact_id_for(kind: str, files: dict[str, dict[str, Any]]) -> str:
-    """An artifact's id: SHA-256 of its kind and sorted (name, sha256) pairs."""
-    content = json.dumps({"kind": kind, "files": {k: v["sha256"] for k, v in files.items()}}, sort_keys=True)
+def artifact_id_for(kind: str, files: dict[str, dict[str, Any]], parents: Iterable[str] = (), transform: str = "",
+                    meta: dict[str, Any] | None = None) -> str:
+    """An artifact's id: SHA-256 of its WHOLE manifest but the creation time.
+
+    Kind, files (name -> sha256), parents, transform and meta are all covered, so an edited
+    ``meta``, ``parents`` or ``transform`` is caught by ``verify`` like an edited file list, and
+    every id that names this artifact (split.json, a child's parents) pins what it says.
+    Identical blobs are still stored once; identical manifests get the same id.
+    """
+    content = json.dumps({"kind": kind, "files": {k: v["sha256"] for k, v in files.items()},
+                          "parents": sorted(parents), "transform": transform, "meta": meta or {}},
+                         sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+def _load_manifest(path: Path) -> Artifact:
+    """Read one manifest; a damaged one is a clear problem naming the file, never a traceback."""
+    try:
+        return Artifact(**json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as exc:  # invalid JSON, bad UTF-8, missing or unknown keys
+        raise TunerailError(Problem(f"unreadable store manifest ({type(exc).__name__}: {exc})", file=str(path),
+                                    fix="restore it from a backup, or delete it and re-run the step that made it")) from None
+
+
+def _id_of(artifact: Artifact) -> str:
+    return artifact_id_for(artifact.kind, artifact.files, artifact.parents, artifact.transform, artifact.meta)
 
 
 def _check_files(checks: list[tuple[str, str, str, Path]]) -> list[Problem]:
@@ -361,6 +393,7 @@ def verify_folder(folder: str | Path) -> tuple[Artifact, list[Problem]]:
     checks = [(f"{artifact.kind} {artifact.short_id}", name, entry["sha256"], folder / name)
               for name, entry in artifact.files.items()]
     problems = _check_files(checks)
-    if artifact.id != artifact_id_for(artifact.kind, artifact.files):
-        problems.insert(0, Problem("the manifest was edited: its file list no longer matches its id", file=str(manifest)))
+    if artifact.id != _id_of(artifact):
+        problems.insert(0, Problem("the manifest was edited: its content (files, parents, transform or meta) no longer "
+                                   "matches its id", file=str(manifest)))
     return artifact, problems

@@ -1,24 +1,77 @@
-"""Cost before compute: tokens, steps, time and money from a measured probe, and a hard cap.
+"""Cost before compute: tokens, steps, time and money from measured warm-up passes, and a hard cap.
 
-The estimate times a few real forward+backward passes on this hardware (no optimizer step, RNG
-restored, so the run itself is unchanged) and scales by the token count of the whole run; the
-cap is checked after every step and stops cleanly with a checkpoint.
+The estimate times a few real forward+backward passes on this hardware (no optimizer update, RNG
+restored, so the run itself is unchanged), takes the median seconds per token over batches of
+the run's typical sizes, adds the measured optimizer step and the measured cost of one
+evaluation with its checkpoint, and sums over the run's real batch sizes. During training the
+ratio of measured to estimated time of the work done so far rescales the rest: the ETA and the
+budget check follow the running rate, not the probe.
+
+Measured on a quiet machine, "training time" is the recipe's ``actual.seconds``: the training loop
+from step 1 to the end, evaluations and checkpoints inside it included (model loading, data
+preparation and the step-0 evaluation are not).
+
+``measure_rate`` and ``estimate_run`` take plain callables and numbers so another step
+(``select``'s candidate probe) can use them without the recipe.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable, Iterable, Sequence
 
 from tunerail.findings import Finding, Severity
 
-# Forward-only evaluation costs about a third of a training step per token (no backward).
+# Forward-only evaluation costs about a third of a training step per token (no backward); used only
+# when the evaluation was not timed.
 EVAL_COST_RATIO = 1 / 3
 
 
 @dataclass
+class Rate:
+    """Seconds of one forward+backward pass: ``overhead + per_token x tokens``, plus an optimizer step."""
+
+    per_token: float
+    overhead: float = 0.0
+    optimizer_step: float = 0.0
+
+    def micro_batch(self, tokens: float) -> float:
+        return self.overhead + self.per_token * tokens
+
+
+def fit_rate(samples: Sequence[tuple[float, float]]) -> Rate:
+    """Seconds per token from (tokens, seconds) samples: the median of the per-sample rates.
+
+    The median, not a mean or a least-squares line: on a shared machine one pass in a few takes
+    2-4x the others, and a fitted intercept swings with it. Warm-up passes are excluded upstream.
+    """
+    rates = sorted(s / t for t, s in samples if t > 0)
+    if not rates:
+        return Rate(0.0)
+    mid = len(rates) // 2
+    return Rate(rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2)
+
+
+def measure_rate(run_once: Callable[[Any], float], items: Iterable[Any], *, warmup: int = 1) -> Rate:
+    """Time ``run_once(item)`` (it returns the item's token count) and fit a :class:`Rate`.
+
+    The first ``warmup`` calls are run but not timed (kernel selection, allocator and autograd
+    warm-up make them several times slower than the steady state).
+    """
+    samples: list[tuple[float, float]] = []
+    for i, item in enumerate(items):
+        start = time.perf_counter()
+        tokens = run_once(item)
+        seconds = time.perf_counter() - start
+        if i >= warmup:
+            samples.append((float(tokens), seconds))
+    return fit_rate(samples)
+
+
+@dataclass
 class Estimate:
-    """What the run will (or did) take."""
+    """What the run will (or did) take, and the measured terms it was built from."""
 
     tokens: int  # padded training tokens processed (all epochs)
     steps: int
@@ -26,6 +79,12 @@ class Estimate:
     cost: float
     currency: str = "USD"
     seconds_per_step: float | None = None
+    per_token: float | None = None
+    overhead: float | None = None  # per micro-batch
+    optimizer_step: float | None = None
+    eval_seconds: float | None = None  # one evaluation with its checkpoint
+    evals: int | None = None
+    micro_per_step: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -35,13 +94,63 @@ class Estimate:
         money = f", {self.cost:.2f} {self.currency}" if self.cost else ""
         return f"{self.tokens:,} tokens, {self.steps} steps, ~{mins:.1f} min{money}"
 
+    def work_seconds(self, steps: int, tokens: float, evals: int) -> float:
+        """Estimated seconds of ``steps`` optimizer steps over ``tokens`` plus ``evals`` evaluations."""
+        if self.per_token is None:  # an estimate from an older run: proportional to tokens
+            return self.seconds * (tokens / self.tokens if self.tokens else 0.0)
+        return (steps * (self.micro_per_step * (self.overhead or 0.0) + (self.optimizer_step or 0.0))
+                + tokens * self.per_token + evals * (self.eval_seconds or 0.0))
 
-def estimate_run(*, seconds_per_token: float, train_tokens: int, steps: int, eval_tokens: int, evals: int,
-                 price_per_hour: float, currency: str = "USD") -> Estimate:
-    """Scale a measured seconds-per-token to the whole run (training plus evaluations)."""
-    seconds = seconds_per_token * (train_tokens + EVAL_COST_RATIO * eval_tokens * evals)
+    def projected(self, elapsed: float, steps: int, tokens: float, evals: int) -> float:
+        """Total seconds of the run at the measured running rate (the estimate rescaled by what was seen)."""
+        done = self.work_seconds(steps, tokens, evals)
+        if done <= 0 or elapsed <= 0:
+            return self.seconds
+        return self.seconds * elapsed / done
+
+
+def estimate_from_steps(probe: Estimate, *, window_seconds: float, window_steps: int, window_tokens: float,
+                        window_evals: int, elapsed: float, steps_done: int, tokens_done: float, evals_done: int,
+                        window_eval_seconds: float | None = None) -> Estimate:
+    """The run's estimate from a few measured training steps (the "warm-up window").
+
+    ``probe`` (from :func:`estimate_run`) gives the shape of the work (tokens per step, evaluations);
+    the window's measured seconds, less its evaluations at their timed cost, give the real
+    seconds per unit of training work. The rest of the run is that rate times what is left.
+    """
+    from dataclasses import replace
+
+    one_eval = probe.eval_seconds or 0.0
+    if window_evals and window_eval_seconds is not None:  # evaluations timed inside the window beat the step-0 one
+        one_eval = window_eval_seconds / window_evals
+    evals_cost = window_evals * one_eval
+    predicted = probe.work_seconds(window_steps, window_tokens, 0)
+    measured = window_seconds - evals_cost
+    ratio = measured / predicted if predicted > 0 and measured > 0 else 1.0
+    left_steps, left_tokens = max(0, probe.steps - steps_done), max(0.0, probe.tokens - tokens_done)
+    left_evals = max(0, (probe.evals or 0) - evals_done)
+    seconds = elapsed + ratio * probe.work_seconds(left_steps, left_tokens, 0) + left_evals * one_eval
+    scale = (lambda v: None if v is None else v * ratio)
+    return replace(probe, seconds=seconds, cost=cost_of(seconds, 0.0) if not probe.cost else probe.cost * seconds / probe.seconds,
+                   seconds_per_step=seconds / probe.steps if probe.steps else None, per_token=scale(probe.per_token),
+                   overhead=scale(probe.overhead), optimizer_step=scale(probe.optimizer_step), eval_seconds=one_eval)
+
+
+def estimate_run(*, seconds_per_token: float, train_tokens: int, steps: int, eval_tokens: int = 0, evals: int,
+                 price_per_hour: float, currency: str = "USD", rate: Rate | None = None,
+                 micro_batches: int | None = None, eval_seconds: float | None = None) -> Estimate:
+    """Scale measured rates to the whole run: training passes, optimizer steps and evaluations.
+
+    ``rate`` (from :func:`measure_rate`) adds the per-pass overhead and the optimizer step;
+    ``eval_seconds`` is one timed evaluation, else evaluations cost ``EVAL_COST_RATIO`` per token.
+    """
+    rate = rate or Rate(seconds_per_token)
+    micro = micro_batches if micro_batches is not None else steps
+    one_eval = eval_seconds if eval_seconds is not None else rate.per_token * EVAL_COST_RATIO * eval_tokens
+    seconds = micro * rate.overhead + steps * rate.optimizer_step + rate.per_token * train_tokens + evals * one_eval
     return Estimate(train_tokens, steps, seconds, seconds / 3600 * price_per_hour, currency,
-                    seconds / steps if steps else None)
+                    seconds / steps if steps else None, rate.per_token, rate.overhead, rate.optimizer_step,
+                    one_eval, evals, max(1, round(micro / steps)) if steps else 1)
 
 
 def cost_of(seconds: float, price_per_hour: float) -> float:
@@ -58,24 +167,33 @@ def over_budget(budget: Any, seconds: float) -> str | None:
     return None
 
 
-def check_estimate(estimate: Estimate, budget: Any) -> list[Finding]:
-    """TRN010: the estimate exceeds a cap, so the run will stop early (say so before it starts)."""
+def check_estimate(estimate: Estimate, budget: Any, *, basis: str = "estimated") -> list[Finding]:
+    """TRN010: the estimate exceeds a cap, so the run will stop early (say so before it starts).
+
+    ``basis`` words the message: ``estimated`` (before step 1) or ``projected at the measured rate``
+    (during training, from :meth:`Estimate.projected`).
+    """
     out: list[Finding] = []
     if budget.max_hours is not None and estimate.seconds / 3600 > budget.max_hours:
         share = budget.max_hours * 3600 / estimate.seconds
         out.append(Finding("budget.estimate", Severity.WARNING,
-                           f"the run is estimated at {estimate.seconds / 3600:.2f} h, over budget.max_hours "
+                           f"the run is {basis} at {_duration(estimate.seconds)}, over budget.max_hours "
                            f"{budget.max_hours:g} h: it will stop after about {100 * share:.0f} % of its steps",
                            "raise budget.max_hours, train fewer epochs or fewer rows, or accept a budget stop (with a checkpoint)",
-                           code="TRN010", details={"estimate_hours": estimate.seconds / 3600, "max_hours": budget.max_hours}))
+                           code="TRN010", details={"estimate_hours": estimate.seconds / 3600, "max_hours": budget.max_hours,
+                                                   "basis": basis}))
     if budget.max_cost is not None and budget.price_per_hour > 0 and estimate.cost > budget.max_cost:
         out.append(Finding("budget.estimate", Severity.WARNING,
-                           f"the run is estimated at {estimate.cost:.2f} {budget.currency}, over budget.max_cost "
+                           f"the run is {basis} at {estimate.cost:.2f} {budget.currency}, over budget.max_cost "
                            f"{budget.max_cost:g}: it will stop early",
                            "raise budget.max_cost or train less", code="TRN010",
-                           details={"estimate_cost": estimate.cost, "max_cost": budget.max_cost}))
-    if budget.max_cost is not None and budget.price_per_hour == 0:
+                           details={"estimate_cost": estimate.cost, "max_cost": budget.max_cost, "basis": basis}))
+    if budget.max_cost is not None and budget.price_per_hour == 0 and basis == "estimated":
         out.append(Finding("budget.estimate", Severity.WARNING,
                            "budget.max_cost is set but budget.price_per_hour is 0, so the cost cap can never fire",
                            "set budget.price_per_hour to what an hour of this machine costs", code="TRN011"))
     return out
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"

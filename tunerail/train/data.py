@@ -126,11 +126,14 @@ def load_replay_records() -> list[Record]:
     return records
 
 
-def replay_sample(n_train: int, ratio: float, seed: int) -> list[Record]:
-    """``ratio`` of the mixed training set drawn from the replay set (cycled when it runs out)."""
+def replay_sample(n_train: int, ratio: float, seed: int, pool: Sequence[Record] | None = None) -> list[Record]:
+    """``ratio`` of the mixed training set drawn from the replay set (cycled when it runs out).
+
+    ``pool`` narrows the bundled set (the recipe passes the rows that fit ``max_seq_length``).
+    """
     if ratio <= 0:
         return []
-    pool = load_replay_records()
+    pool = list(pool) if pool else load_replay_records()
     want = round(n_train * ratio / (1 - ratio))
     rng = random.Random(seed)
     out: list[Record] = []
@@ -139,6 +142,21 @@ def replay_sample(n_train: int, ratio: float, seed: int) -> list[Record]:
         rng.shuffle(batch)
         out.extend(batch[: want - len(out)])
     return out
+
+
+def replay_pool(tokenizer: Any, max_length: int) -> list[Record]:
+    """The bundled replay rows that fit ``max_length`` whole, or all of them when none fits.
+
+    Replay rows are tunerail's, not the user's: cutting them would teach truncated answers and
+    blame the user's data in the truncation warning, so only rows that fit are sampled.
+    """
+    from tunerail.config import PromptTemplate
+    from tunerail.prompting import training_lengths
+
+    pool = load_replay_records()
+    lengths = training_lengths(tokenizer, pool, PromptTemplate())
+    fitting = [r for r, n in zip(pool, lengths) if n <= max_length]
+    return fitting or pool
 
 
 def load_split(source: str | Path | Sequence[Any], config: Any, role: str) -> list[Record]:

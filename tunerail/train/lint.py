@@ -14,6 +14,7 @@ which is recorded); warnings and infos are shown and recorded.
 | TRN006 | lint.full_finetune        | full fine-tuning: cost and forgetting |
 | TRN007 | lint.validation_size      | validation split too small for early stopping to be reliable |
 | TRN008 | lint.guard_disabled       | a guardrail was switched off |
+| TRN009 | lint.replay_truncation    | tunerail's own replay rows (not the user's) do not fit max_seq_length |
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class LintInputs:
     lora_r: int | None = None
     lora_alpha: int | None = None
     early_stopping: bool = True
-    truncated: list[RowRef] = field(default_factory=list)
+    truncated: list[RowRef] = field(default_factory=list)  # the user's (task) rows only
+    replay_rows: int = 0  # tunerail's bundled replay rows mixed in (train.replay_ratio)
+    replay_truncated: int = 0  # of those, rows cut at max_seq_length
     disabled_guards: list[str] = field(default_factory=list)
 
 
@@ -85,16 +88,31 @@ def lint_batch_size(x: LintInputs) -> list[Finding]:
                     code="TRN003", details={"batch_size": x.batch_size, "steps_per_epoch": steps})]
 
 
-def lint_truncation(x: LintInputs, share: float = 0.05) -> list[Finding]:
+def lint_truncation(x: LintInputs, share: float = 0.05, most: float = 0.5) -> list[Finding]:
+    """TRN004 on the user's rows only; above ``most`` (half the rows cut) training is refused."""
     total = x.n_train
-    if not total or len(x.truncated) / total <= share:
+    cut = len(x.truncated)
+    if not total or cut / total <= share:
         return []
-    return [Finding("lint.truncation", Severity.WARNING,
-                    f"max_seq_length {x.max_seq_length} truncates {len(x.truncated)} of {total} training rows "
-                    f"({100 * len(x.truncated) / total:.0f} %): the model learns from cut-off prompts",
+    refuse = cut / total > most
+    return [Finding("lint.truncation", Severity.ERROR if refuse else Severity.WARNING,
+                    f"max_seq_length {x.max_seq_length} truncates {cut} of your {total} training rows "
+                    f"({100 * cut / total:.0f} %): the model learns from cut-off prompts"
+                    + ("; most rows would be cut, so training stops here" if refuse else ""),
                     "raise model.max_seq_length, or shorten/remove the longest rows (`tunerail doctor` lists them)",
                     rows=list(x.truncated), code="TRN004",
-                    details={"truncated": len(x.truncated), "share": len(x.truncated) / total})]
+                    details={"truncated": cut, "share": cut / total})]
+
+
+def lint_replay_truncation(x: LintInputs) -> list[Finding]:
+    """TRN009: the bundled replay rows are tunerail's, so the fix is a setting, never the user's data."""
+    if not x.replay_truncated:
+        return []
+    return [Finding("lint.replay_truncation", Severity.WARNING,
+                    f"{x.replay_truncated} of the {x.replay_rows} replay rows tunerail mixes in (its bundled general "
+                    f"instructions, not your data) are longer than max_seq_length {x.max_seq_length} and are cut",
+                    "raise model.max_seq_length, or lower train.replay_ratio; your own data needs no change",
+                    code="TRN009", details={"replay_truncated": x.replay_truncated, "replay_rows": x.replay_rows})]
 
 
 def lint_lora_rank(x: LintInputs) -> list[Finding]:
@@ -147,7 +165,7 @@ def lint_disabled_guards(x: LintInputs) -> list[Finding]:
 
 
 RULES: tuple[Callable[[LintInputs], list[Finding]], ...] = (
-    lint_learning_rate, lint_epochs, lint_batch_size, lint_truncation, lint_lora_rank, lint_full_finetune,
+    lint_learning_rate, lint_epochs, lint_batch_size, lint_truncation, lint_replay_truncation, lint_lora_rank, lint_full_finetune,
     lint_validation_size, lint_disabled_guards)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 _COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
@@ -19,7 +19,7 @@ class RichProgress:
         self.console = console
         self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
+                            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=console, transient=False)
         self.task: Any = None
         self.val = "-"
 
@@ -37,8 +37,11 @@ class RichProgress:
             self.console.print(f"[{colour}]{escape(info['message'])}[/]", highlight=False)
         elif event == "step":
             if self.task is None:
-                self.task = self.bar.add_task("train", total=info["total"], loss="-", val=self.val)
-            self.bar.update(self.task, completed=info["step"], loss=f"{info['loss']:.4f}")
+                self.task = self.bar.add_task("train", total=info["total"], loss="-", val=self.val, eta="-")
+            # The recipe's ETA follows the measured running rate, evaluations and checkpoints included.
+            eta = info.get("eta")
+            self.bar.update(self.task, completed=info["step"], loss=f"{info['loss']:.4f}",
+                            eta="-" if eta is None else _clock(eta))
         elif event == "eval" and info.get("val_loss") is not None:
             self.val = f"{info['val_loss']:.4f}" + (" *" if info.get("best_step") == info["step"] else "")
             if self.task is not None:
@@ -55,12 +58,18 @@ class RichProgress:
         self.console.print(table)
         est, act = result.estimate, result.actual
         if est:
-            self.console.print(f"estimate vs actual: {est['seconds'] / 60:.1f} vs {act['seconds'] / 60:.1f} min, "
+            basis = f" ({act['estimate_basis']})" if act.get("estimate_basis") else ""
+            self.console.print(f"estimate{basis} vs actual: {est['seconds'] / 60:.1f} vs {act['seconds'] / 60:.1f} min, "
                                f"{est['tokens']:,} vs {act['tokens']:,} tokens, cost {est['cost']:.2f} vs {act['cost']:.2f}")
         if result.guards_disabled:
             self.console.print(f"[yellow]guardrails switched off: {', '.join(result.guards_disabled)}[/]")
         self.console.print(f"best adapter: [bold]{result.adapter_dir}[/] (store {str(result.checkpoint_id)[:12]}, "
                            f"MLflow run {result.run_id or '-'}); padding waste {100 * result.padding_waste:.1f} %")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _num(value: Any) -> str:

@@ -36,14 +36,40 @@ from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
 from tunerail.prompting import pick_template
 from tunerail.train import budget as budget_mod
-from tunerail.train.data import (Example, collate, length_grouped_batches, load_split, padding_waste, replay_sample,
-                                 tokenize_records)
+from tunerail.train.data import (Example, collate, length_grouped_batches, load_split, padding_waste, replay_pool,
+                                 replay_sample, tokenize_records)
 from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
 from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
 
 Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class TrainHooks:
+    """Optional hooks for callers that run many trainings in one process (``tunerail sweep``).
+
+    on_eval : called with each evaluation row (after the checkpoint); a returned string stops
+        training there with that ``stopped_reason`` (pruned, budget share...).
+    base_model : a loaded base model to wrap with a fresh LoRA instead of loading one; the
+        caller removes the adapter afterwards (``peft`` ``unload()``).
+    cache : a dict reused across trainings for the tokenizer and tokenized rows.
+    """
+
+    on_eval: Callable[[dict[str, Any]], str | None] | None = None
+    base_model: Any = None
+    cache: dict[Any, Any] | None = None
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if self.cache is None:
+            return compute()
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+
 STATE_FILE = "trainer_state.pt"
 WEIGHTS_FILE = "trainable.safetensors"
+PROBE_WARMUP = 2  # untimed passes before the probe: the first two run 1.5-3x slower than the steady state
 
 
 @dataclass
@@ -68,6 +94,7 @@ class TrainResult:
     padding_waste: float
     data: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
+    weights_sha256: str | None = None  # this process's in-memory trainable weights at the end (DDP ranks must agree)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -87,12 +114,57 @@ def _cpu_has_native_bf16() -> bool:
         return False
 
 
-def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool) -> Any:
+MIN_SHARED_PREFIX = 4  # shorter common prefixes are not worth a second decoder call
+
+
+def shared_prefix_length(input_ids: Any, labels: Any) -> int:
+    """Tokens every row of the batch starts with, up to the first position whose hidden state the loss needs.
+
+    Rows rendered with one template share the system turn and the template's opening; the
+    prefix stops before the first answer-predicting position (``labels[:, i + 1] != -100``), so
+    every hidden state the loss reads comes from the per-row pass.
+    """
+    if input_ids.shape[0] < 2:
+        return 0
+    same = (input_ids == input_ids[:1]).all(dim=0)
+    lcp = int(same.long().cumprod(0).sum())
+    needed = (labels[:, 1:] != -100).any(dim=0).nonzero()
+    first = int(needed[0]) if len(needed) else input_ids.shape[1]
+    p = min(lcp, first, input_ids.shape[1] - 1)
+    return p if p >= MIN_SHARED_PREFIX else 0
+
+
+def _cache_kwarg(decoder: Any) -> str:
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+
+
+def decoder_hidden(decoder: Any, input_ids: Any, attention_mask: Any, prefix: int) -> Any:
+    """Last hidden states of positions ``prefix..`` with the shared prefix run once for the batch.
+
+    The prefix goes through the decoder once (batch 1, with gradients); its key/value cache is
+    repeated over the batch rows and the rest of each row attends to it. Same attention, same
+    positions, so the loss and the gradients equal the full computation (fp32 tolerance; dropout
+    masks of the prefix are shared by the rows). ``prefix`` 0 runs the plain full forward.
+    """
+    if prefix == 0:
+        return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    key = _cache_kwarg(decoder)
+    head = decoder(input_ids=input_ids[:1, :prefix], use_cache=True)
+    cache = getattr(head, key, None) or head.past_key_values
+    cache.batch_repeat_interleave(input_ids.shape[0])
+    rest = decoder(input_ids=input_ids[:, prefix:], attention_mask=attention_mask, use_cache=True, **{key: cache})
+    return rest.last_hidden_state
+
+
+def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool, shared_prefix: bool = True) -> Any:
     """Wrap the (peft) model so one forward returns (summed answer-token loss, token count).
 
     Going through one ``nn.Module`` keeps DDP's gradient sync intact. With ``answer_only_head``
     the decoder runs once for hidden states and the LM head is applied only where a label is
-    set, instead of materialising batch x length x vocab logits.
+    set, instead of materialising batch x length x vocab logits. With ``shared_prefix`` the
+    batch's common prompt prefix runs once (:func:`decoder_hidden`).
     """
     import torch
     import torch.nn.functional as F
@@ -105,6 +177,8 @@ def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool) -> A
             self._base = [base]  # not a submodule: already registered through self.model
             softcap = getattr(getattr(base, "config", None), "final_logit_softcapping", None)
             self.answer_only = answer_only_head and softcap is None and base.get_output_embeddings() is not None
+            self.shared_prefix = shared_prefix and self.answer_only
+            self.prefix_tokens_saved = 0  # rows x shared prefix tokens not recomputed (for the bench)
 
         def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> tuple[Any, Any]:
             targets = labels[:, 1:]
@@ -113,8 +187,10 @@ def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool) -> A
                                 dtype=torch.bfloat16, enabled=autocast_bf16):
                 if self.answer_only:
                     base = self._base[0]
-                    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-                    logits = base.get_output_embeddings()(hidden[:, :-1][mask])
+                    prefix = shared_prefix_length(input_ids, labels) if self.shared_prefix else 0
+                    self.prefix_tokens_saved += prefix * (input_ids.shape[0] - 1)
+                    hidden = decoder_hidden(base.get_decoder(), input_ids, attention_mask, prefix)
+                    logits = base.get_output_embeddings()(hidden[:, :-1][mask[:, prefix:]])
                 else:
                     logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask]
             loss_sum = F.cross_entropy(logits.float(), targets[mask], reduction="sum")
@@ -124,7 +200,8 @@ def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool) -> A
 
 
 def train(config: Any, *, train_data: str | Path | Sequence[Any], validation_data: str | Path | Sequence[Any] | None,
-          out_dir: str | Path, resume: bool = False, store: Any = None, progress: Progress | None = None) -> TrainResult:
+          out_dir: str | Path, resume: bool = False, store: Any = None, progress: Progress | None = None,
+          hooks: TrainHooks | None = None) -> TrainResult:
     """Fine-tune ``config.model.base`` on ``train_data``, guarded; returns the best checkpoint.
 
     Parameters
@@ -140,8 +217,10 @@ def train(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         Where the best checkpoint is stored with lineage; default ``config.store.path``.
     progress : callable(event, info), optional
         Called with ``setup``, ``estimate``, ``step``, ``eval`` and ``done`` events.
+    hooks : TrainHooks, optional
+        Per-evaluation callback, preloaded base model and tokenized-data cache (sweeps).
     """
-    recipe = TrainRecipe(config, out_dir=Path(out_dir), resume=resume, store=store, progress=progress)
+    recipe = TrainRecipe(config, out_dir=Path(out_dir), resume=resume, store=store, progress=progress, hooks=hooks)
     recipe.setup(train_data, validation_data)
     ok = False
     try:
@@ -156,10 +235,8 @@ def train(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
 class TrainRecipe:
     """setup -> train -> finish -> cleanup, torchtune style: one component per ``_setup_*``."""
 
-    def __init__(self, config: Any, *, out_dir: Path, resume: bool, store: Any, progress: Progress | None):
-        if config.train.head == "classifier":
-            raise TunerailError(Problem("train.head: classifier is not available in this version", field="train.head",
-                                        fix="use train.head: generation (the label is trained as the answer text)"))
+    def __init__(self, config: Any, *, out_dir: Path, resume: bool, store: Any, progress: Progress | None,
+                 hooks: TrainHooks | None = None):
         self.config = config
         self.tc = config.train
         self.out_dir = out_dir
@@ -179,9 +256,15 @@ class TrainRecipe:
         self.elapsed = 0.0  # training wall time, summed over resumed sessions
         self.stopped_reason = "completed"
         self.estimate: budget_mod.Estimate | None = None
+        self.probe_seconds: float | None = None  # the pre-run probe's estimate, kept beside the measured one
+        self.estimate_basis = "probe"
+        self._window: tuple[float, int, int] | None = None
+        self._eval_times: list[float] = []  # in-loop evaluations (with checkpoint) since the estimate window opened
         self.run_id: str | None = None
         self.best_dir: str | None = None
         self.tracker: Any = None
+        self.hooks = hooks or TrainHooks()
+        self._hook_stop: str | None = None
 
     # -- setup ---------------------------------------------------------------------------------
     def setup(self, train_data: Any, validation_data: Any) -> None:
@@ -203,8 +286,6 @@ class TrainRecipe:
         self._setup_optimizer()
         if state is not None:
             self._load_state(state)
-        elif self.tc.probe_steps > 0:
-            self._setup_estimate()
         self._setup_tracking()
 
     def _emit(self, event: str, **info: Any) -> None:
@@ -229,7 +310,14 @@ class TrainRecipe:
 
         pointer = json.loads(latest.read_text(encoding="utf-8"))
         folder = self.ckpt_root / pointer["dir"]
-        state = torch.load(folder / STATE_FILE, weights_only=False)
+        import pickle
+
+        try:  # tensors and plain data only: loading a checkpoint must never run code from it
+            state = torch.load(folder / STATE_FILE, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise TunerailError(Problem(f"the checkpoint state holds objects other than tensors and plain data "
+                                        f"({str(exc).splitlines()[0][:200]}); refusing to load it", file=str(folder / STATE_FILE),
+                                        fix="start a new --out; only resume from checkpoints tunerail wrote")) from None
         state["_folder"] = folder
         saved = state.get("fingerprint")
         if saved and saved != _resume_fingerprint(self.config):
@@ -241,7 +329,8 @@ class TrainRecipe:
     def _setup_data(self, train_data: Any, validation_data: Any) -> None:
         from tunerail.models import load_tokenizer
 
-        train_records = load_split(train_data, self.config, "train")
+        memo = self.hooks.memo
+        train_records = memo(("records", "train"), lambda: load_split(train_data, self.config, "train"))
         if validation_data is None:
             if "validation" not in self.disabled:
                 raise GuardrailError(Problem(
@@ -249,32 +338,39 @@ class TrainRecipe:
                     fix="pass --validation (written by `tunerail split`), or set train.guards.validation: false"))
             val_records = []
         else:
-            val_records = load_split(validation_data, self.config, "validation")
+            val_records = memo(("records", "validation"), lambda: load_split(validation_data, self.config, "validation"))
         self.n_task_rows = len(train_records)
-        replay = replay_sample(len(train_records), self.tc.replay_ratio, self.tc.seed)
-        self.tokenizer = load_tokenizer(self.config.model.base)
+        self.tokenizer = memo(("tokenizer", self.config.model.base), lambda: load_tokenizer(self.config.model.base))
         template = pick_template(self.config)
         max_len = self.config.model.max_seq_length
-        self.train_examples = tokenize_records(train_records, self.tokenizer, template, max_length=max_len,
-                                               loss_on=self.tc.loss_on)
+        pool = replay_pool(self.tokenizer, max_len) if self.tc.replay_ratio > 0 else None
+        replay = replay_sample(len(train_records), self.tc.replay_ratio, self.tc.seed, pool=pool)
+        key = (template.model_dump_json(), max_len, self.tc.loss_on)
+        self.train_examples = list(memo(("train",) + key, lambda: tokenize_records(
+            train_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on)))
         self.n_task_examples = len(self.train_examples)  # replay examples follow: indices >= this
         if replay:
             from tunerail.config import PromptTemplate
 
             self.train_examples += tokenize_records(replay, self.tokenizer, PromptTemplate(), max_length=max_len,
                                                     loss_on=self.tc.loss_on)
-        self.val_examples = tokenize_records(val_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on)
+        self.val_examples = memo(("validation",) + key, lambda: tokenize_records(
+            val_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on))
         self.lengths = [e.length for e in self.train_examples]
         self.batches_per_epoch = math.ceil(len(self.train_examples) / self.tc.batch_size)
         self.micro_per_step = self.tc.gradient_accumulation * self.world
         self.total_steps = max(1, math.ceil(self.tc.epochs * self.batches_per_epoch / self.micro_per_step))
-        self.eval_steps = self.tc.eval_steps or max(1, self.total_steps // 10)
+        # Estimate window: steps 2..this (a tenth of the run, at least 4 steps): long enough to average out noise.
+        self.warmup_steps = min(self.total_steps, max(1 + max(3, self.tc.probe_steps), math.ceil(self.total_steps / 10)))
+        self.eval_steps = self.tc.eval_steps or default_eval_steps(self.total_steps, self.batches_per_epoch / self.micro_per_step)
         self._epoch_cache: dict[int, list[list[int]]] = {}
         epoch0 = self._epoch_batches(0)
         self.padding_waste = padding_waste(epoch0, self.lengths)
         self.data_info = {
             "train_rows": len(train_records), "replay_rows": len(replay), "validation_rows": len(val_records),
-            "train_tokens_per_epoch": sum(self.lengths), "truncated_rows": sum(e.truncated for e in self.train_examples),
+            "train_tokens_per_epoch": sum(self.lengths),
+            "truncated_rows": sum(e.truncated for e in self.train_examples[:self.n_task_examples]),
+            "truncated_replay_rows": sum(e.truncated for e in self.train_examples[self.n_task_examples:]),
             "padding_waste": round(self.padding_waste, 4), "lineage": self._lineage(train_data, validation_data),
         }
         self._emit("setup", message=(f"data: {len(train_records)} train rows (+{len(replay)} replay), {len(val_records)} "
@@ -299,12 +395,15 @@ class TrainRecipe:
         return out
 
     def _setup_lint(self) -> None:
-        truncated = [e.ref for e in self.train_examples if e.truncated and e.ref is not None]
+        task = self.train_examples[:self.n_task_examples]
+        truncated = [e.ref for e in task if e.truncated and e.ref is not None]
         inputs = LintInputs(method=self.method, learning_rate=self.lr, epochs=self.tc.epochs,
                             batch_size=self.tc.batch_size * self.micro_per_step, n_train=self.n_task_rows,
                             n_validation=len(self.val_examples), max_seq_length=self.config.model.max_seq_length,
                             lora_r=self.tc.lora.r, lora_alpha=self.tc.lora.alpha,
                             early_stopping="early_stopping" not in self.disabled, truncated=truncated,
+                            replay_rows=len(self.train_examples) - self.n_task_examples,
+                            replay_truncated=self.data_info["truncated_replay_rows"],
                             disabled_guards=self.disabled)
         findings = lint_hyperparameters(inputs)
         if "lint" in self.disabled:
@@ -325,14 +424,16 @@ class TrainRecipe:
         self.bf16 = self._use_bf16()
         on_cpu = self.accelerator.device.type == "cpu"
         autocast = self.bf16 and (self.tc.bf16 == "autocast" or self.method == "full" or (on_cpu and self.tc.bf16 == "auto"))
-        base = load_base_model(self.config.model.base, method=self.method, bf16=self.bf16 and not autocast)
+        base = self.hooks.base_model
+        if base is None:
+            base = load_base_model(self.config.model.base, method=self.method, bf16=self.bf16 and not autocast)
         base.config.use_cache = False
         self.model = prepare_model(base, method=self.method, lora=self.tc.lora, seed=self.tc.seed)
         self.model.to(self.accelerator.device)
         self.params = count_parameters(self.model)
         precision = "bf16 autocast" if autocast else "bf16 base weights" if self.bf16 and self.method == "lora" else "fp32"
         self._emit("setup", message=f"{self.method} on {self.config.model.base}: {self.params} ({precision})")
-        loss_model = _loss_model(self.model, answer_only_head=True, autocast_bf16=autocast)
+        loss_model = _loss_model(self.model, answer_only_head=True, autocast_bf16=autocast, shared_prefix=self.tc.shared_prefix)
         self.loss_model = self.accelerator.prepare(loss_model)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
@@ -361,34 +462,68 @@ class TrainRecipe:
         self.early = EarlyStopping(self.tc.patience)
         self.divergence = DivergenceGuard()
 
-    def _setup_estimate(self) -> None:
-        """Time a few real forward+backward passes (no update, RNG restored) and scale to the run."""
+    def _setup_estimate(self, eval_seconds: float | None) -> None:
+        """Before step 1: time warm-up passes over batches of several sizes (no update, RNG restored).
+
+        The fit (per-pass overhead + per-token time), a timed optimizer step on a throwaway copy and
+        ``eval_seconds`` (the step-0 evaluation with its checkpoint, timed) are summed over the
+        run's real micro-batches and evaluations (``budget.estimate_run``).
+        """
         import torch
 
         rng = torch.get_rng_state()
-        order = sorted(range(self.batches_per_epoch), key=lambda b: self._batch_tokens(self._epoch_batches(0)[b]))
-        probe = [order[len(order) // 2]] * (self.tc.probe_steps + 1)  # a median-size batch; first pass warms up
-        seconds = tokens = 0.0
+        batches = self._epoch_batches(0)
+        order = sorted(range(len(batches)), key=lambda b: self._batch_tokens(batches[b]))
+        n = self.tc.probe_steps
+        # A median batch warms up (first pass: kernel choice, allocator); then sizes from the middle of
+        # the range (quartiles), where most of the run's batches are.
+        middle = [order[round((0.25 + 0.5 * (k + 0.5) / n) * (len(order) - 1))] for k in range(n)]
+        picks = [order[len(order) // 2]] * PROBE_WARMUP + middle
         self.loss_model.train()
-        for i, b in enumerate(probe):
-            batch = self._epoch_batches(0)[b]
-            start = time.perf_counter()
-            loss_sum, n = self.loss_model(**self._collate(batch))
-            self.accelerator.backward(loss_sum / n.clamp(min=1))
-            if i > 0:
-                seconds += time.perf_counter() - start
-                tokens += self._batch_tokens(batch)
+
+        def one_pass(b: int) -> int:
+            loss_sum, count = self.loss_model(**self._collate(batches[b]))
+            self.accelerator.backward(loss_sum / count.clamp(min=1))
+            return self._batch_tokens(batches[b])
+
+        rate = budget_mod.measure_rate(one_pass, picks, warmup=PROBE_WARMUP)
+        rate.optimizer_step = self._time_optimizer_step()
         self.optimizer.zero_grad(set_to_none=True)
         torch.set_rng_state(rng)
-        per_token = seconds / max(tokens, 1)
-        train_tokens = round(sum(self._batch_tokens(b) for b in self._epoch_batches(0)) * self.tc.epochs)
-        val_tokens = sum(e.length for e in self.val_examples)
+        # Real micro-batches of the whole run (the per-rank time of a global token is per_token / world).
+        micro = self.total_steps * self.micro_per_step
+        train_tokens = sum(self._batch_tokens(self._micro_batch(i)) for i in range(micro))
+        self._epoch_batches(0)
+        rate.per_token /= self.world
+        evals = self.total_steps // self.eval_steps + (1 if self.total_steps % self.eval_steps else 0)
         self.estimate = budget_mod.estimate_run(
-            seconds_per_token=per_token, train_tokens=train_tokens, steps=self.total_steps, eval_tokens=val_tokens,
-            evals=self.total_steps // self.eval_steps + 1, price_per_hour=self.config.budget.price_per_hour,
-            currency=self.config.budget.currency)
-        self.findings.extend(budget_mod.check_estimate(self.estimate, self.config.budget))
+            seconds_per_token=rate.per_token, rate=rate, train_tokens=train_tokens, steps=self.total_steps,
+            micro_batches=self.total_steps * self.tc.gradient_accumulation,
+            eval_tokens=sum(e.length for e in self.val_examples), eval_seconds=eval_seconds, evals=evals,
+            price_per_hour=self.config.budget.price_per_hour, currency=self.config.budget.currency)
         self._emit("estimate", estimate=self.estimate, message=f"estimate: {self.estimate}")
+        if "budget" in self.disabled:
+            return
+        for f in budget_mod.check_estimate(self.estimate, self.config.budget):
+            self.findings.append(f)  # before step 1: on screen and in train.json
+            self._emit("estimate", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
+
+    def _time_optimizer_step(self) -> float:
+        """Seconds of clip + AdamW step + zero_grad, timed on copies so the run's optimizer is untouched."""
+        import torch
+
+        copies = [p.detach().clone().requires_grad_(True) for p in self.trainable]
+        for c, p in zip(copies, self.trainable):
+            c.grad = p.grad.detach().clone() if p.grad is not None else torch.zeros_like(c)
+        opt = torch.optim.AdamW(copies, lr=self.lr, weight_decay=self.tc.weight_decay)
+        seconds = 0.0
+        for i in range(3):  # the first step allocates the moment buffers
+            start = time.perf_counter()
+            torch.nn.utils.clip_grad_norm_(copies, self.tc.max_grad_norm)
+            opt.step()
+            if i:
+                seconds += time.perf_counter() - start
+        return seconds / 2
 
     def _setup_tracking(self) -> None:
         from tunerail.train.tracking import environment, start_tracking
@@ -432,8 +567,16 @@ class TrainRecipe:
     def train(self) -> None:
         import torch
 
+        eval_seconds = None
         if self.step == 0 and not self.history and self.val_examples:
+            start = time.perf_counter()
             self._evaluate_and_checkpoint(train_loss=None, tokens=0, seconds=0.0)
+            eval_seconds = time.perf_counter() - start
+            if self._hook_stop is not None:
+                self.stopped_reason = self._hook_stop
+                return
+        if self.step == 0 and self.estimate is None and self.tc.probe_steps > 0:
+            self._setup_estimate(eval_seconds)
         if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
             self.stopped_reason = "early_stopping"  # resumed after it had stopped by itself: nothing left to do
             return
@@ -465,7 +608,8 @@ class TrainRecipe:
             self.step += 1
             loss_value = float(self._mean_across_ranks(step_loss))
             self.elapsed = elapsed_before + time.perf_counter() - session_start
-            self._emit("step", step=self.step, total=self.total_steps, loss=loss_value, lr=lr, seconds=self.elapsed)
+            eta = self._follow_rate(tokens)
+            self._emit("step", step=self.step, total=self.total_steps, loss=loss_value, lr=lr, seconds=self.elapsed, eta=eta)
             if "divergence" not in self.disabled:
                 finding = self.divergence.check(loss_value, self.step, self.lr, stream="replay" if has_replay else "task")
                 if finding is not None:
@@ -483,11 +627,45 @@ class TrainRecipe:
             if self.step % self.eval_steps == 0 or self.step == self.total_steps:
                 self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
                 window_losses = []
+                if self._hook_stop is not None:
+                    self.stopped_reason = self._hook_stop
+                    return
                 if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
                     self.stopped_reason = "early_stopping"
                     self._emit("guard", message=(f"early stopping: no improvement in {self.tc.patience} evaluations; "
                                                  f"best step {self.early.best_step} (val loss {self.early.best:.4f})"))
                     return
+
+    def _follow_rate(self, tokens: int) -> float | None:
+        """Seconds left at the measured running rate; after the warm-up steps, the measured estimate.
+
+        Step 1 is excluded from the window (first-pass warm-up); steps 2..``warmup_steps`` are the
+        measurement. The re-estimate is printed, recorded (``estimate``; the probe's is kept as
+        ``probe_seconds``) and checked against the budget (TRN010) once.
+        """
+        if self.estimate is None:
+            return None
+        evals = sum(1 for h in self.history if h["step"] > 0)
+        if self.step == 1:
+            self._window = (self.elapsed, tokens, evals)
+            self._eval_times = []
+        elif self._window is not None and self.step == self.warmup_steps and self.estimate_basis == "probe":
+            t0, k0, e0 = self._window
+            probe = self.estimate
+            self.estimate = budget_mod.estimate_from_steps(
+                probe, window_seconds=self.elapsed - t0, window_steps=self.step - 1, window_tokens=tokens - k0,
+                window_evals=evals - e0, elapsed=self.elapsed, steps_done=self.step, tokens_done=tokens, evals_done=evals,
+                window_eval_seconds=sum(self._eval_times))
+            self.probe_seconds, self.estimate_basis = probe.seconds, f"steps 2-{self.step} measured"
+            self._emit("estimate", estimate=self.estimate,
+                       message=f"estimate from steps 2-{self.step}: {self.estimate} (probe said ~{probe.seconds / 60:.1f} min)")
+            if "budget" not in self.disabled and not any(f.code == "TRN010" for f in self.findings):
+                for f in budget_mod.check_estimate(self.estimate, self.config.budget,
+                                                   basis=f"estimated from the measured steps 2-{self.step}"):
+                    self.findings.append(f)
+                    self._emit("guard", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
+        projected = self.estimate.projected(self.elapsed, self.step, tokens, evals)
+        return max(0.0, projected - self.elapsed)
 
     def _mean_across_ranks(self, value: Any) -> Any:
         if self.world == 1:
@@ -521,6 +699,12 @@ class TrainRecipe:
         return float(total[0] / total[1].clamp(min=1))
 
     def _evaluate_and_checkpoint(self, train_loss: float | None, tokens: int, seconds: float) -> None:
+        start = time.perf_counter()
+        self._evaluate_and_checkpoint_timed(train_loss, tokens, seconds)
+        if self.step > 0:
+            self._eval_times.append(time.perf_counter() - start)
+
+    def _evaluate_and_checkpoint_timed(self, train_loss: float | None, tokens: int, seconds: float) -> None:
         val_loss = self.evaluate()
         row = {"step": self.step, "epoch": round(self.step * self.micro_per_step / self.batches_per_epoch, 4),
                "train_loss": train_loss, "val_loss": val_loss, "lr": self.scheduler.get_last_lr()[0],
@@ -540,6 +724,8 @@ class TrainRecipe:
             self.tracker.log_metrics({k: row[k] for k in ("train_loss", "val_loss", "lr", "tokens", "seconds", "epoch")
                                       if row[k] is not None}, step=self.step)
         self._emit("eval", **row, best_step=self.early.best_step)
+        if self.hooks.on_eval is not None:
+            self._hook_stop = self.hooks.on_eval(row)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _unwrapped(self) -> Any:
@@ -581,8 +767,9 @@ class TrainRecipe:
             state = {"step": self.step, "history": self.history, "elapsed": self.elapsed, "best_dir": self.best_dir,
                      "early": self.early.state_dict(), "divergence": self.divergence.state_dict(),
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
+                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _plain_np_state()},
                      "run_id": self.run_id, "estimate": self.estimate.to_dict() if self.estimate else None,
+                     "estimate_basis": self.estimate_basis, "probe_seconds": self.probe_seconds,
                      "findings": [f.to_dict() for f in self.findings], "fingerprint": _resume_fingerprint(self.config),
                      "stopped_reason": self.stopped_reason}
             torch.save(state, tmp / STATE_FILE)
@@ -618,11 +805,14 @@ class TrainRecipe:
         self.early = EarlyStopping(**state["early"])
         self.divergence = DivergenceGuard(**state["divergence"])
         self.estimate = budget_mod.Estimate(**state["estimate"]) if state["estimate"] else None
+        self.estimate_basis = state.get("estimate_basis", "probe")
+        self.probe_seconds = state.get("probe_seconds")
         self.findings = [Finding(**{**f, "severity": Severity(f["severity"]),
                                     "rows": [RowRef(**r) for r in f.get("rows", [])]}) for f in state["findings"]]
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
+        kind, keys, pos, has_gauss, gauss = state["rng"]["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
 
     # -- finish --------------------------------------------------------------------------------
     def finish(self) -> TrainResult:
@@ -643,7 +833,9 @@ class TrainRecipe:
         self.accelerator.wait_for_everyone()
         best = next((h for h in self.history if h["step"] == self.early.best_step), None)
         actual = {"steps": self.step, "tokens": self.history[-1]["tokens"] if self.history else 0,
-                  "seconds": round(self.elapsed, 2), "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
+                  "seconds": round(self.elapsed, 2),
+                  "estimate_ratio": round(self.estimate.seconds / self.elapsed, 3) if self.estimate and self.elapsed else None,
+                  "estimate_basis": self.estimate_basis if self.estimate else None, "probe_seconds": self.probe_seconds, "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                   "processes": self.world}
         result = TrainResult(
@@ -653,7 +845,8 @@ class TrainRecipe:
             best_val_loss=best["val_loss"] if best else None, stopped_reason=self.stopped_reason,
             estimate=self.estimate.to_dict() if self.estimate else None, actual=actual, findings=sort_findings(self.findings),
             guards_disabled=self.disabled, parameters={"trainable": self.params.trainable, "total": self.params.total},
-            padding_waste=self.padding_waste, data=self.data_info, out_dir=self.out_dir)
+            padding_waste=self.padding_waste, data=self.data_info, out_dir=self.out_dir,
+            weights_sha256=_weights_digest(self._unwrapped()))
         if self.main:
             meta = {"base_model": self.config.model.base, "method": self.method, "best_step": result.best_step,
                     "best_val_loss": result.best_val_loss, "stopped_reason": self.stopped_reason, "mlflow_run_id": self.run_id,
@@ -680,8 +873,38 @@ class TrainRecipe:
         self.accelerator.end_training()
 
 
+def default_eval_steps(total_steps: int, steps_per_epoch: float) -> int:
+    """Steps between evaluations: ~10 per run, and at least 4 per epoch.
+
+    Early stopping acts after ``patience`` evaluations without improvement; with only ~10
+    evaluations over a 40-epoch run it could not stop before epoch 12. Four per epoch lets
+    the default patience (3) stop an overfitting run within its first epochs.
+    """
+    return max(1, min(total_steps // 10, math.ceil(steps_per_epoch / 4)))
+
+
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _weights_digest(model: Any) -> str:
+    """SHA-256 of the trainable parameters as they are in memory (not of a file rank 0 wrote)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if param.requires_grad:
+            digest.update(name.encode())
+            digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _plain_np_state() -> list[Any]:
+    """numpy's RNG state as plain Python values (an ndarray would need weights_only=False to load)."""
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
 
 
 def _resume_fingerprint(config: Any) -> str:

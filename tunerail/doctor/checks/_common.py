@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from tunerail.data.loaders import _pick as pick_column
 from tunerail.data.records import Record
 from tunerail.doctor.context import CheckContext
-from tunerail.findings import RowRef
+from tunerail.findings import Finding, RowRef, Severity
+
+
+def found(severity: Severity, message: str, fix: str, **kwargs: Any) -> Finding:
+    """A finding of the running check: ``@register`` fills in its name and code (typed once, there)."""
+    return Finding("", severity, message, fix, **kwargs)
 
 
 def refs(records: Sequence[Record], positions: Iterable[int]) -> list[RowRef]:
@@ -16,8 +21,10 @@ def refs(records: Sequence[Record], positions: Iterable[int]) -> list[RowRef]:
 
 
 def excerpt(text: str, limit: int = 60) -> str:
-    """A one-line, shortened quote of ``text`` for messages."""
-    text = " ".join(text.split())
+    """A one-line, shortened quote of ``text`` for messages (redacted before it is cut, so no half key shows)."""
+    from tunerail.report.redact import redact_text
+
+    text = " ".join(redact_text(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

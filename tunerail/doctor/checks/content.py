@@ -6,7 +6,7 @@ import hashlib
 import re
 
 from tunerail.data.records import normalize_text
-from tunerail.doctor.checks._common import excerpt, is_generation, refs
+from tunerail.doctor.checks._common import excerpt, found, is_generation, refs
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -35,7 +35,7 @@ def boilerplate(ctx: CheckContext) -> list[Finding]:
         if len(members) < min_rows or len(prompts) < 2:
             continue  # identical rows are exact duplicates, reported there
         key = hashlib.sha1(answer.encode("utf-8")).hexdigest()[:10]
-        out.append(Finding("content.boilerplate", Severity.WARNING,
+        out.append(found(Severity.WARNING,
                            f"the same answer is given to {len(members)} rows with {len(prompts)} different prompts: \"{excerpt(ctx.records[members[0]].completion)}\"",
                            "vary or deduplicate these answers; keep a few of these rows at most",
                            rows=refs(ctx.records, members), cluster=f"boilerplate-{key}",
@@ -72,7 +72,7 @@ def refusal(ctx: CheckContext) -> list[Finding]:
     for rec in ctx.records:
         match = _REFUSAL.search(rec.completion)
         if match:
-            out.append(Finding("content.refusal", Severity.WARNING,
+            out.append(found(Severity.WARNING,
                                f"answer refuses or disclaims: \"{excerpt(rec.completion[max(0, match.start() - 10):], 70)}\"",
                                "regenerate or drop the row unless refusing is the behaviour you want to teach",
                                rows=[rec.ref], details={"phrase": match.group(0)}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from tunerail.data.records import normalize_text
-from tunerail.doctor.checks._common import excerpt, refs
+from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -31,8 +31,7 @@ def exact_duplicates(ctx: CheckContext) -> list[Finding]:
     out = []
     for key, members in exact_clusters(ctx.texts):
         first = ctx.records[members[0]]
-        out.append(Finding(
-            "duplicates.exact", Severity.WARNING,
+        out.append(found(Severity.WARNING,
             f"{len(members)} rows are identical after normalisation (first at line {first.line}): "
             f"\"{excerpt(first.prompt)}\" → \"{excerpt(first.completion, 40)}\"",
             "keep one row per cluster (--fix keeps the first)",

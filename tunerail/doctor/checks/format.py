@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 
 from tunerail.data.records import Rejection
-from tunerail.doctor.checks._common import excerpt, instruction_parts, text_fields
+from tunerail.doctor.checks._common import excerpt, found, instruction_parts, text_fields
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -38,7 +39,7 @@ def _rejections(ctx: CheckContext, kind: str, fix: str) -> list[Finding]:
     for rej in ctx.rejections:
         if rejection_kind(rej) != kind:
             continue
-        out.append(Finding(kind, Severity.ERROR, f"line {rej.ref.line}: {rej.reason}", fix,
+        out.append(found(Severity.ERROR, f"line {rej.ref.line}: {rej.reason}", fix,
                            rows=[rej.ref], details={**DROP, **({"field": rej.field} if rej.field else {})}))
     return out
 
@@ -91,6 +92,34 @@ def no_assistant_turn(ctx: CheckContext) -> list[Finding]:
     return _rejections(ctx, "format.no_assistant_turn", "add the assistant's answer or drop the conversation (--fix)")
 
 
+@register("DOC011", "format.encoding")
+def encoding(ctx: CheckContext) -> list[Finding]:
+    """Files that are not plain UTF-8: the encoding they were read in (byte-order mark or detected).
+
+    Anti-pattern: a Latin-1 export decoded as UTF-8 with replacement characters, written into
+    the clean file without a word. The loader decodes BOM files and detected encodings strictly
+    (or stops); a detected encoding is a guess, so it is a warning. Fix: save the file as UTF-8.
+    """
+    from tunerail.data.loaders import detect_encoding
+
+    files = sorted({r.ref.file for r in [*ctx.records[:1], *ctx.rejections[:1]] if r.ref.file})
+    out = []
+    for name in files:
+        path = Path(name)
+        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt"):
+            continue
+        enc = detect_encoding(path)
+        if enc.is_plain_utf8:
+            continue
+        guessed = enc.how == "detected"
+        out.append(found(Severity.WARNING if guessed else Severity.INFO,
+                           f"{name} is not plain UTF-8: read as {enc.describe()}"
+                           + ("; check the examples read correctly" if guessed else ""),
+                           "save the file as UTF-8 without BOM (e.g. `iconv -f <encoding> -t utf-8`)",
+                           details={"encoding": enc.name, "how": enc.how, "file": name}))
+    return out
+
+
 @register("DOC006", "format.mojibake")
 def mojibake(ctx: CheckContext) -> list[Finding]:
     """Text decoded with the wrong encoding ("cafÃ©", "â€™"), detected by ``ftfy``.
@@ -105,7 +134,7 @@ def mojibake(ctx: CheckContext) -> list[Finding]:
     for rec in ctx.records:
         for name, text in text_fields(rec, ctx):
             if text and is_bad(text):
-                out.append(Finding("format.mojibake", Severity.WARNING,
+                out.append(found(Severity.WARNING,
                                    f"field '{name}' looks wrongly decoded: \"{excerpt(text)}\" (ftfy repairs it to \"{excerpt(ftfy.fix_text(text))}\")",
                                    "repair with ftfy.fix_text, or re-export the source as UTF-8",
                                    rows=[rec.ref], details={"field": name}))
@@ -138,7 +167,7 @@ def control_chars(ctx: CheckContext) -> list[Finding]:
             bad = _bad_chars(text)
             if bad:
                 kinds = sorted({f"U+{ord(c):04X}" for c in bad})
-                out.append(Finding("format.control_chars", Severity.WARNING,
+                out.append(found(Severity.WARNING,
                                    f"field '{name}' contains {len(bad)} control/replacement character(s): {', '.join(kinds[:5])}",
                                    "strip control characters; U+FFFD means the file was not valid UTF-8: re-export it",
                                    rows=[rec.ref], details={"field": name, "characters": kinds}))
@@ -169,7 +198,7 @@ def markup(ctx: CheckContext) -> list[Finding]:
         for name, text in text_fields(rec, ctx):
             match = _TAG.search(text) or _ENTITY.search(text)
             if match:
-                out.append(Finding("format.markup", Severity.WARNING,
+                out.append(found(Severity.WARNING,
                                    f"field '{name}' contains leftover markup {match.group(0)[:40]!r}",
                                    "convert to plain text: strip the tags and html.unescape the entities",
                                    rows=[rec.ref], details={"field": name, "markup": match.group(0)[:80]}))
@@ -196,7 +225,7 @@ def escape_chars(ctx: CheckContext) -> list[Finding]:
         for name, text in text_fields(rec, ctx):
             match = _ESCAPES.search(text)
             if match and "```" not in text:
-                out.append(Finding("format.escape_chars", Severity.WARNING,
+                out.append(found(Severity.WARNING,
                                    f"field '{name}' contains the literal escape {match.group(0)!r}: text escaped twice",
                                    "unescape the text once (json.loads of the quoted string) in the export",
                                    rows=[rec.ref], details={"field": name}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from tunerail.doctor.checks._common import answer_field, excerpt, instruction_parts, is_generation
+from tunerail.doctor.checks._common import answer_field, excerpt, found, instruction_parts, is_generation
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -49,7 +49,7 @@ def missing_input(ctx: CheckContext) -> list[Finding]:
             continue
         match = _REFERS.search(instruction)
         if match and not _INLINE_CONTENT.search(instruction[match.start():]):
-            out.append(Finding("instruct.missing_input", Severity.WARNING,
+            out.append(found(Severity.WARNING,
                                f"instruction refers to {match.group(0).strip()!r} but the input is empty: \"{excerpt(instruction)}\"",
                                "add the input the instruction refers to, or drop the row",
                                rows=[rec.ref], details={"phrase": match.group(0).strip()}))
@@ -89,7 +89,7 @@ def unseen_input(ctx: CheckContext) -> list[Finding]:
             if not bare or _ABOUT_URLS.search(instruction):
                 continue
             what = f"only a URL ({url.group(0).rstrip(').,;]')[:60]})"
-        out.append(Finding("instruct.unseen_input", Severity.WARNING,
+        out.append(found(Severity.WARNING,
                            f"the prompt gives {what}: the model cannot see that content and the answer is invented",
                            "paste the content the task needs (the text, a description of the image) or drop the row",
                            rows=[rec.ref], details={"what": what}))
@@ -115,7 +115,7 @@ def placeholder_output(ctx: CheckContext) -> list[Finding]:
         if rec.format == "text_label":
             continue
         if _PLACEHOLDER_OUTPUT.match(rec.completion):
-            out.append(Finding("instruct.placeholder_output", Severity.ERROR,
+            out.append(found(Severity.ERROR,
                                f"field '{answer_field(rec, ctx)}' is a placeholder: {rec.completion.strip()[:40]!r}",
                                "drop the row (--fix does) or write a real answer",
                                rows=[rec.ref], details={"fix_action": "drop"}))
@@ -143,7 +143,7 @@ def empty_input_marker(ctx: CheckContext) -> list[Finding]:
             continue
         _, extra, _ = instruction_parts(rec, ctx)
         if _is_empty_marker(extra):
-            out.append(Finding("instruct.empty_input_marker", Severity.WARNING,
+            out.append(found(Severity.WARNING,
                                f"input is the marker {extra.strip()!r} instead of an empty string",
                                "replace the marker with \"\" so every row without input looks the same",
                                rows=[rec.ref], details={"marker": extra.strip()}))
@@ -168,7 +168,7 @@ def merged(ctx: CheckContext) -> list[Finding]:
         _, _, answer = instruction_parts(rec, ctx)
         match = _NUMBERED_MERGED.search(answer) or _MERGED.search(answer)
         if match:
-            out.append(Finding("instruct.merged", Severity.WARNING,
+            out.append(found(Severity.WARNING,
                                f"the answer contains another task block {excerpt(match.group(0).strip(), 40)!r}",
                                "cut the answer before the extra block, or split the blocks into separate rows",
                                rows=[rec.ref], details={"marker": match.group(0).strip()[:60]}))
@@ -219,7 +219,7 @@ def code_missing(ctx: CheckContext) -> list[Finding]:
             if not ask or looks_like_code(answer):
                 continue
             where, phrase = "answer", ask.group(0)
-        out.append(Finding("instruct.code_missing", Severity.WARNING,
+        out.append(found(Severity.WARNING,
                            f"code task ({phrase.strip()!r}) but the {where} contains no code",
                            "add the code the task is about, or drop the row",
                            rows=[rec.ref], details={"missing_in": where}))

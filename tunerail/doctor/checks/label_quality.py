@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tunerail.doctor.checks._common import excerpt
+from tunerail.doctor.checks._common import excerpt, found
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -39,8 +39,7 @@ def likely_mislabeled(ctx: CheckContext) -> list[Finding]:
         rec = ctx.records[pos]
         probs = audit.pred_probs[k]
         suggested = int(np.argmax(probs))
-        findings.append(Finding(
-            "labels.likely_mislabeled", Severity.WARNING,
+        findings.append(found(Severity.WARNING,
             f"label '{rec.label}' looks wrong: a classifier trained on the other rows says "
             f"'{audit.classes[suggested]}' ({probs[suggested]:.0%}) for \"{excerpt(rec.prompt)}\"",
             f"check the row; relabel it '{audit.classes[suggested]}' if that is right, or drop it if ambiguous",
@@ -81,8 +80,7 @@ def outliers(ctx: CheckContext) -> list[Finding]:
             rec = ctx.records[int(ix[k])]
             far = result.distance[k] > result.far_fence
             scope = f"class '{label}'" if label is not None else "the dataset"
-            findings.append(Finding(
-                "content.outlier", Severity.WARNING if far else Severity.INFO,
+            findings.append(found(Severity.WARNING if far else Severity.INFO,
                 f"row is unlike the rest of {scope} (outlier score {result.scores[k]:.3f}): \"{excerpt(rec.prompt)}\"",
                 "read it: drop it if it is noise or off-topic; if it is a real rare case, add more rows like it",
                 rows=[rec.ref],

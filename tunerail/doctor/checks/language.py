@@ -14,6 +14,7 @@ from typing import Any
 
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
+from tunerail.doctor.checks._common import found
 from tunerail.findings import Finding, Severity
 
 
@@ -72,7 +73,7 @@ def mismatch(ctx: CheckContext) -> list[Finding]:
         if _TRANSLATION.search(rec.prompt):
             continue  # translation tasks contain other languages by design
         if item is not None and item[0] != expected and item[1] >= conf:
-            out.append(Finding("language.mismatch", Severity.WARNING,
+            out.append(found(Severity.WARNING,
                                f"row is in '{item[0]}' (confidence {item[1]:.2f}), the dataset is in '{expected}'",
                                "translate or drop the row; set doctor.language if several languages are intended",
                                rows=[rec.ref], details={"language": item[0], "confidence": round(item[1], 3), "expected": expected}))
@@ -93,7 +94,7 @@ def language_distribution(ctx: CheckContext) -> list[Finding]:
     short = sum(item is None for item in langs)
     unsure = sum(item is not None and item[1] < conf for item in langs)
     mix = ", ".join(f"{lang} {n}" for lang, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8])
-    return [Finding("language.distribution", Severity.INFO,
+    return [found(Severity.INFO,
                     f"languages: {mix} ({short} rows too short to tell, {unsure} uncertain)",
                     "nothing to do unless the mix is unexpected",
                     details={"languages": dict(sorted(counts.items())), "too_short": short, "uncertain": unsure})]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from tunerail.doctor.checks._common import answer_field, excerpt, is_generation
+from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
 from tunerail.doctor.checks.instruct import looks_like_code
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
@@ -27,7 +27,7 @@ def truncated(ctx: CheckContext) -> list[Finding]:
     out = []
     for rec, n in zip(ctx.records, ctx.token_lengths):
         if n > limit:
-            out.append(Finding("lengths.truncated", Severity.WARNING,
+            out.append(found(Severity.WARNING,
                                f"{n} tokens with the chat template, over model.max_seq_length={limit}: the last {n - limit} tokens would be cut",
                                f"raise model.max_seq_length to at least {n}, shorten the row, or drop it",
                                rows=[rec.ref], details={"tokens": n, "max_seq_length": limit}))
@@ -46,7 +46,7 @@ def empty_answer(ctx: CheckContext) -> list[Finding]:
     out = []
     for rec in ctx.records:
         if not _ALNUM.search(rec.completion):
-            out.append(Finding("lengths.empty_answer", Severity.ERROR,
+            out.append(found(Severity.ERROR,
                                f"field '{answer_field(rec, ctx)}' has no words: {rec.completion.strip()[:20]!r}",
                                "write the answer or drop the row (--fix drops it)",
                                rows=[rec.ref], details={"fix_action": "drop"}))
@@ -67,7 +67,7 @@ def short_answer(ctx: CheckContext) -> list[Finding]:
     for rec in ctx.records:
         size = len("".join(rec.completion.split()))
         if 0 < size < limit and _ALNUM.search(rec.completion):
-            out.append(Finding("lengths.short_answer", Severity.INFO,
+            out.append(found(Severity.INFO,
                                f"answer is only {size} character(s): {rec.completion.strip()!r}",
                                "check the answer is complete; set doctor.min_answer_chars to suit the task",
                                rows=[rec.ref], details={"chars": size}))
@@ -143,7 +143,7 @@ def cut_off(ctx: CheckContext) -> list[Finding]:
     for rec in ctx.records:
         reason = cut_off_reason(rec.completion)
         if reason:
-            out.append(Finding("lengths.cut_off", Severity.WARNING,
+            out.append(found(Severity.WARNING,
                                f"answer looks cut off ({reason}): \"…{excerpt(rec.completion[-60:], 60)}\"",
                                "complete or regenerate the answer, or drop the row",
                                rows=[rec.ref], details={"reason": reason}))

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from tunerail.doctor.checks._common import text_fields
+from tunerail.doctor.checks._common import found, text_fields
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -144,7 +144,7 @@ _WHAT = {"email": "an e-mail address", "phone": "a phone number", "card": "a pay
          "iban": "an IBAN (checksum-valid)", "ip": "an IP address", "secret": "a secret", "private_key": "a private key"}
 
 
-def _findings(ctx: CheckContext, kind: str, check: str, severity: Severity, fix: str) -> list[Finding]:
+def _findings(ctx: CheckContext, kind: str, severity: Severity, fix: str) -> list[Finding]:
     out = []
     for rec, matches in zip(ctx.records, _row_matches(ctx)):
         hits = [(name, m) for name, m in matches if m.kind == kind]
@@ -154,7 +154,7 @@ def _findings(ctx: CheckContext, kind: str, check: str, severity: Severity, fix:
         detail = sorted({m.detail for _, m in hits if m.detail})
         what = _WHAT[kind] + (f" ({', '.join(detail)})" if detail else "")
         sev = Severity.INFO if kind == "ip" and all(m.detail != "public" for _, m in hits) else severity
-        out.append(Finding(check, sev, f"{len(hits)} × {what} in field(s) {', '.join(fields)}", fix,
+        out.append(found(sev, f"{len(hits)} × {what} in field(s) {', '.join(fields)}", fix,
                            rows=[rec.ref], details={"fields": fields, "count": len(hits), **({"kinds": detail} if detail else {})}))
     return out
 
@@ -168,7 +168,7 @@ def email(ctx: CheckContext) -> list[Finding]:
 
     Anti-pattern: a model fine-tuned on support logs repeats customers' addresses. Fix: mask.
     """
-    return _findings(ctx, "email", "pii.email", Severity.WARNING, _MASK_FIX)
+    return _findings(ctx, "email", Severity.WARNING, _MASK_FIX)
 
 
 @register("DOC036", "pii.phone")
@@ -177,7 +177,7 @@ def phone(ctx: CheckContext) -> list[Finding]:
 
     Fix: mask them before training.
     """
-    return _findings(ctx, "phone", "pii.phone", Severity.WARNING, _MASK_FIX)
+    return _findings(ctx, "phone", Severity.WARNING, _MASK_FIX)
 
 
 @register("DOC037", "pii.card_number")
@@ -186,7 +186,7 @@ def card_number(ctx: CheckContext) -> list[Finding]:
 
     Anti-pattern: card numbers in training data are a compliance breach (PCI DSS). Fix: mask.
     """
-    return _findings(ctx, "card", "pii.card_number", Severity.ERROR, _MASK_FIX)
+    return _findings(ctx, "card", Severity.ERROR, _MASK_FIX)
 
 
 @register("DOC038", "pii.iban")
@@ -195,7 +195,7 @@ def iban(ctx: CheckContext) -> list[Finding]:
 
     Fix: mask them before training.
     """
-    return _findings(ctx, "iban", "pii.iban", Severity.WARNING, _MASK_FIX)
+    return _findings(ctx, "iban", Severity.WARNING, _MASK_FIX)
 
 
 @register("DOC039", "pii.ip_address")
@@ -204,7 +204,7 @@ def ip_address(ctx: CheckContext) -> list[Finding]:
 
     Fix: mask public addresses; private ones are usually harmless examples.
     """
-    return _findings(ctx, "ip", "pii.ip_address", Severity.WARNING, _MASK_FIX)
+    return _findings(ctx, "ip", Severity.WARNING, _MASK_FIX)
 
 
 @register("DOC040", "secrets.token")
@@ -214,7 +214,7 @@ def token(ctx: CheckContext) -> list[Finding]:
     Anti-pattern: a model can reproduce a key verbatim from its training data. Fix: revoke the
     key now, then mask it in the data.
     """
-    return _findings(ctx, "secret", "secrets.token", Severity.ERROR, "revoke the key, then mask it (--fix with doctor.mask_pii: true)")
+    return _findings(ctx, "secret", Severity.ERROR, "revoke the key, then mask it (--fix with doctor.mask_pii: true)")
 
 
 @register("DOC041", "secrets.private_key")
@@ -223,4 +223,4 @@ def private_key(ctx: CheckContext) -> list[Finding]:
 
     Fix: revoke the key, then remove it from the data.
     """
-    return _findings(ctx, "private_key", "secrets.private_key", Severity.ERROR, "revoke the key, then remove it (--fix with doctor.mask_pii: true)")
+    return _findings(ctx, "private_key", Severity.ERROR, "revoke the key, then remove it (--fix with doctor.mask_pii: true)")

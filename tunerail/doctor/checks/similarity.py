@@ -9,11 +9,12 @@ pick one of two labels).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 
 from tunerail.data.records import normalize_text
-from tunerail.doctor.checks._common import excerpt, refs
+from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.near_duplicates import (clusters_from_pairs, jaccard, near_duplicate_pairs, shingles)
 from tunerail.doctor.registry import register
@@ -66,8 +67,7 @@ def near_duplicates(ctx: CheckContext) -> list[Finding]:
         first = shingles(ctx.texts[group[0]])
         sims = [round(jaccard(first, shingles(ctx.texts[i])), 4) for i in group]
         head = ctx.records[group[0]]
-        findings.append(Finding(
-            "duplicates.near", Severity.WARNING,
+        findings.append(found(Severity.WARNING,
             f"{len(group)} rows are near-duplicates (word-set Jaccard >= {threshold:g}) of line {head.line}: "
             f"\"{excerpt(head.prompt)}\"",
             "keep one row per cluster (--fix keeps the first); if the edits matter, make the rows differ more",
@@ -102,8 +102,7 @@ def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
     findings = []
     for group in clusters_from_pairs(len(ctx.records), pairs):
         head = ctx.records[group[0]]
-        findings.append(Finding(
-            "duplicates.semantic", Severity.INFO if ctx.is_classification else Severity.WARNING,
+        findings.append(found(Severity.INFO if ctx.is_classification else Severity.WARNING,
             f"{len(group)} rows are paraphrases (MiniLM cosine >= {threshold:g}) of line {head.line}: "
             f"\"{excerpt(head.prompt)}\"",
             "drop redundant paraphrases, or keep the cluster in one split (tunerail split groups them)",
@@ -120,12 +119,41 @@ def _conflict_groups(ctx: CheckContext, exact: list[tuple[int, int]], similar: I
     so "where is my card" (card_arrival) does not chain to every card question.
     """
     answer = _answer_key(ctx)
-    disagree = [(i, j) for i, j in similar if answer(i) != answer(j) and not _answers_agree(ctx, (i, j))]
+    disagree = [(i, j) for i, j in similar if answer(i) != answer(j) and not _answers_agree(ctx, (i, j))
+                and not (ctx.is_classification and minimal_pair(ctx.records[i].prompt, ctx.records[j].prompt))]
     out = []
     for cluster in clusters_from_pairs(len(ctx.records), exact + disagree):
         if len({answer(i) for i in cluster}) > 1 and not _answers_agree(ctx, cluster):
             out.append(cluster)
     return out
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def minimal_pair(a: str, b: str) -> bool:
+    """True when one prompt adds content words to the other, and those words may decide the label.
+
+    "A payment I didn't do" / "A direct debit payment I didn't do": the added "direct debit" is
+    what makes the second a direct-debit intent, so differing labels are expected, not a
+    conflict. Only additions count: stop words, punctuation and typos (a word within edit ratio
+    0.8 of a word on the other side) are not decisive, and a substitution ("charged" /
+    "billed") may be a paraphrase, so it still counts as a conflict.
+    """
+    import difflib
+
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    wa, wb = set(_WORDS.findall(a.casefold())), set(_WORDS.findall(b.casefold()))
+    only_a = {w for w in wa - wb if w not in ENGLISH_STOP_WORDS}
+    only_b = {w for w in wb - wa if w not in ENGLISH_STOP_WORDS}
+
+    def typo_of(word: str, others: set[str]) -> bool:
+        return any(difflib.SequenceMatcher(None, word, o).ratio() >= 0.8 for o in others)
+
+    only_a = {w for w in only_a if not typo_of(w, wb - wa)}
+    only_b = {w for w in only_b if not typo_of(w, wa - wb)}
+    return bool(only_a) != bool(only_b)  # content words added on one side only
 
 
 def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:
@@ -152,10 +180,15 @@ def _near_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
     return [(i, j) for i, j, _ in near_duplicate_pairs(ctx.prompts, ctx.config.doctor.near_duplicate_threshold)]
 
 
-def _conflict_finding(ctx: CheckContext, group: list[int], how: str, code_name: str) -> Finding:
+def _conflict_finding(ctx: CheckContext, group: list[int], how: str) -> Finding:
     recs = [ctx.records[i] for i in group]
     head = recs[0]
-    exact_same = len({normalize_text(r.prompt) for r in recs}) < len(recs)
+    labels_of: dict[str, set[str]] = defaultdict(set)
+    for r in recs:
+        labels_of[normalize_text(r.prompt)].add(str(r.label))
+    # an error only when one and the same prompt carries two labels; a duplicate of one side of a
+    # near match (which --fix removes) does not make the near match an error
+    exact_same = any(len(labels) > 1 for labels in labels_of.values())
     if ctx.is_classification:
         by_label: dict[str, list[int]] = defaultdict(list)
         for r in recs:
@@ -175,7 +208,7 @@ def _conflict_finding(ctx: CheckContext, group: list[int], how: str, code_name: 
         {"index": r.index, "line": r.line, "prompt": excerpt(r.prompt, 120),
          **({"label": r.label} if ctx.is_classification else {"answer": excerpt(r.completion, 120)})} for r in recs]})
     kind = {"same": "the same or near-same prompt", "semantic": "paraphrased prompts"}[how]
-    return Finding(code_name, severity, f"{len(group)} rows with {kind} have {what}: \"{excerpt(head.prompt)}\"",
+    return found(severity, f"{len(group)} rows with {kind} have {what}: \"{excerpt(head.prompt)}\"",
                    fix, rows=refs(ctx.records, group), cluster=f"conflict-{head.index}", details=details)
 
 
@@ -189,7 +222,7 @@ def label_conflicts(ctx: CheckContext) -> list[Finding]:
     or answer and relabel or drop the rest.
     """
     groups = _conflict_groups(ctx, _exact_prompt_edges(ctx), _near_prompt_edges(ctx))
-    return [_conflict_finding(ctx, g, "same", "labels.conflict") for g in groups]
+    return [_conflict_finding(ctx, g, "same") for g in groups]
 
 
 @register("DOC053", "labels.conflict_paraphrase", needs=("embeddings",))
@@ -202,5 +235,5 @@ def paraphrase_conflicts(ctx: CheckContext) -> list[Finding]:
     exact, near = _exact_prompt_edges(ctx), _near_prompt_edges(ctx)
     covered = {i for g in _conflict_groups(ctx, exact, near) for i in g}
     semantic = [(i, j) for i, j, _ in ctx.similar_prompt_pairs]
-    return [_conflict_finding(ctx, g, "semantic", "labels.conflict_paraphrase")
+    return [_conflict_finding(ctx, g, "semantic")
             for g in _conflict_groups(ctx, exact, near + semantic) if not set(g) <= covered]

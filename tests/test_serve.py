@@ -1,0 +1,197 @@
+"""`tunerail serve`: the official openai client (plain and streaming) against the app on loopback,
+the traffic log (every request, masked, crash-safe, rotated) and OpenAI-style 4xx errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+from serve_fixtures import make_run, running_server
+
+from tunerail.serve import build_state, read_traffic
+from tunerail.serve.app import create_app
+from tunerail.serve.traffic import TrafficLog
+
+PII_PROMPT = "my card 4111 1111 1111 1111 was declined, mail me at jane.doe@gmail.com"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    run = make_run(tmp_path_factory.mktemp("serve"), n_train=200, n_test=20, serve={"max_new_tokens": 8})
+    os.environ["TUNERAIL_TEST_KEY"] = "sk-test-0123456789abcdef"
+    state = build_state(run, api_key_env="TUNERAIL_TEST_KEY")
+    with running_server(create_app(state)) as url:
+        yield run, state, url
+    state.traffic.close()
+
+
+def _client(url, key="sk-test-0123456789abcdef"):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def test_openai_client_plain_and_streaming_are_logged_and_masked(served):
+    run, state, url = served
+    client = _client(url)
+    assert [m.id for m in client.models.list().data] == ["banking-serve"]
+    resp = client.chat.completions.create(model="banking-serve", messages=[{"role": "user", "content": PII_PROMPT}],
+                                          max_tokens=6)
+    assert resp.object == "chat.completion" and resp.choices[0].message.role == "assistant"
+    assert resp.usage.prompt_tokens > 10 and 1 <= resp.usage.completion_tokens <= 6
+    extra = resp.model_extra["tunerail"]
+    assert "label" in extra and extra["adapter"] == state.lm.fingerprint  # classification run: label (None if no match)
+
+    pieces, final = [], None
+    stream = client.chat.completions.create(model="banking-serve", stream=True, max_tokens=6,
+                                            messages=[{"role": "user", "content": "how do I top up by card?"}])
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        if chunk.choices and chunk.choices[0].finish_reason:
+            final = chunk
+    assert final is not None and final.choices[0].finish_reason in ("stop", "length")
+    streamed = "".join(pieces)
+
+    records = [r for r in read_traffic(run / "traffic").records if r.get("status") == 200]
+    assert len(records) == 2
+    plain, streaming = records
+    assert plain["output"] == resp.choices[0].message.content and not plain["stream"]
+    assert streaming["stream"] and streaming["output"] == streamed.strip()
+    assert streaming["prompt"] == "how do I top up by card?"
+    # PII masked by the doctor's masker before it reached the disk
+    raw = (run / "traffic" / "traffic.jsonl").read_text(encoding="utf-8")
+    assert "4111" not in raw and "jane.doe" not in raw
+    assert "[CARD_NUMBER]" in plain["prompt"] and "[EMAIL]" in plain["prompt"]
+    assert plain["messages"][0]["content"] == plain["prompt"]
+    for key in ("time", "latency_ms", "prompt_tokens", "completion_tokens", "model", "adapter"):
+        assert key in plain
+    assert plain["completion_tokens"] == resp.usage.completion_tokens
+
+
+def test_run_template_is_applied(served):
+    from tunerail.serve.app import ChatRequest, _prepare
+
+    _, state, _ = served
+    job = _prepare(state, ChatRequest.model_validate({"model": "banking-serve", "messages": [{"role": "user", "content": "hi"}]}))
+    text = state.lm.tokenizer.decode(job.prompt_ids)
+    assert "Route the banking query. Answer with the intent label only." in text and "hi" in text
+
+
+def test_bad_requests_get_openai_errors_and_4xx(served):
+    run, state, url = served
+    import openai
+
+    client = _client(url)
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert exc.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="banking-serve", messages=[{"role": "user", "content": "word " * 3000}])
+    assert exc.value.body["code"] == "context_length_exceeded"
+    with pytest.raises(openai.AuthenticationError):
+        _client(url, key="wrong").chat.completions.create(model="banking-serve", messages=[{"role": "user", "content": "x"}])
+
+    headers = {"Authorization": "Bearer sk-test-0123456789abcdef"}
+    for body in ({"model": "banking-serve"}, {"model": "banking-serve", "messages": [{"role": "robot", "content": "x"}]},
+                 {"model": "banking-serve", "messages": [{"role": "user", "content": "x"}], "max_tokens": -3},
+                 {"model": "banking-serve", "messages": [{"role": "assistant", "content": "x"}]}, [1, 2]):
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+        assert r.status_code == 400, (body, r.text)
+        err = r.json()["error"]
+        assert err["type"] == "invalid_request_error" and err["message"] and "Traceback" not in r.text
+    r = httpx.post(f"{url}/v1/chat/completions", content=b"{not json", headers=headers, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    r = httpx.get(f"{url}/v1/nothing", headers=headers, timeout=30)
+    assert r.status_code == 404 and "error" in r.json()
+    assert httpx.get(f"{url}/health", timeout=30).json()["status"] == "ok"
+    errors = [r for r in read_traffic(run / "traffic").records if r.get("status", 200) >= 400]
+    assert {404, 400, 401} <= {r["status"] for r in errors}
+
+
+def test_missing_key_variable_fails_before_listening(tmp_path):
+    from tunerail.errors import TunerailError
+
+    run = make_run(tmp_path, n_train=50, n_test=10)
+    os.environ.pop("TUNERAIL_UNSET_KEY", None)
+    with pytest.raises(TunerailError, match="TUNERAIL_UNSET_KEY"):
+        build_state(run, api_key_env="TUNERAIL_UNSET_KEY")
+
+
+def test_log_rotates_by_size(tmp_path):
+    log = TrafficLog(tmp_path / "traffic.jsonl", max_bytes=2000, backups=2, fsync=False)
+    for i in range(150):
+        log.append({"i": i, "prompt": "x" * 50})
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["traffic.jsonl", "traffic.jsonl.1", "traffic.jsonl.2"]
+    assert all(p.stat().st_size <= 2000 for p in tmp_path.iterdir())
+    got = [r["i"] for r in read_traffic(tmp_path / "traffic.jsonl").records]
+    assert got == list(range(got[0], 150)) and len(got) < 150  # oldest dropped beyond 2 backups
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from tunerail.serve.traffic import TrafficLog
+    log = TrafficLog(sys.argv[1], max_bytes=10**9, mask_pii=False, fsync=False)
+    i = 0
+    while True:
+        log.append({"i": i, "prompt": "q" * (i % 5000), "output": "a"})
+        if i == 0:
+            print("ready", flush=True)
+        i += 1
+""")
+
+
+def test_kill_9_during_writes_leaves_no_torn_record(tmp_path):
+    path = tmp_path / "traffic.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(__import__("pathlib").Path(__file__).parent.parent)]
+                                                         + os.environ.get("PYTHONPATH", "").split(os.pathsep))}
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, env=env)
+        assert proc.stdout.readline().strip() == b"ready"
+        import time
+
+        time.sleep(0.4)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # simulate a write cut short (full disk) on top: a line without its newline
+    with open(path, "ab") as handle:
+        handle.write(b'{"i": 99999999, "prompt": "torn')
+    read = read_traffic(path)
+    assert read.skipped == 1 and len(read.records) > 100
+    lines = path.read_bytes().split(b"\n")
+    assert all(json.loads(line) for line in lines[:-1])  # every complete line parses: no tear from kill -9
+    for rec in read.records:
+        assert rec["prompt"] == "q" * (rec["i"] % 5000)
+
+
+def test_cli_serve_bad_run_folder_is_exit_2(tmp_path):
+    from tunerail.cli import main
+
+    assert main(["serve", str(tmp_path / "nope")]) == 2
+    (tmp_path / "run").mkdir()
+    assert main(["serve", str(tmp_path / "run")]) == 2  # no tunerail.yaml anywhere near
+
+
+@pytest.mark.slow
+def test_smollm2_answers_through_the_openai_client(tmp_path):
+    """The real demo base model (bundled SmolLM2-135M-Instruct) served end to end."""
+    run = make_run(tmp_path, n_train=100, n_test=10, adapter=False)
+    (run / "train" / "train.json").write_text(json.dumps({"base_model": "bundled:smollm2"}), encoding="utf-8")
+    state = build_state(run)
+    assert state.lm.name == "bundled:smollm2"
+    with running_server(create_app(state)) as url:
+        client = _client(url, key="unused")
+        resp = client.chat.completions.create(model="banking-serve", max_tokens=12,
+                                              messages=[{"role": "user", "content": "I lost my card, what should I do?"}])
+    state.traffic.close()
+    assert resp.choices[0].message.content.strip()
+    logged = [r for r in read_traffic(run / "traffic").records if r.get("status") == 200]
+    assert len(logged) == 1 and logged[0]["output"] == resp.choices[0].message.content

@@ -1,0 +1,172 @@
+"""`tunerail sweep` on the tiny random Llama: budget share, pruning, divergence, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from train_tiny import banking_rows, tiny_config, write_jsonl
+
+
+@pytest.fixture
+def splits(tmp_path: Path) -> tuple[Path, Path]:
+    return (write_jsonl(tmp_path / "train.jsonl", banking_rows(64)),
+            write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)))
+
+
+def _config(tmp_path, *, max_hours=1.0, space=None, trials=4, **train):
+    cfg = tiny_config(tmp_path, **train)
+    cfg.budget.max_hours = max_hours
+    cfg.sweep.trials = trials
+    cfg.sweep.space = space if space is not None else {}
+    return cfg
+
+
+def test_sweep_writes_study_outputs(tmp_path, splits):
+    import tunerail
+
+    cfg = _config(tmp_path, space={"epochs": 1, "batch_size": [8], "replay_ratio": None}, trials=3)
+    cfg.tracking.enabled = True  # local SQLite MLflow beside the store (tmp_path)
+    result = tunerail.sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=tmp_path / "sweep")
+    assert result.counts.get("COMPLETE", 0) + result.counts.get("PRUNED", 0) == 3
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert saved["best_value"] == result.best_value and saved["share"]["used_seconds"] > 0
+    assert "seed" not in saved["best_params"] and saved["best_params"]["epochs"] == 1
+    best = (tmp_path / "sweep" / "best.yaml").read_text()
+    assert "learning_rate" in best and "train:" in best
+    html = (tmp_path / "sweep" / "report.html").read_text()
+    assert "Optimization history" in html and "Plotly.newPlot" in html
+    assert '<script src="http' not in html and "<script src='http" not in html  # plotly.js inline: opens offline
+    for t in result.trials:
+        assert t["params"]["epochs"] == 1 and 2e-5 <= t["params"]["learning_rate"] <= 2e-3
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}")
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.tags["tunerail.kind"] == "sweep" and parent.info.status == "FINISHED"
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(int(r.data.tags["tunerail.trial"]) for r in children) == [t["number"] for t in result.trials]
+    assert {r.info.run_id for r in children} == {t["run_id"] for t in result.trials}
+
+
+def test_budget_share_is_never_exceeded(tmp_path, splits):
+    # 60 epochs would take minutes; the share allows 40 s: trials are cut at an evaluation, the sweep stops.
+    allowed = 40.0
+    cfg = _config(tmp_path, max_hours=allowed / 3600 / 0.2, trials=6,
+                  space={"epochs": 60, "batch_size": [8], "replay_ratio": None})
+    from tunerail.sweep import sweep
+
+    result = sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=tmp_path / "sweep")
+    assert result.share["allowed_seconds"] == pytest.approx(allowed)
+    assert result.share["used_seconds"] <= allowed
+    assert result.counts["budget_cut"] >= 1 and len(result.trials) < 6
+    cut = next(t for t in result.trials if str(t["reason"]).startswith("budget share"))
+    assert cut["state"] == "COMPLETE" and cut["value"] is not None  # counted, with its best value so far
+
+
+def test_pruner_stops_a_worse_trial(tmp_path, splits):
+    import optuna
+
+    from tunerail.sweep.recipe import study_name
+    from tunerail.sweep.space import build_space
+    from tunerail.sweep.storage import default_url
+
+    cfg = _config(tmp_path, trials=2, space={"epochs": 2, "batch_size": [8], "replay_ratio": None, "warmup_ratio": 0.0,
+                                             "lora.r": 16, "lora.alpha": 32})
+    cfg.sweep.startup_trials = 1
+    out = tmp_path / "sweep"
+    out.mkdir()
+    name = study_name(cfg, [splits[0], splits[1]], build_space("lora", cfg.train, cfg.sweep.space))
+    study = optuna.create_study(storage=default_url(out), study_name=name, direction="minimize")
+    study.enqueue_trial({"learning_rate": 2e-3})  # learns fast
+    study.enqueue_trial({"learning_rate": 2e-5})  # barely moves: behind the first at its first evaluation
+    from tunerail.sweep import sweep
+
+    result = sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=out)
+    states = {t["params"]["learning_rate"]: t for t in result.trials}
+    assert states[2e-3]["state"] == "COMPLETE"
+    assert states[2e-5]["state"] == "PRUNED" and "pruned by the median pruner" in states[2e-5]["reason"]
+    assert result.best_params["learning_rate"] == 2e-3
+
+
+def test_diverging_trial_is_pruned_with_its_reason(tmp_path):
+    # Full fine-tuning at lr 1.0 (lint off, recorded) diverges within steps (see test_train_recipe).
+    splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(96)),
+              write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)))
+    cfg = _config(tmp_path, trials=1, method="full", guards={"lint": False},
+                  space={"learning_rate": 1.0, "epochs": 1, "batch_size": [8], "warmup_ratio": 0.0, "replay_ratio": None})
+    from tunerail.sweep import sweep
+
+    result = sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=tmp_path / "sweep")
+    (trial,) = result.trials
+    assert trial["state"] == "PRUNED" and trial["reason"].startswith("divergence:")
+    assert "TRN020" in trial["findings"] and "TRN008" in trial["findings"]  # guard fired; lint switch-off recorded
+    assert result.best_params is None and not (tmp_path / "sweep" / "best.yaml").exists()
+    assert "divergence:" in (tmp_path / "sweep" / "report.html").read_text()
+
+
+def test_space_rejects_the_seed_and_unknown_dimensions(tmp_path):
+    from tunerail.config import TunerailConfig
+    from tunerail.errors import ConfigError
+    from tunerail.sweep.space import build_space, default_space
+
+    with pytest.raises(Exception, match="seed is never searched"):
+        TunerailConfig.model_validate({"sweep": {"space": {"seed": [1, 2]}}})
+    cfg = TunerailConfig()
+    with pytest.raises(ConfigError) as err:
+        build_space("lora", cfg.train, {"lerning_rate": {"low": 1e-4, "high": 1e-3}, "lora.r": {"low": 8}})
+    text = str(err.value)
+    assert "sweep.space.lerning_rate" in text and "sweep.space.lora.r" in text
+    assert "lora.r" not in default_space("full", cfg.train) and "lora.r" in default_space("lora", cfg.train)
+    lr = default_space("full", cfg.train)["learning_rate"]
+    assert lr.log and lr.low == pytest.approx(2e-6) and lr.high == pytest.approx(2e-4)
+    fixed = build_space("lora", cfg.train, {"batch_size": 8, "replay_ratio": None})
+    assert not fixed["batch_size"].searched and "replay_ratio" not in fixed
+
+
+@pytest.mark.parametrize("url, expect", [
+    ("postgresql://tunerail:secret@127.0.0.1:1/nope", "cannot open the sweep storage"),
+    ("redis://localhost/0", "unsupported sweep storage URL"),
+])
+def test_bad_storage_url_is_a_clear_error(tmp_path, splits, url, expect, capsys):
+    from tunerail.cli import main
+
+    (tmp_path / "tunerail.yaml").write_text("task: classification\nbudget: {max_hours: 1}\ntracking: {enabled: false}\n")
+    code = main(["sweep", "--config", str(tmp_path / "tunerail.yaml"), "--train", str(splits[0]),
+                 "--validation", str(splits[1]), "--storage", url, "--out", str(tmp_path / "sweep")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert expect in err and "--storage" in err and "secret" not in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_run_sweeps_then_trains_with_best_yaml_applied(tmp_path):
+    from test_pipeline import _project
+
+    from tunerail.pipeline import run
+
+    config = _project(tmp_path)
+    data = json.loads(config.read_text())
+    data["budget"] = {"max_hours": 1.0}
+    data["sweep"] = {"enabled": True, "trials": 2, "pruner": "none",
+                     "space": {"epochs": 1, "batch_size": [16], "replay_ratio": None, "warmup_ratio": 0.0}}
+    config.write_text(json.dumps(data))
+    first = run(config, out_dir=tmp_path / "run")
+    assert [s.name for s in first.steps] == ["doctor", "split", "leakage", "sweep", "train", "eval"]
+    best = first.results["sweep"].best_params
+    train_step = next(s for s in first.steps if s.name == "train")
+    assert train_step.summary["sweep_applied"]["params"] == best
+    from tunerail.config import load_config
+    from tunerail.store import Store
+    from tunerail.sweep.space import apply, load_overlay
+
+    assert load_overlay(tmp_path / "run" / "sweep" / "best.yaml") == best
+    trained = json.loads((tmp_path / "run" / "train" / "train.json").read_text())
+    checkpoint = next(a for a in Store(tmp_path / "store").list("checkpoint") if a.id == trained["checkpoint_id"])
+    # The checkpoint was trained with exactly the configured settings + best.yaml.
+    assert checkpoint.meta["config_fingerprint"] == apply(load_config(config), best).fingerprint()
+    assert checkpoint.meta["config_fingerprint"] != load_config(config).fingerprint()
+    second = run(config, out_dir=tmp_path / "run")  # inputs unchanged: the finished study is reused
+    assert all(s.skipped for s in second.steps if s.name in ("sweep", "train"))

@@ -1,0 +1,291 @@
+"""What select measures for one candidate; each probe is a small function over a loaded model.
+
+- bits per byte of the reference answers given their prompts: ``-log2 p(answer | prompt)`` summed
+  over the sample, divided by the answers' UTF-8 bytes (the answer's end-of-turn token excluded), so
+  models with different tokenizers compare; the same on the forgetting suite (neutral prompt) as a
+  general-capability reference point; :func:`document_bits_per_byte` is lm-eval's
+  ``loglikelihood_rolling`` ``bits_per_byte`` (each document scored from the BOS/EOS prefix token).
+- tokenizer fit: tokens per whitespace word, characters per token, share of rows whose training
+  length (the trainer's own renderer) exceeds ``model.max_seq_length``.
+- task score zero-shot and k-shot: classification by label ranking, other tasks by greedy generation
+  scored with the eval step's scorers.
+- resources: the train recipe's own setup and time probe (``train.probe_steps`` real forward+backward
+  passes), peak RSS around it, and memory for full fine-tuning derived from it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from tunerail.config import DEFAULT_METRIC
+from tunerail.data.records import Record
+from tunerail.eval import generate as G
+from tunerail.prompting import prompt_for, training_lengths
+
+LN2 = math.log(2)
+
+
+# --- bits per byte ---------------------------------------------------------------------------------
+def answer_bits(lm: G.LoadedModel, prompts: Sequence[str], answers: Sequence[str], *,
+                batch_size: int = 16, progress: Any = None, stage: str = "bits per byte") -> tuple[np.ndarray, np.ndarray]:
+    """(bits, UTF-8 bytes) of each answer given its rendered prompt (eval's batched scorer, no EOS)."""
+    logp, _ = G.score_answers(lm, prompts, answers, batch_size=batch_size, add_eos=False, progress=progress, stage=stage)
+    return -np.asarray(logp) / LN2, np.array([len(a.encode("utf-8")) for a in answers], dtype=float)
+
+
+def document_bits_per_byte(lm: G.LoadedModel, documents: Sequence[str], *, batch_size: int = 8) -> float:
+    """lm-eval's ``loglikelihood_rolling`` bits per byte: every token of each document predicted from the
+    BOS token (EOS when the tokenizer has none), summed, over the documents' UTF-8 bytes.
+
+    Documents longer than the model's context are not windowed (lm-eval would roll a window); select
+    only uses short rows.
+    """
+    tok = lm.tokenizer
+    prefix = tok.bos_token if tok.bos_token is not None else tok.eos_token
+    bits, n_bytes = answer_bits(lm, [prefix] * len(documents), list(documents), batch_size=batch_size)
+    return float(bits.sum() / max(n_bytes.sum(), 1))
+
+
+def bpb_statistic(bits: np.ndarray, n_bytes: np.ndarray):
+    """``idx -> bits per byte`` of the rows ``idx`` (a ratio of sums, for the shared bootstrap)."""
+    bits, n_bytes = np.asarray(bits, dtype=float), np.asarray(n_bytes, dtype=float)
+    return lambda idx: float(bits[idx].sum() / max(n_bytes[idx].sum(), 1.0))
+
+
+# --- tokenizer fit ---------------------------------------------------------------------------------
+def tokenizer_fit(tokenizer: Any, records: Sequence[Record], prompt_template: Any, max_seq_length: int) -> dict[str, Any]:
+    """Fertility (tokens per word), characters per token and the truncated share at ``max_seq_length``."""
+    texts = [r.text for r in records]
+    enc = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    tokens = sum(len(e) for e in enc)
+    words = sum(len(t.split()) for t in texts)
+    chars = sum(len(t) for t in texts)
+    lengths = training_lengths(tokenizer, records, prompt_template)
+    over = sum(n > max_seq_length for n in lengths)
+    return {"tokens_per_word": tokens / max(words, 1), "chars_per_token": chars / max(tokens, 1),
+            "truncated_share": over / max(len(lengths), 1), "truncated_rows": over, "rows": len(lengths),
+            "max_length": max(lengths, default=0), "mean_length": float(np.mean(lengths)) if lengths else 0.0}
+
+
+def data_language(records: Sequence[Record], config: Any) -> tuple[str | None, float]:
+    """(dominant language, its share of identifiable rows) by the doctor's language identification."""
+    from tunerail.doctor.checks.language import distribution, identify
+
+    min_chars = config.doctor.min_language_chars
+    langs = [identify(t) if sum(c.isalpha() for c in t) >= min_chars else None
+             for t in (r.prompt if r.format == "text_label" else r.text for r in records)]
+    counts = distribution(langs, config.doctor.language_confidence)
+    if not counts:
+        return None, 0.0
+    lang, n = counts.most_common(1)[0]
+    return lang, n / sum(counts.values())
+
+
+# --- task score ------------------------------------------------------------------------------------
+def score_metric(config: Any, task: str) -> str:
+    """The metric select ranks by: ``criteria.metric``, except perplexity (bits per byte covers it) and
+    ``accuracy_ranking`` (select ranks labels anyway, so it is plain accuracy)."""
+    metric = config.criteria.metric
+    if metric == "perplexity":
+        return DEFAULT_METRIC[task]
+    return "accuracy" if metric == "accuracy_ranking" else metric
+
+
+def label_ranking(lm: G.LoadedModel, prompts: Sequence[str], labels: Sequence[str], *, batch_size: int,
+                  length_normalize: bool, progress: Any = None) -> list[str]:
+    """Classification by ranking every label by log-likelihood (never answers outside the label set).
+
+    One call site on purpose: the eval step owns label ranking (``tunerail.eval.generate.rank_labels``);
+    select follows whatever it does there.
+    """
+    return G.rank_labels(lm, prompts, labels, batch_size=batch_size, length_normalize=length_normalize,
+                         progress=progress)
+
+
+def task_outputs(lm: G.LoadedModel, records: Sequence[Record], *, task: str, template: Any, labels: Sequence[str],
+                 shots: Sequence[tuple[str, str]], config: Any, progress: Any = None) -> list[str]:
+    """The model's answers on the sample (ranked labels, or greedy generations)."""
+    prompts = [prompt_for(lm.tokenizer, r, template, shots) for r in records]
+    bs = config.select.batch_size
+    if task == "classification":
+        return label_ranking(lm, prompts, labels, batch_size=bs, length_normalize=config.eval.length_normalize,
+                             progress=progress)
+    return G.generate(lm, prompts, max_new_tokens=config.eval.max_new_tokens, batch_size=bs, progress=progress)
+
+
+def model_scores(task: str, references: Sequence[str], outputs: Sequence[str], labels: Sequence[str]) -> Any:
+    """The eval step's scorer for the task (per-row arrays and corpus statistics over row indices)."""
+    from tunerail.eval.scoring import score_classification, score_extraction, score_generation
+
+    if task == "classification":
+        return score_classification(references, outputs, labels, ranked=outputs)
+    if task == "extraction":
+        return score_extraction(references, outputs)
+    return score_generation(references, outputs)
+
+
+def pick_shots(records: Sequence[Record], k: int) -> list[tuple[str, str]]:
+    """k (prompt, answer) examples, one label each first (as eval picks them), from rows NOT in the sample."""
+    seen: set[Any] = set()
+    shots: list[tuple[str, str]] = []
+    for r in records:
+        key = r.label if r.label is not None else len(shots)
+        if key not in seen and len(shots) < k:
+            seen.add(key)
+            shots.append((r.prompt, r.completion))
+    return shots
+
+
+# --- resources -------------------------------------------------------------------------------------
+class PeakRSS:
+    """Peak resident memory inside a ``with`` block, in bytes.
+
+    On Linux the kernel's high-water mark is reset on entry (``/proc/self/clear_refs`` = 5) and read on
+    exit (``VmHWM``); elsewhere a 10 ms sampling thread stands in.
+    """
+
+    def __enter__(self) -> "PeakRSS":
+        import psutil
+
+        self._proc = psutil.Process()
+        self.start = self._proc.memory_info().rss
+        self.peak = self.start
+        self._kernel = False
+        try:
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")
+            self._kernel = _vm_hwm() is not None
+        except OSError:
+            pass
+        if not self._kernel:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._kernel:
+            self.peak = max(self.start, _vm_hwm() or 0)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def _vm_hwm() -> int | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def runtime_rss() -> int:
+    """Resident memory of a training process before it loads a model: the libraries `train` imports."""
+    import psutil
+
+    import accelerate  # noqa: F401
+    import peft  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    return psutil.Process().memory_info().rss
+
+
+def probe_training(config: Any, candidate: str, train_records: Sequence[Record], validation_records: Sequence[Record],
+                   work_dir: Any, runtime_bytes: int) -> dict[str, Any]:
+    """The train recipe's setup for ``candidate``: its time/cost estimate, parameters and memory.
+
+    Runs ``TrainRecipe.setup`` (data, model, LoRA, optimizer and ``select.probe_steps`` timed
+    forward+backward passes: the same estimator as `tunerail train`) with tracking and the lint off.
+    Memory for LoRA = the libraries' resident memory + the peak growth during setup + Adam's two fp32
+    moments per trainable parameter (no optimizer step runs); full fine-tuning adds a fp32 gradient and
+    two Adam moments (12 bytes) per base parameter, and 2 bytes per parameter when LoRA kept bf16 weights.
+    """
+    from tunerail.store import Store
+    from tunerail.train.recipe import TrainRecipe
+
+    cfg = config.model_copy(deep=True)
+    cfg.model.base = candidate
+    cfg.train.probe_steps = max(1, config.select.probe_steps)
+    cfg.train.method = "lora"
+    cfg.train.guards = {**cfg.train.guards, "lint": False}
+    cfg.tracking.enabled = False
+    start = time.perf_counter()
+    recipe = TrainRecipe(cfg, out_dir=work_dir, resume=False, store=Store(work_dir / "store"), progress=lambda e, i: None)
+    try:
+        with PeakRSS() as peak:
+            recipe.setup(list(train_records), list(validation_records))
+    finally:
+        recipe.cleanup()
+    estimate = recipe.estimate.to_dict() if recipe.estimate else {}
+    params = recipe.params
+    bf16_weights = bool(getattr(recipe, "bf16", False)) and next(recipe.model.parameters()).dtype.itemsize == 2
+    del recipe
+    grown = max(0, peak.peak - peak.start)
+    lora_bytes = runtime_bytes + grown + 8 * params.trainable
+    full_bytes = lora_bytes + 12 * params.total + (2 * params.total if bf16_weights else 0)
+    return {"params": params.total, "trainable_lora": params.trainable,
+            "memory_lora_gb": lora_bytes / 1e9, "memory_full_gb": full_bytes / 1e9,
+            "memory_measured": {"runtime_gb": runtime_bytes / 1e9, "setup_growth_gb": grown / 1e9},
+            "estimate": estimate, "probe_s": time.perf_counter() - start}
+
+
+def machine_memory_bytes() -> int:
+    """Memory a training run could use here: the GPU's when there is one, else the machine's RAM."""
+    import psutil
+
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.get_device_properties(0).total_memory)
+    except Exception:  # pragma: no cover - torch without CUDA bits
+        pass
+    return int(os.environ.get("TUNERAIL_MEMORY_BYTES") or psutil.virtual_memory().total)
+
+
+# --- cheap baselines (classification) ----------------------------------------------------------------
+def cheap_baselines(train_rows: Sequence[Record], sample: Sequence[Record], labels: Sequence[str], metric: str, *,
+                    resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Majority class and TF-IDF + logistic regression fitted on the training rows, scored on the sample.
+
+    The eval step is getting its own cheap baselines (issue 8); this small pair stands in until then,
+    scored with the same scorer and bootstrap so the numbers sit beside the candidates'.
+    """
+    from collections import Counter
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from tunerail.stats import bootstrap_statistic
+
+    train = [r for r in train_rows if r.label is not None]
+    if not train or len({r.label for r in train}) < 2:
+        return {}
+    refs = [r.completion for r in sample]
+    majority = Counter(r.label for r in train).most_common(1)[0][0]
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
+    clf = LogisticRegression(max_iter=1000, C=10.0).fit(vec.fit_transform([r.prompt for r in train]),
+                                                         [r.label for r in train])
+    preds = {"majority": [majority] * len(sample),
+             "tfidf_logreg": list(clf.predict(vec.transform([r.prompt for r in sample])))}
+    out = {}
+    for name, outputs in preds.items():
+        stat = model_scores("classification", refs, outputs, labels).statistic(metric)
+        out[name] = {**bootstrap_statistic(stat, len(sample), resamples=resamples, seed=seed).to_dict(),
+                     "outputs": outputs}
+    return out

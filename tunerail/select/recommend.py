@@ -1,0 +1,119 @@
+"""The recommendation rule, as a pure function of the measured candidates.
+
+Recommend the smallest candidate whose task score is not significantly below the best one's (paired
+bootstrap on the same rows, one-sided at ``alpha``), among those that pass the licence gate and fit
+the budget. When every candidate scores near zero the task score cannot tell them apart, so bits per
+byte of the reference answers (lower is better) decides by the same rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from tunerail import stats as S
+from tunerail.findings import Finding, Severity
+
+IndexStat = Callable[[np.ndarray], float]
+
+
+@dataclass
+class Entry:
+    """One candidate as the rule sees it."""
+
+    name: str
+    params: int
+    score: dict[str, Any]          # Estimate dict of the task score (higher is better)
+    score_stat: IndexStat          # idx -> task score on rows idx (same rows for every candidate)
+    bpb: dict[str, Any]            # Estimate dict of bits per byte (lower is better)
+    bpb_stat: IndexStat
+    blocked: list[str] = field(default_factory=list)  # why it is not eligible (licence, budget, memory)
+
+
+@dataclass
+class Recommendation:
+    recommended: str | None
+    reason: str
+    decided_by: str                # "task score" or "bits per byte"
+    ranking: list[str]
+    comparisons: dict[str, dict[str, Any]]  # candidate -> paired difference to the best
+    findings: list[Finding]
+
+
+def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: float = 0.05,
+              resamples: int = 1000, seed: int = 13) -> Recommendation:
+    """Apply the rule; SEL030 (a bigger model is not better), SEL031 (all near zero), SEL032 (none eligible)."""
+    findings: list[Finding] = []
+    all_near_zero = bool(entries) and all(e.score["high"] < near_zero for e in entries)
+    if all_near_zero:
+        findings.append(Finding(
+            "select.all_near_zero", Severity.WARNING,
+            f"every candidate scores near zero on the task (95 % CI upper bound below {near_zero:g}): the base models "
+            "cannot do it yet, so bits per byte of the reference answers decides",
+            "the task needs training data (fine-tune) or a different, larger or domain model; check the prompt too",
+            code="SEL031", details={"scores": {e.name: e.score for e in entries}}))
+    # Orient every measure so that higher is better.
+    if all_near_zero:
+        value = {e.name: -e.bpb["value"] for e in entries}
+        stat = {e.name: (lambda idx, s=e.bpb_stat: -s(idx)) for e in entries}
+        decided_by = "bits per byte"
+    else:
+        value = {e.name: e.score["value"] for e in entries}
+        stat = {e.name: e.score_stat for e in entries}
+        decided_by = "task score"
+    if not entries:
+        return Recommendation(None, "no candidates", decided_by, [], {}, findings)
+    best_all = max(entries, key=lambda e: (value[e.name], -e.params))
+    comparisons = {}
+    for e in entries:
+        diff = S.paired_statistic(stat[best_all.name], stat[e.name], n, resamples=resamples, seed=seed)
+        comparisons[e.name] = {**diff.to_dict(), "versus": best_all.name, "measure": decided_by,
+                               "significantly_below": e.name != best_all.name and diff.extra["p_value"] < alpha}
+    # Not significantly below the best: smallest first (the rule's order), bits per byte breaking ties;
+    # then the rest by their measure.
+    def rank_key(e: Entry) -> tuple:
+        below = comparisons[e.name]["significantly_below"]
+        return (below, -value[e.name] if below else e.params, e.bpb["value"])
+
+    ranking = [e.name for e in sorted(entries, key=rank_key)]
+    eligible = [e for e in entries if not e.blocked]
+    if not eligible:
+        findings.append(Finding(
+            "select.none_eligible", Severity.ERROR, "no candidate passes the licence gate and fits the budget: "
+            + "; ".join(f"{e.name}: {', '.join(e.blocked)}" for e in entries),
+            "add a permissively licensed candidate that fits, acknowledge a reviewed licence, or raise the budget",
+            code="SEL032"))
+        return Recommendation(None, "no eligible candidate", decided_by, ranking, comparisons, findings)
+    best = max(eligible, key=lambda e: (value[e.name], -e.params))
+    close = []
+    for e in eligible:
+        if e is best:
+            close.append(e)
+            continue
+        diff = S.paired_statistic(stat[best.name], stat[e.name], n, resamples=resamples, seed=seed)
+        if diff.extra["p_value"] >= alpha:
+            close.append(e)
+    pick = min(close, key=lambda e: (e.params, e.bpb["value"]))
+    measure = decided_by
+    shown = (lambda e: f"{e.score['value']:.3f} [{e.score['low']:.3f}, {e.score['high']:.3f}]") if measure == "task score" \
+        else (lambda e: f"{e.bpb['value']:.3f} bits/byte [{e.bpb['low']:.3f}, {e.bpb['high']:.3f}]")
+    if pick is best:
+        reason = f"{pick.name} has the best {measure} among eligible candidates: {shown(pick)}"
+    else:
+        reason = (f"{pick.name} ({pick.params / 1e6:.0f} M params) is the smallest eligible candidate whose {measure} "
+                  f"{shown(pick)} is not significantly below the best, {best.name} {shown(best)} (paired bootstrap, "
+                  f"alpha {alpha:g})")
+    for e in eligible:
+        if e.params > pick.params and e in close and e is not pick:
+            findings.append(Finding(
+                "select.bigger_not_better", Severity.INFO,
+                f"{e.name} ({e.params / 1e6:.0f} M params) is {e.params / max(pick.params, 1):.1f}x the size of {pick.name} "
+                f"but not significantly better on {measure}: {shown(e)} vs {shown(pick)}",
+                f"train {pick.name}: it is cheaper to train and serve", code="SEL030",
+                details={"larger": e.name, "recommended": pick.name}))
+    skipped = [e for e in entries if e.blocked and value[e.name] > value[pick.name]]
+    for e in skipped:
+        reason += f"; {e.name} scores higher but is not eligible ({', '.join(e.blocked)})"
+    return Recommendation(pick.name, reason, decided_by, ranking, comparisons, findings)

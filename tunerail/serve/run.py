@@ -1,0 +1,112 @@
+"""Find what a run folder holds: config, base model, adapter, train and test splits.
+
+Two layouts are understood, both written by tunerail itself:
+
+- ``tunerail run`` output: ``train/train.json``, ``train/adapter/``, ``split/train.jsonl``,
+  ``split/test.jsonl``;
+- ``tunerail train --out DIR``: ``DIR/train.json``, ``DIR/adapter/``; the training file is the one
+  recorded in ``train.json`` (``data.lineage.files``), the test file its sibling ``test.jsonl``.
+
+The config is ``--config`` when given, else the first ``tunerail.yaml`` found in the run folder
+or up to two folders above it (``tunerail run`` writes ``runs/<project>`` beside the config).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunerail.errors import Problem, TunerailError
+
+
+@dataclass
+class RunInfo:
+    """Everything serve and monitor need from a run folder."""
+
+    run_dir: Path
+    config: Any  # TunerailConfig
+    base_model: str
+    adapter_dir: Path | None
+    train_path: Path | None
+    test_path: Path | None
+    train_json: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        """The id clients send as ``model``: the project name (OpenAI ids are free-form strings)."""
+        return self.config.project.name
+
+    @property
+    def traffic_path(self) -> Path:
+        return self.run_dir / "traffic" / "traffic.jsonl"
+
+    def load_split(self, which: str) -> list[Any]:
+        """Records of the train or test split (empty list when the run has none)."""
+        from tunerail.data.loaders import load_records
+
+        path = self.train_path if which == "train" else self.test_path
+        if path is None or not path.exists():
+            return []
+        records, _, _ = load_records(path, self.config.data.format, self.config.data.columns)
+        return records
+
+    def labels(self) -> list[str]:
+        """The label set of a classification run: the training split's distinct completions."""
+        if self.config.task != "classification":
+            return []
+        return sorted({r.completion.strip() for r in self.load_split("train") if r.completion.strip()})
+
+
+def _find_config(run_dir: Path) -> Path | None:
+    for folder in (run_dir, run_dir.parent, run_dir.parent.parent):
+        for name in ("tunerail.yaml", "tunerail.yml", "config.yaml"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def load_run(run_dir: str | Path, config: Any = None) -> RunInfo:
+    """Resolve a run folder; raises ``TunerailError`` naming what is missing and how to get it.
+
+    Parameters
+    ----------
+    run_dir : folder written by ``tunerail run`` or ``tunerail train``.
+    config : a ``TunerailConfig``, a path to the YAML, or None to look for ``tunerail.yaml``.
+    """
+    from tunerail.config import TunerailConfig, load_config
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise TunerailError(Problem("run folder not found", file=str(run),
+                                    fix="pass the folder written by `tunerail run` or `tunerail train --out`"))
+    if not isinstance(config, TunerailConfig):
+        path = Path(config) if config is not None else _find_config(run)
+        if path is None:
+            raise TunerailError(Problem("no tunerail.yaml in the run folder or the two folders above it", file=str(run),
+                                        fix="pass --config tunerail.yaml (the config the run was trained with)"))
+        config = load_config(path)
+    if (run / "train" / "train.json").is_file():
+        train_json_path, split_dir = run / "train" / "train.json", run / "split"
+        train_path, test_path = split_dir / "train.jsonl", split_dir / "test.jsonl"
+    elif (run / "train.json").is_file():
+        train_json_path = run / "train.json"
+        train_path = test_path = None
+    else:
+        raise TunerailError(Problem("no train.json: this folder holds no finished training run", file=str(run),
+                                    fix="train first (`tunerail run` or `tunerail train --out DIR`)"))
+    try:
+        trained = json.loads(train_json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TunerailError(Problem(f"train.json is not readable JSON ({exc})", file=str(train_json_path))) from None
+    if train_path is None:
+        files = list((trained.get("data", {}).get("lineage", {}).get("files") or {}))
+        train_path = Path(files[0]) if files else None
+        if train_path is not None and not train_path.is_absolute():
+            train_path = (Path(config.source).parent if config.source else Path.cwd()) / train_path
+        test_path = train_path.with_name("test.jsonl") if train_path is not None else None
+    adapter = train_json_path.parent / "adapter"
+    return RunInfo(run_dir=run, config=config, base_model=trained.get("base_model") or config.model.base,
+                   adapter_dir=adapter if (adapter / "adapter_config.json").is_file() else None,
+                   train_path=train_path, test_path=test_path, train_json=trained)

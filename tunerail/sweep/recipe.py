@@ -1,0 +1,428 @@
+"""`tunerail sweep`: Optuna search over the training recipe, inside a share of the budget.
+
+Each trial is a real ``tunerail train`` run (same recipe, every guardrail on) in this process:
+the tokenized data and the loaded base model are reused, each trial gets a fresh LoRA adapter
+that is removed afterwards. Per evaluation the trial reports validation loss to the pruner
+(at a step counted in training examples seen, so trials with different batch sizes compare at
+equal data) and checks the budget share (``share.py``). Divergence, a lint error or the pruner
+end a trial as PRUNED with the reason recorded; a budget cut ends it as COMPLETE with its best
+value and reason ``budget``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import math
+import os
+import shutil
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tunerail.errors import GuardrailError, Problem, TunerailError
+from tunerail.sweep import share as share_mod
+from tunerail.sweep.space import Dimension, apply, build_space, overlay, suggest
+from tunerail.sweep.storage import default_url, masked, open_storage
+
+OnTrial = Callable[[dict[str, Any]], None]
+COUNTED = ("COMPLETE", "PRUNED")
+
+
+@dataclass
+class SweepResult:
+    """What the sweep found; also ``out_dir/sweep.json``."""
+
+    study: str
+    storage: str  # password hidden
+    objective: str
+    direction: str
+    best_params: dict[str, Any] | None
+    best_value: float | None
+    best_trial: int | None
+    trials: list[dict[str, Any]]
+    counts: dict[str, int]
+    share: dict[str, Any]
+    space: dict[str, Any]
+    sampler: str
+    pruner: str
+    parent_run_id: str | None = None
+    out_dir: Path | None = None
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["out_dir"] = str(self.out_dir) if self.out_dir else None
+        return out
+
+
+def _direction(config: Any) -> str:
+    if config.sweep.objective == "val_loss":
+        return "minimize"
+    from tunerail.eval.verdict import LOWER_IS_BETTER
+
+    return "minimize" if config.criteria.metric in LOWER_IS_BETTER else "maximize"
+
+
+def _sampler(name: str, seed: int | None, space: dict[str, Dimension]) -> Any:
+    import optuna
+
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        grid = {}
+        for n, d in space.items():
+            if not d.searched:
+                continue
+            if d.choices is None and d.step is None:
+                raise TunerailError(Problem(f"the grid sampler needs choices or a step for {n}", field=f"sweep.space.{n}",
+                                            fix="give a list of values, or a range with step"))
+            grid[n] = list(d.choices) if d.choices is not None else _steps(d)
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _steps(d: Dimension) -> list[Any]:
+    values, v = [], d.low
+    while v <= d.high + 1e-12:
+        values.append(int(v) if d.integer else float(v))
+        v += d.step
+    return values
+
+
+def _pruner(config: Any) -> Any:
+    import optuna
+
+    sc = config.sweep
+    if sc.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=sc.startup_trials, n_warmup_steps=0)
+    if sc.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if sc.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def study_name(config: Any, inputs: Sequence[Any], space: dict[str, Dimension]) -> str:
+    """Project name + a hash of everything that makes trials comparable (not the trial count)."""
+    from tunerail.io import hash_file
+
+    cfg = config.model_dump(mode="json")
+    payload = {"model": cfg["model"], "task": cfg["task"], "prompts": cfg["prompts"], "train": cfg["train"],
+               "objective": cfg["sweep"]["objective"], "metric": cfg["criteria"]["metric"],
+               "space": {n: d.describe() for n, d in sorted(space.items())}, "share": cfg["budget"],
+               "data": [hash_file(p) if isinstance(p, (str, Path)) and Path(p).is_file() else str(len(p or [])) for p in inputs]}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{config.project.name}-{digest}"
+
+
+def _eval_interval(n_rows: int, config: Any, space: dict[str, Dimension]) -> int:
+    """Examples between evaluations, a multiple of every batch size searched (aligned pruner steps)."""
+    sizes = _values(space.get("batch_size"), config.train.batch_size)
+    unit = math.lcm(*[int(b) * config.train.gradient_accumulation for b in sizes])
+    per_epoch = max(1, n_rows // config.sweep.evals_per_epoch)
+    return max(unit, unit * round(per_epoch / unit))
+
+
+def _values(dim: Dimension | None, default: Any) -> list[Any]:
+    if dim is None:
+        return [default]
+    if not dim.searched:
+        return [dim.fixed]
+    if dim.choices is not None:
+        return list(dim.choices)
+    return list(range(int(dim.low), int(dim.high) + 1)) if dim.integer else [default]
+
+
+def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_data: str | Path | Sequence[Any],
+          out_dir: str | Path, trials: int | None = None, storage: str | None = None, study: str | None = None,
+          store: Any = None, on_trial: OnTrial | None = None) -> SweepResult:
+    """Search hyperparameters with Optuna within ``budget.search_share`` of ``budget.max_hours``.
+
+    Parameters
+    ----------
+    config : TunerailConfig
+        ``sweep`` (space, sampler, pruner, objective), ``budget`` (max_hours, search_share), ``train``.
+    train_data, validation_data : split files (as written by ``tunerail split``) or records.
+    out_dir : run folder: ``sweep.json``, ``best.yaml``, ``report.html``, ``sweep.db``, ``trials/``.
+    trials : most trials in the study (all workers together); default ``sweep.trials``.
+    storage : Optuna storage URL; default ``sweep.storage`` or SQLite in ``out_dir``.
+    study : study name shared by workers; default ``sweep.study`` or derived from the inputs.
+    on_trial : called with each finished trial's row (for progress lines).
+
+    Notes
+    -----
+    Workers on several machines run the same command with the same ``--storage`` and
+    ``--study``: they share the sampler's history, the trial count and the budget share.
+    """
+    import optuna
+
+    from tunerail.store import Store
+    from tunerail.train.data import load_split
+
+    if validation_data is None:
+        raise GuardrailError(Problem("the sweep needs a validation split (its objective and pruning read it)",
+                                     field="--validation", fix="pass --validation (written by `tunerail split`)"))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    method = config.train.method
+    space = build_space(method, config.train, config.sweep.space)
+    allowed = share_mod.allowed_seconds(config.budget)
+    n_trials = trials or config.sweep.trials
+    url = storage or config.sweep.storage or default_url(out)
+    rdb = open_storage(url, heartbeat_seconds=config.sweep.heartbeat_seconds)
+    name = study or config.sweep.study or study_name(config, [train_data, validation_data], space)
+    direction = _direction(config)
+    shared = url != default_url(out)
+    seed = None if shared else config.train.seed  # workers on one study must not draw the same points
+    study_obj = optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True,
+                                    sampler=_sampler(config.sweep.sampler, seed, space), pruner=_pruner(config))
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    meter = share_mod.ShareMeter(study_obj, allowed, worker)
+    store = store or Store(config.resolve(config.store.path) or config.store.path)
+    trial_store = Store(Path(store.root).with_name(Path(store.root).name + "-sweep-trials"))  # trial adapters: not project checkpoints
+    n_rows = len(load_split(train_data, config, "train"))
+    interval = _eval_interval(n_rows, config, space)
+    parent = _parent_run(config, store.root, name, url, space)
+    hooks_cache: dict[Any, Any] = {}
+    state = {"base": None, "first_eval": 0.0}
+
+    def objective(trial: Any) -> float:
+        params = suggest(trial, space)
+        trial.set_user_attr("params_all", params)
+        trial.set_user_attr("worker", worker)
+        cfg = apply(config, params)
+        batch = cfg.train.batch_size * cfg.train.gradient_accumulation
+        cfg.train.eval_steps = max(1, interval // batch)
+        cfg.train.probe_steps = 0  # the step time is measured by the trial itself
+        clock = share_mod.TrialClock(meter, trial)
+        cfg.budget.max_hours = max(meter.left(), 1e-3) / 3600  # refined at every evaluation (on_eval)
+        cfg.budget.max_cost = None
+        sign = 1.0 if direction == "minimize" else -1.0  # the pruner reads val loss in the study's direction
+        why: dict[str, str] = {}
+
+        def on_eval(row: dict[str, Any]) -> str | None:
+            clock.tick()
+            left_now = meter.allowed - meter.spent(exclude=trial.number) - clock.seconds
+            # Hard stop inside a step (the trainer's budget guard), keeping one interval for its final evaluation.
+            cfg.budget.max_hours = max(row["seconds"] + left_now - share_mod.SAFETY * clock.worst_interval, 1e-9) / 3600
+            if row["step"] == 0:
+                if left_now <= share_mod.SAFETY * clock.worst_interval:
+                    why["reason"] = "budget share: no room for a first training interval; cut at step 0"
+                    return "budget"
+                return None
+            if trial.user_attrs.get("tunerail_first_eval") is None:
+                trial.set_user_attr("tunerail_first_eval", round(clock.seconds, 3))
+            val = row.get("val_loss")
+            if val is not None and math.isfinite(val):
+                step = round(row["step"] * batch / interval)
+                trial.report(sign * val, step)
+                if trial.should_prune():
+                    why["reason"] = (f"pruned by the {config.sweep.pruner} pruner at {step * interval} examples "
+                                     f"(val loss {val:.4f})")
+                    return "pruned"
+            if not clock.next_interval_fits():
+                why["reason"] = (f"budget share: the next evaluation would pass {config.budget.search_share:g} x "
+                                 f"budget.max_hours; cut at step {row['step']}")
+                return "budget"
+            return None
+
+        from tunerail.train.recipe import TrainHooks, TrainRecipe
+
+        hooks = TrainHooks(on_eval=on_eval, base_model=state["base"], cache=hooks_cache)
+        trial_dir = out / "trials" / f"{trial.number:04d}"
+        shutil.rmtree(trial_dir, ignore_errors=True)
+        recipe = TrainRecipe(cfg, out_dir=trial_dir, resume=False, store=trial_store, progress=lambda e, i: None,
+                             hooks=hooks)
+        ok = False
+        result = None
+        try:
+            recipe.setup(train_data, validation_data)
+            recipe.train()
+            result = recipe.finish()
+            ok = True
+        except GuardrailError as exc:
+            why["reason"] = f"guardrail: {exc}"
+        finally:
+            recipe.cleanup(failed=not ok)
+            _release(recipe, state, method)
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                clock.close()
+            shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
+        if result is not None:
+            _tag_child(parent, result.run_id, trial.number)
+            trial.set_user_attr("run_id", result.run_id)
+            trial.set_user_attr("stopped_reason", result.stopped_reason)
+            trial.set_user_attr("findings", sorted({f.code for f in result.findings if f.code}))
+            trial.set_user_attr("best_step", result.best_step)
+        if result is None or result.stopped_reason in ("divergence", "pruned"):
+            if result is not None and result.stopped_reason == "divergence":
+                finding = next((f for f in reversed(result.findings) if f.code == "TRN020"), None)
+                why["reason"] = f"divergence: {finding.message if finding else 'loss diverged'}"
+            trial.set_user_attr("reason", why.get("reason", "pruned"))
+            raise optuna.TrialPruned(why.get("reason", "pruned"))
+        if result.stopped_reason == "budget" and "reason" not in why:
+            why["reason"] = "budget share: stopped inside a step by the trainer's budget guard"
+        trial.set_user_attr("reason", why.get("reason", result.stopped_reason))
+        state["first_eval"] = max(state["first_eval"], float(trial.user_attrs.get("tunerail_first_eval") or 0.0))
+        if config.sweep.objective == "metric":
+            return _metric_value(cfg, validation_data, result.adapter_dir, config.sweep.metric_rows)
+        if result.best_val_loss is None:
+            raise optuna.TrialPruned("no validation loss")
+        return float(result.best_val_loss)
+
+    def more() -> bool:
+        return _counted(study_obj) < n_trials and meter.left() > share_mod.SAFETY * state["first_eval"]
+
+    def after_trial(study_: Any, frozen: Any) -> None:
+        if on_trial is not None:
+            on_trial(_trial_row(frozen))
+        if not more():
+            study_.stop()
+
+    start = time.perf_counter()
+    while more():
+        try:
+            study_obj.optimize(objective, n_trials=n_trials, callbacks=[after_trial], catch=(), gc_after_trial=True)
+            break
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+            # Another worker declared this worker's trial dead (its heartbeat came late) and queued a retry:
+            # drop the trial and go on; it is FAIL in the study and counted once, through its retry.
+            if not isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) and "Cannot tell a FAIL trial" not in str(exc):
+                raise
+            if on_trial is not None:
+                on_trial({"number": None, "state": "FAIL", "value": None,
+                          "reason": "this worker's trial was marked failed by another worker (late heartbeat); retried there"})
+    result = _result(study_obj, name, url, config, space, allowed, parent, out)
+    result.share["this_worker_seconds"] = round(time.perf_counter() - start, 2)
+    _write_outputs(result, study_obj, config)
+    if parent is not None:
+        parent.log_metrics({"best_value": result.best_value if result.best_value is not None else float("nan"),
+                            "share_used": result.share["used_share"]}, step=0)
+        parent.log_dict(result.to_dict(), "sweep.json")
+        parent.end("FINISHED")
+    return result
+
+
+def _counted(study: Any) -> int:
+    import optuna
+
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
+
+
+def _release(recipe: Any, state: dict[str, Any], method: str) -> None:
+    """Take the adapter off the base model (kept for the next trial) and free the rest."""
+    model = getattr(recipe, "model", None)
+    if model is not None and method != "full" and hasattr(model, "unload"):
+        base = model.unload()
+        for p in base.parameters():
+            p.requires_grad_(False)
+        state["base"] = base
+    else:
+        state["base"] = None  # full fine-tuning changed the weights themselves: reload next trial
+    for attr in ("model", "loss_model", "optimizer", "scheduler", "trainable", "accelerator"):
+        if hasattr(recipe, attr):
+            setattr(recipe, attr, None)
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _metric_value(cfg: Any, validation_data: Any, adapter_dir: Path, rows: int) -> float:
+    """The task metric of this trial's best checkpoint on (the first ``rows`` of) validation."""
+    from tunerail.eval.recipe import compare_prompts
+
+    one = cfg.model_copy(update={"prompts": cfg.prompts[:1]})
+    found = compare_prompts(one, validation_data, adapter_dir=adapter_dir, limit=rows, cache_dir=None)
+    return float(found["variants"][0]["value"])
+
+
+def _parent_run(config: Any, store_root: Path, name: str, url: str, space: dict[str, Dimension]) -> Any:
+    from tunerail.train.tracking import start_tracking
+
+    if not config.tracking.enabled:
+        return None
+    tracker = start_tracking(config, Path(store_root), run_id=None, run_name=f"sweep-{name}", main_process=True)
+    tracker.set_tags({"tunerail.kind": "sweep", "tunerail.study": name, "tunerail.storage": masked(url)})
+    tracker.log_params({"sampler": config.sweep.sampler, "pruner": config.sweep.pruner,
+                        "objective": config.sweep.objective, "search_share": config.budget.search_share,
+                        "max_hours": config.budget.max_hours,
+                        **{f"space.{n}": json.dumps(d.describe()) for n, d in space.items()}})
+    return tracker
+
+
+def _tag_child(parent: Any, run_id: str | None, number: int) -> None:
+    """Nest the trial's training run under the sweep's run (MLflow's parent tag)."""
+    if parent is None or run_id is None or not hasattr(parent, "_client"):
+        return
+    parent._client.set_tag(run_id, "mlflow.parentRunId", parent.run_id)
+    parent._client.set_tag(run_id, "tunerail.trial", str(number))
+
+
+def _trial_row(t: Any) -> dict[str, Any]:
+    retried_from = t.system_attrs.get("failed_trial")
+    reason = t.user_attrs.get("reason")
+    if t.state.name == "FAIL" and reason is None:
+        reason = "worker lost (no heartbeat) or crashed; retried with the same parameters"
+    return {"number": t.number, "state": t.state.name, "value": t.value,
+            "params": t.user_attrs.get("params_all", t.params), "reason": reason,
+            "seconds": t.user_attrs.get(share_mod.SECONDS_ATTR), "worker": t.user_attrs.get("worker"),
+            "run_id": t.user_attrs.get("run_id"), "findings": t.user_attrs.get("findings", []),
+            "retry_of": retried_from, "evaluations": len(t.intermediate_values)}
+
+
+def _result(study: Any, name: str, url: str, config: Any, space: dict[str, Dimension], allowed: float, parent: Any,
+            out: Path) -> SweepResult:
+    rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    counts["budget_cut"] = sum(1 for r in rows if r["state"] == "COMPLETE" and str(r["reason"]).startswith("budget share"))
+    meter = share_mod.ShareMeter(study, allowed, "report")
+    used = meter.spent()
+    best = None
+    try:
+        best = study.best_trial
+    except ValueError:
+        pass
+    share = {"search_share": config.budget.search_share, "max_hours": config.budget.max_hours,
+             "allowed_seconds": round(allowed, 2), "used_seconds": round(used, 2),
+             "used_share": round(used / (config.budget.max_hours * 3600), 5), "used_of_allowed": round(used / allowed, 4)}
+    return SweepResult(study=name, storage=masked(url), objective=config.sweep.objective, direction=study.direction.name.lower(),
+                       best_params=best.user_attrs.get("params_all", best.params) if best else None,
+                       best_value=best.value if best else None, best_trial=best.number if best else None,
+                       trials=rows, counts=counts, share=share, space={n: d.describe() for n, d in space.items()},
+                       sampler=config.sweep.sampler, pruner=config.sweep.pruner,
+                       parent_run_id=getattr(parent, "run_id", None), out_dir=out)
+
+
+def _write_outputs(result: SweepResult, study: Any, config: Any) -> None:
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    from tunerail.io import write_atomic
+    from tunerail.sweep.report import write_report
+
+    out = result.out_dir
+    assert out is not None
+    paths = {"sweep_json": str(out / "sweep.json"), "report": str(out / "report.html")}
+    if result.best_params is not None:
+        buf = StringIO()
+        buf.write(f"# best setting of study {result.study} (trial {result.best_trial}, "
+                  f"{result.objective} {result.best_value:.6g}); apply with `tunerail run` or merge into tunerail.yaml\n")
+        YAML().dump(overlay(result.best_params), buf)
+        write_atomic(out / "best.yaml", buf.getvalue())
+        paths["best_yaml"] = str(out / "best.yaml")
+    result.paths = paths
+    write_report(out / "report.html", result, study)
+    write_atomic(out / "sweep.json", json.dumps(result.to_dict(), indent=2, default=str))
