@@ -1,4 +1,4 @@
-"""The one real-model test: SmolLM2-135M-Instruct on 20 Banking77 rows (generation + ranking)."""
+"""The one real-model test: SmolLM2-135M-Instruct on 20 Banking77 rows (generation, ranking, constrained)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def test_smollm2_generation_ranking_and_shared_prefix_scoring(banking_example):
 
 def _run(banking_example):
     from tunerail.config import PromptTemplate
-    from tunerail.eval.generate import generate, load_model, rank_labels, score_answers, score_choices
+    from tunerail.eval.generate import (generate, generate_constrained, load_model, rank_labels, score_answers,
+                                        score_choices)
     from tunerail.eval.metrics import match_label
     from tunerail.prompting import prompt_for
 
@@ -50,6 +51,11 @@ def _run(banking_example):
     gen_acc = np.mean([match_label(o, labels) == r["category"] for o, r in zip(outputs, rows)])
     rank_acc = np.mean([p == r["category"] for p, r in zip(ranked, rows)])
     assert rank_acc >= gen_acc  # ranking can never answer outside the label set
+
+    # label-constrained greedy decoding: one generation pass, every answer a label
+    constrained = generate_constrained(lm, prompts, labels, batch_size=8)
+    assert set(constrained) <= set(labels)
+    assert np.mean([p == r["category"] for p, r in zip(constrained, rows)]) >= gen_acc
 
     # shared-prefix scoring equals scoring full sequences
     few = prompts[:3]

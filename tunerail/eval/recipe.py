@@ -124,9 +124,14 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     template = pick_template(config)
     task = _task_of(config, records)
     refs = [r.completion for r in records]
-    labels = sorted({r.label for r in records if r.label is not None}) if task == "classification" else []
+    train_records = _load(config, train_data)[0] if train_data is not None else []
+    val_records = _load(config, validation_data)[0] if validation_data is not None else []
+    # the label set is the task's (train + test), so constrained decoding and ranking do not learn
+    # from the test file which labels to leave out
+    labels = (sorted({r.label for r in [*records, *train_records, *val_records] if r.label is not None})
+              if task == "classification" else [])
     check_metric(task, config.criteria.metric, ev.label_ranking)
-    shots = _shots(config, few_shot_data if few_shot_data is not None else train_data)
+    shots = _shots(config, few_shot_data if few_shot_data is not None else train_records or None)
     judge_client = None
     if ev.judge.enabled and adapter_dir is not None:  # a misconfigured judge fails before any model runs
         from tunerail.eval.judge import make_client
@@ -137,7 +142,8 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
 
     # 3a. cheap baselines (seconds, before any LLM runs) -----------------------------------------
     t = time.perf_counter()
-    cheap, cheap_skipped = _cheap_baselines(config, task, records, train_data, validation_data, cache)
+    cheap, cheap_skipped = _cheap_baselines(config, task, records, train_records if train_data is not None else None,
+                                            val_records, cache)
     timings["cheap_baselines_s"] = time.perf_counter() - t
 
     # 3b-4. LLM inference --------------------------------------------------------------------------
@@ -259,7 +265,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
         verdict=verdict, findings=findings, task=task, metric=metric, metrics=metrics_out, improvement=improvement,
         significance=significance,
         prompt={"version": template.version, "hash": prompt_hash(template), "system": template.system,
-                "template": template.template, "few_shot": len(shots), "max_new_tokens": max_new,
+                "template": template.template, "few_shot": len(shots), "few_shot_requested": ev.few_shot, "max_new_tokens": max_new,
                 "few_shot_hash": prompt_hash(template, shots) if shots else None,
                 "decoding": ev.decoding if labels else "free"},
         baselines=baselines, reference=reference,
@@ -400,19 +406,15 @@ BASE_LABELS = {
 }
 
 
-def _cheap_baselines(config: TunerailConfig, task: str, records: Sequence[Record],
-                     train_data: str | Path | Sequence[Record] | None,
-                     validation_data: str | Path | Sequence[Record] | None,
-                     cache: Path | None) -> tuple[list[Any], str | None]:
+def _cheap_baselines(config: TunerailConfig, task: str, records: Sequence[Record], train: list[Record] | None,
+                     val: list[Record], cache: Path | None) -> tuple[list[Any], str | None]:
     """Fit the task's cheap baselines on train + validation; (baselines, reason they were skipped)."""
     from tunerail.eval import baselines as B
 
     if not config.eval.baselines:
         return [], "switched off (eval.baselines: false)"
-    if train_data is None:
+    if train is None:
         return [], "no training split was given"
-    train = _load(config, train_data)[0]
-    val = _load(config, validation_data)[0] if validation_data is not None else []
     test_prompts = [r.prompt for r in records]
     key_parts = (G.data_hash([[r.prompt, r.completion, r.label] for r in train]),
                  G.data_hash([[r.prompt, r.completion, r.label] for r in val]), G.data_hash(test_prompts),
