@@ -66,8 +66,14 @@ def damaged_copy(source: str, folder: Path, top_blocks: int = 8, std: float = 0.
     return str(folder)
 
 
-def lm_eval_bpb(model_path: str, jsonl: Path, work: Path) -> float | None:
-    """lm-eval's loglikelihood_rolling bits_per_byte on the JSONL (None when lm-eval is not installed)."""
+def lm_eval_bpb(model_path: str, jsonl: Path, work: Path, extra_args: str = "") -> float | None:
+    """lm-eval's loglikelihood_rolling bits_per_byte on the JSONL (None when lm-eval is not installed).
+
+    ``extra_args`` are appended to ``model_args``. By default lm-eval tokenises each document with the
+    tokenizer's special tokens: Gemma's adds a BOS, so every document is scored as BOS (prefix) + BOS +
+    text, one extra, very unlikely prediction per document (SmolLM2's tokenizer adds none);
+    ``add_bos_token=False`` scores exactly the text after the prefix token, as tunerail does.
+    """
     try:
         import lm_eval
         from lm_eval.tasks import TaskManager
@@ -81,7 +87,7 @@ def lm_eval_bpb(model_path: str, jsonl: Path, work: Path) -> float | None:
         "test_split: test\noutput_type: loglikelihood_rolling\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n"
         "metric_list:\n  - metric: bits_per_byte\n    aggregation: bits_per_byte\n    higher_is_better: false\n",
         encoding="utf-8")
-    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_path},dtype=float32",
+    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_path},dtype=float32{extra_args}",
                                   tasks=["tunerail_domain"], task_manager=TaskManager(include_path=str(tasks)),
                                   batch_size=8, device="cpu")
     metrics = out["results"]["tunerail_domain"]
@@ -107,6 +113,30 @@ def formula_bpb(model_path: str, documents: list[str]) -> float:
     return -total / (sum(len(d.encode("utf-8")) for d in documents) * math.log(2))
 
 
+def _parity(models: dict[str, str], rows: list[dict], work: Path, document_bits_per_byte, load_model) -> tuple[dict, bool]:
+    docs = [r["text"] for r in rows[::3][:40]]
+    jsonl = work / "domain.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
+    parity = {}
+    for name, path in models.items():
+        ours = document_bits_per_byte(load_model(path), docs)
+        ref = lm_eval_bpb(path, jsonl, work)
+        how = "lm-eval simple_evaluate, loglikelihood_rolling, bits_per_byte"
+        if ref is None:
+            ref, how = formula_bpb(path, docs), "lm-eval not installed: lm-eval's formula on a full forward pass"
+        parity[name] = {"tunerail": round(ours, 4), "reference": round(ref, 4),
+                        "relative_diff": round(abs(ours - ref) / ref, 5), "reference_method": how}
+        if "gemma" in name and "lm-eval simple" in how:
+            plain = lm_eval_bpb(path, jsonl, work, ",add_bos_token=False")
+            parity[name].update({"reference_default_add_bos": parity[name]["reference"], "reference": round(plain, 4),
+                                 "relative_diff": round(abs(ours - plain) / plain, 5),
+                                 "reference_method": how + " with add_bos_token=False (by default Gemma's tokenizer "
+                                                           "adds a second BOS to every document; that figure is kept too)"})
+        print(name, parity[name], flush=True)
+    same_order = sorted(parity, key=lambda k: parity[k]["tunerail"]) == sorted(parity, key=lambda k: parity[k]["reference"])
+    return parity, same_order
+
+
 def train_peak_rss(config_path: Path, train: Path, validation: Path, out: Path) -> dict:
     """A separate `tunerail train` process, 20 LoRA steps: its train.json (peak RSS, steps, seconds)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -116,6 +146,25 @@ def train_peak_rss(config_path: Path, train: Path, validation: Path, out: Path) 
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     trained = json.loads((out / "train.json").read_text())
     return {**trained["actual"], "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def parity_only() -> None:
+    """Re-run only the parity part and merge it into an existing results file (``--parity-only``)."""
+    import tempfile
+
+    from tunerail.eval.generate import load_model
+    from tunerail.models import cache_root, resolve_model
+    from tunerail.select.probes import document_bits_per_byte
+
+    work = Path(tempfile.mkdtemp(prefix="bench-select-"))
+    smol, gemma = resolve_model("bundled:smollm2"), resolve_model("bundled:gemma3")
+    models = {"bundled:smollm2": smol, "bundled:gemma3": gemma,
+              "smollm2-damaged": damaged_copy(smol, cache_root() / "bench" / "smollm2-top8-reinit")}
+    results = json.loads((OUT / "select.json").read_text())
+    results["parity"], results["parity_same_ranking"] = _parity(models, _rows(), work, document_bits_per_byte, load_model)
+    (OUT / "select.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    (OUT / "select.md").write_text(_markdown(results), encoding="utf-8")
+    print(_markdown(results))
 
 
 def main() -> None:
@@ -139,20 +188,7 @@ def main() -> None:
     rows = _rows()
 
     # 1. parity -----------------------------------------------------------------------------------
-    docs = [r["text"] for r in rows[::3][:40]]
-    jsonl = work / "domain.jsonl"
-    jsonl.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
-    parity = {}
-    for name, path in models.items():
-        ours = document_bits_per_byte(load_model(path), docs)
-        ref = lm_eval_bpb(path, jsonl, work)
-        how = "lm-eval simple_evaluate, loglikelihood_rolling, bits_per_byte"
-        if ref is None:
-            ref, how = formula_bpb(path, docs), "lm-eval not installed: lm-eval's formula on a full forward pass"
-        parity[name] = {"tunerail": round(ours, 4), "reference": round(ref, 4),
-                        "relative_diff": round(abs(ours - ref) / ref, 5), "reference_method": how}
-        print(name, parity[name], flush=True)
-    same_order = sorted(parity, key=lambda k: parity[k]["tunerail"]) == sorted(parity, key=lambda k: parity[k]["reference"])
+    parity, same_order = _parity(models, rows, work, document_bits_per_byte, load_model)
 
     # 2. ranking + select time ------------------------------------------------------------------------
     cfg = TunerailConfig.model_validate({
@@ -244,4 +280,4 @@ def _markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    parity_only() if "--parity-only" in sys.argv else main()

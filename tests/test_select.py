@@ -47,13 +47,18 @@ def test_select_measures_every_candidate_and_the_licence_gate_blocks_non_commerc
     assert "nc&lt;b&gt;" in html and "nc<b>" not in html and "<svg" in html
 
 
-def test_the_damaged_copy_ranks_last(tmp_path, models):
+def test_the_damaged_copy_ranks_last_through_the_cli(tmp_path, models, capsys):
     cfg = select_config(tmp_path, [models["damaged"], models["good"]], few_shot=0, probe_steps=0)
-    result = select(cfg, data=banking_records(), out_dir=tmp_path / "sel")
-    assert result.ranking[-1] == models["damaged"]
-    damaged, good = result.candidate(models["damaged"]), result.candidate(models["good"])
-    assert damaged.bits_per_byte["value"] > good.bits_per_byte["high"]
-    assert result.recommended == models["good"]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in banking_records()), encoding="utf-8")
+    (tmp_path / "tunerail.yaml").write_text(json.dumps(cfg.model_dump(mode="json")), encoding="utf-8")
+    code = main(["select", "--config", str(tmp_path / "tunerail.yaml"), "--data", str(data), "--out", str(tmp_path / "sel")])
+    assert code == 0
+    assert "recommended:" in capsys.readouterr().err
+    result = json.loads((tmp_path / "sel" / "select.json").read_text())
+    assert result["ranking"][-1] == models["damaged"] and result["recommended"] == models["good"]
+    damaged, good = (next(c for c in result["candidates"] if c["name"] == models[k]) for k in ("damaged", "good"))
+    assert damaged["bits_per_byte"]["value"] > good["bits_per_byte"]["high"]
 
 
 def test_a_candidate_that_does_not_exist_is_named(tmp_path, models, capsys):
