@@ -50,6 +50,7 @@ def make_run(root: Path, *, n_train: int = 1000, n_test: int = 400, adapter: boo
            "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
            "model": {"base": str(model_dir), "max_seq_length": 128},
            "prompts": [{"system": "Route the banking query. Answer with the intent label only.", "template": "{prompt}"}],
+           "criteria": {"threshold": 0.5},
            "tracking": {"enabled": False}, "serve": serve or {}, "monitor": monitor or {}}
     (run / "tunerail.yaml").write_text(json.dumps(cfg, indent=2), encoding="utf-8")  # JSON is YAML
     (run / "train").mkdir(parents=True, exist_ok=True)

@@ -135,7 +135,7 @@ def test_space_rejects_the_seed_and_unknown_dimensions(tmp_path):
 def test_bad_storage_url_is_a_clear_error(tmp_path, splits, url, expect, capsys):
     from tunerail.cli import main
 
-    (tmp_path / "tunerail.yaml").write_text("task: classification\nbudget: {max_hours: 1}\ntracking: {enabled: false}\n")
+    (tmp_path / "tunerail.yaml").write_text("task: classification\ncriteria: {threshold: 0.5}\nbudget: {max_hours: 1}\ntracking: {enabled: false}\n")
     code = main(["sweep", "--config", str(tmp_path / "tunerail.yaml"), "--train", str(splits[0]),
                  "--validation", str(splits[1]), "--storage", url, "--out", str(tmp_path / "sweep")])
     assert code == 2

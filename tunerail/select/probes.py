@@ -229,6 +229,8 @@ def probe_training(config: Any, candidate: str, train_records: Sequence[Record],
     try:
         with PeakRSS() as peak:
             recipe.setup(list(train_records), list(validation_records))
+            if recipe.estimate is None:  # train measures its estimate just before step 1: the same probe here
+                recipe._setup_estimate(None)
     finally:
         recipe.cleanup()
     estimate = recipe.estimate.to_dict() if recipe.estimate else {}
