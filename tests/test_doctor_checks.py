@@ -216,3 +216,43 @@ def test_math_answers_ending_in_a_number_are_not_cut_off():
     assert [a for a in answers if cut_off_reason(a)] == []
     assert cut_off_reason("She sold 48 clips in April.\nIn May she sold half as many, so the total number of clips she sold in") is not None
     assert cut_off_reason("First add the two numbers.\nThen divide the sum by 2 and you get") is not None
+
+
+def test_near_copies_with_prompt_and_answer_edited_are_near_duplicates(tmp_path, shared_data):
+    """Issue 13 §6: a copy whose prompt and answer are each a word or two apart is a near-duplicate
+    (>= 95 % at the shipped threshold), not lost between the near-duplicate and conflict checks."""
+    rows = alpaca(shared_data)[:1500]
+    rng = random.Random(7)
+    vocab = sorted({w for r in rows for w in r["output"].split() if w.isalpha()})
+
+    def edit(text):
+        words = text.split()
+        k = rng.randrange(len(words))
+        words[k] = rng.choice(vocab)
+        return " ".join(words)
+
+    from tunerail.doctor.near_duplicates import jaccard, shingles
+
+    def whole(x):
+        return f"{x['instruction']}\n\n{x['input']}\n{x['output']}" if x["input"] else f"{x['instruction']}\n{x['output']}"
+
+    copies = {}
+    for src in rng.sample(range(len(rows)), 600):
+        r = rows[src]
+        if len(r["output"].split()) < 3:
+            continue  # a one- or two-word answer with a word replaced is another answer: a conflict, not a copy
+        copy = {"instruction": edit(r["instruction"]), "input": r["input"], "output": edit(r["output"])}
+        if 0.84 <= jaccard(shingles(whole(r)), shingles(whole(copy))) <= 0.92:
+            copies[src] = copy
+        if len(copies) == 60:
+            break
+    planted = {src: len(rows) + k for k, src in enumerate(copies)}
+    data = rows + list(copies.values())
+    result = run(write_jsonl(tmp_path / "d.jsonl", data))
+    together = set()
+    for f in result.findings:
+        if f.check == "duplicates.near":
+            idx = [r.index for r in f.rows]
+            together |= {(a, b) for a in idx for b in idx}
+    assert len(planted) == 60
+    assert sum((s, c) in together for s, c in planted.items()) >= 0.95 * len(planted)

@@ -42,14 +42,50 @@ def _exact_groups(texts: Sequence[str]) -> list[int]:
 
 
 def near_duplicate_groups(ctx: CheckContext) -> list[list[int]]:
-    """Near-duplicate clusters that agree on the answer and are not all exact copies."""
+    """Near-duplicate clusters that agree on the answer and are not all exact copies.
+
+    For generation, answers agree when they are near-same (``answers_agree``), not only equal:
+    a copy whose prompt and answer are each a few words apart is a near-duplicate, not a
+    conflict (it used to fall between the two checks).
+    """
     exact = _exact_groups(ctx.texts)
     out = []
     for cluster in ctx.near_duplicate_clusters:
-        for group in _split_by(cluster, _answer_key(ctx)):
+        groups = (_split_by(cluster, _answer_key(ctx)) if ctx.is_classification
+                  else _split_by_agreement(ctx, cluster))
+        for group in groups:
             if len({exact[i] for i in group}) > 1:
                 out.append(group)
     return sorted(out, key=lambda g: g[0])
+
+
+def answers_agree(a: str, b: str, threshold: float) -> bool:
+    """Two answers say the same: equal after normalisation, or word sets within Jaccard ``threshold - 0.2``.
+
+    The rows around them already match at ``threshold`` as a whole; a few edited words in a
+    short answer lower its own Jaccard more (4 of 5 words kept: 0.67), while different facts in
+    short answers ("Paris" / "Rome") stay far apart.
+    """
+    if normalize_text(a) == normalize_text(b):
+        return True
+    return jaccard(shingles(a), shingles(b)) >= threshold - 0.2
+
+
+def _split_by_agreement(ctx: CheckContext, cluster: Sequence[int]) -> list[list[int]]:
+    """Components of a cluster where rows are linked when their answers agree (exact copies first)."""
+    threshold = ctx.config.doctor.near_duplicate_threshold
+    key = _answer_key(ctx)
+    by_answer: dict[str, list[int]] = defaultdict(list)
+    for i in cluster:
+        by_answer[key(i)].append(i)
+    heads = list(by_answer)
+    edges = [(by_answer[heads[x]][0], by_answer[heads[y]][0]) for x in range(len(heads)) for y in range(x + 1, len(heads))
+             if len(heads) <= 200 and answers_agree(ctx.records[by_answer[heads[x]][0]].completion,
+                                                    ctx.records[by_answer[heads[y]][0]].completion, threshold)]
+    edges += [(members[0], m) for members in by_answer.values() for m in members[1:]]
+    local = {row: k for k, row in enumerate(cluster)}  # components within the cluster only
+    groups = clusters_from_pairs(len(cluster), [(local[a], local[b]) for a, b in edges])
+    return [sorted(cluster[k] for k in g) for g in groups]
 
 
 @register("DOC050", "duplicates.near")
@@ -161,8 +197,8 @@ def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:
     if ctx.is_classification:
         return False
     threshold = ctx.config.doctor.near_duplicate_threshold
-    sets = [shingles(ctx.records[i].completion) for i in cluster]
-    return all(jaccard(sets[0], s) >= threshold for s in sets[1:])
+    first = ctx.records[cluster[0]].completion
+    return all(answers_agree(first, ctx.records[i].completion, threshold) for i in cluster[1:])
 
 
 def _exact_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
