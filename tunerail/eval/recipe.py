@@ -236,8 +236,8 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     review = {"samples": [r.to_dict() for r in R.side_by_side(rows, ev.review_samples, seed=config.split.seed)],
               "worst": [r.to_dict() for r in R.worst_cases(rows, 10)], "slices": R.slices(rows),
               "export": str(export), "key": str(R.key_path(export)),
-              "items": str(R.write_items(rows, out_dir / R.ITEMS_FILE,
-                                         {"base_few_shot": few_out["text"]} if few_out is not None else None))}
+              "items": str(R.write_items(rows, out_dir / R.ITEMS_FILE,  # every other system too (--pairs)
+                                         {k: o["text"] for k, o in outs.items() if k not in ("base", "tuned")}))}
     from tunerail.review.session import existing_results
 
     review["human"] = existing_results(out_dir)
