@@ -138,6 +138,17 @@ def estimate_from_steps(probe: Estimate, *, window_seconds: float, window_steps:
                    overhead=scale(probe.overhead), optimizer_step=scale(probe.optimizer_step), eval_seconds=one_eval)
 
 
+def with_eval_seconds(estimate: Estimate, eval_seconds: float) -> Estimate:
+    """The estimate with its evaluation term replaced by one timed evaluation."""
+    from dataclasses import replace
+
+    evals = estimate.evals or 0
+    seconds = estimate.seconds - evals * (estimate.eval_seconds or 0.0) + evals * eval_seconds
+    cost = estimate.cost * seconds / estimate.seconds if estimate.seconds else estimate.cost
+    return replace(estimate, seconds=seconds, cost=cost, eval_seconds=eval_seconds,
+                   seconds_per_step=seconds / estimate.steps if estimate.steps else None)
+
+
 def estimate_run(*, seconds_per_token: float, train_tokens: int, steps: int, eval_tokens: int = 0, evals: int,
                  price_per_hour: float, currency: str = "USD", rate: Rate | None = None,
                  micro_batches: int | None = None, eval_seconds: float | None = None) -> Estimate:

@@ -286,6 +286,8 @@ class TrainRecipe:
         self._setup_optimizer()
         if state is not None:
             self._load_state(state)
+        elif self.tc.probe_steps > 0:
+            self._setup_estimate(None)  # before step 1 (select's probe reads it after setup)
         self._setup_tracking()
 
     def _emit(self, event: str, **info: Any) -> None:
@@ -465,9 +467,9 @@ class TrainRecipe:
     def _setup_estimate(self, eval_seconds: float | None) -> None:
         """Before step 1: time warm-up passes over batches of several sizes (no update, RNG restored).
 
-        The fit (per-pass overhead + per-token time), a timed optimizer step on a throwaway copy and
-        ``eval_seconds`` (the step-0 evaluation with its checkpoint, timed) are summed over the
-        run's real micro-batches and evaluations (``budget.estimate_run``).
+        The median per-token time, a timed optimizer step on a throwaway copy and ``eval_seconds``
+        (when known; the step-0 evaluation replaces it later, ``budget.with_eval_seconds``) are
+        summed over the run's real micro-batches and evaluations (``budget.estimate_run``).
         """
         import torch
 
@@ -575,8 +577,9 @@ class TrainRecipe:
             if self._hook_stop is not None:
                 self.stopped_reason = self._hook_stop
                 return
-        if self.step == 0 and self.estimate is None and self.tc.probe_steps > 0:
-            self._setup_estimate(eval_seconds)
+        if self.estimate is not None and eval_seconds is not None and self.estimate_basis == "probe":
+            # The step-0 evaluation (with its checkpoint) was just timed: it replaces the per-token guess.
+            self.estimate = budget_mod.with_eval_seconds(self.estimate, eval_seconds)
         if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
             self.stopped_reason = "early_stopping"  # resumed after it had stopped by itself: nothing left to do
             return
