@@ -51,7 +51,9 @@ def test_the_damaged_copy_ranks_last_through_the_cli(tmp_path, models, capsys):
     cfg = select_config(tmp_path, [models["damaged"], models["good"]], few_shot=0, probe_steps=0)
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in banking_records()), encoding="utf-8")
-    (tmp_path / "tunerail.yaml").write_text(json.dumps(cfg.model_dump(mode="json")), encoding="utf-8")
+    dumped = cfg.model_dump(mode="json")
+    dumped["criteria"]["threshold"] = 0.5  # a config file must state a success criterion
+    (tmp_path / "tunerail.yaml").write_text(json.dumps(dumped), encoding="utf-8")
     code = main(["select", "--config", str(tmp_path / "tunerail.yaml"), "--data", str(data), "--out", str(tmp_path / "sel")])
     assert code == 0
     assert "recommended:" in capsys.readouterr().err
