@@ -400,7 +400,9 @@ class TunerailConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     prompts: list[PromptTemplate] = Field(default_factory=lambda: [PromptTemplate()], min_length=1,
                                           description="Prompt template variants; the first is the default.")
-    criteria: CriteriaConfig = Field(default_factory=CriteriaConfig)
+    criteria: CriteriaConfig = Field(default_factory=CriteriaConfig, description=(
+        "At least one of threshold / min_improvement is required (fixed before training, hashed with the test set). "
+        "Without one, READY would certify nothing."))
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     doctor: DoctorConfig = Field(default_factory=DoctorConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

@@ -624,6 +624,20 @@ def load_records(path: str | Path, fmt: str = "auto", columns: Mapping[str, str]
     return records, rejections, fmt
 
 
+def load_usable_records(path: str | Path, config: Any, *, missing: str, missing_fix: str
+                        ) -> tuple[list[Record], list[Rejection]]:
+    """Rows of a file laid out as ``config.data`` says, or a DataError: file missing, or no usable row."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(Problem(missing, file=str(path), fix=missing_fix))
+    records, rejected, _ = load_records(path, config.data.format, config.data.columns, config.data.group_column)
+    if not records:
+        first = rejected[0] if rejected else None
+        raise DataError(Problem("no usable rows" + (f" (first problem: {first.reason})" if first else ""), file=str(path),
+                                line=first.ref.line if first else None, fix="check data.format and data.columns"))
+    return records, rejected
+
+
 def missing_columns_error(path: str | Path, missing: list[str], seen: list[str], columns: Mapping[str, str],
                           group_column: str | None) -> DataError:
     """A column named in the config that no row has: a typo in data.group_column would let groups straddle splits."""

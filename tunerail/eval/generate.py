@@ -86,6 +86,19 @@ def load_model(base: str, adapter_dir: str | Path | None = None, *, dtype: str =
 def generate(lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 16,
              progress: Progress | None = None) -> list[str]:
     """Greedy continuations of already-rendered prompts (order preserved)."""
+    tok = lm.tokenizer
+    return _greedy_batches(lm, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress,
+                           stage="generate", finish=lambda row: tok.decode(row, skip_special_tokens=True).strip())
+
+
+def _greedy_batches(lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
+                    progress: Progress | None, stage: str, finish: Callable[[Any], str],
+                    allowed_for_width: Callable[[int], Callable[[int, Any], list[int]]] | None = None) -> list[str]:
+    """The one batched greedy loop (free and label-constrained): length-sorted batches, left padding.
+
+    ``finish`` turns a row of new token ids into the answer; ``allowed_for_width`` (given the batch's
+    prompt width) returns transformers' ``prefix_allowed_tokens_fn``.
+    """
     import torch
 
     tok = lm.tokenizer
@@ -97,15 +110,16 @@ def generate(lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int, ba
         idx = order[start:start + batch_size]
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(lm.model.device) for k, v in enc.items()}
+        width = enc["input_ids"].shape[1]
+        extra = {"prefix_allowed_tokens_fn": allowed_for_width(width)} if allowed_for_width else {}
         with torch.inference_mode():
             gen = lm.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        new = gen[:, enc["input_ids"].shape[1]:]
-        for i, row in zip(idx, new):
-            out[i] = tok.decode(row, skip_special_tokens=True).strip()
+                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **extra)
+        for i, row in zip(idx, gen[:, width:]):
+            out[i] = finish(row)
         done += len(idx)
         if progress:
-            progress("generate", done, len(prompts))
+            progress(stage, done, len(prompts))
     return out
 
 
@@ -129,46 +143,33 @@ def generate_constrained(lm: LoadedModel, prompts: Sequence[str], labels: Sequen
     their logits. Same cost as free generation with ``max_new_tokens`` = longest label + 1; greedy, so
     it can differ from full label ranking (``rank_labels``) when an early token misleads.
     """
-    import torch
-
     tok = lm.tokenizer
-    tok.padding_side = "left"
     eos = tok.eos_token_id
     trie = label_trie(tok, labels)
     longest = max(len(ids) for ids in _encode_cached(tok, list(labels)))
-    width = 0
 
-    def allowed(_batch_id: int, ids: Any) -> list[int]:
-        node = trie
-        for t in ids[width:].tolist():
-            if t == eos or t not in node:
-                return [eos]  # finished row (padded with eos afterwards)
-            node = node[t]
-        options = [t for t in node if t is not None]
-        return options + [eos] if None in node or not options else options
-
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[str] = [""] * len(prompts)
-    done = 0
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-        width = enc["input_ids"].shape[1]
-        with torch.inference_mode():
-            gen = lm.model.generate(**enc, max_new_tokens=longest + 1, do_sample=False, use_cache=True,
-                                    prefix_allowed_tokens_fn=allowed, pad_token_id=tok.pad_token_id,
-                                    eos_token_id=eos)
-        for i, row in zip(idx, gen[:, width:].tolist()):
+    def allowed_for_width(width: int) -> Callable[[int, Any], list[int]]:
+        def allowed(_batch_id: int, ids: Any) -> list[int]:
             node = trie
-            for t in row:
+            for t in ids[width:].tolist():
                 if t == eos or t not in node:
-                    break
+                    return [eos]  # finished row (padded with eos afterwards)
                 node = node[t]
-            out[i] = node.get(None) or _first_label(node)
-        done += len(idx)
-        if progress:
-            progress("constrained", done, len(prompts))
-    return out
+            options = [t for t in node if t is not None]
+            return options + [eos] if None in node or not options else options
+
+        return allowed
+
+    def finish(row: Any) -> str:
+        node = trie
+        for t in row.tolist():
+            if t == eos or t not in node:
+                break
+            node = node[t]
+        return node.get(None) or _first_label(node)
+
+    return _greedy_batches(lm, prompts, max_new_tokens=longest + 1, batch_size=batch_size, progress=progress,
+                           stage="constrained", finish=finish, allowed_for_width=allowed_for_width)
 
 
 def _first_label(node: dict[Any, Any]) -> str:

@@ -29,7 +29,7 @@ import numpy as np
 
 from tunerail.config import TunerailConfig
 from tunerail.data.records import Record
-from tunerail.errors import DataError, Problem, TunerailError
+from tunerail.errors import Problem, TunerailError
 from tunerail.eval import generate as G
 from tunerail import stats as S
 from tunerail.eval.frozen import check_frozen
@@ -230,7 +230,6 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
             for r, ref, b, tu, bs, ts in zip(records, refs, outs["base"]["text"], outs["tuned"]["text"], scored["base"].primary,
                                              scored["tuned"].primary)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    few_out = outs.get("base_few_shot") or outs.get("base_few_shot_ranked")  # the k-shot answers, when run
     export = R.export_for_review(R.side_by_side(rows, max(ev.review_samples, 1), seed=config.split.seed),
                                  out_dir / "review.csv")
     review = {"samples": [r.to_dict() for r in R.side_by_side(rows, ev.review_samples, seed=config.split.seed)],
@@ -498,17 +497,10 @@ def _compare(tuned: ModelScores, base: ModelScores, metric: str, n: int, resampl
 def _load(config: TunerailConfig, data: str | Path | Sequence[Record]) -> tuple[list[Record], list[Any]]:
     if not isinstance(data, (str, Path)):
         return list(data), []
-    from tunerail.data.loaders import load_records
+    from tunerail.data.loaders import load_usable_records
 
-    path = Path(data)
-    if not path.exists():
-        raise DataError(Problem("test data not found", file=str(path), fix="pass --test PATH (test.jsonl from `tunerail split`)"))
-    records, rejected, _ = load_records(path, config.data.format, config.data.columns, config.data.group_column)
-    if not records:
-        first = rejected[0] if rejected else None
-        raise DataError(Problem("no usable rows" + (f" (first problem: {first.reason})" if first else ""), file=str(path),
-                                line=first.ref.line if first else None, fix="check data.format and data.columns"))
-    return records, rejected
+    return load_usable_records(data, config, missing="test data not found",
+                               missing_fix="pass --test PATH (test.jsonl from `tunerail split`)")
 
 
 def _task_of(config: TunerailConfig, records: Sequence[Record]) -> str:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 from tunerail import stats as S
 from tunerail.config import TunerailConfig
 from tunerail.data.records import Record
-from tunerail.errors import DataError, Problem, TunerailError
+from tunerail.errors import Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
 from tunerail.io import write_atomic
 from tunerail.prompting import pick_template, prompt_for
@@ -436,14 +436,6 @@ def _load(config: TunerailConfig, data: str | Path | Sequence[Record] | None) ->
         from tunerail.train.data import load_split
 
         return load_split(data, config, "select")
-    from tunerail.data.loaders import load_records
+    from tunerail.data.loaders import load_usable_records
 
-    path = Path(data)
-    if not path.exists():
-        raise DataError(Problem("data file not found", file=str(path), fix="check data.path or --data"))
-    records, rejected, _ = load_records(path, config.data.format, config.data.columns, config.data.group_column)
-    if not records:
-        first = rejected[0] if rejected else None
-        raise DataError(Problem("no usable rows" + (f" (first problem: {first.reason})" if first else ""), file=str(path),
-                                line=first.ref.line if first else None, fix="check data.format and data.columns"))
-    return records
+    return load_usable_records(data, config, missing="data file not found", missing_fix="check data.path or --data")[0]
