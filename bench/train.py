@@ -24,19 +24,13 @@ The CPU is shared: compare settings of the same run only, and look at the load a
 
 from __future__ import annotations
 
-import os.path
-import sys
-
-# bench/select.py would shadow the standard `select` module (imported by subprocess) for scripts in bench/.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
-
-import argparse  # noqa: E402
+import argparse
 import json
 import os
 import resource
-import subprocess  # noqa: E402
-import time  # noqa: E402
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent

@@ -208,7 +208,7 @@ def test_math_answers_ending_in_a_number_are_not_cut_off():
     """Issue 13 §6: GSM8K-style answers end with a number, not a full stop; a real cut still shows."""
     rng = random.Random(3)
     answers = []
-    for k in range(60):
+    for _ in range(60):
         a, b = rng.randrange(2, 90), rng.randrange(2, 90)
         steps = f"Natalia sold {a} clips in April.\nIn May she sold {b} clips.\nAltogether she sold {a}+{b} = <<{a}+{b}={a + b}>>{a + b} clips."
         last = rng.choice([f"#### {a + b}", f"The answer is {a + b}", f"Total: ${a + b}.50", f"{a + b}"])

@@ -35,14 +35,26 @@ QUIET_ENV = {
 
 # Logger name -> least level shown.
 QUIET_LOGGERS = {
-    "transformers": logging.ERROR, "peft": logging.ERROR, "accelerate": logging.WARNING, "mlflow": logging.WARNING,
-    "alembic": logging.WARNING, "sqlalchemy": logging.WARNING, "huggingface_hub": logging.WARNING,
-    "datasets": logging.WARNING, "sentence_transformers": logging.WARNING, "gguf": logging.WARNING,
-    "torch": logging.WARNING, "urllib3": logging.WARNING, "httpx": logging.WARNING, "filelock": logging.WARNING,
+    "transformers": logging.ERROR,
+    "peft": logging.ERROR,
+    "accelerate": logging.WARNING,
+    "mlflow": logging.WARNING,
+    "alembic": logging.WARNING,
+    "sqlalchemy": logging.WARNING,
+    "huggingface_hub": logging.WARNING,
+    "datasets": logging.WARNING,
+    "sentence_transformers": logging.WARNING,
+    "gguf": logging.WARNING,
+    "torch": logging.WARNING,
+    "urllib3": logging.WARNING,
+    "httpx": logging.WARNING,
+    "filelock": logging.WARNING,
     "optuna": logging.WARNING,
 }
 
-THIRD_PARTY = r"(transformers|peft|accelerate|mlflow|alembic|sqlalchemy|huggingface_hub|datasets|sentence_transformers|gguf|torch|optuna)(\..*)?$"
+THIRD_PARTY = (
+    r"(transformers|peft|accelerate|mlflow|alembic|sqlalchemy|huggingface_hub|datasets|sentence_transformers|gguf|torch|optuna)(\..*)?$"
+)
 
 _configured: bool | None = None
 

@@ -74,5 +74,4 @@ class CheckContext:
         from tunerail.prompting import pick_template, training_lengths
 
         # 64 characters per token is far above any real token, so a capped row still counts as too long
-        return training_lengths(self.tokenizer, self.records, pick_template(self.config),
-                                max_chars=64 * self.config.model.max_seq_length)
+        return training_lengths(self.tokenizer, self.records, pick_template(self.config), max_chars=64 * self.config.model.max_seq_length)

@@ -1,7 +1,7 @@
 """`tunerail select` measured: bits-per-byte parity with lm-eval, the ranking of three candidates,
 select's total time, and the memory estimate against a real 20-step LoRA run.
 
-    python bench/select.py            # ~15-25 minutes on 2 shared CPU cores (Gemma's first conversion: +2 min)
+    python bench/select_models.py            # ~15-25 minutes on 2 shared CPU cores (Gemma's first conversion: +2 min)
 
 1. Parity: bits per byte of 40 Banking77 queries (a domain JSONL) by ``select.probes.document_bits_per_byte``
    against lm-eval's ``loglikelihood_rolling`` task metric ``bits_per_byte`` (a task YAML over the
@@ -19,16 +19,11 @@ Results: ``bench/results/select.json`` and ``select.md``.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this file's folder comes first on sys.path and its name shadows the stdlib `select`
-# (which subprocess imports): drop the folder before anything else is imported.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 import csv
 import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -62,7 +57,7 @@ def damaged_copy(source: str, folder: Path, top_blocks: int = 8, std: float = 0.
         model.save_pretrained(folder)
         AutoTokenizer.from_pretrained(source).save_pretrained(folder)
         (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n\nSmolLM2-135M with the top blocks "
-                                          "re-initialised (bench/select.py).\n", encoding="utf-8")
+                                          "re-initialised (bench/select_models.py).\n", encoding="utf-8")
     return str(folder)
 
 
@@ -256,7 +251,7 @@ def main() -> None:
 
 
 def _markdown(r: dict) -> str:
-    lines = ["# bench/select.py", "", "## Bits per byte parity (40 Banking77 queries)", "",
+    lines = ["# bench/select_models.py", "", "## Bits per byte parity (40 Banking77 queries)", "",
              "| model | tunerail | reference | relative diff | reference |", "|---|---|---|---|---|"]
     for name, p in r["parity"].items():
         lines.append(f"| {name} | {p['tunerail']:.4f} | {p['reference']:.4f} | {100 * p['relative_diff']:.3f} % | {p['reference_method']} |")
