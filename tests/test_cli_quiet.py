@@ -19,6 +19,7 @@ NOISE = ("Loading weights", "FutureWarning", "DeprecationWarning", "warnings.war
 def _train_cli(tmp_path: Path, name: str, *extra: str) -> str:
     config = {
         "task": "classification",
+        "criteria": {"threshold": 0.5},
         "model": {"base": str(tiny_model_dir()), "max_seq_length": 96},
         "prompts": [{"system": "Classify the banking query.", "template": "{prompt}"}],
         "train": {"epochs": 0.25, "batch_size": 8, "bf16": False, "probe_steps": 1},

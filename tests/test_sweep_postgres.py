@@ -37,7 +37,8 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried(tmp_path, postg
               write_jsonl(tmp_path / "validation.jsonl", banking_rows(8, offset=1000)))
     cfg = tmp_path / "tunerail.yaml"
     cfg.write_text(json.dumps({
-        "task": "classification", "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
+        "task": "classification", "criteria": {"threshold": 0.5},
+        "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
         "train": {"bf16": False, "probe_steps": 0, "epochs": 6},
         "budget": {"max_hours": 2.0}, "tracking": {"enabled": False}, "store": {"path": str(tmp_path / "store")},
         "sweep": {"pruner": "none", "heartbeat_seconds": 4, "space": {"epochs": 6, "batch_size": [8], "replay_ratio": None}},
