@@ -114,6 +114,7 @@ def test_step_keys_cover_every_field_the_step_reads_and_the_version(monkeypatch)
 def test_run_prints_the_doctor_table_before_training(tmp_path, monkeypatch, capsys):
     """Issue 13 §8: `tunerail run` shows what the doctor found (here 12 empty labels) before training starts."""
     import tunerail.train
+    from tunerail.cli._common import console as cli_console
     from tunerail.errors import TunerailError
 
     config = _project(tmp_path)
@@ -130,9 +131,11 @@ def test_run_prints_the_doctor_table_before_training(tmp_path, monkeypatch, caps
         raise TunerailError("training stopped by the test")
 
     monkeypatch.setattr(tunerail.train, "train", no_training)
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(cli_console, "_width", 80)  # a plain terminal: check names must stay whole
     assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 2
     printed = seen_before_training[0]
-    row = next(line for line in printed.splitlines() if "format.missing_field" in line)
+    rows = [line for line in printed.splitlines() if "format.missing_field" in line]
+    assert rows, printed
+    row = rows[0]
     assert "DOC002" in row and "error" in row and "12" in row
     assert "unresolved" in printed

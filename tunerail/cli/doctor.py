@@ -34,9 +34,13 @@ def findings_table(findings: list[Finding], title: str, unresolved: list[Finding
     left = Counter(f.check for f in unresolved) if unresolved is not None else None
     table = Table(title=title, title_justify="left")
     columns = [("check", "left"), ("code", "left"), ("severity", "left"), ("findings", "right"), ("rows affected", "right")]
+    groups = findings_by_check(findings)
+    longest_check = max((len(g["check"]) for g in groups), default=5)
     for column, justify in columns + ([("unresolved", "right")] if left is not None else []):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for g in findings_by_check(findings):
+        # Check names and codes are what users search the docs for: never cut, even at 80 columns.
+        whole = {"min_width": longest_check, "no_wrap": True} if column == "check" else {"no_wrap": True} if column == "code" else {}
+        table.add_column(column, justify=justify, **whole)  # type: ignore[arg-type]
+    for g in groups:
         style = _SEVERITY_STYLE[g["severity"]]
         cells = [escape(g["check"]), g["code"], f"[{style}]{g['severity']}[/]", f"{g['findings']:,}", f"{g['rows']:,}"]
         table.add_row(*cells, *([f"{left.get(g['check'], 0):,}"] if left is not None else []))
