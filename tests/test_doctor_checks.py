@@ -256,3 +256,17 @@ def test_near_copies_with_prompt_and_answer_edited_are_near_duplicates(tmp_path,
             together |= {(a, b) for a in idx for b in idx}
     assert len(planted) == 60
     assert sum((s, c) in together for s, c in planted.items()) >= 0.95 * len(planted)
+
+
+def test_a_post_with_a_link_beside_its_text_is_content_but_a_bare_link_request_is_not(tmp_path):
+    """DOC026 flagged 84 of the bundled WNUT-17 posts: a tweet with a link is content, not 'only a URL'."""
+    posts = [  # real rows of examples/wnut17/posts.jsonl: the post is the input, the answer is extracted from it
+        "' Breaking Dawn ' Returns to Vancouver on January 11th http://bit.ly/dbDMs8",
+        "RT @ climb _ chairman : Part 2 . https://t.co/bmPpwNsOMh",
+        "The Road 2 BQ : January 8 http://t.co/mCQRfd3f4W",
+    ]
+    requests = ["Summarize the article at https://example.com/news/2019/markets", "Read https://example.org/post/7 and list its main points",
+                "http://example.net/video/42"]
+    rows = [{"prompt": p, "completion": json.dumps({"person": [], "location": []})} for p in posts + requests]
+    result = run(write_jsonl(tmp_path / "posts.jsonl", rows), task="extraction", disabled=[])
+    assert flagged(result, "instruct.unseen_input") == {3, 4, 5}

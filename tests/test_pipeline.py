@@ -139,3 +139,36 @@ def test_run_prints_the_doctor_table_before_training(tmp_path, monkeypatch, caps
     row = rows[0]
     assert "DOC002" in row and "error" in row and "12" in row
     assert "unresolved" in printed
+
+
+def test_fixed_duplicate_clusters_count_as_resolved_but_a_kept_conflict_does_not(tmp_path):
+    """--fix keeps the first row of a duplicate cluster on purpose: the cluster is resolved.
+
+    Before, any row still in clean.jsonl made its finding "unresolved", so every duplicate the fix
+    had removed was still reported (and could block training).
+    """
+    from tunerail.config import TunerailConfig
+    from tunerail.doctor import doctor
+    from tunerail.pipeline import unresolved_doctor_findings
+
+    rows = [{"text": f"how do I change the PIN of card number {i} at an ATM", "label": "change_pin"} for i in range(30)]
+    rows += [{"text": f"my transfer number {i} has not arrived in my account yet", "label": "transfer"} for i in range(30)]
+    rows += [dict(rows[0]), dict(rows[1])]  # two exact copies
+    rows += [{"text": "the exchange rate was wrong on my card payment today", "label": "change_pin"},
+             {"text": "the exchange rate was wrong on my card payment today", "label": "transfer"}]  # a label conflict
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = TunerailConfig(task="classification", data={"format": "text_label"}, doctor={"semantic": False},
+                            criteria={"threshold": 0.5})
+    doctor(data, config, out_dir=tmp_path / "doctor", fix=True)
+    found = {f.code for f in json_findings(tmp_path / "doctor")}
+    assert "DOC010" in found
+    left = {f.code for f in unresolved_doctor_findings(tmp_path / "doctor")}
+    assert "DOC010" not in left
+    assert found & {"DOC011", "DOC052"} and left & {"DOC011", "DOC052"}  # the conflict needs a person
+
+
+def json_findings(doctor_dir: Path):
+    from tunerail.findings import load_findings
+
+    return load_findings(doctor_dir / "findings.json")

@@ -122,6 +122,7 @@ def unresolved_doctor_findings(doctor_dir: Path) -> list[Finding]:
     verdict; a conflict or a likely mislabel that stayed in the data does.
     """
     removed: set[int] = set()
+    kept: dict[str, set[int]] = {}  # code -> rows --fix kept on purpose (the first of a duplicate cluster)
     quarantine = doctor_dir / "quarantine.jsonl"
     if quarantine.exists():
         with open(quarantine, encoding="utf-8") as handle:
@@ -129,8 +130,10 @@ def unresolved_doctor_findings(doctor_dir: Path) -> list[Finding]:
                 meta = json.loads(line).get("_tunerail", {})
                 if "index" in meta:
                     removed.add(int(meta["index"]))
+                if isinstance(meta.get("kept"), dict) and "index" in meta["kept"]:
+                    kept.setdefault(str(meta.get("code")), set()).add(int(meta["kept"]["index"]))
     return [f for f in load_findings(doctor_dir / "findings.json")
-            if not f.rows or any(r.index not in removed for r in f.rows)]
+            if not f.rows or any(r.index not in removed and r.index not in kept.get(f.code, ()) for r in f.rows)]
 
 
 def blocking_findings(doctor_dir: Path, leakage_json: Path, stop_on: str) -> list[Finding]:

@@ -33,7 +33,7 @@ def findings_table(findings: list[Finding], title: str, unresolved: list[Finding
 
     left = Counter(f.check for f in unresolved) if unresolved is not None else None
     table = Table(title=title, title_justify="left")
-    columns = [("check", "left"), ("code", "left"), ("severity", "left"), ("findings", "right"), ("rows affected", "right")]
+    columns = [("check", "left"), ("code", "left"), ("severity", "left"), ("findings", "right"), ("rows", "right")]
     groups = findings_by_check(findings)
     longest_check = max((len(g["check"]) for g in groups), default=5)
     for column, justify in columns + ([("unresolved", "right")] if left is not None else []):

@@ -62,6 +62,8 @@ _PLACEHOLDER_MEDIA = re.compile(
     r"|\(\s*(?:picture|image|photo) attached\s*\)"
     r"|\b[\w-]+\.(?:jpe?g|png|gif|bmp|webp|mp4|mp3|wav|pdf)\b", re.IGNORECASE)
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
+_ASKS_ABOUT = re.compile(r"\b(?:summari[sz]e|describe|explain|translate|analy[sz]e|review|read|watch|listen to|"
+                         r"rewrite|paraphrase|critique|what (?:does|is) (?:it|this|the))\b", re.IGNORECASE)
 _ABOUT_URLS = re.compile(r"\b(?:url|urls|link|links|domain|web ?address|hyperlink|website address|html)\b", re.IGNORECASE)
 
 
@@ -85,8 +87,14 @@ def unseen_input(ctx: CheckContext) -> list[Finding]:
         else:
             source = extra if extra.strip() else prompt
             url = _URL.search(source)
-            bare = url is not None and len(_URL.sub("", source).split()) <= (3 if extra.strip() else 12)
-            if not bare or _ABOUT_URLS.search(instruction):
+            if url is None or _ABOUT_URLS.search(instruction):
+                continue
+            rest = _URL.sub("", source)
+            # A separate input that is only a link, or a prompt that is a link plus a request about
+            # it ("Summarise this article: <url>"). A post with a link beside its own text is content.
+            bare = len(rest.split()) <= 3 or (not extra.strip() and len(rest.split()) <= 12
+                                              and (_REFERS.search(rest) or _ASKS_ABOUT.search(rest)))
+            if not bare:
                 continue
             what = f"only a URL ({url.group(0).rstrip(').,;]')[:60]})"
         out.append(found(Severity.WARNING,
