@@ -69,3 +69,24 @@ def test_extraction_nearest_neighbour_baseline(tiny, tmp_path):
     assert "nearest_neighbour" in res.metrics and "json_valid" in res.metrics["nearest_neighbour"]
     assert res.metrics["nearest_neighbour"]["json_valid"]["value"] == 1.0  # training answers are valid JSON
     assert any(f.code == "EVL050" and f.details["baseline"] == "nearest_neighbour" for f in res.findings)
+
+
+def test_perplexity_can_be_switched_off_but_not_for_a_perplexity_criterion(tiny, tmp_path):
+    """eval.perplexity: false skips the two reference forward passes (~2 min of the extraction demo's eval)."""
+    import tunerail
+
+    model, adapter = tiny
+    test = write_jsonl(tmp_path / "test.jsonl", _rows(8))
+    cfg = _extraction_config().model_copy(deep=True)
+    cfg.eval.perplexity = False
+    res = tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model),
+                            out_dir=tmp_path / "off", cache_dir=None)
+    assert "perplexity" not in res.metrics["tuned"] and "perplexity" not in res.metrics["base"]
+    assert not any("perplexity" in k for k in res.timings)
+    on = tunerail.evaluate(_extraction_config(), test_data=test, adapter_dir=adapter, base_model=str(model),
+                           out_dir=tmp_path / "on", cache_dir=None)
+    assert "perplexity" in on.metrics["tuned"] and "tuned_perplexity_s" in on.timings
+    cfg.criteria.metric, cfg.criteria.threshold = "perplexity", 1e6
+    forced = tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model),
+                               out_dir=tmp_path / "forced", cache_dir=None)
+    assert "perplexity" in forced.metrics["tuned"]

@@ -250,6 +250,9 @@ class EvalConfig(_Section):
         "Classification: also rank every label by log-likelihood (2-3x the cost of generation; never "
         "answers outside the label set)."))
     length_normalize: bool = Field(False, description="Label ranking by mean per-token log-likelihood instead of the sum.")
+    perplexity: bool = Field(True, description=(
+        "Also report the reference answers' perplexity under the base and tuned model (one forward pass "
+        "per test row each; always on when criteria.metric is perplexity)."))
     few_shot: int = Field(0, ge=0, le=8, description=(
         "Also evaluate the base model with this many training examples in the prompt (one per label first); "
         "needs the training split (`tunerail run` passes it; `tunerail eval --train`)."))

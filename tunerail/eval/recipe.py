@@ -151,7 +151,8 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     prompts = [prompt_for(base_lm.tokenizer, r, template) for r in records]
     max_new = _max_new_tokens(config, task, base_lm.tokenizer, labels)
     run = _Runner(cache, prompts, refs, labels, ev, max_new, progress, timings)
-    outs: dict[str, dict[str, Any]] = {"base": run.outputs("base", base_lm)}
+    want_ppl = ev.perplexity or metric == "perplexity"
+    outs: dict[str, dict[str, Any]] = {"base": run.outputs("base", base_lm, perplexity=want_ppl)}
     few_run = None
     if shots:
         few_prompts = [prompt_for(base_lm.tokenizer, r, template, shots) for r in records]
@@ -169,9 +170,9 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     elif constrained and ev.decoding == "constrained":
         free_out = None
     else:
-        free_out = run.outputs("tuned", tuned_lm)
+        free_out = run.outputs("tuned", tuned_lm, perplexity=want_ppl)
     if constrained:
-        tuned_ppl = _ppl_of(free_out) if free_out is not None else run.perplexity("tuned", tuned_lm)
+        tuned_ppl = (_ppl_of(free_out) if free_out is not None else run.perplexity("tuned", tuned_lm)) if want_ppl else {}
         outs["tuned"] = {"text": run.constrained("tuned", tuned_lm), **tuned_ppl}
         if free_out is not None and "ranked" in free_out:
             outs["tuned"]["ranked"] = free_out["ranked"]
