@@ -204,5 +204,14 @@ def test_extraction_field_level():
     assert s.per_example["json_valid"].tolist() == [1.0, 0.0]
 
 
+def test_prose_is_not_an_exact_match_for_an_answer_with_no_entities():
+    """The demo's base model scored exact_match 0.18 with no valid JSON: prose 'matched' every empty reference."""
+    refs = ['{"person": [], "location": []}'] * 3
+    outs = ["I'm sorry, I can't tell who is in this post.", '{"person": [], "location": []}', '{"person": ["Ana"]}']
+    s = score_extraction(refs, outs)
+    assert s.per_example["exact_match"].tolist() == [0.0, 1.0, 0.0]
+    assert s.primary.tolist() == [0.0, 1.0, 0.0]
+
+
 def test_perplexity():
     assert M.perplexity([2.0, 4.0], [2, 4]) == pytest.approx(np.exp(1.0))

@@ -106,12 +106,13 @@ def score_extraction(references: Sequence[str], outputs: Sequence[str]) -> Model
     out_sets = [s if s is not None else set() for s in out_sets]
     ref_sets = [s if s is not None else set() for s in ref_sets]
     counts = np.array([(len(r & o), len(o - r), len(r - o)) for r, o in zip(ref_sets, out_sets)], dtype=float)
-    example_f1 = np.array([M._prf(*c)[2] if c.sum() else 1.0 for c in counts])
+    # Nothing to find and nothing found is right only for a JSON answer: prose is not "no entities".
+    example_f1 = np.array([M._prf(*c)[2] if c.sum() else v for c, v in zip(counts, valid)])
 
     def stat(which: int) -> IndexStat:
         return lambda idx: float(M._prf(*counts[idx].sum(0))[which])
 
-    per = {"exact_match": np.array([float(r == o) for r, o in zip(ref_sets, out_sets)]), "json_valid": valid}
+    per = {"exact_match": np.array([float(r == o) * v for r, o, v in zip(ref_sets, out_sets, valid)]), "json_valid": valid}
     corpus = {"field_precision": stat(0), "field_recall": stat(1), "field_f1": stat(2)}
     report = M.entity_prf(ref_sets, out_sets)
     return ModelScores(per, corpus, example_f1, list(outputs), {"report": report})
