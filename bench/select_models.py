@@ -210,6 +210,9 @@ def main(args: argparse.Namespace) -> None:
         results.update(parity=parity, parity_same_ranking=same_order, parity_docs=len(docs))
         _write(name, results)
         return
+    command = " ".join(["python", "bench/select_models.py", *sys.argv[1:]])
+    _write(name, {"command": command, "config": str(config), "parity_docs": len(docs), "parity": parity,
+                  "parity_same_ranking": same_order, "partial": "select not finished", "load_average": os.getloadavg()})
 
     # 2. the demo's select table + select time ------------------------------------------------------
     cfg.model.candidates = ["bundled:smollm2", "bundled:gemma3", models["smollm2-damaged"]]
@@ -241,7 +244,7 @@ def main(args: argparse.Namespace) -> None:
                "bits_per_byte": all(dmg["bits_per_byte"]["value"] >= t["bits_per_byte"]["value"] for t in others),
                "bits_per_byte_general": all(dmg["bits_per_byte_general"] >= t["bits_per_byte_general"] for t in others)}
     unname = lambda s: s.replace(models["smollm2-damaged"], "smollm2-damaged")  # noqa: E731
-    results = {"command": " ".join(["python", "bench/select_models.py", *sys.argv[1:]]), "config": str(config),
+    results = {"command": command, "config": str(config),
                "task": result.task, "metric": result.metric, "sample": result.sample,
                "select_settings": cfg.select.model_dump(mode="json"), "parity_docs": len(docs),
                "parity": parity, "parity_same_ranking": same_order, "select": table,
@@ -306,7 +309,7 @@ def _markdown(r: dict) -> str:
                      f"{p['reference_method']} | {default} | {extra} |")
     lines += ["", f"same ranking: {r['parity_same_ranking']}", ""]
     if "select" not in r:
-        return "\n".join(lines)
+        return "\n".join([*lines, f"partial: {r.get('partial')}; load average {r.get('load_average')}", ""])
     s = r["sample"]
     sel = r["select_settings"]
     lines += [f"## select ({r['task']}, {r['metric']}, {s['rows']} of {s['of']} rows, {s['shots']}-shot, "
