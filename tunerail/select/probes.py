@@ -43,6 +43,9 @@ def document_bits_per_byte(lm: G.LoadedModel, documents: Sequence[str], *, batch
     """lm-eval's ``loglikelihood_rolling`` bits per byte: every token of each document predicted from the
     BOS token (EOS when the tokenizer has none), summed, over the documents' UTF-8 bytes.
 
+    Documents are encoded without the tokenizer's special tokens: one that adds a BOS itself (Gemma's)
+    would otherwise be scored as ``<bos> <bos> text``, counting ``log p(<bos> | <bos>)`` as bits of the
+    document (lm-eval 0.4 does that by default; ``add_bos_token=False`` matches this function).
     Documents longer than the model's context are not windowed (lm-eval would roll a window); select
     only uses short rows.
     """
