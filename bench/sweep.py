@@ -353,6 +353,8 @@ def render_md(out: dict) -> str:
                 lines.append(f"- {label}: {100 * t['test_accuracy']:.1f} %, difference {100 * d['value']:+.1f} points "
                              f"(paired bootstrap 95 % CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f}), "
                              f"McNemar p = {m['p_value']:.3g}; params {t['params']}")
+    for note in out.get("notes", []):
+        lines.append(f"\n- {note}")
     for s in out.get("postgres", []):
         lines.append(f"\nPostgreSQL, {s['workers']} worker(s), {s['seconds']:.0f} s: {s['trials']} trials, {s['trials_per_hour']} trials/hour")
     if out.get("postgres_note"):
