@@ -110,6 +110,30 @@ def test_share_holds_on_a_slow_machine_with_a_slow_finish(tmp_path, monkeypatch)
     assert wall - saved["used_seconds"] < 1.0  # nothing the sweep did went uncharged
 
 
+def test_share_meter_charges_every_worker_and_plans_the_stop():
+    import optuna
+
+    from tunerail.sweep.share import ShareMeter
+
+    study = optuna.create_study()
+    other = ShareMeter(study, allowed=100.0, worker="other", start=time.perf_counter() - 30.0)
+    other.publish()  # another worker has spent 30 s (a dead one's last figure counts too)
+    meter = ShareMeter(study, allowed=100.0, worker="me", start=time.perf_counter() - 20.0)
+    assert 50.0 <= meter.spent() < 51.0
+    costs = meter.costs
+    costs.see("eval", 4.0)
+    assert costs.stop_cost() == 8.0  # before a finish was measured: twice an evaluation
+    costs.see("tail", 10.0)
+    costs.see("outputs", 2.0)
+    costs.see("step", 9.0)  # a warm-up step ages out of the running window
+    for _ in range(8):
+        costs.see("step", 1.0)
+    assert costs.step_cost() == 1.0 and costs.stop_cost() == 12.0
+    need = costs.step_cost() + costs.eval + costs.stop_cost()  # 17 s: a step, its cut's evaluation, finish, outputs
+    assert meter.fits(need)  # 50 + 1.25 x 17 <= 100
+    assert not meter.fits(42.0)  # 50 + 1.25 x 42 > 100
+
+
 def test_pruner_stops_a_worse_trial(tmp_path, splits):
     import optuna
 
