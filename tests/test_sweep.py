@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -53,19 +54,84 @@ def test_sweep_writes_study_outputs(tmp_path, splits):
 
 @pytest.mark.slow
 def test_budget_share_is_never_exceeded(tmp_path, splits):
-    # 400 epochs would take far longer than the 150 s share: trials are cut at an evaluation, the sweep stops.
-    # (A trial's setup, loading the model, cannot be cut: 150 s leaves room for it on a loaded 2-core box.)
+    # 400 epochs would take far longer than the 150 s share: trials are cut before a step that would not fit, the
+    # sweep stops. The share counts every second of the call (setup, between trials, report), so the wall clock
+    # measured here, outside the sweep, stays within it too.
     allowed = 150.0
-    cfg = _config(tmp_path, max_hours=allowed / 3600 / 0.2, trials=6,
+    cfg = _config(tmp_path, max_hours=allowed / 3600 / 0.2, trials=6, patience=10_000,  # early stopping never ends one first
                   space={"epochs": 400, "batch_size": [8], "replay_ratio": None})
     from tunerail.sweep import sweep
 
+    start = time.perf_counter()
     result = sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=tmp_path / "sweep")
+    wall = time.perf_counter() - start
     assert result.share["allowed_seconds"] == pytest.approx(allowed)
-    assert result.share["used_seconds"] <= allowed and not result.share["exceeded"]
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["share"]
+    assert wall <= allowed and saved["used_seconds"] <= allowed and not saved["exceeded"]
+    assert saved["used_seconds"] >= result.share["used_seconds"]  # sweep.json, written last, charges the report too
     assert result.counts["budget_cut"] >= 1 and len(result.trials) < 6
     cut = next(t for t in result.trials if str(t["reason"]).startswith("budget share"))
     assert cut["state"] == "COMPLETE" and cut["value"] is not None  # counted, with its best value so far
+
+
+@pytest.mark.slow
+def test_share_holds_on_a_slow_machine_with_a_slow_finish(tmp_path, monkeypatch):
+    # Every batch 50 ms slower, and storing a trial's adapter 3 s (a slow disk): a trial that stops must still
+    # finish inside the share. Before, the stop reserve was one evaluation interval (well under a second here),
+    # so the last trial's finish and the time between trials ran over the share.
+    from tunerail.train.recipe import TrainRecipe
+
+    collate, finish = TrainRecipe._collate, TrainRecipe.finish
+
+    def slow_collate(self, *args, **kwargs):
+        time.sleep(0.05)
+        return collate(self, *args, **kwargs)
+
+    def slow_finish(self):
+        time.sleep(3.0)
+        return finish(self)
+
+    monkeypatch.setattr(TrainRecipe, "_collate", slow_collate)
+    monkeypatch.setattr(TrainRecipe, "finish", slow_finish)
+    allowed = 120.0  # at load 12 on 2 cores the first setup (imports, model load) alone took 15-24 s, a step up to 6 s
+    splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(16)),  # 2 steps a trial: trials end, then the share
+              write_jsonl(tmp_path / "validation.jsonl", banking_rows(8, offset=1000)))
+    cfg = _config(tmp_path, max_hours=allowed / 3600 / 0.2, trials=30,
+                  space={"epochs": 1, "batch_size": [8], "replay_ratio": None})
+    from tunerail.sweep import sweep
+
+    start = time.perf_counter()
+    result = sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=tmp_path / "sweep")
+    wall = time.perf_counter() - start
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["share"]
+    assert wall <= allowed and saved["used_seconds"] <= allowed and not saved["exceeded"]
+    assert len(result.trials) >= 2 and len(result.trials) < 30  # the share, not the trial count, ended the sweep
+    assert saved["measured_costs"]["tail"] >= 3.0  # the slow finish was measured and planned for
+    assert wall - saved["used_seconds"] < 1.0  # nothing the sweep did went uncharged
+
+
+def test_share_meter_charges_every_worker_and_plans_the_stop():
+    import optuna
+
+    from tunerail.sweep.share import ShareMeter
+
+    study = optuna.create_study()
+    other = ShareMeter(study, allowed=100.0, worker="other", start=time.perf_counter() - 30.0)
+    other.publish()  # another worker has spent 30 s (a dead one's last figure counts too)
+    meter = ShareMeter(study, allowed=100.0, worker="me", start=time.perf_counter() - 20.0)
+    assert 50.0 <= meter.spent() < 51.0
+    costs = meter.costs
+    costs.see("eval", 4.0)
+    assert costs.stop_cost() == 8.0  # before a finish was measured: twice an evaluation
+    costs.see("tail", 10.0)
+    costs.see("outputs", 2.0)
+    costs.see("step", 9.0)  # a warm-up step ages out of the running window
+    for _ in range(8):
+        costs.see("step", 1.0)
+    assert costs.step_cost() == 1.0 and costs.stop_cost() == 12.0
+    need = costs.step_cost() + costs.eval + costs.stop_cost()  # 17 s: a step, its cut's evaluation, finish, outputs
+    assert meter.fits(need)  # 50 + 1.25 x 17 <= 100
+    assert not meter.fits(42.0)  # 50 + 1.25 x 42 > 100
 
 
 def test_pruner_stops_a_worse_trial(tmp_path, splits):

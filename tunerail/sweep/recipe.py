@@ -164,6 +164,7 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
     from tunerail.store import Store
     from tunerail.train.data import load_split
 
+    begun = time.perf_counter()  # every second from here on is charged to the share
     if validation_data is None:
         raise GuardrailError(Problem("the sweep needs a validation split (its objective and pruning read it)",
                                      field="--validation", fix="pass --validation (written by `tunerail split`)"))
@@ -182,16 +183,27 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
     study_obj = optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True,
                                     sampler=_sampler(config.sweep.sampler, seed, space), pruner=_pruner(config))
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    meter = share_mod.ShareMeter(study_obj, allowed, worker)
+    meter = share_mod.ShareMeter(study_obj, allowed, worker, start=begun)
+    meter.publish()
+    costs = meter.costs
     store = store or Store(config.resolve(config.store.path) or config.store.path)
     trial_store = Store(Path(store.root).with_name(Path(store.root).name + "-sweep-trials"))  # trial adapters: not project checkpoints
     n_rows = len(load_split(train_data, config, "train"))
     interval = _eval_interval(n_rows, config, space)
     parent = _parent_run(config, store.root, name, url, space)
     hooks_cache: dict[Any, Any] = {}
-    state = {"base": None, "first_eval": 0.0, "step0": 0.0}
+    state: dict[str, Any] = {"base": None, "train_end": None, "outputs_at": None}
+
+    def close_tail() -> None:
+        """The end of the last trial's training to now: finish, release, Optuna's bookkeeping, outputs."""
+        if state["train_end"] is not None:
+            costs.see("tail", time.perf_counter() - state["train_end"])
+            state["train_end"] = None
 
     def objective(trial: Any) -> float:
+        close_tail()
+        started = time.perf_counter()
+        reused = state["base"] is not None
         params = suggest(trial, space)
         trial.set_user_attr("params_all", params)
         trial.set_user_attr("worker", worker)
@@ -199,43 +211,53 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         batch = cfg.train.batch_size * cfg.train.gradient_accumulation
         cfg.train.eval_steps = max(1, interval // batch)
         cfg.train.probe_steps = 0  # the step time is measured by the trial itself
-        clock = share_mod.TrialClock(meter, trial)
-        cfg.budget.max_hours = max(meter.left(), 1e-3) / 3600  # refined at every evaluation (on_eval)
+        cfg.budget.max_hours = max(meter.left(), 1e-3) / 3600  # a backstop: on_step stops the trial first
         cfg.budget.max_cost = None
         sign = 1.0 if direction == "minimize" else -1.0  # the pruner reads val loss in the study's direction
         why: dict[str, str] = {}
+        mark = {"at": started}  # end of the last unit measured (step or evaluation)
+
+        def lap(kind: str) -> None:
+            now = time.perf_counter()
+            costs.see(kind, now - mark["at"])
+            mark["at"] = now
+
+        def cut(where: str) -> str:
+            why["reason"] = (f"budget share: the next step and a stop after it would pass {config.budget.search_share:g} x "
+                             f"budget.max_hours (measured: step {costs.step_cost():.2f} s, evaluation {costs.eval or 0:.2f} s, "
+                             f"finish {costs.stop_cost():.2f} s); cut {where}")
+            return "budget"
+
+        def on_step(step: int, evaluating: bool) -> str | None:
+            lap("step")
+            if meter.mine - state["published"] >= share_mod.REFRESH:
+                meter.publish()
+                state["published"] = meter.mine
+            need = (costs.eval or 0.0) * evaluating + costs.step_cost() + (costs.eval or 0.0) + costs.stop_cost()
+            return None if meter.fits(need, fresh=False) else cut(f"after step {step}")
 
         def on_eval(row: dict[str, Any]) -> str | None:
-            clock.tick()
-            left_now = meter.allowed - meter.spent(exclude=trial.number) - clock.seconds
-            # Hard stop inside a step (the trainer's budget guard), keeping one interval for its final evaluation.
-            cfg.budget.max_hours = max(row["seconds"] + left_now - share_mod.SAFETY * clock.worst_interval, 1e-9) / 3600
-            if row["step"] == 0:
-                state["step0"] = clock.seconds  # what starting a trial costs (the first one includes loading the model)
-                if left_now <= share_mod.SAFETY * clock.worst_interval:
-                    why["reason"] = (f"budget share: setup and first evaluation took {clock.seconds:.0f} s, no room left for "
-                                     f"a training interval; cut at step 0")
-                    return "budget"
-                return None
-            if trial.user_attrs.get("tunerail_first_eval") is None:
-                trial.set_user_attr("tunerail_first_eval", round(clock.seconds, 3))
-            val = row.get("val_loss")
-            if val is not None and math.isfinite(val):
-                step = round(row["step"] * batch / interval)
-                trial.report(sign * val, step)
-                if trial.should_prune():
-                    why["reason"] = (f"pruned by the {config.sweep.pruner} pruner at {step * interval} examples "
-                                     f"(val loss {val:.4f})")
-                    return "pruned"
-            if not clock.next_interval_fits():
-                why["reason"] = (f"budget share: the next evaluation would pass {config.budget.search_share:g} x "
-                                 f"budget.max_hours; cut at step {row['step']}")
-                return "budget"
+            lap("eval")
+            trial.set_user_attr(share_mod.SECONDS_ATTR, round(time.perf_counter() - started, 3))
+            meter.publish()
+            state["published"] = meter.mine
+            if row["step"] > 0:
+                val = row.get("val_loss")
+                if val is not None and math.isfinite(val):
+                    step = round(row["step"] * batch / interval)
+                    trial.report(sign * val, step)
+                    if trial.should_prune():
+                        why["reason"] = (f"pruned by the {config.sweep.pruner} pruner at {step * interval} examples "
+                                         f"(val loss {val:.4f})")
+                        return "pruned"
+            if not meter.fits(costs.step_cost() + (costs.eval or 0.0) + costs.stop_cost()):
+                return cut(f"at step {row['step']}")
             return None
 
         from tunerail.train.recipe import TrainHooks, TrainRecipe
 
-        hooks = TrainHooks(on_eval=on_eval, base_model=state["base"], cache=hooks_cache)
+        state["published"] = meter.mine
+        hooks = TrainHooks(on_eval=on_eval, on_step=on_step, base_model=state["base"], cache=hooks_cache)
         trial_dir = out / "trials" / f"{trial.number:04d}"
         shutil.rmtree(trial_dir, ignore_errors=True)
         recipe = TrainRecipe(cfg, out_dir=trial_dir, resume=False, store=trial_store, progress=lambda e, i: None,
@@ -244,16 +266,20 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         result = None
         try:
             recipe.setup(train_data, validation_data)
+            lap("setup" if reused else "first_setup")
             recipe.train()
+            state["train_end"] = time.perf_counter()
             result = recipe.finish()
             ok = True
         except GuardrailError as exc:
             why["reason"] = f"guardrail: {exc}"
         finally:
+            if state["train_end"] is None:
+                state["train_end"] = time.perf_counter()
             recipe.cleanup(failed=not ok)
             _release(recipe, state, method)
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                clock.close()
+                trial.set_user_attr(share_mod.SECONDS_ATTR, round(time.perf_counter() - started, 3))
             shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
         if result is not None:
             _tag_child(parent, result.run_id, trial.number)
@@ -270,7 +296,6 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         if result.stopped_reason == "budget" and "reason" not in why:
             why["reason"] = "budget share: stopped inside a step by the trainer's budget guard"
         trial.set_user_attr("reason", why.get("reason", result.stopped_reason))
-        state["first_eval"] = max(state["first_eval"], float(trial.user_attrs.get("tunerail_first_eval") or 0.0))
         if config.sweep.objective == "metric":
             return _metric_value(cfg, validation_data, result.adapter_dir, config.sweep.metric_rows)
         if result.best_val_loss is None:
@@ -278,16 +303,25 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         return float(result.best_val_loss)
 
     def more() -> bool:
-        # A new trial must fit at least up to its first evaluation, as measured on the last trials.
-        return _counted(study_obj) < n_trials and meter.left() > share_mod.SAFETY * max(state["first_eval"], state["step0"])
+        # A new trial must fit up to its first evaluation after a step, and its stop, at the costs measured so far.
+        return _counted(study_obj) < n_trials and meter.fits(costs.trial_cost())
+
+    def write() -> SweepResult:
+        """sweep.json, best.yaml, report.html as of now (after every trial: progress, and the cost measured)."""
+        began = time.perf_counter()
+        found = _result(study_obj, name, url, config, space, allowed, parent, out, meter)
+        _write_outputs(found, study_obj, config, meter)
+        costs.see("outputs", time.perf_counter() - began)
+        return found
 
     def after_trial(study_: Any, frozen: Any) -> None:
         if on_trial is not None:
             on_trial(_trial_row(frozen))
+        write()
+        meter.publish()
         if not more():
             study_.stop()
 
-    start = time.perf_counter()
     while more():
         try:
             study_obj.optimize(objective, n_trials=n_trials, callbacks=[after_trial], catch=(), gc_after_trial=True)
@@ -300,15 +334,23 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
             if on_trial is not None:
                 on_trial({"number": None, "state": "FAIL", "value": None,
                           "reason": "this worker's trial was marked failed by another worker (late heartbeat); retried there"})
-    result = _result(study_obj, name, url, config, space, allowed, parent, out)
-    result.share["this_worker_seconds"] = round(time.perf_counter() - start, 2)
-    _write_outputs(result, study_obj, config)
+    close_tail()
     if parent is not None:
-        parent.log_metrics({"best_value": result.best_value if result.best_value is not None else float("nan"),
-                            "share_used": result.share["used_share"]}, step=0)
+        parent.log_metrics({"best_value": (_best(study_obj) or {}).get("value", float("nan")),
+                            "share_used": meter.spent() / (config.budget.max_hours * 3600)}, step=0)
+    result = write()  # the last second charged is the one that wrote these outputs (meter.mine read inside)
+    if parent is not None:
         parent.log_dict(result.to_dict(), "sweep.json")
         parent.end("FINISHED")
+    meter.publish()
     return result
+
+
+def _best(study: Any) -> dict[str, Any] | None:
+    try:
+        return {"value": study.best_trial.value}
+    except ValueError:
+        return None
 
 
 def _counted(study: Any) -> int:
@@ -384,14 +426,13 @@ def _trial_row(t: Any) -> dict[str, Any]:
 
 
 def _result(study: Any, name: str, url: str, config: Any, space: dict[str, Dimension], allowed: float, parent: Any,
-            out: Path) -> SweepResult:
+            out: Path, meter: share_mod.ShareMeter) -> SweepResult:
     rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
     counts["budget_cut"] = sum(1 for r in rows if r["state"] == "COMPLETE" and str(r["reason"]).startswith("budget share"))
-    meter = share_mod.ShareMeter(study, allowed, "report")
-    used = meter.spent()
+    used = meter.spent()  # every worker's charge, this one's up to now
     best = None
     try:
         best = study.best_trial
@@ -400,7 +441,9 @@ def _result(study: Any, name: str, url: str, config: Any, space: dict[str, Dimen
     share = {"search_share": config.budget.search_share, "max_hours": config.budget.max_hours,
              "allowed_seconds": round(allowed, 2), "used_seconds": round(used, 2),
              "used_share": round(used / (config.budget.max_hours * 3600), 5), "used_of_allowed": round(used / allowed, 4),
-             # Loading the model and the first evaluation cannot be cut; when they alone overran, say so.
+             "this_worker_seconds": round(meter.mine, 2),
+             "measured_costs": meter.costs.measured(),
+             # A worker's first setup (model load, first evaluation) cannot be measured before it runs; if it overran, say so.
              "exceeded": used > allowed}
     return SweepResult(study=name, storage=masked(url), objective=config.sweep.objective, direction=study.direction.name.lower(),
                        best_params=best.user_attrs.get("params_all", best.params) if best else None,
@@ -410,7 +453,14 @@ def _result(study: Any, name: str, url: str, config: Any, space: dict[str, Dimen
                        parent_run_id=getattr(parent, "run_id", None), out_dir=out)
 
 
-def _write_outputs(result: SweepResult, study: Any, config: Any) -> None:
+def _charge(share: dict[str, Any], meter: share_mod.ShareMeter, config: Any) -> None:
+    used = meter.spent()
+    share.update(measured_costs=meter.costs.measured(), used_seconds=round(used, 2), used_share=round(used / (config.budget.max_hours * 3600), 5),
+                 used_of_allowed=round(used / meter.allowed, 4), this_worker_seconds=round(meter.mine, 2),
+                 exceeded=used > meter.allowed)
+
+
+def _write_outputs(result: SweepResult, study: Any, config: Any, meter: share_mod.ShareMeter) -> None:
     from io import StringIO
 
     from ruamel.yaml import YAML
@@ -430,4 +480,5 @@ def _write_outputs(result: SweepResult, study: Any, config: Any) -> None:
         paths["best_yaml"] = str(out / "best.yaml")
     result.paths = paths
     write_report(out / "report.html", result, study)
+    _charge(result.share, meter, config)  # sweep.json is written last and counts the report's seconds too
     write_atomic(out / "sweep.json", json.dumps(result.to_dict(), indent=2, default=str))

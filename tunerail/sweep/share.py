@@ -1,23 +1,32 @@
-"""The sweep's share of the budget, enforced inside trials from the measured step time.
+"""The sweep's share of the budget: every second a worker spends is charged, nothing starts that would not fit.
 
 Optuna's own ``timeout`` is only checked between trials, so one long trial could spend the
-whole budget. Here every trial writes its wall seconds to the study (a trial user attribute,
-so workers on other machines see it) at each evaluation, and before training on it asks: does
-the next evaluation interval, at the slowest interval measured so far, still fit in what is
-left of ``budget.search_share x budget.max_hours``, counting every worker's trials? If not,
-the trial is cut at this evaluation and counted (state COMPLETE, reason ``budget``).
+whole budget. Here each worker charges its whole wall time, from entering ``sweep()`` to its
+last output written (setup, trials, the time between trials, the report), to the study (a study
+user attribute per worker, so workers on other machines see it). Before each unit of work, a
+training step, an evaluation, a new trial, the worker asks whether that unit *and* what it
+would cost to stop right after it (the cut's evaluation and checkpoint, the trial's finish,
+the outputs) still fit in ``budget.search_share x budget.max_hours``, at the slowest cost of
+each kind measured so far, times ``SAFETY``. If not, it stops there: the trial is cut and
+counted (state COMPLETE, reason ``budget``), or no new trial starts.
+
+The one thing that cannot be measured before it happens is a worker's first setup (loading
+the model, tokenizing, the first evaluation); when that alone overruns, ``exceeded`` says so.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from tunerail.errors import ConfigError, Problem
 
 SECONDS_ATTR = "tunerail_seconds"  # trial user attribute: wall seconds this trial has spent
-SAFETY = 1.25  # the next interval is assumed 25 % slower than the slowest one measured
+WORKER_PREFIX = "tunerail_worker_seconds:"  # study user attribute per worker: every second it spent
+SAFETY = 1.25  # each unit is assumed 25 % slower than the slowest one of its kind measured
+REFRESH = 1.0  # seconds between reads of the other workers' charges inside a trial
 
 
 def allowed_seconds(budget: Any) -> float:
@@ -28,53 +37,94 @@ def allowed_seconds(budget: Any) -> float:
     return budget.search_share * budget.max_hours * 3600
 
 
+WINDOW = {"step": 8, "eval": 4}  # running rates: the slowest of the last few (a warm-up step ages out); others: all
+
+
+@dataclass
+class Costs:
+    """The slowest recent cost of each unit measured (seconds); None until measured."""
+
+    setup: float | None = None  # trial start to training ready (a reused base model)
+    first_setup: float | None = None  # the same for a trial that loaded the base model (imports, tokenizing)
+    step: float | None = None  # one optimizer step
+    eval: float | None = None  # one evaluation with its checkpoint
+    tail: float | None = None  # end of training to the next trial's start (finish, release, Optuna, outputs)
+    outputs: float | None = None  # writing sweep.json, best.yaml and report.html
+    _seen: dict[str, list[float]] = field(default_factory=dict, repr=False)
+
+    def see(self, kind: str, seconds: float) -> None:
+        seen = self._seen.setdefault(kind, [])
+        seen.append(seconds)
+        del seen[:-WINDOW.get(kind, 1_000_000)]
+        setattr(self, kind, max(seen))
+
+    def measured(self) -> dict[str, float | None]:
+        return {k: None if getattr(self, k) is None else round(getattr(self, k), 3)
+                for k in ("setup", "first_setup", "step", "eval", "tail", "outputs")}
+
+    def stop_cost(self) -> float:
+        """What ending a trial now still costs: its tail, then this worker's final outputs.
+
+        Before a tail was measured (the first trial), twice an evaluation with its checkpoint
+        stands in for it: finishing copies and stores that checkpoint and writes the outputs.
+        """
+        tail = self.tail if self.tail is not None else 2 * (self.eval or 0.0)
+        return tail + (self.outputs or 0.0)
+
+    def step_cost(self) -> float:
+        """One more step; before one was measured, an evaluation (a forward pass over validation)."""
+        return self.step if self.step is not None else (self.eval or 0.0)
+
+    def trial_cost(self) -> float:
+        """The least a new trial costs: setup, step-0 evaluation, one step, its evaluation, the stop."""
+        setup = self.setup if self.setup is not None else (self.first_setup or 0.0)
+        return setup + self.step_cost() + 2 * (self.eval or 0.0) + self.stop_cost()
+
+
 @dataclass
 class ShareMeter:
-    """Seconds spent by the whole study (all workers) against the allowed share."""
+    """Seconds spent by the whole study (all workers, each from its first second) against the share."""
 
     study: Any
     allowed: float
     worker: str
-
-    def spent(self, *, exclude: int | None = None) -> float:
-        """Seconds every trial of every worker has used so far (from the storage).
-
-        A worker's one-time setup (loading the model, tokenizing) falls inside its first trial.
-        """
-        total = 0.0
-        for t in self.study.get_trials(deepcopy=False):
-            if t.number != exclude:
-                total += float(t.user_attrs.get(SECONDS_ATTR, 0.0))
-        return total
-
-    def left(self, *, exclude: int | None = None) -> float:
-        return self.allowed - self.spent(exclude=exclude)
-
-
-@dataclass
-class TrialClock:
-    """One trial's wall time and the slowest evaluation interval it has measured."""
-
-    meter: ShareMeter
-    trial: Any
     start: float = field(default_factory=time.perf_counter)
-    last: float = field(default_factory=time.perf_counter)
-    worst_interval: float = 0.0
+    key: str = ""
+    costs: Costs = field(default_factory=Costs)
+    _others: float = 0.0
+    _read_at: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        self.key = self.key or f"{WORKER_PREFIX}{self.worker}:{uuid.uuid4().hex[:8]}"
 
     @property
-    def seconds(self) -> float:
+    def mine(self) -> float:
         return time.perf_counter() - self.start
 
-    def tick(self) -> None:
-        """At an evaluation: publish this trial's seconds, remember the interval just measured."""
+    def publish(self) -> None:
+        """Write this worker's seconds so far to the study (other workers read them)."""
+        self.study.set_user_attr(self.key, round(self.mine, 3))
+
+    def others(self, *, fresh: bool = True) -> float:
         now = time.perf_counter()
-        self.worst_interval = max(self.worst_interval, now - self.last)
-        self.last = now
-        self.trial.set_user_attr(SECONDS_ATTR, round(self.seconds, 3))
+        if fresh or now - self._read_at >= REFRESH:
+            attrs = self.study.user_attrs
+            self._others = sum(float(v) for k, v in attrs.items() if k.startswith(WORKER_PREFIX) and k != self.key)
+            self._read_at = now
+        return self._others
 
-    def next_interval_fits(self) -> bool:
-        others = self.meter.spent(exclude=self.trial.number)
-        return others + self.seconds + SAFETY * self.worst_interval <= self.meter.allowed
+    def spent(self, *, fresh: bool = True) -> float:
+        """Seconds every worker has charged so far, this one up to now."""
+        return self.others(fresh=fresh) + self.mine
 
-    def close(self) -> None:
-        self.trial.set_user_attr(SECONDS_ATTR, round(self.seconds, 3))
+    def left(self, *, fresh: bool = True) -> float:
+        return self.allowed - self.spent(fresh=fresh)
+
+    def fits(self, seconds: float, *, fresh: bool = True) -> bool:
+        """Whether ``seconds`` more (at the measured cost, before the safety margin) stay within the share."""
+        return self.spent(fresh=fresh) + SAFETY * seconds <= self.allowed
+
+
+def study_spent(study: Any) -> float:
+    """Seconds every worker of ``study`` charged (for the report)."""
+    return sum(float(v) for k, v in study.user_attrs.items() if k.startswith(WORKER_PREFIX))

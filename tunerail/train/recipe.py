@@ -50,12 +50,16 @@ class TrainHooks:
 
     on_eval : called with each evaluation row (after the checkpoint); a returned string stops
         training there with that ``stopped_reason`` (pruned, budget share...).
+    on_step : called after each optimizer step with the step and whether an evaluation follows
+        it; a returned string stops training there, with a last evaluation and checkpoint (as the
+        budget guard does), under that ``stopped_reason``.
     base_model : a loaded base model to wrap with a fresh LoRA instead of loading one; the
         caller removes the adapter afterwards (``peft`` ``unload()``).
     cache : a dict reused across trainings for the tokenizer and tokenized rows.
     """
 
     on_eval: Callable[[dict[str, Any]], str | None] | None = None
+    on_step: Callable[[int, bool], str | None] | None = None
     base_model: Any = None
     cache: dict[Any, Any] | None = None
 
@@ -622,12 +626,15 @@ class TrainRecipe:
                     return
             window_losses.append(loss_value)
             reason = None if "budget" in self.disabled else budget_mod.over_budget(self.config.budget, self.elapsed)
-            if self._any_rank(reason is not None):
-                self.stopped_reason = "budget"
-                self._emit("guard", message=f"budget: {reason or 'another process hit the budget'}; stopping with a checkpoint")
+            evaluating = self.step % self.eval_steps == 0 or self.step == self.total_steps
+            hook = self.hooks.on_step(self.step, evaluating) if self.hooks.on_step is not None and reason is None else None
+            if self._any_rank(reason is not None or hook is not None):
+                self.stopped_reason = hook or "budget"
+                why = reason or ("stopped by the caller" if hook else "another process hit the budget")
+                self._emit("guard", message=f"{hook or 'budget'}: {why}; stopping with a checkpoint")
                 self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
                 return
-            if self.step % self.eval_steps == 0 or self.step == self.total_steps:
+            if evaluating:
                 self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
                 window_losses = []
                 if self._hook_stop is not None:
