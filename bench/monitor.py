@@ -4,14 +4,16 @@
     python bench/monitor.py --serve-only    # only the serve latency part (SmolLM2, ~2 min)
 
 Drift: reference = 1,000 in-scope CLINC150 training prompts (a new random draw per seed);
-windows of 200 and 500 prompts from the in-scope *test* split with 0, 5, 10 or 20 % out-of-scope
-prompts (``oos_test`` + ``oos_val`` + ``oos_train``), 20 seeds each. For every window, in the same
-run and on the same MiniLM embeddings:
+windows of 200 and 500 prompts with 0, 5, 10 or 20 % out-of-scope prompts (``oos_test`` +
+``oos_val`` + ``oos_train``), the in-scope rows drawn from the *other* training prompts, so a
+0 % window is exchangeable with the reference (a true no-drift null); with ``--cells all`` also
+0 % windows from the test split (collected separately: not exactly the training distribution).
+20 seeds each. For every window, in the same run and on the same MiniLM embeddings:
 
-- tunerail: ``tunerail.monitor.drift`` exactly as ``tunerail monitor`` runs it on one window (MMD,
-  domain classifier, token length, language, out-of-scope share), Bonferroni over the 5 tests at
-  family-wise alpha 0.05; detection = any test significant. Output tests need model answers and
-  are not part of this input-only benchmark.
+- tunerail: ``tunerail.monitor.drift`` exactly as ``tunerail monitor`` runs it on one window
+  without a test split (MMD, domain classifier, token length, language, out-of-scope share with
+  its permutation p-value), Bonferroni over the tests at family-wise alpha 0.05; detection = any
+  test significant. Output tests need model answers and are not part of this input-only benchmark.
 - Evidently's default text-drift test: the stat test ``ColumnDriftMetric`` picks for a text column
   (``_get_default_stattest``: ``perc_text_content_drift`` for a reference of <= 1,000 rows, a TF-IDF
   domain classifier against a random-classifier 95th percentile).
@@ -22,9 +24,9 @@ so the bench calls the same functions the two metrics call. Evidently 0.7's lega
 import ``pandas.core.dtypes.common.infer_dtype_from_object``, removed in pandas 3; the bench
 defines a stub for it (used only by data-integrity tests, never by the drift code).
 
-Serve: the demo model (bundled SmolLM2-135M-Instruct; a LoRA adapter merged in costs nothing at
-inference) behind ``tunerail serve``'s app on loopback, 32-token greedy answers to Banking77
-queries, 1 and 4 concurrent clients (official ``openai`` client): latency p50/p95 and generated
+Serve: a demo run folder (the Banking77 config, bundled SmolLM2-135M-Instruct + a fresh LoRA r=8
+adapter) loaded by ``tunerail.serve.build_state`` exactly as ``tunerail serve`` loads it (adapter
+merged, traffic log with fsync), on loopback, 32-token greedy answers to Banking77 test queries, 1 and 4 concurrent clients (official ``openai`` client): latency p50/p95 and generated
 tokens/s. Results: ``bench/results/monitor.json`` and ``.md``.
 """
 
@@ -48,7 +50,8 @@ SIZES = (200, 500)
 MIXES = (0.0, 0.05, 0.10, 0.20)
 # (size, oos share, pool of the in-scope rows): the main grid draws in-scope rows from CLINC150 train
 # rows outside the reference (a true "no drift" null); "test" cells draw them from the test split.
-CELLS = [(n, m, "train") for n in SIZES for m in MIXES] + [(n, 0.0, "test") for n in SIZES]
+MAIN_CELLS = [(n, m, "train") for n in SIZES for m in MIXES]
+CELLS = MAIN_CELLS + [(n, 0.0, "test") for n in SIZES]
 
 
 def _evidently():
@@ -176,36 +179,60 @@ def _summary(rows: list, seeds: int, perms: int, mc, ev_version: str, embed_seco
                         "(pool 'test') + out-of-scope prompts (oos_test+oos_val+oos_train)")}
 
 
-def serve_bench(requests: int, max_tokens: int) -> dict:
+def _demo_run(root: Path, rank: int) -> Path:
+    """A ``tunerail run`` folder for the Banking77 demo: bundled SmolLM2 + a fresh LoRA adapter (rank ``rank``, q/v).
+
+    The adapter is peft's default initialisation (B = 0), so the answers are the base model's;
+    serve merges it at load like a trained one, which is all the timing depends on.
+    """
+    import csv
+
+    from peft import LoraConfig, get_peft_model
+
+    from tunerail.models import load_causal_lm
+
+    with open(REPO / "examples" / "banking77" / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    run = root / "run"
+    (run / "split").mkdir(parents=True)
+    (run / "split" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::2]), encoding="utf-8")
+    (run / "split" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1::2]), encoding="utf-8")
+    cfg = {"project": "banking77-demo", "task": "classification",
+           "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
+           "model": {"base": "bundled:smollm2", "max_seq_length": 128},
+           "prompts": [{"system": "You route customer-service banking queries. Answer with the intent label only."}],
+           "criteria": {"threshold": 0.5}, "tracking": {"enabled": False}}
+    (run / "tunerail.yaml").write_text(json.dumps(cfg, indent=2), encoding="utf-8")  # JSON is YAML
+    (run / "train").mkdir()
+    (run / "train" / "train.json").write_text(json.dumps({"base_model": "bundled:smollm2"}), encoding="utf-8")
+    peft_model = get_peft_model(load_causal_lm("bundled:smollm2"),
+                                LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    peft_model.save_pretrained(str(run / "train" / "adapter"))
+    return run
+
+
+def serve_bench(requests: int, max_tokens: int, rank: int = 8) -> dict:
     import statistics
     import tempfile
     import threading
 
     sys.path.insert(0, str(REPO / "tests"))
-    import csv
-
+    from openai import OpenAI
     from serve_fixtures import running_server
 
-    from tunerail.config import TunerailConfig
-    from tunerail.eval.generate import load_model
-    from tunerail.prompting import pick_template
-    from tunerail.serve.app import ServeState, context_length, create_app
-    from tunerail.serve.traffic import TrafficLog
+    from tunerail.serve import build_state, load_run
+    from tunerail.serve.app import create_app
 
-    cfg = TunerailConfig.model_validate({"project": "banking77-demo",
-                                         "prompts": [{"system": "You route customer-service banking queries. Answer with the intent label only."}]})
-    lm = load_model("bundled:smollm2")
-    with open(REPO / "examples" / "banking77" / "train.csv", newline="", encoding="utf-8") as handle:
-        queries = [r["text"] for r in csv.DictReader(handle)][::37]
-    tmp = Path(tempfile.mkdtemp())
-    state = ServeState(lm=lm, model_id="banking77-demo", template=pick_template(cfg), labels=[], task="generation",
-                       traffic=TrafficLog(tmp / "traffic.jsonl"), max_new_tokens=max_tokens, context_length=context_length(lm))
-    from openai import OpenAI
-
-    out = {"model": "bundled:smollm2 (SmolLM2-135M-Instruct, fp32, merged)", "max_tokens": max_tokens, "torch_threads": None}
+    run = _demo_run(Path(tempfile.mkdtemp()), rank)
+    t = time.perf_counter()
+    state = build_state(run)  # what `tunerail serve RUN_DIR` loads: base + adapter merged, template, labels, traffic log
+    load_s = time.perf_counter() - t
+    queries = [r.prompt for r in load_run(run).load_split("test")][::19]
     import torch
 
-    out["torch_threads"] = torch.get_num_threads()
+    out = {"model": f"bundled:smollm2 (SmolLM2-135M-Instruct, fp32) + LoRA r={rank} (q_proj, v_proj) merged",
+           "run": "Banking77 demo config (classification, 20 labels), traffic log fsync on",
+           "max_tokens": max_tokens, "torch_threads": torch.get_num_threads(), "load_s": round(load_s, 1)}
     with running_server(create_app(state)) as url:
         client = OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=300)
 
@@ -238,9 +265,9 @@ def serve_bench(requests: int, max_tokens: int) -> dict:
             tokens = sum(r[1] for r in results)
             out[f"clients_{clients}"] = {"requests": len(results), "latency_p50_s": round(statistics.median(lat), 3),
                                          "latency_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3),
-                                         "tokens": tokens, "wall_s": round(wall, 2),
-                                         "tokens_per_s": round(tokens / wall, 1)}
-        # time to first token, streaming
+                                         "tokens": tokens, "mean_tokens": round(tokens / len(results), 1),
+                                         "wall_s": round(wall, 2), "tokens_per_s": round(tokens / wall, 1),
+                                         "requests_per_s": round(len(results) / wall, 2)}
         ttft = []
         for q in queries[:5]:
             t = time.perf_counter()
@@ -253,6 +280,8 @@ def serve_bench(requests: int, max_tokens: int) -> dict:
             ttft.append(first or float("nan"))
         out["stream_ttft_p50_s"] = round(statistics.median(ttft), 3)
     state.traffic.close()
+    logged = sum(1 for _ in open(run / "traffic" / "traffic.jsonl", encoding="utf-8"))
+    out["logged_requests"] = logged
     return out
 
 
@@ -261,7 +290,7 @@ def _markdown(result: dict) -> str:
     d = result.get("drift")
     if d:
         lines += [f"Detection rate over {d['seeds']} seeds per cell (reference: {d['reference']}; windows: {d['windows']}). "
-                  f"tunerail: any of 5 input tests significant, {d['correction']} at family-wise alpha {d['alpha']}, "
+                  f"tunerail: any input test significant, {d['correction']} over the window's tests at family-wise alpha {d['alpha']}, "
                   f"{d['permutations']} permutations. Evidently {d['evidently_version']} defaults on the same windows and embeddings.",
                   "", "| window | out-of-scope | in-scope rows from | tunerail monitor | Evidently text drift (default) | Evidently embedding drift (default) | tunerail: which tests fired |",
                   "|---:|---:|---|---:|---:|---:|---|"]
@@ -270,15 +299,25 @@ def _markdown(result: dict) -> str:
             fired = ", ".join(f"{k} {v}" for k, v in sorted(e["tunerail_by_test"].items())) or "-"
             lines.append(f"| {e['size']} | {100 * e['oos_share']:.0f} % | {e['in_scope_pool']} | {e['tunerail']}/{n} | {e['evidently_text']}/{n} | "
                          f"{e['evidently_embedding']}/{n} | {fired} |")
+        null = [r for r in d["rows"] if r["oos_share"] == 0 and r["in_scope_pool"] == "train"]
+        if null:
+            names = sorted({k for r in null for k in r["p_values"]})
+            calib = ", ".join(f"{k} {sum(r['p_values'].get(k, 1) <= 0.05 for r in null)}" for k in names)
+            lines += ["", f"Calibration on the {len(null)} no-drift windows (0 %, in-scope rows from train): windows with an "
+                      f"uncorrected p <= 0.05, per test (a valid test: about {0.05 * len(null):.0f}): {calib}."]
         lines += ["", "At 0 % out-of-scope every detection is a false alarm.",
                   f"Seconds (all windows): {d['seconds']}; embedding all CLINC150 texts once: {d['embed_seconds']} s.", ""]
     s = result.get("serve")
     if s:
-        lines += [f"## serve ({s['model']}, {s['max_tokens']}-token greedy answers, {s['torch_threads']} torch threads)", "",
-                  "| clients | requests | latency p50 (s) | latency p95 (s) | generated tokens/s |", "|---:|---:|---:|---:|---:|"]
+        lines += [f"## serve ({s['model']}; {s['run']}; {s['max_tokens']}-token greedy answers, {s['torch_threads']} torch threads)", "",
+                  f"Command: `{s.get('command', result.get('command'))}`; load average at start {s.get('load_average')}; "
+                  f"model load + merge {s.get('load_s')} s; {s.get('logged_requests')} requests in the traffic log.", "",
+                  "| clients | requests | mean tokens | latency p50 (s) | latency p95 (s) | requests/s | generated tokens/s |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
         for c in (1, 4):
             r = s[f"clients_{c}"]
-            lines.append(f"| {c} | {r['requests']} | {r['latency_p50_s']} | {r['latency_p95_s']} | {r['tokens_per_s']} |")
+            lines.append(f"| {c} | {r['requests']} | {r.get('mean_tokens', '-')} | {r['latency_p50_s']} | {r['latency_p95_s']} | "
+                         f"{r.get('requests_per_s', '-')} | {r['tokens_per_s']} |")
         lines += ["", f"Streaming time to first token, p50: {s['stream_ttft_p50_s']} s. One generation at a time (a lock): "
                   "4 clients queue, so latency grows about 4x while tokens/s stays flat.", ""]
     lines.append(f"Machine: {result['machine']}")
@@ -293,7 +332,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--serve-only", action="store_true")
     parser.add_argument("--drift-only", action="store_true")
+    parser.add_argument("--cells", choices=("main", "all"), default="all",
+                        help="main: the 8 cells of the issue; all: plus 0 %% windows from the test split")
     args = parser.parse_args()
+    if args.cells == "main":
+        CELLS[:] = MAIN_CELLS
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     path = OUT / "monitor.json"
@@ -305,15 +348,18 @@ def main() -> None:
     result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load}"
     result["command"] = "python " + " ".join(["bench/monitor.py"] + sys.argv[1:])
     def save(drift: dict) -> None:
+        drift.update(command=result["command"], load_average_start=load, load_average_now=os.getloadavg()[0])
         result["drift"] = drift
         OUT.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         (OUT / "monitor.md").write_text(_markdown(result), encoding="utf-8")
 
     if not args.serve_only:
-        result["drift"] = drift_bench(args.seeds, args.permutations, checkpoint=save)
+        save(drift_bench(args.seeds, args.permutations, checkpoint=save))
     if not args.drift_only:
         result["serve"] = serve_bench(args.serve_requests, args.max_tokens)
+        result["serve"]["command"] = result["command"]
+        result["serve"]["load_average"] = load
     OUT.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (OUT / "monitor.md").write_text(_markdown(result), encoding="utf-8")

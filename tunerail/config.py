@@ -358,8 +358,8 @@ class MonitorConfig(_Section):
     window: int = Field(200, ge=10, description="Requests per drift window.")
     alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise false-alarm rate over all windows and tests (corrected).")
     permutations: int = Field(500, ge=50, description=(
-        "Permutations for the MMD and domain-classifier p-values (raised automatically so the smallest "
-        "reachable p-value is below the corrected level)."))
+        "Permutations for the MMD, domain-classifier and (without a test split) out-of-scope p-values (raised "
+        "automatically so the smallest reachable p-value is below the corrected level)."))
     seed: int = Field(13, description="Seed for permutations and subsampling.")
     correction: Literal["bonferroni", "holm"] = Field("bonferroni", description=(
         "Family-wise control over every test of every window: bonferroni (alpha / tests x windows) or holm "

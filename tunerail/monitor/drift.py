@@ -5,9 +5,15 @@ leave-one-out nearest-neighbour threshold, lengths, languages, labels); :func:`t
 runs the input and output tests on one window; :func:`decide` applies the family-wise
 correction over every test of every window and turns the results into MON0xx findings.
 
-Multiple testing: each window runs up to 9 tests; the whole family (tests x windows) is held at
+Multiple testing: each window runs up to 8 tests; the whole family (tests x windows) is held at
 ``monitor.alpha`` by Bonferroni (default) or Holm. A stable stream therefore raises an alert
-with probability at most ``alpha`` however many windows it is cut into.
+with probability at most ``alpha`` however many windows it is cut into, provided every p-value
+is valid under no drift (traffic exchangeable with the training rows). The embedding tests are
+exact permutation tests whose statistic is recomputed in full for each permutation: MMD, the
+domain classifier (refitted, see :func:`~tunerail.monitor.stats.classifier_test`) and the
+out-of-scope count (threshold re-estimated, see
+:func:`~tunerail.monitor.stats.out_of_scope_permutation_test`; with a test split, Fisher's exact
+test against it); KS and chi-square are scipy's, conservative on ties and pooled rare categories.
 """
 
 from __future__ import annotations
@@ -27,12 +33,18 @@ from tunerail.monitor.stats import (
     distribution_test,
     length_test,
     nearest_distances,
+    out_of_scope_permutation_test,
     out_of_scope_test,
+    top_neighbours,
 )
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 Lengths = Callable[[Sequence[str]], list[int]]
 Languages = Callable[[Sequence[str]], list[str | None]]
+
+# Neighbours kept per training row for the out-of-scope permutation test (a permuted training part
+# holds one of a row's 32 nearest with probability 1 - (1 - share)^32; the rare miss is computed exactly).
+NEIGHBOURS = 32
 
 # code, dotted name, what drifted (for the alert text)
 TESTS: dict[str, tuple[str, str]] = {
@@ -62,19 +74,21 @@ class Reference:
     test_labels: Counter = field(default_factory=Counter)
     answer_lengths: list[int] = field(default_factory=list)
     control_distances: np.ndarray | None = None  # the frozen test set's NN distances to train
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None  # leave-one-out top-k (indices, cosines), no control only
 
 
 def build_reference(prompts: Sequence[str], *, embed: Embed, lengths: Lengths, languages: Languages, quantile: float,
                     reference_max: int, seed: int, labels: Sequence[str] = (), test_labels: Sequence[str] = (),
                     answers: Sequence[str] = (), control_prompts: Sequence[str] = ()) -> Reference:
     emb = embed(list(prompts))
-    loo, _ = nearest_distances(emb, emb, leave_one_out=True)
+    neighbours = top_neighbours(emb, emb, NEIGHBOURS, exclude_self=True)
+    loo = 1.0 - neighbours[1][:, 0]
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(emb), size=min(len(emb), reference_max), replace=False))
     control = nearest_distances(emb, embed(list(control_prompts)))[0] if control_prompts else None
     return Reference(list(prompts), emb, sample, float(np.quantile(loo, quantile)), quantile, lengths(list(prompts)),
                      Counter(x for x in languages(list(prompts)) if x), Counter(labels), Counter(test_labels),
-                     lengths(list(answers)) if answers else [], control)
+                     lengths(list(answers)) if answers else [], control, None if control is not None else neighbours)
 
 
 @dataclass
@@ -131,13 +145,18 @@ def test_window(ref: Reference, window: Window, *, embed: Embed, lengths: Length
     emb = embed(prompts)
     ref_emb = ref.embeddings[ref.sample]
     tests: list[TestResult] = [mmd_test(ref_emb, emb, permutations=permutations, rng=rng),
-                               classifier_test(ref_emb, emb, permutations=permutations, rng=rng, seed=seed)]
+                               classifier_test(ref_emb, emb, permutations=permutations, rng=rng)]
     tests.append(length_test(ref.lengths, lengths(prompts)))
     lang = distribution_test(ref.languages, Counter(x for x in languages(prompts) if x), "language")
     if lang is not None:
         tests.append(lang)
     dist, nn = nearest_distances(ref.embeddings, emb)
-    tests.append(out_of_scope_test(ref.threshold, ref.quantile, dist, ref.control_distances))
+    if ref.control_distances is not None and len(ref.control_distances):
+        tests.append(out_of_scope_test(ref.threshold, ref.quantile, dist, ref.control_distances))
+    else:
+        assert ref.neighbours is not None
+        tests.append(out_of_scope_permutation_test(ref.embeddings, ref.neighbours, emb, ref.quantile,
+                                                   permutations=permutations, rng=rng))
     far = np.argsort(-dist)
     oos_examples = [{"line": window.lines[i], "prompt": prompts[i], "distance": round(float(dist[i]), 4),
                      "nearest_training_prompt": ref.prompts[nn[i]]} for i in far[:examples] if dist[i] > ref.threshold]
