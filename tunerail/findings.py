@@ -45,7 +45,7 @@ class Severity(str, Enum):
 _SEVERITY_ORDER = {"info": 0, "warning": 1, "error": 2}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class RowRef:
     """Where a row came from: 0-based record index in its file, 1-based physical line."""
 

@@ -39,7 +39,7 @@ class Rejection:
     check: str = "format.invalid"
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One training example in canonical form.
 
@@ -47,16 +47,28 @@ class Record:
     ``prompt`` is the text the model sees (all turns before the last assistant turn,
     flattened) and ``completion`` the text it must produce (the last assistant turn, or
     the label). ``fields`` keeps the original columns so checks can look at them.
+
+    Memory: a 1M-row file is held whole by the doctor, so a record has slots and keeps
+    ``turns`` only when they are not simply (prompt, completion); ``messages`` derives the
+    user/assistant pair otherwise (instruction, prompt-completion and text-label rows), which
+    saves ~0.5 KB a row.
     """
 
     ref: RowRef
     format: Format
-    messages: list[dict[str, str]]
+    turns: list[dict[str, str]] | None  # chat turns as read; None (or empty): the pair (prompt, completion)
     prompt: str
     completion: str
     label: str | None = None
     group: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The chat turns: as read for chat rows, else the user prompt and the assistant answer."""
+        if self.turns:
+            return self.turns
+        return [{"role": "user", "content": self.prompt}, {"role": "assistant", "content": self.completion}]
 
     @property
     def index(self) -> int:
