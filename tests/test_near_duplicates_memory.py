@@ -133,3 +133,38 @@ def test_keep_filter_equals_filtering_the_full_pair_list_afterwards():
     kept = near_duplicate_pairs(texts, keep=lambda a, b: label[a] != label[b])
     assert kept == [p for p in full if rows[p[0]]["label"] != rows[p[1]]["label"]]
     assert 0 < len(kept) < len(full)
+
+
+def test_long_texts_normalise_and_shingle_piece_by_piece_exactly_as_whole():
+    """A 50 MB row is hashed and shingled in pieces; the pieces must give the whole-text result."""
+    from tunerail.data.records import normalize_text, normalized_pieces, text_pieces
+    from tunerail.doctor.near_duplicates import _long_shingles, shingles
+
+    rng = random.Random(5)
+    alphabet = [
+        "a",
+        "B",
+        " ",
+        "  ",
+        "\n",
+        "\t",
+        "é",
+        "e\u0301",
+        "ﬁ",
+        "\u00a0",
+        "ß",
+        "Ⅻ",
+        "word",
+        "\u3000",
+        " \u0301",
+        "①",
+        "\u1100\u1161",
+        " \u11a8",
+    ]
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 120)))
+        size = rng.randrange(1, 20)
+        assert "".join(text_pieces(text, size)) == text
+        assert "".join(normalized_pieces(text, size)) == normalize_text(text), repr(text)
+        for ngram in (1, 2, 3):
+            assert _long_shingles(text, ngram, size) == shingles(text, ngram), repr(text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import unicodedata
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from tunerail.findings import RowRef
 
@@ -96,3 +96,45 @@ _WS = re.compile(r"\s+")
 def normalize_text(text: str) -> str:
     """Normalisation used for exact-duplicate and leakage matching: NFKC, casefold, whitespace."""
     return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+LONG_TEXT = 1 << 20  # characters: longer texts are normalised piece by piece
+_SPLIT = re.compile(r"[ \t\n]")
+
+
+def text_pieces(text: str, size: int = LONG_TEXT) -> Iterator[str]:
+    """``text`` cut just before an ASCII space, tab or newline every ``size`` characters or so.
+
+    A cut before whitespace is safe for the doctor's normalisation: NFKC never composes a
+    character with a following space, case folding is per character, and no word (``\\w+``)
+    spans whitespace, so pieces can be normalised or tokenised one at a time.
+    """
+    start = 0
+    while len(text) - start > size:
+        m = _SPLIT.search(text, start + size)
+        if m is None:
+            break
+        yield text[start : m.start()]
+        start = m.start()
+    yield text[start:]
+
+
+def normalized_pieces(text: str, size: int = LONG_TEXT) -> Iterator[str]:
+    """Pieces whose concatenation is ``normalize_text(text)``, a megabyte or so at a time.
+
+    For hashing a 50 MB row without three normalised copies of it in memory at once.
+    """
+    if len(text) <= size:
+        yield normalize_text(text)
+        return
+    emitted = pending = False  # pending: whitespace seen since the last piece emitted
+    for piece in text_pieces(text, size):
+        folded = unicodedata.normalize("NFKC", piece).casefold()
+        core = _WS.sub(" ", folded).strip()
+        if core:
+            if emitted and (pending or folded[:1].isspace()):
+                yield " "
+            yield core
+            emitted, pending = True, folded[-1:].isspace()
+        elif folded:
+            pending = True

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tunerail.data.records import normalize_text
+from tunerail.data.records import normalized_pieces
 from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.near_duplicates import groups_of
@@ -16,7 +16,11 @@ from tunerail.findings import Finding, Severity
 
 
 def _sha1(text: str) -> bytes:
-    return hashlib.sha1(normalize_text(text).encode("utf-8")).digest()
+    """SHA-1 of ``normalize_text(text)``, fed piece by piece (a 50 MB row is never normalised whole)."""
+    h = hashlib.sha1()
+    for piece in normalized_pieces(text):
+        h.update(piece.encode("utf-8"))
+    return h.digest()
 
 
 def exact_clusters(texts: Sequence[str]) -> list[tuple[str, list[int]]]:

@@ -16,7 +16,7 @@ from typing import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
-from tunerail.data.records import normalize_text
+from tunerail.data.records import normalize_text, normalized_pieces
 from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.near_duplicates import (clusters_from_pairs, jaccard, near_duplicate_pairs, shingles)
@@ -44,11 +44,19 @@ def _exact_groups(texts: Sequence[str]) -> list[int]:
     Keyed by a 64-bit digest of the normalised text, not the text itself, so a 1M-row file
     is not held a second time (a collision needs ~2^32 distinct texts).
     """
-    return _ids(_digest(normalize_text(t)) for t in texts)
+    return _ids(_normalized_digest(t) for t in texts)
 
 
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+
+
+def _normalized_digest(text: str) -> bytes:
+    """8-byte digest of ``normalize_text(text)``, fed piece by piece (long rows are never normalised whole)."""
+    h = hashlib.blake2b(digest_size=8)
+    for piece in normalized_pieces(text):
+        h.update(piece.encode("utf-8"))
+    return h.digest()
 
 
 def _ids(keys: Iterable[Hashable]) -> list[int]:
@@ -219,10 +227,10 @@ def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:
 
 def _exact_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
     """Each row paired with the first row of the same normalised prompt."""
-    first: dict[str, int] = {}
+    first: dict[bytes, int] = {}  # keyed by digest: no normalised copy of every prompt
     edges = []
     for i, p in enumerate(ctx.prompts):
-        j = first.setdefault(normalize_text(p), i)
+        j = first.setdefault(_normalized_digest(p), i)
         if j != i:
             edges.append((j, i))
     return edges
@@ -236,8 +244,8 @@ def _near_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
     """
     cached = ctx.__dict__.get("_near_prompt_edges")
     if cached is None:
-        key = _answer_key(ctx)
-        answer_id = np.array(_ids(_digest(key(i)) for i in range(len(ctx.records))), dtype=np.int64)
+        answers = (_digest(str(r.label)) if ctx.is_classification else _normalized_digest(r.completion) for r in ctx.records)
+        answer_id = np.array(_ids(answers), dtype=np.int64)
         pairs = near_duplicate_pairs(ctx.prompts, ctx.config.doctor.near_duplicate_threshold,
                                      keep=lambda a, b: answer_id[a] != answer_id[b])
         cached = ctx.__dict__["_near_prompt_edges"] = [(i, j) for i, j, _ in pairs]
