@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from tunerail.data.records import FORMATS, RawRow, Record, Rejection
 from tunerail.errors import DataError, Problem
-from tunerail.findings import RowRef
+from tunerail.data.records import RowRef
 
 CHAT_ROLES = ("system", "user", "assistant", "tool", "function", "developer")
 

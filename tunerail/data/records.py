@@ -10,10 +10,28 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
-from tunerail.findings import RowRef
 
 Format = Literal["chat", "instruction", "prompt_completion", "text_label"]
 FORMATS: tuple[str, ...] = ("chat", "instruction", "prompt_completion", "text_label")
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class RowRef:
+    """Where a row came from: 0-based record index in its file, 1-based physical line.
+
+    Part of the record model (every record, rejection and raw row carries one); findings,
+    reports and splits point at rows through it.
+    """
+
+    index: int
+    line: int
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "line": self.line}
+        if self.file is not None:
+            out["file"] = self.file
+        return out
 
 
 @dataclass

@@ -191,7 +191,7 @@ class _Job:
 def _prepare(state: ServeState, req: ChatRequest) -> _Job:
     """Render the prompt with the run's template and check it fits the context."""
     from tunerail.data.records import Record
-    from tunerail.findings import RowRef
+    from tunerail.data.records import RowRef
     from tunerail.prompting import build_messages, render_prompt
 
     turns = [m.model_dump() for m in req.messages]
