@@ -59,10 +59,14 @@ def measure(path: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 100_000, 200_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[50_000, 100_000, 200_000])
     parser.add_argument("--long-row-mb", type=int, default=50)
+    parser.add_argument("--add-points", type=Path, default=None,
+                        help="JSON lines of points measured by an earlier run (its stderr), fitted together with these")
     args = parser.parse_args()
     points = []
+    if args.add_points:
+        points = [json.loads(line) for line in args.add_points.read_text().splitlines() if '"short rows"' in line]
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             point = {"case": f"{n} short rows", **measure(write_rows(Path(tmp) / f"rows_{n}.jsonl", n))}
@@ -74,6 +78,7 @@ def main() -> None:
             long_case = {"case": f"1000 short rows + one {args.long_row_mb} MB row",
                          **measure(write_rows(Path(tmp) / "long.jsonl", 1000, args.long_row_mb))}
             print(json.dumps(long_case), file=sys.stderr)
+    points.sort(key=lambda p: p["rows"])
     xs = [p["rows"] for p in points]
     ys = [p["peak_rss_mb"] for p in points]
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)

@@ -184,7 +184,7 @@ def _conflicts(rows):
     from tunerail.data.records import Record
     from tunerail.doctor.context import CheckContext
     from tunerail.doctor.registry import all_checks
-    from tunerail.findings import RowRef
+    from tunerail.data.records import RowRef
 
     recs = [Record(RowRef(i, i + 2, "d.csv"), "text_label", [], t, lab, lab) for i, (t, lab) in enumerate(rows)]
     ctx = CheckContext(recs, [], TunerailConfig(task="classification"), "text_label")

@@ -12,7 +12,8 @@ from tunerail.data.records import Record
 from tunerail.doctor import doctor
 from tunerail.doctor.fix import plan_fix
 from tunerail.doctor.registry import _REGISTRY, Check, all_checks
-from tunerail.findings import Finding, RowRef, Severity
+from tunerail.data.records import RowRef
+from tunerail.findings import Finding, Severity
 
 CFG = TunerailConfig(doctor={"disabled_checks": ["lengths.truncated"]})
 

@@ -13,7 +13,8 @@ from tunerail.errors import GuardrailError
 from tunerail import stats as S
 from tunerail.eval.frozen import check_frozen
 from tunerail.eval.verdict import VerdictInputs, decide
-from tunerail.findings import Finding, RowRef, Severity
+from tunerail.data.records import RowRef
+from tunerail.findings import Finding, Severity
 from tunerail.io import hash_file
 
 

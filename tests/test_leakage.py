@@ -68,7 +68,7 @@ def test_each_method_detects_its_planted_leak(clean_split, tmp_path):
 
 def test_semantic_paraphrase_is_detected(tmp_path):
     from tunerail.data.records import Record
-    from tunerail.findings import RowRef
+    from tunerail.data.records import RowRef
 
     def rec(i: int, text: str) -> Record:
         return Record(RowRef(i, i + 1, None), "text_label", [], text, "x", "x", None, {"text": text})
@@ -83,7 +83,7 @@ def test_semantic_paraphrase_is_detected(tmp_path):
 
 def test_html_escapes_row_text_and_json_is_written(tmp_path):
     from tunerail.data.records import Record
-    from tunerail.findings import RowRef
+    from tunerail.data.records import RowRef
 
     evil = "<script>alert('x')</script> please refund my card payment now"
     rows = [Record(RowRef(0, 1, None), "text_label", [], evil, "a", "a", None, {"text": evil})]

@@ -169,7 +169,7 @@ def test_split_is_recorded_in_the_store_with_lineage(tmp_path, planted):
 def test_semantic_paraphrases_stay_together(tmp_path):
     """Embedding grouping: two rewordings (no shared 3-gram run) must not be separated."""
     from tunerail.data.records import Record
-    from tunerail.findings import RowRef
+    from tunerail.data.records import RowRef
 
     base = [("How do I activate my new card?", "activate"), ("My new card - how can I activate it?", "activate")]
     filler = [(f"question number {k} about topic {k * 7} and item {k * 13}", "other") for k in range(60)]
@@ -205,7 +205,7 @@ def test_cli_split_exit_codes_and_force(tmp_path, banking_example, capsys):
 def test_generation_rows_without_labels_split_by_size_and_groups(tmp_path):
     """No labels: sizes follow the shares; chat-style rows of one conversation stay together."""
     from tunerail.data.records import Record
-    from tunerail.findings import RowRef
+    from tunerail.data.records import RowRef
 
     records = []
     for k in range(400):

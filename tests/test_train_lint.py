@@ -7,7 +7,8 @@ import pytest
 
 from tunerail.config import TrainConfig, TunerailConfig, BudgetConfig
 from tunerail.errors import ConfigError
-from tunerail.findings import RowRef, Severity
+from tunerail.data.records import RowRef
+from tunerail.findings import Severity
 from tunerail.train import budget
 from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
 from tunerail.train.lint import LintInputs, lint_hyperparameters

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Iterable
 
+from tunerail.data.records import RowRef
+
 
 class Severity(str, Enum):
     """How bad a finding is, ordered ``info < warning < error`` by every comparison and ``max()``.
@@ -43,21 +45,6 @@ class Severity(str, Enum):
 
 
 _SEVERITY_ORDER = {"info": 0, "warning": 1, "error": 2}
-
-
-@dataclass(frozen=True, order=True)
-class RowRef:
-    """Where a row came from: 0-based record index in its file, 1-based physical line."""
-
-    index: int
-    line: int
-    file: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "line": self.line}
-        if self.file is not None:
-            out["file"] = self.file
-        return out
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Sequence, overload
 
 from tunerail.config import TunerailConfig
 from tunerail.data.records import Record, Rejection
@@ -32,20 +32,24 @@ class CheckContext:
         return any(r.label is not None for r in self.records[:1]) or self.config.task == "classification"
 
     @cached_property
-    def texts(self) -> list[str]:
-        """Prompt + completion of every record: what duplicate checks compare."""
-        return [r.text for r in self.records]
+    def texts(self) -> Sequence[str]:
+        """Prompt + completion of every record: what duplicate checks compare.
+
+        A view built row by row on access, not a list: a second copy of every text would cost
+        ~100 bytes a row (100 MB at 1M rows) for checks that read each text once or twice.
+        """
+        return _RecordView(self.records, lambda r: r.text)
 
     @cached_property
-    def prompts(self) -> list[str]:
-        return [r.prompt for r in self.records]
+    def prompts(self) -> Sequence[str]:
+        return _RecordView(self.records, lambda r: r.prompt)
 
     @cached_property
     def prompt_embeddings(self) -> Any:
         """L2-normalised MiniLM embeddings of the prompts (rows aligned with ``records``)."""
         from tunerail.data.embeddings import embed_texts
 
-        return embed_texts(self.prompts, model=self.config.model.embedding_model, cache_dir=self.cache_dir)
+        return embed_texts(list(self.prompts), model=self.config.model.embedding_model, cache_dir=self.cache_dir)
 
     @cached_property
     def near_duplicate_clusters(self) -> list[list[int]]:
@@ -75,3 +79,27 @@ class CheckContext:
 
         # 64 characters per token is far above any real token, so a capped row still counts as too long
         return training_lengths(self.tokenizer, self.records, pick_template(self.config), max_chars=64 * self.config.model.max_seq_length)
+
+
+class _RecordView(Sequence[str]):
+    """One text field of every record, read on access (no copy of the texts)."""
+
+    def __init__(self, records: list[Record], get: Callable[[Record], str]):
+        self.records, self.get = records, get
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self.get, self.records)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self.get(r) for r in self.records[i]]
+        return self.get(self.records[i])

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from tunerail.data.records import Record, Rejection
-from tunerail.findings import Finding, RowRef
+from tunerail.data.records import RowRef
+from tunerail.findings import Finding
 
 # Clusters that are safe to thin out even when their check does not say so in ``details``.
 DEFAULT_ACTIONS = {"duplicates.exact": "drop_except_first", "duplicates.near": "drop_except_first"}

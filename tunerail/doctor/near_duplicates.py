@@ -35,33 +35,58 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
+
+from tunerail.data.records import LONG_TEXT, text_pieces
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 DEFAULT_NUM_PERM = 256
 DEFAULT_NGRAM = 1
-DEFAULT_CHUNK = 10_000  # rensa returns a chunk's signatures as Python lists: ~9 KB per row while a chunk is sketched
+DEFAULT_CHUNK = 4096  # rensa returns a chunk's signatures as Python lists: ~9 KB per row while a chunk is sketched
 _SEED = 42
 _BUCKET_SPAN = 32  # in a bigger bucket, each row is paired with this many rows after it
 _SCREEN_MARGIN = 0.1  # fingerprint estimate may undershoot the threshold by this much
-_PAIR_BATCH = 1 << 20
+_PAIR_BATCH = 1 << 20  # candidate pairs decoded and verified at once
+_SCREEN_BATCH = 1 << 16  # pairs screened at once: 2 x 64k x num_perm bytes of fingerprints
 
 Pair = tuple[int, int, float]
 Progress = Callable[[int, int], None]
 
 
 def shingles(text: str, ngram: int = DEFAULT_NGRAM) -> set[str]:
-    """Word n-grams of the normalised text (NFKC, casefold); shorter texts are one shingle."""
+    """Word n-grams of the normalised text (NFKC, casefold); shorter texts are one shingle.
+
+    A text over ``LONG_TEXT`` characters is read piece by piece: a 50 MB row has millions of
+    words but a small set of shingles, and the word list is never built.
+    """
+    if len(text) > LONG_TEXT:
+        return _long_shingles(text, ngram)
     words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())  # normalize_text minus spaces
     if ngram <= 1:
         return set(words) if words else {""}
     if len(words) <= ngram:
         return {" ".join(words)}
     return {" ".join(words[i:i + ngram]) for i in range(len(words) - ngram + 1)}
+
+
+def _long_shingles(text: str, ngram: int, size: int = LONG_TEXT) -> set[str]:
+    words = (w for piece in text_pieces(text, size) for w in _WORD.findall(unicodedata.normalize("NFKC", piece).casefold()))
+    if ngram <= 1:
+        return set(words) or {""}
+    window: deque[str] = deque(maxlen=ngram)
+    out: set[str] = set()
+    count = 0
+    for word in words:
+        window.append(word)
+        count += 1
+        if count >= ngram:
+            out.add(" ".join(window))
+    return out if count > ngram else {" ".join(window)}
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
@@ -163,14 +188,16 @@ def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_s
                      np.concatenate(fp_parts) if fp_parts else np.zeros((0, num_perm), np.uint8))
 
 
-def _candidates(bands: np.ndarray) -> np.ndarray:
-    """Unique candidate pairs (k, 2) of set ids sharing a band hash, k[:, 0] < k[:, 1]."""
-    n = len(bands)
-    keys = []
+def _band_slices(bands: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Candidate pairs ``(lo, hi)`` of set ids sharing a band hash, one slice per (band, bucket offset).
+
+    A slice holds at most one pair per row, so memory stays O(rows) however big the buckets;
+    the same pair may come again from another band (callers dedupe or skip it).
+    """
     for b in range(bands.shape[1]):
         order = np.argsort(bands[:, b], kind="stable")
         col = bands[order, b]
-        shared = np.zeros(n, dtype=bool)  # rows in a bucket of two or more (usually a few %)
+        shared = np.zeros(len(bands), dtype=bool)  # rows in a bucket of two or more (usually a few %)
         eq = col[1:] == col[:-1]
         shared[1:] |= eq
         shared[:-1] |= eq
@@ -180,59 +207,95 @@ def _candidates(bands: np.ndarray) -> np.ndarray:
             if not same.any():
                 break
             a, c = order[:-d][same], order[d:][same]
-            lo, hi = np.minimum(a, c), np.maximum(a, c)
-            keys.append(lo.astype(np.uint64) * np.uint64(n) + hi.astype(np.uint64))
-        if keys and sum(len(k) for k in keys) > 4 * _PAIR_BATCH:
+            yield np.minimum(a, c), np.maximum(a, c)
+
+
+def _unique_keys(slices: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """Sorted unique pair keys ``lo * n + hi`` (uint64: 8 bytes per candidate pair)."""
+    keys: list[np.ndarray] = []
+    total = 0
+    for lo, hi in slices:
+        keys.append(lo.astype(np.uint64) * np.uint64(n) + hi.astype(np.uint64))
+        total += len(keys[-1])
+        if total > 4 * _PAIR_BATCH:
             keys = [np.unique(np.concatenate(keys))]
-    if not keys:
-        return np.zeros((0, 2), dtype=np.int64)
-    flat = np.unique(np.concatenate(keys))
-    return np.stack([flat // np.uint64(n), flat % np.uint64(n)], axis=1).astype(np.int64)
+            total = len(keys[0])
+    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.uint64)
 
 
-def _screen(fingerprints: np.ndarray, pairs: np.ndarray, threshold: float) -> np.ndarray:
-    """Keep pairs whose b-bit MinHash estimate of Jaccard is >= threshold - margin."""
-    if not len(pairs):
-        return pairs
+def _screen(fingerprints: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
+    """Mask of the pairs whose b-bit MinHash estimate of Jaccard is >= threshold - margin.
+
+    Screened ``_SCREEN_BATCH`` pairs at a time: two fingerprint blocks of batch x num_perm bytes.
+    """
     chance = 1 / 256  # two different values share their low byte by chance
-    keep = []
-    for start in range(0, len(pairs), _PAIR_BATCH):
-        p = pairs[start:start + _PAIR_BATCH]
-        match = (fingerprints[p[:, 0]] == fingerprints[p[:, 1]]).mean(axis=1)
-        keep.append(p[(match - chance) / (1 - chance) >= threshold - _SCREEN_MARGIN])
-    return np.concatenate(keep)
+    keep = np.zeros(len(a), dtype=bool)
+    num_perm = fingerprints.shape[1]
+    for start in range(0, len(a), _SCREEN_BATCH):
+        pa, pb = a[start:start + _SCREEN_BATCH], b[start:start + _SCREEN_BATCH]
+        match = np.count_nonzero(fingerprints[pa] == fingerprints[pb], axis=1) / num_perm
+        keep[start:start + len(pa)] = (match - chance) / (1 - chance) >= threshold - _SCREEN_MARGIN
+    return keep
 
 
-def _verify(texts: Sequence[str], rep_rows: np.ndarray, pairs: np.ndarray, threshold: float, ngram: int) -> list[Pair]:
-    """Exact Jaccard of each (set id, set id) pair; rows of the pairs at or above ``threshold``."""
-    cache: dict[int, set[str]] = {}
+class _ShingleCache:
+    """Shingle sets of the rows being verified, recomputed on demand (bounded: never all rows at once)."""
 
-    def get(row: int) -> set[str]:
-        if row not in cache:
-            if len(cache) > 200_000:
-                cache.clear()
-            cache[row] = shingles(texts[row], ngram)
-        return cache[row]
+    def __init__(self, texts: Sequence[str], ngram: int, size: int = 50_000):
+        self.texts, self.ngram, self.size = texts, ngram, size
+        self.sets: dict[int, set[str]] = {}
 
-    out = []
-    for a, b in pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].tolist():
-        ra, rb = int(rep_rows[a]), int(rep_rows[b])
-        score = jaccard(get(ra), get(rb))
-        if score >= threshold:
-            out.append((ra, rb, score))
-    return out
+    def __call__(self, row: int) -> set[str]:
+        s = self.sets.get(row)
+        if s is None:
+            if len(self.sets) >= self.size:
+                self.sets.clear()
+            s = self.sets[row] = shingles(self.texts[row], self.ngram)
+        return s
+
+
+RowFilter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _similar_sets(texts: Sequence[str], threshold: float, num_perm: int, ngram: int, chunk_size: int,
-                  progress: Progress | None) -> tuple[_Sketches, list[Pair]]:
+                  progress: Progress | None, keep: RowFilter | None = None) -> tuple[_Sketches, list[Pair]]:
+    """Every verified pair of distinct sets (as rows of their representatives), sorted.
+
+    ``keep(rows_a, rows_b) -> mask`` drops candidate pairs before they are screened or verified,
+    so a caller that wants only some pairs (e.g. rows whose labels differ) never holds the rest.
+    """
     sk = _sketch(texts, num_perm, lsh_bands(threshold, num_perm), ngram, chunk_size, progress)
-    pairs = _screen(sk.fingerprints, _candidates(sk.bands), threshold)
-    return sk, _verify(texts, sk.reps, pairs, threshold, ngram)
+    reps = sk.reps
+    slices = _band_slices(sk.bands)
+    if keep is not None:
+        slices = ((lo[m], hi[m]) for lo, hi in slices if (m := keep(reps[lo], reps[hi])).any())
+    k = len(reps)
+    keys = _unique_keys(slices, k)
+    get = _ShingleCache(texts, ngram)
+    out: list[Pair] = []
+    for start in range(0, len(keys), _PAIR_BATCH):
+        batch = keys[start:start + _PAIR_BATCH]
+        a, b = (batch // np.uint64(k)).astype(np.int64), (batch % np.uint64(k)).astype(np.int64)
+        ok = _screen(sk.fingerprints, a, b, threshold)
+        for ra, rb in zip(reps[a[ok]].tolist(), reps[b[ok]].tolist()):
+            score = jaccard(get(ra), get(rb))
+            if score >= threshold:
+                out.append((ra, rb, score))
+    return sk, out
+
+
+def _copies(sk: _Sketches, keep: RowFilter | None = None) -> list[Pair]:
+    """Each row whose shingle set came earlier, paired with that first occurrence (score 1.0)."""
+    first = sk.reps[sk.rep_of]
+    rows = np.nonzero(first != np.arange(len(first)))[0]
+    if keep is not None and len(rows):
+        rows = rows[keep(first[rows], rows)]
+    return [(a, b, 1.0) for a, b in zip(first[rows].tolist(), rows.tolist())]
 
 
 def near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.8, num_perm: int = DEFAULT_NUM_PERM,
                          ngram: int = DEFAULT_NGRAM, chunk_size: int = DEFAULT_CHUNK,
-                         progress: Progress | None = None) -> list[Pair]:
+                         progress: Progress | None = None, keep: RowFilter | None = None) -> list[Pair]:
     """Pairs ``(i, j, jaccard)`` with i < j whose shingle sets have exact Jaccard >= ``threshold``.
 
     Every pair found is exact; recall is that of the LSH (>= 0.99 at the threshold by design).
@@ -240,10 +303,62 @@ def near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.8, num_perm:
     which is enough for ``clusters_from_pairs`` to give complete clusters without k^2 pairs;
     likewise, inside a bucket of more than ``_BUCKET_SPAN`` distinct sets only nearby members
     are compared. ``progress(done, total)`` is called after each chunk of sketching.
+    ``keep(rows_i, rows_j)`` (vectorised, returns a boolean mask) limits the result to the
+    pairs it accepts, and is applied before verification: the same pairs as filtering the
+    full result afterwards, without ever holding it.
     """
-    sk, pairs = _similar_sets(texts, threshold, num_perm, ngram, chunk_size, progress)
-    copies = [(int(sk.reps[k]), row, 1.0) for row, k in enumerate(sk.rep_of.tolist()) if sk.reps[k] != row]
-    return sorted(pairs + copies)
+    sk, pairs = _similar_sets(texts, threshold, num_perm, ngram, chunk_size, progress, keep)
+    return sorted(pairs + _copies(sk, keep))
+
+
+def near_duplicate_clusters(texts: Sequence[str], threshold: float = 0.8, num_perm: int = DEFAULT_NUM_PERM,
+                            ngram: int = DEFAULT_NGRAM, chunk_size: int = DEFAULT_CHUNK) -> list[list[int]]:
+    """Clusters of near-duplicate texts (positions into ``texts``): the components of ``near_duplicate_pairs``.
+
+    Built without the pair list: candidate slices are merged into a component label per set as
+    they are verified, and a pair whose two sets are already in one component is skipped
+    (unscreened, unverified), since it cannot change the components. Memory is O(rows), not
+    O(pairs): on the 1M-row benchmark the pair list alone would be tens of millions of tuples.
+    """
+    sk = _sketch(texts, num_perm, lsh_bands(threshold, num_perm), ngram, chunk_size, None)
+    reps = sk.reps
+    labels = np.arange(len(reps))
+    get = _ShingleCache(texts, ngram)
+    for lo, hi in _band_slices(sk.bands):
+        open_ = labels[lo] != labels[hi]
+        lo, hi = lo[open_], hi[open_]
+        if not len(lo):
+            continue
+        ok = _screen(sk.fingerprints, lo, hi, threshold)
+        lo, hi = lo[ok], hi[ok]
+        linked = np.array([jaccard(get(a), get(b)) >= threshold
+                           for a, b in zip(reps[lo].tolist(), reps[hi].tolist())], dtype=bool)
+        if linked.any():
+            labels = _merge(labels, lo[linked], hi[linked])
+    return groups_of(labels[sk.rep_of])
+
+
+def _merge(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Component label per node after adding edges ``a``-``b`` (scipy connected components on the labels)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(labels)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (labels[a], labels[b])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    return component[labels]
+
+
+def groups_of(row_labels: np.ndarray) -> list[list[int]]:
+    """Rows grouped by equal label (groups of two or more, each sorted, ordered by first member).
+
+    One argsort instead of a dict of lists: a 1M-row file costs 8 bytes per row.
+    """
+    order = np.argsort(row_labels, kind="stable")
+    sorted_labels = row_labels[order]
+    cuts = np.nonzero(sorted_labels[1:] != sorted_labels[:-1])[0] + 1
+    groups = [g.tolist() for g in np.split(order, cuts) if len(g) > 1]
+    return sorted(groups, key=lambda g: g[0])
 
 
 def near_duplicate_matches(queries: Sequence[str], corpus: Sequence[str], threshold: float = 0.8,
@@ -319,9 +434,3 @@ def clusters_from_pairs(n: int, pairs: Sequence[tuple[int, int, float]] | Sequen
     for i in range(n):
         groups.setdefault(components.find(i), []).append(i)
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
-
-
-def near_duplicate_clusters(texts: Sequence[str], threshold: float = 0.8, num_perm: int = DEFAULT_NUM_PERM,
-                            ngram: int = DEFAULT_NGRAM) -> list[list[int]]:
-    """Clusters of near-duplicate texts (positions into ``texts``)."""
-    return clusters_from_pairs(len(texts), near_duplicate_pairs(texts, threshold, num_perm, ngram))

@@ -18,7 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tunerail.findings import Finding, RowRef, Severity, sort_findings, summarize
+from tunerail.data.records import RowRef
+
+from tunerail.findings import Finding, Severity, sort_findings, summarize
 
 __all__ = ["monitor", "MonitorResult"]
 

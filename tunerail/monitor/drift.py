@@ -25,7 +25,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from tunerail.findings import Finding, RowRef, Severity
+from tunerail.data.records import RowRef
+
+from tunerail.findings import Finding, Severity
 from tunerail.monitor.stats import (
     TestResult,
     classifier_test,

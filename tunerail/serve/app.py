@@ -191,14 +191,14 @@ class _Job:
 def _prepare(state: ServeState, req: ChatRequest) -> _Job:
     """Render the prompt with the run's template and check it fits the context."""
     from tunerail.data.records import Record
-    from tunerail.findings import RowRef
+    from tunerail.data.records import RowRef
     from tunerail.prompting import build_messages, render_prompt
 
     turns = [m.model_dump() for m in req.messages]
     if turns[-1]["role"] != "user":
         raise ApiError(400, "the last message must come from the user", param="messages", code="invalid_request")
     last_user = turns[-1]["content"]
-    record = Record(ref=RowRef(0, 1), format="chat", messages=turns + [{"role": "assistant", "content": ""}],
+    record = Record(ref=RowRef(0, 1), format="chat", turns=turns + [{"role": "assistant", "content": ""}],
                     prompt=last_user, completion="")
     messages = build_messages(record, state.template)
     text = render_prompt(state.lm.tokenizer, messages)

@@ -32,7 +32,8 @@ from typing import Any, Literal, Mapping, Sequence
 from tunerail.config import TunerailConfig, load_config
 from tunerail.data.records import Record
 from tunerail.errors import Problem, TunerailError
-from tunerail.findings import Finding, RowRef, Severity, dumps, sort_findings, summarize
+from tunerail.data.records import RowRef
+from tunerail.findings import Finding, Severity, dumps, sort_findings, summarize
 from tunerail.report.redact import redact_text
 from tunerail.split.matching import (METHODS, embed, exact_matches, near_matches, ngram_matches, paraphrase_matches,
                                      semantic_matches)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from tunerail.data.records import Record
 from tunerail.errors import DataError, Problem
-from tunerail.findings import RowRef
+from tunerail.data.records import RowRef
 from tunerail.prompting import encode_example
 
 IGNORE_INDEX = -100

@@ -22,7 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tunerail.findings import Finding, RowRef, Severity
+from tunerail.data.records import RowRef
+
+from tunerail.findings import Finding, Severity
 
 # Usual learning-rate ranges by method: (low, high) warn outside; x10 beyond is an error.
 LR_RANGE = {"lora": (1e-5, 1e-3), "qlora": (1e-5, 1e-3), "full": (1e-6, 1e-4)}

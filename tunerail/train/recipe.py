@@ -795,7 +795,7 @@ class TrainRecipe:
         import torch
         from safetensors.torch import load_file
 
-        from tunerail.findings import RowRef
+        from tunerail.data.records import RowRef
 
         weights = load_file(str(state["_folder"] / WEIGHTS_FILE))
         model = self._unwrapped()

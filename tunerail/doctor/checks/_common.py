@@ -7,7 +7,8 @@ from typing import Any, Iterable, Sequence
 from tunerail.data.loaders import _pick as pick_column
 from tunerail.data.records import Record
 from tunerail.doctor.context import CheckContext
-from tunerail.findings import Finding, RowRef, Severity
+from tunerail.data.records import RowRef
+from tunerail.findings import Finding, Severity
 
 
 def found(severity: Severity, message: str, fix: str, **kwargs: Any) -> Finding:

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Sequence
 
-from tunerail.data.records import normalize_text
+import numpy as np
+
+from tunerail.data.records import normalized_pieces
 from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
+from tunerail.doctor.near_duplicates import groups_of
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
 
 
-def exact_clusters(texts: list[str]) -> list[tuple[str, list[int]]]:
-    """(normalised-text hash, positions) of every group of two or more identical texts."""
-    groups: dict[str, list[int]] = {}
-    for i, text in enumerate(texts):
-        key = hashlib.sha1(normalize_text(text).encode("utf-8")).hexdigest()
-        groups.setdefault(key, []).append(i)
-    return sorted(((k, g) for k, g in groups.items() if len(g) > 1), key=lambda kg: kg[1][0])
+def _sha1(text: str) -> bytes:
+    """SHA-1 of ``normalize_text(text)``, fed piece by piece (a 50 MB row is never normalised whole)."""
+    h = hashlib.sha1()
+    for piece in normalized_pieces(text):
+        h.update(piece.encode("utf-8"))
+    return h.digest()
+
+
+def exact_clusters(texts: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """(normalised-text hash, positions) of every group of two or more identical texts.
+
+    Rows are grouped by the first 8 bytes of the hash in a numpy array (8 bytes per row, no
+    text or hex string kept per row); only a reported cluster's full hash is recomputed.
+    """
+    keys = np.fromiter((int.from_bytes(_sha1(t)[:8], "big") for t in texts), dtype=np.uint64, count=len(texts))
+    return [(_sha1(texts[g[0]]).hex(), g) for g in groups_of(keys)]
 
 
 @register("DOC010", "duplicates.exact")

@@ -9,11 +9,14 @@ pick one of two labels).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
-from tunerail.data.records import normalize_text
+import numpy as np
+
+from tunerail.data.records import normalize_text, normalized_pieces
 from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.near_duplicates import (clusters_from_pairs, jaccard, near_duplicate_pairs, shingles)
@@ -36,9 +39,30 @@ def _split_by(cluster: Sequence[int], key: Callable[[int], str]) -> list[list[in
 
 
 def _exact_groups(texts: Sequence[str]) -> list[int]:
-    """Id of the normalised text per row (equal ids = exact copies)."""
-    ids: dict[str, int] = {}
-    return [ids.setdefault(normalize_text(t), len(ids)) for t in texts]
+    """Id of the normalised text per row (equal ids = exact copies).
+
+    Keyed by a 64-bit digest of the normalised text, not the text itself, so a 1M-row file
+    is not held a second time (a collision needs ~2^32 distinct texts).
+    """
+    return _ids(_normalized_digest(t) for t in texts)
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+
+
+def _normalized_digest(text: str) -> bytes:
+    """8-byte digest of ``normalize_text(text)``, fed piece by piece (long rows are never normalised whole)."""
+    h = hashlib.blake2b(digest_size=8)
+    for piece in normalized_pieces(text):
+        h.update(piece.encode("utf-8"))
+    return h.digest()
+
+
+def _ids(keys: Iterable[Hashable]) -> list[int]:
+    """Dense id per key, numbered in order of first occurrence."""
+    ids: dict[Hashable, int] = {}
+    return [ids.setdefault(k, len(ids)) for k in keys]
 
 
 def near_duplicate_groups(ctx: CheckContext) -> list[list[int]]:
@@ -203,17 +227,29 @@ def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:
 
 def _exact_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
     """Each row paired with the first row of the same normalised prompt."""
-    first: dict[str, int] = {}
+    first: dict[bytes, int] = {}  # keyed by digest: no normalised copy of every prompt
     edges = []
     for i, p in enumerate(ctx.prompts):
-        j = first.setdefault(normalize_text(p), i)
+        j = first.setdefault(_normalized_digest(p), i)
         if j != i:
             edges.append((j, i))
     return edges
 
 
 def _near_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
-    return [(i, j) for i, j, _ in near_duplicate_pairs(ctx.prompts, ctx.config.doctor.near_duplicate_threshold)]
+    """Near-same prompt pairs whose answers differ: the only near pairs ``_conflict_groups`` keeps.
+
+    Pairs that agree are dropped inside the LSH, before verification (``keep``), so on a file
+    of many near-copies with one label the pair list is never built; computed once per audit.
+    """
+    cached = ctx.__dict__.get("_near_prompt_edges")
+    if cached is None:
+        answers = (_digest(str(r.label)) if ctx.is_classification else _normalized_digest(r.completion) for r in ctx.records)
+        answer_id = np.array(_ids(answers), dtype=np.int64)
+        pairs = near_duplicate_pairs(ctx.prompts, ctx.config.doctor.near_duplicate_threshold,
+                                     keep=lambda a, b: answer_id[a] != answer_id[b])
+        cached = ctx.__dict__["_near_prompt_edges"] = [(i, j) for i, j, _ in pairs]
+    return cached
 
 
 def _conflict_finding(ctx: CheckContext, group: list[int], how: str) -> Finding:

@@ -1,0 +1,170 @@
+"""The memory-bounded near-duplicate path gives the same clusters, pairs and findings as before.
+
+``near_duplicate_clusters`` merges components slice by slice and skips pairs already joined;
+``near_duplicate_pairs(keep=...)`` filters candidates before verifying them. Both must agree
+with the plain definition (components of every verified pair; filtering the full pair list
+afterwards), and the doctor's duplicate and conflict findings on a fixed input must equal
+those of the implementation that held every pair in memory (``tests/data/near_duplicate_findings.json``,
+written by commit f27be81 on the inputs built below; regenerate it only when the definition of a
+near-duplicate changes on purpose).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from tunerail.config import TunerailConfig
+from tunerail.data.loaders import load_records
+from tunerail.doctor.checks.exact import exact_duplicates
+from tunerail.doctor.checks.similarity import label_conflicts, near_duplicates
+from tunerail.doctor.context import CheckContext
+from tunerail.doctor.near_duplicates import clusters_from_pairs, near_duplicate_clusters, near_duplicate_pairs
+
+REPO = Path(__file__).resolve().parent.parent
+BANKING = REPO / "examples" / "banking77" / "train.csv"
+POSTS = REPO / "examples" / "wnut17" / "posts.jsonl"
+FIXTURE = Path(__file__).resolve().parent / "data" / "near_duplicate_findings.json"
+
+
+def _edit(text: str, rng: random.Random, vocab: list[str], edits: int = 1) -> str:
+    words = text.split()
+    for _ in range(edits):
+        i = rng.randrange(len(words))
+        op = rng.choice("sid") if len(words) > 3 else "s"
+        if op == "s":
+            words[i] = rng.choice(vocab)
+        elif op == "i":
+            words.insert(i, rng.choice(vocab))
+        else:
+            del words[i]
+    return " ".join(words)
+
+
+def classification_rows() -> list[dict[str, str]]:
+    """Banking77 queries plus planted near-copies (same and other label), exact copies and one big cluster."""
+    rows = [{"text": r["text"], "label": r["category"]} for r in csv.DictReader(open(BANKING, newline="", encoding="utf-8"))]
+    rng = random.Random(13)
+    vocab = sorted({w for r in rows for w in r["text"].split()})
+    labels = sorted({r["label"] for r in rows})
+    base = len(rows)
+    for k in range(150):
+        src = rows[rng.randrange(base)]
+        label = src["label"] if k % 3 else rng.choice(labels)
+        rows.append({"text": _edit(src["text"], rng, vocab), "label": label})
+    for _ in range(30):
+        rows.append(dict(rows[rng.randrange(base)]))
+    hub = rows[7]
+    for k in range(60):  # one bucket far bigger than the LSH bucket span
+        rows.append({"text": f"{hub['text']} ref {k}", "label": hub["label"] if k % 10 else labels[0]})
+    return rows
+
+
+def generation_rows() -> list[dict[str, str]]:
+    """WNUT17 posts as prompt -> entities, plus copies with an edited prompt and the same, a near-same or another answer."""
+    rows = [{"prompt": r["text"], "completion": r["entities"]} for r in map(json.loads, POSTS.read_text(encoding="utf-8").splitlines())]
+    rng = random.Random(17)
+    vocab = sorted({w for r in rows for w in r["prompt"].split()})
+    base = len(rows)
+    for k in range(150):
+        src = rows[rng.randrange(base)]
+        answer = src["completion"]
+        if k % 3 == 1:
+            answer = answer.replace("[]", '["x"]', 1) if "[]" in answer else answer + " "
+        elif k % 3 == 2:
+            answer = rows[rng.randrange(base)]["completion"]
+        rows.append({"prompt": _edit(src["prompt"], rng, vocab), "completion": answer})
+    return rows
+
+
+def findings_of(path: Path, task: str) -> list[dict]:
+    config = TunerailConfig(task=task)
+    records, rejections, fmt = load_records(path)
+    ctx = CheckContext(records, rejections, config, fmt)
+    out = []
+    for check in (exact_duplicates, near_duplicates, label_conflicts):
+        for f in check(ctx):
+            out.append(
+                {
+                    "check": f.check,
+                    "severity": str(f.severity.value),
+                    "message": f.message,
+                    "rows": [r.index for r in f.rows],
+                    "cluster": f.cluster,
+                    "details": f.details,
+                }
+            )
+    return json.loads(json.dumps(out))
+
+
+def build_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
+    inputs = {}
+    for name, rows, task in [("classification", classification_rows(), "classification"), ("generation", generation_rows(), "generation")]:
+        path = folder / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        inputs[name] = (path, task)
+    return inputs
+
+
+def test_doctor_duplicate_and_conflict_findings_are_unchanged_on_a_fixed_input(tmp_path):
+    expected = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    for name, (path, task) in build_inputs(tmp_path).items():
+        got = findings_of(path, task)
+        assert {f["check"] for f in got} >= {"duplicates.exact", "duplicates.near", "labels.conflict"}, name
+        assert got == expected[name], name
+
+
+def test_streamed_clusters_equal_the_components_of_every_pair():
+    texts = [r["text"] for r in classification_rows()]
+    assert near_duplicate_clusters(texts) == clusters_from_pairs(len(texts), near_duplicate_pairs(texts))
+    # small chunks change how rows are sketched, not what is found
+    assert near_duplicate_clusters(texts, chunk_size=97) == near_duplicate_clusters(texts)
+
+
+def test_keep_filter_equals_filtering_the_full_pair_list_afterwards():
+    rows = classification_rows()
+    texts = [r["text"] for r in rows]
+    label = np.array([hash(r["label"]) for r in rows])
+    full = near_duplicate_pairs(texts)
+    kept = near_duplicate_pairs(texts, keep=lambda a, b: label[a] != label[b])
+    assert kept == [p for p in full if rows[p[0]]["label"] != rows[p[1]]["label"]]
+    assert 0 < len(kept) < len(full)
+
+
+def test_long_texts_normalise_and_shingle_piece_by_piece_exactly_as_whole():
+    """A 50 MB row is hashed and shingled in pieces; the pieces must give the whole-text result."""
+    from tunerail.data.records import normalize_text, normalized_pieces, text_pieces
+    from tunerail.doctor.near_duplicates import _long_shingles, shingles
+
+    rng = random.Random(5)
+    alphabet = [
+        "a",
+        "B",
+        " ",
+        "  ",
+        "\n",
+        "\t",
+        "é",
+        "e\u0301",
+        "ﬁ",
+        "\u00a0",
+        "ß",
+        "Ⅻ",
+        "word",
+        "\u3000",
+        " \u0301",
+        "①",
+        "\u1100\u1161",
+        " \u11a8",
+    ]
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 120)))
+        size = rng.randrange(1, 20)
+        assert "".join(text_pieces(text, size)) == text
+        assert "".join(normalized_pieces(text, size)) == normalize_text(text), repr(text)
+        for ngram in (1, 2, 3):
+            assert _long_shingles(text, ngram, size) == shingles(text, ngram), repr(text)
