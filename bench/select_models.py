@@ -203,8 +203,12 @@ def main(args: argparse.Namespace) -> None:
     records = _records(cfg)
     docs = [r.prompt for r in records[: args.parity_docs]]
 
-    # 1. parity -----------------------------------------------------------------------------------
-    parity, same_order = _parity(models, docs, work)
+    # 1. parity (--skip-parity keeps the figures of the last run that measured them) ---------------
+    saved = json.loads((OUT / f"{name}.json").read_text()) if (OUT / f"{name}.json").exists() else {}
+    if args.skip_parity and "parity" in saved:
+        parity, same_order, docs = saved["parity"], saved["parity_same_ranking"], docs[: saved["parity_docs"]]
+    else:
+        parity, same_order = _parity(models, docs, work)
     if args.parity_only:
         results = json.loads((OUT / f"{name}.json").read_text())
         results.update(parity=parity, parity_same_ranking=same_order, parity_docs=len(docs))
@@ -347,5 +351,6 @@ if __name__ == "__main__":
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--parity-docs", type=int, default=40)
     parser.add_argument("--parity-only", action="store_true")
+    parser.add_argument("--skip-parity", action="store_true", help="reuse the parity figures already in the results")
     parser.add_argument("--skip-memory", action="store_true")
     main(parser.parse_args())

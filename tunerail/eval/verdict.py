@@ -209,7 +209,7 @@ def check_margin(criteria: Any, x: VerdictInputs) -> list[Finding]:
     est = x.tuned[x.metric]
     half = margin_of(est)  # the larger side: a Wilson interval at 0 or 1 is one-sided
     ok = half <= criteria.margin
-    how = {"wilson": "Wilson"}.get(est.get("interval", ""), "bootstrap")
+    how = est.get("interval") or "bootstrap"
     msg = (f"test set estimates {x.metric} to +/- {half:.4f} (larger side of the 95 % {how} interval, n={est['n']}); "
            f"criterion <= {criteria.margin}")
     return [_f("EVL004", "criteria.margin", Severity.INFO if ok else Severity.ERROR, ("pass: " if ok else "fail: ") + msg,
