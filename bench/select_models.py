@@ -21,9 +21,10 @@ Gemma 3 270M and a damaged SmolLM2 copy), select's total time, and the memory es
 2. select on the demo config (its task, metric, prompts, train settings; sample sizes from the
    options): candidates SmolLM2-135M, Gemma 3 270M and a damaged SmolLM2 copy (top 8 of 30 blocks
    re-initialised, normal(0, 0.02)); the damaged one must rank last on every measure. Wall time.
-3. Memory: select's LoRA memory estimate for the recommended model against the peak RSS
-   (``ru_maxrss``) of a separate `tunerail train` process running 20 LoRA steps (160 rows, batch 8)
-   with the demo's train settings.
+3. Memory: select's LoRA memory estimate for the recommended model (a fresh process's peak RSS through
+   setup and the data's largest batch) against the peak RSS (``ru_maxrss``) of a separate `tunerail train`
+   process running 20 LoRA steps (160 rows holding the data's 16 longest, batch 8) with the demo's train settings.
+
 
 Results: ``bench/results/select_models.json`` and ``.md`` (``select_models_<example>`` for other configs).
 """
@@ -261,7 +262,11 @@ def main(args: argparse.Namespace) -> None:
     # 3. memory estimate vs a 20-step LoRA run of the recommended model -----------------------------------
     if result.recommended and not args.skip_memory:
         rows = _raw_rows(cfg)  # the file's own columns, which the config maps
-        train_rows, val_rows = rows[::2][:160], rows[1::2][:16]
+        # The estimate covers the run's largest batch (most tokens): the 20-step run's 160 rows hold the 16
+        # longest rows of the data (by characters), so its own largest batch is about the data's largest.
+        longest = sorted(range(len(rows)), key=lambda i: -len(json.dumps(rows[i], ensure_ascii=False)))[:16]
+        train_rows = [rows[i] for i in longest] + [r for i, r in enumerate(rows) if i % 2 == 0 and i not in longest][:144]
+        val_rows = [r for i, r in enumerate(rows) if i % 2 == 1 and i not in longest][:16]
         (work / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows), encoding="utf-8")
         (work / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in val_rows), encoding="utf-8")
         run_cfg = cfg.model_dump(mode="json")
@@ -276,7 +281,7 @@ def main(args: argparse.Namespace) -> None:
                              "relative_error": round(estimate_gb / (measured["peak_rss_mb"] * 1024 * 1024 / 1e9) - 1, 4),
                              "run": measured,
                              "note": "estimate from select's probe (same train settings, its own training rows); measured: "
-                                     "ru_maxrss of a separate `tunerail train` process, 20 steps of batch 8 on 160 rows"}
+                                     "ru_maxrss of a separate `tunerail train` process, 20 steps of batch 8 on 160 rows (the 16 longest of the data among them)"}
     results.update(bench_seconds=round(time.perf_counter() - t0, 1), load_average_end=os.getloadavg())
     _write(name, results)
     shutil.rmtree(work, ignore_errors=True)

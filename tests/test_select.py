@@ -41,6 +41,10 @@ def test_select_measures_every_candidate_and_the_licence_gate_blocks_non_commerc
     assert "SEL050" in {f.code for f in result.findings}
     # same weights under two cards: the measurements agree exactly
     assert good.bits_per_byte["value"] == pytest.approx(nc.bits_per_byte["value"])
+    # ...and so does memory: each candidate's probe runs in a fresh process, so the second is not measured
+    # on pages the first one freed (in select's own process the growth was 40 % under a real run's peak)
+    assert good.resources["memory_lora_gb"] == pytest.approx(nc.resources["memory_lora_gb"], rel=0.05)
+    assert good.resources["memory_measured"]["largest_batch_tokens"] >= 8  # the largest batch was run
     saved = json.loads((tmp_path / "sel" / "select.json").read_text())
     assert saved["recommended"] == models["good"] and len(saved["candidates"]) == 2
     html = (tmp_path / "sel" / "report.html").read_text()

@@ -129,15 +129,23 @@ def test_share_meter_charges_every_worker_and_plans_the_stop():
     costs = meter.costs
     costs.see("eval", 4.0)
     assert costs.stop_cost() == 8.0  # before a finish was measured: twice an evaluation
+    costs.see("outputs", 2.0)  # measured before the first trial
+    assert costs.stop_cost() == 12.0  # the finish, the outputs the tail writes, the final outputs
     costs.see("tail", 10.0)
-    costs.see("outputs", 2.0)
-    costs.see("step", 9.0)  # a warm-up step ages out of the running window
-    for _ in range(8):
+    assert costs.stop_cost() == 12.0  # a measured tail already holds its own write of the outputs
+    costs.see("first_step", 9.0)  # a trial's warm-up step does not set the pace of later steps
+    assert costs.step_cost() == 9.0  # ...until a later step was measured
+    costs.see("step", 1.0)
+    costs.see("step", 3.0)  # a burst of another process on this machine
+    for _ in range(20):
         costs.see("step", 1.0)
-    assert costs.step_cost() == 1.0 and costs.stop_cost() == 12.0
-    need = costs.step_cost() + costs.eval + costs.stop_cost()  # 17 s: a step, its cut's evaluation, finish, outputs
-    assert meter.fits(need)  # 50 + 1.25 x 17 <= 100
+    assert costs.step_cost() == 3.0  # the slowest step seen is planned for, however many quick ones follow
+    assert costs.trial_cost() == 9.0 + 2 * 4.0 + 12.0  # a new trial starts with a first step
+    need = costs.step_cost() + costs.eval + costs.stop_cost()  # 19 s: a step, its cut's evaluation, finish, outputs
+    assert meter.fits(need)  # 50 + 1.25 x 19 <= 100
     assert not meter.fits(42.0)  # 50 + 1.25 x 42 > 100
+    with pytest.raises(ValueError):
+        costs.see("stpe", 1.0)
 
 
 def test_pruner_stops_a_worse_trial(tmp_path, splits):

@@ -196,56 +196,78 @@ def _vm_hwm() -> int | None:
     return None
 
 
-def runtime_rss() -> int:
-    """Resident memory of a training process before it loads a model: the libraries `train` imports."""
-    import psutil
-
-    import accelerate  # noqa: F401
-    import peft  # noqa: F401
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-
-    return psutil.Process().memory_info().rss
-
-
 def probe_training(config: Any, candidate: str, train_records: Sequence[Record], validation_records: Sequence[Record],
-                   work_dir: Any, runtime_bytes: int) -> dict[str, Any]:
-    """The train recipe's setup for ``candidate``: its time/cost estimate, parameters and memory.
+                   work_dir: Any) -> dict[str, Any]:
+    """The train recipe's setup for ``candidate``, in a fresh process: time/cost estimate, parameters, memory.
 
-    Runs ``TrainRecipe.setup`` (data, model, LoRA, optimizer and ``select.probe_steps`` timed
-    forward+backward passes: the same estimator as `tunerail train`) with tracking and the lint off.
-    Memory for LoRA = the libraries' resident memory + the peak growth during setup + Adam's two fp32
-    moments per trainable parameter (no optimizer step runs); full fine-tuning adds a fp32 gradient and
-    two Adam moments (12 bytes) per base parameter, and 2 bytes per parameter when LoRA kept bf16 weights.
+    A fresh process (spawned, nothing inherited) because memory is measured as that process's peak
+    resident memory: in select's own process the allocator keeps the pages of the candidates scored
+    before, new tensors reuse them, and the growth seen there was 40 % under a real run's peak.
     """
-    from tunerail.store import Store
-    from tunerail.train.recipe import TrainRecipe
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    cfg = config.model_copy(deep=True)
-    cfg.model.base = candidate
-    cfg.train.probe_steps = max(1, config.select.probe_steps)
-    cfg.train.method = "lora"
-    cfg.train.guards = {**cfg.train.guards, "lint": False}
-    cfg.tracking.enabled = False
-    start = time.perf_counter()
-    recipe = TrainRecipe(cfg, out_dir=work_dir, resume=False, store=Store(work_dir / "store"), progress=lambda e, i: None)
-    try:
-        with PeakRSS() as peak:
-            recipe.setup(list(train_records), list(validation_records))
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_probe_training_here, config, candidate, list(train_records), list(validation_records),
+                           str(work_dir)).result()
+
+
+def _probe_training_here(config: Any, candidate: str, train_records: list[Record], validation_records: list[Record],
+                         work_dir: str) -> dict[str, Any]:
+    """``TrainRecipe.setup`` (data, model, LoRA, optimizer, ``select.probe_steps`` timed passes: the estimator
+    `tunerail train` uses) with tracking and the lint off, then one forward+backward of the run's largest
+    batch (most tokens, where activations peak; also where a GPU would run out of memory).
+
+    Memory for LoRA = this process's peak RSS (libraries, weights, the largest batch's activations and
+    gradients) + Adam's two fp32 moments per trainable parameter (no optimizer step runs here); full
+    fine-tuning adds a fp32 gradient and two Adam moments (12 bytes) per base parameter, and 2 bytes per
+    parameter when LoRA kept bf16 weights.
+    """
+    from pathlib import Path
+
+    with PeakRSS() as peak:
+        import psutil
+
+        import accelerate  # noqa: F401
+        import peft  # noqa: F401
+        import torch
+        import transformers  # noqa: F401
+
+        from tunerail.store import Store
+        from tunerail.train.recipe import TrainRecipe
+
+        runtime = psutil.Process().memory_info().rss  # the libraries `train` imports, before any model
+        cfg = config.model_copy(deep=True)
+        cfg.model.base = candidate
+        cfg.train.probe_steps = max(1, config.select.probe_steps)
+        cfg.train.method = "lora"
+        cfg.train.guards = {**cfg.train.guards, "lint": False}
+        cfg.tracking.enabled = False
+        start = time.perf_counter()
+        work = Path(work_dir)
+        recipe = TrainRecipe(cfg, out_dir=work, resume=False, store=Store(work / "store"), progress=lambda e, i: None)
+        try:
+            recipe.setup(train_records, validation_records)
             if recipe.estimate is None:  # train measures its estimate just before step 1: the same probe here
                 recipe._setup_estimate(None)
-    finally:
-        recipe.cleanup()
-    estimate = recipe.estimate.to_dict() if recipe.estimate else {}
-    params = recipe.params
-    bf16_weights = bool(getattr(recipe, "bf16", False)) and next(recipe.model.parameters()).dtype.itemsize == 2
-    del recipe
-    grown = max(0, peak.peak - peak.start)
-    lora_bytes = runtime_bytes + grown + 8 * params.trainable
+            batches = recipe._epoch_batches(0)
+            largest = max(batches, key=recipe._batch_tokens)
+            recipe.loss_model.train()
+            loss_sum, count = recipe.loss_model(**recipe._collate(largest))
+            recipe.accelerator.backward(loss_sum / count.clamp(min=1))
+            recipe.optimizer.zero_grad(set_to_none=True)
+            largest_tokens = recipe._batch_tokens(largest)
+            estimate = recipe.estimate.to_dict() if recipe.estimate else {}
+            params = recipe.params
+            bf16_weights = bool(getattr(recipe, "bf16", False)) and next(recipe.model.parameters()).dtype == torch.bfloat16
+        finally:
+            recipe.cleanup()
+    lora_bytes = peak.peak + 8 * params.trainable
     full_bytes = lora_bytes + 12 * params.total + (2 * params.total if bf16_weights else 0)
     return {"params": params.total, "trainable_lora": params.trainable,
             "memory_lora_gb": lora_bytes / 1e9, "memory_full_gb": full_bytes / 1e9,
-            "memory_measured": {"runtime_gb": runtime_bytes / 1e9, "setup_growth_gb": grown / 1e9},
+            "memory_measured": {"runtime_gb": runtime / 1e9, "peak_rss_gb": peak.peak / 1e9,
+                                "largest_batch_tokens": largest_tokens, "process": "fresh (spawned)"},
             "estimate": estimate, "probe_s": time.perf_counter() - start}
 
 

@@ -40,7 +40,7 @@ from tunerail.select import probes as P
 from tunerail.select.recommend import Entry, recommend
 
 ProgressFn = Callable[[str, int, int], None]
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: memory from a fresh process with the largest batch
 
 
 @dataclass
@@ -174,11 +174,10 @@ def select(config: TunerailConfig, *, data: str | Path | Sequence[Record] | None
                 "train_rows": len(train_rows), "format": FORMAT_VERSION}
 
     # 3. measure -----------------------------------------------------------------------------
-    runtime_bytes = P.runtime_rss() if sc.probe_steps > 0 else 0
     raw: dict[str, dict[str, Any]] = {}
     for name in names:
         raw[name] = _measure_or_resume(config, name, resolved[name], out / "candidates", settings, sample, train_rows,
-                                       template, labels, shots, task, runtime_bytes, progress)
+                                       template, labels, shots, task, progress)
 
     # 4. decide ------------------------------------------------------------------------------
     n = len(sample)
@@ -267,7 +266,7 @@ def _slug(name: str) -> str:
 
 def _measure_or_resume(config: TunerailConfig, name: str, resolved: str, folder: Path, settings: dict[str, Any],
                        sample: list[Record], train_rows: Sequence[Record], template: Any, labels: list[str],
-                       shots: list[tuple[str, str]], task: str, runtime_bytes: int,
+                       shots: list[tuple[str, str]], task: str,
                        progress: ProgressFn | None) -> dict[str, Any]:
     from tunerail.eval.generate import model_fingerprint
 
@@ -285,7 +284,7 @@ def _measure_or_resume(config: TunerailConfig, name: str, resolved: str, folder:
         except ValueError:
             pass  # a damaged file is measured again
     measured = measure_candidate(config, name, resolved, sample, train_rows, template, labels, shots, task,
-                                 runtime_bytes, progress)
+                                 progress)
     measured["key"] = key
     write_atomic(path, json.dumps(measured, ensure_ascii=False, default=str))
     measured["resumed"] = False
@@ -294,7 +293,7 @@ def _measure_or_resume(config: TunerailConfig, name: str, resolved: str, folder:
 
 def measure_candidate(config: TunerailConfig, name: str, resolved: str, sample: list[Record],
                       train_rows: Sequence[Record], template: Any, labels: list[str], shots: list[tuple[str, str]],
-                      task: str, runtime_bytes: int, progress: ProgressFn | None = None) -> dict[str, Any]:
+                      task: str, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Every raw measurement of one candidate, as JSON (per-row arrays kept for the paired tests)."""
     from tunerail.eval import generate as G
     from tunerail.eval.forgetting import load_suite
@@ -330,7 +329,7 @@ def measure_candidate(config: TunerailConfig, name: str, resolved: str, sample: 
         if progress:
             progress(f"{name}: training probe", 0, 1)
         with tempfile.TemporaryDirectory(prefix="tunerail-select-") as tmp:
-            resources = P.probe_training(config, name, train_rows, sample, Path(tmp), runtime_bytes)
+            resources = P.probe_training(config, name, train_rows, sample, Path(tmp))
         gc.collect()
         if progress:
             progress(f"{name}: training probe", 1, 1)

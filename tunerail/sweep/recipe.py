@@ -229,7 +229,7 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
             return "budget"
 
         def on_step(step: int, evaluating: bool) -> str | None:
-            lap("step")
+            lap("first_step" if step == 1 else "step")
             if meter.mine - state["published"] >= share_mod.REFRESH:
                 meter.publish()
                 state["published"] = meter.mine
@@ -322,6 +322,7 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         if not more():
             study_.stop()
 
+    write()  # the outputs as of an empty study: a progress file from the start, and their cost measured before any stop is planned
     while more():
         try:
             study_obj.optimize(objective, n_trials=n_trials, callbacks=[after_trial], catch=(), gc_after_trial=True)

@@ -37,48 +37,57 @@ def allowed_seconds(budget: Any) -> float:
     return budget.search_share * budget.max_hours * 3600
 
 
-WINDOW = {"step": 8, "eval": 4}  # running rates: the slowest of the last few (a warm-up step ages out); others: all
-
-
 @dataclass
 class Costs:
-    """The slowest recent cost of each unit measured (seconds); None until measured."""
+    """The slowest cost of each unit measured so far in this worker (seconds); None until measured.
+
+    The slowest, not a recent average: on a shared machine a step measured at 0.1 s can take 2 s
+    the next moment (another process's burst), and a reserve planned from the quiet steps would not
+    cover it; whatever this machine has done once, the plan assumes it can do again. A trial's
+    first step (lazy allocation, cold caches) is kept apart (``first_step``) so one warm-up does not
+    set the pace for every later step.
+    """
 
     setup: float | None = None  # trial start to training ready (a reused base model)
     first_setup: float | None = None  # the same for a trial that loaded the base model (imports, tokenizing)
-    step: float | None = None  # one optimizer step
+    first_step: float | None = None  # a trial's first optimizer step
+    step: float | None = None  # any later optimizer step
     eval: float | None = None  # one evaluation with its checkpoint
     tail: float | None = None  # end of training to the next trial's start (finish, release, Optuna, outputs)
     outputs: float | None = None  # writing sweep.json, best.yaml and report.html
-    _seen: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    KINDS = ("setup", "first_setup", "first_step", "step", "eval", "tail", "outputs")
 
     def see(self, kind: str, seconds: float) -> None:
-        seen = self._seen.setdefault(kind, [])
-        seen.append(seconds)
-        del seen[:-WINDOW.get(kind, 1_000_000)]
-        setattr(self, kind, max(seen))
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown cost {kind!r}")
+        setattr(self, kind, max(seconds, getattr(self, kind) or 0.0))
 
     def measured(self) -> dict[str, float | None]:
-        return {k: None if getattr(self, k) is None else round(getattr(self, k), 3)
-                for k in ("setup", "first_setup", "step", "eval", "tail", "outputs")}
+        return {k: None if getattr(self, k) is None else round(getattr(self, k), 3) for k in self.KINDS}
 
     def stop_cost(self) -> float:
-        """What ending a trial now still costs: its tail, then this worker's final outputs.
+        """What ending a trial now still costs: its tail (which writes the outputs once), then the final outputs.
 
         Before a tail was measured (the first trial), twice an evaluation with its checkpoint
-        stands in for it: finishing copies and stores that checkpoint and writes the outputs.
+        stands in for the finish (it copies and stores that checkpoint), plus the outputs the
+        tail writes; the outputs are measured once before the first trial.
         """
-        tail = self.tail if self.tail is not None else 2 * (self.eval or 0.0)
-        return tail + (self.outputs or 0.0)
+        outputs = self.outputs or 0.0
+        tail = self.tail if self.tail is not None else 2 * (self.eval or 0.0) + outputs
+        return tail + outputs
 
     def step_cost(self) -> float:
-        """One more step; before one was measured, an evaluation (a forward pass over validation)."""
-        return self.step if self.step is not None else (self.eval or 0.0)
+        """One more step; before one was measured, a first step, else an evaluation (a forward pass over validation)."""
+        for known in (self.step, self.first_step, self.eval):
+            if known is not None:
+                return known
+        return 0.0
 
     def trial_cost(self) -> float:
         """The least a new trial costs: setup, step-0 evaluation, one step, its evaluation, the stop."""
         setup = self.setup if self.setup is not None else (self.first_setup or 0.0)
-        return setup + self.step_cost() + 2 * (self.eval or 0.0) + self.stop_cost()
+        first = self.first_step if self.first_step is not None else self.step_cost()
+        return setup + first + 2 * (self.eval or 0.0) + self.stop_cost()
 
 
 @dataclass
