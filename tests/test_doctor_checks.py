@@ -254,6 +254,8 @@ def test_near_copies_with_prompt_and_answer_edited_are_near_duplicates(tmp_path,
         if f.check == "duplicates.near":
             idx = [r.index for r in f.rows]
             together |= {(a, b) for a in idx for b in idx}
+            # generation: a near-copy is the same example twice (warning; --fix keeps the first)
+            assert f.severity == "warning" and f.details["fix_action"] == "drop_except_first"
     assert len(planted) == 60
     assert sum((s, c) in together for s, c in planted.items()) >= 0.95 * len(planted)
 
