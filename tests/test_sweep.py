@@ -52,9 +52,6 @@ def test_sweep_writes_study_outputs(tmp_path, splits):
     assert {r.info.run_id for r in children} == {t["run_id"] for t in result.trials}
 
 
-@pytest.mark.xfail(reason=("issue 10, open: the wall clock around sweep() still overruns the share by 0.1-1.7 % in loaded "
-                           "CI runs (150.2 s of 150, 122.1 s of 120): a cost outside the planned stop is not bounded yet"),
-                   strict=False)
 @pytest.mark.slow
 def test_budget_share_is_never_exceeded(tmp_path, splits):
     # 400 epochs would take far longer than the 150 s share: trials are cut before a step that would not fit, the
@@ -77,9 +74,6 @@ def test_budget_share_is_never_exceeded(tmp_path, splits):
     assert cut["state"] == "COMPLETE" and cut["value"] is not None  # counted, with its best value so far
 
 
-@pytest.mark.xfail(reason=("issue 10, open: the wall clock around sweep() still overruns the share by 0.1-1.7 % in loaded "
-                           "CI runs (150.2 s of 150, 122.1 s of 120): a cost outside the planned stop is not bounded yet"),
-                   strict=False)
 @pytest.mark.slow
 def test_share_holds_on_a_slow_machine_with_a_slow_finish(tmp_path, monkeypatch):
     # Every batch 50 ms slower, and storing a trial's adapter 3 s (a slow disk): a trial that stops must still
