@@ -169,6 +169,19 @@ def test_eval_split_finding_on_small_and_large_data(tmp_path, banking_example):
     assert ok.severity.value == "info"
 
 
+def test_doctor_and_split_ask_for_the_same_test_rows(banking_example):
+    """One sizing rule: the doctor planned at p = 0.5 (263 rows for the demo's criteria), split at the threshold (253)."""
+    from tunerail.split.guards import size_problems
+
+    cfg = TunerailConfig(task="classification", criteria={"threshold": 0.4, "margin": 0.06},
+                         doctor={"disabled_checks": ["lengths.truncated"]})
+    (f,) = [f for f in doctor(banking_example, cfg, semantic=False).findings if f.check == "size.eval_split"]
+    (problem,) = [p for p in size_problems({"validation": 100, "test": 100}, 1000, 0.06, "accuracy", 0.4)
+                  if p.field == "split.test"]
+    assert f.details["test_rows_needed"] == rows_needed(0.06, 0.4) == 253
+    assert f"{f.details['test_rows_needed']} test rows are needed" in problem.message
+
+
 def test_mask_pii_in_clean_output(tmp_path, shared_data):
     rows = alpaca(shared_data)[:20]
     rows[2]["output"] += " Call me on +44 20 7946 0123 or write to sam.okafor@outlook.com."

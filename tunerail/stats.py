@@ -47,6 +47,15 @@ def wilson_half_width(n: int, p: float = 0.5, z: float = Z95) -> float:
     return (hi - lo) / 2
 
 
+def planning_proportion(expected: float | None) -> float:
+    """The proportion a test-set size is planned at: the success threshold when it is one, else 0.5.
+
+    Doctor (before the split) and split (at it) both size the test set with this, so they name
+    the same number of rows for one config.
+    """
+    return 0.5 if expected is None or not 0 < expected < 1 else float(expected)
+
+
 def rows_needed(margin: float, p: float = 0.5, z: float = Z95) -> int:
     """Smallest n whose 95 % Wilson half-width at ``p`` is at most ``margin``.
 

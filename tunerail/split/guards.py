@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from tunerail.errors import Problem
-from tunerail.stats import rows_needed, wilson_half_width
+from tunerail.stats import planning_proportion, rows_needed, wilson_half_width
 
 MIN_SHARE = 0.10
 # Whole groups and per-class rounding cannot hit a share exactly: a configured 0.10 that lands
@@ -21,7 +21,7 @@ def size_problems(sizes: dict[str, int], total: int, margin: float, metric: str,
     be large enough that the main metric's 95 % CI half-width is narrower than ``margin``.
     ``expected`` (the success threshold, when set) tightens the variance bound for proportions.
     """
-    p = 0.5 if expected is None or not 0 < expected < 1 else float(expected)
+    p = planning_proportion(expected)
     problems: list[Problem] = []
     for name in ("validation", "test"):
         n = sizes.get(name, 0)

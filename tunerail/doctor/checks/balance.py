@@ -10,7 +10,7 @@ from tunerail.doctor.checks._common import found, refs
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
-from tunerail.stats import rows_needed, wilson_half_width
+from tunerail.stats import planning_proportion, rows_needed, wilson_half_width
 
 def label_counts(ctx: CheckContext) -> Counter:
     return Counter(r.label for r in ctx.records if r.label is not None)
@@ -80,29 +80,30 @@ def too_small(ctx: CheckContext) -> list[Finding]:
 def eval_split(ctx: CheckContext) -> list[Finding]:
     """Whether the data leaves a >= 10 % validation set and a test set precise enough for ``criteria.margin``.
 
-    The test set needs the rows whose worst-case 95 % Wilson half-width is ``margin``
-    (``tunerail.stats.rows_needed``: 381 rows at ±0.05). Fix: raise ``split.test``, collect more data, or accept a
+    The test set needs the rows whose 95 % Wilson half-width is ``margin`` at the success threshold
+    (worst case 0.5 without one: 381 rows at ±0.05; ``tunerail.stats.rows_needed``), as split asks. Fix: raise ``split.test``, collect more data, or accept a
     wider ``criteria.margin``.
     """
     n = len(ctx.records)
     if n == 0:
         return []
     margin = ctx.config.criteria.margin
-    needed = rows_needed(margin)
+    p = planning_proportion(ctx.config.criteria.threshold)  # the same size split asks for
+    needed = rows_needed(margin, p)
     split = ctx.config.split
     test_rows = math.floor(n * split.test)
     val_rows = math.ceil(n * max(0.1, split.validation))
     details = {"rows": n, "test_rows": test_rows, "validation_rows": val_rows, "test_rows_needed": needed,
-               "margin": margin, "half_width": round(wilson_half_width(test_rows), 4)}
+               "margin": margin, "half_width": round(wilson_half_width(test_rows, p), 4)}
     if test_rows >= needed:
         return [found(Severity.INFO,
-                        f"split.test = {split.test:g} gives {test_rows} test rows (±{wilson_half_width(test_rows):.3f} at 95 %), "
+                        f"split.test = {split.test:g} gives {test_rows} test rows (±{wilson_half_width(test_rows, p):.3f} at 95 %), "
                         f"enough for criteria.margin = {margin:g}; {val_rows} rows for validation",
                         "nothing to do", details=details)]
     train_left = n - needed - val_rows
     if train_left >= n / 2:
         return [found(Severity.WARNING,
-                        f"split.test = {split.test:g} gives {test_rows} test rows, a 95 % CI of ±{wilson_half_width(test_rows):.3f}; "
+                        f"split.test = {split.test:g} gives {test_rows} test rows, a 95 % CI of ±{wilson_half_width(test_rows, p):.3f}; "
                         f"criteria.margin = {margin:g} needs {needed} rows",
                         f"set split.test to at least {math.ceil(1000 * needed / n) / 1000:g} ({needed} rows), leaving {train_left} rows for training",
                         details=details)]
@@ -110,5 +111,5 @@ def eval_split(ctx: CheckContext) -> list[Finding]:
                     f"{n} rows cannot give both a 10 % validation set ({val_rows}) and a test set of {needed} rows "
                     f"(criteria.margin = {margin:g}) while keeping half the data for training",
                     f"collect about {2 * (needed + val_rows) - n} more rows, or widen criteria.margin "
-                    f"(with {test_rows} test rows the 95 % CI is ±{wilson_half_width(test_rows):.3f})",
+                    f"(with {test_rows} test rows the 95 % CI is ±{wilson_half_width(test_rows, p):.3f})",
                     details=details)]
