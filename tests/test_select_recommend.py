@@ -57,6 +57,17 @@ def test_ineligible_candidates_are_skipped_and_none_eligible_is_an_error():
     assert none.recommended is None and [f.code for f in none.findings] == ["SEL032"]
 
 
+def test_a_near_zero_model_is_not_recommended_because_the_gate_blocked_the_ones_that_can_do_the_task():
+    # Seen in bench/select_models.py on a loaded machine: the time probe put SmolLM2 and Gemma over the
+    # budget, and the damaged copy (0.000) was recommended "with the best task score among eligible".
+    good, damaged = _rows(40, 8, 5), np.zeros(40)
+    rec = recommend([_entry("good", 10**8, good, blocked=["SEL020 select.over_budget"]), _entry("damaged", 10**8, damaged)],
+                    40, resamples=300)
+    assert rec.recommended is None and [f.code for f in rec.findings] == ["SEL033"]
+    assert "good" in rec.findings[0].message and "SEL020" in rec.findings[0].message
+    assert rec.findings[0].severity == "error"
+
+
 def test_tunerail_select_is_the_step_even_after_its_package_is_imported():
     import pytest
 

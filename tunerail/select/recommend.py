@@ -97,6 +97,22 @@ def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: f
             close.append(e)
     pick = min(close, key=lambda e: (e.params, e.bpb["value"]))
     measure = decided_by
+    better_blocked = [e for e in entries if e.blocked and comparisons[pick.name]["versus"] == e.name
+                      and comparisons[pick.name]["significantly_below"]]
+    if measure == "task score" and pick.score["high"] < near_zero and better_blocked:
+        # The gate left only models that cannot do the task while a blocked one can: training the
+        # near-zero one would be the gate picking a model by elimination, not a recommendation.
+        e = better_blocked[0]
+        findings.append(Finding(
+            "select.only_near_zero_eligible", Severity.ERROR,
+            f"every eligible candidate scores near zero (best: {pick.name} {pick.score['value']:.3f}, 95 % CI upper bound "
+            f"below {near_zero:g}) while {e.name} scores significantly higher ({e.score['value']:.3f} "
+            f"[{e.score['low']:.3f}, {e.score['high']:.3f}]) but is not eligible: {', '.join(e.blocked)}",
+            "lift what blocks the better candidate (raise budget.max_hours, acknowledge a reviewed licence), or pin "
+            "model.base to train a model yourself", code="SEL033",
+            details={"eligible_best": pick.name, "blocked_better": e.name, "blocked_by": list(e.blocked)}))
+        return Recommendation(None, f"no eligible candidate can do the task; {e.name} can but is blocked "
+                              f"({', '.join(e.blocked)})", decided_by, ranking, comparisons, findings)
     shown = (lambda e: f"{e.score['value']:.3f} [{e.score['low']:.3f}, {e.score['high']:.3f}]") if measure == "task score" \
         else (lambda e: f"{e.bpb['value']:.3f} bits/byte [{e.bpb['low']:.3f}, {e.bpb['high']:.3f}]")
     if pick is best:
