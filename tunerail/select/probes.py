@@ -230,7 +230,7 @@ def _probe_training_here(config: Any, candidate: str, train_records: list[Record
 
         import accelerate  # noqa: F401
         import peft  # noqa: F401
-        import torch
+        import torch  # noqa: F401
         import transformers  # noqa: F401
 
         from tunerail.store import Store
@@ -259,7 +259,7 @@ def _probe_training_here(config: Any, candidate: str, train_records: list[Record
             largest_tokens = recipe._batch_tokens(largest)
             estimate = recipe.estimate.to_dict() if recipe.estimate else {}
             params = recipe.params
-            bf16_weights = bool(getattr(recipe, "bf16", False)) and next(recipe.model.parameters()).dtype == torch.bfloat16
+            bf16_weights = bool(getattr(recipe, "bf16", False)) and next(recipe.model.parameters()).dtype.itemsize == 2
         finally:
             recipe.cleanup()
     lora_bytes = peak.peak + 8 * params.trainable

@@ -97,12 +97,11 @@ def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: f
             close.append(e)
     pick = min(close, key=lambda e: (e.params, e.bpb["value"]))
     measure = decided_by
-    better_blocked = [e for e in entries if e.blocked and comparisons[pick.name]["versus"] == e.name
-                      and comparisons[pick.name]["significantly_below"]]
-    if measure == "task score" and pick.score["high"] < near_zero and better_blocked:
+    if (measure == "task score" and pick.score["high"] < near_zero and best_all.blocked
+            and comparisons[pick.name]["significantly_below"]):
         # The gate left only models that cannot do the task while a blocked one can: training the
         # near-zero one would be the gate picking a model by elimination, not a recommendation.
-        e = better_blocked[0]
+        e = best_all
         findings.append(Finding(
             "select.only_near_zero_eligible", Severity.ERROR,
             f"every eligible candidate scores near zero (best: {pick.name} {pick.score['value']:.3f}, 95 % CI upper bound "
