@@ -266,6 +266,7 @@ def main() -> None:
     parser.add_argument("--test-per-intent", type=int, default=10)
     parser.add_argument("--trainer-cap", type=float, default=2.0, help="kill the Trainer search at this x --seconds")
     parser.add_argument("--pg-seconds", type=float, default=60)
+    parser.add_argument("--name", default="sweep", help="results file stem in bench/results (keep one run beside another)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["tunerail", "trainer", "accuracy", "postgres"])
     parser.add_argument("--trainer-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -276,15 +277,15 @@ def main() -> None:
         (tmp / "trainer.json").write_text(json.dumps(found, default=str))
         return
     results = REPO / "bench" / "results"
-    previous = json.loads((results / "sweep.json").read_text()) if (results / "sweep.json").exists() else {}
+    previous = json.loads((results / f"{args.name}.json").read_text()) if (results / f"{args.name}.json").exists() else {}
     out: dict = {"command": " ".join(["python", "bench/sweep.py", *sys.argv[1:]]), "load_average_start": os.getloadavg(),
                  "cpus": os.cpu_count(), "reduced": {"intents": args.intents, "train_per_intent": args.per_intent,
                                                      "validation_per_intent": 3, "test_per_intent": args.test_per_intent}}
     def save() -> None:  # after every stage: a stage that fails later leaves the figures measured so far
         out["load_average_end"] = os.getloadavg()
         results.mkdir(parents=True, exist_ok=True)
-        (results / "sweep.json").write_text(json.dumps(out, indent=2, default=str))
-        (results / "sweep.md").write_text(render_md(out))
+        (results / f"{args.name}.json").write_text(json.dumps(out, indent=2, default=str))
+        (results / f"{args.name}.md").write_text(render_md(out))
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

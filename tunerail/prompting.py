@@ -5,7 +5,7 @@ Training and evaluation must see byte-identical prompts, or the evaluation measu
 model was never trained on; the doctor must count tokens exactly as training will, or its
 truncation figures disagree with the trainer's. Everything goes through :func:`build_messages`,
 then :func:`render_prompt` (the text the model continues from) and, for training,
-:func:`render_answer`; :func:`encode_example` tokenises both parts the way the trainer does.
+:func:`render_example` (prompt and answer); :func:`encode_example` tokenises both parts the way the trainer does.
 
 Notes
 -----
@@ -109,19 +109,20 @@ def render_prompt(tokenizer: Any, messages_without_answer: list[dict[str, str]])
     return "\n\n".join(m["content"] for m in messages_without_answer) + "\n"
 
 
-def render_answer(tokenizer: Any, messages_without_answer: list[dict[str, str]], answer: str) -> str:
-    """The answer text that follows :func:`render_prompt` in training, end-of-turn marker included.
+def render_example(tokenizer: Any, messages_without_answer: list[dict[str, str]], answer: str) -> tuple[str, str]:
+    """(prompt, answer) texts of one training example: :func:`render_prompt` and what follows it.
 
-    Derived from the chat template itself (full conversation minus the prompt), so whatever the
-    template appends after an assistant turn is learned too.
+    The answer is derived from the chat template itself (full conversation minus the prompt), so
+    whatever the template appends after an assistant turn (its end-of-turn marker) is learned too.
+    One render of the prompt serves both parts: the doctor renders every row of a large file.
     """
     prompt = render_prompt(tokenizer, messages_without_answer)
     if getattr(tokenizer, "chat_template", None):
         full = tokenizer.apply_chat_template(
             messages_without_answer + [{"role": "assistant", "content": answer}], tokenize=False)
         if full.startswith(prompt):
-            return full[len(prompt):]
-    return answer + (tokenizer.eos_token or "")
+            return prompt, full[len(prompt):]
+    return prompt, answer + (tokenizer.eos_token or "")
 
 
 def prompt_for(tokenizer: Any, record_or_prompt: Record | str, prompt_template: Any = None,
@@ -136,9 +137,9 @@ def encode_example(tokenizer: Any, record: Record, prompt_template: Any = None) 
     The two parts are tokenised apart, so the answer span is exact; ``len(prompt) + len(answer)``
     is the row's training length, which the doctor's truncation count and the trainer's lint use.
     """
-    messages = build_messages(record, prompt_template)
-    prompt_ids = tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(render_answer(tokenizer, messages, record.completion), add_special_tokens=False)["input_ids"]
+    prompt, answer = render_example(tokenizer, build_messages(record, prompt_template), record.completion)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
     return list(prompt_ids), list(answer_ids)
 
 
@@ -156,9 +157,9 @@ def training_lengths(tokenizer: Any, records: Sequence[Record], prompt_template:
         prompts: list[str] = []
         answers: list[str] = []
         for record in records[start:start + batch_size]:
-            messages = build_messages(record, prompt_template)
-            prompts.append(render_prompt(tokenizer, messages)[:max_chars])
-            answers.append(render_answer(tokenizer, messages, record.completion)[:max_chars])
+            prompt, answer = render_example(tokenizer, build_messages(record, prompt_template), record.completion)
+            prompts.append(prompt[:max_chars])
+            answers.append(answer[:max_chars])
         p = tokenizer(prompts, add_special_tokens=False, return_attention_mask=False)
         a = tokenizer(answers, add_special_tokens=False, return_attention_mask=False)
         lengths.extend(len(x) + len(y) for x, y in zip(p["input_ids"], a["input_ids"]))
