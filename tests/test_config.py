@@ -59,6 +59,7 @@ def test_criteria_hash_changes_with_criteria():
     ("prompts:\n  - {version: v1}\n  - {version: v1, system: x}\n", "prompts", "used twice"),
     ("eval: {prompt_version: v2}\n", "eval.prompt_version", "names no prompt"),
     ("criteria:\n  threshold: .nan\n", "criteria.threshold", "finite"),
+    ("criteria:\n  metric: acuracy\n", "criteria.metric", "not computed for task 'classification'"),
 ])
 def test_late_config_mistakes_fail_at_load_time_with_line(tmp_path, text, field, words):
     with pytest.raises(ConfigError) as info:

@@ -172,3 +172,85 @@ def json_findings(doctor_dir: Path):
     from tunerail.findings import load_findings
 
     return load_findings(doctor_dir / "findings.json")
+
+
+def _record_reads(config, monkeypatch) -> set[str]:
+    """Every config field read through attribute access on ``config`` (dotted paths), from now on."""
+    from pydantic import BaseModel
+
+    paths: dict[int, str] = {}
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        paths[id(model)] = prefix
+        for name in type(model).model_fields:
+            value = model.__dict__.get(name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, BaseModel):
+                    walk(item, f"{prefix}{name}.")
+
+    walk(config, "")
+    reads: set[str] = set()
+    original = BaseModel.__getattribute__
+
+    def spy(self, name):
+        prefix = paths.get(id(self))
+        if prefix is not None and name in type(self).model_fields:
+            reads.add(prefix + name)
+        return original(self, name)
+
+    monkeypatch.setattr(BaseModel, "__getattribute__", spy)
+    return reads
+
+
+def _unkeyed(reads: set[str], step: str) -> list[str]:
+    """The reads no STEP_READS entry of ``step`` covers (an entry covers what lies under it; reading a
+    section object on the way to a keyed field is fine; ``source`` is the config file's own path,
+    from which relative paths resolve, and the files themselves are hashed)."""
+    from tunerail.pipeline import STEP_READS
+
+    entries = STEP_READS[step]
+    return sorted(r for r in reads if r != "source" and not any(
+        r == e or r.startswith(e + ".") or e.startswith(r + ".") for e in entries))
+
+
+def test_step_keys_hold_every_config_field_the_step_reads(tmp_path, monkeypatch):
+    """Issue 13 §1: a step's cache key is taken from STEP_READS; a field the step reads but the key
+    misses (split once read model.embedding_model unkeyed) would let a changed config reuse stale
+    outputs. Run doctor, split and leakage as `run` does and check every read is in the key."""
+    from tunerail.config import load_config
+    from tunerail.doctor import doctor
+    from tunerail.split import split
+    from tunerail.split.leakage import leakage
+
+    config = load_config(_project(tmp_path))
+    reads = _record_reads(config, monkeypatch)
+    doctor(tmp_path / "data.csv", config, out_dir=tmp_path / "doctor", fix=True)
+    assert not _unkeyed(reads, "doctor"), f"doctor reads config fields its key misses: {_unkeyed(reads, 'doctor')}"
+    reads.clear()
+    result = split(tmp_path / "doctor" / "clean.jsonl", config, out_dir=tmp_path / "split")
+    assert not _unkeyed(reads, "split"), f"split reads config fields its key misses: {_unkeyed(reads, 'split')}"
+    reads.clear()
+    leakage({k: result.paths[k] for k in ("train", "validation", "test")}, config=config, out_dir=tmp_path / "leakage")
+    assert not _unkeyed(reads, "leakage"), f"leakage reads config fields its key misses: {_unkeyed(reads, 'leakage')}"
+
+
+@pytest.mark.slow
+def test_train_and_eval_keys_hold_every_config_field_they_read(tmp_path, monkeypatch):
+    """The same for train and eval (tiny model): a read the key misses would reuse a stale adapter or verdict."""
+    from tunerail.config import load_config
+    from tunerail.eval import evaluate
+    from tunerail.split import split
+    from tunerail.train import train
+
+    config = load_config(_project(tmp_path))
+    result = split(tmp_path / "data.csv", config, out_dir=tmp_path / "split")
+    reads = _record_reads(config, monkeypatch)
+
+    trained = train(config, train_data=result.paths["train"], validation_data=result.paths["validation"],
+                    out_dir=tmp_path / "train")
+    assert not _unkeyed(reads, "train"), f"train reads config fields its key misses: {_unkeyed(reads, 'train')}"
+    reads.clear()
+    evaluate(config, test_data=result.paths["test"], adapter_dir=trained.adapter_dir, out_dir=tmp_path / "eval",
+             train_data=result.paths["train"], validation_data=result.paths["validation"],
+             train_json=tmp_path / "train" / "train.json", split_json=result.split_json)
+    assert not _unkeyed(reads, "eval"), f"eval reads config fields its key misses: {_unkeyed(reads, 'eval')}"

@@ -53,10 +53,13 @@ class PipelineResult:
 # What each step reads from the config (dotted paths). Its cache key hashes exactly these values
 # plus the tunerail version, so a field a step reads can never change without the step re-running.
 STEP_READS: dict[str, tuple[str, ...]] = {
-    "doctor": ("task", "data", "model", "prompts", "doctor", "split", "criteria"),
-    "split": ("task", "data", "split", "criteria", "doctor.near_duplicate_threshold", "model.embedding_model"),
+    "doctor": ("task", "data", "model", "prompts", "doctor", "split", "criteria", "eval.prompt_version"),
+    "split": ("task", "data", "split", "criteria", "doctor.near_duplicate_threshold", "model.embedding_model",
+              "store"),  # the store: its snapshots are what lineage links the checkpoint to
     "leakage": ("task", "data", "split", "doctor.near_duplicate_threshold", "model.embedding_model"),
-    "train": ("task", "data", "model", "prompts", "train", "budget", "tracking"),
+    "select": ("project", "task", "data", "model", "prompts", "criteria", "select", "train", "budget", "eval"),
+    "sweep": ("task", "data", "model", "prompts", "train", "budget", "sweep", "criteria", "tracking"),
+    "train": ("task", "data", "model", "prompts", "train", "budget", "tracking", "eval.prompt_version", "store"),
     "eval": ("task", "data", "model", "prompts", "criteria", "eval", "split.seed"),
 }
 
@@ -188,8 +191,7 @@ def _sweep_step(config: TunerailConfig, cfg_json: dict[str, Any], out: Path, pat
     from tunerail.sweep.space import apply, load_overlay
 
     sweep_dir = out / "sweep"
-    h = _hash_inputs({k: cfg_json[k] for k in ("task", "model", "prompts", "train", "budget", "sweep", "criteria")},
-                     [paths["train"], paths["validation"]])
+    h = _hash_inputs(step_config("sweep", cfg_json), [paths["train"], paths["validation"]])
 
     def do_sweep():
         result = sweep(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=sweep_dir, store=store)
@@ -361,8 +363,7 @@ def _select_step(config: TunerailConfig, out: Path, paths: dict[str, Path], forc
 
     select_dir = out / "select"
     cfg_json = config.model_dump(mode="json")
-    h = _hash_inputs({k: cfg_json[k] for k in ("project", "task", "data", "model", "prompts", "criteria", "select",
-                                                 "train", "budget", "eval")}, [paths["train"], paths["validation"]])
+    h = _hash_inputs(step_config("select", cfg_json), [paths["train"], paths["validation"]])
 
     def do_select():
         with step_progress("select") as callback:
