@@ -109,9 +109,17 @@ def test_starter_config_shows_the_real_defaults_and_the_field_descriptions(tmp_p
     assert load_config(write(tmp_path, STARTER_CONFIG)).criteria.threshold == STARTER_EXAMPLES["criteria.threshold"]
 
 
-def test_cli_help_reuses_the_field_description(capsys):
+@pytest.mark.parametrize("command, field", [
+    (["leakage"], "split.semantic_threshold"), (["sweep"], "sweep.trials"), (["sweep"], "sweep.storage"),
+    (["serve"], "serve.host"), (["monitor"], "monitor.window"), (["select"], "model.candidates"),
+    (["eval"], "model.base"), (["verify"], "store.path"), (["split"], "store.path"),
+])
+def test_cli_help_reuses_the_field_description(capsys, command, field):
+    """An option that overrides a config field shows that field's description (one text, never two)."""
     from tunerail.cli import main
+    from tunerail.config import field_help
 
-    assert main(["leakage", "--help"]) == 0
+    assert main([*command, "--help"]) == 0
     words = " ".join(w for w in capsys.readouterr().out.replace("│", " ").split())
-    assert "Cosine similarity of MiniLM prompt embeddings at or above which two rows are paraphrases" in words
+    description = " ".join(field_help(field).split(" Default:")[0].split())
+    assert description[:60] in words

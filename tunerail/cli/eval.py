@@ -17,6 +17,7 @@ from tunerail.cli._common import (
     load_config_or_default,
 )
 from tunerail.errors import TunerailError
+from tunerail.config import field_help
 
 
 @app.command("eval")
@@ -30,7 +31,7 @@ def eval_cmd(
     out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.html, report.json, review.csv."),
     prompts: bool = typer.Option(False, "--prompts", help="First compare the prompt variants on the validation set; use the best."),
     validation: Optional[Path] = typer.Option(None, "--validation", help="Validation file for --prompts (default: validation.jsonl beside --test)."),
-    base: Optional[str] = typer.Option(None, "--base", help="Override model.base."),
+    base: Optional[str] = typer.Option(None, "--base", help=field_help("model.base")),
     train: Optional[Path] = typer.Option(None, "--train", help=(
         "Training split: cheap baselines are fitted on it (+ validation) and k-shot examples drawn from it "
         "(default: train.jsonl beside --test when it exists).")),

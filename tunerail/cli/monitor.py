@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from tunerail.cli._common import app, console, guarded
+from tunerail.config import field_help
 
 
 @app.command("monitor")
@@ -17,7 +18,7 @@ def monitor_cmd(
     traffic: Path = typer.Argument(..., help="traffic.jsonl written by `tunerail serve` (rotations are read too), or its folder."),
     reference: Path = typer.Option(..., "--reference", "-r", help="Run folder: its training split is the reference, its test split the control."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml of the run (default: found in or above the run folder)."),
-    window: Optional[int] = typer.Option(None, "--window", "-w", min=10, help="Requests per window (default monitor.window)."),
+    window: Optional[int] = typer.Option(None, "--window", "-w", min=10, help=field_help("monitor.window")),
     since: Optional[str] = typer.Option(None, "--since", help="Only requests at or after this ISO time, e.g. 2026-12-01T00:00."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for monitor.json and report.html (default RUN_DIR/monitor)."),
 ) -> None:

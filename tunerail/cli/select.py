@@ -11,12 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from tunerail.cli._common import _SEVERITY_STYLE, _progress, app, console, guarded, load_config_or_default
+from tunerail.config import field_help
 
 
 @app.command("select")
 @guarded
 def select_cmd(config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (model.candidates, select, criteria, budget)."),
-               candidates: Optional[list[str]] = typer.Option(None, "--candidates", help="Candidate models (hub ids, folders, bundled:*); repeat the option; default: model.candidates."),
+               candidates: Optional[list[str]] = typer.Option(None, "--candidates", help=field_help("model.candidates") + " Repeat the option for each."),
                data: Optional[Path] = typer.Option(None, "--data", help="Rows to probe on (the validation split); default: data.path."),
                train: Optional[Path] = typer.Option(None, "--train", help="Training rows (k-shot examples, time estimate); default: the other rows of --data."),
                out: Path = typer.Option(Path("select"), "--out", "-o", help="Folder for select.json, report.html and resume files.")) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from tunerail.cli._common import app, console, guarded
+from tunerail.config import field_help
 
 
 @app.command("serve")
@@ -16,8 +17,8 @@ from tunerail.cli._common import app, console, guarded
 def serve_cmd(
     run_dir: Path = typer.Argument(..., help="Run folder written by `tunerail run` or `tunerail train --out`."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml of the run (default: found in or above RUN_DIR)."),
-    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default serve.host: 127.0.0.1, loopback only)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default serve.port: 8000)."),
+    host: Optional[str] = typer.Option(None, "--host", help=field_help("serve.host")),
+    port: Optional[int] = typer.Option(None, "--port", help=field_help("serve.port")),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Environment variable holding the API key; requests must send it as a Bearer token."),
 ) -> None:
     """Serve base + adapter (merged) at /v1/chat/completions, /v1/models, /health; log traffic to RUN_DIR/traffic/."""

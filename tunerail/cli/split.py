@@ -28,7 +28,7 @@ def split_cmd(data: Optional[Path] = typer.Argument(None, help="Data file to spl
               config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (split, data, criteria sections)."),
               out: Path = typer.Option(Path("split"), "--out", "-o", help="Folder for train/validation/test.jsonl and split.json."),
               force: bool = typer.Option(False, "--force", help="Accept too-small validation/test sets (recorded in split.json)."),
-              store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
+              store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
               allow_criteria_change: bool = typer.Option(False, "--allow-criteria-change", help=(
                   "Accept criteria that differ from those frozen with this test set (recorded; the verdict cannot be READY)."))) -> None:
     """Grouped, stratified, seeded split; duplicate clusters and groups never cross splits; test is frozen."""

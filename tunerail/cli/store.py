@@ -17,12 +17,13 @@ from tunerail.cli._common import (
     console,
     guarded,
 )
+from tunerail.config import field_help
 
 
 @app.command("verify")
 @guarded
 def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, exported folder, split folder, or artifact id (default: the whole store)."),
-               store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
+               store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
                config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path).")) -> None:
     """Re-hash stored files; name every corrupted or missing one (exit 1 if any)."""
     from tunerail.store import EXPORT_MANIFEST, verify_folder
@@ -56,7 +57,7 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
 @app.command("lineage")
 @guarded
 def lineage_cmd(ref: str = typer.Argument(..., help="Artifact id or unique prefix."),
-                store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
+                store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
                 config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path).")) -> None:
     """Print the chain source files -> snapshot -> split -> config -> run -> checkpoint -> report."""
     st = _store_for(store, config)
@@ -86,7 +87,7 @@ def lineage_cmd(ref: str = typer.Argument(..., help="Artifact id or unique prefi
 
 @app.command("log")
 @guarded
-def log_cmd(store: Optional[Path] = typer.Option(None, "--store", help="Store root (default: store.path in the config)."),
+def log_cmd(store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
             config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path)."),
             kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind (dataset, split, run, checkpoint...).")) -> None:
     """List stored snapshots, splits, runs and checkpoints: date, kind, short id, size."""

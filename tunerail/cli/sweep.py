@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from tunerail.cli._common import app, console, guarded, load_config_or_default
 from tunerail.errors import Problem, TunerailError
+from tunerail.config import field_help
 
 
 def _default_split(cfg: Any, name: str) -> Path | None:
@@ -23,8 +24,8 @@ def _default_split(cfg: Any, name: str) -> Path | None:
 @guarded
 def sweep_command(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (sweep, budget and train sections)."),
-    trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1, help="Most trials in the study, all workers together (default sweep.trials)."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL, e.g. postgresql://user:pw@host/db (default: SQLite in --out)."),
+    trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1, help=field_help("sweep.trials") + " All workers together."),
+    storage: Optional[str] = typer.Option(None, "--storage", help=field_help("sweep.storage")),
     study: Optional[str] = typer.Option(None, "--study", help="Study name shared by workers (default: derived from project and inputs)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for sweep.json, best.yaml, report.html (default runs/<project>/sweep)."),
     train_path: Optional[Path] = typer.Option(None, "--train", help="Training split (default: the one `tunerail run` wrote)."),
