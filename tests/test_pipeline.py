@@ -254,3 +254,27 @@ def test_train_and_eval_keys_hold_every_config_field_they_read(tmp_path, monkeyp
              train_data=result.paths["train"], validation_data=result.paths["validation"],
              train_json=tmp_path / "train" / "train.json", split_json=result.split_json)
     assert not _unkeyed(reads, "eval"), f"eval reads config fields its key misses: {_unkeyed(reads, 'eval')}"
+
+
+@pytest.mark.slow
+def test_lowering_the_threshold_after_a_not_ready_run_is_refused_by_run(tmp_path, capsys):
+    """Issue 13 §1, as reported: after NOT READY, lowering criteria.threshold and re-running `tunerail run`
+    must not re-split and flip the verdict. Exit 2 naming both values and the frozen hash; with
+    --allow-criteria-change the run goes on, says so, and cannot be READY."""
+    config = _project(tmp_path)
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out)]) == 1  # a random model: NOT READY
+    frozen = json.loads((out / "split" / "split.json").read_text())
+    cfg = json.loads(config.read_text())
+    cfg["criteria"]["threshold"] = 0.0
+    config.write_text(json.dumps(cfg))
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "criteria.threshold: 0.9 -> 0.0" in err and frozen["frozen"]["sha256"][:12] in err
+    assert json.loads((out / "split" / "split.json").read_text()) == frozen  # nothing re-frozen
+    assert main(["run", str(config), "--out", str(out), "--allow-criteria-change"]) == 1
+    report = json.loads((out / "eval" / "report.json").read_text())
+    assert report["verdict"] != "READY"
+    assert any("criteria changed after the test set was frozen" in f["message"] for f in report["findings"]
+               if f["severity"] == "error")
