@@ -273,3 +273,15 @@ def test_fail_on_is_one_enum_for_every_command(capsys):
         assert main([command, *args, "--fail-on", "bogus"]) == 2
         assert "'bogus' is not one of" in _err(capsys)
     assert [m.value for m in FailOn] == ["error", "warning", "info"]
+
+
+def test_severity_orders_by_rank_in_every_comparison_and_in_max():
+    """Issue 13 §7: a str enum compares as strings ("warning" > "error"); Severity must order by rank."""
+    from tunerail.findings import Severity
+
+    info, warning, error = Severity.INFO, Severity.WARNING, Severity.ERROR
+    assert info < warning < error and error > warning > info
+    assert warning <= warning and warning >= "warning" and error > "warning"
+    assert max([warning, error, info]) is error and min([error, info, warning]) is info
+    assert sorted([error, info, warning]) == [info, warning, error]
+    assert not warning > error and "warning" > "error"  # as plain strings they compare the wrong way
