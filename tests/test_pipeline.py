@@ -278,3 +278,26 @@ def test_lowering_the_threshold_after_a_not_ready_run_is_refused_by_run(tmp_path
     assert report["verdict"] != "READY"
     assert any("criteria changed after the test set was frozen" in f["message"] for f in report["findings"]
                if f["severity"] == "error")
+
+
+@pytest.mark.parametrize("stop_on, blocked", [("error", ["LEAK001"]), ("warning", ["DOC020", "LEAK001"]), ("never", [])])
+def test_the_gate_blocks_leakage_errors_and_follows_stop_on(tmp_path, stop_on, blocked):
+    """Issue 13 §1/§8: leakage errors block training like doctor errors; stop_on: warning also blocks
+    unresolved warnings; a warning whose row --fix quarantined does not count."""
+    from tunerail.data.records import RowRef
+    from tunerail.findings import Finding, Severity
+    from tunerail.pipeline import blocking_findings
+
+    def dump(path: Path, findings: list[Finding]) -> None:
+        path.write_text(json.dumps({"findings": [f.to_dict() for f in findings]}))
+
+    doctor_dir = tmp_path / "doctor"
+    doctor_dir.mkdir()
+    dump(doctor_dir / "findings.json", [
+        Finding("labels.conflict", Severity.WARNING, "m", "f", rows=[RowRef(3, 4)], code="DOC020"),
+        Finding("format.empty", Severity.WARNING, "m", "f", rows=[RowRef(7, 8)], code="DOC002"),
+        Finding("language.distribution", Severity.INFO, "m", "f", code="DOC044")])
+    (doctor_dir / "quarantine.jsonl").write_text(json.dumps({"_tunerail": {"index": 7, "reason": "empty"}}) + "\n")
+    dump(tmp_path / "leakage.json", [Finding("leakage.exact", Severity.ERROR, "m", "f", rows=[RowRef(1, 2)], code="LEAK001")])
+    found = blocking_findings(doctor_dir, tmp_path / "leakage.json", stop_on)
+    assert sorted(f.code for f in found) == blocked
