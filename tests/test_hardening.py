@@ -285,3 +285,18 @@ def test_severity_orders_by_rank_in_every_comparison_and_in_max():
     assert max([warning, error, info]) is error and min([error, info, warning]) is info
     assert sorted([error, info, warning]) == [info, warning, error]
     assert not warning > error and "warning" > "error"  # as plain strings they compare the wrong way
+
+
+def test_one_renderer_and_one_ci_formula_in_the_package():
+    """Issue 13 §7: chat templates are applied only in tunerail/prompting.py and interval maths lives
+    only in tunerail/stats.py; a step that calls them directly renders or sizes differently."""
+    import re
+
+    import tunerail
+
+    root = Path(tunerail.__file__).parent
+    rules = {r"apply_chat_template\(": "prompting.py", r"\bnorm\.ppf\(|proportion_confint\(|p \* \(1 - p\)|\b1\.96\b|1\.959964": "stats.py"}
+    for pattern, home in rules.items():
+        rx = re.compile(pattern)
+        users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if rx.search(p.read_text(encoding="utf-8")))
+        assert users in ([home], []), f"{pattern!r} outside {home}: {users}"
