@@ -151,7 +151,7 @@ def _convert_gguf(gguf: Path, target: Path, spec: BundledModel | None = None) ->
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         # The weights are dequantised already; drop the GGUF marker so they can be saved plainly.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as always set
         for attr in ("is_quantized", "quantization_method"):
             if hasattr(model, attr):
                 try:

@@ -399,6 +399,6 @@ def _select_step(config: TunerailConfig, out: Path, paths: dict[str, Path], forc
     rec.summary["choice"] = choice
     write_atomic(select_dir / "choice.json", json.dumps(choice, indent=2))
     chosen = config.model_copy(deep=True)
-    chosen.model.base = choice["trained"]
+    chosen.model.base = str(choice["trained"])
     chosen.source = config.source
     return chosen, choice, rec

@@ -43,13 +43,13 @@ def eval_cmd(
     with _progress() as progress:
         comparison = None
         if prompts:
-            val = validation or test.parent / "validation.jsonl"
-            if not val.exists():
+            wanted = validation or test.parent / "validation.jsonl"
+            if not wanted.exists():
                 from tunerail.errors import Problem
 
-                raise TunerailError(Problem("validation file not found", file=str(val),
+                raise TunerailError(Problem("validation file not found", file=str(wanted),
                                             fix="pass --validation PATH (prompt variants are compared on validation, never on test)"))
-            comparison = compare_prompts(cfg, val, adapter_dir=adapter, base_model=base, progress=progress)
+            comparison = compare_prompts(cfg, wanted, adapter_dir=adapter, base_model=base, progress=progress)
             cfg.eval.prompt_version = comparison["chosen"]
             for v in comparison["variants"]:
                 console.print(f"prompt {escape(v['version'])}: {cfg.criteria.metric} {v['value']:.4f} "

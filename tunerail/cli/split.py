@@ -49,7 +49,7 @@ def split_cmd(data: Optional[Path] = typer.Argument(None, help="Data file to spl
                   f"(margin {result.manifest['criteria']['margin']}); frozen test sha256 {result.hashes['test.jsonl'][:12]}")
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
-    console.print(f"wrote [bold]{out}[/] (split.json); store: dataset {result.dataset_id[:12]}, split {result.split_id[:12]}")
+    console.print(f"wrote [bold]{out}[/] (split.json); store: dataset {(result.dataset_id or '')[:12]}, split {(result.split_id or '')[:12]}")
 
 
 @app.command("leakage")

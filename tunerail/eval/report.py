@@ -7,7 +7,7 @@ All text from data or models goes through Jinja2 autoescape; plots are inline SV
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from tunerail.findings import Severity, dumps
 from tunerail.report import plots, write_report
@@ -25,7 +25,7 @@ def build_plots(result: Any) -> dict[str, str]:
     """SVG strings keyed by section; a plot whose data is missing is simply absent."""
     out: dict[str, str] = {}
     history = (result.training or {}).get("history") or []
-    series = {}
+    series: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
     for key in ("train_loss", "val_loss"):
         pts = [(h["step"], h[key]) for h in history if h.get(key) is not None and h.get("step") is not None]
         if pts:

@@ -49,7 +49,7 @@ def create_app(session: ReviewSession) -> Any:
         request.state.who = who
         if "token" in request.query_params and request.method == "GET":
             response = RedirectResponse(request.url.path, status_code=303)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(COOKIE, str(token), httponly=True, samesite="strict", path="/")
             return _secure(response, None)
         request.state.nonce = secrets.token_urlsafe(16)
         return _secure(await call_next(request), request.state.nonce)

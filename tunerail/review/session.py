@@ -147,7 +147,8 @@ def review_results(run_dir: str | Path, *, config: TunerailConfig | None = None,
     session = open_session(run_dir, config=config)
     results = compute_results(session)
     path = write_atomic(session.folder / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
-    verdict, findings = None, []
+    verdict: str | None = None
+    findings: list[Any] = []
     report = session.run_dir / "report.json"
     if update_report and report.exists():
         verdict, findings = update_eval_report(session.run_dir, results, config)

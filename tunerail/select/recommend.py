@@ -42,6 +42,11 @@ class Recommendation:
     findings: list[Finding]
 
 
+def _negated(stat: Callable[[Any], float]) -> Callable[[Any], float]:
+    """A statistic turned so that higher is better (bits per byte: lower is better)."""
+    return lambda idx: -stat(idx)
+
+
 def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: float = 0.05,
               resamples: int = 1000, seed: int = 13) -> Recommendation:
     """Apply the rule; SEL030 (a bigger model is not better), SEL031 (all near zero), SEL032 (none eligible)."""
@@ -55,9 +60,10 @@ def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: f
             "the task needs training data (fine-tune) or a different, larger or domain model; check the prompt too",
             code="SEL031", details={"scores": {e.name: e.score for e in entries}}))
     # Orient every measure so that higher is better.
+    stat: dict[str, Callable[[Any], float]]
     if all_near_zero:
         value = {e.name: -e.bpb["value"] for e in entries}
-        stat = {e.name: (lambda idx, s=e.bpb_stat: -s(idx)) for e in entries}
+        stat = {e.name: _negated(e.bpb_stat) for e in entries}
         decided_by = "bits per byte"
     else:
         value = {e.name: e.score["value"] for e in entries}

@@ -89,7 +89,8 @@ def load_run(run_dir: str | Path, config: Any = None) -> RunInfo:
         config = load_config(path)
     if (run / "train" / "train.json").is_file():
         train_json_path, split_dir = run / "train" / "train.json", run / "split"
-        train_path, test_path = split_dir / "train.jsonl", split_dir / "test.jsonl"
+        train_path: Path | None = split_dir / "train.jsonl"
+        test_path: Path | None = split_dir / "test.jsonl"
     elif (run / "train.json").is_file():
         train_json_path = run / "train.json"
         train_path = test_path = None

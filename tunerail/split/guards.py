@@ -13,7 +13,7 @@ MIN_SHARE = 0.10
 SLACK = 0.005
 
 
-def size_problems(sizes: dict[str, int], total: int, margin: float, metric: str,
+def size_problems(sizes: dict[str, int], total: int, margin: float, metric: str | None,
                   expected: float | None = None, shares: dict[str, float] | None = None) -> list[Problem]:
     """Problems with the validation and test sizes (empty list: big enough).
 

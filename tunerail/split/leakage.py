@@ -83,7 +83,7 @@ def _load_set(name: str, source: str | Path | Sequence[Record], config: Tunerail
         if not records and project_layout:
             # A public benchmark rarely shares the project's column names: detect its own format.
             records, rejections, fmt = load_records(path, "auto")
-        info = {"path": str(path), "rows": len(records), "rejected_rows": len(rejections), "format": fmt,
+        info: dict[str, Any] = {"path": str(path), "rows": len(records), "rejected_rows": len(rejections), "format": fmt,
                 "sha256": hash_file(path)}
     else:
         records = list(source)

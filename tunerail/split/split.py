@@ -178,7 +178,7 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     # 3. whole groups into splits, stratified when there are labels
     labels = [r.label for r in records]
     stratified = cfg.stratify and all(label is not None for label in labels)
-    assignment = assign_groups(groups.labels, labels if stratified else None, shares, cfg.seed)
+    assignment = assign_groups(groups.labels, [str(label) for label in labels] if stratified else None, shares, cfg.seed)
     parts = {name: [r for r, s in zip(records, assignment) if s == k] for k, name in enumerate(SPLITS)}
     sizes = {name: len(rows) for name, rows in parts.items()}
 
@@ -231,7 +231,7 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         warnings.append(f"--allow-criteria-change: criteria changed after the test set was frozen ({diff})")
     paths = {name: write_atomic(out / f"{name}.jsonl", blobs[f"{name}.jsonl"]) for name in SPLITS}
-    per_class = {name: dict(sorted(Counter(r.label for r in rows).items())) if stratified else {}
+    per_class = {name: dict(sorted(Counter(str(r.label) for r in rows).items())) if stratified else {}
                  for name, rows in parts.items()}
     p = config.criteria.threshold if config.criteria.threshold and 0 < config.criteria.threshold < 1 else 0.5
     manifest: dict[str, Any] = {

@@ -913,7 +913,7 @@ def _plain_np_state() -> list[Any]:
     import numpy as np
 
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
+    return [kind, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(gauss)]
 
 
 def _resume_fingerprint(config: Any) -> str:

@@ -102,7 +102,8 @@ def encoding(ctx: CheckContext) -> list[Finding]:
     """
     from tunerail.data.loaders import detect_encoding
 
-    files = sorted({r.ref.file for r in [*ctx.records[:1], *ctx.rejections[:1]] if r.ref.file})
+    refs = [r.ref for r in ctx.records[:1]] + [r.ref for r in ctx.rejections[:1]]
+    files = sorted({ref.file for ref in refs if ref.file})
     out = []
     for name in files:
         path = Path(name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from typing import Callable, Hashable, Iterable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -270,6 +270,7 @@ def _conflict_finding(ctx: CheckContext, group: list[int], how: str) -> Finding:
     # an error only when one and the same prompt carries two labels; a duplicate of one side of a
     # near match (which --fix removes) does not make the near match an error
     exact_same = any(len(labels) > 1 for labels in labels_of.values())
+    details: dict[str, Any]
     if ctx.is_classification:
         by_label: dict[str, list[int]] = defaultdict(list)
         for r in recs:
