@@ -58,10 +58,13 @@ def test_short_foreign_queries_among_banking_rows_are_caught(tmp_path, banking_e
     assert false_alarms <= 0.005 * len(base) * -(-planted // 40)  # measured 0 in every batch
 
 
-def test_clean_english_rows_are_not_flagged(tmp_path, banking_example, shared_data):
+def test_clean_bundled_banking_rows_are_not_flagged(tmp_path, banking_example):
     base = banking(banking_example)
     clean = run(write_csv(tmp_path / "clean.csv", base), task="classification", disabled=ONLY_LANGUAGE)
     assert len(flagged(clean, "language.mismatch")) <= 0.005 * len(base)  # measured 0 of 1,500
+
+
+def test_clean_clinc150_rows_are_rarely_flagged(tmp_path, shared_data):
     # CLINC150's 15,000 training queries, 6,802 of them under 30 letters, with small talk ("ahoy hoy", "merci beaucoup")
     rows = json.loads((shared_data / "clinc150" / "data_full.json").read_text(encoding="utf-8"))["train"]
     short = {i for i, (t, _) in enumerate(rows) if sum(ch.isalpha() for ch in t) < 30}
