@@ -168,3 +168,38 @@ def test_long_texts_normalise_and_shingle_piece_by_piece_exactly_as_whole():
         assert "".join(normalized_pieces(text, size)) == normalize_text(text), repr(text)
         for ngram in (1, 2, 3):
             assert _long_shingles(text, ngram, size) == shingles(text, ngram), repr(text)
+
+
+def test_candidate_pairs_are_deduplicated_in_bounded_batches(monkeypatch):
+    """Issue 13 §3: the label-conflict pass held every candidate pair key at once (8 B each; ~10^8 on
+    1M partly overlapping rows, 2.7 GB). Candidates are now flushed in batches of _CANDIDATE_BUFFER:
+    a tiny buffer must give exactly the same pairs while never sorting more keys than it allows."""
+    import csv
+    import random
+
+    import numpy as np
+
+    from train_tiny import BANKING
+    from tunerail.doctor import near_duplicates as nd
+
+    with open(BANKING, newline="", encoding="utf-8") as handle:
+        queries = [r["text"] for r in csv.DictReader(handle)]
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(queries) for _ in range(2)) for _ in range(4000)] + [f"{q} (ref {k})" for k, q in enumerate(queries)]
+    labels = np.array([rng.randrange(4) for _ in texts])
+
+    def keep(a, b):
+        return labels[a] != labels[b]
+
+    expected = nd.near_duplicate_pairs(texts, keep=keep)
+    sizes: list[int] = []
+    unique = np.unique
+
+    def counting_unique(keys, *args, **kwargs):
+        sizes.append(len(keys))
+        return unique(keys, *args, **kwargs)
+
+    monkeypatch.setattr(nd, "_CANDIDATE_BUFFER", 2000)
+    monkeypatch.setattr(nd.np, "unique", counting_unique)
+    assert nd.near_duplicate_pairs(texts, keep=keep) == expected and len(expected) > 100
+    assert len(sizes) > 3 and max(sizes) <= 2000 + len(texts)  # one flush holds the buffer plus at most one slice

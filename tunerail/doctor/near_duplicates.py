@@ -37,7 +37,7 @@ import re
 import unicodedata
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -52,6 +52,7 @@ _SEED = 42
 _BUCKET_SPAN = 32  # in a bigger bucket, each row is paired with this many rows after it
 _SCREEN_MARGIN = 0.1  # fingerprint estimate may undershoot the threshold by this much
 _PAIR_BATCH = 1 << 20  # candidate pairs decoded and verified at once
+_CANDIDATE_BUFFER = 1 << 23  # candidate keys deduplicated together before screening (64 MB)
 _SCREEN_BATCH = 1 << 16  # pairs screened at once: 2 x 64k x num_perm bytes of fingerprints
 
 Pair = tuple[int, int, float]
@@ -210,17 +211,29 @@ def _band_slices(bands: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
             yield np.minimum(a, c), np.maximum(a, c)
 
 
-def _unique_keys(slices: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
-    """Sorted unique pair keys ``lo * n + hi`` (uint64: 8 bytes per candidate pair)."""
-    keys: list[np.ndarray] = []
-    total = 0
-    for lo, hi in slices:
-        keys.append(lo.astype(np.uint64) * np.uint64(n) + hi.astype(np.uint64))
-        total += len(keys[-1])
-        if total > 4 * _PAIR_BATCH:
-            keys = [np.unique(np.concatenate(keys))]
-            total = len(keys[0])
-    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.uint64)
+class _KeySet:
+    """Pair keys (uint64) seen so far: one sorted array plus a short list of recent batches (8 B a key)."""
+
+    def __init__(self) -> None:
+        self.sorted = np.zeros(0, dtype=np.uint64)
+        self.recent: list[np.ndarray] = []
+        self.pending = 0
+
+    def new(self, keys: np.ndarray) -> np.ndarray:
+        """The keys (unique, sorted) not seen before; they count as seen from now on."""
+        keys = np.unique(keys)
+        if len(self.sorted):
+            at = np.minimum(np.searchsorted(self.sorted, keys), len(self.sorted) - 1)
+            keys = keys[self.sorted[at] != keys]
+        for batch in self.recent:
+            keys = keys[~np.isin(keys, batch, assume_unique=True)]
+        if len(keys):
+            self.recent.append(keys)
+            self.pending += len(keys)
+            if self.pending > _PAIR_BATCH:
+                self.sorted = np.union1d(self.sorted, np.concatenate(self.recent))
+                self.recent, self.pending = [], 0
+        return keys
 
 
 def _screen(fingerprints: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
@@ -263,24 +276,44 @@ def _similar_sets(texts: Sequence[str], threshold: float, num_perm: int, ngram: 
 
     ``keep(rows_a, rows_b) -> mask`` drops candidate pairs before they are screened or verified,
     so a caller that wants only some pairs (e.g. rows whose labels differ) never holds the rest.
+    Candidates are deduplicated ``_CANDIDATE_BUFFER`` at a time, then screened; only the keys of
+    pairs that passed the screen are kept (so each is verified once), never every candidate pair:
+    1M rows of partly overlapping texts gave ~10^8 candidates (2.7 GB when all were held).
     """
     sk = _sketch(texts, num_perm, lsh_bands(threshold, num_perm), ngram, chunk_size, progress)
     reps = sk.reps
-    slices = _band_slices(sk.bands)
-    if keep is not None:
-        slices = ((lo[m], hi[m]) for lo, hi in slices if (m := keep(reps[lo], reps[hi])).any())
     k = len(reps)
-    keys = _unique_keys(slices, k)
     get = _ShingleCache(texts, ngram)
+    seen = _KeySet()  # pairs already verified: only those that passed the screen are kept
     out: list[Pair] = []
-    for start in range(0, len(keys), _PAIR_BATCH):
-        batch = keys[start:start + _PAIR_BATCH]
-        a, b = (batch // np.uint64(k)).astype(np.int64), (batch % np.uint64(k)).astype(np.int64)
-        ok = _screen(sk.fingerprints, a, b, threshold)
-        for ra, rb in zip(reps[a[ok]].tolist(), reps[b[ok]].tolist()):
-            score = jaccard(get(ra), get(rb))
-            if score >= threshold:
-                out.append((ra, rb, score))
+    buffer: list[np.ndarray] = []
+    held = 0
+
+    def flush() -> None:
+        keys = np.unique(np.concatenate(buffer))
+        buffer.clear()
+        for start in range(0, len(keys), _PAIR_BATCH):
+            batch = keys[start:start + _PAIR_BATCH]
+            a, b = (batch // np.uint64(k)).astype(np.int64), (batch % np.uint64(k)).astype(np.int64)
+            fresh = seen.new(batch[_screen(sk.fingerprints, a, b, threshold)])
+            a, b = (fresh // np.uint64(k)).astype(np.int64), (fresh % np.uint64(k)).astype(np.int64)
+            for ra, rb in zip(reps[a].tolist(), reps[b].tolist()):
+                score = jaccard(get(ra), get(rb))
+                if score >= threshold:
+                    out.append((ra, rb, score))
+
+    for lo, hi in _band_slices(sk.bands):
+        if keep is not None:
+            m = keep(reps[lo], reps[hi])
+            lo, hi = lo[m], hi[m]
+        buffer.append(lo.astype(np.uint64) * np.uint64(k) + hi.astype(np.uint64))
+        held += len(lo)
+        if held >= _CANDIDATE_BUFFER:
+            flush()
+            held = 0
+    if buffer:
+        flush()
+    out.sort()
     return sk, out
 
 
