@@ -95,3 +95,19 @@ def test_short_row_rule_keeps_english_with_the_datasets_words():
     assert short_row_language("Mi tarjeta no funciona en las tiendas", "en", "LATIN", common, 0.5)[:1] == ("es",)
     assert short_row_language("我的卡在哪里？", "en", "LATIN", common, 0.5)[2] == "script"
     assert (script("カードはどこですか"), script("Where is my card?"), script("ATM"), script("42 €")) == ("CJK", "LATIN", "LATIN", None)
+
+
+def test_row_languages_give_the_items_back_in_about_ten_bytes_a_row():
+    """Issue 13 §3: the per-row language cache was a list of tuples (~140 B a row, 240 MB at 1M rows)."""
+    import sys
+
+    from tunerail.doctor.checks.language import RowLanguages, distribution
+
+    items = [("en", 0.91), None, ("de", 0.55), ("en", 0.99), None] * 2000
+    langs = RowLanguages()
+    for item in items:
+        langs.append(item)
+    assert list(langs) == items and langs[2] == ("de", 0.55) and langs[-1] is None and langs[1:3] == items[1:3]
+    assert distribution(langs, 0.6) == distribution(items, 0.6)
+    held = sys.getsizeof(langs._codes) + sys.getsizeof(langs._scores)
+    assert held < 12 * len(items)
