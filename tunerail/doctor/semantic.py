@@ -160,3 +160,34 @@ def _tfidf_model(n_features: int):
     from sklearn.pipeline import make_pipeline
 
     return make_pipeline(SelectKBest(chi2, k=min(8000, n_features)), LogisticRegression(C=10.0, max_iter=100, tol=1e-3))
+
+
+@dataclass
+class Outliers:
+    """kNN outlier scores of a set of rows (arrays aligned with the rows)."""
+
+    scores: np.ndarray  # cleanlab OutOfDistribution score in (0, 1]: low = far from its neighbours
+    distance: np.ndarray  # mean kNN distance / its median over the rows (= -log score)
+    fence: float  # cleanlab Datalab's cut: Q3 + 1.7 IQR of ``distance``
+    far_fence: float  # Tukey's "far out": Q3 + 3 IQR
+
+    @property
+    def is_outlier(self) -> np.ndarray:
+        return self.distance > self.fence
+
+
+def outlier_scores(embeddings: np.ndarray, k: int = 10) -> Outliers:
+    """cleanlab kNN ``OutOfDistribution`` scores with the fence cleanlab's Datalab applies.
+
+    Datalab flags rows whose average kNN distance exceeds Q3 + (1/0.37037 - 1) x IQR. The
+    OutOfDistribution score is exp(-distance / median distance), so -log(score) is that
+    distance on a relative scale and the same fence applies to it.
+    """
+    from cleanlab.outlier import OutOfDistribution
+
+    k = min(k, len(embeddings) - 1)
+    scores = OutOfDistribution(params={"k": k}).fit_score(features=np.asarray(embeddings, dtype=np.float32),
+                                                           verbose=False)
+    distance = -np.log(np.clip(scores, 1e-12, 1.0))
+    q1, q3 = np.percentile(distance, [25, 75])
+    return Outliers(scores, distance, float(q3 + (1 / 0.37037 - 1) * (q3 - q1)), float(q3 + 3 * (q3 - q1)))
