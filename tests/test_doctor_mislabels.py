@@ -5,19 +5,18 @@ to the intent whose MiniLM centroid is nearest to the row (the mistake an annota
 between similar intents makes), 0.4 % to a random intent: 64 planted errors, as in
 bench/doctor_mislabels.py. The bounds below were measured on four plantings (seeds 0-3 of this
 recipe) for the rule before issue 13 §6 (embeddings only, cleanlab find_label_issues plus
-self-confidence < 0.05, ranked by self-confidence) and for the current one:
+self-confidence < 0.05, ranked by self-confidence) and for the current one (margin 0.4 or
+ratio 10), with bench/doctor_mislabels.py's plant and frozen old rule on this sample:
 
-=========================  ================  ================  =========
-measure                    old (seeds 0-3)   new (seeds 0-3)   bound
-=========================  ================  ================  =========
-rows flagged               182-191 (4.5-4.8%) 144-148 (3.6-3.7%) <= 168 (4.2 %)
-planted among flagged      51-57             49-57             >= 45 (70 %)
-planted in the 64 worst    29-34             38-46             >= 40
-=========================  ================  ================  =========
+    measure                   old (seeds 0-3)       new (seeds 0-3)       bound
+    rows flagged              182-191 (4.5-4.8 %)   128-135 (3.2-3.4 %)   <= 160 (4.0 %)
+    planted among flagged     51-57                 50-58                 >= 42 (65 %)
+    planted in the 64 worst   29-34                 38-46                 >= 40
 
-The test plants with seed 0 (old: 191 flagged, 34 in the 64 worst; new: 148 and 45). The
+The test plants with seed 0 (old: 191 flagged, 34 in the 64 worst; new: 135 and 45). The
 recall bound is an honest floor, not a separator (both rules find most planted rows); the other
-two bounds sit between the rules with room on both sides. Banking77 has label noise of its own,
+two bounds sit between the rules with room on both sides at seed 0 (the 64-worst bound is
+for seed 0: seed 2 gives 38). Banking77 has label noise of its own,
 so flagged rows that were not planted are not all false alarms.
 """
 
@@ -77,10 +76,10 @@ def test_confusable_flips_found_with_fewer_rows_flagged(planted):
     found, truth = planted["findings"], planted["planted"]
     flagged = [f.rows[0].index for f in found]
     assert len(flagged) == len(set(flagged))
-    assert len(flagged) <= 0.042 * ROWS  # the rule before flagged 4.5-4.8 % here
+    assert len(flagged) <= 0.04 * ROWS  # the rule before flagged 4.5-4.8 % here
     hits = truth & set(flagged)
-    assert len(hits) >= 0.7 * len(truth)
-    worst = [f.rows[0].index for f in sorted(found, key=lambda f: f.details["rank"])[:len(truth)]]
+    assert len(hits) >= 0.65 * len(truth)
+    worst = [f.rows[0].index for f in sorted(found, key=lambda f: f.details["rank"])[: len(truth)]]
     assert len(truth & set(worst)) >= 40  # the rule before ranked 29-34 planted rows here
 
 
@@ -91,6 +90,7 @@ def test_flagged_rows_suggest_the_original_label(planted):
     assert right >= 0.8 * len(hits)
     for f in planted["findings"]:
         d = f.details
-        assert d["given"] != d["suggested"] and d["margin"] >= 0.3
-        assert d["confidence"] >= d["given_probability"] + 0.3 - 1e-3  # another label is clearly likelier
+        assert d["given"] != d["suggested"] and d["margin"] == pytest.approx(d["confidence"] - d["given_probability"], abs=2e-4)
+        # another label is clearly likelier: ahead by doctor.mislabel_margin (0.4) or ten times as likely
+        assert d["margin"] >= 0.4 or d["confidence"] >= 10 * d["given_probability"] - 1e-3
         assert d["models"] == ["embeddings", "tfidf"] and f.rows[0].line >= f.rows[0].index + 2  # CSV: header, quoted newlines

@@ -45,15 +45,15 @@ class LabelIssues:
     pred_probs: np.ndarray  # out-of-sample probabilities (n_audited, n_classes), mean over ``models``
     quality: np.ndarray  # cleanlab label quality (normalized margin), 0 (surely wrong) .. 1; 0.5 = a tie
     margin: np.ndarray  # best other class's probability minus the given label's (-1 .. 1)
-    issues: np.ndarray  # positions into ``rows`` flagged (margin >= min_margin), worst (lowest quality) first
+    issues: np.ndarray  # positions into ``rows`` flagged (see ``label_issues``), worst (lowest quality) first
     folds: int
     models: list[str]  # the classifiers whose probabilities were averaged
     skipped_classes: list[str]  # too small to cross-validate
 
 
 def label_issues(embeddings: np.ndarray, labels: Sequence[str], texts: Sequence[str] | None = None, *,
-                 folds: int = 5, min_class_rows: int = 5, pca_dims: int = 128, min_margin: float = 0.3,
-                 seed: int = 0) -> LabelIssues | None:
+                 folds: int = 5, min_class_rows: int = 5, pca_dims: int = 128, min_margin: float = 0.4,
+                 min_ratio: float = 10.0, seed: int = 0) -> LabelIssues | None:
     """Find likely mislabeled rows; None when there is not enough to learn from.
 
     Parameters
@@ -66,7 +66,10 @@ def label_issues(embeddings: np.ndarray, labels: Sequence[str], texts: Sequence[
     min_class_rows : classes with fewer rows are left out (they cannot be predicted
         out-of-sample; the balance check reports them), default 5. Needs two classes after that.
     min_margin : flag a row when another class's averaged probability exceeds the given
-        label's by at least this much (default 0.3).
+        label's by at least this much (default 0.4) ...
+    min_ratio : ... or when another class is at least this many times as likely as the given
+        label (default 10): the label is all but ruled out even though the models spread the
+        rest over several classes, as they often do for a random flip.
     seed : fold assignment and PCA; the result is deterministic for a given seed.
 
     Notes
@@ -77,7 +80,14 @@ def label_issues(embeddings: np.ndarray, labels: Sequence[str], texts: Sequence[
     which on our planted-error benchmark (bench/doctor_mislabels.py) put more true errors at the
     top than self-confidence (p_given alone): a row with p_given 0.3 and another class at 0.6 is
     a likelier mistake than one with p_given 0.2 spread over many classes. The flag rule is the
-    same margin: ``min_margin=0.3`` means p_best_other >= p_given + 0.3, so p_given <= 0.35.
+    same margin: ``min_margin=0.4`` means p_best_other >= p_given + 0.4, so p_given <= 0.3; plus
+    rows whose best other class is ``min_ratio`` times likelier than the given label.
+    On that benchmark (3 seeds each on Banking77, CLINC150 and the bundled example) this flagged
+    fewer rows than the rule before (cleanlab ``find_label_issues`` plus p_given < 0.05) and
+    found more planted errors on all three. The margin alone missed random flips whose
+    probability is spread over several classes (on the 1,500-row example with 30 random flips
+    it found 26, the rule before 28, with the ratio 29); margin 0.3 alone found 27 but flagged
+    more rows than the rule before on the 1,500-row example.
     """
     from cleanlab.rank import get_label_quality_scores
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -108,7 +118,8 @@ def label_issues(embeddings: np.ndarray, labels: Sequence[str], texts: Sequence[
     others = probs.copy()
     others[np.arange(len(given)), given] = -1.0
     margin = others.max(axis=1) - probs[np.arange(len(given)), given]
-    issues = np.flatnonzero(margin >= min_margin)
+    ruled_out = others.max(axis=1) >= min_ratio * probs[np.arange(len(given)), given]
+    issues = np.flatnonzero((margin >= min_margin) | ruled_out)
     issues = issues[np.argsort(quality[issues], kind="stable")]  # worst first
     return LabelIssues(rows, kept, given, probs, quality, margin, issues, n_folds, list(inputs), skipped)
 

@@ -20,8 +20,9 @@ def likely_mislabeled(ctx: CheckContext) -> list[Finding]:
     Two cheap classifiers predict each row's class out of sample (5-fold ``cross_val_predict``):
     a logistic regression on the prompt embeddings and one on TF-IDF word and character
     n-grams; their probabilities are averaged. A row is flagged when another class is clearly
-    likelier than its given label (by ``doctor.mislabel_margin``, default 0.3), ranked by
-    cleanlab's ``get_label_quality_scores`` (normalized margin), worst first.
+    likelier than its given label: ahead by ``doctor.mislabel_margin`` (default 0.4) or at
+    least ten times as likely. Ranked by cleanlab's ``get_label_quality_scores`` (normalized
+    margin), worst first.
     Anti-pattern: training on flipped labels teaches the confusion and caps accuracy. Fix:
     check the flagged rows (worst first) and relabel them with the suggested label if right.
     """
