@@ -1,4 +1,4 @@
-"""Label quality and content outliers in MiniLM embedding space (cleanlab on cross-validated probabilities)."""
+"""Label quality (cleanlab on cross-validated probabilities) and content outliers in MiniLM embedding space."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ OUTLIER_K = 10
 
 @register("DOC060", "labels.likely_mislabeled", needs=("embeddings", "labels"))
 def likely_mislabeled(ctx: CheckContext) -> list[Finding]:
-    """Rows whose label disagrees with what the rest of the data teaches (cleanlab, cross-validated).
+    """Rows whose label disagrees with what the rest of the data teaches (cross-validated, cleanlab-ranked).
 
-    A logistic regression on the prompt embeddings predicts each row's class out of sample
-    (5-fold ``cross_val_predict``); cleanlab's ``find_label_issues`` flags rows whose given
-    label is unlikely under those probabilities, plus rows whose cleanlab label quality
-    (self-confidence) is below 0.05 while another class is predicted; ranked by
-    ``get_label_quality_scores``, worst first.
+    Two cheap classifiers predict each row's class out of sample (5-fold ``cross_val_predict``):
+    a logistic regression on the prompt embeddings and one on TF-IDF word and character
+    n-grams; their probabilities are averaged. A row is flagged when another class is clearly
+    likelier than its given label: ahead by ``doctor.mislabel_margin`` (default 0.4) or at
+    least ten times as likely. Ranked by cleanlab's ``get_label_quality_scores`` (normalized
+    margin), worst first.
     Anti-pattern: training on flipped labels teaches the confusion and caps accuracy. Fix:
     check the flagged rows (worst first) and relabel them with the suggested label if right.
     """
@@ -30,7 +31,8 @@ def likely_mislabeled(ctx: CheckContext) -> list[Finding]:
     labels = [r.label for r in ctx.records]
     if len(ctx.records) < MIN_ROWS or any(lab is None for lab in labels):
         return []
-    audit = label_issues(ctx.prompt_embeddings, [str(lab) for lab in labels])
+    audit = label_issues(ctx.prompt_embeddings, [str(lab) for lab in labels], ctx.prompts,
+                         min_margin=ctx.config.doctor.mislabel_margin)
     if audit is None:
         return []
     findings = []
@@ -40,16 +42,17 @@ def likely_mislabeled(ctx: CheckContext) -> list[Finding]:
         probs = audit.pred_probs[k]
         suggested = int(np.argmax(probs))
         findings.append(found(Severity.WARNING,
-            f"label '{rec.label}' looks wrong: a classifier trained on the other rows says "
-            f"'{audit.classes[suggested]}' ({probs[suggested]:.0%}) for \"{excerpt(rec.prompt)}\"",
+            f"label '{rec.label}' looks wrong: classifiers trained on the other rows say "
+            f"'{audit.classes[suggested]}' ({probs[suggested]:.0%}, '{rec.label}' {probs[audit.given[k]]:.0%}) "
+            f"for \"{excerpt(rec.prompt)}\"",
             f"check the row; relabel it '{audit.classes[suggested]}' if that is right, or drop it if ambiguous",
             rows=[rec.ref],
             details={"given": rec.label, "suggested": audit.classes[suggested],
                      "confidence": round(float(probs[suggested]), 4),
                      "given_probability": round(float(probs[audit.given[k]]), 4),
+                     "margin": round(float(audit.margin[k]), 4),
                      "label_quality": round(float(audit.quality[k]), 4), "rank": rank,
-                     "flagged_by": "cleanlab" if audit.by_cleanlab[k] else "low_label_quality",
-                     "folds": audit.folds}))
+                     "models": audit.models, "folds": audit.folds}))
     return findings
 
 
