@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -161,30 +162,46 @@ def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_s
 
     n = len(texts)
     rep_of = np.empty(n, dtype=np.int64)
-    first_of: dict[int, int] = {}  # hash of a set -> its set id (equality re-checked on a hit)
-    reps: list[int] = []
+    # hash of a set -> its set id (the first set with that hash; equality re-checked on a hit):
+    # sorted arrays for the sets of earlier chunks, a dict for this chunk's. A dict over all rows
+    # cost ~100 bytes a row (100 MB at 1M rows).
+    known_fp = np.zeros(0, dtype=np.int64)
+    known_id = np.zeros(0, dtype=np.int64)
+    reps = array("q")  # first row of each set
     # Filled in place, one row per distinct set: concatenating per-chunk parts at the end would hold
     # every sketch twice (2 x 384 MB at 1M rows). Rows past the last set are never touched, so the
     # unused tail costs no memory.
     band_arr = np.empty((n, bands), dtype=np.uint32)
     fp_arr = np.empty((n, num_perm), dtype=np.uint8)
     for chunk in _chunks(n, chunk_size):
+        sets = [shingles(texts[row], ngram) for row in chunk]
+        fps = [hash(frozenset(s_)) for s_ in sets]
+        at = np.searchsorted(known_fp, np.array(fps, dtype=np.int64))
+        hit = (known_fp[np.minimum(at, len(known_fp) - 1)] == np.array(fps, dtype=np.int64)) if len(known_fp) else np.zeros(len(fps), bool)
+        earlier = known_id[at[hit]].tolist() if len(known_fp) else []
+        earlier_of = dict(zip(np.nonzero(hit)[0].tolist(), earlier))
+        chunk_first: dict[int, int] = {}
         new_sets = []
         local: dict[int, set[str]] = {}
-        for row in chunk:
-            s = shingles(texts[row], ngram)
-            fp = hash(frozenset(s))
-            k = first_of.get(fp)
+        for i, row in enumerate(chunk):
+            s, fp = sets[i], fps[i]
+            k = earlier_of.get(i, chunk_first.get(fp))
             if k is not None and (local.get(reps[k]) or shingles(texts[reps[k]], ngram)) == s:
                 rep_of[row] = k
                 continue
             # new set (or a hash collision, ~never: that set is then simply not collapsed)
             k = len(reps)
-            first_of.setdefault(fp, k)
+            if i not in earlier_of:
+                chunk_first.setdefault(fp, k)
             reps.append(row)
             rep_of[row] = k
             local[row] = s
             new_sets.append(list(s))
+        if chunk_first:
+            merged_fp = np.concatenate([known_fp, np.fromiter(chunk_first.keys(), np.int64, len(chunk_first))])
+            merged_id = np.concatenate([known_id, np.fromiter(chunk_first.values(), np.int64, len(chunk_first))])
+            order = np.argsort(merged_fp, kind="stable")
+            known_fp, known_id = merged_fp[order], merged_id[order]
         if new_sets:
             digests = np.array(RMinHash.digest_matrix_from_token_sets(new_sets, num_perm, _SEED).to_rows(),
                                dtype=np.uint32)
@@ -193,7 +210,8 @@ def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_s
             fp_arr[done:len(reps)] = digests & 0xFF
         if progress:
             progress(chunk.stop, n)
-    return _Sketches(np.array(reps, dtype=np.int64), rep_of, band_arr[:len(reps)], fp_arr[:len(reps)])
+    return _Sketches(np.frombuffer(reps, dtype=np.int64).copy() if len(reps) else np.zeros(0, np.int64), rep_of,
+                     band_arr[:len(reps)], fp_arr[:len(reps)])
 
 
 def _band_slices(bands: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
