@@ -87,12 +87,20 @@ def main() -> None:
     parser.add_argument("--rows", choices=["distinct", "templated"], default="distinct")
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 300_000])
     parser.add_argument("--long-row-mb", type=int, default=50, help="0 skips the long-row case")
+    parser.add_argument("--add-points", type=Path, help="JSON lines a run printed (stderr) to fold into the curves, e.g. after a crash")
     args = parser.parse_args()
     summary = json.loads(RESULTS.with_suffix(".json").read_text()) if RESULTS.with_suffix(".json").exists() else {}
     curves = summary.setdefault("curves", {})
     if "points" in summary:  # the file's first layout: one templated curve
         curves.setdefault("templated", {"points": summary.pop("points")})
     curve = curves.setdefault(args.rows, {"points": []})
+    for line in args.add_points.read_text().splitlines() if args.add_points else []:
+        if line.startswith("{") and '"peak_rss_mb"' in line:
+            point = json.loads(line)
+            name = "distinct" if "distinct" in point["case"] else "templated" if " rows" in point["case"] else None
+            if name and "MB row" not in point["case"]:
+                target = curves.setdefault(name, {"points": []})
+                target["points"] = sorted([q for q in target["points"] if q["rows"] != point["rows"]] + [point], key=lambda q: q["rows"])
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             path = write_rows(Path(tmp) / f"rows_{n}.jsonl", n, rows=args.rows)
@@ -114,6 +122,8 @@ def main() -> None:
 
 def save(summary: dict) -> None:
     summary.update({"goal_mb": 2048, "python": sys.version.split()[0]})
+    for curve in summary["curves"].values():
+        curve.update(fit(curve["points"]))
     for stale in ("kb_per_row", "base_mb", "rss_at_1m_rows_mb", "at_1m_is", "when"):
         summary.pop(stale, None)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

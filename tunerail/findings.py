@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from tunerail.data.records import RowRef
 
@@ -127,10 +127,41 @@ def dumps(payload: Any) -> str:
 
     Every string is redacted first (``tunerail.report.redact``): reports quote rows.
     """
-    from tunerail.report.redact import redact
+    from tunerail.report.redact import redact_text
 
-    payload = redact(json.loads(json.dumps(payload, default=_default)))
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False, indent=2, default=_default) + "\n"
+    return json.dumps(_plain(payload, redact_text), sort_keys=True, ensure_ascii=False, indent=2) + "\n"
+
+
+def _plain(obj: Any, text: Callable[[str], str]) -> Any:
+    """What ``json.loads(json.dumps(obj, default=_default))`` gives, every string passed through ``text``.
+
+    Built in one pass: the round trip through a string held the payload three times over (its
+    string, the parsed copy, the redacted copy), the audit's peak on a 1M-row file with 106k findings.
+    """
+    if isinstance(obj, str):
+        return text(str.__str__(obj))  # a str subclass (Severity, Markup) as its plain value, as json writes it
+    if obj is None or obj is True or obj is False:
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, dict):
+        return {text(_json_key(k)): _plain(v, text) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, text) for v in obj]
+    return _plain(_default(obj), text)
+
+
+def _json_key(key: Any) -> str:
+    """A dict key as ``json.dumps`` writes it."""
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is True or key is False or key is None:
+        return json.dumps(key)
+    if isinstance(key, (int, float)):
+        return json.dumps(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
 def _default(obj: Any) -> Any:
