@@ -1,10 +1,12 @@
 """The traffic log: one JSON line per request, appended so that a ``kill -9`` never tears a record.
 
 Why it survives a crash: each record is encoded in full first and handed to the kernel in ONE
-``os.write`` on a file opened with ``O_APPEND``; a process killed before the call leaves nothing,
-after it the whole line (the kernel, not the process, owns the bytes from then on). ``fsync``
-after each record (``fsync=True``, the default) also survives a power loss. A reader skips a
-last line without its newline (a write cut by a full disk), so a torn record is never parsed.
+``os.write`` on a file opened with ``O_APPEND``; a process killed before the call leaves nothing.
+A ``kill -9`` *during* the call can still cut a record of more than a page (Linux stops a write
+between pages when a fatal signal is pending; seen in CI with 5 KB records), and so can a full
+disk. Such a cut line has no newline: a reader skips it (counted), and a writer that opens a file
+ending without a newline first seals it with one, so the next record is never glued onto the cut
+one. ``fsync`` after each record (``fsync=True``, the default) also survives a power loss.
 
 Rotation by size, like ``logging.handlers.RotatingFileHandler``: ``traffic.jsonl`` becomes
 ``traffic.jsonl.1`` (``.1`` -> ``.2`` ...), at most ``backups`` kept. Personal data is masked
@@ -49,7 +51,11 @@ class TrafficLog:
         self._fd = self._open()
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            os.write(fd, b"\n")  # seal a record cut by a crash: it stays one skipped line of its own
+        return fd
 
     def _mask(self, value: Any) -> Any:
         from tunerail.doctor.checks.pii import mask
