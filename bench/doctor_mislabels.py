@@ -64,20 +64,14 @@ def plant(emb: np.ndarray, labels: list[str], seed: int) -> tuple[list[str], np.
 
     Returns the noisy labels, a bool mask of flipped rows and a bool mask of the confusable ones.
     """
-    rng = np.random.default_rng(seed)
+    sys.path.insert(0, str(REPO / "tests"))
+    from doctor_helpers import flip_labels
+
     classes = sorted(set(labels))
     y = np.searchsorted(classes, labels)
-    centroids = np.stack([emb[y == k].mean(axis=0) for k in range(len(classes))])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     n = len(labels)
     n_conf, n_rand = round(CONFUSABLE_RATE * n), round(RANDOM_RATE * n)
-    pick = rng.choice(n, n_conf + n_rand, replace=False)
-    noisy = y.copy()
-    sims = emb[pick[:n_conf]] @ centroids.T
-    sims[np.arange(n_conf), y[pick[:n_conf]]] = -np.inf
-    noisy[pick[:n_conf]] = sims.argmax(axis=1)
-    for i in pick[n_conf:]:
-        noisy[i] = rng.choice([k for k in range(len(classes)) if k != y[i]])
+    noisy, pick = flip_labels(emb, y, n_conf, n_rand, seed)
     flipped = np.zeros(n, bool)
     flipped[pick] = True
     confusable = np.zeros(n, bool)

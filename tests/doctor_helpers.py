@@ -197,3 +197,23 @@ def eligible(kind: str, row: dict[str, str]) -> bool:
     if kind == "markup" or kind == "escape_chars":
         return not re.search(r"html|code|program|function|script|tag", row["instruction"], re.I)
     return True
+
+
+def flip_labels(emb: Any, y: Any, n_confusable: int, n_random: int, seed: int) -> tuple[Any, Any]:
+    """Plant label errors: ``n_confusable`` rows moved to their nearest other class centroid (by
+    embedding), ``n_random`` to a random other class. Returns (noisy class ids, flipped row ids;
+    the first ``n_confusable`` are the confusable ones). Shared by the mislabel test and bench."""
+    import numpy as np
+
+    classes = int(y.max()) + 1
+    centroids = np.stack([emb[y == k].mean(axis=0) for k in range(classes)])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(y), n_confusable + n_random, replace=False)
+    noisy = y.copy()
+    sims = emb[pick[:n_confusable]] @ centroids.T
+    sims[np.arange(n_confusable), y[pick[:n_confusable]]] = -np.inf
+    noisy[pick[:n_confusable]] = sims.argmax(axis=1)
+    for i in pick[n_confusable:]:
+        noisy[i] = rng.choice([k for k in range(classes) if k != y[i]])
+    return noisy, pick

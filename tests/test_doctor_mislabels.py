@@ -27,6 +27,7 @@ import csv
 import numpy as np
 import pytest
 
+from doctor_helpers import flip_labels
 from tunerail.config import TunerailConfig
 from tunerail.data.embeddings import embed_texts
 from tunerail.data.loaders import load_records
@@ -51,16 +52,7 @@ def planted(tmp_path_factory):
     emb = embed_texts(texts)
     classes = sorted(set(labels))
     y = np.searchsorted(classes, labels)
-    centroids = np.stack([emb[y == k].mean(axis=0) for k in range(len(classes))])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    rng = np.random.default_rng(0)
-    pick = rng.choice(ROWS, CONFUSABLE + RANDOM, replace=False)
-    noisy = y.copy()
-    sims = emb[pick[:CONFUSABLE]] @ centroids.T
-    sims[np.arange(CONFUSABLE), y[pick[:CONFUSABLE]]] = -np.inf
-    noisy[pick[:CONFUSABLE]] = sims.argmax(axis=1)
-    for i in pick[CONFUSABLE:]:
-        noisy[i] = rng.choice([k for k in range(len(classes)) if k != y[i]])
+    noisy, pick = flip_labels(emb, y, CONFUSABLE, RANDOM, seed=0)
     path = tmp_path_factory.mktemp("mislabels") / "planted.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
