@@ -43,7 +43,9 @@ def test_select_measures_every_candidate_and_the_licence_gate_blocks_non_commerc
     assert good.bits_per_byte["value"] == pytest.approx(nc.bits_per_byte["value"])
     # ...and so does memory: each candidate's probe runs in a fresh process, so the second is not measured
     # on pages the first one freed (in select's own process the growth was 40 % under a real run's peak)
-    assert good.resources["memory_lora_gb"] == pytest.approx(nc.resources["memory_lora_gb"], rel=0.05)
+    # each estimate is a fresh process's peak RSS: the allocator alone moves it ~8 % (0.626 vs 0.682 GB
+    # seen in CI); measuring in select's own process gave 33 % apart (2.03 vs 1.37 GB on the demo)
+    assert good.resources["memory_lora_gb"] == pytest.approx(nc.resources["memory_lora_gb"], rel=0.15)
     assert good.resources["memory_measured"]["largest_batch_tokens"] >= 8  # the largest batch was run
     saved = json.loads((tmp_path / "sel" / "select.json").read_text())
     assert saved["recommended"] == models["good"] and len(saved["candidates"]) == 2

@@ -299,7 +299,7 @@ def _stream(state: ServeState, lock: threading.Lock, job: _Job) -> Iterator[str]
     """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``."""
     cancel = threading.Event()
     stops = _stops(job.req)
-    text, finish, sent = "", None, 0
+    text, finish, sent, logged = "", None, 0, False
 
     def chunk(delta: dict[str, Any], finish_reason: str | None, **extra: Any) -> str:
         body = {"id": job.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": state.model_id,
@@ -322,12 +322,15 @@ def _stream(state: ServeState, lock: threading.Lock, job: _Job) -> Iterator[str]
         final, _ = _cut(text.strip(), stops)
         if finish is None:
             finish = "stop" if job.__dict__.get("completion_tokens", 0) < job.max_new else "length"
+        # logged before the last chunks: a client that has read [DONE] finds its request in the log
+        _log_ok(state, job, final, finish)
+        logged = True
         yield chunk({}, finish, usage=_usage(job), tunerail=_extra(state, final))
         yield "data: [DONE]\n\n"
-        _log_ok(state, job, final, finish)
     except GeneratorExit:  # client went away: stop generating, record what was produced
         cancel.set()
-        _log_ok(state, job, text.strip(), "cancelled")
+        if not logged:
+            _log_ok(state, job, text.strip(), "cancelled")
         raise
 
 
