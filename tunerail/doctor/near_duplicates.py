@@ -176,10 +176,12 @@ def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_s
     for chunk in _chunks(n, chunk_size):
         sets = [shingles(texts[row], ngram) for row in chunk]
         fps = [hash(frozenset(s_)) for s_ in sets]
-        at = np.searchsorted(known_fp, np.array(fps, dtype=np.int64))
-        hit = (known_fp[np.minimum(at, len(known_fp) - 1)] == np.array(fps, dtype=np.int64)) if len(known_fp) else np.zeros(len(fps), bool)
-        earlier = known_id[at[hit]].tolist() if len(known_fp) else []
-        earlier_of = dict(zip(np.nonzero(hit)[0].tolist(), earlier))
+        earlier_of: dict[int, int] = {}  # chunk position -> set id of an earlier chunk with the same hash
+        if len(known_fp):
+            fp_arr_chunk = np.array(fps, dtype=np.int64)
+            at = np.minimum(np.searchsorted(known_fp, fp_arr_chunk), len(known_fp) - 1)
+            hit = np.nonzero(known_fp[at] == fp_arr_chunk)[0]
+            earlier_of = dict(zip(hit.tolist(), known_id[at[hit]].tolist()))
         chunk_first: dict[int, int] = {}
         new_sets = []
         local: dict[int, set[str]] = {}
