@@ -203,3 +203,32 @@ def test_candidate_pairs_are_deduplicated_in_bounded_batches(monkeypatch):
     monkeypatch.setattr(nd.np, "unique", counting_unique)
     assert nd.near_duplicate_pairs(texts, keep=keep) == expected and len(expected) > 100
     assert len(sizes) > 3 and max(sizes) <= 2000 + len(texts)  # one flush holds the buffer plus at most one slice
+
+
+def test_remembered_pair_keys_merge_without_copies_and_give_the_same_pairs(monkeypatch):
+    """Issue 13 §3: the screened keys are merged into one sorted array every ``_PAIR_BATCH`` keys;
+    ``np.union1d`` allocated three times the result for that (1M rows: at the audit's peak, 2,072 MB).
+    The merge must equal the union and allocate its result, two byte masks and one batch of
+    positions (tracemalloc sees numpy's allocations)."""
+    import tracemalloc
+
+    from tunerail.doctor import near_duplicates as nd
+
+    rng = np.random.default_rng(3)
+    keys = np.unique(rng.integers(0, 1 << 60, 2_000_000, dtype=np.uint64))
+    rng.shuffle(keys)
+    old, new = np.sort(keys[:1_000_000]), np.sort(keys[1_000_000:])
+    tracemalloc.start()
+    merged = nd._merge_sorted(old, new)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert np.array_equal(merged, np.union1d(old, new))
+    assert peak <= 1.25 * merged.nbytes + 4 * nd._SCREEN_BATCH * 8
+    assert np.array_equal(nd._merge_sorted(np.zeros(0, np.uint64), new), new)
+
+    rows = classification_rows()
+    texts = [r["text"] for r in rows]
+    label = np.array([hash(r["label"]) for r in rows])
+    expected = near_duplicate_pairs(texts, keep=lambda a, b: label[a] != label[b])
+    monkeypatch.setattr(nd, "_PAIR_BATCH", 7)  # merge after every few keys
+    assert near_duplicate_pairs(texts, keep=lambda a, b: label[a] != label[b]) == expected
