@@ -232,3 +232,24 @@ def test_remembered_pair_keys_merge_without_copies_and_give_the_same_pairs(monke
     expected = near_duplicate_pairs(texts, keep=lambda a, b: label[a] != label[b])
     monkeypatch.setattr(nd, "_PAIR_BATCH", 7)  # merge after every few keys
     assert near_duplicate_pairs(texts, keep=lambda a, b: label[a] != label[b]) == expected
+
+
+def test_sketch_holds_half_a_byte_a_permutation_and_the_screen_keeps_every_pair_at_the_threshold():
+    """Issue 13 §3: the 8-bit fingerprints were 256 of the 384 bytes a row each near-duplicate pass
+    holds (1M rows: 2,072 MB). 4-bit ones (two a byte) must screen as well: no pair at or above
+    the threshold dropped, pairs far below it dropped."""
+    from tunerail.doctor import near_duplicates as nd
+
+    rng = random.Random(11)
+    texts, jaccards = [], []
+    for k in range(1500):
+        common = [f"w{k}_{i}" for i in range(rng.randrange(20, 60))]
+        extra = rng.randrange(1, len(common))  # Jaccard = common / (common + extra)
+        texts += [" ".join(common), " ".join(common + [f"x{k}_{i}" for i in range(extra)])]
+        jaccards.append(len(common) / (len(common) + extra))
+    sketch = nd._sketch(texts, 256, nd.lsh_bands(0.8, 256), 1, 4096, None)
+    assert sketch.fingerprints.shape == (len(texts), 128) and sketch.fingerprints.dtype == np.uint8
+    kept = nd._screen(sketch.fingerprints, sketch.rep_of[0::2], sketch.rep_of[1::2], 0.8)
+    j = np.array(jaccards)
+    assert kept[j >= 0.8].all()
+    assert kept[j < 0.6].mean() < 0.01 and (j < 0.6).sum() > 300

@@ -4,8 +4,8 @@ How it scales to 1M rows (no O(n^2) step, memory bounded):
 
 1. Rows stream through in chunks: shingle, then sketch the chunk in one rensa batch call
    (``RMinHash.digest_matrix_from_token_sets``). Of each signature we keep only what the later
-   steps need: one 64-bit hash per LSH band (b x 8 bytes) and the low byte of every MinHash
-   value (a b-bit fingerprint, num_perm bytes). 1M rows at 256 permutations: ~0.5 GB. rensa's
+   steps need: one 32-bit hash per LSH band (b x 4 bytes) and the low 4 bits of every MinHash
+   value (a b-bit fingerprint, num_perm / 2 bytes). 1M rows at 256 permutations: 256 MB. rensa's
    own ``RMinHashLSH`` index measured ~2.9 KB per row (32 bands), 2.9 GB at 1M rows, and its
    candidates would still need the full signatures to check.
 2. Rows with an identical shingle set are collapsed first: only one representative is sketched,
@@ -138,7 +138,7 @@ class _Sketches:
     reps: np.ndarray  # (k,) int64
     rep_of: np.ndarray  # (n,) int64
     bands: np.ndarray  # (k, b) uint32
-    fingerprints: np.ndarray  # (k, num_perm) uint8
+    fingerprints: np.ndarray  # (k, num_perm / 2) uint8: two 4-bit fingerprints a byte
 
 
 def _band_hashes(digests: np.ndarray, bands: int) -> np.ndarray:
@@ -172,7 +172,7 @@ def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_s
     # every sketch twice (2 x 384 MB at 1M rows). Rows past the last set are never touched, so the
     # unused tail costs no memory.
     band_arr = np.empty((n, bands), dtype=np.uint32)
-    fp_arr = np.empty((n, num_perm), dtype=np.uint8)
+    fp_arr = np.empty((n, num_perm // 2), dtype=np.uint8)
     for chunk in _chunks(n, chunk_size):
         sets = [shingles(texts[row], ngram) for row in chunk]
         fps = [hash(frozenset(s_)) for s_ in sets]
@@ -209,7 +209,7 @@ def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_s
                                dtype=np.uint32)
             done = len(reps) - len(new_sets)
             band_arr[done:len(reps)] = _band_hashes(digests, bands)
-            fp_arr[done:len(reps)] = digests & 0xFF
+            fp_arr[done:len(reps)] = _pack_nibbles(digests)
         if progress:
             progress(chunk.stop, n)
     return _Sketches(np.frombuffer(reps, dtype=np.int64).copy() if len(reps) else np.zeros(0, np.int64), rep_of,
@@ -281,17 +281,31 @@ def _merge_sorted(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pack_nibbles(digests: np.ndarray) -> np.ndarray:
+    """The low 4 bits of every MinHash value, two a byte (b-bit MinHash with b = 4).
+
+    At 256 permutations a 4-bit estimate of Jaccard is nearly as tight as an 8-bit one (standard
+    deviation 0.026 against 0.025 at Jaccard 0.8: the chance matches, 1/16 instead of 1/256, are
+    corrected for) for half the bytes: 128 MB instead of 256 MB at 1M rows.
+    """
+    if digests.shape[1] % 2:
+        raise ValueError(f"num_perm must be even for packed fingerprints, got {digests.shape[1]}")
+    low = (digests & 0xF).astype(np.uint8)
+    return low[:, 0::2] | (low[:, 1::2] << 4)
+
+
 def _screen(fingerprints: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
     """Mask of the pairs whose b-bit MinHash estimate of Jaccard is >= threshold - margin.
 
-    Screened ``_SCREEN_BATCH`` pairs at a time: two fingerprint blocks of batch x num_perm bytes.
+    Screened ``_SCREEN_BATCH`` pairs at a time: two fingerprint blocks of batch x num_perm / 2 bytes.
     """
-    chance = 1 / 256  # two different values share their low byte by chance
+    chance = 1 / 16  # two different values share their low 4 bits by chance
     keep = np.zeros(len(a), dtype=bool)
-    num_perm = fingerprints.shape[1]
+    num_perm = 2 * fingerprints.shape[1]
     for start in range(0, len(a), _SCREEN_BATCH):
         pa, pb = a[start:start + _SCREEN_BATCH], b[start:start + _SCREEN_BATCH]
-        match = np.count_nonzero(fingerprints[pa] == fingerprints[pb], axis=1) / num_perm
+        differ = fingerprints[pa] ^ fingerprints[pb]
+        match = (np.count_nonzero((differ & 0x0F) == 0, axis=1) + np.count_nonzero((differ & 0xF0) == 0, axis=1)) / num_perm
         keep[start:start + len(pa)] = (match - chance) / (1 - chance) >= threshold - _SCREEN_MARGIN
     return keep
 
