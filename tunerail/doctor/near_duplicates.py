@@ -14,7 +14,7 @@ How it scales to 1M rows (no O(n^2) step, memory bounded):
    candidate pairs (in a bucket larger than ``_BUCKET_SPAN`` + 1, each row is paired with the
    ``_BUCKET_SPAN`` rows after it: clusters stay connected, work stays linear).
 4. Candidates are screened by the fingerprint estimate of Jaccard (drop below threshold - 0.1,
-   four standard deviations at 256 permutations) and the survivors confirmed by the *exact*
+   about four standard deviations of the 4-bit estimate at 256 permutations) and the survivors confirmed by the *exact*
    Jaccard of their shingle sets, so a reported pair is never a MinHash false positive.
    ``lsh_bands`` picks bands so that a pair at the threshold is a candidate with p >= 0.99.
 
