@@ -17,6 +17,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tunerail.config import TunerailConfig
 from tunerail.data.loaders import load_records
@@ -253,3 +254,12 @@ def test_sketch_holds_half_a_byte_a_permutation_and_the_screen_keeps_every_pair_
     j = np.array(jaccards)
     assert kept[j >= 0.8].all()
     assert kept[j < 0.6].mean() < 0.01 and (j < 0.6).sum() > 300
+
+
+def test_packed_fingerprints_refuse_an_odd_number_of_permutations():
+    from tunerail.doctor import near_duplicates as nd
+
+    with pytest.raises(ValueError, match="num_perm must be even"):
+        nd._pack_nibbles(np.zeros((2, 3), dtype=np.uint32))
+    packed = nd._pack_nibbles(np.array([[0x1A, 0x2B, 0x3C, 0x4D]], dtype=np.uint32))
+    assert packed.tolist() == [[0xBA, 0xDC]]  # low nibbles of values 0 and 1 share byte 0
