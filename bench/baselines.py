@@ -52,37 +52,66 @@ def main(argv: list[str]) -> dict:
 
     t = time.perf_counter()
     if config.task == "classification":
-        fitted = B.classification_baselines(([r.prompt for r in train], [r.label for r in train]),
-                                            ([r.prompt for r in val], [r.label for r in val]),
-                                            [r.prompt for r in test], embedding_model=config.model.embedding_model,
-                                            seed=config.split.seed)
+        fitted = B.classification_baselines(
+            ([r.prompt for r in train], [r.label for r in train]),
+            ([r.prompt for r in val], [r.label for r in val]),
+            [r.prompt for r in test],
+            embedding_model=config.model.embedding_model,
+            seed=config.split.seed,
+        )
     else:
         rows = train + val
-        fitted = [B.nearest_neighbour([r.prompt for r in rows], [r.completion for r in rows], [r.prompt for r in test],
-                                      embedding_model=config.model.embedding_model)]
+        fitted = [
+            B.nearest_neighbour(
+                [r.prompt for r in rows],
+                [r.completion for r in rows],
+                [r.prompt for r in test],
+                embedding_model=config.model.embedding_model,
+            )
+        ]
     total_s = time.perf_counter() - t
-    out = {"config": str(config_path.relative_to(REPO) if config_path.is_relative_to(REPO) else config_path),
-           "task": config.task, "metric": metric, "sizes": result.sizes, "fit_rows": len(train) + len(val),
-           "test_rows": len(test), "doctor_and_split_s": round(prep_s, 1), "baselines_s": round(total_s, 1),
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "load_avg": list(os.getloadavg())}, "baselines": []}
+    out = {
+        "config": str(config_path.relative_to(REPO) if config_path.is_relative_to(REPO) else config_path),
+        "task": config.task,
+        "metric": metric,
+        "sizes": result.sizes,
+        "fit_rows": len(train) + len(val),
+        "test_rows": len(test),
+        "doctor_and_split_s": round(prep_s, 1),
+        "baselines_s": round(total_s, 1),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": list(os.getloadavg())},
+        "baselines": [],
+    }
     for b in fitted:
         scores = _score(config.task, refs, {"text": b.predictions}, labels)
         est = _estimates(scores, len(test), config.eval.bootstrap)
-        out["baselines"].append({"name": b.name, "label": b.label, "seconds": round(b.seconds, 2),
-                                 metric: est[metric], **({"macro_f1": est["macro_f1"]} if "macro_f1" in est else {}),
-                                 "details": b.details})
+        out["baselines"].append(
+            {
+                "name": b.name,
+                "label": b.label,
+                "seconds": round(b.seconds, 2),
+                metric: est[metric],
+                **({"macro_f1": est["macro_f1"]} if "macro_f1" in est else {}),
+                "details": b.details,
+            }
+        )
     results = REPO / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "baselines.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    lines = [f"# Cheap baselines on `{out['config']}` (frozen test split, {len(test)} rows; fitted on "
-             f"{out['fit_rows']} train + validation rows)", "",
-             f"| baseline | {metric} | 95 % CI | fit + predict s |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"# Cheap baselines on `{out['config']}` (frozen test split, {len(test)} rows; fitted on "
+        f"{out['fit_rows']} train + validation rows)",
+        "",
+        f"| baseline | {metric} | 95 % CI | fit + predict s |",
+        "| --- | --- | --- | --- |",
+    ]
     for b in out["baselines"]:
         e = b[metric]
         lines.append(f"| {b['label']} | {e['value']:.3f} | {e['low']:.3f}-{e['high']:.3f} | {b['seconds']:.1f} |")
-    lines += ["", f"`python bench/baselines.py {out['config']}`; {os.cpu_count()} CPUs, load average at the end "
-                  f"{out['machine']['load_avg'][0]:.1f}."]
+    lines += [
+        "",
+        f"`python bench/baselines.py {out['config']}`; {os.cpu_count()} CPUs, load average at the end {out['machine']['load_avg'][0]:.1f}.",
+    ]
     (results / "baselines.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return out

@@ -35,6 +35,7 @@ def _peak_rss_mb() -> float:
 
 # ---------------------------------------------------------------- synthetic corpus (part b)
 
+
 def _source_sentences() -> list[str]:
     """Real sentences to learn word transitions from (bundled example + shared data if present)."""
     import csv
@@ -56,8 +57,9 @@ def _source_sentences() -> list[str]:
     return [t for t in texts if t]
 
 
-def synthetic_corpus(n: int, plant_rate: float = 0.02, max_edit: float = 0.15, seed: int = 0
-                     ) -> tuple[list[str], list[tuple[int, int, float]]]:
+def synthetic_corpus(
+    n: int, plant_rate: float = 0.02, max_edit: float = 0.15, seed: int = 0
+) -> tuple[list[str], list[tuple[int, int, float]]]:
     """``n`` sentences from a word-bigram chain over real text, with planted near-duplicates.
 
     A ``plant_rate`` share of rows is a copy of an earlier row with 0..``max_edit`` of its words
@@ -99,7 +101,7 @@ def synthetic_corpus(n: int, plant_rate: float = 0.02, max_edit: float = 0.15, s
             restart = nxt < 0
             nxt[restart] = starts_arr[rng.integers(0, len(starts_arr), restart.sum())]
             cur = nxt
-        texts += [" ".join(vocab[out[i, :lengths[i]]]) for i in range(m)]
+        texts += [" ".join(vocab[out[i, : lengths[i]]]) for i in range(m)]
     planted = []
     pyrng = random.Random(seed)
     for _ in range(n - n_src):
@@ -185,18 +187,34 @@ def part_near(rows: int, sample_rows: int, threshold: float, num_perm: int, ngra
 
     t0 = time.perf_counter()
     texts, planted = synthetic_corpus(rows)
-    out = {"rows": rows, "threshold": threshold, "num_perm": num_perm, "ngram": ngram,
-           "bands": lsh_bands(threshold, num_perm), "planted": len(planted),
-           "generate_s": round(time.perf_counter() - t0, 1), "corpus_rss_mb": round(_peak_rss_mb()),
-           "mean_words": round(float(np.mean([t.count(" ") + 1 for t in texts[:100_000]])), 1)}
+    out = {
+        "rows": rows,
+        "threshold": threshold,
+        "num_perm": num_perm,
+        "ngram": ngram,
+        "bands": lsh_bands(threshold, num_perm),
+        "planted": len(planted),
+        "generate_s": round(time.perf_counter() - t0, 1),
+        "corpus_rss_mb": round(_peak_rss_mb()),
+        "mean_words": round(float(np.mean([t.count(" ") + 1 for t in texts[:100_000]])), 1),
+    }
     if rows > sample_rows:
         truth = _truth(texts, planted, threshold, ngram)
         r_s, r_pairs, r_clusters = _rensa_run(texts, threshold, num_perm, ngram)
         out["stage_rss_mb"] = round(_peak_rss_mb())
         rp, rr = _precision_recall(texts, r_pairs, r_clusters, truth, threshold, ngram)
-        out["full"] = {"rows": rows, "planted_true": len(truth), "rensa": {
-            "seconds": round(r_s, 1), "cpu_seconds": round(_CPU["rensa"], 1), "pairs": len(r_pairs), "clusters": len(r_clusters),
-            "precision": round(rp, 4), "recall": round(rr, 4)}}
+        out["full"] = {
+            "rows": rows,
+            "planted_true": len(truth),
+            "rensa": {
+                "seconds": round(r_s, 1),
+                "cpu_seconds": round(_CPU["rensa"], 1),
+                "pairs": len(r_pairs),
+                "clusters": len(r_clusters),
+                "precision": round(rp, 4),
+                "recall": round(rr, 4),
+            },
+        }
         del r_pairs, r_clusters
     sample = texts[:sample_rows]
     sample_planted = [p for p in planted if p[1] < sample_rows]
@@ -207,20 +225,34 @@ def part_near(rows: int, sample_rows: int, threshold: float, num_perm: int, ngra
     rp, rr = _precision_recall(sample, r_pairs, r_clusters, truth, threshold, ngram)
     dp, dr = _precision_recall(sample, d_pairs, clusters_from_pairs(len(sample), d_pairs), truth, threshold, ngram)
     cp, cr = _precision_recall(sample, c_pairs, clusters_from_pairs(len(sample), c_pairs), truth, threshold, ngram)
-    out["sample"] = {"rows": len(sample), "planted": len(sample_planted), "planted_true": len(truth),
-                     "rensa": {"seconds": round(r_s, 2), "cpu_seconds": round(_CPU["rensa"], 2), "pairs": len(r_pairs),
-                               "precision": round(rp, 4), "recall": round(rr, 4)},
-                     "datasketch": {"seconds": round(d_s, 2), "cpu_seconds": round(_CPU["datasketch"], 2),
-                                    "pairs": len(d_pairs), "precision": round(dp, 4), "recall": round(dr, 4)},
-                     "datasketch_checked": {"seconds": round(c_s, 2), "pairs": len(c_pairs), "precision": round(cp, 4),
-                                            "recall": round(cr, 4)},
-                     "datasketch_over_rensa_time": round(d_s / r_s, 1),
-                     "datasketch_over_rensa_cpu": round(_CPU["datasketch"] / _CPU["rensa"], 1)}
+    out["sample"] = {
+        "rows": len(sample),
+        "planted": len(sample_planted),
+        "planted_true": len(truth),
+        "rensa": {
+            "seconds": round(r_s, 2),
+            "cpu_seconds": round(_CPU["rensa"], 2),
+            "pairs": len(r_pairs),
+            "precision": round(rp, 4),
+            "recall": round(rr, 4),
+        },
+        "datasketch": {
+            "seconds": round(d_s, 2),
+            "cpu_seconds": round(_CPU["datasketch"], 2),
+            "pairs": len(d_pairs),
+            "precision": round(dp, 4),
+            "recall": round(dr, 4),
+        },
+        "datasketch_checked": {"seconds": round(c_s, 2), "pairs": len(c_pairs), "precision": round(cp, 4), "recall": round(cr, 4)},
+        "datasketch_over_rensa_time": round(d_s / r_s, 1),
+        "datasketch_over_rensa_cpu": round(_CPU["datasketch"] / _CPU["rensa"], 1),
+    }
     out["peak_rss_mb"] = round(_peak_rss_mb())
     return out
 
 
 # ---------------------------------------------------------------- full audit (part a)
+
 
 def part_audit(data: str) -> dict:
     """``tunerail.doctor.doctor`` on one file: every registered check, embeddings from the cache."""
@@ -232,14 +264,21 @@ def part_audit(data: str) -> dict:
     by_check = {}
     for f in result.findings:
         by_check[f.check] = by_check.get(f.check, 0) + 1
-    return {"data": str(Path(data).relative_to(SHARED.parent)) if SHARED.parent in Path(data).parents else data,
-            "rows": result.rows_in, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
-            "rows_per_s": round(result.rows_in / seconds, 1),
-            "peak_rss_mb": round(_peak_rss_mb()), "findings": len(result.findings), "by_check": by_check,
-            "stages_s": {k: round(v, 2) for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1])[:8]}}
+    return {
+        "data": str(Path(data).relative_to(SHARED.parent)) if SHARED.parent in Path(data).parents else data,
+        "rows": result.rows_in,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
+        "rows_per_s": round(result.rows_in / seconds, 1),
+        "peak_rss_mb": round(_peak_rss_mb()),
+        "findings": len(result.findings),
+        "by_check": by_check,
+        "stages_s": {k: round(v, 2) for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1])[:8]},
+    }
 
 
 # ---------------------------------------------------------------- semantic checks (part c)
+
 
 def part_semantic(rows: int, cold: bool) -> dict:
     """Embedding + the embedding checks on Banking77: cold (empty cache) or cached."""
@@ -270,6 +309,7 @@ def part_semantic(rows: int, cold: bool) -> dict:
 
 
 # ---------------------------------------------------------------- driver
+
 
 def _child(args: list[str]) -> dict:
     """Run one part in a fresh interpreter, so its peak RSS is its own."""
@@ -303,35 +343,50 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = args.only or ["audit", "near", "semantic"]
     results: dict = {}
-    results["machine"] = {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-                          "python": sys.version.split()[0]}
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": sys.version.split()[0],
+    }
     if "audit" in parts:
-        results["audit"] = [_child(["audit", str(p)]) for p in
-                            [SHARED / "banking77" / "train.csv", SHARED / "instruct" / "alpaca_5000.json"] if p.exists()]
+        results["audit"] = [
+            _child(["audit", str(p)]) for p in [SHARED / "banking77" / "train.csv", SHARED / "instruct" / "alpaca_5000.json"] if p.exists()
+        ]
         print("\nfull audit (tunerail.doctor.doctor, embeddings cached)")
         print(f"{'data':42} {'rows':>7} {'wall s':>8} {'cpu s':>8} {'rows/s':>8} {'peak MB':>8} {'findings':>9}")
         for r in results["audit"]:
             if "error" in r:
                 print("  error:", r["error"])
                 continue
-            print(f"{r['data']:42} {r['rows']:>7} {r['seconds']:>8} {r['cpu_seconds']:>8} {r['rows_per_s']:>8} {r['peak_rss_mb']:>8} {r['findings']:>9}")
+            print(
+                f"{r['data']:42} {r['rows']:>7} {r['seconds']:>8} {r['cpu_seconds']:>8} {r['rows_per_s']:>8} {r['peak_rss_mb']:>8} {r['findings']:>9}"
+            )
     if "near" in parts:
-        r = results["near"] = _child(["near", str(args.rows), str(min(args.sample_rows, args.rows)),
-                                      str(args.threshold), str(args.num_perm)])
+        r = results["near"] = _child(
+            ["near", str(args.rows), str(min(args.sample_rows, args.rows)), str(args.threshold), str(args.num_perm)]
+        )
         if "error" not in r:
-            print(f"\nnear-duplicates: word sets, {r['num_perm']} permutations, {r['bands']} bands, threshold {r['threshold']}, "
-                  f"{r['planted']} planted copies with 0-15 % word edits")
+            print(
+                f"\nnear-duplicates: word sets, {r['num_perm']} permutations, {r['bands']} bands, threshold {r['threshold']}, "
+                f"{r['planted']} planted copies with 0-15 % word edits"
+            )
             print(f"{'run':34} {'rows':>9} {'wall s':>8} {'cpu s':>8} {'pairs':>9} {'precision':>10} {'recall':>7}")
             smp = r["sample"]
             for name in ("rensa", "datasketch", "datasketch_checked"):
                 x = smp[name]
-                print(f"{name + ' (same sample)':34} {smp['rows']:>9} {x['seconds']:>8} {x.get('cpu_seconds', ''):>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}")
+                print(
+                    f"{name + ' (same sample)':34} {smp['rows']:>9} {x['seconds']:>8} {x.get('cpu_seconds', ''):>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}"
+                )
             if "full" in r:
                 x = r["full"]["rensa"]
-                print(f"{'rensa (full corpus)':34} {r['rows']:>9} {x['seconds']:>8} {x['cpu_seconds']:>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}")
-            print(f"datasketch / rensa on the sample: {smp['datasketch_over_rensa_time']}x wall, {smp['datasketch_over_rensa_cpu']}x CPU; "
-                  f"peak RSS {r['peak_rss_mb']} MB "
-                  f"(includes the corpus; stage alone: {r.get('stage_rss_mb', '?')} MB)")
+                print(
+                    f"{'rensa (full corpus)':34} {r['rows']:>9} {x['seconds']:>8} {x['cpu_seconds']:>8} {x['pairs']:>9} {x['precision']:>10} {x['recall']:>7}"
+                )
+            print(
+                f"datasketch / rensa on the sample: {smp['datasketch_over_rensa_time']}x wall, {smp['datasketch_over_rensa_cpu']}x CPU; "
+                f"peak RSS {r['peak_rss_mb']} MB "
+                f"(includes the corpus; stage alone: {r.get('stage_rss_mb', '?')} MB)"
+            )
         else:
             print("near: error:", r["error"])
     if "semantic" in parts:

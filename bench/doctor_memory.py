@@ -63,8 +63,7 @@ def write_rows(path: Path, n: int, long_row_mb: int = 0, seed: int = 0, rows: st
 
 
 def measure(path: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO), path=str(path))],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO), path=str(path))], capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -77,9 +76,12 @@ def fit(points: list[dict]) -> dict:
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread if spread else 0.0
     base = mean_y - slope * mean_x
     at_1m = next((p["peak_rss_mb"] for p in points if p["rows"] == 1_000_000), None)
-    return {"kb_per_row": round(slope * 1024, 3), "base_mb": round(base, 1),
-            "rss_at_1m_rows_mb": round(at_1m if at_1m is not None else base + slope * 1_000_000, 1),
-            "at_1m_is": "measured" if at_1m is not None else "extrapolated (linear fit)"}
+    return {
+        "kb_per_row": round(slope * 1024, 3),
+        "base_mb": round(base, 1),
+        "rss_at_1m_rows_mb": round(at_1m if at_1m is not None else base + slope * 1_000_000, 1),
+        "at_1m_is": "measured" if at_1m is not None else "extrapolated (linear fit)",
+    }
 
 
 def main() -> None:
@@ -104,17 +106,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             path = write_rows(Path(tmp) / f"rows_{n}.jsonl", n, rows=args.rows)
-            point = {"case": f"{n} {args.rows} rows", **measure(path), "when": time.strftime("%Y-%m-%d"),
-                     "load_average": [round(x, 1) for x in os.getloadavg()]}
+            point = {
+                "case": f"{n} {args.rows} rows",
+                **measure(path),
+                "when": time.strftime("%Y-%m-%d"),
+                "load_average": [round(x, 1) for x in os.getloadavg()],
+            }
             print(json.dumps(point), file=sys.stderr, flush=True)
             curve["points"] = sorted([p for p in curve["points"] if p["rows"] != n] + [point], key=lambda p: p["rows"])
             curve.update(fit(curve["points"]))
             path.unlink()
             save(summary)
         if args.long_row_mb:
-            summary["long_row"] = {"case": f"1000 short rows + one {args.long_row_mb} MB row",
-                                   **measure(write_rows(Path(tmp) / "long.jsonl", 1000, args.long_row_mb)),
-                                   "when": time.strftime("%Y-%m-%d")}
+            summary["long_row"] = {
+                "case": f"1000 short rows + one {args.long_row_mb} MB row",
+                **measure(write_rows(Path(tmp) / "long.jsonl", 1000, args.long_row_mb)),
+                "when": time.strftime("%Y-%m-%d"),
+            }
             print(json.dumps(summary["long_row"]), file=sys.stderr)
     save(summary)
     print(RESULTS.with_suffix(".md").read_text())
@@ -139,8 +147,10 @@ def save(summary: dict) -> None:
     lines.append("")
     for name, curve in sorted(summary["curves"].items()):
         if len(curve["points"]) > 1:
-            lines.append(f"- {name}: {curve['base_mb']:.0f} MB + {curve['kb_per_row']:.2f} KB/row; at 1M rows "
-                         f"{curve['rss_at_1m_rows_mb']:.0f} MB ({curve['at_1m_is']}; goal < 2048 MB, semantic checks off).")
+            lines.append(
+                f"- {name}: {curve['base_mb']:.0f} MB + {curve['kb_per_row']:.2f} KB/row; at 1M rows "
+                f"{curve['rss_at_1m_rows_mb']:.0f} MB ({curve['at_1m_is']}; goal < 2048 MB, semantic checks off)."
+            )
     RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -51,17 +51,40 @@ def main() -> None:
     table = []
     for kind, idx in planted.items():
         found = flagged(result, EXPECTED[kind])
-        table.append({"kind": kind, "check": EXPECTED[kind], "planted": len(idx), "found": len(found & idx),
-                      "recall": round(len(found & idx) / len(idx), 3), "untouched_flagged": len(found & untouched)})
+        table.append(
+            {
+                "kind": kind,
+                "check": EXPECTED[kind],
+                "planted": len(idx),
+                "found": len(found & idx),
+                "recall": round(len(found & idx) / len(idx), 3),
+                "untouched_flagged": len(found & untouched),
+            }
+        )
     total = sum(t["found"] for t in table) / sum(t["planted"] for t in table)
     print(f"{'kind':20} {'check':28} {'found':>9} {'recall':>7} {'untouched flagged':>18}")
     for t in table:
-        print(f"{t['kind']:20} {t['check']:28} {t['found']:>4}/{t['planted']:<4} {t['recall']:>7.3f} {t['untouched_flagged']:>8}/{len(untouched)}")
+        print(
+            f"{t['kind']:20} {t['check']:28} {t['found']:>4}/{t['planted']:<4} {t['recall']:>7.3f} {t['untouched_flagged']:>8}/{len(untouched)}"
+        )
     print(f"overall recall {total:.3f}; doctor on {len(rows):,} rows in {seconds:.1f} s")
     out = REPO / "bench" / "results" / "doctor_rules_recall.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"per_kind": args.per_kind, "seed": args.seed, "rows": len(rows), "untouched": len(untouched),
-                               "overall_recall": round(total, 4), "seconds": round(seconds, 2), "table": table}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "per_kind": args.per_kind,
+                "seed": args.seed,
+                "rows": len(rows),
+                "untouched": len(untouched),
+                "overall_recall": round(total, 4),
+                "seconds": round(seconds, 2),
+                "table": table,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

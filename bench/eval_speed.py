@@ -60,8 +60,14 @@ def main() -> None:
     prompts = [prompt_for(lm.tokenizer, r["text"], template) for r in rows]
     gold = [r["category"] for r in rows]
     max_new = max(len(lm.tokenizer(lab, add_special_tokens=False)["input_ids"]) for lab in labels) + 3
-    results: dict = {"rows": len(rows), "labels": len(labels), "max_new_tokens": max_new, "threads": args.threads,
-                     "load_average_start": os.getloadavg(), "machine": platform.processor() or platform.machine()}
+    results: dict = {
+        "rows": len(rows),
+        "labels": len(labels),
+        "max_new_tokens": max_new,
+        "threads": args.threads,
+        "load_average_start": os.getloadavg(),
+        "machine": platform.processor() or platform.machine(),
+    }
     table = []
     print(f"{'method':<26}{'batch':>6}{'rows':>6}{'s/example':>11}{'accuracy':>10}", flush=True)
 
@@ -87,8 +93,7 @@ def main() -> None:
     lp, n = score_answers(lm, [p for p in few for _ in labels], labels * len(few), batch_size=16)
     sec = time.perf_counter() - t
     picked = [labels[j] for j in lp.reshape(len(few), len(labels)).argmax(1)]
-    record("ranking, full sequences", 16, len(few), sec / len(few),
-           float(np.mean([p == g for p, g in zip(picked, gold[:20])])))
+    record("ranking, full sequences", 16, len(few), sec / len(few), float(np.mean([p == g for p, g in zip(picked, gold[:20])])))
 
     t = time.perf_counter()
     suite = run_suite(lm, batch_size=16)

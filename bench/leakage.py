@@ -41,22 +41,85 @@ FPR = 0.01
 N_POSITIVES = 1000
 SEED = 0
 SYNONYMS = {
-    "what": "which", "tell": "show", "want": "would like", "need": "require", "help": "assist",
-    "find": "locate", "check": "verify", "buy": "purchase", "start": "begin", "get": "obtain",
-    "say": "tell", "how": "in what way", "please": "kindly", "can": "could", "my": "the",
-    "is": "appears", "make": "create", "book": "reserve", "cancel": "call off", "change": "modify",
-    "use": "utilize", "know": "learn", "send": "transfer", "give": "provide", "set": "configure",
-    "list": "catalogue", "car": "vehicle", "phone": "mobile", "money": "funds", "time": "hour",
-    "should": "ought to", "call": "phone", "pay": "settle", "remind": "prompt", "add": "include",
-    "look": "search", "order": "request", "new": "fresh", "bank": "financial institution",
-    "account": "profile", "card": "credit card", "flight": "plane trip", "meeting": "appointment",
-    "today": "this day", "tomorrow": "the next day", "play": "put on", "turn": "switch",
-    "me": "myself", "you": "u", "for": "regarding", "do": "would", "have": "own", "are": "is",
-    "when": "at what time", "will": "shall", "like": "prefer", "go": "head", "many": "a lot of",
-    "much": "a lot", "where": "in which place", "take": "grab", "long": "lengthy", "next": "upcoming",
-    "name": "title", "bill": "invoice", "good": "nice", "date": "day", "put": "place", "let": "allow",
-    "current": "present", "days": "dates", "travel": "trip", "going": "about", "reservation": "booking",
-    "vacation": "holiday", "song": "track", "number": "digits", "about": "regarding", "limit": "cap",
+    "what": "which",
+    "tell": "show",
+    "want": "would like",
+    "need": "require",
+    "help": "assist",
+    "find": "locate",
+    "check": "verify",
+    "buy": "purchase",
+    "start": "begin",
+    "get": "obtain",
+    "say": "tell",
+    "how": "in what way",
+    "please": "kindly",
+    "can": "could",
+    "my": "the",
+    "is": "appears",
+    "make": "create",
+    "book": "reserve",
+    "cancel": "call off",
+    "change": "modify",
+    "use": "utilize",
+    "know": "learn",
+    "send": "transfer",
+    "give": "provide",
+    "set": "configure",
+    "list": "catalogue",
+    "car": "vehicle",
+    "phone": "mobile",
+    "money": "funds",
+    "time": "hour",
+    "should": "ought to",
+    "call": "phone",
+    "pay": "settle",
+    "remind": "prompt",
+    "add": "include",
+    "look": "search",
+    "order": "request",
+    "new": "fresh",
+    "bank": "financial institution",
+    "account": "profile",
+    "card": "credit card",
+    "flight": "plane trip",
+    "meeting": "appointment",
+    "today": "this day",
+    "tomorrow": "the next day",
+    "play": "put on",
+    "turn": "switch",
+    "me": "myself",
+    "you": "u",
+    "for": "regarding",
+    "do": "would",
+    "have": "own",
+    "are": "is",
+    "when": "at what time",
+    "will": "shall",
+    "like": "prefer",
+    "go": "head",
+    "many": "a lot of",
+    "much": "a lot",
+    "where": "in which place",
+    "take": "grab",
+    "long": "lengthy",
+    "next": "upcoming",
+    "name": "title",
+    "bill": "invoice",
+    "good": "nice",
+    "date": "day",
+    "put": "place",
+    "let": "allow",
+    "current": "present",
+    "days": "dates",
+    "travel": "trip",
+    "going": "about",
+    "reservation": "booking",
+    "vacation": "holiday",
+    "song": "track",
+    "number": "digits",
+    "about": "regarding",
+    "limit": "cap",
 }
 FILLERS = ("please", "just", "actually", "hey", "quickly", "now", "i think", "so")
 
@@ -65,7 +128,7 @@ def _typo(word: str, rng: random.Random) -> str:
     if len(word) < 4:
         return word
     k = rng.randrange(1, len(word) - 2)
-    return word[:k] + word[k + 1] + word[k] + word[k + 2:]
+    return word[:k] + word[k + 1] + word[k] + word[k + 2 :]
 
 
 def edit(words: list[str], rng: random.Random) -> list[str]:
@@ -90,7 +153,7 @@ def reorder(words: list[str], rng: random.Random) -> list[str]:
         return words[k:] + words[:k]
     words = list(words)
     k = rng.randrange(len(words) - 1) if len(words) > 1 else 0
-    words[k:k + 2] = words[k:k + 2][::-1]
+    words[k : k + 2] = words[k : k + 2][::-1]
     return words
 
 
@@ -138,7 +201,7 @@ def best_scores(queries: list[str], corpus: list[str], vectors_q, vectors_c) -> 
         scores["near"][j] = max(scores["near"][j], s)
     corpus_t = vectors_c.T
     for start in range(0, n, 2048):
-        scores["semantic"][start:start + 2048] = (vectors_q[start:start + 2048] @ corpus_t).max(axis=1)
+        scores["semantic"][start : start + 2048] = (vectors_q[start : start + 2048] @ corpus_t).max(axis=1)
     return scores
 
 
@@ -155,15 +218,17 @@ def calibrate(negative: np.ndarray, fpr: float) -> float:
     return float(threshold) if threshold > 0 else float(np.nextafter(0, 1))
 
 
-def evaluate(scores: dict[str, np.ndarray], negative: np.ndarray, positive: np.ndarray,
-             kinds: np.ndarray) -> dict[str, dict]:
+def evaluate(scores: dict[str, np.ndarray], negative: np.ndarray, positive: np.ndarray, kinds: np.ndarray) -> dict[str, dict]:
     """Recall per method (and combined) at thresholds calibrated on ``negative`` to FPR."""
     from tunerail.config import TunerailConfig
 
     def row(flagged: np.ndarray, threshold) -> dict:
-        return {"threshold": threshold, "fpr": round(float(flagged[negative].mean()), 4),
-                "recall": round(float(flagged[positive].mean()), 4),
-                "by_variant": {k: round(float(flagged[positive][kinds == k].mean()), 4) for k in VARIANTS}}
+        return {
+            "threshold": threshold,
+            "fpr": round(float(flagged[negative].mean()), 4),
+            "recall": round(float(flagged[positive].mean()), 4),
+            "by_variant": {k: round(float(flagged[positive][kinds == k].mean()), 4) for k in VARIANTS},
+        }
 
     methods = ("exact", "ngram13", "near", "semantic")
     table = {}
@@ -180,8 +245,12 @@ def evaluate(scores: dict[str, np.ndarray], negative: np.ndarray, positive: np.n
     table["combined (any)"] = row(union, ", ".join(f"{m[:4]}>={t:.3f}" for m, t in thresholds.items() if m in ("near", "semantic")))
     table["ngram13 (convention)"] = row(scores["ngram13"] >= 1.0, "any shared 13-gram")
     cfg = TunerailConfig()
-    defaults = (scores["exact"] >= 1) | (scores["ngram13"] >= 1) | (scores["near"] >= cfg.doctor.near_duplicate_threshold) \
+    defaults = (
+        (scores["exact"] >= 1)
+        | (scores["ngram13"] >= 1)
+        | (scores["near"] >= cfg.doctor.near_duplicate_threshold)
         | (scores["semantic"] >= cfg.split.semantic_threshold)
+    )
     table["tunerail defaults"] = row(defaults, f"near>={cfg.doctor.near_duplicate_threshold}, cos>={cfg.split.semantic_threshold}")
     return table
 
@@ -217,12 +286,15 @@ def main() -> None:
     kinds_arr = np.array(kinds)
     tables = {
         "cross-intent negatives (strictly clean)": evaluate(scores, group == "cross", group == "pos", kinds_arr),
-        "same-intent negatives (hard: independent rewordings of the same requests)":
-            evaluate(scores, group == "same", group == "pos", kinds_arr),
+        "same-intent negatives (hard: independent rewordings of the same requests)": evaluate(
+            scores, group == "same", group == "pos", kinds_arr
+        ),
     }
-    print(f"CLINC150: corpus = {len(corpus):,} train rows of {len(own)} intents; planted leaks: {len(positives):,} "
-          f"perturbed corpus rows ({N_POSITIVES // len(VARIANTS)} per variant); negatives: {len(cross):,} val/test rows "
-          f"of the other intents, or {len(same):,} val/test rows of the same intents (exact copies removed)")
+    print(
+        f"CLINC150: corpus = {len(corpus):,} train rows of {len(own)} intents; planted leaks: {len(positives):,} "
+        f"perturbed corpus rows ({N_POSITIVES // len(VARIANTS)} per variant); negatives: {len(cross):,} val/test rows "
+        f"of the other intents, or {len(same):,} val/test rows of the same intents (exact copies removed)"
+    )
     print(f"target FPR {FPR:.0%}; embeddings {embed_s:.0f} s, scoring {score_s:.0f} s")
     for title, rows in tables.items():
         print(f"\ncalibrated on {title}")
@@ -230,17 +302,32 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         for method, r in rows.items():
-            t = r["threshold"] if isinstance(r["threshold"], str) else (
-                "> 0 (any match)" if r["threshold"] < 1e-6 else f"{r['threshold']:.4f}")
-            print(f"{method:<22} {t:>28} {r['fpr']:>6.1%} {r['recall']:>7.1%} "
-                  + " ".join(f"{r['by_variant'][k]:>8.1%}" for k in VARIANTS))
-    example = {k: [corpus[sources[n]], positives[n]] for n, k in enumerate(kinds[:len(VARIANTS)])}
+            t = (
+                r["threshold"]
+                if isinstance(r["threshold"], str)
+                else ("> 0 (any match)" if r["threshold"] < 1e-6 else f"{r['threshold']:.4f}")
+            )
+            print(f"{method:<22} {t:>28} {r['fpr']:>6.1%} {r['recall']:>7.1%} " + " ".join(f"{r['by_variant'][k]:>8.1%}" for k in VARIANTS))
+    example = {k: [corpus[sources[n]], positives[n]] for n, k in enumerate(kinds[: len(VARIANTS)])}
     out = REPO / "bench" / "results" / "leakage.json"
-    out.write_text(json.dumps({"fpr_target": FPR, "corpus": len(corpus), "negatives_cross_intent": len(cross),
-                               "negatives_same_intent": len(same), "positives": len(positives), "seed": SEED,
-                               "tables": tables, "examples": example,
-                               "seconds": {"embeddings": round(embed_s, 1), "scoring": round(score_s, 1)}},
-                              indent=2, sort_keys=True) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "fpr_target": FPR,
+                "corpus": len(corpus),
+                "negatives_cross_intent": len(cross),
+                "negatives_same_intent": len(same),
+                "positives": len(positives),
+                "seed": SEED,
+                "tables": tables,
+                "examples": example,
+                "seconds": {"embeddings": round(embed_s, 1), "scoring": round(score_s, 1)},
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     print(f"\nexamples: {json.dumps(example, indent=1)}\nwrote {out}")
 
 

@@ -43,8 +43,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 _SHARED = [Path(os.environ["TUNERAIL_SHARED_DATA"])] if "TUNERAIL_SHARED_DATA" in os.environ else []
-CLINC = next((p / "clinc150" / "data_full.json" for p in _SHARED + [REPO.parent / "shared" / "data", REPO.parent.parent / "shared" / "data"]
-              if (p / "clinc150" / "data_full.json").exists()), REPO.parent / "shared" / "data" / "clinc150" / "data_full.json")
+CLINC = next(
+    (
+        p / "clinc150" / "data_full.json"
+        for p in _SHARED + [REPO.parent / "shared" / "data", REPO.parent.parent / "shared" / "data"]
+        if (p / "clinc150" / "data_full.json").exists()
+    ),
+    REPO.parent / "shared" / "data" / "clinc150" / "data_full.json",
+)
 OUT = REPO / "bench" / "results"
 SIZES = (200, 500)
 MIXES = (0.0, 0.05, 0.10, 0.20)
@@ -58,6 +64,7 @@ def _evidently():
     import pandas.core.dtypes.common as common
 
     if not hasattr(common, "infer_dtype_from_object"):  # removed in pandas 3; only Evidently's integrity tests use it
+
         def _unavailable(*args, **kwargs):
             raise NotImplementedError("infer_dtype_from_object was removed in pandas 3")
 
@@ -119,8 +126,15 @@ def drift_bench(seeds: int, permutations: int, checkpoint=None) -> dict:
         held_out = np.setdiff1d(np.arange(len(train)), ref_idx)
         pools = {"train": [train[i] for i in held_out], "test": test}
         t = time.perf_counter()
-        ref = build_reference(ref_prompts, embed=embed, lengths=lengths, languages=languages, quantile=mc.oos_quantile,
-                              reference_max=mc.reference_max, seed=seed)
+        ref = build_reference(
+            ref_prompts,
+            embed=embed,
+            lengths=lengths,
+            languages=languages,
+            quantile=mc.oos_quantile,
+            reference_max=mc.reference_max,
+            seed=seed,
+        )
         timing["tunerail"] += time.perf_counter() - t
         ref_emb = pd.DataFrame(ref.embeddings, columns=cols)
         for size, mix, pool_name in CELLS:
@@ -132,8 +146,9 @@ def drift_bench(seeds: int, permutations: int, checkpoint=None) -> dict:
             prompts = [prompts[i] for i in order]
             window = Window(0, [{"prompt": p} for p in prompts], list(range(1, size + 1)))
             t = time.perf_counter()
-            res = test_window(ref, window, embed=embed, lengths=lengths, languages=languages, permutations=perms,
-                              seed=seed, task="generation")
+            res = test_window(
+                ref, window, embed=embed, lengths=lengths, languages=languages, permutations=perms, seed=seed, task="generation"
+            )
             decide([res], alpha=mc.alpha, method=mc.correction, rates_warn={})
             timing["tunerail"] += time.perf_counter() - t
             fired = [tr.name for tr, r in zip(res.tests, res.rejected) if r]
@@ -146,12 +161,22 @@ def drift_bench(seeds: int, permutations: int, checkpoint=None) -> dict:
             cur_emb = pd.DataFrame(embed(prompts), columns=cols)
             emb_score, emb_drift, _ = ev_model(bootstrap=len(ref_prompts) < 1000)(cur_emb, ref_emb.copy())
             timing["evidently_embedding"] += time.perf_counter() - t
-            rows.append({"seed": seed, "size": size, "oos_share": mix, "in_scope_pool": pool_name,
-                         "tunerail": bool(fired), "tunerail_tests": fired,
-                         "p_values": {tr.name: tr.p_value for tr in res.tests},
-                         "evidently_text": bool(text.drifted), "evidently_text_score": float(text.drift_score),
-                         "evidently_text_test": stattest.name,
-                         "evidently_embedding": bool(emb_drift), "evidently_embedding_auc": float(emb_score)})
+            rows.append(
+                {
+                    "seed": seed,
+                    "size": size,
+                    "oos_share": mix,
+                    "in_scope_pool": pool_name,
+                    "tunerail": bool(fired),
+                    "tunerail_tests": fired,
+                    "p_values": {tr.name: tr.p_value for tr in res.tests},
+                    "evidently_text": bool(text.drifted),
+                    "evidently_text_score": float(text.drift_score),
+                    "evidently_text_test": stattest.name,
+                    "evidently_embedding": bool(emb_drift),
+                    "evidently_embedding_auc": float(emb_score),
+                }
+            )
         print(f"seed {seed + 1}/{seeds} done ({sum(timing.values()):.0f} s)", file=sys.stderr, flush=True)
         if checkpoint is not None:  # a partial table survives an interrupted run
             checkpoint(_summary(rows, seed + 1, perms, mc, ev_version, embed_seconds, timing))
@@ -171,12 +196,22 @@ def _summary(rows: list, seeds: int, perms: int, mc, ev_version: str, embed_seco
                 by_test[name] = by_test.get(name, 0) + 1
         entry["tunerail_by_test"] = by_test
         table.append(entry)
-    return {"table": table, "rows": rows, "permutations": perms, "alpha": mc.alpha, "correction": mc.correction,
-            "evidently_version": ev_version, "embed_seconds": round(embed_seconds, 1),
-            "seconds": {k: round(v, 1) for k, v in timing.items()}, "seeds": seeds,
-            "reference": "1,000 random in-scope CLINC150 train prompts per seed",
-            "windows": ("in-scope CLINC150 train prompts outside the reference (pool 'train') or test prompts "
-                        "(pool 'test') + out-of-scope prompts (oos_test+oos_val+oos_train)")}
+    return {
+        "table": table,
+        "rows": rows,
+        "permutations": perms,
+        "alpha": mc.alpha,
+        "correction": mc.correction,
+        "evidently_version": ev_version,
+        "embed_seconds": round(embed_seconds, 1),
+        "seconds": {k: round(v, 1) for k, v in timing.items()},
+        "seeds": seeds,
+        "reference": "1,000 random in-scope CLINC150 train prompts per seed",
+        "windows": (
+            "in-scope CLINC150 train prompts outside the reference (pool 'train') or test prompts "
+            "(pool 'test') + out-of-scope prompts (oos_test+oos_val+oos_train)"
+        ),
+    }
 
 
 def _demo_run(root: Path, rank: int) -> Path:
@@ -197,16 +232,22 @@ def _demo_run(root: Path, rank: int) -> Path:
     (run / "split").mkdir(parents=True)
     (run / "split" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::2]), encoding="utf-8")
     (run / "split" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1::2]), encoding="utf-8")
-    cfg = {"project": "banking77-demo", "task": "classification",
-           "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
-           "model": {"base": "bundled:smollm2", "max_seq_length": 128},
-           "prompts": [{"system": "You route customer-service banking queries. Answer with the intent label only."}],
-           "criteria": {"threshold": 0.5}, "tracking": {"enabled": False}}
+    cfg = {
+        "project": "banking77-demo",
+        "task": "classification",
+        "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
+        "model": {"base": "bundled:smollm2", "max_seq_length": 128},
+        "prompts": [{"system": "You route customer-service banking queries. Answer with the intent label only."}],
+        "criteria": {"threshold": 0.5},
+        "tracking": {"enabled": False},
+    }
     (run / "tunerail.yaml").write_text(json.dumps(cfg, indent=2), encoding="utf-8")  # JSON is YAML
     (run / "train").mkdir()
     (run / "train" / "train.json").write_text(json.dumps({"base_model": "bundled:smollm2"}), encoding="utf-8")
-    peft_model = get_peft_model(load_causal_lm("bundled:smollm2"),
-                                LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    peft_model = get_peft_model(
+        load_causal_lm("bundled:smollm2"),
+        LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
     peft_model.save_pretrained(str(run / "train" / "adapter"))
     return run
 
@@ -230,16 +271,21 @@ def serve_bench(requests: int, max_tokens: int, rank: int = 8) -> dict:
     queries = [r.prompt for r in load_run(run).load_split("test")][::19]
     import torch
 
-    out = {"model": f"bundled:smollm2 (SmolLM2-135M-Instruct, fp32) + LoRA r={rank} (q_proj, v_proj) merged",
-           "run": "Banking77 demo config (classification, 20 labels), traffic log fsync on",
-           "max_tokens": max_tokens, "torch_threads": torch.get_num_threads(), "load_s": round(load_s, 1)}
+    out = {
+        "model": f"bundled:smollm2 (SmolLM2-135M-Instruct, fp32) + LoRA r={rank} (q_proj, v_proj) merged",
+        "run": "Banking77 demo config (classification, 20 labels), traffic log fsync on",
+        "max_tokens": max_tokens,
+        "torch_threads": torch.get_num_threads(),
+        "load_s": round(load_s, 1),
+    }
     with running_server(create_app(state)) as url:
         client = OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=300)
 
         def one(q: str) -> tuple[float, int]:
             t = time.perf_counter()
-            r = client.chat.completions.create(model="banking77-demo", messages=[{"role": "user", "content": q}],
-                                               max_tokens=max_tokens, temperature=0)
+            r = client.chat.completions.create(
+                model="banking77-demo", messages=[{"role": "user", "content": q}], max_tokens=max_tokens, temperature=0
+            )
             return time.perf_counter() - t, r.usage.completion_tokens
 
         one(queries[0])  # warm-up
@@ -263,16 +309,22 @@ def serve_bench(requests: int, max_tokens: int, rank: int = 8) -> dict:
             wall = time.perf_counter() - t
             lat = sorted(r[0] for r in results)
             tokens = sum(r[1] for r in results)
-            out[f"clients_{clients}"] = {"requests": len(results), "latency_p50_s": round(statistics.median(lat), 3),
-                                         "latency_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3),
-                                         "tokens": tokens, "mean_tokens": round(tokens / len(results), 1),
-                                         "wall_s": round(wall, 2), "tokens_per_s": round(tokens / wall, 1),
-                                         "requests_per_s": round(len(results) / wall, 2)}
+            out[f"clients_{clients}"] = {
+                "requests": len(results),
+                "latency_p50_s": round(statistics.median(lat), 3),
+                "latency_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3),
+                "tokens": tokens,
+                "mean_tokens": round(tokens / len(results), 1),
+                "wall_s": round(wall, 2),
+                "tokens_per_s": round(tokens / wall, 1),
+                "requests_per_s": round(len(results) / wall, 2),
+            }
         ttft = []
         for q in queries[:5]:
             t = time.perf_counter()
-            stream = client.chat.completions.create(model="banking77-demo", stream=True, max_tokens=max_tokens,
-                                                    messages=[{"role": "user", "content": q}])
+            stream = client.chat.completions.create(
+                model="banking77-demo", stream=True, max_tokens=max_tokens, messages=[{"role": "user", "content": q}]
+            )
             first = None
             for chunk in stream:
                 if first is None and chunk.choices and chunk.choices[0].delta.content:
@@ -289,37 +341,59 @@ def _markdown(result: dict) -> str:
     lines = ["# bench/monitor.py", ""]
     d = result.get("drift")
     if d:
-        lines += [f"Detection rate over {d['seeds']} seeds per cell (reference: {d['reference']}; windows: {d['windows']}). "
-                  f"tunerail: any input test significant, {d['correction']} over the window's tests at family-wise alpha {d['alpha']}, "
-                  f"{d['permutations']} permutations. Evidently {d['evidently_version']} defaults on the same windows and embeddings.",
-                  "", "| window | out-of-scope | in-scope rows from | tunerail monitor | Evidently text drift (default) | Evidently embedding drift (default) | tunerail: which tests fired |",
-                  "|---:|---:|---|---:|---:|---:|---|"]
+        lines += [
+            f"Detection rate over {d['seeds']} seeds per cell (reference: {d['reference']}; windows: {d['windows']}). "
+            f"tunerail: any input test significant, {d['correction']} over the window's tests at family-wise alpha {d['alpha']}, "
+            f"{d['permutations']} permutations. Evidently {d['evidently_version']} defaults on the same windows and embeddings.",
+            "",
+            "| window | out-of-scope | in-scope rows from | tunerail monitor | Evidently text drift (default) | Evidently embedding drift (default) | tunerail: which tests fired |",
+            "|---:|---:|---|---:|---:|---:|---|",
+        ]
         for e in d["table"]:
             n = e["windows"]
             fired = ", ".join(f"{k} {v}" for k, v in sorted(e["tunerail_by_test"].items())) or "-"
-            lines.append(f"| {e['size']} | {100 * e['oos_share']:.0f} % | {e['in_scope_pool']} | {e['tunerail']}/{n} | {e['evidently_text']}/{n} | "
-                         f"{e['evidently_embedding']}/{n} | {fired} |")
+            lines.append(
+                f"| {e['size']} | {100 * e['oos_share']:.0f} % | {e['in_scope_pool']} | {e['tunerail']}/{n} | {e['evidently_text']}/{n} | "
+                f"{e['evidently_embedding']}/{n} | {fired} |"
+            )
         null = [r for r in d["rows"] if r["oos_share"] == 0 and r["in_scope_pool"] == "train"]
         if null:
             names = sorted({k for r in null for k in r["p_values"]})
             calib = ", ".join(f"{k} {sum(r['p_values'].get(k, 1) <= 0.05 for r in null)}" for k in names)
-            lines += ["", f"Calibration on the {len(null)} no-drift windows (0 %, in-scope rows from train): windows with an "
-                      f"uncorrected p <= 0.05, per test (a valid test: about {0.05 * len(null):.0f}): {calib}."]
-        lines += ["", "At 0 % out-of-scope every detection is a false alarm.",
-                  f"Seconds (all windows): {d['seconds']}; embedding all CLINC150 texts once: {d['embed_seconds']} s.", ""]
+            lines += [
+                "",
+                f"Calibration on the {len(null)} no-drift windows (0 %, in-scope rows from train): windows with an "
+                f"uncorrected p <= 0.05, per test (a valid test: about {0.05 * len(null):.0f}): {calib}.",
+            ]
+        lines += [
+            "",
+            "At 0 % out-of-scope every detection is a false alarm.",
+            f"Seconds (all windows): {d['seconds']}; embedding all CLINC150 texts once: {d['embed_seconds']} s.",
+            "",
+        ]
     s = result.get("serve")
     if s:
-        lines += [f"## serve ({s['model']}; {s['run']}; {s['max_tokens']}-token greedy answers, {s['torch_threads']} torch threads)", "",
-                  f"Command: `{s.get('command', result.get('command'))}`; load average at start {s.get('load_average')}; "
-                  f"model load + merge {s.get('load_s')} s; {s.get('logged_requests')} requests in the traffic log.", "",
-                  "| clients | requests | mean tokens | latency p50 (s) | latency p95 (s) | requests/s | generated tokens/s |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## serve ({s['model']}; {s['run']}; {s['max_tokens']}-token greedy answers, {s['torch_threads']} torch threads)",
+            "",
+            f"Command: `{s.get('command', result.get('command'))}`; load average at start {s.get('load_average')}; "
+            f"model load + merge {s.get('load_s')} s; {s.get('logged_requests')} requests in the traffic log.",
+            "",
+            "| clients | requests | mean tokens | latency p50 (s) | latency p95 (s) | requests/s | generated tokens/s |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for c in (1, 4):
             r = s[f"clients_{c}"]
-            lines.append(f"| {c} | {r['requests']} | {r.get('mean_tokens', '-')} | {r['latency_p50_s']} | {r['latency_p95_s']} | "
-                         f"{r.get('requests_per_s', '-')} | {r['tokens_per_s']} |")
-        lines += ["", f"Streaming time to first token, p50: {s['stream_ttft_p50_s']} s. One generation at a time (a lock): "
-                  "4 clients queue, so latency grows about 4x while tokens/s stays flat.", ""]
+            lines.append(
+                f"| {c} | {r['requests']} | {r.get('mean_tokens', '-')} | {r['latency_p50_s']} | {r['latency_p95_s']} | "
+                f"{r.get('requests_per_s', '-')} | {r['tokens_per_s']} |"
+            )
+        lines += [
+            "",
+            f"Streaming time to first token, p50: {s['stream_ttft_p50_s']} s. One generation at a time (a lock): "
+            "4 clients queue, so latency grows about 4x while tokens/s stays flat.",
+            "",
+        ]
     lines.append(f"Machine: {result['machine']}")
     return "\n".join(lines) + "\n"
 
@@ -332,8 +406,9 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--serve-only", action="store_true")
     parser.add_argument("--drift-only", action="store_true")
-    parser.add_argument("--cells", choices=("main", "all"), default="all",
-                        help="main: the 8 cells of the issue; all: plus 0 %% windows from the test split")
+    parser.add_argument(
+        "--cells", choices=("main", "all"), default="all", help="main: the 8 cells of the issue; all: plus 0 %% windows from the test split"
+    )
     args = parser.parse_args()
     if args.cells == "main":
         CELLS[:] = MAIN_CELLS
@@ -347,6 +422,7 @@ def main() -> None:
         load = None
     result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load}"
     result["command"] = "python " + " ".join(["bench/monitor.py"] + sys.argv[1:])
+
     def save(drift: dict) -> None:
         drift.update(command=result["command"], load_average_start=load, load_average_now=os.getloadavg()[0])
         result["drift"] = drift

@@ -12,21 +12,72 @@ import random
 import re
 
 SYNONYMS: dict[str, list[str]] = {
-    "why": ["how come"], "charged": ["billed"], "charge": ["fee"], "fee": ["charge"], "money": ["funds", "cash"],
-    "cancel": ["stop", "call off"], "card": ["debit card"], "payment": ["transaction"], "transaction": ["payment"],
-    "transfer": ["wire"], "account": ["profile"], "received": ["gotten", "got"], "receive": ["get"],
-    "get": ["receive", "obtain"], "need": ["want", "require"], "want": ["would like", "need"], "help": ["assist"],
-    "how long": ["how much time"], "arrive": ["come", "show up"], "where": ["in which place"], "can i": ["am i able to"],
-    "can you": ["could you"], "i can't": ["i cannot", "i am unable to"], "not": ["never"], "my": ["the"],
-    "is": ["seems"], "still": ["yet"], "wrong": ["incorrect"], "used": ["utilized"], "buy": ["purchase"],
-    "show": ["display"], "pending": ["on hold"], "declined": ["rejected", "refused"], "top up": ["top-up", "recharge"],
-    "top-up": ["top up", "recharge"], "exchange rate": ["conversion rate"], "lost": ["misplaced"], "stolen": ["taken"],
-    "atm": ["cash machine"], "withdraw": ["take out"], "refund": ["reimbursement"], "phone": ["mobile"],
-    "app": ["application"], "verify": ["confirm"], "identity": ["id"], "extra": ["additional"], "twice": ["two times"],
-    "again": ["once more"], "quickly": ["fast"], "soon": ["shortly"], "new": ["replacement"], "please": ["pls"],
-    "what": ["which"], "do i": ["should i"], "does it": ["will it"], "much": ["a lot"], "yet": ["so far"],
-    "change": ["update"], "send": ["transfer"], "time": ["long"], "order": ["request"], "happened": ["occurred"],
-    "problem": ["issue"], "issue": ["problem"], "working": ["functioning"], "possible": ["allowed"],
+    "why": ["how come"],
+    "charged": ["billed"],
+    "charge": ["fee"],
+    "fee": ["charge"],
+    "money": ["funds", "cash"],
+    "cancel": ["stop", "call off"],
+    "card": ["debit card"],
+    "payment": ["transaction"],
+    "transaction": ["payment"],
+    "transfer": ["wire"],
+    "account": ["profile"],
+    "received": ["gotten", "got"],
+    "receive": ["get"],
+    "get": ["receive", "obtain"],
+    "need": ["want", "require"],
+    "want": ["would like", "need"],
+    "help": ["assist"],
+    "how long": ["how much time"],
+    "arrive": ["come", "show up"],
+    "where": ["in which place"],
+    "can i": ["am i able to"],
+    "can you": ["could you"],
+    "i can't": ["i cannot", "i am unable to"],
+    "not": ["never"],
+    "my": ["the"],
+    "is": ["seems"],
+    "still": ["yet"],
+    "wrong": ["incorrect"],
+    "used": ["utilized"],
+    "buy": ["purchase"],
+    "show": ["display"],
+    "pending": ["on hold"],
+    "declined": ["rejected", "refused"],
+    "top up": ["top-up", "recharge"],
+    "top-up": ["top up", "recharge"],
+    "exchange rate": ["conversion rate"],
+    "lost": ["misplaced"],
+    "stolen": ["taken"],
+    "atm": ["cash machine"],
+    "withdraw": ["take out"],
+    "refund": ["reimbursement"],
+    "phone": ["mobile"],
+    "app": ["application"],
+    "verify": ["confirm"],
+    "identity": ["id"],
+    "extra": ["additional"],
+    "twice": ["two times"],
+    "again": ["once more"],
+    "quickly": ["fast"],
+    "soon": ["shortly"],
+    "new": ["replacement"],
+    "please": ["pls"],
+    "what": ["which"],
+    "do i": ["should i"],
+    "does it": ["will it"],
+    "much": ["a lot"],
+    "yet": ["so far"],
+    "change": ["update"],
+    "send": ["transfer"],
+    "time": ["long"],
+    "order": ["request"],
+    "happened": ["occurred"],
+    "problem": ["issue"],
+    "issue": ["problem"],
+    "working": ["functioning"],
+    "possible": ["allowed"],
 }
 _PHRASES = sorted(SYNONYMS, key=len, reverse=True)
 
@@ -37,10 +88,10 @@ def _typo(word: str, rng: random.Random) -> str:
     k = rng.randrange(1, len(word) - 1)
     kind = rng.choice(("drop", "double", "swap"))
     if kind == "drop":
-        return word[:k] + word[k + 1:]
+        return word[:k] + word[k + 1 :]
     if kind == "double":
         return word[:k] + word[k] + word[k:]
-    return word[:k - 1] + word[k] + word[k - 1] + word[k + 1:]
+    return word[: k - 1] + word[k] + word[k - 1] + word[k + 1 :]
 
 
 def reword(text: str, rng: random.Random) -> str | None:

@@ -33,16 +33,25 @@ sys.path.insert(0, str(REPO / "tests"))  # the seeded material and simulated ann
 import numpy as np  # noqa: E402
 
 NAN = np.nan
-K2011 = [[1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
-         [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
-         [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
-         [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN]]
-WIKI = [[NAN, NAN, NAN, NAN, NAN, 3, 4, 1, 2, 1, 1, 3, 3, NAN, 3],
-        [1, NAN, 2, 1, 3, 3, 4, 3, NAN, NAN, NAN, NAN, NAN, NAN, NAN],
-        [NAN, NAN, 2, 1, 3, 4, 4, NAN, 2, 1, 1, 3, 3, NAN, 4]]
-PUBLISHED = [("Krippendorff 2011", K2011, "nominal", 0.743), ("Krippendorff 2011", K2011, "ordinal", 0.815),
-             ("Krippendorff 2011", K2011, "interval", 0.849), ("Krippendorff 2011", K2011, "ratio", 0.797),
-             ("Wikipedia example", WIKI, "nominal", 0.691), ("Wikipedia example", WIKI, "interval", 0.811)]
+K2011 = [
+    [1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
+    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
+    [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
+    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN],
+]
+WIKI = [
+    [NAN, NAN, NAN, NAN, NAN, 3, 4, 1, 2, 1, 1, 3, 3, NAN, 3],
+    [1, NAN, 2, 1, 3, 3, 4, 3, NAN, NAN, NAN, NAN, NAN, NAN, NAN],
+    [NAN, NAN, 2, 1, 3, 4, 4, NAN, 2, 1, 1, 3, 3, NAN, 4],
+]
+PUBLISHED = [
+    ("Krippendorff 2011", K2011, "nominal", 0.743),
+    ("Krippendorff 2011", K2011, "ordinal", 0.815),
+    ("Krippendorff 2011", K2011, "interval", 0.849),
+    ("Krippendorff 2011", K2011, "ratio", 0.797),
+    ("Wikipedia example", WIKI, "nominal", 0.691),
+    ("Wikipedia example", WIKI, "interval", 0.811),
+]
 ITEMS = 1000
 
 
@@ -51,18 +60,22 @@ def reference_values() -> list[dict]:
 
     rows = []
     for name, matrix, level, published in PUBLISHED:
-        ratings = {u: {f"c{c}": row[u] for c, row in enumerate(matrix) if not np.isnan(row[u])}
-                   for u in range(len(matrix[0]))}
+        ratings = {u: {f"c{c}": row[u] for c, row in enumerate(matrix) if not np.isnan(row[u])} for u in range(len(matrix[0]))}
         got = agreement(ratings, level)["alpha"]
-        rows.append({"data": name, "level": level, "published": published, "tunerail": round(got, 6),
-                     "match_3dp": round(got, 3) == published})
+        rows.append(
+            {"data": name, "level": level, "published": published, "tunerail": round(got, 6), "match_3dp": round(got, 3) == published}
+        )
     return rows
 
 
 def ms(values: list[float]) -> dict:
     v = sorted(values)
-    return {"n": len(v), "p50_ms": round(1000 * statistics.median(v), 2),
-            "p95_ms": round(1000 * v[int(0.95 * (len(v) - 1))], 2), "max_ms": round(1000 * v[-1], 2)}
+    return {
+        "n": len(v),
+        "p50_ms": round(1000 * statistics.median(v), 2),
+        "p95_ms": round(1000 * v[int(0.95 * (len(v) - 1))], 2),
+        "max_ms": round(1000 * v[-1], 2),
+    }
 
 
 def latency_and_simulation() -> dict:
@@ -88,8 +101,13 @@ def latency_and_simulation() -> dict:
                     a, b = [html.unescape(x) for x in re.findall(r'<pre id="answer-[ab]">(.*?)</pre>', page.text, re.S)]
                     item = re.search(r"Reply (\d+),", a).group(1)
                     c = judge(name, a, b, item)
-                    form = {"csrf": csrf, "preference": c["preference"], "action": "vote",
-                            **{f"q{q}a": str(c["a"][q]) for q in range(3)}, **{f"q{q}b": str(c["b"][q]) for q in range(3)}}
+                    form = {
+                        "csrf": csrf,
+                        "preference": c["preference"],
+                        "action": "vote",
+                        **{f"q{q}a": str(c["a"][q]) for q in range(3)},
+                        **{f"q{q}b": str(c["b"][q]) for q in range(3)},
+                    }
                     t = time.perf_counter()
                     r = client.post(f"/item/{pos}", data=form)
                     votes.append(time.perf_counter() - t)
@@ -97,8 +115,15 @@ def latency_and_simulation() -> dict:
         t = time.perf_counter()
         results = compute_results(session)
         results_s = time.perf_counter() - t
-    return {"items": ITEMS, "units": results["units"], "votes": results["votes"], "page_load": ms(loads),
-            "vote_round_trip": ms(votes), "results_s": round(results_s, 2), "results": results}
+    return {
+        "items": ITEMS,
+        "units": results["units"],
+        "votes": results["votes"],
+        "page_load": ms(loads),
+        "vote_round_trip": ms(votes),
+        "results_s": round(results_s, 2),
+        "results": results,
+    }
 
 
 def table(results: dict) -> str:
@@ -106,8 +131,10 @@ def table(results: dict) -> str:
     for p in results["pairs"]:
         for s in (p["first"], p["second"]):
             w = p["win_rate"][s]
-            lines.append(f"| {s} | {p['wins'][s]} | {100 * w['value']:.1f} % | {100 * w['low']:.1f}-{100 * w['high']:.1f} % "
-                         f"| {p['ties']} of {p['votes']} |")
+            lines.append(
+                f"| {s} | {p['wins'][s]} | {100 * w['value']:.1f} % | {100 * w['low']:.1f}-{100 * w['high']:.1f} % "
+                f"| {p['ties']} of {p['votes']} |"
+            )
     lines += ["", "| rubric | system | mean | 95 % CI |", "|---|---|---:|---:|"]
     for q in results["rubric"]:
         for s, e in q["systems"].items():
@@ -127,11 +154,22 @@ def main() -> None:
     results_dir = REPO / "bench" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "review.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
-    md = ["# bench/review.py", "", "## Agreement vs published values", "",
-          "| data | level | published | tunerail | match (3 dp) |", "|---|---|---:|---:|---|"]
+    md = [
+        "# bench/review.py",
+        "",
+        "## Agreement vs published values",
+        "",
+        "| data | level | published | tunerail | match (3 dp) |",
+        "|---|---|---:|---:|---|",
+    ]
     md += [f"| {r['data']} | {r['level']} | {r['published']} | {r['tunerail']} | {r['match_3dp']} |" for r in ref]
-    md += ["", f"## Loopback latency, {ITEMS} items ({run['units']} units, {run['votes']} votes, 2 annotators)", "",
-           "| request | n | p50 ms | p95 ms | max ms |", "|---|---:|---:|---:|---:|"]
+    md += [
+        "",
+        f"## Loopback latency, {ITEMS} items ({run['units']} units, {run['votes']} votes, 2 annotators)",
+        "",
+        "| request | n | p50 ms | p95 ms | max ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for key in ("page_load", "vote_round_trip"):
         m = run[key]
         md.append(f"| {key.replace('_', ' ')} | {m['n']} | {m['p50_ms']} | {m['p95_ms']} | {m['max_ms']} |")

@@ -60,8 +60,9 @@ def damaged_copy(source: str, folder: Path, top_blocks: int = 8, std: float = 0.
                     p.normal_(0.0, std) if p.dim() >= 2 else p.fill_(1.0)
         model.save_pretrained(folder)
         AutoTokenizer.from_pretrained(source).save_pretrained(folder)
-        (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n\nSmolLM2-135M with the top blocks "
-                                          "re-initialised (bench/select_models.py).\n", encoding="utf-8")
+        (folder / "README.md").write_text(
+            "---\nlicense: apache-2.0\n---\n\nSmolLM2-135M with the top blocks re-initialised (bench/select_models.py).\n", encoding="utf-8"
+        )
     return str(folder)
 
 
@@ -86,10 +87,16 @@ def lm_eval_bpb(model_path: str, jsonl: Path, work: Path, extra_args: str = "") 
         f"dataset_kwargs:\n  data_files:\n    test: {jsonl}\n"
         "test_split: test\noutput_type: loglikelihood_rolling\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n"
         "metric_list:\n  - metric: bits_per_byte\n    aggregation: bits_per_byte\n    higher_is_better: false\n",
-        encoding="utf-8")
-    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_path},dtype=float32{extra_args}",
-                                  tasks=["tunerail_domain"], task_manager=TaskManager(include_path=str(tasks)),
-                                  batch_size=8, device="cpu")
+        encoding="utf-8",
+    )
+    out = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={model_path},dtype=float32{extra_args}",
+        tasks=["tunerail_domain"],
+        task_manager=TaskManager(include_path=str(tasks)),
+        batch_size=8,
+        device="cpu",
+    )
     metrics = out["results"]["tunerail_domain"]
     return float(next(v for k, v in metrics.items() if k.startswith("bits_per_byte") and "stderr" not in k))
 
@@ -127,16 +134,25 @@ def _parity(models: dict[str, str], docs: list[str], work: Path) -> tuple[dict, 
         how = "lm-eval simple_evaluate, loglikelihood_rolling, bits_per_byte" + (", add_bos_token=False" if doubled else "")
         if ref is None:
             ref, how = formula_bpb(path, docs), "lm-eval not installed: lm-eval's formula on a full forward pass"
-        row = {"tunerail": round(ours, 4), "reference": round(ref, 4), "relative_diff": round(abs(ours - ref) / ref, 5),
-               "reference_method": how, "tokenizer_adds_bos": doubled}
+        row = {
+            "tunerail": round(ours, 4),
+            "reference": round(ref, 4),
+            "relative_diff": round(abs(ours - ref) / ref, 5),
+            "reference_method": how,
+            "tokenizer_adds_bos": doubled,
+        }
         if doubled and "lm-eval simple" in how:
             default = lm_eval_bpb(path, jsonl, work)
             prefix = lm.tokenizer.bos_token
             extra_bits, _ = answer_bits(lm, [prefix] * len(docs), [prefix] * len(docs))
-            row.update({"reference_lm_eval_default": round(default, 4),
-                        "relative_diff_vs_default": round(abs(ours - default) / default, 5),
-                        "extra_bos_prediction_bits_per_byte": round(float(extra_bits.sum()) / n_bytes, 4),
-                        "extra_bos_prediction_bits_per_document": round(float(extra_bits.mean()), 2)})
+            row.update(
+                {
+                    "reference_lm_eval_default": round(default, 4),
+                    "relative_diff_vs_default": round(abs(ours - default) / default, 5),
+                    "extra_bos_prediction_bits_per_byte": round(float(extra_bits.sum()) / n_bytes, 4),
+                    "extra_bos_prediction_bits_per_document": round(float(extra_bits.mean()), 2),
+                }
+            )
         del lm
         parity[name] = row
         print(name, row, flush=True)
@@ -148,9 +164,26 @@ def train_peak_rss(config_path: Path, train: Path, validation: Path, out: Path) 
     """A separate `tunerail train` process, 20 LoRA steps: its train.json (peak RSS, steps, seconds)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tunerail", "train", "--config", str(config_path), "--train", str(train),
-                    "--validation", str(validation), "--out", str(out)], check=True, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tunerail",
+            "train",
+            "--config",
+            str(config_path),
+            "--train",
+            str(train),
+            "--validation",
+            str(validation),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     trained = json.loads((out / "train.json").read_text())
     return {**trained["actual"], "wall_s": round(time.perf_counter() - start, 1)}
 
@@ -159,8 +192,11 @@ def _models() -> dict[str, str]:
     from tunerail.models import cache_root, resolve_model
 
     smol, gemma = resolve_model("bundled:smollm2"), resolve_model("bundled:gemma3")
-    return {"bundled:smollm2": smol, "bundled:gemma3": gemma,
-            "smollm2-damaged": damaged_copy(smol, cache_root() / "bench" / "smollm2-top8-reinit")}
+    return {
+        "bundled:smollm2": smol,
+        "bundled:gemma3": gemma,
+        "smollm2-damaged": damaged_copy(smol, cache_root() / "bench" / "smollm2-top8-reinit"),
+    }
 
 
 def _config(path: Path, args: argparse.Namespace, work: Path):
@@ -216,8 +252,18 @@ def main(args: argparse.Namespace) -> None:
         _write(name, results)
         return
     command = " ".join(["python", "bench/select_models.py", *sys.argv[1:]])
-    _write(name, {"command": command, "config": str(config), "parity_docs": len(docs), "parity": parity,
-                  "parity_same_ranking": same_order, "partial": "select not finished", "load_average": os.getloadavg()})
+    _write(
+        name,
+        {
+            "command": command,
+            "config": str(config),
+            "parity_docs": len(docs),
+            "parity": parity,
+            "parity_same_ranking": same_order,
+            "partial": "select not finished",
+            "load_average": os.getloadavg(),
+        },
+    )
 
     # 2. the demo's select table + select time ------------------------------------------------------
     cfg.model.candidates = ["bundled:smollm2", "bundled:gemma3", models["smollm2-damaged"]]
@@ -227,36 +273,61 @@ def main(args: argparse.Namespace) -> None:
     table = []
     for c in result.candidates:
         est = c.resources.get("estimate") or {}
-        table.append({"candidate": named.get(c.name, c.name), "params_m": round(c.params / 1e6, 1),
-                      "score": {k: round(v, 4) for k, v in c.score.items() if k in ("value", "low", "high")},
-                      "setting": c.score["setting"], "zero_shot": round(c.scores["zero_shot"]["value"], 4),
-                      "k_shot": round(c.scores["k_shot"]["value"], 4) if "k_shot" in c.scores else None,
-                      "bits_per_byte": {k: round(c.bits_per_byte[k], 4) for k in ("value", "low", "high")},
-                      "bits_per_byte_general": round(c.bits_per_byte_general or 0, 4),
-                      "tokens_per_word": round(c.tokenizer["tokens_per_word"], 3),
-                      "chars_per_token": round(c.tokenizer["chars_per_token"], 3),
-                      "truncated_share": round(c.tokenizer["truncated_share"], 4),
-                      "memory_lora_gb": round(c.resources.get("memory_lora_gb", 0), 3),
-                      "memory_full_gb": round(c.resources.get("memory_full_gb", 0), 3),
-                      "train_minutes": round(est.get("seconds", 0) / 60, 2), "train_cost": est.get("cost"),
-                      "licence": c.licence.get("spdx") or c.licence.get("raw"), "licence_class": c.licence["licence_class"],
-                      "eligible": c.eligible, "blocked": c.blocked, "recommended": c.name == result.recommended,
-                      "seconds": c.seconds})
+        table.append(
+            {
+                "candidate": named.get(c.name, c.name),
+                "params_m": round(c.params / 1e6, 1),
+                "score": {k: round(v, 4) for k, v in c.score.items() if k in ("value", "low", "high")},
+                "setting": c.score["setting"],
+                "zero_shot": round(c.scores["zero_shot"]["value"], 4),
+                "k_shot": round(c.scores["k_shot"]["value"], 4) if "k_shot" in c.scores else None,
+                "bits_per_byte": {k: round(c.bits_per_byte[k], 4) for k in ("value", "low", "high")},
+                "bits_per_byte_general": round(c.bits_per_byte_general or 0, 4),
+                "tokens_per_word": round(c.tokenizer["tokens_per_word"], 3),
+                "chars_per_token": round(c.tokenizer["chars_per_token"], 3),
+                "truncated_share": round(c.tokenizer["truncated_share"], 4),
+                "memory_lora_gb": round(c.resources.get("memory_lora_gb", 0), 3),
+                "memory_full_gb": round(c.resources.get("memory_full_gb", 0), 3),
+                "train_minutes": round(est.get("seconds", 0) / 60, 2),
+                "train_cost": est.get("cost"),
+                "licence": c.licence.get("spdx") or c.licence.get("raw"),
+                "licence_class": c.licence["licence_class"],
+                "eligible": c.eligible,
+                "blocked": c.blocked,
+                "recommended": c.name == result.recommended,
+                "seconds": c.seconds,
+            }
+        )
     dmg = next(t for t in table if t["candidate"] == "smollm2-damaged")
     others = [t for t in table if t is not dmg]
-    last_on = {"ranking": named.get(result.ranking[-1]) == "smollm2-damaged",
-               "score": all(dmg["score"]["value"] <= t["score"]["value"] for t in others),
-               "bits_per_byte": all(dmg["bits_per_byte"]["value"] >= t["bits_per_byte"]["value"] for t in others),
-               "bits_per_byte_general": all(dmg["bits_per_byte_general"] >= t["bits_per_byte_general"] for t in others)}
+    last_on = {
+        "ranking": named.get(result.ranking[-1]) == "smollm2-damaged",
+        "score": all(dmg["score"]["value"] <= t["score"]["value"] for t in others),
+        "bits_per_byte": all(dmg["bits_per_byte"]["value"] >= t["bits_per_byte"]["value"] for t in others),
+        "bits_per_byte_general": all(dmg["bits_per_byte_general"] >= t["bits_per_byte_general"] for t in others),
+    }
     unname = lambda s: s.replace(models["smollm2-damaged"], "smollm2-damaged")  # noqa: E731
-    results = {"command": command, "config": str(config),
-               "task": result.task, "metric": result.metric, "sample": result.sample,
-               "select_settings": cfg.select.model_dump(mode="json"), "parity_docs": len(docs),
-               "parity": parity, "parity_same_ranking": same_order, "select": table,
-               "recommended": named.get(result.recommended, result.recommended), "reason": unname(result.reason),
-               "ranking": [named.get(n, n) for n in result.ranking], "damaged_last_on": last_on,
-               "findings": [unname(f"{f.code} {f.message}") for f in result.findings], "baselines": result.baselines,
-               "select_seconds": round(select_s, 1), "load_average_after_select": os.getloadavg(), "cpus": os.cpu_count()}
+    results = {
+        "command": command,
+        "config": str(config),
+        "task": result.task,
+        "metric": result.metric,
+        "sample": result.sample,
+        "select_settings": cfg.select.model_dump(mode="json"),
+        "parity_docs": len(docs),
+        "parity": parity,
+        "parity_same_ranking": same_order,
+        "select": table,
+        "recommended": named.get(result.recommended, result.recommended),
+        "reason": unname(result.reason),
+        "ranking": [named.get(n, n) for n in result.ranking],
+        "damaged_last_on": last_on,
+        "findings": [unname(f"{f.code} {f.message}") for f in result.findings],
+        "baselines": result.baselines,
+        "select_seconds": round(select_s, 1),
+        "load_average_after_select": os.getloadavg(),
+        "cpus": os.cpu_count(),
+    }
     _write(name, results)  # the table is kept even if the memory run below fails
 
     # 3. memory estimate vs a 20-step LoRA run of the recommended model -----------------------------------
@@ -276,12 +347,15 @@ def main(args: argparse.Namespace) -> None:
         (work / "train.yaml").write_text(json.dumps(run_cfg), encoding="utf-8")
         measured = train_peak_rss(work / "train.yaml", work / "train.jsonl", work / "val.jsonl", work / "run")
         estimate_gb = result.candidate(result.recommended).resources["memory_lora_gb"]
-        results["memory"] = {"model": results["recommended"], "estimate_gb": round(estimate_gb, 3),
-                             "measured_peak_rss_gb": round(measured["peak_rss_mb"] * 1024 * 1024 / 1e9, 3),
-                             "relative_error": round(estimate_gb / (measured["peak_rss_mb"] * 1024 * 1024 / 1e9) - 1, 4),
-                             "run": measured,
-                             "note": "estimate from select's probe (same train settings, its own training rows); measured: "
-                                     "ru_maxrss of a separate `tunerail train` process, 20 steps of batch 8 on 160 rows (the 16 longest of the data among them)"}
+        results["memory"] = {
+            "model": results["recommended"],
+            "estimate_gb": round(estimate_gb, 3),
+            "measured_peak_rss_gb": round(measured["peak_rss_mb"] * 1024 * 1024 / 1e9, 3),
+            "relative_error": round(estimate_gb / (measured["peak_rss_mb"] * 1024 * 1024 / 1e9) - 1, 4),
+            "run": measured,
+            "note": "estimate from select's probe (same train settings, its own training rows); measured: "
+            "ru_maxrss of a separate `tunerail train` process, 20 steps of batch 8 on 160 rows (the 16 longest of the data among them)",
+        }
     results.update(bench_seconds=round(time.perf_counter() - t0, 1), load_average_end=os.getloadavg())
     _write(name, results)
     shutil.rmtree(work, ignore_errors=True)
@@ -305,45 +379,81 @@ def _write(name: str, results: dict) -> None:
 
 
 def _markdown(r: dict) -> str:
-    lines = [f"# bench/select_models.py on {r.get('config')}", "", f"command: `{r.get('command')}`", "",
-             f"## Bits per byte parity ({r.get('parity_docs')} prompts of the demo data)", "",
-             "| model | tunerail | reference | relative diff | reference method | lm-eval default (diff) | extra `<bos>` prediction |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# bench/select_models.py on {r.get('config')}",
+        "",
+        f"command: `{r.get('command')}`",
+        "",
+        f"## Bits per byte parity ({r.get('parity_docs')} prompts of the demo data)",
+        "",
+        "| model | tunerail | reference | relative diff | reference method | lm-eval default (diff) | extra `<bos>` prediction |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, p in r["parity"].items():
-        default = (f"{p['reference_lm_eval_default']:.4f} ({100 * p['relative_diff_vs_default']:.1f} %)"
-                   if "reference_lm_eval_default" in p else "same")
-        extra = (f"{p['extra_bos_prediction_bits_per_byte']:.4f} bits/byte ({p['extra_bos_prediction_bits_per_document']:.1f} bits/doc)"
-                 if "extra_bos_prediction_bits_per_byte" in p else "-")
-        lines.append(f"| {name} | {p['tunerail']:.4f} | {p['reference']:.4f} | {100 * p['relative_diff']:.3f} % | "
-                     f"{p['reference_method']} | {default} | {extra} |")
+        default = (
+            f"{p['reference_lm_eval_default']:.4f} ({100 * p['relative_diff_vs_default']:.1f} %)"
+            if "reference_lm_eval_default" in p
+            else "same"
+        )
+        extra = (
+            f"{p['extra_bos_prediction_bits_per_byte']:.4f} bits/byte ({p['extra_bos_prediction_bits_per_document']:.1f} bits/doc)"
+            if "extra_bos_prediction_bits_per_byte" in p
+            else "-"
+        )
+        lines.append(
+            f"| {name} | {p['tunerail']:.4f} | {p['reference']:.4f} | {100 * p['relative_diff']:.3f} % | "
+            f"{p['reference_method']} | {default} | {extra} |"
+        )
     lines += ["", f"same ranking: {r['parity_same_ranking']}", ""]
     if "select" not in r:
         return "\n".join([*lines, f"partial: {r.get('partial')}; load average {r.get('load_average')}", ""])
     s = r["sample"]
     sel = r["select_settings"]
-    lines += [f"## select ({r['task']}, {r['metric']}, {s['rows']} of {s['of']} rows, {s['shots']}-shot, "
-              f"probe_steps {sel['probe_steps']}, bootstrap {sel['bootstrap']}): {r['select_seconds']:.0f} s", "",
-              f"| candidate | params M | {r['metric']} [95 % CI] (setting) | 0-shot | k-shot | bits/byte [95 % CI] | general bits/byte | "
-              "tok/word | chars/tok | truncated | mem LoRA GB | mem full GB | train min (1 epoch) | licence | eligible | recommended |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        f"## select ({r['task']}, {r['metric']}, {s['rows']} of {s['of']} rows, {s['shots']}-shot, "
+        f"probe_steps {sel['probe_steps']}, bootstrap {sel['bootstrap']}): {r['select_seconds']:.0f} s",
+        "",
+        f"| candidate | params M | {r['metric']} [95 % CI] (setting) | 0-shot | k-shot | bits/byte [95 % CI] | general bits/byte | "
+        "tok/word | chars/tok | truncated | mem LoRA GB | mem full GB | train min (1 epoch) | licence | eligible | recommended |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for t in r["select"]:
         sc, b = t["score"], t["bits_per_byte"]
         k = "-" if t["k_shot"] is None else f"{t['k_shot']:.3f}"
-        lines.append(f"| {t['candidate']} | {t['params_m']} | {sc['value']:.3f} [{sc['low']:.3f}, {sc['high']:.3f}] ({t['setting']}) | "
-                     f"{t['zero_shot']:.3f} | {k} | {b['value']:.3f} [{b['low']:.3f}, {b['high']:.3f}] | {t['bits_per_byte_general']:.3f} | "
-                     f"{t['tokens_per_word']:.2f} | {t['chars_per_token']:.2f} | {100 * t['truncated_share']:.1f} % | "
-                     f"{t['memory_lora_gb']:.2f} | {t['memory_full_gb']:.2f} | {t['train_minutes']:.1f} | {t['licence']} ({t['licence_class']}) | "
-                     f"{t['eligible']} | {'**yes**' if t['recommended'] else ''} |")
-    lines += ["", f"recommended: **{r['recommended']}**: {r['reason']}", "", f"ranking: {' > '.join(r['ranking'])}",
-              f"damaged last on: {r['damaged_last_on']}", "", "findings:", *[f"- {f}" for f in r["findings"]], ""]
+        lines.append(
+            f"| {t['candidate']} | {t['params_m']} | {sc['value']:.3f} [{sc['low']:.3f}, {sc['high']:.3f}] ({t['setting']}) | "
+            f"{t['zero_shot']:.3f} | {k} | {b['value']:.3f} [{b['low']:.3f}, {b['high']:.3f}] | {t['bits_per_byte_general']:.3f} | "
+            f"{t['tokens_per_word']:.2f} | {t['chars_per_token']:.2f} | {100 * t['truncated_share']:.1f} % | "
+            f"{t['memory_lora_gb']:.2f} | {t['memory_full_gb']:.2f} | {t['train_minutes']:.1f} | {t['licence']} ({t['licence_class']}) | "
+            f"{t['eligible']} | {'**yes**' if t['recommended'] else ''} |"
+        )
+    lines += [
+        "",
+        f"recommended: **{r['recommended']}**: {r['reason']}",
+        "",
+        f"ranking: {' > '.join(r['ranking'])}",
+        f"damaged last on: {r['damaged_last_on']}",
+        "",
+        "findings:",
+        *[f"- {f}" for f in r["findings"]],
+        "",
+    ]
     m = r.get("memory")
     if m:
-        lines += ["## Memory", "", f"{m['model']}: LoRA estimate {m['estimate_gb']:.3f} GB vs measured peak RSS "
-                  f"{m['measured_peak_rss_gb']:.3f} GB ({100 * m['relative_error']:+.1f} %), 20-step run {m['run'].get('seconds')} s", ""]
+        lines += [
+            "## Memory",
+            "",
+            f"{m['model']}: LoRA estimate {m['estimate_gb']:.3f} GB vs measured peak RSS "
+            f"{m['measured_peak_rss_gb']:.3f} GB ({100 * m['relative_error']:+.1f} %), 20-step run {m['run'].get('seconds')} s",
+            "",
+        ]
     else:
         lines += ["## Memory", "", "not measured in this run", ""]
-    lines += [f"load average after select {r.get('load_average_after_select')}, at the end {r.get('load_average_end')}; "
-              f"bench total {r.get('bench_seconds')} s; {r.get('cpus')} CPUs", ""]
+    lines += [
+        f"load average after select {r.get('load_average_after_select')}, at the end {r.get('load_average_end')}; "
+        f"bench total {r.get('bench_seconds')} s; {r.get('cpus')} CPUs",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -59,8 +59,10 @@ def naive_split(path: Path, config, work: Path, seed: int) -> dict[str, Path]:
 
 
 def leak_row(result) -> dict:
-    return {f"{s['a']}~{s['b']}": {"pairs": s["leaking_pairs"], "rows_b": s["rows_b_leaking"], "of": s["rows_b"],
-                                    "by_method": s["by_method"]} for s in result.summary}
+    return {
+        f"{s['a']}~{s['b']}": {"pairs": s["leaking_pairs"], "rows_b": s["rows_b_leaking"], "of": s["rows_b"], "by_method": s["by_method"]}
+        for s in result.summary
+    }
 
 
 def planted_paraphrases(work: Path, n_pairs: int = 300, seed: int = 5) -> dict:
@@ -85,8 +87,9 @@ def planted_paraphrases(work: Path, n_pairs: int = 300, seed: int = 5) -> dict:
             out.write(json.dumps({"text": text, "label": rows[src]["category"], "row": len(rows) + k, "src": src}) + "\n")
     result: dict = {"pairs": len(pairs), "rows": len(rows) + len(pairs), "examples": [[rows[s]["text"], t] for s, t in pairs[:8]]}
     for name, threshold in (("nn_rule", 0.5), ("without_nn_rule", None)):
-        config = TunerailConfig.model_validate({"task": "classification", "data": {"format": "text_label"},
-                                                "split": {"semantic": True, "paraphrase_threshold": threshold}})
+        config = TunerailConfig.model_validate(
+            {"task": "classification", "data": {"format": "text_label"}, "split": {"semantic": True, "paraphrase_threshold": threshold}}
+        )
         start = time.perf_counter()
         grouped = split(data, config, out_dir=work / f"planted_{name}", store=work / f"store_{name}")
         where = {}
@@ -96,11 +99,15 @@ def planted_paraphrases(work: Path, n_pairs: int = 300, seed: int = 5) -> dict:
         kept = sum(where[src] == where[len(rows) + k] for k, (src, _) in enumerate(pairs))
         totals = {label: sum(grouped.per_class[k].get(label, 0) for k in grouped.per_class) for label in grouped.per_class["train"]}
         shares = {"train": config.split.train, "validation": config.split.validation, "test": config.split.test}
-        worst = {k: round(max(abs(grouped.per_class[k].get(label, 0) - shares[k] * n) for label, n in totals.items()), 1)
-                 for k in shares}
-        result[name] = {"kept_in_one_split": kept, "share": round(kept / len(pairs), 4), "groups": grouped.groups,
-                        "sizes": grouped.sizes, "max_per_class_deviation_rows": worst,
-                        "seconds": round(time.perf_counter() - start, 1)}
+        worst = {k: round(max(abs(grouped.per_class[k].get(label, 0) - shares[k] * n) for label, n in totals.items()), 1) for k in shares}
+        result[name] = {
+            "kept_in_one_split": kept,
+            "share": round(kept / len(pairs), 4),
+            "groups": grouped.groups,
+            "sizes": grouped.sizes,
+            "max_per_class_deviation_rows": worst,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         print(f"planted {name}: {kept}/{len(pairs)} kept together", file=sys.stderr)
     config = TunerailConfig.model_validate({"task": "classification", "data": {"format": "text_label"}})
     naive = naive_split(data, config, work, config.split.seed)
@@ -118,8 +125,12 @@ def planted_paraphrases(work: Path, n_pairs: int = 300, seed: int = 5) -> dict:
     by_check = {}
     for f in found.findings:
         by_check[f.check] = by_check.get(f.check, 0) + 1
-    result["naive_split"] = {"straddling_pairs": len(straddling), "found_by_leakage": hit,
-                             "share": round(hit / max(1, len(straddling)), 4), "findings_by_check": by_check}
+    result["naive_split"] = {
+        "straddling_pairs": len(straddling),
+        "found_by_leakage": hit,
+        "share": round(hit / max(1, len(straddling)), 4),
+        "findings_by_check": by_check,
+    }
     return result
 
 
@@ -140,8 +151,7 @@ def main() -> None:
         for name, (path, columns) in datasets.items():
             if name not in wanted:
                 continue
-            config = TunerailConfig.model_validate({"task": "classification",
-                                                    "data": {"format": "text_label", "columns": columns}})
+            config = TunerailConfig.model_validate({"task": "classification", "data": {"format": "text_label", "columns": columns}})
             start = time.perf_counter()
             grouped = split(path, config, out_dir=work / name, store=work / "store")
             split_s = time.perf_counter() - start
@@ -150,46 +160,61 @@ def main() -> None:
             after = leakage(sets, config=config)
             leak_s = time.perf_counter() - start
             naive = leakage(naive_split(path, config, work, config.split.seed), config=config)
-            totals = {label: sum(grouped.per_class[k].get(label, 0) for k in grouped.per_class)
-                      for label in grouped.per_class["train"]}
+            totals = {label: sum(grouped.per_class[k].get(label, 0) for k in grouped.per_class) for label in grouped.per_class["train"]}
             shares = {"train": config.split.train, "validation": config.split.validation, "test": config.split.test}
-            worst = {k: max(abs(grouped.per_class[k].get(label, 0) - shares[k] * n) for label, n in totals.items())
-                     for k in shares}
+            worst = {k: max(abs(grouped.per_class[k].get(label, 0) - shares[k] * n) for label, n in totals.items()) for k in shares}
             results[name] = {
-                "rows": sum(grouped.sizes.values()), "sizes": grouped.sizes,
+                "rows": sum(grouped.sizes.values()),
+                "sizes": grouped.sizes,
                 "max_per_class_deviation_rows": {k: round(v, 1) for k, v in worst.items()},
-                "groups": grouped.groups, "split_seconds": round(split_s, 1), "leakage_seconds": round(leak_s, 1),
+                "groups": grouped.groups,
+                "split_seconds": round(split_s, 1),
+                "leakage_seconds": round(leak_s, 1),
                 "thresholds": after.thresholds,
                 "grouped_split": {"leaking_pairs": len(after.findings), "pairs": leak_row(after)},
-                "naive_split": {"leaking_pairs": len(naive.findings), "pairs": leak_row(naive),
-                                "test_rows_leaking_from_train": next(s["rows_b_leaking"] for s in naive.summary
-                                                                     if (s["a"], s["b"]) == ("train", "test"))},
+                "naive_split": {
+                    "leaking_pairs": len(naive.findings),
+                    "pairs": leak_row(naive),
+                    "test_rows_leaking_from_train": next(
+                        s["rows_b_leaking"] for s in naive.summary if (s["a"], s["b"]) == ("train", "test")
+                    ),
+                },
             }
             print(f"{name}: done in {split_s + leak_s:.0f} s", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\n{'dataset':<10} {'rows':>6} {'kept together (clusters/rows)':>30} {'grouped: leaks':>15} "
-          f"{'naive: leaks':>13} {'naive: test rows leaking from train':>36}")
+    print(
+        f"\n{'dataset':<10} {'rows':>6} {'kept together (clusters/rows)':>30} {'grouped: leaks':>15} "
+        f"{'naive: leaks':>13} {'naive: test rows leaking from train':>36}"
+    )
     planted = results["banking77_planted_paraphrases"]
     print(f"\nplanted rewordings in Banking77: {planted['pairs']} pairs")
     for name in ("nn_rule", "without_nn_rule"):
         p = planted[name]
-        print(f"    {name:<16} kept in one split {p['kept_in_one_split']}/{planted['pairs']} ({100 * p['share']:.1f} %); "
-              f"groups {p['groups']['groups']}, largest {p['groups']['largest_group']}, "
-              f"rows in multi-row groups {p['groups']['rows_in_multi_row_groups']}; worst per-class deviation {p['max_per_class_deviation_rows']}")
+        print(
+            f"    {name:<16} kept in one split {p['kept_in_one_split']}/{planted['pairs']} ({100 * p['share']:.1f} %); "
+            f"groups {p['groups']['groups']}, largest {p['groups']['largest_group']}, "
+            f"rows in multi-row groups {p['groups']['rows_in_multi_row_groups']}; worst per-class deviation {p['max_per_class_deviation_rows']}"
+        )
     nv = planted["naive_split"]
-    print(f"    naive split: {nv['straddling_pairs']} planted pairs straddle splits, leakage finds {nv['found_by_leakage']}; "
-          f"findings {nv['findings_by_check']}")
+    print(
+        f"    naive split: {nv['straddling_pairs']} planted pairs straddle splits, leakage finds {nv['found_by_leakage']}; "
+        f"findings {nv['findings_by_check']}"
+    )
     for name, r in results.items():
         if name == "banking77_planted_paraphrases":
             continue
         g = r["groups"]
-        print(f"{name:<10} {r['rows']:>6} {g['multi_row_groups']:>20}/{g['rows_in_multi_row_groups']:<9} "
-              f"{r['grouped_split']['leaking_pairs']:>15} {r['naive_split']['leaking_pairs']:>13} "
-              f"{r['naive_split']['test_rows_leaking_from_train']:>36}")
-        print(f"    grouped sizes {r['sizes']}; largest group {g['largest_group']} rows; worst per-class "
-              f"deviation from the target count (rows): {r['max_per_class_deviation_rows']}")
+        print(
+            f"{name:<10} {r['rows']:>6} {g['multi_row_groups']:>20}/{g['rows_in_multi_row_groups']:<9} "
+            f"{r['grouped_split']['leaking_pairs']:>15} {r['naive_split']['leaking_pairs']:>13} "
+            f"{r['naive_split']['test_rows_leaking_from_train']:>36}"
+        )
+        print(
+            f"    grouped sizes {r['sizes']}; largest group {g['largest_group']} rows; worst per-class "
+            f"deviation from the target count (rows): {r['max_per_class_deviation_rows']}"
+        )
         for label, part in (("naive", r["naive_split"]), ("grouped", r["grouped_split"])):
             for pair, s in part["pairs"].items():
                 print(f"    {label:<8} {pair:<22} pairs {s['pairs']:>5}  rows of B {s['rows_b']:>4}/{s['of']:<5} {s['by_method']}")

@@ -39,7 +39,8 @@ def make_data(root: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     for k in range(BIG_FILES):  # float16 weights: incompressible, like real checkpoints
         rng.standard_normal(BIG_SIZE // 2, dtype=np.float32).astype(np.float16).tofile(
-            big / f"model-{k + 1:05d}-of-{BIG_FILES:05d}.safetensors")
+            big / f"model-{k + 1:05d}-of-{BIG_FILES:05d}.safetensors"
+        )
     for k in range(SMALL_FILES):
         (small / f"{k // 1000:02d}").mkdir(exist_ok=True)
         (small / f"{k // 1000:02d}" / f"row-{k:05d}.json").write_bytes(rng.bytes(int(rng.integers(200, 8000))))
@@ -95,20 +96,31 @@ def main() -> None:
             t_verify = timed(lambda: store.verify(artifact.id))
             assert store.verify(artifact.id) == []
             shutil.rmtree(tmp / "store", ignore_errors=True)
-            results[name] = {"files": len(files), "bytes": size, "sha256sum_s": round(t_sum, 3),
-                             "cp_sha256sum_s": round(t_cp, 3), "add_s": round(t_add, 3), "verify_s": round(t_verify, 3),
-                             "verify_vs_sha256sum": round(t_verify / t_sum, 2), "add_vs_sha256sum": round(t_add / t_sum, 2),
-                             "add_vs_cp_sha256sum": round(t_add / t_cp, 2)}
+            results[name] = {
+                "files": len(files),
+                "bytes": size,
+                "sha256sum_s": round(t_sum, 3),
+                "cp_sha256sum_s": round(t_cp, 3),
+                "add_s": round(t_add, 3),
+                "verify_s": round(t_verify, 3),
+                "verify_vs_sha256sum": round(t_verify / t_sum, 2),
+                "add_vs_sha256sum": round(t_add / t_sum, 2),
+                "add_vs_cp_sha256sum": round(t_add / t_cp, 2),
+            }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"cpus: {os.cpu_count()}, repeats: {REPEATS} (median), page cache warm\n")
-    header = (f"{'data':<28} {'sha256sum':>10} {'cp+sha256sum':>13} {'add':>8} {'verify':>8} "
-              f"{'verify/sha':>11} {'add/sha':>8} {'add/(cp+sha)':>13}")
+    header = (
+        f"{'data':<28} {'sha256sum':>10} {'cp+sha256sum':>13} {'add':>8} {'verify':>8} "
+        f"{'verify/sha':>11} {'add/sha':>8} {'add/(cp+sha)':>13}"
+    )
     print(header)
     print("-" * len(header))
     for name, r in results.items():
-        print(f"{name:<28} {r['sha256sum_s']:>9.2f}s {r['cp_sha256sum_s']:>12.2f}s {r['add_s']:>7.2f}s {r['verify_s']:>7.2f}s "
-              f"{r['verify_vs_sha256sum']:>10.2f}x {r['add_vs_sha256sum']:>7.2f}x {r['add_vs_cp_sha256sum']:>12.2f}x")
+        print(
+            f"{name:<28} {r['sha256sum_s']:>9.2f}s {r['cp_sha256sum_s']:>12.2f}s {r['add_s']:>7.2f}s {r['verify_s']:>7.2f}s "
+            f"{r['verify_vs_sha256sum']:>10.2f}x {r['add_vs_sha256sum']:>7.2f}x {r['add_vs_cp_sha256sum']:>12.2f}x"
+        )
     out = REPO / "bench" / "results" / "store.json"
     out.write_text(json.dumps({"cpus": os.cpu_count(), "repeats": REPEATS, "results": results}, indent=2) + "\n")
     print(f"\nwrote {out}")

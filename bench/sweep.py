@@ -58,8 +58,8 @@ def demo_splits(tmp: Path, intents: int, per_intent: int, test_per_intent: int) 
     for lab in keep:
         mine = [r for r in rows if r["category"] == lab]
         parts["train"] += mine[:per_intent]
-        parts["validation"] += mine[per_intent:per_intent + 3]
-        parts["test"] += mine[per_intent + 3:per_intent + 3 + test_per_intent]
+        parts["validation"] += mine[per_intent : per_intent + 3]
+        parts["test"] += mine[per_intent + 3 : per_intent + 3 + test_per_intent]
     return {k: write_jsonl(tmp / f"{k}.jsonl", v) for k, v in parts.items()}
 
 
@@ -79,16 +79,24 @@ def run_tunerail(tmp: Path, splits: dict[str, Path], seconds: float) -> dict:
     from tunerail.sweep import sweep
 
     start = time.perf_counter()
-    result = sweep(demo_config(tmp, seconds), train_data=splits["train"], validation_data=splits["validation"],
-                   out_dir=tmp / "tunerail")
+    result = sweep(demo_config(tmp, seconds), train_data=splits["train"], validation_data=splits["validation"], out_dir=tmp / "tunerail")
     wall = time.perf_counter() - start
     c = result.counts
     saved = json.loads((tmp / "tunerail" / "sweep.json").read_text())["share"]
-    return {"best_val_loss": result.best_value, "best_params": result.best_params, "wall_seconds": round(wall, 1),
-            "used_seconds": saved["used_seconds"], "allowed_seconds": seconds,
-            "used_of_allowed": round(saved["used_seconds"] / seconds, 3), "measured_costs": saved["measured_costs"],
-            "trials": len(result.trials), "pruned": c.get("PRUNED", 0), "budget_cut": c.get("budget_cut", 0),
-            "complete": c.get("COMPLETE", 0), "best_yaml": str(tmp / "tunerail" / "best.yaml")}
+    return {
+        "best_val_loss": result.best_value,
+        "best_params": result.best_params,
+        "wall_seconds": round(wall, 1),
+        "used_seconds": saved["used_seconds"],
+        "allowed_seconds": seconds,
+        "used_of_allowed": round(saved["used_seconds"] / seconds, 3),
+        "measured_costs": saved["measured_costs"],
+        "trials": len(result.trials),
+        "pruned": c.get("PRUNED", 0),
+        "budget_cut": c.get("budget_cut", 0),
+        "complete": c.get("COMPLETE", 0),
+        "best_yaml": str(tmp / "tunerail" / "best.yaml"),
+    }
 
 
 def trainer_search(tmp: Path, splits: dict[str, Path], seconds: float) -> dict:
@@ -109,9 +117,14 @@ def trainer_search(tmp: Path, splits: dict[str, Path], seconds: float) -> dict:
         return tokenize_records(load_split(path, cfg, role), tok, template, max_length=cfg.model.max_seq_length)
 
     class _Rows(torch.utils.data.Dataset):
-        def __init__(self, rows): self.rows = rows
-        def __len__(self): return len(self.rows)
-        def __getitem__(self, i): return self.rows[i]
+        def __init__(self, rows):
+            self.rows = rows
+
+        def __len__(self):
+            return len(self.rows)
+
+        def __getitem__(self, i):
+            return self.rows[i]
 
     train_ds, val_ds = _Rows(encode(splits["train"], "train")), _Rows(encode(splits["validation"], "validation"))
 
@@ -122,19 +135,33 @@ def trainer_search(tmp: Path, splits: dict[str, Path], seconds: float) -> dict:
 
     def model_init(trial=None):
         base = load_causal_lm(cfg.model.base, dtype="float32")
-        return get_peft_model(base, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                               target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM"))
+        return get_peft_model(
+            base,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                task_type="CAUSAL_LM",
+            ),
+        )
 
-    args = TrainingArguments(output_dir=str(tmp / "hf"), eval_strategy="epoch", save_strategy="no", report_to=[],
-                             logging_strategy="no", disable_tqdm=True, use_cpu=True, dataloader_num_workers=0,
-                             remove_unused_columns=False)
+    args = TrainingArguments(
+        output_dir=str(tmp / "hf"),
+        eval_strategy="epoch",
+        save_strategy="no",
+        report_to=[],
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
     trainer = Trainer(model_init=model_init, args=args, train_dataset=train_ds, eval_dataset=val_ds, data_collator=collator)
     url = f"sqlite:///{tmp / 'hf.db'}"
     start = time.perf_counter()
-    best = trainer.hyperparameter_search(direction="minimize", backend="optuna", n_trials=50, timeout=seconds,
-                                         storage=url, study_name="hf")
-    return {"best_val_loss": best.objective, "best_params": best.hyperparameters,
-            "search_seconds": round(time.perf_counter() - start, 1)}
+    best = trainer.hyperparameter_search(direction="minimize", backend="optuna", n_trials=50, timeout=seconds, storage=url, study_name="hf")
+    return {"best_val_loss": best.objective, "best_params": best.hyperparameters, "search_seconds": round(time.perf_counter() - start, 1)}
 
 
 def run_trainer(tmp: Path, splits: dict[str, Path], seconds: float, cap: float) -> dict:
@@ -143,8 +170,12 @@ def run_trainer(tmp: Path, splits: dict[str, Path], seconds: float, cap: float) 
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, __file__, "--trainer-child", str(tmp), "--seconds", str(seconds)], env=env,
-                             stdout=open(tmp / "trainer.log", "w"), stderr=subprocess.STDOUT)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--trainer-child", str(tmp), "--seconds", str(seconds)],
+        env=env,
+        stdout=open(tmp / "trainer.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         code = child.wait(cap)
         killed = False
@@ -153,17 +184,26 @@ def run_trainer(tmp: Path, splits: dict[str, Path], seconds: float, cap: float) 
         child.wait()
         code, killed = None, True
     wall = time.perf_counter() - start
-    out: dict = {"allowed_seconds": seconds, "wall_seconds": round(wall, 1), "used_of_allowed": round(wall / seconds, 3),
-                 "killed_at_cap": killed, "exit_code": code,
-                 "note": "Optuna's timeout is checked between trials only; no pruning (the Trainer reports no "
-                         "intermediate values to Optuna); wall includes loading the model per trial (model_init)"}
+    out: dict = {
+        "allowed_seconds": seconds,
+        "wall_seconds": round(wall, 1),
+        "used_of_allowed": round(wall / seconds, 3),
+        "killed_at_cap": killed,
+        "exit_code": code,
+        "note": "Optuna's timeout is checked between trials only; no pruning (the Trainer reports no "
+        "intermediate values to Optuna); wall includes loading the model per trial (model_init)",
+    }
     try:
         trials = optuna.load_study(study_name="hf", storage=f"sqlite:///{tmp / 'hf.db'}").get_trials()
     except KeyError:
         trials = []
     done = [t for t in trials if t.state.name == "COMPLETE"]
-    out.update(trials=len(trials), complete=len(done), pruned=sum(t.state.name == "PRUNED" for t in trials),
-               running_when_stopped=sum(t.state.name == "RUNNING" for t in trials))
+    out.update(
+        trials=len(trials),
+        complete=len(done),
+        pruned=sum(t.state.name == "PRUNED" for t in trials),
+        running_when_stopped=sum(t.state.name == "RUNNING" for t in trials),
+    )
     if done:
         best = min(done, key=lambda t: t.value)
         out.update(best_val_loss=best.value, best_params=best.params)
@@ -190,25 +230,37 @@ def test_accuracy(tmp: Path, splits: dict[str, Path], seconds: float, name: str,
     if params:
         cfg = apply(cfg, params)
     start = time.perf_counter()
-    result = train(cfg, train_data=splits["train"], validation_data=splits["validation"], out_dir=tmp / f"train-{name}",
-                   progress=lambda e, i: None)
+    result = train(
+        cfg, train_data=splits["train"], validation_data=splits["validation"], out_dir=tmp / f"train-{name}", progress=lambda e, i: None
+    )
     train_s = time.perf_counter() - start
     records = load_split(splits["test"], cfg, "test")
     lm = G.load_model(cfg.model.base, result.adapter_dir)
     template = pick_template(cfg)
     labels = sorted({r.label for r in records})
-    texts = G.generate(lm, [prompt_for(lm.tokenizer, r, template) for r in records], max_new_tokens=cfg.eval.max_new_tokens,
-                       batch_size=cfg.eval.batch_size)
+    texts = G.generate(
+        lm, [prompt_for(lm.tokenizer, r, template) for r in records], max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size
+    )
     correct = score_classification([r.completion for r in records], texts, labels).per_example["accuracy"]
-    return {"params": params, "train_seconds": round(train_s, 1), "steps": result.actual["steps"],
-            "best_val_loss": result.best_val_loss, "stopped_reason": result.stopped_reason,
-            "test_rows": len(records), "test_accuracy": float(correct.mean()), "correct": [int(c) for c in correct]}
+    return {
+        "params": params,
+        "train_seconds": round(train_s, 1),
+        "steps": result.actual["steps"],
+        "best_val_loss": result.best_val_loss,
+        "stopped_reason": result.stopped_reason,
+        "test_rows": len(records),
+        "test_accuracy": float(correct.mean()),
+        "correct": [int(c) for c in correct],
+    }
 
 
 def _trainer_to_tunerail(params: dict) -> dict:
     """The Trainer's best hyperparameters as a tunerail overlay (its seed dimension is dropped: tunerail fixes seeds)."""
-    return {"learning_rate": float(params["learning_rate"]), "epochs": int(params["num_train_epochs"]),
-            "batch_size": int(params["per_device_train_batch_size"])}
+    return {
+        "learning_rate": float(params["learning_rate"]),
+        "epochs": int(params["num_train_epochs"]),
+        "batch_size": int(params["per_device_train_batch_size"]),
+    }
 
 
 def paired(tuned: dict, hand: dict) -> dict:
@@ -224,23 +276,62 @@ def _pg_workers(tmp: Path, url: str, workers: int, seconds: float) -> dict:
     import optuna
 
     cfg = tmp / f"pg{workers}.yaml"
-    cfg.write_text(json.dumps({
-        "task": "classification", "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
-        "train": {"bf16": False, "probe_steps": 0}, "budget": {"max_hours": 100.0},
-        "tracking": {"enabled": False}, "store": {"path": str(tmp / "store")},
-        "sweep": {"trials": 10_000, "heartbeat_seconds": 5, "space": {"batch_size": [8], "epochs": 2, "replay_ratio": None}}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "task": "classification",
+                "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
+                "train": {"bf16": False, "probe_steps": 0},
+                "budget": {"max_hours": 100.0},
+                "tracking": {"enabled": False},
+                "store": {"path": str(tmp / "store")},
+                "sweep": {"trials": 10_000, "heartbeat_seconds": 5, "space": {"batch_size": [8], "epochs": 2, "replay_ratio": None}},
+            }
+        )
+    )
     splits = _splits(tmp, 64, 16)
     study = f"bench-{workers}w-{os.getpid()}"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "tunerail", "sweep", "--config", str(cfg), "--storage", url,
-                               "--study", study, "--out", str(tmp / f"w{workers}-{i}"), "--train", str(splits[0]),
-                               "--validation", str(splits[1])], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for i in range(workers)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tunerail",
+                "sweep",
+                "--config",
+                str(cfg),
+                "--storage",
+                url,
+                "--study",
+                study,
+                "--out",
+                str(tmp / f"w{workers}-{i}"),
+                "--train",
+                str(splits[0]),
+                "--validation",
+                str(splits[1]),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(workers)
+    ]
     storage = optuna.storages.RDBStorage(url)
     time.sleep(seconds)
-    done = len(optuna.load_study(study_name=study, storage=storage).get_trials(
-        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
+    done = len(
+        optuna.load_study(study_name=study, storage=storage).get_trials(
+            states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        )
+    )
     for p in procs:
         p.kill()
         p.wait()
@@ -278,9 +369,18 @@ def main() -> None:
         return
     results = REPO / "bench" / "results"
     previous = json.loads((results / f"{args.name}.json").read_text()) if (results / f"{args.name}.json").exists() else {}
-    out: dict = {"command": " ".join(["python", "bench/sweep.py", *sys.argv[1:]]), "load_average_start": os.getloadavg(),
-                 "cpus": os.cpu_count(), "reduced": {"intents": args.intents, "train_per_intent": args.per_intent,
-                                                     "validation_per_intent": 3, "test_per_intent": args.test_per_intent}}
+    out: dict = {
+        "command": " ".join(["python", "bench/sweep.py", *sys.argv[1:]]),
+        "load_average_start": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "reduced": {
+            "intents": args.intents,
+            "train_per_intent": args.per_intent,
+            "validation_per_intent": 3,
+            "test_per_intent": args.test_per_intent,
+        },
+    }
+
     def save() -> None:  # after every stage: a stage that fails later leaves the figures measured so far
         out["load_average_end"] = os.getloadavg()
         results.mkdir(parents=True, exist_ok=True)
@@ -308,8 +408,9 @@ def main() -> None:
                 print("tunerail best", {k: v for k, v in acc["tunerail_best"].items() if k != "correct"}, flush=True)
                 save()
             if out.get("trainer", {}).get("best_params"):
-                acc["trainer_best"] = test_accuracy(tmp, splits, args.seconds, "trainer",
-                                                    _trainer_to_tunerail(out["trainer"]["best_params"]))
+                acc["trainer_best"] = test_accuracy(
+                    tmp, splits, args.seconds, "trainer", _trainer_to_tunerail(out["trainer"]["best_params"])
+                )
                 acc["trainer_best"]["vs_hand_set"] = paired(acc["trainer_best"], acc["hand_set"])
                 print("trainer best", {k: v for k, v in acc["trainer_best"].items() if k != "correct"}, flush=True)
         if "postgres" not in args.skip:
@@ -317,23 +418,28 @@ def main() -> None:
             print("postgres", out["postgres"], flush=True)
         elif previous.get("postgres"):
             out["postgres"] = previous["postgres"]
-            out["postgres_note"] = ("not re-run; kept from the earlier run: " + previous.get("postgres_note", "") +
-                                    f" (command: {previous.get('command')})")
+            out["postgres_note"] = (
+                "not re-run; kept from the earlier run: " + previous.get("postgres_note", "") + f" (command: {previous.get('command')})"
+            )
     save()
 
 
 def render_md(out: dict) -> str:
     r = out["reduced"]
-    lines = [f"# bench/sweep.py (reduced run: {r['intents']} intents, {r['train_per_intent']} train / "
-             f"{r['validation_per_intent']} validation / {r['test_per_intent']} test rows per intent)\n",
-             f"`{out['command']}`; {out['cpus']} CPUs shared with other agents, load average "
-             f"{', '.join(f'{x:.1f}' for x in out['load_average_start'])} at start, "
-             f"{', '.join(f'{x:.1f}' for x in out['load_average_end'])} at end. Compare within this run only.\n",
-             "| search | best val loss | seconds used / allowed | trials | pruned | budget-cut | test accuracy of its best |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# bench/sweep.py (reduced run: {r['intents']} intents, {r['train_per_intent']} train / "
+        f"{r['validation_per_intent']} validation / {r['test_per_intent']} test rows per intent)\n",
+        f"`{out['command']}`; {out['cpus']} CPUs shared with other agents, load average "
+        f"{', '.join(f'{x:.1f}' for x in out['load_average_start'])} at start, "
+        f"{', '.join(f'{x:.1f}' for x in out['load_average_end'])} at end. Compare within this run only.\n",
+        "| search | best val loss | seconds used / allowed | trials | pruned | budget-cut | test accuracy of its best |",
+        "|---|---|---|---|---|---|---|",
+    ]
     acc = out.get("test_accuracy", {})
-    for name, key in (("tunerail sweep (TPE + median, defaults)", "tunerail"),
-                      ("Trainer.hyperparameter_search(optuna), default space", "trainer")):
+    for name, key in (
+        ("tunerail sweep (TPE + median, defaults)", "tunerail"),
+        ("Trainer.hyperparameter_search(optuna), default space", "trainer"),
+    ):
         s = out.get(key)
         if not s:
             continue
@@ -342,8 +448,10 @@ def render_md(out: dict) -> str:
         test = acc.get(f"{key}_best")
         shown = f"{100 * test['test_accuracy']:.1f} %" if test else "-"
         extra = " (killed at the cap)" if s.get("killed_at_cap") else ""
-        lines.append(f"| {name} | {loss} | {used:.0f} / {s['allowed_seconds']:.0f} ({100 * used / s['allowed_seconds']:.0f} %)"
-                     f"{extra} | {s.get('trials', '?')} | {s.get('pruned', 0)} | {s.get('budget_cut', '-')} | {shown} |")
+        lines.append(
+            f"| {name} | {loss} | {used:.0f} / {s['allowed_seconds']:.0f} ({100 * used / s['allowed_seconds']:.0f} %)"
+            f"{extra} | {s.get('trials', '?')} | {s.get('pruned', 0)} | {s.get('budget_cut', '-')} | {shown} |"
+        )
     if acc.get("hand_set"):
         h = acc["hand_set"]
         lines.append(f"\nHand-set demo config: test accuracy {100 * h['test_accuracy']:.1f} % on {h['test_rows']} rows.\n")
@@ -351,13 +459,17 @@ def render_md(out: dict) -> str:
             t = acc.get(key)
             if t:
                 d, m = t["vs_hand_set"]["difference"], t["vs_hand_set"]["mcnemar"]
-                lines.append(f"- {label}: {100 * t['test_accuracy']:.1f} %, difference {100 * d['value']:+.1f} points "
-                             f"(paired bootstrap 95 % CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f}), "
-                             f"McNemar p = {m['p_value']:.3g}; params {t['params']}")
+                lines.append(
+                    f"- {label}: {100 * t['test_accuracy']:.1f} %, difference {100 * d['value']:+.1f} points "
+                    f"(paired bootstrap 95 % CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f}), "
+                    f"McNemar p = {m['p_value']:.3g}; params {t['params']}"
+                )
     for note in out.get("notes", []):
         lines.append(f"\n- {note}")
     for s in out.get("postgres", []):
-        lines.append(f"\nPostgreSQL, {s['workers']} worker(s), {s['seconds']:.0f} s: {s['trials']} trials, {s['trials_per_hour']} trials/hour")
+        lines.append(
+            f"\nPostgreSQL, {s['workers']} worker(s), {s['seconds']:.0f} s: {s['trials']} trials, {s['trials_per_hour']} trials/hour"
+        )
     if out.get("postgres_note"):
         lines.append(f"({out['postgres_note']})")
     return "\n".join(lines) + "\n"

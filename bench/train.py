@@ -35,8 +35,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "examples" / "banking77" / "train.csv"
-SETTINGS = ("tunerail", "tunerail-noprefix", "trainer-bf16", "tunerail-fp32", "trainer", "trainer-grouped",
-            "tunerail-autocast", "tunerail-bf16")
+SETTINGS = (
+    "tunerail",
+    "tunerail-noprefix",
+    "trainer-bf16",
+    "tunerail-fp32",
+    "trainer",
+    "trainer-grouped",
+    "tunerail-autocast",
+    "tunerail-bf16",
+)
 SYSTEM = "Classify the customer's banking query. Answer with the intent label only."
 
 
@@ -54,12 +62,25 @@ def _default_settings() -> list[str]:
 def _config(bf16, steps: int, batch: int, out: Path, shared_prefix: bool = True):
     from tunerail.config import TunerailConfig
 
-    return TunerailConfig.model_validate({
-        "task": "classification", "model": {"base": "bundled:smollm2", "max_seq_length": 128},
-        "prompts": [{"system": SYSTEM, "template": "{prompt}"}],
-        "train": {"learning_rate": 5e-4, "epochs": 1, "batch_size": batch, "eval_steps": 10_000, "probe_steps": 0,
-                  "bf16": bf16, "seed": 13, "shared_prefix": shared_prefix},
-        "tracking": {"enabled": False}, "store": {"path": str(out / "store")}})
+    return TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "model": {"base": "bundled:smollm2", "max_seq_length": 128},
+            "prompts": [{"system": SYSTEM, "template": "{prompt}"}],
+            "train": {
+                "learning_rate": 5e-4,
+                "epochs": 1,
+                "batch_size": batch,
+                "eval_steps": 10_000,
+                "probe_steps": 0,
+                "bf16": bf16,
+                "seed": 13,
+                "shared_prefix": shared_prefix,
+            },
+            "tracking": {"enabled": False},
+            "store": {"path": str(out / "store")},
+        }
+    )
 
 
 def _rows(n: int) -> list[dict]:
@@ -72,8 +93,13 @@ def _rows(n: int) -> list[dict]:
 def run_tunerail(setting: str, steps: int, batch: int, out: Path) -> dict:
     from tunerail.train import train
 
-    bf16 = {"tunerail": "auto", "tunerail-noprefix": "auto", "tunerail-fp32": False, "tunerail-bf16": True,
-            "tunerail-autocast": "autocast"}[setting]
+    bf16 = {
+        "tunerail": "auto",
+        "tunerail-noprefix": "auto",
+        "tunerail-fp32": False,
+        "tunerail-bf16": True,
+        "tunerail-autocast": "autocast",
+    }[setting]
     cfg = _config(bf16, steps, batch, out, shared_prefix=setting != "tunerail-noprefix")
     rows = _rows(steps * batch)
     marks: list[tuple[int, float, int]] = []
@@ -122,10 +148,8 @@ def run_trainer(setting: str, steps: int, batch: int, out: Path) -> dict:
     cfg = _config(False, steps, batch, out)
     tok = load_tokenizer("bundled:smollm2")
     examples = tokenize_records(load_split(_rows(steps * batch), cfg, "train"), tok, cfg.prompts[0], max_length=128)
-    features = [{"input_ids": e.input_ids, "labels": [IGNORE_INDEX] * e.answer_start + e.input_ids[e.answer_start:]}
-                for e in examples]
-    model = prepare_model(load_base_model("bundled:smollm2", method="lora", bf16=False), method="lora",
-                          lora=cfg.train.lora, seed=13)
+    features = [{"input_ids": e.input_ids, "labels": [IGNORE_INDEX] * e.answer_start + e.input_ids[e.answer_start :]} for e in examples]
+    model = prepare_model(load_base_model("bundled:smollm2", method="lora", bf16=False), method="lora", lora=cfg.train.lora, seed=13)
     seen: list[list[int]] = []
 
     def collate(rows: list[dict]) -> dict:
@@ -145,12 +169,25 @@ def run_trainer(setting: str, steps: int, batch: int, out: Path) -> dict:
         def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
             marks.append((state.global_step, time.perf_counter(), 0))
 
-    args = TrainingArguments(output_dir=str(out / "trainer"), per_device_train_batch_size=batch, max_steps=steps,
-                             learning_rate=5e-4, lr_scheduler_type="cosine", warmup_steps=0.1, max_grad_norm=1.0,
-                             logging_steps=10_000, save_strategy="no", report_to=[], seed=13, use_cpu=True,
-                             train_sampling_strategy="group_by_length" if setting == "trainer-grouped" else "random",
-                             dataloader_num_workers=0, bf16=setting == "trainer-bf16",
-                             remove_unused_columns=False, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(out / "trainer"),
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        learning_rate=5e-4,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.1,
+        max_grad_norm=1.0,
+        logging_steps=10_000,
+        save_strategy="no",
+        report_to=[],
+        seed=13,
+        use_cpu=True,
+        train_sampling_strategy="group_by_length" if setting == "trainer-grouped" else "random",
+        dataloader_num_workers=0,
+        bf16=setting == "trainer-bf16",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
     Trainer(model=model, args=args, train_dataset=features, data_collator=collate, callbacks=[Clock()]).train()
     batches, offset = [], 0
     for b in seen:
@@ -171,9 +208,14 @@ def _summarise(marks: list[tuple[int, float, int]], batches: list[list[int]], le
             real += sum(lengths[i] for i in batch)
             padded += max(lengths[i] for i in batch) * len(batch)
             seconds += times[step] - times[step - 1]
-    return {"steps_timed": max(times) - 2, "seconds": round(seconds, 2), "tokens_per_s": round(real / seconds, 1),
-            "padded_tokens_per_s": round(padded / seconds, 1), "padding_waste": round(waste, 4),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "steps_timed": max(times) - 2,
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(real / seconds, 1),
+        "padded_tokens_per_s": round(padded / seconds, 1),
+        "padding_waste": round(waste, 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,9 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     for setting in args.settings:
         start = time.time()
-        proc = subprocess.run([sys.executable, __file__, "--worker", setting, "--steps", str(args.steps),
-                               "--batch", str(args.batch), "--out", str(args.out)],
-                              env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", setting, "--steps", str(args.steps), "--batch", str(args.batch), "--out", str(args.out)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:  # record and go on: one broken setting must not lose the others
             print(proc.stderr[-3000:], file=sys.stderr)
             results[setting] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
@@ -212,8 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in r:
             print(f"{name:<20}failed: {r['error']}")
             continue
-        print(f"{name:<20}{r['tokens_per_s']:>10}{r['padded_tokens_per_s']:>14}{100 * r['padding_waste']:>10.1f}%"
-              f"{r['peak_rss_mb']:>13}")
+        print(f"{name:<20}{r['tokens_per_s']:>10}{r['padded_tokens_per_s']:>14}{100 * r['padding_waste']:>10.1f}%{r['peak_rss_mb']:>13}")
     same = "trainer-bf16" if _native_bf16() else "trainer"
     pairs = (("tunerail", same), ("tunerail-noprefix", same), ("tunerail", "tunerail-noprefix"), ("tunerail-fp32", "trainer"))
     for ours, theirs in pairs:  # same precision
@@ -221,20 +265,32 @@ def main(argv: list[str] | None = None) -> int:
             ratio = results[ours]["tokens_per_s"] / results[theirs]["tokens_per_s"]
             print(f"{ours} / {theirs} throughput: {ratio:.2f}x")
             results[f"ratio_{ours}_vs_{theirs}"] = round(ratio, 3)
-    payload = {"command": "python bench/train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "steps": args.steps, "batch": args.batch, "cpu_count": os.cpu_count(), "native_bf16": _native_bf16(),
-               "load_average": os.getloadavg(), "results": results}
+    payload = {
+        "command": "python bench/train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "steps": args.steps,
+        "batch": args.batch,
+        "cpu_count": os.cpu_count(),
+        "native_bf16": _native_bf16(),
+        "load_average": os.getloadavg(),
+        "results": results,
+    }
     dest = REPO / "bench" / "results" / "train.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(payload, indent=2) + "\n")
-    lines = ["# bench/train.py\n", f"`{payload['command']}`: {args.steps} steps x batch {args.batch}, SmolLM2-135M + LoRA r16, "
-             f"Banking77 prompts; {os.cpu_count()} CPUs, native bf16 {payload['native_bf16']}, load average "
-             f"{', '.join(f'{x:.1f}' for x in payload['load_average'])} (shared machine: compare rows of one run only).\n",
-             "| setting | tokens/s | padded tokens/s | padding waste | shared prefix | peak RSS MB |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# bench/train.py\n",
+        f"`{payload['command']}`: {args.steps} steps x batch {args.batch}, SmolLM2-135M + LoRA r16, "
+        f"Banking77 prompts; {os.cpu_count()} CPUs, native bf16 {payload['native_bf16']}, load average "
+        f"{', '.join(f'{x:.1f}' for x in payload['load_average'])} (shared machine: compare rows of one run only).\n",
+        "| setting | tokens/s | padded tokens/s | padding waste | shared prefix | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, r in results.items():
         if isinstance(r, dict) and "tokens_per_s" in r:
-            lines.append(f"| {name} | {r['tokens_per_s']} | {r['padded_tokens_per_s']} | {100 * r['padding_waste']:.1f} % | "
-                         f"{100 * r.get('shared_prefix_share', 0):.0f} % | {r['peak_rss_mb']} |")
+            lines.append(
+                f"| {name} | {r['tokens_per_s']} | {r['padded_tokens_per_s']} | {100 * r['padding_waste']:.1f} % | "
+                f"{100 * r.get('shared_prefix_share', 0):.0f} % | {r['peak_rss_mb']} |"
+            )
     lines += [""] + [f"- {k[6:].replace('_vs_', ' / ')}: {v:.2f}x" for k, v in results.items() if k.startswith("ratio_")]
     dest.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {dest} and {dest.with_suffix('.md')}")

@@ -42,8 +42,9 @@ def main(source: str, n_rows: int = 40, seed: int = 13) -> None:
         prompt = task["instruction"] + (f"\n\n{inst['input']}" if inst["input"].strip() else "")
         if len(prompt) > 360 or not 20 <= len(inst["output"]) <= 400:
             continue
-        by_app[task["motivation_app"]].append({"id": task["id"], "app": task["motivation_app"],
-                                               "prompt": prompt, "output": truncate(inst["output"])})
+        by_app[task["motivation_app"]].append(
+            {"id": task["id"], "app": task["motivation_app"], "prompt": prompt, "output": truncate(inst["output"])}
+        )
     rows: list[dict] = []
     apps = sorted(by_app)
     while len(rows) < n_rows and any(by_app.values()):

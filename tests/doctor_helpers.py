@@ -64,7 +64,7 @@ def luhn_card(rng: random.Random, prefix: str = "4") -> str:
         digits = body + str(check)
         total = sum((int(d) * 2 - 9 if int(d) > 4 else int(d) * 2) if i % 2 else int(d) for i, d in enumerate(reversed(digits)))
         if total % 10 == 0:
-            return " ".join(digits[i:i + 4] for i in range(0, 16, 4))
+            return " ".join(digits[i : i + 4] for i in range(0, 16, 4))
     raise AssertionError
 
 
@@ -73,34 +73,51 @@ def gb_iban(rng: random.Random) -> str:
     bban = "WEST" + "".join(str(rng.randrange(10)) for _ in range(14))
     check = 98 - int("".join(str(int(c, 36)) for c in bban + "GB00")) % 97
     iban = f"GB{check:02d}{bban}"
-    return " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
 
 
 def token(rng: random.Random, kind: str) -> str:
     alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
     pick = lambda n, chars=alnum: "".join(rng.choice(chars) for _ in range(n))  # noqa: E731
-    return {"aws": "AKIA" + pick(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), "github": "ghp_" + pick(36),
-            "openai": "sk-proj-" + pick(40), "slack": "xoxb-" + pick(12, "0123456789") + "-" + pick(24),
-            "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJ" + pick(30) + "." + pick(43)}[kind]
+    return {
+        "aws": "AKIA" + pick(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+        "github": "ghp_" + pick(36),
+        "openai": "sk-proj-" + pick(40),
+        "slack": "xoxb-" + pick(12, "0123456789") + "-" + pick(24),
+        "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJ" + pick(30) + "." + pick(43),
+    }[kind]
 
 
 FOREIGN = [
-    ("Schreibe eine kurze Zusammenfassung über die Geschichte der Stadt Berlin.",
-     "Berlin wurde im dreizehnten Jahrhundert gegründet und ist heute die Hauptstadt von Deutschland."),
-    ("Écris une courte description de la ville de Paris et de ses monuments.",
-     "Paris est la capitale de la France, célèbre pour la tour Eiffel et le musée du Louvre."),
-    ("Escribe una breve descripción de la ciudad de Madrid y sus museos.",
-     "Madrid es la capital de España y tiene museos famosos como el Prado y el Reina Sofía."),
-    ("Scrivi una breve descrizione della città di Roma e dei suoi monumenti.",
-     "Roma è la capitale d'Italia ed è famosa per il Colosseo e per i suoi antichi monumenti."),
-    ("Schrijf een korte beschrijving van de stad Amsterdam en haar grachten.",
-     "Amsterdam is de hoofdstad van Nederland en staat bekend om de grachten en de musea."),
-    ("Escreva uma breve descrição da cidade de Lisboa e dos seus bairros antigos.",
-     "Lisboa é a capital de Portugal e é conhecida pelos seus bairros antigos e pelo fado."),
+    (
+        "Schreibe eine kurze Zusammenfassung über die Geschichte der Stadt Berlin.",
+        "Berlin wurde im dreizehnten Jahrhundert gegründet und ist heute die Hauptstadt von Deutschland.",
+    ),
+    (
+        "Écris une courte description de la ville de Paris et de ses monuments.",
+        "Paris est la capitale de la France, célèbre pour la tour Eiffel et le musée du Louvre.",
+    ),
+    (
+        "Escribe una breve descripción de la ciudad de Madrid y sus museos.",
+        "Madrid es la capital de España y tiene museos famosos como el Prado y el Reina Sofía.",
+    ),
+    (
+        "Scrivi una breve descrizione della città di Roma e dei suoi monumenti.",
+        "Roma è la capitale d'Italia ed è famosa per il Colosseo e per i suoi antichi monumenti.",
+    ),
+    (
+        "Schrijf een korte beschrijving van de stad Amsterdam en haar grachten.",
+        "Amsterdam is de hoofdstad van Nederland en staat bekend om de grachten en de musea.",
+    ),
+    (
+        "Escreva uma breve descrição da cidade de Lisboa e dos seus bairros antigos.",
+        "Lisboa é a capital de Portugal e é conhecida pelos seus bairros antigos e pelo fado.",
+    ),
 ]
 
 
 # --- planting defects into real Alpaca rows: kind -> (check that must find it, planter) ---------
+
 
 def _cut_mid_word(text: str, rng: random.Random) -> str:
     pos = int(len(text) * rng.uniform(0.4, 0.8))
@@ -109,9 +126,13 @@ def _cut_mid_word(text: str, rng: random.Random) -> str:
     return text[:pos]
 
 
-REFUSALS = ["As an AI language model, I cannot browse the internet, but ", "I'm sorry, but I cannot help with that. ",
-            "I am unable to provide personal opinions. However, ", "As a language model, I don't have personal experiences. ",
-            "I apologize, but I can't access that information. "]
+REFUSALS = [
+    "As an AI language model, I cannot browse the internet, but ",
+    "I'm sorry, but I cannot help with that. ",
+    "I am unable to provide personal opinions. However, ",
+    "As a language model, I don't have personal experiences. ",
+    "I apologize, but I can't access that information. ",
+]
 MEDIA = ["<Picture Attached>", "photo.jpg", "<image>", "[image attached]", "https://www.bbc.co.uk/news/world-55555555"]
 PLACEHOLDERS = ["<No Output>", "<nooutput>", "N/A", "Not applicable", "No output"]
 MARKERS = ["<noinput>", "No input", "noinput", "<no input>", "No input."]
@@ -125,10 +146,15 @@ def plant(kind: str, row: dict[str, str], rng: random.Random, i: int) -> dict[st
     if kind == "mojibake":
         row["output"] = (out + " It’s “simple”.").encode("utf-8").decode("cp1252", errors="replace")
     elif kind == "control_chars":
-        row["output"] = out[: len(out) // 2] + ["\x00", "\x1b[0m", "\x08", "\x07", "\ufffd"][i % 5] + out[len(out) // 2:]
+        row["output"] = out[: len(out) // 2] + ["\x00", "\x1b[0m", "\x08", "\x07", "\ufffd"][i % 5] + out[len(out) // 2 :]
     elif kind == "markup":
-        row["output"] = ["<p>" + out + "</p>", out + "<br>", out.replace(" ", "&nbsp;", 1) + " &nbsp;", "<div>" + out + "</div>",
-                         "<b>" + out + "</b>"][i % 5]
+        row["output"] = [
+            "<p>" + out + "</p>",
+            out + "<br>",
+            out.replace(" ", "&nbsp;", 1) + " &nbsp;",
+            "<div>" + out + "</div>",
+            "<b>" + out + "</b>",
+        ][i % 5]
     elif kind == "escape_chars":
         row["output"] = out.replace("\n", "\\n") if "\n" in out else out + "\\n\\nHope this helps."
     elif kind == "empty_answer":
@@ -150,9 +176,14 @@ def plant(kind: str, row: dict[str, str], rng: random.Random, i: int) -> dict[st
     elif kind == "code_missing":
         row["instruction"] = "Write a Python function that answers this: " + row["instruction"]
     elif kind == "email":
-        row["output"] = out + f" Write to {['anna', 'li.wei', 'j.smith', 'omar'][i % 4]}{i}@{['gmail.com', 'outlook.com', 'corp.de'][i % 3]} for details."
+        row["output"] = (
+            out
+            + f" Write to {['anna', 'li.wei', 'j.smith', 'omar'][i % 4]}{i}@{['gmail.com', 'outlook.com', 'corp.de'][i % 3]} for details."
+        )
     elif kind == "phone":
-        row["output"] = out + [" Call +44 20 7946 0{:03d}.", " Call (415) 555-2{:03d} today.", " Tel. +49 30 901820{:02d}."][i % 3].format(i)
+        row["output"] = out + [" Call +44 20 7946 0{:03d}.", " Call (415) 555-2{:03d} today.", " Tel. +49 30 901820{:02d}."][i % 3].format(
+            i
+        )
     elif kind == "card_number":
         row["output"] = out + f" Card number: {luhn_card(rng, ['4', '51', '37'][i % 3])}."
     elif kind == "iban":
@@ -162,7 +193,10 @@ def plant(kind: str, row: dict[str, str], rng: random.Random, i: int) -> dict[st
     elif kind == "secret":
         row["output"] = out + f" Use key {token(rng, ['aws', 'github', 'openai', 'slack', 'jwt'][i % 5])} to log in."
     elif kind == "private_key":
-        row["output"] = out + "\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n-----END RSA PRIVATE KEY-----"
+        row["output"] = (
+            out
+            + "\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n-----END RSA PRIVATE KEY-----"
+        )
     elif kind == "language":
         row["instruction"], row["output"] = FOREIGN[i % len(FOREIGN)]
         row["input"] = ""
@@ -172,13 +206,27 @@ def plant(kind: str, row: dict[str, str], rng: random.Random, i: int) -> dict[st
 
 
 EXPECTED = {
-    "mojibake": "format.mojibake", "control_chars": "format.control_chars", "markup": "format.markup",
-    "escape_chars": "format.escape_chars", "empty_answer": "lengths.empty_answer", "cut_off": "lengths.cut_off",
-    "refusal": "content.refusal", "missing_input": "instruct.missing_input", "unseen_input": "instruct.unseen_input",
-    "placeholder_output": "instruct.placeholder_output", "empty_input_marker": "instruct.empty_input_marker",
-    "merged": "instruct.merged", "code_missing": "instruct.code_missing", "email": "pii.email", "phone": "pii.phone",
-    "card_number": "pii.card_number", "iban": "pii.iban", "ip_address": "pii.ip_address", "secret": "secrets.token",
-    "private_key": "secrets.private_key", "language": "language.mismatch",
+    "mojibake": "format.mojibake",
+    "control_chars": "format.control_chars",
+    "markup": "format.markup",
+    "escape_chars": "format.escape_chars",
+    "empty_answer": "lengths.empty_answer",
+    "cut_off": "lengths.cut_off",
+    "refusal": "content.refusal",
+    "missing_input": "instruct.missing_input",
+    "unseen_input": "instruct.unseen_input",
+    "placeholder_output": "instruct.placeholder_output",
+    "empty_input_marker": "instruct.empty_input_marker",
+    "merged": "instruct.merged",
+    "code_missing": "instruct.code_missing",
+    "email": "pii.email",
+    "phone": "pii.phone",
+    "card_number": "pii.card_number",
+    "iban": "pii.iban",
+    "ip_address": "pii.ip_address",
+    "secret": "secrets.token",
+    "private_key": "secrets.private_key",
+    "language": "language.mismatch",
 }
 
 
@@ -190,8 +238,11 @@ def eligible(kind: str, row: dict[str, str]) -> bool:
         return len(row["output"].split()) >= 25
     if kind == "missing_input":
         # the instruction points at an input it does not contain itself
-        return bool(row["input"].strip()) and bool(re.search(r"\b(the following|the given|this|these)\b", row["instruction"], re.I)) \
+        return (
+            bool(row["input"].strip())
+            and bool(re.search(r"\b(the following|the given|this|these)\b", row["instruction"], re.I))
             and not re.search(r"[:\"“\n]", row["instruction"])
+        )
     if kind == "code_missing":
         return not re.search(r"[{};=]|\bdef\b|\breturn\b", row["output"])
     if kind == "markup" or kind == "escape_chars":

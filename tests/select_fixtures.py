@@ -20,8 +20,7 @@ def card_copy(folder: Path, licence_front_matter: str | None) -> Path:
     return folder
 
 
-def damaged_copy(source: str | Path, folder: Path, top_blocks: int, std: float = 0.5, seed: int = 0,
-                 norm_scale: float = 1.0) -> Path:
+def damaged_copy(source: str | Path, folder: Path, top_blocks: int, std: float = 0.5, seed: int = 0, norm_scale: float = 1.0) -> Path:
     """Re-initialise the top ``top_blocks`` decoder blocks of ``source`` (normal(0, std) weights).
 
     ``norm_scale`` also multiplies the final norm's weight: a random tiny model predicts nearly
@@ -57,13 +56,15 @@ def select_config(tmp: Path, candidates: list[str], **select: object):
 
     sel = {"sample_rows": 40, "few_shot": 2, "probe_steps": 1, "bootstrap": 200, "batch_size": 16}
     sel.update(select)
-    return TunerailConfig.model_validate({
-        "task": "classification",
-        "data": {"format": "text_label", "columns": {"text": "text", "label": "label"}},
-        "model": {"base": candidates[0], "candidates": candidates, "max_seq_length": 64},
-        "prompts": [{"system": "Classify the banking query.", "template": "{prompt}"}],
-        "train": {"batch_size": 8, "epochs": 1, "bf16": False},
-        "tracking": {"enabled": False},
-        "select": sel,
-        "store": {"path": str(tmp / "store")},
-    })
+    return TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "data": {"format": "text_label", "columns": {"text": "text", "label": "label"}},
+            "model": {"base": candidates[0], "candidates": candidates, "max_seq_length": 64},
+            "prompts": [{"system": "Classify the banking query.", "template": "{prompt}"}],
+            "train": {"batch_size": 8, "epochs": 1, "bf16": False},
+            "tracking": {"enabled": False},
+            "select": sel,
+            "store": {"path": str(tmp / "store")},
+        }
+    )

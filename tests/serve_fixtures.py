@@ -36,8 +36,15 @@ def banking_shuffled() -> list[dict[str, str]]:
     return rows
 
 
-def make_run(root: Path, *, n_train: int = 1000, n_test: int = 400, adapter: bool = True,
-             serve: dict[str, Any] | None = None, monitor: dict[str, Any] | None = None) -> Path:
+def make_run(
+    root: Path,
+    *,
+    n_train: int = 1000,
+    n_test: int = 400,
+    adapter: bool = True,
+    serve: dict[str, Any] | None = None,
+    monitor: dict[str, Any] | None = None,
+) -> Path:
     """A run folder over Banking77 (text, category) with the tiny model; returns the run folder."""
     from eval_fixtures import cached_tiny_pair
 
@@ -45,13 +52,18 @@ def make_run(root: Path, *, n_train: int = 1000, n_test: int = 400, adapter: boo
     run = root / "run"
     rows = banking_shuffled()
     write_rows(run / "split" / "train.jsonl", rows[:n_train])
-    write_rows(run / "split" / "test.jsonl", rows[n_train:n_train + n_test])
-    cfg = {"project": "banking-serve", "task": "classification",
-           "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
-           "model": {"base": str(model_dir), "max_seq_length": 128},
-           "prompts": [{"system": "Route the banking query. Answer with the intent label only.", "template": "{prompt}"}],
-           "criteria": {"threshold": 0.5},
-           "tracking": {"enabled": False}, "serve": serve or {}, "monitor": monitor or {}}
+    write_rows(run / "split" / "test.jsonl", rows[n_train : n_train + n_test])
+    cfg = {
+        "project": "banking-serve",
+        "task": "classification",
+        "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
+        "model": {"base": str(model_dir), "max_seq_length": 128},
+        "prompts": [{"system": "Route the banking query. Answer with the intent label only.", "template": "{prompt}"}],
+        "criteria": {"threshold": 0.5},
+        "tracking": {"enabled": False},
+        "serve": serve or {},
+        "monitor": monitor or {},
+    }
     (run / "tunerail.yaml").write_text(json.dumps(cfg, indent=2), encoding="utf-8")  # JSON is YAML
     (run / "train").mkdir(parents=True, exist_ok=True)
     (run / "train" / "train.json").write_text(json.dumps({"base_model": str(model_dir)}), encoding="utf-8")

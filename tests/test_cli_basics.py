@@ -5,11 +5,13 @@ from tunerail.cli import main
 
 
 def test_import_and_help_do_not_load_torch():
-    code = ("import sys, tunerail, tunerail.cli, tunerail.config, tunerail.data\n"
-            "from tunerail.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys, tunerail, tunerail.cli, tunerail.config, tunerail.data\n"
+        "from tunerail.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 

@@ -51,16 +51,19 @@ def test_criteria_hash_changes_with_criteria():
     assert a.criteria_hash() != b.criteria_hash()
 
 
-@pytest.mark.parametrize("text, field, words", [
-    ("train:\n  guards: {divergance: false}\n", "train.guards", "did you mean 'divergence'"),
-    ("doctor:\n  disabled_checks: [duplicates.exakt]\n", "doctor.disabled_checks", "did you mean 'duplicates.exact'"),
-    ("prompts: []\n", "prompts", "at least 1"),
-    ("prompts:\n  - {version: v1, template: 'Classify this'}\n", "prompts.0.template", "no {prompt}"),
-    ("prompts:\n  - {version: v1}\n  - {version: v1, system: x}\n", "prompts", "used twice"),
-    ("eval: {prompt_version: v2}\n", "eval.prompt_version", "names no prompt"),
-    ("criteria:\n  threshold: .nan\n", "criteria.threshold", "finite"),
-    ("criteria:\n  metric: acuracy\n", "criteria.metric", "not computed for task 'classification'"),
-])
+@pytest.mark.parametrize(
+    "text, field, words",
+    [
+        ("train:\n  guards: {divergance: false}\n", "train.guards", "did you mean 'divergence'"),
+        ("doctor:\n  disabled_checks: [duplicates.exakt]\n", "doctor.disabled_checks", "did you mean 'duplicates.exact'"),
+        ("prompts: []\n", "prompts", "at least 1"),
+        ("prompts:\n  - {version: v1, template: 'Classify this'}\n", "prompts.0.template", "no {prompt}"),
+        ("prompts:\n  - {version: v1}\n  - {version: v1, system: x}\n", "prompts", "used twice"),
+        ("eval: {prompt_version: v2}\n", "eval.prompt_version", "names no prompt"),
+        ("criteria:\n  threshold: .nan\n", "criteria.threshold", "finite"),
+        ("criteria:\n  metric: acuracy\n", "criteria.metric", "not computed for task 'classification'"),
+    ],
+)
 def test_late_config_mistakes_fail_at_load_time_with_line(tmp_path, text, field, words):
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, "task: classification\n" + text))
@@ -109,11 +112,20 @@ def test_starter_config_shows_the_real_defaults_and_the_field_descriptions(tmp_p
     assert load_config(write(tmp_path, STARTER_CONFIG)).criteria.threshold == STARTER_EXAMPLES["criteria.threshold"]
 
 
-@pytest.mark.parametrize("command, field", [
-    (["leakage"], "split.semantic_threshold"), (["sweep"], "sweep.trials"), (["sweep"], "sweep.storage"),
-    (["serve"], "serve.host"), (["monitor"], "monitor.window"), (["select"], "model.candidates"),
-    (["eval"], "model.base"), (["verify"], "store.path"), (["split"], "store.path"),
-])
+@pytest.mark.parametrize(
+    "command, field",
+    [
+        (["leakage"], "split.semantic_threshold"),
+        (["sweep"], "sweep.trials"),
+        (["sweep"], "sweep.storage"),
+        (["serve"], "serve.host"),
+        (["monitor"], "monitor.window"),
+        (["select"], "model.candidates"),
+        (["eval"], "model.base"),
+        (["verify"], "store.path"),
+        (["split"], "store.path"),
+    ],
+)
 def test_cli_help_reuses_the_field_description(capsys, command, field):
     """An option that overrides a config field shows that field's description (one text, never two)."""
     from tunerail.cli import main

@@ -121,7 +121,10 @@ def test_truncation_counts_tokens_with_the_chat_template(tmp_path, shared_data):
     rows = alpaca(shared_data)[:20]
     for i in (4, 11):
         rows[i]["output"] = " ".join([rows[i]["output"]] * 40)
-    result = run(write_jsonl(tmp_path / "a.jsonl", rows), disabled=[], )
+    result = run(
+        write_jsonl(tmp_path / "a.jsonl", rows),
+        disabled=[],
+    )
     lengths = result.row_stats["token_lengths"]
     assert len(lengths) == 20 and min(lengths) > 20  # the template's default system prompt counts too
     assert {i for i, n in enumerate(lengths) if n > 512} == {4, 11}
@@ -138,14 +141,17 @@ def test_pii_validators_and_masking():
     assert scan("pi is 3.14159265358979 and 2020-2021 sales were 1234567") == []
 
 
-@pytest.mark.parametrize("answer, cut", [
-    ("The capital of France is Paris. It is known for the Eiffel Tower and the Lou", True),
-    ("Here is the code:\n```python\nprint('hi')\n", True),
-    ("Three benefits are:\n1. Lower costs.\n2. Faster delivery.\n3. Better customer satisf", True),
-    ("The capital of France is Paris.", False),
-    ("Positive", False),
-    ("1. Apples\n2. Pears\n3. Plums", False),
-])
+@pytest.mark.parametrize(
+    "answer, cut",
+    [
+        ("The capital of France is Paris. It is known for the Eiffel Tower and the Lou", True),
+        ("Here is the code:\n```python\nprint('hi')\n", True),
+        ("Three benefits are:\n1. Lower costs.\n2. Faster delivery.\n3. Better customer satisf", True),
+        ("The capital of France is Paris.", False),
+        ("Positive", False),
+        ("1. Apples\n2. Pears\n3. Plums", False),
+    ],
+)
 def test_cut_off_heuristics(answer, cut):
     assert (cut_off_reason(answer) is not None) == cut
 
@@ -173,11 +179,11 @@ def test_doctor_and_split_ask_for_the_same_test_rows(banking_example):
     """One sizing rule: the doctor planned at p = 0.5 (263 rows for the demo's criteria), split at the threshold (253)."""
     from tunerail.split.guards import size_problems
 
-    cfg = TunerailConfig(task="classification", criteria={"threshold": 0.4, "margin": 0.06},
-                         doctor={"disabled_checks": ["lengths.truncated"]})
+    cfg = TunerailConfig(
+        task="classification", criteria={"threshold": 0.4, "margin": 0.06}, doctor={"disabled_checks": ["lengths.truncated"]}
+    )
     (f,) = [f for f in doctor(banking_example, cfg, semantic=False).findings if f.check == "size.eval_split"]
-    (problem,) = [p for p in size_problems({"validation": 100, "test": 100}, 1000, 0.06, "accuracy", 0.4)
-                  if p.field == "split.test"]
+    (problem,) = [p for p in size_problems({"validation": 100, "test": 100}, 1000, 0.06, "accuracy", 0.4) if p.field == "split.test"]
     assert f.details["test_rows_needed"] == rows_needed(0.06, 0.4) == 253
     assert f"{f.details['test_rows_needed']} test rows are needed" in problem.message
 
@@ -209,11 +215,16 @@ def test_words_that_decide_the_label_are_not_a_conflict_even_with_a_duplicate():
     """Issue 13 §8: a qualifier added to a prompt ("direct debit") decides its label; a duplicate
     of one side (removed by --fix) must not turn a near match into a blocking error."""
     base = "There is a payment on my statement that I did not make myself"
-    rows = [(base, "card_payment_not_recognised"), (base, "card_payment_not_recognised"),
-            (base.replace("a payment", "a direct debit payment"), "direct_debit_payment_not_recognised"),
-            ("I want to cancel my transfer please", "cancel_transfer"), ("I want to cancel my transfer please", "cancel_transfer"),
-            ("I want to cancel my transfer", "transfer_timing"),
-            ("Why was I charged twice for my coffee", "a"), ("Why was I charged twice for my coffee", "b")]
+    rows = [
+        (base, "card_payment_not_recognised"),
+        (base, "card_payment_not_recognised"),
+        (base.replace("a payment", "a direct debit payment"), "direct_debit_payment_not_recognised"),
+        ("I want to cancel my transfer please", "cancel_transfer"),
+        ("I want to cancel my transfer please", "cancel_transfer"),
+        ("I want to cancel my transfer", "transfer_timing"),
+        ("Why was I charged twice for my coffee", "a"),
+        ("Why was I charged twice for my coffee", "b"),
+    ]
     assert _conflicts(rows) == [([3, 4, 5], "warning"), ([6, 7], "error")]
 
 
@@ -223,7 +234,9 @@ def test_math_answers_ending_in_a_number_are_not_cut_off():
     answers = []
     for _ in range(60):
         a, b = rng.randrange(2, 90), rng.randrange(2, 90)
-        steps = f"Natalia sold {a} clips in April.\nIn May she sold {b} clips.\nAltogether she sold {a}+{b} = <<{a}+{b}={a + b}>>{a + b} clips."
+        steps = (
+            f"Natalia sold {a} clips in April.\nIn May she sold {b} clips.\nAltogether she sold {a}+{b} = <<{a}+{b}={a + b}>>{a + b} clips."
+        )
         last = rng.choice([f"#### {a + b}", f"The answer is {a + b}", f"Total: ${a + b}.50", f"{a + b}"])
         answers.append(f"{steps}\n{last}")
     assert [a for a in answers if cut_off_reason(a)] == []
@@ -280,8 +293,11 @@ def test_a_post_with_a_link_beside_its_text_is_content_but_a_bare_link_request_i
         "RT @ climb _ chairman : Part 2 . https://t.co/bmPpwNsOMh",
         "The Road 2 BQ : January 8 http://t.co/mCQRfd3f4W",
     ]
-    requests = ["Summarize the article at https://example.com/news/2019/markets", "Read https://example.org/post/7 and list its main points",
-                "http://example.net/video/42"]
+    requests = [
+        "Summarize the article at https://example.com/news/2019/markets",
+        "Read https://example.org/post/7 and list its main points",
+        "http://example.net/video/42",
+    ]
     rows = [{"prompt": p, "completion": json.dumps({"person": [], "location": []})} for p in posts + requests]
     result = run(write_jsonl(tmp_path / "posts.jsonl", rows), task="extraction", disabled=[])
     assert flagged(result, "instruct.unseen_input") == {3, 4, 5}

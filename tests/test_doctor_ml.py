@@ -94,8 +94,7 @@ def audit(tmp_path_factory):
     records, rejections, fmt = load_records(path)
     ctx = CheckContext(records, rejections, TunerailConfig(task="classification"), fmt)
     findings = {c.name: c.func(ctx) for c in all_checks() if "DOC050" <= c.code <= "DOC099"}
-    return {"findings": findings, "plant": plant, "flipped": flipped, "off_topic": off_topic, "n": len(out),
-            "ctx": ctx}
+    return {"findings": findings, "plant": plant, "flipped": flipped, "off_topic": off_topic, "n": len(out), "ctx": ctx}
 
 
 def _together(findings) -> set[tuple[int, int]]:
@@ -189,8 +188,7 @@ def test_generation_conflicts_are_different_answers_to_the_same_prompt(shared_da
     import json
 
     src = [json.loads(line) for line in open(shared_data / "instruct" / "user_oriented_instructions.jsonl")][:60]
-    rows = [{"instruction": r["instruction"], "input": r["instances"][0]["input"], "output": r["instances"][0]["output"]}
-            for r in src]
+    rows = [{"instruction": r["instruction"], "input": r["instances"][0]["input"], "output": r["instances"][0]["output"]} for r in src]
     n = len(rows)
     conflicts = {}
     for k, i in enumerate(range(0, 10, 2)):

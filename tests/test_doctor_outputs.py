@@ -56,8 +56,13 @@ def test_fix_reconciles_counts_and_quarantines_with_reasons(tmp_path, shared_dat
     quarantine = [json.loads(x) for x in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
     assert len(clean) + len(quarantine) == 80 and len(clean) == fx["kept"]
     why = {q["_tunerail"]["index"]: q["_tunerail"]["check"] for q in quarantine}
-    assert why == {5: "duplicates.exact", 6: "duplicates.exact", 9: "format.unparseable",
-                   11: "instruct.placeholder_output", 12: "format.missing_field"}
+    assert why == {
+        5: "duplicates.exact",
+        6: "duplicates.exact",
+        9: "format.unparseable",
+        11: "instruct.placeholder_output",
+        12: "format.missing_field",
+    }
     broken = next(q for q in quarantine if q["_tunerail"]["index"] == 9)["_tunerail"]
     assert broken["line"] == 10 and broken["raw"] == '{"instruction": "broken' and broken["code"] == "DOC001"
     kept_dup = next(q for q in quarantine if q["_tunerail"]["index"] == 5)["_tunerail"]
@@ -72,15 +77,28 @@ def _rec(i: int) -> Record:
 def test_fix_applies_any_cluster_that_declares_a_fix_action():
     """The contract with the ML checks: clusters say details.fix_action; duplicates.near is thinned by default."""
     records = [_rec(i) for i in range(8)]
-    near = Finding("duplicates.near", Severity.WARNING, "m", "f", rows=[RowRef(1, 2, "f"), RowRef(4, 5, "f"), RowRef(6, 7, "f")], cluster="near-1")
-    semantic = Finding("duplicates.semantic", Severity.WARNING, "m", "f", rows=[RowRef(2, 3, "f"), RowRef(3, 4, "f")],
-                       cluster="sem-1", details={"fix_action": "drop_except_first"})
+    near = Finding(
+        "duplicates.near", Severity.WARNING, "m", "f", rows=[RowRef(1, 2, "f"), RowRef(4, 5, "f"), RowRef(6, 7, "f")], cluster="near-1"
+    )
+    semantic = Finding(
+        "duplicates.semantic",
+        Severity.WARNING,
+        "m",
+        "f",
+        rows=[RowRef(2, 3, "f"), RowRef(3, 4, "f")],
+        cluster="sem-1",
+        details={"fix_action": "drop_except_first"},
+    )
     conflict = Finding("conflicts.label", Severity.ERROR, "m", "f", rows=[RowRef(0, 1, "f"), RowRef(5, 6, "f")])  # no action: kept
     outlier = Finding("outliers.embedding", Severity.WARNING, "m", "f", rows=[RowRef(7, 8, "f")], details={"fix_action": "drop"})
     plan = plan_fix(records, [], [near, semantic, conflict, outlier])
     assert [r.index for r in plan.kept] == [0, 1, 2, 5]
-    assert {q.ref.index: q.check for q in plan.quarantined} == {3: "duplicates.semantic", 4: "duplicates.near",
-                                                               6: "duplicates.near", 7: "outliers.embedding"}
+    assert {q.ref.index: q.check for q in plan.quarantined} == {
+        3: "duplicates.semantic",
+        4: "duplicates.near",
+        6: "duplicates.near",
+        7: "outliers.embedding",
+    }
     assert plan.summary()["rows_in"] == len(plan.kept) + len(plan.quarantined)
 
 
@@ -142,7 +160,9 @@ def test_cli_exit_codes(tmp_path, shared_data, banking_example, capsys):
     assert "file not found" in _err(capsys)
     assert main(["doctor", "--out", out]) == 2  # no DATA and no data.path
 
-    cfg.write_text(f"task: classification\ncriteria: {{threshold: 0.5}}\ndata:\n  path: {csv_path.name}\ndoctor:\n  disabled_checks: [lengths.truncated]\n")
+    cfg.write_text(
+        f"task: classification\ncriteria: {{threshold: 0.5}}\ndata:\n  path: {csv_path.name}\ndoctor:\n  disabled_checks: [lengths.truncated]\n"
+    )
     assert main(["doctor", "--config", str(cfg), "--out", out, "--no-semantic"]) == 0
 
 

@@ -40,16 +40,19 @@ def banking_splits(tmp_path_factory):
         val += items[20:25]
         test += items[25:26]
     out = tmp_path_factory.mktemp("banking")
-    return (write_jsonl(out / "train.jsonl", train), write_jsonl(out / "validation.jsonl", val),
-            write_jsonl(out / "test.jsonl", test))
+    return (write_jsonl(out / "train.jsonl", train), write_jsonl(out / "validation.jsonl", val), write_jsonl(out / "test.jsonl", test))
 
 
 def _config(**eval_kw) -> TunerailConfig:
-    return TunerailConfig.model_validate({
-        "task": "classification", "data": {"format": "text_label", "columns": {"label": "category"}},
-        "prompts": [{"version": "v1", "system": "Answer with the intent label only."}],
-        "criteria": {"metric": "accuracy", "threshold": 0.0, "margin": 0.5},
-        "eval": {"forgetting": False, "bootstrap": 200, **eval_kw}})
+    return TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "data": {"format": "text_label", "columns": {"label": "category"}},
+            "prompts": [{"version": "v1", "system": "Answer with the intent label only."}],
+            "criteria": {"metric": "accuracy", "threshold": 0.0, "margin": 0.5},
+            "eval": {"forgetting": False, "bootstrap": 200, **eval_kw},
+        }
+    )
 
 
 def test_cheap_baseline_that_beats_the_tuned_model_gives_not_ready(tiny, banking_splits, tmp_path):
@@ -58,8 +61,16 @@ def test_cheap_baseline_that_beats_the_tuned_model_gives_not_ready(tiny, banking
     model, adapter = tiny
     train, val, test = banking_splits
     cache = tmp_path / "cache"
-    res = tunerail.evaluate(_config(few_shot=2), test_data=test, adapter_dir=adapter, base_model=str(model),
-                            out_dir=tmp_path / "out", train_data=train, validation_data=val, cache_dir=cache)
+    res = tunerail.evaluate(
+        _config(few_shot=2),
+        test_data=test,
+        adapter_dir=adapter,
+        base_model=str(model),
+        out_dir=tmp_path / "out",
+        train_data=train,
+        validation_data=val,
+        cache_dir=cache,
+    )
     names = [b["name"] for b in res.baselines]
     assert {"tfidf_logreg", "minilm_logreg", "base", "base_ranked", "base_few_shot_ranked", "tuned_free"} <= set(names)
     tfidf = next(b for b in res.baselines if b["name"] == "tfidf_logreg")
@@ -87,14 +98,29 @@ def test_cheap_baseline_that_beats_the_tuned_model_gives_not_ready(tiny, banking
     # the verdict model answered by constrained decoding: nothing outside the label set
     assert res.prompt["decoding"] == "both" and res.classification["tuned"]["unmatched"] == 0
 
-    again = tunerail.evaluate(_config(few_shot=2), test_data=test, adapter_dir=adapter, base_model=str(model),
-                              out_dir=tmp_path / "out2", train_data=train, validation_data=val, cache_dir=cache)
+    again = tunerail.evaluate(
+        _config(few_shot=2),
+        test_data=test,
+        adapter_dir=adapter,
+        base_model=str(model),
+        out_dir=tmp_path / "out2",
+        train_data=train,
+        validation_data=val,
+        cache_dir=cache,
+    )
     cached = next(b for b in again.baselines if b["name"] == "tfidf_logreg")
     assert cached["details"]["cached"] and cached["estimate"] == tfidf["estimate"]
 
-    base_only = tunerail.evaluate(_config(few_shot=2, baselines=False), test_data=test, adapter_dir=adapter,
-                                  base_model=str(model), out_dir=tmp_path / "out3", train_data=train,
-                                  validation_data=val, cache_dir=cache)
+    base_only = tunerail.evaluate(
+        _config(few_shot=2, baselines=False),
+        test_data=test,
+        adapter_dir=adapter,
+        base_model=str(model),
+        out_dir=tmp_path / "out3",
+        train_data=train,
+        validation_data=val,
+        cache_dir=cache,
+    )
     assert "tfidf_logreg" not in base_only.metrics and any(f.code == "EVL051" for f in base_only.findings)
 
 
@@ -109,7 +135,7 @@ def test_few_shot_changes_the_rendered_prompt(banking_splits):
     tok = load_tokenizer("bundled:smollm2")
     row = json.loads(test.read_text(encoding="utf-8").splitlines()[0])["text"]
     zero, few = prompt_for(tok, row, cfg.prompts[0]), prompt_for(tok, row, cfg.prompts[0], shots)
-    assert zero != few and all(q in few and a in few for q, a in shots) and few.endswith(zero[zero.index(row):])
+    assert zero != few and all(q in few and a in few for q, a in shots) and few.endswith(zero[zero.index(row) :])
     assert prompt_hash(cfg.prompts[0], shots) != prompt_hash(cfg.prompts[0])
 
 
@@ -137,12 +163,23 @@ def test_cheap_baseline_findings_decided_by_ci():
     weak = (rng.random(n) < 0.30).astype(float)
 
     def row(name, kind, arr):
-        return {"name": name, "label": name, "kind": kind, "estimate": S.bootstrap_ci(arr, resamples=500).to_dict(),
-                "gain": S.paired_bootstrap(tuned, arr, resamples=500).to_dict()}
+        return {
+            "name": name,
+            "label": name,
+            "kind": kind,
+            "estimate": S.bootstrap_ci(arr, resamples=500).to_dict(),
+            "gain": S.paired_bootstrap(tuned, arr, resamples=500).to_dict(),
+        }
 
-    inputs = VerdictInputs("accuracy", {"accuracy": S.bootstrap_ci(tuned, resamples=500).to_dict()}, {}, None,
-                           forgetting={"worst": 0.0, "relative_change": {}}, criteria_state="frozen",
-                           baselines=[row("tfidf_logreg", "cheap", cheap), row("base", "llm", weak)])
+    inputs = VerdictInputs(
+        "accuracy",
+        {"accuracy": S.bootstrap_ci(tuned, resamples=500).to_dict()},
+        {},
+        None,
+        forgetting={"worst": 0.0, "relative_change": {}},
+        criteria_state="frozen",
+        baselines=[row("tfidf_logreg", "cheap", cheap), row("base", "llm", weak)],
+    )
     verdict, findings = decide(CriteriaConfig(metric="accuracy", threshold=0.5, margin=0.5), inputs)
     by = {f.details["baseline"]: f for f in findings if f.code == "EVL050"}
     assert verdict == "NOT READY"

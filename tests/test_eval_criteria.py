@@ -17,8 +17,9 @@ def _accuracy_inputs(correct: np.ndarray, base: np.ndarray, baselines=None) -> V
     est = {"accuracy": S.bootstrap_ci(correct, resamples=1000).to_dict()}
     base_est = {"accuracy": S.bootstrap_ci(base, resamples=1000).to_dict()}
     imp = S.paired_bootstrap(correct, base, resamples=1000).to_dict()
-    return VerdictInputs("accuracy", est, base_est, imp, forgetting={"worst": 0.0, "relative_change": {}},
-                         criteria_state="frozen", baselines=baselines)
+    return VerdictInputs(
+        "accuracy", est, base_est, imp, forgetting={"worst": 0.0, "relative_change": {}}, criteria_state="frozen", baselines=baselines
+    )
 
 
 def _by_code(findings, code):

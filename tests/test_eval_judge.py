@@ -63,11 +63,11 @@ def test_order_biased_judge_has_zero_consistency_and_no_winner():
 def test_parse_failures_and_http_errors_are_counted(monkeypatch):
     monkeypatch.setenv("TUNERAIL_TEST_JUDGE_KEY", SECRET)
     bad = {
-        1: "I think A is better.",                                             # no JSON
+        1: "I think A is better.",  # no JSON
         2: '{"A": {"correctness": 9, "tone": 3}, "B": {"correctness": 1, "tone": 1}, "winner": "A"}',  # out of range
-        3: '{"A": {"correctness": 4}, "B": {"correctness": 2, "tone": 2}, "winner": "A"}',             # missing criterion
+        3: '{"A": {"correctness": 4}, "B": {"correctness": 2, "tone": 2}, "winner": "A"}',  # missing criterion
         4: '{"A": {"correctness": 4, "tone": 4}, "B": {"correctness": 2, "tone": 2}, "winner": "C"}',  # bad winner
-        5: 500,                                                                # server error
+        5: 500,  # server error
         6: "{not json at all}",
     }
 
@@ -94,8 +94,9 @@ def test_unreachable_endpoint_is_a_counted_failure():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    res = pairwise_judge(OpenAIChatClient(f"http://127.0.0.1:{port}/v1", "none", timeout=2), RUBRIC,
-                         INPUTS[:1], REFS[:1], BASE[:1], TUNED[:1])
+    res = pairwise_judge(
+        OpenAIChatClient(f"http://127.0.0.1:{port}/v1", "none", timeout=2), RUBRIC, INPUTS[:1], REFS[:1], BASE[:1], TUNED[:1]
+    )
     assert res.request_failures == 2 and res.position_consistency is None
 
 

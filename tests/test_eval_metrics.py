@@ -68,8 +68,7 @@ def test_fast_f1_matches_sklearn_on_resamples(banking_labels):
 def test_classification_first_line_normalised_match():
     labels = ["card_arrival", "Refund_not_showing_up", "reverted_card_payment?"]
     outputs = ["Card Arrival\nThe customer asks about...", "refund not showing up.", "reverted card payment", "I think it is card_arrival"]
-    scores = score_classification(["card_arrival", "Refund_not_showing_up", "reverted_card_payment?", "card_arrival"],
-                                  outputs, labels)
+    scores = score_classification(["card_arrival", "Refund_not_showing_up", "reverted_card_payment?", "card_arrival"], outputs, labels)
     assert scores.predictions == ["card_arrival", "Refund_not_showing_up", "reverted_card_payment?", None]
     assert scores.per_example["accuracy"].tolist() == [1, 1, 1, 0]
 
@@ -78,8 +77,8 @@ def test_classification_first_line_normalised_match():
 def dialogsum(shared_data):
     rows = [json.loads(line) for line in (shared_data / "summarization/dialogsum/test.jsonl").open(encoding="utf-8")][:120]
     refs = [r["summary1"] for r in rows]
-    hyps = [r["summary2"] for r in rows]          # a second human reference: a realistic system
-    shifted = refs[1:] + refs[:1]                  # unrelated summaries: a broken system
+    hyps = [r["summary2"] for r in rows]  # a second human reference: a realistic system
+    shifted = refs[1:] + refs[:1]  # unrelated summaries: a broken system
     return refs, hyps, shifted
 
 
@@ -98,8 +97,7 @@ def test_generation_parity_with_rouge_and_sacrebleu(dialogsum):
     assert scores.corpus["bleu"](full) == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
     assert scores.corpus["chrf"](full) == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
     sub = np.array([3, 3, 10, 50, 51])  # resamples repeat rows: sufficient statistics must handle it
-    assert scores.corpus["bleu"](sub) == pytest.approx(
-        sacrebleu.corpus_bleu([hyps[i] for i in sub], [[refs[i] for i in sub]]).score)
+    assert scores.corpus["bleu"](sub) == pytest.approx(sacrebleu.corpus_bleu([hyps[i] for i in sub], [[refs[i] for i in sub]]).score)
     assert M.corpus_bleu(hyps, refs) == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
     broken = score_generation(refs, shifted)
     assert broken.per_example["rougeL"].mean() < scores.per_example["rougeL"].mean() - 0.1
@@ -124,7 +122,7 @@ def test_bootstrap_ci_sanity():
     est = S.bootstrap_ci(x, resamples=2000, seed=1)
     assert est.low < x.mean() < est.high
     half = (est.high - est.low) / 2
-    analytic = 1.96 * np.sqrt(x.mean() * (1 - x.mean()) / x.size)   # normal approximation
+    analytic = 1.96 * np.sqrt(x.mean() * (1 - x.mean()) / x.size)  # normal approximation
     assert half == pytest.approx(analytic, rel=0.15)
     assert S.bootstrap_ci(x, resamples=2000, seed=1).to_dict() == est.to_dict()  # seeded: reproducible
     small = S.bootstrap_ci(x[:50], resamples=2000, seed=1)
@@ -191,7 +189,11 @@ def test_entity_prf_on_wnut17_with_planted_errors(shared_data):
 
 def test_bio_spans_conlleval_rules():
     assert M.bio_spans(["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-LOC", "I-PER"]) == {
-        ("PER", 0, 2), ("LOC", 3, 5), ("LOC", 5, 6), ("PER", 6, 7)}
+        ("PER", 0, 2),
+        ("LOC", 3, 5),
+        ("LOC", 5, 6),
+        ("PER", 6, 7),
+    }
 
 
 def test_extraction_field_level():

@@ -38,11 +38,15 @@ def banking_test(tmp_path, banking_example):
 
 
 def _config(**eval_kw) -> TunerailConfig:
-    return TunerailConfig.model_validate({
-        "task": "classification", "data": {"format": "text_label", "columns": {"label": "category"}},
-        "prompts": [{"version": "v1", "system": "Answer with the intent label only."}],
-        "criteria": {"metric": "accuracy", "threshold": 0.7, "margin": 0.5},
-        "eval": {"forgetting": False, "bootstrap": 200, **eval_kw}})
+    return TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "data": {"format": "text_label", "columns": {"label": "category"}},
+            "prompts": [{"version": "v1", "system": "Answer with the intent label only."}],
+            "criteria": {"metric": "accuracy", "threshold": 0.7, "margin": 0.5},
+            "eval": {"forgetting": False, "bootstrap": 200, **eval_kw},
+        }
+    )
 
 
 def test_evaluate_end_to_end_writes_escaped_report_and_caches(tiny, banking_test, tmp_path):
@@ -50,17 +54,26 @@ def test_evaluate_end_to_end_writes_escaped_report_and_caches(tiny, banking_test
 
     model, adapter = tiny
     train_json = tmp_path / "train.json"
-    train_json.write_text(json.dumps({"history": [{"step": 1, "train_loss": 3.0, "val_loss": 3.2},
-                                                  {"step": 2, "train_loss": 2.0, "val_loss": 2.5}]}))
+    train_json.write_text(
+        json.dumps({"history": [{"step": 1, "train_loss": 3.0, "val_loss": 3.2}, {"step": 2, "train_loss": 2.0, "val_loss": 2.5}]})
+    )
     cfg = _config(label_ranking=True)
     cache = tmp_path / "cache"
 
     with JudgeServer(_judge_prefers_base) as srv:
-        cfg.eval.judge = cfg.eval.judge.model_copy(update={"enabled": True, "endpoint": srv.url, "model": "j",
-                                                           "rubric": {"correctness": "ok?"}, "max_pairs": 4})
-        res = tunerail.evaluate(cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model),
-                                out_dir=tmp_path / "out", train_json=train_json, cache_dir=cache,
-                                lineage={"snapshot": "sha256:abc"})
+        cfg.eval.judge = cfg.eval.judge.model_copy(
+            update={"enabled": True, "endpoint": srv.url, "model": "j", "rubric": {"correctness": "ok?"}, "max_pairs": 4}
+        )
+        res = tunerail.evaluate(
+            cfg,
+            test_data=banking_test,
+            adapter_dir=adapter,
+            base_model=str(model),
+            out_dir=tmp_path / "out",
+            train_json=train_json,
+            cache_dir=cache,
+            lineage={"snapshot": "sha256:abc"},
+        )
     assert len(srv.requests) == 8 and res.judge["calls"] == 8 and len(res.judge["rows"]) == 4
     assert res.judge["parse_failures"] == 0 and res.judge["position_consistency"] == 1.0
     assert res.judge["base_win_rate"] == 1.0
@@ -92,8 +105,9 @@ def test_evaluate_end_to_end_writes_escaped_report_and_caches(tiny, banking_test
     from tunerail.eval.generate import CACHE_STATS
 
     before = dict(CACHE_STATS)
-    again = tunerail.evaluate(cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model),
-                              out_dir=tmp_path / "out2", cache_dir=cache)
+    again = tunerail.evaluate(
+        cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / "out2", cache_dir=cache
+    )
     assert again.metrics["tuned"]["accuracy"] == res.metrics["tuned"]["accuracy"]
     assert CACHE_STATS["misses"] == before["misses"] and CACHE_STATS["hits"] > before["hits"]
 
@@ -147,8 +161,10 @@ def test_unknown_metric_is_a_clear_error(tiny, banking_test, tmp_path):
 
 
 def _rows():
-    return [ReviewRow(i, i + 2, "x" * (10 * (i + 1)), "ref", "base", "tuned", float(i % 2), float(i % 3 == 0),
-                      "a" if i < 3 else "b") for i in range(6)]
+    return [
+        ReviewRow(i, i + 2, "x" * (10 * (i + 1)), "ref", "base", "tuned", float(i % 2), float(i % 3 == 0), "a" if i < 3 else "b")
+        for i in range(6)
+    ]
 
 
 def test_slices_and_worst_cases():
@@ -224,9 +240,23 @@ def test_cli_eval_exits_1_on_not_ready(tiny, banking_test, tmp_path, capsys):
         "data: {format: text_label, columns: {label: category}}\n"
         "prompts: [{version: v1, system: Answer with the intent label only.}]\n"
         "criteria: {metric: accuracy, threshold: 0.9, margin: 0.5}\n"
-        "eval: {forgetting: false, bootstrap: 200, cache: false}\n")
-    code = main(["eval", "--config", str(config), "--test", str(banking_test), "--adapter", str(adapter),
-                 "--base", str(model), "--out", str(tmp_path / "rep")])
+        "eval: {forgetting: false, bootstrap: 200, cache: false}\n"
+    )
+    code = main(
+        [
+            "eval",
+            "--config",
+            str(config),
+            "--test",
+            str(banking_test),
+            "--adapter",
+            str(adapter),
+            "--base",
+            str(model),
+            "--out",
+            str(tmp_path / "rep"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1, err
     assert "NOT READY" in err and "EVL001" in err and (tmp_path / "rep" / "report.html").exists()

@@ -27,11 +27,15 @@ def _rows(n: int) -> list[dict]:
 
 
 def _extraction_config() -> TunerailConfig:
-    return TunerailConfig.model_validate({
-        "task": "extraction", "data": {"format": "prompt_completion", "columns": {"prompt": "text", "completion": "entities"}},
-        "prompts": [{"version": "v1", "system": "Extract people and locations as JSON."}],
-        "criteria": {"metric": "field_f1", "threshold": 0.4, "margin": 0.5},
-        "eval": {"forgetting": False, "bootstrap": 200, "max_new_tokens": 8}})
+    return TunerailConfig.model_validate(
+        {
+            "task": "extraction",
+            "data": {"format": "prompt_completion", "columns": {"prompt": "text", "completion": "entities"}},
+            "prompts": [{"version": "v1", "system": "Extract people and locations as JSON."}],
+            "criteria": {"metric": "field_f1", "threshold": 0.4, "margin": 0.5},
+            "eval": {"forgetting": False, "bootstrap": 200, "max_new_tokens": 8},
+        }
+    )
 
 
 def test_extraction_report_renders_without_mcnemar(tiny, tmp_path):
@@ -40,8 +44,9 @@ def test_extraction_report_renders_without_mcnemar(tiny, tmp_path):
 
     model, adapter = tiny
     test = write_jsonl(tmp_path / "test.jsonl", _rows(8))
-    res = tunerail.evaluate(_extraction_config(), test_data=test, adapter_dir=adapter, base_model=str(model),
-                            out_dir=tmp_path / "out", cache_dir=None)
+    res = tunerail.evaluate(
+        _extraction_config(), test_data=test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / "out", cache_dir=None
+    )
     assert "mcnemar" not in res.significance
     html = Path(res.report_html).read_text(encoding="utf-8")
     assert "field_f1" in html and "McNemar" not in html
@@ -60,9 +65,15 @@ def test_extraction_nearest_neighbour_baseline(tiny, tmp_path):
     assert nn.predictions == [train[7]["entities"]] and nn.details["mean_similarity"] == pytest.approx(1.0, abs=1e-5)
 
     model, adapter = tiny
-    res = tunerail.evaluate(_extraction_config(), test_data=write_jsonl(tmp_path / "test.jsonl", test),
-                            train_data=write_jsonl(tmp_path / "train.jsonl", train), adapter_dir=adapter,
-                            base_model=str(model), out_dir=tmp_path / "out", cache_dir=None)
+    res = tunerail.evaluate(
+        _extraction_config(),
+        test_data=write_jsonl(tmp_path / "test.jsonl", test),
+        train_data=write_jsonl(tmp_path / "train.jsonl", train),
+        adapter_dir=adapter,
+        base_model=str(model),
+        out_dir=tmp_path / "out",
+        cache_dir=None,
+    )
     row = next(b for b in res.baselines if b["name"] == "nearest_neighbour")
     assert row["kind"] == "cheap" and row["details"]["fit_rows"] == 150
     assert 0 <= row["estimate"]["value"] <= 1 and row["gain"] is not None
@@ -79,14 +90,13 @@ def test_perplexity_can_be_switched_off_but_not_for_a_perplexity_criterion(tiny,
     test = write_jsonl(tmp_path / "test.jsonl", _rows(8))
     cfg = _extraction_config().model_copy(deep=True)
     cfg.eval.perplexity = False
-    res = tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model),
-                            out_dir=tmp_path / "off", cache_dir=None)
+    res = tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / "off", cache_dir=None)
     assert "perplexity" not in res.metrics["tuned"] and "perplexity" not in res.metrics["base"]
     assert not any("perplexity" in k for k in res.timings)
-    on = tunerail.evaluate(_extraction_config(), test_data=test, adapter_dir=adapter, base_model=str(model),
-                           out_dir=tmp_path / "on", cache_dir=None)
+    on = tunerail.evaluate(
+        _extraction_config(), test_data=test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / "on", cache_dir=None
+    )
     assert "perplexity" in on.metrics["tuned"] and "tuned_perplexity_s" in on.timings
     cfg.criteria.metric, cfg.criteria.threshold = "perplexity", 1e6
-    forced = tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model),
-                               out_dir=tmp_path / "forced", cache_dir=None)
+    forced = tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / "forced", cache_dir=None)
     assert "perplexity" in forced.metrics["tuned"]

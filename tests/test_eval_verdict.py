@@ -65,8 +65,9 @@ def test_small_test_set_fails_margin():
 def test_forgetting_over_budget_and_per_class_floor():
     crit = CRIT.model_copy(update={"per_class_floor": 0.5})
     per_class = [{"label": "a", "recall": 0.9, "support": 10}, {"label": "b", "recall": 0.2, "support": 10}]
-    verdict, findings = decide(crit, _inputs(0.85, 0.3, per_class=per_class,
-                                             forgetting={"worst": 0.25, "relative_change": {"answer_nll": 0.25}}))
+    verdict, findings = decide(
+        crit, _inputs(0.85, 0.3, per_class=per_class, forgetting={"worst": 0.25, "relative_change": {"answer_nll": 0.25}})
+    )
     assert verdict == "NOT READY"
     assert _codes(findings, Severity.ERROR) == ["EVL005", "EVL006"]
     assert next(f for f in findings if f.code == "EVL005").details["classes"] == ["b"]
@@ -82,8 +83,15 @@ def test_edited_criteria_unresolved_doctor_errors_and_leakage_block():
 
 
 def test_judge_preferring_base_blocks_and_bias_warns():
-    judge = {"pairs": 20, "calls": 40, "tuned_win_rate": 0.1, "base_win_rate": 0.4, "position_consistency": 0.5,
-             "parse_failures": 3, "request_failures": 1}
+    judge = {
+        "pairs": 20,
+        "calls": 40,
+        "tuned_win_rate": 0.1,
+        "base_win_rate": 0.4,
+        "position_consistency": 0.5,
+        "parse_failures": 3,
+        "request_failures": 1,
+    }
     verdict, findings = decide(CRIT, _inputs(0.85, 0.3, judge=judge))
     assert verdict == "NOT READY"
     assert _codes(findings, Severity.ERROR) == ["EVL030"]
@@ -95,9 +103,15 @@ def test_judge_preferring_base_blocks_and_bias_warns():
 
 def _split_json(tmp_path, test, criteria_hash):
     path = tmp_path / "split.json"
-    path.write_text(json.dumps({"criteria_hash": criteria_hash,  # the layout `tunerail split` writes
-                                "frozen": {"file": test.name, "sha256": hash_file(test)},
-                                "hashes": {test.name: hash_file(test)}}))
+    path.write_text(
+        json.dumps(
+            {
+                "criteria_hash": criteria_hash,  # the layout `tunerail split` writes
+                "frozen": {"file": test.name, "sha256": hash_file(test)},
+                "hashes": {test.name: hash_file(test)},
+            }
+        )
+    )
     return path
 
 
@@ -144,16 +158,24 @@ def test_zero_correct_of_38_does_not_pass_the_margin_check():
     zeros = np.zeros(38)
     est = S.mean_ci(zeros, resamples=200).to_dict()
     assert est["interval"] == "wilson" and est["high"] == pytest.approx(0.092, abs=1e-3)
-    inputs = VerdictInputs("accuracy", {"accuracy": est}, {"accuracy": est}, None,
-                           forgetting={"worst": 0.0, "relative_change": {}}, criteria_state="frozen")
+    inputs = VerdictInputs(
+        "accuracy", {"accuracy": est}, {"accuracy": est}, None, forgetting={"worst": 0.0, "relative_change": {}}, criteria_state="frozen"
+    )
     margin = next(f for f in decide(CriteriaConfig(metric="accuracy", margin=0.05), inputs)[1] if f.code == "EVL004")
     assert Severity(margin.severity) == Severity.ERROR and "wilson" in margin.message
     assert S.mean_ci(np.array([0.2, 0.4, 0.9]), resamples=200).extra["interval"] == "percentile bootstrap"
 
 
 def test_a_judge_whose_calls_all_failed_blocks_the_verdict():
-    judge = {"pairs": 38, "calls": 76, "tuned_win_rate": 0.0, "base_win_rate": 0.0, "position_consistency": None,
-             "parse_failures": 0, "request_failures": 76}
+    judge = {
+        "pairs": 38,
+        "calls": 76,
+        "tuned_win_rate": 0.0,
+        "base_win_rate": 0.0,
+        "position_consistency": None,
+        "parse_failures": 0,
+        "request_failures": 76,
+    }
     verdict, findings = decide(CRIT, _inputs(0.85, 0.3, judge=judge))
     assert verdict == "NOT READY" and _codes(findings, Severity.ERROR) == ["EVL032"]
     assert "could not judge" in next(f for f in findings if f.code == "EVL032").message

@@ -12,8 +12,12 @@ from tunerail.config import TunerailConfig
 from tunerail.split import split
 from tunerail.split.leakage import leakage
 
-CFG = {"task": "classification", "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
-       "criteria": {"margin": 0.1, "threshold": 0.5}, "split": {"semantic": False}}
+CFG = {
+    "task": "classification",
+    "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
+    "criteria": {"margin": 0.1, "threshold": 0.5},
+    "split": {"semantic": False},
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +60,11 @@ def test_each_method_detects_its_planted_leak(clean_split, tmp_path):
     for code, (src, text) in planted.items():
         positions[code] = len(test)
         test.append({"text": text, "category": train[src]["category"]})
-    result = leakage({"train": clean_split / "train.jsonl", "test": _write(tmp_path / "test.jsonl", test)},
-                     config=TunerailConfig.model_validate(CFG), semantic=False)
+    result = leakage(
+        {"train": clean_split / "train.jsonl", "test": _write(tmp_path / "test.jsonl", test)},
+        config=TunerailConfig.model_validate(CFG),
+        semantic=False,
+    )
     found = {(f.code, f.rows[0].index, f.rows[1].index) for f in result.findings}
     assert found == {(code, planted[code][0], positions[code]) for code in planted}
     assert result.failed and result.summary[0]["rows_b_leaking"] == 3
@@ -76,8 +83,7 @@ def test_semantic_paraphrase_is_detected(tmp_path):
     train = [rec(0, "How do I activate my new card?"), rec(1, "What is the exchange rate for euros today?")]
     test = [rec(0, "Where can I find the nearest ATM?"), rec(1, "My new card - how can I activate it?")]
     result = leakage({"train": train, "test": test}, semantic=True, semantic_threshold=0.85)
-    assert [(f.code, f.check, f.rows[0].index, f.rows[1].index) for f in result.findings] == \
-        [("LEAK004", "leakage.semantic", 0, 1)]
+    assert [(f.code, f.check, f.rows[0].index, f.rows[1].index) for f in result.findings] == [("LEAK004", "leakage.semantic", 0, 1)]
     assert 0.85 <= result.findings[0].details["methods"]["semantic"] <= 1.0
 
 
@@ -112,9 +118,10 @@ def test_cli_exit_codes(clean_split, tmp_path, capsys):
 def test_benchmark_with_other_columns_is_loaded_by_its_own_format(clean_split, tmp_path):
     """Training data vs a public benchmark: the benchmark's columns need not match the config."""
     train = _read(clean_split / "train.jsonl")
-    bench = _write(tmp_path / "bench.jsonl", [{"question": train[5]["text"], "answer": "x"},
-                                              {"question": "an unrelated benchmark question about llamas", "answer": "y"}])
-    result = leakage({"train": clean_split / "train.jsonl", "benchmark": bench},
-                     config=TunerailConfig.model_validate(CFG), semantic=False)
+    bench = _write(
+        tmp_path / "bench.jsonl",
+        [{"question": train[5]["text"], "answer": "x"}, {"question": "an unrelated benchmark question about llamas", "answer": "y"}],
+    )
+    result = leakage({"train": clean_split / "train.jsonl", "benchmark": bench}, config=TunerailConfig.model_validate(CFG), semantic=False)
     assert result.sets["benchmark"]["format"] == "prompt_completion"
     assert [(f.code, f.rows[0].index, f.rows[1].index) for f in result.findings] == [("LEAK001", 5, 0)]

@@ -41,8 +41,7 @@ def test_jsonl_provenance_and_bad_lines(tmp_path):
 
 def test_json_array_lines_and_instruction_format(tmp_path):
     path = tmp_path / "alpaca.json"
-    rows = [{"instruction": "Add", "input": "1 2", "output": "3"},
-            {"instruction": "Say hi", "input": "", "output": ""}]
+    rows = [{"instruction": "Add", "input": "1 2", "output": "3"}, {"instruction": "Say hi", "input": "", "output": ""}]
     path.write_text(json.dumps(rows, indent=2))
     records, rejected, fmt = load_records(path)
     assert fmt == "instruction"
@@ -89,6 +88,7 @@ def test_undetectable_format_says_how_to_fix(tmp_path):
 
 
 # --- issue 13 §3: no row lost quietly, encodings, specific "cannot read" messages ---------------
+
 
 def _rows(n):
     return [{"prompt": f"question number {i}", "completion": f"answer {i}"} for i in range(n)]
@@ -172,16 +172,22 @@ def test_binary_file_is_named_as_binary(tmp_path):
         load_records(pq_named_csv)
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("empty.jsonl", "", "is empty"),
-    ("header.csv", "text,label\n", r"header \(text, label\) but no rows"),
-    ("blank.jsonl", "\n\n", "only blank lines"),
-    ("obj.json", json.dumps({"version": 2, "data": _rows(3)}), "single top-level JSON object.*under 'data' \\(3 items\\)"),
-    ("cols.jsonl", json.dumps({"questoin": "a", "anwser": "b"}) + "\n", "columns seen: questoin, anwser; expected one of"),
-    ("mixed.jsonl", json.dumps({"text": "a", "label": "b"}) + "\n" + json.dumps({"prompt": "a", "completion": "b"}) + "\n",
-     r"mixes data formats.*text_label \(text \+ label\) from row 1, prompt_completion \(prompt \+ completion\) from row 2"),
-    ("garbage.jsonl", "not json\nalso not\n", "none of its first 2 rows could be parsed"),
-])
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("empty.jsonl", "", "is empty"),
+        ("header.csv", "text,label\n", r"header \(text, label\) but no rows"),
+        ("blank.jsonl", "\n\n", "only blank lines"),
+        ("obj.json", json.dumps({"version": 2, "data": _rows(3)}), "single top-level JSON object.*under 'data' \\(3 items\\)"),
+        ("cols.jsonl", json.dumps({"questoin": "a", "anwser": "b"}) + "\n", "columns seen: questoin, anwser; expected one of"),
+        (
+            "mixed.jsonl",
+            json.dumps({"text": "a", "label": "b"}) + "\n" + json.dumps({"prompt": "a", "completion": "b"}) + "\n",
+            r"mixes data formats.*text_label \(text \+ label\) from row 1, prompt_completion \(prompt \+ completion\) from row 2",
+        ),
+        ("garbage.jsonl", "not json\nalso not\n", "none of its first 2 rows could be parsed"),
+    ],
+)
 def test_unreadable_files_say_which_problem(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)

@@ -18,8 +18,16 @@ XSS = "<script>alert('x')</script> zqxj vvkw plorf grumbleflux"  # far from ever
 def _log(path, rows):
     log = TrafficLog(path, fsync=False)
     for r in rows:
-        log.append({"time": "2026-12-01T10:00:00+00:00", "status": 200, "prompt": r["text"], "output": r["category"],
-                    "label": r["category"] if r["category"] != "oos" else None, "latency_ms": 5.0})
+        log.append(
+            {
+                "time": "2026-12-01T10:00:00+00:00",
+                "status": 200,
+                "prompt": r["text"],
+                "output": r["category"],
+                "label": r["category"] if r["category"] != "oos" else None,
+                "latency_ms": 5.0,
+            }
+        )
     log.close()
     return path
 

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tunerail.doctor.near_duplicates import (clusters_from_pairs, jaccard, lsh_bands, near_duplicate_clusters,
-                                             near_duplicate_matches, near_duplicate_pairs, shingles)
+from tunerail.doctor.near_duplicates import (
+    clusters_from_pairs,
+    jaccard,
+    lsh_bands,
+    near_duplicate_clusters,
+    near_duplicate_matches,
+    near_duplicate_pairs,
+    shingles,
+)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "banking77" / "train.csv"
 
@@ -51,7 +58,7 @@ def test_bands_catch_a_pair_at_the_threshold():
         bands = lsh_bands(threshold, num_perm)
         rows = num_perm // bands
         assert num_perm % bands == 0
-        assert 1 - (1 - threshold ** rows) ** bands >= 0.99
+        assert 1 - (1 - threshold**rows) ** bands >= 0.99
 
 
 def test_planted_word_edits_in_real_queries_are_found_with_exact_rows(queries):

@@ -99,8 +99,9 @@ def test_step_keys_cover_every_field_the_step_reads_and_the_version(monkeypatch)
     from tunerail.pipeline import step_config
 
     base = TunerailConfig().model_dump(mode="json")
-    changed = TunerailConfig(model={"embedding_model": "sentence-transformers/all-mpnet-base-v2"},
-                             split={"semantic_threshold": 0.9}).model_dump(mode="json")
+    changed = TunerailConfig(
+        model={"embedding_model": "sentence-transformers/all-mpnet-base-v2"}, split={"semantic_threshold": 0.9}
+    ).model_dump(mode="json")
     for step in ("split", "leakage"):
         assert step_config(step, base) != step_config(step, changed)
     assert step_config("eval", base) == step_config("eval", TunerailConfig(split={"semantic_threshold": 0.9}).model_dump(mode="json"))
@@ -154,12 +155,13 @@ def test_fixed_duplicate_clusters_count_as_resolved_but_a_kept_conflict_does_not
     rows = [{"text": f"how do I change the PIN of card number {i} at an ATM", "label": "change_pin"} for i in range(30)]
     rows += [{"text": f"my transfer number {i} has not arrived in my account yet", "label": "transfer"} for i in range(30)]
     rows += [dict(rows[0]), dict(rows[1])]  # two exact copies
-    rows += [{"text": "the exchange rate was wrong on my card payment today", "label": "change_pin"},
-             {"text": "the exchange rate was wrong on my card payment today", "label": "transfer"}]  # a label conflict
+    rows += [
+        {"text": "the exchange rate was wrong on my card payment today", "label": "change_pin"},
+        {"text": "the exchange rate was wrong on my card payment today", "label": "transfer"},
+    ]  # a label conflict
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    config = TunerailConfig(task="classification", data={"format": "text_label"}, doctor={"semantic": False},
-                            criteria={"threshold": 0.5})
+    config = TunerailConfig(task="classification", data={"format": "text_label"}, doctor={"semantic": False}, criteria={"threshold": 0.5})
     doctor(data, config, out_dir=tmp_path / "doctor", fix=True)
     found = {f.code for f in json_findings(tmp_path / "doctor")}
     assert "DOC010" in found
@@ -209,8 +211,7 @@ def _unkeyed(reads: set[str], step: str) -> list[str]:
     from tunerail.pipeline import STEP_READS
 
     entries = STEP_READS[step]
-    return sorted(r for r in reads if r != "source" and not any(
-        r == e or r.startswith(e + ".") or e.startswith(r + ".") for e in entries))
+    return sorted(r for r in reads if r != "source" and not any(r == e or r.startswith(e + ".") or e.startswith(r + ".") for e in entries))
 
 
 def test_step_keys_hold_every_config_field_the_step_reads(tmp_path, monkeypatch):
@@ -246,13 +247,19 @@ def test_train_and_eval_keys_hold_every_config_field_they_read(tmp_path, monkeyp
     result = split(tmp_path / "data.csv", config, out_dir=tmp_path / "split")
     reads = _record_reads(config, monkeypatch)
 
-    trained = train(config, train_data=result.paths["train"], validation_data=result.paths["validation"],
-                    out_dir=tmp_path / "train")
+    trained = train(config, train_data=result.paths["train"], validation_data=result.paths["validation"], out_dir=tmp_path / "train")
     assert not _unkeyed(reads, "train"), f"train reads config fields its key misses: {_unkeyed(reads, 'train')}"
     reads.clear()
-    evaluate(config, test_data=result.paths["test"], adapter_dir=trained.adapter_dir, out_dir=tmp_path / "eval",
-             train_data=result.paths["train"], validation_data=result.paths["validation"],
-             train_json=tmp_path / "train" / "train.json", split_json=result.split_json)
+    evaluate(
+        config,
+        test_data=result.paths["test"],
+        adapter_dir=trained.adapter_dir,
+        out_dir=tmp_path / "eval",
+        train_data=result.paths["train"],
+        validation_data=result.paths["validation"],
+        train_json=tmp_path / "train" / "train.json",
+        split_json=result.split_json,
+    )
     assert not _unkeyed(reads, "eval"), f"eval reads config fields its key misses: {_unkeyed(reads, 'eval')}"
 
 
@@ -276,8 +283,7 @@ def test_lowering_the_threshold_after_a_not_ready_run_is_refused_by_run(tmp_path
     assert main(["run", str(config), "--out", str(out), "--allow-criteria-change"]) == 1
     report = json.loads((out / "eval" / "report.json").read_text())
     assert report["verdict"] != "READY"
-    assert any("criteria changed after the test set was frozen" in f["message"] for f in report["findings"]
-               if f["severity"] == "error")
+    assert any("criteria changed after the test set was frozen" in f["message"] for f in report["findings"] if f["severity"] == "error")
 
 
 @pytest.mark.parametrize("stop_on, blocked", [("error", ["LEAK001"]), ("warning", ["DOC020", "LEAK001"]), ("never", [])])
@@ -293,10 +299,14 @@ def test_the_gate_blocks_leakage_errors_and_follows_stop_on(tmp_path, stop_on, b
 
     doctor_dir = tmp_path / "doctor"
     doctor_dir.mkdir()
-    dump(doctor_dir / "findings.json", [
-        Finding("labels.conflict", Severity.WARNING, "m", "f", rows=[RowRef(3, 4)], code="DOC020"),
-        Finding("format.empty", Severity.WARNING, "m", "f", rows=[RowRef(7, 8)], code="DOC002"),
-        Finding("language.distribution", Severity.INFO, "m", "f", code="DOC044")])
+    dump(
+        doctor_dir / "findings.json",
+        [
+            Finding("labels.conflict", Severity.WARNING, "m", "f", rows=[RowRef(3, 4)], code="DOC020"),
+            Finding("format.empty", Severity.WARNING, "m", "f", rows=[RowRef(7, 8)], code="DOC002"),
+            Finding("language.distribution", Severity.INFO, "m", "f", code="DOC044"),
+        ],
+    )
     (doctor_dir / "quarantine.jsonl").write_text(json.dumps({"_tunerail": {"index": 7, "reason": "empty"}}) + "\n")
     dump(tmp_path / "leakage.json", [Finding("leakage.exact", Severity.ERROR, "m", "f", rows=[RowRef(1, 2)], code="LEAK001")])
     found = blocking_findings(doctor_dir, tmp_path / "leakage.json", stop_on)

@@ -20,9 +20,11 @@ ROW = f"My card {CARD} was charged twice, call me at {PHONE} or mail {EMAIL}, my
 
 
 def _dataset(path: Path) -> Path:
-    rows = [(f"how do I {verb} my {thing} today", label)
-            for label, verb in (("cards", "activate"), ("transfers", "send"), ("refunds", "return"))
-            for thing in ("card", "money", "order", "parcel", "account", "phone", "laptop", "ticket", "bike", "watch")]
+    rows = [
+        (f"how do I {verb} my {thing} today", label)
+        for label, verb in (("cards", "activate"), ("transfers", "send"), ("refunds", "return"))
+        for thing in ("card", "money", "order", "parcel", "account", "phone", "laptop", "ticket", "bike", "watch")
+    ]
     rows += [(ROW, "billing")] * 3 + [(ROW, "fraud")]  # exact duplicates and a label conflict quoting the row
     rows += [("please escalate this one", f"vip {EMAIL}")]  # a small class whose label is personal data
     with open(path, "w", newline="", encoding="utf-8") as handle:

@@ -28,10 +28,12 @@ from tunerail.review.store import assign  # noqa: E402
 NAN = np.nan
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", 4 coders x 12 units; the
 # krippendorff package documents nominal 0.743 and ordinal 0.815 for it.
-K2011 = [[1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
-         [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
-         [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
-         [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN]]
+K2011 = [
+    [1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
+    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
+    [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
+    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN],
+]
 
 
 def _ratings(matrix):
@@ -100,9 +102,18 @@ def session(tmp_path):
 
 def test_every_route_needs_a_valid_token(session):
     client = TestClient(create_app(session))
-    for method, path in [("get", "/"), ("get", "/item/0"), ("post", "/item/0"), ("get", "/done"),
-                         ("get", "/api/progress"), ("get", "/results"), ("get", "/api/results"), ("get", "/docs"),
-                         ("get", "/openapi.json"), ("get", "/no/such/page")]:
+    for method, path in [
+        ("get", "/"),
+        ("get", "/item/0"),
+        ("post", "/item/0"),
+        ("get", "/done"),
+        ("get", "/api/progress"),
+        ("get", "/results"),
+        ("get", "/api/results"),
+        ("get", "/docs"),
+        ("get", "/openapi.json"),
+        ("get", "/no/such/page"),
+    ]:
         assert getattr(client, method)(path).status_code == 401, path
         assert getattr(client, method)(path + "?token=wrong").status_code == 401, path
         assert getattr(client, method)(path, headers={"X-Review-Token": "x" * 32}).status_code == 401, path
@@ -194,11 +205,27 @@ def test_reopening_with_other_annotators_or_changed_material_is_refused(session,
 
 
 def _human(items, wins, losses, ties=0, alpha=0.8, percent=0.9):
-    return {"items_reviewed": items, "pairs": [{"first": "base", "second": "tuned", "votes": wins + losses + ties,
-                                                "ties": ties, "wins": {"tuned": wins, "base": losses},
-                                                "win_rate": {"tuned": _wr(wins, wins + losses), "base": _wr(losses, wins + losses)}}],
-            "agreement": {"preference": {"alpha": alpha, "percent": percent, "units": 10,
-                                         "undefined": None if alpha is not None else "no item was rated by two annotators"}}}
+    return {
+        "items_reviewed": items,
+        "pairs": [
+            {
+                "first": "base",
+                "second": "tuned",
+                "votes": wins + losses + ties,
+                "ties": ties,
+                "wins": {"tuned": wins, "base": losses},
+                "win_rate": {"tuned": _wr(wins, wins + losses), "base": _wr(losses, wins + losses)},
+            }
+        ],
+        "agreement": {
+            "preference": {
+                "alpha": alpha,
+                "percent": percent,
+                "units": 10,
+                "undefined": None if alpha is not None else "no item was rated by two annotators",
+            }
+        },
+    }
 
 
 def _wr(k, n):
@@ -237,8 +264,9 @@ def test_cli_results_and_bad_input(session, tmp_path, capsys):
 
 def test_config_rubric_drives_the_form(tmp_path):
     make_material(tmp_path, 4, xss=False)
-    cfg = TunerailConfig.model_validate({"review": {"rubric": [{"name": "helpfulness", "description": "Helps?", "scale": 7}],
-                                                    "overlap": 0.0}})
+    cfg = TunerailConfig.model_validate(
+        {"review": {"rubric": [{"name": "helpfulness", "description": "Helps?", "scale": 7}], "overlap": 0.0}}
+    )
     s = open_session(tmp_path, config=cfg, annotators=["solo"])
     client = TestClient(create_app(s))
     page, csrf = _login(client, s.tokens["solo"])

@@ -31,11 +31,14 @@ def banking_test(tmp_path, banking_example):
 
 
 def _config() -> TunerailConfig:
-    return TunerailConfig.model_validate({
-        "task": "classification", "data": {"format": "text_label", "columns": {"label": "category"}},
-        "criteria": {"metric": "accuracy", "margin": 0.5,
-                     "human": {"min_win_rate": 0.5, "min_alpha": 0.5, "min_items": 4}},
-        "eval": {"forgetting": False, "bootstrap": 200}})
+    return TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "data": {"format": "text_label", "columns": {"label": "category"}},
+            "criteria": {"metric": "accuracy", "margin": 0.5, "human": {"min_win_rate": 0.5, "min_alpha": 0.5, "min_items": 4}},
+            "eval": {"forgetting": False, "bootstrap": 200},
+        }
+    )
 
 
 def test_human_review_feeds_the_eval_verdict(banking_test, tmp_path, capsys):
@@ -47,8 +50,9 @@ def test_human_review_feeds_the_eval_verdict(banking_test, tmp_path, capsys):
     model, adapter = cached_tiny_pair()
     out = tmp_path / "eval"
     cfg = _config()
-    res = tunerail.evaluate(cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model), out_dir=out,
-                            cache_dir=tmp_path / "cache")
+    res = tunerail.evaluate(
+        cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model), out_dir=out, cache_dir=tmp_path / "cache"
+    )
     codes = {f.code: Severity(f.severity) for f in res.findings}
     assert codes["EVL060"] == Severity.ERROR and res.verdict == "NOT READY"  # review required, not done
     items = [json.loads(x) for x in (out / "review_items.jsonl").read_text().splitlines()]
@@ -77,7 +81,8 @@ def test_human_review_feeds_the_eval_verdict(banking_test, tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "Human review" in html and "Krippendorff" in html and "undefined" in html
 
-    again = tunerail.evaluate(cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model), out_dir=out,
-                              cache_dir=tmp_path / "cache")
+    again = tunerail.evaluate(
+        cfg, test_data=banking_test, adapter_dir=adapter, base_model=str(model), out_dir=out, cache_dir=tmp_path / "cache"
+    )
     assert again.verdict == report["verdict"] and again.review["human"]["votes"] == 14
     assert "EVL060" not in {f.code for f in again.findings}  # same outputs: review still counts

@@ -16,9 +16,11 @@ from tunerail.select import select
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("candidates")
-    return {"good": str(card_copy(root / "good", "license: apache-2.0")),
-            "nc": str(card_copy(root / "nc<b>", "license: cc-by-nc-4.0")),
-            "damaged": str(damaged_copy(tiny_model_dir(), root / "damaged", top_blocks=1, norm_scale=30.0))}
+    return {
+        "good": str(card_copy(root / "good", "license: apache-2.0")),
+        "nc": str(card_copy(root / "nc<b>", "license: cc-by-nc-4.0")),
+        "damaged": str(damaged_copy(tiny_model_dir(), root / "damaged", top_blocks=1, norm_scale=30.0)),
+    }
 
 
 def test_select_measures_every_candidate_and_the_licence_gate_blocks_non_commercial(tmp_path, models):
@@ -77,10 +79,10 @@ def test_a_candidate_that_does_not_exist_is_named(tmp_path, models, capsys):
     assert all(m in str(err.value) for m in missing) and "model.candidates[1]" in str(err.value)
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in banking_records(60)), encoding="utf-8")
-    (tmp_path / "tunerail.yaml").write_text(json.dumps({"task": "classification", "data": {"path": "data.jsonl"},
-                                                                   "criteria": {"threshold": 0.5}}))
-    code = main(["select", "--config", str(tmp_path / "tunerail.yaml"), "--candidates", missing[1],
-                 "--out", str(tmp_path / "cli")])
+    (tmp_path / "tunerail.yaml").write_text(
+        json.dumps({"task": "classification", "data": {"path": "data.jsonl"}, "criteria": {"threshold": 0.5}})
+    )
+    code = main(["select", "--config", str(tmp_path / "tunerail.yaml"), "--candidates", missing[1], "--out", str(tmp_path / "cli")])
     assert code == 2
     assert missing[1] in capsys.readouterr().err
 

@@ -25,17 +25,30 @@ def _check(folder: Path, *, commercial: bool = True, acknowledged: tuple[str, ..
     return lic, gate(str(folder), lic, commercial=commercial, acknowledged=list(acknowledged))
 
 
-@pytest.mark.parametrize("licence, spdx", [("apache-2.0", "Apache-2.0"), ("mit", "MIT"), ("bsd-3-clause", "BSD-3-Clause"),
-                                           ("Apache-2.0 OR CC-BY-NC-4.0", "Apache-2.0 OR CC-BY-NC-4.0")])
+@pytest.mark.parametrize(
+    "licence, spdx",
+    [
+        ("apache-2.0", "Apache-2.0"),
+        ("mit", "MIT"),
+        ("bsd-3-clause", "BSD-3-Clause"),
+        ("Apache-2.0 OR CC-BY-NC-4.0", "Apache-2.0 OR CC-BY-NC-4.0"),
+    ],
+)
 def test_permissive_cards_pass_without_findings(tmp_path, licence, spdx):
     lic, findings = _check(_folder(tmp_path, "m", f"license: {licence}\nlanguage:\n- en"))
     assert (lic.licence_class, lic.spdx, findings) == ("permissive", spdx, [])
     assert lic.languages == ["en"]
 
 
-@pytest.mark.parametrize("front", ["license: cc-by-nc-4.0", "license: cc-by-nc-sa-4.0",
-                                   "license: MIT AND CC-BY-NC-4.0",
-                                   "license: other\nlicense_name: acme-research-only-license"])
+@pytest.mark.parametrize(
+    "front",
+    [
+        "license: cc-by-nc-4.0",
+        "license: cc-by-nc-sa-4.0",
+        "license: MIT AND CC-BY-NC-4.0",
+        "license: other\nlicense_name: acme-research-only-license",
+    ],
+)
 def test_non_commercial_blocks_a_commercial_project(tmp_path, front):
     folder = _folder(tmp_path, "nc", front)
     lic, findings = _check(folder)
@@ -57,8 +70,10 @@ def test_unknown_or_other_needs_an_acknowledgement_which_is_recorded(tmp_path, f
     assert [(f.code, f.severity) for f in acknowledged] == [("SEL004", Severity.INFO)]
 
 
-@pytest.mark.parametrize("licence, quoted", [("gemma", "Prohibited Use Policy"), ("llama3.1", "700 million"),
-                                             ("gpl-3.0", "share-alike"), ("openrail", "use-based restrictions")])
+@pytest.mark.parametrize(
+    "licence, quoted",
+    [("gemma", "Prohibited Use Policy"), ("llama3.1", "700 million"), ("gpl-3.0", "share-alike"), ("openrail", "use-based restrictions")],
+)
 def test_conditional_warns_and_quotes_the_condition(tmp_path, licence, quoted):
     lic, findings = _check(_folder(tmp_path, "cond", f"license: {licence}"))
     assert lic.licence_class == "conditional"

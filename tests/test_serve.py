@@ -41,16 +41,16 @@ def test_openai_client_plain_and_streaming_are_logged_and_masked(served):
     run, state, url = served
     client = _client(url)
     assert [m.id for m in client.models.list().data] == ["banking-serve"]
-    resp = client.chat.completions.create(model="banking-serve", messages=[{"role": "user", "content": PII_PROMPT}],
-                                          max_tokens=6)
+    resp = client.chat.completions.create(model="banking-serve", messages=[{"role": "user", "content": PII_PROMPT}], max_tokens=6)
     assert resp.object == "chat.completion" and resp.choices[0].message.role == "assistant"
     assert resp.usage.prompt_tokens > 10 and 1 <= resp.usage.completion_tokens <= 6
     extra = resp.model_extra["tunerail"]
     assert "label" in extra and extra["adapter"] == state.lm.fingerprint  # classification run: label (None if no match)
 
     pieces, final = [], None
-    stream = client.chat.completions.create(model="banking-serve", stream=True, max_tokens=6,
-                                            messages=[{"role": "user", "content": "how do I top up by card?"}])
+    stream = client.chat.completions.create(
+        model="banking-serve", stream=True, max_tokens=6, messages=[{"role": "user", "content": "how do I top up by card?"}]
+    )
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             pieces.append(chunk.choices[0].delta.content)
@@ -99,9 +99,13 @@ def test_bad_requests_get_openai_errors_and_4xx(served):
         _client(url, key="wrong").chat.completions.create(model="banking-serve", messages=[{"role": "user", "content": "x"}])
 
     headers = {"Authorization": "Bearer sk-test-0123456789abcdef"}
-    for body in ({"model": "banking-serve"}, {"model": "banking-serve", "messages": [{"role": "robot", "content": "x"}]},
-                 {"model": "banking-serve", "messages": [{"role": "user", "content": "x"}], "max_tokens": -3},
-                 {"model": "banking-serve", "messages": [{"role": "assistant", "content": "x"}]}, [1, 2]):
+    for body in (
+        {"model": "banking-serve"},
+        {"model": "banking-serve", "messages": [{"role": "robot", "content": "x"}]},
+        {"model": "banking-serve", "messages": [{"role": "user", "content": "x"}], "max_tokens": -3},
+        {"model": "banking-serve", "messages": [{"role": "assistant", "content": "x"}]},
+        [1, 2],
+    ):
         r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30)
         assert r.status_code == 400, (body, r.text)
         err = r.json()["error"]
@@ -153,8 +157,12 @@ def test_kill_9_during_writes_loses_at_most_the_record_being_written(tmp_path):
     """Three writers killed with SIGKILL mid-stream: each loses at most the record it was writing
     (a multi-page write can be cut by the kill), every other record is whole and in order."""
     path = tmp_path / "traffic.jsonl"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(__import__("pathlib").Path(__file__).parent.parent)]
-                                                         + os.environ.get("PYTHONPATH", "").split(os.pathsep))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(__import__("pathlib").Path(__file__).parent.parent)] + os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        ),
+    }
     for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, env=env)
         assert proc.stdout.readline().strip() == b"ready"
@@ -206,8 +214,9 @@ def test_smollm2_answers_through_the_openai_client(tmp_path):
     assert state.lm.name == "bundled:smollm2"
     with running_server(create_app(state)) as url:
         client = _client(url, key="unused")
-        resp = client.chat.completions.create(model="banking-serve", max_tokens=12,
-                                              messages=[{"role": "user", "content": "I lost my card, what should I do?"}])
+        resp = client.chat.completions.create(
+            model="banking-serve", max_tokens=12, messages=[{"role": "user", "content": "I lost my card, what should I do?"}]
+        )
     state.traffic.close()
     assert resp.choices[0].message.content.strip()
     logged = [r for r in read_traffic(run / "traffic").records if r.get("status") == 200]

@@ -17,12 +17,14 @@ from tunerail.store import Store
 
 
 def _config(**split_kw) -> TunerailConfig:
-    cfg = TunerailConfig.model_validate({
-        "task": "classification",
-        "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}, "group_column": "conv"},
-        "criteria": {"margin": 0.1},
-        "split": {"semantic": False, **split_kw},
-    })
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}, "group_column": "conv"},
+            "criteria": {"margin": 0.1},
+            "split": {"semantic": False, **split_kw},
+        }
+    )
     return cfg
 
 
@@ -173,8 +175,10 @@ def test_semantic_paraphrases_stay_together(tmp_path):
 
     base = [("How do I activate my new card?", "activate"), ("My new card - how can I activate it?", "activate")]
     filler = [(f"question number {k} about topic {k * 7} and item {k * 13}", "other") for k in range(60)]
-    records = [Record(RowRef(i, i + 2, "mem"), "text_label", [], t, lab, lab, None, {"text": t, "label": lab})
-               for i, (t, lab) in enumerate(base + filler)]
+    records = [
+        Record(RowRef(i, i + 2, "mem"), "text_label", [], t, lab, lab, None, {"text": t, "label": lab})
+        for i, (t, lab) in enumerate(base + filler)
+    ]
     cfg = _config(semantic=True, semantic_threshold=0.85, paraphrase_threshold=None)  # the cosine rule alone
     cfg.criteria.margin = 0.5
     result = split(records, cfg, out_dir=tmp_path / "out", store=tmp_path / "s")
@@ -187,9 +191,11 @@ def test_cli_split_exit_codes_and_force(tmp_path, banking_example, capsys):
     from tunerail.cli import main
 
     cfg = tmp_path / "tunerail.yaml"
-    cfg.write_text("task: classification\n"
-                   "data: {path: " + str(banking_example) + ", format: text_label, columns: {text: text, label: category}}\n"
-                   "criteria: {margin: 0.05, threshold: 0.5}\nsplit: {semantic: false}\nstore: {path: store}\n")
+    cfg.write_text(
+        "task: classification\n"
+        "data: {path: " + str(banking_example) + ", format: text_label, columns: {text: text, label: category}}\n"
+        "criteria: {margin: 0.05, threshold: 0.5}\nsplit: {semantic: false}\nstore: {path: store}\n"
+    )
     out = tmp_path / "out"
     assert main(["split", "-c", str(cfg), "-o", str(out)]) == 2  # 150 test rows: +/-0.079 > 0.05
     err = capsys.readouterr().err
@@ -210,10 +216,21 @@ def test_generation_rows_without_labels_split_by_size_and_groups(tmp_path):
     records = []
     for k in range(400):
         prompt = f"turn {k}: summarise ticket {k * 31 % 997} about invoice {k * 17 % 101}"
-        records.append(Record(RowRef(k, k + 1, "mem"), "prompt_completion", [], prompt, f"summary {k}", None,
-                              f"conv-{k // 4}", {"prompt": prompt, "completion": f"summary {k}", "conv": f"conv-{k // 4}"}))
-    cfg = TunerailConfig.model_validate({**_config().model_dump(exclude={"criteria", "task"}),
-                                         "task": "generation", "criteria": {"margin": 0.2}})
+        records.append(
+            Record(
+                RowRef(k, k + 1, "mem"),
+                "prompt_completion",
+                [],
+                prompt,
+                f"summary {k}",
+                None,
+                f"conv-{k // 4}",
+                {"prompt": prompt, "completion": f"summary {k}", "conv": f"conv-{k // 4}"},
+            )
+        )
+    cfg = TunerailConfig.model_validate(
+        {**_config().model_dump(exclude={"criteria", "task"}), "task": "generation", "criteria": {"margin": 0.2}}
+    )
     result = split(records, cfg, out_dir=tmp_path / "out", store=tmp_path / "s")
     assert result.sizes == {"train": 320, "validation": 40, "test": 40}  # 100 groups of 4: exact shares
     assert not result.manifest["stratified"] and result.per_class["test"] == {}
@@ -239,9 +256,11 @@ def test_changed_criteria_after_a_frozen_split_are_refused_unless_allowed(tmp_pa
 
     data = planted[0]
     cfg = tmp_path / "tunerail.yaml"
-    text = ("task: classification\n"
-            f"data: {{path: {data}, format: text_label, columns: {{text: text, label: category}}}}\n"
-            "criteria: {margin: 0.1, threshold: 0.8}\nsplit: {semantic: false}\nstore: {path: store}\n")
+    text = (
+        "task: classification\n"
+        f"data: {{path: {data}, format: text_label, columns: {{text: text, label: category}}}}\n"
+        "criteria: {margin: 0.1, threshold: 0.8}\nsplit: {semantic: false}\nstore: {path: store}\n"
+    )
     cfg.write_text(text)
     out = tmp_path / "out"
     assert main(["split", "-c", str(cfg), "-o", str(out)]) == 0
@@ -279,9 +298,14 @@ def test_planted_rewordings_stay_in_one_split_and_leakage_finds_them_in_a_naive_
     data += [{"text": text, "category": rows[src]["category"], "row": len(rows) + k} for k, (src, text) in enumerate(pairs)]
     path = tmp_path / "planted.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in data), encoding="utf-8")
-    cfg = TunerailConfig.model_validate({"task": "classification", "criteria": {"margin": 0.2},
-                                         "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
-                                         "split": {"semantic": True}})
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "criteria": {"margin": 0.2},
+            "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
+            "split": {"semantic": True},
+        }
+    )
     split(path, cfg, out_dir=tmp_path / "out", store=tmp_path / "s")
     where = {}
     for part in ("train", "validation", "test"):
@@ -303,7 +327,9 @@ def test_planted_rewordings_stay_in_one_split_and_leakage_finds_them_in_a_naive_
     straddling = [(src, len(rows) + k) for k, (src, _) in enumerate(pairs) if side[src] != side[len(rows) + k]]
     found = leakage(files, config=cfg)
     flagged = {(f.rows[0].index, f.rows[1].index) for f in found.findings}
+
     def key(a, b):
         return (pos["train"][a], pos["test"][b]) if side[a] == "train" else (pos["train"][b], pos["test"][a])
+
     hits = sum(key(a, b) in flagged for a, b in straddling)
     assert straddling and hits >= 0.9 * len(straddling)

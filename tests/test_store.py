@@ -100,8 +100,9 @@ def _checkpoint_store(tmp_path):
     (folder / "adapter_model.safetensors").write_bytes(bytes(range(256)) * 400)
     (folder / "adapter_config.json").write_text('{"r": 16}')
     dataset = store.add_dataset([{"text": "a", "label": "b"}], sources=[folder / "adapter_config.json"])
-    split = store.add("split", {"test.jsonl": b"{}\n"}, parents=[dataset.id], transform="split",
-                      meta={"sizes": {"train": 1, "validation": 0, "test": 1}})
+    split = store.add(
+        "split", {"test.jsonl": b"{}\n"}, parents=[dataset.id], transform="split", meta={"sizes": {"train": 1, "validation": 0, "test": 1}}
+    )
     ckpt = store.add_folder("checkpoint", folder, parents=[split.id], transform="train")
     return store, ckpt
 

@@ -13,8 +13,10 @@ from train_tiny import banking_rows, tiny_config, write_jsonl
 
 @pytest.fixture
 def splits(tmp_path: Path) -> tuple[Path, Path]:
-    return (write_jsonl(tmp_path / "train.jsonl", banking_rows(64)),
-            write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)))
+    return (
+        write_jsonl(tmp_path / "train.jsonl", banking_rows(64)),
+        write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)),
+    )
 
 
 def _config(tmp_path, *, max_hours=1.0, space=None, trials=4, **train):
@@ -58,8 +60,13 @@ def test_budget_share_is_never_exceeded(tmp_path, splits):
     # sweep stops. The share counts every second of the call (setup, between trials, report), so the wall clock
     # measured here, outside the sweep, stays within it too.
     allowed = 150.0
-    cfg = _config(tmp_path, max_hours=allowed / 3600 / 0.2, trials=6, patience=10_000,  # early stopping never ends one first
-                  space={"epochs": 400, "batch_size": [8], "replay_ratio": None})
+    cfg = _config(
+        tmp_path,
+        max_hours=allowed / 3600 / 0.2,
+        trials=6,
+        patience=10_000,  # early stopping never ends one first
+        space={"epochs": 400, "batch_size": [8], "replay_ratio": None},
+    )
     from tunerail.sweep import sweep
 
     start = time.perf_counter()
@@ -94,10 +101,11 @@ def test_share_holds_on_a_slow_machine_with_a_slow_finish(tmp_path, monkeypatch)
     monkeypatch.setattr(TrainRecipe, "_collate", slow_collate)
     monkeypatch.setattr(TrainRecipe, "finish", slow_finish)
     allowed = 120.0  # at load 12 on 2 cores the first setup (imports, model load) alone took 15-24 s, a step up to 6 s
-    splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(16)),  # 2 steps a trial: trials end, then the share
-              write_jsonl(tmp_path / "validation.jsonl", banking_rows(8, offset=1000)))
-    cfg = _config(tmp_path, max_hours=allowed / 3600 / 0.2, trials=30,
-                  space={"epochs": 1, "batch_size": [8], "replay_ratio": None})
+    splits = (
+        write_jsonl(tmp_path / "train.jsonl", banking_rows(16)),  # 2 steps a trial: trials end, then the share
+        write_jsonl(tmp_path / "validation.jsonl", banking_rows(8, offset=1000)),
+    )
+    cfg = _config(tmp_path, max_hours=allowed / 3600 / 0.2, trials=30, space={"epochs": 1, "batch_size": [8], "replay_ratio": None})
     from tunerail.sweep import sweep
 
     start = time.perf_counter()
@@ -149,8 +157,11 @@ def test_pruner_stops_a_worse_trial(tmp_path, splits):
     from tunerail.sweep.space import build_space
     from tunerail.sweep.storage import default_url
 
-    cfg = _config(tmp_path, trials=2, space={"epochs": 2, "batch_size": [8], "replay_ratio": None, "warmup_ratio": 0.0,
-                                             "lora.r": 16, "lora.alpha": 32})
+    cfg = _config(
+        tmp_path,
+        trials=2,
+        space={"epochs": 2, "batch_size": [8], "replay_ratio": None, "warmup_ratio": 0.0, "lora.r": 16, "lora.alpha": 32},
+    )
     cfg.sweep.startup_trials = 1
     out = tmp_path / "sweep"
     out.mkdir()
@@ -169,10 +180,17 @@ def test_pruner_stops_a_worse_trial(tmp_path, splits):
 
 def test_diverging_trial_is_pruned_with_its_reason(tmp_path):
     # Full fine-tuning at lr 1.0 (lint off, recorded) diverges within steps (see test_train_recipe).
-    splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(96)),
-              write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)))
-    cfg = _config(tmp_path, trials=1, method="full", guards={"lint": False},
-                  space={"learning_rate": 1.0, "epochs": 1, "batch_size": [8], "warmup_ratio": 0.0, "replay_ratio": None})
+    splits = (
+        write_jsonl(tmp_path / "train.jsonl", banking_rows(96)),
+        write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)),
+    )
+    cfg = _config(
+        tmp_path,
+        trials=1,
+        method="full",
+        guards={"lint": False},
+        space={"learning_rate": 1.0, "epochs": 1, "batch_size": [8], "warmup_ratio": 0.0, "replay_ratio": None},
+    )
     from tunerail.sweep import sweep
 
     result = sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=tmp_path / "sweep")
@@ -202,16 +220,34 @@ def test_space_rejects_the_seed_and_unknown_dimensions(tmp_path):
     assert not fixed["batch_size"].searched and "replay_ratio" not in fixed
 
 
-@pytest.mark.parametrize("url, expect", [
-    ("postgresql://tunerail:secret@127.0.0.1:1/nope", "cannot open the sweep storage"),
-    ("redis://localhost/0", "unsupported sweep storage URL"),
-])
+@pytest.mark.parametrize(
+    "url, expect",
+    [
+        ("postgresql://tunerail:secret@127.0.0.1:1/nope", "cannot open the sweep storage"),
+        ("redis://localhost/0", "unsupported sweep storage URL"),
+    ],
+)
 def test_bad_storage_url_is_a_clear_error(tmp_path, splits, url, expect, capsys):
     from tunerail.cli import main
 
-    (tmp_path / "tunerail.yaml").write_text("task: classification\ncriteria: {threshold: 0.5}\nbudget: {max_hours: 1}\ntracking: {enabled: false}\n")
-    code = main(["sweep", "--config", str(tmp_path / "tunerail.yaml"), "--train", str(splits[0]),
-                 "--validation", str(splits[1]), "--storage", url, "--out", str(tmp_path / "sweep")])
+    (tmp_path / "tunerail.yaml").write_text(
+        "task: classification\ncriteria: {threshold: 0.5}\nbudget: {max_hours: 1}\ntracking: {enabled: false}\n"
+    )
+    code = main(
+        [
+            "sweep",
+            "--config",
+            str(tmp_path / "tunerail.yaml"),
+            "--train",
+            str(splits[0]),
+            "--validation",
+            str(splits[1]),
+            "--storage",
+            url,
+            "--out",
+            str(tmp_path / "sweep"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert expect in err and "--storage" in err and "secret" not in err and "Traceback" not in err
@@ -226,8 +262,12 @@ def test_run_sweeps_then_trains_with_best_yaml_applied(tmp_path):
     config = _project(tmp_path)
     data = json.loads(config.read_text())
     data["budget"] = {"max_hours": 1.0}
-    data["sweep"] = {"enabled": True, "trials": 2, "pruner": "none",
-                     "space": {"epochs": 1, "batch_size": [16], "replay_ratio": None, "warmup_ratio": 0.0}}
+    data["sweep"] = {
+        "enabled": True,
+        "trials": 2,
+        "pruner": "none",
+        "space": {"epochs": 1, "batch_size": [16], "replay_ratio": None, "warmup_ratio": 0.0},
+    }
     config.write_text(json.dumps(data))
     first = run(config, out_dir=tmp_path / "run")
     assert [s.name for s in first.steps] == ["doctor", "split", "leakage", "sweep", "train", "eval"]

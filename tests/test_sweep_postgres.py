@@ -22,27 +22,64 @@ pytestmark = pytest.mark.slow
 
 
 def _worker(cfg: Path, url: str, study: str, out: Path, splits: tuple[Path, Path], trials: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }
     log = open(out.with_suffix(".log"), "w")
-    return subprocess.Popen([sys.executable, "-m", "tunerail", "sweep", "--config", str(cfg), "--storage", url,
-                             "--study", study, "--out", str(out), "--train", str(splits[0]), "--validation", str(splits[1]),
-                             "--trials", str(trials)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tunerail",
+            "sweep",
+            "--config",
+            str(cfg),
+            "--storage",
+            url,
+            "--study",
+            study,
+            "--out",
+            str(out),
+            "--train",
+            str(splits[0]),
+            "--validation",
+            str(splits[1]),
+            "--trials",
+            str(trials),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_two_workers_share_a_study_and_a_killed_trial_is_retried(tmp_path, postgres_url):
     import optuna
 
-    splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(32)),
-              write_jsonl(tmp_path / "validation.jsonl", banking_rows(8, offset=1000)))
+    splits = (
+        write_jsonl(tmp_path / "train.jsonl", banking_rows(32)),
+        write_jsonl(tmp_path / "validation.jsonl", banking_rows(8, offset=1000)),
+    )
     cfg = tmp_path / "tunerail.yaml"
-    cfg.write_text(json.dumps({
-        "task": "classification", "criteria": {"threshold": 0.5},
-        "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
-        "train": {"bf16": False, "probe_steps": 0, "epochs": 6},
-        "budget": {"max_hours": 2.0}, "tracking": {"enabled": False}, "store": {"path": str(tmp_path / "store")},
-        "sweep": {"pruner": "none", "heartbeat_seconds": 4, "space": {"epochs": 6, "batch_size": [8], "replay_ratio": None}},
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "task": "classification",
+                "criteria": {"threshold": 0.5},
+                "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
+                "train": {"bf16": False, "probe_steps": 0, "epochs": 6},
+                "budget": {"max_hours": 2.0},
+                "tracking": {"enabled": False},
+                "store": {"path": str(tmp_path / "store")},
+                "sweep": {"pruner": "none", "heartbeat_seconds": 4, "space": {"epochs": 6, "batch_size": [8], "replay_ratio": None}},
+            }
+        )
+    )
     study = "two-workers"
     storage = optuna.storages.RDBStorage(postgres_url)
 
@@ -53,8 +90,7 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried(tmp_path, postg
     while time.time() < deadline and killed is None:
         time.sleep(0.5)
         try:
-            running = optuna.load_study(study_name=study, storage=storage).get_trials(
-                states=(optuna.trial.TrialState.RUNNING,))
+            running = optuna.load_study(study_name=study, storage=storage).get_trials(states=(optuna.trial.TrialState.RUNNING,))
         except KeyError:  # study not created yet
             continue
         if running and running[0].intermediate_values:

@@ -15,8 +15,17 @@ from tunerail.train.lint import LintInputs, lint_hyperparameters
 
 
 def _inputs(**kw) -> LintInputs:
-    base = dict(method="lora", learning_rate=2e-4, epochs=2, batch_size=8, n_train=800, n_validation=100,
-                max_seq_length=512, lora_r=16, lora_alpha=32)
+    base = dict(
+        method="lora",
+        learning_rate=2e-4,
+        epochs=2,
+        batch_size=8,
+        n_train=800,
+        n_validation=100,
+        max_seq_length=512,
+        lora_r=16,
+        lora_alpha=32,
+    )
     base.update(kw)
     return LintInputs(**base)
 
@@ -114,9 +123,13 @@ def test_replay_batches_are_not_mistaken_for_a_divergence():
 
 
 def test_overfitting_flags_the_step_validation_loss_was_lowest():
-    history = [{"step": 0, "train_loss": None, "val_loss": 3.0},
-               {"step": 10, "train_loss": 2.5, "val_loss": 2.0}, {"step": 20, "train_loss": 1.5, "val_loss": 1.6},
-               {"step": 30, "train_loss": 1.0, "val_loss": 1.7}, {"step": 40, "train_loss": 0.6, "val_loss": 1.9}]
+    history = [
+        {"step": 0, "train_loss": None, "val_loss": 3.0},
+        {"step": 10, "train_loss": 2.5, "val_loss": 2.0},
+        {"step": 20, "train_loss": 1.5, "val_loss": 1.6},
+        {"step": 30, "train_loss": 1.0, "val_loss": 1.7},
+        {"step": 40, "train_loss": 0.6, "val_loss": 1.9},
+    ]
     finding = check_overfitting(history)
     assert finding.code == "TRN021" and finding.details["since_step"] == 20 and finding.details["flagged_at_step"] == 40
     assert check_overfitting(history[:4]) is None  # one rise is noise
@@ -136,8 +149,7 @@ def test_budget_cap_and_estimate_findings():
     assert budget.over_budget(b, 60) is None
     assert "max_cost" in budget.over_budget(b, 0.26 * 3600)
     assert "max_hours" in budget.over_budget(BudgetConfig(max_hours=0.5), 1800)
-    est = budget.estimate_run(seconds_per_token=1e-3, train_tokens=3_600_000, steps=1000, eval_tokens=0, evals=0,
-                              price_per_hour=4.0)
+    est = budget.estimate_run(seconds_per_token=1e-3, train_tokens=3_600_000, steps=1000, eval_tokens=0, evals=0, price_per_hour=4.0)
     assert est.seconds == pytest.approx(3600) and est.cost == pytest.approx(4.0)
     assert [f.code for f in budget.check_estimate(est, b)] == ["TRN010", "TRN010"]
     assert [f.code for f in budget.check_estimate(est, BudgetConfig(max_cost=1.0))] == ["TRN011"]
@@ -163,7 +175,7 @@ def test_answer_span_includes_end_of_turn_and_padding_is_masked():
         answer = tok.decode([t for t in batch["labels"][i].tolist() if t != -100])
         assert answer == records[i].completion + "<|im_end|>\n"  # pad = eos, yet the stop token is learned
     short = min(range(3), key=lambda i: examples[i].length)
-    assert (batch["labels"][short, examples[short].length:] == -100).all()
+    assert (batch["labels"][short, examples[short].length :] == -100).all()
     cut = tokenize_records(records[:1], tok, template, max_length=20)[0]
     assert cut.truncated and cut.length == 20 and cut.answer_start < 20
 
@@ -178,7 +190,7 @@ def test_length_grouping_keeps_padding_waste_low():
     grouped = length_grouped_batches(lengths, 8, seed=1, epoch=0)
     order = list(range(800))
     rng.shuffle(order)
-    plain = [order[i:i + 8] for i in range(0, 800, 8)]
+    plain = [order[i : i + 8] for i in range(0, 800, 8)]
     assert sorted(i for b in grouped for i in b) == list(range(800))
     assert padding_waste(grouped, lengths) < 0.10 < padding_waste(plain, lengths)
     assert grouped == length_grouped_batches(lengths, 8, seed=1, epoch=0)  # replayable on resume
@@ -220,14 +232,32 @@ def test_replay_pool_keeps_rows_that_fit():
 
 def test_estimate_from_measured_steps_replaces_the_probe_rate():
     # The probe said 1 ms/token; steps 2-5 took 2 ms/token; an evaluation timed in the window (3 s) replaces the step-0 one (5 s).
-    probe = budget.estimate_run(seconds_per_token=1e-3, train_tokens=100_000, steps=100, evals=10, eval_seconds=5.0,
-                                price_per_hour=0.0)
+    probe = budget.estimate_run(seconds_per_token=1e-3, train_tokens=100_000, steps=100, evals=10, eval_seconds=5.0, price_per_hour=0.0)
     assert probe.seconds == pytest.approx(100 + 50)
-    est = budget.estimate_from_steps(probe, window_seconds=4 * 2.0 + 5.0, window_steps=4, window_tokens=4000,
-                                     window_evals=1, elapsed=12.0, steps_done=5, tokens_done=5000, evals_done=1)
+    est = budget.estimate_from_steps(
+        probe,
+        window_seconds=4 * 2.0 + 5.0,
+        window_steps=4,
+        window_tokens=4000,
+        window_evals=1,
+        elapsed=12.0,
+        steps_done=5,
+        tokens_done=5000,
+        evals_done=1,
+    )
     assert est.per_token == pytest.approx(2e-3) and est.eval_seconds == pytest.approx(5.0)
-    est = budget.estimate_from_steps(probe, window_seconds=11.0, window_steps=4, window_tokens=4000, window_evals=1,
-                                     window_eval_seconds=3.0, elapsed=12.0, steps_done=5, tokens_done=5000, evals_done=1)
+    est = budget.estimate_from_steps(
+        probe,
+        window_seconds=11.0,
+        window_steps=4,
+        window_tokens=4000,
+        window_evals=1,
+        window_eval_seconds=3.0,
+        elapsed=12.0,
+        steps_done=5,
+        tokens_done=5000,
+        evals_done=1,
+    )
     assert est.seconds == pytest.approx(12.0 + 2e-3 * 95_000 + 9 * 3.0)
     assert budget.fit_rate([(100, 0.1), (100, 0.4), (200, 0.2)]).per_token == pytest.approx(1e-3)  # median, not mean
 

@@ -17,11 +17,9 @@ def _batch_and_models(tmp_path, loss_on="answer"):
 
     cfg = tiny_config(tmp_path)
     tok = load_tokenizer(cfg.model.base)
-    examples = tokenize_records(load_split(banking_rows(6), cfg, "train"), tok, cfg.prompts[0], max_length=128,
-                                loss_on=loss_on)
+    examples = tokenize_records(load_split(banking_rows(6), cfg, "train"), tok, cfg.prompts[0], max_length=128, loss_on=loss_on)
     batch = collate(examples, tok.pad_token_id)
-    model = prepare_model(load_base_model(cfg.model.base, method="lora", bf16=False), method="lora",
-                          lora=cfg.train.lora, seed=1)
+    model = prepare_model(load_base_model(cfg.model.base, method="lora", bf16=False), method="lora", lora=cfg.train.lora, seed=1)
     torch.manual_seed(2)
     with torch.no_grad():  # LoRA B starts at zero (then A gets no gradient): give both a value
         for name, p in model.named_parameters():

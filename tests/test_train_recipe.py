@@ -13,8 +13,10 @@ from train_tiny import banking_rows, tiny_config, write_jsonl
 
 @pytest.fixture
 def splits(tmp_path: Path) -> tuple[Path, Path]:
-    return (write_jsonl(tmp_path / "train.jsonl", banking_rows(96)),
-            write_jsonl(tmp_path / "validation.jsonl", banking_rows(24, offset=1000)))
+    return (
+        write_jsonl(tmp_path / "train.jsonl", banking_rows(96)),
+        write_jsonl(tmp_path / "validation.jsonl", banking_rows(24, offset=1000)),
+    )
 
 
 def _train(cfg, splits, out, **kw):
@@ -60,8 +62,10 @@ def test_budget_cap_stops_cleanly_with_a_checkpoint(tmp_path, splits):
 
 def test_early_stopping_ends_the_run_and_restores_the_best(tmp_path):
     # 16 rows seen up to 10 times at a high rate: validation loss bottoms out, then climbs.
-    splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(16)),
-              write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)))
+    splits = (
+        write_jsonl(tmp_path / "train.jsonl", banking_rows(16)),
+        write_jsonl(tmp_path / "validation.jsonl", banking_rows(16, offset=1000)),
+    )
     cfg = tiny_config(tmp_path, learning_rate=1e-2, epochs=10, batch_size=4, eval_steps=2, patience=2)
     result = _train(cfg, splits, tmp_path / "run")
     assert result.stopped_reason == "early_stopping" and result.actual["steps"] < 40
@@ -132,11 +136,16 @@ def test_smollm2_lora_lowers_validation_loss(tmp_path):
     from tunerail.train import train
 
     rows = banking_rows(1500)
-    cfg = TunerailConfig.model_validate({
-        "task": "classification", "model": {"base": "bundled:smollm2", "max_seq_length": 96},
-        "prompts": [{"system": "Classify the banking query. Answer with the intent label only.", "template": "{prompt}"}],
-        "train": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 8, "eval_steps": 2, "probe_steps": 0},
-        "tracking": {"enabled": False}, "store": {"path": str(tmp_path / "store")}})
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "model": {"base": "bundled:smollm2", "max_seq_length": 96},
+            "prompts": [{"system": "Classify the banking query. Answer with the intent label only.", "template": "{prompt}"}],
+            "train": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 8, "eval_steps": 2, "probe_steps": 0},
+            "tracking": {"enabled": False},
+            "store": {"path": str(tmp_path / "store")},
+        }
+    )
     # 32 training rows (8 intents x 4), 16 validation rows of the same intents.
     train_rows = [r for i, r in enumerate(rows) if i % 75 < 4][:32]
     val_rows = [r for i, r in enumerate(rows) if 40 <= i % 75 < 42][:16]
@@ -189,12 +198,18 @@ def test_estimate_from_warm_up_steps_lands_within_25_percent(tmp_path):
     try:
         # Batches of 24: a step long enough (~0.4 s) that one scheduling hiccup in the 4 measured
         # steps does not move the estimate by a quarter (at batch 8 one did, in a loaded CI run: 1.51).
-        splits = (write_jsonl(tmp_path / "train.jsonl", banking_rows(480)),
-                  write_jsonl(tmp_path / "validation.jsonl", banking_rows(32, offset=1000)))
+        splits = (
+            write_jsonl(tmp_path / "train.jsonl", banking_rows(480)),
+            write_jsonl(tmp_path / "validation.jsonl", banking_rows(32, offset=1000)),
+        )
         cfg = tiny_config(tmp_path, epochs=2, batch_size=24, probe_steps=4, early_stopping=False)
         etas: list[float] = []
-        result = _train(cfg, splits, tmp_path / "run",
-                        progress=lambda e, info: etas.append(info["eta"]) if e == "step" and info["eta"] is not None else None)
+        result = _train(
+            cfg,
+            splits,
+            tmp_path / "run",
+            progress=lambda e, info: etas.append(info["eta"]) if e == "step" and info["eta"] is not None else None,
+        )
     finally:
         torch.set_num_threads(threads)
     assert result.actual["steps"] == 40 and result.actual["estimate_basis"] == "steps 2-5 measured"

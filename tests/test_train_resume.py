@@ -20,21 +20,29 @@ REPO = HELPER.parent.parent
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{HELPER.parent}", HF_HUB_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{HELPER.parent}", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1"
+    )
     return env
 
 
 @pytest.fixture
 def splits(tmp_path: Path) -> tuple[Path, Path]:
     tiny_model_dir()  # build the cached model once, before subprocesses race for it
-    return (write_jsonl(tmp_path / "train.jsonl", banking_rows(96)),
-            write_jsonl(tmp_path / "validation.jsonl", banking_rows(24, offset=1000)))
+    return (
+        write_jsonl(tmp_path / "train.jsonl", banking_rows(96)),
+        write_jsonl(tmp_path / "validation.jsonl", banking_rows(24, offset=1000)),
+    )
 
 
 def _run(out: Path, splits, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(HELPER), str(out), str(splits[0]), str(splits[1]), *extra],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(HELPER), str(out), str(splits[0]), str(splits[1]), *extra],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _step(out: Path) -> int:
@@ -76,8 +84,21 @@ def test_two_process_ddp_ranks_agree(tmp_path, splits):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "ddp" / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), str(HELPER), str(out), str(splits[0]), str(splits[1])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        str(HELPER),
+        str(out),
+        str(splits[0]),
+        str(splits[1]),
+    ]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -87,7 +108,11 @@ def test_two_process_ddp_ranks_agree(tmp_path, splits):
     assert _strip(ranks[0]["history"]) == _strip(ranks[1]["history"])
     saved = json.loads((out / "train.json").read_text())
     # Two processes share each step: half the steps of a single-process run over the same epochs.
-    assert saved["actual"]["processes"] == 2 and saved["actual"]["steps"] == 10 and saved["history"][-1]["val_loss"] < saved["history"][0]["val_loss"]
+    assert (
+        saved["actual"]["processes"] == 2
+        and saved["actual"]["steps"] == 10
+        and saved["history"][-1]["val_loss"] < saved["history"][0]["val_loss"]
+    )
 
 
 def test_run_offers_the_resume_it_names(tmp_path, capsys):
@@ -113,6 +138,7 @@ def test_run_resumes_a_killed_training(tmp_path, capsys):
         def callback(event, info):
             if event == "step" and info["step"] == 2:
                 raise KeyboardInterrupt  # as a Ctrl-C or kill would, after the step-0 checkpoint
+
         yield callback if step == "train" else None
 
     with pytest.raises(KeyboardInterrupt):

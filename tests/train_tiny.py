@@ -35,7 +35,7 @@ def tiny_model_dir() -> Path:
 def banking_rows(n: int, offset: int = 0) -> list[dict[str, str]]:
     with open(BANKING, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return rows[offset:offset + n]
+    return rows[offset : offset + n]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -49,14 +49,16 @@ def tiny_config(tmp: Path, **train: object):
 
     base = {"batch_size": 8, "epochs": 1, "bf16": False, "probe_steps": 0}
     base.update(train)
-    return TunerailConfig.model_validate({
-        "task": "classification",
-        "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
-        "prompts": [{"system": "Classify the banking query.", "template": "{prompt}"}],
-        "train": base,
-        "tracking": {"enabled": False},
-        "store": {"path": str(tmp / "store")},
-    })
+    return TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
+            "prompts": [{"system": "Classify the banking query.", "template": "{prompt}"}],
+            "train": base,
+            "tracking": {"enabled": False},
+            "store": {"path": str(tmp / "store")},
+        }
+    )
 
 
 def run_main(argv: list[str]) -> None:
@@ -82,8 +84,9 @@ def run_main(argv: list[str]) -> None:
     weights = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
     digest = hashlib.sha256(b"".join(weights[k].numpy().tobytes() for k in sorted(weights))).hexdigest()
     # "sha": this rank's own in-memory weights; "adapter_sha": the file rank 0 wrote (the same for every rank).
-    (out / f"rank{rank}.json").write_text(json.dumps({"sha": result.weights_sha256, "adapter_sha": digest,
-                                                      "history": result.history, "best_step": result.best_step}))
+    (out / f"rank{rank}.json").write_text(
+        json.dumps({"sha": result.weights_sha256, "adapter_sha": digest, "history": result.history, "best_step": result.best_step})
+    )
 
 
 if __name__ == "__main__":

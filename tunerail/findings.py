@@ -181,9 +181,16 @@ def _default(obj: Any) -> Any:
 def finding_from_dict(data: dict[str, Any]) -> Finding:
     """Inverse of ``Finding.to_dict`` (rows may carry extra keys such as ``file``)."""
     rows = [RowRef(int(r["index"]), int(r.get("line", r["index"] + 1)), r.get("file")) for r in data.get("rows", [])]
-    return Finding(check=data["check"], severity=Severity(data["severity"]), message=data["message"],
-                   fix=data.get("fix", ""), rows=rows, code=data.get("code", ""), cluster=data.get("cluster"),
-                   details=data.get("details") or {})
+    return Finding(
+        check=data["check"],
+        severity=Severity(data["severity"]),
+        message=data["message"],
+        fix=data.get("fix", ""),
+        rows=rows,
+        code=data.get("code", ""),
+        cluster=data.get("cluster"),
+        details=data.get("details") or {},
+    )
 
 
 def load_findings(path: str | Any) -> list[Finding]:

@@ -63,8 +63,11 @@ def check_out_dir(out: str | Path, option: str = "--out") -> Path:
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise TunerailError(Problem(f"{option} is an existing file, not a folder", file=str(out),
-                                    fix=f"pass a folder for {option} (it is created if missing)"))
+        raise TunerailError(
+            Problem(
+                f"{option} is an existing file, not a folder", file=str(out), fix=f"pass a folder for {option} (it is created if missing)"
+            )
+        )
     return out
 
 
@@ -93,8 +96,9 @@ def staged_outputs(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Path]
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise TunerailError(Problem("another tunerail run is writing into this folder", file=str(out),
-                                    fix="wait for it to finish, or pass another --out")) from None
+        raise TunerailError(
+            Problem("another tunerail run is writing into this folder", file=str(out), fix="wait for it to finish, or pass another --out")
+        ) from None
     try:
         for stale in out.parent.glob(f".{out.name}.*.partial"):  # left by a killed run
             shutil.rmtree(stale, ignore_errors=True)
@@ -125,5 +129,10 @@ def read_json(path: str | Path, what: str, fix: str | None = None) -> Any:
     except FileNotFoundError:
         raise TunerailError(Problem(f"{what} not found", file=str(path), fix=fix)) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise TunerailError(Problem(f"{what} is not valid JSON ({exc})", file=str(path),
-                                    fix=fix or "restore it from the store (`tunerail verify`) or re-run the step that wrote it")) from None
+        raise TunerailError(
+            Problem(
+                f"{what} is not valid JSON ({exc})",
+                file=str(path),
+                fix=fix or "restore it from the store (`tunerail verify`) or re-run the step that wrote it",
+            )
+        ) from None

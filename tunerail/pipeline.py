@@ -54,8 +54,15 @@ class PipelineResult:
 # plus the tunerail version, so a field a step reads can never change without the step re-running.
 STEP_READS: dict[str, tuple[str, ...]] = {
     "doctor": ("task", "data", "model", "prompts", "doctor", "split", "criteria", "eval.prompt_version"),
-    "split": ("task", "data", "split", "criteria", "doctor.near_duplicate_threshold", "model.embedding_model",
-              "store"),  # the store: its snapshots are what lineage links the checkpoint to
+    "split": (
+        "task",
+        "data",
+        "split",
+        "criteria",
+        "doctor.near_duplicate_threshold",
+        "model.embedding_model",
+        "store",
+    ),  # the store: its snapshots are what lineage links the checkpoint to
     "leakage": ("task", "data", "split", "doctor.near_duplicate_threshold", "model.embedding_model"),
     "select": ("project", "task", "data", "model", "prompts", "criteria", "select", "train", "budget", "eval"),
     "sweep": ("task", "data", "model", "prompts", "train", "budget", "sweep", "criteria", "tracking"),
@@ -100,9 +107,14 @@ def _cached(step_dir: Path, inputs_hash: str) -> StepRecord | None:
     return StepRecord(data["name"], inputs_hash, data["outputs"], 0.0, True, data.get("summary", {}))
 
 
-def _run_step(name: str, step_dir: Path, inputs_hash: str, force: bool,
-              body: Callable[[], tuple[dict[str, str], dict[str, Any], Any]],
-              on_event: Callable[[str, str], None]) -> tuple[StepRecord, Any]:
+def _run_step(
+    name: str,
+    step_dir: Path,
+    inputs_hash: str,
+    force: bool,
+    body: Callable[[], tuple[dict[str, str], dict[str, Any], Any]],
+    on_event: Callable[[str, str], None],
+) -> tuple[StepRecord, Any]:
     if not force:
         cached = _cached(step_dir, inputs_hash)
         if cached is not None:
@@ -111,8 +123,7 @@ def _run_step(name: str, step_dir: Path, inputs_hash: str, force: bool,
     on_event(name, "running")
     start = time.perf_counter()
     outputs, summary, result = body()
-    record = StepRecord(name, inputs_hash, {k: str(v) for k, v in outputs.items()}, time.perf_counter() - start,
-                        False, summary)
+    record = StepRecord(name, inputs_hash, {k: str(v) for k, v in outputs.items()}, time.perf_counter() - start, False, summary)
     write_atomic(step_dir / "step.json", json.dumps(record.__dict__, indent=2, sort_keys=True, default=str))
     on_event(name, f"done in {record.seconds:.0f} s")
     return record, result
@@ -135,8 +146,11 @@ def unresolved_doctor_findings(doctor_dir: Path) -> list[Finding]:
                     removed.add(int(meta["index"]))
                 if isinstance(meta.get("kept"), dict) and "index" in meta["kept"]:
                     kept.setdefault(str(meta.get("code")), set()).add(int(meta["kept"]["index"]))
-    return [f for f in load_findings(doctor_dir / "findings.json")
-            if not f.rows or any(r.index not in removed and r.index not in kept.get(f.code, ()) for r in f.rows)]
+    return [
+        f
+        for f in load_findings(doctor_dir / "findings.json")
+        if not f.rows or any(r.index not in removed and r.index not in kept.get(f.code, ()) for r in f.rows)
+    ]
 
 
 def blocking_findings(doctor_dir: Path, leakage_json: Path, stop_on: str) -> list[Finding]:
@@ -148,25 +162,37 @@ def blocking_findings(doctor_dir: Path, leakage_json: Path, stop_on: str) -> lis
     return [f for f in found if Severity(f.severity) >= floor]
 
 
-def _gate(out: Path, blocking: list[Finding], stop_on: str, doctor_findings: list[Finding],
-          leakage_findings: list[Finding]) -> dict[str, Any]:
+def _gate(
+    out: Path, blocking: list[Finding], stop_on: str, doctor_findings: list[Finding], leakage_findings: list[Finding]
+) -> dict[str, Any]:
     """Stop before training on blocking findings; record what ``pipeline.stop_on: never`` let through."""
     if blocking:
         shown = blocking[:20]
-        problems = [Problem(f"{f.code} {f.check} ({f.severity.value}): {f.message}",
-                            file=f.rows[0].file if f.rows else None, line=f.rows[0].line if f.rows else None)
-                    for f in shown]
+        problems = [
+            Problem(
+                f"{f.code} {f.check} ({f.severity.value}): {f.message}",
+                file=f.rows[0].file if f.rows else None,
+                line=f.rows[0].line if f.rows else None,
+            )
+            for f in shown
+        ]
         more = len(blocking) - len(shown)
-        problems.append(Problem(
-            f"training not started: {len(blocking)} unresolved doctor/leakage finding(s) at or above {stop_on!r}"
-            + (f" ({more} more in {out / 'doctor' / 'findings.json'} and {out / 'leakage' / 'leakage.json'})" if more else ""),
-            field="pipeline.stop_on",
-            fix="fix the rows (tunerail doctor --fix, or edit the data) and run again; or set pipeline.stop_on: never "
-                "to train anyway (recorded, and the verdict still counts them)"))
+        problems.append(
+            Problem(
+                f"training not started: {len(blocking)} unresolved doctor/leakage finding(s) at or above {stop_on!r}"
+                + (f" ({more} more in {out / 'doctor' / 'findings.json'} and {out / 'leakage' / 'leakage.json'})" if more else ""),
+                field="pipeline.stop_on",
+                fix="fix the rows (tunerail doctor --fix, or edit the data) and run again; or set pipeline.stop_on: never "
+                "to train anyway (recorded, and the verdict still counts them)",
+            )
+        )
         raise GuardrailError(problems)
     serious = [f for f in doctor_findings + leakage_findings if Severity(f.severity) >= Severity.WARNING]
-    gate = {"stop_on": stop_on, "continued_past": sorted({f.code or f.check for f in serious}) if stop_on == "never" else [],
-            "findings_at_warning_or_above": len(serious)}
+    gate = {
+        "stop_on": stop_on,
+        "continued_past": sorted({f.code or f.check for f in serious}) if stop_on == "never" else [],
+        "findings_at_warning_or_above": len(serious),
+    }
     write_atomic(out / "gate.json", json.dumps(gate, indent=2, sort_keys=True) + "\n")
     return gate
 
@@ -183,9 +209,17 @@ def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]
     return links
 
 
-def _sweep_step(config: TunerailConfig, cfg_json: dict[str, Any], out: Path, paths: dict[str, Path], store: Store,
-                force: bool, steps: list[StepRecord], results: dict[str, Any],
-                on_event: Callable[[str, str], None]) -> tuple[TunerailConfig, dict[str, Any] | None]:
+def _sweep_step(
+    config: TunerailConfig,
+    cfg_json: dict[str, Any],
+    out: Path,
+    paths: dict[str, Path],
+    store: Store,
+    force: bool,
+    steps: list[StepRecord],
+    results: dict[str, Any],
+    on_event: Callable[[str, str], None],
+) -> tuple[TunerailConfig, dict[str, Any] | None]:
     """Run (or reuse, when its inputs are unchanged) the sweep; return the config with best.yaml applied."""
     from tunerail.sweep import sweep
     from tunerail.sweep.space import apply, load_overlay
@@ -198,8 +232,17 @@ def _sweep_step(config: TunerailConfig, cfg_json: dict[str, Any], out: Path, pat
         outputs = {"sweep_json": sweep_dir / "sweep.json", "report": sweep_dir / "report.html"}
         if "best_yaml" in result.paths:
             outputs["best_yaml"] = Path(result.paths["best_yaml"])
-        return outputs, {"study": result.study, "best_value": result.best_value, "best_params": result.best_params,
-                         "counts": result.counts, "share_used": result.share["used_share"]}, result
+        return (
+            outputs,
+            {
+                "study": result.study,
+                "best_value": result.best_value,
+                "best_params": result.best_params,
+                "counts": result.counts,
+                "share_used": result.share["used_share"],
+            },
+            result,
+        )
 
     rec, results["sweep"] = _run_step("sweep", sweep_dir, h, force, do_sweep, on_event)
     steps.append(rec)
@@ -210,10 +253,17 @@ def _sweep_step(config: TunerailConfig, cfg_json: dict[str, Any], out: Path, pat
     return apply(config, params), {"best_yaml": rec.outputs["best_yaml"], "params": params, "study": rec.summary.get("study")}
 
 
-def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = None, force: bool = False,
-        allow_criteria_change: bool = False, resume: bool = False, on_event: Callable[[str, str], None] | None = None,
-        progress: Callable[[str], ContextManager[Any]] | None = None,
-        on_findings: Callable[[str, list[Finding], list[Finding]], None] | None = None) -> PipelineResult:
+def run(
+    config: TunerailConfig | str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    force: bool = False,
+    allow_criteria_change: bool = False,
+    resume: bool = False,
+    on_event: Callable[[str, str], None] | None = None,
+    progress: Callable[[str], ContextManager[Any]] | None = None,
+    on_findings: Callable[[str, list[Finding], list[Finding]], None] | None = None,
+) -> PipelineResult:
     """Run the whole guarded pipeline and return every step's record and the verdict.
 
     Parameters
@@ -235,8 +285,9 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     step_progress = progress or (lambda step: contextlib.nullcontext(None))
     data_path = config.resolve(config.data.path)
     if data_path is None:
-        raise TunerailError(Problem("no training data configured", field="data.path",
-                                    fix="set data.path in the config (relative to the config file)"))
+        raise TunerailError(
+            Problem("no training data configured", field="data.path", fix="set data.path in the config (relative to the config file)")
+        )
     base = Path(config.source).parent if config.source else Path.cwd()
     out = Path(out_dir) if out_dir else base / "runs" / config.project.name
     store = Store(config.resolve(config.store.path) or config.store.path)
@@ -253,8 +304,11 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     def do_doctor():
         with step_progress("doctor") as callback:
             result = doctor(data_path, config, out_dir=doctor_dir, fix=True, progress=callback)
-        return ({"findings": doctor_dir / "findings.json", "clean": doctor_dir / "clean.jsonl",
-                 "report": doctor_dir / "report.html"}, dict(result.summary), result)
+        return (
+            {"findings": doctor_dir / "findings.json", "clean": doctor_dir / "clean.jsonl", "report": doctor_dir / "report.html"},
+            dict(result.summary),
+            result,
+        )
 
     rec, results["doctor"] = _run_step("doctor", doctor_dir, h, force, do_doctor, on_event)
     steps.append(rec)
@@ -269,10 +323,12 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     h = _hash_inputs(step_config("split", cfg_json) | {"allow_criteria_change": allow_criteria_change}, [clean])
 
     def do_split():
-        result = split(clean, config, out_dir=split_dir, store=store, force=force,
-                       allow_criteria_change=allow_criteria_change)
-        return ({name: result.paths[name] for name in ("train", "validation", "test")}
-                | {"split_json": result.split_json}, {"sizes": result.sizes}, result)
+        result = split(clean, config, out_dir=split_dir, store=store, force=force, allow_criteria_change=allow_criteria_change)
+        return (
+            {name: result.paths[name] for name in ("train", "validation", "test")} | {"split_json": result.split_json},
+            {"sizes": result.sizes},
+            result,
+        )
 
     rec, results["split"] = _run_step("split", split_dir, h, force, do_split, on_event)
     steps.append(rec)
@@ -285,8 +341,9 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     h = _hash_inputs(step_config("leakage", cfg_json), [paths["train"], paths["validation"], paths["test"]])
 
     def do_leakage():
-        result = leakage({"train": paths["train"], "validation": paths["validation"], "test": paths["test"]},
-                         config=config, out_dir=leak_dir)
+        result = leakage(
+            {"train": paths["train"], "validation": paths["validation"], "test": paths["test"]}, config=config, out_dir=leak_dir
+        )
         return {"leakage": leak_dir / "leakage.json"}, {}, result
 
     rec, results["leakage"] = _run_step("leakage", leak_dir, h, force, do_leakage, on_event)
@@ -294,8 +351,13 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
 
     # Gate: no training on data with unresolved errors (pipeline.stop_on; `never` continues, recorded).
     stop_on = config.pipeline.stop_on
-    results["gate"] = _gate(out, blocking_findings(doctor_dir, leak_dir / "leakage.json", stop_on), stop_on,
-                            unresolved_doctor_findings(doctor_dir), load_findings(leak_dir / "leakage.json"))
+    results["gate"] = _gate(
+        out,
+        blocking_findings(doctor_dir, leak_dir / "leakage.json", stop_on),
+        stop_on,
+        unresolved_doctor_findings(doctor_dir),
+        load_findings(leak_dir / "leakage.json"),
+    )
 
     # 3b. select: with model.candidates, probe them on the validation split; train the recommended
     # one unless model.base was set explicitly (the choice and the reason are recorded).
@@ -318,10 +380,20 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
 
     def do_train():
         with step_progress("train") as callback:
-            result = train(train_config, train_data=paths["train"], validation_data=paths["validation"],
-                           out_dir=train_dir, resume=resume, store=store, progress=callback)
-        return {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"}, {
-            "stopped_reason": result.stopped_reason, "best_step": result.best_step, "sweep_applied": applied}, result
+            result = train(
+                train_config,
+                train_data=paths["train"],
+                validation_data=paths["validation"],
+                out_dir=train_dir,
+                resume=resume,
+                store=store,
+                progress=callback,
+            )
+        return (
+            {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"},
+            {"stopped_reason": result.stopped_reason, "best_step": result.best_step, "sweep_applied": applied},
+            result,
+        )
 
     rec, results["train"] = _run_step("train", train_dir, h, force, do_train, on_event)
     steps.append(rec)
@@ -331,21 +403,37 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     from tunerail.eval import evaluate
 
     eval_dir = out / "eval"
-    h = _hash_inputs(step_config("eval", cfg_json),
-                     [paths["test"], paths["train"], paths["validation"], paths["split_json"], Path(rec.outputs["train_json"]),
-                      doctor_dir / "findings.json", leak_dir / "leakage.json"]
-                     + sorted(p for p in adapter.rglob("*") if p.is_file()))
+    h = _hash_inputs(
+        step_config("eval", cfg_json),
+        [
+            paths["test"],
+            paths["train"],
+            paths["validation"],
+            paths["split_json"],
+            Path(rec.outputs["train_json"]),
+            doctor_dir / "findings.json",
+            leak_dir / "leakage.json",
+        ]
+        + sorted(p for p in adapter.rglob("*") if p.is_file()),
+    )
 
     def do_eval():
         with step_progress("eval") as callback:
-            result = evaluate(config, test_data=paths["test"], adapter_dir=adapter, out_dir=eval_dir, progress=callback,
-                              train_data=paths["train"], validation_data=paths["validation"],  # baselines, k-shot
-                              train_json=Path(rec.outputs["train_json"]), split_json=paths["split_json"],
-                              doctor_findings=unresolved_doctor_findings(doctor_dir),
-                              leakage_findings=load_findings(leak_dir / "leakage.json"),
-                              lineage=_lineage(store, paths["split_json"], train_dir / "train.json"))
-        return {"report": eval_dir / "report.html", "report_json": eval_dir / "report.json"}, {
-            "verdict": result.verdict}, result
+            result = evaluate(
+                config,
+                test_data=paths["test"],
+                adapter_dir=adapter,
+                out_dir=eval_dir,
+                progress=callback,
+                train_data=paths["train"],
+                validation_data=paths["validation"],  # baselines, k-shot
+                train_json=Path(rec.outputs["train_json"]),
+                split_json=paths["split_json"],
+                doctor_findings=unresolved_doctor_findings(doctor_dir),
+                leakage_findings=load_findings(leak_dir / "leakage.json"),
+                lineage=_lineage(store, paths["split_json"], train_dir / "train.json"),
+            )
+        return {"report": eval_dir / "report.html", "report_json": eval_dir / "report.json"}, {"verdict": result.verdict}, result
 
     rec, results["eval"] = _run_step("eval", eval_dir, h, force, do_eval, on_event)
     steps.append(rec)
@@ -353,9 +441,14 @@ def run(config: TunerailConfig | str | Path, *, out_dir: str | Path | None = Non
     return PipelineResult(config, out, steps, verdict, Path(rec.outputs["report"]), results, choice)
 
 
-def _select_step(config: TunerailConfig, out: Path, paths: dict[str, Path], force: bool,
-                 on_event: Callable[[str, str], None],
-                 step_progress: Callable[[str], ContextManager[Any]]) -> tuple[TunerailConfig, dict[str, Any], StepRecord]:
+def _select_step(
+    config: TunerailConfig,
+    out: Path,
+    paths: dict[str, Path],
+    force: bool,
+    on_event: Callable[[str, str], None],
+    step_progress: Callable[[str], ContextManager[Any]],
+) -> tuple[TunerailConfig, dict[str, Any], StepRecord]:
     """Run select (cached by its inputs), then decide which base model `train` gets."""
     from tunerail.errors import GuardrailError
     from tunerail.select import select
@@ -367,11 +460,16 @@ def _select_step(config: TunerailConfig, out: Path, paths: dict[str, Path], forc
 
     def do_select():
         with step_progress("select") as callback:
-            result = select(config, data=paths["validation"], train_data=paths["train"], out_dir=select_dir,
-                            progress=callback)
-        return {"select_json": select_dir / "select.json", "report": select_dir / "report.html"}, {
-            "recommended": result.recommended, "reason": result.reason,
-            "blocked": {c.name: c.blocked for c in result.candidates if c.blocked}}, result
+            result = select(config, data=paths["validation"], train_data=paths["train"], out_dir=select_dir, progress=callback)
+        return (
+            {"select_json": select_dir / "select.json", "report": select_dir / "report.html"},
+            {
+                "recommended": result.recommended,
+                "reason": result.reason,
+                "blocked": {c.name: c.blocked for c in result.candidates if c.blocked},
+            },
+            result,
+        )
 
     rec, _ = _run_step("select", select_dir, h, force, do_select, on_event)
     pinned = "base" in config.model.model_fields_set
@@ -380,21 +478,43 @@ def _select_step(config: TunerailConfig, out: Path, paths: dict[str, Path], forc
         blocked = rec.summary.get("blocked", {}).get(base)
         if blocked is None and base not in config.model.candidates:
             card, source = L.read_card(base)
-            errors = [f for f in L.gate(base, L.classify(card, source), commercial=config.project.commercial,
-                                        acknowledged=config.model.license_acknowledged) if f.severity == "error"]
+            errors = [
+                f
+                for f in L.gate(
+                    base, L.classify(card, source), commercial=config.project.commercial, acknowledged=config.model.license_acknowledged
+                )
+                if f.severity == "error"
+            ]
             blocked = [f"{f.code} {f.check}" for f in errors] or None
         if blocked:
-            raise GuardrailError(Problem(f"model.base {base!r} is blocked by select: {', '.join(blocked)}",
-                                         field="model.base", fix=f"see {select_dir / 'report.html'}; pick an eligible model"))
-        choice = {"trained": base, "recommended": rec.summary.get("recommended"), "pinned": True,
-                  "reason": f"model.base pins {base}; select recommended {rec.summary.get('recommended')}: "
-                            f"{rec.summary.get('reason')}"}
+            raise GuardrailError(
+                Problem(
+                    f"model.base {base!r} is blocked by select: {', '.join(blocked)}",
+                    field="model.base",
+                    fix=f"see {select_dir / 'report.html'}; pick an eligible model",
+                )
+            )
+        choice = {
+            "trained": base,
+            "recommended": rec.summary.get("recommended"),
+            "pinned": True,
+            "reason": f"model.base pins {base}; select recommended {rec.summary.get('recommended')}: {rec.summary.get('reason')}",
+        }
     else:
         if not rec.summary.get("recommended"):
-            raise GuardrailError(Problem(f"select recommended no candidate: {rec.summary.get('reason')}",
-                                         field="model.candidates", fix=f"see {select_dir / 'report.html'}"))
-        choice = {"trained": rec.summary["recommended"], "recommended": rec.summary["recommended"], "pinned": False,
-                  "reason": rec.summary.get("reason")}
+            raise GuardrailError(
+                Problem(
+                    f"select recommended no candidate: {rec.summary.get('reason')}",
+                    field="model.candidates",
+                    fix=f"see {select_dir / 'report.html'}",
+                )
+            )
+        choice = {
+            "trained": rec.summary["recommended"],
+            "recommended": rec.summary["recommended"],
+            "pinned": False,
+            "reason": rec.summary.get("reason"),
+        }
     on_event("select", f"training {choice['trained']}: {choice['reason']}")
     rec.summary["choice"] = choice
     write_atomic(select_dir / "choice.json", json.dumps(choice, indent=2))

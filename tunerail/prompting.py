@@ -53,12 +53,18 @@ def pick_template(config: Any, version: str | None = None) -> Any:
     for p in config.prompts:
         if p.version == wanted:
             return p
-    raise TunerailError(Problem(f"no prompt with version {wanted!r}", field="eval.prompt_version",
-                                fix=f"use one of: {', '.join(p.version for p in config.prompts)}"))
+    raise TunerailError(
+        Problem(
+            f"no prompt with version {wanted!r}",
+            field="eval.prompt_version",
+            fix=f"use one of: {', '.join(p.version for p in config.prompts)}",
+        )
+    )
 
 
-def build_messages(record_or_prompt: Record | str, prompt_template: Any = None,
-                   shots: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+def build_messages(
+    record_or_prompt: Record | str, prompt_template: Any = None, shots: Sequence[tuple[str, str]] = ()
+) -> list[dict[str, str]]:
     """Chat messages for one example, WITHOUT the answer turn.
 
     Parameters
@@ -92,8 +98,7 @@ def build_messages(record_or_prompt: Record | str, prompt_template: Any = None,
         return messages
     pairs: list[dict[str, str]] = []
     for question, answer in shots:
-        pairs += [{"role": "user", "content": template.replace(PROMPT_FIELD, question)},
-                  {"role": "assistant", "content": answer}]
+        pairs += [{"role": "user", "content": template.replace(PROMPT_FIELD, question)}, {"role": "assistant", "content": answer}]
     head = 1 if messages and messages[0]["role"] == "system" else 0
     return messages[:head] + pairs + messages[head:]
 
@@ -118,15 +123,13 @@ def render_example(tokenizer: Any, messages_without_answer: list[dict[str, str]]
     """
     prompt = render_prompt(tokenizer, messages_without_answer)
     if getattr(tokenizer, "chat_template", None):
-        full = tokenizer.apply_chat_template(
-            messages_without_answer + [{"role": "assistant", "content": answer}], tokenize=False)
+        full = tokenizer.apply_chat_template(messages_without_answer + [{"role": "assistant", "content": answer}], tokenize=False)
         if full.startswith(prompt):
-            return prompt, full[len(prompt):]
+            return prompt, full[len(prompt) :]
     return prompt, answer + (tokenizer.eos_token or "")
 
 
-def prompt_for(tokenizer: Any, record_or_prompt: Record | str, prompt_template: Any = None,
-               shots: Sequence[tuple[str, str]] = ()) -> str:
+def prompt_for(tokenizer: Any, record_or_prompt: Record | str, prompt_template: Any = None, shots: Sequence[tuple[str, str]] = ()) -> str:
     """:func:`build_messages` then :func:`render_prompt`: the text generation and scoring start from."""
     return render_prompt(tokenizer, build_messages(record_or_prompt, prompt_template, shots))
 
@@ -143,8 +146,9 @@ def encode_example(tokenizer: Any, record: Record, prompt_template: Any = None) 
     return list(prompt_ids), list(answer_ids)
 
 
-def training_lengths(tokenizer: Any, records: Sequence[Record], prompt_template: Any = None,
-                     batch_size: int = 1024, max_chars: int | None = None) -> list[int]:
+def training_lengths(
+    tokenizer: Any, records: Sequence[Record], prompt_template: Any = None, batch_size: int = 1024, max_chars: int | None = None
+) -> list[int]:
     """Training length in tokens of every record (prompt + answer), tokenised in batches.
 
     Same texts as :func:`encode_example`, batched for speed on large files; each batch is
@@ -156,7 +160,7 @@ def training_lengths(tokenizer: Any, records: Sequence[Record], prompt_template:
     for start in range(0, len(records), batch_size):
         prompts: list[str] = []
         answers: list[str] = []
-        for record in records[start:start + batch_size]:
+        for record in records[start : start + batch_size]:
             prompt, answer = render_example(tokenizer, build_messages(record, prompt_template), record.completion)
             prompts.append(prompt[:max_chars])
             answers.append(answer[:max_chars])

@@ -68,7 +68,7 @@ def rows_needed(margin: float, p: float = 0.5, z: float = Z95) -> int:
     if not 0 < margin < 1:
         raise ValueError(f"margin must be in (0, 1), found {margin}")
     # The Wilson half-width is below the normal one; start from the normal size and walk down.
-    n = max(1, math.ceil(z * z * p * (1 - p) / margin ** 2))
+    n = max(1, math.ceil(z * z * p * (1 - p) / margin**2))
     while n > 1 and wilson_half_width(n - 1, p, z) <= margin:
         n -= 1
     while wilson_half_width(n, p, z) > margin:
@@ -95,9 +95,14 @@ def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def bootstrap_ci(scores: Sequence[float] | np.ndarray, *, resamples: int = 1000, seed: int = 13,
-                 statistic: Callable[[np.ndarray], np.ndarray] | None = None,
-                 alpha: float = 0.05) -> Estimate:
+def bootstrap_ci(
+    scores: Sequence[float] | np.ndarray,
+    *,
+    resamples: int = 1000,
+    seed: int = 13,
+    statistic: Callable[[np.ndarray], np.ndarray] | None = None,
+    alpha: float = 0.05,
+) -> Estimate:
     """Percentile bootstrap CI of the mean of per-example ``scores`` (vectorised).
 
     ``statistic`` receives a (resamples, n) array and returns one value per resample; the
@@ -138,8 +143,7 @@ def margin_of(estimate: dict[str, Any]) -> float:
     return max(estimate["value"] - estimate["low"], estimate["high"] - estimate["value"])
 
 
-def paired_bootstrap(tuned: Sequence[float], base: Sequence[float], *, resamples: int = 1000,
-                     seed: int = 13) -> Estimate:
+def paired_bootstrap(tuned: Sequence[float], base: Sequence[float], *, resamples: int = 1000, seed: int = 13) -> Estimate:
     """CI of mean(tuned - base) with both resampled on the same examples, and a one-sided p.
 
     ``extra["p_value"]`` is the share of resamples where the tuned model is not better
@@ -177,8 +181,7 @@ def check_same_length(a: Sequence[Any] | np.ndarray, b: Sequence[Any] | np.ndarr
         raise ValueError(f"predictions and references differ in length: {len(a)} vs {len(b)}")
 
 
-def bootstrap_statistic(statistic: Callable[[np.ndarray], float], n: int, *, resamples: int = 1000,
-                        seed: int = 13) -> Estimate:
+def bootstrap_statistic(statistic: Callable[[np.ndarray], float], n: int, *, resamples: int = 1000, seed: int = 13) -> Estimate:
     """Percentile CI for any statistic of the example indices (macro-F1, corpus BLEU...).
 
     ``statistic(idx)`` computes the metric on the examples ``idx``; called once per resample,
@@ -193,8 +196,9 @@ def bootstrap_statistic(statistic: Callable[[np.ndarray], float], n: int, *, res
     return Estimate(value, float(lo), float(hi), n)
 
 
-def paired_statistic(tuned: Callable[[np.ndarray], float], base: Callable[[np.ndarray], float], n: int, *,
-                     resamples: int = 1000, seed: int = 13) -> Estimate:
+def paired_statistic(
+    tuned: Callable[[np.ndarray], float], base: Callable[[np.ndarray], float], n: int, *, resamples: int = 1000, seed: int = 13
+) -> Estimate:
     """Paired bootstrap of ``tuned(idx) - base(idx)`` for corpus metrics, with a one-sided p."""
     full = np.arange(n)
     value = float(tuned(full) - base(full))
@@ -202,5 +206,6 @@ def paired_statistic(tuned: Callable[[np.ndarray], float], base: Callable[[np.nd
         return Estimate(value, value, value, 0)
     diffs = np.array([tuned(row) - base(row) for row in bootstrap_indices(n, resamples, seed)])
     lo, hi = np.quantile(diffs, [0.025, 0.975])
-    return Estimate(value, float(lo), float(hi), n, {"p_value": float((np.sum(diffs <= 0) + 1) / (resamples + 1)),
-                                                     "test": "paired bootstrap"})
+    return Estimate(
+        value, float(lo), float(hi), n, {"p_value": float((np.sum(diffs <= 0) + 1) / (resamples + 1)), "test": "paired bootstrap"}
+    )

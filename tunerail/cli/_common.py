@@ -78,8 +78,12 @@ def report_unexpected(exc: BaseException, paths: list[Path]) -> Path | None:
     except OSError:
         log = None
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    console.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(text[:300])} (file: {escape(str(involved))}); "
-                  + (f"traceback in {escape(str(log))}" if log else "no log could be written"), highlight=False, soft_wrap=True)
+    console.print(
+        f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(text[:300])} (file: {escape(str(involved))}); "
+        + (f"traceback in {escape(str(log))}" if log else "no log could be written"),
+        highlight=False,
+        soft_wrap=True,
+    )
     return log
 
 
@@ -113,8 +117,13 @@ def _store_for(store: Optional[Path], config: Optional[Path], must_exist: bool =
         cfg = load_config_or_default(config)
         found = Store(cfg.resolve(cfg.store.path) or cfg.store.path)
     if must_exist and not found.manifests.is_dir():
-        raise TunerailError(Problem("no store here (no manifests/ folder)", file=str(found.root),
-                                    fix="check --store / store.path; a store is created by `tunerail split` or `train`"))
+        raise TunerailError(
+            Problem(
+                "no store here (no manifests/ folder)",
+                file=str(found.root),
+                fix="check --store / store.path; a store is created by `tunerail split` or `train`",
+            )
+        )
     return found
 
 
@@ -136,8 +145,10 @@ def _print_verdict(result: Any) -> None:
     if result.improvement:
         imp = result.improvement
         versus = getattr(result, "reference", None) or "base"
-        console.print(f"{'improvement':>20}: {imp['value']:+.4f} [{imp['low']:+.3f}, {imp['high']:+.3f}] vs {versus}"
-                      + (f", p = {imp['p_value']:.3g}" if "p_value" in imp else ""))
+        console.print(
+            f"{'improvement':>20}: {imp['value']:+.4f} [{imp['low']:+.3f}, {imp['high']:+.3f}] vs {versus}"
+            + (f", p = {imp['p_value']:.3g}" if "p_value" in imp else "")
+        )
     for f in result.findings:
         sev = Severity(f.severity)
         colour = {"error": "red", "warning": "yellow", "info": "green"}[sev.value]
@@ -161,8 +172,15 @@ def _checks_progress(label: str) -> Any:
 
     @contextlib.contextmanager
     def ctx() -> Any:
-        with Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
+        with Progress(
+            TextColumn(f"[bold]{label}[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
             task = bar.add_task("loading", total=None)
 
             def update(item: str, done: int, total: int) -> None:
@@ -187,8 +205,9 @@ def _progress() -> Any:
 
     @contextlib.contextmanager
     def ctx() -> Any:
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                       console=console, transient=True)
+        bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+        )
         tasks: dict[str, Any] = {}
 
         def update(stage: str, done: int, total: int) -> None:

@@ -52,8 +52,12 @@ def findings_table(findings: list[Finding], title: str, unresolved: list[Finding
 def doctor_command(
     data: Optional[Path] = typer.Argument(None, help="Data file or datasets folder; optional when --config sets data.path."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (format, columns, model, thresholds)."),
-    out: Path = typer.Option(Path("doctor-report"), "--out", "-o", help="Folder for findings.json, report.html, run.json (and the --fix files)."),
-    fix: bool = typer.Option(False, "--fix", help="Write clean.jsonl (safe fixes applied) and quarantine.jsonl (every removed row, with its reason)."),
+    out: Path = typer.Option(
+        Path("doctor-report"), "--out", "-o", help="Folder for findings.json, report.html, run.json (and the --fix files)."
+    ),
+    fix: bool = typer.Option(
+        False, "--fix", help="Write clean.jsonl (safe fixes applied) and quarantine.jsonl (every removed row, with its reason)."
+    ),
     fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding at or above this severity exists."),
     no_semantic: bool = typer.Option(False, "--no-semantic", help="Skip the embedding checks (no encoder needed; recorded in the report)."),
 ) -> None:
@@ -65,22 +69,25 @@ def doctor_command(
     if path is None:
         raise TunerailError(Problem("no data to audit", fix="pass DATA, or set data.path in the config given with --config"))
     with _checks_progress("doctor") as progress:
-        result = doctor(path, cfg if config else None, out_dir=out, fix=fix,
-                        semantic=False if no_semantic else None, progress=progress)
+        result = doctor(path, cfg if config else None, out_dir=out, fix=fix, semantic=False if no_semantic else None, progress=progress)
 
     if result.findings:
         console.print(findings_table(result.findings, f"doctor: {escape(str(path))} ({result.format}, {result.rows_in:,} rows)"))
     else:
         console.print(f"[green]no findings[/] in {escape(str(path))} ({result.rows_in:,} rows)")
     sev = result.summary["by_severity"]
-    console.print(f"[bold red]{sev['error']} error(s)[/], [yellow]{sev['warning']} warning(s)[/], {sev['info']} info; "
-                  f"{result.summary['rows_affected']:,} of {result.rows_in:,} rows affected")
+    console.print(
+        f"[bold red]{sev['error']} error(s)[/], [yellow]{sev['warning']} warning(s)[/], {sev['info']} info; "
+        f"{result.summary['rows_affected']:,} of {result.rows_in:,} rows affected"
+    )
     for s in result.skipped:
         console.print(f"[dim]skipped {s.name} ({s.code}): {escape(s.reason)}[/]")
     if result.fix is not None:
         fx = result.fix.summary()
-        console.print(f"rows in {fx['rows_in']:,} = kept {fx['kept']:,} + quarantined {fx['quarantined']:,}"
-                      + (f" (personal data masked in {fx['masked_rows']:,} rows)" if fx["masked_rows"] else ""))
+        console.print(
+            f"rows in {fx['rows_in']:,} = kept {fx['kept']:,} + quarantined {fx['quarantined']:,}"
+            + (f" (personal data masked in {fx['masked_rows']:,} rows)" if fx["masked_rows"] else "")
+        )
     console.print(f"wrote [bold]{escape(str(out))}[/]: " + ", ".join(sorted(p.name for p in result.files.values())))
     if result.fails(fail_on.value):
         console.print(f"[red]failing: findings at or above '{fail_on.value}'[/]")

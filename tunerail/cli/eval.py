@@ -30,11 +30,18 @@ def eval_cmd(
     train_json: Optional[Path] = typer.Option(None, "--train-json", help="train.json: loss curves in the report."),
     out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.html, report.json, review.csv."),
     prompts: bool = typer.Option(False, "--prompts", help="First compare the prompt variants on the validation set; use the best."),
-    validation: Optional[Path] = typer.Option(None, "--validation", help="Validation file for --prompts (default: validation.jsonl beside --test)."),
+    validation: Optional[Path] = typer.Option(
+        None, "--validation", help="Validation file for --prompts (default: validation.jsonl beside --test)."
+    ),
     base: Optional[str] = typer.Option(None, "--base", help=field_help("model.base")),
-    train: Optional[Path] = typer.Option(None, "--train", help=(
-        "Training split: cheap baselines are fitted on it (+ validation) and k-shot examples drawn from it "
-        "(default: train.jsonl beside --test when it exists).")),
+    train: Optional[Path] = typer.Option(
+        None,
+        "--train",
+        help=(
+            "Training split: cheap baselines are fitted on it (+ validation) and k-shot examples drawn from it "
+            "(default: train.jsonl beside --test when it exists)."
+        ),
+    ),
 ) -> None:
     """Evaluate base and fine-tuned model on the frozen test set; exit 1 on NOT READY."""
     from tunerail.eval import compare_prompts, evaluate
@@ -47,18 +54,32 @@ def eval_cmd(
             if not wanted.exists():
                 from tunerail.errors import Problem
 
-                raise TunerailError(Problem("validation file not found", file=str(wanted),
-                                            fix="pass --validation PATH (prompt variants are compared on validation, never on test)"))
+                raise TunerailError(
+                    Problem(
+                        "validation file not found",
+                        file=str(wanted),
+                        fix="pass --validation PATH (prompt variants are compared on validation, never on test)",
+                    )
+                )
             comparison = compare_prompts(cfg, wanted, adapter_dir=adapter, base_model=base, progress=progress)
             cfg.eval.prompt_version = comparison["chosen"]
             for v in comparison["variants"]:
-                console.print(f"prompt {escape(v['version'])}: {cfg.criteria.metric} {v['value']:.4f} "
-                              f"[{v['low']:.3f}, {v['high']:.3f}]")
+                console.print(f"prompt {escape(v['version'])}: {cfg.criteria.metric} {v['value']:.4f} [{v['low']:.3f}, {v['high']:.3f}]")
         train = train or _beside(test, "train.jsonl")
         val = validation or _beside(test, "validation.jsonl")
-        result = evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=base, out_dir=out,
-                          train_json=train_json, split_json=split_json, progress=progress, prompt_comparison=comparison,
-                          train_data=train, validation_data=val if train is not None else None)
+        result = evaluate(
+            cfg,
+            test_data=test,
+            adapter_dir=adapter,
+            base_model=base,
+            out_dir=out,
+            train_json=train_json,
+            split_json=split_json,
+            progress=progress,
+            prompt_comparison=comparison,
+            train_data=train,
+            validation_data=val if train is not None else None,
+        )
     _print_verdict(result)
     if not result.ready:
         raise typer.Exit(1)

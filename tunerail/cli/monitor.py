@@ -16,8 +16,12 @@ from tunerail.config import field_help
 @guarded
 def monitor_cmd(
     traffic: Path = typer.Argument(..., help="traffic.jsonl written by `tunerail serve` (rotations are read too), or its folder."),
-    reference: Path = typer.Option(..., "--reference", "-r", help="Run folder: its training split is the reference, its test split the control."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml of the run (default: found in or above the run folder)."),
+    reference: Path = typer.Option(
+        ..., "--reference", "-r", help="Run folder: its training split is the reference, its test split the control."
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="tunerail.yaml of the run (default: found in or above the run folder)."
+    ),
     window: Optional[int] = typer.Option(None, "--window", "-w", min=10, help=field_help("monitor.window")),
     since: Optional[str] = typer.Option(None, "--since", help="Only requests at or after this ISO time, e.g. 2026-12-01T00:00."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for monitor.json and report.html (default RUN_DIR/monitor)."),
@@ -29,9 +33,12 @@ def monitor_cmd(
     for w in result.windows:
         sig = [t["name"] for t in w["tests"] if t["significant"]]
         colour = "red" if w["alert"] else "green"
-        console.print(f"[{colour}]window {w['index']}[/] ({w['rows']} requests): "
-                      + (f"drift in {', '.join(sig)}" if sig else "no significant drift")
-                      + f"; out of scope {100 * w['rates']['out_of_scope_share']:.1f} %", highlight=False)
+        console.print(
+            f"[{colour}]window {w['index']}[/] ({w['rows']} requests): "
+            + (f"drift in {', '.join(sig)}" if sig else "no significant drift")
+            + f"; out of scope {100 * w['rates']['out_of_scope_share']:.1f} %",
+            highlight=False,
+        )
     for f in result.findings:
         if f.severity != "info" and f.code != "MON030":
             console.print(f"[yellow]{f.severity.value:>7}[/] {f.code} {escape(f.message)}", highlight=False)

@@ -17,8 +17,10 @@ from tunerail.errors import Problem, TunerailError
 
 @app.command()
 @guarded
-def init(path: Path = typer.Argument(Path("tunerail.yaml"), help="Where to write the starter config."),
-         force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+def init(
+    path: Path = typer.Argument(Path("tunerail.yaml"), help="Where to write the starter config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
     """Write a commented starter config (every key documented, safe defaults)."""
     from tunerail.config import STARTER_CONFIG
     from tunerail.io import write_atomic

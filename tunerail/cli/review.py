@@ -16,8 +16,10 @@ app.add_typer(review_app, name="review")
 
 @review_app.command("import")
 @guarded
-def review_import(path: Path = typer.Argument(..., help="review.csv/.jsonl filled in by raters."),
-                  key: Optional[Path] = typer.Option(None, "--key", help="Answer key (default: review.key.csv beside PATH).")) -> None:
+def review_import(
+    path: Path = typer.Argument(..., help="review.csv/.jsonl filled in by raters."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Answer key (default: review.key.csv beside PATH)."),
+) -> None:
     """Read ratings back: mean rating per model (answers were blinded as A/B)."""
     import json
 
@@ -56,8 +58,11 @@ def review_serve(
             port = sock.getsockname()[1]
     base = f"http://{host}:{port}"
     for name, link in session.links(base).items():
-        console.print(f"{escape(name):>12}: {escape(link)}" + ("  (results; names the systems)" if name == "@admin" else ""),
-                      highlight=False, soft_wrap=True)  # a wrapped link cannot be copied
+        console.print(
+            f"{escape(name):>12}: {escape(link)}" + ("  (results; names the systems)" if name == "@admin" else ""),
+            highlight=False,
+            soft_wrap=True,
+        )  # a wrapped link cannot be copied
     console.print(f"votes: {escape(str(session.store.path))}; stop with Ctrl-C, start again to resume")
     run_server(session, host=host, port=port)
 
@@ -83,8 +88,11 @@ def review_results_cmd(
         for s in (p["first"], p["second"]):
             w = p["win_rate"][s]
             if w["value"] is not None:
-                console.print(f"{escape(s):>14} wins {100 * w['value']:.1f} % [{100 * w['low']:.1f}, {100 * w['high']:.1f}] "
-                              f"of {w['n']} decided ({p['ties']} ties)", highlight=False)
+                console.print(
+                    f"{escape(s):>14} wins {100 * w['value']:.1f} % [{100 * w['low']:.1f}, {100 * w['high']:.1f}] "
+                    f"of {w['n']} decided ({p['ties']} ties)",
+                    highlight=False,
+                )
     for q, a in h["agreement"].items():
         alpha = f"alpha {a['alpha']:.3f}" if a["alpha"] is not None else f"alpha undefined ({a['undefined']})"
         pct = f"{100 * a['percent']:.0f} %" if a["percent"] is not None else "-"

@@ -28,20 +28,28 @@ def print_doctor_summary(step: str, findings: list[Finding], unresolved: list[Fi
         return
     console.print(findings_table(findings, f"{step}: findings (unresolved = still in the data after --fix)", unresolved))
     worst = [f for f in unresolved if Severity(f.severity) >= Severity.WARNING]
-    console.print(f"[bold cyan]{step:>8}[/] {len(unresolved):,} of {len(findings):,} findings unresolved "
-                  f"({len(worst):,} at warning or above); details: {step} report.html")
+    console.print(
+        f"[bold cyan]{step:>8}[/] {len(unresolved):,} of {len(findings):,} findings unresolved "
+        f"({len(worst):,} at warning or above); details: {step} report.html"
+    )
 
 
 @app.command("run")
 @guarded
-def run_pipeline(config: Path = typer.Argument(..., help="tunerail.yaml describing data, model, criteria and budget."),
-                 out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/<project> beside the config)."),
-                 force: bool = typer.Option(False, "--force", help="Re-run every step even if its inputs did not change."),
-                 allow_criteria_change: bool = typer.Option(False, "--allow-criteria-change", help=(
-                     "Accept criteria changed after the test set was frozen (recorded; the verdict cannot be READY).")),
-                 resume: bool = typer.Option(False, "--resume", help=(
-                     "Continue an interrupted training (crash, kill, budget stop) from its last checkpoint.")),
-                 verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP)) -> None:
+def run_pipeline(
+    config: Path = typer.Argument(..., help="tunerail.yaml describing data, model, criteria and budget."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/<project> beside the config)."),
+    force: bool = typer.Option(False, "--force", help="Re-run every step even if its inputs did not change."),
+    allow_criteria_change: bool = typer.Option(
+        False,
+        "--allow-criteria-change",
+        help=("Accept criteria changed after the test set was frozen (recorded; the verdict cannot be READY)."),
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help=("Continue an interrupted training (crash, kill, budget stop) from its last checkpoint.")
+    ),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
+) -> None:
     """Run doctor -> split -> leakage -> train -> eval; unchanged steps are skipped; exit 1 if NOT READY."""
     from rich.table import Table
 
@@ -57,8 +65,16 @@ def run_pipeline(config: Path = typer.Argument(..., help="tunerail.yaml describi
             return RichProgress(console)
         return _checks_progress(step) if step == "doctor" else _progress()
 
-    result = run(config, out_dir=out, force=force, allow_criteria_change=allow_criteria_change, resume=resume,
-                 on_event=on_event, progress=step_progress, on_findings=print_doctor_summary)
+    result = run(
+        config,
+        out_dir=out,
+        force=force,
+        allow_criteria_change=allow_criteria_change,
+        resume=resume,
+        on_event=on_event,
+        progress=step_progress,
+        on_findings=print_doctor_summary,
+    )
     table = Table(title="tunerail run", show_lines=False)
     for column in ("step", "status", "seconds"):
         table.add_column(column)

@@ -16,11 +16,17 @@ from tunerail.config import field_help
 
 @app.command("select")
 @guarded
-def select_cmd(config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (model.candidates, select, criteria, budget)."),
-               candidates: Optional[list[str]] = typer.Option(None, "--candidates", help=field_help("model.candidates") + " Repeat the option for each."),
-               data: Optional[Path] = typer.Option(None, "--data", help="Rows to probe on (the validation split); default: data.path."),
-               train: Optional[Path] = typer.Option(None, "--train", help="Training rows (k-shot examples, time estimate); default: the other rows of --data."),
-               out: Path = typer.Option(Path("select"), "--out", "-o", help="Folder for select.json, report.html and resume files.")) -> None:
+def select_cmd(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (model.candidates, select, criteria, budget)."),
+    candidates: Optional[list[str]] = typer.Option(
+        None, "--candidates", help=field_help("model.candidates") + " Repeat the option for each."
+    ),
+    data: Optional[Path] = typer.Option(None, "--data", help="Rows to probe on (the validation split); default: data.path."),
+    train: Optional[Path] = typer.Option(
+        None, "--train", help="Training rows (k-shot examples, time estimate); default: the other rows of --data."
+    ),
+    out: Path = typer.Option(Path("select"), "--out", "-o", help="Folder for select.json, report.html and resume files."),
+) -> None:
     """Probe candidates (licence, bits per byte, tokenizer fit, task score, time and memory); recommend the smallest adequate one."""
     from rich.table import Table
 
@@ -35,12 +41,18 @@ def select_cmd(config: Optional[Path] = typer.Option(None, "--config", "-c", hel
         table.add_column(col, justify="left" if col in ("candidate", "licence", "ok") else "right")
     for r in table_rows(result):
         s = r["score"]
-        table.add_row(("* " if r["recommended"] else "") + escape(r["name"]), f"{r['params_m']:.0f}M",
-                      f"{s['value']:.3f} [{s['low']:.3f}, {s['high']:.3f}] {r['setting']}",
-                      f"{r['bpb']['value']:.3f}", f"{r['tokens_per_word']:.2f}", f"{100 * r['truncated_share']:.1f}%",
-                      "-" if r["memory_lora_gb"] is None else f"{r['memory_lora_gb']:.2f} GB",
-                      "-" if r["minutes"] is None else f"{r['minutes']:.1f}",
-                      escape(f"{r['licence']} ({r['licence_class']})"), "yes" if r["eligible"] else "no")
+        table.add_row(
+            ("* " if r["recommended"] else "") + escape(r["name"]),
+            f"{r['params_m']:.0f}M",
+            f"{s['value']:.3f} [{s['low']:.3f}, {s['high']:.3f}] {r['setting']}",
+            f"{r['bpb']['value']:.3f}",
+            f"{r['tokens_per_word']:.2f}",
+            f"{100 * r['truncated_share']:.1f}%",
+            "-" if r["memory_lora_gb"] is None else f"{r['memory_lora_gb']:.2f} GB",
+            "-" if r["minutes"] is None else f"{r['minutes']:.1f}",
+            escape(f"{r['licence']} ({r['licence_class']})"),
+            "yes" if r["eligible"] else "no",
+        )
     Console(stderr=True, width=None if sys.stderr.isatty() else 160).print(table)
     for f in result.findings:
         sev = f.severity.value

@@ -19,7 +19,9 @@ def serve_cmd(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml of the run (default: found in or above RUN_DIR)."),
     host: Optional[str] = typer.Option(None, "--host", help=field_help("serve.host")),
     port: Optional[int] = typer.Option(None, "--port", help=field_help("serve.port")),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Environment variable holding the API key; requests must send it as a Bearer token."),
+    api_key_env: Optional[str] = typer.Option(
+        None, "--api-key-env", help="Environment variable holding the API key; requests must send it as a Bearer token."
+    ),
 ) -> None:
     """Serve base + adapter (merged) at /v1/chat/completions, /v1/models, /health; log traffic to RUN_DIR/traffic/."""
     from tunerail.serve import load_run, serve
@@ -27,9 +29,12 @@ def serve_cmd(
     run = load_run(run_dir, config)
     cfg = run.config
     bind = host or cfg.serve.host
-    console.print(f"serving [bold]{escape(run.model_id)}[/] ({escape(run.base_model)}"
-                  f"{' + adapter' if run.adapter_dir else ', no adapter'}) on http://{escape(bind)}:{port or cfg.serve.port}/v1 "
-                  f"- traffic log: {escape(str(run.traffic_path))}", highlight=False)
+    console.print(
+        f"serving [bold]{escape(run.model_id)}[/] ({escape(run.base_model)}"
+        f"{' + adapter' if run.adapter_dir else ', no adapter'}) on http://{escape(bind)}:{port or cfg.serve.port}/v1 "
+        f"- traffic log: {escape(str(run.traffic_path))}",
+        highlight=False,
+    )
     if bind not in ("127.0.0.1", "localhost", "::1") and not (api_key_env or cfg.serve.api_key_env):
         console.print("[yellow]warning:[/] listening beyond loopback without an API key (--api-key-env)")
     serve(run_dir, config=run.config, host=host, port=port, api_key_env=api_key_env)

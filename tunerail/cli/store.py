@@ -22,9 +22,13 @@ from tunerail.config import field_help
 
 @app.command("verify")
 @guarded
-def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, exported folder, split folder, or artifact id (default: the whole store)."),
-               store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
-               config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path).")) -> None:
+def verify_cmd(
+    target: Optional[str] = typer.Argument(
+        None, help="Store root, exported folder, split folder, or artifact id (default: the whole store)."
+    ),
+    store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path)."),
+) -> None:
     """Re-hash stored files; name every corrupted or missing one (exit 1 if any)."""
     from tunerail.store import EXPORT_MANIFEST, verify_folder
 
@@ -44,8 +48,10 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
             st, ref = _store_for(store, config, must_exist=True), target
         artifacts = [st.get(ref)] if ref else st.list(skip_unreadable=True)  # verify names the unreadable ones
         problems = st.verify(ref)
-        checked = (f"{len(artifacts)} artifact(s), {sum(len(a.files) for a in artifacts):,} files, "
-                   f"{_human(sum(a.size for a in artifacts))} in {st.root}")
+        checked = (
+            f"{len(artifacts)} artifact(s), {sum(len(a.files) for a in artifacts):,} files, "
+            f"{_human(sum(a.size for a in artifacts))} in {st.root}"
+        )
     for problem in problems:
         console.print(f"[red]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
     if problems:
@@ -56,9 +62,11 @@ def verify_cmd(target: Optional[str] = typer.Argument(None, help="Store root, ex
 
 @app.command("lineage")
 @guarded
-def lineage_cmd(ref: str = typer.Argument(..., help="Artifact id or unique prefix."),
-                store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
-                config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path).")) -> None:
+def lineage_cmd(
+    ref: str = typer.Argument(..., help="Artifact id or unique prefix."),
+    store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path)."),
+) -> None:
     """Print the chain source files -> snapshot -> split -> config -> run -> checkpoint -> report."""
     st = _store_for(store, config)
     chain = st.lineage(ref)
@@ -76,9 +84,10 @@ def lineage_cmd(ref: str = typer.Argument(..., help="Artifact id or unique prefi
             extra.append(" / ".join(f"{k} {sizes[k]:,}" for k in sorted(sizes, key=lambda k: (k != "train", k == "test", k))))
         if artifact.meta.get("forced"):
             extra.append("FORCED")
-        typer.echo(f"{'  ' * step}{'└─ ' if step else ''}{artifact.kind:<10} {artifact.short_id}  "
-                   f"{artifact.transform or '-':<10} {artifact.created}  {_human(artifact.size)}"
-                   + (f"  ({'; '.join(extra)})" if extra else ""))
+        typer.echo(
+            f"{'  ' * step}{'└─ ' if step else ''}{artifact.kind:<10} {artifact.short_id}  "
+            f"{artifact.transform or '-':<10} {artifact.created}  {_human(artifact.size)}" + (f"  ({'; '.join(extra)})" if extra else "")
+        )
         step += 1
     children = st.children(ref)
     if children:
@@ -87,9 +96,11 @@ def lineage_cmd(ref: str = typer.Argument(..., help="Artifact id or unique prefi
 
 @app.command("log")
 @guarded
-def log_cmd(store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
-            config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path)."),
-            kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind (dataset, split, run, checkpoint...).")) -> None:
+def log_cmd(
+    store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind (dataset, split, run, checkpoint...)."),
+) -> None:
     """List stored snapshots, splits, runs and checkpoints: date, kind, short id, size."""
     from rich.table import Table
 
@@ -100,11 +111,18 @@ def log_cmd(store: Optional[Path] = typer.Option(None, "--store", help=field_hel
         table.add_column(col, justify="right" if col in ("files", "size", "rows") else "left")
     for a in artifacts:
         rows = a.meta.get("rows", a.meta.get("data", {}).get("rows") if isinstance(a.meta.get("data"), dict) else None)
-        table.add_row(a.created, a.kind, a.short_id, escape(a.transform or "-"), str(len(a.files)), _human(a.size),
-                      f"{rows:,}" if isinstance(rows, int) else "", ", ".join(p[:12] for p in a.parents))
+        table.add_row(
+            a.created,
+            a.kind,
+            a.short_id,
+            escape(a.transform or "-"),
+            str(len(a.files)),
+            _human(a.size),
+            f"{rows:,}" if isinstance(rows, int) else "",
+            ", ".join(p[:12] for p in a.parents),
+        )
     Console(width=None if sys.stdout.isatty() else 160).print(table)
     console.print(f"{len(artifacts)} artifact(s)")
-
 
 
 # --- train (issue 4) --------------------------------------------------------------------

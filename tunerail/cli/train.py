@@ -34,15 +34,17 @@ def train_command(
     check_out_dir(out)  # before the model loads
     cfg = load_config_or_default(config)
     if train_path is None:
-        raise TunerailError(Problem("no training split given", field="--train",
-                                    fix="pass --train PATH --validation PATH (the files `tunerail split` writes)"))
+        raise TunerailError(
+            Problem(
+                "no training split given", field="--train", fix="pass --train PATH --validation PATH (the files `tunerail split` writes)"
+            )
+        )
     from tunerail.train.progress import RichProgress
 
     with RichProgress(console) as progress:
         from tunerail.train import train as run_training
 
-        result = run_training(cfg, train_data=train_path, validation_data=validation_path, out_dir=out,
-                              resume=resume, progress=progress)
+        result = run_training(cfg, train_data=train_path, validation_data=validation_path, out_dir=out, resume=resume, progress=progress)
     progress.summary(result)
 
 

@@ -40,9 +40,14 @@ def _key(model: str, text: str) -> bytes:
 Backend = Literal["auto", "torch", "onnx"]
 
 
-def encode(texts: Sequence[str], model: str = "bundled:minilm", batch_size: int = 64,
-           precision: Literal["fp32", "bf16"] = "fp32", show_progress: bool = False,
-           backend: Backend = "auto") -> np.ndarray:
+def encode(
+    texts: Sequence[str],
+    model: str = "bundled:minilm",
+    batch_size: int = 64,
+    precision: Literal["fp32", "bf16"] = "fp32",
+    show_progress: bool = False,
+    backend: Backend = "auto",
+) -> np.ndarray:
     """Encode without the cache: (n, d) float32, L2-normalised.
 
     ``backend="auto"`` uses ONNX Runtime when it is installed (fp32 on CPU only), else eager PyTorch
@@ -56,8 +61,9 @@ def encode(texts: Sequence[str], model: str = "bundled:minilm", batch_size: int 
     if backend == "onnx" or (backend == "auto" and precision == "fp32" and device == "cpu" and _onnx_available()):
         return _OnnxEncoder.get(model, encoder).encode(list(texts), batch_size)
     with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        vectors = encoder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=show_progress)
+        vectors = encoder.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=show_progress
+        )
     vectors = np.asarray(vectors, dtype=np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
@@ -119,29 +125,31 @@ class _OnnxEncoder:
                     self.inner = inner
 
                 def forward(self, input_ids, attention_mask, token_type_ids):
-                    return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                                      token_type_ids=token_type_ids).last_hidden_state
+                    return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
 
             sample = encoder.tokenizer(["a sample sentence"], return_tensors="pt")
             axes = {0: "batch", 1: "tokens"}
             tmp = path.with_suffix(".tmp")
             with warnings.catch_warnings():  # the exporter's deprecation notes are not the user's concern
                 warnings.simplefilter("ignore")
-                torch.onnx.export(Hidden(transformer),
-                                  (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
-                                  str(tmp), dynamo=False, opset_version=17,
-                                  input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
-                                  dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
-                                                "hidden": axes})
+                torch.onnx.export(
+                    Hidden(transformer),
+                    (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
+                    str(tmp),
+                    dynamo=False,
+                    opset_version=17,
+                    input_names=["input_ids", "attention_mask", "token_type_ids"],
+                    output_names=["hidden"],
+                    dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
+                )
             tmp.replace(path)
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch
         out: np.ndarray | None = None
         for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="np")
+            idx = order[start : start + batch_size]
+            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
             feeds = {k: batch[k].astype(np.int64) for k in self.inputs}
             hidden = self.session.run(None, feeds)[0]
             mask = batch["attention_mask"][..., None].astype(np.float32)
@@ -159,9 +167,15 @@ class _OnnxEncoder:
 CACHE_STATS: dict[str, int] = {"hits": 0, "encoded": 0}
 
 
-def embed_texts(texts: Sequence[str], model: str = "bundled:minilm", cache_dir: Path | None = None,
-                batch_size: int = 64, show_progress: bool = False,
-                precision: Literal["fp32", "bf16"] = "fp32", backend: Backend = "auto") -> np.ndarray:
+def embed_texts(
+    texts: Sequence[str],
+    model: str = "bundled:minilm",
+    cache_dir: Path | None = None,
+    batch_size: int = 64,
+    show_progress: bool = False,
+    precision: Literal["fp32", "bf16"] = "fp32",
+    backend: Backend = "auto",
+) -> np.ndarray:
     """Return an (n, d) float32 array of L2-normalised embeddings, rows aligned with ``texts``.
 
     Each distinct text is encoded once; results are cached on disk by SHA-256 of (model, text).

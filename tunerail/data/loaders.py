@@ -40,10 +40,20 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
 
 # --- encodings --------------------------------------------------------------------------------
 
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-_MAGIC = ((b"PAR1", "a Parquet file"), (b"PK\x03\x04", "a zip archive (or .xlsx workbook)"),
-          (b"\x1f\x8b", "a gzip archive"), (b"SQLite format 3", "an SQLite database"), (b"%PDF", "a PDF document"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_MAGIC = (
+    (b"PAR1", "a Parquet file"),
+    (b"PK\x03\x04", "a zip archive (or .xlsx workbook)"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"SQLite format 3", "an SQLite database"),
+    (b"%PDF", "a PDF document"),
+)
 
 
 @dataclass(frozen=True)
@@ -58,8 +68,11 @@ class Encoding:
         return self.how == "utf-8"
 
     def describe(self) -> str:
-        return {"bom": f"{self.name} (byte-order mark)", "utf-8": "utf-8",
-                "detected": f"{self.name} (detected by charset-normalizer; no byte-order mark)"}[self.how]
+        return {
+            "bom": f"{self.name} (byte-order mark)",
+            "utf-8": "utf-8",
+            "detected": f"{self.name} (detected by charset-normalizer; no byte-order mark)",
+        }[self.how]
 
 
 def detect_encoding(path: str | Path) -> Encoding:
@@ -82,16 +95,22 @@ def _detect_encoding(name: str, size: int, mtime_ns: int) -> Encoding:
             return Encoding(codec, "bom")
     for magic, what in _MAGIC:
         if head.startswith(magic):
-            raise DataError(Problem(f"is a binary file ({what}), not text", file=name,
-                                    fix="give the file its real extension (.parquet) or export the data as .jsonl/.csv"))
+            raise DataError(
+                Problem(
+                    f"is a binary file ({what}), not text",
+                    file=name,
+                    fix="give the file its real extension (.parquet) or export the data as .jsonl/.csv",
+                )
+            )
     bad_at = _first_invalid_utf8(name)
     if bad_at is None:
         if b"\x00" in head and head.count(b"\x00") * 4 > len(head):
             guess = _charset_guess(head) or ""
             if guess.startswith(("utf_16", "utf_32")):
                 return Encoding(codecs.lookup(guess).name, "detected")
-            raise DataError(Problem("is a binary file (it contains NUL bytes), not text", file=name,
-                                    fix="export the data as UTF-8 .jsonl/.csv"))
+            raise DataError(
+                Problem("is a binary file (it contains NUL bytes), not text", file=name, fix="export the data as UTF-8 .jsonl/.csv")
+            )
         return Encoding("utf-8", "utf-8")
     with open(name, "rb") as handle:
         sample = handle.read(1 << 20)
@@ -101,16 +120,26 @@ def _detect_encoding(name: str, size: int, mtime_ns: int) -> Encoding:
     guess = _charset_guess(sample)
     if guess is None:
         kind = "a binary file" if b"\x00" in head else "not text in any encoding tried"
-        raise DataError(Problem(f"is {kind}: byte {bad_at} is not valid UTF-8 and no other encoding fits", file=name,
-                                fix="save the file as UTF-8 (e.g. `iconv -f <encoding> -t utf-8`)"))
+        raise DataError(
+            Problem(
+                f"is {kind}: byte {bad_at} is not valid UTF-8 and no other encoding fits",
+                file=name,
+                fix="save the file as UTF-8 (e.g. `iconv -f <encoding> -t utf-8`)",
+            )
+        )
     codec = codecs.lookup(guess).name
     try:  # the guess must decode the whole file, or we would still write garbage
         with open(name, encoding=codec, newline="") as handle:
             for _ in iter(lambda: handle.read(1 << 20), ""):
                 pass
     except (UnicodeDecodeError, LookupError):
-        raise DataError(Problem(f"is not valid UTF-8 (byte {bad_at}) and does not decode as {codec} either", file=name,
-                                fix="save the file as UTF-8 (e.g. `iconv -f <encoding> -t utf-8`)")) from None
+        raise DataError(
+            Problem(
+                f"is not valid UTF-8 (byte {bad_at}) and does not decode as {codec} either",
+                file=name,
+                fix="save the file as UTF-8 (e.g. `iconv -f <encoding> -t utf-8`)",
+            )
+        ) from None
     return Encoding(codec, "detected")
 
 
@@ -151,22 +180,46 @@ def _open_text(path: Path, newline: str) -> Any:
 
 
 def _decode_error(name: str, line: int, exc: UnicodeDecodeError) -> DataError:
-    return DataError(Problem(f"cannot be decoded as {exc.encoding}: {exc.reason} (near line {line})", file=name, line=line,
-                             fix="save the file as UTF-8 (e.g. `iconv -f <encoding> -t utf-8`)"))
+    return DataError(
+        Problem(
+            f"cannot be decoded as {exc.encoding}: {exc.reason} (near line {line})",
+            file=name,
+            line=line,
+            fix="save the file as UTF-8 (e.g. `iconv -f <encoding> -t utf-8`)",
+        )
+    )
 
 
 def file_kind(path: Path) -> str:
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
             return "hf_dataset"
-        raise DataError(Problem("is a folder but not a Hugging Face dataset saved with save_to_disk", file=str(path),
-                                fix="point to a data file (.jsonl/.json/.csv/.tsv/.parquet) or a save_to_disk folder"))
+        raise DataError(
+            Problem(
+                "is a folder but not a Hugging Face dataset saved with save_to_disk",
+                file=str(path),
+                fix="point to a data file (.jsonl/.json/.csv/.tsv/.parquet) or a save_to_disk folder",
+            )
+        )
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
-    kinds = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
-             ".parquet": "parquet", ".pq": "parquet", ".txt": "tsv"}
+    kinds = {
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".json": "json",
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+        ".txt": "tsv",
+    }
     if suffix not in kinds:
-        raise DataError(Problem(f"unsupported file type {suffix!r}", file=str(path),
-                                fix="use .jsonl, .json, .csv, .tsv, .parquet or a datasets save_to_disk folder"))
+        raise DataError(
+            Problem(
+                f"unsupported file type {suffix!r}",
+                file=str(path),
+                fix="use .jsonl, .json, .csv, .tsv, .parquet or a datasets save_to_disk folder",
+            )
+        )
     return kinds[suffix]
 
 
@@ -181,8 +234,14 @@ def iter_raw_rows(path: str | Path) -> Iterator[RawRow]:
         raise DataError(Problem("file not found", file=str(path), fix="check the path (relative paths are relative to the config file)"))
     kind = file_kind(path)
     name = str(path)
-    reader = {"jsonl": _iter_jsonl, "json": _iter_json_array, "csv": _iter_csv, "tsv": _iter_csv,
-              "parquet": _iter_parquet, "hf_dataset": _iter_hf_dataset}[kind]
+    reader = {
+        "jsonl": _iter_jsonl,
+        "json": _iter_json_array,
+        "csv": _iter_csv,
+        "tsv": _iter_csv,
+        "parquet": _iter_parquet,
+        "hf_dataset": _iter_hf_dataset,
+    }[kind]
     yield from reader(path, name, kind)
 
 
@@ -247,17 +306,21 @@ def _iter_json_array(path: Path, name: str, kind: str) -> Iterator[RawRow]:
                 raise json.JSONDecodeError("expected ',' or ']' after the element", text, after)
         except json.JSONDecodeError as exc:
             column = exc.pos - text.rfind("\n", 0, exc.pos)
-            yield RawRow(ref, None, f"invalid JSON in array element {ref.index}: {exc.msg} "
-                                    f"(line {exc.lineno}, column {column})")
+            yield RawRow(ref, None, f"invalid JSON in array element {ref.index}: {exc.msg} (line {exc.lineno}, column {column})")
             resume = _next_element(text, pos, decoder)
             if resume is None:
                 tail = text.rstrip()
                 if tail.endswith("]") and not _ANOTHER_ELEMENT.search(text, pos + 1, len(tail) - 1):
                     return  # the bad element was the last one
-                raise DataError(Problem(
-                    f"invalid JSON in array element {ref.index} (line {exc.lineno}): {exc.msg}; "
-                    "the elements after it cannot be located, so they would be lost", file=name, line=exc.lineno,
-                    fix="repair the JSON at that line (or save the data as JSON Lines, one object per line)")) from None
+                raise DataError(
+                    Problem(
+                        f"invalid JSON in array element {ref.index} (line {exc.lineno}): {exc.msg}; "
+                        "the elements after it cannot be located, so they would be lost",
+                        file=name,
+                        line=exc.lineno,
+                        fix="repair the JSON at that line (or save the data as JSON Lines, one object per line)",
+                    )
+                ) from None
             pos = resume
             continue
         if isinstance(data, dict):
@@ -268,8 +331,13 @@ def _iter_json_array(path: Path, name: str, kind: str) -> Iterator[RawRow]:
         if pos < len(text) and text[pos] == ",":
             pos = _skip_ws(text, pos + 1)
     if pos >= len(text):
-        raise DataError(Problem(f"the JSON array is not closed (no ']' after element {index - 1})", file=name,
-                                fix="the file may be truncated: check that it was written completely"))
+        raise DataError(
+            Problem(
+                f"the JSON array is not closed (no ']' after element {index - 1})",
+                file=name,
+                fix="the file may be truncated: check that it was written completely",
+            )
+        )
 
 
 _ANOTHER_ELEMENT = re.compile(r",\s*[{\[]")
@@ -329,14 +397,21 @@ def _single_object(text: str, pos: int, name: str) -> dict[str, Any] | None:
         return None  # not one object: maybe JSON Lines
     if _skip_ws(text, end) < len(text) or not isinstance(data, dict):
         return None  # several objects: JSON Lines
-    lists = [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)
-             and key not in DEFAULT_COLUMNS["messages"]]
-    where = (f"; the rows seem to be the list under {lists[0]!r} ({len(data[lists[0]])} items)" if lists else "")
+    lists = [
+        key
+        for key, value in data.items()
+        if isinstance(value, list) and value and isinstance(value[0], dict) and key not in DEFAULT_COLUMNS["messages"]
+    ]
+    where = f"; the rows seem to be the list under {lists[0]!r} ({len(data[lists[0]])} items)" if lists else ""
     if not lists and any(k in data for roles in DEFAULT_COLUMNS.values() for k in roles):
         return data
-    raise DataError(Problem(f"is a single top-level JSON object (keys: {', '.join(map(str, list(data)[:10]))}), "
-                            f"not an array of rows or JSON Lines{where}", file=name,
-                            fix="save the rows as a JSON array ([{...}, {...}]) or as JSON Lines (one object per line)"))
+    raise DataError(
+        Problem(
+            f"is a single top-level JSON object (keys: {', '.join(map(str, list(data)[:10]))}), not an array of rows or JSON Lines{where}",
+            file=name,
+            fix="save the rows as a JSON array ([{...}, {...}]) or as JSON Lines (one object per line)",
+        )
+    )
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -382,8 +457,13 @@ def _iter_parquet(path: Path, name: str, kind: str) -> Iterator[RawRow]:
                 yield RawRow(RowRef(index=index, line=index + 1, file=name), row)
                 index += 1
     except (OSError, ValueError) as exc:
-        raise DataError(Problem(f"is not a readable Parquet file after {index} rows ({type(exc).__name__}: {exc})",
-                                file=name, fix="re-export the file (pyarrow/pandas to_parquet), or use JSONL/CSV")) from None
+        raise DataError(
+            Problem(
+                f"is not a readable Parquet file after {index} rows ({type(exc).__name__}: {exc})",
+                file=name,
+                fix="re-export the file (pyarrow/pandas to_parquet), or use JSONL/CSV",
+            )
+        ) from None
 
 
 def _iter_hf_dataset(path: Path, name: str, kind: str) -> Iterator[RawRow]:
@@ -398,8 +478,13 @@ def _iter_hf_dataset(path: Path, name: str, kind: str) -> Iterator[RawRow]:
         for index, row in enumerate(dataset):
             yield RawRow(RowRef(index=index, line=index + 1, file=name), dict(row))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(Problem(f"is not a readable `datasets` save_to_disk folder ({type(exc).__name__}: {exc})",
-                                file=name, fix="save it again with Dataset.save_to_disk, or export JSONL/Parquet")) from None
+        raise DataError(
+            Problem(
+                f"is not a readable `datasets` save_to_disk folder ({type(exc).__name__}: {exc})",
+                file=name,
+                fix="save it again with Dataset.save_to_disk, or export JSONL/Parquet",
+            )
+        ) from None
 
 
 def _pick(data: Mapping[str, Any], role: str, columns: Mapping[str, str] | None) -> str | None:
@@ -413,8 +498,12 @@ def _pick(data: Mapping[str, Any], role: str, columns: Mapping[str, str] | None)
 
 
 # What each format needs, as shown in error messages.
-FORMAT_COLUMNS: dict[str, str] = {"chat": "messages", "instruction": "instruction + output",
-                                  "prompt_completion": "prompt + completion", "text_label": "text + label"}
+FORMAT_COLUMNS: dict[str, str] = {
+    "chat": "messages",
+    "instruction": "instruction + output",
+    "prompt_completion": "prompt + completion",
+    "text_label": "text + label",
+}
 
 
 def row_format(data: Mapping[str, Any], columns: Mapping[str, str] | None = None) -> str | None:
@@ -430,8 +519,7 @@ def row_format(data: Mapping[str, Any], columns: Mapping[str, str] | None = None
     return None
 
 
-def detect_format(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str] | None = None,
-                  file: str | None = None) -> str:
+def detect_format(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str] | None = None, file: str | None = None) -> str:
     """Guess the format from the keys of the first parseable rows.
 
     Refuses rows whose keys fit different formats (a mixed file) and, when no row fits, lists
@@ -446,25 +534,36 @@ def detect_format(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str] 
             seen.update(dict.fromkeys(map(str, data)))
         else:
             found.setdefault(fmt, count)
-    how = ("name the format in the config (data.format: chat|instruction|prompt_completion|text_label) "
-           "and map the columns (data.columns)")
+    how = "name the format in the config (data.format: chat|instruction|prompt_completion|text_label) and map the columns (data.columns)"
     if len(found) > 1:
         first = sorted(found.items(), key=lambda kv: kv[1])
         parts = ", ".join(f"{fmt} ({FORMAT_COLUMNS[fmt]}) from row {n}" for fmt, n in first)
-        raise DataError(Problem(f"mixes data formats in its first {count} rows: {parts}", file=file,
-                                fix="keep one format per file (convert or split the file), or set data.format to the one you mean"))
+        raise DataError(
+            Problem(
+                f"mixes data formats in its first {count} rows: {parts}",
+                file=file,
+                fix="keep one format per file (convert or split the file), or set data.format to the one you mean",
+            )
+        )
     if found:
         return next(iter(found))
     if count == 0:
         raise DataError(Problem("has no rows to detect the data format from", file=file, fix="check the file"))
     expected = "; ".join(f"{fmt}: {cols}" for fmt, cols in FORMAT_COLUMNS.items())
     known = [c for roles in DEFAULT_COLUMNS.values() for c in roles]
-    hints = [f"{col!r} → {close[0]!r}?" for col in seen if (close := difflib.get_close_matches(col.lower(), known, n=1, cutoff=0.75))
-             and close[0] != col]
-    raise DataError(Problem(
-        f"could not detect the data format: columns seen: {', '.join(list(seen)[:20]) or '(none)'}; "
-        f"expected one of — {expected}" + (f" (similar names: {', '.join(hints[:5])})" if hints else ""),
-        file=file, fix=how))
+    hints = [
+        f"{col!r} → {close[0]!r}?"
+        for col in seen
+        if (close := difflib.get_close_matches(col.lower(), known, n=1, cutoff=0.75)) and close[0] != col
+    ]
+    raise DataError(
+        Problem(
+            f"could not detect the data format: columns seen: {', '.join(list(seen)[:20]) or '(none)'}; "
+            f"expected one of — {expected}" + (f" (similar names: {', '.join(hints[:5])})" if hints else ""),
+            file=file,
+            fix=how,
+        )
+    )
 
 
 def _no_rows_problem(path: Path, buffered: list[RawRow]) -> DataError:
@@ -472,9 +571,14 @@ def _no_rows_problem(path: Path, buffered: list[RawRow]) -> DataError:
     name = str(path)
     if buffered:
         first = buffered[0]
-        return DataError(Problem(f"none of its first {len(buffered)} rows could be parsed (row {first.ref.index}: {first.error})",
-                                 file=first.ref.file or name, line=first.ref.line,
-                                 fix="check the file's format matches its extension (.jsonl: one JSON object per line)"))
+        return DataError(
+            Problem(
+                f"none of its first {len(buffered)} rows could be parsed (row {first.ref.index}: {first.error})",
+                file=first.ref.file or name,
+                line=first.ref.line,
+                fix="check the file's format matches its extension (.jsonl: one JSON object per line)",
+            )
+        )
     if path.is_file() and path.stat().st_size == 0:
         return DataError(Problem("is empty (0 bytes)", file=name, fix="check that the export wrote the data"))
     kind = file_kind(path)
@@ -482,15 +586,19 @@ def _no_rows_problem(path: Path, buffered: list[RawRow]) -> DataError:
         with _open_text(path, "") as handle:
             header = next(csv.reader(handle, delimiter="\t" if kind == "tsv" else ","), None)
         if header:
-            return DataError(Problem(f"has a header ({', '.join(h.strip().lstrip(chr(0xFEFF)) for h in header)}) but no rows",
-                                     file=name, fix="check that the export wrote the data rows"))
+            return DataError(
+                Problem(
+                    f"has a header ({', '.join(h.strip().lstrip(chr(0xFEFF)) for h in header)}) but no rows",
+                    file=name,
+                    fix="check that the export wrote the data rows",
+                )
+            )
     if kind == "json":
         return DataError(Problem("holds an empty JSON array (no rows)", file=name, fix="check that the export wrote the data"))
     return DataError(Problem("has no rows (only blank lines)", file=name, fix="check that the export wrote the data"))
 
 
-def to_record(raw: RawRow, fmt: str, columns: Mapping[str, str] | None = None,
-              group_column: str | None = None) -> Record | Rejection:
+def to_record(raw: RawRow, fmt: str, columns: Mapping[str, str] | None = None, group_column: str | None = None) -> Record | Rejection:
     """Convert a raw row to a ``Record``, or say precisely why it cannot be one."""
     if raw.data is None:
         return Rejection(raw.ref, raw.error or "unparseable row", check="format.unparseable")
@@ -599,8 +707,9 @@ def _chat_record(raw: RawRow, data: Mapping[str, Any], columns: Mapping[str, str
     return Record(raw.ref, "chat", turns, prompt, turns[last_assistant]["content"], None, group, _own_fields(data))
 
 
-def load_records(path: str | Path, fmt: str = "auto", columns: Mapping[str, str] | None = None,
-                 group_column: str | None = None) -> tuple[list[Record], list[Rejection], str]:
+def load_records(
+    path: str | Path, fmt: str = "auto", columns: Mapping[str, str] | None = None, group_column: str | None = None
+) -> tuple[list[Record], list[Rejection], str]:
     """Load every row of ``path``: the records, the rejected rows (with reasons) and the format.
 
     Rows in = len(records) + len(rejections), always.
@@ -634,8 +743,7 @@ def load_records(path: str | Path, fmt: str = "auto", columns: Mapping[str, str]
     return records, rejections, fmt
 
 
-def load_usable_records(path: str | Path, config: Any, *, missing: str, missing_fix: str
-                        ) -> tuple[list[Record], list[Rejection]]:
+def load_usable_records(path: str | Path, config: Any, *, missing: str, missing_fix: str) -> tuple[list[Record], list[Rejection]]:
     """Rows of a file laid out as ``config.data`` says, or a DataError: file missing, or no usable row."""
     path = Path(path)
     if not path.exists():
@@ -643,24 +751,35 @@ def load_usable_records(path: str | Path, config: Any, *, missing: str, missing_
     records, rejected, _ = load_records(path, config.data.format, config.data.columns, config.data.group_column)
     if not records:
         first = rejected[0] if rejected else None
-        raise DataError(Problem("no usable rows" + (f" (first problem: {first.reason})" if first else ""), file=str(path),
-                                line=first.ref.line if first else None, fix="check data.format and data.columns"))
+        raise DataError(
+            Problem(
+                "no usable rows" + (f" (first problem: {first.reason})" if first else ""),
+                file=str(path),
+                line=first.ref.line if first else None,
+                fix="check data.format and data.columns",
+            )
+        )
     return records, rejected
 
 
-def missing_columns_error(path: str | Path, missing: list[str], seen: list[str], columns: Mapping[str, str],
-                          group_column: str | None) -> DataError:
+def missing_columns_error(
+    path: str | Path, missing: list[str], seen: list[str], columns: Mapping[str, str], group_column: str | None
+) -> DataError:
     """A column named in the config that no row has: a typo in data.group_column would let groups straddle splits."""
     import difflib
 
     problems = []
     for name in missing:
-        key = "data.group_column" if name == group_column else \
-            "data.columns." + next(role for role, col in columns.items() if col == name)
+        key = "data.group_column" if name == group_column else "data.columns." + next(role for role, col in columns.items() if col == name)
         close = difflib.get_close_matches(name, seen, n=1)
-        problems.append(Problem(f"column {name!r} ({key}) is in no row; columns seen: {', '.join(seen[:20])}",
-                                file=str(path), field=key,
-                                fix=(f"did you mean {close[0]!r}? " if close else "") + "fix the name in the config"))
+        problems.append(
+            Problem(
+                f"column {name!r} ({key}) is in no row; columns seen: {', '.join(seen[:20])}",
+                file=str(path),
+                field=key,
+                fix=(f"did you mean {close[0]!r}? " if close else "") + "fix the name in the config",
+            )
+        )
     return DataError(problems)
 
 

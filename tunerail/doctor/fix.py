@@ -39,8 +39,14 @@ class QuarantinedRow:
     raw: str | None = None  # the raw line when it did not parse
 
     def to_json(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {"index": self.ref.index, "line": self.ref.line, "file": self.ref.file,
-                                "check": self.check, "code": self.code, "reason": self.reason}
+        meta: dict[str, Any] = {
+            "index": self.ref.index,
+            "line": self.ref.line,
+            "file": self.ref.file,
+            "check": self.check,
+            "code": self.code,
+            "reason": self.reason,
+        }
         if self.cluster is not None:
             meta["cluster"] = self.cluster
         if self.kept is not None:
@@ -64,8 +70,13 @@ class FixPlan:
         by_check: dict[str, int] = {}
         for q in self.quarantined:
             by_check[q.check] = by_check.get(q.check, 0) + 1
-        return {"rows_in": self.rows_in, "kept": len(self.kept), "quarantined": len(self.quarantined),
-                "quarantined_by_check": dict(sorted(by_check.items())), "masked_rows": self.masked_rows}
+        return {
+            "rows_in": self.rows_in,
+            "kept": len(self.kept),
+            "quarantined": len(self.quarantined),
+            "quarantined_by_check": dict(sorted(by_check.items())),
+            "masked_rows": self.masked_rows,
+        }
 
     def clean_rows(self) -> Iterable[dict[str, Any]]:
         for rec in self.kept:
@@ -75,8 +86,15 @@ class FixPlan:
             yield row
 
 
-def plan_fix(records: list[Record], rejections: list[Rejection], findings: list[Finding], *,
-             mask_pii: bool = False, phone_region: str = "US", raw_lines: dict[int, str] | None = None) -> FixPlan:
+def plan_fix(
+    records: list[Record],
+    rejections: list[Rejection],
+    findings: list[Finding],
+    *,
+    mask_pii: bool = False,
+    phone_region: str = "US",
+    raw_lines: dict[int, str] | None = None,
+) -> FixPlan:
     """Decide which rows stay; pure (writes nothing)."""
     from tunerail.doctor.checks.format import rejection_kind
     from tunerail.doctor.registry import all_checks
@@ -86,8 +104,9 @@ def plan_fix(records: list[Record], rejections: list[Rejection], findings: list[
     for rej in rejections:
         kind = rejection_kind(rej)
         data = rej.data if isinstance(rej.data, dict) else None
-        quarantined[rej.ref.index] = QuarantinedRow(rej.ref, kind, codes.get(kind, ""), rej.reason, data=data,
-                                                    raw=(raw_lines or {}).get(rej.ref.line))
+        quarantined[rej.ref.index] = QuarantinedRow(
+            rej.ref, kind, codes.get(kind, ""), rej.reason, data=data, raw=(raw_lines or {}).get(rej.ref.line)
+        )
     by_index = {rec.index: rec for rec in records}
 
     def action(f: Finding) -> str | None:
@@ -107,8 +126,7 @@ def plan_fix(records: list[Record], rejections: list[Rejection], findings: list[
             continue
         keep = alive[0]
         for ref in alive[1:]:
-            quarantined[ref.index] = QuarantinedRow(ref, f.check, f.code, f.message, f.cluster, kept=keep,
-                                                    data=by_index[ref.index].fields)
+            quarantined[ref.index] = QuarantinedRow(ref, f.check, f.code, f.message, f.cluster, kept=keep, data=by_index[ref.index].fields)
     kept = [rec for rec in records if rec.index not in quarantined]
     plan = FixPlan(len(records) + len(rejections), kept, sorted(quarantined.values(), key=lambda q: q.ref.index))
     if mask_pii:

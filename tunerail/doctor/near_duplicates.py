@@ -73,7 +73,7 @@ def shingles(text: str, ngram: int = DEFAULT_NGRAM) -> set[str]:
         return set(words) if words else {""}
     if len(words) <= ngram:
         return {" ".join(words)}
-    return {" ".join(words[i:i + ngram]) for i in range(len(words) - ngram + 1)}
+    return {" ".join(words[i : i + ngram]) for i in range(len(words) - ngram + 1)}
 
 
 def _long_shingles(text: str, ngram: int, size: int = LONG_TEXT) -> set[str]:
@@ -97,8 +97,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return inter / (len(a) + len(b) - inter) if (a or b) else 1.0
 
 
-def minhashes(texts: Sequence[str], num_perm: int = DEFAULT_NUM_PERM, ngram: int = DEFAULT_NGRAM,
-              seed: int = _SEED) -> list:
+def minhashes(texts: Sequence[str], num_perm: int = DEFAULT_NUM_PERM, ngram: int = DEFAULT_NGRAM, seed: int = _SEED) -> list:
     """One ``rensa.RMinHash`` per text, built in a single batch call."""
     from rensa import RMinHash
 
@@ -118,7 +117,7 @@ def lsh_bands(threshold: float, num_perm: int, min_recall: float = 0.99) -> int:
         if num_perm % bands:
             continue
         rows = num_perm // bands
-        if 1 - (1 - threshold ** rows) ** bands >= min_recall:
+        if 1 - (1 - threshold**rows) ** bands >= min_recall:
             best = bands
     return best
 
@@ -156,8 +155,7 @@ def _band_hashes(digests: np.ndarray, bands: int) -> np.ndarray:
     return h.astype(np.uint32)
 
 
-def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_size: int,
-            progress: Progress | None) -> _Sketches:
+def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_size: int, progress: Progress | None) -> _Sketches:
     from rensa import RMinHash
 
     n = len(texts)
@@ -205,15 +203,18 @@ def _sketch(texts: Sequence[str], num_perm: int, bands: int, ngram: int, chunk_s
             order = np.argsort(merged_fp, kind="stable")
             known_fp, known_id = merged_fp[order], merged_id[order]
         if new_sets:
-            digests = np.array(RMinHash.digest_matrix_from_token_sets(new_sets, num_perm, _SEED).to_rows(),
-                               dtype=np.uint32)
+            digests = np.array(RMinHash.digest_matrix_from_token_sets(new_sets, num_perm, _SEED).to_rows(), dtype=np.uint32)
             done = len(reps) - len(new_sets)
-            band_arr[done:len(reps)] = _band_hashes(digests, bands)
-            fp_arr[done:len(reps)] = _pack_nibbles(digests)
+            band_arr[done : len(reps)] = _band_hashes(digests, bands)
+            fp_arr[done : len(reps)] = _pack_nibbles(digests)
         if progress:
             progress(chunk.stop, n)
-    return _Sketches(np.frombuffer(reps, dtype=np.int64).copy() if len(reps) else np.zeros(0, np.int64), rep_of,
-                     band_arr[:len(reps)], fp_arr[:len(reps)])
+    return _Sketches(
+        np.frombuffer(reps, dtype=np.int64).copy() if len(reps) else np.zeros(0, np.int64),
+        rep_of,
+        band_arr[: len(reps)],
+        fp_arr[: len(reps)],
+    )
 
 
 def _band_slices(bands: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -273,7 +274,7 @@ def _merge_sorted(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     out = np.empty(len(old) + len(new), dtype=old.dtype)
     is_new = np.zeros(len(out), dtype=bool)
     for start in range(0, len(new), _SCREEN_BATCH):
-        part = new[start:start + _SCREEN_BATCH]
+        part = new[start : start + _SCREEN_BATCH]
         at = np.searchsorted(old, part) + np.arange(start, start + len(part))
         is_new[at] = True
         out[at] = part
@@ -303,10 +304,10 @@ def _screen(fingerprints: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: f
     keep = np.zeros(len(a), dtype=bool)
     num_perm = 2 * fingerprints.shape[1]
     for start in range(0, len(a), _SCREEN_BATCH):
-        pa, pb = a[start:start + _SCREEN_BATCH], b[start:start + _SCREEN_BATCH]
+        pa, pb = a[start : start + _SCREEN_BATCH], b[start : start + _SCREEN_BATCH]
         differ = fingerprints[pa] ^ fingerprints[pb]
         match = (np.count_nonzero((differ & 0x0F) == 0, axis=1) + np.count_nonzero((differ & 0xF0) == 0, axis=1)) / num_perm
-        keep[start:start + len(pa)] = (match - chance) / (1 - chance) >= threshold - _SCREEN_MARGIN
+        keep[start : start + len(pa)] = (match - chance) / (1 - chance) >= threshold - _SCREEN_MARGIN
     return keep
 
 
@@ -333,8 +334,15 @@ class _ShingleCache:
 RowFilter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _similar_sets(texts: Sequence[str], threshold: float, num_perm: int, ngram: int, chunk_size: int,
-                  progress: Progress | None, keep: RowFilter | None = None) -> tuple[_Sketches, list[Pair]]:
+def _similar_sets(
+    texts: Sequence[str],
+    threshold: float,
+    num_perm: int,
+    ngram: int,
+    chunk_size: int,
+    progress: Progress | None,
+    keep: RowFilter | None = None,
+) -> tuple[_Sketches, list[Pair]]:
     """Every verified pair of distinct sets (as rows of their representatives), sorted.
 
     ``keep(rows_a, rows_b) -> mask`` drops candidate pairs before they are screened or verified,
@@ -356,7 +364,7 @@ def _similar_sets(texts: Sequence[str], threshold: float, num_perm: int, ngram: 
         keys = np.unique(np.concatenate(buffer))
         buffer.clear()
         for start in range(0, len(keys), _PAIR_BATCH):
-            batch = keys[start:start + _PAIR_BATCH]
+            batch = keys[start : start + _PAIR_BATCH]
             a, b = (batch // np.uint64(k)).astype(np.int64), (batch % np.uint64(k)).astype(np.int64)
             fresh = seen.new(batch[_screen(sk.fingerprints, a, b, threshold)])
             a, b = (fresh // np.uint64(k)).astype(np.int64), (fresh % np.uint64(k)).astype(np.int64)
@@ -389,9 +397,15 @@ def _copies(sk: _Sketches, keep: RowFilter | None = None) -> list[Pair]:
     return [(a, b, 1.0) for a, b in zip(first[rows].tolist(), rows.tolist())]
 
 
-def near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.8, num_perm: int = DEFAULT_NUM_PERM,
-                         ngram: int = DEFAULT_NGRAM, chunk_size: int = DEFAULT_CHUNK,
-                         progress: Progress | None = None, keep: RowFilter | None = None) -> list[Pair]:
+def near_duplicate_pairs(
+    texts: Sequence[str],
+    threshold: float = 0.8,
+    num_perm: int = DEFAULT_NUM_PERM,
+    ngram: int = DEFAULT_NGRAM,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+    keep: RowFilter | None = None,
+) -> list[Pair]:
     """Pairs ``(i, j, jaccard)`` with i < j whose shingle sets have exact Jaccard >= ``threshold``.
 
     Every pair found is exact; recall is that of the LSH (>= 0.99 at the threshold by design).
@@ -407,8 +421,13 @@ def near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.8, num_perm:
     return sorted(pairs + _copies(sk, keep))
 
 
-def near_duplicate_clusters(texts: Sequence[str], threshold: float = 0.8, num_perm: int = DEFAULT_NUM_PERM,
-                            ngram: int = DEFAULT_NGRAM, chunk_size: int = DEFAULT_CHUNK) -> list[list[int]]:
+def near_duplicate_clusters(
+    texts: Sequence[str],
+    threshold: float = 0.8,
+    num_perm: int = DEFAULT_NUM_PERM,
+    ngram: int = DEFAULT_NGRAM,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> list[list[int]]:
     """Clusters of near-duplicate texts (positions into ``texts``): the components of ``near_duplicate_pairs``.
 
     Built without the pair list: candidate slices are merged into a component label per set as
@@ -427,8 +446,7 @@ def near_duplicate_clusters(texts: Sequence[str], threshold: float = 0.8, num_pe
             continue
         ok = _screen(sk.fingerprints, lo, hi, threshold)
         lo, hi = lo[ok], hi[ok]
-        linked = np.array([jaccard(get(a), get(b)) >= threshold
-                           for a, b in zip(reps[lo].tolist(), reps[hi].tolist())], dtype=bool)
+        linked = np.array([jaccard(get(a), get(b)) >= threshold for a, b in zip(reps[lo].tolist(), reps[hi].tolist())], dtype=bool)
         if linked.any():
             labels = _merge(labels, lo[linked], hi[linked])
     return groups_of(labels[sk.rep_of])
@@ -457,9 +475,14 @@ def groups_of(row_labels: np.ndarray) -> list[list[int]]:
     return sorted(groups, key=lambda g: g[0])
 
 
-def near_duplicate_matches(queries: Sequence[str], corpus: Sequence[str], threshold: float = 0.8,
-                           num_perm: int = DEFAULT_NUM_PERM, ngram: int = DEFAULT_NGRAM,
-                           chunk_size: int = DEFAULT_CHUNK) -> list[Pair]:
+def near_duplicate_matches(
+    queries: Sequence[str],
+    corpus: Sequence[str],
+    threshold: float = 0.8,
+    num_perm: int = DEFAULT_NUM_PERM,
+    ngram: int = DEFAULT_NGRAM,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> list[Pair]:
     """Cross-set matches ``(query_index, corpus_index, jaccard)`` with exact Jaccard >= ``threshold``.
 
     For leakage: which evaluation rows have a near-copy among the training rows. Both sets are

@@ -96,14 +96,20 @@ def findings_by_check(findings: list[Finding]) -> list[dict[str, Any]]:
     for name, items in groups.items():
         worst = max(Severity(f.severity) for f in items)
         rows = {(r.file, r.index) for f in items for r in f.rows}
-        out.append({"check": name, "code": items[0].code, "severity": worst.value,
-                    "findings": len(items), "rows": len(rows)})
+        out.append({"check": name, "code": items[0].code, "severity": worst.value, "findings": len(items), "rows": len(rows)})
     by_check = sorted(out, key=lambda g: g["check"])
     return sorted(by_check, key=lambda g: Severity(g["severity"]), reverse=True)  # stable: worst first
 
 
-def doctor(data: str | Path, config: TunerailConfig | None = None, *, out_dir: str | Path | None = None,
-           fix: bool = False, semantic: bool | None = None, progress: Progress | None = None) -> DoctorResult:
+def doctor(
+    data: str | Path,
+    config: TunerailConfig | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    fix: bool = False,
+    semantic: bool | None = None,
+    progress: Progress | None = None,
+) -> DoctorResult:
     """Audit ``data`` before any compute is spent on it.
 
     Parameters
@@ -161,20 +167,35 @@ def doctor(data: str | Path, config: TunerailConfig | None = None, *, out_dir: s
     if fix:
         lines = [r.ref.line for r in rejections if r.check == "format.unparseable"]
         raw = read_raw_lines(data, lines) if lines and Path(data).is_file() and file_kind(Path(data)) == "jsonl" else {}
-        plan = plan_fix(records, rejections, findings, mask_pii=config.doctor.mask_pii,
-                        phone_region=config.doctor.phone_region, raw_lines=raw)
+        plan = plan_fix(
+            records, rejections, findings, mask_pii=config.doctor.mask_pii, phone_region=config.doctor.phone_region, raw_lines=raw
+        )
 
     summary = _summary(str(data), fmt, config, records, rejections, findings, ran, skipped, semantic, plan)
-    result = DoctorResult(str(data), fmt, config.task, len(records) + len(rejections), len(records), rejections,
-                          findings, summary, _row_stats(ctx, findings), ran, skipped, timings, plan)
+    result = DoctorResult(
+        str(data),
+        fmt,
+        config.task,
+        len(records) + len(rejections),
+        len(records),
+        rejections,
+        findings,
+        summary,
+        _row_stats(ctx, findings),
+        ran,
+        skipped,
+        timings,
+        plan,
+    )
     if out_dir is not None:
         _write_outputs(result, ctx, Path(out_dir), started)
     timings["total"] = time.perf_counter() - started
     return result
 
 
-def _run_checks(ctx: CheckContext, semantic: bool, progress: Progress | None,
-                timings: dict[str, float]) -> tuple[list[Finding], list[str], list[SkippedCheck]]:
+def _run_checks(
+    ctx: CheckContext, semantic: bool, progress: Progress | None, timings: dict[str, float]
+) -> tuple[list[Finding], list[str], list[SkippedCheck]]:
     checks = all_checks()
     disabled = set(ctx.config.doctor.disabled_checks)
     _reject_unknown(disabled, checks)
@@ -214,8 +235,13 @@ def _reject_unknown(disabled: set[str], checks: list[Check]) -> None:
     problems = []
     for name in sorted(disabled - known):
         close = difflib.get_close_matches(name, sorted(known), n=1)
-        problems.append(Problem(f"unknown check {name!r}", field="doctor.disabled_checks",
-                                fix=(f"did you mean '{close[0]}'? " if close else "") + "use a name or code from summary.checks_run in findings.json"))
+        problems.append(
+            Problem(
+                f"unknown check {name!r}",
+                field="doctor.disabled_checks",
+                fix=(f"did you mean '{close[0]}'? " if close else "") + "use a name or code from summary.checks_run in findings.json",
+            )
+        )
     if problems:
         raise ConfigError(problems)
 
@@ -226,11 +252,16 @@ def _run_one(check: Check, ctx: CheckContext) -> list[Finding]:
         found = list(check.func(ctx))
     except Exception as exc:  # noqa: BLE001 - a crashing check must be reported, never swallowed
         detail = str(exc).splitlines()[0] if str(exc) else ""
-        return [Finding("doctor.check_crashed", Severity.ERROR,
-                        f"check {check.name} ({check.code}) crashed: {type(exc).__name__}: {detail}"[:500],
-                        f"this is a bug in the check; to go on meanwhile, add '{check.name}' to doctor.disabled_checks",
-                        code="DOC000", details={"crashed_check": check.name, "crashed_code": check.code,
-                                                "exception": type(exc).__name__})]
+        return [
+            Finding(
+                "doctor.check_crashed",
+                Severity.ERROR,
+                f"check {check.name} ({check.code}) crashed: {type(exc).__name__}: {detail}"[:500],
+                f"this is a bug in the check; to go on meanwhile, add '{check.name}' to doctor.disabled_checks",
+                code="DOC000",
+                details={"crashed_check": check.name, "crashed_code": check.code, "exception": type(exc).__name__},
+            )
+        ]
     for f in found:
         if not f.code:
             f.code = check.code
@@ -274,14 +305,29 @@ def _probe(load: Callable[[], Any]) -> str | None:
     return None
 
 
-def _summary(data: str, fmt: str, config: TunerailConfig, records: list, rejections: list[Rejection],
-             findings: list[Finding], ran: list[str], skipped: list[SkippedCheck], semantic: bool,
-             plan: FixPlan | None) -> dict[str, Any]:
+def _summary(
+    data: str,
+    fmt: str,
+    config: TunerailConfig,
+    records: list,
+    rejections: list[Rejection],
+    findings: list[Finding],
+    ran: list[str],
+    skipped: list[SkippedCheck],
+    semantic: bool,
+    plan: FixPlan | None,
+) -> dict[str, Any]:
     counts = summarize(findings)
     out: dict[str, Any] = {
-        "data": data, "format": fmt, "task": config.task, "model": config.model.base,
-        "max_seq_length": config.model.max_seq_length, "semantic": semantic,
-        "rows_in": len(records) + len(rejections), "records": len(records), "rejected": len(rejections),
+        "data": data,
+        "format": fmt,
+        "task": config.task,
+        "model": config.model.base,
+        "max_seq_length": config.model.max_seq_length,
+        "semantic": semantic,
+        "rows_in": len(records) + len(rejections),
+        "records": len(records),
+        "rejected": len(rejections),
         **counts,
         "checks_run": ran,
         "checks_skipped": [s.to_dict() for s in skipped],
@@ -345,13 +391,17 @@ def _write_all(result: DoctorResult, ctx: CheckContext, out_dir: Path, started: 
     result.timings["report"] = time.perf_counter() - t0
     result.timings["total"] = time.perf_counter() - started
     data = Path(result.data)
-    run = {"tunerail_version": __version__, "python": platform.python_version(), "data": result.data,
-           "data_sha256": hash_file(data) if data.is_file() else None, "config_fingerprint": ctx.config.fingerprint(),
-           "semantic": result.summary["semantic"], "checks_run": result.checks_run,
-           "checks_skipped": [s.to_dict() for s in result.skipped],
-           "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
-           "rows_per_s": round(result.rows_in / result.timings["total"], 1) if result.timings["total"] else None,
-           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    run = {
+        "tunerail_version": __version__,
+        "python": platform.python_version(),
+        "data": result.data,
+        "data_sha256": hash_file(data) if data.is_file() else None,
+        "config_fingerprint": ctx.config.fingerprint(),
+        "semantic": result.summary["semantic"],
+        "checks_run": result.checks_run,
+        "checks_skipped": [s.to_dict() for s in result.skipped],
+        "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
+        "rows_per_s": round(result.rows_in / result.timings["total"], 1) if result.timings["total"] else None,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     result.files["run"] = write_atomic(out_dir / "run.json", dumps(run))
-
-

@@ -51,9 +51,18 @@ class LabelIssues:
     skipped_classes: list[str]  # too small to cross-validate
 
 
-def label_issues(embeddings: np.ndarray, labels: Sequence[str], texts: Sequence[str] | None = None, *,
-                 folds: int = 5, min_class_rows: int = 5, pca_dims: int = 128, min_margin: float = 0.4,
-                 min_ratio: float = 10.0, seed: int = 0) -> LabelIssues | None:
+def label_issues(
+    embeddings: np.ndarray,
+    labels: Sequence[str],
+    texts: Sequence[str] | None = None,
+    *,
+    folds: int = 5,
+    min_class_rows: int = 5,
+    pca_dims: int = 128,
+    min_margin: float = 0.4,
+    min_ratio: float = 10.0,
+    seed: int = 0,
+) -> LabelIssues | None:
     """Find likely mislabeled rows; None when there is not enough to learn from.
 
     Parameters
@@ -112,8 +121,7 @@ def label_issues(embeddings: np.ndarray, labels: Sequence[str], texts: Sequence[
     # One BLAS thread: these matrices are small, and on a shared machine OpenBLAS threads that
     # wait for a busy core made the 1,500-row fit 30x slower (10.7 s vs 0.31 s, 2 busy cores).
     with threadpool_limits(limits=1, user_api="blas"):
-        probs = np.mean([cross_val_predict(model, x, given, cv=cv, method="predict_proba")
-                         for x, model in inputs.values()], axis=0)
+        probs = np.mean([cross_val_predict(model, x, given, cv=cv, method="predict_proba") for x, model in inputs.values()], axis=0)
     quality = get_label_quality_scores(given, probs, method="normalized_margin")
     others = probs.copy()
     others[np.arange(len(given)), given] = -1.0
@@ -149,8 +157,10 @@ def _tfidf_features(texts: list[str]):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     parts = []
-    for vec in (TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)):
+    for vec in (
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
+    ):
         try:
             parts.append(vec.fit_transform(texts))
         except ValueError:  # empty vocabulary (e.g. every term occurs once)
@@ -197,8 +207,7 @@ def outlier_scores(embeddings: np.ndarray, k: int = 10) -> Outliers:
     from cleanlab.outlier import OutOfDistribution
 
     k = min(k, len(embeddings) - 1)
-    scores = OutOfDistribution(params={"k": k}).fit_score(features=np.asarray(embeddings, dtype=np.float32),
-                                                           verbose=False)
+    scores = OutOfDistribution(params={"k": k}).fit_score(features=np.asarray(embeddings, dtype=np.float32), verbose=False)
     distance = -np.log(np.clip(scores, 1e-12, 1.0))
     q1, q3 = np.percentile(distance, [25, 75])
     return Outliers(scores, distance, float(q3 + (1 / 0.37037 - 1) * (q3 - q1)), float(q3 + 3 * (q3 - q1)))

@@ -52,13 +52,17 @@ class CheapBaseline:
         return LABELS.get(self.name, self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "predictions": self.predictions, "seconds": self.seconds,
-                "details": self.details}
+        return {"name": self.name, "label": self.label, "predictions": self.predictions, "seconds": self.seconds, "details": self.details}
 
 
-def classification_baselines(train: tuple[Sequence[str], Sequence[str]], validation: tuple[Sequence[str], Sequence[str]],
-                             test_texts: Sequence[str], *, embedding_model: str = "bundled:minilm",
-                             seed: int = 13) -> list[CheapBaseline]:
+def classification_baselines(
+    train: tuple[Sequence[str], Sequence[str]],
+    validation: tuple[Sequence[str], Sequence[str]],
+    test_texts: Sequence[str],
+    *,
+    embedding_model: str = "bundled:minilm",
+    seed: int = 13,
+) -> list[CheapBaseline]:
     """TF-IDF and embedding classifiers; ``train`` and ``validation`` are (texts, labels)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -67,14 +71,20 @@ def classification_baselines(train: tuple[Sequence[str], Sequence[str]], validat
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
     fit_texts = list(train[0]) + list(validation[0])
     vec.fit(list(train[0]))
-    c, val_acc = _pick_c(vec.transform(list(train[0])), train[1], vec.transform(list(validation[0])) if validation[0] else None,
-                         validation[1], seed)
+    c, val_acc = _pick_c(
+        vec.transform(list(train[0])), train[1], vec.transform(list(validation[0])) if validation[0] else None, validation[1], seed
+    )
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
     model = _fit(c, seed, vec.fit_transform(fit_texts), list(train[1]) + list(validation[1]))
     preds = model.predict(vec.transform(list(test_texts))).tolist()
-    out.append(CheapBaseline("tfidf_logreg", [str(p) for p in preds], time.perf_counter() - t,
-                             {"C": c, "validation_accuracy": val_acc, "features": len(vec.vocabulary_),
-                              "fit_rows": len(fit_texts)}))
+    out.append(
+        CheapBaseline(
+            "tfidf_logreg",
+            [str(p) for p in preds],
+            time.perf_counter() - t,
+            {"C": c, "validation_accuracy": val_acc, "features": len(vec.vocabulary_), "fit_rows": len(fit_texts)},
+        )
+    )
 
     from tunerail.data.embeddings import embed_texts
 
@@ -84,28 +94,38 @@ def classification_baselines(train: tuple[Sequence[str], Sequence[str]], validat
     c, val_acc = _pick_c(emb[:n_train], train[1], emb[n_train:n_fit] if validation[0] else None, validation[1], seed)
     model = _fit(c, seed, emb[:n_fit], list(train[1]) + list(validation[1]))
     preds = model.predict(emb[n_fit:]).tolist()
-    out.append(CheapBaseline("minilm_logreg", [str(p) for p in preds], time.perf_counter() - t,
-                             {"C": c, "validation_accuracy": val_acc, "encoder": embedding_model, "fit_rows": n_fit}))
+    out.append(
+        CheapBaseline(
+            "minilm_logreg",
+            [str(p) for p in preds],
+            time.perf_counter() - t,
+            {"C": c, "validation_accuracy": val_acc, "encoder": embedding_model, "fit_rows": n_fit},
+        )
+    )
     return out
 
 
-def nearest_neighbour(fit_prompts: Sequence[str], fit_answers: Sequence[str], test_prompts: Sequence[str], *,
-                      embedding_model: str = "bundled:minilm") -> CheapBaseline:
+def nearest_neighbour(
+    fit_prompts: Sequence[str], fit_answers: Sequence[str], test_prompts: Sequence[str], *, embedding_model: str = "bundled:minilm"
+) -> CheapBaseline:
     """Answer each test prompt with the answer of its most similar training prompt (cosine of MiniLM embeddings)."""
     from tunerail.data.embeddings import embed_texts
 
     t = time.perf_counter()
     emb = embed_texts(list(fit_prompts) + list(test_prompts), model=embedding_model)
-    fit, test = emb[:len(fit_prompts)], emb[len(fit_prompts):]
+    fit, test = emb[: len(fit_prompts)], emb[len(fit_prompts) :]
     best = np.zeros(len(test_prompts), dtype=int)
     sims = np.zeros(len(test_prompts))
     for start in range(0, len(test_prompts), 1024):  # bounded memory on large training sets
-        block = test[start:start + 1024] @ fit.T
-        best[start:start + 1024] = block.argmax(axis=1)
-        sims[start:start + 1024] = block.max(axis=1)
-    return CheapBaseline("nearest_neighbour", [str(fit_answers[i]) for i in best], time.perf_counter() - t,
-                         {"encoder": embedding_model, "fit_rows": len(fit_prompts),
-                          "mean_similarity": float(sims.mean()) if len(sims) else None})
+        block = test[start : start + 1024] @ fit.T
+        best[start : start + 1024] = block.argmax(axis=1)
+        sims[start : start + 1024] = block.max(axis=1)
+    return CheapBaseline(
+        "nearest_neighbour",
+        [str(fit_answers[i]) for i in best],
+        time.perf_counter() - t,
+        {"encoder": embedding_model, "fit_rows": len(fit_prompts), "mean_similarity": float(sims.mean()) if len(sims) else None},
+    )
 
 
 def _fit(c: float, seed: int, x: Any, y: Sequence[str]) -> Any:

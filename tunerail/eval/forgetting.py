@@ -42,21 +42,23 @@ class SuiteScores:
     seconds: float
 
     def summary(self, resamples: int = 1000, seed: int = 13) -> dict[str, Any]:
-        return {"answer_nll": bootstrap_ci(self.answer_nll, resamples=resamples, seed=seed).to_dict(),
-                "mc_accuracy": bootstrap_ci(self.mc_correct, resamples=resamples, seed=seed).to_dict(),
-                "seconds": round(self.seconds, 2)}
+        return {
+            "answer_nll": bootstrap_ci(self.answer_nll, resamples=resamples, seed=seed).to_dict(),
+            "mc_accuracy": bootstrap_ci(self.mc_correct, resamples=resamples, seed=seed).to_dict(),
+            "seconds": round(self.seconds, 2),
+        }
 
 
-def run_suite(lm: LoadedModel, rows: list[dict[str, Any]] | None = None, *, batch_size: int = 16,
-              progress: Progress | None = None) -> SuiteScores:
+def run_suite(
+    lm: LoadedModel, rows: list[dict[str, Any]] | None = None, *, batch_size: int = 16, progress: Progress | None = None
+) -> SuiteScores:
     """Score one model on the suite."""
     rows = rows if rows is not None else load_suite()
     start = time.perf_counter()
     prompts = [_render(lm, r["prompt"]) for r in rows]
     # One shared-prefix pass: the reference output is one of the choices, so its score IS the
     # answer log-likelihood (no second pass over the same prompt).
-    mlp, mn = score_choices(lm, prompts, [r["choices"] for r in rows], batch_size=batch_size,
-                            progress=progress, stage="forgetting")
+    mlp, mn = score_choices(lm, prompts, [r["choices"] for r in rows], batch_size=batch_size, progress=progress, stage="forgetting")
     picked = np.argmax(mlp / mn, axis=1)
     correct = np.array([float(p == r["answer"]) for p, r in zip(picked, rows)])
     answer = np.array([r["answer"] for r in rows])
@@ -85,8 +87,7 @@ class ForgettingResult:
         return self.__dict__.copy()
 
 
-def compare(base: SuiteScores, tuned: SuiteScores, *, budget: float, resamples: int = 1000,
-            seed: int = 13) -> ForgettingResult:
+def compare(base: SuiteScores, tuned: SuiteScores, *, budget: float, resamples: int = 1000, seed: int = 13) -> ForgettingResult:
     """Relative degradation per task; the worst one is compared with ``criteria.max_forgetting``."""
     b_nll, t_nll = float(base.answer_nll.mean()), float(tuned.answer_nll.mean())
     b_mc, t_mc = float(base.mc_correct.mean()), float(tuned.mc_correct.mean())
@@ -95,6 +96,12 @@ def compare(base: SuiteScores, tuned: SuiteScores, *, budget: float, resamples: 
         "mc_accuracy": (b_mc - t_mc) / b_mc if b_mc else 0.0,
     }
     worst = max(change.values())
-    return ForgettingResult(base.summary(resamples, seed), tuned.summary(resamples, seed),
-                            {k: round(v, 4) for k, v in change.items()}, round(worst, 4), budget,
-                            worst > budget, int(base.answer_nll.size))
+    return ForgettingResult(
+        base.summary(resamples, seed),
+        tuned.summary(resamples, seed),
+        {k: round(v, 4) for k, v in change.items()},
+        round(worst, 4),
+        budget,
+        worst > budget,
+        int(base.answer_nll.size),
+    )

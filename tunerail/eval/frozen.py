@@ -15,6 +15,7 @@ from typing import Any
 from tunerail.errors import GuardrailError, Problem
 from tunerail.io import hash_file
 
+
 def check_frozen(test_path: str | Path | None, split_json: str | Path | None, criteria_hash: str) -> dict[str, Any]:
     """Return ``{"criteria_state": frozen|edited|unverified, "test_hash": ..., "recorded_test_hash": ...}``.
 
@@ -23,8 +24,7 @@ def check_frozen(test_path: str | Path | None, split_json: str | Path | None, cr
     """
     from tunerail.split.frozen import verify_frozen_split
 
-    state: dict[str, Any] = {"criteria_state": "unverified", "test_hash": None, "recorded_test_hash": None,
-                             "test_state": "unverified"}
+    state: dict[str, Any] = {"criteria_state": "unverified", "test_hash": None, "recorded_test_hash": None, "test_state": "unverified"}
     test_file = Path(test_path) if test_path is not None and Path(test_path).is_file() else None
     if split_json is None:
         if test_file is not None:
@@ -34,11 +34,15 @@ def check_frozen(test_path: str | Path | None, split_json: str | Path | None, cr
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise GuardrailError(Problem("split manifest not found", file=str(path),
-                                     fix="pass the split.json written by `tunerail split`")) from None
+        raise GuardrailError(
+            Problem("split manifest not found", file=str(path), fix="pass the split.json written by `tunerail split`")
+        ) from None
     except ValueError as exc:
-        raise GuardrailError(Problem(f"split manifest is not valid JSON ({exc})", file=str(path),
-                                     fix="restore split.json from the store (`tunerail verify`)")) from None
+        raise GuardrailError(
+            Problem(
+                f"split manifest is not valid JSON ({exc})", file=str(path), fix="restore split.json from the store (`tunerail verify`)"
+            )
+        ) from None
     if test_file is not None:  # verify_frozen_split hashes the file once and returns the (matching) hash
         state["test_hash"] = state["recorded_test_hash"] = verify_frozen_split(test_file, manifest)
         state["test_state"] = "frozen"

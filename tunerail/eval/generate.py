@@ -71,8 +71,13 @@ def load_model(base: str, adapter_dir: str | Path | None = None, *, dtype: str =
     name = base
     if adapter_dir is not None:
         if not (Path(adapter_dir) / "adapter_config.json").exists():
-            raise TunerailError(Problem("not a peft adapter folder (no adapter_config.json)", file=str(adapter_dir),
-                                        fix="pass the adapter_dir written by `tunerail train`"))
+            raise TunerailError(
+                Problem(
+                    "not a peft adapter folder (no adapter_config.json)",
+                    file=str(adapter_dir),
+                    fix="pass the adapter_dir written by `tunerail train`",
+                )
+            )
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
@@ -83,17 +88,33 @@ def load_model(base: str, adapter_dir: str | Path | None = None, *, dtype: str =
     return LoadedModel(model, tokenizer, name, model_fingerprint(base, adapter_dir))
 
 
-def generate(lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 16,
-             progress: Progress | None = None) -> list[str]:
+def generate(
+    lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 16, progress: Progress | None = None
+) -> list[str]:
     """Greedy continuations of already-rendered prompts (order preserved)."""
     tok = lm.tokenizer
-    return _greedy_batches(lm, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress,
-                           stage="generate", finish=lambda row: tok.decode(row, skip_special_tokens=True).strip())
+    return _greedy_batches(
+        lm,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+        stage="generate",
+        finish=lambda row: tok.decode(row, skip_special_tokens=True).strip(),
+    )
 
 
-def _greedy_batches(lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
-                    progress: Progress | None, stage: str, finish: Callable[[Any], str],
-                    allowed_for_width: Callable[[int], Callable[[int, Any], list[int]]] | None = None) -> list[str]:
+def _greedy_batches(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    progress: Progress | None,
+    stage: str,
+    finish: Callable[[Any], str],
+    allowed_for_width: Callable[[int], Callable[[int, Any], list[int]]] | None = None,
+) -> list[str]:
     """The one batched greedy loop (free and label-constrained): length-sorted batches, left padding.
 
     ``finish`` turns a row of new token ids into the answer; ``allowed_for_width`` (given the batch's
@@ -107,14 +128,21 @@ def _greedy_batches(lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: 
     out: list[str] = [""] * len(prompts)
     done = 0
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(lm.model.device) for k, v in enc.items()}
         width = enc["input_ids"].shape[1]
         extra = {"prefix_allowed_tokens_fn": allowed_for_width(width)} if allowed_for_width else {}
         with torch.inference_mode():
-            gen = lm.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **extra)
+            gen = lm.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                use_cache=True,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+                **extra,
+            )
         for i, row in zip(idx, gen[:, width:]):
             out[i] = finish(row)
         done += len(idx)
@@ -134,8 +162,9 @@ def label_trie(tokenizer: Any, labels: Sequence[str]) -> dict[Any, Any]:
     return trie
 
 
-def generate_constrained(lm: LoadedModel, prompts: Sequence[str], labels: Sequence[str], *, batch_size: int = 16,
-                         progress: Progress | None = None) -> list[str]:
+def generate_constrained(
+    lm: LoadedModel, prompts: Sequence[str], labels: Sequence[str], *, batch_size: int = 16, progress: Progress | None = None
+) -> list[str]:
     """Greedy decoding restricted to the label set: every answer is exactly one of ``labels``.
 
     A trie over the labels' token sequences feeds transformers' ``prefix_allowed_tokens_fn``: at each
@@ -168,8 +197,16 @@ def generate_constrained(lm: LoadedModel, prompts: Sequence[str], labels: Sequen
             node = node[t]
         return node.get(None) or _first_label(node)
 
-    return _greedy_batches(lm, prompts, max_new_tokens=longest + 1, batch_size=batch_size, progress=progress,
-                           stage="constrained", finish=finish, allowed_for_width=allowed_for_width)
+    return _greedy_batches(
+        lm,
+        prompts,
+        max_new_tokens=longest + 1,
+        batch_size=batch_size,
+        progress=progress,
+        stage="constrained",
+        finish=finish,
+        allowed_for_width=allowed_for_width,
+    )
 
 
 def _first_label(node: dict[Any, Any]) -> str:
@@ -179,9 +216,16 @@ def _first_label(node: dict[Any, Any]) -> str:
     return node[None]
 
 
-def score_answers(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str], *, batch_size: int = 16,
-                  add_eos: bool = True, progress: Progress | None = None,
-                  stage: str = "score") -> tuple[np.ndarray, np.ndarray]:
+def score_answers(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    *,
+    batch_size: int = 16,
+    add_eos: bool = True,
+    progress: Progress | None = None,
+    stage: str = "score",
+) -> tuple[np.ndarray, np.ndarray]:
     """Sum of log p(answer tokens | prompt) and the answer token counts, per pair.
 
     The answer is followed by the EOS token (``<|im_end|>``) when ``add_eos``: a label is only
@@ -200,18 +244,17 @@ def score_answers(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str
     decoder, head = lm.model.get_decoder(), lm.model.get_output_embeddings()
     done = 0
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         seqs = [p_ids[i] + a_ids[i] for i in idx]
         width = max(len(s) for s in seqs)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for r, s in enumerate(seqs):
-            ids[r, width - len(s):] = torch.tensor(s)
-            mask[r, width - len(s):] = 1
+            ids[r, width - len(s) :] = torch.tensor(s)
+            mask[r, width - len(s) :] = 1
         ids, mask = ids.to(lm.model.device), mask.to(lm.model.device)
         with torch.inference_mode():
-            hidden = decoder(input_ids=ids, attention_mask=mask,
-                             position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).last_hidden_state
+            hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).last_hidden_state
             rows, cols = _answer_positions([len(a_ids[i]) for i in idx], width)
             token_lp = _token_logprobs(head, hidden[rows, cols - 1], ids[rows, cols])
         sums = np.zeros(len(idx))
@@ -242,15 +285,22 @@ def _token_logprobs(head: Any, hidden: Any, targets: Any, chunk: int = 256) -> A
 
     out = []
     for start in range(0, hidden.shape[0], chunk):
-        logits = head(hidden[start:start + chunk]).float()
-        tgt = targets[start:start + chunk]
+        logits = head(hidden[start : start + chunk]).float()
+        tgt = targets[start : start + chunk]
         out.append(logits.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1))
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def score_choices(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[Sequence[str]], *,
-                  batch_size: int = 16, add_eos: bool = True, progress: Progress | None = None,
-                  stage: str = "choices") -> tuple[np.ndarray, np.ndarray]:
+def score_choices(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    choices: Sequence[Sequence[str]],
+    *,
+    batch_size: int = 16,
+    add_eos: bool = True,
+    progress: Progress | None = None,
+    stage: str = "choices",
+) -> tuple[np.ndarray, np.ndarray]:
     """Log-likelihood of K candidate answers per prompt, running each prompt ONCE.
 
     The prompt's KV cache is computed once per batch of prompts, repeated K times
@@ -277,32 +327,36 @@ def score_choices(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[Seq
     order = sorted(range(len(prompts)), key=lambda i: len(p_ids[i]))
     done = 0
     for start in range(0, len(order), per_batch):
-        idx = order[start:start + per_batch]
+        idx = order[start : start + per_batch]
         width = max(len(p_ids[i]) for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for r, i in enumerate(idx):
-            ids[r, width - len(p_ids[i]):] = torch.tensor(p_ids[i])
-            mask[r, width - len(p_ids[i]):] = 1
+            ids[r, width - len(p_ids[i]) :] = torch.tensor(p_ids[i])
+            mask[r, width - len(p_ids[i]) :] = 1
         cw = max(len(c) for i in idx for c in c_ids[i])
         cids = torch.full((len(idx) * k, cw), pad, dtype=torch.long)
         lengths = []
         for r, i in enumerate(idx):
             for j, c in enumerate(c_ids[i]):
-                cids[r * k + j, :len(c)] = torch.tensor(c)
+                cids[r * k + j, : len(c)] = torch.tensor(c)
                 lengths.append(len(c))
         cmask = (torch.arange(cw).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)).long()
         dev = lm.model.device
         ids, mask, cids, cmask = ids.to(dev), mask.to(dev), cids.to(dev), cmask.to(dev)
         with torch.inference_mode():
-            out = decoder(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                          use_cache=True)
+            out = decoder(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
             last = out.last_hidden_state[:, -1].repeat_interleave(k, dim=0)  # predicts each choice's 1st token
             cache = out.past_key_values
             cache.batch_repeat_interleave(k)
             cpos = mask.sum(-1).repeat_interleave(k).unsqueeze(-1) + torch.arange(cw, device=dev).unsqueeze(0)
-            hidden = decoder(input_ids=cids, attention_mask=torch.cat([mask.repeat_interleave(k, dim=0), cmask], dim=-1),
-                             position_ids=cpos, past_key_values=cache, use_cache=True).last_hidden_state
+            hidden = decoder(
+                input_ids=cids,
+                attention_mask=torch.cat([mask.repeat_interleave(k, dim=0), cmask], dim=-1),
+                position_ids=cpos,
+                past_key_values=cache,
+                use_cache=True,
+            ).last_hidden_state
             hidden = torch.cat([last.unsqueeze(1), hidden[:, :-1]], dim=1)  # hidden state predicting token j
             rows = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
             cols = torch.cat([torch.arange(n) for n in lengths])
@@ -316,14 +370,20 @@ def score_choices(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[Seq
     return logp, counts
 
 
-def rank_labels(lm: LoadedModel, prompts: Sequence[str], labels: Sequence[str], *, batch_size: int = 16,
-                length_normalize: bool = False, progress: Progress | None = None) -> list[str]:
+def rank_labels(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    batch_size: int = 16,
+    length_normalize: bool = False,
+    progress: Progress | None = None,
+) -> list[str]:
     """Pick, per prompt, the label with the highest log-likelihood (shared-prefix scoring).
 
     Summed log-likelihood favours short labels; ``length_normalize`` divides by token count.
     """
-    logp, counts = score_choices(lm, prompts, [list(labels)] * len(prompts), batch_size=batch_size,
-                                 progress=progress, stage="rank")
+    logp, counts = score_choices(lm, prompts, [list(labels)] * len(prompts), batch_size=batch_size, progress=progress, stage="rank")
     scores = logp / counts if length_normalize else logp
     return [labels[j] for j in scores.argmax(axis=1)]
 

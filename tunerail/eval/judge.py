@@ -89,28 +89,42 @@ def make_client(judge_config: Any) -> ChatClient:
     """Client from ``eval.judge``: an endpoint URL means HTTP, otherwise ``model`` is a local HF model."""
     if judge_config.endpoint:
         if not judge_config.model:
-            raise TunerailError(Problem("the judge endpoint needs a model name", field="eval.judge.model",
-                                        fix="set eval.judge.model to the model served at the endpoint"))
-        return OpenAIChatClient(judge_config.endpoint, judge_config.model, judge_config.api_key_env,
-                                judge_config.timeout)
+            raise TunerailError(
+                Problem(
+                    "the judge endpoint needs a model name",
+                    field="eval.judge.model",
+                    fix="set eval.judge.model to the model served at the endpoint",
+                )
+            )
+        return OpenAIChatClient(judge_config.endpoint, judge_config.model, judge_config.api_key_env, judge_config.timeout)
     if judge_config.model:
         return HFChatClient(judge_config.model)
-    raise TunerailError(Problem("the judge is enabled but has neither an endpoint nor a model",
-                                field="eval.judge", fix="set eval.judge.endpoint (+ model), or eval.judge.model to a local model"))
+    raise TunerailError(
+        Problem(
+            "the judge is enabled but has neither an endpoint nor a model",
+            field="eval.judge",
+            fix="set eval.judge.endpoint (+ model), or eval.judge.model to a local model",
+        )
+    )
 
 
-SYSTEM = ("You are a strict evaluator. Compare two answers to the same input. "
-          "Score each answer from 1 (bad) to 5 (excellent) on every criterion, then name the better answer. "
-          "Reply with JSON only.")
+SYSTEM = (
+    "You are a strict evaluator. Compare two answers to the same input. "
+    "Score each answer from 1 (bad) to 5 (excellent) on every criterion, then name the better answer. "
+    "Reply with JSON only."
+)
 
 
-def build_judge_messages(rubric: dict[str, str], input_text: str, reference: str | None,
-                         answer_a: str, answer_b: str) -> list[dict[str, str]]:
+def build_judge_messages(
+    rubric: dict[str, str], input_text: str, reference: str | None, answer_a: str, answer_b: str
+) -> list[dict[str, str]]:
     criteria = "\n".join(f"- {name}: {question}" for name, question in rubric.items())
     shape = json.dumps({"A": {k: 1 for k in rubric}, "B": {k: 1 for k in rubric}, "winner": "A|B|tie"})
     ref = f"\n\nReference answer:\n{reference}" if reference else ""
-    user = (f"Criteria:\n{criteria}\n\nInput:\n{input_text}{ref}\n\nAnswer A:\n{answer_a}\n\nAnswer B:\n{answer_b}\n\n"
-            f"Reply with exactly this JSON shape: {shape}")
+    user = (
+        f"Criteria:\n{criteria}\n\nInput:\n{input_text}{ref}\n\nAnswer A:\n{answer_a}\n\nAnswer B:\n{answer_b}\n\n"
+        f"Reply with exactly this JSON shape: {shape}"
+    )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -160,8 +174,8 @@ class JudgeResult:
     parse_failures: int
     request_failures: int
     position_consistency: float | None  # share of fully parsed pairs whose winner survives the swap
-    first_position_rate: float | None   # share of parsed verdicts naming answer A (0.5 = unbiased)
-    tuned_win_rate: float               # consistent tuned wins / pairs
+    first_position_rate: float | None  # share of parsed verdicts naming answer A (0.5 = unbiased)
+    tuned_win_rate: float  # consistent tuned wins / pairs
     base_win_rate: float
     tie_or_inconsistent_rate: float
     mean_scores: dict[str, dict[str, float]]  # {"base": {crit: mean}, "tuned": {...}}
@@ -171,9 +185,14 @@ class JudgeResult:
         return asdict(self)
 
 
-def pairwise_judge(client: ChatClient, rubric: dict[str, str], inputs: Sequence[str],
-                   references: Sequence[str | None], base_outputs: Sequence[str],
-                   tuned_outputs: Sequence[str]) -> JudgeResult:
+def pairwise_judge(
+    client: ChatClient,
+    rubric: dict[str, str],
+    inputs: Sequence[str],
+    references: Sequence[str | None],
+    base_outputs: Sequence[str],
+    tuned_outputs: Sequence[str],
+) -> JudgeResult:
     """Judge every pair twice (base first, then tuned first) and aggregate."""
     calls = parse_failures = request_failures = 0
     first_pos = parsed_verdicts = 0
@@ -213,10 +232,15 @@ def pairwise_judge(client: ChatClient, rubric: dict[str, str], inputs: Sequence[
                 base_wins += winners[0] == "base"
     n = len(inputs)
     return JudgeResult(
-        pairs=n, calls=calls, parse_failures=parse_failures, request_failures=request_failures,
+        pairs=n,
+        calls=calls,
+        parse_failures=parse_failures,
+        request_failures=request_failures,
         position_consistency=consistent / both_parsed if both_parsed else None,
         first_position_rate=first_pos / parsed_verdicts if parsed_verdicts else None,
-        tuned_win_rate=tuned_wins / n if n else 0.0, base_win_rate=base_wins / n if n else 0.0,
+        tuned_win_rate=tuned_wins / n if n else 0.0,
+        base_win_rate=base_wins / n if n else 0.0,
         tie_or_inconsistent_rate=(n - tuned_wins - base_wins) / n if n else 0.0,
         mean_scores={m: {k: (sum(v) / len(v) if v else float("nan")) for k, v in crit.items()} for m, crit in sums.items()},
-        items=items)
+        items=items,
+    )

@@ -56,12 +56,10 @@ def exact_match_scores(predictions: Sequence[str], references: Sequence[str]) ->
     return np.array([float(p == r) for p, r in zip(predictions, references)])
 
 
-def normalized_match_scores(predictions: Sequence[str], references: Sequence[str], *,
-                            first_line_only: bool = True) -> np.ndarray:
+def normalized_match_scores(predictions: Sequence[str], references: Sequence[str], *, first_line_only: bool = True) -> np.ndarray:
     check_same_length(predictions, references)
     pick = first_line if first_line_only else (lambda s: s)
-    return np.array([float(normalize_answer(pick(p)) == normalize_answer(pick(r)))
-                     for p, r in zip(predictions, references)])
+    return np.array([float(normalize_answer(pick(p)) == normalize_answer(pick(r))) for p, r in zip(predictions, references)])
 
 
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, np.ndarray]:
@@ -96,8 +94,7 @@ def corpus_chrf(predictions: Sequence[str], references: Sequence[str]) -> float:
 # --- classification -----------------------------------------------------------------------
 
 
-def classification_report(y_true: Sequence[str], y_pred: Sequence[str | None], *,
-                          labels: Sequence[str] | None = None) -> dict[str, Any]:
+def classification_report(y_true: Sequence[str], y_pred: Sequence[str | None], *, labels: Sequence[str] | None = None) -> dict[str, Any]:
     """Accuracy, macro/micro P/R/F1, per-class table and confusion matrix (scikit-learn).
 
     Predictions that match no label (None) count as wrong for every class; they appear in the
@@ -114,8 +111,10 @@ def classification_report(y_true: Sequence[str], y_pred: Sequence[str | None], *
         p, r, f, _ = precision_recall_fscore_support(y_true, pred, labels=labels, average=avg, zero_division=0)
         out[f"{avg}_precision"], out[f"{avg}_recall"], out[f"{avg}_f1"] = float(p), float(r), float(f)
     p, r, f, s = precision_recall_fscore_support(y_true, pred, labels=labels, average=None, zero_division=0)
-    out["per_class"] = [{"label": lab, "precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}
-                        for lab, pi, ri, fi, si in zip(labels, p, r, f, s)]
+    out["per_class"] = [
+        {"label": lab, "precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}
+        for lab, pi, ri, fi, si in zip(labels, p, r, f, s)
+    ]
     cm_labels = labels + ([none] if none in pred else [])
     out["confusion_labels"] = cm_labels
     out["confusion"] = confusion_matrix(y_true, pred, labels=cm_labels).tolist()
@@ -161,9 +160,15 @@ def entity_prf(true_spans: Sequence[set], pred_spans: Sequence[set]) -> dict[str
         fp += len(p - t)
         fn += len(t - p)
     prec, rec, f1 = _prf(tp, fp, fn)
-    return {"precision": prec, "recall": rec, "f1": f1, "tp": tp, "fp": fp, "fn": fn,
-            "per_type": {k: dict(zip(("precision", "recall", "f1"), _prf(*v)), support=v[0] + v[2])
-                         for k, v in sorted(per.items())}}
+    return {
+        "precision": prec,
+        "recall": rec,
+        "f1": f1,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "per_type": {k: dict(zip(("precision", "recall", "f1"), _prf(*v)), support=v[0] + v[2]) for k, v in sorted(per.items())},
+    }
 
 
 def field_pairs(record: dict[str, Any]) -> set[tuple[str, str]]:

@@ -50,7 +50,7 @@ class EvalResult:
     findings: list[Finding]
     task: str
     metric: str
-    metrics: dict[str, dict[str, dict[str, Any]]]   # model -> metric -> Estimate dict
+    metrics: dict[str, dict[str, dict[str, Any]]]  # model -> metric -> Estimate dict
     improvement: dict[str, Any] | None
     significance: dict[str, Any] | None
     prompt: dict[str, Any]
@@ -61,8 +61,8 @@ class EvalResult:
     judge: dict[str, Any] | None = None
     review: dict[str, Any] = field(default_factory=dict)
     prompt_comparison: dict[str, Any] | None = None
-    baselines: list[dict[str, Any]] = field(default_factory=list)   # every baseline, side by side
-    reference: str | None = None                                   # what ``improvement`` is measured against
+    baselines: list[dict[str, Any]] = field(default_factory=list)  # every baseline, side by side
+    reference: str | None = None  # what ``improvement`` is measured against
     training: dict[str, Any] | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -81,14 +81,25 @@ class EvalResult:
         return out
 
 
-def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record], adapter_dir: str | Path | None = None,
-             base_model: str | None = None, out_dir: str | Path, train_json: str | Path | None = None,
-             split_json: str | Path | None = None, doctor_findings: Sequence[Finding] | None = None,
-             leakage_findings: Sequence[Finding] | None = None, progress: ProgressFn | None = None,
-             few_shot_data: str | Path | Sequence[Record] | None = None, lineage: dict[str, Any] | None = None,
-             prompt_comparison: dict[str, Any] | None = None, cache_dir: str | Path | None = "default",
-             train_data: str | Path | Sequence[Record] | None = None,
-             validation_data: str | Path | Sequence[Record] | None = None) -> EvalResult:
+def evaluate(
+    config: TunerailConfig,
+    *,
+    test_data: str | Path | Sequence[Record],
+    adapter_dir: str | Path | None = None,
+    base_model: str | None = None,
+    out_dir: str | Path,
+    train_json: str | Path | None = None,
+    split_json: str | Path | None = None,
+    doctor_findings: Sequence[Finding] | None = None,
+    leakage_findings: Sequence[Finding] | None = None,
+    progress: ProgressFn | None = None,
+    few_shot_data: str | Path | Sequence[Record] | None = None,
+    lineage: dict[str, Any] | None = None,
+    prompt_comparison: dict[str, Any] | None = None,
+    cache_dir: str | Path | None = "default",
+    train_data: str | Path | Sequence[Record] | None = None,
+    validation_data: str | Path | Sequence[Record] | None = None,
+) -> EvalResult:
     """Evaluate base and fine-tuned model on the frozen test set and decide READY / NOT READY.
 
     Parameters
@@ -128,8 +139,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
     val_records = _load(config, validation_data)[0] if validation_data is not None else []
     # the label set is the task's (train + test), so constrained decoding and ranking do not learn
     # from the test file which labels to leave out
-    labels = (sorted({r.label for r in [*records, *train_records, *val_records] if r.label is not None})
-              if task == "classification" else [])
+    labels = sorted({r.label for r in [*records, *train_records, *val_records] if r.label is not None}) if task == "classification" else []
     check_metric(task, config.criteria.metric, ev.label_ranking)
     shots = _shots(config, few_shot_data if few_shot_data is not None else train_records or None)
     judge_client = None
@@ -142,8 +152,7 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
 
     # 3a. cheap baselines (seconds, before any LLM runs) -----------------------------------------
     t = time.perf_counter()
-    cheap, cheap_skipped = _cheap_baselines(config, task, records, train_records if train_data is not None else None,
-                                            val_records, cache)
+    cheap, cheap_skipped = _cheap_baselines(config, task, records, train_records if train_data is not None else None, val_records, cache)
     timings["cheap_baselines_s"] = time.perf_counter() - t
 
     # 3b-4. LLM inference --------------------------------------------------------------------------
@@ -201,12 +210,17 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
 
         t = time.perf_counter()
         suite = F.load_suite()
-        fb, _ = G.cached(cache, G.cache_key("forget", base_lm.fingerprint, G.data_hash([r["id"] for r in suite])),
-                         lambda: _suite_dict(F.run_suite(base_lm, suite, batch_size=ev.batch_size, progress=progress)))
-        ft, _ = G.cached(cache, G.cache_key("forget", tuned_lm.fingerprint, G.data_hash([r["id"] for r in suite])),
-                         lambda: _suite_dict(F.run_suite(tuned_lm, suite, batch_size=ev.batch_size, progress=progress)))
-        forgetting = F.compare(_suite_obj(fb), _suite_obj(ft), budget=config.criteria.max_forgetting,
-                               resamples=ev.bootstrap).to_dict()
+        fb, _ = G.cached(
+            cache,
+            G.cache_key("forget", base_lm.fingerprint, G.data_hash([r["id"] for r in suite])),
+            lambda: _suite_dict(F.run_suite(base_lm, suite, batch_size=ev.batch_size, progress=progress)),
+        )
+        ft, _ = G.cached(
+            cache,
+            G.cache_key("forget", tuned_lm.fingerprint, G.data_hash([r["id"] for r in suite])),
+            lambda: _suite_dict(F.run_suite(tuned_lm, suite, batch_size=ev.batch_size, progress=progress)),
+        )
+        forgetting = F.compare(_suite_obj(fb), _suite_obj(ft), budget=config.criteria.max_forgetting, resamples=ev.bootstrap).to_dict()
         timings["forgetting_s"] = time.perf_counter() - t
 
     # 7. judge -------------------------------------------------------------------------------
@@ -218,26 +232,42 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
 
         t = time.perf_counter()
         picked = sorted(random.Random(config.split.seed).sample(range(n), min(ev.judge.max_pairs, n)))
-        judge = pairwise_judge(judge_client, ev.judge.rubric, [records[i].prompt for i in picked],
-                               [refs[i] for i in picked], [outs["base"]["text"][i] for i in picked],
-                               [outs["tuned"]["text"][i] for i in picked]).to_dict()
+        judge = pairwise_judge(
+            judge_client,
+            ev.judge.rubric,
+            [records[i].prompt for i in picked],
+            [refs[i] for i in picked],
+            [outs["base"]["text"][i] for i in picked],
+            [outs["tuned"]["text"][i] for i in picked],
+        ).to_dict()
         judge["rows"] = picked
         timings["judge_s"] = time.perf_counter() - t
 
     # 8. review ------------------------------------------------------------------------------
     from tunerail import review as R
 
-    rows = [R.ReviewRow(r.index, r.line, r.prompt, ref, b, tu, float(bs), float(ts), r.label)
-            for r, ref, b, tu, bs, ts in zip(records, refs, outs["base"]["text"], outs["tuned"]["text"], scored["base"].primary,
-                                             scored["tuned"].primary)]
+    rows = [
+        R.ReviewRow(r.index, r.line, r.prompt, ref, b, tu, float(bs), float(ts), r.label)
+        for r, ref, b, tu, bs, ts in zip(
+            records, refs, outs["base"]["text"], outs["tuned"]["text"], scored["base"].primary, scored["tuned"].primary
+        )
+    ]
     out_dir.mkdir(parents=True, exist_ok=True)
-    export = R.export_for_review(R.side_by_side(rows, max(ev.review_samples, 1), seed=config.split.seed),
-                                 out_dir / "review.csv")
-    review = {"samples": [r.to_dict() for r in R.side_by_side(rows, ev.review_samples, seed=config.split.seed)],
-              "worst": [r.to_dict() for r in R.worst_cases(rows, 10)], "slices": R.slices(rows),
-              "export": str(export), "key": str(R.key_path(export)),
-              "items": str(R.write_items(rows, out_dir / R.ITEMS_FILE,  # every other system too (--pairs)
-                                         {k: o["text"] for k, o in outs.items() if k not in ("base", "tuned")}))}
+    export = R.export_for_review(R.side_by_side(rows, max(ev.review_samples, 1), seed=config.split.seed), out_dir / "review.csv")
+    review = {
+        "samples": [r.to_dict() for r in R.side_by_side(rows, ev.review_samples, seed=config.split.seed)],
+        "worst": [r.to_dict() for r in R.worst_cases(rows, 10)],
+        "slices": R.slices(rows),
+        "export": str(export),
+        "key": str(R.key_path(export)),
+        "items": str(
+            R.write_items(
+                rows,
+                out_dir / R.ITEMS_FILE,  # every other system too (--pairs)
+                {k: o["text"] for k, o in outs.items() if k not in ("base", "tuned")},
+            )
+        ),
+    }
     from tunerail.review.session import existing_results
 
     review["human"] = existing_results(out_dir)
@@ -252,33 +282,78 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
         free_report = classification.get("tuned_free", classification["tuned"])
         unmatched = free_report["unmatched"] / n if n else None
     ref_row = next(b for b in baselines if b["name"] == reference)
-    verdict, findings = decide(config.criteria, VerdictInputs(
-        metric=metric, tuned=metrics_out["tuned"], base=metrics_out["base"], improvement=improvement,
-        per_class=per_class, forgetting=forgetting, forgetting_enabled=ev.forgetting, has_adapter=adapter_dir is not None,
-        criteria_state=frozen["criteria_state"], doctor_findings=list(doctor_findings or []),
-        leakage_findings=list(leakage_findings or []), judge=judge, unmatched_rate=unmatched,
-        rejected_rows=len(rejected), baselines=[b for b in baselines if b.get("gain") is not None],
-        reference=reference, reference_label=ref_row["label"], baselines_skipped=cheap_skipped,
-        constrained=constrained, human=review["human"]))
+    verdict, findings = decide(
+        config.criteria,
+        VerdictInputs(
+            metric=metric,
+            tuned=metrics_out["tuned"],
+            base=metrics_out["base"],
+            improvement=improvement,
+            per_class=per_class,
+            forgetting=forgetting,
+            forgetting_enabled=ev.forgetting,
+            has_adapter=adapter_dir is not None,
+            criteria_state=frozen["criteria_state"],
+            doctor_findings=list(doctor_findings or []),
+            leakage_findings=list(leakage_findings or []),
+            judge=judge,
+            unmatched_rate=unmatched,
+            rejected_rows=len(rejected),
+            baselines=[b for b in baselines if b.get("gain") is not None],
+            reference=reference,
+            reference_label=ref_row["label"],
+            baselines_skipped=cheap_skipped,
+            constrained=constrained,
+            human=review["human"],
+        ),
+    )
     timings["total_s"] = time.perf_counter() - t0
     result = EvalResult(
-        verdict=verdict, findings=findings, task=task, metric=metric, metrics=metrics_out, improvement=improvement,
+        verdict=verdict,
+        findings=findings,
+        task=task,
+        metric=metric,
+        metrics=metrics_out,
+        improvement=improvement,
         significance=significance,
-        prompt={"version": template.version, "hash": prompt_hash(template), "system": template.system,
-                "template": template.template, "few_shot": len(shots), "few_shot_requested": ev.few_shot, "max_new_tokens": max_new,
-                "few_shot_hash": prompt_hash(template, shots) if shots else None,
-                "decoding": ev.decoding if labels else "free"},
-        baselines=baselines, reference=reference,
-        criteria={**config.criteria.model_dump(mode="json"), "hash": config.criteria_hash(),
-                  "rule": ("95 % CI lower bound" if config.criteria.decision == "ci" else "point estimate")},
+        prompt={
+            "version": template.version,
+            "hash": prompt_hash(template),
+            "system": template.system,
+            "template": template.template,
+            "few_shot": len(shots),
+            "few_shot_requested": ev.few_shot,
+            "max_new_tokens": max_new,
+            "few_shot_hash": prompt_hash(template, shots) if shots else None,
+            "decoding": ev.decoding if labels else "free",
+        },
+        baselines=baselines,
+        reference=reference,
+        criteria={
+            **config.criteria.model_dump(mode="json"),
+            "hash": config.criteria_hash(),
+            "rule": ("95 % CI lower bound" if config.criteria.decision == "ci" else "point estimate"),
+        },
         frozen=frozen,
-        classification=classification, forgetting=forgetting, judge=judge, review=review,
-        prompt_comparison=prompt_comparison, training=_read_training(train_json),
-        lineage={"base_model": base_name, "base_fingerprint": base_lm.fingerprint,
-                 "adapter_dir": str(adapter_dir) if adapter_dir else None, "tuned_fingerprint": tuned_lm.fingerprint,
-                 "test_data": str(test_path) if test_path else None, "split_json": str(split_json) if split_json else None,
-                 **(lineage or {})},
-        timings={k: round(v, 2) for k, v in timings.items()}, rows=n, rejected_rows=len(rejected))
+        classification=classification,
+        forgetting=forgetting,
+        judge=judge,
+        review=review,
+        prompt_comparison=prompt_comparison,
+        training=_read_training(train_json),
+        lineage={
+            "base_model": base_name,
+            "base_fingerprint": base_lm.fingerprint,
+            "adapter_dir": str(adapter_dir) if adapter_dir else None,
+            "tuned_fingerprint": tuned_lm.fingerprint,
+            "test_data": str(test_path) if test_path else None,
+            "split_json": str(split_json) if split_json else None,
+            **(lineage or {}),
+        },
+        timings={k: round(v, 2) for k, v in timings.items()},
+        rows=n,
+        rejected_rows=len(rejected),
+    )
     from tunerail.eval.report import write_eval_report
 
     write_eval_report(result, out_dir)
@@ -288,10 +363,16 @@ def evaluate(config: TunerailConfig, *, test_data: str | Path | Sequence[Record]
 # --- prompt variants ----------------------------------------------------------------------
 
 
-def compare_prompts(config: TunerailConfig, validation_data: str | Path | Sequence[Record], *,
-                    adapter_dir: str | Path | None = None, base_model: str | None = None,
-                    progress: ProgressFn | None = None, limit: int | None = None,
-                    cache_dir: str | Path | None = "default") -> dict[str, Any]:
+def compare_prompts(
+    config: TunerailConfig,
+    validation_data: str | Path | Sequence[Record],
+    *,
+    adapter_dir: str | Path | None = None,
+    base_model: str | None = None,
+    progress: ProgressFn | None = None,
+    limit: int | None = None,
+    cache_dir: str | Path | None = "default",
+) -> dict[str, Any]:
     """Evaluate every prompt variant on the VALIDATION set (never the test set) with the main metric.
 
     Returns ``{"metric", "variants": [{version, hash, value, low, high}], "chosen": version}``;
@@ -314,15 +395,22 @@ def compare_prompts(config: TunerailConfig, validation_data: str | Path | Sequen
     variants = []
     for template in config.prompts:
         prompts = [prompt_for(lm.tokenizer, r, template) for r in records]
-        outs = _Runner(Path(cache_dir) if cache_dir and config.eval.cache else None, prompts, refs, labels, config.eval,
-                       max_new, progress, {}).outputs(f"prompt-{template.version}", lm)
+        outs = _Runner(
+            Path(cache_dir) if cache_dir and config.eval.cache else None, prompts, refs, labels, config.eval, max_new, progress, {}
+        ).outputs(f"prompt-{template.version}", lm)
         scores = _score(task, refs, outs, labels)
         est = S.bootstrap_statistic(scores.statistic(metric), len(records), resamples=config.eval.bootstrap)
         variants.append({"version": template.version, "hash": prompt_hash(template), **est.to_dict()})
     lower = metric in LOWER_IS_BETTER
     best = min(variants, key=lambda v: v["value"]) if lower else max(variants, key=lambda v: v["value"])
-    return {"metric": metric, "split": "validation", "rows": len(records), "variants": variants, "chosen": best["version"],
-            "model": lm.name}
+    return {
+        "metric": metric,
+        "split": "validation",
+        "rows": len(records),
+        "variants": variants,
+        "chosen": best["version"],
+        "model": lm.name,
+    }
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -331,8 +419,17 @@ def compare_prompts(config: TunerailConfig, validation_data: str | Path | Sequen
 class _Runner:
     """Generate (and optionally rank) for one prompt set, through the on-disk cache."""
 
-    def __init__(self, cache: Path | None, prompts: list[str], refs: list[str], labels: list[str], ev: Any,
-                 max_new: int, progress: ProgressFn | None, timings: dict[str, float]):
+    def __init__(
+        self,
+        cache: Path | None,
+        prompts: list[str],
+        refs: list[str],
+        labels: list[str],
+        ev: Any,
+        max_new: int,
+        progress: ProgressFn | None,
+        timings: dict[str, float],
+    ):
         self.cache, self.prompts, self.refs, self.labels, self.ev = cache, prompts, refs, labels, ev
         self.max_new, self.progress, self.timings = max_new, progress, timings
         self.data = G.data_hash(prompts)
@@ -340,9 +437,11 @@ class _Runner:
     def outputs(self, name: str, lm: G.LoadedModel, perplexity: bool = True) -> dict[str, Any]:
         """Free generation (+ label ranking when ``eval.label_ranking``) and reference perplexity."""
         t = time.perf_counter()
-        gen, hit = G.cached(self.cache, G.cache_key("gen", lm.fingerprint, self.data, self.max_new),
-                            lambda: G.generate(lm, self.prompts, max_new_tokens=self.max_new,
-                                               batch_size=self.ev.batch_size, progress=self.progress))
+        gen, hit = G.cached(
+            self.cache,
+            G.cache_key("gen", lm.fingerprint, self.data, self.max_new),
+            lambda: G.generate(lm, self.prompts, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress),
+        )
         self.timings[f"{name}_generate_s"] = time.perf_counter() - t
         out: dict[str, Any] = {"text": gen, "cached": hit}
         if self.labels and self.ev.label_ranking:
@@ -354,27 +453,41 @@ class _Runner:
     def ranked(self, name: str, lm: G.LoadedModel) -> list[str]:
         """The label with the highest log-likelihood per prompt (never outside the label set)."""
         t = time.perf_counter()
-        ranked, _ = G.cached(self.cache, G.cache_key("rank", lm.fingerprint, self.data, self.labels,
-                                                     self.ev.length_normalize),
-                             lambda: G.rank_labels(lm, self.prompts, self.labels, batch_size=self.ev.batch_size,
-                                                   length_normalize=self.ev.length_normalize, progress=self.progress))
+        ranked, _ = G.cached(
+            self.cache,
+            G.cache_key("rank", lm.fingerprint, self.data, self.labels, self.ev.length_normalize),
+            lambda: G.rank_labels(
+                lm,
+                self.prompts,
+                self.labels,
+                batch_size=self.ev.batch_size,
+                length_normalize=self.ev.length_normalize,
+                progress=self.progress,
+            ),
+        )
         self.timings[f"{name}_rank_s"] = self.timings.get(f"{name}_rank_s", 0.0) + time.perf_counter() - t
         return ranked
 
     def constrained(self, name: str, lm: G.LoadedModel) -> list[str]:
         """Greedy decoding restricted to the labels' token sequences."""
         t = time.perf_counter()
-        text, _ = G.cached(self.cache, G.cache_key("constrained", lm.fingerprint, self.data, self.labels),
-                           lambda: G.generate_constrained(lm, self.prompts, self.labels, batch_size=self.ev.batch_size,
-                                                          progress=self.progress))
+        text, _ = G.cached(
+            self.cache,
+            G.cache_key("constrained", lm.fingerprint, self.data, self.labels),
+            lambda: G.generate_constrained(lm, self.prompts, self.labels, batch_size=self.ev.batch_size, progress=self.progress),
+        )
         self.timings[f"{name}_constrained_s"] = time.perf_counter() - t
         return text
 
     def perplexity(self, name: str, lm: G.LoadedModel) -> dict[str, Any]:
         t = time.perf_counter()
-        ppl, _ = G.cached(self.cache, G.cache_key("ppl", lm.fingerprint, self.data, G.data_hash(self.refs)),
-                          lambda: list(G.score_answers(lm, self.prompts, self.refs, batch_size=self.ev.batch_size,
-                                                       progress=self.progress, stage="perplexity")))
+        ppl, _ = G.cached(
+            self.cache,
+            G.cache_key("ppl", lm.fingerprint, self.data, G.data_hash(self.refs)),
+            lambda: list(
+                G.score_answers(lm, self.prompts, self.refs, batch_size=self.ev.batch_size, progress=self.progress, stage="perplexity")
+            ),
+        )
         self.timings[f"{name}_perplexity_s"] = time.perf_counter() - t
         return {"ref_logp": np.asarray(ppl[0]), "ref_tokens": np.asarray(ppl[1])}
 
@@ -406,8 +519,9 @@ BASE_LABELS = {
 }
 
 
-def _cheap_baselines(config: TunerailConfig, task: str, records: Sequence[Record], train: list[Record] | None,
-                     val: list[Record], cache: Path | None) -> tuple[list[Any], str | None]:
+def _cheap_baselines(
+    config: TunerailConfig, task: str, records: Sequence[Record], train: list[Record] | None, val: list[Record], cache: Path | None
+) -> tuple[list[Any], str | None]:
     """Fit the task's cheap baselines on train + validation; (baselines, reason they were skipped)."""
     from tunerail.eval import baselines as B
 
@@ -416,30 +530,62 @@ def _cheap_baselines(config: TunerailConfig, task: str, records: Sequence[Record
     if train is None:
         return [], "no training split was given"
     test_prompts = [r.prompt for r in records]
-    key_parts = (G.data_hash([[r.prompt, r.completion, r.label] for r in train]),
-                 G.data_hash([[r.prompt, r.completion, r.label] for r in val]), G.data_hash(test_prompts),
-                 config.model.embedding_model, config.split.seed, B.C_GRID)
+    key_parts = (
+        G.data_hash([[r.prompt, r.completion, r.label] for r in train]),
+        G.data_hash([[r.prompt, r.completion, r.label] for r in val]),
+        G.data_hash(test_prompts),
+        config.model.embedding_model,
+        config.split.seed,
+        B.C_GRID,
+    )
     if task == "classification":
         if len({r.label for r in train}) < 2:
             return [], "the training split has fewer than two labels"
 
         def fit() -> list[dict[str, Any]]:
-            return [b.to_dict() for b in B.classification_baselines(
-                ([r.prompt for r in train], [r.label for r in train]), ([r.prompt for r in val], [r.label for r in val]),
-                test_prompts, embedding_model=config.model.embedding_model, seed=config.split.seed)]
+            return [
+                b.to_dict()
+                for b in B.classification_baselines(
+                    ([r.prompt for r in train], [r.label for r in train]),
+                    ([r.prompt for r in val], [r.label for r in val]),
+                    test_prompts,
+                    embedding_model=config.model.embedding_model,
+                    seed=config.split.seed,
+                )
+            ]
     else:
+
         def fit() -> list[dict[str, Any]]:
             fit_rows = train + val
-            return [B.nearest_neighbour([r.prompt for r in fit_rows], [r.completion for r in fit_rows], test_prompts,
-                                        embedding_model=config.model.embedding_model).to_dict()]
+            return [
+                B.nearest_neighbour(
+                    [r.prompt for r in fit_rows],
+                    [r.completion for r in fit_rows],
+                    test_prompts,
+                    embedding_model=config.model.embedding_model,
+                ).to_dict()
+            ]
+
     found, hit = G.cached(cache, G.cache_key("cheap-baselines", task, *key_parts), fit)
-    return [B.CheapBaseline(d["name"], d["predictions"], 0.0 if hit else d["seconds"],
-                            {**d["details"], "fit_seconds": d["seconds"], "cached": hit}) for d in found], None
+    return [
+        B.CheapBaseline(
+            d["name"], d["predictions"], 0.0 if hit else d["seconds"], {**d["details"], "fit_seconds": d["seconds"], "cached": hit}
+        )
+        for d in found
+    ], None
 
 
-def _baseline_table(scored: dict[str, ModelScores], metrics_out: dict[str, Any], metric: str, n: int, resamples: int,
-                    cheap: Sequence[Any], labels: Sequence[str], shots: Sequence[Any],
-                    same_as_tuned: set[str]) -> list[dict[str, Any]]:
+def _baseline_table(
+    scored: dict[str, ModelScores],
+    metrics_out: dict[str, Any],
+    metric: str,
+    n: int,
+    resamples: int,
+    cheap: Sequence[Any],
+    labels: Sequence[str],
+    shots: Sequence[Any],
+    same_as_tuned: set[str],
+) -> list[dict[str, Any]]:
     """Every baseline on the main metric with the paired gain of the tuned model over it."""
     rows = []
     cheap_by_name = {b.name: b for b in cheap}
@@ -480,8 +626,9 @@ def _estimates(s: ModelScores, n: int, resamples: int) -> dict[str, dict[str, An
     return out
 
 
-def _compare(tuned: ModelScores, base: ModelScores, metric: str, n: int, resamples: int,
-             task: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _compare(
+    tuned: ModelScores, base: ModelScores, metric: str, n: int, resamples: int, task: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Paired improvement on the main metric, and per-metric paired tests for the report."""
     if metric in tuned.per_example:
         imp = S.paired_bootstrap(tuned.per_example[metric], base.per_example[metric], resamples=resamples)
@@ -500,14 +647,20 @@ def _load(config: TunerailConfig, data: str | Path | Sequence[Record]) -> tuple[
         return list(data), []
     from tunerail.data.loaders import load_usable_records
 
-    return load_usable_records(data, config, missing="test data not found",
-                               missing_fix="pass --test PATH (test.jsonl from `tunerail split`)")
+    return load_usable_records(
+        data, config, missing="test data not found", missing_fix="pass --test PATH (test.jsonl from `tunerail split`)"
+    )
 
 
 def _task_of(config: TunerailConfig, records: Sequence[Record]) -> str:
     if config.task == "classification" and any(r.label is None for r in records[:50]):
-        raise TunerailError(Problem("task is classification but the rows have no label column", field="task",
-                                    fix="map the label column (data.columns: {label: ...}) or set task: generation"))
+        raise TunerailError(
+            Problem(
+                "task is classification but the rows have no label column",
+                field="task",
+                fix="map the label column (data.columns: {label: ...}) or set task: generation",
+            )
+        )
     return config.task
 
 
@@ -554,8 +707,13 @@ def _read_training(train_json: str | Path | None) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TunerailError(Problem("train.json not found", file=str(path), fix="pass the train.json written by `tunerail train`")) from None
+        raise TunerailError(
+            Problem("train.json not found", file=str(path), fix="pass the train.json written by `tunerail train`")
+        ) from None
     except ValueError as exc:
         raise TunerailError(Problem(f"train.json is not valid JSON ({exc})", file=str(path))) from None
-    return {"history": data.get("history", []), "path": str(path),
-            **{k: data[k] for k in ("stopped_early", "best_step", "wall_s", "run_id") if k in data}}
+    return {
+        "history": data.get("history", []),
+        "path": str(path),
+        **{k: data[k] for k in ("stopped_early", "best_step", "wall_s", "run_id") if k in data},
+    }

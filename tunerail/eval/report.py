@@ -44,17 +44,25 @@ def build_plots(result: Any) -> dict[str, str]:
                 lows.append(min(est["low"], est["value"]))
                 highs.append(max(est["high"], est["value"]))
     if names:
-        out["metrics"] = plots.intervals(names, points, lows, highs, title="metrics with 95 % bootstrap CI",
-                                         threshold=result.criteria.get("threshold")
-                                         if len(headline_metrics(result)) == 1 else None)
+        out["metrics"] = plots.intervals(
+            names,
+            points,
+            lows,
+            highs,
+            title="metrics with 95 % bootstrap CI",
+            threshold=result.criteria.get("threshold") if len(headline_metrics(result)) == 1 else None,
+        )
     cls = (result.classification or {}).get("tuned")
     if cls and len(cls["confusion_labels"]) <= 40:
         out["confusion"] = plots.heatmap(cls["confusion"], cls["confusion_labels"], title="confusion matrix (fine-tuned)")
     if result.forgetting:
         rc = result.forgetting["relative_change"]
-        out["forgetting"] = plots.bars([f"{k} (+ = worse)" for k in rc], [100 * v for v in rc.values()],
-                                       title=f"relative degradation vs base, % (budget {100 * result.forgetting['budget']:.0f} %)",
-                                       xlabel="%")
+        out["forgetting"] = plots.bars(
+            [f"{k} (+ = worse)" for k in rc],
+            [100 * v for v in rc.values()],
+            title=f"relative degradation vs base, % (budget {100 * result.forgetting['budget']:.0f} %)",
+            xlabel="%",
+        )
     return out
 
 
@@ -71,6 +79,14 @@ def write_eval_report(result: Any, out_dir: str | Path) -> tuple[Path, Path]:
     write_atomic(json_path, dumps(result.to_dict()))
     findings = sorted(sorted(result.findings, key=lambda f: f.code), key=lambda f: Severity(f.severity), reverse=True)
     beaten = {f.details.get("baseline"): f.details.get("passed") for f in result.findings if f.code == "EVL050"}
-    write_report(html_path, "eval.html", r=result, findings=findings, plots=build_plots(result), beaten=beaten,
-                 headline=headline_metrics(result), blocking=[f for f in findings if Severity(f.severity) == Severity.ERROR])
+    write_report(
+        html_path,
+        "eval.html",
+        r=result,
+        findings=findings,
+        plots=build_plots(result),
+        beaten=beaten,
+        headline=headline_metrics(result),
+        blocking=[f for f in findings if Severity(f.severity) == Severity.ERROR],
+    )
     return html_path, json_path

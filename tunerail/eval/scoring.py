@@ -20,6 +20,7 @@ from tunerail.eval import metrics as M
 
 IndexStat = Callable[[np.ndarray], float]
 
+
 def check_metric(task: str, metric: str, label_ranking: bool = False) -> None:
     """Fail fast, naming the allowed metrics, when the main metric does not exist for the task."""
     from tunerail.errors import Problem, TunerailError
@@ -29,16 +30,15 @@ def check_metric(task: str, metric: str, label_ranking: bool = False) -> None:
         fix = f"use one of: {', '.join(allowed)}"
         if metric == "accuracy_ranking":
             fix = "set eval.label_ranking: true, or " + fix
-        raise TunerailError(Problem(f"criteria.metric {metric!r} is not computed for task {task!r}",
-                                    field="criteria.metric", fix=fix))
+        raise TunerailError(Problem(f"criteria.metric {metric!r} is not computed for task {task!r}", field="criteria.metric", fix=fix))
 
 
 @dataclass
 class ModelScores:
     per_example: dict[str, np.ndarray]
     corpus: dict[str, IndexStat]
-    primary: np.ndarray                 # per-example score used for review ordering and slices
-    predictions: list[Any]              # mapped labels (classification) or raw outputs
+    primary: np.ndarray  # per-example score used for review ordering and slices
+    predictions: list[Any]  # mapped labels (classification) or raw outputs
     details: dict[str, Any] = field(default_factory=dict)
 
     def statistic(self, name: str) -> IndexStat:
@@ -48,8 +48,9 @@ class ModelScores:
         return lambda idx: float(arr[idx].mean())
 
 
-def score_classification(references: Sequence[str], outputs: Sequence[str], labels: Sequence[str], *,
-                         ranked: Sequence[str] | None = None) -> ModelScores:
+def score_classification(
+    references: Sequence[str], outputs: Sequence[str], labels: Sequence[str], *, ranked: Sequence[str] | None = None
+) -> ModelScores:
     """First-line normalised match to a known label; macro/micro P/R/F1 from confusion counts."""
     preds = [M.match_label(o, labels) for o in outputs]
     report = M.classification_report(references, preds, labels=labels)
@@ -89,12 +90,15 @@ def score_generation(references: Sequence[str], outputs: Sequence[str]) -> Model
     from sacrebleu.metrics import BLEU, CHRF
 
     rouge = M.rouge_scores(outputs, references)
-    per = {**rouge, "exact_match": M.exact_match_scores([o.strip() for o in outputs], [r.strip() for r in references]),
-           "normalized_match": M.normalized_match_scores(outputs, references, first_line_only=False)}
+    per = {
+        **rouge,
+        "exact_match": M.exact_match_scores([o.strip() for o in outputs], [r.strip() for r in references]),
+        "normalized_match": M.normalized_match_scores(outputs, references, first_line_only=False),
+    }
     corpus: dict[str, IndexStat] = {}
     for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
         stats = np.array(metric._extract_corpus_statistics(list(outputs), [list(references)]))
-        corpus[name] = (lambda idx, m=metric, s=stats: float(m._compute_score_from_stats(s[idx].sum(0).tolist()).score))
+        corpus[name] = lambda idx, m=metric, s=stats: float(m._compute_score_from_stats(s[idx].sum(0).tolist()).score)
     return ModelScores(per, corpus, rouge["rougeL"], list(outputs))
 
 
@@ -124,7 +128,7 @@ def _parse_fields(text: str) -> set | None:
     if start < 0 or end < start:
         return None
     try:
-        data = json.loads(text[start:end + 1])
+        data = json.loads(text[start : end + 1])
     except ValueError:
         return None
     return M.field_pairs(data) if isinstance(data, dict) else None

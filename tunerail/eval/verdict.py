@@ -54,14 +54,14 @@ class VerdictInputs:
     """Everything the verdict depends on, already computed (pure function input)."""
 
     metric: str
-    tuned: dict[str, dict[str, Any]]        # metric -> Estimate dict (value, low, high, n)
+    tuned: dict[str, dict[str, Any]]  # metric -> Estimate dict (value, low, high, n)
     base: dict[str, dict[str, Any]]
-    improvement: dict[str, Any] | None      # paired estimate of tuned - base on the main metric
+    improvement: dict[str, Any] | None  # paired estimate of tuned - base on the main metric
     per_class: list[dict[str, Any]] | None = None
     forgetting: dict[str, Any] | None = None
     forgetting_enabled: bool = True
     has_adapter: bool = True
-    criteria_state: str = "unverified"      # "frozen" | "edited" | "unverified"
+    criteria_state: str = "unverified"  # "frozen" | "edited" | "unverified"
     doctor_findings: list[Finding] | None = None
     leakage_findings: list[Finding] | None = None
     judge: dict[str, Any] | None = None
@@ -70,21 +70,28 @@ class VerdictInputs:
     # Every baseline: {name, label, kind ("llm" | "cheap"), estimate, gain} where ``estimate`` is the
     # baseline's main-metric Estimate dict and ``gain`` the paired Estimate dict of tuned - baseline.
     baselines: list[dict[str, Any]] | None = None
-    reference: str = "base"                 # the baseline ``improvement`` is measured against
+    reference: str = "base"  # the baseline ``improvement`` is measured against
     reference_label: str = "the base model"
-    baselines_skipped: str | None = None    # why no cheap baseline was fitted
-    constrained: bool = False               # the verdict model answered with label-constrained decoding
-    human: dict[str, Any] | None = None     # `tunerail review results` (review/results.json)
+    baselines_skipped: str | None = None  # why no cheap baseline was fitted
+    constrained: bool = False  # the verdict model answered with label-constrained decoding
+    human: dict[str, Any] | None = None  # `tunerail review results` (review/results.json)
 
 
 def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
     """Return ("READY" | "NOT READY", findings with every reason)."""
     findings = [
-        *check_has_criterion(criteria), *check_threshold(criteria, inputs), *check_improvement(criteria, inputs),
-        *check_baselines(criteria, inputs), *check_margin(criteria, inputs),
-        *check_per_class(criteria, inputs), *check_forgetting(criteria, inputs), *check_criteria_state(inputs),
-        *check_upstream(inputs.doctor_findings, inputs.leakage_findings), *check_judge(inputs.judge),
-        *check_run(inputs), *check_human(criteria, inputs.human),
+        *check_has_criterion(criteria),
+        *check_threshold(criteria, inputs),
+        *check_improvement(criteria, inputs),
+        *check_baselines(criteria, inputs),
+        *check_margin(criteria, inputs),
+        *check_per_class(criteria, inputs),
+        *check_forgetting(criteria, inputs),
+        *check_criteria_state(inputs),
+        *check_upstream(inputs.doctor_findings, inputs.leakage_findings),
+        *check_judge(inputs.judge),
+        *check_run(inputs),
+        *check_human(criteria, inputs.human),
     ]
     ready = not any(Severity(f.severity) == Severity.ERROR for f in findings)
     return ("READY" if ready else "NOT READY"), findings
@@ -103,8 +110,11 @@ def _decision(criteria: Any) -> str:
 
 
 def _rule(criteria: Any) -> str:
-    return ("decided on the 95 % CI lower bound (criteria.decision: ci)" if _decision(criteria) == "ci"
-            else "decided on the point estimate (criteria.decision: point)")
+    return (
+        "decided on the 95 % CI lower bound (criteria.decision: ci)"
+        if _decision(criteria) == "ci"
+        else "decided on the point estimate (criteria.decision: point)"
+    )
 
 
 def oriented_gain(metric: str, est: dict[str, Any]) -> tuple[float, float, float]:
@@ -117,9 +127,15 @@ def oriented_gain(metric: str, est: dict[str, Any]) -> tuple[float, float, float
 def check_has_criterion(criteria: Any) -> list[Finding]:
     if criteria.threshold is not None or criteria.min_improvement is not None:
         return []
-    return [_f("EVL008", "criteria.missing", Severity.ERROR,
-               "no success criterion: neither criteria.threshold nor criteria.min_improvement is set, so READY "
-               "would certify nothing", "set criteria.threshold and/or criteria.min_improvement before the split")]
+    return [
+        _f(
+            "EVL008",
+            "criteria.missing",
+            Severity.ERROR,
+            "no success criterion: neither criteria.threshold nor criteria.min_improvement is set, so READY would certify nothing",
+            "set criteria.threshold and/or criteria.min_improvement before the split",
+        )
+    ]
 
 
 def check_threshold(criteria: Any, x: VerdictInputs) -> list[Finding]:
@@ -131,19 +147,41 @@ def check_threshold(criteria: Any, x: VerdictInputs) -> list[Finding]:
     decisive = est["value"] if _decision(criteria) == "point" else (est["high"] if lower else est["low"])
     ok = _passes(x.metric, decisive, criteria.threshold)
     cmp = "<=" if lower else ">="
-    msg = (f"{x.metric} = {est['value']:.4f} (95 % CI {est['low']:.4f}-{est['high']:.4f}, n={est['n']}); "
-           f"criterion {cmp} {criteria.threshold}, {_rule(criteria)}")
+    msg = (
+        f"{x.metric} = {est['value']:.4f} (95 % CI {est['low']:.4f}-{est['high']:.4f}, n={est['n']}); "
+        f"criterion {cmp} {criteria.threshold}, {_rule(criteria)}"
+    )
     if ok:
-        return [_f("EVL001", "criteria.threshold", Severity.INFO, "pass: " + msg, "none needed", passed=True,
-                   decision=_decision(criteria), **est)]
+        return [
+            _f(
+                "EVL001",
+                "criteria.threshold",
+                Severity.INFO,
+                "pass: " + msg,
+                "none needed",
+                passed=True,
+                decision=_decision(criteria),
+                **est,
+            )
+        ]
     near = _passes(x.metric, est["value"], criteria.threshold)
-    return [_f("EVL001", "criteria.threshold", Severity.ERROR, "fail: " + msg
-               + ("; the point estimate clears it but the interval does not" if near else ""),
-               ("the test set cannot confirm the threshold: add test rows (the interval narrows with 1/sqrt(n)) "
-                "or improve the model" if near else
-                "improve the data or training (more rows per class, more epochs, a higher learning rate), "
-                "or revisit the threshold BEFORE the next split, not after seeing this number"),
-               passed=False, decision=_decision(criteria), **est)]
+    return [
+        _f(
+            "EVL001",
+            "criteria.threshold",
+            Severity.ERROR,
+            "fail: " + msg + ("; the point estimate clears it but the interval does not" if near else ""),
+            (
+                "the test set cannot confirm the threshold: add test rows (the interval narrows with 1/sqrt(n)) or improve the model"
+                if near
+                else "improve the data or training (more rows per class, more epochs, a higher learning rate), "
+                "or revisit the threshold BEFORE the next split, not after seeing this number"
+            ),
+            passed=False,
+            decision=_decision(criteria),
+            **est,
+        )
+    ]
 
 
 def check_improvement(criteria: Any, x: VerdictInputs) -> list[Finding]:
@@ -159,16 +197,41 @@ def check_improvement(criteria: Any, x: VerdictInputs) -> list[Finding]:
     if criteria.min_improvement is not None:
         decisive = gain if _decision(criteria) == "point" else lo
         ok = decisive >= criteria.min_improvement
-        out.append(_f("EVL002", "criteria.min_improvement", Severity.INFO if ok else Severity.ERROR,
-                      ("pass: " if ok else "fail: ") + text + f"; criterion >= {criteria.min_improvement}, "
-                      + _rule(criteria) + f"; baseline: {getattr(criteria, 'baseline', 'base')}",
-                      "none needed" if ok else "the fine-tune does not beat the baseline by enough: check the "
-                      "loss curves, the prompt template, and whether that baseline suffices for the task",
-                      passed=ok, gain=gain, low=lo, high=hi, reference=x.reference, decision=_decision(criteria)))
+        out.append(
+            _f(
+                "EVL002",
+                "criteria.min_improvement",
+                Severity.INFO if ok else Severity.ERROR,
+                ("pass: " if ok else "fail: ")
+                + text
+                + f"; criterion >= {criteria.min_improvement}, "
+                + _rule(criteria)
+                + f"; baseline: {getattr(criteria, 'baseline', 'base')}",
+                "none needed"
+                if ok
+                else "the fine-tune does not beat the baseline by enough: check the "
+                "loss curves, the prompt template, and whether that baseline suffices for the task",
+                passed=ok,
+                gain=gain,
+                low=lo,
+                high=hi,
+                reference=x.reference,
+                decision=_decision(criteria),
+            )
+        )
     if lo <= 0:
-        out.append(_f("EVL003", "criteria.significance", Severity.WARNING,
-                      text + ": the confidence interval includes no improvement",
-                      "collect a larger test set or treat the gain as unproven", gain=gain, low=lo, high=hi))
+        out.append(
+            _f(
+                "EVL003",
+                "criteria.significance",
+                Severity.WARNING,
+                text + ": the confidence interval includes no improvement",
+                "collect a larger test set or treat the gain as unproven",
+                gain=gain,
+                low=lo,
+                high=hi,
+            )
+        )
     return out
 
 
@@ -176,30 +239,66 @@ def check_baselines(criteria: Any, x: VerdictInputs) -> list[Finding]:
     """The tuned model must beat every baseline a team could ship instead (paired gain, by the CI)."""
     out: list[Finding] = []
     if x.baselines_skipped:
-        out.append(_f("EVL051", "baseline.skipped", Severity.WARNING,
-                      f"cheap baselines not computed: {x.baselines_skipped}",
-                      "pass the training split (`tunerail eval --train train.jsonl`; `tunerail run` does) so "
-                      "TF-IDF / embedding classifiers or the nearest-neighbour answer can be compared"))
+        out.append(
+            _f(
+                "EVL051",
+                "baseline.skipped",
+                Severity.WARNING,
+                f"cheap baselines not computed: {x.baselines_skipped}",
+                "pass the training split (`tunerail eval --train train.jsonl`; `tunerail run` does) so "
+                "TF-IDF / embedding classifiers or the nearest-neighbour answer can be compared",
+            )
+        )
     tuned = x.tuned[x.metric]
     for b in x.baselines or []:
         gain, lo, hi = oriented_gain(x.metric, b["gain"])
         decisive = gain if _decision(criteria) == "point" else lo
         est = b["estimate"]
-        scores = (f"{b['label']} ({b['name']}) scores {x.metric} {est['value']:.4f} (95 % CI {est['low']:.4f}-"
-                  f"{est['high']:.4f}), the fine-tuned model {tuned['value']:.4f} ({tuned['low']:.4f}-"
-                  f"{tuned['high']:.4f}); paired gain {gain:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}), {_rule(criteria)}")
+        scores = (
+            f"{b['label']} ({b['name']}) scores {x.metric} {est['value']:.4f} (95 % CI {est['low']:.4f}-"
+            f"{est['high']:.4f}), the fine-tuned model {tuned['value']:.4f} ({tuned['low']:.4f}-"
+            f"{tuned['high']:.4f}); paired gain {gain:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}), {_rule(criteria)}"
+        )
         if decisive > 0:
-            out.append(_f("EVL050", "baseline.not_beaten", Severity.INFO, "pass: beats " + scores, "none needed",
-                          passed=True, baseline=b["name"], gain=gain, low=lo, high=hi))
+            out.append(
+                _f(
+                    "EVL050",
+                    "baseline.not_beaten",
+                    Severity.INFO,
+                    "pass: beats " + scores,
+                    "none needed",
+                    passed=True,
+                    baseline=b["name"],
+                    gain=gain,
+                    low=lo,
+                    high=hi,
+                )
+            )
             continue
         if b.get("kind") == "cheap":
-            fix = (f"ship the cheap model ({b['label']}: cheaper to run and at least as good here), or fix the "
-                   "fine-tune (more rows per class, more epochs, a higher learning rate, constrained decoding)")
+            fix = (
+                f"ship the cheap model ({b['label']}: cheaper to run and at least as good here), or fix the "
+                "fine-tune (more rows per class, more epochs, a higher learning rate, constrained decoding)"
+            )
         else:
-            fix = (f"use the base model as scored by {b['label']} (no training needed), or fix the fine-tune "
-                   "(check the loss curves, the prompt template and the learning rate)")
-        out.append(_f("EVL050", "baseline.not_beaten", Severity.ERROR, "fail: not beaten: " + scores, fix,
-                      passed=False, baseline=b["name"], gain=gain, low=lo, high=hi))
+            fix = (
+                f"use the base model as scored by {b['label']} (no training needed), or fix the fine-tune "
+                "(check the loss curves, the prompt template and the learning rate)"
+            )
+        out.append(
+            _f(
+                "EVL050",
+                "baseline.not_beaten",
+                Severity.ERROR,
+                "fail: not beaten: " + scores,
+                fix,
+                passed=False,
+                baseline=b["name"],
+                gain=gain,
+                low=lo,
+                high=hi,
+            )
+        )
     return out
 
 
@@ -210,12 +309,24 @@ def check_margin(criteria: Any, x: VerdictInputs) -> list[Finding]:
     half = margin_of(est)  # the larger side: a Wilson interval at 0 or 1 is one-sided
     ok = half <= criteria.margin
     how = est.get("interval") or "bootstrap"
-    msg = (f"test set estimates {x.metric} to +/- {half:.4f} (larger side of the 95 % {how} interval, n={est['n']}); "
-           f"criterion <= {criteria.margin}")
-    return [_f("EVL004", "criteria.margin", Severity.INFO if ok else Severity.ERROR, ("pass: " if ok else "fail: ") + msg,
-               "none needed" if ok else "the test set is too small to decide at this precision: add test rows "
-               "(the half-width shrinks with 1/sqrt(n)) or accept a wider criteria.margin before splitting",
-               passed=ok, half_width=half)]
+    msg = (
+        f"test set estimates {x.metric} to +/- {half:.4f} (larger side of the 95 % {how} interval, n={est['n']}); "
+        f"criterion <= {criteria.margin}"
+    )
+    return [
+        _f(
+            "EVL004",
+            "criteria.margin",
+            Severity.INFO if ok else Severity.ERROR,
+            ("pass: " if ok else "fail: ") + msg,
+            "none needed"
+            if ok
+            else "the test set is too small to decide at this precision: add test rows "
+            "(the half-width shrinks with 1/sqrt(n)) or accept a wider criteria.margin before splitting",
+            passed=ok,
+            half_width=half,
+        )
+    ]
 
 
 def check_per_class(criteria: Any, x: VerdictInputs) -> list[Finding]:
@@ -223,40 +334,83 @@ def check_per_class(criteria: Any, x: VerdictInputs) -> list[Finding]:
         return []
     low = [c for c in x.per_class if c["support"] and c["recall"] < criteria.per_class_floor]
     if not low:
-        return [_f("EVL005", "criteria.per_class_floor", Severity.INFO,
-                   f"pass: every class has recall >= {criteria.per_class_floor}", "none needed", passed=True)]
+        return [
+            _f(
+                "EVL005",
+                "criteria.per_class_floor",
+                Severity.INFO,
+                f"pass: every class has recall >= {criteria.per_class_floor}",
+                "none needed",
+                passed=True,
+            )
+        ]
     names = ", ".join(f"{c['label']} ({c['recall']:.2f})" for c in low[:10])
-    return [_f("EVL005", "criteria.per_class_floor", Severity.ERROR,
-               f"fail: {len(low)} class(es) below recall {criteria.per_class_floor}: {names}",
-               "add training rows for these classes or check them for label noise (tunerail doctor)",
-               passed=False, classes=[c["label"] for c in low])]
+    return [
+        _f(
+            "EVL005",
+            "criteria.per_class_floor",
+            Severity.ERROR,
+            f"fail: {len(low)} class(es) below recall {criteria.per_class_floor}: {names}",
+            "add training rows for these classes or check them for label noise (tunerail doctor)",
+            passed=False,
+            classes=[c["label"] for c in low],
+        )
+    ]
 
 
 def check_forgetting(criteria: Any, x: VerdictInputs) -> list[Finding]:
     if not x.forgetting_enabled or x.forgetting is None:
         why = "switched off (eval.forgetting: false)" if not x.forgetting_enabled else "not run (no fine-tuned model)"
-        return [_f("EVL007", "forgetting.skipped", Severity.WARNING, f"the general-capability suite was {why}",
-                   "set eval.forgetting: true and pass the adapter to measure what fine-tuning cost")]
+        return [
+            _f(
+                "EVL007",
+                "forgetting.skipped",
+                Severity.WARNING,
+                f"the general-capability suite was {why}",
+                "set eval.forgetting: true and pass the adapter to measure what fine-tuning cost",
+            )
+        ]
     worst = x.forgetting["worst"]
     ok = worst <= criteria.max_forgetting
     parts = ", ".join(f"{k} {100 * v:+.1f} %" for k, v in x.forgetting["relative_change"].items())
     msg = f"general-suite relative degradation: {parts}; worst {100 * worst:.1f} % vs budget {100 * criteria.max_forgetting:.0f} %"
-    return [_f("EVL006", "forgetting.budget", Severity.INFO if ok else Severity.ERROR, ("pass: " if ok else "fail: ") + msg,
-               "none needed" if ok else "lower the learning rate or epochs, use a smaller LoRA rank, or mix general "
-               "rows back in (train.replay_ratio)", passed=ok, worst=worst)]
+    return [
+        _f(
+            "EVL006",
+            "forgetting.budget",
+            Severity.INFO if ok else Severity.ERROR,
+            ("pass: " if ok else "fail: ") + msg,
+            "none needed"
+            if ok
+            else "lower the learning rate or epochs, use a smaller LoRA rank, or mix general rows back in (train.replay_ratio)",
+            passed=ok,
+            worst=worst,
+        )
+    ]
 
 
 def check_criteria_state(x: VerdictInputs) -> list[Finding]:
     if x.criteria_state == "edited":
-        return [_f("EVL010", "criteria.edited", Severity.ERROR,
-                   "criteria changed after the test set was frozen: the success criteria differ from those frozen "
-                   "with the test set, so this run cannot be READY",
-                   "restore the criteria recorded in split.json; changing them after seeing results needs a new split "
-                   "and a fresh test set")]
+        return [
+            _f(
+                "EVL010",
+                "criteria.edited",
+                Severity.ERROR,
+                "criteria changed after the test set was frozen: the success criteria differ from those frozen "
+                "with the test set, so this run cannot be READY",
+                "restore the criteria recorded in split.json; changing them after seeing results needs a new split and a fresh test set",
+            )
+        ]
     if x.criteria_state == "unverified":
-        return [_f("EVL011", "criteria.unverified", Severity.WARNING,
-                   "no split.json given: the test set and criteria could not be checked against the frozen split",
-                   "pass --split-json (written by `tunerail split`)")]
+        return [
+            _f(
+                "EVL011",
+                "criteria.unverified",
+                Severity.WARNING,
+                "no split.json given: the test set and criteria could not be checked against the frozen split",
+                "pass --split-json (written by `tunerail split`)",
+            )
+        ]
     return []
 
 
@@ -265,17 +419,30 @@ def check_upstream(doctor: Iterable[Finding] | None, leakage: Iterable[Finding] 
     doc_errors = [f for f in (doctor or []) if Severity(f.severity) == Severity.ERROR]
     if doc_errors:
         codes = sorted({f.code or f.check for f in doc_errors})
-        out.append(_f("EVL020", "doctor.unresolved", Severity.ERROR,
-                      f"{len(doc_errors)} unresolved doctor error(s): {', '.join(codes[:8])}",
-                      "run `tunerail doctor --fix` or fix the rows, then split and train again", codes=codes))
+        out.append(
+            _f(
+                "EVL020",
+                "doctor.unresolved",
+                Severity.ERROR,
+                f"{len(doc_errors)} unresolved doctor error(s): {', '.join(codes[:8])}",
+                "run `tunerail doctor --fix` or fix the rows, then split and train again",
+                codes=codes,
+            )
+        )
     leaks = [f for f in (leakage or []) if Severity(f.severity) >= Severity.WARNING]
     if leaks:
         worst = max(Severity(f.severity) for f in leaks)
         rows = sum(len(f.rows) for f in leaks)
-        out.append(_f("EVL021", "leakage.found", Severity.ERROR if worst == Severity.ERROR else Severity.WARNING,
-                      f"{len(leaks)} leakage finding(s) between test and train/validation ({rows} rows)",
-                      "re-split with the leaking rows grouped (tunerail split) so test scores are not inflated",
-                      findings=len(leaks)))
+        out.append(
+            _f(
+                "EVL021",
+                "leakage.found",
+                Severity.ERROR if worst == Severity.ERROR else Severity.WARNING,
+                f"{len(leaks)} leakage finding(s) between test and train/validation ({rows} rows)",
+                "re-split with the leaking rows grouped (tunerail split) so test scores are not inflated",
+                findings=len(leaks),
+            )
+        )
     return out
 
 
@@ -286,52 +453,104 @@ def check_judge(judge: dict[str, Any] | None) -> list[Finding]:
     bad = judge["parse_failures"] + judge["request_failures"]
     if judge["calls"] and bad / judge["calls"] > JUDGE_MAX_FAILED_SHARE:
         # A judge that could not judge says nothing about the model: an error, and no win rate to report.
-        return [_f("EVL032", "judge.parse_failures", Severity.ERROR,
-                   f"the judge could not judge: {bad} of {judge['calls']} calls failed ({judge['request_failures']} "
-                   f"request(s) failed, {judge['parse_failures']} repl(ies) unparseable)",
-                   "check eval.judge.endpoint, eval.judge.model and the API key, then run eval again",
-                   parse_failures=judge["parse_failures"], request_failures=judge["request_failures"])]
+        return [
+            _f(
+                "EVL032",
+                "judge.parse_failures",
+                Severity.ERROR,
+                f"the judge could not judge: {bad} of {judge['calls']} calls failed ({judge['request_failures']} "
+                f"request(s) failed, {judge['parse_failures']} repl(ies) unparseable)",
+                "check eval.judge.endpoint, eval.judge.model and the API key, then run eval again",
+                parse_failures=judge["parse_failures"],
+                request_failures=judge["request_failures"],
+            )
+        ]
     if judge["base_win_rate"] > judge["tuned_win_rate"]:
-        out.append(_f("EVL030", "judge.prefers_base", Severity.ERROR,
-                      f"the judge prefers the base model: base wins {100 * judge['base_win_rate']:.0f} %, tuned wins "
-                      f"{100 * judge['tuned_win_rate']:.0f} % of {judge['pairs']} pairs (order-consistent verdicts)",
-                      "read the side-by-side examples: the metric may reward something users do not want"))
+        out.append(
+            _f(
+                "EVL030",
+                "judge.prefers_base",
+                Severity.ERROR,
+                f"the judge prefers the base model: base wins {100 * judge['base_win_rate']:.0f} %, tuned wins "
+                f"{100 * judge['tuned_win_rate']:.0f} % of {judge['pairs']} pairs (order-consistent verdicts)",
+                "read the side-by-side examples: the metric may reward something users do not want",
+            )
+        )
     else:
-        out.append(_f("EVL030", "judge.prefers_base", Severity.INFO,
-                      f"pass: tuned wins {100 * judge['tuned_win_rate']:.0f} %, base {100 * judge['base_win_rate']:.0f} % "
-                      f"of {judge['pairs']} pairs", "none needed"))
+        out.append(
+            _f(
+                "EVL030",
+                "judge.prefers_base",
+                Severity.INFO,
+                f"pass: tuned wins {100 * judge['tuned_win_rate']:.0f} %, base {100 * judge['base_win_rate']:.0f} % "
+                f"of {judge['pairs']} pairs",
+                "none needed",
+            )
+        )
     pc = judge.get("position_consistency")
     if pc is not None and pc < 0.6:
-        out.append(_f("EVL031", "judge.position_bias", Severity.WARNING,
-                      f"judge verdicts survive the answer swap in only {100 * pc:.0f} % of pairs (position bias)",
-                      "use a stronger judge model or a more specific rubric; trust the metric over the judge"))
+        out.append(
+            _f(
+                "EVL031",
+                "judge.position_bias",
+                Severity.WARNING,
+                f"judge verdicts survive the answer swap in only {100 * pc:.0f} % of pairs (position bias)",
+                "use a stronger judge model or a more specific rubric; trust the metric over the judge",
+            )
+        )
     if bad:
-        out.append(_f("EVL032", "judge.parse_failures", Severity.WARNING,
-                      f"{judge['parse_failures']} judge repl(ies) unparseable and {judge['request_failures']} request(s) "
-                      f"failed out of {judge['calls']} calls", "check the judge endpoint and model; failures are excluded "
-                      "from win rates, not counted as ties", parse_failures=judge["parse_failures"],
-                      request_failures=judge["request_failures"]))
+        out.append(
+            _f(
+                "EVL032",
+                "judge.parse_failures",
+                Severity.WARNING,
+                f"{judge['parse_failures']} judge repl(ies) unparseable and {judge['request_failures']} request(s) "
+                f"failed out of {judge['calls']} calls",
+                "check the judge endpoint and model; failures are excluded from win rates, not counted as ties",
+                parse_failures=judge["parse_failures"],
+                request_failures=judge["request_failures"],
+            )
+        )
     return out
 
 
 def check_run(x: VerdictInputs) -> list[Finding]:
     out = []
     if not x.has_adapter:
-        out.append(_f("EVL040", "eval.no_adapter", Severity.WARNING,
-                      "no fine-tuned adapter given: the base model is evaluated as the candidate",
-                      "pass --adapter (the folder written by `tunerail train`)"))
+        out.append(
+            _f(
+                "EVL040",
+                "eval.no_adapter",
+                Severity.WARNING,
+                "no fine-tuned adapter given: the base model is evaluated as the candidate",
+                "pass --adapter (the folder written by `tunerail train`)",
+            )
+        )
     if x.unmatched_rate is not None and x.unmatched_rate > 0.2:
-        out.append(_f("EVL041", "eval.unmatched_outputs", Severity.WARNING,
-                      f"{100 * x.unmatched_rate:.0f} % of the tuned model's {'free-generation ' if x.constrained else ''}"
-                      "answers match no label" + (" (the verdict uses label-constrained decoding, which cannot "
-                                                  "answer outside the label set)" if x.constrained else ""),
-                      "check the prompt template matches training" if x.constrained else
-                      "check the prompt template matches training; use eval.decoding: constrained or both"))
+        out.append(
+            _f(
+                "EVL041",
+                "eval.unmatched_outputs",
+                Severity.WARNING,
+                f"{100 * x.unmatched_rate:.0f} % of the tuned model's {'free-generation ' if x.constrained else ''}"
+                "answers match no label"
+                + (" (the verdict uses label-constrained decoding, which cannot answer outside the label set)" if x.constrained else ""),
+                "check the prompt template matches training"
+                if x.constrained
+                else "check the prompt template matches training; use eval.decoding: constrained or both",
+            )
+        )
     if x.rejected_rows:
-        out.append(_f("EVL042", "eval.rejected_rows", Severity.WARNING,
-                      f"{x.rejected_rows} test row(s) could not be read and are missing from every metric",
-                      "run `tunerail doctor` on the test file; the frozen test set should load completely",
-                      rejected=x.rejected_rows))
+        out.append(
+            _f(
+                "EVL042",
+                "eval.rejected_rows",
+                Severity.WARNING,
+                f"{x.rejected_rows} test row(s) could not be read and are missing from every metric",
+                "run `tunerail doctor` on the test file; the frozen test set should load completely",
+                rejected=x.rejected_rows,
+            )
+        )
     return out
 
 
@@ -348,43 +567,86 @@ def check_human(criteria: Any, human: dict[str, Any] | None) -> list[Finding]:
     if crit is None:
         return []
     if not human:
-        return [_f("EVL060", "human.missing", Severity.ERROR, "criteria.human is set but there are no review results yet",
-                   "run `tunerail review serve RUN_DIR`, let the annotators finish, then `tunerail review results RUN_DIR`")]
+        return [
+            _f(
+                "EVL060",
+                "human.missing",
+                Severity.ERROR,
+                "criteria.human is set but there are no review results yet",
+                "run `tunerail review serve RUN_DIR`, let the annotators finish, then `tunerail review results RUN_DIR`",
+            )
+        ]
     from tunerail.review.results import subject_win_rate
 
     out = []
     n = human.get("items_reviewed", 0)
     ok = n >= crit.min_items
-    out.append(_f("EVL061", "human.min_items", Severity.INFO if ok else Severity.ERROR,
-                  f"{'pass' if ok else 'fail'}: {n} item(s) reviewed; criterion >= {crit.min_items}",
-                  "none needed" if ok else "have the annotators review more items (or serve more material)",
-                  passed=ok, items=n))
+    out.append(
+        _f(
+            "EVL061",
+            "human.min_items",
+            Severity.INFO if ok else Severity.ERROR,
+            f"{'pass' if ok else 'fail'}: {n} item(s) reviewed; criterion >= {crit.min_items}",
+            "none needed" if ok else "have the annotators review more items (or serve more material)",
+            passed=ok,
+            items=n,
+        )
+    )
     if crit.min_win_rate is not None:
         for w in subject_win_rate(human):
             bound = w["low"] if getattr(criteria, "decision", "ci") == "ci" else w["value"]
             ok = bound is not None and w["n"] > 0 and bound >= crit.min_win_rate
-            value = "no decided votes" if w["value"] is None else (
-                f"{100 * w['value']:.1f} % (95 % CI {100 * w['low']:.1f}-{100 * w['high']:.1f} %)")
-            out.append(_f("EVL062", "human.win_rate", Severity.INFO if ok else Severity.ERROR,
-                          f"{'pass' if ok else 'fail'}: reviewers prefer {w['system']} over {w['against']} in {value} "
-                          f"of {w['n']} decided votes ({w['ties']} ties); criterion >= {100 * crit.min_win_rate:.0f} %",
-                          "none needed" if ok else "read the most disagreed and the losing items; more reviewed items "
-                          "narrow the interval", passed=ok, **{k: w[k] for k in ("system", "against", "value", "low", "high", "n")}))
+            value = (
+                "no decided votes"
+                if w["value"] is None
+                else (f"{100 * w['value']:.1f} % (95 % CI {100 * w['low']:.1f}-{100 * w['high']:.1f} %)")
+            )
+            out.append(
+                _f(
+                    "EVL062",
+                    "human.win_rate",
+                    Severity.INFO if ok else Severity.ERROR,
+                    f"{'pass' if ok else 'fail'}: reviewers prefer {w['system']} over {w['against']} in {value} "
+                    f"of {w['n']} decided votes ({w['ties']} ties); criterion >= {100 * crit.min_win_rate:.0f} %",
+                    "none needed" if ok else "read the most disagreed and the losing items; more reviewed items narrow the interval",
+                    passed=ok,
+                    **{k: w[k] for k in ("system", "against", "value", "low", "high", "n")},
+                )
+            )
     if crit.min_alpha is not None:
         agr = (human.get("agreement") or {}).get("preference") or {}
         alpha = agr.get("alpha")
         if alpha is None:
             trivially = agr.get("percent") == 1.0 and agr.get("units", 0) > 0
-            out.append(_f("EVL063", "human.agreement", Severity.WARNING if trivially else Severity.ERROR,
-                          f"preference agreement: alpha undefined ({agr.get('undefined') or 'no agreement data'})",
-                          "none needed (every overlapping vote agrees)" if trivially else
-                          "serve with two or more annotators and review.overlap > 0, so some items are rated twice",
-                          passed=trivially, percent=agr.get("percent"), units=agr.get("units", 0)))
+            out.append(
+                _f(
+                    "EVL063",
+                    "human.agreement",
+                    Severity.WARNING if trivially else Severity.ERROR,
+                    f"preference agreement: alpha undefined ({agr.get('undefined') or 'no agreement data'})",
+                    "none needed (every overlapping vote agrees)"
+                    if trivially
+                    else "serve with two or more annotators and review.overlap > 0, so some items are rated twice",
+                    passed=trivially,
+                    percent=agr.get("percent"),
+                    units=agr.get("units", 0),
+                )
+            )
         else:
             ok = alpha >= crit.min_alpha
-            out.append(_f("EVL063", "human.agreement", Severity.INFO if ok else Severity.ERROR,
-                          f"{'pass' if ok else 'fail'}: preference Krippendorff alpha {alpha:.3f} (raw agreement "
-                          f"{100 * agr['percent']:.0f} % on {agr['units']} items rated twice); criterion >= {crit.min_alpha}",
-                          "none needed" if ok else "reviewers disagree: sharpen the rubric descriptions, calibrate on "
-                          "the most disagreed items, then review again", passed=ok, alpha=alpha, percent=agr["percent"]))
+            out.append(
+                _f(
+                    "EVL063",
+                    "human.agreement",
+                    Severity.INFO if ok else Severity.ERROR,
+                    f"{'pass' if ok else 'fail'}: preference Krippendorff alpha {alpha:.3f} (raw agreement "
+                    f"{100 * agr['percent']:.0f} % on {agr['units']} items rated twice); criterion >= {crit.min_alpha}",
+                    "none needed"
+                    if ok
+                    else "reviewers disagree: sharpen the rubric descriptions, calibrate on the most disagreed items, then review again",
+                    passed=ok,
+                    alpha=alpha,
+                    percent=agr["percent"],
+                )
+            )
     return out

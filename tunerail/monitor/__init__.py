@@ -39,8 +39,15 @@ class MonitorResult:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"alert": self.alert, "summary": self.summary, "settings": self.settings, "traffic": self.traffic,
-                "windows": self.windows, "findings": [f.to_dict() for f in self.findings], "provenance": self.provenance}
+        return {
+            "alert": self.alert,
+            "summary": self.summary,
+            "settings": self.settings,
+            "traffic": self.traffic,
+            "windows": self.windows,
+            "findings": [f.to_dict() for f in self.findings],
+            "provenance": self.provenance,
+        }
 
 
 def _time(value: Any) -> datetime | None:
@@ -74,11 +81,11 @@ def make_windows(records: Sequence[dict[str, Any]], size: int, min_rows: int, si
         lines.append(line)
     windows, dropped = [], 0
     for i, lo in enumerate(range(0, len(rows), size)):
-        chunk = rows[lo:lo + size]
+        chunk = rows[lo : lo + size]
         if len(chunk) < min_rows:
             dropped = len(chunk)
             break
-        windows.append(Window(i, chunk, lines[lo:lo + size], chunk[0].get("time"), chunk[-1].get("time")))
+        windows.append(Window(i, chunk, lines[lo : lo + size], chunk[0].get("time"), chunk[-1].get("time")))
     return windows, dropped
 
 
@@ -146,22 +153,44 @@ def quality_findings(windows: Sequence[Any], config: Any) -> list[Finding]:
         try:
             found = check.func(ctx)
         except Exception as exc:  # a crashing check is an error finding, never silence
-            out.append(Finding(f"quality.{check.name}", Severity.ERROR, f"doctor check {check.code} crashed on the traffic: {exc}",
-                               "report this bug", code="MON020", details={"doctor_code": check.code}))
+            out.append(
+                Finding(
+                    f"quality.{check.name}",
+                    Severity.ERROR,
+                    f"doctor check {check.code} crashed on the traffic: {exc}",
+                    "report this bug",
+                    code="MON020",
+                    details={"doctor_code": check.code},
+                )
+            )
             continue
         if not found:
             continue
         rows = sorted({r for f in found for r in f.rows})
         worst = max(Severity(f.severity) for f in found)
-        out.append(Finding(f"quality.{check.name}", worst,
-                           f"{len(rows)} logged requests: {found[0].message} (doctor {check.code}, {check.description})",
-                           "keep serve.mask_pii on; " + found[0].fix, rows=rows[:200], code="MON020",
-                           details={"doctor_code": check.code, "count": len(rows)}))
+        out.append(
+            Finding(
+                f"quality.{check.name}",
+                worst,
+                f"{len(rows)} logged requests: {found[0].message} (doctor {check.code}, {check.description})",
+                "keep serve.mask_pii on; " + found[0].fix,
+                rows=rows[:200],
+                code="MON020",
+                details={"doctor_code": check.code, "count": len(rows)},
+            )
+        )
     return out
 
 
-def monitor(traffic: str | Path, reference: str | Path, *, config: Any = None, window: int | None = None,
-            since: str | None = None, out_dir: str | Path | None = None) -> MonitorResult:
+def monitor(
+    traffic: str | Path,
+    reference: str | Path,
+    *,
+    config: Any = None,
+    window: int | None = None,
+    since: str | None = None,
+    out_dir: str | Path | None = None,
+) -> MonitorResult:
     """Compare windows of the traffic log with the run's training data.
 
     Parameters
@@ -190,59 +219,135 @@ def monitor(traffic: str | Path, reference: str | Path, *, config: Any = None, w
     read = read_traffic(traffic)
     windows, dropped = make_windows(read.records, size, mc.min_rows, since)
     if not windows:
-        raise TunerailError(Problem(f"fewer than monitor.min_rows = {mc.min_rows} successful requests to compare",
-                                    file=str(read.files[-1]), fix="wait for more traffic, or lower --window / monitor.min_rows"))
+        raise TunerailError(
+            Problem(
+                f"fewer than monitor.min_rows = {mc.min_rows} successful requests to compare",
+                file=str(read.files[-1]),
+                fix="wait for more traffic, or lower --window / monitor.min_rows",
+            )
+        )
     train = run.load_split("train")
     if not train:
-        raise TunerailError(Problem("the run has no readable training split", file=str(run.train_path),
-                                    fix="monitor needs split/train.jsonl of the run (written by `tunerail split`)"))
+        raise TunerailError(
+            Problem(
+                "the run has no readable training split",
+                file=str(run.train_path),
+                fix="monitor needs split/train.jsonl of the run (written by `tunerail split`)",
+            )
+        )
     test = run.load_split("test")
     embed, lengths, languages = _tools(cfg, run.base_model)
     classification = cfg.task == "classification"
-    ref = build_reference([r.prompt for r in train], embed=embed, lengths=lengths, languages=languages,
-                          quantile=mc.oos_quantile, reference_max=mc.reference_max, seed=mc.seed,
-                          labels=[r.completion.strip() for r in train] if classification else (),
-                          test_labels=[r.completion.strip() for r in test] if classification else (),
-                          answers=[r.completion for r in train], control_prompts=[r.prompt for r in test])
+    ref = build_reference(
+        [r.prompt for r in train],
+        embed=embed,
+        lengths=lengths,
+        languages=languages,
+        quantile=mc.oos_quantile,
+        reference_max=mc.reference_max,
+        seed=mc.seed,
+        labels=[r.completion.strip() for r in train] if classification else (),
+        test_labels=[r.completion.strip() for r in test] if classification else (),
+        answers=[r.completion for r in train],
+        control_prompts=[r.prompt for r in test],
+    )
     labels = run.labels()
     permutations = permutations_needed(mc.alpha, 8 * len(windows), mc.permutations)
-    results = [test_window(ref, w, embed=embed, lengths=lengths, languages=languages, permutations=permutations,
-                           seed=mc.seed, labels=labels, task=cfg.task, examples=mc.examples, refusal=_refusal)
-               for w in windows]
+    results = [
+        test_window(
+            ref,
+            w,
+            embed=embed,
+            lengths=lengths,
+            languages=languages,
+            permutations=permutations,
+            seed=mc.seed,
+            labels=labels,
+            task=cfg.task,
+            examples=mc.examples,
+            refusal=_refusal,
+        )
+        for w in windows
+    ]
     warn = {"no_label_rate": mc.max_no_label_rate, "refusal_rate": mc.max_refusal_rate, "empty_answer_rate": mc.max_empty_rate}
     findings = decide(results, alpha=mc.alpha, method=mc.correction, rates_warn=warn)
     findings += quality_findings(windows, cfg)
     if read.skipped:
-        findings.append(Finding("traffic.torn_lines", Severity.INFO, f"{read.skipped} incomplete log line(s) skipped",
-                                "nothing to do: a write cut by a crash or full disk", code="MON031"))
+        findings.append(
+            Finding(
+                "traffic.torn_lines",
+                Severity.INFO,
+                f"{read.skipped} incomplete log line(s) skipped",
+                "nothing to do: a write cut by a crash or full disk",
+                code="MON031",
+            )
+        )
     if dropped:
-        findings.append(Finding("traffic.short_window", Severity.INFO,
-                                f"the last {dropped} requests are fewer than monitor.min_rows = {mc.min_rows}: not tested yet",
-                                "they are tested once their window fills", code="MON032"))
+        findings.append(
+            Finding(
+                "traffic.short_window",
+                Severity.INFO,
+                f"the last {dropped} requests are fewer than monitor.min_rows = {mc.min_rows}: not tested yet",
+                "they are tested once their window fills",
+                code="MON032",
+            )
+        )
     findings = sort_findings(findings)
     alert = any(r.alert for r in results)
     n_tests = sum(len(r.tests) for r in results)
-    settings = {"window": size, "since": since, "alpha": mc.alpha, "correction": mc.correction, "tests_in_family": n_tests,
-                "level_per_test": mc.alpha / max(n_tests, 1) if mc.correction == "bonferroni" else None,
-                "permutations": permutations, "oos_quantile": mc.oos_quantile, "oos_threshold": ref.threshold,
-                "reference_rows": len(train), "reference_sample": int(len(ref.sample)), "control_rows": len(test),
-                "seed": mc.seed, "embedding_model": cfg.model.embedding_model, "tokenizer": run.base_model,
-                "rule": (f"{mc.correction.capitalize()} over all {n_tests} tests of all {len(results)} windows: "
-                         f"family-wise false-alarm rate <= {mc.alpha}")}
+    settings = {
+        "window": size,
+        "since": since,
+        "alpha": mc.alpha,
+        "correction": mc.correction,
+        "tests_in_family": n_tests,
+        "level_per_test": mc.alpha / max(n_tests, 1) if mc.correction == "bonferroni" else None,
+        "permutations": permutations,
+        "oos_quantile": mc.oos_quantile,
+        "oos_threshold": ref.threshold,
+        "reference_rows": len(train),
+        "reference_sample": int(len(ref.sample)),
+        "control_rows": len(test),
+        "seed": mc.seed,
+        "embedding_model": cfg.model.embedding_model,
+        "tokenizer": run.base_model,
+        "rule": (
+            f"{mc.correction.capitalize()} over all {n_tests} tests of all {len(results)} windows: "
+            f"family-wise false-alarm rate <= {mc.alpha}"
+        ),
+    }
     from tunerail import __version__
     from tunerail.io import hash_file
 
-    provenance = {"version": __version__, "traffic_files": {str(f): hash_file(f) for f in read.files},
-                  "train": str(run.train_path), "test": str(run.test_path), "run_dir": str(run.run_dir),
-                  "config_fingerprint": cfg.fingerprint(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    result = MonitorResult(alert, [r.to_dict() for r in results], findings, summarize(findings), settings,
-                           {"records": len(read.records), "skipped_lines": read.skipped, "files": [str(f) for f in read.files],
-                            "requests_tested": sum(len(w.rows) for w in windows)}, provenance=provenance)
+    provenance = {
+        "version": __version__,
+        "traffic_files": {str(f): hash_file(f) for f in read.files},
+        "train": str(run.train_path),
+        "test": str(run.test_path),
+        "run_dir": str(run.run_dir),
+        "config_fingerprint": cfg.fingerprint(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    result = MonitorResult(
+        alert,
+        [r.to_dict() for r in results],
+        findings,
+        summarize(findings),
+        settings,
+        {
+            "records": len(read.records),
+            "skipped_lines": read.skipped,
+            "files": [str(f) for f in read.files],
+            "requests_tested": sum(len(w.rows) for w in windows),
+        },
+        provenance=provenance,
+    )
     out = Path(out_dir) if out_dir else run.run_dir / "monitor"
     out.mkdir(parents=True, exist_ok=True)
     result.out_dir = out
-    result.monitor_json = write_atomic(out / "monitor.json", json.dumps(result.to_dict(), indent=2, sort_keys=True,
-                                                                        ensure_ascii=False, default=str))
+    result.monitor_json = write_atomic(
+        out / "monitor.json", json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    )
     from tunerail.monitor.report import write_monitor_report
 
     result.report_html = write_monitor_report(out / "report.html", result)

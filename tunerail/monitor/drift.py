@@ -79,18 +79,40 @@ class Reference:
     neighbours: tuple[np.ndarray, np.ndarray] | None = None  # leave-one-out top-k (indices, cosines), no control only
 
 
-def build_reference(prompts: Sequence[str], *, embed: Embed, lengths: Lengths, languages: Languages, quantile: float,
-                    reference_max: int, seed: int, labels: Sequence[str] = (), test_labels: Sequence[str] = (),
-                    answers: Sequence[str] = (), control_prompts: Sequence[str] = ()) -> Reference:
+def build_reference(
+    prompts: Sequence[str],
+    *,
+    embed: Embed,
+    lengths: Lengths,
+    languages: Languages,
+    quantile: float,
+    reference_max: int,
+    seed: int,
+    labels: Sequence[str] = (),
+    test_labels: Sequence[str] = (),
+    answers: Sequence[str] = (),
+    control_prompts: Sequence[str] = (),
+) -> Reference:
     emb = embed(list(prompts))
     neighbours = top_neighbours(emb, emb, NEIGHBOURS, exclude_self=True)
     loo = 1.0 - neighbours[1][:, 0]
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(emb), size=min(len(emb), reference_max), replace=False))
     control = nearest_distances(emb, embed(list(control_prompts)))[0] if control_prompts else None
-    return Reference(list(prompts), emb, sample, float(np.quantile(loo, quantile)), quantile, lengths(list(prompts)),
-                     Counter(x for x in languages(list(prompts)) if x), Counter(labels), Counter(test_labels),
-                     lengths(list(answers)) if answers else [], control, None if control is not None else neighbours)
+    return Reference(
+        list(prompts),
+        emb,
+        sample,
+        float(np.quantile(loo, quantile)),
+        quantile,
+        lengths(list(prompts)),
+        Counter(x for x in languages(list(prompts)) if x),
+        Counter(labels),
+        Counter(test_labels),
+        lengths(list(answers)) if answers else [],
+        control,
+        None if control is not None else neighbours,
+    )
 
 
 @dataclass
@@ -128,17 +150,44 @@ class WindowResult:
 
     def to_dict(self) -> dict[str, Any]:
         w = self.window
-        return {"index": w.index, "rows": len(w.rows), "start": w.start, "end": w.end, "alert": self.alert,
-                "rates": self.rates,
-                "tests": [{"name": t.name, "code": TESTS[t.name][0], "statistic": t.statistic, "p_value": t.p_value,
-                           "effect": t.effect, "significant": bool(r), "details": t.details}
-                          for t, r in zip(self.tests, self.rejected)],
-                "out_of_scope_examples": self.oos_examples, "no_label_examples": self.no_label_examples}
+        return {
+            "index": w.index,
+            "rows": len(w.rows),
+            "start": w.start,
+            "end": w.end,
+            "alert": self.alert,
+            "rates": self.rates,
+            "tests": [
+                {
+                    "name": t.name,
+                    "code": TESTS[t.name][0],
+                    "statistic": t.statistic,
+                    "p_value": t.p_value,
+                    "effect": t.effect,
+                    "significant": bool(r),
+                    "details": t.details,
+                }
+                for t, r in zip(self.tests, self.rejected)
+            ],
+            "out_of_scope_examples": self.oos_examples,
+            "no_label_examples": self.no_label_examples,
+        }
 
 
-def test_window(ref: Reference, window: Window, *, embed: Embed, lengths: Lengths, languages: Languages,
-                permutations: int, seed: int, labels: Sequence[str] = (), task: str = "generation",
-                examples: int = 10, refusal: Callable[[str], bool] | None = None) -> WindowResult:
+def test_window(
+    ref: Reference,
+    window: Window,
+    *,
+    embed: Embed,
+    lengths: Lengths,
+    languages: Languages,
+    permutations: int,
+    seed: int,
+    labels: Sequence[str] = (),
+    task: str = "generation",
+    examples: int = 10,
+    refusal: Callable[[str], bool] | None = None,
+) -> WindowResult:
     """Every applicable test on one window (p-values uncorrected; :func:`decide` corrects)."""
     from tunerail.monitor.stats import mmd_test
 
@@ -146,8 +195,10 @@ def test_window(ref: Reference, window: Window, *, embed: Embed, lengths: Length
     prompts = window.prompts
     emb = embed(prompts)
     ref_emb = ref.embeddings[ref.sample]
-    tests: list[TestResult] = [mmd_test(ref_emb, emb, permutations=permutations, rng=rng),
-                               classifier_test(ref_emb, emb, permutations=permutations, rng=rng)]
+    tests: list[TestResult] = [
+        mmd_test(ref_emb, emb, permutations=permutations, rng=rng),
+        classifier_test(ref_emb, emb, permutations=permutations, rng=rng),
+    ]
     tests.append(length_test(ref.lengths, lengths(prompts)))
     lang = distribution_test(ref.languages, Counter(x for x in languages(prompts) if x), "language")
     if lang is not None:
@@ -157,11 +208,13 @@ def test_window(ref: Reference, window: Window, *, embed: Embed, lengths: Length
         tests.append(out_of_scope_test(ref.threshold, ref.quantile, dist, ref.control_distances))
     else:
         assert ref.neighbours is not None
-        tests.append(out_of_scope_permutation_test(ref.embeddings, ref.neighbours, emb, ref.quantile,
-                                                   permutations=permutations, rng=rng))
+        tests.append(out_of_scope_permutation_test(ref.embeddings, ref.neighbours, emb, ref.quantile, permutations=permutations, rng=rng))
     far = np.argsort(-dist)
-    oos_examples = [{"line": window.lines[i], "prompt": prompts[i], "distance": round(float(dist[i]), 4),
-                     "nearest_training_prompt": ref.prompts[nn[i]]} for i in far[:examples] if dist[i] > ref.threshold]
+    oos_examples = [
+        {"line": window.lines[i], "prompt": prompts[i], "distance": round(float(dist[i]), 4), "nearest_training_prompt": ref.prompts[nn[i]]}
+        for i in far[:examples]
+        if dist[i] > ref.threshold
+    ]
 
     rates: dict[str, float] = {"out_of_scope_share": float(np.mean(dist > ref.threshold))}
     outputs = [o for o in window.outputs if o is not None]
@@ -175,13 +228,17 @@ def test_window(ref: Reference, window: Window, *, embed: Embed, lengths: Length
     if task == "classification" and outputs:
         from tunerail.eval.metrics import match_label
 
-        predicted = [r.get("label") if "label" in r else match_label(r.get("output") or "", labels) for r in window.rows
-                     if isinstance(r.get("output"), str)]
+        predicted = [
+            r.get("label") if "label" in r else match_label(r.get("output") or "", labels)
+            for r in window.rows
+            if isinstance(r.get("output"), str)
+        ]
         rates["no_label_rate"] = float(np.mean([p is None for p in predicted]))
-        no_label_examples = [{"line": ln, "prompt": r.get("prompt"), "output": r.get("output")}
-                             for r, ln in zip(window.rows, window.lines)
-                             if isinstance(r.get("output"), str) and (r.get("label") if "label" in r else
-                                                                     match_label(r["output"], labels)) is None][:examples]
+        no_label_examples = [
+            {"line": ln, "prompt": r.get("prompt"), "output": r.get("output")}
+            for r, ln in zip(window.rows, window.lines)
+            if isinstance(r.get("output"), str) and (r.get("label") if "label" in r else match_label(r["output"], labels)) is None
+        ][:examples]
         got = Counter(p for p in predicted if p is not None)
         if sum(got.values()) >= 20:
             for name, base in (("label_vs_train", ref.labels), ("label_vs_test", ref.test_labels)):
@@ -212,20 +269,47 @@ def decide(results: list[WindowResult], *, alpha: float, method: str, rates_warn
         rows = [RowRef(ln - 1, ln) for ln in w.window.lines[:1]]
         for t, r in zip(w.tests, w.rejected):
             code, check = TESTS[t.name]
-            details = {"window": w.window.index, "statistic": t.statistic, "p_value": t.p_value, "effect": t.effect,
-                       "tests_in_family": m, "correction": method, "alpha": alpha, **t.details}
-            findings.append(Finding(check, Severity.ERROR if r else Severity.INFO, _message(t, where, r),
-                                    _fix(t) if r else "nothing to do", rows=rows, code=code, details=details))
+            details = {
+                "window": w.window.index,
+                "statistic": t.statistic,
+                "p_value": t.p_value,
+                "effect": t.effect,
+                "tests_in_family": m,
+                "correction": method,
+                "alpha": alpha,
+                **t.details,
+            }
+            findings.append(
+                Finding(
+                    check,
+                    Severity.ERROR if r else Severity.INFO,
+                    _message(t, where, r),
+                    _fix(t) if r else "nothing to do",
+                    rows=rows,
+                    code=code,
+                    details=details,
+                )
+            )
         for rate, limit in rates_warn.items():
             value = w.rates.get(rate)
             if value is not None and value > limit:
                 code = {"no_label_rate": "MON012", "refusal_rate": "MON013", "empty_answer_rate": "MON014"}[rate]
-                findings.append(Finding(f"output.{rate.removesuffix('_rate')}", Severity.WARNING,
-                                        f"{where}: {100 * value:.1f} % of answers are {rate.removesuffix('_rate').replace('_', ' ')} "
-                                        f"(warning above {100 * limit:.0f} %)",
-                                        "read the examples in the report; add such prompts with their correct answers to the training data",
-                                        rows=rows, code=code, details={"window": w.window.index, "rate": value,
-                                                                        "examples": w.no_label_examples if rate == "no_label_rate" else []}))
+                findings.append(
+                    Finding(
+                        f"output.{rate.removesuffix('_rate')}",
+                        Severity.WARNING,
+                        f"{where}: {100 * value:.1f} % of answers are {rate.removesuffix('_rate').replace('_', ' ')} "
+                        f"(warning above {100 * limit:.0f} %)",
+                        "read the examples in the report; add such prompts with their correct answers to the training data",
+                        rows=rows,
+                        code=code,
+                        details={
+                            "window": w.window.index,
+                            "rate": value,
+                            "examples": w.no_label_examples if rate == "no_label_rate" else [],
+                        },
+                    )
+                )
         if w.alert:
             findings.append(_alert(w, where, rows))
     return findings
@@ -235,17 +319,21 @@ def _message(t: TestResult, where: str, significant: bool) -> str:
     verdict = "drift" if significant else "no significant drift"
     if t.name == "out_of_scope":
         d = t.details
-        return (f"{where}: {d['far']} of {d['n']} requests ({100 * t.statistic:.1f} %) are farther from every training row "
-                f"than 99 % of training rows are from each other (expected about {100 * d['expected_share']:.1f} %), "
-                f"p = {t.p_value:.2g}: {verdict}")
+        return (
+            f"{where}: {d['far']} of {d['n']} requests ({100 * t.statistic:.1f} %) are farther from every training row "
+            f"than 99 % of training rows are from each other (expected about {100 * d['expected_share']:.1f} %), "
+            f"p = {t.p_value:.2g}: {verdict}"
+        )
     if t.name in ("label_vs_train", "label_vs_test", "language"):
         return f"{where}: {t.name.replace('_', ' ')} Jensen-Shannon {t.effect:.3f}, p = {t.p_value:.2g}: {verdict}"
     if t.name == "domain_classifier":
         return f"{where}: a classifier tells traffic from training rows with AUC {t.statistic:.3f}, p = {t.p_value:.2g}: {verdict}"
     if t.name == "mmd":
         return f"{where}: embedding MMD^2 {t.statistic:.4f}, p = {t.p_value:.2g}: {verdict}"
-    return (f"{where}: {t.name.replace('_', ' ')} KS D = {t.statistic:.3f}, PSI {t.details.get('psi', 0):.3f}, "
-            f"median {t.details.get('median_reference')} -> {t.details.get('median_window')}, p = {t.p_value:.2g}: {verdict}")
+    return (
+        f"{where}: {t.name.replace('_', ' ')} KS D = {t.statistic:.3f}, PSI {t.details.get('psi', 0):.3f}, "
+        f"median {t.details.get('median_reference')} -> {t.details.get('median_window')}, p = {t.p_value:.2g}: {verdict}"
+    )
 
 
 def _fix(t: TestResult) -> str:
@@ -272,7 +360,12 @@ def _alert(w: WindowResult, where: str, rows: list[RowRef]) -> Finding:
             collect.append("requests in " + ", ".join(s["category"] for s in t.details.get("most_shifted", [])[:2]))
     if not collect:
         collect.append("a random sample of this window's requests")
-    return Finding("alert", Severity.ERROR, f"ALERT {where}: drift in {', '.join(drifted)}",
-                   "retrain: collect and label " + "; ".join(collect) + ", add them to the training data, re-run `tunerail run`",
-                   rows=rows, code="MON030", details={"window": w.window.index, "drifted": drifted,
-                                                      "out_of_scope_examples": w.oos_examples})
+    return Finding(
+        "alert",
+        Severity.ERROR,
+        f"ALERT {where}: drift in {', '.join(drifted)}",
+        "retrain: collect and label " + "; ".join(collect) + ", add them to the training data, re-run `tunerail run`",
+        rows=rows,
+        code="MON030",
+        details={"window": w.window.index, "drifted": drifted, "out_of_scope_examples": w.oos_examples},
+    )

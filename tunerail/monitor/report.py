@@ -22,11 +22,12 @@ def _plots(result: Any) -> dict[str, str]:
             series[name] = ([p[0] for p in pts], [p[1] for p in pts])
     level = result.settings.get("level_per_test") or result.settings["alpha"] / max(result.settings["tests_in_family"], 1)
     series["corrected level"] = (xs, [-math.log10(level)] * len(xs))
-    out = {"p_values": lines(series, title="-log10 p per test (above the dashed level = significant)", xlabel="window",
-                             ylabel="-log10 p")}
-    rates = {k: (xs, [w["rates"].get(k, float("nan")) for w in windows])
-             for k in ("out_of_scope_share", "no_label_rate", "refusal_rate", "empty_answer_rate")
-             if any(k in w["rates"] for w in windows)}
+    out = {"p_values": lines(series, title="-log10 p per test (above the dashed level = significant)", xlabel="window", ylabel="-log10 p")}
+    rates = {
+        k: (xs, [w["rates"].get(k, float("nan")) for w in windows])
+        for k in ("out_of_scope_share", "no_label_rate", "refusal_rate", "empty_answer_rate")
+        if any(k in w["rates"] for w in windows)
+    }
     out["rates"] = lines(rates, title="shares per window", xlabel="window", ylabel="share")
     return out
 

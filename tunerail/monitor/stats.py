@@ -48,18 +48,24 @@ def mmd_test(ref: np.ndarray, win: np.ndarray, *, permutations: int, rng: np.ran
 
     z = np.vstack([ref, win]).astype(np.float64)
     sigma = median_bandwidth(z, rng)
-    k = rbf_kernel(z, gamma=1.0 / (2 * sigma ** 2))
+    k = rbf_kernel(z, gamma=1.0 / (2 * sigma**2))
     m, n = len(ref), len(win)
     a = np.concatenate([np.full(m, 1.0 / m), np.full(n, -1.0 / n)])
     observed = float(a @ k @ a)
     perms = np.stack([rng.permutation(a) for _ in range(permutations)], axis=1)
     permuted = np.einsum("ib,ib->b", perms, k @ perms)
-    return TestResult("mmd", observed, _perm_p(observed, permuted), observed,
-                      {"bandwidth": sigma, "permutations": permutations, "n_reference": m, "n_window": n})
+    return TestResult(
+        "mmd",
+        observed,
+        _perm_p(observed, permuted),
+        observed,
+        {"bandwidth": sigma, "permutations": permutations, "n_reference": m, "n_window": n},
+    )
 
 
-def classifier_test(ref: np.ndarray, win: np.ndarray, *, permutations: int, rng: np.random.Generator,
-                    folds: int = 5, ridge: float = 10.0, block: int = 256) -> TestResult:
+def classifier_test(
+    ref: np.ndarray, win: np.ndarray, *, permutations: int, rng: np.random.Generator, folds: int = 5, ridge: float = 10.0, block: int = 256
+) -> TestResult:
     """Cross-fitted domain classifier: can a linear classifier tell traffic from training rows?
 
     A ridge (least-squares) classifier is fitted on four folds and scores the fifth, so the AUC
@@ -101,11 +107,23 @@ def classifier_test(ref: np.ndarray, win: np.ndarray, *, permutations: int, rng:
         return (rank_sum - k * (k + 1) / 2) / (k * m)
 
     observed = float(aucs(y[:, None])[0])
-    permuted = np.concatenate([aucs(np.stack([rng.permutation(y) for _ in range(min(block, permutations - s))], axis=1))
-                               for s in range(0, permutations, block)])
-    return TestResult("domain_classifier", observed, _perm_p(observed, permuted), observed - 0.5,
-                      {"auc": observed, "folds": folds, "permutations": permutations, "classifier": "ridge",
-                       "ridge": ridge, "refit_per_permutation": True})
+    permuted = np.concatenate(
+        [aucs(np.stack([rng.permutation(y) for _ in range(min(block, permutations - s))], axis=1)) for s in range(0, permutations, block)]
+    )
+    return TestResult(
+        "domain_classifier",
+        observed,
+        _perm_p(observed, permuted),
+        observed - 0.5,
+        {
+            "auc": observed,
+            "folds": folds,
+            "permutations": permutations,
+            "classifier": "ridge",
+            "ridge": ridge,
+            "refit_per_permutation": True,
+        },
+    )
 
 
 def psi(ref: Sequence[float], win: Sequence[float], bins: int = 10) -> float:
@@ -126,8 +144,13 @@ def length_test(ref: Sequence[float], win: Sequence[float], name: str = "token_l
     from scipy.stats import ks_2samp
 
     res = ks_2samp(ref, win)
-    return TestResult(name, float(res.statistic), float(res.pvalue), float(res.statistic),
-                      {"psi": psi(ref, win), "median_reference": float(np.median(ref)), "median_window": float(np.median(win))})
+    return TestResult(
+        name,
+        float(res.statistic),
+        float(res.pvalue),
+        float(res.statistic),
+        {"psi": psi(ref, win), "median_reference": float(np.median(ref)), "median_window": float(np.median(win))},
+    )
 
 
 def _pooled_table(ref: Counter, win: Counter, min_expected: float = 5.0) -> tuple[list[str], np.ndarray]:
@@ -183,29 +206,41 @@ def distribution_test(ref: Counter, win: Counter, name: str) -> TestResult | Non
     pr = np.array([ref[c] for c in all_cats], float)
     pw = np.array([win[c] for c in all_cats], float)
     js = float(jensenshannon(pr / pr.sum(), pw / pw.sum(), base=2))
-    shifted = sorted(((c, win[c] / max(sum(win.values()), 1) - ref[c] / max(sum(ref.values()), 1)) for c in all_cats),
-                     key=lambda kv: -abs(kv[1]))[:5]
-    return TestResult(name, float(stat), float(p), js, {"categories": cats, "table": table.astype(int).tolist(),
-                                                         "most_shifted": [{"category": c, "share_change": round(d, 4)} for c, d in shifted]})
+    shifted = sorted(
+        ((c, win[c] / max(sum(win.values()), 1) - ref[c] / max(sum(ref.values()), 1)) for c in all_cats), key=lambda kv: -abs(kv[1])
+    )[:5]
+    return TestResult(
+        name,
+        float(stat),
+        float(p),
+        js,
+        {
+            "categories": cats,
+            "table": table.astype(int).tolist(),
+            "most_shifted": [{"category": c, "share_change": round(d, 4)} for c, d in shifted],
+        },
+    )
 
 
-def nearest_distances(reference: np.ndarray, queries: np.ndarray, *, leave_one_out: bool = False,
-                      batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def nearest_distances(
+    reference: np.ndarray, queries: np.ndarray, *, leave_one_out: bool = False, batch: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
     """Cosine distance to the nearest reference row (L2-normalised inputs) and its index."""
     dist = np.empty(len(queries))
     idx = np.empty(len(queries), dtype=int)
     for start in range(0, len(queries), batch):
-        sims = queries[start:start + batch] @ reference.T
+        sims = queries[start : start + batch] @ reference.T
         if leave_one_out:
             rows = np.arange(start, min(start + batch, len(queries)))
             sims[rows - start, rows] = -np.inf
-        idx[start:start + batch] = sims.argmax(axis=1)
-        dist[start:start + batch] = 1.0 - sims.max(axis=1)
+        idx[start : start + batch] = sims.argmax(axis=1)
+        dist[start : start + batch] = 1.0 - sims.max(axis=1)
     return dist, idx
 
 
-def top_neighbours(queries: np.ndarray, reference: np.ndarray, k: int, *, exclude_self: bool = False,
-                   batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def top_neighbours(
+    queries: np.ndarray, reference: np.ndarray, k: int, *, exclude_self: bool = False, batch: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` most similar reference rows of each query (L2-normalised inputs), most similar first.
 
     Returns (indices, cosine similarities), both (n, k). ``exclude_self`` drops the diagonal
@@ -215,11 +250,11 @@ def top_neighbours(queries: np.ndarray, reference: np.ndarray, k: int, *, exclud
     idx = np.empty((len(queries), k), dtype=np.int64)
     sim = np.empty((len(queries), k), dtype=np.float64)
     for start in range(0, len(queries), batch):
-        sims = queries[start:start + batch] @ reference.T
+        sims = queries[start : start + batch] @ reference.T
         if exclude_self:
             rows = np.arange(start, min(start + batch, len(queries)))
             sims[rows - start, rows] = -np.inf
-        idx[start:start + batch], sim[start:start + batch] = _top(sims, k)
+        idx[start : start + batch], sim[start : start + batch] = _top(sims, k)
     return idx, sim
 
 
@@ -230,8 +265,15 @@ def _top(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
-def out_of_scope_permutation_test(ref: np.ndarray, ref_neighbours: tuple[np.ndarray, np.ndarray], win: np.ndarray,
-                                  quantile: float, *, permutations: int, rng: np.random.Generator) -> TestResult:
+def out_of_scope_permutation_test(
+    ref: np.ndarray,
+    ref_neighbours: tuple[np.ndarray, np.ndarray],
+    win: np.ndarray,
+    quantile: float,
+    *,
+    permutations: int,
+    rng: np.random.Generator,
+) -> TestResult:
     """Share of requests farther from every training row than the training rows' own ``quantile``, permutation p-value.
 
     The statistic: the leave-one-out nearest-neighbour distances of the training rows give the
@@ -296,9 +338,22 @@ def out_of_scope_permutation_test(ref: np.ndarray, ref_neighbours: tuple[np.ndar
     null = np.concatenate(permuted).astype(float)
     share = float(far) / max(n, 1)
     expected = float(null.mean()) / max(n, 1)
-    return TestResult("out_of_scope", share, _perm_p(float(far), null), share - expected,
-                      {"far": int(far), "n": n, "threshold": float(threshold), "expected_share": expected,
-                       "method": "permutation", "permutations": permutations, "control_far": None, "control_n": None})
+    return TestResult(
+        "out_of_scope",
+        share,
+        _perm_p(float(far), null),
+        share - expected,
+        {
+            "far": int(far),
+            "n": n,
+            "threshold": float(threshold),
+            "expected_share": expected,
+            "method": "permutation",
+            "permutations": permutations,
+            "control_far": None,
+            "control_n": None,
+        },
+    )
 
 
 def out_of_scope_test(threshold: float, quantile: float, window_dist: np.ndarray, control_dist: np.ndarray) -> TestResult:
@@ -317,9 +372,22 @@ def out_of_scope_test(threshold: float, quantile: float, window_dist: np.ndarray
     kc, nc = int((control_dist > threshold).sum()), len(control_dist)
     _, p = fisher_exact([[k, n - k], [kc, nc - kc]], alternative="greater")
     base = kc / max(nc, 1)
-    return TestResult("out_of_scope", share, float(p), share - base,
-                      {"far": k, "n": n, "threshold": threshold, "expected_share": base, "method": "fisher_vs_control",
-                       "quantile": quantile, "control_far": kc, "control_n": nc})
+    return TestResult(
+        "out_of_scope",
+        share,
+        float(p),
+        share - base,
+        {
+            "far": k,
+            "n": n,
+            "threshold": threshold,
+            "expected_share": base,
+            "method": "fisher_vs_control",
+            "quantile": quantile,
+            "control_far": kc,
+            "control_n": nc,
+        },
+    )
 
 
 def correct(p_values: Sequence[float], alpha: float, method: str) -> list[bool]:

@@ -32,11 +32,12 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.find("<svg"):]
+    return text[text.find("<svg") :]
 
 
-def histogram(values: Sequence[float], *, title: str, xlabel: str, bins: int = 40,
-              vline: float | None = None, vline_label: str = "") -> str:
+def histogram(
+    values: Sequence[float], *, title: str, xlabel: str, bins: int = 40, vline: float | None = None, vline_label: str = ""
+) -> str:
     fig, ax = _figure()
     ax.hist(list(values), bins=bins, color="#4c72b0")
     if vline is not None:
@@ -49,8 +50,9 @@ def histogram(values: Sequence[float], *, title: str, xlabel: str, bins: int = 4
     return _svg(fig)
 
 
-def bars(labels: Sequence[str], values: Sequence[float], *, title: str, xlabel: str = "",
-         horizontal: bool = True, max_bars: int = 40) -> str:
+def bars(
+    labels: Sequence[str], values: Sequence[float], *, title: str, xlabel: str = "", horizontal: bool = True, max_bars: int = 40
+) -> str:
     labels, values = redact([str(label) for label in labels][:max_bars]), list(values)[:max_bars]
     height = max(2.5, 0.22 * len(labels) + 1) if horizontal else 3.0
     fig, ax = _figure(6.5, height)
@@ -67,8 +69,14 @@ def bars(labels: Sequence[str], values: Sequence[float], *, title: str, xlabel: 
     return _svg(fig)
 
 
-def lines(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str,
-          xlabel: str, ylabel: str, marks: dict[str, float] | None = None) -> str:
+def lines(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    marks: dict[str, float] | None = None,
+) -> str:
     fig, ax = _figure()
     for name, (xs, ys) in series.items():
         ax.plot(list(xs), list(ys), marker="o" if len(xs) < 30 else None, markersize=3, label=name)
@@ -97,14 +105,26 @@ def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], *, title: 
     return _svg(fig)
 
 
-def intervals(names: Sequence[str], points: Sequence[float], lows: Sequence[float], highs: Sequence[float],
-              *, title: str, threshold: float | None = None) -> str:
+def intervals(
+    names: Sequence[str],
+    points: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    *,
+    title: str,
+    threshold: float | None = None,
+) -> str:
     names = redact([str(name) for name in names])
     fig, ax = _figure(6, max(2.0, 0.45 * len(names) + 1))
     ys = list(range(len(names)))
-    ax.errorbar(points, ys, xerr=[[max(0.0, p - lo) for p, lo in zip(points, lows)],
-                                  [max(0.0, h - p) for p, h in zip(points, highs)]],
-                fmt="o", capsize=4, color="#4c72b0")
+    ax.errorbar(
+        points,
+        ys,
+        xerr=[[max(0.0, p - lo) for p, lo in zip(points, lows)], [max(0.0, h - p) for p, h in zip(points, highs)]],
+        fmt="o",
+        capsize=4,
+        color="#4c72b0",
+    )
     ax.set_yticks(ys, names)
     if threshold is not None:
         ax.axvline(threshold, color="#c44e52", linestyle="--", label="threshold")
@@ -113,8 +133,18 @@ def intervals(names: Sequence[str], points: Sequence[float], lows: Sequence[floa
     return _svg(fig)
 
 
-def scatter_ci(xs: Sequence[float], ys: Sequence[float], lows: Sequence[float], highs: Sequence[float],
-               labels: Sequence[str], *, title: str, xlabel: str, ylabel: str, highlight: str | None = None) -> str:
+def scatter_ci(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    labels: Sequence[str],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    highlight: str | None = None,
+) -> str:
     """Points with vertical CI bars, each labelled (select: task score against model size)."""
     fig, ax = _figure(6.5, 3.6)
     for x, y, lo, hi, name in zip(xs, ys, lows, highs, labels):

@@ -19,7 +19,9 @@ from typing import Any
 # Hashes and ids (sha256, config fingerprints) are hex runs a card pattern could bite into.
 _HEX_ID = re.compile(r"[0-9a-f]{16,}")
 # Cheap pre-filter: text without an '@', 7 digits, a key prefix or a PEM header has nothing to mask.
-_MAYBE = re.compile(r"@|(?:\d\D{0,3}){7}|AKIA|ASIA|gh[pousr]_|github_pat_|sk-|xox[abposr]-|AIza|_live_|eyJ|-----BEGIN|:[0-9A-Fa-f]{0,4}:|\d\.\d{1,3}\.\d")
+_MAYBE = re.compile(
+    r"@|(?:\d\D{0,3}){7}|AKIA|ASIA|gh[pousr]_|github_pat_|sk-|xox[abposr]-|AIza|_live_|eyJ|-----BEGIN|:[0-9A-Fa-f]{0,4}:|\d\.\d{1,3}\.\d"
+)
 
 
 def redact_text(text: str, phone_region: str = "US") -> str:

@@ -25,10 +25,14 @@ def _environment():
 
     from tunerail.report.redact import redact
 
-    env = Environment(loader=PackageLoader("tunerail", "report/templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True),
-                      finalize=redact,  # every {{ value }} of every report loses secrets and personal data
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("tunerail", "report/templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        finalize=redact,  # every {{ value }} of every report loses secrets and personal data
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["tojson_safe"] = json_for_html
     env.filters["svg"] = lambda s: Markup(s)  # only for SVG we generated ourselves (see plots.py)
     env.filters["pct"] = lambda x, d=1: "–" if x is None else f"{100 * float(x):.{d}f} %"

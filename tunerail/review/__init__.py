@@ -19,5 +19,14 @@ from tunerail.review.material import (
     write_items,
 )
 
-__all__ = ["ITEMS_FILE", "ReviewRow", "export_for_review", "import_ratings", "key_path", "side_by_side", "slices",
-           "worst_cases", "write_items"]
+__all__ = [
+    "ITEMS_FILE",
+    "ReviewRow",
+    "export_for_review",
+    "import_ratings",
+    "key_path",
+    "side_by_side",
+    "slices",
+    "worst_cases",
+    "write_items",
+]

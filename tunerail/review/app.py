@@ -41,8 +41,7 @@ def create_app(session: ReviewSession) -> Any:
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
-        token = (request.query_params.get("token") or request.headers.get("x-review-token")
-                 or request.cookies.get(COOKIE))
+        token = request.query_params.get("token") or request.headers.get("x-review-token") or request.cookies.get(COOKIE)
         who = store.annotator_for(token)
         if who is None:
             return _secure(PlainTextResponse("401: open this page with your review link", status_code=401), None)
@@ -86,8 +85,7 @@ def create_app(session: ReviewSession) -> Any:
         name = annotator(request)
         if name is None:
             return PlainTextResponse("403: the admin link has no review queue", status_code=403)
-        form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"),
-                                               keep_blank_values=True).items()}
+        form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True).items()}
         if not hmac.compare_digest(form.get("csrf", ""), request.state.who["csrf"]):
             return PlainTextResponse("403: missing or wrong CSRF token; reload the page", status_code=403)
         row = store.assignment(name, position)
@@ -118,8 +116,14 @@ def create_app(session: ReviewSession) -> Any:
             context = _item_context(session, request.state.who, row)
             context["errors"] = errors
             return page(request, "review_item.html", status=422, **context)
-        store.cast(name, row["unit"], preference=preference, rubric={} if skip else scores,
-                   comment=form.get("comment", "")[:MAX_COMMENT], skip_reason=reason if skip else None)
+        store.cast(
+            name,
+            row["unit"],
+            preference=preference,
+            rubric={} if skip else scores,
+            comment=form.get("comment", "")[:MAX_COMMENT],
+            skip_reason=reason if skip else None,
+        )
         total = store.queue_length(name)
         return RedirectResponse(f"/item/{position + 1}" if position + 1 < total else "/done", status_code=303)
 
@@ -171,17 +175,27 @@ def _item_context(session: ReviewSession, who: Any, row: Any) -> dict[str, Any]:
                 if system in got:
                     prior["scores"][f"q{i}{s}"] = got[system]
         prior["comment"], prior["skip_reason"] = row["comment"], row["skip_reason"] or ""
-    return {"position": row["position"], "done": done, "total": total, "csrf": who["csrf"],
-            "input": it["input"], "reference": it["reference"], "answer_a": it["outputs"][a_sys],
-            "answer_b": it["outputs"][b_sys], "rubric": session.review.rubric, "prior": prior,
-            "voted": row["cast_at"] is not None, "errors": []}
+    return {
+        "position": row["position"],
+        "done": done,
+        "total": total,
+        "csrf": who["csrf"],
+        "input": it["input"],
+        "reference": it["reference"],
+        "answer_a": it["outputs"][a_sys],
+        "answer_b": it["outputs"][b_sys],
+        "rubric": session.review.rubric,
+        "prior": prior,
+        "voted": row["cast_at"] is not None,
+        "errors": [],
+    }
 
 
 def _secure(response: Any, nonce: str | None) -> Any:
     src = f"'nonce-{nonce}'" if nonce else "'none'"
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src {src}; style-src {src}; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'")
+        f"default-src 'none'; script-src {src}; style-src {src}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"

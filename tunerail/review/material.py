@@ -86,9 +86,20 @@ def export_for_review(rows: Sequence[ReviewRow], path: str | Path) -> Path:
     records, keys = [], []
     for r in rows:
         tuned_first = rng.random() < 0.5
-        records.append({"index": r.index, "line": r.line, "input": r.input, "reference": r.reference,
-                        "answer_a": r.tuned if tuned_first else r.base, "answer_b": r.base if tuned_first else r.tuned,
-                        "rating_a": "", "rating_b": "", "comment": "", "scale": RATING_SCALE})
+        records.append(
+            {
+                "index": r.index,
+                "line": r.line,
+                "input": r.input,
+                "reference": r.reference,
+                "answer_a": r.tuned if tuned_first else r.base,
+                "answer_b": r.base if tuned_first else r.tuned,
+                "rating_a": "",
+                "rating_b": "",
+                "comment": "",
+                "scale": RATING_SCALE,
+            }
+        )
         keys.append({"index": r.index, "line": r.line, "a_is": "tuned" if tuned_first else "base"})
     path = Path(path)
     _write_table(key_path(path), keys, ["index", "line", "a_is"])
@@ -120,8 +131,11 @@ def _review_text(path: Path) -> str:
         try:
             return data.decode("cp1252")
         except UnicodeDecodeError as exc:
-            raise TunerailError(Problem(f"is neither UTF-8 nor cp1252 text ({exc.reason} at byte {exc.start})",
-                                        file=str(path), fix="save the file as UTF-8 CSV")) from None
+            raise TunerailError(
+                Problem(
+                    f"is neither UTF-8 nor cp1252 text ({exc.reason} at byte {exc.start})", file=str(path), fix="save the file as UTF-8 CSV"
+                )
+            ) from None
 
 
 def _read_review_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
@@ -137,8 +151,14 @@ def _read_review_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], lis
         try:
             rec = json.loads(line)
         except ValueError as exc:
-            problems.append(Problem(f"not valid JSON ({exc})", file=str(path), line=number,
-                                    fix="restore the line from the exported file; only edit the rating and comment values"))
+            problems.append(
+                Problem(
+                    f"not valid JSON ({exc})",
+                    file=str(path),
+                    line=number,
+                    fix="restore the line from the exported file; only edit the rating and comment values",
+                )
+            )
             continue
         if not isinstance(rec, dict):
             problems.append(Problem("not a JSON object", file=str(path), line=number))
@@ -163,9 +183,15 @@ def import_ratings(path: str | Path, key: str | Path | None = None) -> dict[str,
     for line, rec in rows:
         a_is = keys.get(str(rec.get("index", "")).strip()) if keys is not None else rec.get("a_is")
         if a_is not in ("base", "tuned"):
-            problems.append(Problem("row has no answer key (a_is must be 'base' or 'tuned')", file=str(path), line=line,
-                                    field="index" if keys is not None else "a_is",
-                                    fix="do not edit the index column; keep the key file written with the export"))
+            problems.append(
+                Problem(
+                    "row has no answer key (a_is must be 'base' or 'tuned')",
+                    file=str(path),
+                    line=line,
+                    field="index" if keys is not None else "a_is",
+                    fix="do not edit the index column; keep the key file written with the export",
+                )
+            )
             continue
         b_is = "base" if a_is == "tuned" else "tuned"
         any_rating = False
@@ -178,17 +204,27 @@ def import_ratings(path: str | Path, key: str | Path | None = None) -> dict[str,
             except ValueError:
                 score = -1
             if not 1 <= score <= 5:
-                problems.append(Problem(f"rating {value!r} is not a number from 1 to 5", file=str(path), line=line,
-                                        field=col, fix="use 1-5 or leave the cell blank"))
+                problems.append(
+                    Problem(
+                        f"rating {value!r} is not a number from 1 to 5",
+                        file=str(path),
+                        line=line,
+                        field=col,
+                        fix="use 1-5 or leave the cell blank",
+                    )
+                )
                 continue
             scores[model].append(score)
             any_rating = True
         rated += any_rating
     if problems:
         raise TunerailError(problems)
-    return {"rows": len(rows), "rated": rated,
-            "mean_rating": {m: (float(np.mean(v)) if v else None) for m, v in scores.items()},
-            "ratings": {m: len(v) for m, v in scores.items()}}
+    return {
+        "rows": len(rows),
+        "rated": rated,
+        "mean_rating": {m: (float(np.mean(v)) if v else None) for m, v in scores.items()},
+        "ratings": {m: len(v) for m, v in scores.items()},
+    }
 
 
 def _answer_key(path: Path, key: str | Path | None, rows: list[tuple[int, dict[str, Any]]]) -> dict[str, str] | None:
@@ -197,8 +233,9 @@ def _answer_key(path: Path, key: str | Path | None, rows: list[tuple[int, dict[s
     if not key.exists():
         if rows and all("a_is" in rec for _, rec in rows):
             return None
-        raise TunerailError(Problem("answer key not found", file=str(key),
-                                    fix="pass --key with the .key file written beside the review export"))
+        raise TunerailError(
+            Problem("answer key not found", file=str(key), fix="pass --key with the .key file written beside the review export")
+        )
     out: dict[str, str] = {}
     key_rows, _ = _read_review_rows(key)
     for _, rec in key_rows:
@@ -221,6 +258,11 @@ def write_items(rows: Sequence[ReviewRow], path: str | Path, systems: dict[str, 
         outputs = {"base": r.base, "tuned": r.tuned}
         for name, texts in (systems or {}).items():
             outputs[name] = texts[i]
-        lines.append(json.dumps({"index": r.index, "line": r.line, "input": r.input, "reference": r.reference,
-                                 "label": r.label, "outputs": outputs}, ensure_ascii=False) + "\n")
+        lines.append(
+            json.dumps(
+                {"index": r.index, "line": r.line, "input": r.input, "reference": r.reference, "label": r.label, "outputs": outputs},
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     return write_atomic(path, "".join(lines))

@@ -40,8 +40,14 @@ def agreement(ratings: dict[Any, dict[str, float]], level: str, domain: Sequence
         for a, b in combinations(r.values(), 2):
             agree += a == b
             total += 1
-    out: dict[str, Any] = {"alpha": None, "percent": agree / total if total else None, "units": len(pairable),
-                           "pairs": total, "level": level, "undefined": None}
+    out: dict[str, Any] = {
+        "alpha": None,
+        "percent": agree / total if total else None,
+        "units": len(pairable),
+        "pairs": total,
+        "level": level,
+        "undefined": None,
+    }
     values = {v for r in pairable.values() for v in r.values()}
     if not pairable:
         out["undefined"] = "no item rated by two annotators yet (needs two annotators and review.overlap > 0)"
@@ -65,9 +71,16 @@ def agreement(ratings: dict[Any, dict[str, float]], level: str, domain: Sequence
     return out
 
 
-def summarize(votes: Sequence[dict[str, Any]], rubric: Sequence[Any], *, units_total: int,
-              items: Sequence[dict[str, Any]] | None = None, progress: dict[str, Any] | None = None,
-              resamples: int = 1000, top_disagreed: int = 10) -> dict[str, Any]:
+def summarize(
+    votes: Sequence[dict[str, Any]],
+    rubric: Sequence[Any],
+    *,
+    units_total: int,
+    items: Sequence[dict[str, Any]] | None = None,
+    progress: dict[str, Any] | None = None,
+    resamples: int = 1000,
+    top_disagreed: int = 10,
+) -> dict[str, Any]:
     """Review results from stored votes (``ReviewStore.votes()``) and the rubric config.
 
     ``items`` (the review material) adds the input and the outputs to the most disagreed items.
@@ -86,9 +99,18 @@ def summarize(votes: Sequence[dict[str, Any]], rubric: Sequence[Any], *, units_t
             lo, hi = S.wilson_interval(wins[name], decided)
             rates[name] = {"value": wins[name] / decided if decided else None, "low": lo, "high": hi, "n": decided}
         tie_lo, tie_hi = S.wilson_interval(ties, len(vs))
-        pairs.append({"first": first, "second": second, "votes": len(vs), "items": len({v["unit"] for v in vs}),
-                      "wins": wins, "ties": ties, "win_rate": rates,
-                      "tie_rate": {"value": ties / len(vs) if vs else None, "low": tie_lo, "high": tie_hi, "n": len(vs)}})
+        pairs.append(
+            {
+                "first": first,
+                "second": second,
+                "votes": len(vs),
+                "items": len({v["unit"] for v in vs}),
+                "wins": wins,
+                "ties": ties,
+                "win_rate": rates,
+                "tie_rate": {"value": ties / len(vs) if vs else None, "low": tie_lo, "high": tie_hi, "n": len(vs)},
+            }
+        )
     rubric_out = []
     for q in rubric:
         per_system: dict[str, list[float]] = defaultdict(list)
@@ -100,12 +122,18 @@ def summarize(votes: Sequence[dict[str, Any]], rubric: Sequence[Any], *, units_t
             est = S.bootstrap_ci(scores, resamples=resamples)
             systems[system] = {"mean": est.value, "low": est.low, "high": est.high, "n": est.n}
         rubric_out.append({"name": q.name, "description": q.description, "scale": q.scale, "systems": systems})
-    return {"units": units_total, "items_reviewed": len({v["unit"] for v in cast}), "votes": len(cast),
-            "skipped": len(votes) - len(cast), "skip_reasons": sorted({v["skip_reason"] for v in votes
-                                                                        if v["skip_reason"] is not None}),
-            "annotators": progress or {}, "pairs": pairs, "rubric": rubric_out,
-            "agreement": agreement_by_question(cast, rubric),
-            "disagreed": most_disagreed(cast, rubric, items, top_disagreed)}
+    return {
+        "units": units_total,
+        "items_reviewed": len({v["unit"] for v in cast}),
+        "votes": len(cast),
+        "skipped": len(votes) - len(cast),
+        "skip_reasons": sorted({v["skip_reason"] for v in votes if v["skip_reason"] is not None}),
+        "annotators": progress or {},
+        "pairs": pairs,
+        "rubric": rubric_out,
+        "agreement": agreement_by_question(cast, rubric),
+        "disagreed": most_disagreed(cast, rubric, items, top_disagreed),
+    }
 
 
 def agreement_by_question(cast: Sequence[dict[str, Any]], rubric: Sequence[Any]) -> dict[str, dict[str, Any]]:
@@ -124,8 +152,9 @@ def agreement_by_question(cast: Sequence[dict[str, Any]], rubric: Sequence[Any])
     return out
 
 
-def most_disagreed(cast: Sequence[dict[str, Any]], rubric: Sequence[Any], items: Sequence[dict[str, Any]] | None,
-                   n: int) -> list[dict[str, Any]]:
+def most_disagreed(
+    cast: Sequence[dict[str, Any]], rubric: Sequence[Any], items: Sequence[dict[str, Any]] | None, n: int
+) -> list[dict[str, Any]]:
     """Units rated twice or more, most disputed first: split preference, then the widest rubric spread."""
     by_unit: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for v in cast:
@@ -147,14 +176,27 @@ def most_disagreed(cast: Sequence[dict[str, Any]], rubric: Sequence[Any], items:
     scored.sort(key=lambda t: (-t[0], -t[1], t[2]))
     out = []
     for split, spread, _unit, vs in scored[:n]:
-        entry: dict[str, Any] = {"item": vs[0]["item"], "first": vs[0]["first"], "second": vs[0]["second"],
-                                 "preference_split": bool(split), "rubric_spread": spread,
-                                 "votes": [{"annotator": v["annotator"], "preference": v["preference"],
-                                            "rubric": v["rubric"], "comment": v["comment"]} for v in vs]}
+        entry: dict[str, Any] = {
+            "item": vs[0]["item"],
+            "first": vs[0]["first"],
+            "second": vs[0]["second"],
+            "preference_split": bool(split),
+            "rubric_spread": spread,
+            "votes": [
+                {"annotator": v["annotator"], "preference": v["preference"], "rubric": v["rubric"], "comment": v["comment"]} for v in vs
+            ],
+        }
         if items is not None:
             it = items[vs[0]["item"]]
-            entry.update({"index": it["index"], "line": it["line"], "input": it["input"], "reference": it["reference"],
-                          "outputs": {s: it["outputs"][s] for s in (vs[0]["first"], vs[0]["second"])}})
+            entry.update(
+                {
+                    "index": it["index"],
+                    "line": it["line"],
+                    "input": it["input"],
+                    "reference": it["reference"],
+                    "outputs": {s: it["outputs"][s] for s in (vs[0]["first"], vs[0]["second"])},
+                }
+            )
         out.append(entry)
     return out
 

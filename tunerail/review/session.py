@@ -52,8 +52,13 @@ def material_path(run_dir: str | Path) -> Path:
     for candidate in (run_dir / ITEMS_FILE, run_dir / "eval" / ITEMS_FILE):
         if candidate.exists():
             return candidate
-    raise TunerailError(Problem(f"no review material ({ITEMS_FILE}) in this folder", file=str(run_dir),
-                                fix="pass the folder written by `tunerail eval --out` (or a `tunerail run` folder)"))
+    raise TunerailError(
+        Problem(
+            f"no review material ({ITEMS_FILE}) in this folder",
+            file=str(run_dir),
+            fix="pass the folder written by `tunerail eval --out` (or a `tunerail run` folder)",
+        )
+    )
 
 
 def load_items(path: Path) -> list[dict[str, Any]]:
@@ -66,14 +71,21 @@ def load_items(path: Path) -> list[dict[str, Any]]:
             if not isinstance(rec.get("outputs"), dict):
                 raise ValueError("no outputs object")
         except ValueError as exc:
-            raise TunerailError(Problem(f"not a review item ({exc})", file=str(path), line=n,
-                                        fix="re-run `tunerail eval` to rewrite the material")) from None
+            raise TunerailError(
+                Problem(f"not a review item ({exc})", file=str(path), line=n, fix="re-run `tunerail eval` to rewrite the material")
+            ) from None
         items.append(rec)
     return items
 
 
-def open_session(run_dir: str | Path, *, config: TunerailConfig | None = None, annotators: Sequence[str] | None = None,
-                 pairs: str | None = None, new_links: bool = False) -> ReviewSession:
+def open_session(
+    run_dir: str | Path,
+    *,
+    config: TunerailConfig | None = None,
+    annotators: Sequence[str] | None = None,
+    pairs: str | None = None,
+    new_links: bool = False,
+) -> ReviewSession:
     """Create the session on first use, or reopen it (same material, same annotators) to resume.
 
     Raises TunerailError when the material changed since the session was created (the votes
@@ -90,31 +102,49 @@ def open_session(run_dir: str | Path, *, config: TunerailConfig | None = None, a
         meta = store.meta()
         where = str(store.path)
         if meta["material_hash"] != digest:
-            raise TunerailError(Problem("the review material changed since this review started", file=where,
-                                        fix="move the review/ folder away to start a new review of the new outputs"))
+            raise TunerailError(
+                Problem(
+                    "the review material changed since this review started",
+                    file=where,
+                    fix="move the review/ folder away to start a new review of the new outputs",
+                )
+            )
         if annotators and list(annotators) != meta["annotators"]:
-            raise TunerailError(Problem(f"this review was started with annotators {', '.join(meta['annotators'])}",
-                                        file=where, field="--annotators",
-                                        fix="pass the same list (or none), or move review/ away for a new review"))
+            raise TunerailError(
+                Problem(
+                    f"this review was started with annotators {', '.join(meta['annotators'])}",
+                    file=where,
+                    field="--annotators",
+                    fix="pass the same list (or none), or move review/ away for a new review",
+                )
+            )
         if pairs and [tuple(p) for p in parse_pairs(pairs)] != meta["pairs"]:
-            raise TunerailError(Problem("this review was started with other pairs", file=where, field="--pairs",
-                                        fix="pass the same --pairs (or none)"))
+            raise TunerailError(
+                Problem("this review was started with other pairs", file=where, field="--pairs", fix="pass the same --pairs (or none)")
+            )
         tokens = store.new_tokens() if new_links or not links_file.exists() else json.loads(links_file.read_text())
     else:
         names = list(annotators or review.annotators or ["reviewer"])
         bad = [n for n in names if not n or n.startswith("@") or len(n) > 64]
         if bad or len(set(names)) != len(names):
-            raise TunerailError(Problem(f"bad annotator names {names}", field="--annotators",
-                                        fix="distinct names, comma-separated, not starting with @"))
+            raise TunerailError(
+                Problem(f"bad annotator names {names}", field="--annotators", fix="distinct names, comma-separated, not starting with @")
+            )
         pair_list = parse_pairs(pairs or ",".join(review.pairs))
         missing = sorted({s for p in pair_list for s in p} - {s for it in items for s in it["outputs"]})
         if missing:
-            raise TunerailError(Problem(f"no outputs for system(s) {', '.join(missing)}", file=str(material),
-                                        field="--pairs", fix="systems in the material: "
-                                        + ", ".join(sorted({s for it in items for s in it["outputs"]}))))
+            raise TunerailError(
+                Problem(
+                    f"no outputs for system(s) {', '.join(missing)}",
+                    file=str(material),
+                    field="--pairs",
+                    fix="systems in the material: " + ", ".join(sorted({s for it in items for s in it["outputs"]})),
+                )
+            )
         units = make_units(items, pair_list, review.seed)
-        tokens = store.create(material_hash=digest, units=units, annotators=names, overlap=review.overlap,
-                              seed=review.seed, pairs=pair_list)
+        tokens = store.create(
+            material_hash=digest, units=units, annotators=names, overlap=review.overlap, seed=review.seed, pairs=pair_list
+        )
     write_atomic(links_file, json.dumps(tokens, indent=2))
     os.chmod(links_file, 0o600)
     return ReviewSession(material.parent, items, store, review, tokens)
@@ -131,8 +161,9 @@ def compute_results(session: ReviewSession, *, resamples: int = 1000) -> dict[st
         progress[name] = {"done": done, "total": total}
     with session.store.connect() as c:
         units_total = c.execute("SELECT COUNT(*) FROM units").fetchone()[0]
-    out = summarize(session.store.votes(), session.review.rubric, units_total=units_total, items=session.items,
-                    progress=progress, resamples=resamples)
+    out = summarize(
+        session.store.votes(), session.review.rubric, units_total=units_total, items=session.items, progress=progress, resamples=resamples
+    )
     out["material_hash"] = meta["material_hash"]
     out["overlap"], out["seed"] = meta["overlap"], meta["seed"]
     return out

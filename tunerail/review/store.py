@@ -62,8 +62,9 @@ def parse_pairs(text: str | None) -> list[tuple[str, str]]:
     for part in (text or "base:tuned").split(","):
         names = [p.strip() for p in part.split(":")]
         if len(names) != 2 or not all(names) or names[0] == names[1]:
-            raise TunerailError(Problem(f"bad pair {part!r}", field="--pairs",
-                                        fix="write pairs as first:second, e.g. base:tuned (comma-separated)"))
+            raise TunerailError(
+                Problem(f"bad pair {part!r}", field="--pairs", fix="write pairs as first:second, e.g. base:tuned (comma-separated)")
+            )
         pairs.append((names[0], names[1]))
     return pairs
 
@@ -92,7 +93,7 @@ def assign(units: Sequence[str], annotators: Sequence[str], overlap: float, seed
     names = list(annotators)
     queues: dict[str, list[str]] = {a: [] for a in names}
     n_overlap = round(overlap * len(order)) if len(names) >= 2 else 0
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     for k, unit in enumerate(order[:n_overlap]):
         a, b = pairs[k % len(pairs)]
         queues[a].append(unit)
@@ -140,8 +141,16 @@ class ReviewStore:
         with self.connect() as c:
             return c.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone() is not None
 
-    def create(self, *, material_hash: str, units: Sequence[Unit], annotators: Sequence[str], overlap: float,
-               seed: int, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    def create(
+        self,
+        *,
+        material_hash: str,
+        units: Sequence[Unit],
+        annotators: Sequence[str],
+        overlap: float,
+        seed: int,
+        pairs: Sequence[tuple[str, str]],
+    ) -> dict[str, str]:
         """Create the session; returns name -> link token (admin under ``"@admin"``), shown once."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         plan = assign([u.unit for u in units], annotators, overlap, seed)
@@ -150,26 +159,42 @@ class ReviewStore:
             c.execute("PRAGMA journal_mode=WAL")  # persistent in the file: readers never block the writer
             c.executescript(SCHEMA)
             c.execute("BEGIN IMMEDIATE")
-            meta = {"material_hash": material_hash, "annotators": json.dumps(list(annotators)), "overlap": str(overlap),
-                    "seed": str(seed), "pairs": json.dumps([list(p) for p in pairs]), "created": str(time.time())}
+            meta = {
+                "material_hash": material_hash,
+                "annotators": json.dumps(list(annotators)),
+                "overlap": str(overlap),
+                "seed": str(seed),
+                "pairs": json.dumps([list(p) for p in pairs]),
+                "created": str(time.time()),
+            }
             c.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-            c.executemany("INSERT INTO units VALUES (?, ?, ?, ?, ?)",
-                          [(u.unit, u.item, u.pair, u.first, u.second) for u in units])
-            c.executemany("INSERT INTO annotators VALUES (?, ?, ?, ?)",
-                          [(n, hash_token(t), secrets.token_urlsafe(24), int(n == "@admin")) for n, t in tokens.items()])
+            c.executemany("INSERT INTO units VALUES (?, ?, ?, ?, ?)", [(u.unit, u.item, u.pair, u.first, u.second) for u in units])
+            c.executemany(
+                "INSERT INTO annotators VALUES (?, ?, ?, ?)",
+                [(n, hash_token(t), secrets.token_urlsafe(24), int(n == "@admin")) for n, t in tokens.items()],
+            )
             first_of = {u.unit: (u.first, u.second) for u in units}
-            c.executemany("INSERT INTO assignments VALUES (?, ?, ?, ?)",
-                          [(a, pos, unit, first_of[unit][0] if first_a else first_of[unit][1])
-                           for a, queue in plan.items() for pos, (unit, first_a) in enumerate(queue)])
+            c.executemany(
+                "INSERT INTO assignments VALUES (?, ?, ?, ?)",
+                [
+                    (a, pos, unit, first_of[unit][0] if first_a else first_of[unit][1])
+                    for a, queue in plan.items()
+                    for pos, (unit, first_a) in enumerate(queue)
+                ],
+            )
             c.execute("COMMIT")
         return tokens
 
     def meta(self) -> dict[str, Any]:
         with self.connect() as c:
             rows = dict(c.execute("SELECT key, value FROM meta").fetchall())
-        return {"material_hash": rows["material_hash"], "annotators": json.loads(rows["annotators"]),
-                "overlap": float(rows["overlap"]), "seed": int(rows["seed"]),
-                "pairs": [tuple(p) for p in json.loads(rows["pairs"])]}
+        return {
+            "material_hash": rows["material_hash"],
+            "annotators": json.loads(rows["annotators"]),
+            "overlap": float(rows["overlap"]),
+            "seed": int(rows["seed"]),
+            "pairs": [tuple(p) for p in json.loads(rows["pairs"])],
+        }
 
     def new_tokens(self) -> dict[str, str]:
         """Fresh link tokens for every annotator (old links stop working); votes are kept."""
@@ -177,8 +202,7 @@ class ReviewStore:
             names = [r["name"] for r in c.execute("SELECT name FROM annotators")]
             tokens = {n: secrets.token_urlsafe(24) for n in names}
             c.execute("BEGIN IMMEDIATE")
-            c.executemany("UPDATE annotators SET token_hash = ? WHERE name = ?",
-                          [(hash_token(t), n) for n, t in tokens.items()])
+            c.executemany("UPDATE annotators SET token_hash = ? WHERE name = ?", [(hash_token(t), n) for n, t in tokens.items()])
             c.execute("COMMIT")
         return tokens
 
@@ -201,20 +225,25 @@ class ReviewStore:
                 "SELECT s.position, s.unit, s.a_is, u.item, u.first, u.second, v.preference, v.rubric, v.comment, "
                 "v.skip_reason, v.cast_at FROM assignments s JOIN units u ON u.unit = s.unit "
                 "LEFT JOIN votes v ON v.unit = s.unit AND v.annotator = s.annotator "
-                "WHERE s.annotator = ? AND s.position = ?", (annotator, position)).fetchone()
+                "WHERE s.annotator = ? AND s.position = ?",
+                (annotator, position),
+            ).fetchone()
 
     def progress(self, annotator: str) -> tuple[int, int, int | None]:
         """(done, total, first position not yet done — None when all are done): resume point."""
         with self.connect() as c:
-            rows = c.execute("SELECT s.position, v.cast_at FROM assignments s LEFT JOIN votes v ON v.unit = s.unit "
-                             "AND v.annotator = s.annotator WHERE s.annotator = ? ORDER BY s.position",
-                             (annotator,)).fetchall()
+            rows = c.execute(
+                "SELECT s.position, v.cast_at FROM assignments s LEFT JOIN votes v ON v.unit = s.unit "
+                "AND v.annotator = s.annotator WHERE s.annotator = ? ORDER BY s.position",
+                (annotator,),
+            ).fetchall()
         done = sum(r["cast_at"] is not None for r in rows)
         nxt = next((r["position"] for r in rows if r["cast_at"] is None), None)
         return done, len(rows), nxt
 
-    def cast(self, annotator: str, unit: str, *, preference: str | None, rubric: dict[str, dict[str, int]],
-             comment: str, skip_reason: str | None) -> None:
+    def cast(
+        self, annotator: str, unit: str, *, preference: str | None, rubric: dict[str, dict[str, int]], comment: str, skip_reason: str | None
+    ) -> None:
         """Store (or replace) one vote in its own committed transaction.
 
         ``preference`` is a system name or ``"tie"`` (None when skipped); ``rubric`` maps question ->
@@ -222,20 +251,27 @@ class ReviewStore:
         """
         with self.connect() as c:
             c.execute("BEGIN IMMEDIATE")
-            c.execute("INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (annotator, unit, preference, json.dumps(rubric, sort_keys=True), comment, skip_reason,
-                       time.time()))
+            c.execute(
+                "INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (annotator, unit, preference, json.dumps(rubric, sort_keys=True), comment, skip_reason, time.time()),
+            )
             c.execute("COMMIT")
 
     def votes(self) -> list[dict[str, Any]]:
         """Every vote joined with its unit (item, systems), annotators' order."""
         with self.connect() as c:
-            rows = c.execute("SELECT v.annotator, v.unit, v.preference, v.rubric, v.comment, v.skip_reason, v.cast_at, "
-                             "u.item, u.pair, u.first, u.second FROM votes v JOIN units u ON u.unit = v.unit "
-                             "ORDER BY v.cast_at").fetchall()
+            rows = c.execute(
+                "SELECT v.annotator, v.unit, v.preference, v.rubric, v.comment, v.skip_reason, v.cast_at, "
+                "u.item, u.pair, u.first, u.second FROM votes v JOIN units u ON u.unit = v.unit "
+                "ORDER BY v.cast_at"
+            ).fetchall()
         return [{**dict(r), "rubric": json.loads(r["rubric"])} for r in rows]
 
     def assignments(self) -> list[dict[str, Any]]:
         with self.connect() as c:
-            return [dict(r) for r in c.execute("SELECT s.annotator, s.position, s.unit, s.a_is, u.first, u.second "
-                                               "FROM assignments s JOIN units u ON u.unit = s.unit")]
+            return [
+                dict(r)
+                for r in c.execute(
+                    "SELECT s.annotator, s.position, s.unit, s.a_is, u.first, u.second FROM assignments s JOIN units u ON u.unit = s.unit"
+                )
+            ]

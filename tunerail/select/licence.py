@@ -32,24 +32,37 @@ LicenceClass = Literal["permissive", "conditional", "non_commercial", "unknown"]
 
 _PERMISSIVE_SPDX = re.compile(
     r"^(Apache-\d|MIT|BSD-|0BSD|ISC|Zlib|Unlicense|CC0-|CC-BY-\d|BSL-1\.0|AFL-|PostgreSQL|NCSA|X11|"
-    r"MPL-|Artistic-|PSF-|Python-|OpenSSL|UPL-|ECL-|EPL-|MS-PL)", re.IGNORECASE)
+    r"MPL-|Artistic-|PSF-|Python-|OpenSSL|UPL-|ECL-|EPL-|MS-PL)",
+    re.IGNORECASE,
+)
 _COPYLEFT_SPDX = re.compile(r"^(GPL-|AGPL-|LGPL-|CC-BY-SA-|EUPL-|OSL-|CDDL-|ODbL-)", re.IGNORECASE)
-_NON_COMMERCIAL = re.compile(r"(^|[-_ ])nc([-_ ]|$)|non[-_ ]?commercial|research[-_ ]?only|research|academic",
-                             re.IGNORECASE)
+_NON_COMMERCIAL = re.compile(r"(^|[-_ ])nc([-_ ]|$)|non[-_ ]?commercial|research[-_ ]?only|research|academic", re.IGNORECASE)
 
-_GEMMA = ("Gemma Terms of Use: use must follow the Gemma Prohibited Use Policy, and anyone you share the model "
-          "or a derivative with must receive the same restrictions and a copy of the terms")
-_LLAMA = ("Llama community licence: a licence from Meta is required above 700 million monthly active users, "
-          "the Acceptable Use Policy applies, and products must display \"Built with Llama\"")
-_OPENRAIL = ("OpenRAIL: the use-based restrictions (Attachment A) apply to you and must be passed on to "
-             "every downstream user")
+_GEMMA = (
+    "Gemma Terms of Use: use must follow the Gemma Prohibited Use Policy, and anyone you share the model "
+    "or a derivative with must receive the same restrictions and a copy of the terms"
+)
+_LLAMA = (
+    "Llama community licence: a licence from Meta is required above 700 million monthly active users, "
+    'the Acceptable Use Policy applies, and products must display "Built with Llama"'
+)
+_OPENRAIL = "OpenRAIL: the use-based restrictions (Attachment A) apply to you and must be passed on to every downstream user"
 
 # Hub licence ids (the model card `license:` vocabulary) that are not SPDX identifiers.
 HUB_LICENCES: dict[str, tuple[LicenceClass, str]] = {
     "gemma": ("conditional", _GEMMA),
     **{k: ("conditional", _LLAMA) for k in ("llama2", "llama3", "llama3.1", "llama3.2", "llama3.3", "llama4")},
-    **{k: ("conditional", _OPENRAIL) for k in ("openrail", "openrail++", "bigscience-openrail-m",
-                                                "creativeml-openrail-m", "bigscience-bloom-rail-1.0", "bigcode-openrail-m")},
+    **{
+        k: ("conditional", _OPENRAIL)
+        for k in (
+            "openrail",
+            "openrail++",
+            "bigscience-openrail-m",
+            "creativeml-openrail-m",
+            "bigscience-bloom-rail-1.0",
+            "bigcode-openrail-m",
+        )
+    },
     "deepseek": ("conditional", "DeepSeek licence: use-based restrictions (Attachment A) apply and must be passed on"),
 }
 _COPYLEFT_CONDITION = "share-alike: derivatives (including a fine-tuned model) must be released under the same licence"
@@ -63,9 +76,9 @@ class Licence:
     spdx: str | None
     licence_class: LicenceClass
     condition: str = ""
-    name: str | None = None      # card `license_name` (for `other`)
-    link: str | None = None      # card `license_link`
-    source: str = ""             # where it was read: README path, hub id, bundled package
+    name: str | None = None  # card `license_name` (for `other`)
+    link: str | None = None  # card `license_link`
+    source: str = ""  # where it was read: README path, hub id, bundled package
     languages: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,25 +190,58 @@ def gate(candidate: str, lic: Licence, *, commercial: bool, acknowledged: list[s
     details = {"candidate": candidate, **lic.to_dict()}
     if lic.licence_class == "non_commercial":
         if not commercial:
-            return [Finding("licence.non_commercial", Severity.INFO,
-                            f"{candidate}: licence {shown} is non-commercial; allowed because project.commercial is false",
-                            "keep the fine-tuned model out of commercial use", code="SEL001", details=details)]
-        return [Finding("licence.non_commercial", Severity.ERROR,
-                        f"{candidate}: licence {shown} forbids commercial use ({lic.condition}), and project.commercial is true",
-                        "choose a permissively licensed candidate, or set project.commercial: false if the use is not commercial",
-                        code="SEL001", details=details)]
+            return [
+                Finding(
+                    "licence.non_commercial",
+                    Severity.INFO,
+                    f"{candidate}: licence {shown} is non-commercial; allowed because project.commercial is false",
+                    "keep the fine-tuned model out of commercial use",
+                    code="SEL001",
+                    details=details,
+                )
+            ]
+        return [
+            Finding(
+                "licence.non_commercial",
+                Severity.ERROR,
+                f"{candidate}: licence {shown} forbids commercial use ({lic.condition}), and project.commercial is true",
+                "choose a permissively licensed candidate, or set project.commercial: false if the use is not commercial",
+                code="SEL001",
+                details=details,
+            )
+        ]
     if lic.licence_class == "unknown":
         if candidate in acknowledged:
-            return [Finding("licence.acknowledged", Severity.INFO,
-                            f"{candidate}: licence {shown} ({lic.condition}) acknowledged in model.license_acknowledged",
-                            "nothing to do; the acknowledgement is recorded in select.json", code="SEL004", details=details)]
+            return [
+                Finding(
+                    "licence.acknowledged",
+                    Severity.INFO,
+                    f"{candidate}: licence {shown} ({lic.condition}) acknowledged in model.license_acknowledged",
+                    "nothing to do; the acknowledgement is recorded in select.json",
+                    code="SEL004",
+                    details=details,
+                )
+            ]
         severity = Severity.ERROR if commercial else Severity.WARNING
-        return [Finding("licence.unknown", severity,
-                        f"{candidate}: licence {shown} cannot be classified ({lic.condition}; read from {lic.source})",
-                        f"review the licence, then add {candidate!r} to model.license_acknowledged", code="SEL002",
-                        details=details)]
+        return [
+            Finding(
+                "licence.unknown",
+                severity,
+                f"{candidate}: licence {shown} cannot be classified ({lic.condition}; read from {lic.source})",
+                f"review the licence, then add {candidate!r} to model.license_acknowledged",
+                code="SEL002",
+                details=details,
+            )
+        ]
     if lic.licence_class == "conditional":
-        return [Finding("licence.conditional", Severity.WARNING,
-                        f"{candidate}: licence {shown} allows commercial use under conditions: {lic.condition}",
-                        "check that your use meets the conditions before you ship", code="SEL003", details=details)]
+        return [
+            Finding(
+                "licence.conditional",
+                Severity.WARNING,
+                f"{candidate}: licence {shown} allows commercial use under conditions: {lic.condition}",
+                "check that your use meets the conditions before you ship",
+                code="SEL003",
+                details=details,
+            )
+        ]
     return []

@@ -32,8 +32,15 @@ LN2 = math.log(2)
 
 
 # --- bits per byte ---------------------------------------------------------------------------------
-def answer_bits(lm: G.LoadedModel, prompts: Sequence[str], answers: Sequence[str], *,
-                batch_size: int = 16, progress: Any = None, stage: str = "bits per byte") -> tuple[np.ndarray, np.ndarray]:
+def answer_bits(
+    lm: G.LoadedModel,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    *,
+    batch_size: int = 16,
+    progress: Any = None,
+    stage: str = "bits per byte",
+) -> tuple[np.ndarray, np.ndarray]:
     """(bits, UTF-8 bytes) of each answer given its rendered prompt (eval's batched scorer, no EOS)."""
     logp, _ = G.score_answers(lm, prompts, answers, batch_size=batch_size, add_eos=False, progress=progress, stage=stage)
     return -np.asarray(logp) / LN2, np.array([len(a.encode("utf-8")) for a in answers], dtype=float)
@@ -71,9 +78,15 @@ def tokenizer_fit(tokenizer: Any, records: Sequence[Record], prompt_template: An
     chars = sum(len(t) for t in texts)
     lengths = training_lengths(tokenizer, records, prompt_template)
     over = sum(n > max_seq_length for n in lengths)
-    return {"tokens_per_word": tokens / max(words, 1), "chars_per_token": chars / max(tokens, 1),
-            "truncated_share": over / max(len(lengths), 1), "truncated_rows": over, "rows": len(lengths),
-            "max_length": max(lengths, default=0), "mean_length": float(np.mean(lengths)) if lengths else 0.0}
+    return {
+        "tokens_per_word": tokens / max(words, 1),
+        "chars_per_token": chars / max(tokens, 1),
+        "truncated_share": over / max(len(lengths), 1),
+        "truncated_rows": over,
+        "rows": len(lengths),
+        "max_length": max(lengths, default=0),
+        "mean_length": float(np.mean(lengths)) if lengths else 0.0,
+    }
 
 
 def data_language(records: Sequence[Record], config: Any) -> tuple[str | None, float]:
@@ -81,8 +94,10 @@ def data_language(records: Sequence[Record], config: Any) -> tuple[str | None, f
     from tunerail.doctor.checks.language import distribution, identify
 
     min_chars = config.doctor.min_language_chars
-    langs = [identify(t) if sum(c.isalpha() for c in t) >= min_chars else None
-             for t in (r.prompt if r.format == "text_label" else r.text for r in records)]
+    langs = [
+        identify(t) if sum(c.isalpha() for c in t) >= min_chars else None
+        for t in (r.prompt if r.format == "text_label" else r.text for r in records)
+    ]
     counts = distribution(langs, config.doctor.language_confidence)
     if not counts:
         return None, 0.0
@@ -100,25 +115,33 @@ def score_metric(config: Any, task: str) -> str:
     return "accuracy" if metric == "accuracy_ranking" else metric
 
 
-def label_ranking(lm: G.LoadedModel, prompts: Sequence[str], labels: Sequence[str], *, batch_size: int,
-                  length_normalize: bool, progress: Any = None) -> list[str]:
+def label_ranking(
+    lm: G.LoadedModel, prompts: Sequence[str], labels: Sequence[str], *, batch_size: int, length_normalize: bool, progress: Any = None
+) -> list[str]:
     """Classification by ranking every label by log-likelihood (never answers outside the label set).
 
     One call site on purpose: the eval step owns label ranking (``tunerail.eval.generate.rank_labels``);
     select follows whatever it does there.
     """
-    return G.rank_labels(lm, prompts, labels, batch_size=batch_size, length_normalize=length_normalize,
-                         progress=progress)
+    return G.rank_labels(lm, prompts, labels, batch_size=batch_size, length_normalize=length_normalize, progress=progress)
 
 
-def task_outputs(lm: G.LoadedModel, records: Sequence[Record], *, task: str, template: Any, labels: Sequence[str],
-                 shots: Sequence[tuple[str, str]], config: Any, progress: Any = None) -> list[str]:
+def task_outputs(
+    lm: G.LoadedModel,
+    records: Sequence[Record],
+    *,
+    task: str,
+    template: Any,
+    labels: Sequence[str],
+    shots: Sequence[tuple[str, str]],
+    config: Any,
+    progress: Any = None,
+) -> list[str]:
     """The model's answers on the sample (ranked labels, or greedy generations)."""
     prompts = [prompt_for(lm.tokenizer, r, template, shots) for r in records]
     bs = config.select.batch_size
     if task == "classification":
-        return label_ranking(lm, prompts, labels, batch_size=bs, length_normalize=config.eval.length_normalize,
-                             progress=progress)
+        return label_ranking(lm, prompts, labels, batch_size=bs, length_normalize=config.eval.length_normalize, progress=progress)
     return G.generate(lm, prompts, max_new_tokens=config.eval.max_new_tokens, batch_size=bs, progress=progress)
 
 
@@ -196,8 +219,9 @@ def _vm_hwm() -> int | None:
     return None
 
 
-def probe_training(config: Any, candidate: str, train_records: Sequence[Record], validation_records: Sequence[Record],
-                   work_dir: Any) -> dict[str, Any]:
+def probe_training(
+    config: Any, candidate: str, train_records: Sequence[Record], validation_records: Sequence[Record], work_dir: Any
+) -> dict[str, Any]:
     """The train recipe's setup for ``candidate``, in a fresh process: time/cost estimate, parameters, memory.
 
     A fresh process (spawned, nothing inherited) because memory is measured as that process's peak
@@ -208,12 +232,12 @@ def probe_training(config: Any, candidate: str, train_records: Sequence[Record],
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_probe_training_here, config, candidate, list(train_records), list(validation_records),
-                           str(work_dir)).result()
+        return pool.submit(_probe_training_here, config, candidate, list(train_records), list(validation_records), str(work_dir)).result()
 
 
-def _probe_training_here(config: Any, candidate: str, train_records: list[Record], validation_records: list[Record],
-                         work_dir: str) -> dict[str, Any]:
+def _probe_training_here(
+    config: Any, candidate: str, train_records: list[Record], validation_records: list[Record], work_dir: str
+) -> dict[str, Any]:
     """``TrainRecipe.setup`` (data, model, LoRA, optimizer, ``select.probe_steps`` timed passes: the estimator
     `tunerail train` uses) with tracking and the lint off, then one forward+backward of the run's largest
     batch (most tokens, where activations peak; also where a GPU would run out of memory).
@@ -264,11 +288,20 @@ def _probe_training_here(config: Any, candidate: str, train_records: list[Record
             recipe.cleanup()
     lora_bytes = peak.peak + 8 * params.trainable
     full_bytes = lora_bytes + 12 * params.total + (2 * params.total if bf16_weights else 0)
-    return {"params": params.total, "trainable_lora": params.trainable,
-            "memory_lora_gb": lora_bytes / 1e9, "memory_full_gb": full_bytes / 1e9,
-            "memory_measured": {"runtime_gb": runtime / 1e9, "peak_rss_gb": peak.peak / 1e9,
-                                "largest_batch_tokens": largest_tokens, "process": "fresh (spawned)"},
-            "estimate": estimate, "probe_s": time.perf_counter() - start}
+    return {
+        "params": params.total,
+        "trainable_lora": params.trainable,
+        "memory_lora_gb": lora_bytes / 1e9,
+        "memory_full_gb": full_bytes / 1e9,
+        "memory_measured": {
+            "runtime_gb": runtime / 1e9,
+            "peak_rss_gb": peak.peak / 1e9,
+            "largest_batch_tokens": largest_tokens,
+            "process": "fresh (spawned)",
+        },
+        "estimate": estimate,
+        "probe_s": time.perf_counter() - start,
+    }
 
 
 def machine_memory_bytes() -> int:
@@ -286,8 +319,9 @@ def machine_memory_bytes() -> int:
 
 
 # --- cheap baselines (classification) ----------------------------------------------------------------
-def cheap_baselines(train_rows: Sequence[Record], sample: Sequence[Record], labels: Sequence[str], metric: str, *,
-                    resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+def cheap_baselines(
+    train_rows: Sequence[Record], sample: Sequence[Record], labels: Sequence[str], metric: str, *, resamples: int, seed: int
+) -> dict[str, dict[str, Any]]:
     """Majority class and TF-IDF + logistic regression fitted on the training rows, scored on the sample.
 
     The eval step is getting its own cheap baselines (issue 8); this small pair stands in until then,
@@ -306,13 +340,10 @@ def cheap_baselines(train_rows: Sequence[Record], sample: Sequence[Record], labe
     refs = [r.completion for r in sample]
     majority = Counter(r.label for r in train).most_common(1)[0][0]
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
-    clf = LogisticRegression(max_iter=1000, C=10.0).fit(vec.fit_transform([r.prompt for r in train]),
-                                                         [r.label for r in train])
-    preds = {"majority": [majority] * len(sample),
-             "tfidf_logreg": list(clf.predict(vec.transform([r.prompt for r in sample])))}
+    clf = LogisticRegression(max_iter=1000, C=10.0).fit(vec.fit_transform([r.prompt for r in train]), [r.label for r in train])
+    preds = {"majority": [majority] * len(sample), "tfidf_logreg": list(clf.predict(vec.transform([r.prompt for r in sample])))}
     out = {}
     for name, outputs in preds.items():
         stat = model_scores("classification", refs, outputs, labels).statistic(metric)
-        out[name] = {**bootstrap_statistic(stat, len(sample), resamples=resamples, seed=seed).to_dict(),
-                     "outputs": outputs}
+        out[name] = {**bootstrap_statistic(stat, len(sample), resamples=resamples, seed=seed).to_dict(), "outputs": outputs}
     return out

@@ -25,9 +25,9 @@ class Entry:
 
     name: str
     params: int
-    score: dict[str, Any]          # Estimate dict of the task score (higher is better)
-    score_stat: IndexStat          # idx -> task score on rows idx (same rows for every candidate)
-    bpb: dict[str, Any]            # Estimate dict of bits per byte (lower is better)
+    score: dict[str, Any]  # Estimate dict of the task score (higher is better)
+    score_stat: IndexStat  # idx -> task score on rows idx (same rows for every candidate)
+    bpb: dict[str, Any]  # Estimate dict of bits per byte (lower is better)
     bpb_stat: IndexStat
     blocked: list[str] = field(default_factory=list)  # why it is not eligible (licence, budget, memory)
 
@@ -36,7 +36,7 @@ class Entry:
 class Recommendation:
     recommended: str | None
     reason: str
-    decided_by: str                # "task score" or "bits per byte"
+    decided_by: str  # "task score" or "bits per byte"
     ranking: list[str]
     comparisons: dict[str, dict[str, Any]]  # candidate -> paired difference to the best
     findings: list[Finding]
@@ -47,18 +47,24 @@ def _negated(stat: Callable[[Any], float]) -> Callable[[Any], float]:
     return lambda idx: -stat(idx)
 
 
-def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: float = 0.05,
-              resamples: int = 1000, seed: int = 13) -> Recommendation:
+def recommend(
+    entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: float = 0.05, resamples: int = 1000, seed: int = 13
+) -> Recommendation:
     """Apply the rule; SEL030 (a bigger model is not better), SEL031 (all near zero), SEL032 (none eligible)."""
     findings: list[Finding] = []
     all_near_zero = bool(entries) and all(e.score["high"] < near_zero for e in entries)
     if all_near_zero:
-        findings.append(Finding(
-            "select.all_near_zero", Severity.WARNING,
-            f"every candidate scores near zero on the task (95 % CI upper bound below {near_zero:g}): the base models "
-            "cannot do it yet, so bits per byte of the reference answers decides",
-            "the task needs training data (fine-tune) or a different, larger or domain model; check the prompt too",
-            code="SEL031", details={"scores": {e.name: e.score for e in entries}}))
+        findings.append(
+            Finding(
+                "select.all_near_zero",
+                Severity.WARNING,
+                f"every candidate scores near zero on the task (95 % CI upper bound below {near_zero:g}): the base models "
+                "cannot do it yet, so bits per byte of the reference answers decides",
+                "the task needs training data (fine-tune) or a different, larger or domain model; check the prompt too",
+                code="SEL031",
+                details={"scores": {e.name: e.score for e in entries}},
+            )
+        )
     # Orient every measure so that higher is better.
     stat: dict[str, Callable[[Any], float]]
     if all_near_zero:
@@ -75,8 +81,13 @@ def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: f
     comparisons = {}
     for e in entries:
         diff = S.paired_statistic(stat[best_all.name], stat[e.name], n, resamples=resamples, seed=seed)
-        comparisons[e.name] = {**diff.to_dict(), "versus": best_all.name, "measure": decided_by,
-                               "significantly_below": e.name != best_all.name and diff.extra["p_value"] < alpha}
+        comparisons[e.name] = {
+            **diff.to_dict(),
+            "versus": best_all.name,
+            "measure": decided_by,
+            "significantly_below": e.name != best_all.name and diff.extra["p_value"] < alpha,
+        }
+
     # Not significantly below the best: smallest first (the rule's order), bits per byte breaking ties;
     # then the rest by their measure.
     def rank_key(e: Entry) -> tuple:
@@ -86,11 +97,16 @@ def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: f
     ranking = [e.name for e in sorted(entries, key=rank_key)]
     eligible = [e for e in entries if not e.blocked]
     if not eligible:
-        findings.append(Finding(
-            "select.none_eligible", Severity.ERROR, "no candidate passes the licence gate and fits the budget: "
-            + "; ".join(f"{e.name}: {', '.join(e.blocked)}" for e in entries),
-            "add a permissively licensed candidate that fits, acknowledge a reviewed licence, or raise the budget",
-            code="SEL032"))
+        findings.append(
+            Finding(
+                "select.none_eligible",
+                Severity.ERROR,
+                "no candidate passes the licence gate and fits the budget: "
+                + "; ".join(f"{e.name}: {', '.join(e.blocked)}" for e in entries),
+                "add a permissively licensed candidate that fits, acknowledge a reviewed licence, or raise the budget",
+                code="SEL032",
+            )
+        )
         return Recommendation(None, "no eligible candidate", decided_by, ranking, comparisons, findings)
     best = max(eligible, key=lambda e: (value[e.name], -e.params))
     close = []
@@ -103,37 +119,57 @@ def recommend(entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: f
             close.append(e)
     pick = min(close, key=lambda e: (e.params, e.bpb["value"]))
     measure = decided_by
-    if (measure == "task score" and pick.score["high"] < near_zero and best_all.blocked
-            and comparisons[pick.name]["significantly_below"]):
+    if measure == "task score" and pick.score["high"] < near_zero and best_all.blocked and comparisons[pick.name]["significantly_below"]:
         # The gate left only models that cannot do the task while a blocked one can: training the
         # near-zero one would be the gate picking a model by elimination, not a recommendation.
         e = best_all
-        findings.append(Finding(
-            "select.only_near_zero_eligible", Severity.ERROR,
-            f"every eligible candidate scores near zero (best: {pick.name} {pick.score['value']:.3f}, 95 % CI upper bound "
-            f"below {near_zero:g}) while {e.name} scores significantly higher ({e.score['value']:.3f} "
-            f"[{e.score['low']:.3f}, {e.score['high']:.3f}]) but is not eligible: {', '.join(e.blocked)}",
-            "lift what blocks the better candidate (raise budget.max_hours, acknowledge a reviewed licence), or pin "
-            "model.base to train a model yourself", code="SEL033",
-            details={"eligible_best": pick.name, "blocked_better": e.name, "blocked_by": list(e.blocked)}))
-        return Recommendation(None, f"no eligible candidate can do the task; {e.name} can but is blocked "
-                              f"({', '.join(e.blocked)})", decided_by, ranking, comparisons, findings)
-    shown = (lambda e: f"{e.score['value']:.3f} [{e.score['low']:.3f}, {e.score['high']:.3f}]") if measure == "task score" \
+        findings.append(
+            Finding(
+                "select.only_near_zero_eligible",
+                Severity.ERROR,
+                f"every eligible candidate scores near zero (best: {pick.name} {pick.score['value']:.3f}, 95 % CI upper bound "
+                f"below {near_zero:g}) while {e.name} scores significantly higher ({e.score['value']:.3f} "
+                f"[{e.score['low']:.3f}, {e.score['high']:.3f}]) but is not eligible: {', '.join(e.blocked)}",
+                "lift what blocks the better candidate (raise budget.max_hours, acknowledge a reviewed licence), or pin "
+                "model.base to train a model yourself",
+                code="SEL033",
+                details={"eligible_best": pick.name, "blocked_better": e.name, "blocked_by": list(e.blocked)},
+            )
+        )
+        return Recommendation(
+            None,
+            f"no eligible candidate can do the task; {e.name} can but is blocked ({', '.join(e.blocked)})",
+            decided_by,
+            ranking,
+            comparisons,
+            findings,
+        )
+    shown = (
+        (lambda e: f"{e.score['value']:.3f} [{e.score['low']:.3f}, {e.score['high']:.3f}]")
+        if measure == "task score"
         else (lambda e: f"{e.bpb['value']:.3f} bits/byte [{e.bpb['low']:.3f}, {e.bpb['high']:.3f}]")
+    )
     if pick is best:
         reason = f"{pick.name} has the best {measure} among eligible candidates: {shown(pick)}"
     else:
-        reason = (f"{pick.name} ({pick.params / 1e6:.0f} M params) is the smallest eligible candidate whose {measure} "
-                  f"{shown(pick)} is not significantly below the best, {best.name} {shown(best)} (paired bootstrap, "
-                  f"alpha {alpha:g})")
+        reason = (
+            f"{pick.name} ({pick.params / 1e6:.0f} M params) is the smallest eligible candidate whose {measure} "
+            f"{shown(pick)} is not significantly below the best, {best.name} {shown(best)} (paired bootstrap, "
+            f"alpha {alpha:g})"
+        )
     for e in eligible:
         if e.params > pick.params and e in close and e is not pick:
-            findings.append(Finding(
-                "select.bigger_not_better", Severity.INFO,
-                f"{e.name} ({e.params / 1e6:.0f} M params) is {e.params / max(pick.params, 1):.1f}x the size of {pick.name} "
-                f"but not significantly better on {measure}: {shown(e)} vs {shown(pick)}",
-                f"train {pick.name}: it is cheaper to train and serve", code="SEL030",
-                details={"larger": e.name, "recommended": pick.name}))
+            findings.append(
+                Finding(
+                    "select.bigger_not_better",
+                    Severity.INFO,
+                    f"{e.name} ({e.params / 1e6:.0f} M params) is {e.params / max(pick.params, 1):.1f}x the size of {pick.name} "
+                    f"but not significantly better on {measure}: {shown(e)} vs {shown(pick)}",
+                    f"train {pick.name}: it is cheaper to train and serve",
+                    code="SEL030",
+                    details={"larger": e.name, "recommended": pick.name},
+                )
+            )
     skipped = [e for e in entries if e.blocked and value[e.name] > value[pick.name]]
     for e in skipped:
         reason += f"; {e.name} scores higher but is not eligible ({', '.join(e.blocked)})"

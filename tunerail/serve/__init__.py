@@ -16,8 +16,14 @@ from tunerail.serve.traffic import TrafficLog, read_traffic
 __all__ = ["serve", "build_state", "RunInfo", "load_run", "TrafficLog", "read_traffic"]
 
 
-def build_state(run_dir: str | Path | RunInfo, *, config: Any = None, api_key_env: str | None = None,
-                traffic_path: str | Path | None = None, lm: Any = None) -> Any:
+def build_state(
+    run_dir: str | Path | RunInfo,
+    *,
+    config: Any = None,
+    api_key_env: str | None = None,
+    traffic_path: str | Path | None = None,
+    lm: Any = None,
+) -> Any:
     """Load the model and open the traffic log; raises ``TunerailError`` before anything listens.
 
     Parameters
@@ -41,19 +47,39 @@ def build_state(run_dir: str | Path | RunInfo, *, config: Any = None, api_key_en
     if env:
         key = os.environ.get(env)
         if not key:
-            raise TunerailError(Problem(f"the API key variable {env} is not set or empty", field="serve.api_key_env",
-                                        fix=f"export {env}=<a long random key>, or drop --api-key-env to serve without a key"))
+            raise TunerailError(
+                Problem(
+                    f"the API key variable {env} is not set or empty",
+                    field="serve.api_key_env",
+                    fix=f"export {env}=<a long random key>, or drop --api-key-env to serve without a key",
+                )
+            )
     if lm is None:
         lm = load_model(run.base_model, run.adapter_dir)
-    log = TrafficLog(traffic_path or run.traffic_path, max_bytes=int(cfg.serve.log_max_mb * 1_000_000),
-                     backups=cfg.serve.log_backups, mask_pii=cfg.serve.mask_pii, phone_region=cfg.doctor.phone_region,
-                     fsync=cfg.serve.log_fsync)
-    return ServeState(lm=lm, model_id=run.model_id, template=pick_template(cfg), labels=run.labels(), task=cfg.task,
-                      traffic=log, max_new_tokens=cfg.serve.max_new_tokens, context_length=context_length(lm), api_key=key)
+    log = TrafficLog(
+        traffic_path or run.traffic_path,
+        max_bytes=int(cfg.serve.log_max_mb * 1_000_000),
+        backups=cfg.serve.log_backups,
+        mask_pii=cfg.serve.mask_pii,
+        phone_region=cfg.doctor.phone_region,
+        fsync=cfg.serve.log_fsync,
+    )
+    return ServeState(
+        lm=lm,
+        model_id=run.model_id,
+        template=pick_template(cfg),
+        labels=run.labels(),
+        task=cfg.task,
+        traffic=log,
+        max_new_tokens=cfg.serve.max_new_tokens,
+        context_length=context_length(lm),
+        api_key=key,
+    )
 
 
-def serve(run_dir: str | Path, *, config: Any = None, host: str | None = None, port: int | None = None,
-          api_key_env: str | None = None) -> None:
+def serve(
+    run_dir: str | Path, *, config: Any = None, host: str | None = None, port: int | None = None, api_key_env: str | None = None
+) -> None:
     """Serve until interrupted (uvicorn, one process). Host and port default to ``serve.host/port``."""
     import uvicorn
 
@@ -63,8 +89,13 @@ def serve(run_dir: str | Path, *, config: Any = None, host: str | None = None, p
     state = build_state(run, api_key_env=api_key_env)
     cfg = run.config
     try:
-        uvicorn.run(create_app(state), host=host or cfg.serve.host, port=cfg.serve.port if port is None else port,
-                    log_level="warning", access_log=False)
+        uvicorn.run(
+            create_app(state),
+            host=host or cfg.serve.host,
+            port=cfg.serve.port if port is None else port,
+            log_level="warning",
+            access_log=False,
+        )
     finally:
         state.traffic.close()
 

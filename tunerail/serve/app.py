@@ -73,8 +73,9 @@ class ServeState:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None):
+    def __init__(
+        self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
+    ):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
 
@@ -109,8 +110,7 @@ def create_app(state: ServeState) -> Any:
         errors = exc.errors()
         first = errors[0] if errors else {}
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        message = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-                            for e in errors[:5])
+        message = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}" for e in errors[:5])
         _log_error(state, request, 400, message)
         return JSONResponse(ApiError(400, message, param=".".join(loc) or None, code="invalid_request").body(), 400)
 
@@ -140,8 +140,7 @@ def create_app(state: ServeState) -> Any:
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         _authorise(request)
-        return {"object": "list", "data": [{"id": state.model_id, "object": "model", "created": created,
-                                             "owned_by": "tunerail"}]}
+        return {"object": "list", "data": [{"id": state.model_id, "object": "model", "created": created, "owned_by": "tunerail"}]}
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
@@ -161,16 +160,18 @@ def create_app(state: ServeState) -> Any:
             raise RequestValidationError(getattr(exc, "errors", lambda: [])()) from None
         if req.model != state.model_id:
             _log_error(state, request, 404, f"unknown model {req.model!r}", messages=req.messages)
-            raise ApiError(404, f"the model {req.model!r} does not exist; this server serves {state.model_id!r}",
-                           param="model", code="model_not_found")
+            raise ApiError(
+                404, f"the model {req.model!r} does not exist; this server serves {state.model_id!r}", param="model", code="model_not_found"
+            )
         try:
             job = _prepare(state, req)
         except ApiError as exc:
             _log_error(state, request, exc.status, exc.message, messages=req.messages)
             raise
         if req.stream:
-            return StreamingResponse(_stream(state, lock, job), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return StreamingResponse(
+                _stream(state, lock, job), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            )
         result = await run_in_threadpool(_complete, state, lock, job)
         return JSONResponse(result)
 
@@ -198,16 +199,19 @@ def _prepare(state: ServeState, req: ChatRequest) -> _Job:
     if turns[-1]["role"] != "user":
         raise ApiError(400, "the last message must come from the user", param="messages", code="invalid_request")
     last_user = turns[-1]["content"]
-    record = Record(ref=RowRef(0, 1), format="chat", turns=turns + [{"role": "assistant", "content": ""}],
-                    prompt=last_user, completion="")
+    record = Record(ref=RowRef(0, 1), format="chat", turns=turns + [{"role": "assistant", "content": ""}], prompt=last_user, completion="")
     messages = build_messages(record, state.template)
     text = render_prompt(state.lm.tokenizer, messages)
     ids = state.lm.tokenizer(text, add_special_tokens=False)["input_ids"]
     max_new = req.max_completion_tokens or req.max_tokens or state.max_new_tokens
     if len(ids) + max_new > state.context_length:
-        raise ApiError(400, f"this model's context is {state.context_length} tokens; the prompt has {len(ids)} and "
-                            f"max_tokens asks for {max_new} more ({len(ids) + max_new}); shorten the messages or lower max_tokens",
-                       param="messages", code="context_length_exceeded")
+        raise ApiError(
+            400,
+            f"this model's context is {state.context_length} tokens; the prompt has {len(ids)} and "
+            f"max_tokens asks for {max_new} more ({len(ids) + max_new}); shorten the messages or lower max_tokens",
+            param="messages",
+            code="context_length_exceeded",
+        )
     return _Job(f"chatcmpl-{uuid.uuid4().hex[:24]}", req, messages, last_user, ids, max_new, time.perf_counter())
 
 
@@ -224,10 +228,17 @@ def _generate(state: ServeState, job: _Job, cancel: threading.Event | None = Non
             return bool(cancel is not None and cancel.is_set())
 
     sample = bool(job.req.temperature)
-    kwargs: dict[str, Any] = dict(input_ids=torch.tensor([job.prompt_ids]), attention_mask=torch.ones(1, len(job.prompt_ids), dtype=torch.long),
-                                  max_new_tokens=job.max_new, do_sample=sample, streamer=streamer, use_cache=True,
-                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                                  stopping_criteria=StoppingCriteriaList([_Cancelled()]))
+    kwargs: dict[str, Any] = dict(
+        input_ids=torch.tensor([job.prompt_ids]),
+        attention_mask=torch.ones(1, len(job.prompt_ids), dtype=torch.long),
+        max_new_tokens=job.max_new,
+        do_sample=sample,
+        streamer=streamer,
+        use_cache=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+    )
     if sample:
         kwargs.update(temperature=job.req.temperature, top_p=job.req.top_p or 1.0)
         if job.req.seed is not None:
@@ -260,7 +271,7 @@ def _stops(req: ChatRequest) -> list[str]:
 
 def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
     cuts = [text.find(s) for s in stops if s and s in text]
-    return (text[:min(cuts)], True) if cuts else (text, False)
+    return (text[: min(cuts)], True) if cuts else (text, False)
 
 
 def _label_of(state: ServeState, text: str) -> str | None:
@@ -278,8 +289,7 @@ def _extra(state: ServeState, text: str) -> dict[str, Any]:
 
 def _usage(job: _Job) -> dict[str, int]:
     completion = int(job.__dict__.get("completion_tokens", 0))
-    return {"prompt_tokens": len(job.prompt_ids), "completion_tokens": completion,
-            "total_tokens": len(job.prompt_ids) + completion}
+    return {"prompt_tokens": len(job.prompt_ids), "completion_tokens": completion, "total_tokens": len(job.prompt_ids) + completion}
 
 
 def _complete(state: ServeState, lock: threading.Lock, job: _Job) -> dict[str, Any]:
@@ -287,10 +297,15 @@ def _complete(state: ServeState, lock: threading.Lock, job: _Job) -> dict[str, A
         text = "".join(_generate(state, job))
     text, stopped = _cut(text.strip(), _stops(job.req))
     finish = "stop" if stopped or job.__dict__.get("completion_tokens", 0) < job.max_new else "length"
-    body = {"id": job.id, "object": "chat.completion", "created": int(time.time()), "model": state.model_id,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
-                         "logprobs": None}],
-            "usage": _usage(job), "tunerail": _extra(state, text)}
+    body = {
+        "id": job.id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": state.model_id,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": None}],
+        "usage": _usage(job),
+        "tunerail": _extra(state, text),
+    }
     _log_ok(state, job, text, finish)
     return body
 
@@ -302,8 +317,14 @@ def _stream(state: ServeState, lock: threading.Lock, job: _Job) -> Iterator[str]
     text, finish, sent, logged = "", None, 0, False
 
     def chunk(delta: dict[str, Any], finish_reason: str | None, **extra: Any) -> str:
-        body = {"id": job.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": state.model_id,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}], **extra}
+        body = {
+            "id": job.id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": state.model_id,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+            **extra,
+        }
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     try:
@@ -335,18 +356,34 @@ def _stream(state: ServeState, lock: threading.Lock, job: _Job) -> Iterator[str]
 
 
 def _log_ok(state: ServeState, job: _Job, text: str, finish: str) -> None:
-    record = {"time": _now(), "id": job.id, "status": 200, "model": state.model_id, "adapter": state.lm.fingerprint,
-              "stream": job.req.stream, "prompt": job.prompt_text, "messages": [m.model_dump() for m in job.req.messages],
-              "output": text, "finish_reason": finish, "latency_ms": round(1000 * (time.perf_counter() - job.started), 1),
-              **{k: v for k, v in _usage(job).items() if k != "total_tokens"}}
+    record = {
+        "time": _now(),
+        "id": job.id,
+        "status": 200,
+        "model": state.model_id,
+        "adapter": state.lm.fingerprint,
+        "stream": job.req.stream,
+        "prompt": job.prompt_text,
+        "messages": [m.model_dump() for m in job.req.messages],
+        "output": text,
+        "finish_reason": finish,
+        "latency_ms": round(1000 * (time.perf_counter() - job.started), 1),
+        **{k: v for k, v in _usage(job).items() if k != "total_tokens"},
+    }
     if state.task == "classification":
         record["label"] = _label_of(state, text)
     state.traffic.append(record)
 
 
 def _log_error(state: ServeState, request: Any, status: int, message: str, messages: list[ChatMessage] | None = None) -> None:
-    record: dict[str, Any] = {"time": _now(), "status": status, "model": state.model_id, "adapter": state.lm.fingerprint,
-                              "path": request.url.path, "error": message}
+    record: dict[str, Any] = {
+        "time": _now(),
+        "status": status,
+        "model": state.model_id,
+        "adapter": state.lm.fingerprint,
+        "path": request.url.path,
+        "error": message,
+    }
     if messages:
         record["messages"] = [m.model_dump() for m in messages]
         record["prompt"] = messages[-1].content

@@ -79,13 +79,19 @@ def load_run(run_dir: str | Path, config: Any = None) -> RunInfo:
 
     run = Path(run_dir)
     if not run.is_dir():
-        raise TunerailError(Problem("run folder not found", file=str(run),
-                                    fix="pass the folder written by `tunerail run` or `tunerail train --out`"))
+        raise TunerailError(
+            Problem("run folder not found", file=str(run), fix="pass the folder written by `tunerail run` or `tunerail train --out`")
+        )
     if not isinstance(config, TunerailConfig):
         path = Path(config) if config is not None else _find_config(run)
         if path is None:
-            raise TunerailError(Problem("no tunerail.yaml in the run folder or the two folders above it", file=str(run),
-                                        fix="pass --config tunerail.yaml (the config the run was trained with)"))
+            raise TunerailError(
+                Problem(
+                    "no tunerail.yaml in the run folder or the two folders above it",
+                    file=str(run),
+                    fix="pass --config tunerail.yaml (the config the run was trained with)",
+                )
+            )
         config = load_config(path)
     if (run / "train" / "train.json").is_file():
         train_json_path, split_dir = run / "train" / "train.json", run / "split"
@@ -95,8 +101,13 @@ def load_run(run_dir: str | Path, config: Any = None) -> RunInfo:
         train_json_path = run / "train.json"
         train_path = test_path = None
     else:
-        raise TunerailError(Problem("no train.json: this folder holds no finished training run", file=str(run),
-                                    fix="train first (`tunerail run` or `tunerail train --out DIR`)"))
+        raise TunerailError(
+            Problem(
+                "no train.json: this folder holds no finished training run",
+                file=str(run),
+                fix="train first (`tunerail run` or `tunerail train --out DIR`)",
+            )
+        )
     try:
         trained = json.loads(train_json_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -108,6 +119,12 @@ def load_run(run_dir: str | Path, config: Any = None) -> RunInfo:
             train_path = (Path(config.source).parent if config.source else Path.cwd()) / train_path
         test_path = train_path.with_name("test.jsonl") if train_path is not None else None
     adapter = train_json_path.parent / "adapter"
-    return RunInfo(run_dir=run, config=config, base_model=trained.get("base_model") or config.model.base,
-                   adapter_dir=adapter if (adapter / "adapter_config.json").is_file() else None,
-                   train_path=train_path, test_path=test_path, train_json=trained)
+    return RunInfo(
+        run_dir=run,
+        config=config,
+        base_model=trained.get("base_model") or config.model.base,
+        adapter_dir=adapter if (adapter / "adapter_config.json").is_file() else None,
+        train_path=train_path,
+        test_path=test_path,
+        train_json=trained,
+    )

@@ -38,8 +38,16 @@ class TrafficLog:
     fsync : flush each record to disk (survives power loss, costs ~1 ms per request).
     """
 
-    def __init__(self, path: str | Path, *, max_bytes: int = 50_000_000, backups: int = 5, mask_pii: bool = True,
-                 phone_region: str = "US", fsync: bool = True):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = 50_000_000,
+        backups: int = 5,
+        mask_pii: bool = True,
+        phone_region: str = "US",
+        fsync: bool = True,
+    ):
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.backups = backups
@@ -118,8 +126,7 @@ def traffic_files(path: str | Path) -> list[Path]:
     p = Path(path)
     if p.is_dir():
         p = p / "traffic" / "traffic.jsonl" if (p / "traffic" / "traffic.jsonl").exists() else p / "traffic.jsonl"
-    rotated = sorted((q for q in p.parent.glob(p.name + ".*") if q.suffix[1:].isdigit()),
-                     key=lambda q: int(q.suffix[1:]), reverse=True)
+    rotated = sorted((q for q in p.parent.glob(p.name + ".*") if q.suffix[1:].isdigit()), key=lambda q: int(q.suffix[1:]), reverse=True)
     return rotated + ([p] if p.exists() else [])
 
 
@@ -144,8 +151,9 @@ def read_traffic(path: str | Path) -> TrafficRead:
 
     files = traffic_files(path)
     if not files:
-        raise TunerailError(Problem("no traffic log found", file=str(path),
-                                    fix="pass traffic.jsonl written by `tunerail serve` (RUN_DIR/traffic/)"))
+        raise TunerailError(
+            Problem("no traffic log found", file=str(path), fix="pass traffic.jsonl written by `tunerail serve` (RUN_DIR/traffic/)")
+        )
     records, skipped = [], 0
     for f in files:
         for rec in iter_records(f):

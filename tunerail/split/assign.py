@@ -14,8 +14,7 @@ from typing import Sequence
 import numpy as np
 
 
-def assign_groups(groups: np.ndarray, classes: Sequence[str] | None, shares: Sequence[float],
-                  seed: int) -> np.ndarray:
+def assign_groups(groups: np.ndarray, classes: Sequence[str] | None, shares: Sequence[float], seed: int) -> np.ndarray:
     """Return ``split[k]`` in ``range(len(shares))`` for every row; rows of a group share a split.
 
     Parameters

@@ -30,8 +30,11 @@ def _expected(test: Path, reference: Any) -> tuple[str, str]:
         else:  # no split.json: the newest stored split that froze a file of this name
             candidates = [a for a in reference.list("split") if test.name in a.files]
             if not candidates:
-                raise TunerailError(Problem("no stored split records this test file", file=str(test),
-                                            fix="run `tunerail split` to create and freeze the split"))
+                raise TunerailError(
+                    Problem(
+                        "no stored split records this test file", file=str(test), fix="run `tunerail split` to create and freeze the split"
+                    )
+                )
             artifact = candidates[-1]
         if test.name not in artifact.files:
             raise TunerailError(Problem(f"split {artifact.short_id} has no file {test.name!r}", file=str(test)))
@@ -41,14 +44,22 @@ def _expected(test: Path, reference: Any) -> tuple[str, str]:
     else:
         path = Path(reference) if reference is not None else test.parent / "split.json"
         if not path.exists():
-            raise TunerailError(Problem("split.json not found: cannot check that the test set is unchanged",
-                                        file=str(path), fix="pass the split.json written by `tunerail split`"))
+            raise TunerailError(
+                Problem(
+                    "split.json not found: cannot check that the test set is unchanged",
+                    file=str(path),
+                    fix="pass the split.json written by `tunerail split`",
+                )
+            )
         manifest, source = read_json(path, "split manifest"), str(path)
     frozen = manifest.get("frozen") or {}
     sha = frozen.get("sha256") or manifest.get("hashes", {}).get(test.name)
     if not sha:
-        raise TunerailError(Problem("the split manifest records no frozen test hash", file=source,
-                                    fix="re-run `tunerail split` to write a complete split.json"))
+        raise TunerailError(
+            Problem(
+                "the split manifest records no frozen test hash", file=source, fix="re-run `tunerail split` to write a complete split.json"
+            )
+        )
     return sha, source
 
 
@@ -70,16 +81,18 @@ def verify_frozen_split(path_or_dir: str | Path, split_json_or_store: str | Path
     if test.is_dir():
         test = test / "test.jsonl"
     if not test.exists():
-        raise TunerailError(Problem("frozen test file not found", file=str(test),
-                                    fix="point to the folder written by `tunerail split`"))
+        raise TunerailError(Problem("frozen test file not found", file=str(test), fix="point to the folder written by `tunerail split`"))
     expected, source = _expected(test, split_json_or_store)
     actual = hash_file(test)
     if actual != expected:
-        raise GuardrailError(Problem(
-            f"the frozen test set changed after the split: SHA-256 {actual[:12]} != {expected[:12]} recorded in {source}",
-            file=str(test),
-            fix="restore the original file (Store.export(<split id>, DIR) gives it back); if the change is "
-                "intended, re-run `tunerail split`: scores from before are then no longer comparable"))
+        raise GuardrailError(
+            Problem(
+                f"the frozen test set changed after the split: SHA-256 {actual[:12]} != {expected[:12]} recorded in {source}",
+                file=str(test),
+                fix="restore the original file (Store.export(<split id>, DIR) gives it back); if the change is "
+                "intended, re-run `tunerail split`: scores from before are then no longer comparable",
+            )
+        )
     return actual
 
 
@@ -94,7 +107,11 @@ def split_problems(folder: str | Path) -> list[Problem]:
             problems.append(Problem(f"missing split file {name!r}", file=str(path), fix="re-run `tunerail split`"))
         elif hash_file(path) != sha:
             frozen = name == manifest.get("frozen", {}).get("file")
-            problems.append(Problem(
-                f"{'the FROZEN test set' if frozen else name} changed after the split (SHA-256 differs from split.json)",
-                file=str(path), fix="restore the original file (Store.export(<split id>, DIR)) or re-run `tunerail split`"))
+            problems.append(
+                Problem(
+                    f"{'the FROZEN test set' if frozen else name} changed after the split (SHA-256 differs from split.json)",
+                    file=str(path),
+                    fix="restore the original file (Store.export(<split id>, DIR)) or re-run `tunerail split`",
+                )
+            )
     return problems

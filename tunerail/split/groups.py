@@ -42,9 +42,13 @@ class Groups:
     def summary(self) -> dict[str, Any]:
         sizes = np.bincount(self.labels) if len(self.labels) else np.zeros(0, int)
         multi = sizes[sizes > 1]
-        return {"groups": self.n_groups, "multi_row_groups": int(len(multi)),
-                "rows_in_multi_row_groups": int(multi.sum()), "largest_group": int(sizes.max(initial=0)),
-                "by_source": self.kept_together}
+        return {
+            "groups": self.n_groups,
+            "multi_row_groups": int(len(multi)),
+            "rows_in_multi_row_groups": int(multi.sum()),
+            "largest_group": int(sizes.max(initial=0)),
+            "by_source": self.kept_together,
+        }
 
 
 def _components(n: int, edges: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -93,10 +97,17 @@ def _capped(n: int, pairs: Sequence[tuple[int, int, float]], cap: int) -> list[t
     return kept
 
 
-def find_groups(records: Sequence[Record], *, near_threshold: float = 0.8, semantic: bool = False,
-                semantic_threshold: float = 0.95, embedding_model: str = "bundled:minilm",
-                cache_dir: Any = None, vectors: np.ndarray | None = None,
-                paraphrase_threshold: float | None = None) -> Groups:
+def find_groups(
+    records: Sequence[Record],
+    *,
+    near_threshold: float = 0.8,
+    semantic: bool = False,
+    semantic_threshold: float = 0.95,
+    embedding_model: str = "bundled:minilm",
+    cache_dir: Any = None,
+    vectors: np.ndarray | None = None,
+    paraphrase_threshold: float | None = None,
+) -> Groups:
     """Group ``records`` so that no duplicate, paraphrase or user group can be cut by a split."""
     n = len(records)
     prompts = [r.prompt for r in records]
@@ -112,8 +123,7 @@ def find_groups(records: Sequence[Record], *, near_threshold: float = 0.8, seman
             vectors = embed(prompts, model=embedding_model, cache_dir=cache_dir)
         sources["semantic"] = [(i, j) for i, j, _ in semantic_matches(vectors, threshold=semantic_threshold)]
         if paraphrase_threshold is not None:
-            sources["paraphrase"] = _capped(n, paraphrase_matches(prompts, vectors, paraphrase_threshold),
-                                            cap=max(10, n // 200))
+            sources["paraphrase"] = _capped(n, paraphrase_matches(prompts, vectors, paraphrase_threshold), cap=max(10, n // 200))
     by_group: dict[str, list[int]] = {}
     for k, record in enumerate(records):
         if record.group is not None and record.group != "":

@@ -35,8 +35,7 @@ from tunerail.errors import Problem, TunerailError
 from tunerail.data.records import RowRef
 from tunerail.findings import Finding, Severity, dumps, sort_findings, summarize
 from tunerail.report.redact import redact_text
-from tunerail.split.matching import (METHODS, embed, exact_matches, near_matches, ngram_matches, paraphrase_matches,
-                                     semantic_matches)
+from tunerail.split.matching import METHODS, embed, exact_matches, near_matches, ngram_matches, paraphrase_matches, semantic_matches
 
 CODES = {"exact": "LEAK001", "ngram13": "LEAK002", "near": "LEAK003", "semantic": "LEAK004", "paraphrase": "LEAK005"}
 DESCRIPTIONS = {
@@ -61,8 +60,14 @@ class LeakageResult:
     paths: dict[str, Path] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sets": self.sets, "thresholds": self.thresholds, "summary": self.summary,
-                "totals": summarize(self.findings), "failed": self.failed, "findings": self.findings}
+        return {
+            "sets": self.sets,
+            "thresholds": self.thresholds,
+            "summary": self.summary,
+            "totals": summarize(self.findings),
+            "failed": self.failed,
+            "findings": self.findings,
+        }
 
 
 def _load_set(name: str, source: str | Path | Sequence[Record], config: TunerailConfig) -> tuple[list[Record], dict[str, Any]]:
@@ -83,15 +88,20 @@ def _load_set(name: str, source: str | Path | Sequence[Record], config: Tunerail
         if not records and project_layout:
             # A public benchmark rarely shares the project's column names: detect its own format.
             records, rejections, fmt = load_records(path, "auto")
-        info: dict[str, Any] = {"path": str(path), "rows": len(records), "rejected_rows": len(rejections), "format": fmt,
-                "sha256": hash_file(path)}
+        info: dict[str, Any] = {
+            "path": str(path),
+            "rows": len(records),
+            "rejected_rows": len(rejections),
+            "format": fmt,
+            "sha256": hash_file(path),
+        }
     else:
         records = list(source)
-        info = {"path": None, "rows": len(records), "rejected_rows": 0, "format": records[0].format if records else None,
-                "sha256": None}
+        info = {"path": None, "rows": len(records), "rejected_rows": 0, "format": records[0].format if records else None, "sha256": None}
     if not records:
-        raise TunerailError(Problem(f"set {name!r} has no usable rows", file=info["path"],
-                                    fix="check the file and data.format / data.columns"))
+        raise TunerailError(
+            Problem(f"set {name!r} has no usable rows", file=info["path"], fix="check the file and data.format / data.columns")
+        )
     return records, info
 
 
@@ -99,12 +109,19 @@ def _texts(records: Sequence[Record], on: str) -> list[str]:
     return [r.prompt if on == "prompt" else r.text for r in records]
 
 
-def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str | Path | None = None,
-            config: TunerailConfig | str | Path | None = None,
-            methods: Sequence[str] = METHODS, near_threshold: float | None = None,
-            semantic_threshold: float | None = None, semantic: bool | Literal["auto"] = "auto",
-            on: Literal["prompt", "text"] = "prompt", fail_on: Severity | str = Severity.ERROR,
-            max_leaks: int = 0) -> LeakageResult:
+def leakage(
+    sets: Mapping[str, str | Path | Sequence[Record]],
+    *,
+    out_dir: str | Path | None = None,
+    config: TunerailConfig | str | Path | None = None,
+    methods: Sequence[str] = METHODS,
+    near_threshold: float | None = None,
+    semantic_threshold: float | None = None,
+    semantic: bool | Literal["auto"] = "auto",
+    on: Literal["prompt", "text"] = "prompt",
+    fail_on: Severity | str = Severity.ERROR,
+    max_leaks: int = 0,
+) -> LeakageResult:
     """Check every pair of ``sets`` for leaking rows; write ``leakage.json`` and ``leakage.html``.
 
     Parameters
@@ -125,8 +142,12 @@ def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str |
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
     if len(sets) < 2:
-        raise TunerailError(Problem(f"need at least two sets to compare, got {len(sets)}",
-                                    fix="pass two or more files, e.g. `tunerail leakage train.jsonl test.jsonl`"))
+        raise TunerailError(
+            Problem(
+                f"need at least two sets to compare, got {len(sets)}",
+                fix="pass two or more files, e.g. `tunerail leakage train.jsonl test.jsonl`",
+            )
+        )
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise TunerailError(Problem(f"unknown method(s) {', '.join(unknown)}", fix=f"use {', '.join(METHODS)}"))
@@ -137,15 +158,13 @@ def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str |
     infos = {name: info for name, (_, info) in loaded.items()}
     texts = {name: _texts(recs, on) for name, recs in records.items()}
     total = sum(len(r) for r in records.values())
-    use_semantic = "semantic" in methods and (
-        total < config.split.semantic_max_rows if semantic == "auto" else bool(semantic))
+    use_semantic = "semantic" in methods and (total < config.split.semantic_max_rows if semantic == "auto" else bool(semantic))
     vectors = {}
     if use_semantic:
         for name in records:
             vectors[name] = embed(texts[name], model=config.model.embedding_model)
     para_t = config.split.paraphrase_threshold
-    reworded = (_cross_set_paraphrases(texts, vectors, para_t)
-                if use_semantic and "paraphrase" in methods and para_t is not None else {})
+    reworded = _cross_set_paraphrases(texts, vectors, para_t) if use_semantic and "paraphrase" in methods and para_t is not None else {}
 
     findings: list[Finding] = []
     summary: list[dict[str, Any]] = []
@@ -168,26 +187,40 @@ def leakage(sets: Mapping[str, str | Path | Sequence[Record]], *, out_dir: str |
         for (i, j), scores in sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             findings.append(_finding(a, b, records[a][i], records[b][j], texts[a][i], texts[b][j], scores))
         by_method = {m: sum(1 for s in found.values() if m in s) for m in methods if m not in ("semantic", "paraphrase") or use_semantic}
-        summary.append({
-            "a": a, "b": b, "rows_a": len(records[a]), "rows_b": len(records[b]),
-            "leaking_pairs": len(found),
-            "rows_a_leaking": len({i for i, _ in found}), "rows_b_leaking": len({j for _, j in found}),
-            "share_of_b": round(len({j for _, j in found}) / len(records[b]), 4),
-            "by_method": by_method,
-        })
+        summary.append(
+            {
+                "a": a,
+                "b": b,
+                "rows_a": len(records[a]),
+                "rows_b": len(records[b]),
+                "leaking_pairs": len(found),
+                "rows_a_leaking": len({i for i, _ in found}),
+                "rows_b_leaking": len({j for _, j in found}),
+                "share_of_b": round(len({j for _, j in found}) / len(records[b]), 4),
+                "by_method": by_method,
+            }
+        )
     findings = sort_findings(findings)
     at_level = sum(1 for f in findings if Severity(f.severity) >= Severity(fail_on))
-    thresholds = {"near": near_t, "semantic": sem_t if use_semantic else None, "ngram": 13, "on": on,
-                  "methods": [m for m in methods if m not in ("semantic", "paraphrase") or use_semantic], "paraphrase": para_t if use_semantic else None,
-                  "fail_on": Severity(fail_on).value, "max_leaks": max_leaks}
+    thresholds = {
+        "near": near_t,
+        "semantic": sem_t if use_semantic else None,
+        "ngram": 13,
+        "on": on,
+        "methods": [m for m in methods if m not in ("semantic", "paraphrase") or use_semantic],
+        "paraphrase": para_t if use_semantic else None,
+        "fail_on": Severity(fail_on).value,
+        "max_leaks": max_leaks,
+    }
     result = LeakageResult(findings, summary, infos, thresholds, at_level > max_leaks)
     if out_dir is not None:
         _write(result, Path(out_dir), records, texts)
     return result
 
 
-def _cross_set_paraphrases(texts: Mapping[str, list[str]], vectors: Mapping[str, Any],
-                           threshold: float) -> dict[tuple[str, str], list[tuple[int, int, float]]]:
+def _cross_set_paraphrases(
+    texts: Mapping[str, list[str]], vectors: Mapping[str, Any], threshold: float
+) -> dict[tuple[str, str], list[tuple[int, int, float]]]:
     """Nearest-neighbour rewordings over the union of the sets, as (i in a, j in b, score) per set pair.
 
     The union is what ``split`` grouped, so a pair found here is a pair the split kept together.
@@ -196,8 +229,9 @@ def _cross_set_paraphrases(texts: Mapping[str, list[str]], vectors: Mapping[str,
 
     names = list(texts)
     owner = [(name, k) for name in names for k in range(len(texts[name]))]
-    pairs = paraphrase_matches([t for name in names for t in texts[name]],
-                               np.concatenate([np.asarray(vectors[name]) for name in names]), threshold)
+    pairs = paraphrase_matches(
+        [t for name in names for t in texts[name]], np.concatenate([np.asarray(vectors[name]) for name in names]), threshold
+    )
     order = {name: pos for pos, name in enumerate(names)}
     out: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
     for x, y, score in pairs:
@@ -210,21 +244,26 @@ def _cross_set_paraphrases(texts: Mapping[str, list[str]], vectors: Mapping[str,
     return out
 
 
-def _finding(a: str, b: str, rec_a: Record, rec_b: Record, text_a: str, text_b: str,
-             scores: dict[str, float]) -> Finding:
+def _finding(a: str, b: str, rec_a: Record, rec_b: Record, text_a: str, text_b: str, scores: dict[str, float]) -> Finding:
     method = next(m for m in METHODS if m in scores)
     evidence = ", ".join(f"{m} {s:.2f}" for m, s in scores.items())
     # a nearest-neighbour rewording alone is likely, not certain (against a public benchmark every
     # row has a nearest neighbour): a warning; any other method's evidence is an error
     severity = Severity.WARNING if method == "paraphrase" else Severity.ERROR
     return Finding(
-        check=f"leakage.{method}", code=CODES[method], severity=severity,
+        check=f"leakage.{method}",
+        code=CODES[method],
+        severity=severity,
         message=f"row {rec_b.index} of {b} leaks row {rec_a.index} of {a}: {DESCRIPTIONS[method]} ({evidence})",
         fix=f"re-split with `tunerail split` (keeps such clusters in one split) or drop the row from {b}",
         rows=[RowRef(rec_a.index, rec_a.line, rec_a.ref.file), RowRef(rec_b.index, rec_b.line, rec_b.ref.file)],
         cluster=f"{a}~{b}",
-        details={"sets": [a, b], "methods": scores, "texts": [redact_text(text_a)[:300], redact_text(text_b)[:300]],
-                 "labels": [rec_a.label, rec_b.label]},
+        details={
+            "sets": [a, b],
+            "methods": scores,
+            "texts": [redact_text(text_a)[:300], redact_text(text_b)[:300]],
+            "labels": [rec_a.label, rec_b.label],
+        },
     )
 
 
@@ -235,6 +274,10 @@ def _write(result: LeakageResult, out: Path, records: dict[str, list[Record]], t
     out.mkdir(parents=True, exist_ok=True)
     result.out_dir = out
     result.paths["json"] = write_atomic(out / "leakage.json", dumps(result.to_dict()))
-    result.paths["html"] = write_report(out / "leakage.html", "leakage.html", result=result.to_dict(),
-                                        findings=[f.to_dict() for f in result.findings[:1000]],
-                                        hidden=max(0, len(result.findings) - 1000))
+    result.paths["html"] = write_report(
+        out / "leakage.html",
+        "leakage.html",
+        result=result.to_dict(),
+        findings=[f.to_dict() for f in result.findings[:1000]],
+        hidden=max(0, len(result.findings) - 1000),
+    )

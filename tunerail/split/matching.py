@@ -66,11 +66,10 @@ def word_ngrams(text: str, n: int = NGRAM) -> set[int]:
         return set()
     if len(words) < n:
         return {hash(tuple(words))}
-    return {hash(tuple(words[k:k + n])) for k in range(len(words) - n + 1)}
+    return {hash(tuple(words[k : k + n])) for k in range(len(words) - n + 1)}
 
 
-def ngram_matches(queries: Sequence[str], corpus: Sequence[str] | None = None, n: int = NGRAM,
-                  max_postings: int = 1000) -> list[Pair]:
+def ngram_matches(queries: Sequence[str], corpus: Sequence[str] | None = None, n: int = NGRAM, max_postings: int = 1000) -> list[Pair]:
     """Pairs sharing at least one word ``n``-gram; score = shared grams / grams of the shorter text.
 
     ``max_postings`` skips grams found in more rows than that (boilerplate such as a shared system
@@ -114,8 +113,9 @@ def near_matches(queries: Sequence[str], corpus: Sequence[str] | None = None, th
     return [(c, q, float(s)) for q, c, s in near_duplicate_matches(list(queries), list(corpus), threshold=threshold)]
 
 
-def semantic_matches(query_vectors: np.ndarray, corpus_vectors: np.ndarray | None = None,
-                     threshold: float = 0.95, block: int = 2048) -> list[Pair]:
+def semantic_matches(
+    query_vectors: np.ndarray, corpus_vectors: np.ndarray | None = None, threshold: float = 0.95, block: int = 2048
+) -> list[Pair]:
     """Pairs of L2-normalised embeddings with cosine >= ``threshold`` (exact, blocked ``Q @ C.T``)."""
     same = corpus_vectors is None
     corpus_vectors = query_vectors if same else corpus_vectors
@@ -124,7 +124,7 @@ def semantic_matches(query_vectors: np.ndarray, corpus_vectors: np.ndarray | Non
         return pairs
     corpus_t = np.ascontiguousarray(corpus_vectors.T, dtype=np.float32)
     for start in range(0, len(query_vectors), block):
-        sims = np.asarray(query_vectors[start:start + block], dtype=np.float32) @ corpus_t
+        sims = np.asarray(query_vectors[start : start + block], dtype=np.float32) @ corpus_t
         js, iz = np.nonzero(sims >= threshold)
         for j, i in zip(js.tolist(), iz.tolist()):
             pairs.append((i, start + j, float(min(1.0, sims[j, i]))))
@@ -150,8 +150,9 @@ def paraphrase_matches(texts: Sequence[str], vectors: np.ndarray, threshold: flo
     n = len(texts)
     if n < 2:
         return []
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True,
-                            dtype=np.float32).fit_transform([normalize_text(t) for t in texts])
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True, dtype=np.float32).fit_transform(
+        [normalize_text(t) for t in texts]
+    )
     chars_t = chars.T.tocsr()
     vec = np.asarray(vectors, dtype=np.float32)
     vec_t = np.ascontiguousarray(vec.T)

@@ -126,9 +126,15 @@ def _use_semantic(config: TunerailConfig, n: int) -> bool:
     return n < config.split.semantic_max_rows if setting == "auto" else bool(setting)
 
 
-def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Path | None = None, *,
-          out_dir: str | Path, force: bool = False, store: Store | str | Path | None = None,
-          allow_criteria_change: bool = False) -> SplitResult:
+def split(
+    data: str | Path | Sequence[Record],
+    config: TunerailConfig | str | Path | None = None,
+    *,
+    out_dir: str | Path,
+    force: bool = False,
+    store: Store | str | Path | None = None,
+    allow_criteria_change: bool = False,
+) -> SplitResult:
     """Split ``data`` into train/validation/test so that no duplicate cluster or group crosses splits.
 
     Parameters
@@ -163,17 +169,26 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     out = check_out_dir(out_dir)
     records, rejected, fmt, sources = _load(data, config)
     if len(records) < len(SPLITS):
-        raise TunerailError(Problem(f"only {len(records)} usable rows: nothing to split",
-                                    file=next(iter(sources), None), fix="check the data file and data.format / data.columns"))
+        raise TunerailError(
+            Problem(
+                f"only {len(records)} usable rows: nothing to split",
+                file=next(iter(sources), None),
+                fix="check the data file and data.format / data.columns",
+            )
+        )
     cfg = config.split
     shares = [cfg.train, cfg.validation, cfg.test]
 
     # 2. what must stay together
     semantic = _use_semantic(config, len(records))
-    groups: Groups = find_groups(records, near_threshold=config.doctor.near_duplicate_threshold, semantic=semantic,
-                                 semantic_threshold=cfg.semantic_threshold,
-                                 embedding_model=config.model.embedding_model,
-                                 paraphrase_threshold=cfg.paraphrase_threshold)
+    groups: Groups = find_groups(
+        records,
+        near_threshold=config.doctor.near_duplicate_threshold,
+        semantic=semantic,
+        semantic_threshold=cfg.semantic_threshold,
+        embedding_model=config.model.embedding_model,
+        paraphrase_threshold=cfg.paraphrase_threshold,
+    )
 
     # 3. whole groups into splits, stratified when there are labels
     labels = [r.label for r in records]
@@ -184,8 +199,9 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
 
     # 4. guards
     warnings: list[str] = []
-    problems = size_problems(sizes, len(records), config.criteria.margin, config.criteria.metric, config.criteria.threshold,
-                              shares=dict(zip(SPLITS, shares)))
+    problems = size_problems(
+        sizes, len(records), config.criteria.margin, config.criteria.metric, config.criteria.threshold, shares=dict(zip(SPLITS, shares))
+    )
     if problems and not force:
         raise GuardrailError(problems)
     for problem in problems:
@@ -194,23 +210,33 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
         warnings.append(f"{rejected} rows could not be read and are in no split (run `tunerail doctor` to see why)")
     target_test = cfg.test * len(records)
     if groups.largest > target_test / 2:
-        warnings.append(f"the largest group has {groups.largest} rows (test target {target_test:.0f}): "
-                        "the shares may be off; check data.group_column or split.semantic_threshold")
+        warnings.append(
+            f"the largest group has {groups.largest} rows (test target {target_test:.0f}): "
+            "the shares may be off; check data.group_column or split.semantic_threshold"
+        )
 
     # 5. write, hash, store; never silently replace a different frozen test set
     blobs = {f"{name}.jsonl": _jsonl(rows) for name, rows in parts.items()}
     hashes = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     replaced = _frozen_elsewhere(out, hashes[f"{FROZEN}.jsonl"])
     if replaced == UNREADABLE and not force:
-        raise GuardrailError(Problem(
-            "the split.json already here cannot be read (damaged?) and may record a frozen test set",
-            file=str(out / "split.json"), fix="restore it (`tunerail verify`, Store.export of the split), write the new "
-            "split to another --out folder, or pass --force to replace it (recorded)"))
+        raise GuardrailError(
+            Problem(
+                "the split.json already here cannot be read (damaged?) and may record a frozen test set",
+                file=str(out / "split.json"),
+                fix="restore it (`tunerail verify`, Store.export of the split), write the new "
+                "split to another --out folder, or pass --force to replace it (recorded)",
+            )
+        )
     if replaced and not force:
-        raise GuardrailError(Problem(
-            f"{out} already holds a frozen test set (SHA-256 {replaced[:12]}) and this split would replace it with "
-            f"a different one ({hashes[f'{FROZEN}.jsonl'][:12]}): scores on the old test set would no longer be comparable",
-            file=str(out / "split.json"), fix="write the new split to another --out folder, or pass --force to replace it (recorded)"))
+        raise GuardrailError(
+            Problem(
+                f"{out} already holds a frozen test set (SHA-256 {replaced[:12]}) and this split would replace it with "
+                f"a different one ({hashes[f'{FROZEN}.jsonl'][:12]}): scores on the old test set would no longer be comparable",
+                file=str(out / "split.json"),
+                fix="write the new split to another --out folder, or pass --force to replace it (recorded)",
+            )
+        )
     if replaced:
         warnings.append(f"--force: replaced the frozen test set {replaced[:12]} in {out}")
     criteria_now = config.criteria.model_dump(mode="json")
@@ -219,25 +245,37 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     if frozen_criteria and frozen_criteria["criteria_hash"] != config.criteria_hash():
         diff = _criteria_diff(frozen_criteria["criteria"], criteria_now) or "criteria differ"
         if not allow_criteria_change:
-            raise GuardrailError(Problem(
-                f"the criteria changed after the test set was frozen ({diff}); frozen test set SHA-256 "
-                f"{frozen_criteria['test_sha256'][:12]}, frozen criteria hash {frozen_criteria['criteria_hash'][:12]}: "
-                "moving the goal after seeing results makes the verdict meaningless",
-                file=str(out / "split.json"),
-                fix="restore the frozen criteria, or pass --allow-criteria-change (recorded: the verdict on this "
-                    "test set can then not be READY), or split into a new --out folder with fresh test data"))
-        criteria_changed = {"from": frozen_criteria["criteria"], "to": criteria_now, "to_hash": config.criteria_hash(),
-                            "from_hash": frozen_criteria["criteria_hash"], "test_sha256": frozen_criteria["test_sha256"],
-                            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            raise GuardrailError(
+                Problem(
+                    f"the criteria changed after the test set was frozen ({diff}); frozen test set SHA-256 "
+                    f"{frozen_criteria['test_sha256'][:12]}, frozen criteria hash {frozen_criteria['criteria_hash'][:12]}: "
+                    "moving the goal after seeing results makes the verdict meaningless",
+                    file=str(out / "split.json"),
+                    fix="restore the frozen criteria, or pass --allow-criteria-change (recorded: the verdict on this "
+                    "test set can then not be READY), or split into a new --out folder with fresh test data",
+                )
+            )
+        criteria_changed = {
+            "from": frozen_criteria["criteria"],
+            "to": criteria_now,
+            "to_hash": config.criteria_hash(),
+            "from_hash": frozen_criteria["criteria_hash"],
+            "test_sha256": frozen_criteria["test_sha256"],
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         warnings.append(f"--allow-criteria-change: criteria changed after the test set was frozen ({diff})")
     paths = {name: write_atomic(out / f"{name}.jsonl", blobs[f"{name}.jsonl"]) for name in SPLITS}
-    per_class = {name: dict(sorted(Counter(str(r.label) for r in rows).items())) if stratified else {}
-                 for name, rows in parts.items()}
+    per_class = {name: dict(sorted(Counter(str(r.label) for r in rows).items())) if stratified else {} for name, rows in parts.items()}
     p = config.criteria.threshold if config.criteria.threshold and 0 < config.criteria.threshold < 1 else 0.5
     manifest: dict[str, Any] = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "data": {"sources": sources, "rows": len(records), "rejected_rows": rejected, "format": fmt,
-                 "group_column": config.data.group_column},
+        "data": {
+            "sources": sources,
+            "rows": len(records),
+            "rejected_rows": rejected,
+            "format": fmt,
+            "group_column": config.data.group_column,
+        },
         "task": config.task,
         "seed": cfg.seed,
         "config": cfg.model_dump(mode="json"),
@@ -261,14 +299,13 @@ def split(data: str | Path | Sequence[Record], config: TunerailConfig | str | Pa
     }
     if not isinstance(store, Store):
         store = Store(store if store is not None else (config.resolve(config.store.path) or config.store.path))
-    snapshot = store.add_dataset(records, sources=list(sources), transform="import",
-                                 meta={"format": fmt, "rejected_rows": rejected})
+    snapshot = store.add_dataset(records, sources=list(sources), transform="import", meta={"format": fmt, "rejected_rows": rejected})
     manifest["store"] = {"root": str(store.root), "dataset_id": snapshot.id}
     # The artifact records its own creation time; without the volatile one the same split gets the same id.
-    stored = store.add("split", blobs, parents=[snapshot.id], transform="split",
-                       meta={k: v for k, v in manifest.items() if k != "created"})
+    stored = store.add("split", blobs, parents=[snapshot.id], transform="split", meta={k: v for k, v in manifest.items() if k != "created"})
     manifest["store"]["split_id"] = stored.id
     write_atomic(out / "split.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     indices = {name: [r.index for r in rows] for name, rows in parts.items()}
-    return SplitResult(out, paths, sizes, per_class, groups.summary(), hashes, indices, manifest, warnings,
-                       manifest["forced"], snapshot.id, stored.id)
+    return SplitResult(
+        out, paths, sizes, per_class, groups.summary(), hashes, indices, manifest, warnings, manifest["forced"], snapshot.id, stored.id
+    )

@@ -35,7 +35,7 @@ BATCH_SYNC = 64  # adding more files than this: one os.sync() instead of one fsy
 def _batched(items: list, workers: int) -> list[list]:
     """Split ``items`` into a few chunks per worker (one pool task per chunk, not per file)."""
     size = max(1, -(-len(items) // (workers * 4)))
-    return [items[k:k + size] for k in range(0, len(items), size)]
+    return [items[k : k + size] for k in range(0, len(items), size)]
 
 
 def _parallel(fn: Any, items: list) -> list:
@@ -171,8 +171,15 @@ class Store:
         return sha, len(data)
 
     # -- artifacts -------------------------------------------------------------------------
-    def add(self, kind: str, files: Mapping[str, str | Path | bytes], *, parents: Iterable[str] = (),
-            transform: str = "", meta: dict[str, Any] | None = None) -> Artifact:
+    def add(
+        self,
+        kind: str,
+        files: Mapping[str, str | Path | bytes],
+        *,
+        parents: Iterable[str] = (),
+        transform: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> Artifact:
         """Store ``files`` (name -> path or bytes) as one artifact and return its manifest.
 
         The id is the SHA-256 of the whole manifest but its creation time (``artifact_id_for``);
@@ -199,8 +206,9 @@ class Store:
         # JSON round trip: the id must be computed from the meta exactly as the manifest stores it.
         plain_meta = json.loads(json.dumps(meta or {}, sort_keys=True, ensure_ascii=False, default=str))
         artifact_id = artifact_id_for(kind, entries, sorted(set(parents)), transform, plain_meta)
-        artifact = Artifact(artifact_id, kind, entries, sorted(set(parents)), transform, plain_meta,
-                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        artifact = Artifact(
+            artifact_id, kind, entries, sorted(set(parents)), transform, plain_meta, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        )
         with self._lock():
             path = self.manifests / f"{artifact_id}.json"
             if path.exists():
@@ -208,8 +216,14 @@ class Store:
             write_atomic(path, artifact.to_json())
         return artifact
 
-    def add_dataset(self, records: Iterable[Any], sources: Iterable[str | Path] = (), parents: Iterable[str] = (),
-                    transform: str = "import", meta: dict[str, Any] | None = None) -> Artifact:
+    def add_dataset(
+        self,
+        records: Iterable[Any],
+        sources: Iterable[str | Path] = (),
+        parents: Iterable[str] = (),
+        transform: str = "import",
+        meta: dict[str, Any] | None = None,
+    ) -> Artifact:
         """Store a dataset snapshot as canonical JSONL (``rows.jsonl``), addressed by its content.
 
         Canonical: one row per line, the row's own columns with sorted keys, compact separators,
@@ -242,8 +256,7 @@ class Store:
             matches = sorted(self.manifests.glob(f"{ref}*.json")) if self.manifests.exists() and ref else []
             if len(matches) != 1:
                 what = "no artifact" if not matches else f"{len(matches)} artifacts"
-                raise TunerailError(Problem(f"{what} with id {ref!r} in store {self.root}",
-                                            fix="`tunerail log` lists the stored ids"))
+                raise TunerailError(Problem(f"{what} with id {ref!r} in store {self.root}", fix="`tunerail log` lists the stored ids"))
             path = matches[0]
         return _load_manifest(path)
 
@@ -267,8 +280,7 @@ class Store:
         """Path of one stored file (read-only)."""
         artifact = self.get(ref)
         if name not in artifact.files:
-            raise TunerailError(Problem(f"artifact {artifact.short_id} has no file {name!r}",
-                                        fix=f"files: {', '.join(artifact.files)}"))
+            raise TunerailError(Problem(f"artifact {artifact.short_id} has no file {name!r}", fix=f"files: {', '.join(artifact.files)}"))
         return self.object_path(artifact.files[name]["sha256"])
 
     def children(self, ref: str) -> builtins.list[Artifact]:
@@ -309,11 +321,15 @@ class Store:
         checks: builtins.list[tuple[Artifact, str, str, Path]] = []
         for artifact in artifacts:
             if artifact.id != _id_of(artifact):
-                problems.append(Problem(f"manifest of {artifact.kind} {artifact.short_id} was edited: its content "
-                                        "(files, parents, transform or meta) no longer matches its id", file=str(self.manifests / f"{artifact.id}.json"),
-                                        fix="restore the manifest from a backup or re-run the step that made it"))
-            checks += [(artifact, name, entry["sha256"], self.object_path(entry["sha256"]))
-                       for name, entry in artifact.files.items()]
+                problems.append(
+                    Problem(
+                        f"manifest of {artifact.kind} {artifact.short_id} was edited: its content "
+                        "(files, parents, transform or meta) no longer matches its id",
+                        file=str(self.manifests / f"{artifact.id}.json"),
+                        fix="restore the manifest from a backup or re-run the step that made it",
+                    )
+                )
+            checks += [(artifact, name, entry["sha256"], self.object_path(entry["sha256"])) for name, entry in artifact.files.items()]
         problems += _check_files([(f"{a.kind} {a.short_id}", name, sha, path) for a, name, sha, path in checks])
         return problems
 
@@ -335,8 +351,9 @@ class Store:
         return order
 
 
-def artifact_id_for(kind: str, files: dict[str, dict[str, Any]], parents: Iterable[str] = (), transform: str = "",
-                    meta: dict[str, Any] | None = None) -> str:
+def artifact_id_for(
+    kind: str, files: dict[str, dict[str, Any]], parents: Iterable[str] = (), transform: str = "", meta: dict[str, Any] | None = None
+) -> str:
     """An artifact's id: SHA-256 of its WHOLE manifest but the creation time.
 
     Kind, files (name -> sha256), parents, transform and meta are all covered, so an edited
@@ -344,9 +361,18 @@ def artifact_id_for(kind: str, files: dict[str, dict[str, Any]], parents: Iterab
     every id that names this artifact (split.json, a child's parents) pins what it says.
     Identical blobs are still stored once; identical manifests get the same id.
     """
-    content = json.dumps({"kind": kind, "files": {k: v["sha256"] for k, v in files.items()},
-                          "parents": sorted(parents), "transform": transform, "meta": meta or {}},
-                         sort_keys=True, ensure_ascii=False, default=str)
+    content = json.dumps(
+        {
+            "kind": kind,
+            "files": {k: v["sha256"] for k, v in files.items()},
+            "parents": sorted(parents),
+            "transform": transform,
+            "meta": meta or {},
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
     return hashlib.sha256(content.encode()).hexdigest()
 
 
@@ -355,8 +381,13 @@ def _load_manifest(path: Path) -> Artifact:
     try:
         return Artifact(**json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as exc:  # invalid JSON, bad UTF-8, missing or unknown keys
-        raise TunerailError(Problem(f"unreadable store manifest ({type(exc).__name__}: {exc})", file=str(path),
-                                    fix="restore it from a backup, or delete it and re-run the step that made it")) from None
+        raise TunerailError(
+            Problem(
+                f"unreadable store manifest ({type(exc).__name__}: {exc})",
+                file=str(path),
+                fix="restore it from a backup, or delete it and re-run the step that made it",
+            )
+        ) from None
 
 
 def _id_of(artifact: Artifact) -> str:
@@ -365,6 +396,7 @@ def _id_of(artifact: Artifact) -> str:
 
 def _check_files(checks: list[tuple[str, str, str, Path]]) -> list[Problem]:
     """Hash every (owner, name, expected sha256, path) in a thread pool; problems in input order."""
+
     def one(item: tuple[str, str, str, Path]) -> Problem | None:
         owner, name, sha, path = item
         fix = "restore it from a backup or re-run the step that made it"
@@ -373,8 +405,7 @@ def _check_files(checks: list[tuple[str, str, str, Path]]) -> list[Problem]:
         except (FileNotFoundError, IsADirectoryError):
             return Problem(f"missing file {name!r} of {owner}", file=str(path), fix=fix)
         if actual != sha:
-            return Problem(f"corrupted file {name!r} of {owner}: SHA-256 does not match the manifest",
-                           file=str(path), fix=fix)
+            return Problem(f"corrupted file {name!r} of {owner}: SHA-256 does not match the manifest", file=str(path), fix=fix)
         return None
 
     return [p for p in _parallel(one, checks) if p is not None]
@@ -385,16 +416,24 @@ def verify_folder(folder: str | Path) -> tuple[Artifact, list[Problem]]:
     folder = Path(folder)
     manifest = folder / EXPORT_MANIFEST
     if not manifest.exists():
-        raise TunerailError(Problem(f"no {EXPORT_MANIFEST} in this folder: nothing to verify against", file=str(folder),
-                                    fix="pass a store root, an artifact id, or a folder written by Store.export"))
+        raise TunerailError(
+            Problem(
+                f"no {EXPORT_MANIFEST} in this folder: nothing to verify against",
+                file=str(folder),
+                fix="pass a store root, an artifact id, or a folder written by Store.export",
+            )
+        )
     try:
         artifact = Artifact(**json.loads(manifest.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as exc:
         raise TunerailError(Problem(f"unreadable manifest: {exc}", file=str(manifest))) from None
-    checks = [(f"{artifact.kind} {artifact.short_id}", name, entry["sha256"], folder / name)
-              for name, entry in artifact.files.items()]
+    checks = [(f"{artifact.kind} {artifact.short_id}", name, entry["sha256"], folder / name) for name, entry in artifact.files.items()]
     problems = _check_files(checks)
     if artifact.id != _id_of(artifact):
-        problems.insert(0, Problem("the manifest was edited: its content (files, parents, transform or meta) no longer "
-                                   "matches its id", file=str(manifest)))
+        problems.insert(
+            0,
+            Problem(
+                "the manifest was edited: its content (files, parents, transform or meta) no longer matches its id", file=str(manifest)
+            ),
+        )
     return artifact, problems

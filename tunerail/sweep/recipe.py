@@ -79,8 +79,13 @@ def _sampler(name: str, seed: int | None, space: dict[str, Dimension]) -> Any:
             if not d.searched:
                 continue
             if d.choices is None and d.step is None:
-                raise TunerailError(Problem(f"the grid sampler needs choices or a step for {n}", field=f"sweep.space.{n}",
-                                            fix="give a list of values, or a range with step"))
+                raise TunerailError(
+                    Problem(
+                        f"the grid sampler needs choices or a step for {n}",
+                        field=f"sweep.space.{n}",
+                        fix="give a list of values, or a range with step",
+                    )
+                )
             grid[n] = list(d.choices) if d.choices is not None else _steps(d)
         return optuna.samplers.GridSampler(grid, seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
@@ -112,10 +117,17 @@ def study_name(config: Any, inputs: Sequence[Any], space: dict[str, Dimension]) 
     from tunerail.io import hash_file
 
     cfg = config.model_dump(mode="json")
-    payload = {"model": cfg["model"], "task": cfg["task"], "prompts": cfg["prompts"], "train": cfg["train"],
-               "objective": cfg["sweep"]["objective"], "metric": cfg["criteria"]["metric"],
-               "space": {n: d.describe() for n, d in sorted(space.items())}, "share": cfg["budget"],
-               "data": [hash_file(p) if isinstance(p, (str, Path)) and Path(p).is_file() else str(len(p or [])) for p in inputs]}
+    payload = {
+        "model": cfg["model"],
+        "task": cfg["task"],
+        "prompts": cfg["prompts"],
+        "train": cfg["train"],
+        "objective": cfg["sweep"]["objective"],
+        "metric": cfg["criteria"]["metric"],
+        "space": {n: d.describe() for n, d in sorted(space.items())},
+        "share": cfg["budget"],
+        "data": [hash_file(p) if isinstance(p, (str, Path)) and Path(p).is_file() else str(len(p or [])) for p in inputs],
+    }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{config.project.name}-{digest}"
 
@@ -138,9 +150,18 @@ def _values(dim: Dimension | None, default: Any) -> list[Any]:
     return list(range(int(dim.low), int(dim.high) + 1)) if dim.integer else [default]
 
 
-def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_data: str | Path | Sequence[Any],
-          out_dir: str | Path, trials: int | None = None, storage: str | None = None, study: str | None = None,
-          store: Any = None, on_trial: OnTrial | None = None) -> SweepResult:
+def sweep(
+    config: Any,
+    *,
+    train_data: str | Path | Sequence[Any],
+    validation_data: str | Path | Sequence[Any],
+    out_dir: str | Path,
+    trials: int | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    store: Any = None,
+    on_trial: OnTrial | None = None,
+) -> SweepResult:
     """Search hyperparameters with Optuna within ``budget.search_share`` of ``budget.max_hours``.
 
     Parameters
@@ -166,8 +187,13 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
 
     begun = time.perf_counter()  # every second from here on is charged to the share
     if validation_data is None:
-        raise GuardrailError(Problem("the sweep needs a validation split (its objective and pruning read it)",
-                                     field="--validation", fix="pass --validation (written by `tunerail split`)"))
+        raise GuardrailError(
+            Problem(
+                "the sweep needs a validation split (its objective and pruning read it)",
+                field="--validation",
+                fix="pass --validation (written by `tunerail split`)",
+            )
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     method = config.train.method
@@ -180,8 +206,14 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
     direction = _direction(config)
     shared = url != default_url(out)
     seed = None if shared else config.train.seed  # workers on one study must not draw the same points
-    study_obj = optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True,
-                                    sampler=_sampler(config.sweep.sampler, seed, space), pruner=_pruner(config))
+    study_obj = optuna.create_study(
+        storage=rdb,
+        study_name=name,
+        direction=direction,
+        load_if_exists=True,
+        sampler=_sampler(config.sweep.sampler, seed, space),
+        pruner=_pruner(config),
+    )
     worker = f"{socket.gethostname()}:{os.getpid()}"
     meter = share_mod.ShareMeter(study_obj, allowed, worker, start=begun)
     meter.publish()
@@ -223,9 +255,11 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
             mark["at"] = now
 
         def cut(where: str) -> str:
-            why["reason"] = (f"budget share: the next step and a stop after it would pass {config.budget.search_share:g} x "
-                             f"budget.max_hours (measured: step {costs.step_cost():.2f} s, evaluation {costs.eval or 0:.2f} s, "
-                             f"finish {costs.stop_cost():.2f} s); cut {where}")
+            why["reason"] = (
+                f"budget share: the next step and a stop after it would pass {config.budget.search_share:g} x "
+                f"budget.max_hours (measured: step {costs.step_cost():.2f} s, evaluation {costs.eval or 0:.2f} s, "
+                f"finish {costs.stop_cost():.2f} s); cut {where}"
+            )
             return "budget"
 
         def on_step(step: int, evaluating: bool) -> str | None:
@@ -247,8 +281,7 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
                     step = round(row["step"] * batch / interval)
                     trial.report(sign * val, step)
                     if trial.should_prune():
-                        why["reason"] = (f"pruned by the {config.sweep.pruner} pruner at {step * interval} examples "
-                                         f"(val loss {val:.4f})")
+                        why["reason"] = f"pruned by the {config.sweep.pruner} pruner at {step * interval} examples (val loss {val:.4f})"
                         return "pruned"
             if not meter.fits(costs.step_cost() + (costs.eval or 0.0) + costs.stop_cost()):
                 return cut(f"at step {row['step']}")
@@ -260,8 +293,7 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
         hooks = TrainHooks(on_eval=on_eval, on_step=on_step, base_model=state["base"], cache=hooks_cache)
         trial_dir = out / "trials" / f"{trial.number:04d}"
         shutil.rmtree(trial_dir, ignore_errors=True)
-        recipe = TrainRecipe(cfg, out_dir=trial_dir, resume=False, store=trial_store, progress=lambda e, i: None,
-                             hooks=hooks)
+        recipe = TrainRecipe(cfg, out_dir=trial_dir, resume=False, store=trial_store, progress=lambda e, i: None, hooks=hooks)
         ok = False
         result = None
         try:
@@ -333,12 +365,23 @@ def sweep(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
             if not isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) and "Cannot tell a FAIL trial" not in str(exc):
                 raise
             if on_trial is not None:
-                on_trial({"number": None, "state": "FAIL", "value": None,
-                          "reason": "this worker's trial was marked failed by another worker (late heartbeat); retried there"})
+                on_trial(
+                    {
+                        "number": None,
+                        "state": "FAIL",
+                        "value": None,
+                        "reason": "this worker's trial was marked failed by another worker (late heartbeat); retried there",
+                    }
+                )
     close_tail()
     if parent is not None:
-        parent.log_metrics({"best_value": (_best(study_obj) or {}).get("value", float("nan")),
-                            "share_used": meter.spent() / (config.budget.max_hours * 3600)}, step=0)
+        parent.log_metrics(
+            {
+                "best_value": (_best(study_obj) or {}).get("value", float("nan")),
+                "share_used": meter.spent() / (config.budget.max_hours * 3600),
+            },
+            step=0,
+        )
     result = write()  # the last second charged is the one that wrote these outputs (meter.mine read inside)
     if parent is not None:
         parent.log_dict(result.to_dict(), "sweep.json")
@@ -399,10 +442,16 @@ def _parent_run(config: Any, store_root: Path, name: str, url: str, space: dict[
         return None
     tracker = start_tracking(config, Path(store_root), run_id=None, run_name=f"sweep-{name}", main_process=True)
     tracker.set_tags({"tunerail.kind": "sweep", "tunerail.study": name, "tunerail.storage": masked(url)})
-    tracker.log_params({"sampler": config.sweep.sampler, "pruner": config.sweep.pruner,
-                        "objective": config.sweep.objective, "search_share": config.budget.search_share,
-                        "max_hours": config.budget.max_hours,
-                        **{f"space.{n}": json.dumps(d.describe()) for n, d in space.items()}})
+    tracker.log_params(
+        {
+            "sampler": config.sweep.sampler,
+            "pruner": config.sweep.pruner,
+            "objective": config.sweep.objective,
+            "search_share": config.budget.search_share,
+            "max_hours": config.budget.max_hours,
+            **{f"space.{n}": json.dumps(d.describe()) for n, d in space.items()},
+        }
+    )
     return tracker
 
 
@@ -419,15 +468,32 @@ def _trial_row(t: Any) -> dict[str, Any]:
     reason = t.user_attrs.get("reason")
     if t.state.name == "FAIL" and reason is None:
         reason = "worker lost (no heartbeat) or crashed; retried with the same parameters"
-    return {"number": t.number, "state": t.state.name, "value": t.value,
-            "params": t.user_attrs.get("params_all", t.params), "reason": reason,
-            "seconds": t.user_attrs.get(share_mod.SECONDS_ATTR), "worker": t.user_attrs.get("worker"),
-            "run_id": t.user_attrs.get("run_id"), "findings": t.user_attrs.get("findings", []),
-            "retry_of": retried_from, "evaluations": len(t.intermediate_values)}
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "value": t.value,
+        "params": t.user_attrs.get("params_all", t.params),
+        "reason": reason,
+        "seconds": t.user_attrs.get(share_mod.SECONDS_ATTR),
+        "worker": t.user_attrs.get("worker"),
+        "run_id": t.user_attrs.get("run_id"),
+        "findings": t.user_attrs.get("findings", []),
+        "retry_of": retried_from,
+        "evaluations": len(t.intermediate_values),
+    }
 
 
-def _result(study: Any, name: str, url: str, config: Any, space: dict[str, Dimension], allowed: float, parent: Any,
-            out: Path, meter: share_mod.ShareMeter) -> SweepResult:
+def _result(
+    study: Any,
+    name: str,
+    url: str,
+    config: Any,
+    space: dict[str, Dimension],
+    allowed: float,
+    parent: Any,
+    out: Path,
+    meter: share_mod.ShareMeter,
+) -> SweepResult:
     rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
     counts: dict[str, int] = {}
     for r in rows:
@@ -439,26 +505,47 @@ def _result(study: Any, name: str, url: str, config: Any, space: dict[str, Dimen
         best = study.best_trial
     except ValueError:
         pass
-    share = {"search_share": config.budget.search_share, "max_hours": config.budget.max_hours,
-             "allowed_seconds": round(allowed, 2), "used_seconds": round(used, 2),
-             "used_share": round(used / (config.budget.max_hours * 3600), 5), "used_of_allowed": round(used / allowed, 4),
-             "this_worker_seconds": round(meter.mine, 2),
-             "measured_costs": meter.costs.measured(),
-             # A worker's first setup (model load, first evaluation) cannot be measured before it runs; if it overran, say so.
-             "exceeded": used > allowed}
-    return SweepResult(study=name, storage=masked(url), objective=config.sweep.objective, direction=study.direction.name.lower(),
-                       best_params=best.user_attrs.get("params_all", best.params) if best else None,
-                       best_value=best.value if best else None, best_trial=best.number if best else None,
-                       trials=rows, counts=counts, share=share, space={n: d.describe() for n, d in space.items()},
-                       sampler=config.sweep.sampler, pruner=config.sweep.pruner,
-                       parent_run_id=getattr(parent, "run_id", None), out_dir=out)
+    share = {
+        "search_share": config.budget.search_share,
+        "max_hours": config.budget.max_hours,
+        "allowed_seconds": round(allowed, 2),
+        "used_seconds": round(used, 2),
+        "used_share": round(used / (config.budget.max_hours * 3600), 5),
+        "used_of_allowed": round(used / allowed, 4),
+        "this_worker_seconds": round(meter.mine, 2),
+        "measured_costs": meter.costs.measured(),
+        # A worker's first setup (model load, first evaluation) cannot be measured before it runs; if it overran, say so.
+        "exceeded": used > allowed,
+    }
+    return SweepResult(
+        study=name,
+        storage=masked(url),
+        objective=config.sweep.objective,
+        direction=study.direction.name.lower(),
+        best_params=best.user_attrs.get("params_all", best.params) if best else None,
+        best_value=best.value if best else None,
+        best_trial=best.number if best else None,
+        trials=rows,
+        counts=counts,
+        share=share,
+        space={n: d.describe() for n, d in space.items()},
+        sampler=config.sweep.sampler,
+        pruner=config.sweep.pruner,
+        parent_run_id=getattr(parent, "run_id", None),
+        out_dir=out,
+    )
 
 
 def _charge(share: dict[str, Any], meter: share_mod.ShareMeter, config: Any) -> None:
     used = meter.spent()
-    share.update(measured_costs=meter.costs.measured(), used_seconds=round(used, 2), used_share=round(used / (config.budget.max_hours * 3600), 5),
-                 used_of_allowed=round(used / meter.allowed, 4), this_worker_seconds=round(meter.mine, 2),
-                 exceeded=used > meter.allowed)
+    share.update(
+        measured_costs=meter.costs.measured(),
+        used_seconds=round(used, 2),
+        used_share=round(used / (config.budget.max_hours * 3600), 5),
+        used_of_allowed=round(used / meter.allowed, 4),
+        this_worker_seconds=round(meter.mine, 2),
+        exceeded=used > meter.allowed,
+    )
 
 
 def _write_outputs(result: SweepResult, study: Any, config: Any, meter: share_mod.ShareMeter) -> None:
@@ -474,8 +561,10 @@ def _write_outputs(result: SweepResult, study: Any, config: Any, meter: share_mo
     paths = {"sweep_json": str(out / "sweep.json"), "report": str(out / "report.html")}
     if result.best_params is not None:
         buf = StringIO()
-        buf.write(f"# best setting of study {result.study} (trial {result.best_trial}, "
-                  f"{result.objective} {result.best_value:.6g}); apply with `tunerail run` or merge into tunerail.yaml\n")
+        buf.write(
+            f"# best setting of study {result.study} (trial {result.best_trial}, "
+            f"{result.objective} {result.best_value:.6g}); apply with `tunerail run` or merge into tunerail.yaml\n"
+        )
         YAML().dump(overlay(result.best_params), buf)
         write_atomic(out / "best.yaml", buf.getvalue())
         paths["best_yaml"] = str(out / "best.yaml")

@@ -16,9 +16,11 @@ def figures(study: Any) -> dict[str, str]:
     from optuna import visualization as vis
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    wanted = [("Optimization history", lambda: vis.plot_optimization_history(study)),
-              ("Parallel coordinates", lambda: vis.plot_parallel_coordinate(study)),
-              ("Intermediate values (pruning)", lambda: vis.plot_intermediate_values(study))]
+    wanted = [
+        ("Optimization history", lambda: vis.plot_optimization_history(study)),
+        ("Parallel coordinates", lambda: vis.plot_parallel_coordinate(study)),
+        ("Intermediate values (pruning)", lambda: vis.plot_intermediate_values(study)),
+    ]
     if len(done) >= 2:
         wanted.append(("Parameter importances (fANOVA)", lambda: vis.plot_param_importances(study)))
     out: dict[str, str] = {}
@@ -30,8 +32,7 @@ def figures(study: Any) -> dict[str, str]:
             out[title] = f"<p class=muted>not drawn: {_escape(str(exc))}</p>"
             continue
         fig.update_layout(height=380, margin={"l": 50, "r": 20, "t": 40, "b": 40})
-        out[title] = fig.to_html(full_html=False, include_plotlyjs="inline" if first else False,
-                                 config={"displaylogo": False})
+        out[title] = fig.to_html(full_html=False, include_plotlyjs="inline" if first else False, config={"displaylogo": False})
         first = False
     if len(done) < 2:
         out["Parameter importances (fANOVA)"] = "<p class=muted>needs at least two completed trials</p>"

@@ -32,8 +32,13 @@ REFRESH = 1.0  # seconds between reads of the other workers' charges inside a tr
 def allowed_seconds(budget: Any) -> float:
     """``search_share x max_hours`` in seconds; a sweep needs a time budget to have a share of."""
     if budget.max_hours is None:
-        raise ConfigError(Problem("the sweep spends a share of budget.max_hours, which is not set", field="budget.max_hours",
-                                  fix="set budget.max_hours (the sweep gets budget.search_share of it, default 0.2)"))
+        raise ConfigError(
+            Problem(
+                "the sweep spends a share of budget.max_hours, which is not set",
+                field="budget.max_hours",
+                fix="set budget.max_hours (the sweep gets budget.search_share of it, default 0.2)",
+            )
+        )
     return budget.search_share * budget.max_hours * 3600
 
 

@@ -93,22 +93,28 @@ def build_space(method: str, train: Any, overrides: dict[str, Any]) -> dict[str,
     for name, spec in overrides.items():
         field = f"sweep.space.{name}"
         if name in NEVER:
-            problems.append(Problem("the seed is never searched (a sweep would pick the luckiest seed)", field=field,
-                                    fix="remove it from sweep.space; set train.seed to fix the seed"))
+            problems.append(
+                Problem(
+                    "the seed is never searched (a sweep would pick the luckiest seed)",
+                    field=field,
+                    fix="remove it from sweep.space; set train.seed to fix the seed",
+                )
+            )
             continue
         if name not in SEARCHABLE:
-            problems.append(Problem(f"{name!r} is not a searchable dimension", field=field,
-                                    fix=f"searchable: {', '.join(SEARCHABLE)}"))
+            problems.append(Problem(f"{name!r} is not a searchable dimension", field=field, fix=f"searchable: {', '.join(SEARCHABLE)}"))
             continue
         if method == "full" and name.startswith("lora."):
-            problems.append(Problem("LoRA dimensions do not apply to train.method: full", field=field,
-                                    fix="remove it, or use train.method: lora"))
+            problems.append(
+                Problem("LoRA dimensions do not apply to train.method: full", field=field, fix="remove it, or use train.method: lora")
+            )
             continue
         try:
             dim = _parse(name, spec)
         except ValueError as exc:
-            problems.append(Problem(str(exc), field=field,
-                                    fix="use {low: .., high: .., log: true}, a list of choices, a fixed value, or null"))
+            problems.append(
+                Problem(str(exc), field=field, fix="use {low: .., high: .., log: true}, a list of choices, a fixed value, or null")
+            )
             continue
         if dim is None:
             space.pop(name, None)
@@ -163,8 +169,9 @@ def apply(config: Any, params: dict[str, Any]) -> Any:
     try:
         out = TunerailConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([Problem(e["msg"], field="sweep.space." + ".".join(str(p) for p in e["loc"][1:]))
-                           for e in exc.errors()]) from None
+        raise ConfigError(
+            [Problem(e["msg"], field="sweep.space." + ".".join(str(p) for p in e["loc"][1:])) for e in exc.errors()]
+        ) from None
     out.source = config.source
     return out
 
@@ -197,6 +204,12 @@ def load_overlay(path: str | Path) -> dict[str, Any]:
             flat[key] = value
     unknown = sorted(set(flat) - set(SEARCHABLE))
     if unknown:
-        raise ConfigError(Problem(f"{unknown[0]!r} is not a sweep dimension", file=str(path), field=f"train.{unknown[0]}",
-                                  fix="re-run `tunerail sweep` to write a fresh best.yaml"))
+        raise ConfigError(
+            Problem(
+                f"{unknown[0]!r} is not a sweep dimension",
+                file=str(path),
+                field=f"train.{unknown[0]}",
+                fix="re-run `tunerail sweep` to write a fresh best.yaml",
+            )
+        )
     return flat

@@ -50,13 +50,25 @@ def open_storage(url: str, *, heartbeat_seconds: int, max_retry: int = 2) -> Any
     try:
         with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna; we rely on them knowingly
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
-                              grace_period=2 * heartbeat_seconds,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_seconds,
+                grace_period=2 * heartbeat_seconds,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+            )
     except ImportError as exc:
-        raise TunerailError(Problem(f"the driver for {scheme} is not installed ({exc})", field="--storage",
-                                    fix="pip install 'psycopg[binary]' (PostgreSQL)")) from None
+        raise TunerailError(
+            Problem(
+                f"the driver for {scheme} is not installed ({exc})", field="--storage", fix="pip install 'psycopg[binary]' (PostgreSQL)"
+            )
+        ) from None
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many types; all mean "cannot use this storage"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TunerailError(Problem(f"cannot open the sweep storage {masked(url)}: {reason}", field="--storage",
-                                    fix=fix + "; check that the server is running and the database exists")) from None
+        raise TunerailError(
+            Problem(
+                f"cannot open the sweep storage {masked(url)}: {reason}",
+                field="--storage",
+                fix=fix + "; check that the server is running and the database exists",
+            )
+        ) from None

@@ -98,8 +98,11 @@ class Estimate:
         """Estimated seconds of ``steps`` optimizer steps over ``tokens`` plus ``evals`` evaluations."""
         if self.per_token is None:  # an estimate from an older run: proportional to tokens
             return self.seconds * (tokens / self.tokens if self.tokens else 0.0)
-        return (steps * (self.micro_per_step * (self.overhead or 0.0) + (self.optimizer_step or 0.0))
-                + tokens * self.per_token + evals * (self.eval_seconds or 0.0))
+        return (
+            steps * (self.micro_per_step * (self.overhead or 0.0) + (self.optimizer_step or 0.0))
+            + tokens * self.per_token
+            + evals * (self.eval_seconds or 0.0)
+        )
 
     def projected(self, elapsed: float, steps: int, tokens: float, evals: int) -> float:
         """Total seconds of the run at the measured running rate (the estimate rescaled by what was seen)."""
@@ -109,9 +112,19 @@ class Estimate:
         return self.seconds * elapsed / done
 
 
-def estimate_from_steps(probe: Estimate, *, window_seconds: float, window_steps: int, window_tokens: float,
-                        window_evals: int, elapsed: float, steps_done: int, tokens_done: float, evals_done: int,
-                        window_eval_seconds: float | None = None) -> Estimate:
+def estimate_from_steps(
+    probe: Estimate,
+    *,
+    window_seconds: float,
+    window_steps: int,
+    window_tokens: float,
+    window_evals: int,
+    elapsed: float,
+    steps_done: int,
+    tokens_done: float,
+    evals_done: int,
+    window_eval_seconds: float | None = None,
+) -> Estimate:
     """The run's estimate from a few measured training steps (the "warm-up window").
 
     ``probe`` (from :func:`estimate_run`) gives the shape of the work (tokens per step, evaluations);
@@ -130,12 +143,20 @@ def estimate_from_steps(probe: Estimate, *, window_seconds: float, window_steps:
     left_steps, left_tokens = max(0, probe.steps - steps_done), max(0.0, probe.tokens - tokens_done)
     left_evals = max(0, (probe.evals or 0) - evals_done)
     seconds = elapsed + ratio * probe.work_seconds(left_steps, left_tokens, 0) + left_evals * one_eval
+
     def scale(v: float | None) -> float | None:
         return None if v is None else v * ratio
 
-    return replace(probe, seconds=seconds, cost=cost_of(seconds, 0.0) if not probe.cost else probe.cost * seconds / probe.seconds,
-                   seconds_per_step=seconds / probe.steps if probe.steps else None, per_token=scale(probe.per_token),
-                   overhead=scale(probe.overhead), optimizer_step=scale(probe.optimizer_step), eval_seconds=one_eval)
+    return replace(
+        probe,
+        seconds=seconds,
+        cost=cost_of(seconds, 0.0) if not probe.cost else probe.cost * seconds / probe.seconds,
+        seconds_per_step=seconds / probe.steps if probe.steps else None,
+        per_token=scale(probe.per_token),
+        overhead=scale(probe.overhead),
+        optimizer_step=scale(probe.optimizer_step),
+        eval_seconds=one_eval,
+    )
 
 
 def with_eval_seconds(estimate: Estimate, eval_seconds: float) -> Estimate:
@@ -145,13 +166,28 @@ def with_eval_seconds(estimate: Estimate, eval_seconds: float) -> Estimate:
     evals = estimate.evals or 0
     seconds = estimate.seconds - evals * (estimate.eval_seconds or 0.0) + evals * eval_seconds
     cost = estimate.cost * seconds / estimate.seconds if estimate.seconds else estimate.cost
-    return replace(estimate, seconds=seconds, cost=cost, eval_seconds=eval_seconds,
-                   seconds_per_step=seconds / estimate.steps if estimate.steps else None)
+    return replace(
+        estimate,
+        seconds=seconds,
+        cost=cost,
+        eval_seconds=eval_seconds,
+        seconds_per_step=seconds / estimate.steps if estimate.steps else None,
+    )
 
 
-def estimate_run(*, seconds_per_token: float, train_tokens: int, steps: int, eval_tokens: int = 0, evals: int,
-                 price_per_hour: float, currency: str = "USD", rate: Rate | None = None,
-                 micro_batches: int | None = None, eval_seconds: float | None = None) -> Estimate:
+def estimate_run(
+    *,
+    seconds_per_token: float,
+    train_tokens: int,
+    steps: int,
+    eval_tokens: int = 0,
+    evals: int,
+    price_per_hour: float,
+    currency: str = "USD",
+    rate: Rate | None = None,
+    micro_batches: int | None = None,
+    eval_seconds: float | None = None,
+) -> Estimate:
     """Scale measured rates to the whole run: training passes, optimizer steps and evaluations.
 
     ``rate`` (from :func:`measure_rate`) adds the per-pass overhead and the optimizer step;
@@ -161,9 +197,20 @@ def estimate_run(*, seconds_per_token: float, train_tokens: int, steps: int, eva
     micro = micro_batches if micro_batches is not None else steps
     one_eval = eval_seconds if eval_seconds is not None else rate.per_token * EVAL_COST_RATIO * eval_tokens
     seconds = micro * rate.overhead + steps * rate.optimizer_step + rate.per_token * train_tokens + evals * one_eval
-    return Estimate(train_tokens, steps, seconds, seconds / 3600 * price_per_hour, currency,
-                    seconds / steps if steps else None, rate.per_token, rate.overhead, rate.optimizer_step,
-                    one_eval, evals, max(1, round(micro / steps)) if steps else 1)
+    return Estimate(
+        train_tokens,
+        steps,
+        seconds,
+        seconds / 3600 * price_per_hour,
+        currency,
+        seconds / steps if steps else None,
+        rate.per_token,
+        rate.overhead,
+        rate.optimizer_step,
+        one_eval,
+        evals,
+        max(1, round(micro / steps)) if steps else 1,
+    )
 
 
 def cost_of(seconds: float, price_per_hour: float) -> float:
@@ -175,8 +222,10 @@ def over_budget(budget: Any, seconds: float) -> str | None:
     if budget.max_hours is not None and seconds / 3600 >= budget.max_hours:
         return f"wall time {seconds / 3600:.3f} h reached budget.max_hours {budget.max_hours:g} h"
     if budget.max_cost is not None and budget.price_per_hour > 0 and cost_of(seconds, budget.price_per_hour) >= budget.max_cost:
-        return (f"cost {cost_of(seconds, budget.price_per_hour):.2f} {budget.currency} reached budget.max_cost "
-                f"{budget.max_cost:g} {budget.currency}")
+        return (
+            f"cost {cost_of(seconds, budget.price_per_hour):.2f} {budget.currency} reached budget.max_cost "
+            f"{budget.max_cost:g} {budget.currency}"
+        )
     return None
 
 
@@ -189,22 +238,39 @@ def check_estimate(estimate: Estimate, budget: Any, *, basis: str = "estimated")
     out: list[Finding] = []
     if budget.max_hours is not None and estimate.seconds / 3600 > budget.max_hours:
         share = budget.max_hours * 3600 / estimate.seconds
-        out.append(Finding("budget.estimate", Severity.WARNING,
-                           f"the run is {basis} at {_duration(estimate.seconds)}, over budget.max_hours "
-                           f"{budget.max_hours:g} h: it will stop after about {100 * share:.0f} % of its steps",
-                           "raise budget.max_hours, train fewer epochs or fewer rows, or accept a budget stop (with a checkpoint)",
-                           code="TRN010", details={"estimate_hours": estimate.seconds / 3600, "max_hours": budget.max_hours,
-                                                   "basis": basis}))
+        out.append(
+            Finding(
+                "budget.estimate",
+                Severity.WARNING,
+                f"the run is {basis} at {_duration(estimate.seconds)}, over budget.max_hours "
+                f"{budget.max_hours:g} h: it will stop after about {100 * share:.0f} % of its steps",
+                "raise budget.max_hours, train fewer epochs or fewer rows, or accept a budget stop (with a checkpoint)",
+                code="TRN010",
+                details={"estimate_hours": estimate.seconds / 3600, "max_hours": budget.max_hours, "basis": basis},
+            )
+        )
     if budget.max_cost is not None and budget.price_per_hour > 0 and estimate.cost > budget.max_cost:
-        out.append(Finding("budget.estimate", Severity.WARNING,
-                           f"the run is {basis} at {estimate.cost:.2f} {budget.currency}, over budget.max_cost "
-                           f"{budget.max_cost:g}: it will stop early",
-                           "raise budget.max_cost or train less", code="TRN010",
-                           details={"estimate_cost": estimate.cost, "max_cost": budget.max_cost, "basis": basis}))
+        out.append(
+            Finding(
+                "budget.estimate",
+                Severity.WARNING,
+                f"the run is {basis} at {estimate.cost:.2f} {budget.currency}, over budget.max_cost "
+                f"{budget.max_cost:g}: it will stop early",
+                "raise budget.max_cost or train less",
+                code="TRN010",
+                details={"estimate_cost": estimate.cost, "max_cost": budget.max_cost, "basis": basis},
+            )
+        )
     if budget.max_cost is not None and budget.price_per_hour == 0 and basis == "estimated":
-        out.append(Finding("budget.estimate", Severity.WARNING,
-                           "budget.max_cost is set but budget.price_per_hour is 0, so the cost cap can never fire",
-                           "set budget.price_per_hour to what an hour of this machine costs", code="TRN011"))
+        out.append(
+            Finding(
+                "budget.estimate",
+                Severity.WARNING,
+                "budget.max_cost is set but budget.price_per_hour is 0, so the cost cap can never fire",
+                "set budget.price_per_hour to what an hour of this machine costs",
+                code="TRN011",
+            )
+        )
     return out
 
 

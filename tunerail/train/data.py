@@ -40,8 +40,9 @@ class Example:
         return self.full_length > len(self.input_ids)
 
 
-def tokenize_records(records: Sequence[Record], tokenizer: Any, prompt_template: Any, *, max_length: int,
-                     loss_on: str = "answer") -> list[Example]:
+def tokenize_records(
+    records: Sequence[Record], tokenizer: Any, prompt_template: Any, *, max_length: int, loss_on: str = "answer"
+) -> list[Example]:
     """Render each record with the shared prompt helpers and tokenise prompt and answer apart.
 
     Tokenising the two parts separately makes the answer span exact (no merge across the
@@ -56,7 +57,7 @@ def tokenize_records(records: Sequence[Record], tokenizer: Any, prompt_template:
         if full > max_length:
             answer_ids = answer_ids[: max(max_length - len(prompt_ids), max_length // 2)]
             keep = max_length - len(answer_ids)
-            prompt_ids = prompt_ids[len(prompt_ids) - keep:] if keep > 0 else []
+            prompt_ids = prompt_ids[len(prompt_ids) - keep :] if keep > 0 else []
         start = 0 if loss_on == "all" else len(prompt_ids)
         examples.append(Example(list(prompt_ids) + list(answer_ids), start, full, record.ref))
     return examples
@@ -73,7 +74,7 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, seed: int
 
     generator = torch.Generator().manual_seed(seed * 1000 + epoch)
     order = get_length_grouped_indices(list(lengths), batch_size, generator=generator)
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
@@ -120,9 +121,16 @@ def load_replay_records() -> list[Record]:
             continue
         row = json.loads(line)
         prompt = row["instruction"] if not row.get("input") else f"{row['instruction']}\n\n{row['input']}"
-        records.append(Record(RowRef(i, i + 1, REPLAY_RESOURCE), "instruction",
-                              [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}],
-                              prompt, row["output"], fields=row))
+        records.append(
+            Record(
+                RowRef(i, i + 1, REPLAY_RESOURCE),
+                "instruction",
+                [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}],
+                prompt,
+                row["output"],
+                fields=row,
+            )
+        )
     return records
 
 
@@ -185,12 +193,26 @@ def load_split(source: str | Path | Sequence[Any], config: Any, role: str) -> li
                 (records if isinstance(item, Record) else rejections).append(item)
     if rejections:
         first = rejections[0]
-        raise DataError(Problem(f"{len(rejections)} {role} row(s) cannot be read: {first.reason}",
-                                file=first.ref.file or name, line=first.ref.line, field=first.field,
-                                fix="run `tunerail doctor --fix` and `tunerail split` to write clean splits"))
+        raise DataError(
+            Problem(
+                f"{len(rejections)} {role} row(s) cannot be read: {first.reason}",
+                file=first.ref.file or name,
+                line=first.ref.line,
+                field=first.field,
+                fix="run `tunerail doctor --fix` and `tunerail split` to write clean splits",
+            )
+        )
     if not records:
-        raise DataError(Problem(f"the {role} split is empty", file=name,
-                                fix=("a validation split is required (early stopping, best checkpoint); "
-                                     "run `tunerail split`, or set train.guards.validation: false to train without one")
-                                if role == "validation" else "point --train to a split with rows (`tunerail split` writes it)"))
+        raise DataError(
+            Problem(
+                f"the {role} split is empty",
+                file=name,
+                fix=(
+                    "a validation split is required (early stopping, best checkpoint); "
+                    "run `tunerail split`, or set train.guards.validation: false to train without one"
+                )
+                if role == "validation"
+                else "point --train to a split with rows (`tunerail split` writes it)",
+            )
+        )
     return records

@@ -30,8 +30,13 @@ def disabled_guards(train_config: Any) -> list[str]:
         import difflib
 
         close = difflib.get_close_matches(unknown[0], GUARDS, n=1)
-        raise ConfigError(Problem(f"unknown guardrail {unknown[0]!r}", field=f"train.guards.{unknown[0]}",
-                                  fix=(f"did you mean '{close[0]}'? " if close else "") + f"guardrails: {', '.join(GUARDS)}"))
+        raise ConfigError(
+            Problem(
+                f"unknown guardrail {unknown[0]!r}",
+                field=f"train.guards.{unknown[0]}",
+                fix=(f"did you mean '{close[0]}'? " if close else "") + f"guardrails: {', '.join(GUARDS)}",
+            )
+        )
     off = [name for name in GUARDS if train_config.guards.get(name) is False]
     if not train_config.early_stopping and "early_stopping" not in off:
         off.append("early_stopping")
@@ -102,23 +107,32 @@ class DivergenceGuard:
             return _divergence(step, lr, f"training loss is {loss} at step {step}", {"loss": str(loss)})
         recent = self.recent.setdefault(stream, [])
         if len(recent) >= self.warmup_steps:
-            median = statistics.median(recent[-self.window:])
+            median = statistics.median(recent[-self.window :])
             if loss > self.spike_factor * median and loss - median > self.min_gap:
                 # One hard batch recovers at the next step; a diverging run stays up.
                 self.spikes[stream] = self.spikes.get(stream, 0) + 1
                 if self.spikes[stream] >= self.spike_patience:
-                    return _divergence(step, lr, f"training loss spiked to {loss:.3f} at step {step} "
-                                       f"({self.spikes[stream]} steps in a row), {loss / median:.1f}x the running "
-                                       f"median {median:.3f}", {"loss": loss, "median": median, "stream": stream})
+                    return _divergence(
+                        step,
+                        lr,
+                        f"training loss spiked to {loss:.3f} at step {step} "
+                        f"({self.spikes[stream]} steps in a row), {loss / median:.1f}x the running "
+                        f"median {median:.3f}",
+                        {"loss": loss, "median": median, "stream": stream},
+                    )
                 return None
         self.spikes[stream] = 0
-        recent = self.recent[stream] = (recent + [loss])[-self.window:]
+        recent = self.recent[stream] = (recent + [loss])[-self.window :]
         median = statistics.median(recent)
         best = self.best_median.get(stream, math.inf)
         if len(recent) >= 3 and median > self.rise_factor * best and median - best > self.min_gap:
-            return _divergence(step, lr, f"the running median of the training loss climbed to {median:.3f} at step "
-                               f"{step}, {median / best:.1f}x its lowest level {best:.3f}",
-                               {"loss": loss, "median": median, "best_median": best, "stream": stream})
+            return _divergence(
+                step,
+                lr,
+                f"the running median of the training loss climbed to {median:.3f} at step "
+                f"{step}, {median / best:.1f}x its lowest level {best:.3f}",
+                {"loss": loss, "median": median, "best_median": best, "stream": stream},
+            )
         self.best_median[stream] = min(best, median)
         return None
 
@@ -128,11 +142,16 @@ class DivergenceGuard:
 
 def _divergence(step: int, lr: float, what: str, details: dict[str, Any]) -> Finding:
     return Finding(
-        check="train.divergence", code="TRN020", severity=Severity.ERROR,
+        check="train.divergence",
+        code="TRN020",
+        severity=Severity.ERROR,
         message=f"the run diverged: {what}; training stopped and the last good checkpoint was kept",
-        fix=(f"lower train.learning_rate (e.g. {lr / 10:.1e} instead of {lr:.1e}), keep train.max_grad_norm at 1.0 "
-             "and raise train.warmup_ratio; check the data for very long or garbled rows (`tunerail doctor`)"),
-        details={"step": step, "learning_rate": lr, **details})
+        fix=(
+            f"lower train.learning_rate (e.g. {lr / 10:.1e} instead of {lr:.1e}), keep train.max_grad_norm at 1.0 "
+            "and raise train.warmup_ratio; check the data for very long or garbled rows (`tunerail doctor`)"
+        ),
+        details={"step": step, "learning_rate": lr, **details},
+    )
 
 
 def check_overfitting(history: Sequence[dict[str, Any]], *, min_rise: float = 0.01, evals: int = 2) -> Finding | None:
@@ -145,17 +164,22 @@ def check_overfitting(history: Sequence[dict[str, Any]], *, min_rise: float = 0.
     rows = [h for h in history if h.get("val_loss") is not None and h.get("train_loss") is not None]
     if len(rows) < evals + 1:
         return None
-    tail = rows[-(evals + 1):]
+    tail = rows[-(evals + 1) :]
     val_up = all(b["val_loss"] > a["val_loss"] for a, b in zip(tail, tail[1:]))
     train_down = all(b["train_loss"] < a["train_loss"] for a, b in zip(tail, tail[1:]))
     best = min(rows, key=lambda h: h["val_loss"])
     if not (val_up and train_down and tail[-1]["val_loss"] - best["val_loss"] >= min_rise):
         return None
     return Finding(
-        check="train.overfitting", code="TRN021", severity=Severity.WARNING,
-        message=(f"overfitting from step {best['step']}: validation loss rose {best['val_loss']:.4f} -> "
-                 f"{tail[-1]['val_loss']:.4f} (step {tail[-1]['step']}) while training loss fell "
-                 f"{tail[0]['train_loss']:.4f} -> {tail[-1]['train_loss']:.4f}"),
+        check="train.overfitting",
+        code="TRN021",
+        severity=Severity.WARNING,
+        message=(
+            f"overfitting from step {best['step']}: validation loss rose {best['val_loss']:.4f} -> "
+            f"{tail[-1]['val_loss']:.4f} (step {tail[-1]['step']}) while training loss fell "
+            f"{tail[0]['train_loss']:.4f} -> {tail[-1]['train_loss']:.4f}"
+        ),
         fix="keep early stopping on (the best checkpoint is restored); train fewer epochs, add data, "
-            "or lower the LoRA rank / learning rate",
-        details={"since_step": best["step"], "flagged_at_step": tail[-1]["step"], "best_val_loss": best["val_loss"]})
+        "or lower the LoRA rank / learning rate",
+        details={"since_step": best["step"], "flagged_at_step": tail[-1]["step"], "best_val_loss": best["val_loss"]},
+    )

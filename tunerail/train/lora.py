@@ -14,8 +14,21 @@ from tunerail.errors import Problem, TunerailError
 
 # Attention projection names across the common families (Llama/Mistral/Qwen/Gemma, GPT-2,
 # GPT-NeoX, Falcon, OPT, BERT-like encoders).
-_ATTENTION_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "c_proj", "query_key_value",
-                    "query", "key", "value", "out_proj", "Wqkv", "dense")
+_ATTENTION_NAMES = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "c_attn",
+    "c_proj",
+    "query_key_value",
+    "query",
+    "key",
+    "value",
+    "out_proj",
+    "Wqkv",
+    "dense",
+)
 
 
 def detect_target_modules(model: Any) -> list[str]:
@@ -28,8 +41,7 @@ def detect_target_modules(model: Any) -> list[str]:
     """
     import torch
 
-    linear_names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                    if isinstance(module, torch.nn.Linear)}
+    linear_names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
     found = [n for n in ("q_proj", "k_proj", "v_proj", "o_proj") if n in linear_names]
     if found:
         return found
@@ -43,10 +55,13 @@ def detect_target_modules(model: Any) -> list[str]:
         pass
     found = [n for n in _ATTENTION_NAMES if n in linear_names]
     if not found:
-        raise TunerailError(Problem(
-            f"could not detect LoRA target modules for model type {getattr(model.config, 'model_type', '?')!r}",
-            field="train.lora.target_modules",
-            fix=f"name them in train.lora.target_modules; linear layers in this model: {', '.join(sorted(linear_names))}"))
+        raise TunerailError(
+            Problem(
+                f"could not detect LoRA target modules for model type {getattr(model.config, 'model_type', '?')!r}",
+                field="train.lora.target_modules",
+                fix=f"name them in train.lora.target_modules; linear layers in this model: {', '.join(sorted(linear_names))}",
+            )
+        )
     return found
 
 
@@ -91,13 +106,15 @@ def load_base_model(base: str, *, method: str, bf16: bool) -> Any:
     if method == "qlora":
         ok, reason = cuda_bitsandbytes_available()
         if not ok:
-            raise TunerailError(Problem(reason, field="train.method",
-                                        fix="use train.method: lora (same quality on small models, no GPU needed)"))
+            raise TunerailError(
+                Problem(reason, field="train.method", fix="use train.method: lora (same quality on small models, no GPU needed)")
+            )
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
         from peft import prepare_model_for_kbit_training
 
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                   bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True
+        )
         model = AutoModelForCausalLM.from_pretrained(resolve_model(base), quantization_config=quant, device_map={"": 0})
         return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     # LoRA trains fp32 adapters over bf16 base weights (measured ~13 % faster than autocast);
@@ -118,10 +135,16 @@ def prepare_model(model: Any, *, method: str, lora: Any, seed: int) -> Any:
 
     targets = lora.target_modules or detect_target_modules(model)
     torch.manual_seed(seed)  # LoRA A init is random: seed it so runs (and ranks) agree
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
-                        task_type="CAUSAL_LM", bias="none")
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type="CAUSAL_LM", bias="none"
+    )
     try:
         return get_peft_model(model, config)
     except ValueError as exc:
-        raise TunerailError(Problem(f"LoRA could not be applied: {exc}", field="train.lora.target_modules",
-                                    fix="leave target_modules empty to detect them, or list linear layer names of this model")) from None
+        raise TunerailError(
+            Problem(
+                f"LoRA could not be applied: {exc}",
+                field="train.lora.target_modules",
+                fix="leave target_modules empty to detect them, or list linear layer names of this model",
+            )
+        ) from None

@@ -17,9 +17,16 @@ class RichProgress:
 
     def __init__(self, console: Console):
         self.console = console
-        self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"),
-                            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=console, transient=False)
+        self.bar = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=console,
+            transient=False,
+        )
         self.task: Any = None
         self.val = "-"
 
@@ -40,8 +47,7 @@ class RichProgress:
                 self.task = self.bar.add_task("train", total=info["total"], loss="-", val=self.val, eta="-")
             # The recipe's ETA follows the measured running rate, evaluations and checkpoints included.
             eta = info.get("eta")
-            self.bar.update(self.task, completed=info["step"], loss=f"{info['loss']:.4f}",
-                            eta="-" if eta is None else _clock(eta))
+            self.bar.update(self.task, completed=info["step"], loss=f"{info['loss']:.4f}", eta="-" if eta is None else _clock(eta))
         elif event == "eval" and info.get("val_loss") is not None:
             self.val = f"{info['val_loss']:.4f}" + (" *" if info.get("best_step") == info["step"] else "")
             if self.task is not None:
@@ -53,18 +59,29 @@ class RichProgress:
             table.add_column(col, justify="right")
         for h in result.history:
             mark = " *" if h["step"] == result.best_step else ""
-            table.add_row(str(h["step"]), f"{h['epoch']:.2f}", _num(h["train_loss"]), _num(h["val_loss"]) + mark,
-                          f"{h['lr']:.2e}", f"{h['tokens']:,}", f"{h['seconds']:.1f}")
+            table.add_row(
+                str(h["step"]),
+                f"{h['epoch']:.2f}",
+                _num(h["train_loss"]),
+                _num(h["val_loss"]) + mark,
+                f"{h['lr']:.2e}",
+                f"{h['tokens']:,}",
+                f"{h['seconds']:.1f}",
+            )
         self.console.print(table)
         est, act = result.estimate, result.actual
         if est:
             basis = f" ({act['estimate_basis']})" if act.get("estimate_basis") else ""
-            self.console.print(f"estimate{basis} vs actual: {est['seconds'] / 60:.1f} vs {act['seconds'] / 60:.1f} min, "
-                               f"{est['tokens']:,} vs {act['tokens']:,} tokens, cost {est['cost']:.2f} vs {act['cost']:.2f}")
+            self.console.print(
+                f"estimate{basis} vs actual: {est['seconds'] / 60:.1f} vs {act['seconds'] / 60:.1f} min, "
+                f"{est['tokens']:,} vs {act['tokens']:,} tokens, cost {est['cost']:.2f} vs {act['cost']:.2f}"
+            )
         if result.guards_disabled:
             self.console.print(f"[yellow]guardrails switched off: {', '.join(result.guards_disabled)}[/]")
-        self.console.print(f"best adapter: [bold]{result.adapter_dir}[/] (store {str(result.checkpoint_id)[:12]}, "
-                           f"MLflow run {result.run_id or '-'}); padding waste {100 * result.padding_waste:.1f} %")
+        self.console.print(
+            f"best adapter: [bold]{result.adapter_dir}[/] (store {str(result.checkpoint_id)[:12]}, "
+            f"MLflow run {result.run_id or '-'}); padding waste {100 * result.padding_waste:.1f} %"
+        )
 
 
 def _clock(seconds: float) -> str:

@@ -36,8 +36,16 @@ from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
 from tunerail.prompting import pick_template
 from tunerail.train import budget as budget_mod
-from tunerail.train.data import (Example, collate, length_grouped_batches, load_split, padding_waste, replay_pool,
-                                 replay_sample, tokenize_records)
+from tunerail.train.data import (
+    Example,
+    collate,
+    length_grouped_batches,
+    load_split,
+    padding_waste,
+    replay_pool,
+    replay_sample,
+    tokenize_records,
+)
 from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
 from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
 
@@ -187,8 +195,9 @@ def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool, shar
         def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> tuple[Any, Any]:
             targets = labels[:, 1:]
             mask = targets != -100
-            with torch.autocast("cpu" if input_ids.device.type == "cpu" else input_ids.device.type,
-                                dtype=torch.bfloat16, enabled=autocast_bf16):
+            with torch.autocast(
+                "cpu" if input_ids.device.type == "cpu" else input_ids.device.type, dtype=torch.bfloat16, enabled=autocast_bf16
+            ):
                 if self.answer_only:
                     base = self._base[0]
                     prefix = shared_prefix_length(input_ids, labels) if self.shared_prefix else 0
@@ -203,9 +212,17 @@ def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool, shar
     return _LossModel()
 
 
-def train(config: Any, *, train_data: str | Path | Sequence[Any], validation_data: str | Path | Sequence[Any] | None,
-          out_dir: str | Path, resume: bool = False, store: Any = None, progress: Progress | None = None,
-          hooks: TrainHooks | None = None) -> TrainResult:
+def train(
+    config: Any,
+    *,
+    train_data: str | Path | Sequence[Any],
+    validation_data: str | Path | Sequence[Any] | None,
+    out_dir: str | Path,
+    resume: bool = False,
+    store: Any = None,
+    progress: Progress | None = None,
+    hooks: TrainHooks | None = None,
+) -> TrainResult:
     """Fine-tune ``config.model.base`` on ``train_data``, guarded; returns the best checkpoint.
 
     Parameters
@@ -239,8 +256,7 @@ def train(config: Any, *, train_data: str | Path | Sequence[Any], validation_dat
 class TrainRecipe:
     """setup -> train -> finish -> cleanup, torchtune style: one component per ``_setup_*``."""
 
-    def __init__(self, config: Any, *, out_dir: Path, resume: bool, store: Any, progress: Progress | None,
-                 hooks: TrainHooks | None = None):
+    def __init__(self, config: Any, *, out_dir: Path, resume: bool, store: Any, progress: Progress | None, hooks: TrainHooks | None = None):
         self.config = config
         self.tc = config.train
         self.out_dir = out_dir
@@ -306,8 +322,13 @@ class TrainRecipe:
         latest = self.ckpt_root / "latest.json"
         if not self.resume:
             if latest.exists():
-                raise TunerailError(Problem("this output folder holds an earlier run", file=str(self.out_dir),
-                                            fix="pass --resume to continue it, or choose another --out"))
+                raise TunerailError(
+                    Problem(
+                        "this output folder holds an earlier run",
+                        file=str(self.out_dir),
+                        fix="pass --resume to continue it, or choose another --out",
+                    )
+                )
             return None
         if not latest.exists():
             self._emit("setup", message=f"--resume: no checkpoint in {self.ckpt_root}, starting from scratch")
@@ -321,14 +342,22 @@ class TrainRecipe:
         try:  # tensors and plain data only: loading a checkpoint must never run code from it
             state = torch.load(folder / STATE_FILE, weights_only=True)
         except pickle.UnpicklingError as exc:
-            raise TunerailError(Problem(f"the checkpoint state holds objects other than tensors and plain data "
-                                        f"({str(exc).splitlines()[0][:200]}); refusing to load it", file=str(folder / STATE_FILE),
-                                        fix="start a new --out; only resume from checkpoints tunerail wrote")) from None
+            raise TunerailError(
+                Problem(
+                    f"the checkpoint state holds objects other than tensors and plain data "
+                    f"({str(exc).splitlines()[0][:200]}); refusing to load it",
+                    file=str(folder / STATE_FILE),
+                    fix="start a new --out; only resume from checkpoints tunerail wrote",
+                )
+            ) from None
         state["_folder"] = folder
         saved = state.get("fingerprint")
         if saved and saved != _resume_fingerprint(self.config):
-            self._emit("setup", message="warning: the config changed since the checkpoint; the checkpoint's data "
-                                        "order and step count win, the new settings apply from here")
+            self._emit(
+                "setup",
+                message="warning: the config changed since the checkpoint; the checkpoint's data "
+                "order and step count win, the new settings apply from here",
+            )
         self._emit("setup", message=f"resuming from step {state['step']} ({folder.name})")
         return state
 
@@ -339,9 +368,12 @@ class TrainRecipe:
         train_records = memo(("records", "train"), lambda: load_split(train_data, self.config, "train"))
         if validation_data is None:
             if "validation" not in self.disabled:
-                raise GuardrailError(Problem(
-                    "a validation split is required (early stopping, best checkpoint, overfitting monitor)",
-                    fix="pass --validation (written by `tunerail split`), or set train.guards.validation: false"))
+                raise GuardrailError(
+                    Problem(
+                        "a validation split is required (early stopping, best checkpoint, overfitting monitor)",
+                        fix="pass --validation (written by `tunerail split`), or set train.guards.validation: false",
+                    )
+                )
             val_records = []
         else:
             val_records = memo(("records", "validation"), lambda: load_split(validation_data, self.config, "validation"))
@@ -352,16 +384,21 @@ class TrainRecipe:
         pool = replay_pool(self.tokenizer, max_len) if self.tc.replay_ratio > 0 else None
         replay = replay_sample(len(train_records), self.tc.replay_ratio, self.tc.seed, pool=pool)
         key = (template.model_dump_json(), max_len, self.tc.loss_on)
-        self.train_examples = list(memo(("train",) + key, lambda: tokenize_records(
-            train_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on)))
+        self.train_examples = list(
+            memo(
+                ("train",) + key,
+                lambda: tokenize_records(train_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on),
+            )
+        )
         self.n_task_examples = len(self.train_examples)  # replay examples follow: indices >= this
         if replay:
             from tunerail.config import PromptTemplate
 
-            self.train_examples += tokenize_records(replay, self.tokenizer, PromptTemplate(), max_length=max_len,
-                                                    loss_on=self.tc.loss_on)
-        self.val_examples = memo(("validation",) + key, lambda: tokenize_records(
-            val_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on))
+            self.train_examples += tokenize_records(replay, self.tokenizer, PromptTemplate(), max_length=max_len, loss_on=self.tc.loss_on)
+        self.val_examples = memo(
+            ("validation",) + key,
+            lambda: tokenize_records(val_records, self.tokenizer, template, max_length=max_len, loss_on=self.tc.loss_on),
+        )
         self.lengths = [e.length for e in self.train_examples]
         self.batches_per_epoch = math.ceil(len(self.train_examples) / self.tc.batch_size)
         self.micro_per_step = self.tc.gradient_accumulation * self.world
@@ -373,15 +410,23 @@ class TrainRecipe:
         epoch0 = self._epoch_batches(0)
         self.padding_waste = padding_waste(epoch0, self.lengths)
         self.data_info = {
-            "train_rows": len(train_records), "replay_rows": len(replay), "validation_rows": len(val_records),
+            "train_rows": len(train_records),
+            "replay_rows": len(replay),
+            "validation_rows": len(val_records),
             "train_tokens_per_epoch": sum(self.lengths),
-            "truncated_rows": sum(e.truncated for e in self.train_examples[:self.n_task_examples]),
-            "truncated_replay_rows": sum(e.truncated for e in self.train_examples[self.n_task_examples:]),
-            "padding_waste": round(self.padding_waste, 4), "lineage": self._lineage(train_data, validation_data),
+            "truncated_rows": sum(e.truncated for e in self.train_examples[: self.n_task_examples]),
+            "truncated_replay_rows": sum(e.truncated for e in self.train_examples[self.n_task_examples :]),
+            "padding_waste": round(self.padding_waste, 4),
+            "lineage": self._lineage(train_data, validation_data),
         }
-        self._emit("setup", message=(f"data: {len(train_records)} train rows (+{len(replay)} replay), {len(val_records)} "
-                                     f"validation rows; {self.total_steps} steps, eval every {self.eval_steps}; "
-                                     f"padding waste {100 * self.padding_waste:.1f} %"))
+        self._emit(
+            "setup",
+            message=(
+                f"data: {len(train_records)} train rows (+{len(replay)} replay), {len(val_records)} "
+                f"validation rows; {self.total_steps} steps, eval every {self.eval_steps}; "
+                f"padding waste {100 * self.padding_waste:.1f} %"
+            ),
+        )
 
     def _lineage(self, *sources: Any) -> dict[str, Any]:
         """Store artifacts (split snapshots) holding the exact input files: the checkpoint's parents."""
@@ -401,16 +446,24 @@ class TrainRecipe:
         return out
 
     def _setup_lint(self) -> None:
-        task = self.train_examples[:self.n_task_examples]
+        task = self.train_examples[: self.n_task_examples]
         truncated = [e.ref for e in task if e.truncated and e.ref is not None]
-        inputs = LintInputs(method=self.method, learning_rate=self.lr, epochs=self.tc.epochs,
-                            batch_size=self.tc.batch_size * self.micro_per_step, n_train=self.n_task_rows,
-                            n_validation=len(self.val_examples), max_seq_length=self.config.model.max_seq_length,
-                            lora_r=self.tc.lora.r, lora_alpha=self.tc.lora.alpha,
-                            early_stopping="early_stopping" not in self.disabled, truncated=truncated,
-                            replay_rows=len(self.train_examples) - self.n_task_examples,
-                            replay_truncated=self.data_info["truncated_replay_rows"],
-                            disabled_guards=self.disabled)
+        inputs = LintInputs(
+            method=self.method,
+            learning_rate=self.lr,
+            epochs=self.tc.epochs,
+            batch_size=self.tc.batch_size * self.micro_per_step,
+            n_train=self.n_task_rows,
+            n_validation=len(self.val_examples),
+            max_seq_length=self.config.model.max_seq_length,
+            lora_r=self.tc.lora.r,
+            lora_alpha=self.tc.lora.alpha,
+            early_stopping="early_stopping" not in self.disabled,
+            truncated=truncated,
+            replay_rows=len(self.train_examples) - self.n_task_examples,
+            replay_truncated=self.data_info["truncated_replay_rows"],
+            disabled_guards=self.disabled,
+        )
         findings = lint_hyperparameters(inputs)
         if "lint" in self.disabled:
             findings = [f for f in findings if f.code == "TRN008"]
@@ -419,8 +472,9 @@ class TrainRecipe:
             self._emit("lint", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
         errors = [f for f in findings if f.severity == Severity.ERROR]
         if errors:
-            raise GuardrailError([Problem(f"{f.code} {f.message}", field="train", fix=f.fix + " (or set train.guards.lint: false)")
-                                  for f in errors])
+            raise GuardrailError(
+                [Problem(f"{f.code} {f.message}", field="train", fix=f.fix + " (or set train.guards.lint: false)") for f in errors]
+            )
 
     def _setup_model(self) -> None:
         import torch
@@ -503,10 +557,17 @@ class TrainRecipe:
         rate.per_token /= self.world
         evals = self.total_steps // self.eval_steps + (1 if self.total_steps % self.eval_steps else 0)
         self.estimate = budget_mod.estimate_run(
-            seconds_per_token=rate.per_token, rate=rate, train_tokens=train_tokens, steps=self.total_steps,
+            seconds_per_token=rate.per_token,
+            rate=rate,
+            train_tokens=train_tokens,
+            steps=self.total_steps,
             micro_batches=self.total_steps * self.tc.gradient_accumulation,
-            eval_tokens=sum(e.length for e in self.val_examples), eval_seconds=eval_seconds, evals=evals,
-            price_per_hour=self.config.budget.price_per_hour, currency=self.config.budget.currency)
+            eval_tokens=sum(e.length for e in self.val_examples),
+            eval_seconds=eval_seconds,
+            evals=evals,
+            price_per_hour=self.config.budget.price_per_hour,
+            currency=self.config.budget.currency,
+        )
         self._emit("estimate", estimate=self.estimate, message=f"estimate: {self.estimate}")
         if "budget" in self.disabled:
             return
@@ -534,20 +595,36 @@ class TrainRecipe:
     def _setup_tracking(self) -> None:
         from tunerail.train.tracking import environment, start_tracking
 
-        self.tracker = start_tracking(self.config, self.store.root, run_id=self.run_id, run_name=self.out_dir.name,
-                                      main_process=self.main)
+        self.tracker = start_tracking(self.config, self.store.root, run_id=self.run_id, run_name=self.out_dir.name, main_process=self.main)
         if self.run_id is None:
             self.run_id = self.tracker.run_id
-            params = {"base_model": self.config.model.base, "method": self.method, "learning_rate": self.lr,
-                      "epochs": self.tc.epochs, "batch_size": self.tc.batch_size, "total_steps": self.total_steps,
-                      "eval_steps": self.eval_steps, "lora_r": self.tc.lora.r, "lora_alpha": self.tc.lora.alpha,
-                      "lora_dropout": self.tc.lora.dropout, "seed": self.tc.seed, "bf16": self.bf16,
-                      "processes": self.world, "replay_ratio": self.tc.replay_ratio,
-                      "prompt_version": pick_template(self.config).version, "guards_disabled": ",".join(self.disabled) or "none",
-                      "trainable_params": self.params.trainable, "total_params": self.params.total}
+            params = {
+                "base_model": self.config.model.base,
+                "method": self.method,
+                "learning_rate": self.lr,
+                "epochs": self.tc.epochs,
+                "batch_size": self.tc.batch_size,
+                "total_steps": self.total_steps,
+                "eval_steps": self.eval_steps,
+                "lora_r": self.tc.lora.r,
+                "lora_alpha": self.tc.lora.alpha,
+                "lora_dropout": self.tc.lora.dropout,
+                "seed": self.tc.seed,
+                "bf16": self.bf16,
+                "processes": self.world,
+                "replay_ratio": self.tc.replay_ratio,
+                "prompt_version": pick_template(self.config).version,
+                "guards_disabled": ",".join(self.disabled) or "none",
+                "trainable_params": self.params.trainable,
+                "total_params": self.params.total,
+            }
             self.tracker.log_params(params)
-            self.tracker.set_tags({"tunerail.config_fingerprint": self.config.fingerprint(),
-                                   "tunerail.parents": ",".join(self.data_info["lineage"]["parents"]) or "none"})
+            self.tracker.set_tags(
+                {
+                    "tunerail.config_fingerprint": self.config.fingerprint(),
+                    "tunerail.parents": ",".join(self.data_info["lineage"]["parents"]) or "none",
+                }
+            )
             self.tracker.log_dict(self.config.model_dump(mode="json"), "config.json")
             self.tracker.log_dict(environment(), "environment.json")
             self.tracker.log_dict(self.data_info, "data.json")
@@ -642,8 +719,13 @@ class TrainRecipe:
                     return
                 if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
                     self.stopped_reason = "early_stopping"
-                    self._emit("guard", message=(f"early stopping: no improvement in {self.tc.patience} evaluations; "
-                                                 f"best step {self.early.best_step} (val loss {self.early.best:.4f})"))
+                    self._emit(
+                        "guard",
+                        message=(
+                            f"early stopping: no improvement in {self.tc.patience} evaluations; "
+                            f"best step {self.early.best_step} (val loss {self.early.best:.4f})"
+                        ),
+                    )
                     return
 
     def _follow_rate(self, tokens: int) -> float | None:
@@ -663,15 +745,27 @@ class TrainRecipe:
             t0, k0, e0 = self._window
             probe = self.estimate
             self.estimate = budget_mod.estimate_from_steps(
-                probe, window_seconds=self.elapsed - t0, window_steps=self.step - 1, window_tokens=tokens - k0,
-                window_evals=evals - e0, elapsed=self.elapsed, steps_done=self.step, tokens_done=tokens, evals_done=evals,
-                window_eval_seconds=sum(self._eval_times))
+                probe,
+                window_seconds=self.elapsed - t0,
+                window_steps=self.step - 1,
+                window_tokens=tokens - k0,
+                window_evals=evals - e0,
+                elapsed=self.elapsed,
+                steps_done=self.step,
+                tokens_done=tokens,
+                evals_done=evals,
+                window_eval_seconds=sum(self._eval_times),
+            )
             self.probe_seconds, self.estimate_basis = probe.seconds, f"steps 2-{self.step} measured"
-            self._emit("estimate", estimate=self.estimate,
-                       message=f"estimate from steps 2-{self.step}: {self.estimate} (probe said ~{probe.seconds / 60:.1f} min)")
+            self._emit(
+                "estimate",
+                estimate=self.estimate,
+                message=f"estimate from steps 2-{self.step}: {self.estimate} (probe said ~{probe.seconds / 60:.1f} min)",
+            )
             if "budget" not in self.disabled and not any(f.code == "TRN010" for f in self.findings):
-                for f in budget_mod.check_estimate(self.estimate, self.config.budget,
-                                                   basis=f"estimated from the measured steps 2-{self.step}"):
+                for f in budget_mod.check_estimate(
+                    self.estimate, self.config.budget, basis=f"estimated from the measured steps 2-{self.step}"
+                ):
                     self.findings.append(f)
                     self._emit("guard", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
         projected = self.estimate.projected(self.elapsed, self.step, tokens, evals)
@@ -698,7 +792,7 @@ class TrainRecipe:
         self.loss_model.eval()
         order = sorted(range(len(self.val_examples)), key=lambda i: self.val_examples[i].length)
         size = self.tc.batch_size * 2
-        batches = [order[i:i + size] for i in range(0, len(order), size)][self.rank::self.world]
+        batches = [order[i : i + size] for i in range(0, len(order), size)][self.rank :: self.world]
         total = torch.zeros(2, dtype=torch.float64, device=self.accelerator.device)
         with torch.no_grad():
             for batch in batches:
@@ -716,9 +810,15 @@ class TrainRecipe:
 
     def _evaluate_and_checkpoint_timed(self, train_loss: float | None, tokens: int, seconds: float) -> None:
         val_loss = self.evaluate()
-        row = {"step": self.step, "epoch": round(self.step * self.micro_per_step / self.batches_per_epoch, 4),
-               "train_loss": train_loss, "val_loss": val_loss, "lr": self.scheduler.get_last_lr()[0],
-               "tokens": tokens, "seconds": round(seconds, 3)}
+        row = {
+            "step": self.step,
+            "epoch": round(self.step * self.micro_per_step / self.batches_per_epoch, 4),
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "lr": self.scheduler.get_last_lr()[0],
+            "tokens": tokens,
+            "seconds": round(seconds, 3),
+        }
         self.history.append(row)
         # Without validation (guard switched off) the latest checkpoint is the one kept.
         improved = self.early.update(val_loss, self.step) if val_loss is not None else True
@@ -731,8 +831,9 @@ class TrainRecipe:
                 self._emit("guard", finding=finding, message=f"warning {finding.code} {finding.message}")
         self._save_state()
         if self.tracker is not None:
-            self.tracker.log_metrics({k: row[k] for k in ("train_loss", "val_loss", "lr", "tokens", "seconds", "epoch")
-                                      if row[k] is not None}, step=self.step)
+            self.tracker.log_metrics(
+                {k: row[k] for k in ("train_loss", "val_loss", "lr", "tokens", "seconds", "epoch") if row[k] is not None}, step=self.step
+            )
         self._emit("eval", **row, best_step=self.early.best_step)
         if self.hooks.on_eval is not None:
             self._hook_stop = self.hooks.on_eval(row)
@@ -773,14 +874,24 @@ class TrainRecipe:
             model = self._unwrapped()
             weights = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
             save_file(weights, str(tmp / WEIGHTS_FILE))
-            state = {"step": self.step, "history": self.history, "elapsed": self.elapsed, "best_dir": self.best_dir,
-                     "early": self.early.state_dict(), "divergence": self.divergence.state_dict(),
-                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _plain_np_state()},
-                     "run_id": self.run_id, "estimate": self.estimate.to_dict() if self.estimate else None,
-                     "estimate_basis": self.estimate_basis, "probe_seconds": self.probe_seconds,
-                     "findings": [f.to_dict() for f in self.findings], "fingerprint": _resume_fingerprint(self.config),
-                     "stopped_reason": self.stopped_reason}
+            state = {
+                "step": self.step,
+                "history": self.history,
+                "elapsed": self.elapsed,
+                "best_dir": self.best_dir,
+                "early": self.early.state_dict(),
+                "divergence": self.divergence.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _plain_np_state()},
+                "run_id": self.run_id,
+                "estimate": self.estimate.to_dict() if self.estimate else None,
+                "estimate_basis": self.estimate_basis,
+                "probe_seconds": self.probe_seconds,
+                "findings": [f.to_dict() for f in self.findings],
+                "fingerprint": _resume_fingerprint(self.config),
+                "stopped_reason": self.stopped_reason,
+            }
             torch.save(state, tmp / STATE_FILE)
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
@@ -801,8 +912,13 @@ class TrainRecipe:
         model = self._unwrapped()
         missing = set(weights) - {n for n, _ in model.named_parameters()}
         if missing:
-            raise TunerailError(Problem("the checkpoint does not match this model/adapter", file=str(state["_folder"]),
-                                        fix="resume with the same model.base and train.lora settings, or start a new --out"))
+            raise TunerailError(
+                Problem(
+                    "the checkpoint does not match this model/adapter",
+                    file=str(state["_folder"]),
+                    fix="resume with the same model.base and train.lora settings, or start a new --out",
+                )
+            )
         with torch.no_grad():
             params = dict(model.named_parameters())
             for n, t in weights.items():
@@ -816,8 +932,10 @@ class TrainRecipe:
         self.estimate = budget_mod.Estimate(**state["estimate"]) if state["estimate"] else None
         self.estimate_basis = state.get("estimate_basis", "probe")
         self.probe_seconds = state.get("probe_seconds")
-        self.findings = [Finding(**{**f, "severity": Severity(f["severity"]),
-                                    "rows": [RowRef(**r) for r in f.get("rows", [])]}) for f in state["findings"]]
+        self.findings = [
+            Finding(**{**f, "severity": Severity(f["severity"]), "rows": [RowRef(**r) for r in f.get("rows", [])]})
+            for f in state["findings"]
+        ]
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         kind, keys, pos, has_gauss, gauss = state["rng"]["numpy"]
@@ -829,8 +947,12 @@ class TrainRecipe:
         import resource
 
         if self.best_dir is None:  # diverged before any checkpoint: nothing good to keep
-            raise GuardrailError(Problem("training diverged before the first checkpoint; no adapter was kept",
-                                         fix=self.findings[-1].fix if self.findings else "lower train.learning_rate"))
+            raise GuardrailError(
+                Problem(
+                    "training diverged before the first checkpoint; no adapter was kept",
+                    fix=self.findings[-1].fix if self.findings else "lower train.learning_rate",
+                )
+            )
         adapter_dir = self.out_dir / "adapter"
         checkpoint_id = None
         if self.main:
@@ -841,34 +963,60 @@ class TrainRecipe:
             os.replace(tmp, adapter_dir)
         self.accelerator.wait_for_everyone()
         best = next((h for h in self.history if h["step"] == self.early.best_step), None)
-        actual = {"steps": self.step, "tokens": self.history[-1]["tokens"] if self.history else 0,
-                  "seconds": round(self.elapsed, 2),
-                  "estimate_ratio": round(self.estimate.seconds / self.elapsed, 3) if self.estimate and self.elapsed else None,
-                  "estimate_basis": self.estimate_basis if self.estimate else None, "probe_seconds": self.probe_seconds, "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                  "processes": self.world}
+        actual = {
+            "steps": self.step,
+            "tokens": self.history[-1]["tokens"] if self.history else 0,
+            "seconds": round(self.elapsed, 2),
+            "estimate_ratio": round(self.estimate.seconds / self.elapsed, 3) if self.estimate and self.elapsed else None,
+            "estimate_basis": self.estimate_basis if self.estimate else None,
+            "probe_seconds": self.probe_seconds,
+            "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "processes": self.world,
+        }
         result = TrainResult(
-            adapter_dir=adapter_dir, base_model=self.config.model.base, method=self.method, checkpoint_id=None,
-            run_id=self.run_id, tracking_uri=getattr(self.tracker, "uri", None), history=self.history,
+            adapter_dir=adapter_dir,
+            base_model=self.config.model.base,
+            method=self.method,
+            checkpoint_id=None,
+            run_id=self.run_id,
+            tracking_uri=getattr(self.tracker, "uri", None),
+            history=self.history,
             best_step=self.early.best_step if best else int(self.best_dir.rsplit("-", 1)[-1]),
-            best_val_loss=best["val_loss"] if best else None, stopped_reason=self.stopped_reason,
-            estimate=self.estimate.to_dict() if self.estimate else None, actual=actual, findings=sort_findings(self.findings),
-            guards_disabled=self.disabled, parameters={"trainable": self.params.trainable, "total": self.params.total},
-            padding_waste=self.padding_waste, data=self.data_info, out_dir=self.out_dir,
-            weights_sha256=_weights_digest(self._unwrapped()))
+            best_val_loss=best["val_loss"] if best else None,
+            stopped_reason=self.stopped_reason,
+            estimate=self.estimate.to_dict() if self.estimate else None,
+            actual=actual,
+            findings=sort_findings(self.findings),
+            guards_disabled=self.disabled,
+            parameters={"trainable": self.params.trainable, "total": self.params.total},
+            padding_waste=self.padding_waste,
+            data=self.data_info,
+            out_dir=self.out_dir,
+            weights_sha256=_weights_digest(self._unwrapped()),
+        )
         if self.main:
-            meta = {"base_model": self.config.model.base, "method": self.method, "best_step": result.best_step,
-                    "best_val_loss": result.best_val_loss, "stopped_reason": self.stopped_reason, "mlflow_run_id": self.run_id,
-                    "prompt_version": pick_template(self.config).version, "config_fingerprint": self.config.fingerprint()}
-            artifact = self.store.add_folder("checkpoint", adapter_dir, parents=self.data_info["lineage"]["parents"],
-                                             transform="train", meta=meta)
+            meta = {
+                "base_model": self.config.model.base,
+                "method": self.method,
+                "best_step": result.best_step,
+                "best_val_loss": result.best_val_loss,
+                "stopped_reason": self.stopped_reason,
+                "mlflow_run_id": self.run_id,
+                "prompt_version": pick_template(self.config).version,
+                "config_fingerprint": self.config.fingerprint(),
+            }
+            artifact = self.store.add_folder(
+                "checkpoint", adapter_dir, parents=self.data_info["lineage"]["parents"], transform="train", meta=meta
+            )
             checkpoint_id = result.checkpoint_id = artifact.id
             from tunerail.io import write_atomic
 
             write_atomic(self.out_dir / "train.json", json.dumps(result.to_dict(), indent=2, default=str))
             if self.tracker is not None:
-                self.tracker.log_metrics({"best_val_loss": result.best_val_loss or float("nan"),
-                                          "actual_seconds": actual["seconds"]}, step=self.step)
+                self.tracker.log_metrics(
+                    {"best_val_loss": result.best_val_loss or float("nan"), "actual_seconds": actual["seconds"]}, step=self.step
+                )
                 self.tracker.set_tags({"tunerail.checkpoint_id": checkpoint_id, "tunerail.stopped_reason": self.stopped_reason})
                 self.tracker.log_dict(result.to_dict(), "train.json")
                 self.tracker.log_artifacts(adapter_dir, "adapter")
@@ -920,13 +1068,22 @@ def _resume_fingerprint(config: Any) -> str:
     """What must not change across a resume (data order and step count depend on it)."""
     import hashlib
 
-    keys = {"model": config.model.model_dump(mode="json"), "train": config.train.model_dump(mode="json"),
-            "prompt": pick_template(config).model_dump(mode="json")}
+    keys = {
+        "model": config.model.model_dump(mode="json"),
+        "train": config.train.model_dump(mode="json"),
+        "prompt": pick_template(config).model_dump(mode="json"),
+    }
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()
 
 
 def _oom(exc: BaseException, batch_size: int, max_len: int) -> TunerailError:
-    return TunerailError(Problem(
-        f"out of memory during a training step ({type(exc).__name__})", field="train.batch_size",
-        fix=(f"lower train.batch_size (now {batch_size}) and raise train.gradient_accumulation to keep the effective batch, "
-             f"or lower model.max_seq_length (now {max_len}); LoRA (train.method: lora) needs far less memory than full")))
+    return TunerailError(
+        Problem(
+            f"out of memory during a training step ({type(exc).__name__})",
+            field="train.batch_size",
+            fix=(
+                f"lower train.batch_size (now {batch_size}) and raise train.gradient_accumulation to keep the effective batch, "
+                f"or lower model.max_seq_length (now {max_len}); LoRA (train.method: lora) needs far less memory than full"
+            ),
+        )
+    )

@@ -55,7 +55,7 @@ class MlflowTracker(NullTracker):
         existing = self._client.get_run(self.run_id).data.params
         fresh = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
         for i in range(0, len(fresh), 100):
-            self._client.log_batch(self.run_id, params=fresh[i:i + 100])
+            self._client.log_batch(self.run_id, params=fresh[i : i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         import time
@@ -106,8 +106,13 @@ def environment() -> dict[str, str]:
 
     import torch
 
-    env = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
-           "cuda": str(torch.cuda.is_available()), "cpu_threads": str(torch.get_num_threads())}
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": str(torch.cuda.is_available()),
+        "cpu_threads": str(torch.get_num_threads()),
+    }
     for pkg in ("transformers", "peft", "accelerate", "mlflow", "tunerail"):
         try:
             env[pkg] = md.version(pkg)

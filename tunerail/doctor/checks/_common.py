@@ -54,8 +54,10 @@ def _text_fields(record: Record, ctx: CheckContext) -> list[tuple[str, str]]:
                 out.append((name, value))
         return out
     if record.format == "prompt_completion":
-        return [(pick_column(record.fields, "prompt", columns) or "prompt", record.prompt),
-                (pick_column(record.fields, "completion", columns) or "completion", record.completion)]
+        return [
+            (pick_column(record.fields, "prompt", columns) or "prompt", record.prompt),
+            (pick_column(record.fields, "completion", columns) or "completion", record.completion),
+        ]
     return [(pick_column(record.fields, "text", columns) or "text", record.prompt)]
 
 

@@ -12,6 +12,7 @@ from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
 from tunerail.stats import planning_proportion, rows_needed, wilson_half_width
 
+
 def label_counts(ctx: CheckContext) -> Counter:
     return Counter(r.label for r in ctx.records if r.label is not None)
 
@@ -31,10 +32,14 @@ def imbalance(ctx: CheckContext) -> list[Finding]:
     ratio = n_big / n_small
     if ratio <= ctx.config.doctor.max_imbalance_ratio:
         return []
-    return [found(Severity.WARNING,
-                    f"class '{big}' has {n_big} rows, class '{small}' only {n_small}: ratio {ratio:.1f} > {ctx.config.doctor.max_imbalance_ratio:g}",
-                    "add rows to the small classes or downsample the large ones; judge by macro_f1 and set criteria.per_class_floor",
-                    details={"ratio": round(ratio, 2), "largest": big, "smallest": small, "counts": dict(sorted(counts.items()))})]
+    return [
+        found(
+            Severity.WARNING,
+            f"class '{big}' has {n_big} rows, class '{small}' only {n_small}: ratio {ratio:.1f} > {ctx.config.doctor.max_imbalance_ratio:g}",
+            "add rows to the small classes or downsample the large ones; judge by macro_f1 and set criteria.per_class_floor",
+            details={"ratio": round(ratio, 2), "largest": big, "smallest": small, "counts": dict(sorted(counts.items()))},
+        )
+    ]
 
 
 @register("DOC046", "balance.small_class", needs=("labels",))
@@ -51,10 +56,15 @@ def small_class(ctx: CheckContext) -> list[Finding]:
     out = []
     for label, rows in sorted(members.items()):
         if len(rows) < limit:
-            out.append(found(Severity.WARNING,
-                               f"class '{label}' has only {len(rows)} rows (doctor.min_rows_per_class = {limit})",
-                               f"add at least {limit - len(rows)} rows for '{label}', merge it into a related class, or drop it",
-                               rows=refs(ctx.records, rows), details={"label": label, "count": len(rows)}))
+            out.append(
+                found(
+                    Severity.WARNING,
+                    f"class '{label}' has only {len(rows)} rows (doctor.min_rows_per_class = {limit})",
+                    f"add at least {limit - len(rows)} rows for '{label}', merge it into a related class, or drop it",
+                    rows=refs(ctx.records, rows),
+                    details={"label": label, "count": len(rows)},
+                )
+            )
     return out
 
 
@@ -70,10 +80,14 @@ def too_small(ctx: CheckContext) -> list[Finding]:
     n, limit = len(ctx.records), ctx.config.doctor.min_rows_generation
     if n >= limit:
         return []
-    return [found(Severity.WARNING,
-                    f"{n} rows for a {ctx.task} task; below {limit:,} a fine-tune rarely beats a good prompt",
-                    f"collect at least {limit - n:,} more rows, or compare against prompting the base model first",
-                    details={"rows": n, "minimum": limit})]
+    return [
+        found(
+            Severity.WARNING,
+            f"{n} rows for a {ctx.task} task; below {limit:,} a fine-tune rarely beats a good prompt",
+            f"collect at least {limit - n:,} more rows, or compare against prompting the base model first",
+            details={"rows": n, "minimum": limit},
+        )
+    ]
 
 
 @register("DOC048", "size.eval_split")
@@ -93,23 +107,42 @@ def eval_split(ctx: CheckContext) -> list[Finding]:
     split = ctx.config.split
     test_rows = math.floor(n * split.test)
     val_rows = math.ceil(n * max(0.1, split.validation))
-    details = {"rows": n, "test_rows": test_rows, "validation_rows": val_rows, "test_rows_needed": needed,
-               "margin": margin, "half_width": round(wilson_half_width(test_rows, p), 4)}
+    details = {
+        "rows": n,
+        "test_rows": test_rows,
+        "validation_rows": val_rows,
+        "test_rows_needed": needed,
+        "margin": margin,
+        "half_width": round(wilson_half_width(test_rows, p), 4),
+    }
     if test_rows >= needed:
-        return [found(Severity.INFO,
-                        f"split.test = {split.test:g} gives {test_rows} test rows (±{wilson_half_width(test_rows, p):.3f} at 95 %), "
-                        f"enough for criteria.margin = {margin:g}; {val_rows} rows for validation",
-                        "nothing to do", details=details)]
+        return [
+            found(
+                Severity.INFO,
+                f"split.test = {split.test:g} gives {test_rows} test rows (±{wilson_half_width(test_rows, p):.3f} at 95 %), "
+                f"enough for criteria.margin = {margin:g}; {val_rows} rows for validation",
+                "nothing to do",
+                details=details,
+            )
+        ]
     train_left = n - needed - val_rows
     if train_left >= n / 2:
-        return [found(Severity.WARNING,
-                        f"split.test = {split.test:g} gives {test_rows} test rows, a 95 % CI of ±{wilson_half_width(test_rows, p):.3f}; "
-                        f"criteria.margin = {margin:g} needs {needed} rows",
-                        f"set split.test to at least {math.ceil(1000 * needed / n) / 1000:g} ({needed} rows), leaving {train_left} rows for training",
-                        details=details)]
-    return [found(Severity.WARNING,
-                    f"{n} rows cannot give both a 10 % validation set ({val_rows}) and a test set of {needed} rows "
-                    f"(criteria.margin = {margin:g}) while keeping half the data for training",
-                    f"collect about {2 * (needed + val_rows) - n} more rows, or widen criteria.margin "
-                    f"(with {test_rows} test rows the 95 % CI is ±{wilson_half_width(test_rows, p):.3f})",
-                    details=details)]
+        return [
+            found(
+                Severity.WARNING,
+                f"split.test = {split.test:g} gives {test_rows} test rows, a 95 % CI of ±{wilson_half_width(test_rows, p):.3f}; "
+                f"criteria.margin = {margin:g} needs {needed} rows",
+                f"set split.test to at least {math.ceil(1000 * needed / n) / 1000:g} ({needed} rows), leaving {train_left} rows for training",
+                details=details,
+            )
+        ]
+    return [
+        found(
+            Severity.WARNING,
+            f"{n} rows cannot give both a 10 % validation set ({val_rows}) and a test set of {needed} rows "
+            f"(criteria.margin = {margin:g}) while keeping half the data for training",
+            f"collect about {2 * (needed + val_rows) - n} more rows, or widen criteria.margin "
+            f"(with {test_rows} test rows the 95 % CI is ±{wilson_half_width(test_rows, p):.3f})",
+            details=details,
+        )
+    ]

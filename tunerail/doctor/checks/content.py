@@ -35,11 +35,16 @@ def boilerplate(ctx: CheckContext) -> list[Finding]:
         if len(members) < min_rows or len(prompts) < 2:
             continue  # identical rows are exact duplicates, reported there
         key = hashlib.sha1(answer.encode("utf-8")).hexdigest()[:10]
-        out.append(found(Severity.WARNING,
-                           f"the same answer is given to {len(members)} rows with {len(prompts)} different prompts: \"{excerpt(ctx.records[members[0]].completion)}\"",
-                           "vary or deduplicate these answers; keep a few of these rows at most",
-                           rows=refs(ctx.records, members), cluster=f"boilerplate-{key}",
-                           details={"size": len(members), "distinct_prompts": len(prompts)}))
+        out.append(
+            found(
+                Severity.WARNING,
+                f'the same answer is given to {len(members)} rows with {len(prompts)} different prompts: "{excerpt(ctx.records[members[0]].completion)}"',
+                "vary or deduplicate these answers; keep a few of these rows at most",
+                rows=refs(ctx.records, members),
+                cluster=f"boilerplate-{key}",
+                details={"size": len(members), "distinct_prompts": len(prompts)},
+            )
+        )
     return out
 
 
@@ -72,8 +77,13 @@ def refusal(ctx: CheckContext) -> list[Finding]:
     for rec in ctx.records:
         match = _REFUSAL.search(rec.completion)
         if match:
-            out.append(found(Severity.WARNING,
-                               f"answer refuses or disclaims: \"{excerpt(rec.completion[max(0, match.start() - 10):], 70)}\"",
-                               "regenerate or drop the row unless refusing is the behaviour you want to teach",
-                               rows=[rec.ref], details={"phrase": match.group(0)}))
+            out.append(
+                found(
+                    Severity.WARNING,
+                    f'answer refuses or disclaims: "{excerpt(rec.completion[max(0, match.start() - 10) :], 70)}"',
+                    "regenerate or drop the row unless refusing is the behaviour you want to teach",
+                    rows=[rec.ref],
+                    details={"phrase": match.group(0)},
+                )
+            )
     return out

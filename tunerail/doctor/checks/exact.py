@@ -44,10 +44,15 @@ def exact_duplicates(ctx: CheckContext) -> list[Finding]:
     out = []
     for key, members in exact_clusters(ctx.texts):
         first = ctx.records[members[0]]
-        out.append(found(Severity.WARNING,
-            f"{len(members)} rows are identical after normalisation (first at line {first.line}): "
-            f"\"{excerpt(first.prompt)}\" → \"{excerpt(first.completion, 40)}\"",
-            "keep one row per cluster (--fix keeps the first)",
-            rows=refs(ctx.records, members), cluster=f"exact-{key[:10]}",
-            details={"fix_action": "drop_except_first", "size": len(members)}))
+        out.append(
+            found(
+                Severity.WARNING,
+                f"{len(members)} rows are identical after normalisation (first at line {first.line}): "
+                f'"{excerpt(first.prompt)}" → "{excerpt(first.completion, 40)}"',
+                "keep one row per cluster (--fix keeps the first)",
+                rows=refs(ctx.records, members),
+                cluster=f"exact-{key[:10]}",
+                details={"fix_action": "drop_except_first", "size": len(members)},
+            )
+        )
     return out

@@ -39,8 +39,15 @@ def _rejections(ctx: CheckContext, kind: str, fix: str) -> list[Finding]:
     for rej in ctx.rejections:
         if rejection_kind(rej) != kind:
             continue
-        out.append(found(Severity.ERROR, f"line {rej.ref.line}: {rej.reason}", fix,
-                           rows=[rej.ref], details={**DROP, **({"field": rej.field} if rej.field else {})}))
+        out.append(
+            found(
+                Severity.ERROR,
+                f"line {rej.ref.line}: {rej.reason}",
+                fix,
+                rows=[rej.ref],
+                details={**DROP, **({"field": rej.field} if rej.field else {})},
+            )
+        )
     return out
 
 
@@ -70,7 +77,9 @@ def wrong_type(ctx: CheckContext) -> list[Finding]:
 
     Fix: convert the field to the expected type in the export that produced the file.
     """
-    return _rejections(ctx, "format.wrong_type", "convert the field to the expected type (strings for text, a list of {role, content} for messages)")
+    return _rejections(
+        ctx, "format.wrong_type", "convert the field to the expected type (strings for text, a list of {role, content} for messages)"
+    )
 
 
 @register("DOC004", "format.unknown_role")
@@ -113,11 +122,14 @@ def encoding(ctx: CheckContext) -> list[Finding]:
         if enc.is_plain_utf8:
             continue
         guessed = enc.how == "detected"
-        out.append(found(Severity.WARNING if guessed else Severity.INFO,
-                           f"{name} is not plain UTF-8: read as {enc.describe()}"
-                           + ("; check the examples read correctly" if guessed else ""),
-                           "save the file as UTF-8 without BOM (e.g. `iconv -f <encoding> -t utf-8`)",
-                           details={"encoding": enc.name, "how": enc.how, "file": name}))
+        out.append(
+            found(
+                Severity.WARNING if guessed else Severity.INFO,
+                f"{name} is not plain UTF-8: read as {enc.describe()}" + ("; check the examples read correctly" if guessed else ""),
+                "save the file as UTF-8 without BOM (e.g. `iconv -f <encoding> -t utf-8`)",
+                details={"encoding": enc.name, "how": enc.how, "file": name},
+            )
+        )
     return out
 
 
@@ -135,10 +147,15 @@ def mojibake(ctx: CheckContext) -> list[Finding]:
     for rec in ctx.records:
         for name, text in text_fields(rec, ctx):
             if text and is_bad(text):
-                out.append(found(Severity.WARNING,
-                                   f"field '{name}' looks wrongly decoded: \"{excerpt(text)}\" (ftfy repairs it to \"{excerpt(ftfy.fix_text(text))}\")",
-                                   "repair with ftfy.fix_text, or re-export the source as UTF-8",
-                                   rows=[rec.ref], details={"field": name}))
+                out.append(
+                    found(
+                        Severity.WARNING,
+                        f'field \'{name}\' looks wrongly decoded: "{excerpt(text)}" (ftfy repairs it to "{excerpt(ftfy.fix_text(text))}")',
+                        "repair with ftfy.fix_text, or re-export the source as UTF-8",
+                        rows=[rec.ref],
+                        details={"field": name},
+                    )
+                )
                 break
     return out
 
@@ -168,19 +185,30 @@ def control_chars(ctx: CheckContext) -> list[Finding]:
             bad = _bad_chars(text)
             if bad:
                 kinds = sorted({f"U+{ord(c):04X}" for c in bad})
-                out.append(found(Severity.WARNING,
-                                   f"field '{name}' contains {len(bad)} control/replacement character(s): {', '.join(kinds[:5])}",
-                                   "strip control characters; U+FFFD means the file was not valid UTF-8: re-export it",
-                                   rows=[rec.ref], details={"field": name, "characters": kinds}))
+                out.append(
+                    found(
+                        Severity.WARNING,
+                        f"field '{name}' contains {len(bad)} control/replacement character(s): {', '.join(kinds[:5])}",
+                        "strip control characters; U+FFFD means the file was not valid UTF-8: re-export it",
+                        rows=[rec.ref],
+                        details={"field": name, "characters": kinds},
+                    )
+                )
                 break
     return out
 
 
-_TAG = re.compile(r"</?(?:p|br|div|span|a|b|i|u|em|strong|ul|ol|li|table|tr|td|th|h[1-6]|img|font|script|style|"
-                  r"html|body|head|iframe|center|hr|code|pre|blockquote|sup|sub)\b[^<>]{0,200}>", re.IGNORECASE)
+_TAG = re.compile(
+    r"</?(?:p|br|div|span|a|b|i|u|em|strong|ul|ol|li|table|tr|td|th|h[1-6]|img|font|script|style|"
+    r"html|body|head|iframe|center|hr|code|pre|blockquote|sup|sub)\b[^<>]{0,200}>",
+    re.IGNORECASE,
+)
 _ENTITY = re.compile(r"&(?:nbsp|amp|lt|gt|quot|apos|#\d{1,6}|#x[0-9a-fA-F]{1,6});")
-_MARKUP_TASK = re.compile(r"\b(html|xml|markup|tags?|web ?page|website|css|javascript|jsx|svg|code|program|script|"
-                          r"function|snippet|element)\b", re.IGNORECASE)
+_MARKUP_TASK = re.compile(
+    r"\b(html|xml|markup|tags?|web ?page|website|css|javascript|jsx|svg|code|program|script|"
+    r"function|snippet|element)\b",
+    re.IGNORECASE,
+)
 
 
 @register("DOC008", "format.markup")
@@ -199,10 +227,15 @@ def markup(ctx: CheckContext) -> list[Finding]:
         for name, text in text_fields(rec, ctx):
             match = _TAG.search(text) or _ENTITY.search(text)
             if match:
-                out.append(found(Severity.WARNING,
-                                   f"field '{name}' contains leftover markup {match.group(0)[:40]!r}",
-                                   "convert to plain text: strip the tags and html.unescape the entities",
-                                   rows=[rec.ref], details={"field": name, "markup": match.group(0)[:80]}))
+                out.append(
+                    found(
+                        Severity.WARNING,
+                        f"field '{name}' contains leftover markup {match.group(0)[:40]!r}",
+                        "convert to plain text: strip the tags and html.unescape the entities",
+                        rows=[rec.ref],
+                        details={"field": name, "markup": match.group(0)[:80]},
+                    )
+                )
                 break
     return out
 
@@ -226,9 +259,14 @@ def escape_chars(ctx: CheckContext) -> list[Finding]:
         for name, text in text_fields(rec, ctx):
             match = _ESCAPES.search(text)
             if match and "```" not in text:
-                out.append(found(Severity.WARNING,
-                                   f"field '{name}' contains the literal escape {match.group(0)!r}: text escaped twice",
-                                   "unescape the text once (json.loads of the quoted string) in the export",
-                                   rows=[rec.ref], details={"field": name}))
+                out.append(
+                    found(
+                        Severity.WARNING,
+                        f"field '{name}' contains the literal escape {match.group(0)!r}: text escaped twice",
+                        "unescape the text once (json.loads of the quoted string) in the export",
+                        rows=[rec.ref],
+                        details={"field": name},
+                    )
+                )
                 break
     return out

@@ -31,8 +31,7 @@ def likely_mislabeled(ctx: CheckContext) -> list[Finding]:
     labels = [r.label for r in ctx.records]
     if len(ctx.records) < MIN_ROWS or any(lab is None for lab in labels):
         return []
-    audit = label_issues(ctx.prompt_embeddings, [str(lab) for lab in labels], ctx.prompts,
-                         min_margin=ctx.config.doctor.mislabel_margin)
+    audit = label_issues(ctx.prompt_embeddings, [str(lab) for lab in labels], ctx.prompts, min_margin=ctx.config.doctor.mislabel_margin)
     if audit is None:
         return []
     findings = []
@@ -41,18 +40,27 @@ def likely_mislabeled(ctx: CheckContext) -> list[Finding]:
         rec = ctx.records[pos]
         probs = audit.pred_probs[k]
         suggested = int(np.argmax(probs))
-        findings.append(found(Severity.WARNING,
-            f"label '{rec.label}' looks wrong: classifiers trained on the other rows say "
-            f"'{audit.classes[suggested]}' ({probs[suggested]:.0%}, '{rec.label}' {probs[audit.given[k]]:.0%}) "
-            f"for \"{excerpt(rec.prompt)}\"",
-            f"check the row; relabel it '{audit.classes[suggested]}' if that is right, or drop it if ambiguous",
-            rows=[rec.ref],
-            details={"given": rec.label, "suggested": audit.classes[suggested],
-                     "confidence": round(float(probs[suggested]), 4),
-                     "given_probability": round(float(probs[audit.given[k]]), 4),
-                     "margin": round(float(audit.margin[k]), 4),
-                     "label_quality": round(float(audit.quality[k]), 4), "rank": rank,
-                     "models": audit.models, "folds": audit.folds}))
+        findings.append(
+            found(
+                Severity.WARNING,
+                f"label '{rec.label}' looks wrong: classifiers trained on the other rows say "
+                f"'{audit.classes[suggested]}' ({probs[suggested]:.0%}, '{rec.label}' {probs[audit.given[k]]:.0%}) "
+                f'for "{excerpt(rec.prompt)}"',
+                f"check the row; relabel it '{audit.classes[suggested]}' if that is right, or drop it if ambiguous",
+                rows=[rec.ref],
+                details={
+                    "given": rec.label,
+                    "suggested": audit.classes[suggested],
+                    "confidence": round(float(probs[suggested]), 4),
+                    "given_probability": round(float(probs[audit.given[k]]), 4),
+                    "margin": round(float(audit.margin[k]), 4),
+                    "label_quality": round(float(audit.quality[k]), 4),
+                    "rank": rank,
+                    "models": audit.models,
+                    "folds": audit.folds,
+                },
+            )
+        )
     return findings
 
 
@@ -83,10 +91,18 @@ def outliers(ctx: CheckContext) -> list[Finding]:
             rec = ctx.records[int(ix[k])]
             far = result.distance[k] > result.far_fence
             scope = f"class '{label}'" if label is not None else "the dataset"
-            findings.append(found(Severity.WARNING if far else Severity.INFO,
-                f"row is unlike the rest of {scope} (outlier score {result.scores[k]:.3f}): \"{excerpt(rec.prompt)}\"",
-                "read it: drop it if it is noise or off-topic; if it is a real rare case, add more rows like it",
-                rows=[rec.ref],
-                details={"score": round(float(result.scores[k]), 4), "relative_knn_distance": round(float(result.distance[k]), 4),
-                         "fence": round(float(result.fence), 4), "scope": label if label is not None else "all"}))
+            findings.append(
+                found(
+                    Severity.WARNING if far else Severity.INFO,
+                    f'row is unlike the rest of {scope} (outlier score {result.scores[k]:.3f}): "{excerpt(rec.prompt)}"',
+                    "read it: drop it if it is noise or off-topic; if it is a real rare case, add more rows like it",
+                    rows=[rec.ref],
+                    details={
+                        "score": round(float(result.scores[k]), 4),
+                        "relative_knn_distance": round(float(result.distance[k]), 4),
+                        "fence": round(float(result.fence), 4),
+                        "scope": label if label is not None else "all",
+                    },
+                )
+            )
     return findings

@@ -142,8 +142,9 @@ def common_words(texts: list[str]) -> set[str]:
     return {w for w, n in df.items() if n >= need}
 
 
-def short_row_language(text: str, expected: str, expected_script: str | None, common: set[str],
-                       min_confidence: float) -> tuple[str, float, str] | None:
+def short_row_language(
+    text: str, expected: str, expected_script: str | None, common: set[str], min_confidence: float
+) -> tuple[str, float, str] | None:
     """(language, probability, rule) when a short row is not in ``expected``; None when it is or cannot tell.
 
     ``rule`` is ``"script"`` (written in another script than ``expected_script``) or ``"words"``
@@ -171,8 +172,9 @@ def distribution(langs: Iterable[tuple[str, float] | None], min_confidence: floa
     return Counter(lang for item in langs if item is not None for lang, score in [item] if score >= min_confidence)
 
 
-_TRANSLATION = re.compile(r"\btranslat|\bin (?:german|french|spanish|italian|portuguese|chinese|japanese|korean|russian|arabic|hindi|dutch)\b",
-                          re.IGNORECASE)
+_TRANSLATION = re.compile(
+    r"\btranslat|\bin (?:german|french|spanish|italian|portuguese|chinese|japanese|korean|russian|arabic|hindi|dutch)\b", re.IGNORECASE
+)
 
 
 @register("DOC043", "language.mismatch")
@@ -206,15 +208,31 @@ def mismatch(ctx: CheckContext) -> list[Finding]:
         if _TRANSLATION.search(rec.prompt):
             continue  # translation tasks contain other languages by design
         if item is not None and item[0] != expected and item[1] >= conf:
-            out.append(found(Severity.WARNING,
-                               f"row is in '{item[0]}' (confidence {item[1]:.2f}), the dataset is in '{expected}'",
-                               fix, rows=[rec.ref], details={"language": item[0], "confidence": round(item[1], 3), "expected": expected}))
+            out.append(
+                found(
+                    Severity.WARNING,
+                    f"row is in '{item[0]}' (confidence {item[1]:.2f}), the dataset is in '{expected}'",
+                    fix,
+                    rows=[rec.ref],
+                    details={"language": item[0], "confidence": round(item[1], 3), "expected": expected},
+                )
+            )
         elif item is None and (short := short_row_language(text, expected, expected_script, common, short_conf)) is not None:
             lang, score, rule = short
-            why = (f"written in {script(text)} script, the dataset in {expected_script}" if rule == "script"
-                   else f"'{lang}' at {score:.2f}, few of its words common in the dataset")
-            out.append(found(Severity.WARNING, f"short row is not in '{expected}' ({why})", fix, rows=[rec.ref],
-                               details={"language": lang, "confidence": round(score, 3), "expected": expected, "rule": rule}))
+            why = (
+                f"written in {script(text)} script, the dataset in {expected_script}"
+                if rule == "script"
+                else f"'{lang}' at {score:.2f}, few of its words common in the dataset"
+            )
+            out.append(
+                found(
+                    Severity.WARNING,
+                    f"short row is not in '{expected}' ({why})",
+                    fix,
+                    rows=[rec.ref],
+                    details={"language": lang, "confidence": round(score, 3), "expected": expected, "rule": rule},
+                )
+            )
     return out
 
 
@@ -232,7 +250,11 @@ def language_distribution(ctx: CheckContext) -> list[Finding]:
     short = sum(item is None for item in langs)
     unsure = sum(item is not None and item[1] < conf for item in langs)
     mix = ", ".join(f"{lang} {n}" for lang, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8])
-    return [found(Severity.INFO,
-                    f"languages: {mix} ({short} rows too short to tell, {unsure} uncertain)",
-                    "nothing to do unless the mix is unexpected",
-                    details={"languages": dict(sorted(counts.items())), "too_short": short, "uncertain": unsure})]
+    return [
+        found(
+            Severity.INFO,
+            f"languages: {mix} ({short} rows too short to tell, {unsure} uncertain)",
+            "nothing to do unless the mix is unexpected",
+            details={"languages": dict(sorted(counts.items())), "too_short": short, "uncertain": unsure},
+        )
+    ]

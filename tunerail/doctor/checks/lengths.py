@@ -27,10 +27,15 @@ def truncated(ctx: CheckContext) -> list[Finding]:
     out = []
     for rec, n in zip(ctx.records, ctx.token_lengths):
         if n > limit:
-            out.append(found(Severity.WARNING,
-                               f"{n} tokens with the chat template, over model.max_seq_length={limit}: the last {n - limit} tokens would be cut",
-                               f"raise model.max_seq_length to at least {n}, shorten the row, or drop it",
-                               rows=[rec.ref], details={"tokens": n, "max_seq_length": limit}))
+            out.append(
+                found(
+                    Severity.WARNING,
+                    f"{n} tokens with the chat template, over model.max_seq_length={limit}: the last {n - limit} tokens would be cut",
+                    f"raise model.max_seq_length to at least {n}, shorten the row, or drop it",
+                    rows=[rec.ref],
+                    details={"tokens": n, "max_seq_length": limit},
+                )
+            )
     return out
 
 
@@ -46,10 +51,15 @@ def empty_answer(ctx: CheckContext) -> list[Finding]:
     out = []
     for rec in ctx.records:
         if not _ALNUM.search(rec.completion):
-            out.append(found(Severity.ERROR,
-                               f"field '{answer_field(rec, ctx)}' has no words: {rec.completion.strip()[:20]!r}",
-                               "write the answer or drop the row (--fix drops it)",
-                               rows=[rec.ref], details={"fix_action": "drop"}))
+            out.append(
+                found(
+                    Severity.ERROR,
+                    f"field '{answer_field(rec, ctx)}' has no words: {rec.completion.strip()[:20]!r}",
+                    "write the answer or drop the row (--fix drops it)",
+                    rows=[rec.ref],
+                    details={"fix_action": "drop"},
+                )
+            )
     return out
 
 
@@ -67,27 +77,75 @@ def short_answer(ctx: CheckContext) -> list[Finding]:
     for rec in ctx.records:
         size = len("".join(rec.completion.split()))
         if 0 < size < limit and _ALNUM.search(rec.completion):
-            out.append(found(Severity.INFO,
-                               f"answer is only {size} character(s): {rec.completion.strip()!r}",
-                               "check the answer is complete; set doctor.min_answer_chars to suit the task",
-                               rows=[rec.ref], details={"chars": size}))
+            out.append(
+                found(
+                    Severity.INFO,
+                    f"answer is only {size} character(s): {rec.completion.strip()!r}",
+                    "check the answer is complete; set doctor.min_answer_chars to suit the task",
+                    rows=[rec.ref],
+                    details={"chars": size},
+                )
+            )
     return out
 
 
-_DANGLING = {"and", "or", "but", "the", "a", "an", "of", "to", "in", "for", "with", "on", "at", "by", "from",
-             "that", "which", "is", "are", "was", "were", "as", "this", "their", "his", "her", "its", "our",
-             "your", "my", "because", "such", "than", "into", "these", "those", "very", "will", "can"}
+_DANGLING = {
+    "and",
+    "or",
+    "but",
+    "the",
+    "a",
+    "an",
+    "of",
+    "to",
+    "in",
+    "for",
+    "with",
+    "on",
+    "at",
+    "by",
+    "from",
+    "that",
+    "which",
+    "is",
+    "are",
+    "was",
+    "were",
+    "as",
+    "this",
+    "their",
+    "his",
+    "her",
+    "its",
+    "our",
+    "your",
+    "my",
+    "because",
+    "such",
+    "than",
+    "into",
+    "these",
+    "those",
+    "very",
+    "will",
+    "can",
+}
 _OPEN_END = (",", ":", "(", "[", "{", "/", "“", "‘", "-", "–", "&", "+", "=")
-_CLOSED = (".", "!", "?", "…", "。", "\"", "'", "”", "’", ")", "]", "}", "*", "`", ":", ";")
+_CLOSED = (".", "!", "?", "…", "。", '"', "'", "”", "’", ")", "]", "}", "*", "`", ":", ";")
 _WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Z]\.|[IVX]+\.)\s*")
 _ATTRIBUTION = re.compile(r"[.!?\"”’']\s*[-–—]+\s*\w[\w .'-]*$")  # a quote's author: "... world." - Gandhi
-_SIGN_OFF = re.compile(r"^(?:sincerely|regards|best|best regards|kind regards|warm regards|yours|yours truly|thanks|thank you|cheers|love|respectfully)\b.{0,20}$", re.I)
+_SIGN_OFF = re.compile(
+    r"^(?:sincerely|regards|best|best regards|kind regards|warm regards|yours|yours truly|thanks|thank you|cheers|love|respectfully)\b.{0,20}$",
+    re.I,
+)
 _SENTENCE_END = re.compile(r"[.!?]\s+(?=\S)")
 
 
 _NUMBER = re.compile(r"-?\d[\d,.]*%?")
-_FINAL_ANSWER = re.compile(r"^(?:#{2,}|(?:so,? )?(?:the )?(?:final )?(?:answer|result|total)(?: is)?:?|=)\s*[$€£]?-?\d[\d,./]*\s*\S{0,12}$", re.I)
+_FINAL_ANSWER = re.compile(
+    r"^(?:#{2,}|(?:so,? )?(?:the )?(?:final )?(?:answer|result|total)(?: is)?:?|=)\s*[$€£]?-?\d[\d,./]*\s*\S{0,12}$", re.I
+)
 
 
 def cut_off_reason(answer: str, min_words: int = 12) -> str | None:
@@ -114,7 +172,13 @@ def cut_off_reason(answer: str, min_words: int = 12) -> str | None:
     words = _WORDS.findall(last_line)
     if not words or not text[-1].isalnum():
         return None
-    if re.search(r"(?:https?://|www\.)\S+$", last_line) or "#" in last_line.split()[-1] or "|" in last_line or "```" in text or _ATTRIBUTION.search(last_line):
+    if (
+        re.search(r"(?:https?://|www\.)\S+$", last_line)
+        or "#" in last_line.split()[-1]
+        or "|" in last_line
+        or "```" in text
+        or _ATTRIBUTION.search(last_line)
+    ):
         return None
     if len(lines) > 1 and _SIGN_OFF.match(lines[-2]):
         return None  # a letter's signature
@@ -149,8 +213,13 @@ def cut_off(ctx: CheckContext) -> list[Finding]:
     for rec in ctx.records:
         reason = cut_off_reason(rec.completion)
         if reason:
-            out.append(found(Severity.WARNING,
-                               f"answer looks cut off ({reason}): \"…{excerpt(rec.completion[-60:], 60)}\"",
-                               "complete or regenerate the answer, or drop the row",
-                               rows=[rec.ref], details={"reason": reason}))
+            out.append(
+                found(
+                    Severity.WARNING,
+                    f'answer looks cut off ({reason}): "…{excerpt(rec.completion[-60:], 60)}"',
+                    "complete or regenerate the answer, or drop the row",
+                    rows=[rec.ref],
+                    details={"reason": reason},
+                )
+            )
     return out

@@ -26,8 +26,15 @@ class PiiMatch:
     detail: str = ""  # e.g. the secret's provider; never the value itself
 
 
-PLACEHOLDERS = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD_NUMBER]", "iban": "[IBAN]",
-                "ip": "[IP_ADDRESS]", "secret": "[SECRET]", "private_key": "[PRIVATE_KEY]"}
+PLACEHOLDERS = {
+    "email": "[EMAIL]",
+    "phone": "[PHONE]",
+    "card": "[CARD_NUMBER]",
+    "iban": "[IBAN]",
+    "ip": "[IP_ADDRESS]",
+    "secret": "[SECRET]",
+    "private_key": "[PRIVATE_KEY]",
+}
 
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b")
 _RESERVED_DOMAINS = re.compile(r"@(?:[\w-]+\.)*(?:example\.(?:com|org|net)|[\w-]+\.(?:example|test|invalid|localhost))$", re.I)
@@ -44,7 +51,9 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "Stripe key": re.compile(r"\b[sr]k_live_[0-9A-Za-z]{16,}\b"),
     "JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
 }
-_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY(?: BLOCK)?-----)?")
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY(?: BLOCK)?-----)?"
+)
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2)|35)")
 
 
@@ -123,7 +132,7 @@ def mask(text: str, phone_region: str = "US") -> str:
     """``text`` with every match replaced by its placeholder (``[EMAIL]``, ``[CARD_NUMBER]``...)."""
     out, last = [], 0
     for m in scan(text, phone_region):
-        out.append(text[last:m.start])
+        out.append(text[last : m.start])
         out.append(PLACEHOLDERS[m.kind])
         last = m.end
     out.append(text[last:])
@@ -140,8 +149,15 @@ def _row_matches(ctx: CheckContext) -> list[list[tuple[str, PiiMatch]]]:
     return cached
 
 
-_WHAT = {"email": "an e-mail address", "phone": "a phone number", "card": "a payment card number (Luhn-valid)",
-         "iban": "an IBAN (checksum-valid)", "ip": "an IP address", "secret": "a secret", "private_key": "a private key"}
+_WHAT = {
+    "email": "an e-mail address",
+    "phone": "a phone number",
+    "card": "a payment card number (Luhn-valid)",
+    "iban": "an IBAN (checksum-valid)",
+    "ip": "an IP address",
+    "secret": "a secret",
+    "private_key": "a private key",
+}
 
 
 def _findings(ctx: CheckContext, kind: str, severity: Severity, fix: str) -> list[Finding]:
@@ -154,8 +170,15 @@ def _findings(ctx: CheckContext, kind: str, severity: Severity, fix: str) -> lis
         detail = sorted({m.detail for _, m in hits if m.detail})
         what = _WHAT[kind] + (f" ({', '.join(detail)})" if detail else "")
         sev = Severity.INFO if kind == "ip" and all(m.detail != "public" for _, m in hits) else severity
-        out.append(found(sev, f"{len(hits)} × {what} in field(s) {', '.join(fields)}", fix,
-                           rows=[rec.ref], details={"fields": fields, "count": len(hits), **({"kinds": detail} if detail else {})}))
+        out.append(
+            found(
+                sev,
+                f"{len(hits)} × {what} in field(s) {', '.join(fields)}",
+                fix,
+                rows=[rec.ref],
+                details={"fields": fields, "count": len(hits), **({"kinds": detail} if detail else {})},
+            )
+        )
     return out
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from tunerail.data.records import normalize_text, normalized_pieces
 from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
-from tunerail.doctor.near_duplicates import (clusters_from_pairs, jaccard, near_duplicate_pairs, shingles)
+from tunerail.doctor.near_duplicates import clusters_from_pairs, jaccard, near_duplicate_pairs, shingles
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
 
@@ -75,8 +75,7 @@ def near_duplicate_groups(ctx: CheckContext) -> list[list[int]]:
     exact = _exact_groups(ctx.texts)
     out = []
     for cluster in ctx.near_duplicate_clusters:
-        groups = (_split_by(cluster, _answer_key(ctx)) if ctx.is_classification
-                  else _split_by_agreement(ctx, cluster))
+        groups = _split_by(cluster, _answer_key(ctx)) if ctx.is_classification else _split_by_agreement(ctx, cluster)
         for group in groups:
             if len({exact[i] for i in group}) > 1:
                 out.append(group)
@@ -103,9 +102,13 @@ def _split_by_agreement(ctx: CheckContext, cluster: Sequence[int]) -> list[list[
     for i in cluster:
         by_answer[key(i)].append(i)
     heads = list(by_answer)
-    edges = [(by_answer[heads[x]][0], by_answer[heads[y]][0]) for x in range(len(heads)) for y in range(x + 1, len(heads))
-             if len(heads) <= 200 and answers_agree(ctx.records[by_answer[heads[x]][0]].completion,
-                                                    ctx.records[by_answer[heads[y]][0]].completion, threshold)]
+    edges = [
+        (by_answer[heads[x]][0], by_answer[heads[y]][0])
+        for x in range(len(heads))
+        for y in range(x + 1, len(heads))
+        if len(heads) <= 200
+        and answers_agree(ctx.records[by_answer[heads[x]][0]].completion, ctx.records[by_answer[heads[y]][0]].completion, threshold)
+    ]
     edges += [(members[0], m) for members in by_answer.values() for m in members[1:]]
     local = {row: k for k, row in enumerate(cluster)}  # components within the cluster only
     groups = clusters_from_pairs(len(cluster), [(local[a], local[b]) for a, b in edges])
@@ -134,15 +137,27 @@ def near_duplicates(ctx: CheckContext) -> list[Finding]:
         first = shingles(ctx.texts[group[0]])
         sims = [round(jaccard(first, shingles(ctx.texts[i])), 4) for i in group]
         head = ctx.records[group[0]]
-        fix = ("rewordings with one label are kept (--fix leaves them; tunerail split keeps the cluster in one split); "
-               "drop them yourself only if they are copies of one example" if rewordings else
-               "keep one row per cluster (--fix keeps the first); if the edits matter, make the rows differ more")
-        findings.append(found(Severity.INFO if rewordings else Severity.WARNING,
-            f"{len(group)} rows are near-duplicates (word-set Jaccard >= {threshold:g}) of line {head.line}: "
-            f"\"{excerpt(head.prompt)}\"",
-            fix, rows=refs(ctx.records, group), cluster=f"near-{head.index}",
-            details={"fix_action": "keep" if rewordings else "drop_except_first", "size": len(group),
-                     "jaccard_to_first": sims, "min_jaccard": min(sims[1:])}))
+        fix = (
+            "rewordings with one label are kept (--fix leaves them; tunerail split keeps the cluster in one split); "
+            "drop them yourself only if they are copies of one example"
+            if rewordings
+            else "keep one row per cluster (--fix keeps the first); if the edits matter, make the rows differ more"
+        )
+        findings.append(
+            found(
+                Severity.INFO if rewordings else Severity.WARNING,
+                f'{len(group)} rows are near-duplicates (word-set Jaccard >= {threshold:g}) of line {head.line}: "{excerpt(head.prompt)}"',
+                fix,
+                rows=refs(ctx.records, group),
+                cluster=f"near-{head.index}",
+                details={
+                    "fix_action": "keep" if rewordings else "drop_except_first",
+                    "size": len(group),
+                    "jaccard_to_first": sims,
+                    "min_jaccard": min(sims[1:]),
+                },
+            )
+        )
     return findings
 
 
@@ -160,9 +175,13 @@ def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
     exact = _exact_groups(ctx.texts)
     near_of = {m: c for c, members in enumerate(ctx.near_duplicate_clusters) for m in members}
     answer = _answer_key(ctx)
-    pairs = [(i, j, s) for i, j, s in ctx.similar_prompt_pairs
-             if exact[i] != exact[j] and (i not in near_of or near_of.get(i) != near_of.get(j))
-             and (answer(i) == answer(j) or _answers_agree(ctx, (i, j)))]
+    pairs = [
+        (i, j, s)
+        for i, j, s in ctx.similar_prompt_pairs
+        if exact[i] != exact[j]
+        and (i not in near_of or near_of.get(i) != near_of.get(j))
+        and (answer(i) == answer(j) or _answers_agree(ctx, (i, j)))
+    ]
     best: dict[int, float] = {}
     for i, j, s in pairs:
         best[i] = max(best.get(i, 0.0), s)
@@ -171,12 +190,16 @@ def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
     findings = []
     for group in clusters_from_pairs(len(ctx.records), pairs):
         head = ctx.records[group[0]]
-        findings.append(found(Severity.INFO if ctx.is_classification else Severity.WARNING,
-            f"{len(group)} rows are paraphrases (MiniLM cosine >= {threshold:g}) of line {head.line}: "
-            f"\"{excerpt(head.prompt)}\"",
-            "drop redundant paraphrases, or keep the cluster in one split (tunerail split groups them)",
-            rows=refs(ctx.records, group), cluster=f"semantic-{head.index}",
-            details={"size": len(group), "best_cosine": [round(best[i], 4) for i in group]}))
+        findings.append(
+            found(
+                Severity.INFO if ctx.is_classification else Severity.WARNING,
+                f'{len(group)} rows are paraphrases (MiniLM cosine >= {threshold:g}) of line {head.line}: "{excerpt(head.prompt)}"',
+                "drop redundant paraphrases, or keep the cluster in one split (tunerail split groups them)",
+                rows=refs(ctx.records, group),
+                cluster=f"semantic-{head.index}",
+                details={"size": len(group), "best_cosine": [round(best[i], 4) for i in group]},
+            )
+        )
     return findings
 
 
@@ -188,8 +211,13 @@ def _conflict_groups(ctx: CheckContext, exact: list[tuple[int, int]], similar: I
     so "where is my card" (card_arrival) does not chain to every card question.
     """
     answer = _answer_key(ctx)
-    disagree = [(i, j) for i, j in similar if answer(i) != answer(j) and not _answers_agree(ctx, (i, j))
-                and not (ctx.is_classification and minimal_pair(ctx.records[i].prompt, ctx.records[j].prompt))]
+    disagree = [
+        (i, j)
+        for i, j in similar
+        if answer(i) != answer(j)
+        and not _answers_agree(ctx, (i, j))
+        and not (ctx.is_classification and minimal_pair(ctx.records[i].prompt, ctx.records[j].prompt))
+    ]
     out = []
     for cluster in clusters_from_pairs(len(ctx.records), exact + disagree):
         if len({answer(i) for i in cluster}) > 1 and not _answers_agree(ctx, cluster):
@@ -255,8 +283,9 @@ def _near_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
     if cached is None:
         answers = (_digest(str(r.label)) if ctx.is_classification else _normalized_digest(r.completion) for r in ctx.records)
         answer_id = np.array(_ids(answers), dtype=np.int64)
-        pairs = near_duplicate_pairs(ctx.prompts, ctx.config.doctor.near_duplicate_threshold,
-                                     keep=lambda a, b: answer_id[a] != answer_id[b])
+        pairs = near_duplicate_pairs(
+            ctx.prompts, ctx.config.doctor.near_duplicate_threshold, keep=lambda a, b: answer_id[a] != answer_id[b]
+        )
         cached = ctx.__dict__["_near_prompt_edges"] = [(i, j) for i, j, _ in pairs]
     return cached
 
@@ -286,12 +315,30 @@ def _conflict_finding(ctx: CheckContext, group: list[int], how: str) -> Finding:
         what = f"{len({normalize_text(r.completion) for r in recs})} different answers"
         details = {}
         fix = "keep the best answer (or make the prompts say what distinguishes the answers) and drop the others"
-    details.update({"size": len(group), "how": how, "members": [
-        {"index": r.index, "line": r.line, "prompt": excerpt(r.prompt, 120),
-         **({"label": r.label} if ctx.is_classification else {"answer": excerpt(r.completion, 120)})} for r in recs]})
+    details.update(
+        {
+            "size": len(group),
+            "how": how,
+            "members": [
+                {
+                    "index": r.index,
+                    "line": r.line,
+                    "prompt": excerpt(r.prompt, 120),
+                    **({"label": r.label} if ctx.is_classification else {"answer": excerpt(r.completion, 120)}),
+                }
+                for r in recs
+            ],
+        }
+    )
     kind = {"same": "the same or near-same prompt", "semantic": "paraphrased prompts"}[how]
-    return found(severity, f"{len(group)} rows with {kind} have {what}: \"{excerpt(head.prompt)}\"",
-                   fix, rows=refs(ctx.records, group), cluster=f"conflict-{head.index}", details=details)
+    return found(
+        severity,
+        f'{len(group)} rows with {kind} have {what}: "{excerpt(head.prompt)}"',
+        fix,
+        rows=refs(ctx.records, group),
+        cluster=f"conflict-{head.index}",
+        details=details,
+    )
 
 
 @register("DOC052", "labels.conflict")
@@ -317,5 +364,4 @@ def paraphrase_conflicts(ctx: CheckContext) -> list[Finding]:
     exact, near = _exact_prompt_edges(ctx), _near_prompt_edges(ctx)
     covered = {i for g in _conflict_groups(ctx, exact, near) for i in g}
     semantic = [(i, j) for i, j, _ in ctx.similar_prompt_pairs]
-    return [_conflict_finding(ctx, g, "semantic")
-            for g in _conflict_groups(ctx, exact, near + semantic) if not set(g) <= covered]
+    return [_conflict_finding(ctx, g, "semantic") for g in _conflict_groups(ctx, exact, near + semantic) if not set(g) <= covered]
