@@ -102,15 +102,15 @@ def label_issues(
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from threadpoolctl import threadpool_limits
 
-    labels = np.asarray(labels, dtype=object)
-    names, counts = np.unique(labels, return_counts=True)
+    label_of = np.asarray(labels, dtype=object)
+    names, counts = np.unique(label_of, return_counts=True)
     kept = [str(c) for c, k in zip(names, counts) if k >= min_class_rows]
     skipped = [str(c) for c, k in zip(names, counts) if k < min_class_rows]
     if len(kept) < 2:
         return None
-    rows = np.flatnonzero(np.isin(labels, kept))
+    rows = np.flatnonzero(np.isin(label_of, kept))
     class_id = {c: i for i, c in enumerate(kept)}
-    given = np.array([class_id[c] for c in labels[rows]])
+    given = np.array([class_id[c] for c in label_of[rows]])
     n_folds = int(min(folds, np.bincount(given).min()))
     cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     inputs = {"embeddings": (embeddings[rows], _embedding_model(min(pca_dims, embeddings.shape[1], len(rows) // 2), seed))}

@@ -146,8 +146,7 @@ def parse_judgement(text: str, rubric: dict[str, str]) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict):
         return None
-    winner = str(data.get("winner", "")).strip().upper()
-    winner = {"A": "A", "B": "B", "TIE": "tie"}.get(winner)
+    winner = {"A": "A", "B": "B", "TIE": "tie"}.get(str(data.get("winner", "")).strip().upper())
     if winner is None:
         return None
     out: dict[str, Any] = {"winner": winner}
@@ -200,7 +199,7 @@ def pairwise_judge(
     sums: dict[str, dict[str, list[float]]] = {"base": {k: [] for k in rubric}, "tuned": {k: [] for k in rubric}}
     items = []
     for i, (inp, ref, b, t) in enumerate(zip(inputs, references, base_outputs, tuned_outputs)):
-        winners = []
+        winners: list[str | None] = []
         for order in (("base", "tuned"), ("tuned", "base")):
             calls += 1
             answers = {"base": b, "tuned": t}

@@ -98,17 +98,21 @@ def score_generation(references: Sequence[str], outputs: Sequence[str]) -> Model
     corpus: dict[str, IndexStat] = {}
     for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
         stats = np.array(metric._extract_corpus_statistics(list(outputs), [list(references)]))
-        corpus[name] = lambda idx, m=metric, s=stats: float(m._compute_score_from_stats(s[idx].sum(0).tolist()).score)
+        corpus[name] = _corpus_stat(metric, stats)
     return ModelScores(per, corpus, rouge["rougeL"], list(outputs))
+
+
+def _corpus_stat(metric: Any, stats: np.ndarray) -> IndexStat:
+    """A corpus metric (BLEU, chrF) recomputed from the summed sufficient statistics of the rows in ``idx``."""
+    return lambda idx: float(metric._compute_score_from_stats(stats[idx].sum(0).tolist()).score)
 
 
 def score_extraction(references: Sequence[str], outputs: Sequence[str]) -> ModelScores:
     """Field-level P/R/F1 over ``(field, normalised value)`` pairs of JSON answers."""
-    ref_sets = [_parse_fields(r) for r in references]
-    out_sets = [_parse_fields(o) for o in outputs]
-    valid = np.array([float(s is not None) for s in out_sets])
-    out_sets = [s if s is not None else set() for s in out_sets]
-    ref_sets = [s if s is not None else set() for s in ref_sets]
+    parsed = [_parse_fields(o) for o in outputs]
+    valid = np.array([float(s is not None) for s in parsed])
+    out_sets: list[set] = [s if s is not None else set() for s in parsed]
+    ref_sets: list[set] = [s if s is not None else set() for s in (_parse_fields(r) for r in references)]
     counts = np.array([(len(r & o), len(o - r), len(r - o)) for r, o in zip(ref_sets, out_sets)], dtype=float)
     # Nothing to find and nothing found is right only for a JSON answer: prose is not "no entities".
     example_f1 = np.array([M._prf(*c)[2] if c.sum() else v for c, v in zip(counts, valid)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 
 def _plots(result: Any) -> dict[str, str]:
@@ -15,7 +15,7 @@ def _plots(result: Any) -> dict[str, str]:
     if not windows:
         return {}
     xs = [w["index"] for w in windows]
-    series: dict[str, tuple[list[int], list[float]]] = {}
+    series: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
     for name in TESTS:
         pts = [(w["index"], -math.log10(max(t["p_value"], 1e-300))) for w in windows for t in w["tests"] if t["name"] == name]
         if pts:
@@ -23,7 +23,7 @@ def _plots(result: Any) -> dict[str, str]:
     level = result.settings.get("level_per_test") or result.settings["alpha"] / max(result.settings["tests_in_family"], 1)
     series["corrected level"] = (xs, [-math.log10(level)] * len(xs))
     out = {"p_values": lines(series, title="-log10 p per test (above the dashed level = significant)", xlabel="window", ylabel="-log10 p")}
-    rates = {
+    rates: dict[str, tuple[Sequence[float], Sequence[float]]] = {
         k: (xs, [w["rates"].get(k, float("nan")) for w in windows])
         for k in ("out_of_scope_share", "no_label_rate", "refusal_rate", "empty_answer_rate")
         if any(k in w["rates"] for w in windows)

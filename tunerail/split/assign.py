@@ -27,7 +27,7 @@ def assign_groups(groups: np.ndarray, classes: Sequence[str] | None, shares: Seq
     seed : the same inputs and seed give the same assignment.
     """
     n = len(groups)
-    shares = np.asarray(shares, dtype=float)
+    share_of = np.asarray(shares, dtype=float)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     if classes is None:
@@ -40,10 +40,10 @@ def assign_groups(groups: np.ndarray, classes: Sequence[str] | None, shares: Seq
     for k, g in enumerate(groups.tolist()):
         members[g].append(k)
     class_totals = np.bincount(class_ids, minlength=n_classes).astype(float)
-    targets = shares[:, None] * class_totals[None, :]  # (splits, classes)
-    size_targets = shares * n
+    targets = share_of[:, None] * class_totals[None, :]  # (splits, classes)
+    size_targets = share_of * n
     filled = np.zeros_like(targets)
-    sizes = np.zeros(len(shares))
+    sizes = np.zeros(len(share_of))
 
     rng = np.random.default_rng(seed)
     tiebreak = rng.permutation(n_groups)

@@ -50,7 +50,7 @@ def exact_matches(queries: Sequence[str], corpus: Sequence[str] | None = None) -
     """Pairs whose normalised texts are identical (score 1.0)."""
     same = corpus is None
     index: dict[str, list[int]] = defaultdict(list)
-    for i, text in enumerate(queries if same else corpus):
+    for i, text in enumerate(corpus if corpus is not None else queries):
         index[normalize_text(text)].append(i)
     pairs: list[Pair] = []
     for j, text in enumerate(queries):
@@ -77,7 +77,7 @@ def ngram_matches(queries: Sequence[str], corpus: Sequence[str] | None = None, n
     small and they are not content.
     """
     same = corpus is None
-    corpus_grams = [word_ngrams(t, n) for t in (queries if same else corpus)]
+    corpus_grams = [word_ngrams(t, n) for t in (corpus if corpus is not None else queries)]
     query_grams = corpus_grams if same else [word_ngrams(t, n) for t in queries]
     postings: dict[int, list[int]] = defaultdict(list)
     for i, grams in enumerate(corpus_grams):
@@ -118,11 +118,11 @@ def semantic_matches(
 ) -> list[Pair]:
     """Pairs of L2-normalised embeddings with cosine >= ``threshold`` (exact, blocked ``Q @ C.T``)."""
     same = corpus_vectors is None
-    corpus_vectors = query_vectors if same else corpus_vectors
+    corpus = query_vectors if corpus_vectors is None else corpus_vectors
     pairs: list[Pair] = []
-    if len(query_vectors) == 0 or len(corpus_vectors) == 0:
+    if len(query_vectors) == 0 or len(corpus) == 0:
         return pairs
-    corpus_t = np.ascontiguousarray(corpus_vectors.T, dtype=np.float32)
+    corpus_t = np.ascontiguousarray(corpus.T, dtype=np.float32)
     for start in range(0, len(query_vectors), block):
         sims = np.asarray(query_vectors[start : start + block], dtype=np.float32) @ corpus_t
         js, iz = np.nonzero(sims >= threshold)

@@ -22,7 +22,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.sweep import share as share_mod
@@ -60,7 +60,7 @@ class SweepResult:
         return out
 
 
-def _direction(config: Any) -> str:
+def _direction(config: Any) -> Literal["minimize", "maximize"]:
     if config.sweep.objective == "val_loss":
         return "minimize"
     from tunerail.eval.verdict import LOWER_IS_BETTER
@@ -92,6 +92,7 @@ def _sampler(name: str, seed: int | None, space: dict[str, Dimension]) -> Any:
 
 
 def _steps(d: Dimension) -> list[Any]:
+    assert d.low is not None and d.high is not None and d.step is not None  # a stepped range (checked by the caller)
     values, v = [], d.low
     while v <= d.high + 1e-12:
         values.append(int(v) if d.integer else float(v))
@@ -147,7 +148,9 @@ def _values(dim: Dimension | None, default: Any) -> list[Any]:
         return [dim.fixed]
     if dim.choices is not None:
         return list(dim.choices)
-    return list(range(int(dim.low), int(dim.high) + 1)) if dim.integer else [default]
+    if dim.integer and dim.low is not None and dim.high is not None:
+        return list(range(int(dim.low), int(dim.high) + 1))
+    return [default]
 
 
 def sweep(

@@ -81,7 +81,9 @@ def outliers(ctx: CheckContext) -> list[Finding]:
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(ctx.records):
             groups.setdefault(str(r.label), []).append(i)
-        parts = [(label, np.array(ix)) for label, ix in sorted(groups.items()) if len(ix) > OUTLIER_K + 1]
+        parts: list[tuple[str | None, np.ndarray]] = [
+            (label, np.array(ix)) for label, ix in sorted(groups.items()) if len(ix) > OUTLIER_K + 1
+        ]
     else:
         parts = [(None, np.arange(len(ctx.records)))] if len(ctx.records) >= MIN_ROWS else []
     findings = []
