@@ -29,6 +29,7 @@ _LAZY = {
     "sweep": "tunerail.sweep",
     "evaluate": "tunerail.eval",
     "run": "tunerail.pipeline",
+    "export_model": "tunerail.export",
     "serve": "tunerail.serve",
     "monitor": "tunerail.monitor",
     "review_results": "tunerail.review.session",

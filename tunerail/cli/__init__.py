@@ -13,7 +13,7 @@ from importlib import import_module
 from tunerail.cli._common import app
 
 # Command groups in workflow order (the order `tunerail --help` lists them).
-COMMAND_MODULES = ("project", "doctor", "split", "select", "store", "train", "sweep", "eval", "review", "run", "serve", "monitor")
+COMMAND_MODULES = ("project", "doctor", "split", "select", "store", "train", "sweep", "eval", "review", "run", "export", "serve", "monitor")
 for _module in COMMAND_MODULES:
     import_module(f"tunerail.cli.{_module}")
 

@@ -1,0 +1,160 @@
+"""`tunerail export`: each format loaded back and re-scored; broken exports caught; the verdict gates it.
+
+Run folders come from ``serve_fixtures.make_run`` (Banking77 rows, the tiny random Llama + adapter);
+a READY or NOT READY eval/report.json is written beside them as `tunerail eval` would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from serve_fixtures import make_run
+
+from tunerail.errors import TunerailError
+
+
+def _ready_run(tmp_path: Path, verdict: str = "READY") -> Path:
+    run = make_run(tmp_path, n_train=200, n_test=40)
+    report = {
+        "verdict": verdict,
+        "metric": "accuracy",
+        "rows": 40,
+        "metrics": {"tuned": {"accuracy": {"value": 0.5, "low": 0.4, "high": 0.6, "n": 40}}},
+        "baselines": [
+            {"name": "tfidf_logreg", "label": "TF-IDF + logistic regression", "estimate": {"value": 0.3, "low": 0.2, "high": 0.4}}
+        ],
+        "criteria": {"metric": "accuracy", "threshold": 0.5, "margin": 0.05},
+        "frozen": {"test_hash": "ab" * 32},
+        "lineage": {"split_id": "split-123", "checkpoint_id": "ckpt-456"},
+        "findings": [],
+    }
+    (run / "eval").mkdir()
+    (run / "eval" / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    return run
+
+
+@pytest.mark.slow
+def test_merged_and_adapter_exports_load_back_and_score_as_the_judged_model(tmp_path):
+    from tunerail.export import export_model
+
+    run = _ready_run(tmp_path)
+    result = export_model(run, cache_dir=None)
+    assert result.ok, [f.message for f in result.findings]
+    out = run / "export"
+    assert (out / "merged" / "model.safetensors").exists() and (out / "merged" / "tokenizer_config.json").exists()
+    assert (out / "adapter" / "adapter_model.safetensors").exists() and (out / "adapter" / "tokenizer_config.json").exists()
+    for kind in ("merged", "adapter"):
+        scores = result.formats[kind]["scores"]
+        assert scores["next_token_agreement"] >= 0.95
+        assert scores["difference"]["low"] <= 0 <= scores["difference"]["high"]
+        assert {f.code for f in result.findings if f.details.get("kind") == kind} == {"EXP005"}
+        card = (out / kind / "README.md").read_text(encoding="utf-8")
+        assert "base_model:" in card and "READY" in card and "split-123" in card and "TF-IDF + logistic regression" in card
+    recorded = json.loads((out / "export.json").read_text(encoding="utf-8"))
+    assert recorded["ok"] and recorded["forced"] is False and set(recorded["formats"]) == {"merged", "adapter"}
+
+
+def test_not_ready_run_needs_force_and_force_is_recorded(tmp_path, monkeypatch):
+    from tunerail.export import export_model
+    from tunerail.export import recipe
+
+    run = _ready_run(tmp_path, verdict="NOT READY")
+    with pytest.raises(TunerailError, match="NOT READY.*--force|--force"):
+        export_model(run, formats=["adapter"], verify=False)
+    assert not (run / "export").exists()
+    monkeypatch.setattr(recipe, "_licence", lambda base: "apache-2.0")
+    result = export_model(run, formats=["adapter"], verify=False, force=True)
+    assert result.forced
+    assert json.loads((run / "export" / "export.json").read_text())["forced"] is True
+    assert "--force" in (run / "export" / "adapter" / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_run_never_evaluated_is_refused_and_gguf_says_it_is_not_available(tmp_path):
+    from tunerail.export import export_model
+
+    run = make_run(tmp_path, n_train=50, n_test=10)
+    with pytest.raises(TunerailError, match="never evaluated"):
+        export_model(run, verify=False)
+    with pytest.raises(TunerailError, match="GGUF"):
+        export_model(run, formats=["gguf"], verify=False)
+
+
+@pytest.mark.slow
+def test_a_changed_chat_template_and_a_corrupted_tensor_are_caught(tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from tunerail.export import export_model
+    from tunerail.export import recipe
+
+    original = recipe._write_merged
+
+    def broken(run, folder):
+        original(run, folder)
+        plain = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+        jinja = folder / "chat_template.jinja"  # where recent transformers save it; older ones keep it in tokenizer_config.json
+        if jinja.exists():
+            jinja.write_text(plain)
+        cfg = json.loads((folder / "tokenizer_config.json").read_text())
+        if "chat_template" in cfg:
+            cfg["chat_template"] = plain
+            (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
+        tensors = load_file(str(folder / "model.safetensors"))
+        rng = torch.Generator().manual_seed(0)
+        for name in tensors:
+            if ".layers." in name and name.endswith("proj.weight"):  # a damaged shard: random values of the same scale
+                tensors[name] = torch.randn(tensors[name].shape, generator=rng) * tensors[name].std()
+        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+    monkeypatch.setattr(recipe, "_write_merged", broken)
+    result = export_model(_ready_run(tmp_path), formats=["merged"], cache_dir=None)
+    codes = {f.code for f in result.findings}
+    assert not result.ok
+    assert {"EXP001", "EXP006"} <= codes, [f.message for f in result.findings]
+
+
+def test_a_score_drop_beyond_the_margin_is_an_error_and_rounding_is_not():
+    from tunerail.eval.rescore import Rescored
+    from tunerail.eval.scoring import score_classification
+    from tunerail.export.verify import score_findings
+
+    labels = [f"intent_{i}" for i in range(4)]
+    refs = [labels[i % 4] for i in range(200)]
+    judged = refs[:150] + [labels[(i + 1) % 4] for i in range(150, 200)]  # 75 %
+    same_but_two = judged[:2][::-1] + judged[2:]
+    dropped = refs[:100] + [labels[(i + 1) % 4] for i in range(100, 200)]  # 50 %
+
+    def scored(outputs):
+        return Rescored("m", outputs, score_classification(refs, outputs, labels), False, 0.0)
+
+    _, near = score_findings("merged", scored(same_but_two), scored(judged), "accuracy", 0.05, 500)
+    assert [f.code for f in near] == ["EXP005"]
+    _, far = score_findings("merged", scored(dropped), scored(judged), "accuracy", 0.05, 500)
+    assert [f.code for f in far] == ["EXP003"] and far[0].details["difference"]["value"] == pytest.approx(-0.25)
+
+
+def test_push_plan_lists_the_card_and_weights_without_the_network(tmp_path):
+    from tunerail.export.hub import push_to_hub, upload_plan
+
+    folder = tmp_path / "merged"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nbase_model: x\n---\n# card\n")
+    (folder / "model.safetensors").write_bytes(b"\0" * 10)
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kw):
+            calls.append(("create", repo_id, kw["private"]))
+
+        def upload_folder(self, **kw):
+            calls.append(("upload", kw["repo_id"], sorted(p.name for p in Path(kw["folder_path"]).iterdir())))
+            return type("Commit", (), {"oid": "abc123"})()
+
+    plan = push_to_hub(folder, "team/model", api=FakeApi())
+    assert plan["files"] == ["README.md", "model.safetensors"] and plan["commit"] == "abc123"
+    assert calls == [("create", "team/model", True), ("upload", "team/model", ["README.md", "model.safetensors"])]
+    (folder / "README.md").unlink()
+    with pytest.raises(TunerailError, match="model card"):
+        upload_plan(folder, "team/model")
