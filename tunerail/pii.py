@@ -61,11 +61,29 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "AWS access key": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     "GitHub token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"),
     "OpenAI key": re.compile(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}\b"),
-    "Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"),
+    "Slack token": re.compile(r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,}\b"),
     "Google API key": re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),
     "Stripe key": re.compile(r"\b[sr]k_live_[0-9A-Za-z]{16,}\b"),
     "JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    # Providers detect-secrets does not know (shapes from gitleaks' rules, MIT)
+    "Hugging Face token": re.compile(r"\b(?:hf_[A-Za-z]{34}|api_org_[A-Za-z]{34})\b"),
+    "1Password service token": re.compile(r"\bops_eyJ[A-Za-z0-9+/]{250,}={0,3}"),
+    "Sentry token": re.compile(r"\bsntr[ysu]_[A-Za-z0-9+/=_-]{30,}"),
+    "Azure AD client secret": re.compile(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{30,34}(?![A-Za-z0-9_~.-])"),
+    "1Password secret key": re.compile(r"\bA3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}\b"),
+    "Amazon Bedrock key": re.compile(r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}"),
+    "Facebook token": re.compile(r"\b\d{15,16}(?:\||%7C)[A-Za-z0-9_-]{27}\b"),
 }
+# A credential after an Authorization scheme or curl's -u/--user (user:password)
+_CREDENTIAL_ARGS = re.compile(
+    r"(?i)(?:\bauthorization:\s*(?:basic|bearer|token)\s+|\bbearer\s+(?=[A-Za-z0-9._~+/-]{16,})|(?:\s-u|--user)\s+)"
+    r"([\"']?)([^\s\"']+(?:\1|(?=[\s\"'])|$))"
+)
+# key = value where the key names a credential (detect-secrets' keyword list leaves out "token" and spaced colons)
+_CREDENTIAL_KEY = re.compile(
+    r"(?i)(?:\b|_)(?:[a-z0-9]+[_.-])*(?:token|secret|credentials?|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|auth[_-]?key|(?-i:[A-Z0-9]+_KEY|[a-z0-9]+Key))"
+    r"[\w.-]*[\"'\]]{0,2}\s*(?:[:?]{0,3}=>?|:)\s*[\"'`]?"
+)
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY(?: BLOCK)?-----)?"
 )
@@ -79,7 +97,8 @@ _PROSE_SECRET = re.compile(
 )
 # Anything a secret detector could fire on; text without it skips the secret detectors entirely.
 SECRET_HINT = re.compile(
-    r"pass|pwd|secret|key|token|auth|cred|pin\b|://[^\s/]*:[^\s/]*@|[A-Za-z0-9+/_-]{20,}|-----BEGIN|\bAKIA|\bASIA|xox", re.I
+    r"(?i:pass|pwd|secret|key|token|auth|cred|pin\b|xox|bearer|\s-u\s|--user)|://[^\s/]*:[^\s/]*@|[A-Za-z0-9+/_-]{20,}|-----BEGIN|AKC|AP[\dA-F]\w{8}"
+    r"|\dQ~|A3-"
 )
 # Cheap pre-filter for callers masking many short strings (reports): without an '@', 7 digits, an IP
 # shape or a secret hint there is nothing to mask (``scan`` itself would find nothing either).
@@ -91,8 +110,9 @@ def might_hold(text: str) -> bool:
     return bool(_MAYBE.search(text) or SECRET_HINT.search(text) or "eyJ" in text or "AIza" in text or "sk-" in text)
 
 
-_TOKEN = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/_=-])")
+_TOKEN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/_-])")
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,7}[_-](?:[A-Za-z0-9]{1,8}[_-])?")  # a provider prefix: sgp_, s-s4t2ud-
 _DIGEST_LENGTHS = (40, 64)  # SHA-1 (git commits) and SHA-256 ids: printed on purpose, never masked
 _TRAILING = ".,;:!?)]}"
 _WORD = re.compile(r"[A-Za-z][a-z]*(?:[A-Z][a-z]+)*[0-9]*|[A-Z]+[0-9]*|[0-9]+")
@@ -201,9 +221,17 @@ def _secrets(text: str) -> list[PiiMatch]:
             out.append(PiiMatch("secret", *_value_span(m), provider))
     for pattern, group in keywords:
         for m in pattern.finditer(text):
-            span = _keyword_value(text, m.start(group), m.end(group))
+            config_key = "_" in text[m.start() : m.start(group)]  # aws_secret_access_key: ... is config, not prose
+            span = _keyword_value(text, m.start(group), m.end(group), whole=config_key)
             if span:
                 out.append(PiiMatch("secret", *span, "keyword"))
+    for m in _CREDENTIAL_ARGS.finditer(text):
+        out.append(PiiMatch("secret", m.start(2), m.end(2) - len(m.group(1)), "credential"))
+    for m in _CREDENTIAL_KEY.finditer(text):
+        end = _value_end(text, m.end())
+        span = _keyword_value(text, m.end(), end)
+        if span:
+            out.append(PiiMatch("secret", *span, "keyword"))
     for m in _PROSE_SECRET.finditer(text):
         span = _keyword_value(text, m.start(1), m.end(1))
         if span:
@@ -231,20 +259,30 @@ def _delim(ch: str) -> bool:
     return ch.isspace() or ch in "=:\"'`,;"
 
 
-def _keyword_value(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """Span of a keyword's value if it looks like a secret; unquoted values end at the first space."""
+def _keyword_value(text: str, start: int, end: int, whole: bool = False) -> tuple[int, int] | None:
+    """Span of a keyword's value if it looks like a secret; unquoted values end at the first space
+    unless ``whole`` (the key is a config identifier such as ``db_pass``: the line's rest is its value)."""
     from detect_secrets.filters.heuristic import is_prefixed_with_dollar_sign, is_templated_secret
 
     quoted = start > 0 and text[start - 1] in "\"'`"
     value = text[start:end]
     if not quoted:
-        value = value.split(None, 1)[0] if value.strip() else ""
+        value = (value.split("\n", 1)[0].rstrip() if whole else value.split(None, 1)[0]) if value.strip() else ""
         value = value.rstrip(_TRAILING) if value[-1:] in _TRAILING and not _balanced(value) else value
     if len(value) < 4 or not any(ch.isalnum() for ch in value) or is_templated_secret(value) or is_prefixed_with_dollar_sign(value):
         return None
     if value.isalpha() and (value.islower() or value.istitle()) and (not quoted or len(value) <= 12):
         return None  # an ordinary word ("password: required"), not a password
     return start, start + len(value)
+
+
+def _value_end(text: str, start: int) -> int:
+    """End of a value starting at ``start``: its closing quote if quoted, else the end of the line."""
+    if start > 0 and text[start - 1] in "\"'`":
+        close = text.find(text[start - 1], start)
+        return close if close > 0 else len(text)
+    stop = text.find("\n", start)
+    return stop if stop >= 0 else len(text)
 
 
 def _balanced(value: str) -> bool:
@@ -257,8 +295,11 @@ def _high_entropy(token: str) -> bool:
 
     if is_sequential_string(token) or is_potential_uuid(token):
         return False
-    if _HEX.fullmatch(token):
-        return len(token) not in _DIGEST_LENGTHS and any(ch.isalpha() for ch in token) and shannon_entropy(token) > 3.0
+    prefix = _PREFIX.match(token)
+    rest = token[prefix.end() :] if prefix else token
+    if len(rest) >= 20 and _HEX.fullmatch(rest):
+        digest = not prefix and len(rest) in _DIGEST_LENGTHS and (rest.islower() or rest.isupper() or rest.isdigit())
+        return not digest and any(ch.isalpha() for ch in rest) and shannon_entropy(rest) > 3.0
     body = token.rstrip("=")
     if "/" in body and all(_WORD.fullmatch(part) for part in body.split("/") if part):
         return False  # a path (Users/JaneDoe/Project2023), not a key
