@@ -16,8 +16,9 @@ loop. Two families of detectors:
 Notes
 -----
 High-entropy tokens are masked only when they mix upper case, lower case and digits (base64, at
-detect-secrets' 4.5 bits limit) or are hex (3.0 bits): hex runs of 40 or 64 characters are SHA-1 /
-SHA-256 digests that reports print on purpose and are never masked. Keyword values written without
+detect-secrets' 4.5 bits limit) or are mixed-case or prefixed hex (``sgp_...``, 3.0 bits): bare
+one-case hex runs are digests and ids (SHA-256, git commits, MD5, MLflow run ids) that reports print
+on purpose, and are masked only after a credential keyword (``client_secret: "6da8..."``). Keyword values written without
 quotes end at the first space and must look like a password (a digit, a symbol or inner capitals), so
 "password: reset it below" keeps its words.
 """
@@ -113,7 +114,6 @@ def might_hold(text: str) -> bool:
 _TOKEN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/_-])")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,7}[_-](?:[A-Za-z0-9]{1,8}[_-])?")  # a provider prefix: sgp_, s-s4t2ud-
-_DIGEST_LENGTHS = (40, 64)  # SHA-1 (git commits) and SHA-256 ids: printed on purpose, never masked
 _TRAILING = ".,;:!?)]}"
 _WORD = re.compile(r"[A-Za-z][a-z]*(?:[A-Z][a-z]+)*[0-9]*|[A-Z]+[0-9]*|[0-9]+")
 
@@ -298,7 +298,8 @@ def _high_entropy(token: str) -> bool:
     prefix = _PREFIX.match(token)
     rest = token[prefix.end() :] if prefix else token
     if len(rest) >= 20 and _HEX.fullmatch(rest):
-        digest = not prefix and len(rest) in _DIGEST_LENGTHS and (rest.islower() or rest.isupper() or rest.isdigit())
+        # bare one-case hex is a digest or an id (SHA-256, git commit, MD5, MLflow run): reports print them on purpose
+        digest = not prefix and (rest.islower() or rest.isupper() or rest.isdigit())
         return not digest and any(ch.isalpha() for ch in rest) and shannon_entropy(rest) > 3.0
     body = token.rstrip("=")
     if "/" in body and all(_WORD.fullmatch(part) for part in body.split("/") if part):

@@ -1,0 +1,108 @@
+"""Issue 25 §2 "no secret anywhere" and issue 24 item 1 (the masker is a leaf module).
+
+The planted set ``tests/data/secrets.jsonl`` holds detect-secrets' and gitleaks' own test cases
+(see ``tests/data/secrets_README.md``); ``bench/secrets.py`` measures every output on it.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import tunerail
+from tunerail.config import TunerailConfig
+from tunerail.report.redact import redact_text
+
+REPO = Path(__file__).resolve().parent.parent
+ROWS = [json.loads(line) for line in (REPO / "tests" / "data" / "secrets.jsonl").read_text(encoding="utf-8").splitlines()]
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def _masked_share(outputs: list[str]) -> float:
+    return sum(r["secret"] not in out for r, out in zip(ROWS, outputs)) / len(ROWS)
+
+
+def test_planted_secrets_are_masked_in_reports_and_the_traffic_log_but_example_rows_are_not(tmp_path):
+    from tunerail.pii import scan
+    from tunerail.serve.traffic import TrafficLog
+
+    assert len(ROWS) >= 200 and len({r["secret"] for r in ROWS}) >= 200 and len({r["kind"] for r in ROWS}) >= 15  # issue 25's set
+    assert _masked_share([redact_text(r["text"]) for r in ROWS]) >= 0.95
+    log = TrafficLog(tmp_path / "traffic.jsonl", fsync=False)
+    lines = [log.encode({"prompt": r["text"], "output": "ok"}).decode() for r in ROWS]
+    log.close()
+    assert _masked_share([json.loads(line)["prompt"] for line in lines]) >= 0.95
+
+    # the bundled examples hold no secret: nothing in them may be masked as one (hashes, ids, words)
+    with open(REPO / "examples" / "banking77" / "train.csv", newline="", encoding="utf-8") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    texts += [json.loads(line)["text"] for line in (REPO / "examples" / "wnut17" / "posts.jsonl").read_text().splitlines()]
+    flagged = [t for t in texts if any(m.kind in ("secret", "private_key") for m in scan(t))]
+    assert flagged == []
+
+
+def test_doctor_finds_a_password_and_an_aws_secret_key_and_masks_them_everywhere(tmp_path):
+    rows = [
+        {"text": f"how do I {verb} my {thing}", "label": verb} for verb in ("open", "close") for thing in ("card", "account", "app", "loan")
+    ]
+    rows += [
+        {"text": "I can't log in, my password is Summer2024! what now?", "label": "open"},
+        {"text": f"deploy fails with aws_secret_access_key = {AWS_SECRET}", "label": "close"},
+    ]
+    data = tmp_path / "data.csv"
+    with open(data, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    cfg = TunerailConfig.model_validate({"task": "classification", "data": {"format": "text_label"}, "doctor": {"mask_pii": True}})
+    out = tmp_path / "doctor"
+    result = tunerail.doctor(data, cfg, semantic=False, fix=True, out_dir=out)
+
+    flagged = {ref.index for f in result.findings if f.check == "secrets.token" for ref in f.rows}
+    assert {len(rows) - 2, len(rows) - 1} <= flagged
+    for name in ("findings.json", "report.html", "clean.jsonl"):
+        text = (out / name).read_text(encoding="utf-8")
+        assert "Summer2024" not in text and AWS_SECRET not in text and AWS_SECRET.replace("/", "\\/") not in text, name
+    clean = (out / "clean.jsonl").read_text(encoding="utf-8")
+    assert "my password is [SECRET]" in clean and "aws_secret_access_key = [SECRET]" in clean
+    for name in ("clean.jsonl", "quarantine.jsonl"):  # rows of user text: readable by their owner only
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE((out / "findings.json").stat().st_mode) != 0o600  # reports keep the ordinary mode
+
+
+def test_a_review_comment_is_stored_masked_in_a_0600_database(tmp_path):
+    from tunerail.review.store import ReviewStore, Unit
+
+    path = tmp_path / "review" / "review.sqlite"
+    store = ReviewStore(path)
+    units = [Unit("u1", 0, 0, "base", "tuned")]
+    store.create(material_hash="0" * 64, units=units, annotators=["ann"], overlap=0.0, seed=0, pairs=[("base", "tuned")])
+    comment = "B is right; ask jane.doe@gmail.com, my pwd=Qw3rty!9 works"
+    store.cast("ann", "u1", preference="tuned", rubric={}, comment=comment, skip_reason=None)
+
+    (vote,) = store.votes()
+    assert vote["comment"] == "B is right; ask [EMAIL], my pwd=[SECRET] works"
+    raw = b"".join(p.read_bytes() for p in path.parent.glob("review.sqlite*"))
+    assert b"jane.doe@gmail.com" not in raw and b"Qw3rty" not in raw
+    for p in path.parent.glob("review.sqlite*"):  # the -wal/-shm files SQLite creates copy the database's mode
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p.name
+
+
+def test_the_masker_is_a_leaf_and_findings_no_longer_load_the_doctor():
+    tree = ast.parse((REPO / "tunerail" / "pii.py").read_text(encoding="utf-8"))
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m and m.split(".")[0] == "tunerail"]
+
+    code = (
+        "import sys, tunerail.findings as f\n"
+        "print(f.Finding('x.y', f.Severity.INFO, 'my password is hunter2', 'fix').message)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tunerail.doctor')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.splitlines()
+    assert out == ["my password is [SECRET]", "[]"]
