@@ -106,3 +106,33 @@ def test_the_masker_is_a_leaf_and_findings_no_longer_load_the_doctor():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.splitlines()
     assert out == ["my password is [SECRET]", "[]"]
+
+
+def test_mlflow_params_tags_and_logged_config_are_masked():
+    from tunerail.train.tracking import MlflowTracker
+
+    class Client:  # records what would reach the MLflow server
+        def __init__(self):
+            self.sent: list[str] = []
+
+        def get_run(self, run_id):
+            return type("Run", (), {"data": type("Data", (), {"params": {}})()})()
+
+        def log_batch(self, run_id, params=(), metrics=()):
+            self.sent += [f"{p.key}={p.value}" for p in params]
+
+        def set_tag(self, run_id, key, value):
+            self.sent.append(f"{key}={value}")
+
+        def log_text(self, run_id, text, name):
+            self.sent.append(text)
+
+    tracker = MlflowTracker.__new__(MlflowTracker)  # no server: only what the tracker sends is checked
+    tracker.run_id, tracker._client = "r1", Client()
+    token = "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"
+    tracker.log_params({"model.base": "bundled:smollm2", "hub.token": token, "note": "ask jane.doe@gmail.com"})
+    tracker.set_tags({"data.url": "https://bot:pa55W0rd9@data.internal/x.jsonl"})
+    tracker.log_dict({"hub": {"token": token}}, "config.json")
+    sent = "\n".join(tracker._client.sent)
+    assert "model.base=bundled:smollm2" in sent and "hub.token=[SECRET]" in sent and "note=ask [EMAIL]" in sent
+    assert token not in sent and "pa55W0rd9" not in sent and "jane.doe" not in sent
