@@ -73,6 +73,8 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "Azure AD client secret": re.compile(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{30,34}(?![A-Za-z0-9_~.-])"),
     "1Password secret key": re.compile(r"\bA3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}\b"),
     "Amazon Bedrock key": re.compile(r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}"),
+    "Slack webhook": re.compile(r"(?<=hooks\.slack\.com/)(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{20,}"),
+    "Vault token": re.compile(r"\bhv[sb]\.[A-Za-z0-9_-]{90,}"),
     "Facebook token": re.compile(r"\b\d{15,16}(?:\||%7C)[A-Za-z0-9_-]{27}\b"),
 }
 # A credential after an Authorization scheme or curl's -u/--user (user:password)
@@ -99,7 +101,7 @@ _PROSE_SECRET = re.compile(
 # Anything a secret detector could fire on; text without it skips the secret detectors entirely.
 SECRET_HINT = re.compile(
     r"(?i:pass|pwd|secret|key|token|auth|cred|pin\b|xox|bearer|\s-u\s|--user)|://[^\s/]*:[^\s/]*@|[A-Za-z0-9+/_-]{20,}|-----BEGIN|AKC|AP[\dA-F]\w{8}"
-    r"|\dQ~|A3-"
+    r"|\dQ~|A3-|hooks\.slack"
 )
 # Cheap pre-filter for callers masking many short strings (reports): without an '@', 7 digits, an IP
 # shape or a secret hint there is nothing to mask (``scan`` itself would find nothing either).
@@ -111,10 +113,12 @@ def might_hold(text: str) -> bool:
     return bool(_MAYBE.search(text) or SECRET_HINT.search(text) or "eyJ" in text or "AIza" in text or "sk-" in text)
 
 
-_TOKEN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/_-])")
+# a run of base64/hex characters; not one that continues a host name or a path (URLs are addresses, not keys)
+_TOKEN = re.compile(r"(?<![A-Za-z0-9+/_.-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/_-])")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,7}[_-](?:[A-Za-z0-9]{1,8}[_-])?")  # a provider prefix: sgp_, s-s4t2ud-
 _TRAILING = ".,;:!?)]}"
+_IDENTIFIER = re.compile(r"[a-z]+(?:[_.-][a-z]+)+|[a-z]+(?:[A-Z][a-z]+)+|(?:[a-z]+\.)+[a-z]+(?:[A-Z][a-z]+)*")
 _WORD = re.compile(r"[A-Za-z][a-z]*(?:[A-Z][a-z]+)*[0-9]*|[A-Z]+[0-9]*|[0-9]+")
 
 
@@ -273,6 +277,8 @@ def _keyword_value(text: str, start: int, end: int, whole: bool = False) -> tupl
         return None
     if value.isalpha() and (value.islower() or value.istitle()) and (not quoted or len(value) <= 12):
         return None  # an ordinary word ("password: required"), not a password
+    if _IDENTIFIER.fullmatch(value):
+        return None  # a name (SORT_KEY: created_at, token = user.authToken), not a value
     return start, start + len(value)
 
 
