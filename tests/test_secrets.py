@@ -136,3 +136,27 @@ def test_mlflow_params_tags_and_logged_config_are_masked():
     sent = "\n".join(tracker._client.sent)
     assert "model.base=bundled:smollm2" in sent and "hub.token=[SECRET]" in sent and "note=ask [EMAIL]" in sent
     assert token not in sent and "pa55W0rd9" not in sent and "jane.doe" not in sent
+
+
+def test_split_files_are_created_0600_and_the_manifest_is_not(tmp_path):
+    from tunerail.split import split
+
+    with open(REPO / "examples" / "banking77" / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[:300]
+    data = tmp_path / "d.csv"
+    with open(data, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "category"])
+        writer.writeheader()
+        writer.writerows(rows)
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
+            "criteria": {"margin": 0.2},
+            "split": {"semantic": False},
+        }
+    )
+    split(data, cfg, out_dir=tmp_path / "out", store=tmp_path / "store")
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
+        assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE((tmp_path / "out" / "split.json").stat().st_mode) != 0o600
