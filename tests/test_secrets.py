@@ -160,3 +160,16 @@ def test_split_files_are_created_0600_and_the_manifest_is_not(tmp_path):
     for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
         assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o600, name
     assert stat.S_IMODE((tmp_path / "out" / "split.json").stat().st_mode) != 0o600
+
+
+def test_long_inputs_are_masked_in_linear_time():
+    """A credential-key pattern with an unbounded prefix took 180 s on 100 kB of hex (quadratic backtracking)."""
+    import os
+    import time
+
+    from tunerail.pii import mask
+
+    for text in (os.urandom(50_000).hex(), "a_" * 25_000 + " token", "api_key=" * 6_000):
+        start = time.perf_counter()
+        mask(text)
+        assert time.perf_counter() - start < 20, text[:20]

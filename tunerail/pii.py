@@ -84,7 +84,7 @@ _CREDENTIAL_ARGS = re.compile(
 )
 # key = value where the key names a credential (detect-secrets' keyword list leaves out "token" and spaced colons)
 _CREDENTIAL_KEY = re.compile(
-    r"(?i)(?:\b|_)(?:[a-z0-9]+[_.-])*(?:token|secret|credentials?|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|auth[_-]?key|(?-i:[A-Z0-9]+_KEY|[a-z0-9]+Key))"
+    r"(?i)(?:token|secret|credentials?|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|auth[_-]?key|(?-i:\b[A-Z0-9_]{0,30}_KEY|\b[a-z0-9]{1,30}Key))"
     r"[\w.-]*[\"'\]]{0,2}\s*(?:[:?]{0,3}=>?|:)\s*[\"'`]?"
 )
 _PRIVATE_KEY = re.compile(
@@ -118,6 +118,7 @@ _TOKEN = re.compile(r"(?<![A-Za-z0-9+/_.-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,7}[_-](?:[A-Za-z0-9]{1,8}[_-])?")  # a provider prefix: sgp_, s-s4t2ud-
 _TRAILING = ".,;:!?)]}"
+_KEYWORD_HINT = re.compile(r"(?i)pass|pwd|secret|key|contrase")  # detect-secrets' keyword list, by its stems
 _IDENTIFIER = re.compile(r"[a-z]+(?:[_.-][a-z]+)+|[a-z]+(?:[A-Z][a-z]+)+|(?:[a-z]+\.)+[a-z]+(?:[A-Z][a-z]+)*")
 _WORD = re.compile(r"[A-Za-z][a-z]*(?:[A-Z][a-z]+)*[0-9]*|[A-Z]+[0-9]*|[0-9]+")
 
@@ -223,12 +224,14 @@ def _secrets(text: str) -> list[PiiMatch]:
     for provider, pattern in providers:
         for m in pattern.finditer(text):
             out.append(PiiMatch("secret", *_value_span(m), provider))
-    for pattern, group in keywords:
-        for m in pattern.finditer(text):
-            config_key = "_" in text[m.start() : m.start(group)]  # aws_secret_access_key: ... is config, not prose
-            span = _keyword_value(text, m.start(group), m.end(group), whole=config_key)
-            if span:
-                out.append(PiiMatch("secret", *span, "keyword"))
+    for lo, hi in _keyword_windows(text):  # keyword patterns have no literal prefix: run them near a keyword only
+        chunk = text[lo:hi]
+        for pattern, group in keywords:
+            for m in pattern.finditer(chunk):
+                config_key = "_" in chunk[m.start() : m.start(group)]  # aws_secret_access_key: ... is config, not prose
+                span = _keyword_value(text, lo + m.start(group), lo + m.end(group), whole=config_key)
+                if span:
+                    out.append(PiiMatch("secret", *span, "keyword"))
     for m in _CREDENTIAL_ARGS.finditer(text):
         out.append(PiiMatch("secret", m.start(2), m.end(2) - len(m.group(1)), "credential"))
     for m in _CREDENTIAL_KEY.finditer(text):
@@ -244,6 +247,20 @@ def _secrets(text: str) -> list[PiiMatch]:
         if _high_entropy(m.group(0)):
             out.append(PiiMatch("secret", m.start(), m.end(), "high-entropy token"))
     return [m for m in out if m.end > m.start]
+
+
+def _keyword_windows(text: str) -> list[tuple[int, int]]:
+    """Merged spans of the lines around each credential keyword (200 characters before, 400 after)."""
+    windows: list[tuple[int, int]] = []
+    for m in _KEYWORD_HINT.finditer(text):
+        lo = max(text.rfind("\n", 0, m.start()) + 1, m.start() - 200)
+        line_end = text.find("\n", m.end())
+        hi = min(len(text) if line_end < 0 else line_end, m.end() + 400)
+        if windows and lo <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+        else:
+            windows.append((lo, hi))
+    return windows
 
 
 def _value_span(m: re.Match[str]) -> tuple[int, int]:
@@ -272,7 +289,7 @@ def _keyword_value(text: str, start: int, end: int, whole: bool = False) -> tupl
     value = text[start:end]
     if not quoted:
         value = (value.split("\n", 1)[0].rstrip() if whole else value.split(None, 1)[0]) if value.strip() else ""
-        value = value.rstrip(_TRAILING) if value[-1:] in _TRAILING and not _balanced(value) else value
+        value = value.rstrip(_TRAILING) if value and value[-1] in _TRAILING and not _balanced(value) else value
     if len(value) < 4 or not any(ch.isalnum() for ch in value) or is_templated_secret(value) or is_prefixed_with_dollar_sign(value):
         return None
     if value.isalpha() and (value.islower() or value.istitle()) and (not quoted or len(value) <= 12):
