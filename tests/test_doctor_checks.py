@@ -12,7 +12,7 @@ from tunerail.config import TunerailConfig
 from tunerail.doctor import doctor
 from tunerail.stats import rows_needed, wilson_half_width, wilson_interval
 from tunerail.doctor.checks.lengths import cut_off_reason
-from tunerail.doctor.checks.pii import iban_valid, luhn_valid, mask, scan
+from tunerail.pii import iban_valid, luhn_valid, mask, scan
 
 
 def codes(result, check):

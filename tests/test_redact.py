@@ -9,6 +9,7 @@ from pathlib import Path
 import tunerail
 from tunerail.config import TunerailConfig
 from tunerail.findings import Finding, Severity, dumps
+from tunerail.report.redact import redact_text
 from tunerail.split.leakage import leakage
 
 KEY = "sk-proj-Zq8LmN3pR7vX2bT9wK4yH6jD"
@@ -74,3 +75,33 @@ def test_finding_masks_message_fix_and_details_labels():
     f = Finding("x.y", Severity.WARNING, f"quoted: {ROW}", f"relabel '{EMAIL}'", details={"counts": {EMAIL: 2}})
     _assert_clean(f.message + f.fix + json.dumps(f.details), "a finding")
     assert "[SECRET]" in f.message and "[EMAIL]" in f.fix
+
+
+def test_passwords_and_keys_in_prose_and_config_shapes_are_masked_but_words_hashes_and_paths_stay():
+    """Issue 25 §2: the shapes the masker missed (prose, pwd=, passwd:, YAML/JSON/ini/env, AWS secret keys, basic auth)."""
+    from tunerail.pii import mask
+
+    masked = {
+        "my password is hunter2": "my password is [SECRET]",
+        "login failed, pwd=Qw3rty!9 on the portal": "login failed, pwd=[SECRET] on the portal",
+        "passwd: n0t-so-s3cret": "passwd: [SECRET]",
+        "database:\n  password: hX7pL2qW9z\n  user: app": "database:\n  password: [SECRET]\n  user: app",
+        '{"password": "J8d!ks92Lm"}': '{"password": "[SECRET]"}',
+        "[db]\npassword = Vb93kLs0q": "[db]\npassword = [SECRET]",
+        "export DB_PASSWORD=p4ssW0rdEnv": "export DB_PASSWORD=[SECRET]",
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY": "aws_secret_access_key = [SECRET]",
+        "git clone https://deploy:gh0stR1der@git.internal.net/r.git": "git clone https://deploy:[SECRET]@git.internal.net/r.git",
+        "HF_TOKEN=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 python app.py": "HF_TOKEN=[SECRET] python app.py",
+    }
+    for text, want in masked.items():
+        assert mask(text) == want, text
+        assert redact_text(text) == want, text  # the report pre-filter lets every shape through
+    kept = [
+        "Reset your password: click the link below.",
+        "my password is incorrect, what should I do?",
+        "split 3f786850e387550fdab836ed7e6dc881de23001b, test sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "request 123e4567-e89b-12d3-a456-426614174000 saved to /Users/JaneDoe/Project2023/src/main.py",
+        "The secret: always be kind to the support agent",
+    ]
+    for text in kept:
+        assert mask(text) == text

@@ -25,6 +25,7 @@ def _umask_mode() -> int:
 
 
 _DEFAULT_MODE = _umask_mode()
+PRIVATE_MODE = 0o600  # files holding user text (rows, answers, comments, traffic): readable by their owner only
 
 
 def hash_file(path: str | Path) -> str:
@@ -36,8 +37,11 @@ def hash_file(path: str | Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` via a temp file + fsync + rename: readers see all or nothing."""
+def write_atomic(path: str | Path, data: bytes | str, *, private: bool = False) -> Path:
+    """Write ``data`` to ``path`` via a temp file + fsync + rename: readers see all or nothing.
+
+    ``private=True`` creates it 0600 (see ``write_private``); otherwise it gets the umask's mode.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
@@ -48,12 +52,31 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, _DEFAULT_MODE)  # mkstemp makes 0600; outputs are ordinary files
+        os.chmod(tmp, PRIVATE_MODE if private else _DEFAULT_MODE)  # mkstemp makes 0600; reports are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def write_private(path: str | Path, data: bytes | str) -> Path:
+    """``write_atomic`` for a file that holds user text (clean.jsonl, split files, answers): mode 0600.
+
+    Why: training rows, model answers and review comments may hold personal data; a shared machine's
+    other users must not read them through a default 0644.
+    """
+    return write_atomic(path, data, private=True)
+
+
+def create_private(path: str | Path) -> Path:
+    """Create ``path`` empty with mode 0600 if missing (tighten it if it exists): for files another
+    library opens and grows (SQLite databases, append-only logs), which would otherwise get 0644."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
+    os.chmod(path, PRIVATE_MODE)
     return path
 
 

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 from tunerail.data.records import Record, Rejection
 from tunerail.data.records import RowRef
 from tunerail.findings import Finding
+from tunerail.pii import mask
 
 # Clusters that are safe to thin out even when their check does not say so in ``details``.
 DEFAULT_ACTIONS = {"duplicates.exact": "drop_except_first", "duplicates.near": "drop_except_first"}
@@ -130,8 +131,6 @@ def plan_fix(
     kept = [rec for rec in records if rec.index not in quarantined]
     plan = FixPlan(len(records) + len(rejections), kept, sorted(quarantined.values(), key=lambda q: q.ref.index))
     if mask_pii:
-        from tunerail.doctor.checks.pii import mask
-
         for rec in kept:
             masked = _mask_fields(rec.fields, lambda s: mask(s, phone_region))
             if masked != rec.fields:
@@ -152,11 +151,11 @@ def _mask_fields(value: Any, masker: Any) -> Any:
 
 def write_fix(plan: FixPlan, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``clean.jsonl`` and ``quarantine.jsonl`` atomically; returns their paths."""
-    from tunerail.io import write_atomic
+    from tunerail.io import write_private
 
     out = Path(out_dir)
-    clean = write_atomic(out / "clean.jsonl", "".join(_line(row) for row in plan.clean_rows()))
-    quarantine = write_atomic(out / "quarantine.jsonl", "".join(_line(q.to_json()) for q in plan.quarantined))
+    clean = write_private(out / "clean.jsonl", "".join(_line(row) for row in plan.clean_rows()))
+    quarantine = write_private(out / "quarantine.jsonl", "".join(_line(q.to_json()) for q in plan.quarantined))
     return clean, quarantine
 
 

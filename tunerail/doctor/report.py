@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import all_checks
+from tunerail.pii import mask
 
 if TYPE_CHECKING:
     from tunerail.doctor.recipe import DoctorResult
@@ -76,8 +77,6 @@ def write_report(result: "DoctorResult", ctx: CheckContext, path: str | Path) ->
 
 def _clip(text: str, phone_region: str = "US") -> str:
     """A shortened example with personal data and secrets masked: reports get shared (CI artifacts)."""
-    from tunerail.doctor.checks.pii import mask
-
     text = mask(text, phone_region)  # before cutting: a key cut in half would no longer be recognised
     return text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + " …"
 

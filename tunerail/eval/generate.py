@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from tunerail.io import write_atomic
+from tunerail.io import write_private
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -426,7 +426,7 @@ def cached(cache_dir: Path | None, key: str, compute: Callable[[], Any]) -> tupl
             pass  # a corrupt entry is recomputed
     CACHE_STATS["misses"] += 1
     value = compute()
-    write_atomic(path, json.dumps(_plain(value), ensure_ascii=False))
+    write_private(path, json.dumps(_plain(value), ensure_ascii=False))
     return value, False
 
 

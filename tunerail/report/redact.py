@@ -4,8 +4,8 @@ Every ``Finding`` (message, fix, details; labels included) passes it when it is 
 JSON report passes it in ``findings.dumps``, and every ``{{ value }}`` of an HTML report passes
 it as the Jinja ``finalize`` hook; so an API key, card number, phone number or e-mail address
 quoted from a row reaches no ``findings.json``, ``report.html``, ``leakage.html``, eval report or
-terminal. It reuses the doctor's PII scanner (``tunerail.doctor.checks.pii.mask``): same
-validation (Luhn, libphonenumber...), same placeholders (``[EMAIL]``, ``[SECRET]``...).
+terminal. It reuses the one masker (``tunerail.pii.mask``, as the doctor, serve and review do):
+same validation (Luhn, libphonenumber, detect-secrets...), same placeholders (``[EMAIL]``, ``[SECRET]``...).
 
 Data files the user asked for (``clean.jsonl``, split files) are not reports: they are masked
 only with ``doctor.mask_pii``.
@@ -16,20 +16,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tunerail.pii import mask, might_hold
+
 # Hashes and ids (sha256, config fingerprints) are hex runs a card pattern could bite into.
 _HEX_ID = re.compile(r"[0-9a-f]{16,}")
-# Cheap pre-filter: text without an '@', 7 digits, a key prefix or a PEM header has nothing to mask.
-_MAYBE = re.compile(
-    r"@|(?:\d\D{0,3}){7}|AKIA|ASIA|gh[pousr]_|github_pat_|sk-|xox[abposr]-|AIza|_live_|eyJ|-----BEGIN|:[0-9A-Fa-f]{0,4}:|\d\.\d{1,3}\.\d"
-)
 
 
 def redact_text(text: str, phone_region: str = "US") -> str:
     """``text`` with personal data and secrets replaced by placeholders (idempotent)."""
-    if not text or _HEX_ID.fullmatch(text) or not _MAYBE.search(text):
+    if not text or _HEX_ID.fullmatch(text) or not might_hold(text):  # the cheap pre-filter: most text holds nothing
         return text
-    from tunerail.doctor.checks.pii import mask
-
     return mask(text, phone_region)
 
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from markupsafe import Markup
 
 from tunerail.report.render import _environment
 from tunerail.review.session import ReviewSession, compute_results
@@ -179,7 +180,7 @@ def _item_context(session: ReviewSession, who: Any, row: Any) -> dict[str, Any]:
         "position": row["position"],
         "done": done,
         "total": total,
-        "csrf": who["csrf"],
+        "csrf": Markup(who["csrf"]),  # our own URL-safe token: Markup keeps report redaction from masking it
         "input": it["input"],
         "reference": it["reference"],
         "answer_a": it["outputs"][a_sys],

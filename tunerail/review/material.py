@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tunerail.errors import Problem, TunerailError
-from tunerail.io import write_atomic
+from tunerail.io import write_private
 
 RATING_SCALE = "1-5 (5 = as good as the reference); leave blank to skip"
 
@@ -114,12 +114,12 @@ def key_path(path: str | Path) -> Path:
 
 def _write_table(path: Path, records: list[dict[str, Any]], fields: list[str]) -> Path:
     if path.suffix == ".jsonl":
-        return write_atomic(path, "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
+        return write_private(path, "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(records)
-    return write_atomic(path, buf.getvalue())
+    return write_private(path, buf.getvalue())
 
 
 def _review_text(path: Path) -> str:
@@ -265,4 +265,4 @@ def write_items(rows: Sequence[ReviewRow], path: str | Path, systems: dict[str, 
             )
             + "\n"
         )
-    return write_atomic(path, "".join(lines))
+    return write_private(path, "".join(lines))

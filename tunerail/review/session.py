@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from tunerail.config import ReviewConfig, TunerailConfig
 from tunerail.errors import Problem, TunerailError
-from tunerail.io import hash_file, write_atomic
+from tunerail.io import hash_file, write_atomic, write_private
 from tunerail.review.material import ITEMS_FILE
 from tunerail.review.store import ReviewStore, make_units, parse_pairs
 
@@ -145,7 +145,7 @@ def open_session(
         tokens = store.create(
             material_hash=digest, units=units, annotators=names, overlap=review.overlap, seed=review.seed, pairs=pair_list
         )
-    write_atomic(links_file, json.dumps(tokens, indent=2))
+    write_private(links_file, json.dumps(tokens, indent=2))
     os.chmod(links_file, 0o600)
     return ReviewSession(material.parent, items, store, review, tokens)
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from tunerail.errors import Problem, TunerailError
+from tunerail.io import create_private
+from tunerail.pii import mask
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -152,7 +154,7 @@ class ReviewStore:
         pairs: Sequence[tuple[str, str]],
     ) -> dict[str, str]:
         """Create the session; returns name -> link token (admin under ``"@admin"``), shown once."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)  # votes and comments are user text; SQLite's -wal/-shm files copy this mode
         plan = assign([u.unit for u in units], annotators, overlap, seed)
         tokens = {name: secrets.token_urlsafe(24) for name in [*annotators, "@admin"]}
         with self.connect() as c:
@@ -247,8 +249,11 @@ class ReviewStore:
         """Store (or replace) one vote in its own committed transaction.
 
         ``preference`` is a system name or ``"tie"`` (None when skipped); ``rubric`` maps question ->
-        system name -> score. The A/B side was translated by the caller.
+        system name -> score. The A/B side was translated by the caller. The comment and skip reason
+        are stored masked (``tunerail.pii.mask``): annotators paste e-mails, keys and passwords too.
         """
+        comment = mask(comment)
+        skip_reason = mask(skip_reason) if skip_reason else skip_reason
         with self.connect() as c:
             c.execute("BEGIN IMMEDIATE")
             c.execute(

@@ -9,8 +9,9 @@ ending without a newline first seals it with one, so the next record is never gl
 one. ``fsync`` after each record (``fsync=True``, the default) also survives a power loss.
 
 Rotation by size, like ``logging.handlers.RotatingFileHandler``: ``traffic.jsonl`` becomes
-``traffic.jsonl.1`` (``.1`` -> ``.2`` ...), at most ``backups`` kept. Personal data is masked
-with the doctor's masker (``tunerail.doctor.checks.pii.mask``) before the line is written.
+``traffic.jsonl.1`` (``.1`` -> ``.2`` ...), at most ``backups`` kept. Personal data and secrets
+(passwords, keys, tokens) are masked with the one masker (``tunerail.pii.mask``) before the line is
+written, and the log is created 0600 (rotation keeps the mode).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+from tunerail.pii import mask
 
 MASKED_FIELDS = ("prompt", "output", "messages", "error")
 
@@ -33,7 +36,7 @@ class TrafficLog:
     path : the live log file (folders are created).
     max_bytes : rotate before a record would take the file beyond this size.
     backups : rotated files kept (0 = truncate on rotation).
-    mask_pii : replace e-mails, phones, card numbers, IBANs, IPs and secrets by placeholders.
+    mask_pii : replace e-mails, phones, card numbers, IBANs, IPs, passwords and other secrets by placeholders.
     phone_region : region for national phone numbers (``doctor.phone_region``).
     fsync : flush each record to disk (survives power loss, costs ~1 ms per request).
     """
@@ -66,8 +69,6 @@ class TrafficLog:
         return fd
 
     def _mask(self, value: Any) -> Any:
-        from tunerail.doctor.checks.pii import mask
-
         if isinstance(value, str):
             return mask(value, self.phone_region)
         if isinstance(value, list):

@@ -34,7 +34,7 @@ from tunerail.split.assign import assign_groups
 from tunerail.split.groups import Groups, find_groups
 from tunerail.split.guards import size_problems
 from tunerail.stats import rows_needed, wilson_half_width
-from tunerail.io import check_out_dir, hash_file, write_atomic
+from tunerail.io import check_out_dir, hash_file, write_atomic, write_private
 from tunerail.store import Store
 
 SPLITS = ("train", "validation", "test")
@@ -264,7 +264,7 @@ def split(
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         warnings.append(f"--allow-criteria-change: criteria changed after the test set was frozen ({diff})")
-    paths = {name: write_atomic(out / f"{name}.jsonl", blobs[f"{name}.jsonl"]) for name in SPLITS}
+    paths = {name: write_private(out / f"{name}.jsonl", blobs[f"{name}.jsonl"]) for name in SPLITS}
     per_class = {name: dict(sorted(Counter(str(r.label) for r in rows).items())) if stratified else {} for name, rows in parts.items()}
     p = config.criteria.threshold if config.criteria.threshold and 0 < config.criteria.threshold < 1 else 0.5
     manifest: dict[str, Any] = {

@@ -12,6 +12,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from tunerail.pii import mask, mask_value
+
 
 class NullTracker:
     """Tracking switched off (or a non-main process): every call is a no-op."""
@@ -53,7 +55,7 @@ class MlflowTracker(NullTracker):
         from mlflow.entities import Param
 
         existing = self._client.get_run(self.run_id).data.params
-        fresh = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
+        fresh = [Param(k, mask(str(v))[:6000]) for k, v in params.items() if k not in existing]  # a token in a config value
         for i in range(0, len(fresh), 100):
             self._client.log_batch(self.run_id, params=fresh[i : i + 100])
 
@@ -67,10 +69,10 @@ class MlflowTracker(NullTracker):
 
     def set_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():
-            self._client.set_tag(self.run_id, k, str(v))
+            self._client.set_tag(self.run_id, k, mask(str(v)))
 
     def log_dict(self, data: dict[str, Any], name: str) -> None:
-        self._client.log_text(self.run_id, json.dumps(data, indent=2, default=str), name)
+        self._client.log_text(self.run_id, json.dumps(mask_value(data), indent=2, default=str), name)
 
     def log_artifacts(self, folder: Path, path: str) -> None:
         self._client.log_artifacts(self.run_id, str(folder), artifact_path=path)

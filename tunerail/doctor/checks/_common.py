@@ -21,11 +21,14 @@ def refs(records: Sequence[Record], positions: Iterable[int]) -> list[RowRef]:
     return sorted(records[i].ref for i in positions)
 
 
-def excerpt(text: str, limit: int = 60) -> str:
-    """A one-line, shortened quote of ``text`` for messages (redacted before it is cut, so no half key shows)."""
+def excerpt(text: str, limit: int = 60, tail: bool = False) -> str:
+    """A one-line, shortened quote of ``text`` for messages (redacted before it is cut, so no half key shows);
+    ``tail`` quotes its last ``limit`` characters instead of its first."""
     from tunerail.report.redact import redact_text
 
     text = " ".join(redact_text(text).split())
+    if tail:
+        return text[-limit:]
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

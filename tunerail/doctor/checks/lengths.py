@@ -216,7 +216,7 @@ def cut_off(ctx: CheckContext) -> list[Finding]:
             out.append(
                 found(
                     Severity.WARNING,
-                    f'answer looks cut off ({reason}): "…{excerpt(rec.completion[-60:], 60)}"',
+                    f'answer looks cut off ({reason}): "…{excerpt(rec.completion, 60, tail=True)}"',
                     "complete or regenerate the answer, or drop the row",
                     rows=[rec.ref],
                     details={"reason": reason},
