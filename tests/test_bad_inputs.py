@@ -237,3 +237,81 @@ def test_monitor_on_random_bytes_names_the_file_as_not_a_traffic_log(tmp_path, c
     capsys.readouterr()
     assert main(["monitor", str(data), "--reference", str(tmp_path)]) == 2
     assert "has a 'prompt'" in _err(capsys)
+
+
+def test_review_app_answers_a_superscript_score_and_a_huge_item_id_with_4xx(tmp_path):
+    pytest.importorskip("krippendorff")
+    import re
+
+    from fastapi.testclient import TestClient
+    from review_helpers import make_material
+
+    from tunerail.review.app import create_app
+    from tunerail.review.session import open_session
+
+    make_material(tmp_path, 6)
+    session = open_session(tmp_path, annotators=["alice"])
+    client = TestClient(create_app(session), raise_server_exceptions=False)
+    page = client.get(f"/?token={session.tokens['alice']}", follow_redirects=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = client.post("/item/0", data={"csrf": csrf, "preference": "A", "q0a": "³"})
+    assert r.status_code == 422 and "scores are 1-" in r.text
+    huge = str(10**30)
+    assert client.get(f"/item/{huge}").status_code == 404
+    assert client.post(f"/item/{huge}", data={"csrf": csrf, "preference": "A"}).status_code == 404
+    assert client.get("/item/-1").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from serve_fixtures import make_run, running_server
+
+    from tunerail.serve import build_state
+    from tunerail.serve.app import create_app
+
+    run = make_run(tmp_path_factory.mktemp("serve"), n_train=50, n_test=10, serve={"max_new_tokens": 4})
+    state = build_state(run)
+    with running_server(create_app(state)) as url:
+        yield run, state, url
+    state.traffic.close()
+
+
+def test_serve_refuses_a_seed_past_int64_with_400(served):
+    import httpx
+
+    _, _, url = served
+    body = {"model": "banking-serve", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.7, "max_tokens": 2}
+    r = httpx.post(f"{url}/v1/chat/completions", json={**body, "seed": 10**21}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "seed"
+    assert httpx.post(f"{url}/v1/chat/completions", json={**body, "seed": 7}, timeout=60).status_code == 200
+
+
+def test_serve_caps_the_body_before_parsing_and_logs_a_cut_prompt_with_its_length(served):
+    import httpx
+
+    from tunerail.serve import read_traffic
+    from tunerail.serve.app import LOG_PROMPT_CHARS, MAX_BODY_BYTES
+
+    run, _, url = served
+    big = {"model": "banking-serve", "messages": [{"role": "user", "content": "x" * (MAX_BODY_BYTES + 10)}]}
+    r = httpx.post(f"{url}/v1/chat/completions", json=big, timeout=60)
+    assert r.status_code == 413
+    error = r.json()["error"]
+    assert error["code"] == "request_too_large" and error["type"] == "invalid_request_error" and f"{MAX_BODY_BYTES:,}" in error["message"]
+
+    def chunks():  # no Content-Length: the cap holds on the stream as well
+        for _ in range(12):
+            yield b" " * 100_000
+
+    r = httpx.post(f"{url}/v1/chat/completions", content=chunks(), timeout=60)
+    assert r.status_code == 413
+
+    long_prompt = "word " * 10_000  # 50,000 characters: too long for the context, logged as an error
+    r = httpx.post(
+        f"{url}/v1/chat/completions", json={"model": "banking-serve", "messages": [{"role": "user", "content": long_prompt}]}, timeout=60
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+    logged = [rec for rec in read_traffic(run / "traffic").records if rec.get("prompt_chars") == len(long_prompt)]
+    assert len(logged) == 1 and len(logged[0]["prompt"]) == LOG_PROMPT_CHARS
+    assert len(logged[0]["messages"][0]["content"]) == LOG_PROMPT_CHARS
+    assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "ok"
