@@ -315,3 +315,24 @@ def test_serve_caps_the_body_before_parsing_and_logs_a_cut_prompt_with_its_lengt
     assert len(logged) == 1 and len(logged[0]["prompt"]) == LOG_PROMPT_CHARS
     assert len(logged[0]["messages"][0]["content"]) == LOG_PROMPT_CHARS
     assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "ok"
+
+
+def test_a_capped_row_is_counted_by_extrapolation_not_as_its_first_characters():
+    import time
+
+    from tunerail.data.records import Record, RowRef
+    from tunerail.models import load_tokenizer
+    from tunerail.prompting import training_lengths
+
+    tok = load_tokenizer("bundled:smollm2")
+    words = " ".join(f"word{i % 997}" for i in range(40_000))  # ~330,000 characters
+    rows = [
+        Record(RowRef(0, 1), "prompt_completion", None, words, "short answer."),
+        Record(RowRef(1, 2), "prompt_completion", None, "a short question?", "short answer."),
+    ]
+    exact = training_lengths(tok, rows)
+    start = time.perf_counter()
+    capped = training_lengths(tok, rows, max_chars=8192)
+    assert time.perf_counter() - start < 2
+    assert capped[1] == exact[1]  # rows under the cap are counted exactly
+    assert abs(capped[0] - exact[0]) / exact[0] < 0.05  # today: 8192 characters' worth, 2 % of the row
