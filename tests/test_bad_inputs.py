@@ -336,3 +336,71 @@ def test_a_capped_row_is_counted_by_extrapolation_not_as_its_first_characters():
     assert time.perf_counter() - start < 2
     assert capped[1] == exact[1]  # rows under the cap are counted exactly
     assert abs(capped[0] - exact[0]) / exact[0] < 0.05  # today: 8192 characters' worth, 2 % of the row
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from train_tiny import banking_rows, tiny_config, write_jsonl
+
+    from tunerail.train import train
+
+    tmp = tmp_path_factory.mktemp("resume")
+    data = write_jsonl(tmp / "train.jsonl", banking_rows(16)), write_jsonl(tmp / "validation.jsonl", banking_rows(8, offset=1000))
+    cfg = tiny_config(tmp, epochs=1, eval_steps=1, patience=10)
+    train(cfg, train_data=data[0], validation_data=data[1], out_dir=tmp / "run")
+    return cfg, data, tmp / "run"
+
+
+def _resume(trained_run, out: Path):
+    from tunerail.train import train
+
+    cfg, data, _ = trained_run
+    return train(cfg, train_data=data[0], validation_data=data[1], out_dir=out, resume=True)
+
+
+@pytest.mark.slow  # trains the tiny model once (about 25 s on 2 busy cores)
+def test_a_cut_latest_json_or_trainable_safetensors_is_named_with_what_to_do(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run[2], run)
+    latest = run / "checkpoints" / "latest.json"
+    good = latest.read_text()
+    latest.write_text(good[: len(good) // 2])
+    with pytest.raises(TunerailError) as info:
+        _resume(trained_run, run)
+    problem = info.value.problems[0]
+    assert problem.file == str(latest) and "damaged" in problem.message and "state-step-" in problem.fix
+
+    latest.write_text(good)
+    weights = run / "checkpoints" / json.loads(good)["dir"] / "trainable.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(TunerailError) as info:
+        _resume(trained_run, run)
+    problem = info.value.problems[0]
+    assert problem.file == str(weights) and "cannot be read" in problem.message and "--out" in problem.fix
+
+
+def test_an_adapter_whose_r_differs_from_its_weights_is_named(tmp_path):
+    import shutil
+
+    from eval_fixtures import cached_tiny_pair
+
+    from tunerail.eval.generate import load_model
+
+    model_dir, adapter_dir = cached_tiny_pair()
+    adapter = tmp_path / "adapter"
+    shutil.copytree(adapter_dir, adapter)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config["r"] = config["r"] * 2
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(TunerailError) as info:
+        load_model(str(model_dir), adapter)
+    problem = info.value.problems[0]
+    assert problem.file == str(adapter / "adapter_config.json") and "same run" in problem.fix
+
+    shutil.copytree(adapter_dir, adapter, dirs_exist_ok=True)
+    cut = adapter / "adapter_model.safetensors"
+    cut.write_bytes(cut.read_bytes()[:50])
+    with pytest.raises(TunerailError, match="do not load"):
+        load_model(str(model_dir), adapter)
