@@ -129,6 +129,15 @@ def test_scalars_are_text_and_lists_or_objects_are_refused_for_every_field(tmp_p
     records, rejected, _ = load_records(pc, "prompt_completion")
     assert [(r.prompt, r.completion) for r in records] == [("true", "4.5")] and rejected[0].field == "completion"
 
+    chat = tmp_path / "chat.jsonl"
+    turns = [
+        [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": 4}],
+        [{"role": "user", "content": ["a"]}, {"role": "assistant", "content": "x"}],
+    ]
+    chat.write_text("".join(json.dumps({"messages": t}) + "\n" for t in turns))
+    records, rejected, _ = load_records(chat, "chat")
+    assert [r.completion for r in records] == ["4"] and [r.field for r in rejected] == ["messages[0].content"]
+
 
 @pytest.mark.parametrize("content", ["", "text,label\n", "text,label\n\n\n"])
 def test_empty_or_header_only_file_is_exit_2_naming_the_file(tmp_path, capsys, content):

@@ -599,8 +599,8 @@ def to_record(raw: RawRow, fmt: str, columns: Mapping[str, str] | None = None, g
             instruction = _text_field(data, _pick(data, "instruction", columns) or "instruction", raw)
             input_col = _pick(data, "input", columns)
             extra = data.get(input_col) if input_col else None
-            if extra is not None and not isinstance(extra, str):
-                raise _Reject("must be a string", input_col, f"found {type(extra).__name__}")
+            if extra is not None and (extra := scalar_text(extra)) is None:
+                raise _Reject("must be text (a string, number or boolean)", input_col, f"found {type(data[input_col]).__name__}")
             output = _text_field(data, _pick(data, "output", columns) or "output", raw)
             prompt = instruction if not extra or not extra.strip() else f"{instruction}\n\n{extra}"
             return Record(raw.ref, "instruction", None, prompt, output, None, group, _own_fields(data))
@@ -694,9 +694,10 @@ def _chat_record(raw: RawRow, data: Mapping[str, Any], columns: Mapping[str, str
             raise _Reject(f"has unknown role {role!r}", f"{where}.role", f"allowed: {', '.join(CHAT_ROLES)}")
         if content is None:
             raise _Reject("is missing", f"{where}.content")
-        if not isinstance(content, str):
-            raise _Reject("must be a string", f"{where}.content", f"found {type(content).__name__}")
-        turns.append({"role": role, "content": content})
+        text = scalar_text(content)
+        if text is None:
+            raise _Reject("must be text (a string, number or boolean)", f"{where}.content", f"found {type(content).__name__}")
+        turns.append({"role": role, "content": text})
     last_assistant = max((i for i, t in enumerate(turns) if t["role"] == "assistant"), default=None)
     if last_assistant is None:
         raise _Reject("has no assistant turn", name, "nothing to learn from")
