@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tunerail.config_read import read_config_text, refuse_alias_bomb
 from tunerail.errors import ConfigError, Problem
 
 TaskType = Literal["classification", "generation", "chat", "extraction"]
@@ -730,14 +731,19 @@ def load_config(path: str | Path | None = None) -> TunerailConfig:
         raise ConfigError(Problem("config file not found", file=str(path), fix="run `tunerail init` to write a starter config"))
     yaml = YAML(typ="rt")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(read_config_text(path)) or {}
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(
             Problem(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path), line=(mark.line + 1) if mark else None)
         ) from None
+    except RecursionError:
+        raise ConfigError(
+            Problem("invalid YAML: nested too deeply", file=str(path), fix="a config is a few levels deep: check the file")
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(Problem("the config must be a mapping of sections (task, data, model...)", file=str(path), line=1))
+    refuse_alias_bomb(data, path)
     try:
         config = TunerailConfig.model_validate(_plain(data))
     except ValidationError as exc:

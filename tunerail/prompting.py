@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any, Mapping, Sequence
 
 from tunerail.data.records import Record
@@ -154,19 +155,23 @@ def training_lengths(
     Same texts as :func:`encode_example`, batched for speed on large files; each batch is
     rendered just before it is tokenised, so memory does not grow with the file. ``max_chars``
     caps each rendered text (a 50 MB row need not be tokenised whole to know it is too long:
-    pass a cap far above ``max_seq_length`` times the longest token).
+    pass a cap far above ``max_seq_length`` times the longest token). A capped text's count is
+    extrapolated from its capped part (tokens x full length / capped length, rounded up), so a
+    20 MB row reads as millions of tokens, not as the ~800 of its first characters.
     """
     lengths: list[int] = []
     for start in range(0, len(records), batch_size):
         prompts: list[str] = []
         answers: list[str] = []
+        scales: list[tuple[float, float]] = []  # full length / capped length, prompt and answer
         for record in records[start : start + batch_size]:
             prompt, answer = render_example(tokenizer, build_messages(record, prompt_template), record.completion)
             prompts.append(prompt[:max_chars])
             answers.append(answer[:max_chars])
+            scales.append((len(prompt) / max(1, len(prompts[-1])), len(answer) / max(1, len(answers[-1]))))
         p = tokenizer(prompts, add_special_tokens=False, return_attention_mask=False)
         a = tokenizer(answers, add_special_tokens=False, return_attention_mask=False)
-        lengths.extend(len(x) + len(y) for x, y in zip(p["input_ids"], a["input_ids"]))
+        lengths.extend(math.ceil(len(x) * sx) + math.ceil(len(y) * sy) for x, y, (sx, sy) in zip(p["input_ids"], a["input_ids"], scales))
     return lengths
 
 

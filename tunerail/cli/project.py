@@ -18,13 +18,15 @@ from tunerail.errors import Problem, TunerailError
 @app.command()
 @guarded
 def init(
-    path: Path = typer.Argument(Path("tunerail.yaml"), help="Where to write the starter config."),
+    path: Path = typer.Argument(Path("tunerail.yaml"), help="Where to write the starter config (a folder: FOLDER/tunerail.yaml)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
     """Write a commented starter config (every key documented, safe defaults)."""
     from tunerail.config import STARTER_CONFIG
     from tunerail.io import write_atomic
 
+    if path.is_dir():  # `tunerail init my-project/`: the config goes inside the folder
+        path = path / "tunerail.yaml"
     if path.exists() and not force:
         raise TunerailError(Problem("already exists", file=str(path), fix="use --force to overwrite"))
     write_atomic(path, STARTER_CONFIG)

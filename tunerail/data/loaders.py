@@ -19,6 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
+from tunerail.data.csv_rows import iter_csv_rows
+from tunerail.data.json_values import checked, loads_row, raw_decode
 from tunerail.data.records import FORMATS, RawRow, Record, Rejection
 from tunerail.errors import DataError, Problem
 from tunerail.data.records import RowRef
@@ -255,10 +257,9 @@ def _iter_jsonl(path: Path, name: str, kind: str) -> Iterator[RawRow]:
                     continue  # blank lines are not records
                 ref = RowRef(index=index, line=line_no, file=name)
                 index += 1
-                try:
-                    data = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    yield RawRow(ref, None, f"invalid JSON: {exc.msg} at column {exc.colno}")
+                data, error, field = loads_row(text)
+                if error is not None:
+                    yield RawRow(ref, None, error, field)
                     continue
                 if not isinstance(data, dict):
                     yield RawRow(ref, None, f"expected a JSON object, found {type(data).__name__}")
@@ -279,12 +280,12 @@ def _iter_json_array(path: Path, name: str, kind: str) -> Iterator[RawRow]:
             text = handle.read()
         except UnicodeDecodeError as exc:
             raise _decode_error(name, 0, exc) from None
-    decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
     if pos >= len(text):
         return
     if text[pos] == "{" and (single := _single_object(text, pos, name)) is not None:
-        yield RawRow(RowRef(0, text.count("\n", 0, pos) + 1, name), single)
+        data, error, field = checked(single)
+        yield RawRow(RowRef(0, text.count("\n", 0, pos) + 1, name), data, error, field)
         return
     if text[pos] != "[":
         # A single object per line saved as .json is common: fall back to JSONL.
@@ -300,14 +301,14 @@ def _iter_json_array(path: Path, name: str, kind: str) -> Iterator[RawRow]:
         ref = RowRef(index=index, line=line, file=name)
         index += 1
         try:
-            data, end = decoder.raw_decode(text, pos)
+            data, end = raw_decode(text, pos)
             after = _skip_ws(text, end)
             if after < len(text) and text[after] not in ",]":
                 raise json.JSONDecodeError("expected ',' or ']' after the element", text, after)
         except json.JSONDecodeError as exc:
             column = exc.pos - text.rfind("\n", 0, exc.pos)
             yield RawRow(ref, None, f"invalid JSON in array element {ref.index}: {exc.msg} (line {exc.lineno}, column {column})")
-            resume = _next_element(text, pos, decoder)
+            resume = _next_element(text, pos)
             if resume is None:
                 tail = text.rstrip()
                 if tail.endswith("]") and not _ANOTHER_ELEMENT.search(text, pos + 1, len(tail) - 1):
@@ -323,7 +324,10 @@ def _iter_json_array(path: Path, name: str, kind: str) -> Iterator[RawRow]:
                 ) from None
             pos = resume
             continue
-        if isinstance(data, dict):
+        data, error, field = checked(data)
+        if error is not None:
+            yield RawRow(ref, None, error, field)
+        elif isinstance(data, dict):
             yield RawRow(ref, data)
         else:
             yield RawRow(ref, None, f"expected a JSON object, found {type(data).__name__}")
@@ -343,7 +347,7 @@ def _iter_json_array(path: Path, name: str, kind: str) -> Iterator[RawRow]:
 _ANOTHER_ELEMENT = re.compile(r",\s*[{\[]")
 
 
-def _next_element(text: str, start: int, decoder: json.JSONDecoder) -> int | None:
+def _next_element(text: str, start: int) -> int | None:
     """Where the element after the malformed one at ``start`` begins, or None.
 
     Scans at array depth, tracking strings (a raw newline closes a broken string, since JSON
@@ -369,14 +373,14 @@ def _next_element(text: str, start: int, decoder: json.JSONDecoder) -> int | Non
             depth = max(0, depth - 1)
         elif ch == "," and depth == 0:
             candidate = _skip_ws(text, i + 1)
-            if _element_fits(text, candidate, decoder):
+            if _element_fits(text, candidate):
                 return candidate
     return None
 
 
-def _element_fits(text: str, pos: int, decoder: json.JSONDecoder) -> bool:
+def _element_fits(text: str, pos: int) -> bool:
     try:
-        _, end = decoder.raw_decode(text, pos)
+        _, end = raw_decode(text, pos)
     except json.JSONDecodeError:
         return False
     after = _skip_ws(text, end)
@@ -392,7 +396,7 @@ def _single_object(text: str, pos: int, name: str) -> dict[str, Any] | None:
     None when the text is not a single object (JSON Lines saved as .json).
     """
     try:
-        data, end = json.JSONDecoder().raw_decode(text, pos)
+        data, end = raw_decode(text, pos)
     except json.JSONDecodeError:
         return None  # not one object: maybe JSON Lines
     if _skip_ws(text, end) < len(text) or not isinstance(data, dict):
@@ -421,30 +425,11 @@ def _skip_ws(text: str, pos: int) -> int:
 
 
 def _iter_csv(path: Path, name: str, kind: str) -> Iterator[RawRow]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    delimiter = "\t" if kind == "tsv" else ","
     with _open_text(path, "") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
         try:
-            try:
-                header = next(reader)
-            except StopIteration:
-                return
-            header = [h.strip().lstrip("\ufeff") for h in header]
-            index = 0
-            start = reader.line_num + 1
-            for cells in reader:
-                ref = RowRef(index=index, line=start, file=name)
-                start = reader.line_num + 1
-                if not cells or all(not c.strip() for c in cells):
-                    continue
-                index += 1
-                if len(cells) != len(header):
-                    yield RawRow(ref, None, f"expected {len(header)} columns ({', '.join(header)}), found {len(cells)}")
-                    continue
-                yield RawRow(ref, dict(zip(header, cells)))
+            yield from iter_csv_rows(handle, name, "\t" if kind == "tsv" else ",")
         except UnicodeDecodeError as exc:
-            raise _decode_error(name, start, exc) from None
+            raise _decode_error(name, 0, exc) from None
 
 
 def _iter_parquet(path: Path, name: str, kind: str) -> Iterator[RawRow]:
@@ -454,7 +439,7 @@ def _iter_parquet(path: Path, name: str, kind: str) -> Iterator[RawRow]:
     try:  # pyarrow raises ArrowInvalid (a ValueError) or ArrowIOError (an OSError) on a damaged file
         for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
             for row in batch.to_pylist():
-                yield RawRow(RowRef(index=index, line=index + 1, file=name), row)
+                yield RawRow(RowRef(index=index, line=index + 1, file=name), *checked(row))
                 index += 1
     except (OSError, ValueError) as exc:
         raise DataError(
@@ -476,7 +461,7 @@ def _iter_hf_dataset(path: Path, name: str, kind: str) -> Iterator[RawRow]:
             split = "train" if "train" in dataset else next(iter(dataset))
             dataset = dataset[split]
         for index, row in enumerate(dataset):
-            yield RawRow(RowRef(index=index, line=index + 1, file=name), dict(row))
+            yield RawRow(RowRef(index=index, line=index + 1, file=name), *checked(dict(row)))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(
             Problem(
@@ -601,7 +586,7 @@ def _no_rows_problem(path: Path, buffered: list[RawRow]) -> DataError:
 def to_record(raw: RawRow, fmt: str, columns: Mapping[str, str] | None = None, group_column: str | None = None) -> Record | Rejection:
     """Convert a raw row to a ``Record``, or say precisely why it cannot be one."""
     if raw.data is None:
-        return Rejection(raw.ref, raw.error or "unparseable row", check="format.unparseable")
+        return Rejection(raw.ref, raw.error or "unparseable row", field=raw.field, check="format.unparseable", raw=raw.raw)
     data = raw.data
     group = None
     if group_column:
@@ -614,8 +599,8 @@ def to_record(raw: RawRow, fmt: str, columns: Mapping[str, str] | None = None, g
             instruction = _text_field(data, _pick(data, "instruction", columns) or "instruction", raw)
             input_col = _pick(data, "input", columns)
             extra = data.get(input_col) if input_col else None
-            if extra is not None and not isinstance(extra, str):
-                raise _Reject("must be a string", input_col, f"found {type(extra).__name__}")
+            if extra is not None and (extra := scalar_text(extra)) is None:
+                raise _Reject("must be text (a string, number or boolean)", input_col, f"found {type(data[input_col]).__name__}")
             output = _text_field(data, _pick(data, "output", columns) or "output", raw)
             prompt = instruction if not extra or not extra.strip() else f"{instruction}\n\n{extra}"
             return Record(raw.ref, "instruction", None, prompt, output, None, group, _own_fields(data))
@@ -629,10 +614,11 @@ def to_record(raw: RawRow, fmt: str, columns: Mapping[str, str] | None = None, g
             label = data.get(label_col)
             if label is None or (isinstance(label, str) and not label.strip()):
                 raise _Reject("is missing or empty", label_col)
-            if isinstance(label, (list, dict)):
-                raise _Reject("must be a single label", label_col, f"found {type(label).__name__}")
+            label_text = scalar_text(label)
+            if label_text is None:
+                raise _Reject("must be a single label (a string, number or boolean)", label_col, f"found {type(label).__name__}")
             # labels repeat across rows: one shared string per label (~60 MB saved at 1M rows)
-            label = sys.intern(str(label).strip())
+            label = sys.intern(label_text.strip())
             fields = _own_fields(data)
             if isinstance(fields.get(label_col), str):
                 fields[label_col] = sys.intern(fields[label_col])
@@ -658,14 +644,27 @@ def _own_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     return {sys.intern(k) if type(k) is str else k: v for k, v in data.items()}
 
 
+def scalar_text(value: Any) -> str | None:
+    """A text or label field's value as text: strings as they are, numbers and booleans as JSON writes them.
+
+    One rule for every field: a scalar is text (``42`` -> ``"42"``, ``true`` -> ``"true"``, as a CSV
+    cell would read), a list or an object is not (None is returned and the row is rejected).
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return None
+
+
 def _text_field(data: Mapping[str, Any], name: str, raw: RawRow) -> str:
     if name not in data or data[name] is None:
         raise _Reject("is missing", name)
-    value = data[name]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        raise _Reject("must be a string", name, f"found {type(value).__name__}")
+    value = scalar_text(data[name])
+    if value is None:
+        raise _Reject("must be text (a string, number or boolean)", name, f"found {type(data[name]).__name__}")
     if not value.strip():
         raise _Reject("is empty", name)
     return value
@@ -695,9 +694,10 @@ def _chat_record(raw: RawRow, data: Mapping[str, Any], columns: Mapping[str, str
             raise _Reject(f"has unknown role {role!r}", f"{where}.role", f"allowed: {', '.join(CHAT_ROLES)}")
         if content is None:
             raise _Reject("is missing", f"{where}.content")
-        if not isinstance(content, str):
-            raise _Reject("must be a string", f"{where}.content", f"found {type(content).__name__}")
-        turns.append({"role": role, "content": content})
+        text = scalar_text(content)
+        if text is None:
+            raise _Reject("must be text (a string, number or boolean)", f"{where}.content", f"found {type(content).__name__}")
+        turns.append({"role": role, "content": text})
     last_assistant = max((i for i, t in enumerate(turns) if t["role"] == "assistant"), default=None)
     if last_assistant is None:
         raise _Reject("has no assistant turn", name, "nothing to learn from")
@@ -740,6 +740,8 @@ def load_records(
         (records if isinstance(item, Record) else rejections).append(item)
     if first_keys is not None and wanted - found:
         raise missing_columns_error(path, sorted(wanted - found), first_keys, columns or {}, group_column)
+    if not records and not rejections:  # empty, header only, or blank lines: not a dataset, whatever the format
+        raise _no_rows_problem(Path(path), [])
     return records, rejections, fmt
 
 

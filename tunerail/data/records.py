@@ -38,12 +38,15 @@ class RowRef:
 class RawRow:
     """A row as read from the file, before any interpretation.
 
-    ``data`` is None when the row could not be parsed; ``error`` then says why.
+    ``data`` is None when the row could not be parsed; ``error`` then says why, ``field`` names
+    the field at fault when one is, and ``raw`` keeps the text as read when the reader has it (CSV).
     """
 
     ref: RowRef
     data: dict[str, Any] | None
     error: str | None = None
+    field: str | None = None
+    raw: str | None = None
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Rejection:
     field: str | None = None
     data: Any = None
     check: str = "format.invalid"
+    raw: str | None = None  # the row's text as read, when it did not parse (CSV)
 
 
 @dataclass(slots=True)

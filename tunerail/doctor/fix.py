@@ -106,7 +106,7 @@ def plan_fix(
         kind = rejection_kind(rej)
         data = rej.data if isinstance(rej.data, dict) else None
         quarantined[rej.ref.index] = QuarantinedRow(
-            rej.ref, kind, codes.get(kind, ""), rej.reason, data=data, raw=(raw_lines or {}).get(rej.ref.line)
+            rej.ref, kind, codes.get(kind, ""), rej.reason, data=data, raw=rej.raw or (raw_lines or {}).get(rej.ref.line)
         )
     by_index = {rec.index: rec for rec in records}
 
@@ -160,7 +160,7 @@ def write_fix(plan: FixPlan, out_dir: str | Path) -> tuple[Path, Path]:
 
 
 def _line(row: dict[str, Any]) -> str:
-    return json.dumps(row, ensure_ascii=False, sort_keys=False, default=str) + "\n"
+    return json.dumps(row, ensure_ascii=False, sort_keys=False, default=str, allow_nan=False) + "\n"  # NaN is not JSON
 
 
 def read_raw_lines(path: str | Path, lines: Iterable[int]) -> dict[int, str]:

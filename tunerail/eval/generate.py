@@ -79,8 +79,20 @@ def load_model(base: str, adapter_dir: str | Path | None = None, *, dtype: str =
                 )
             )
         from peft import PeftModel
+        from safetensors import SafetensorError
 
-        model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+        except (RuntimeError, SafetensorError, ValueError) as exc:  # r/target modules differ from the weights, or a cut file
+            detail = str(exc).strip().splitlines()
+            raise TunerailError(
+                Problem(
+                    f"the adapter's weights do not load into its adapter_config.json ({type(exc).__name__}: {' '.join(detail[:2])[:300]})",
+                    file=str(Path(adapter_dir) / "adapter_config.json"),
+                    fix="adapter_config.json (r, lora_alpha, target_modules) and adapter_model.safetensors must come "
+                    "from the same run: copy both from that run's train/adapter folder",
+                )
+            ) from None
         name = f"{base} + {Path(adapter_dir).name}"
     from tunerail.models import compute_device
 

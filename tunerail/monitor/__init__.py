@@ -89,6 +89,33 @@ def make_windows(records: Sequence[dict[str, Any]], size: int, min_rows: int, si
     return windows, dropped
 
 
+def check_traffic(records: Sequence[dict[str, Any]], skipped: int, files: Sequence[Path]) -> None:
+    """Refuse a file that is not a traffic log at all, rather than ask to "wait for more traffic".
+
+    A log written by ``tunerail serve`` holds JSON objects with a ``prompt``; random bytes, a
+    binary file or a training set given by mistake hold none.
+    """
+    from tunerail.errors import Problem, TunerailError
+
+    if any(isinstance(rec.get("prompt"), str) for rec in records):
+        return
+    names = ", ".join(str(f) for f in files)
+    if skipped and not records:
+        what = f"none of its {skipped:,} lines is a JSON object"
+    elif records:
+        keys = ", ".join(sorted({str(k) for rec in records[:20] for k in rec})[:10])
+        what = f"none of its {len(records):,} records has a 'prompt' (keys seen: {keys})"
+    else:
+        return  # an empty log: the window check below says to wait for traffic
+    raise TunerailError(
+        Problem(
+            f"is not a traffic log: {what}",
+            file=names,
+            fix="pass the traffic.jsonl that `tunerail serve` writes (RUN_DIR/traffic/), or that folder",
+        )
+    )
+
+
 def _tools(cfg: Any, base_model: str | None) -> tuple[Callable, Callable, Callable]:
     from tunerail.data.embeddings import embed_texts
     from tunerail.doctor.checks.language import identify
@@ -212,11 +239,12 @@ def monitor(
     from tunerail.serve.run import load_run
     from tunerail.serve.traffic import read_traffic
 
+    read = read_traffic(traffic)
+    check_traffic(read.records, read.skipped, read.files)  # a wrong file is named before the run is loaded
     run = load_run(reference, config)
     cfg = run.config
     mc = cfg.monitor
     size = window or mc.window
-    read = read_traffic(traffic)
     windows, dropped = make_windows(read.records, size, mc.min_rows, since)
     if not windows:
         raise TunerailError(

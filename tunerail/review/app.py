@@ -76,7 +76,7 @@ def create_app(session: ReviewSession) -> Any:
         name = annotator(request)
         if name is None:
             return PlainTextResponse("403: the admin link has no review queue", status_code=403)
-        row = store.assignment(name, position)
+        row = _assignment(store, name, position)
         if row is None:
             return PlainTextResponse("404: no such item in your queue", status_code=404)
         return page(request, "review_item.html", **_item_context(session, request.state.who, row))
@@ -89,7 +89,7 @@ def create_app(session: ReviewSession) -> Any:
         form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True).items()}
         if not hmac.compare_digest(form.get("csrf", ""), request.state.who["csrf"]):
             return PlainTextResponse("403: missing or wrong CSRF token; reload the page", status_code=403)
-        row = store.assignment(name, position)
+        row = _assignment(store, name, position)
         if row is None:
             return PlainTextResponse("404: no such item in your queue", status_code=404)
         a_sys, b_sys = row["a_is"], (row["second"] if row["a_is"] == row["first"] else row["first"])
@@ -109,7 +109,7 @@ def create_app(session: ReviewSession) -> Any:
                 raw = form.get(f"q{i}{side}", "")
                 if raw == "":
                     continue
-                if not raw.isdigit() or not 1 <= int(raw) <= q.scale:
+                if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= q.scale:  # "³".isdigit() but int() refuses it
                     errors.append(f"{q.name}: scores are 1-{q.scale}")
                     continue
                 scores.setdefault(q.name, {})[system] = int(raw)
@@ -157,6 +157,13 @@ def create_app(session: ReviewSession) -> Any:
         return compute_results(session)
 
     return app
+
+
+def _assignment(store: Any, name: str, position: int) -> Any:
+    """The row at ``position`` of the queue, or None; a position SQLite cannot hold (> 2**63) is simply not in it."""
+    if not 0 <= position < 2**63:
+        return None
+    return store.assignment(name, position)
 
 
 def _item_context(session: ReviewSession, who: Any, row: Any) -> dict[str, Any]:

@@ -26,6 +26,14 @@ from tunerail.serve.traffic import TrafficLog
 
 log = logging.getLogger("tunerail.serve")
 
+# A request body larger than this is refused (413) before it is parsed or tokenised: a small
+# model's context holds a few thousand tokens (~4 bytes each), so 1 MB is far above any prompt it
+# could answer, and far below what stalls the server (6.8 MB took 6 s to tokenise).
+MAX_BODY_BYTES = 1_000_000
+# The traffic log keeps this much of each message, and the prompt's full length (``prompt_chars``):
+# above any prompt that fits a small model's context, so `monitor` sees served prompts whole.
+LOG_PROMPT_CHARS = 16_000
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -54,7 +62,7 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # int64, as OpenAI documents; torch overflows past it
 
 
 @dataclass
@@ -70,6 +78,7 @@ class ServeState:
     max_new_tokens: int
     context_length: int
     api_key: str | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
 
 
 class ApiError(Exception):
@@ -147,9 +156,10 @@ def create_app(state: ServeState) -> Any:
         from starlette.concurrency import run_in_threadpool
 
         _authorise(request)
+        body = await _read_body(request, state.max_body_bytes)
         try:
-            payload = await request.json()
-        except ValueError:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
             _log_error(state, request, 400, "body is not valid JSON")
             raise ApiError(400, "the request body is not valid JSON", code="invalid_json") from None
         if not isinstance(payload, dict):
@@ -164,7 +174,7 @@ def create_app(state: ServeState) -> Any:
                 404, f"the model {req.model!r} does not exist; this server serves {state.model_id!r}", param="model", code="model_not_found"
             )
         try:
-            job = _prepare(state, req)
+            job = await run_in_threadpool(_prepare, state, req)  # tokenising a long prompt must not stall /health
         except ApiError as exc:
             _log_error(state, request, exc.status, exc.message, messages=req.messages)
             raise
@@ -176,6 +186,30 @@ def create_app(state: ServeState) -> Any:
         return JSONResponse(result)
 
     return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes (header or stream)."""
+    declared = request.headers.get("content-length", "")
+    too_large = ApiError(
+        413,
+        f"the request body is larger than {limit:,} bytes; shorten the messages",
+        param="messages",
+        code="request_too_large",
+    )
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def clip(text: str, limit: int = LOG_PROMPT_CHARS) -> str:
+    """``text`` cut to ``limit`` characters for the traffic log (``prompt_chars`` records the full length)."""
+    return text[:limit]
 
 
 @dataclass
@@ -363,8 +397,9 @@ def _log_ok(state: ServeState, job: _Job, text: str, finish: str) -> None:
         "model": state.model_id,
         "adapter": state.lm.fingerprint,
         "stream": job.req.stream,
-        "prompt": job.prompt_text,
-        "messages": [m.model_dump() for m in job.req.messages],
+        "prompt": clip(job.prompt_text),
+        "prompt_chars": len(job.prompt_text),
+        "messages": _logged_messages(job.req.messages),
         "output": text,
         "finish_reason": finish,
         "latency_ms": round(1000 * (time.perf_counter() - job.started), 1),
@@ -385,9 +420,14 @@ def _log_error(state: ServeState, request: Any, status: int, message: str, messa
         "error": message,
     }
     if messages:
-        record["messages"] = [m.model_dump() for m in messages]
-        record["prompt"] = messages[-1].content
+        record["messages"] = _logged_messages(messages)
+        record["prompt"] = clip(messages[-1].content)
+        record["prompt_chars"] = len(messages[-1].content)
     state.traffic.append(record)
+
+
+def _logged_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": clip(m.content)} for m in messages]
 
 
 def _now() -> str:

@@ -70,7 +70,7 @@ def _jsonl(records: Sequence[Record]) -> bytes:
         row = r.to_json()
         if isinstance(r.fields.get("_tunerail"), dict):  # keep the provenance of an earlier step
             row["_tunerail"]["origin"] = r.fields["_tunerail"]
-        lines.append(json.dumps(row, ensure_ascii=False, default=str))
+        lines.append(json.dumps(row, ensure_ascii=False, default=str, allow_nan=False))  # the loader refuses NaN rows
     return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
 
 
@@ -83,6 +83,20 @@ def _load(data: Any, config: TunerailConfig) -> tuple[list[Record], int, str, di
         return records, len(rejections), fmt, {str(path): hash_file(path)}
     records = list(data)
     return records, 0, records[0].format if records else "auto", {}
+
+
+def _refuse_single_class(records: Sequence[Record], config: TunerailConfig, file: str | None) -> None:
+    """A classification split needs two labels at least: with one, every test answer is that label."""
+    labels = {r.label for r in records if r.label is not None}
+    if config.task == "classification" and len(labels) == 1:
+        raise TunerailError(
+            Problem(
+                f"every row has the label {next(iter(labels))!r}: a classification split needs at least two classes",
+                file=file,
+                field="data.columns.label",
+                fix="add rows of the other classes, or map the real label column in data.columns.label",
+            )
+        )
 
 
 def _frozen_elsewhere(out: Path, new_sha: str) -> str | None:
@@ -176,6 +190,7 @@ def split(
                 fix="check the data file and data.format / data.columns",
             )
         )
+    _refuse_single_class(records, config, next(iter(sources), None))
     cfg = config.split
     shares = [cfg.train, cfg.validation, cfg.test]
 

@@ -272,6 +272,9 @@ class Store:
                 if not skip_unreadable:
                     raise
         if kind:
+            known = sorted(set(LINEAGE_KINDS) | {a.kind for a in items})
+            if kind not in known:  # a typo must not read as "no artifacts of that kind"
+                raise TunerailError(Problem(f"unknown kind {kind!r}", field="--kind", fix=f"use one of: {', '.join(known)}"))
             items = [a for a in items if a.kind == kind]
         rank = {name: k for k, name in enumerate(LINEAGE_KINDS)}  # same second: lineage order
         return sorted(items, key=lambda a: (a.created, rank.get(a.kind, len(rank)), a.id))

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tunerail.errors import GuardrailError, Problem, TunerailError
+from tunerail.train.checkpoint_files import checkpoint_folder, damaged_checkpoint
 from tunerail.findings import Finding, Severity, sort_findings
 from tunerail.prompting import pick_template
 from tunerail.train import budget as budget_mod
@@ -335,8 +336,7 @@ class TrainRecipe:
             return None
         import torch
 
-        pointer = json.loads(latest.read_text(encoding="utf-8"))
-        folder = self.ckpt_root / pointer["dir"]
+        folder = checkpoint_folder(latest)
         import pickle
 
         try:  # tensors and plain data only: loading a checkpoint must never run code from it
@@ -350,6 +350,8 @@ class TrainRecipe:
                     fix="start a new --out; only resume from checkpoints tunerail wrote",
                 )
             ) from None
+        except (OSError, EOFError, RuntimeError) as exc:  # missing, truncated or not a torch file
+            raise damaged_checkpoint(folder / STATE_FILE, exc) from None
         state["_folder"] = folder
         saved = state.get("fingerprint")
         if saved and saved != _resume_fingerprint(self.config):
@@ -908,7 +910,12 @@ class TrainRecipe:
 
         from tunerail.data.records import RowRef
 
-        weights = load_file(str(state["_folder"] / WEIGHTS_FILE))
+        from safetensors import SafetensorError
+
+        try:
+            weights = load_file(str(state["_folder"] / WEIGHTS_FILE))
+        except (SafetensorError, OSError) as exc:  # truncated by a full disk or a copy cut short
+            raise damaged_checkpoint(state["_folder"] / WEIGHTS_FILE, exc) from None
         model = self._unwrapped()
         missing = set(weights) - {n for n, _ in model.named_parameters()}
         if missing:

@@ -17,6 +17,28 @@ def label_counts(ctx: CheckContext) -> Counter:
     return Counter(r.label for r in ctx.records if r.label is not None)
 
 
+@register("DOC049", "balance.single_class", needs=("labels",))
+def single_class(ctx: CheckContext) -> list[Finding]:
+    """A classification dataset whose rows all carry one label: there is nothing to tell apart.
+
+    Anti-pattern: an export filtered to one intent (or a label column that is constant); the model
+    learns to answer that label, and accuracy on a test set of the same label is 100 %.
+    Fix: add rows of the other classes, or map the real label column in ``data.columns.label``.
+    """
+    counts = label_counts(ctx)
+    if len(counts) != 1 or not ctx.is_classification:
+        return []
+    (label, n) = next(iter(counts.items()))
+    return [
+        found(
+            Severity.ERROR,
+            f"every labelled row ({n}) has the same label '{label}': a classifier needs at least two classes",
+            "add rows of the other classes, or map the real label column in data.columns.label",
+            details={"label": label, "count": n},
+        )
+    ]
+
+
 @register("DOC045", "balance.imbalance", needs=("labels",))
 def imbalance(ctx: CheckContext) -> list[Finding]:
     """Classes whose sizes differ by more than ``doctor.max_imbalance_ratio`` (largest / smallest).

@@ -34,16 +34,17 @@ def rejection_kind(rej: Rejection) -> str:
     return "format.wrong_type"
 
 
-def _rejections(ctx: CheckContext, kind: str, fix: str) -> list[Finding]:
+def _rejections(ctx: CheckContext, kind: str, fix: str, csv_fix: str | None = None) -> list[Finding]:
     out = []
     for rej in ctx.rejections:
         if rejection_kind(rej) != kind:
             continue
+        is_csv = Path(rej.ref.file or "").suffix.lower() in (".csv", ".tsv", ".txt")
         out.append(
             found(
                 Severity.ERROR,
                 f"line {rej.ref.line}: {rej.reason}",
-                fix,
+                csv_fix if csv_fix and is_csv else fix,
                 rows=[rej.ref],
                 details={**DROP, **({"field": rej.field} if rej.field else {})},
             )
@@ -53,12 +54,18 @@ def _rejections(ctx: CheckContext, kind: str, fix: str) -> list[Finding]:
 
 @register("DOC001", "format.unparseable")
 def unparseable(ctx: CheckContext) -> list[Finding]:
-    """Lines that are not valid JSON objects (or CSV rows with the wrong number of cells).
+    """Lines that are not valid JSON objects, hold NaN/Infinity, or CSV rows that do not parse (wrong cell count, open quote).
 
     Anti-pattern: a hand-edited JSONL with a trailing comma or an unescaped quote; most loaders
     stop at the first one, or skip it silently. Fix: repair the line, or let ``--fix`` drop it.
     """
-    return _rejections(ctx, "format.unparseable", "repair the line (one JSON object per line, quotes escaped) or drop it with --fix")
+    return _rejections(
+        ctx,
+        "format.unparseable",
+        "repair the line (one JSON object per line, quotes escaped) or drop it with --fix",
+        csv_fix="repair the CSV row (one cell per column; a cell holding the delimiter, a quote or a line break is wrapped "
+        'in double quotes, with inner quotes doubled: "say ""hi""") or drop it with --fix',
+    )
 
 
 @register("DOC002", "format.missing_field")
