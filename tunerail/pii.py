@@ -202,6 +202,7 @@ def _detectors() -> tuple[list[tuple[str, re.Pattern[str]]], list[tuple[re.Patte
 
     skip = {"Public IP (ipv4)", "Private Key"}  # IPs are personal data (kind "ip"); key blocks are matched whole above
     providers: list[tuple[str, re.Pattern[str]]] = []
+    cls: Any
     for name, cls in get_mapping_from_secret_type_to_class().items():
         if name not in skip and issubclass(cls, RegexBasedDetector):
             providers.extend((name, pattern) for pattern in cls.denylist)  # type: ignore[attr-defined]  # narrowed by issubclass
