@@ -1,0 +1,140 @@
+"""The store decides what is frozen (issue 25 §1): each attack reproduced as a hostile user would.
+
+split.json, cache files and adapters beside the data are pointers; a forged copy of any of them
+with recomputed hashes must be refused, because the store's manifest still records the originals.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tunerail.cli import main
+from tunerail.config import TunerailConfig
+from tunerail.errors import GuardrailError, TunerailError
+from tunerail.eval.frozen import check_frozen
+from tunerail.split import split, verify_frozen_split
+from tunerail.store import Store
+
+
+def _config(**criteria) -> TunerailConfig:
+    return TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "data": {"format": "text_label", "columns": {"text": "text", "label": "category"}},
+            "criteria": {"margin": 0.2, "threshold": 0.5, **criteria},
+            "split": {"semantic": False},
+        }
+    )
+
+
+@pytest.fixture
+def frozen_split(tmp_path, banking_example) -> tuple[Path, Store, TunerailConfig]:
+    """A real split of 400 Banking77 rows, recorded in a store under tmp_path."""
+    with open(banking_example, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[:400]
+    data = tmp_path / "bank.csv"
+    with open(data, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    cfg = _config()
+    store = Store(tmp_path / "store")
+    split(data, cfg, out_dir=tmp_path / "split", store=store)
+    return tmp_path / "split", store, cfg
+
+
+def _rewrite(path: Path, edit) -> None:
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def test_forged_criteria_in_a_copied_split_json_are_refused(tmp_path, frozen_split):
+    """Loosen the criteria in a copied split.json and recompute criteria_hash: refused, both hashes named."""
+    folder, store, cfg = frozen_split
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    loose = _config(threshold=0.1)
+    _rewrite(
+        copy / "split.json",
+        lambda m: m.update(criteria=loose.criteria.model_dump(mode="json"), criteria_hash=loose.criteria_hash()),
+    )
+    with pytest.raises(GuardrailError) as info:
+        check_frozen(copy / "test.jsonl", copy / "split.json", loose.criteria_hash())
+    text = str(info.value)
+    assert f"criteria_hash {json.dumps(loose.criteria_hash())} != {json.dumps(cfg.criteria_hash())}" in text
+    assert "split.json is only a pointer" in text
+    assert main(["verify", str(copy)]) == 1
+    # the untouched folder is still frozen, and a criteria edit in the config is still EVL010's "edited"
+    assert check_frozen(folder / "test.jsonl", folder / "split.json", cfg.criteria_hash())["criteria_state"] == "frozen"
+    assert check_frozen(folder / "test.jsonl", folder / "split.json", loose.criteria_hash())["criteria_state"] == "edited"
+
+
+def test_an_edited_test_row_with_rewritten_hashes_is_refused_by_eval_and_verify(tmp_path, frozen_split, capsys):
+    folder, store, cfg = frozen_split
+    test = folder / "test.jsonl"
+    original = hashlib.sha256(test.read_bytes()).hexdigest()
+    lines = test.read_text(encoding="utf-8").splitlines()
+    row = json.loads(lines[0])
+    row["text"] = row["text"].replace(row["text"].split()[0], "Hello", 1)  # one word
+    lines[0] = json.dumps(row, ensure_ascii=False)
+    test.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    forged = hashlib.sha256(test.read_bytes()).hexdigest()
+
+    def forge(m: dict) -> None:
+        m["hashes"]["test.jsonl"] = forged
+        m["frozen"]["sha256"] = forged
+
+    _rewrite(folder / "split.json", forge)
+    with pytest.raises(GuardrailError) as info:
+        verify_frozen_split(folder)
+    assert original[:12] in str(info.value) or original in str(info.value)
+    assert forged in str(info.value)
+    with pytest.raises(GuardrailError):
+        check_frozen(test, folder / "split.json", cfg.criteria_hash())
+    capsys.readouterr()
+    assert main(["verify", str(folder)]) == 1
+    out = " ".join(capsys.readouterr().err.split())
+    assert "the FROZEN test set changed after the split" in out and "hashes" in out
+
+
+def test_split_json_naming_no_stored_split_is_an_error(frozen_split):
+    folder, store, cfg = frozen_split
+    _rewrite(folder / "split.json", lambda m: m.pop("store"))
+    with pytest.raises(GuardrailError, match="names no stored split"):
+        check_frozen(folder / "test.jsonl", folder / "split.json", cfg.criteria_hash())
+    _rewrite(folder / "split.json", lambda m: m.update(store={"root": str(store.root), "split_id": "0" * 64}))
+    with pytest.raises(GuardrailError, match=r"split 000000000000 named by split.json is not in the store"):
+        verify_frozen_split(folder)
+
+
+def test_eval_uses_the_split_json_beside_the_test_file_by_default(tmp_path, frozen_split, capsys):
+    """Half the test rows deleted and no --split-json: refused (exit 2), not warning EVL011."""
+    folder, store, cfg = frozen_split
+    test = folder / "test.jsonl"
+    lines = test.read_text(encoding="utf-8").splitlines()
+    test.write_text("\n".join(lines[: len(lines) // 2]) + "\n", encoding="utf-8")
+    with pytest.raises(GuardrailError, match="frozen test set changed"):
+        check_frozen(test, None, cfg.criteria_hash())
+    config = tmp_path / "tunerail.yaml"
+    config.write_text(
+        "task: classification\ndata: {format: text_label, columns: {text: text, label: category}}\n"
+        "criteria: {margin: 0.2, threshold: 0.5}\nsplit: {semantic: false}\n"
+    )
+    capsys.readouterr()
+    assert main(["eval", "-c", str(config), "--test", str(test), "--out", str(tmp_path / "eval")]) == 2
+    assert "frozen test set changed" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_test_file_without_split_json_stays_unverified(tmp_path):
+    test = tmp_path / "test.jsonl"
+    test.write_text('{"text": "a", "label": "b"}\n')
+    assert check_frozen(test, None, "x")["criteria_state"] == "unverified"
+    with pytest.raises(TunerailError, match="not found"):
+        check_frozen(test, tmp_path / "split.json", "x")
