@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -138,3 +139,59 @@ def test_a_test_file_without_split_json_stays_unverified(tmp_path):
     assert check_frozen(test, None, "x")["criteria_state"] == "unverified"
     with pytest.raises(TunerailError, match="not found"):
         check_frozen(test, tmp_path / "split.json", "x")
+
+
+# --- the eval cache feeds the verdict: entries are checked on read ---------------------------
+
+
+def _tiny_eval(tmp_path, banking_example, cache: Path, out: str):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from eval_fixtures import cached_tiny_pair, write_jsonl
+
+    import tunerail
+
+    model, adapter = cached_tiny_pair()
+    with banking_example.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    test = write_jsonl(tmp_path / "test.jsonl", [rows[i] for i in range(0, len(rows), 125)][:12])
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "data": {"format": "text_label", "columns": {"label": "category"}},
+            "criteria": {"metric": "accuracy", "threshold": 0.7, "margin": 0.5},
+            "eval": {"forgetting": False, "bootstrap": 100},
+        }
+    )
+    return tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / out, cache_dir=cache)
+
+
+def test_a_cached_output_overwritten_with_the_gold_answers_is_recomputed_and_named(tmp_path, banking_example):
+    from tunerail.eval.generate import CACHE_STATS
+
+    cache = tmp_path / "cache"
+    first = _tiny_eval(tmp_path, banking_example, cache, "out1")
+    gold = [json.loads(line)["category"] for line in (tmp_path / "test.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert first.metrics["tuned"]["accuracy"]["value"] < 0.5  # a random tiny model
+    forged = 0
+    for path in cache.glob("*.json"):  # the attack: every cached list of 12 answers becomes the gold answers
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(entry, dict) and isinstance(entry.get("value"), list) and len(entry["value"]) == 12:
+            entry["value"], forged = gold, forged + 1
+        elif isinstance(entry, list) and len(entry) == 12 and all(isinstance(x, str) for x in entry):
+            entry, forged = gold, forged + 1
+        else:
+            continue
+        path.write_text(json.dumps(entry), encoding="utf-8")
+    assert forged >= 2  # base generation and tuned constrained decoding at least
+    before = dict(CACHE_STATS)
+    second = _tiny_eval(tmp_path, banking_example, cache, "out2")
+    assert second.metrics["tuned"]["accuracy"]["value"] == first.metrics["tuned"]["accuracy"]["value"]
+    assert CACHE_STATS["rejected"] - before["rejected"] == forged
+    report = json.loads(Path(second.report_json).read_text(encoding="utf-8"))
+    assert "recomputed after a failed integrity check" in report["lineage"]["eval_cache"]
+    assert "does not match its SHA-256" in report["lineage"]["eval_cache"]
+    # the verdict names what it took from the cache: here the entries nobody touched
+    served = re.match(r"(\d+) of (\d+) model outputs served from the cache", report["lineage"]["eval_cache"])
+    assert served and int(served[1]) == int(served[2]) - forged

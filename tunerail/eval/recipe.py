@@ -126,6 +126,8 @@ def evaluate(
         cache_dir = cache_root() / "eval"
     cache = Path(cache_dir) if (cache_dir is not None and ev.cache) else None
 
+    cache_mark = len(G.CACHE_LOG)  # this evaluation's cache lookups are the log's tail
+
     # 1. guard ---------------------------------------------------------------------------
     test_path = Path(test_data) if isinstance(test_data, (str, Path)) else None
     frozen = check_frozen(test_path, split_json, config.criteria_hash())
@@ -347,7 +349,8 @@ def evaluate(
             "adapter_dir": str(adapter_dir) if adapter_dir else None,
             "tuned_fingerprint": tuned_lm.fingerprint,
             "test_data": str(test_path) if test_path else None,
-            "split_json": str(split_json) if split_json else None,
+            "split_json": frozen.get("split_json") or (str(split_json) if split_json else None),
+            "eval_cache": G.cache_summary(G.CACHE_LOG[cache_mark:]),
             **(lineage or {}),
         },
         timings={k: round(v, 2) for k, v in timings.items()},
@@ -441,6 +444,7 @@ class _Runner:
             self.cache,
             G.cache_key("gen", lm.fingerprint, self.data, self.max_new),
             lambda: G.generate(lm, self.prompts, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress),
+            inputs={"stage": "gen", "model": lm.fingerprint, "prompts": self.data, "max_new_tokens": self.max_new},
         )
         self.timings[f"{name}_generate_s"] = time.perf_counter() - t
         out: dict[str, Any] = {"text": gen, "cached": hit}
@@ -464,6 +468,7 @@ class _Runner:
                 length_normalize=self.ev.length_normalize,
                 progress=self.progress,
             ),
+            inputs={"stage": "rank", "model": lm.fingerprint, "prompts": self.data, "labels": G.data_hash(self.labels)},
         )
         self.timings[f"{name}_rank_s"] = self.timings.get(f"{name}_rank_s", 0.0) + time.perf_counter() - t
         return ranked
@@ -475,6 +480,7 @@ class _Runner:
             self.cache,
             G.cache_key("constrained", lm.fingerprint, self.data, self.labels),
             lambda: G.generate_constrained(lm, self.prompts, self.labels, batch_size=self.ev.batch_size, progress=self.progress),
+            inputs={"stage": "constrained", "model": lm.fingerprint, "prompts": self.data, "labels": G.data_hash(self.labels)},
         )
         self.timings[f"{name}_constrained_s"] = time.perf_counter() - t
         return text
@@ -487,6 +493,7 @@ class _Runner:
             lambda: list(
                 G.score_answers(lm, self.prompts, self.refs, batch_size=self.ev.batch_size, progress=self.progress, stage="perplexity")
             ),
+            inputs={"stage": "ppl", "model": lm.fingerprint, "prompts": self.data, "references": G.data_hash(self.refs)},
         )
         self.timings[f"{name}_perplexity_s"] = time.perf_counter() - t
         return {"ref_logp": np.asarray(ppl[0]), "ref_tokens": np.asarray(ppl[1])}
