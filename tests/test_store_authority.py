@@ -195,3 +195,59 @@ def test_a_cached_output_overwritten_with_the_gold_answers_is_recomputed_and_nam
     # the verdict names what it took from the cache: here the entries nobody touched
     served = re.match(r"(\d+) of (\d+) model outputs served from the cache", report["lineage"]["eval_cache"])
     assert served and int(served[1]) == int(served[2]) - forged
+
+
+# --- run folders: the adapter is the checkpoint the run stored ------------------------------
+
+
+@pytest.fixture
+def stored_run(tmp_path) -> Path:
+    """The serve tests' run folder, with its adapter stored as the run's checkpoint (as `train` does)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from serve_fixtures import make_run
+
+    run = make_run(tmp_path, n_train=200, n_test=60)
+    artifact = Store(run / ".tunerail" / "store").add_folder("checkpoint", run / "train" / "adapter", transform="train")
+    train_json = run / "train" / "train.json"
+    train_json.write_text(json.dumps({**json.loads(train_json.read_text()), "checkpoint_id": artifact.id}), encoding="utf-8")
+    return run
+
+
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # inside the last tensor: the file still loads, the weights differ
+    path.write_bytes(bytes(data))
+
+
+def test_verify_run_dir_names_a_flipped_byte_in_the_adapter(stored_run, capsys):
+    assert main(["verify", str(stored_run)]) == 0
+    _flip_last_byte(stored_run / "train" / "adapter" / "adapter_model.safetensors")
+    capsys.readouterr()
+    assert main(["verify", str(stored_run)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "adapter_model.safetensors differs from the store's copy in checkpoint" in err
+
+
+def test_serve_and_eval_refuse_a_changed_adapter_unless_told_and_record_the_override(stored_run, tmp_path, capsys):
+    from tunerail.serve import load_run
+
+    adapter = stored_run / "train" / "adapter"
+    assert load_run(stored_run).adapter_check["state"] == "matches"
+    _flip_last_byte(adapter / "adapter_model.safetensors")
+    with pytest.raises(GuardrailError, match="adapter_model.safetensors differs from the store's copy"):
+        load_run(stored_run)
+    capsys.readouterr()
+    assert main(["serve", str(stored_run)]) == 2
+    assert "--allow-changed-adapter" in " ".join(capsys.readouterr().err.split())
+    test = stored_run / "split" / "test.jsonl"
+    args = ["eval", "-c", str(stored_run / "tunerail.yaml"), "--test", str(test), "--adapter", str(adapter)]
+    assert main([*args, "--out", str(tmp_path / "eval")]) == 2
+    allowed = load_run(stored_run, allow_changed_adapter=True).adapter_check
+    assert allowed["state"].startswith("changed, used anyway") and "adapter_model.safetensors" in allowed["problems"][0]
+    from tunerail.serve.run import record_override
+
+    record = record_override(load_run(stored_run, allow_changed_adapter=True), "serve", "--allow-changed-adapter")
+    entry = json.loads(record.read_text(encoding="utf-8").splitlines()[-1])
+    assert entry["command"] == "serve" and entry["flag"] == "--allow-changed-adapter" and entry["problems"]

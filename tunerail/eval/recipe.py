@@ -33,6 +33,8 @@ from tunerail.errors import Problem, TunerailError
 from tunerail.eval import generate as G
 from tunerail import stats as S
 from tunerail.eval.frozen import check_frozen
+from tunerail.store import Store
+from tunerail.store.checks import check_adapter
 from tunerail.prompting import pick_template, prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
 from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
@@ -99,6 +101,7 @@ def evaluate(
     cache_dir: str | Path | None = "default",
     train_data: str | Path | Sequence[Record] | None = None,
     validation_data: str | Path | Sequence[Record] | None = None,
+    allow_changed_adapter: bool = False,
 ) -> EvalResult:
     """Evaluate base and fine-tuned model on the frozen test set and decide READY / NOT READY.
 
@@ -114,6 +117,8 @@ def evaluate(
     train_data, validation_data : the training splits; the cheap baselines are fitted on both
         (without them: warning EVL051), and k-shot examples come from ``few_shot_data`` or else
         ``train_data``.
+    allow_changed_adapter : evaluate an adapter whose files differ from the checkpoint its run
+        recorded in the store (default: refused, exit 2); recorded in ``lineage.adapter_check``.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -131,6 +136,7 @@ def evaluate(
     # 1. guard ---------------------------------------------------------------------------
     test_path = Path(test_data) if isinstance(test_data, (str, Path)) else None
     frozen = check_frozen(test_path, split_json, config.criteria_hash())
+    adapter_check = check_adapter(adapter_dir, Store(config.resolve(config.store.path) or config.store.path), allow_changed_adapter)
 
     # 2. load ----------------------------------------------------------------------------
     records, rejected = _load(config, test_data)
@@ -351,6 +357,7 @@ def evaluate(
             "test_data": str(test_path) if test_path else None,
             "split_json": frozen.get("split_json") or (str(split_json) if split_json else None),
             "eval_cache": G.cache_summary(G.CACHE_LOG[cache_mark:]),
+            "adapter_check": adapter_check,
             **(lineage or {}),
         },
         timings={k: round(v, 2) for k, v in timings.items()},
