@@ -251,3 +251,55 @@ def test_serve_and_eval_refuse_a_changed_adapter_unless_told_and_record_the_over
     record = record_override(load_run(stored_run, allow_changed_adapter=True), "serve", "--allow-changed-adapter")
     entry = json.loads(record.read_text(encoding="utf-8").splitlines()[-1])
     assert entry["command"] == "serve" and entry["flag"] == "--allow-changed-adapter" and entry["problems"]
+
+
+# --- budget and cost survive a resume -------------------------------------------------------
+
+
+def _tiny_train(tmp_path, **kw):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import torch
+    from train_tiny import banking_rows, tiny_config, write_jsonl
+
+    torch.set_num_threads(1)
+    tr = write_jsonl(tmp_path / "train.jsonl", banking_rows(96))
+    va = write_jsonl(tmp_path / "val.jsonl", banking_rows(24, offset=1000))
+    cfg = tiny_config(tmp_path, learning_rate=1e-3, epochs=10 / 12, eval_steps=5, patience=100)  # 10 steps
+    return cfg, tr, va
+
+
+def test_a_resume_past_the_budget_takes_no_further_step(tmp_path):
+    from tunerail.train import train
+
+    cfg, tr, va = _tiny_train(tmp_path)
+    cfg.budget.max_hours = 1.5 / 3600
+    first = train(cfg, train_data=tr, validation_data=va, out_dir=tmp_path / "run", progress=lambda *_: None)
+    assert first.stopped_reason == "budget" and first.actual["steps"] < 10
+    again = train(cfg, train_data=tr, validation_data=va, out_dir=tmp_path / "run", resume=True, progress=lambda *_: None)
+    assert again.stopped_reason == "budget"
+    assert again.actual["steps"] == first.actual["steps"] and again.actual["seconds"] == first.actual["seconds"]
+
+
+def test_time_trained_after_the_last_checkpoint_by_a_killed_session_counts_after_resume(tmp_path, monkeypatch):
+    from tunerail.train import budget, train
+    from tunerail.train.recipe import TrainHooks
+
+    monkeypatch.setattr(budget, "CLOCK_SECONDS", 0.0, raising=False)  # the clock file follows every step
+    cfg, tr, va = _tiny_train(tmp_path)
+    cfg.budget.price_per_hour = 3600.0  # 1 per second: cost == seconds
+
+    def crash(step: int, _evaluating: bool) -> str | None:
+        if step == 8:  # the last checkpoint is step 5's
+            raise RuntimeError("killed")
+        return None
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train(cfg, train_data=tr, validation_data=va, out_dir=tmp_path / "run", hooks=TrainHooks(on_step=crash), progress=lambda *_: None)
+    paid = json.loads((tmp_path / "run" / "checkpoints" / "clock.json").read_text())["elapsed"]
+    done = train(cfg, train_data=tr, validation_data=va, out_dir=tmp_path / "run", resume=True, progress=lambda *_: None)
+    at = {h["step"]: h["seconds"] for h in done.history}
+    assert done.actual["lost_seconds"] == pytest.approx(paid - at[5], abs=0.01) and done.actual["lost_seconds"] > 0
+    assert at[10] - at[5] > done.actual["lost_seconds"]  # the history clock continues from the paid clock
+    assert done.actual["cost"] == pytest.approx(done.actual["seconds"], abs=0.01)
