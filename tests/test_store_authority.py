@@ -73,7 +73,8 @@ def test_forged_criteria_in_a_copied_split_json_are_refused(tmp_path, frozen_spl
     assert "split.json is only a pointer" in text
     assert main(["verify", str(copy)]) == 1
     # the untouched folder is still frozen, and a criteria edit in the config is still EVL010's "edited"
-    assert check_frozen(folder / "test.jsonl", folder / "split.json", cfg.criteria_hash())["criteria_state"] == "frozen"
+    state = check_frozen(folder / "test.jsonl", folder / "split.json", cfg.criteria_hash())
+    assert state["criteria_state"] == "frozen" and state["store"] == str(store.root)  # the report names the store
     assert check_frozen(folder / "test.jsonl", folder / "split.json", loose.criteria_hash())["criteria_state"] == "edited"
 
 

@@ -45,8 +45,8 @@ def check_frozen(
         if test_file is not None:
             state["test_hash"] = hash_file(test_file)
         return state
-    _, artifact = stored_split(split_json, store)
-    state.update(split_json=str(split_json), split_id=artifact.id)
+    _, artifact, found = stored_split(split_json, store)
+    state.update(split_json=str(split_json), split_id=artifact.id, store=str(found.root))
     if test_file is not None:  # verify_frozen_split hashes the file once and returns the (matching) hash
         state["test_hash"] = state["recorded_test_hash"] = verify_frozen_split(test_file, Path(split_json), store)
         state["test_state"] = "frozen"

@@ -135,8 +135,9 @@ def evaluate(
 
     # 1. guard ---------------------------------------------------------------------------
     test_path = Path(test_data) if isinstance(test_data, (str, Path)) else None
-    frozen = check_frozen(test_path, split_json, config.criteria_hash())
-    adapter_check = check_adapter(adapter_dir, Store(config.resolve(config.store.path) or config.store.path), allow_changed_adapter)
+    store = Store(config.resolve(config.store.path) or config.store.path)  # the authority on what was frozen and trained
+    frozen = check_frozen(test_path, split_json, config.criteria_hash(), store)
+    adapter_check = check_adapter(adapter_dir, store, allow_changed_adapter)
 
     # 2. load ----------------------------------------------------------------------------
     records, rejected = _load(config, test_data)

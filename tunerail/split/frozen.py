@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.io import hash_file, read_json
@@ -26,6 +26,14 @@ _POINTER_ONLY = ("created", "store")
 def _short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+class StoredSplit(NamedTuple):
+    """What split.json points to: its own content, the store's split record, the store that holds it."""
+
+    manifest: dict[str, Any]
+    artifact: Artifact
+    store: Store
 
 
 def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -50,10 +58,8 @@ def _candidate_stores(split_json: Path | None, manifest: dict[str, Any], store: 
     return found
 
 
-def stored_split(
-    split_json: str | Path | dict[str, Any], store: Store | None = None, check: bool = True
-) -> tuple[dict[str, Any], Artifact]:
-    """The store's record of the split that ``split.json`` points to: ``(split.json content, artifact)``.
+def stored_split(split_json: str | Path | dict[str, Any], store: Store | None = None, check: bool = True) -> StoredSplit:
+    """The store's record of the split that ``split.json`` points to (and which store holds it).
 
     split.json is a pointer (``store.split_id``), never the authority: the artifact's manifest is
     content-addressed, so its hashes and criteria are what the split froze. Raises when split.json
@@ -79,7 +85,7 @@ def stored_split(
     stores = _candidate_stores(path, manifest, store)
     for candidate in stores:
         if (candidate.manifests / f"{split_id}.json").exists():
-            artifact = candidate.get(split_id)
+            artifact, found = candidate.get(split_id), candidate
             break
     else:
         tried = ", ".join(str(s.root) for s in stores) or "none found"
@@ -94,7 +100,7 @@ def stored_split(
     problems = split_json_problems(manifest, artifact, where)
     if problems and check:
         raise GuardrailError(problems)
-    return manifest, artifact
+    return StoredSplit(manifest, artifact, found)
 
 
 def split_json_problems(manifest: dict[str, Any], artifact: Artifact, where: str) -> list[Problem]:
@@ -156,7 +162,7 @@ def _expected(test: Path, reference: Any, store: Store | None = None) -> tuple[s
                 fix="pass the split.json written by `tunerail split`",
             )
         )
-    _, artifact = stored_split(reference, store)
+    artifact = stored_split(reference, store).artifact
     if test.name not in artifact.files:
         raise TunerailError(Problem(f"split {artifact.short_id} has no file {test.name!r}", file=str(test)))
     return artifact.files[test.name]["sha256"], f"store {artifact.short_id} (the split's record)"
@@ -209,7 +215,7 @@ def split_problems(folder: str | Path, store: Store | None = None) -> list[Probl
     folder = Path(folder)
     where = str(folder / "split.json")
     try:
-        manifest, artifact = stored_split(folder / "split.json", store, check=False)
+        manifest, artifact, _ = stored_split(folder / "split.json", store, check=False)
     except GuardrailError as exc:  # no pointer or a missing artifact: nothing to compare the files with
         return exc.problems
     problems = split_json_problems(manifest, artifact, where)
