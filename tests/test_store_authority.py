@@ -78,6 +78,22 @@ def test_forged_criteria_in_a_copied_split_json_are_refused(tmp_path, frozen_spl
     assert check_frozen(folder / "test.jsonl", folder / "split.json", loose.criteria_hash())["criteria_state"] == "edited"
 
 
+def test_split_refuses_looser_criteria_for_a_test_set_the_store_froze(tmp_path, frozen_split):
+    """Re-splitting after forging split.json, or into a fresh folder, must not re-freeze looser criteria."""
+    folder, store, cfg = frozen_split
+    loose = _config(threshold=0.1)
+    _rewrite(
+        folder / "split.json",
+        lambda m: m.update(criteria=loose.criteria.model_dump(mode="json"), criteria_hash=loose.criteria_hash()),
+    )
+    for out in (folder, tmp_path / "fresh"):
+        with pytest.raises(GuardrailError, match="criteria changed after the test set was frozen"):
+            split(tmp_path / "bank.csv", loose, out_dir=out, store=store)
+    assert not (tmp_path / "fresh").exists()
+    allowed = split(tmp_path / "bank.csv", loose, out_dir=tmp_path / "fresh", store=store, allow_criteria_change=True)
+    assert allowed.manifest["criteria_hash"] == cfg.criteria_hash()  # the frozen criteria stay the reference
+
+
 def test_an_edited_test_row_with_rewritten_hashes_is_refused_by_eval_and_verify(tmp_path, frozen_split, capsys):
     folder, store, cfg = frozen_split
     test = folder / "test.jsonl"

@@ -134,6 +134,26 @@ def split_json_problems(manifest: dict[str, Any], artifact: Artifact, where: str
     return problems
 
 
+def criteria_frozen_in_store(store: Store, test_sha: str) -> dict[str, Any] | None:
+    """The criteria the store first froze with this test set (None: it never froze it).
+
+    ``{"criteria", "criteria_hash", "test_sha256", "split_id"}`` from the oldest intact split record
+    whose frozen test file has this SHA-256, whatever folder or split.json it was written to: a
+    copied folder or a forged split.json cannot make looser criteria the frozen ones.
+    """
+    for artifact in store.list("split", skip_unreadable=True):
+        frozen = artifact.meta.get("frozen") or {}
+        intact = artifact.id == artifact_id_for(artifact.kind, artifact.files, artifact.parents, artifact.transform, artifact.meta)
+        if intact and frozen.get("sha256") == test_sha and isinstance(artifact.meta.get("criteria_hash"), str):
+            return {
+                "criteria": artifact.meta.get("criteria", {}),
+                "criteria_hash": artifact.meta["criteria_hash"],
+                "test_sha256": test_sha,
+                "split_id": artifact.id,
+            }
+    return None
+
+
 def _expected(test: Path, reference: Any, store: Store | None = None) -> tuple[str, str]:
     """(expected sha256, where it came from): always the store's record unless a bare hash is given."""
     if isinstance(reference, str) and _SHA.match(reference):
