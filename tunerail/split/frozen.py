@@ -1,8 +1,10 @@
 """The frozen test set: every step that reads ``test.jsonl`` calls :func:`verify_frozen_split` first.
 
 A test set edited after results were seen (a relabelled row, a dropped "bad" example) makes every
-later score incomparable and usually optimistic. The split records the file's SHA-256 in
-``split.json`` and in the store; a changed file is refused, not silently re-hashed.
+later score incomparable and usually optimistic. The split records the file's SHA-256 (and the
+criteria frozen with it) in the store's content-addressed split record; ``split.json`` only points
+at that record (``store.split_id``). A changed file, or a split.json that disagrees with the
+record, is refused, never silently re-hashed: editing split.json cannot re-freeze anything.
 """
 
 from __future__ import annotations
