@@ -273,7 +273,7 @@ def test_serve_and_eval_refuse_a_changed_adapter_unless_told_and_record_the_over
 # --- budget and cost survive a resume -------------------------------------------------------
 
 
-def _tiny_train(tmp_path, **kw):
+def _tiny_train(tmp_path, epochs: float = 10 / 12):
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -283,17 +283,17 @@ def _tiny_train(tmp_path, **kw):
     torch.set_num_threads(1)
     tr = write_jsonl(tmp_path / "train.jsonl", banking_rows(96))
     va = write_jsonl(tmp_path / "val.jsonl", banking_rows(24, offset=1000))
-    cfg = tiny_config(tmp_path, learning_rate=1e-3, epochs=10 / 12, eval_steps=5, patience=100)  # 10 steps
+    cfg = tiny_config(tmp_path, learning_rate=1e-3, epochs=epochs, eval_steps=5, patience=100)  # 12 steps per epoch
     return cfg, tr, va
 
 
 def test_a_resume_past_the_budget_takes_no_further_step(tmp_path):
     from tunerail.train import train
 
-    cfg, tr, va = _tiny_train(tmp_path)
-    cfg.budget.max_hours = 1.5 / 3600
+    cfg, tr, va = _tiny_train(tmp_path, epochs=5)  # 60 steps: far more than a second of training anywhere
+    cfg.budget.max_hours = 1.0 / 3600
     first = train(cfg, train_data=tr, validation_data=va, out_dir=tmp_path / "run", progress=lambda *_: None)
-    assert first.stopped_reason == "budget" and first.actual["steps"] < 10
+    assert first.stopped_reason == "budget" and first.actual["steps"] < 60
     again = train(cfg, train_data=tr, validation_data=va, out_dir=tmp_path / "run", resume=True, progress=lambda *_: None)
     assert again.stopped_reason == "budget"
     assert again.actual["steps"] == first.actual["steps"] and again.actual["seconds"] == first.actual["seconds"]
