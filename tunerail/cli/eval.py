@@ -92,6 +92,9 @@ def eval_cmd(
             allow_changed_adapter=allow_changed_adapter,
         )
     _print_verdict(result)
+    cache_note = result.lineage.get("eval_cache") or ""
+    if cache_note and ("recomputed" in cache_note or not cache_note.startswith(("0 of", "not used"))):
+        console.print(f"eval cache: {escape(cache_note)}", highlight=False, soft_wrap=True)  # the verdict says what it reused
     if not result.ready:
         raise typer.Exit(1)
 
