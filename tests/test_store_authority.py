@@ -178,7 +178,7 @@ def _tiny_eval(tmp_path, banking_example, cache: Path, out: str):
             "task": "classification",
             "data": {"format": "text_label", "columns": {"label": "category"}},
             "criteria": {"metric": "accuracy", "threshold": 0.7, "margin": 0.5},
-            "eval": {"forgetting": False, "bootstrap": 100},
+            "eval": {"forgetting": False, "bootstrap": 100, "decoding": "constrained"},  # two generations per run
         }
     )
     return tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / out, cache_dir=cache)
