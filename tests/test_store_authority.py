@@ -169,7 +169,13 @@ def _tiny_eval(tmp_path, banking_example, cache: Path, out: str):
 
     import tunerail
 
-    model, adapter = cached_tiny_pair()
+    model, tiny_adapter = cached_tiny_pair()
+    adapter = tmp_path / "run" / "adapter"  # a run's adapter, stored as its checkpoint, then one byte flipped
+    if not adapter.exists():
+        shutil.copytree(tiny_adapter, adapter)
+        checkpoint = Store(tmp_path / "store").add_folder("checkpoint", adapter, transform="train")
+        (adapter.parent / "train.json").write_text(json.dumps({"checkpoint_id": checkpoint.id}), encoding="utf-8")
+        _flip_last_byte(adapter / "adapter_model.safetensors")
     with banking_example.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     test = write_jsonl(tmp_path / "test.jsonl", [rows[i] for i in range(0, len(rows), 125)][:12])
@@ -179,18 +185,25 @@ def _tiny_eval(tmp_path, banking_example, cache: Path, out: str):
             "data": {"format": "text_label", "columns": {"label": "category"}},
             "criteria": {"metric": "accuracy", "threshold": 0.7, "margin": 0.5},
             "eval": {"forgetting": False, "bootstrap": 100, "decoding": "constrained"},  # two generations per run
+            "store": {"path": str(tmp_path / "store")},
         }
     )
-    return tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / out, cache_dir=cache)
+    with pytest.raises(GuardrailError, match="adapter_model.safetensors differs from the store's copy"):
+        tunerail.evaluate(cfg, test_data=test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / out, cache_dir=cache)
+    return tunerail.evaluate(
+        cfg, test_data=test, adapter_dir=adapter, base_model=str(model), out_dir=tmp_path / out, cache_dir=cache, allow_changed_adapter=True
+    )
 
 
 def test_a_cached_output_overwritten_with_the_gold_answers_is_recomputed_and_named(tmp_path, banking_example):
+    """Also: evaluate() refuses the changed adapter, and --allow-changed-adapter is recorded in the report."""
     from tunerail.eval.generate import CACHE_STATS
 
     cache = tmp_path / "cache"
     first = _tiny_eval(tmp_path, banking_example, cache, "out1")
     gold = [json.loads(line)["category"] for line in (tmp_path / "test.jsonl").read_text(encoding="utf-8").splitlines()]
     assert first.metrics["tuned"]["accuracy"]["value"] < 0.5  # a random tiny model
+    assert first.lineage["adapter_check"]["state"].startswith("changed, used anyway (--allow-changed-adapter)")
     forged = 0
     for path in cache.glob("*.json"):  # the attack: every cached list of 12 answers becomes the gold answers
         entry = json.loads(path.read_text(encoding="utf-8"))
