@@ -102,16 +102,18 @@ def test_judge_preferring_base_blocks_and_bias_warns():
 
 
 def _split_json(tmp_path, test, criteria_hash):
+    """The layout `tunerail split` writes: the split's record in the store, split.json pointing at it."""
+    from tunerail.store import Store
+
+    store = Store(tmp_path / "store")
+    meta = {
+        "criteria_hash": criteria_hash,
+        "frozen": {"file": test.name, "sha256": hash_file(test)},
+        "hashes": {test.name: hash_file(test)},
+    }
+    artifact = store.add("split", {test.name: test}, meta=meta)
     path = tmp_path / "split.json"
-    path.write_text(
-        json.dumps(
-            {
-                "criteria_hash": criteria_hash,  # the layout `tunerail split` writes
-                "frozen": {"file": test.name, "sha256": hash_file(test)},
-                "hashes": {test.name: hash_file(test)},
-            }
-        )
-    )
+    path.write_text(json.dumps({**meta, "store": {"root": str(store.root), "split_id": artifact.id}}))
     return path
 
 
@@ -145,10 +147,10 @@ def test_split_store_manifest_layout_is_understood(tmp_path):
     test = tmp_path / "test.jsonl"
     test.write_text('{"text": "a", "label": "b"}\n')
     digest = hash_file(test)
-    split = tmp_path / "split.json"
-    split.write_text(json.dumps({"frozen": {"file": "test.jsonl", "sha256": digest}, "criteria_hash": "x"}))
+    split = _split_json(tmp_path, test, "x")
     assert check_frozen(test, split, "x")["recorded_test_hash"] == digest
-    split.write_text(json.dumps({"frozen": {"file": "test.jsonl", "sha256": "f" * 64}, "criteria_hash": "x"}))
+    pointer = json.loads(split.read_text())
+    split.write_text(json.dumps({**pointer, "frozen": {"file": "test.jsonl", "sha256": "f" * 64}}))
     with pytest.raises(GuardrailError):
         check_frozen(test, split, "x")
 

@@ -67,7 +67,7 @@ STEP_READS: dict[str, tuple[str, ...]] = {
     "select": ("project", "task", "data", "model", "prompts", "criteria", "select", "train", "budget", "eval"),
     "sweep": ("task", "data", "model", "prompts", "train", "budget", "sweep", "criteria", "tracking"),
     "train": ("task", "data", "model", "prompts", "train", "budget", "tracking", "eval.prompt_version", "store"),
-    "eval": ("task", "data", "model", "prompts", "criteria", "eval", "split.seed"),
+    "eval": ("task", "data", "model", "prompts", "criteria", "eval", "split.seed", "store"),  # the store vouches for split and adapter
 }
 
 

@@ -26,7 +26,12 @@ def eval_cmd(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (criteria, prompts, eval settings)."),
     test: Path = typer.Option(..., "--test", help="Frozen test file (test.jsonl from `tunerail split`)."),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder from `tunerail train`."),
-    split_json: Optional[Path] = typer.Option(None, "--split-json", help="split.json: refuses a changed test set, flags edited criteria."),
+    split_json: Optional[Path] = typer.Option(
+        None,
+        "--split-json",
+        help="split.json (default: the one beside --test): checked against the store's split record; "
+        "refuses a changed test set, flags edited criteria.",
+    ),
     train_json: Optional[Path] = typer.Option(None, "--train-json", help="train.json: loss curves in the report."),
     out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.html, report.json, review.csv."),
     prompts: bool = typer.Option(False, "--prompts", help="First compare the prompt variants on the validation set; use the best."),
@@ -34,6 +39,11 @@ def eval_cmd(
         None, "--validation", help="Validation file for --prompts (default: validation.jsonl beside --test)."
     ),
     base: Optional[str] = typer.Option(None, "--base", help=field_help("model.base")),
+    allow_changed_adapter: bool = typer.Option(
+        False,
+        "--allow-changed-adapter",
+        help="Evaluate an adapter whose files differ from the checkpoint its run stored (recorded in the report).",
+    ),
     train: Optional[Path] = typer.Option(
         None,
         "--train",
@@ -79,8 +89,12 @@ def eval_cmd(
             prompt_comparison=comparison,
             train_data=train,
             validation_data=val if train is not None else None,
+            allow_changed_adapter=allow_changed_adapter,
         )
     _print_verdict(result)
+    cache_note = result.lineage.get("eval_cache") or ""
+    if cache_note and ("recomputed" in cache_note or not cache_note.startswith(("0 of", "not used"))):
+        console.print(f"eval cache: {escape(cache_note)}", highlight=False, soft_wrap=True)  # the verdict says what it reused
     if not result.ready:
         raise typer.Exit(1)
 

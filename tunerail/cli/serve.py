@@ -22,11 +22,22 @@ def serve_cmd(
     api_key_env: Optional[str] = typer.Option(
         None, "--api-key-env", help="Environment variable holding the API key; requests must send it as a Bearer token."
     ),
+    allow_changed_adapter: bool = typer.Option(
+        False,
+        "--allow-changed-adapter",
+        help="Serve an adapter whose files differ from the checkpoint the run stored (recorded in RUN_DIR/overrides.jsonl).",
+    ),
 ) -> None:
     """Serve base + adapter (merged) at /v1/chat/completions, /v1/models, /health; log traffic to RUN_DIR/traffic/."""
     from tunerail.serve import load_run, serve
+    from tunerail.serve.run import record_override
 
-    run = load_run(run_dir, config)
+    run = load_run(run_dir, config, allow_changed_adapter=allow_changed_adapter)
+    if run.adapter_check.get("problems"):
+        path = record_override(run, "serve", "--allow-changed-adapter")
+        console.print(
+            f"[yellow]warning:[/] serving a CHANGED adapter ({len(run.adapter_check['problems'])} file(s)); recorded in {escape(str(path))}"
+        )
     cfg = run.config
     bind = host or cfg.serve.host
     console.print(
@@ -37,4 +48,4 @@ def serve_cmd(
     )
     if bind not in ("127.0.0.1", "localhost", "::1") and not (api_key_env or cfg.serve.api_key_env):
         console.print("[yellow]warning:[/] listening beyond loopback without an API key (--api-key-env)")
-    serve(run_dir, config=run.config, host=host, port=port, api_key_env=api_key_env)
+    serve(run, config=run.config, host=host, port=port, api_key_env=api_key_env)

@@ -24,7 +24,7 @@ from tunerail.config import field_help
 @guarded
 def verify_cmd(
     target: Optional[str] = typer.Argument(
-        None, help="Store root, exported folder, split folder, or artifact id (default: the whole store)."
+        None, help="Store root, exported folder, split folder, run folder, or artifact id (default: the whole store)."
     ),
     store: Optional[Path] = typer.Option(None, "--store", help=field_help("store.path")),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (store.path)."),
@@ -36,11 +36,16 @@ def verify_cmd(
     if path is not None and path.is_dir() and (path / EXPORT_MANIFEST).exists():
         artifact, problems = verify_folder(path)
         checked = f"exported {artifact.kind} {artifact.short_id} ({len(artifact.files)} files)"
+    elif path is not None and path.is_dir() and ((path / "train.json").is_file() or (path / "train" / "train.json").is_file()):
+        from tunerail.serve.run import run_problems
+
+        checked, problems = run_problems(path, config)
+        checked += " (against the store's copies)"
     elif path is not None and path.is_dir() and (path / "split.json").exists():
         from tunerail.split.frozen import split_problems
 
-        problems = split_problems(path)
-        checked = f"split folder {path} (frozen test set and the other splits against split.json)"
+        problems = split_problems(path, _store_for(store, config) if store or config else None)
+        checked = f"split folder {path} (split.json and every split file against the store's split record)"
     else:
         if path is not None and path.is_dir():
             st, ref = _store_for(path, None, must_exist=True), None

@@ -33,6 +33,8 @@ from tunerail.errors import Problem, TunerailError
 from tunerail.eval import generate as G
 from tunerail import stats as S
 from tunerail.eval.frozen import check_frozen
+from tunerail.store import Store
+from tunerail.store.checks import check_adapter
 from tunerail.prompting import pick_template, prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
 from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
@@ -99,6 +101,7 @@ def evaluate(
     cache_dir: str | Path | None = "default",
     train_data: str | Path | Sequence[Record] | None = None,
     validation_data: str | Path | Sequence[Record] | None = None,
+    allow_changed_adapter: bool = False,
 ) -> EvalResult:
     """Evaluate base and fine-tuned model on the frozen test set and decide READY / NOT READY.
 
@@ -114,6 +117,8 @@ def evaluate(
     train_data, validation_data : the training splits; the cheap baselines are fitted on both
         (without them: warning EVL051), and k-shot examples come from ``few_shot_data`` or else
         ``train_data``.
+    allow_changed_adapter : evaluate an adapter whose files differ from the checkpoint its run
+        recorded in the store (default: refused, exit 2); recorded in ``lineage.adapter_check``.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -126,9 +131,13 @@ def evaluate(
         cache_dir = cache_root() / "eval"
     cache = Path(cache_dir) if (cache_dir is not None and ev.cache) else None
 
+    cache_mark = len(G.CACHE_LOG)  # this evaluation's cache lookups are the log's tail
+
     # 1. guard ---------------------------------------------------------------------------
     test_path = Path(test_data) if isinstance(test_data, (str, Path)) else None
-    frozen = check_frozen(test_path, split_json, config.criteria_hash())
+    store = Store(config.resolve(config.store.path) or config.store.path)  # the authority on what was frozen and trained
+    frozen = check_frozen(test_path, split_json, config.criteria_hash(), store)
+    adapter_check = check_adapter(adapter_dir, store, allow_changed_adapter)
 
     # 2. load ----------------------------------------------------------------------------
     records, rejected = _load(config, test_data)
@@ -347,7 +356,9 @@ def evaluate(
             "adapter_dir": str(adapter_dir) if adapter_dir else None,
             "tuned_fingerprint": tuned_lm.fingerprint,
             "test_data": str(test_path) if test_path else None,
-            "split_json": str(split_json) if split_json else None,
+            "split_json": frozen.get("split_json") or (str(split_json) if split_json else None),
+            "eval_cache": G.cache_summary(G.CACHE_LOG[cache_mark:]),
+            "adapter_check": adapter_check,
             **(lineage or {}),
         },
         timings={k: round(v, 2) for k, v in timings.items()},
@@ -441,6 +452,7 @@ class _Runner:
             self.cache,
             G.cache_key("gen", lm.fingerprint, self.data, self.max_new),
             lambda: G.generate(lm, self.prompts, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress),
+            inputs={"stage": "gen", "model": lm.fingerprint, "prompts": self.data, "max_new_tokens": self.max_new},
         )
         self.timings[f"{name}_generate_s"] = time.perf_counter() - t
         out: dict[str, Any] = {"text": gen, "cached": hit}
@@ -464,6 +476,7 @@ class _Runner:
                 length_normalize=self.ev.length_normalize,
                 progress=self.progress,
             ),
+            inputs={"stage": "rank", "model": lm.fingerprint, "prompts": self.data, "labels": G.data_hash(self.labels)},
         )
         self.timings[f"{name}_rank_s"] = self.timings.get(f"{name}_rank_s", 0.0) + time.perf_counter() - t
         return ranked
@@ -475,6 +488,7 @@ class _Runner:
             self.cache,
             G.cache_key("constrained", lm.fingerprint, self.data, self.labels),
             lambda: G.generate_constrained(lm, self.prompts, self.labels, batch_size=self.ev.batch_size, progress=self.progress),
+            inputs={"stage": "constrained", "model": lm.fingerprint, "prompts": self.data, "labels": G.data_hash(self.labels)},
         )
         self.timings[f"{name}_constrained_s"] = time.perf_counter() - t
         return text
@@ -487,6 +501,7 @@ class _Runner:
             lambda: list(
                 G.score_answers(lm, self.prompts, self.refs, batch_size=self.ev.batch_size, progress=self.progress, stage="perplexity")
             ),
+            inputs={"stage": "ppl", "model": lm.fingerprint, "prompts": self.data, "references": G.data_hash(self.refs)},
         )
         self.timings[f"{name}_perplexity_s"] = time.perf_counter() - t
         return {"ref_logp": np.asarray(ppl[0]), "ref_tokens": np.asarray(ppl[1])}

@@ -78,14 +78,14 @@ def build_state(
 
 
 def serve(
-    run_dir: str | Path, *, config: Any = None, host: str | None = None, port: int | None = None, api_key_env: str | None = None
+    run_dir: str | Path | RunInfo, *, config: Any = None, host: str | None = None, port: int | None = None, api_key_env: str | None = None
 ) -> None:
     """Serve until interrupted (uvicorn, one process). Host and port default to ``serve.host/port``."""
     import uvicorn
 
     from tunerail.serve.app import create_app
 
-    run = load_run(run_dir, config)
+    run = run_dir if isinstance(run_dir, RunInfo) else load_run(run_dir, config)
     state = build_state(run, api_key_env=api_key_env)
     cfg = run.config
     try:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tunerail.errors import Problem, TunerailError
+from tunerail.store import Store
+from tunerail.store.checks import adapter_problems, check_adapter
 
 
 @dataclass
@@ -32,6 +34,7 @@ class RunInfo:
     train_path: Path | None
     test_path: Path | None
     train_json: dict[str, Any] = field(default_factory=dict)
+    adapter_check: dict[str, Any] = field(default_factory=dict)  # tunerail.store.checks.check_adapter
 
     @property
     def model_id(self) -> str:
@@ -67,13 +70,16 @@ def _find_config(run_dir: Path) -> Path | None:
     return None
 
 
-def load_run(run_dir: str | Path, config: Any = None) -> RunInfo:
+def load_run(run_dir: str | Path, config: Any = None, allow_changed_adapter: bool = False) -> RunInfo:
     """Resolve a run folder; raises ``TunerailError`` naming what is missing and how to get it.
 
     Parameters
     ----------
     run_dir : folder written by ``tunerail run`` or ``tunerail train``.
     config : a ``TunerailConfig``, a path to the YAML, or None to look for ``tunerail.yaml``.
+    allow_changed_adapter : use an adapter whose files differ from the checkpoint the run
+        recorded in the store (default: refused with ``GuardrailError``); recorded in
+        ``RunInfo.adapter_check``.
     """
     from tunerail.config import TunerailConfig, load_config
 
@@ -119,12 +125,52 @@ def load_run(run_dir: str | Path, config: Any = None) -> RunInfo:
             train_path = (Path(config.source).parent if config.source else Path.cwd()) / train_path
         test_path = train_path.with_name("test.jsonl") if train_path is not None else None
     adapter = train_json_path.parent / "adapter"
+    adapter_dir = adapter if (adapter / "adapter_config.json").is_file() else None
     return RunInfo(
         run_dir=run,
         config=config,
         base_model=trained.get("base_model") or config.model.base,
-        adapter_dir=adapter if (adapter / "adapter_config.json").is_file() else None,
+        adapter_dir=adapter_dir,
         train_path=train_path,
         test_path=test_path,
         train_json=trained,
+        adapter_check=check_adapter(adapter_dir, run_store(config), allow_changed_adapter),
     )
+
+
+def run_store(config: Any) -> Store:
+    """The store the run's config names (``store.path``, relative to the config file)."""
+    return Store(config.resolve(config.store.path) or config.store.path)
+
+
+def run_problems(run_dir: str | Path, config: Any = None) -> tuple[str, list[Problem]]:
+    """Every run-folder file that has a store copy, checked against it: the adapter and the split.
+
+    Returns ``(what was checked, problems)``; the adapter is compared with the checkpoint that
+    ``train.json`` records, the split folder with the split its ``split.json`` points to.
+    """
+    from tunerail.split.frozen import split_problems
+
+    run = load_run(run_dir, config, allow_changed_adapter=True)
+    store = run_store(run.config)
+    problems: list[Problem] = []
+    checked = []
+    if run.adapter_dir is not None:
+        checkpoint_id, problems = adapter_problems(run.adapter_dir, store)
+        checked.append(f"adapter against checkpoint {checkpoint_id[:12]}" if checkpoint_id else "adapter (no checkpoint recorded)")
+    split_dir = run.test_path.parent if run.test_path is not None else None
+    if split_dir is not None and (split_dir / "split.json").is_file():
+        problems += split_problems(split_dir, store)
+        checked.append(f"split folder {split_dir}")
+    return f"run {run.run_dir}: " + ", ".join(checked or ["nothing with a store copy"]), problems
+
+
+def record_override(run: RunInfo, command: str, flag: str) -> Path:
+    """Append a switched-off integrity check to ``RUN_DIR/overrides.jsonl`` (who relies on what was changed)."""
+    import time
+
+    path = run.run_dir / "overrides.jsonl"
+    entry = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command, "flag": flag, **run.adapter_check}
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    return path

@@ -31,6 +31,7 @@ from tunerail.config import TunerailConfig, load_config
 from tunerail.data.records import Record
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.split.assign import assign_groups
+from tunerail.split.frozen import criteria_frozen_in_store
 from tunerail.split.groups import Groups, find_groups
 from tunerail.split.guards import size_problems
 from tunerail.stats import rows_needed, wilson_half_width
@@ -255,7 +256,10 @@ def split(
     if replaced:
         warnings.append(f"--force: replaced the frozen test set {replaced[:12]} in {out}")
     criteria_now = config.criteria.model_dump(mode="json")
-    frozen_criteria = _frozen_criteria(out, hashes[f"{FROZEN}.jsonl"])
+    if not isinstance(store, Store):
+        store = Store(store if store is not None else (config.resolve(config.store.path) or config.store.path))
+    # the store's record wins over the split.json here (a copied or edited split.json must not unfreeze criteria)
+    frozen_criteria = criteria_frozen_in_store(store, hashes[f"{FROZEN}.jsonl"]) or _frozen_criteria(out, hashes[f"{FROZEN}.jsonl"])
     criteria_changed = None
     if frozen_criteria and frozen_criteria["criteria_hash"] != config.criteria_hash():
         diff = _criteria_diff(frozen_criteria["criteria"], criteria_now) or "criteria differ"
@@ -312,8 +316,6 @@ def split(
         "forced": bool(force and (problems or replaced)),
         "warnings": warnings,
     }
-    if not isinstance(store, Store):
-        store = Store(store if store is not None else (config.resolve(config.store.path) or config.store.path))
     snapshot = store.add_dataset(records, sources=list(sources), transform="import", meta={"format": fmt, "rejected_rows": rejected})
     manifest["store"] = {"root": str(store.root), "dataset_id": snapshot.id}
     # The artifact records its own creation time; without the volatile one the same split gets the same id.

@@ -17,11 +17,14 @@ preparation and the step-0 evaluation are not).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from tunerail.findings import Finding, Severity
+from tunerail.io import write_atomic
 
 # Forward-only evaluation costs about a third of a training step per token (no backward); used only
 # when the evaluation was not timed.
@@ -211,6 +214,40 @@ def estimate_run(
         evals,
         max(1, round(micro / steps)) if steps else 1,
     )
+
+
+# The paid clock is written at most this often: a kill between checkpoints loses at most this many
+# seconds of the time the budget and the cost count (the work itself is redone after a resume).
+CLOCK_SECONDS = 1.0
+CLOCK_FILE = "clock.json"
+
+
+class RunClock:
+    """Training seconds paid for across sessions, kept beside the resume checkpoints.
+
+    A checkpoint records the training clock at its step; the steps a kill throws away after it
+    were still paid for. The clock file is rewritten as training goes, so a resume can add that
+    lost time back: ``budget.max_hours``/``max_cost`` and ``actual.seconds``/``cost`` are then
+    cumulative over every session, and the history's ``seconds`` continue from that clock.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / CLOCK_FILE
+        self._written = float("-inf")
+
+    def tick(self, elapsed: float, step: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._written >= CLOCK_SECONDS:
+            write_atomic(self.path, json.dumps({"elapsed": elapsed, "step": step}))
+            self._written = now
+
+    def lost_since(self, checkpoint_elapsed: float) -> float:
+        """Seconds the previous session trained past the checkpoint it left (0: none, or no clock)."""
+        try:
+            paid = float(json.loads(self.path.read_text(encoding="utf-8"))["elapsed"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0
+        return max(0.0, paid - checkpoint_elapsed)
 
 
 def cost_of(seconds: float, price_per_hour: float) -> float:

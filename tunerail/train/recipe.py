@@ -274,7 +274,8 @@ class TrainRecipe:
         self.findings: list[Finding] = []
         self.history: list[dict[str, Any]] = []
         self.step = 0
-        self.elapsed = 0.0  # training wall time, summed over resumed sessions
+        self.elapsed = 0.0  # training wall time, summed over resumed sessions (time lost to a kill included)
+        self.lost_seconds = 0.0  # of which: trained after the last checkpoint by a session that was killed
         self.stopped_reason = "completed"
         self.estimate: budget_mod.Estimate | None = None
         self.probe_seconds: float | None = None  # the pre-run probe's estimate, kept beside the measured one
@@ -670,6 +671,12 @@ class TrainRecipe:
         tokens = self.history[-1]["tokens"] if self.history else 0
         session_start = time.perf_counter()
         elapsed_before = self.elapsed
+        clock = budget_mod.RunClock(self.ckpt_root)
+        reason = None if "budget" in self.disabled else budget_mod.over_budget(self.config.budget, self.elapsed)
+        if reason is not None and self.step < self.total_steps:  # a resume past the cap: not one more step
+            self.stopped_reason = "budget"
+            self._emit("guard", message=f"budget: {reason} (over all sessions so far); not resuming")
+            return
         while self.step < self.total_steps:
             self.loss_model.train()
             first = self.step * self.micro_per_step
@@ -694,6 +701,8 @@ class TrainRecipe:
             self.step += 1
             loss_value = float(self._mean_across_ranks(step_loss))
             self.elapsed = elapsed_before + time.perf_counter() - session_start
+            if self.main:
+                clock.tick(self.elapsed, self.step)
             eta = self._follow_rate(tokens)
             self._emit("step", step=self.step, total=self.total_steps, loss=loss_value, lr=lr, seconds=self.elapsed, eta=eta)
             if "divergence" not in self.disabled:
@@ -880,6 +889,7 @@ class TrainRecipe:
                 "step": self.step,
                 "history": self.history,
                 "elapsed": self.elapsed,
+                "lost_seconds": self.lost_seconds,
                 "best_dir": self.best_dir,
                 "early": self.early.state_dict(),
                 "divergence": self.divergence.state_dict(),
@@ -933,6 +943,8 @@ class TrainRecipe:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
+        lost = budget_mod.RunClock(self.ckpt_root).lost_since(self.elapsed)  # trained past this checkpoint, then killed
+        self.lost_seconds, self.elapsed = state.get("lost_seconds", 0.0) + lost, self.elapsed + lost  # paid for, though redone
         self.best_dir, self.run_id = state["best_dir"], state["run_id"]
         self.early = EarlyStopping(**state["early"])
         self.divergence = DivergenceGuard(**state["divergence"])
@@ -974,6 +986,7 @@ class TrainRecipe:
             "steps": self.step,
             "tokens": self.history[-1]["tokens"] if self.history else 0,
             "seconds": round(self.elapsed, 2),
+            "lost_seconds": round(self.lost_seconds, 2),  # included in seconds and cost: killed work redone
             "estimate_ratio": round(self.estimate.seconds / self.elapsed, 3) if self.estimate and self.elapsed else None,
             "estimate_basis": self.estimate_basis if self.estimate else None,
             "probe_seconds": self.probe_seconds,
