@@ -316,8 +316,13 @@ class TrainConfig(_Section):
             "under torch.autocast; false: fp32."
         ),
     )
-    loss_on: Literal["answer", "all"] = Field(
-        "answer", description="Compute loss on answer tokens only (default) or on the whole sequence."
+    loss_on: Literal["all", "last", "sequence"] = Field(
+        "all",
+        description=(
+            "Tokens the loss covers. all (default, as TRL's assistant_only_loss and Axolotl's roles_to_train): every "
+            "assistant turn of a chat record, each with its end-of-turn marker; last: the final assistant turn only "
+            "(earlier turns are context); sequence: every token, prompt included."
+        ),
     )
     replay_ratio: float = Field(0.0, ge=0, lt=1, description="Share of general instruction rows mixed in to limit forgetting.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
