@@ -284,3 +284,26 @@ def test_concurrent_clients_are_batched_and_each_logged(tmp_path):
     logged = [r for r in read_traffic(run / "traffic").records if r.get("status") == 200]
     assert sorted(r["output"] for r in logged) == sorted(texts)
     assert sorted(r["stream"] for r in logged) == [False, False, False, True]
+
+
+def test_the_window_stretches_to_one_decoding_step_so_a_late_client_still_joins(served):
+    import time
+
+    from tunerail.serve.batching import Batcher, GenRequest
+
+    _, state, _ = served
+    (job,) = _jobs(state, ["my card was declined"])
+    batcher = Batcher(state.lm, max_batch_size=2, window_ms=0)
+    first = batcher.submit(GenRequest(job.prompt_ids, 2))
+    "".join(first.pieces())
+    deadline = time.monotonic() + 30
+    while batcher.step_s == 0 and time.monotonic() < deadline:  # set once generate returns, just after the row ended
+        time.sleep(0.01)
+    assert batcher.step_s > 0 and batcher.batch_sizes == {1: 1}  # measured on the batch it ran
+    batcher.step_s = 30.0  # a slow step (a loaded CPU): the next batch waits up to that long for company
+    early = batcher.submit(GenRequest(job.prompt_ids, 2))
+    time.sleep(0.5)  # a client coming back late, well past window_ms = 0
+    late = batcher.submit(GenRequest(job.prompt_ids, 2))
+    assert "".join(early.pieces()) == "".join(late.pieces())
+    batcher.close()
+    assert batcher.batch_sizes == {1: 1, 2: 1} and early.batch_size == late.batch_size == 2

@@ -566,7 +566,10 @@ class ServeConfig(_Section):
         10.0,
         ge=0,
         le=1000,
-        description="How long the queue waits for more requests to join a batch before it starts (added to a lone request's latency).",
+        description=(
+            "How long the queue waits for more requests to join a batch: this, or one decoding step of the previous batch "
+            "if longer (capped at 1 s), so a lone request waits about one token's time at most."
+        ),
     )
     log_max_mb: float = Field(50.0, gt=0, description="Rotate the traffic log beyond this size.")
     log_backups: int = Field(5, ge=0, description="Rotated traffic logs kept.")

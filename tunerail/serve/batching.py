@@ -1,13 +1,16 @@
 """The serve queue: concurrent requests decoded together in one batched ``generate``.
 
-A background worker takes the oldest waiting request and waits up to ``window_ms`` for others
-that can share its decoding settings (greedy ones together; sampled ones with equal temperature
-and top_p; a seeded request alone, so its seed reproduces), up to ``max_batch_size``. Their
-prompts are left-padded (every row's next token sits at the last position) and run through one
-``generate``. Each row's tokens reach its own request as they are produced, so a streaming client
-sees them token by token and a plain request returns as soon as its row ends: at its
-end-of-sequence token, its own ``max_tokens`` or its client's cancel. A request arriving while a
-batch runs waits for the next batch (no continuous batching).
+A background worker takes the oldest waiting request and waits for others that can share its
+decoding settings (greedy ones together; sampled ones with equal temperature and top_p; a seeded
+request alone, so its seed reproduces), up to ``max_batch_size``, for at most ``window_ms`` or one
+decoding step of the previous batch, whichever is longer. A lone request so waits about one
+token's time at most, while a client that sends its next request right after an answer (a few
+ms, tens on a loaded machine) still joins the others instead of running alone and splitting the
+clients into batches that take turns. The prompts are left-padded (every row's next token sits at
+the last position) and run through one ``generate``. Each row's tokens reach its own request as
+they are produced, so a streaming client sees them token by token and a plain request returns as
+soon as its row ends: at its end-of-sequence token, its own ``max_tokens`` or its client's
+cancel. A request arriving while a batch runs waits for the next batch (no continuous batching).
 
 Why it pays on a CPU: one decoding step reads every weight once, whatever the number of rows, so
 4 rows cost little more than 1 (``bench/monitor.py --serve-only`` measures both settings side by
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterator
 
 _END = object()
+MAX_STEP_WAIT_S = 1.0  # the adaptive window never exceeds this, however slow a step
 
 
 @dataclass
@@ -72,6 +76,7 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.window_ms = window_ms
         self.batch_sizes: dict[int, int] = {}
+        self.step_s = 0.0  # seconds per decoding step of the last batch (the adaptive part of the window)
         self._queue: deque[GenRequest] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -101,7 +106,7 @@ class Batcher:
             if self._closed:
                 return None
             first = self._queue[0]
-            deadline = time.monotonic() + self.window_ms / 1000
+            deadline = time.monotonic() + max(self.window_ms / 1000, min(self.step_s, MAX_STEP_WAIT_S))
             while first.key is not None:
                 left = deadline - time.monotonic()
                 if left <= 0 or sum(r.key == first.key for r in self._queue) >= self.max_batch_size:
@@ -122,11 +127,15 @@ class Batcher:
                 continue
             self.batch_sizes[len(live)] = self.batch_sizes.get(len(live), 0) + 1
             rows = _Rows(self.lm.tokenizer, live)
+            started = time.perf_counter()
             try:
                 generate_batch(self.lm, live, rows)
             except BaseException as exc:  # every waiting client gets it (a 500), the worker goes on
                 rows.fail(exc)
             rows.end()
+            steps = max(r.completion_tokens for r in live)
+            if steps:
+                self.step_s = (time.perf_counter() - started) / steps
 
 
 def generate_batch(lm: Any, batch: list[GenRequest], rows: Any) -> None:
