@@ -1,7 +1,7 @@
 """Drift detection on CLINC150 out-of-scope mixes, tunerail monitor vs Evidently's defaults; serve speed.
 
     python bench/monitor.py                 # drift part ~10-15 min on 2 shared CPU cores
-    python bench/monitor.py --serve-only    # only the serve latency part (SmolLM2, ~2 min)
+    python bench/monitor.py --serve-only    # only the serve latency part (SmolLM2, ~4 min)
 
 Drift: reference = 1,000 in-scope CLINC150 training prompts (a new random draw per seed);
 windows of 200 and 500 prompts with 0, 5, 10 or 20 % out-of-scope prompts (``oos_test`` +
@@ -26,8 +26,10 @@ defines a stub for it (used only by data-integrity tests, never by the drift cod
 
 Serve: a demo run folder (the Banking77 config, bundled SmolLM2-135M-Instruct + a fresh LoRA r=8
 adapter) loaded by ``tunerail.serve.build_state`` exactly as ``tunerail serve`` loads it (adapter
-merged, traffic log with fsync), on loopback, 32-token greedy answers to Banking77 test queries, 1 and 4 concurrent clients (official ``openai`` client): latency p50/p95 and generated
-tokens/s. Results: ``bench/results/monitor.json`` and ``.md``.
+merged, traffic log with fsync), on loopback, 32-token greedy answers to Banking77 test queries, 1 and 4 concurrent
+clients (official ``openai`` client): latency p50/p95 and generated tokens/s, for ``serve.max_batch_size`` 1 (one
+request at a time) and 8 (concurrent requests batched), side by side in the same run on the same loaded model.
+Results: ``bench/results/monitor.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -252,10 +254,53 @@ def _demo_run(root: Path, rank: int) -> Path:
     return run
 
 
-def serve_bench(requests: int, max_tokens: int, rank: int = 8) -> dict:
+def _load_clients(client, queries: list[str], clients: int, requests: int, max_tokens: int) -> dict:
+    """``clients`` threads, each sending its share of ``requests`` one after the other; latency and tokens/s."""
+    import statistics
+    import threading
+
+    def one(q: str) -> tuple[float, int]:
+        t = time.perf_counter()
+        r = client.chat.completions.create(
+            model="banking77-demo", messages=[{"role": "user", "content": q}], max_tokens=max_tokens, temperature=0
+        )
+        return time.perf_counter() - t, r.usage.completion_tokens
+
+    results: list[tuple[float, int]] = []
+    lock = threading.Lock()
+    per = max(1, requests // clients)
+
+    def worker(k: int) -> None:
+        for i in range(per):
+            res = one(queries[(k * per + i) % len(queries)])
+            with lock:
+                results.append(res)
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+    lat = sorted(r[0] for r in results)
+    tokens = sum(r[1] for r in results)
+    return {
+        "requests": len(results),
+        "latency_p50_s": round(statistics.median(lat), 3),
+        "latency_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3),
+        "tokens": tokens,
+        "mean_tokens": round(tokens / len(results), 1),
+        "wall_s": round(wall, 2),
+        "tokens_per_s": round(tokens / wall, 1),
+        "requests_per_s": round(len(results) / wall, 2),
+    }
+
+
+def serve_bench(requests: int, max_tokens: int, rank: int = 8, batch_sizes: tuple[int, ...] = (1, 8)) -> dict:
+    """Each ``serve.max_batch_size`` in ``batch_sizes`` (1 = one request at a time) with 1 and 4 clients, same model, one run."""
     import statistics
     import tempfile
-    import threading
 
     sys.path.insert(0, str(REPO / "tests"))
     from openai import OpenAI
@@ -271,69 +316,46 @@ def serve_bench(requests: int, max_tokens: int, rank: int = 8) -> dict:
     queries = [r.prompt for r in load_run(run).load_split("test")][::19]
     import torch
 
-    out = {
+    out: dict = {
         "model": f"bundled:smollm2 (SmolLM2-135M-Instruct, fp32) + LoRA r={rank} (q_proj, v_proj) merged",
         "run": "Banking77 demo config (classification, 20 labels), traffic log fsync on",
         "max_tokens": max_tokens,
         "torch_threads": torch.get_num_threads(),
         "load_s": round(load_s, 1),
+        "batch_window_ms": state.batch_window_ms,
+        "settings": {},
     }
-    with running_server(create_app(state)) as url:
-        client = OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=300)
-
-        def one(q: str) -> tuple[float, int]:
-            t = time.perf_counter()
-            r = client.chat.completions.create(
-                model="banking77-demo", messages=[{"role": "user", "content": q}], max_tokens=max_tokens, temperature=0
-            )
-            return time.perf_counter() - t, r.usage.completion_tokens
-
-        one(queries[0])  # warm-up
-        for clients in (1, 4):
-            results: list[tuple[float, int]] = []
-            lock = threading.Lock()
-            per = max(1, requests // clients)
-
-            def worker(k: int) -> None:
-                for i in range(per):
-                    res = one(queries[(k * per + i) % len(queries)])
-                    with lock:
-                        results.append(res)
-
-            t = time.perf_counter()
-            threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            wall = time.perf_counter() - t
-            lat = sorted(r[0] for r in results)
-            tokens = sum(r[1] for r in results)
-            out[f"clients_{clients}"] = {
-                "requests": len(results),
-                "latency_p50_s": round(statistics.median(lat), 3),
-                "latency_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3),
-                "tokens": tokens,
-                "mean_tokens": round(tokens / len(results), 1),
-                "wall_s": round(wall, 2),
-                "tokens_per_s": round(tokens / wall, 1),
-                "requests_per_s": round(len(results) / wall, 2),
-            }
-        ttft = []
-        for q in queries[:5]:
-            t = time.perf_counter()
-            stream = client.chat.completions.create(
-                model="banking77-demo", stream=True, max_tokens=max_tokens, messages=[{"role": "user", "content": q}]
-            )
-            first = None
-            for chunk in stream:
-                if first is None and chunk.choices and chunk.choices[0].delta.content:
-                    first = time.perf_counter() - t
-            ttft.append(first or float("nan"))
-        out["stream_ttft_p50_s"] = round(statistics.median(ttft), 3)
+    for size in batch_sizes:
+        state.max_batch_size = size
+        app = create_app(state)
+        with running_server(app) as url:
+            client = OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=600)
+            _load_clients(client, queries, 1, 1, max_tokens)  # warm-up
+            cells = {f"clients_{c}": _load_clients(client, queries, c, requests, max_tokens) for c in (1, 4)}
+            cells["batches_run"] = {str(k): v for k, v in sorted(app.state.batcher.batch_sizes.items())}
+            cells["load_average_after"] = round(os.getloadavg()[0], 2)
+            if size == batch_sizes[-1]:
+                ttft = []
+                for q in queries[:5]:
+                    t = time.perf_counter()
+                    stream = client.chat.completions.create(
+                        model="banking77-demo", stream=True, max_tokens=max_tokens, messages=[{"role": "user", "content": q}]
+                    )
+                    first = None
+                    for chunk in stream:
+                        if first is None and chunk.choices and chunk.choices[0].delta.content:
+                            first = time.perf_counter() - t
+                    ttft.append(first or float("nan"))
+                out["stream_ttft_p50_s"] = round(statistics.median(ttft), 3)
+        app.state.batcher.close()
+        out["settings"][f"max_batch_size_{size}"] = cells
     state.traffic.close()
     logged = sum(1 for _ in open(run / "traffic" / "traffic.jsonl", encoding="utf-8"))
     out["logged_requests"] = logged
+    one = out["settings"][f"max_batch_size_{batch_sizes[0]}"]
+    best = out["settings"][f"max_batch_size_{batch_sizes[-1]}"]
+    out["speedup_4_clients_batched_vs_1_client_unbatched"] = round(best["clients_4"]["tokens_per_s"] / one["clients_1"]["tokens_per_s"], 2)
+    out["speedup_4_clients_batched_vs_1_client_batched"] = round(best["clients_4"]["tokens_per_s"] / best["clients_1"]["tokens_per_s"], 2)
     return out
 
 
@@ -372,26 +394,32 @@ def _markdown(result: dict) -> str:
             "",
         ]
     s = result.get("serve")
-    if s:
+    if s and "settings" in s:
         lines += [
             f"## serve ({s['model']}; {s['run']}; {s['max_tokens']}-token greedy answers, {s['torch_threads']} torch threads)",
             "",
             f"Command: `{s.get('command', result.get('command'))}`; load average at start {s.get('load_average')}; "
-            f"model load + merge {s.get('load_s')} s; {s.get('logged_requests')} requests in the traffic log.",
+            f"model load + merge {s.get('load_s')} s; {s.get('logged_requests')} requests in the traffic log; "
+            f"batch window {s['batch_window_ms']} ms.",
             "",
-            "| clients | requests | mean tokens | latency p50 (s) | latency p95 (s) | requests/s | generated tokens/s |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "| serve.max_batch_size | clients | requests | mean tokens | latency p50 (s) | latency p95 (s) | requests/s | generated tokens/s | batches run (size: count) | load avg after |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
         ]
-        for c in (1, 4):
-            r = s[f"clients_{c}"]
-            lines.append(
-                f"| {c} | {r['requests']} | {r.get('mean_tokens', '-')} | {r['latency_p50_s']} | {r['latency_p95_s']} | "
-                f"{r.get('requests_per_s', '-')} | {r['tokens_per_s']} |"
-            )
+        for name, cells in s["settings"].items():
+            size = name.rsplit("_", 1)[1]
+            batches = ", ".join(f"{k}: {v}" for k, v in cells["batches_run"].items())
+            for c in (1, 4):
+                r = cells[f"clients_{c}"]
+                lines.append(
+                    f"| {size} | {c} | {r['requests']} | {r['mean_tokens']} | {r['latency_p50_s']} | {r['latency_p95_s']} | "
+                    f"{r['requests_per_s']} | {r['tokens_per_s']} | {batches if c == 4 else ''} | {cells['load_average_after'] if c == 4 else ''} |"
+                )
         lines += [
             "",
-            f"Streaming time to first token, p50: {s['stream_ttft_p50_s']} s. One generation at a time (a lock): "
-            "4 clients queue, so latency grows about 4x while tokens/s stays flat.",
+            f"4 clients batched vs 1 client one-at-a-time: {s['speedup_4_clients_batched_vs_1_client_unbatched']}x tokens/s; "
+            f"vs 1 client batched: {s['speedup_4_clients_batched_vs_1_client_batched']}x. "
+            f"Streaming time to first token, p50: {s['stream_ttft_p50_s']} s (batched server, 1 client). "
+            "Batches run counts the warm-up and the 1-client cell too.",
             "",
         ]
     lines.append(f"Machine: {result['machine']}")

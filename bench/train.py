@@ -148,7 +148,7 @@ def run_trainer(setting: str, steps: int, batch: int, out: Path) -> dict:
     cfg = _config(False, steps, batch, out)
     tok = load_tokenizer("bundled:smollm2")
     examples = tokenize_records(load_split(_rows(steps * batch), cfg, "train"), tok, cfg.prompts[0], max_length=128)
-    features = [{"input_ids": e.input_ids, "labels": [IGNORE_INDEX] * e.answer_start + e.input_ids[e.answer_start :]} for e in examples]
+    features = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
     model = prepare_model(load_base_model("bundled:smollm2", method="lora", bf16=False), method="lora", lora=cfg.train.lora, seed=13)
     seen: list[list[int]] = []
 

@@ -221,3 +221,89 @@ def test_smollm2_answers_through_the_openai_client(tmp_path):
     assert resp.choices[0].message.content.strip()
     logged = [r for r in read_traffic(run / "traffic").records if r.get("status") == 200]
     assert len(logged) == 1 and logged[0]["output"] == resp.choices[0].message.content
+
+
+def _jobs(state, queries):
+    from tunerail.serve.app import ChatRequest, _prepare
+
+    return [
+        _prepare(state, ChatRequest.model_validate({"model": "banking-serve", "messages": [{"role": "user", "content": q}]}))
+        for q in queries
+    ]
+
+
+def test_concurrent_requests_decode_in_one_batch_with_the_answers_they_get_alone(served):
+    from tunerail.serve.batching import Batcher, GenRequest
+
+    _, state, _ = served
+    queries = ["how do I top up by card?", "my card was declined", "where is my refund", "I lost my card, what now?"]
+    limits = [8, 3, 8, 5]  # each row stops at its own max_tokens inside the shared batch
+
+    def answers(batcher):
+        reqs = [batcher.submit(GenRequest(j.prompt_ids, m)) for j, m in zip(_jobs(state, queries), limits)]
+        out = ["".join(r.pieces()) for r in reqs]
+        batcher.close()
+        return out, [r.completion_tokens for r in reqs], batcher.batch_sizes
+
+    alone, alone_tokens, alone_sizes = answers(Batcher(state.lm, max_batch_size=1))
+    together, together_tokens, together_sizes = answers(Batcher(state.lm, max_batch_size=4, window_ms=5000))
+    assert alone_sizes == {1: 4} and together_sizes == {4: 1}  # one left-padded generate for the four
+    assert together == alone and all(together)
+    assert together_tokens == alone_tokens and together_tokens[1] == 3
+
+
+def test_concurrent_clients_are_batched_and_each_logged(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serve_fixtures import running_server
+
+    run = make_run(tmp_path, n_train=200, n_test=20, serve={"max_new_tokens": 6, "max_batch_size": 4, "batch_window_ms": 1000})
+    state = build_state(run)
+    assert (state.max_batch_size, state.batch_window_ms) == (4, 1000)
+    state.batch_window_ms = 60_000  # an upper bound only (the batch starts when the 4th request arrives): room for a loaded CI machine
+    queries = ["how do I top up by card?", "my card was declined", "where is my refund"]
+    app = create_app(state)
+    with running_server(app) as url:
+        client = _client(url, key="unused")
+
+        def plain(q):
+            return (
+                client.chat.completions.create(model="banking-serve", messages=[{"role": "user", "content": q}]).choices[0].message.content
+            )
+
+        def streamed(q):
+            stream = client.chat.completions.create(model="banking-serve", stream=True, messages=[{"role": "user", "content": q}])
+            return "".join(c.choices[0].delta.content or "" for c in stream if c.choices).strip()
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(plain, q) for q in queries] + [pool.submit(streamed, queries[0])]
+            texts = [f.result() for f in futures]
+    state.traffic.close()
+    assert app.state.batcher.batch_sizes == {4: 1}  # three plain requests and a streaming one, decoded together
+    assert texts[3] == texts[0] and all(texts)  # the streaming row gets the same greedy answer as the plain one
+    logged = [r for r in read_traffic(run / "traffic").records if r.get("status") == 200]
+    assert sorted(r["output"] for r in logged) == sorted(texts)
+    assert sorted(r["stream"] for r in logged) == [False, False, False, True]
+
+
+def test_the_window_stretches_to_one_decoding_step_so_a_late_client_still_joins(served):
+    import time
+
+    from tunerail.serve.batching import Batcher, GenRequest
+
+    _, state, _ = served
+    (job,) = _jobs(state, ["my card was declined"])
+    batcher = Batcher(state.lm, max_batch_size=2, window_ms=0)
+    first = batcher.submit(GenRequest(job.prompt_ids, 2))
+    "".join(first.pieces())
+    deadline = time.monotonic() + 30
+    while batcher.step_s == 0 and time.monotonic() < deadline:  # set once generate returns, just after the row ended
+        time.sleep(0.01)
+    assert batcher.step_s > 0 and batcher.batch_sizes == {1: 1}  # measured on the batch it ran
+    batcher.step_s = 30.0  # a slow step (a loaded CPU): the next batch waits up to that long for company
+    early = batcher.submit(GenRequest(job.prompt_ids, 2))
+    time.sleep(0.5)  # a client coming back late, well past window_ms = 0
+    late = batcher.submit(GenRequest(job.prompt_ids, 2))
+    assert "".join(early.pieces()) == "".join(late.pieces())
+    batcher.close()
+    assert batcher.batch_sizes == {1: 1, 2: 1} and early.batch_size == late.batch_size == 2

@@ -7,7 +7,7 @@ import pytest
 from train_tiny import banking_rows, tiny_config
 
 
-def _batch_and_models(tmp_path, loss_on="answer"):
+def _batch_and_models(tmp_path, loss_on="all"):
     import torch
 
     from tunerail.models import load_tokenizer
@@ -59,6 +59,6 @@ def test_shared_prefix_loss_and_lora_gradients_equal_the_full_computation(tmp_pa
 def test_no_sharing_when_the_loss_covers_the_prompt(tmp_path):
     from tunerail.train.recipe import shared_prefix_length
 
-    batch, _, _ = _batch_and_models(tmp_path, loss_on="all")
+    batch, _, _ = _batch_and_models(tmp_path, loss_on="sequence")
     assert shared_prefix_length(batch["input_ids"], batch["labels"]) == 0
     assert shared_prefix_length(batch["input_ids"][:1], batch["labels"][:1]) == 0  # one row: nothing to share

@@ -317,8 +317,13 @@ class TrainConfig(_Section):
             "under torch.autocast; false: fp32."
         ),
     )
-    loss_on: Literal["answer", "all"] = Field(
-        "answer", description="Compute loss on answer tokens only (default) or on the whole sequence."
+    loss_on: Literal["all", "last", "sequence"] = Field(
+        "all",
+        description=(
+            "Tokens the loss covers. all (default, as TRL's assistant_only_loss and Axolotl's roles_to_train): every "
+            "assistant turn of a chat record, each with its end-of-turn marker; last: the final assistant turn only "
+            "(earlier turns are context); sequence: every token, prompt included."
+        ),
     )
     replay_ratio: float = Field(0.0, ge=0, lt=1, description="Share of general instruction rows mixed in to limit forgetting.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -549,6 +554,24 @@ class ServeConfig(_Section):
     api_key_env: str | None = Field(None, description="Environment variable holding the API key; when set, requests need it.")
     mask_pii: bool = Field(True, description="Mask personal data and secrets in the traffic log (the doctor's masker).")
     max_new_tokens: int = Field(64, ge=1, description="Default generation cap when a request sets none.")
+    max_batch_size: int = Field(
+        8,
+        ge=1,
+        description=(
+            "Concurrent requests decoded together in one batched generate (left padding; greedy requests together, "
+            "sampled ones with equal settings). 1 generates one request at a time. A step reads the weights once for all "
+            "rows, so 4 clients get several times the tokens/s of one (bench/monitor.py --serve-only)."
+        ),
+    )
+    batch_window_ms: float = Field(
+        10.0,
+        ge=0,
+        le=1000,
+        description=(
+            "How long the queue waits for more requests to join a batch: this, or one decoding step of the previous batch "
+            "if longer (capped at 1 s), so a lone request waits about one token's time at most."
+        ),
+    )
     log_max_mb: float = Field(50.0, gt=0, description="Rotate the traffic log beyond this size.")
     log_backups: int = Field(5, ge=0, description="Rotated traffic logs kept.")
     log_fsync: bool = Field(

@@ -5,7 +5,8 @@ Training and evaluation must see byte-identical prompts, or the evaluation measu
 model was never trained on; the doctor must count tokens exactly as training will, or its
 truncation figures disagree with the trainer's. Everything goes through :func:`build_messages`,
 then :func:`render_prompt` (the text the model continues from) and, for training,
-:func:`render_example` (prompt and answer); :func:`encode_example` tokenises both parts the way the trainer does.
+:func:`render_example` (prompt and answer); :func:`conversation_parts` cuts a chat record at every
+assistant turn and :func:`encode_parts` / :func:`fit_parts` tokenise and truncate it the way the trainer does.
 
 Notes
 -----
@@ -135,43 +136,108 @@ def prompt_for(tokenizer: Any, record_or_prompt: Record | str, prompt_template: 
     return render_prompt(tokenizer, build_messages(record_or_prompt, prompt_template, shots))
 
 
-def encode_example(tokenizer: Any, record: Record, prompt_template: Any = None) -> tuple[list[int], list[int]]:
-    """(prompt ids, answer ids) exactly as training tokenises a record, before truncation.
+# What the loss covers, by ``train.loss_on``: "context" is every token not written by the assistant,
+# "turn" an earlier assistant turn of a chat record, "answer" the final assistant turn.
+LOSS_KINDS: dict[str, frozenset[str]] = {
+    "all": frozenset({"turn", "answer"}),
+    "last": frozenset({"answer"}),
+    "sequence": frozenset({"context", "turn", "answer"}),
+}
 
-    The two parts are tokenised apart, so the answer span is exact; ``len(prompt) + len(answer)``
-    is the row's training length, which the doctor's truncation count and the trainer's lint use.
+Part = tuple[str, str]  # (text, kind): kind is "context", "turn" or "answer"
+
+
+def conversation_parts(tokenizer: Any, record: Record, prompt_template: Any = None) -> list[Part]:
+    """The training text of ``record`` cut at its assistant turns: [(text, kind), ...] in order.
+
+    Joined, the texts are exactly :func:`render_example`'s prompt + answer. Each assistant turn's
+    span comes from the chat template itself, rendered incrementally and diffed: the text between
+    the conversation up to turn ``i`` with the generation prompt and the conversation including
+    turn ``i`` is that turn, end-of-turn marker included (templates without ``{% generation %}``,
+    such as SmolLM2's, give no assistant mask). A template that rewrites earlier turns when later
+    ones follow (one that strips earlier reasoning, say) is not prefix-stable; the earlier turns
+    then stay context and only the final answer is marked. So do tokenizers without a chat template.
     """
-    prompt, answer = render_example(tokenizer, build_messages(record, prompt_template), record.completion)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
-    return list(prompt_ids), list(answer_ids)
+    messages = build_messages(record, prompt_template)
+    prompt, answer = render_example(tokenizer, messages, record.completion)
+    whole: list[Part] = [(prompt, "context"), (answer, "answer")]
+    earlier = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    if not earlier or not getattr(tokenizer, "chat_template", None):
+        return whole
+    parts: list[Part] = []
+    done = ""
+    for i in earlier:
+        before = render_prompt(tokenizer, messages[:i])
+        after = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        if not (before.startswith(done) and after.startswith(before) and prompt.startswith(after)):
+            return whole
+        parts += [(before[len(done) :], "context"), (after[len(before) :], "turn")]
+        done = after
+    parts += [(prompt[len(done) :], "context"), (answer, "answer")]
+    return [(text, kind) for text, kind in parts if text]
+
+
+def encode_parts(tokenizer: Any, record: Record, prompt_template: Any = None) -> list[tuple[list[int], str]]:
+    """:func:`conversation_parts` tokenised part by part, before truncation: what training and the doctor count.
+
+    Each part is tokenised apart so every span is exact (chat templates end each part on a special
+    token or a newline, so nothing would merge across a boundary anyway).
+    """
+    parts = conversation_parts(tokenizer, record, prompt_template)
+    ids = tokenizer([text for text, _ in parts], add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    return [(list(x), kind) for x, (_, kind) in zip(ids, parts)]
+
+
+def fit_parts(parts: Sequence[tuple[list[int], str]], max_length: int) -> list[tuple[list[int], str]]:
+    """Cut tokenised parts to ``max_length`` tokens the way training does (the doctor reports the same cut).
+
+    The final answer keeps up to ``max(max_length - everything before it, max_length // 2)`` tokens
+    (at least one, so no row is left with nothing to learn); the conversation before it is then cut
+    from the left, so the turns right before the answer survive. An earlier assistant turn that loses
+    its start becomes context: no loss on an answer whose beginning the model cannot see.
+    """
+    total = sum(len(ids) for ids, _ in parts)
+    if total <= max_length:
+        return [(list(ids), kind) for ids, kind in parts]
+    *before, (answer, kind) = parts
+    n_before = total - len(answer)
+    answer = answer[: max(max_length - n_before, max_length // 2, 1)]
+    drop = max(0, n_before - (max_length - len(answer)))
+    out: list[tuple[list[int], str]] = []
+    for ids, part_kind in before:
+        if drop >= len(ids):
+            drop -= len(ids)
+            continue
+        out.append((list(ids[drop:]), "context" if drop and part_kind == "turn" else part_kind))
+        drop = 0
+    return out + [(list(answer), kind)]
 
 
 def training_lengths(
     tokenizer: Any, records: Sequence[Record], prompt_template: Any = None, batch_size: int = 1024, max_chars: int | None = None
 ) -> list[int]:
-    """Training length in tokens of every record (prompt + answer), tokenised in batches.
+    """Training length in tokens of every record (all its parts), tokenised in batches.
 
-    Same texts as :func:`encode_example`, batched for speed on large files; each batch is
+    Same parts as :func:`encode_parts`, batched for speed on large files; each batch is
     rendered just before it is tokenised, so memory does not grow with the file. ``max_chars``
-    caps each rendered text (a 50 MB row need not be tokenised whole to know it is too long:
-    pass a cap far above ``max_seq_length`` times the longest token). A capped text's count is
-    extrapolated from its capped part (tokens x full length / capped length, rounded up), so a
+    caps each rendered part (a 50 MB row need not be tokenised whole to know it is too long:
+    pass a cap far above ``max_seq_length`` times the longest token). A capped part's count is
+    extrapolated from its capped text (tokens x full length / capped length, rounded up), so a
     20 MB row reads as millions of tokens, not as the ~800 of its first characters.
     """
     lengths: list[int] = []
     for start in range(0, len(records), batch_size):
-        prompts: list[str] = []
-        answers: list[str] = []
-        scales: list[tuple[float, float]] = []  # full length / capped length, prompt and answer
-        for record in records[start : start + batch_size]:
-            prompt, answer = render_example(tokenizer, build_messages(record, prompt_template), record.completion)
-            prompts.append(prompt[:max_chars])
-            answers.append(answer[:max_chars])
-            scales.append((len(prompt) / max(1, len(prompts[-1])), len(answer) / max(1, len(answers[-1]))))
-        p = tokenizer(prompts, add_special_tokens=False, return_attention_mask=False)
-        a = tokenizer(answers, add_special_tokens=False, return_attention_mask=False)
-        lengths.extend(math.ceil(len(x) * sx) + math.ceil(len(y) * sy) for x, y, (sx, sy) in zip(p["input_ids"], a["input_ids"], scales))
+        texts: list[str] = []
+        owner: list[tuple[int, float]] = []  # (record in the batch, full length / capped length)
+        batch = records[start : start + batch_size]
+        for j, record in enumerate(batch):
+            for text, _ in conversation_parts(tokenizer, record, prompt_template):
+                texts.append(text[:max_chars])
+                owner.append((j, len(text) / max(1, len(texts[-1]))))
+        counts = [0] * len(batch)
+        for (j, scale), ids in zip(owner, tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]):
+            counts[j] += math.ceil(len(ids) * scale)
+        lengths.extend(counts)
     return lengths
 
 

@@ -74,6 +74,8 @@ def build_state(
         max_new_tokens=cfg.serve.max_new_tokens,
         context_length=context_length(lm),
         api_key=key,
+        max_batch_size=cfg.serve.max_batch_size,
+        batch_window_ms=cfg.serve.batch_window_ms,
     )
 
 

@@ -5,7 +5,8 @@ renderer train and eval use), so the served model sees exactly the prompts it wa
 Errors carry OpenAI's body shape ``{"error": {"message", "type", "param", "code"}}`` with a 4xx
 status: 400 bad schema or too long for the context, 401 missing/wrong key, 404 unknown model or
 route; anything unexpected is a 500 with a generic message (the traceback goes to the server log,
-never to the client). One generation runs at a time (a lock): on CPU two at once only share cores.
+never to the client). Generation goes through one queue (:mod:`tunerail.serve.batching`): concurrent
+requests are decoded together in one batched ``generate`` (``serve.max_batch_size``, ``serve.batch_window_ms``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from typing import Any, Iterator, Literal
 from fastapi import Request  # module level: FastAPI resolves endpoint annotations from module globals
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tunerail.serve.batching import Batcher, GenRequest
 from tunerail.serve.traffic import TrafficLog
 
 log = logging.getLogger("tunerail.serve")
@@ -79,6 +80,8 @@ class ServeState:
     context_length: int
     api_key: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    max_batch_size: int = 8  # serve.max_batch_size
+    batch_window_ms: float = 10.0  # serve.batch_window_ms
 
 
 class ApiError(Exception):
@@ -107,7 +110,8 @@ def create_app(state: ServeState) -> Any:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     app = FastAPI(title="tunerail serve", docs_url=None, redoc_url=None, openapi_url=None)
-    lock = threading.Lock()
+    batcher = Batcher(state.lm, max_batch_size=state.max_batch_size, window_ms=state.batch_window_ms)
+    app.state.batcher = batcher
     created = int(time.time())
 
     @app.exception_handler(ApiError)
@@ -180,9 +184,11 @@ def create_app(state: ServeState) -> Any:
             raise
         if req.stream:
             return StreamingResponse(
-                _stream(state, lock, job), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+                _stream(state, batcher, job),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        result = await run_in_threadpool(_complete, state, lock, job)
+        result = await run_in_threadpool(_complete, state, batcher, job)
         return JSONResponse(result)
 
     return app
@@ -221,6 +227,7 @@ class _Job:
     prompt_ids: list[int]
     max_new: int
     started: float
+    gen: GenRequest
 
 
 def _prepare(state: ServeState, req: ChatRequest) -> _Job:
@@ -246,57 +253,8 @@ def _prepare(state: ServeState, req: ChatRequest) -> _Job:
             param="messages",
             code="context_length_exceeded",
         )
-    return _Job(f"chatcmpl-{uuid.uuid4().hex[:24]}", req, messages, last_user, ids, max_new, time.perf_counter())
-
-
-def _generate(state: ServeState, job: _Job, cancel: threading.Event | None = None) -> Iterator[str]:
-    """Decoded text pieces as the model produces them (greedy unless temperature > 0)."""
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
-    tok = state.lm.tokenizer
-    streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
-
-    class _Cancelled(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-            return bool(cancel is not None and cancel.is_set())
-
-    sample = bool(job.req.temperature)
-    kwargs: dict[str, Any] = dict(
-        input_ids=torch.tensor([job.prompt_ids]),
-        attention_mask=torch.ones(1, len(job.prompt_ids), dtype=torch.long),
-        max_new_tokens=job.max_new,
-        do_sample=sample,
-        streamer=streamer,
-        use_cache=True,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-    )
-    if sample:
-        kwargs.update(temperature=job.req.temperature, top_p=job.req.top_p or 1.0)
-        if job.req.seed is not None:
-            torch.manual_seed(job.req.seed)
-    holder: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            with torch.inference_mode():
-                out = state.lm.model.generate(**kwargs)
-            holder["tokens"] = int(out.shape[1] - len(job.prompt_ids))
-        except BaseException as exc:  # surfaces in the consumer
-            holder["error"] = exc
-            streamer.end()
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    for piece in streamer:
-        if piece:
-            yield piece
-    thread.join()
-    if "error" in holder:
-        raise holder["error"]
-    job.__dict__["completion_tokens"] = holder.get("tokens", 0)
+    gen = GenRequest(list(ids), max_new, req.temperature, req.top_p, req.seed)
+    return _Job(f"chatcmpl-{uuid.uuid4().hex[:24]}", req, messages, last_user, ids, max_new, time.perf_counter(), gen)
 
 
 def _stops(req: ChatRequest) -> list[str]:
@@ -322,15 +280,14 @@ def _extra(state: ServeState, text: str) -> dict[str, Any]:
 
 
 def _usage(job: _Job) -> dict[str, int]:
-    completion = int(job.__dict__.get("completion_tokens", 0))
+    completion = job.gen.completion_tokens
     return {"prompt_tokens": len(job.prompt_ids), "completion_tokens": completion, "total_tokens": len(job.prompt_ids) + completion}
 
 
-def _complete(state: ServeState, lock: threading.Lock, job: _Job) -> dict[str, Any]:
-    with lock:
-        text = "".join(_generate(state, job))
+def _complete(state: ServeState, batcher: Batcher, job: _Job) -> dict[str, Any]:
+    text = "".join(batcher.submit(job.gen).pieces())
     text, stopped = _cut(text.strip(), _stops(job.req))
-    finish = "stop" if stopped or job.__dict__.get("completion_tokens", 0) < job.max_new else "length"
+    finish = "stop" if stopped or job.gen.completion_tokens < job.max_new else "length"
     body = {
         "id": job.id,
         "object": "chat.completion",
@@ -344,9 +301,9 @@ def _complete(state: ServeState, lock: threading.Lock, job: _Job) -> dict[str, A
     return body
 
 
-def _stream(state: ServeState, lock: threading.Lock, job: _Job) -> Iterator[str]:
-    """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``."""
-    cancel = threading.Event()
+def _stream(state: ServeState, batcher: Batcher, job: _Job) -> Iterator[str]:
+    """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``; a chunk per decoded piece, as the batch produces it."""
+    cancel = job.gen.cancel
     stops = _stops(job.req)
     text, finish, sent, logged = "", None, 0, False
 
@@ -362,21 +319,20 @@ def _stream(state: ServeState, lock: threading.Lock, job: _Job) -> Iterator[str]
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     try:
-        with lock:
-            yield chunk({"role": "assistant", "content": ""}, None)
-            for piece in _generate(state, job, cancel):
-                text += piece
-                visible, stopped = _cut(text.lstrip(), stops)
-                if len(visible) > sent:
-                    yield chunk({"content": visible[sent:]}, None)
-                    sent = len(visible)
-                if stopped:
-                    finish = "stop"
-                    cancel.set()
-                    break
+        yield chunk({"role": "assistant", "content": ""}, None)
+        for piece in batcher.submit(job.gen).pieces():
+            text += piece
+            visible, stopped = _cut(text.lstrip(), stops)
+            if len(visible) > sent:
+                yield chunk({"content": visible[sent:]}, None)
+                sent = len(visible)
+            if stopped:
+                finish = "stop"
+                cancel.set()
+                break
         final, _ = _cut(text.strip(), stops)
         if finish is None:
-            finish = "stop" if job.__dict__.get("completion_tokens", 0) < job.max_new else "length"
+            finish = "stop" if job.gen.completion_tokens < job.max_new else "length"
         # logged before the last chunks: a client that has read [DONE] finds its request in the log
         _log_ok(state, job, final, finish)
         logged = True

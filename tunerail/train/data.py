@@ -1,6 +1,6 @@
-"""Records -> token ids with an answer span -> length-grouped, padded batches.
+"""Records -> token ids with the spans the loss covers -> length-grouped, padded batches.
 
-Why this shape: the loss covers the answer span only (the prompt is given, not learned), and
+Why this shape: the loss covers the assistant's turns only (the prompt is given, not learned), and
 each batch is padded to its own longest row; grouping rows of similar length keeps the padding
 waste (padded tokens / all tokens processed) low without packing, which would let rows attend
 to each other.
@@ -17,17 +17,17 @@ from typing import Any, Sequence
 from tunerail.data.records import Record
 from tunerail.errors import DataError, Problem
 from tunerail.data.records import RowRef
-from tunerail.prompting import encode_example
+from tunerail.prompting import LOSS_KINDS, encode_parts, fit_parts
 
 IGNORE_INDEX = -100
 
 
 @dataclass
 class Example:
-    """One tokenised row: ``input_ids[answer_start:]`` is the answer (loss) span."""
+    """One tokenised row: the loss covers ``input_ids[start:end]`` for each ``(start, end)`` of ``spans``."""
 
     input_ids: list[int]
-    answer_start: int
+    spans: list[tuple[int, int]]
     full_length: int  # before truncation, to count truncated rows
     ref: RowRef | None = None
 
@@ -39,27 +39,56 @@ class Example:
     def truncated(self) -> bool:
         return self.full_length > len(self.input_ids)
 
+    @property
+    def answer_start(self) -> int:
+        """First position the loss covers."""
+        return self.spans[0][0]
+
+    @property
+    def labels(self) -> list[int]:
+        """``input_ids`` with every position outside the spans set to ``IGNORE_INDEX``."""
+        out = [IGNORE_INDEX] * len(self.input_ids)
+        for start, end in self.spans:
+            out[start:end] = self.input_ids[start:end]
+        return out
+
 
 def tokenize_records(
-    records: Sequence[Record], tokenizer: Any, prompt_template: Any, *, max_length: int, loss_on: str = "answer"
+    records: Sequence[Record], tokenizer: Any, prompt_template: Any, *, max_length: int, loss_on: str = "all"
 ) -> list[Example]:
-    """Render each record with the shared prompt helpers and tokenise prompt and answer apart.
+    """Render each record with the shared prompt helpers, cut it at its assistant turns and tokenise.
 
-    Tokenising the two parts separately makes the answer span exact (no merge across the
-    boundary; chat templates end the prompt with a newline, so nothing would merge anyway).
-    Rows longer than ``max_length`` keep their answer (up to half the budget) and the prompt is
-    cut from the left, so the text right before the answer survives.
+    ``loss_on`` picks the spans the loss covers (``tunerail.prompting.LOSS_KINDS``): every
+    assistant turn (``all``), the final one (``last``) or every token (``sequence``). Rows longer
+    than ``max_length`` are cut by :func:`tunerail.prompting.fit_parts` (the final answer keeps up
+    to half the budget, the conversation before it is cut from the left), the cut the doctor reports.
+
+    Raises ``DataError`` naming the row when a row has no token to learn from (an empty answer
+    with a tokenizer that has neither a chat template nor an end-of-sequence token).
     """
+    kinds = LOSS_KINDS[loss_on]
     examples: list[Example] = []
     for record in records:
-        prompt_ids, answer_ids = encode_example(tokenizer, record, prompt_template)
-        full = len(prompt_ids) + len(answer_ids)
-        if full > max_length:
-            answer_ids = answer_ids[: max(max_length - len(prompt_ids), max_length // 2)]
-            keep = max_length - len(answer_ids)
-            prompt_ids = prompt_ids[len(prompt_ids) - keep :] if keep > 0 else []
-        start = 0 if loss_on == "all" else len(prompt_ids)
-        examples.append(Example(list(prompt_ids) + list(answer_ids), start, full, record.ref))
+        parts = encode_parts(tokenizer, record, prompt_template)
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+        for part, kind in fit_parts(parts, max_length):
+            if kind in kinds and part:
+                if spans and spans[-1][1] == len(ids):
+                    spans[-1] = (spans[-1][0], len(ids) + len(part))
+                else:
+                    spans.append((len(ids), len(ids) + len(part)))
+            ids += part
+        if not spans:
+            raise DataError(
+                Problem(
+                    "the row has no token to train on (its answer renders to no token)",
+                    file=record.ref.file,
+                    line=record.ref.line,
+                    fix="write the answer or drop the row (`tunerail doctor --fix` drops empty answers)",
+                )
+            )
+        examples.append(Example(ids, spans, sum(len(p) for p, _ in parts), record.ref))
     return examples
 
 
@@ -78,7 +107,7 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, seed: int
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
-    """Right-pad to the longest row; labels are the answer span, everything else ignored.
+    """Right-pad to the longest row; labels are the example's spans, everything else ignored.
 
     The mask comes from the span, never from ``pad_id`` (pad = eos for many chat models).
     """
@@ -92,7 +121,8 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
         row = torch.tensor(e.input_ids, dtype=torch.long)
         ids[i, : e.length] = row
         attention[i, : e.length] = 1
-        labels[i, e.answer_start : e.length] = row[e.answer_start :]
+        for start, end in e.spans:
+            labels[i, start:end] = row[start:end]
     return {"input_ids": ids, "attention_mask": attention, "labels": labels}
 
 

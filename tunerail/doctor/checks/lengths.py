@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import re
 
+from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
 from tunerail.doctor.checks.instruct import looks_like_code
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
+from tunerail.prompting import LOSS_KINDS, encode_parts, fit_parts, pick_template
 
 
 @register("DOC015", "lengths.truncated", needs=("tokenizer",))
 def truncated(ctx: CheckContext) -> list[Finding]:
-    """Rows longer than ``model.max_seq_length`` tokens: training cuts their end, usually the answer.
+    """Rows longer than ``model.max_seq_length`` tokens: training cuts them (``tunerail.prompting.fit_parts``).
 
-    Anti-pattern: the model learns from answers with the ending cut off, or the loss sees no
-    answer at all. Fix: raise ``model.max_seq_length`` (costs memory and time), shorten the
-    rows, or drop them.
+    Anti-pattern: the model learns from answers with the ending cut off, or from chats whose
+    earlier turns are gone. Fix: raise ``model.max_seq_length`` (costs memory and time), shorten
+    the rows, or drop them. The counts come from the same rendering and cut as training.
     """
     limit = ctx.config.model.max_seq_length
     out = []
@@ -30,13 +32,26 @@ def truncated(ctx: CheckContext) -> list[Finding]:
             out.append(
                 found(
                     Severity.WARNING,
-                    f"{n} tokens with the chat template, over model.max_seq_length={limit}: the last {n - limit} tokens would be cut",
+                    f"{n} tokens with the chat template, over model.max_seq_length={limit}: {_cut_summary(ctx, rec, limit)}",
                     f"raise model.max_seq_length to at least {n}, shorten the row, or drop it",
                     rows=[rec.ref],
                     details={"tokens": n, "max_seq_length": limit},
                 )
             )
     return out
+
+
+def _cut_summary(ctx: CheckContext, rec: Record, limit: int) -> str:
+    """What training's cut removes from one row: answer tokens, earlier tokens, assistant turns left out of the loss."""
+    parts = encode_parts(ctx.tokenizer, rec, pick_template(ctx.config))
+    kept = fit_parts(parts, limit)
+    answer_cut = len(parts[-1][0]) - len(kept[-1][0])
+    start_cut = sum(len(p) for p, _ in parts[:-1]) - sum(len(p) for p, _ in kept[:-1])
+    text = f"training cuts {answer_cut} token(s) from the end of the answer and {start_cut} from the start of the row"
+    lost = sum(k == "turn" for _, k in parts) - sum(k == "turn" for _, k in kept)
+    if lost and "turn" in LOSS_KINDS[ctx.config.train.loss_on]:
+        text += f"; {lost} of its {sum(k == 'turn' for _, k in parts)} earlier assistant turn(s) leave the loss"
+    return text
 
 
 _ALNUM = re.compile(r"\w", re.UNICODE)
