@@ -608,6 +608,18 @@ class PipelineConfig(_Section):
             "unresolved; never = continue (recorded, and the verdict still counts them)."
         ),
     )
+    warning_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description=(
+            "`tunerail run` stops before training when unresolved doctor warnings name more than this share of the "
+            "training rows, until acknowledged: warnings on many rows usually mean a data problem, not noise."
+        ),
+    )
+    acknowledge_warnings: bool = Field(
+        False, description="Train even when doctor warnings name more than pipeline.warning_share of the rows (recorded in gate.json)."
+    )
 
 
 class TrackingConfig(_Section):
