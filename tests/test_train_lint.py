@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -116,6 +118,14 @@ def test_divergence_is_not_judged_on_the_warm_up_noise():
     rng = random.Random(25)
     noisy = [1.9, 2.0, 5.96, 6.0] + [max(0.3, 2.8 - 0.01 * s + rng.uniform(-1.5, 2.5)) for s in range(142)]
     assert all(guard.check(loss, step, 2e-4) is None for step, loss in enumerate(noisy, start=1))
+
+
+def test_a_recorded_noisy_run_is_not_stopped():
+    """A real curve (bench/divergence_curve.py: SmolLM2-135M LoRA, Banking77 with 30 % foreign rows, 40 steps,
+    losses 1.86-5.09 step to step). The old guard let this one through too; the new rules must not stop it."""
+    record = json.loads((Path(__file__).parent / "data" / "noisy_loss_curve.json").read_text())
+    guard = DivergenceGuard(uniform_loss=math.log(49152))
+    assert [s for s, loss in enumerate(record["losses"], start=1) if guard.check(loss, s, 2e-4)] == []
 
 
 def test_a_late_climb_is_still_a_divergence():
