@@ -26,8 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def gsm8k(final_line: bool) -> list[dict[str, str]]:
+    """The rows as published, or as the issue measured them: no calculator annotations, no final "#### N" line."""
     rows = [json.loads(line) for line in (DATA / "gsm8k_test_200.jsonl").read_text(encoding="utf-8").splitlines()]
-    return rows if final_line else [{**r, "answer": re.sub(r"\n#### [^\n]*$", "", r["answer"])} for r in rows]
+    bare = [re.sub(r"\n#### [^\n]*$", "", re.sub(r"<<[^<>\n]*>>", "", r["answer"])) for r in rows]
+    return rows if final_line else [{**r, "answer": a} for r, a in zip(rows, bare)]
 
 
 def heldout_pairs() -> list[tuple[str, str]]:
@@ -68,7 +70,9 @@ def test_cuts_in_worked_math_answers_are_found_and_clean_ones_are_not():
     assert not style.punctuated and style.vocabulary  # worked answers end "= 18 dollars", not with a full stop
     assert sum(cut_off_reason(a, style=style) is not None for a in answers) <= 0.05 * len(answers)
     assert cut_off_reason("So there are a total of 5 vans x 28 student", style=style) == "ends with an operation and no result"
-    assert "cut mid-word" in cut_off_reason("She bought 3 + 4 = <<3+4=7>>7 apples\nShe gave 2 * 3 = <<2*3=6>>6 apples to her neighbo", style=style)
+    assert "cut mid-word" in cut_off_reason(
+        "She bought 3 + 4 = <<3+4=7>>7 apples\nShe gave 2 * 3 = <<2*3=6>>6 apples to her neighbo", style=style
+    )
     assert "worked lines" in cut_off_reason("He pays 5 * 4 = $<<5*4=20>>20\nThen he saves what is left of his", style=style)
     assert "stops after 1 word" in cut_off_reason("He pays 5 * 4 = $<<5*4=20>>20 for the tickets\nThey", style=style)
     assert cut_off_reason("He pays 5 * 4 = $<<5*4=20>>20 for the tickets\nSo he spends 20 + 5 = $<<20+5=25>>25 in all", style=style) is None
@@ -109,3 +113,18 @@ def test_a_canned_json_answer_is_still_boilerplate(tmp_path):
     ]
     result = run(write_jsonl(tmp_path / "b.jsonl", rows), task="extraction")
     assert flagged(result, "content.boilerplate") == set(range(8))
+
+
+def test_short_foreign_pairs_among_instructions_are_found(tmp_path, shared_data):
+    """Issue 25: short German, Italian, Spanish, Dutch, French pairs among Alpaca rows passed in 9 of 30 cases
+    ("Hoe laat is het? Het is half vier.": Dutch at 0.96 but "is", "half" are English words too). The word
+    frequency rule judges the rows the identifier is unsure of; no English row is taken for foreign."""
+    rows = json.loads((shared_data / "instruct" / "alpaca_5000.json").read_text(encoding="utf-8"))[:1000]
+    lines = (DATA / "short_foreign_qa.tsv").read_text(encoding="utf-8").splitlines()
+    pairs = [line.split("\t")[1:] for line in lines if line and not line.startswith("#")]
+    spots = random.Random(3).sample(range(len(rows)), len(pairs))
+    for i, (q, a) in zip(spots, pairs):
+        rows[i] = {"instruction": q, "input": "", "output": a}
+    found = flagged(run(write_jsonl(tmp_path / "a.jsonl", rows)), "language.mismatch")
+    assert len(found & set(spots)) >= 0.9 * len(spots)
+    assert found - set(spots) <= {i for i, r in enumerate(rows) if "spanish" in r["instruction"].lower()}
