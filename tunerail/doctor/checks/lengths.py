@@ -220,13 +220,24 @@ def answer_style(answers: Sequence[str], prompts: Sequence[str], language: str =
     return AnswerStyle(punctuated, vocabulary, language)
 
 
+def _looks_cut(text: str, lines: list[str], words: list[str]) -> bool:
+    """Whether the last word may be judged by the vocabulary: not a one-word answer ("Cirq", "D"), not a
+    name in a list ("... Lucifer, NCIS"), not a spelling ("in·tr·pruh·tay·shnz"). A capital counts only
+    for a word that starts a new line ("...= 9 hours\nTheref")."""
+    token, word = lines[-1].split()[-1], words[-1]
+    if len(_WORDS.findall(text)) < 3 or not token.isalpha() or word.isupper() and len(word) > 1:
+        return False
+    if len(words) == 1:
+        return len(lines) > 1
+    return word.islower() if len(word) > 1 else words[-2].islower()
+
+
 def _strong_reason(text: str, lines: list[str], words: list[str], style: AnswerStyle, context: str) -> str | None:
     """Signals that hold whatever the dataset's style: a dangling word, a cut word, a missing result."""
     last_line, last = lines[-1], words[-1].lower()
     if last in _DANGLING and len(words) >= 3:
         return f"ends with the word {words[-1]!r}"
-    single = len(last) == 1 and (len(words) == 1 or words[-2].islower())
-    if text[-1].isalpha() and (single or len(last) > 1) and _is_cut_word(last, style, context + " " + text[:-1]):
+    if _looks_cut(text, lines, words) and _is_cut_word(last, style, context + " " + text[:-1]):
         return f"ends with {words[-1]!r}, a word found neither in the data nor in a word list (cut mid-word)"
     if _OPEN_OPERATION.search(last_line) and "=" not in last_line[-40:]:
         return "ends with an operation and no result"
