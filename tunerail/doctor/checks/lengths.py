@@ -167,8 +167,10 @@ _FINAL_ANSWER = re.compile(
 # "... pay $100-$38" or "5 vans x 28": an operation whose result never came (a finished one says "= 62")
 _OPEN_OPERATION = re.compile(r"[$€£]?\d[\d,.]*(?:\s+[a-z]+)?\s*[-+*/x×÷]\s*[$€£]?\d[\d,.]*%?(?:\s+[a-z]+)?$")
 _CALCULATOR = re.compile(r"<<[^<>\n]{1,80}>>")  # GSM8K's calculator annotations, "<<48/2=24>>": not code
-PUNCTUATED_SHARE = 0.75
-PROSE_WORDS = 6  # in punctuated data, an unpunctuated sentence (not a title or a list) of this many words was cut  # answers ending in closing punctuation, at or above which a missing one is a signal
+PUNCTUATED_SHARE = 0.75  # answers ending in closing punctuation, at or above which a missing one is a signal
+# In punctuated data, an unpunctuated sentence (not a title or a list) of this many words was cut. Chosen on
+# Alpaca with 5 % planted cuts: 4 words finds 85.7 % of them and flags 1.0 % of clean rows (6: 81.9 %, 0.8 %).
+PROSE_WORDS = 4
 
 
 @dataclass(frozen=True)
