@@ -298,6 +298,10 @@ def test_a_post_with_a_link_beside_its_text_is_content_but_a_bare_link_request_i
         "Read https://example.org/post/7 and list its main points",
         "http://example.net/video/42",
     ]
-    rows = [{"prompt": p, "completion": json.dumps({"person": [], "location": []})} for p in posts + requests]
-    result = run(write_jsonl(tmp_path / "posts.jsonl", rows), task="extraction", disabled=[])
+    rows = [{"prompt": p, "completion": "Here is what the page says about it, in short."} for p in posts + requests]
+    result = run(write_jsonl(tmp_path / "posts.jsonl", rows), task="generation", disabled=[])
     assert flagged(result, "instruct.unseen_input") == {3, 4, 5}
+    # Issue 25: in an extraction task every prompt is the text to read (the instruction is the system
+    # prompt); a bare link there simply has no entities, and the check does not apply.
+    rows = [{"prompt": p, "completion": json.dumps({"person": [], "location": []})} for p in posts + requests]
+    assert flagged(run(write_jsonl(tmp_path / "ex.jsonl", rows), task="extraction", disabled=[]), "instruct.unseen_input") == set()

@@ -150,7 +150,7 @@ def test_fixed_duplicate_clusters_count_as_resolved_but_a_kept_conflict_does_not
     """
     from tunerail.config import TunerailConfig
     from tunerail.doctor import doctor
-    from tunerail.pipeline import unresolved_doctor_findings
+    from tunerail.gate import unresolved_doctor_findings
 
     rows = [{"text": f"how do I change the PIN of card number {i} at an ATM", "label": "change_pin"} for i in range(30)]
     rows += [{"text": f"my transfer number {i} has not arrived in my account yet", "label": "transfer"} for i in range(30)]
@@ -292,7 +292,7 @@ def test_the_gate_blocks_leakage_errors_and_follows_stop_on(tmp_path, stop_on, b
     unresolved warnings; a warning whose row --fix quarantined does not count."""
     from tunerail.data.records import RowRef
     from tunerail.findings import Finding, Severity
-    from tunerail.pipeline import blocking_findings
+    from tunerail.gate import blocking_findings
 
     def dump(path: Path, findings: list[Finding]) -> None:
         path.write_text(json.dumps({"findings": [f.to_dict() for f in findings]}))
@@ -311,3 +311,39 @@ def test_the_gate_blocks_leakage_errors_and_follows_stop_on(tmp_path, stop_on, b
     dump(tmp_path / "leakage.json", [Finding("leakage.exact", Severity.ERROR, "m", "f", rows=[RowRef(1, 2)], code="LEAK001")])
     found = blocking_findings(doctor_dir, tmp_path / "leakage.json", stop_on)
     assert sorted(f.code for f in found) == blocked
+
+
+def test_doctor_warnings_on_many_rows_stop_the_run_until_acknowledged(tmp_path):
+    """Issue 25 §5: 414 language warnings on 28 % of the rows went on to train unread. Warnings on more
+    than pipeline.warning_share of the rows are one finding to acknowledge; the choice is in gate.json."""
+    from types import SimpleNamespace
+
+    from tunerail.data.records import RowRef
+    from tunerail.errors import GuardrailError
+    from tunerail.findings import Finding, Severity
+    from tunerail.gate import gate
+
+    doctor_dir = tmp_path / "doctor"
+    doctor_dir.mkdir()
+    warnings = [Finding("language.mismatch", Severity.WARNING, "m", "f", rows=[RowRef(i, i + 2)], code="DOC043") for i in range(0, 100, 4)]
+    warnings.append(Finding("duplicates.exact", Severity.WARNING, "m", "f", rows=[RowRef(1, 3), RowRef(2, 4), RowRef(3, 5)], code="DOC010"))
+    (doctor_dir / "findings.json").write_text(json.dumps({"findings": [f.to_dict() for f in warnings]}))
+    (doctor_dir / "clean.jsonl").write_text('{"text": "x", "label": "a"}\n' * 97)  # rows 1-3 quarantined
+    (doctor_dir / "quarantine.jsonl").write_text("".join(json.dumps({"_tunerail": {"index": i}}) + "\n" for i in (1, 2, 3)))
+    leakage = tmp_path / "leakage.json"
+    leakage.write_text(json.dumps({"findings": []}))
+
+    pipeline = SimpleNamespace(stop_on="error", warning_share=0.1, acknowledge_warnings=False)
+    with pytest.raises(GuardrailError) as err:
+        gate(tmp_path, pipeline, leakage)
+    message = " ".join(str(err.value).split())
+    assert "25 of 97 training rows (26%) still carry doctor warnings" in message and "pipeline.acknowledge_warnings: true" in message
+    assert not (tmp_path / "gate.json").exists()
+
+    pipeline.acknowledge_warnings = True
+    record = gate(tmp_path, pipeline, leakage)
+    assert record["warnings_acknowledged"] and record["doctor_warning_rows"] == 25
+    assert json.loads((tmp_path / "gate.json").read_text())["doctor_warning_share"] == round(25 / 97, 4)
+
+    pipeline.acknowledge_warnings, pipeline.warning_share = False, 0.3  # under the share: no acknowledgement needed
+    assert gate(tmp_path, pipeline, leakage)["warnings_acknowledged"] is False

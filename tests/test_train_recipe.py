@@ -40,6 +40,7 @@ def test_divergence_guard_stops_and_keeps_last_good_checkpoint(tmp_path, splits)
     assert result.stopped_reason == "divergence"
     diverged = [f for f in result.findings if f.code == "TRN020"]
     assert len(diverged) == 1 and "1.0e-01 instead of 1.0e+00" in diverged[0].fix
+    assert "guessing uniformly over the vocabulary" in diverged[0].message  # judged from step 3 on, not on the warm-up noise
     assert result.guards_disabled == ["lint"] and "TRN008" in {f.code for f in result.findings}
     kept = result.history[-1]  # the last evaluated (good) state, never the diverged weights
     assert kept["step"] < diverged[0].details["step"] and result.best_step <= kept["step"]

@@ -226,6 +226,15 @@ class DoctorConfig(_Section):
     language_confidence: float = Field(
         0.8, gt=0, le=1, description="Report a row in another language only when the identifier is at least this sure."
     )
+    language_word_margin: float = Field(
+        1.5,
+        gt=0,
+        description=(
+            "A row the identifier is unsure of is in another language when its words are, on average, this much more "
+            "frequent there (mean wordfreq Zipf difference; 1.5 = about 30x). Chosen on tests/data/short_foreign_qa.tsv "
+            "(foreign pairs 1.2-4.5, English Alpaca and Banking77 rows at most 1.1)."
+        ),
+    )
     short_language_confidence: float = Field(
         0.5,
         gt=0,
@@ -631,6 +640,18 @@ class PipelineConfig(_Section):
             "`tunerail run` stops before training when doctor or leakage findings at this severity remain "
             "unresolved; never = continue (recorded, and the verdict still counts them)."
         ),
+    )
+    warning_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description=(
+            "`tunerail run` stops before training when unresolved doctor warnings name more than this share of the "
+            "training rows, until acknowledged: warnings on many rows usually mean a data problem, not noise."
+        ),
+    )
+    acknowledge_warnings: bool = Field(
+        False, description="Train even when doctor warnings name more than pipeline.warning_share of the rows (recorded in gate.json)."
     )
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from tunerail.config import TunerailConfig, load_config
-from tunerail.errors import GuardrailError, Problem, TunerailError
-from tunerail.findings import Finding, Severity, load_findings
+from tunerail.errors import Problem, TunerailError
+from tunerail.findings import Finding, load_findings
+from tunerail.gate import gate, unresolved_doctor_findings
 from tunerail.io import hash_file, read_json, write_atomic
 from tunerail.store import Store
 
@@ -127,74 +128,6 @@ def _run_step(
     write_atomic(step_dir / "step.json", json.dumps(record.__dict__, indent=2, sort_keys=True, default=str))
     on_event(name, f"done in {record.seconds:.0f} s")
     return record, result
-
-
-def unresolved_doctor_findings(doctor_dir: Path) -> list[Finding]:
-    """Doctor findings that ``--fix`` did not resolve: those with a row still in ``clean.jsonl``.
-
-    Exact duplicates and malformed rows are quarantined, so they no longer count against the
-    verdict; a conflict or a likely mislabel that stayed in the data does.
-    """
-    removed: set[int] = set()
-    kept: dict[str, set[int]] = {}  # code -> rows --fix kept on purpose (the first of a duplicate cluster)
-    quarantine = doctor_dir / "quarantine.jsonl"
-    if quarantine.exists():
-        with open(quarantine, encoding="utf-8") as handle:
-            for line in handle:
-                meta = json.loads(line).get("_tunerail", {})
-                if "index" in meta:
-                    removed.add(int(meta["index"]))
-                if isinstance(meta.get("kept"), dict) and "index" in meta["kept"]:
-                    kept.setdefault(str(meta.get("code")), set()).add(int(meta["kept"]["index"]))
-    return [
-        f
-        for f in load_findings(doctor_dir / "findings.json")
-        if not f.rows or any(r.index not in removed and r.index not in kept.get(f.code, ()) for r in f.rows)
-    ]
-
-
-def blocking_findings(doctor_dir: Path, leakage_json: Path, stop_on: str) -> list[Finding]:
-    """Unresolved doctor findings and leakage findings at or above ``stop_on`` (none for ``never``)."""
-    if stop_on == "never":
-        return []
-    floor = Severity(stop_on)
-    found = unresolved_doctor_findings(doctor_dir) + load_findings(leakage_json)
-    return [f for f in found if Severity(f.severity) >= floor]
-
-
-def _gate(
-    out: Path, blocking: list[Finding], stop_on: str, doctor_findings: list[Finding], leakage_findings: list[Finding]
-) -> dict[str, Any]:
-    """Stop before training on blocking findings; record what ``pipeline.stop_on: never`` let through."""
-    if blocking:
-        shown = blocking[:20]
-        problems = [
-            Problem(
-                f"{f.code} {f.check} ({f.severity.value}): {f.message}",
-                file=f.rows[0].file if f.rows else None,
-                line=f.rows[0].line if f.rows else None,
-            )
-            for f in shown
-        ]
-        more = len(blocking) - len(shown)
-        problems.append(
-            Problem(
-                f"training not started: {len(blocking)} unresolved doctor/leakage finding(s) at or above {stop_on!r}"
-                + (f" ({more} more in {out / 'doctor' / 'findings.json'} and {out / 'leakage' / 'leakage.json'})" if more else ""),
-                field="pipeline.stop_on",
-                fix="fix the rows (tunerail doctor --fix, or edit the data) and run again; or set pipeline.stop_on: never "
-                "to train anyway (recorded, and the verdict still counts them)",
-            )
-        )
-        raise GuardrailError(problems)
-    serious = [f for f in doctor_findings + leakage_findings if Severity(f.severity) >= Severity.WARNING]
-    gate = {
-        "stop_on": stop_on,
-        "continued_past": sorted({f.code or f.check for f in serious}) if stop_on == "never" else [],
-        "findings_at_warning_or_above": len(serious),
-    }
-    write_atomic(out / "gate.json", json.dumps(gate, indent=2, sort_keys=True) + "\n")
-    return gate
 
 
 def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]:
@@ -349,15 +282,8 @@ def run(
     rec, results["leakage"] = _run_step("leakage", leak_dir, h, force, do_leakage, on_event)
     steps.append(rec)
 
-    # Gate: no training on data with unresolved errors (pipeline.stop_on; `never` continues, recorded).
-    stop_on = config.pipeline.stop_on
-    results["gate"] = _gate(
-        out,
-        blocking_findings(doctor_dir, leak_dir / "leakage.json", stop_on),
-        stop_on,
-        unresolved_doctor_findings(doctor_dir),
-        load_findings(leak_dir / "leakage.json"),
-    )
+    # Gate: no training on unresolved errors (pipeline.stop_on) or on unread warnings on many rows (recorded).
+    results["gate"] = gate(out, config.pipeline, leak_dir / "leakage.json")
 
     # 3b. select: with model.candidates, probe them on the validation split; train the recommended
     # one unless model.base was set explicitly (the choice and the reason are recorded).

@@ -523,7 +523,8 @@ class TrainRecipe:
         warmup = round(self.tc.warmup_ratio * self.total_steps)
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, warmup, self.total_steps)
         self.early = EarlyStopping(self.tc.patience)
-        self.divergence = DivergenceGuard()
+        vocab = getattr(getattr(self.model, "config", None), "vocab_size", None)  # ln(V): the loss of a uniform guess
+        self.divergence = DivergenceGuard(uniform_loss=math.log(vocab) if vocab else None)
 
     def _setup_estimate(self, eval_seconds: float | None) -> None:
         """Before step 1: time warm-up passes over batches of several sizes (no update, RNG restored).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 from tunerail.data.records import normalize_text
@@ -19,7 +20,8 @@ def boilerplate(ctx: CheckContext) -> list[Finding]:
     Anti-pattern: a canned reply ("Thank you for contacting us...") repeated hundreds of times
     dominates the loss, and the model answers everything with it. Fix: deduplicate the
     answers, or keep only a few of those rows. Short repeated answers ("Yes", a class name) are
-    not boilerplate.
+    not boilerplate, nor is a structured answer whose every value is copied from its own prompt
+    (an extraction's ``{"person": ["Justin Bieber"]}`` for seven posts naming him).
     """
     if not is_generation(ctx):
         return []
@@ -34,6 +36,8 @@ def boilerplate(ctx: CheckContext) -> list[Finding]:
         prompts = {normalize_text(ctx.records[i].prompt) for i in members}
         if len(members) < min_rows or len(prompts) < 2:
             continue  # identical rows are exact duplicates, reported there
+        if all(copied_from_prompt(ctx.records[i].completion, ctx.records[i].prompt) for i in members):
+            continue  # the same facts read out of different texts, not a canned reply
         key = hashlib.sha1(answer.encode("utf-8")).hexdigest()[:10]
         out.append(
             found(
@@ -46,6 +50,32 @@ def boilerplate(ctx: CheckContext) -> list[Finding]:
             )
         )
     return out
+
+
+def _leaves(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [str(value)] if isinstance(value, (str, int, float)) and not isinstance(value, bool) else []
+
+
+def copied_from_prompt(answer: str, prompt: str) -> bool:
+    """A JSON answer with at least one value, every value found in ``prompt`` (case and spacing aside).
+
+    >>> copied_from_prompt('{"person": ["Justin Bieber"], "location": []}', "Justin  bieber in Paris")
+    True
+    >>> copied_from_prompt('{"summary": "Thank you for contacting us"}', "my card is lost")
+    False
+    """
+    if not answer.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        leaves = _leaves(json.loads(answer))
+    except ValueError:
+        return False
+    text = normalize_text(prompt)
+    return bool(leaves) and all(normalize_text(leaf) in text for leaf in leaves)
 
 
 REFUSAL_PATTERNS: tuple[str, ...] = (

@@ -80,6 +80,13 @@ _ASKS_ABOUT = re.compile(
 _ABOUT_URLS = re.compile(r"\b(?:url|urls|link|links|domain|web ?address|hyperlink|website address|html)\b", re.IGNORECASE)
 
 
+def prompt_is_instruction(ctx: CheckContext) -> bool:
+    """Whether a row's prompt asks for something (generation, chat) rather than being the content the
+    task works on (classification, extraction: the instruction is the config's system prompt, and a
+    post with a link or the words "this dress code" is simply the text to read)."""
+    return is_generation(ctx) and ctx.task not in ("classification", "extraction")
+
+
 @register("DOC026", "instruct.unseen_input")
 def unseen_input(ctx: CheckContext) -> list[Finding]:
     """Inputs the model cannot see: a URL instead of the text, an image or "<Picture Attached>".
@@ -88,8 +95,8 @@ def unseen_input(ctx: CheckContext) -> list[Finding]:
     Tasks about URLs themselves ("extract the domain") are not flagged. Fix: paste the content
     the task needs, or drop the row.
     """
-    if not is_generation(ctx):
-        return []  # a classified message may well contain a link
+    if not prompt_is_instruction(ctx):
+        return []  # a classified or extracted-from message may well contain a link
     out = []
     for rec in ctx.records:
         instruction, extra, _ = instruction_parts(rec, ctx)
@@ -262,8 +269,8 @@ def code_missing(ctx: CheckContext) -> list[Finding]:
     Anti-pattern (Alpaca): the code was lost when the data was generated; the answer describes
     code that is not there. Fix: add the code or drop the row.
     """
-    if not is_generation(ctx):
-        return []  # "this program" in a customer query is not a code task
+    if not prompt_is_instruction(ctx):
+        return []  # "this program" in a customer query, "this dress code" in a post: not a code task
     out = []
     for rec in ctx.records:
         instruction, extra, answer = instruction_parts(rec, ctx)

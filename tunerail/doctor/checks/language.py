@@ -20,6 +20,7 @@ Banking77 and CLINC150 rows (recall and false alarms per length and language).
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from array import array
@@ -168,6 +169,51 @@ def short_row_language(
     return lang, score, "words"
 
 
+@lru_cache(maxsize=16)
+def _frequencies(lang: str) -> dict[str, float] | None:
+    """wordfreq's word -> frequency table of ``lang`` (None when wordfreq has no list for it)."""
+    import wordfreq  # loads a word list per language (~0.5 s): only for rows the identifier is unsure of
+
+    if lang not in wordfreq.available_languages():
+        return None
+    return wordfreq.get_frequency_dict(lang)
+
+
+def _zipf(freq: dict[str, float], word: str) -> float:
+    f = freq.get(word, 0.0)
+    return math.log10(f * 1e9) if f > 0 else 0.0
+
+
+def word_frequency_language(text: str, expected: str, margin: float) -> tuple[str, float, float] | None:
+    """(language, margin, probability) when ``text``'s words are more frequent in another language than ``expected``.
+
+    Candidates are the identifier's top three languages (probability at least 0.1). A row counts as
+    foreign when its words are, on average, ``margin`` Zipf units (log10) more frequent in the candidate
+    than in ``expected``: "Hoe laat is het? Het is half vier." reads Dutch at 0.96 but has English-looking
+    words ("is", "half"); "Noem drie groenten. Wortel, ui en prei." is Dutch at only 0.39.
+
+    >>> word_frequency_language("Hoe laat is het? Het is half vier.", "en", 1.5)[0]
+    'nl'
+    >>> word_frequency_language("How late is it? It is half past three.", "en", 1.5) is None
+    True
+    """
+    words = _WORD.findall(text[:4000].lower())
+    home = _frequencies(expected)
+    if len(words) < 2 or home is None:
+        return None
+    result = _detector().detect(" ".join(text[:4000].split()), model="lite", k=3)
+    best = None
+    for cand in result:
+        lang, prob = cand["lang"], float(cand["score"])
+        freq = _frequencies(lang) if lang != expected and prob >= 0.1 else None
+        if freq is None:
+            continue
+        gap = sum(_zipf(freq, w) - _zipf(home, w) for w in words) / len(words)
+        if gap >= margin and (best is None or gap > best[1]):
+            best = (lang, gap, prob)
+    return best
+
+
 def distribution(langs: Iterable[tuple[str, float] | None], min_confidence: float) -> Counter:
     return Counter(lang for item in langs if item is not None for lang, score in [item] if score >= min_confidence)
 
@@ -231,6 +277,25 @@ def mismatch(ctx: CheckContext) -> list[Finding]:
                     fix,
                     rows=[rec.ref],
                     details={"language": lang, "confidence": round(score, 3), "expected": expected, "rule": rule},
+                )
+            )
+        elif (item is None or item[0] != expected or item[1] < 0.9) and (
+            hit := word_frequency_language(text, expected, ctx.config.doctor.language_word_margin)
+        ):
+            lang, gap, prob = hit
+            out.append(
+                found(
+                    Severity.WARNING,
+                    f"row is not in '{expected}': its words are {10**gap:.0f}x more frequent in '{lang}' (identifier: {prob:.2f})",
+                    fix,
+                    rows=[rec.ref],
+                    details={
+                        "language": lang,
+                        "confidence": round(prob, 3),
+                        "expected": expected,
+                        "rule": "frequency",
+                        "margin": round(gap, 2),
+                    },
                 )
             )
     return out

@@ -1,0 +1,230 @@
+"""The doctor on data it was not tuned on: clean rows flagged, planted cut and foreign rows found (issue 25 §3).
+
+    PYTHONPATH=. python bench/doctor_unseen.py --gsm8k grade_school_math/data/test.jsonl
+
+GSM8K (MIT, https://github.com/openai/grade-school-math) is read from the path given, never
+committed: ``git show HEAD:grade_school_math/data/test.jsonl`` in a clone. Which data is which:
+
+* development (the cut-off and language rules were tuned on these): GSM8K *train*, Alpaca 5000
+  (../shared/data/instruct), tests/data/short_foreign_qa.tsv;
+* evaluation (not looked at while tuning): GSM8K *test* (1,319 rows), the Alpaca seed tasks and
+  user-oriented instructions (427 rows, ../shared/data/instruct), the WNUT-17 example (extraction,
+  JSON answers), Banking77 and CLINC150 (classification), tests/data/short_foreign_qa_heldout.tsv.
+
+Per dataset, the doctor runs with the default config (semantic checks off; the tokenizer check
+off, as in doctor_clean_rate.py it needs the model) and reports the share of clean rows named by
+any finding at warning or above, per check. GSM8K answers are judged as published and without
+their calculator annotations (``<<48/2=24>>``) and final ``#### N`` line (the form where 24.8 % were
+flagged: answers ending in an equation or a number).
+Into GSM8K test and Alpaca, 5 % of rows are cut (seeded: half mid-word, half at a word boundary
+inside a sentence, at 30-95 % of the answer) and the foreign question/answer pairs are planted;
+recall is the share of those rows that ``lengths.cut_off`` / ``language.mismatch`` name.
+Answer shapes (code, lists, JSON, math) are reported from the rows that have them.
+Writes bench/results/doctor_unseen.json (+ .md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "doctor_unseen"
+CUT_SHARE = 0.05
+
+
+def cut(text: str, rng: random.Random, mode: str) -> str | None:
+    """``text`` cut inside a word (``mode="word"``) or at a space inside a sentence, at 30-95 % of its length."""
+    lo, hi = max(1, int(len(text) * 0.3)), int(len(text) * 0.95)
+    if mode == "word":
+        places = [i for i in range(lo, hi) if text[i - 1].isalpha() and text[i].isalpha()]
+    else:
+        places = [i for i in range(lo, hi) if text[i] == " " and text[i - 1].isalnum()]
+    return text[: rng.choice(places)] if places else None
+
+
+def foreign_pairs(path: Path) -> list[tuple[str, str, str]]:
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    return [(lang, q, a) for lang, q, a in rows]
+
+
+def shape(answer: str) -> str:
+    from tunerail.doctor.checks.instruct import looks_like_code
+
+    text = re.sub(r"<<[^<>\n]*>>", "", answer).strip()  # GSM8K's calculator annotations are not code
+    if text.startswith(("{", "[")):
+        return "json"
+    if re.search(r"\d\s*[-+*/x×÷]\s*[$€£]?\d[^\n]*=", text) and "```" not in text:
+        return "math"
+    if "```" in text or looks_like_code(text):
+        return "code"
+    if re.search(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+\S", text) and len(text.splitlines()) >= 2:
+        return "list"
+    return "prose"
+
+
+def run_doctor(rows: list[dict], folder: Path, name: str, config: dict[str, Any]) -> tuple[int, dict[str, set[int]]]:
+    """Rows at warning or above per check, for ``rows`` written as JSONL."""
+    from tunerail.config import TunerailConfig
+    from tunerail.doctor import doctor
+    from tunerail.findings import Severity
+
+    path = folder / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    cfg = TunerailConfig.model_validate({**config, "doctor": {"disabled_checks": ["lengths.truncated"], **config.get("doctor", {})}})
+    result = doctor(path, cfg, semantic=False)
+    by_check: dict[str, set[int]] = {}
+    for f in result.findings:
+        if Severity(f.severity) >= Severity.WARNING and f.rows:
+            by_check.setdefault(f.check, set()).update(r.index for r in f.rows)
+    return result.records, by_check
+
+
+def measure(name: str, role: str, rows: list[dict], answers: list[str], folder: Path, config: dict, plant: dict | None) -> dict:
+    """Clean-row flag rate (and recall of planted rows when ``plant`` gives a make-row function and pairs)."""
+    t0 = time.perf_counter()
+    rng = random.Random(25)
+    planted_cut: list[int] = []
+    planted_foreign: list[int] = []
+    rows, answers = list(rows), list(answers)
+    if plant is not None:
+        order = rng.sample(range(len(rows)), len(rows))
+        for i in order[: int(CUT_SHARE * len(rows))]:
+            short = cut(answers[i], rng, rng.choice(["word", "sentence"]))
+            if short is not None:
+                rows[i] = plant["with_answer"](rows[i], short)
+                planted_cut.append(i)
+        spots = order[int(CUT_SHARE * len(rows)) :][: len(plant["pairs"])]
+        for i, (_, q, a) in zip(spots, plant["pairs"]):
+            rows[i] = plant["make"](q, a)
+            planted_foreign.append(i)
+    n, by_check = run_doctor(rows, folder, name.split()[0].replace("/", "_"), config)
+    planted = set(planted_cut) | set(planted_foreign)
+    clean = [i for i in range(n) if i not in planted]
+    flagged = set().union(*by_check.values()) if by_check else set()
+    shapes: dict[str, list[int]] = {}
+    for i in clean:
+        shapes.setdefault(shape(answers[i]), []).append(i)
+    point = {
+        "dataset": name,
+        "role": role,
+        "rows": n,
+        "clean_rows": len(clean),
+        "clean_flagged": sum(i in flagged for i in clean),
+        "clean_flagged_share": round(sum(i in flagged for i in clean) / max(1, len(clean)), 4),
+        "by_check": sorted(
+            ({"check": c, "clean_rows": len(r - planted)} for c, r in by_check.items() if r - planted), key=lambda d: -d["clean_rows"]
+        ),
+        "by_shape": {
+            s: {"rows": len(ix), "flagged_share": round(sum(i in flagged for i in ix) / len(ix), 4)} for s, ix in sorted(shapes.items())
+        },
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    if plant is not None:
+        cuts, lang = by_check.get("lengths.cut_off", set()), by_check.get("language.mismatch", set())
+        point["planted_cut"] = len(planted_cut)
+        point["cut_recall"] = round(sum(i in cuts for i in planted_cut) / max(1, len(planted_cut)), 4)
+        point["planted_foreign"] = len(planted_foreign)
+        point["foreign_recall"] = round(sum(i in lang for i in planted_foreign) / max(1, len(planted_foreign)), 4)
+        point["missed_cuts"] = [rows[i].get("answer", rows[i].get("output", ""))[-60:] for i in planted_cut if i not in cuts][:15]
+        point["missed_foreign"] = [list(plant["pairs"][k][1:]) for k, i in enumerate(planted_foreign) if i not in lang]
+    return point
+
+
+def gsm8k_sets(path: Path) -> tuple[list[dict], list[dict]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    bare = [re.sub(r"\n#### [^\n]*$", "", re.sub(r"<<[^<>\n]*>>", "", r["answer"])) for r in rows]
+    return rows, [{"question": r["question"], "answer": a} for r, a in zip(rows, bare)]
+
+
+def _instruction(q: str, a: str) -> dict:
+    return {"instruction": q, "input": "", "output": a}
+
+
+def datasets(args: argparse.Namespace, heldout: list, dev: list) -> list[tuple]:
+    """(name, role, rows, answers, config, plant) for every dataset measured."""
+    shared = args.data
+    gsm_plant = {"with_answer": lambda r, a: {**r, "answer": a}, "make": lambda q, a: {"question": q, "answer": a}}
+    alp_plant = {"with_answer": lambda r, a: {**r, "output": a}, "make": _instruction}
+    out: list[tuple] = []
+    for path, role, pairs in ((args.gsm8k, "evaluation", heldout), (args.gsm8k_dev, "development", dev)):
+        if path is None:
+            continue
+        raw, bare = gsm8k_sets(path)
+        split = "test" if role == "evaluation" else "train"
+        out.append((f"gsm8k {split} (as published)", role, raw, [r["answer"] for r in raw], {}, None))
+        out.append((f"gsm8k {split} (no calculator, no ####)", role, bare, [r["answer"] for r in bare], {}, {**gsm_plant, "pairs": pairs}))
+    alpaca = json.loads((shared / "instruct" / "alpaca_5000.json").read_text(encoding="utf-8"))
+    out.append(("alpaca_5000", "development", alpaca, [r["output"] for r in alpaca], {}, {**alp_plant, "pairs": dev}))
+    seeds = []
+    for file in ("alpaca_seed_tasks.jsonl", "user_oriented_instructions.jsonl"):
+        for line in (shared / "instruct" / file).read_text(encoding="utf-8").splitlines():
+            task = json.loads(line)
+            inst = task["instances"][0]
+            seeds.append({"instruction": task["instruction"], "input": inst["input"], "output": inst["output"]})
+    out.append(("instruct seeds + user-oriented", "evaluation", seeds, [r["output"] for r in seeds], {}, {**alp_plant, "pairs": heldout}))
+    wnut = [json.loads(line) for line in (REPO / "examples" / "wnut17" / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
+    wnut_cfg = {"task": "extraction", "data": {"format": "prompt_completion", "columns": {"prompt": "text", "completion": "entities"}}}
+    out.append(("examples/wnut17 (extraction, JSON)", "evaluation", wnut, [r["entities"] for r in wnut], wnut_cfg, None))
+    with open(shared / "banking77" / "train.csv", newline="", encoding="utf-8") as handle:
+        banking = [{"text": r["text"], "label": r["category"]} for r in csv.DictReader(handle)]
+    clinc = [
+        {"text": t, "label": lab} for t, lab in json.loads((shared / "clinc150" / "data_full.json").read_text(encoding="utf-8"))["train"]
+    ]
+    cls = {"task": "classification"}
+    out.append(("banking77 train", "evaluation", banking, [r["label"] for r in banking], cls, None))
+    out.append(("clinc150 train", "evaluation", clinc, [r["label"] for r in clinc], cls, None))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gsm8k", type=Path, help="GSM8K test.jsonl (held out)")
+    parser.add_argument("--gsm8k-dev", type=Path, help="GSM8K train.jsonl (development)")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--only", help="measure only datasets whose name contains this")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    heldout = foreign_pairs(REPO / "tests" / "data" / "short_foreign_qa_heldout.tsv")
+    dev = foreign_pairs(REPO / "tests" / "data" / "short_foreign_qa.tsv")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, role, rows, answers, config, plant in datasets(args, heldout, dev):
+            if args.only and args.only not in name:
+                continue
+            point = measure(name, role, rows, answers, Path(tmp), config, plant)
+            print(json.dumps({k: v for k, v in point.items() if not k.startswith("missed")}), file=sys.stderr)
+            results.append(point)
+    summary = {"goal_clean_share": 0.05, "goal_recall": 0.9, "cut_share": CUT_SHARE, "datasets": results, "when": time.strftime("%Y-%m-%d")}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.with_suffix(".json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    lines = [
+        "| dataset | role | rows | clean flagged | cut recall | foreign recall | by shape (share flagged) | top checks (clean rows) |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for p in results:
+        shapes = ", ".join(f"{s} {v['flagged_share']:.1%} of {v['rows']}" for s, v in p["by_shape"].items())
+        top = ", ".join(f"{c['check']} {c['clean_rows']}" for c in p["by_check"][:3])
+        recall = (
+            (f"{p['cut_recall']:.1%} of {p['planted_cut']}", f"{p['foreign_recall']:.1%} of {p['planted_foreign']}")
+            if "cut_recall" in p
+            else ("", "")
+        )
+        lines.append(
+            f"| {p['dataset']} | {p['role']} | {p['rows']:,} | {p['clean_flagged_share']:.1%} | {recall[0]} | {recall[1]} | {shapes} | {top} |"
+        )
+    lines += ["", "Clean: rows not planted (real defects count: an upper bound). Goal: <= 5 % clean flagged, >= 90 % planted found."]
+    RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The doctor on data its rules were not tuned on (issue 25 §3): GSM8K test rows, held-out foreign pairs, WNUT-17.
+
+The cut-off rules were tuned on GSM8K *train* and Alpaca, the language rule on tests/data/short_foreign_qa.tsv;
+these tests use GSM8K *test* rows (tests/data/gsm8k_test_200.jsonl) and short_foreign_qa_heldout.tsv.
+Bounds are the issue's goals: at most 5 % of clean rows flagged, at least 90 % of planted rows found.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from doctor_helpers import flagged, run, write_jsonl
+from tunerail.config import TunerailConfig
+from tunerail.doctor import doctor
+from tunerail.doctor.checks.content import copied_from_prompt
+from tunerail.doctor.checks.lengths import AnswerStyle, answer_style, cut_off_reason
+from tunerail.findings import Severity
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def gsm8k(final_line: bool) -> list[dict[str, str]]:
+    """The rows as published, or as the issue measured them: no calculator annotations, no final "#### N" line."""
+    rows = [json.loads(line) for line in (DATA / "gsm8k_test_200.jsonl").read_text(encoding="utf-8").splitlines()]
+    bare = [re.sub(r"\n#### [^\n]*$", "", re.sub(r"<<[^<>\n]*>>", "", r["answer"])) for r in rows]
+    return rows if final_line else [{**r, "answer": a} for r, a in zip(rows, bare)]
+
+
+def heldout_pairs() -> list[tuple[str, str]]:
+    lines = (DATA / "short_foreign_qa_heldout.tsv").read_text(encoding="utf-8").splitlines()
+    return [tuple(line.split("\t")[1:]) for line in lines if line and not line.startswith("#")]  # type: ignore[misc]
+
+
+def warned(result) -> set[int]:
+    return {r.index for f in result.findings if Severity(f.severity) >= Severity.WARNING for r in f.rows}
+
+
+@pytest.mark.parametrize("final_line", [True, False])
+def test_worked_math_answers_are_clean_and_foreign_pairs_among_them_are_found(tmp_path, final_line):
+    """24.8 % of held-out GSM8K rows were flagged (answers ending in an equation); 9 of 30 foreign pairs passed."""
+    rows = gsm8k(final_line)
+    spots = random.Random(25).sample(range(len(rows)), 30)
+    for i, (q, a) in zip(spots, heldout_pairs()):
+        rows[i] = {"question": q, "answer": a}
+    result = run(write_jsonl(tmp_path / "gsm.jsonl", rows))
+    clean = set(range(len(rows))) - set(spots)
+    assert len(warned(result) & clean) <= 0.05 * len(clean)
+    assert len(flagged(result, "language.mismatch") & set(spots)) >= 0.9 * len(spots)
+
+
+def _cut(text: str, rng: random.Random, mid_word: bool) -> str:
+    lo, hi = int(len(text) * 0.3), int(len(text) * 0.95)
+    if mid_word:
+        places = [i for i in range(lo, hi) if text[i - 1].isalpha() and text[i].isalpha()]
+    else:
+        places = [i for i in range(lo, hi) if text[i] == " " and text[i - 1].isalnum()]
+    return text[: rng.choice(places)]
+
+
+def test_cuts_in_worked_math_answers_are_found_and_clean_ones_are_not():
+    """Cuts the old rules let through ("5 vans x 28 student"), found without flagging the clean answers."""
+    answers = [r["answer"] for r in gsm8k(final_line=False)]
+    style = answer_style(answers, [r["question"] for r in gsm8k(final_line=False)])
+    assert not style.punctuated and style.vocabulary  # worked answers end "= 18 dollars", not with a full stop
+    assert sum(cut_off_reason(a, style=style) is not None for a in answers) <= 0.05 * len(answers)
+    assert cut_off_reason("So there are a total of 5 vans x 28 student", style=style) == "ends with an operation and no result"
+    assert "cut mid-word" in cut_off_reason(
+        "She bought 3 + 4 = <<3+4=7>>7 apples\nShe gave 2 * 3 = <<2*3=6>>6 apples to her neighbo", style=style
+    )
+    assert "worked lines" in cut_off_reason("He pays 5 * 4 = $<<5*4=20>>20\nThen he saves what is left of his", style=style)
+    assert "stops after 1 word" in cut_off_reason("He pays 5 * 4 = $<<5*4=20>>20 for the tickets\nThey", style=style)
+    assert cut_off_reason("He pays 5 * 4 = $<<5*4=20>>20 for the tickets\nSo he spends 20 + 5 = $<<20+5=25>>25 in all", style=style) is None
+
+
+def test_prose_data_still_judges_a_missing_full_stop():
+    """Where answers end with punctuation, an unpunctuated sentence is a cut; a title or a list item is not."""
+    prose = AnswerStyle(punctuated=True)
+    assert cut_off_reason("The best way to learn a language is to practise it every", style=prose) is not None
+    assert cut_off_reason("Times can be difficult, but well-chosen techniques", style=prose) is not None
+    assert cut_off_reason("The Rise and Fall of the Roman Empire", style=prose) is None
+    assert cut_off_reason("1. Apples\n2. Pears\n3. Plums", style=prose) is None
+
+
+def test_wnut17_extraction_posts_are_content_not_instructions(tmp_path):
+    """The bundled demo: posts with a link (6), "this dress code" and 7 posts naming Justin Bieber (the same
+    extracted answer) were warnings a user had to read past. For extraction the post is the text to read."""
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "extraction",
+            "data": {"format": "prompt_completion", "columns": {"prompt": "text", "completion": "entities"}},
+            "doctor": {"disabled_checks": ["lengths.truncated"]},
+        }
+    )
+    result = doctor(REPO / "examples" / "wnut17" / "posts.jsonl", cfg, semantic=False)
+    for check in ("instruct.unseen_input", "instruct.code_missing", "content.boilerplate", "lengths.cut_off"):
+        assert flagged(result, check) == set(), check
+    assert len(warned(result)) <= 0.05 * result.records
+    assert copied_from_prompt('{"person": ["Justin Bieber"], "location": []}', "OMG Justin Bieber is here")
+    assert not copied_from_prompt('{"person": ["Justin Bieber"], "location": []}', "a canned answer for everyone")
+
+
+def test_a_canned_json_answer_is_still_boilerplate(tmp_path):
+    """The extraction exception covers answers read out of their own prompts, not one answer given to all."""
+    rows = [
+        {"prompt": f"Post number {i} about the weather today", "completion": '{"person": ["Justin Bieber"], "location": ["Paris"]}'}
+        for i in range(8)
+    ]
+    result = run(write_jsonl(tmp_path / "b.jsonl", rows), task="extraction")
+    assert flagged(result, "content.boilerplate") == set(range(8))
+
+
+def test_short_foreign_pairs_among_instructions_are_found(tmp_path, shared_data):
+    """Issue 25: short German, Italian, Spanish, Dutch, French pairs among Alpaca rows passed in 9 of 30 cases
+    ("Hoe laat is het? Het is half vier.": Dutch at 0.96 but "is", "half" are English words too). The word
+    frequency rule judges the rows the identifier is unsure of; no English row is taken for foreign."""
+    rows = json.loads((shared_data / "instruct" / "alpaca_5000.json").read_text(encoding="utf-8"))[:1000]
+    lines = (DATA / "short_foreign_qa.tsv").read_text(encoding="utf-8").splitlines()
+    pairs = [line.split("\t")[1:] for line in lines if line and not line.startswith("#")]
+    spots = random.Random(3).sample(range(len(rows)), len(pairs))
+    for i, (q, a) in zip(spots, pairs):
+        rows[i] = {"instruction": q, "input": "", "output": a}
+    found = flagged(run(write_jsonl(tmp_path / "a.jsonl", rows)), "language.mismatch")
+    assert len(found & set(spots)) >= 0.9 * len(spots)
+    assert found - set(spots) <= {i for i, r in enumerate(rows) if "spanish" in r["instruction"].lower()}
