@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from tunerail.config import TunerailConfig, load_config
+from tunerail.data.hub import HubSource, moved_since, pin, source_for
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, load_findings
 from tunerail.io import hash_file, read_json, write_atomic
@@ -90,6 +91,17 @@ def _hash_inputs(config_part: Any, files: list[Path]) -> str:
         digest.update(path.name.encode())
         digest.update(hash_file(path).encode() if path.is_file() else b"missing")
     return digest.hexdigest()
+
+
+def _hub_origin(source: Path | HubSource, store: Store, on_event: Callable[[str, str], None], results: dict[str, Any]) -> HubSource | None:
+    """A Hub dataset pinned to the commit this run reads; says so when it moved since the last stored snapshot."""
+    if not isinstance(source, HubSource):
+        return None
+    hub = pin(source)
+    moved = moved_since(store, hub)
+    on_event("data", moved or f"{hub.id} at commit {hub.commit}")
+    results["data"] = {"hub": hub.manifest(), "moved": moved}
+    return hub
 
 
 def _cached(step_dir: Path, inputs_hash: str) -> StepRecord | None:
@@ -283,7 +295,7 @@ def run(
         config = load_config(config)
     on_event = on_event or (lambda step, message: None)
     step_progress = progress or (lambda step: contextlib.nullcontext(None))
-    data_path = config.resolve(config.data.path)
+    data_path = source_for(config)
     if data_path is None:
         raise TunerailError(
             Problem("no training data configured", field="data.path", fix="set data.path in the config (relative to the config file)")
@@ -299,7 +311,10 @@ def run(
     from tunerail.doctor import doctor
 
     doctor_dir = out / "doctor"
-    h = _hash_inputs(step_config("doctor", cfg_json), [data_path])
+    hub = _hub_origin(data_path, store, on_event, results)
+    data_path = hub or data_path
+    hub_key = {"hub": hub.manifest()} if hub else {}  # a moved Hub dataset re-runs doctor and split
+    h = _hash_inputs(step_config("doctor", cfg_json) | hub_key, [data_path] if isinstance(data_path, Path) else [])
 
     def do_doctor():
         with step_progress("doctor") as callback:
@@ -320,10 +335,10 @@ def run(
     from tunerail.split import split
 
     split_dir = out / "split"
-    h = _hash_inputs(step_config("split", cfg_json) | {"allow_criteria_change": allow_criteria_change}, [clean])
+    h = _hash_inputs(step_config("split", cfg_json) | {"allow_criteria_change": allow_criteria_change} | hub_key, [clean])
 
     def do_split():
-        result = split(clean, config, out_dir=split_dir, store=store, force=force, allow_criteria_change=allow_criteria_change)
+        result = split(clean, config, out_dir=split_dir, store=store, force=force, allow_criteria_change=allow_criteria_change, origin=hub)
         return (
             {name: result.paths[name] for name in ("train", "validation", "test")} | {"split_json": result.split_json},
             {"sizes": result.sizes},

@@ -18,6 +18,7 @@ from tunerail.cli._common import (
     guarded,
     load_config_or_default,
 )
+from tunerail.data.hub import source_for
 from tunerail.errors import Problem, TunerailError
 from tunerail.findings import Finding
 
@@ -65,7 +66,7 @@ def doctor_command(
     from tunerail.doctor import doctor
 
     cfg = load_config_or_default(config)
-    path = data or cfg.resolve(cfg.data.path)
+    path = data or source_for(cfg)
     if path is None:
         raise TunerailError(Problem("no data to audit", fix="pass DATA, or set data.path in the config given with --config"))
     with _checks_progress("doctor") as progress:
