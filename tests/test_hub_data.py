@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from train_tiny import tiny_model_dir
+
 from tunerail.cli import main
 from tunerail.config import TunerailConfig
 from tunerail.data.hub import HubSource, is_hub_id, source_for
 from tunerail.data.loaders import load_records
-from tunerail.errors import DataError
-from tunerail.pipeline import _hub_origin
+from tunerail.errors import DataError, GuardrailError
+from tunerail.pipeline import run
 from tunerail.split import split
 from tunerail.store import Store
 
@@ -123,7 +125,7 @@ def test_repo_folder_honours_subset_and_split(tmp_path, banking_example):
     assert qa_fmt == "prompt_completion" and qa[0].completion == "4"
 
 
-def test_cached_hub_id_loads_offline_and_the_snapshot_records_its_commit(tmp_path, hub_cache, banking_example):
+def test_cached_hub_id_loads_offline_and_the_snapshot_records_its_commit(tmp_path, hub_cache, banking_example, capsys):
     repo = _write_repo(tmp_path / "repo", _banking(banking_example, 300), _banking(banking_example, 20, offset=300))
     _cache_commit(hub_cache, repo, SHA_A)
     cfg = _config(tmp_path, path=REPO_ID, subset="banking", revision="main")
@@ -134,6 +136,9 @@ def test_cached_hub_id_loads_offline_and_the_snapshot_records_its_commit(tmp_pat
     snapshot = Store(tmp_path / "store").get(result.manifest["store"]["dataset_id"])
     assert snapshot.meta["hub"] == expected
     assert not any("moved" in w for w in result.warnings)
+    capsys.readouterr()
+    assert main(["lineage", result.manifest["store"]["split_id"], "--store", str(tmp_path / "store")]) == 0
+    assert f"hub {REPO_ID} (banking/train)  commit {SHA_A}" in capsys.readouterr().out
 
 
 def test_a_moved_hub_dataset_is_named_on_the_next_run(tmp_path, hub_cache, banking_example):
@@ -148,12 +153,6 @@ def test_a_moved_hub_dataset_is_named_on_the_next_run(tmp_path, hub_cache, banki
     assert second.manifest["data"]["hub"]["commit"] == SHA_B
     named = [w for w in second.warnings if "moved" in w]
     assert len(named) == 1 and f"moved from commit {SHA_A} to {SHA_B}" in named[0]
-    events: list[tuple[str, str]] = []
-    results: dict = {}
-    pinned = _hub_origin(source_for(cfg), Store(tmp_path / "store"), lambda step, msg: events.append((step, msg)), results)
-    assert pinned is not None and pinned.commit == SHA_B
-    assert events == [("data", f"{REPO_ID} at commit {SHA_B}")]  # the last snapshot is now at B: not moved
-    assert results["data"]["moved"] is None
 
 
 def test_a_requested_commit_that_is_not_the_cached_one_is_refused(tmp_path, hub_cache, banking_example):
@@ -176,3 +175,40 @@ def test_cli_doctor_on_an_uncached_hub_id_exits_2_naming_it(tmp_path, hub_cache,
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "nobody/not_cached" in err and "v1.2" in err and "HF_DATASETS_OFFLINE=0" in err
+
+
+class _Stop(Exception):
+    """Raised by the stubbed train step: the run got past doctor, split and leakage."""
+
+
+def test_run_names_a_moved_hub_dataset_and_audits_it_again(tmp_path, hub_cache, banking_example, monkeypatch):
+    import tunerail.train
+
+    monkeypatch.setattr(tunerail.train, "train", lambda *a, **k: (_ for _ in ()).throw(_Stop()))
+    _cache_commit(hub_cache, _write_repo(tmp_path / "a", _banking(banking_example, 240), []), SHA_A)
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "classification",
+            "data": {"path": REPO_ID, "subset": "banking", "format": "text_label"},
+            "model": {"base": str(tiny_model_dir()), "max_seq_length": 96},
+            "criteria": {"metric": "accuracy", "threshold": 0.5, "margin": 0.2},
+            "doctor": {"semantic": False},
+            "split": {"train": 0.6, "validation": 0.2, "test": 0.2, "semantic": False},
+            "pipeline": {"stop_on": "never"},
+            "store": {"path": str(tmp_path / "store")},
+        }
+    )
+    events: list[tuple[str, str]] = []
+    with pytest.raises(_Stop):
+        run(cfg, out_dir=tmp_path / "run", on_event=lambda step, message: events.append((step, message)))
+    assert events[0] == ("data", f"{REPO_ID} at commit {SHA_A}")
+    split_json = json.loads((tmp_path / "run" / "split" / "split.json").read_text(encoding="utf-8"))
+    assert split_json["data"]["hub"]["commit"] == SHA_A
+
+    _cache_commit(hub_cache, _write_repo(tmp_path / "b", _banking(banking_example, 240, offset=240), []), SHA_B)
+    os.utime(hub_cache / "acme___bank_intents" / "banking" / "0.0.0" / SHA_A, (1, 1))
+    events.clear()
+    with pytest.raises(GuardrailError, match="already holds a frozen test set"):  # new rows: a new test set, refused
+        run(cfg, out_dir=tmp_path / "run", on_event=lambda step, message: events.append((step, message)))
+    assert events[0][0] == "data" and f"moved from commit {SHA_A} to {SHA_B} since the last run" in events[0][1]
+    assert ("doctor", "running") in events  # the moved data is audited again, not skipped as unchanged

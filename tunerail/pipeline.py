@@ -93,17 +93,6 @@ def _hash_inputs(config_part: Any, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _hub_origin(source: Path | HubSource, store: Store, on_event: Callable[[str, str], None], results: dict[str, Any]) -> HubSource | None:
-    """A Hub dataset pinned to the commit this run reads; says so when it moved since the last stored snapshot."""
-    if not isinstance(source, HubSource):
-        return None
-    hub = pin(source)
-    moved = moved_since(store, hub)
-    on_event("data", moved or f"{hub.id} at commit {hub.commit}")
-    results["data"] = {"hub": hub.manifest(), "moved": moved}
-    return hub
-
-
 def _cached(step_dir: Path, inputs_hash: str) -> StepRecord | None:
     record = step_dir / "step.json"
     if not record.exists():
@@ -311,8 +300,11 @@ def run(
     from tunerail.doctor import doctor
 
     doctor_dir = out / "doctor"
-    hub = _hub_origin(data_path, store, on_event, results)
-    data_path = hub or data_path
+    hub = pin(data_path) if isinstance(data_path, HubSource) else None  # the commit this run reads, named if it moved
+    if hub is not None:
+        data_path, moved = hub, moved_since(store, hub)
+        on_event("data", moved or f"{hub.id} at commit {hub.commit}")
+        results["data"] = {"hub": hub.manifest(), "moved": moved}
     hub_key = {"hub": hub.manifest()} if hub else {}  # a moved Hub dataset re-runs doctor and split
     h = _hash_inputs(step_config("doctor", cfg_json) | hub_key, [data_path] if isinstance(data_path, Path) else [])
 

@@ -758,10 +758,12 @@ def load_records(
     return records, rejections, fmt
 
 
-def load_usable_records(path: str | Path, config: Any, *, missing: str, missing_fix: str) -> tuple[list[Record], list[Rejection]]:
-    """Rows of a file laid out as ``config.data`` says, or a DataError: file missing, or no usable row."""
-    path = Path(path)
-    if not path.exists():
+def load_usable_records(
+    path: str | Path | HubSource, config: Any, *, missing: str, missing_fix: str
+) -> tuple[list[Record], list[Rejection]]:
+    """Rows of a file (or Hub dataset) laid out as ``config.data`` says, or a DataError: file missing, or no usable row."""
+    path = as_source(path)
+    if isinstance(path, Path) and not path.exists():
         raise DataError(Problem(missing, file=str(path), fix=missing_fix))
     records, rejected, _ = load_records(path, config.data.format, config.data.columns, config.data.group_column)
     if not records:
