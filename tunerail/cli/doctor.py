@@ -51,7 +51,9 @@ def findings_table(findings: list[Finding], title: str, unresolved: list[Finding
 @app.command("doctor")
 @guarded
 def doctor_command(
-    data: Optional[Path] = typer.Argument(None, help="Data file or datasets folder; optional when --config sets data.path."),
+    data: Optional[Path] = typer.Argument(
+        None, help="Data file, datasets folder or Hub dataset id (owner/name); optional when --config sets data.path."
+    ),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (format, columns, model, thresholds)."),
     out: Path = typer.Option(
         Path("doctor-report"), "--out", "-o", help="Folder for findings.json, report.html, run.json (and the --fix files)."

@@ -35,6 +35,7 @@ OFFLINE_FIX = (
     "to download it set HF_DATASETS_OFFLINE=0 and HF_HUB_OFFLINE=0 (network needed once; it is cached after), "
     "log in with `hf auth login` for a private or gated dataset, or check the id, data.subset and data.revision"
 )
+FOLDER_FIX = "a dataset repository folder needs data files (.jsonl/.csv/.parquet...) and, for subsets, a README `configs:` header"
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,13 @@ def _builder(source: HubSource) -> Any:
     try:  # datasets raises ConnectionError, FileNotFoundError (DatasetNotFoundError), ValueError... when it cannot resolve
         return load_dataset_builder(source.id, name=source.subset, revision=source.revision)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        folder = Path(source.id).is_dir()
         raise DataError(
             Problem(
-                f"Hub dataset {source.id!r} (subset {source.subset or 'default'}, revision {source.revision or 'main'}) "
+                f"{'dataset folder' if folder else 'Hub dataset'} {source.id!r} (subset {source.subset or 'default'}, revision {source.revision or 'main'}) "
                 f"could not be loaded: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
                 field="data.path",
-                fix=OFFLINE_FIX,
+                fix=FOLDER_FIX if folder else OFFLINE_FIX,
             )
         ) from None
 
