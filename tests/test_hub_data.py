@@ -109,7 +109,7 @@ def test_hub_id_shape_and_a_missing_file_keeps_file_not_found(tmp_path):
         load_records(source)
 
 
-def test_repo_folder_honours_subset_and_split(tmp_path, banking_example):
+def test_repo_folder_honours_subset_and_split(tmp_path, hub_cache, banking_example):
     repo = _write_repo(tmp_path / "bank_intents", _banking(banking_example, 40), _banking(banking_example, 7, offset=40))
     cfg = _config(tmp_path, path=str(repo), subset="banking", split="test")
     source = source_for(cfg)
