@@ -46,7 +46,26 @@ class ProjectConfig(_Section):
 
 
 class DataConfig(_Section):
-    path: str | None = Field(None, description="Training data file or `datasets` folder (relative to the config file).")
+    path: str | None = Field(
+        None,
+        description=(
+            "Training data file or `datasets` folder (relative to the config file), or a Hugging Face Hub dataset id "
+            "(`owner/name`, read with `datasets.load_dataset`; an existing local path of that name wins)."
+        ),
+    )
+    subset: str | None = Field(
+        None, description="Hub dataset configuration (`load_dataset(name=...)`); None: the dataset's default. Ignored for local files."
+    )
+    split: str | None = Field(
+        None, description="Hub dataset split to read; None: `train` if the dataset has one, else its first split. Ignored for local files."
+    )
+    revision: str | None = Field(
+        None,
+        description=(
+            "Hub dataset branch, tag or commit sha; None: `main`. The commit actually read is recorded in the store snapshot, "
+            "and a later run that reads another commit says so; pin a commit sha to keep the data fixed."
+        ),
+    )
     format: Literal["auto", "chat", "instruction", "prompt_completion", "text_label"] = Field(
         "auto", description="Record format; `auto` detects it from the columns of the first rows."
     )

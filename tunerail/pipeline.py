@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from tunerail.config import TunerailConfig, load_config
-from tunerail.errors import Problem, TunerailError
+from tunerail.data.hub import HubSource, moved_since, pin, source_for
+from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, load_findings
 from tunerail.gate import gate, unresolved_doctor_findings
 from tunerail.io import hash_file, read_json, write_atomic
@@ -216,7 +217,7 @@ def run(
         config = load_config(config)
     on_event = on_event or (lambda step, message: None)
     step_progress = progress or (lambda step: contextlib.nullcontext(None))
-    data_path = config.resolve(config.data.path)
+    data_path = source_for(config)
     if data_path is None:
         raise TunerailError(
             Problem("no training data configured", field="data.path", fix="set data.path in the config (relative to the config file)")
@@ -232,7 +233,13 @@ def run(
     from tunerail.doctor import doctor
 
     doctor_dir = out / "doctor"
-    h = _hash_inputs(step_config("doctor", cfg_json), [data_path])
+    hub = pin(data_path) if isinstance(data_path, HubSource) else None  # the commit this run reads, named if it moved
+    if hub is not None:
+        data_path, moved = hub, moved_since(store, hub)
+        on_event("data", moved or f"{hub.id} at commit {hub.commit}")
+        results["data"] = {"hub": hub.manifest(), "moved": moved}
+    hub_key = {"hub": hub.manifest()} if hub else {}  # a moved Hub dataset re-runs doctor and split
+    h = _hash_inputs(step_config("doctor", cfg_json) | hub_key, [data_path] if isinstance(data_path, Path) else [])
 
     def do_doctor():
         with step_progress("doctor") as callback:
@@ -253,10 +260,10 @@ def run(
     from tunerail.split import split
 
     split_dir = out / "split"
-    h = _hash_inputs(step_config("split", cfg_json) | {"allow_criteria_change": allow_criteria_change}, [clean])
+    h = _hash_inputs(step_config("split", cfg_json) | {"allow_criteria_change": allow_criteria_change} | hub_key, [clean])
 
     def do_split():
-        result = split(clean, config, out_dir=split_dir, store=store, force=force, allow_criteria_change=allow_criteria_change)
+        result = split(clean, config, out_dir=split_dir, store=store, force=force, allow_criteria_change=allow_criteria_change, origin=hub)
         return (
             {name: result.paths[name] for name in ("train", "validation", "test")} | {"split_json": result.split_json},
             {"sizes": result.sizes},
@@ -376,7 +383,6 @@ def _select_step(
     step_progress: Callable[[str], ContextManager[Any]],
 ) -> tuple[TunerailConfig, dict[str, Any], StepRecord]:
     """Run select (cached by its inputs), then decide which base model `train` gets."""
-    from tunerail.errors import GuardrailError
     from tunerail.select import select
     from tunerail.select import licence as L
 

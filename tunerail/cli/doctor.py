@@ -18,6 +18,7 @@ from tunerail.cli._common import (
     guarded,
     load_config_or_default,
 )
+from tunerail.data.hub import source_for
 from tunerail.errors import Problem, TunerailError
 from tunerail.findings import Finding
 
@@ -50,7 +51,9 @@ def findings_table(findings: list[Finding], title: str, unresolved: list[Finding
 @app.command("doctor")
 @guarded
 def doctor_command(
-    data: Optional[Path] = typer.Argument(None, help="Data file or datasets folder; optional when --config sets data.path."),
+    data: Optional[Path] = typer.Argument(
+        None, help="Data file, datasets folder or Hub dataset id (owner/name); optional when --config sets data.path."
+    ),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml (format, columns, model, thresholds)."),
     out: Path = typer.Option(
         Path("doctor-report"), "--out", "-o", help="Folder for findings.json, report.html, run.json (and the --fix files)."
@@ -65,7 +68,7 @@ def doctor_command(
     from tunerail.doctor import doctor
 
     cfg = load_config_or_default(config)
-    path = data or cfg.resolve(cfg.data.path)
+    path = data or source_for(cfg)
     if path is None:
         raise TunerailError(Problem("no data to audit", fix="pass DATA, or set data.path in the config given with --config"))
     with _checks_progress("doctor") as progress:

@@ -19,6 +19,7 @@ from tunerail.cli._common import (
     load_config_or_default,
 )
 from tunerail.config import field_help
+from tunerail.data.hub import source_for
 from tunerail.errors import Problem, TunerailError
 
 
@@ -40,10 +41,10 @@ def split_cmd(
     from tunerail.split import split
 
     cfg = load_config_or_default(config)
-    data = data or cfg.resolve(cfg.data.path)
-    if data is None:
+    source = data or source_for(cfg)
+    if source is None:
         raise TunerailError(Problem("no data to split", field="data.path", fix="pass DATA or set data.path in the config"))
-    result = split(data, cfg, out_dir=out, force=force, store=_store_for(store, config), allow_criteria_change=allow_criteria_change)
+    result = split(source, cfg, out_dir=out, force=force, store=_store_for(store, config), allow_criteria_change=allow_criteria_change)
     g = result.groups
     console.print(
         f"split {result.manifest['data']['rows']:,} rows -> "

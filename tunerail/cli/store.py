@@ -81,6 +81,9 @@ def lineage_cmd(
             sha = info.get("sha256", "") if isinstance(info, dict) else str(info)
             typer.echo(f"{'  ' * step}source   {source}  sha256 {sha[:12]}")
             step = 1
+        if artifact.kind == "dataset" and isinstance(hub := artifact.meta.get("hub"), dict):  # a Hub dataset: its commit
+            typer.echo(f"source   hub {hub.get('id')} ({hub.get('subset') or 'default'}/{hub.get('split')})  commit {hub.get('commit')}")
+            step = 1
         extra = []
         if "rows" in artifact.meta:
             extra.append(f"{artifact.meta['rows']:,} rows")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from tunerail.data.csv_rows import iter_csv_rows
+from tunerail.data.hub import HubSource, as_source, open_dataset
 from tunerail.data.json_values import checked, loads_row, raw_decode
 from tunerail.data.records import FORMATS, RawRow, Record, Rejection
 from tunerail.errors import DataError, Problem
@@ -225,13 +226,19 @@ def file_kind(path: Path) -> str:
     return kinds[suffix]
 
 
-def iter_raw_rows(path: str | Path) -> Iterator[RawRow]:
+def iter_raw_rows(path: str | Path | HubSource) -> Iterator[RawRow]:
     """Yield every row of ``path`` with its provenance; unparseable rows carry ``error``.
 
     Streams JSONL, CSV/TSV and Parquet; a JSON array is parsed whole (its rows are located
-    by character offset), which is fine for the sizes JSON arrays are used at.
+    by character offset), which is fine for the sizes JSON arrays are used at. A Hub dataset
+    (a ``HubSource``, or an ``owner/name`` path that does not exist locally) is read like a
+    ``save_to_disk`` folder.
     """
-    path = Path(path)
+    source = as_source(path)
+    if isinstance(source, HubSource):
+        yield from _dataset_rows(open_dataset(source)[0], str(source))
+        return
+    path = source
     if not path.exists():
         raise DataError(Problem("file not found", file=str(path), fix="check the path (relative paths are relative to the config file)"))
     kind = file_kind(path)
@@ -452,16 +459,10 @@ def _iter_parquet(path: Path, name: str, kind: str) -> Iterator[RawRow]:
 
 
 def _iter_hf_dataset(path: Path, name: str, kind: str) -> Iterator[RawRow]:
-    from datasets import DatasetDict, load_from_disk
+    from datasets import load_from_disk
 
-    index = 0
     try:  # a damaged folder fails in datasets/pyarrow with OSError, ValueError, KeyError or TypeError
-        dataset = load_from_disk(str(path))
-        if isinstance(dataset, DatasetDict):
-            split = "train" if "train" in dataset else next(iter(dataset))
-            dataset = dataset[split]
-        for index, row in enumerate(dataset):
-            yield RawRow(RowRef(index=index, line=index + 1, file=name), *checked(dict(row)))
+        yield from _dataset_rows(load_from_disk(str(path)), name)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(
             Problem(
@@ -470,6 +471,16 @@ def _iter_hf_dataset(path: Path, name: str, kind: str) -> Iterator[RawRow]:
                 fix="save it again with Dataset.save_to_disk, or export JSONL/Parquet",
             )
         ) from None
+
+
+def _dataset_rows(dataset: Any, name: str) -> Iterator[RawRow]:
+    """Rows of a ``datasets`` Dataset (a DatasetDict: its ``train`` split, else its first) with provenance."""
+    from datasets import DatasetDict
+
+    if isinstance(dataset, DatasetDict):
+        dataset = dataset["train" if "train" in dataset else next(iter(dataset))]
+    for index, row in enumerate(dataset):
+        yield RawRow(RowRef(index=index, line=index + 1, file=name), *checked(dict(row)))
 
 
 def _pick(data: Mapping[str, Any], role: str, columns: Mapping[str, str] | None) -> str | None:
@@ -551,7 +562,7 @@ def detect_format(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str] 
     )
 
 
-def _no_rows_problem(path: Path, buffered: list[RawRow]) -> DataError:
+def _no_rows_problem(path: Path | HubSource, buffered: list[RawRow]) -> DataError:
     """Why a file has no row to read: empty, header only, or every row unparseable."""
     name = str(path)
     if buffered:
@@ -564,6 +575,8 @@ def _no_rows_problem(path: Path, buffered: list[RawRow]) -> DataError:
                 fix="check the file's format matches its extension (.jsonl: one JSON object per line)",
             )
         )
+    if isinstance(path, HubSource):
+        return DataError(Problem("has no rows", file=name, field="data.split", fix="check data.subset and data.split"))
     if path.is_file() and path.stat().st_size == 0:
         return DataError(Problem("is empty (0 bytes)", file=name, fix="check that the export wrote the data"))
     kind = file_kind(path)
@@ -708,7 +721,7 @@ def _chat_record(raw: RawRow, data: Mapping[str, Any], columns: Mapping[str, str
 
 
 def load_records(
-    path: str | Path, fmt: str = "auto", columns: Mapping[str, str] | None = None, group_column: str | None = None
+    path: str | Path | HubSource, fmt: str = "auto", columns: Mapping[str, str] | None = None, group_column: str | None = None
 ) -> tuple[list[Record], list[Rejection], str]:
     """Load every row of ``path``: the records, the rejected rows (with reasons) and the format.
 
@@ -725,7 +738,7 @@ def load_records(
                 break
         parsed = [r.data for r in buffered if r.data is not None]
         if not parsed:
-            raise _no_rows_problem(Path(path), buffered)
+            raise _no_rows_problem(as_source(path), buffered)
         fmt = detect_format(parsed, columns, file=str(path))
     elif fmt not in FORMATS:
         raise DataError(Problem(f"unknown format {fmt!r}", field="data.format", fix=f"use one of: auto, {', '.join(FORMATS)}"))
@@ -741,14 +754,16 @@ def load_records(
     if first_keys is not None and wanted - found:
         raise missing_columns_error(path, sorted(wanted - found), first_keys, columns or {}, group_column)
     if not records and not rejections:  # empty, header only, or blank lines: not a dataset, whatever the format
-        raise _no_rows_problem(Path(path), [])
+        raise _no_rows_problem(as_source(path), [])
     return records, rejections, fmt
 
 
-def load_usable_records(path: str | Path, config: Any, *, missing: str, missing_fix: str) -> tuple[list[Record], list[Rejection]]:
-    """Rows of a file laid out as ``config.data`` says, or a DataError: file missing, or no usable row."""
-    path = Path(path)
-    if not path.exists():
+def load_usable_records(
+    path: str | Path | HubSource, config: Any, *, missing: str, missing_fix: str
+) -> tuple[list[Record], list[Rejection]]:
+    """Rows of a file (or Hub dataset) laid out as ``config.data`` says, or a DataError: file missing, or no usable row."""
+    path = as_source(path)
+    if isinstance(path, Path) and not path.exists():
         raise DataError(Problem(missing, file=str(path), fix=missing_fix))
     records, rejected, _ = load_records(path, config.data.format, config.data.columns, config.data.group_column)
     if not records:

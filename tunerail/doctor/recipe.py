@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunerail.config import TunerailConfig
+from tunerail.data.hub import HubSource
 from tunerail.data.loaders import file_kind, load_records
 from tunerail.data.records import Rejection
 from tunerail.doctor.context import CheckContext
@@ -102,7 +103,7 @@ def findings_by_check(findings: list[Finding]) -> list[dict[str, Any]]:
 
 
 def doctor(
-    data: str | Path,
+    data: str | Path | HubSource,
     config: TunerailConfig | None = None,
     *,
     out_dir: str | Path | None = None,
@@ -114,7 +115,7 @@ def doctor(
 
     Parameters
     ----------
-    data : path of a JSONL/JSON/CSV/TSV/Parquet file or a ``datasets`` folder.
+    data : path of a JSONL/JSON/CSV/TSV/Parquet file, a ``datasets`` folder or a Hub dataset.
     config : the project config (format, columns, model, thresholds); defaults when None.
     out_dir : write ``findings.json``, ``run.json``, ``report.html`` (and the fix files) here;
         None writes nothing.
@@ -166,7 +167,11 @@ def doctor(
     plan = None
     if fix:
         lines = [r.ref.line for r in rejections if r.check == "format.unparseable"]
-        raw = read_raw_lines(data, lines) if lines and Path(data).is_file() and file_kind(Path(data)) == "jsonl" else {}
+        raw = (
+            read_raw_lines(data, lines)
+            if lines and not isinstance(data, HubSource) and Path(data).is_file() and file_kind(Path(data)) == "jsonl"
+            else {}
+        )
         plan = plan_fix(
             records, rejections, findings, mask_pii=config.doctor.mask_pii, phone_region=config.doctor.phone_region, raw_lines=raw
         )

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from tunerail import stats as S
 from tunerail.config import TunerailConfig
+from tunerail.data.hub import HubSource, source_for
 from tunerail.data.records import Record
 from tunerail.errors import Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
@@ -154,7 +155,7 @@ def select(
     resolved = resolve_candidates(names)
 
     # 2. sample ------------------------------------------------------------------------------
-    records = _load(config, data if data is not None else config.resolve(config.data.path))
+    records = _load(config, data if data is not None else source_for(config))
     rng = random.Random(sc.seed)
     order = list(range(len(records)))
     rng.shuffle(order)
@@ -575,12 +576,12 @@ def fit_findings(c: CandidateResult, config: TunerailConfig, *, language: str | 
     return out
 
 
-def _load(config: TunerailConfig, data: str | Path | Sequence[Record] | None) -> list[Record]:
+def _load(config: TunerailConfig, data: str | Path | HubSource | Sequence[Record] | None) -> list[Record]:
     if data is None:
         raise TunerailError(
             Problem("no data to probe the candidates on", field="data.path", fix="set data.path in the config or pass --data FILE")
         )
-    if not isinstance(data, (str, Path)):
+    if not isinstance(data, (str, Path, HubSource)):
         from tunerail.train.data import load_split
 
         return load_split(data, config, "select")

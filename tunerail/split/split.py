@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 
 from tunerail.config import TunerailConfig, load_config
+from tunerail.data.hub import HubSource, as_source, moved_since, pin
 from tunerail.data.records import Record
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.split.assign import assign_groups
@@ -76,12 +77,12 @@ def _jsonl(records: Sequence[Record]) -> bytes:
 
 
 def _load(data: Any, config: TunerailConfig) -> tuple[list[Record], int, str, dict[str, str]]:
-    if isinstance(data, (str, Path)):
+    if isinstance(data, (str, Path, HubSource)):
         from tunerail.data.loaders import load_records
 
-        path = Path(data)
+        path = data if isinstance(data, HubSource) else Path(data)
         records, rejections, fmt = load_records(path, config.data.format, config.data.columns, config.data.group_column)
-        return records, len(rejections), fmt, {str(path): hash_file(path)}
+        return records, len(rejections), fmt, {} if isinstance(path, HubSource) else {str(path): hash_file(path)}
     records = list(data)
     return records, 0, records[0].format if records else "auto", {}
 
@@ -142,19 +143,20 @@ def _use_semantic(config: TunerailConfig, n: int) -> bool:
 
 
 def split(
-    data: str | Path | Sequence[Record],
+    data: str | Path | HubSource | Sequence[Record],
     config: TunerailConfig | str | Path | None = None,
     *,
     out_dir: str | Path,
     force: bool = False,
     store: Store | str | Path | None = None,
     allow_criteria_change: bool = False,
+    origin: HubSource | None = None,
 ) -> SplitResult:
     """Split ``data`` into train/validation/test so that no duplicate cluster or group crosses splits.
 
     Parameters
     ----------
-    data : path to a data file (any format ``load_records`` reads) or a list of records.
+    data : path to a data file (any format ``load_records`` reads), a Hub dataset or a list of records.
     config : TunerailConfig, path to tunerail.yaml, or None for defaults. Reads ``split``,
         ``data`` (format, columns, group_column), ``criteria`` (margin, metric) and ``doctor``
         (near-duplicate threshold).
@@ -166,6 +168,8 @@ def split(
     allow_criteria_change : accept criteria that differ from those frozen with the same test set in
         ``out_dir``; the originally frozen criteria stay the reference, the change is recorded in
         ``split.json`` (``criteria_changed``) and the verdict on this test set cannot be READY.
+    origin : the Hub dataset ``data`` was read from (pinned to its commit), when ``data`` is a
+        cleaned copy of it (``tunerail run``); a Hub ``data`` is its own origin.
 
     Notes
     -----
@@ -182,6 +186,8 @@ def split(
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
     out = check_out_dir(out_dir)
+    if isinstance(data, (str, Path, HubSource)) and isinstance(source := as_source(data), HubSource):
+        data = origin = pin(source)  # the snapshot records the commit these rows come from
     records, rejected, fmt, sources = _load(data, config)
     if len(records) < len(SPLITS):
         raise TunerailError(
@@ -316,7 +322,11 @@ def split(
         "forced": bool(force and (problems or replaced)),
         "warnings": warnings,
     }
-    snapshot = store.add_dataset(records, sources=list(sources), transform="import", meta={"format": fmt, "rejected_rows": rejected})
+    meta: dict[str, Any] = {"format": fmt, "rejected_rows": rejected}
+    if origin is not None:  # a Hub dataset: id, subset, split, revision and the commit read, not a file hash
+        manifest["data"]["hub"] = meta["hub"] = origin.manifest()
+        warnings.extend(m for m in [moved_since(store, origin)] if m)
+    snapshot = store.add_dataset(records, sources=list(sources), transform="import", meta=meta)
     manifest["store"] = {"root": str(store.root), "dataset_id": snapshot.id}
     # The artifact records its own creation time; without the volatile one the same split gets the same id.
     stored = store.add("split", blobs, parents=[snapshot.id], transform="split", meta={k: v for k, v in manifest.items() if k != "created"})
