@@ -5,9 +5,8 @@ put in a throwaway `datasets` cache as commit ``ccc...`` of ``demo/alpaca_5000``
 leaves), and read offline through ``data.path: demo/alpaca_5000``. Prints rows, quarantined rows, format,
 wall time and the resolved commit; no network.
 
-    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 python -P bench/hub_load.py [path/to/alpaca_5000.json]
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 python bench/hub_load.py [path/to/alpaca_5000.json]
 
-(``-P``: bench/secrets.py would otherwise shadow the stdlib ``secrets`` module that numpy imports.)
 """
 
 from __future__ import annotations

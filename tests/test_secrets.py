@@ -1,7 +1,7 @@
 """Issue 25 §2 "no secret anywhere" and issue 24 item 1 (the masker is a leaf module).
 
 The planted set ``tests/data/secrets.jsonl`` holds detect-secrets' and gitleaks' own test cases
-(see ``tests/data/secrets_README.md``); ``bench/secrets.py`` measures every output on it.
+(see ``tests/data/secrets_README.md``); ``bench/secrets_masking.py`` measures every output on it.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ The planted set is ``tests/data/secrets.jsonl``: the positive test cases of dete
 tests (Apache-2.0) and gitleaks' literal rule test cases (MIT), see ``tests/data/secrets_README.md``,
 each embedded in a sentence, plus a few prose/config password and AWS secret-key rows written for tunerail. Rebuild it from clones (bare or not)
 of github.com/Yelp/detect-secrets and github.com/gitleaks/gitleaks (MIT) with
-``python bench/secrets.py build DETECT_SECRETS_CLONE GITLEAKS_CLONE``.
+``python bench/secrets_masking.py build DETECT_SECRETS_CLONE GITLEAKS_CLONE``.
 
-    python bench/secrets.py            # writes bench/results/secrets.json and .md
+    python bench/secrets_masking.py            # writes bench/results/secrets.json and .md
 
 Per output, a secret counts as masked when its value (raw, JSON- or HTML-escaped) is absent from
 what tunerail wrote for its row (whole files where rows cannot be told apart: there each distinct value
@@ -466,7 +466,7 @@ def _markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Planted secrets: share masked in every output",
         "",
-        f"Command: `python bench/secrets.py`. Planted set: `tests/data/secrets.jsonl`, {fx['rows']} rows, "
+        f"Command: `python bench/secrets_masking.py`. Planted set: `tests/data/secrets.jsonl`, {fx['rows']} rows, "
         f"{fx['kinds']} kinds, {fx['distinct_values']} distinct secret values (detect-secrets' plugin test cases, Apache-2.0; "
         "gitleaks' literal rule test cases, MIT; 20 tunerail-written prose/config passwords and AWS secret keys). "
         "Goal: >= 95 % in every output. Whole-file rows count each distinct value once and leave out plain-word values.",
