@@ -38,8 +38,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _launch(out: Path, splits: tuple[Path, Path], *, processes: int, accumulation: int) -> subprocess.Popen:
-    args = [str(HERE), str(out), str(splits[0]), str(splits[1]), str(accumulation)]
+def _launch(out: Path, splits: tuple[Path, Path], *, processes: int, accumulation: int, flags: tuple[str, ...] = ()) -> subprocess.Popen:
+    args = [str(HERE), str(out), str(splits[0]), str(splits[1]), str(accumulation), *flags]
     if processes == 1:
         cmd = [sys.executable, *args]
     else:
@@ -97,6 +97,45 @@ def test_two_ddp_processes_match_one_process(tmp_path, splits):
     assert kept in (["best", "state"], ["state"]) and (tmp_path / "ddp" / "run" / "adapter" / "adapter_config.json").exists()
 
 
+@pytest.mark.slow
+def test_fsdp_ranks_match_one_process_across_a_resume(tmp_path, splits):
+    # PyTorch runs FSDP1 on CPU/gloo; accelerate only routes its FSDP plugin to GPUs, so the helper
+    # (--fsdp) flips accelerate's distributed type, and the recipe's own FSDP path runs: peft's wrap
+    # policy, use_orig_params, gathered weights and optimizer state, FSDP's gradient clipping.
+    import torch
+    from safetensors.torch import load_file
+
+    single = _launch(tmp_path / "one" / "run", splits, processes=1, accumulation=2)
+    out = tmp_path / "fsdp" / "run"
+    first = _launch(out, splits, processes=2, accumulation=1, flags=("--fsdp", "--stop-at", "5"))
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
+    stopped = json.loads((out / "rank0.json").read_text())
+    assert stopped["history"][-1]["step"] == 5 and stopped["distributed_type"].endswith("FSDP")
+    resumed = _launch(out, splits, processes=2, accumulation=1, flags=("--fsdp", "--resume"))
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()[-3000:]
+    assert single.wait(timeout=300) == 0, single.stderr.read()[-3000:]
+    one = json.loads((tmp_path / "one" / "run" / "rank0.json").read_text())
+    reference = load_file(str(tmp_path / "one" / "run" / "rank0.weights.safetensors"))
+    for r in (0, 1):
+        rank = json.loads((out / f"rank{r}.json").read_text())
+        _assert_same_curve(rank["history"], one["history"])  # resumed from step 5: optimizer state and weights came back
+        weights = load_file(str(out / f"rank{r}.weights.safetensors"))
+        assert weights.keys() == {k for k in reference if not k.endswith(".merged")}
+        for name, tensor in weights.items():
+            torch.testing.assert_close(tensor, reference[name], rtol=1e-4, atol=1e-5, msg=f"rank {r}: {name}")
+    # Rank 0 wrote the gathered adapter, whole: peft loads it and it holds the single-process weights.
+    from peft import PeftModel
+    from train_tiny import tiny_model_dir
+
+    from tunerail.train.lora import load_base_model
+
+    loaded = PeftModel.from_pretrained(load_base_model(str(tiny_model_dir()), method="lora", bf16=False), str(out / "adapter"))
+    lora = {n: p for n, p in loaded.named_parameters() if ".lora_" in n}
+    assert lora.keys() == weights.keys()
+    for name, tensor in lora.items():
+        torch.testing.assert_close(tensor.detach(), reference[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_fsdp_on_cpu_is_a_clear_config_error(tmp_path, splits):
     # accelerate applies its FSDP plugin to multi-GPU runs only; on CPU ranks it would silently run DDP.
     from train_tiny import tiny_config
@@ -147,24 +186,68 @@ def _merged(model) -> dict:
     }
 
 
+def _fsdp_on_cpu() -> None:
+    """Test-only: let accelerate's FSDP plugin act on CPU ranks (accelerate applies it to GPUs only)."""
+    import accelerate
+    import torch
+    from accelerate.utils import DistributedType
+
+    from tunerail.train import distributed
+
+    plain = distributed.accelerator_kwargs
+    distributed.accelerator_kwargs = lambda strategy, **kw: plain(strategy, **{**kw, "cuda": True})  # type: ignore[assignment]
+
+    class FsdpOnCpu(accelerate.Accelerator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if kwargs.get("fsdp_plugin") is not None:
+                self.state.distributed_type = DistributedType.FSDP
+                self.state.fsdp_plugin = kwargs["fsdp_plugin"]
+                self.state.device = torch.device("cpu")  # FSDP compares it with the CPU's current device ("cpu", no index)
+
+    accelerate.Accelerator = FsdpOnCpu  # type: ignore[misc]
+
+
 def main(argv: list[str]) -> None:
-    """``[torchrun ...] test_train_distributed.py OUT TRAIN VAL ACCUMULATION``: one tiny run; each rank dumps its weights."""
+    """``[torchrun ...] test_train_distributed.py OUT TRAIN VAL ACCUMULATION [--fsdp] [--stop-at N] [--resume]``.
+
+    One tiny run; each rank dumps its own in-memory weights (LoRA and merged) and its history.
+    """
     import torch
     from safetensors.torch import save_file
     from train_tiny import tiny_config
 
     from tunerail.train.lora import load_base_model
-    from tunerail.train.recipe import TrainHooks, train
+    from tunerail.train.recipe import TrainHooks, TrainRecipe
 
     torch.set_num_threads(1)
     out, train_path, val_path, accumulation = Path(argv[0]), Path(argv[1]), Path(argv[2]), int(argv[3])
-    cfg = tiny_config(out.parent, learning_rate=1e-3, epochs=5 / 3, patience=10, gradient_accumulation=accumulation)
+    fsdp = "--fsdp" in argv
+    if fsdp:
+        _fsdp_on_cpu()
+    stop_at = int(argv[argv.index("--stop-at") + 1]) if "--stop-at" in argv else None
+    cfg = tiny_config(
+        out.parent, learning_rate=1e-3, epochs=5 / 3, patience=10, gradient_accumulation=accumulation, distributed="fsdp" if fsdp else "ddp"
+    )
     base = load_base_model(cfg.model.base, method="lora", bf16=False)  # peft injects the adapter into it: read after training
-    result = train(cfg, train_data=train_path, validation_data=val_path, out_dir=out, hooks=TrainHooks(base_model=base))
+    hooks = TrainHooks(base_model=base, on_step=lambda step, evaluating: "stopped" if step == stop_at else None)
+    recipe = TrainRecipe(cfg, out_dir=out, resume="--resume" in argv, store=None, progress=None, hooks=hooks)
+    recipe.setup(train_path, val_path)
+    recipe.train()
+    result = recipe.finish()
+    from tunerail.train.distributed import trainable_weights
+
+    weights = trainable_weights(recipe.accelerator, recipe.loss_model)  # FSDP: gathered from every rank's shard
+    merged = {} if fsdp else _merged(base)  # FSDP holds shards of the base weights: the LoRA weights are compared
     rank = int(os.environ.get("RANK", "0"))
-    weights = {n: p.detach().cpu().contiguous() for n, p in base.named_parameters() if p.requires_grad}
-    save_file({**weights, **_merged(base)}, str(out / f"rank{rank}.weights.safetensors"))
-    (out / f"rank{rank}.json").write_text(json.dumps({"history": result.history, "processes": result.actual["processes"]}))
+    info = {
+        "history": result.history,
+        "processes": result.actual["processes"],
+        "distributed_type": str(recipe.accelerator.distributed_type),
+    }
+    recipe.cleanup()
+    save_file({**weights, **merged}, str(out / f"rank{rank}.weights.safetensors"))
+    (out / f"rank{rank}.json").write_text(json.dumps(info))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from tunerail.errors import Problem, TunerailError
 
 STRATEGIES = ("ddp", "fsdp", "deepspeed")
 LOSS_PREFIX = "model."  # the recipe's loss wrapper holds the peft model as ``.model``
+FSDP_PREFIX = "_fsdp_wrapped_module."  # inserted into parameter names by each FSDP unit
 
 
 def accelerator_kwargs(strategy: str, *, cuda: bool, batch_size: int = 8, gradient_accumulation: int = 1) -> dict[str, Any]:
@@ -120,6 +121,8 @@ def _fsdp_root(loss_model: Any) -> Any:
 
 
 def _peft_name(name: str) -> str:
+    """``_fsdp_wrapped_module.model.base_model...`` (FSDP's view of the loss wrapper) -> peft's ``base_model...``."""
+    name = name.replace(FSDP_PREFIX, "")
     return name[len(LOSS_PREFIX) :] if name.startswith(LOSS_PREFIX) else name
 
 
@@ -164,6 +167,8 @@ def _fsdp_apply(root: Any, fn: Any, *, writeback: bool) -> dict[str, Any]:
 
     name_of = {id(p): _peft_name(n) for n, p in root.named_parameters() if p.requires_grad}
     out: dict[str, Any] = {}
+    with FSDP.summon_full_params(root, recurse=False, writeback=False):
+        pass  # initialises the root first (a resume loads before any forward): inner units must not become roots
     for unit in FSDP.fsdp_modules(root):
         inner = list(unit.module.parameters())
         leaf = not any(isinstance(m, FSDP) for m in unit.module.modules() if m is not unit.module)
@@ -182,20 +187,25 @@ def _fsdp_apply(root: Any, fn: Any, *, writeback: bool) -> dict[str, Any]:
 
 
 def optimizer_state(loss_model: Any, optimizer: Any) -> dict[str, Any]:
-    """The optimizer's state as one whole copy (FSDP: gathered by parameter name; a collective)."""
+    """The optimizer's state as one whole copy (FSDP: gathered by parameter name; a collective).
+
+    Under FSDP this goes through ``torch.distributed.checkpoint.state_dict``: FSDP1's own
+    ``optim_state_dict`` returned ``exp_avg`` values that were not the optimizer's (torch 2.13, CPU/gloo).
+    """
     root = _fsdp_root(loss_model)
     if root is None:
         if type(optimizer).__name__ == "AcceleratedOptimizer" and "DeepSpeed" in type(optimizer.optimizer).__name__:
             return {}  # ZeRO keeps a partition per rank; resume refuses it (load_optimizer_state)
         return optimizer.state_dict()  # type: ignore[no-any-return]
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    if not optimizer.state:  # before step 1: the gather would initialise the state by a zero-gradient step
+        return optimizer.state_dict()  # type: ignore[no-any-return]
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-    with _full_state(root):
-        return FSDP.optim_state_dict(root, optimizer)  # type: ignore[no-any-return]
+    return get_optimizer_state_dict(root, optimizer, options=StateDictOptions(full_state_dict=True))  # type: ignore[no-any-return]
 
 
 def load_optimizer_state(loss_model: Any, optimizer: Any, state: dict[str, Any]) -> None:
-    """Load what :func:`optimizer_state` returned (FSDP: each rank keeps its shard)."""
+    """Load what :func:`optimizer_state` returned (FSDP: every rank reads the whole copy and keeps its shard)."""
     if not state:
         raise TunerailError(
             Problem(
@@ -205,24 +215,12 @@ def load_optimizer_state(loss_model: Any, optimizer: Any, state: dict[str, Any])
             )
         )
     root = _fsdp_root(loss_model)
-    if root is not None:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    if root is None or not state.get("state"):
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        with _full_state(root):
-            state = FSDP.optim_state_dict_to_load(root, optimizer, state)
-    optimizer.load_state_dict(state)
-
-
-def _full_state(root: Any) -> Any:
-    from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, StateDictType
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-    return FSDP.state_dict_type(
-        root,
-        StateDictType.FULL_STATE_DICT,
-        FullStateDictConfig(offload_to_cpu=True, rank0_only=False),
-        FullOptimStateDictConfig(offload_to_cpu=True, rank0_only=False),
-    )
+    set_optimizer_state_dict(root, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
 
 def clip_grad_norm(loss_model: Any, parameters: list[Any], max_norm: float) -> Any:
@@ -233,3 +231,25 @@ def clip_grad_norm(loss_model: Any, parameters: list[Any], max_norm: float) -> A
     if root is not None:
         return root.clip_grad_norm_(max_norm)
     return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+
+
+def save_gathered(model: Any, weights: dict[str, Any], folder: Any) -> None:
+    """Write a checkpoint from gathered weights (rank 0, FSDP): a peft adapter folder, or the full model.
+
+    peft's ``save_pretrained`` picks the adapter's keys by walking the model's module names, which
+    FSDP changed (``_fsdp_wrapped_module``); the file is written here with peft's key format
+    (adapter name dropped: ``...q_proj.lora_A.weight``) and peft's own ``adapter_config.json``.
+    """
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if not hasattr(model, "peft_config"):
+        model.save_pretrained(folder, safe_serialization=True, state_dict=weights)
+        return
+    adapter = model.active_adapter
+    tensors = {k.replace(f".{adapter}.", "."): v.contiguous() for k, v in weights.items() if f".{adapter}." in k}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+    model.peft_config[adapter].save_pretrained(str(folder))

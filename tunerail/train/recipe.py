@@ -861,7 +861,10 @@ class TrainRecipe:
             final = self.ckpt_root / name
             tmp = self.ckpt_root / f".{name}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            self._unwrapped().save_pretrained(tmp, safe_serialization=True, **({"state_dict": gathered} if gathered else {}))
+            if gathered is not None:
+                distributed.save_gathered(self._unwrapped(), gathered, tmp)
+            else:
+                self._unwrapped().save_pretrained(tmp, safe_serialization=True)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
         self.accelerator.wait_for_everyone()
