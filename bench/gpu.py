@@ -52,6 +52,10 @@ DATA = REPO / "examples" / "banking77" / "train.csv"
 SYSTEM = "Classify the customer's banking query. Answer with the intent label only."
 RESULTS = REPO / "bench" / "results"
 WHEELS = ("pydantic", "pytest")  # tunerail's config needs pydantic; the gpu subset needs pytest
+# import name -> distribution: the two above and their dependencies, installed only where missing.
+CARRIED = {"pydantic": "pydantic", "pydantic_core": "pydantic-core", "annotated_types": "annotated-types"}
+CARRIED.update({"typing_inspection": "typing-inspection", "typing_extensions": "typing-extensions", "pytest": "pytest"})
+CARRIED.update({"pluggy": "pluggy", "iniconfig": "iniconfig", "pygments": "pygments", "packaging": "packaging"})
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
 # Published architectures (config.json of Qwen/Qwen2.5-0.5B and -1.5B), random-initialised here.
@@ -72,11 +76,17 @@ PEAK_BF16.update({"L40S": 362e12, "A10G": 70e12, "L4": 121e12})
 
 # -- assets ------------------------------------------------------------------------------------
 def prepare(assets: Path) -> None:
-    """Tokenizer and wheels the GPU machine lacks (it has torch/transformers/peft/accelerate only)."""
-    sys.path.insert(0, str(REPO))
+    """Tokenizer, the tests' tiny model and wheels the GPU machine lacks (it has torch/transformers/peft/accelerate only)."""
+    import shutil
+
+    sys.path[:0] = [str(REPO), str(REPO / "tests")]
+    from train_tiny import tiny_model_dir
+
     from tunerail.models import load_tokenizer
 
     load_tokenizer("bundled:smollm2").save_pretrained(assets / "tokenizer")
+    tiny = tiny_model_dir()  # the bundled tokenizer is a GGUF package: the GPU tests read this copy (TUNERAIL_CACHE)
+    shutil.copytree(tiny, assets / "cache" / "test-models" / tiny.name, dirs_exist_ok=True)
     for py in PYTHONS:
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", py]
         cmd += ["--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64", "-d", str(assets / "wheels"), *WHEELS]
@@ -88,10 +98,10 @@ def ensure_dependencies(assets: Path) -> list[str]:
     """Install missing pure dependencies from the carried wheels into ``assets/site`` (no network)."""
     import importlib.util
 
-    missing = [m for m in WHEELS if importlib.util.find_spec(m) is None]
+    missing = [pip for module, pip in CARRIED.items() if importlib.util.find_spec(module) is None]
     site = assets / "site"
-    if missing and (assets / "wheels").is_dir():
-        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(assets / "wheels")]
+    if missing and (assets / "wheels").is_dir():  # --no-deps: never shadow a package the image already has
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--find-links", str(assets / "wheels")]
         subprocess.run([*cmd, "--target", str(site), *missing], check=False)
     if site.is_dir():
         sys.path.insert(0, str(site))
@@ -457,11 +467,14 @@ def gpu_tests(dry_run: bool) -> dict[str, Any]:
     """``pytest -m gpu`` on tests/test_gpu.py (its CUDA tests skip without a GPU)."""
     import importlib.util
 
+    importlib.invalidate_caches()
     if importlib.util.find_spec("pytest") is None:
         return {"error": "pytest is not installed (carry bench/.gpu_assets, made by --prepare)"}
     if dry_run:
         return {"skipped": "dry run (tests/test_gpu.py runs this script; not recursing)"}
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", str(REPO / "tests" / "test_gpu.py")]
+    if (ASSETS / "cache").is_dir():
+        os.environ["TUNERAIL_CACHE"] = str(ASSETS / "cache")
     proc = subprocess.run(
         cmd,
         capture_output=True,
