@@ -136,7 +136,7 @@ def trainable_weights(accelerator: Any, loss_model: Any) -> dict[str, Any]:
     root = _fsdp_root(loss_model)
     if root is None:
         model = accelerator.unwrap_model(loss_model).model
-        return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+        return {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}  # on CPU: the live tensors, no copy
     return _fsdp_apply(root, lambda name, param: param.detach().cpu().clone(), writeback=False)
 
 
