@@ -366,6 +366,16 @@ class TrainConfig(_Section):
             "key/value cache for every row, in training and validation loss (same loss and gradients; bench/train.py)."
         ),
     )
+    distributed: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp",
+        description=(
+            "How several processes (`accelerate launch` / `torchrun`) share the training. ddp (default): every rank holds the "
+            "whole model and gradients are averaged; fits whenever one GPU holds the model. fsdp: base weights, adapters and "
+            "optimizer state sharded over the ranks (accelerate's FSDP plugin, transformer-layer wrapping, use_orig_params for "
+            "LoRA); for models one GPU cannot hold; CUDA only. deepspeed: ZeRO-2 through accelerate's DeepSpeed plugin; needs "
+            "the deepspeed package. One process ignores it. See tunerail/train/distributed.py."
+        ),
+    )
     probe_steps: int = Field(
         4,
         ge=0,

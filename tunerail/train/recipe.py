@@ -37,6 +37,7 @@ from tunerail.train.checkpoint_files import checkpoint_folder, damaged_checkpoin
 from tunerail.findings import Finding, Severity, sort_findings
 from tunerail.prompting import pick_template
 from tunerail.train import budget as budget_mod
+from tunerail.train import distributed
 from tunerail.train.data import (
     Example,
     collate,
@@ -295,7 +296,12 @@ class TrainRecipe:
         from accelerate.utils import set_seed
 
         # cpu=True on CPU-only machines: accelerate then detects torchrun/`accelerate launch` ranks (gloo).
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        cuda = torch.cuda.is_available()
+        plugins = distributed.accelerator_kwargs(
+            self.tc.distributed, cuda=cuda, batch_size=self.tc.batch_size, gradient_accumulation=self.tc.gradient_accumulation
+        )
+        self.accelerator = Accelerator(cpu=not cuda, **plugins)
+        self.sharded = distributed.is_sharded_run(self.accelerator)  # FSDP: weights are gathered to be read
         self.main = self.accelerator.is_main_process
         self.world = self.accelerator.num_processes
         self.rank = self.accelerator.process_index
@@ -496,8 +502,12 @@ class TrainRecipe:
         self.params = count_parameters(self.model)
         precision = "bf16 autocast" if autocast else "bf16 base weights" if self.bf16 and self.method == "lora" else "fp32"
         self._emit("setup", message=f"{self.method} on {self.config.model.base}: {self.params} ({precision})")
-        loss_model = _loss_model(self.model, answer_only_head=True, autocast_bf16=autocast, shared_prefix=self.tc.shared_prefix)
-        self.loss_model = self.accelerator.prepare(loss_model)
+        # FSDP: one forward per unit per step (the shared prefix would run each layer twice before backward).
+        shared = self.tc.shared_prefix and not self.sharded
+        loss_model = _loss_model(self.model, answer_only_head=True, autocast_bf16=autocast, shared_prefix=shared)
+        distributed.set_wrap_policy(self.accelerator, self.model)
+        # DeepSpeed prepares the model with its optimizer (_setup_optimizer).
+        self.loss_model = loss_model if distributed.is_deepspeed_run(self.accelerator) else self.accelerator.prepare(loss_model)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
         torch.manual_seed(self.tc.seed)
@@ -520,6 +530,8 @@ class TrainRecipe:
         from transformers import get_cosine_schedule_with_warmup
 
         self.optimizer = torch.optim.AdamW(self.trainable, lr=self.lr, weight_decay=self.tc.weight_decay)
+        if distributed.is_deepspeed_run(self.accelerator):
+            self.loss_model, self.optimizer = self.accelerator.prepare(self.loss_model, self.optimizer)
         warmup = round(self.tc.warmup_ratio * self.total_steps)
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, warmup, self.total_steps)
         self.early = EarlyStopping(self.tc.patience)
@@ -694,7 +706,7 @@ class TrainRecipe:
                     tokens += sum(self._batch_tokens(self._micro_batch(first + k * self.world + r)) for r in range(self.world))
             except (torch.OutOfMemoryError, MemoryError) as exc:
                 raise _oom(exc, self.tc.batch_size, self.config.model.max_seq_length) from None
-            torch.nn.utils.clip_grad_norm_(self.trainable, self.tc.max_grad_norm)
+            distributed.clip_grad_norm(self.loss_model, self.trainable, self.tc.max_grad_norm)
             lr = self.scheduler.get_last_lr()[0]
             self.optimizer.step()
             self.scheduler.step()
@@ -856,11 +868,15 @@ class TrainRecipe:
 
     def _save_adapter(self, name: str) -> str:
         """The loadable checkpoint (peft ``save_pretrained``), written to a temp folder then renamed."""
+        gathered = distributed.trainable_weights(self.accelerator, self.loss_model) if self.sharded else None  # every rank
         if self.main:
             final = self.ckpt_root / name
             tmp = self.ckpt_root / f".{name}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            self._unwrapped().save_pretrained(tmp, safe_serialization=True)
+            if gathered is not None:
+                distributed.save_gathered(self._unwrapped(), gathered, tmp)
+            else:
+                self._unwrapped().save_pretrained(tmp, safe_serialization=True)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
         self.accelerator.wait_for_everyone()
@@ -877,15 +893,16 @@ class TrainRecipe:
 
         from tunerail.io import write_atomic
 
+        # Under FSDP both are collectives: every rank gathers, rank 0 alone writes.
+        weights = distributed.trainable_weights(self.accelerator, self.loss_model) if self.main or self.sharded else {}
+        optimizer = distributed.optimizer_state(self.loss_model, self.optimizer) if self.main or self.sharded else {}
         if self.main:
             name = f"state-step-{self.step:06d}"
             folder = self.ckpt_root / name
             tmp = self.ckpt_root / f".{name}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            model = self._unwrapped()
-            weights = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
-            save_file(weights, str(tmp / WEIGHTS_FILE))
+            save_file({n: t.contiguous() for n, t in weights.items()}, str(tmp / WEIGHTS_FILE))
             state = {
                 "step": self.step,
                 "history": self.history,
@@ -894,7 +911,7 @@ class TrainRecipe:
                 "best_dir": self.best_dir,
                 "early": self.early.state_dict(),
                 "divergence": self.divergence.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+                "optimizer": optimizer,
                 "scheduler": self.scheduler.state_dict(),
                 "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _plain_np_state()},
                 "run_id": self.run_id,
@@ -927,9 +944,7 @@ class TrainRecipe:
             weights = load_file(str(state["_folder"] / WEIGHTS_FILE))
         except (SafetensorError, OSError) as exc:  # truncated by a full disk or a copy cut short
             raise damaged_checkpoint(state["_folder"] / WEIGHTS_FILE, exc) from None
-        model = self._unwrapped()
-        missing = set(weights) - {n for n, _ in model.named_parameters()}
-        if missing:
+        if distributed.load_trainable_weights(self.accelerator, self.loss_model, weights):
             raise TunerailError(
                 Problem(
                     "the checkpoint does not match this model/adapter",
@@ -937,11 +952,7 @@ class TrainRecipe:
                     fix="resume with the same model.base and train.lora settings, or start a new --out",
                 )
             )
-        with torch.no_grad():
-            params = dict(model.named_parameters())
-            for n, t in weights.items():
-                params[n].copy_(t)
-        self.optimizer.load_state_dict(state["optimizer"])
+        distributed.load_optimizer_state(self.loss_model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
         lost = budget_mod.RunClock(self.ckpt_root).lost_since(self.elapsed)  # trained past this checkpoint, then killed
@@ -1014,7 +1025,7 @@ class TrainRecipe:
             padding_waste=self.padding_waste,
             data=self.data_info,
             out_dir=self.out_dir,
-            weights_sha256=_weights_digest(self._unwrapped()),
+            weights_sha256=_weights_digest(distributed.trainable_weights(self.accelerator, self.loss_model)),
         )
         if self.main:
             meta = {
@@ -1065,15 +1076,14 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _weights_digest(model: Any) -> str:
-    """SHA-256 of the trainable parameters as they are in memory (not of a file rank 0 wrote)."""
+def _weights_digest(weights: dict[str, Any]) -> str:
+    """SHA-256 of this rank's trainable parameters as they are in memory (not of a file rank 0 wrote)."""
     import hashlib
 
     digest = hashlib.sha256()
-    for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
-        if param.requires_grad:
-            digest.update(name.encode())
-            digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+    for name in sorted(weights):
+        digest.update(name.encode())
+        digest.update(weights[name].float().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
