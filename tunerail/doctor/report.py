@@ -10,19 +10,17 @@ import inspect
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import all_checks
-
-if TYPE_CHECKING:
-    from tunerail.doctor.recipe import DoctorResult
+from tunerail.doctor.result import DoctorResult
 
 MAX_FINDINGS_PER_CHECK = 50
 MAX_EXAMPLE_CHARS = 600
 
 
-def report_context(result: "DoctorResult", ctx: CheckContext) -> dict[str, Any]:
+def report_context(result: DoctorResult, ctx: CheckContext) -> dict[str, Any]:
     """Everything the template shows, as plain data."""
     texts = {r.index: f"{r.prompt}\n  ⇒ {r.completion}" for r in ctx.records}
     for rej in ctx.rejections:
@@ -68,7 +66,7 @@ def report_context(result: "DoctorResult", ctx: CheckContext) -> dict[str, Any]:
     }
 
 
-def write_report(result: "DoctorResult", ctx: CheckContext, path: str | Path) -> Path:
+def write_report(result: DoctorResult, ctx: CheckContext, path: str | Path) -> Path:
     from tunerail.report import write_report as render_to
 
     return render_to(path, "doctor.html", **report_context(result, ctx))
@@ -82,7 +80,7 @@ def _clip(text: str, phone_region: str = "US") -> str:
     return text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + " …"
 
 
-def _plots(result: "DoctorResult", ctx: CheckContext) -> list[dict[str, str]]:
+def _plots(result: DoctorResult, ctx: CheckContext) -> list[dict[str, str]]:
     """(title, svg) pairs: lengths, class balance, duplicate cluster sizes, languages."""
     from tunerail.report import plots
 

@@ -268,7 +268,7 @@ def evaluate(
             )
         ),
     }
-    from tunerail.review.session import existing_results
+    from tunerail.review.results import existing_results
 
     review["human"] = existing_results(out_dir)
 

@@ -93,8 +93,12 @@ def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
         *check_run(inputs),
         *check_human(criteria, inputs.human),
     ]
-    ready = not any(Severity(f.severity) == Severity.ERROR for f in findings)
-    return ("READY" if ready else "NOT READY"), findings
+    return ("READY" if is_ready(findings) else "NOT READY"), findings
+
+
+def is_ready(findings: Iterable[Finding]) -> bool:
+    """READY <=> no ``error`` finding: the one rule, for the eval and for a verdict re-decided after review."""
+    return not any(Severity(f.severity) == Severity.ERROR for f in findings)
 
 
 def _f(code: str, check: str, severity: Severity, message: str, fix: str, **details: Any) -> Finding:
