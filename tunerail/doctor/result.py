@@ -74,7 +74,7 @@ def findings_by_check(findings: list[Finding]) -> list[dict[str, Any]]:
         groups.setdefault(f.check, []).append(f)
     out = []
     for name, items in groups.items():
-        worst = max(Severity(f.severity) for f in items)
+        worst = max(f.severity for f in items)
         rows = {(r.file, r.index) for f in items for r in f.rows}
         out.append({"check": name, "code": items[0].code, "severity": worst.value, "findings": len(items), "rows": len(rows)})
     by_check = sorted(out, key=lambda g: g["check"])

@@ -13,11 +13,11 @@ from typing import Any
 from tunerail.config import CriteriaConfig, TunerailConfig
 from tunerail.eval.recipe import EvalResult
 from tunerail.eval.report import write_eval_report
-from tunerail.eval.verdict import HUMAN_CODES, check_human, is_ready
+from tunerail.eval.verdict import HUMAN_CODES, Verdict, check_human, verdict_of
 from tunerail.findings import Finding, finding_from_dict
 
 
-def fold_human_review(eval_dir: Path, results: dict[str, Any], config: TunerailConfig) -> tuple[str, list[Finding]]:
+def fold_human_review(eval_dir: Path, results: dict[str, Any], config: TunerailConfig) -> tuple[Verdict, list[Finding]]:
     """Replace the human-review findings in report.json, re-decide, and re-render report.html.
 
     The criteria come from report.json (those the eval judged with), not from ``config``, so a
@@ -28,7 +28,7 @@ def fold_human_review(eval_dir: Path, results: dict[str, Any], config: TunerailC
     criteria = CriteriaConfig(**saved) if saved else config.criteria
     findings = [finding_from_dict(f) for f in data.get("findings", []) if f.get("code") not in HUMAN_CODES]
     findings += check_human(criteria, results)
-    verdict = "READY" if is_ready(findings) else "NOT READY"
+    verdict = verdict_of(findings)
     fields = {k: v for k, v in data.items() if k in EvalResult.__dataclass_fields__}
     fields.update(verdict=verdict, findings=findings)
     fields["review"] = {**(fields.get("review") or {}), "human": results}

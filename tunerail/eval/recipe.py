@@ -35,7 +35,7 @@ from tunerail import stats as S
 from tunerail.eval.frozen import check_frozen
 from tunerail.prompting import pick_template, prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
-from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
+from tunerail.eval.verdict import LOWER_IS_BETTER, Verdict, VerdictInputs, decide
 from tunerail.findings import Finding
 from tunerail.io import check_out_dir
 
@@ -46,7 +46,7 @@ ProgressFn = Callable[[str, int, int], None]
 class EvalResult:
     """What `tunerail eval` prints and writes; ``to_dict()`` is report.json."""
 
-    verdict: str
+    verdict: Verdict
     findings: list[Finding]
     task: str
     metric: str
@@ -73,7 +73,7 @@ class EvalResult:
 
     @property
     def ready(self) -> bool:
-        return self.verdict == "READY"
+        return self.verdict == Verdict.READY
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)

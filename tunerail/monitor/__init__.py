@@ -167,7 +167,7 @@ def quality_findings(windows: Sequence[Any], config: Any) -> list[Finding]:
         if not found:
             continue
         rows = sorted({r for f in found for r in f.rows})
-        worst = max(Severity(f.severity) for f in found)
+        worst = max(f.severity for f in found)
         out.append(
             Finding(
                 f"quality.{check.name}",

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from tunerail.config import ReviewConfig, TunerailConfig
 from tunerail.errors import Problem, TunerailError
 from tunerail.eval.human import fold_human_review
-from tunerail.eval.verdict import check_human
+from tunerail.eval.verdict import Verdict, check_human
 from tunerail.io import hash_file, write_atomic
 from tunerail.review.material import ITEMS_FILE
 from tunerail.review.store import ReviewStore, make_units, parse_pairs
@@ -181,7 +181,7 @@ def review_results(run_dir: str | Path, *, config: TunerailConfig | None = None,
     session = open_session(run_dir, config=config)
     results = compute_results(session)
     path = write_atomic(session.folder / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
-    verdict: str | None = None
+    verdict: Verdict | None = None
     findings: list[Any] = []
     report = session.run_dir / "report.json"
     if update_report and report.exists():
