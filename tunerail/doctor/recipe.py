@@ -256,9 +256,9 @@ def _row_stats(ctx: CheckContext, findings: list[Finding]) -> dict[str, Any]:
         "answer_chars": [len(r.completion) for r in ctx.records],
         "labels": dict(Counter(r.label for r in ctx.records if r.label is not None).most_common()),
     }
-    if "token_lengths" in ctx.__dict__:
-        stats["token_lengths"] = list(ctx.__dict__["token_lengths"])
-    langs = ctx.__dict__.get("_languages")
+    if ctx.token_lengths_if_computed is not None:
+        stats["token_lengths"] = list(ctx.token_lengths_if_computed)
+    langs = ctx.languages
     if langs is not None:
         conf = ctx.config.doctor.language_confidence
         stats["languages"] = dict(Counter(item[0] if item[1] >= conf else "uncertain" for item in langs if item is not None).most_common())

@@ -187,6 +187,7 @@ class _Job:
     prompt_ids: list[int]
     max_new: int
     started: float
+    completion_tokens: int = 0  # set when generation ends; read for usage and finish_reason
 
 
 def _prepare(state: ServeState, req: ChatRequest) -> _Job:
@@ -262,7 +263,7 @@ def _generate(state: ServeState, job: _Job, cancel: threading.Event | None = Non
     thread.join()
     if "error" in holder:
         raise holder["error"]
-    job.__dict__["completion_tokens"] = holder.get("tokens", 0)
+    job.completion_tokens = holder.get("tokens", 0)
 
 
 def _stops(req: ChatRequest) -> list[str]:
@@ -288,7 +289,7 @@ def _extra(state: ServeState, text: str) -> dict[str, Any]:
 
 
 def _usage(job: _Job) -> dict[str, int]:
-    completion = int(job.__dict__.get("completion_tokens", 0))
+    completion = job.completion_tokens
     return {"prompt_tokens": len(job.prompt_ids), "completion_tokens": completion, "total_tokens": len(job.prompt_ids) + completion}
 
 
@@ -296,7 +297,7 @@ def _complete(state: ServeState, lock: threading.Lock, job: _Job) -> dict[str, A
     with lock:
         text = "".join(_generate(state, job))
     text, stopped = _cut(text.strip(), _stops(job.req))
-    finish = "stop" if stopped or job.__dict__.get("completion_tokens", 0) < job.max_new else "length"
+    finish = "stop" if stopped or job.completion_tokens < job.max_new else "length"
     body = {
         "id": job.id,
         "object": "chat.completion",
@@ -342,7 +343,7 @@ def _stream(state: ServeState, lock: threading.Lock, job: _Job) -> Iterator[str]
                     break
         final, _ = _cut(text.strip(), stops)
         if finish is None:
-            finish = "stop" if job.__dict__.get("completion_tokens", 0) < job.max_new else "length"
+            finish = "stop" if job.completion_tokens < job.max_new else "length"
         # logged before the last chunks: a client that has read [DONE] finds its request in the log
         _log_ok(state, job, final, finish)
         logged = True
