@@ -117,3 +117,47 @@ def test_check_names_table_matches_the_registry():
     from tunerail.names import DOCTOR_CHECKS
 
     assert {c.code: c.name for c in all_checks()} == DOCTOR_CHECKS
+
+
+def test_registry_refuses_a_check_the_names_table_does_not_list():
+    import pytest
+
+    from tunerail.doctor.registry import register
+
+    with pytest.raises(ValueError, match="DOC999 'made.up': tunerail/names.py DOCTOR_CHECKS has no DOC999"):
+        register("DOC999", "made.up")
+    with pytest.raises(ValueError, match="lists DOC010 as 'duplicates.exact'"):
+        register("DOC010", "duplicates.exakt")
+
+
+# Package __init__ files that hold more than re-exports, each with its reason.
+_INIT_EXCEPTIONS = {
+    "tunerail": "the lazy public API table: `import tunerail` must not import the steps (or torch)",
+    "tunerail.cli": "the command line's main() and the registration of its command modules",
+}
+
+
+def _init_problems(name: str, path: Path) -> list[str]:
+    """What in a package ``__init__`` is not a docstring, an import, ``__all__`` or ``make_callable(__name__, entry)``."""
+    problems = []
+    for i, node in enumerate(ast.parse(path.read_text(encoding="utf-8")).body):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]:
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", None) == "make_callable":
+            continue
+        problems.append(f"{name} line {node.lineno}: {type(node).__name__}")
+    return problems
+
+
+def test_package_inits_only_re_export():
+    """One package convention: an ``__init__`` re-exports (the step function from its recipe.py), nothing else."""
+    inits = {name: path for name, (path, is_pkg) in module_files().items() if is_pkg and name not in _INIT_EXCEPTIONS}
+    problems = [p for name, path in sorted(inits.items()) for p in _init_problems(name, path)]
+    assert not problems, "logic in a package __init__ (move it to the package's recipe.py or a module):\n" + "\n".join(problems)
+    for step in ("doctor", "split", "select", "train", "sweep", "serve", "monitor"):
+        text = inits[f"tunerail.{step}"].read_text(encoding="utf-8")
+        assert f"from tunerail.{step}.recipe import" in text and f"make_callable(__name__, {step})" in text, step

@@ -51,7 +51,6 @@ def register(code: str, name: str, needs: tuple[str, ...] = ()) -> Callable[[Che
     The pair must be listed in ``tunerail.names.DOCTOR_CHECKS`` (the table the config checks
     ``doctor.disabled_checks`` against), so the names users type and the checks that run agree.
     """
-
     if DOCTOR_CHECKS.get(code) != name:
         # the config validates doctor.disabled_checks against that table, so a check missing there could not be disabled
         listed = f"lists {code} as {DOCTOR_CHECKS[code]!r}" if code in DOCTOR_CHECKS else f"has no {code}"
