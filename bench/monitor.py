@@ -103,7 +103,7 @@ def drift_bench(seeds: int, permutations: int, checkpoint=None) -> dict:
     import pandas as pd
 
     from tunerail.config import TunerailConfig
-    from tunerail.monitor import _tools
+    from tunerail.monitor.recipe import _tools
     from tunerail.monitor.drift import Window, build_reference, decide, permutations_needed, test_window
 
     data = json.loads(CLINC.read_text(encoding="utf-8"))

@@ -102,7 +102,7 @@ def test_doctor_out_that_is_a_file_is_refused_before_the_audit(tmp_path, capsys,
 
 
 def test_interrupted_doctor_fix_leaves_the_previous_outputs_whole(tmp_path, capsys, monkeypatch, banking_example):
-    import tunerail.doctor.report as report
+    import tunerail.doctor.recipe as report  # the recipe imports write_report at module level
 
     data = _banking(tmp_path, banking_example)
     out = tmp_path / "out"

@@ -63,9 +63,9 @@ def test_no_secret_in_any_doctor_or_leakage_output(tmp_path):
 
 def test_every_report_template_value_and_json_report_is_redacted():
     # eval examples, labels and any other value a report template renders pass the Jinja finalize hook
-    from tunerail.report.render import _environment
+    from tunerail.report.render import environment
 
-    template = _environment().from_string("{% for e in examples %}{{ e.prompt }} {{ e.label }} {{ e.answer[:30] }}{% endfor %}")
+    template = environment().from_string("{% for e in examples %}{{ e.prompt }} {{ e.label }} {{ e.answer[:30] }}{% endfor %}")
     html = template.render(examples=[{"prompt": ROW, "label": f"vip {EMAIL}", "answer": f"write to {EMAIL} now"}])
     _assert_clean(html, "an HTML report")
     _assert_clean(dumps({"examples": [{"prompt": ROW, "label": EMAIL, EMAIL: 1}]}), "a JSON report")

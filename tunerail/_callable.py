@@ -1,25 +1,27 @@
-"""Let a step package be called like its entry function: ``tunerail.doctor(...)``.
+"""The one package convention's one trick: a step package that can be called like its entry function.
 
-``import tunerail.doctor.checks`` sets the attribute ``tunerail.doctor`` to the package, which
-would shadow the lazily resolved function of the same name; making the package callable keeps
-``tunerail.doctor(...)``, ``tunerail.split(...)`` and ``tunerail.train(...)`` working either way.
+Each step package's ``__init__`` re-exports its public names (the entry function from its
+``recipe.py``) and ends with ``make_callable(__name__, entry)``. Why: ``import tunerail`` resolves
+``tunerail.doctor`` lazily to the function (``tunerail/__init__.py``, so torch never loads), but
+importing any submodule (``import tunerail.doctor.checks``) binds the attribute ``tunerail.doctor``
+to the package instead. A callable package keeps ``tunerail.doctor(...)``, ``tunerail.split(...)``,
+``tunerail.train(...)`` working either way, as the README's Python API shows. This is the only
+place tunerail swaps a module's class; no package defines a lazy ``__getattr__``.
 """
 
 from __future__ import annotations
 
 import sys
 import types
-from importlib import import_module
-from typing import Any
+from typing import Any, Callable
 
 
-def make_callable(package: str, target: str) -> None:
-    """Calling ``package`` calls ``target`` ("module:function"), imported on first call."""
-    module_name, func_name = target.split(":")
+def make_callable(package: str, entry: Callable[..., Any]) -> None:
+    """Calling the module ``package`` calls ``entry`` (the step function it re-exports)."""
 
     class _CallablePackage(types.ModuleType):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            return getattr(import_module(module_name), func_name)(*args, **kwargs)
+            return entry(*args, **kwargs)
 
-    _CallablePackage.__call__.__doc__ = f"Call {target.replace(':', '.')}."
+    _CallablePackage.__call__.__doc__ = f"Call {entry.__module__}.{entry.__qualname__}."
     sys.modules[package].__class__ = _CallablePackage

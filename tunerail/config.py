@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tunerail.config_read import read_config_text, refuse_alias_bomb
 from tunerail.errors import ConfigError, Problem
+from tunerail.names import DOCTOR_CHECKS, GUARDS
 
 TaskType = Literal["classification", "generation", "chat", "extraction"]
 
@@ -216,9 +217,7 @@ class DoctorConfig(_Section):
     def _known_checks(cls, names: list[str]) -> list[str]:
         """A typo here would leave a check running that the user meant to skip (or the reverse)."""
         if names:
-            from tunerail.doctor.registry import all_checks
-
-            known = {c.name for c in all_checks()} | {c.code for c in all_checks()}
+            known = set(DOCTOR_CHECKS) | set(DOCTOR_CHECKS.values())
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise ValueError(
@@ -388,8 +387,6 @@ class TrainConfig(_Section):
     @field_validator("guards")
     @classmethod
     def _known_guards(cls, guards: dict[str, bool]) -> dict[str, bool]:
-        from tunerail.train.guards import GUARDS
-
         unknown = [k for k in guards if k not in GUARDS]
         if unknown:
             raise ValueError(

@@ -67,6 +67,7 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.severity = Severity(self.severity)  # "error" from JSON or a caller becomes the ranked enum, here once
         # Messages and details quote rows and labels: secrets and personal data are masked here,
         # once, so no report, JSON file or terminal line can show them (tunerail/report/redact.py).
         from tunerail.report.redact import redact
@@ -79,7 +80,7 @@ class Finding:
         out: dict[str, Any] = {
             "check": self.check,
             "code": self.code,
-            "severity": Severity(self.severity).value,
+            "severity": self.severity.value,
             "rows": [r.to_dict() for r in self.rows],
             "message": self.message,
             "fix": self.fix,
@@ -99,13 +100,13 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
         return (f.check, first, f.cluster or "", f.message)
 
     # Two stable sorts: by check and row, then by severity, worst first.
-    return sorted(sorted(findings, key=key), key=lambda f: Severity(f.severity), reverse=True)
+    return sorted(sorted(findings, key=key), key=lambda f: f.severity, reverse=True)
 
 
 def summarize(findings: Iterable[Finding]) -> dict[str, Any]:
     """Counts by severity and by check, plus how many distinct rows are affected."""
     findings = list(findings)
-    by_sev = Counter(Severity(f.severity).value for f in findings)
+    by_sev = Counter(f.severity.value for f in findings)
     by_check = Counter(f.check for f in findings)
     rows = {(r.file, r.index) for f in findings for r in f.rows}
     return {
@@ -119,7 +120,7 @@ def summarize(findings: Iterable[Finding]) -> dict[str, Any]:
 def fails(findings: Iterable[Finding], fail_on: Severity | str) -> bool:
     """True when any finding is at or above ``fail_on`` (the CI gate)."""
     threshold = Severity(fail_on)
-    return any(Severity(f.severity) >= threshold for f in findings)
+    return any(f.severity >= threshold for f in findings)
 
 
 def dumps(payload: Any) -> str:

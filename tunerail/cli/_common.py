@@ -150,7 +150,7 @@ def _print_verdict(result: Any) -> None:
             + (f", p = {imp['p_value']:.3g}" if "p_value" in imp else "")
         )
     for f in result.findings:
-        sev = Severity(f.severity)
+        sev = f.severity
         colour = {"error": "red", "warning": "yellow", "info": "green"}[sev.value]
         label = "pass" if sev == Severity.INFO else sev.value
         console.print(f"[{colour}]{label:>7}[/] {f.code} {escape(f.message)}", highlight=False)

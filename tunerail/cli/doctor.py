@@ -30,7 +30,7 @@ def findings_table(findings: list[Finding], title: str, unresolved: list[Finding
     """
     from rich.table import Table
 
-    from tunerail.doctor.recipe import findings_by_check
+    from tunerail.doctor.result import findings_by_check
 
     left = Counter(f.check for f in unresolved) if unresolved is not None else None
     table = Table(title=title, title_justify="left")

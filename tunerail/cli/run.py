@@ -27,7 +27,7 @@ def print_doctor_summary(step: str, findings: list[Finding], unresolved: list[Fi
         console.print(f"[bold cyan]{step:>8}[/] [green]no findings[/]")
         return
     console.print(findings_table(findings, f"{step}: findings (unresolved = still in the data after --fix)", unresolved))
-    worst = [f for f in unresolved if Severity(f.severity) >= Severity.WARNING]
+    worst = [f for f in unresolved if f.severity >= Severity.WARNING]
     console.print(
         f"[bold cyan]{step:>8}[/] {len(unresolved):,} of {len(findings):,} findings unresolved "
         f"({len(worst):,} at warning or above); details: {step} report.html"

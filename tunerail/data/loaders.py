@@ -483,8 +483,8 @@ def _dataset_rows(dataset: Any, name: str) -> Iterator[RawRow]:
         yield RawRow(RowRef(index=index, line=index + 1, file=name), *checked(dict(row)))
 
 
-def _pick(data: Mapping[str, Any], role: str, columns: Mapping[str, str] | None) -> str | None:
-    """Which column of ``data`` plays ``role``: the configured one, else the first default present."""
+def pick_column(data: Mapping[str, Any], role: str, columns: Mapping[str, str] | None) -> str | None:
+    """Which column of ``data`` plays ``role``: the configured one, else the first default present (the doctor asks too)."""
     if columns and columns.get(role):
         return columns[role]
     for candidate in DEFAULT_COLUMNS[role]:
@@ -492,6 +492,8 @@ def _pick(data: Mapping[str, Any], role: str, columns: Mapping[str, str] | None)
             return candidate
     return None
 
+
+_pick = pick_column  # the short name this module's own readers use
 
 # What each format needs, as shown in error messages.
 FORMAT_COLUMNS: dict[str, str] = {

@@ -9,4 +9,4 @@ from tunerail.doctor.recipe import DoctorResult, SkippedCheck, doctor
 
 __all__ = ["DoctorResult", "SkippedCheck", "doctor"]
 
-make_callable(__name__, "tunerail.doctor.recipe:doctor")
+make_callable(__name__, doctor)

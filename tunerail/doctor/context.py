@@ -22,6 +22,12 @@ class CheckContext:
     config: TunerailConfig = field(default_factory=TunerailConfig)
     format: str = "auto"
     cache_dir: Path | None = None  # embedding cache; default under the tunerail cache root
+    # Per-row inputs a check computes on first use and shares with the other checks (and the
+    # report): declared here so nobody reads them back from ``__dict__`` by string key. The
+    # computing code lives beside its checks (it needs check modules this one must not import).
+    languages: Sequence[tuple[str, float] | None] | None = field(default=None, repr=False)  # checks.language.row_languages
+    pii_matches: list[list[tuple[str, Any]]] | None = field(default=None, repr=False)  # (field, match) per row; checks.pii
+    near_prompt_edges: list[tuple[int, int]] | None = field(default=None, repr=False)  # checks.similarity
 
     @property
     def task(self) -> str:
@@ -71,6 +77,11 @@ class CheckContext:
         from tunerail.models import load_tokenizer
 
         return load_tokenizer(self.config.model.base)
+
+    @property
+    def token_lengths_if_computed(self) -> list[int] | None:
+        """``token_lengths`` when a check already needed them, else None (the report never loads a tokenizer)."""
+        return self.__dict__.get("token_lengths")  # where functools.cached_property keeps its value
 
     @cached_property
     def token_lengths(self) -> list[int]:

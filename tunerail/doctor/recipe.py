@@ -19,7 +19,6 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,76 +29,12 @@ from tunerail.data.records import Rejection
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.fix import FixPlan, plan_fix, read_raw_lines, write_fix
 from tunerail.doctor.registry import Check, all_checks
+from tunerail.doctor.report import write_report
+from tunerail.doctor.result import DoctorResult, SkippedCheck
 from tunerail.errors import TunerailError
-from tunerail.findings import Finding, Severity, dumps, fails, sort_findings, summarize
+from tunerail.findings import Finding, Severity, dumps, sort_findings, summarize
 
 Progress = Callable[[str, int, int], None]  # (check name, checks done, checks total)
-
-
-@dataclass(frozen=True)
-class SkippedCheck:
-    code: str
-    name: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "check": self.name, "reason": self.reason}
-
-
-@dataclass
-class DoctorResult:
-    """What ``tunerail doctor`` prints and writes.
-
-    ``rows_in`` counts every row of the file (records + rejections); ``row_stats`` holds the
-    per-row figures the report plots (token lengths, answer lengths, labels, languages);
-    ``timings`` (seconds per stage) are kept out of ``findings.json`` so that file is
-    byte-identical across runs.
-    """
-
-    data: str
-    format: str
-    task: str
-    rows_in: int
-    records: int
-    rejections: list[Rejection]
-    findings: list[Finding]
-    summary: dict[str, Any]
-    row_stats: dict[str, Any]
-    checks_run: list[str]
-    skipped: list[SkippedCheck]
-    timings: dict[str, float]
-    fix: FixPlan | None = None
-    out_dir: Path | None = None
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def fails(self, fail_on: Severity | str = Severity.ERROR) -> bool:
-        """True when a finding at or above ``fail_on`` exists (the CI gate)."""
-        return fails(self.findings, fail_on)
-
-    def by_check(self) -> list[dict[str, Any]]:
-        """One row per check that found something: check, code, worst severity, findings, rows affected."""
-        return findings_by_check(self.findings)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``findings.json`` payload: no timestamps or timings, so identical input gives identical bytes."""
-        return {"summary": self.summary, "findings": [_finding_json(f, self.data) for f in self.findings]}
-
-
-def findings_by_check(findings: list[Finding]) -> list[dict[str, Any]]:
-    """One row per check that found something (check, code, worst severity, findings, rows), worst first.
-
-    The doctor's summary table, for ``tunerail doctor`` and ``tunerail run`` alike.
-    """
-    groups: dict[str, list[Finding]] = {}
-    for f in findings:
-        groups.setdefault(f.check, []).append(f)
-    out = []
-    for name, items in groups.items():
-        worst = max(Severity(f.severity) for f in items)
-        rows = {(r.file, r.index) for f in items for r in f.rows}
-        out.append({"check": name, "code": items[0].code, "severity": worst.value, "findings": len(items), "rows": len(rows)})
-    by_check = sorted(out, key=lambda g: g["check"])
-    return sorted(by_check, key=lambda g: Severity(g["severity"]), reverse=True)  # stable: worst first
 
 
 def doctor(
@@ -202,8 +137,7 @@ def _run_checks(
     ctx: CheckContext, semantic: bool, progress: Progress | None, timings: dict[str, float]
 ) -> tuple[list[Finding], list[str], list[SkippedCheck]]:
     checks = all_checks()
-    disabled = set(ctx.config.doctor.disabled_checks)
-    _reject_unknown(disabled, checks)
+    disabled = set(ctx.config.doctor.disabled_checks)  # names checked when the config was built (tunerail.names)
     findings: list[Finding] = []
     ran: list[str] = []
     skipped: list[SkippedCheck] = []
@@ -228,27 +162,6 @@ def _run_checks(
     if progress is not None:
         progress("done", len(checks), len(checks))
     return findings, ran, skipped
-
-
-def _reject_unknown(disabled: set[str], checks: list[Check]) -> None:
-    """A typo in ``doctor.disabled_checks`` must not leave a check silently running (or not)."""
-    import difflib
-
-    from tunerail.errors import ConfigError, Problem
-
-    known = {c.name for c in checks} | {c.code for c in checks}
-    problems = []
-    for name in sorted(disabled - known):
-        close = difflib.get_close_matches(name, sorted(known), n=1)
-        problems.append(
-            Problem(
-                f"unknown check {name!r}",
-                field="doctor.disabled_checks",
-                fix=(f"did you mean '{close[0]}'? " if close else "") + "use a name or code from summary.checks_run in findings.json",
-            )
-        )
-    if problems:
-        raise ConfigError(problems)
 
 
 def _run_one(check: Check, ctx: CheckContext) -> list[Finding]:
@@ -342,22 +255,15 @@ def _summary(
     return out
 
 
-def _finding_json(f: Finding, data: str) -> dict[str, Any]:
-    """A finding as in findings.json; row refs drop ``file`` when it is the audited file itself."""
-    out = f.to_dict()
-    out["rows"] = [{"index": r.index, "line": r.line} if r.file in (None, data) else r.to_dict() for r in f.rows]
-    return out
-
-
 def _row_stats(ctx: CheckContext, findings: list[Finding]) -> dict[str, Any]:
     """Per-row figures for the report's plots; only what the checks already computed."""
     stats: dict[str, Any] = {
         "answer_chars": [len(r.completion) for r in ctx.records],
         "labels": dict(Counter(r.label for r in ctx.records if r.label is not None).most_common()),
     }
-    if "token_lengths" in ctx.__dict__:
-        stats["token_lengths"] = list(ctx.__dict__["token_lengths"])
-    langs = ctx.__dict__.get("_languages")
+    if ctx.token_lengths_if_computed is not None:
+        stats["token_lengths"] = list(ctx.token_lengths_if_computed)
+    langs = ctx.languages
     if langs is not None:
         conf = ctx.config.doctor.language_confidence
         stats["languages"] = dict(Counter(item[0] if item[1] >= conf else "uncertain" for item in langs if item is not None).most_common())
@@ -385,7 +291,6 @@ DOCTOR_OUTPUTS = ("findings.json", "clean.jsonl", "quarantine.jsonl", "report.ht
 
 def _write_all(result: DoctorResult, ctx: CheckContext, out_dir: Path, started: float) -> None:
     from tunerail import __version__
-    from tunerail.doctor.report import write_report
     from tunerail.io import hash_file, write_atomic
 
     result.files["findings"] = write_atomic(out_dir / "findings.json", dumps(result.to_json()))

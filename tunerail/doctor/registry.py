@@ -14,6 +14,7 @@ from typing import Callable
 
 from tunerail.doctor.context import CheckContext
 from tunerail.findings import Finding
+from tunerail.names import DOCTOR_CHECKS
 
 CheckFn = Callable[[CheckContext], list[Finding]]
 
@@ -45,7 +46,15 @@ CHECK_MODULES: list[str] = [
 
 
 def register(code: str, name: str, needs: tuple[str, ...] = ()) -> Callable[[CheckFn], CheckFn]:
-    """Decorator: add a check to the registry under a stable code and dotted name."""
+    """Decorator: add a check to the registry under a stable code and dotted name.
+
+    The pair must be listed in ``tunerail.names.DOCTOR_CHECKS`` (the table the config checks
+    ``doctor.disabled_checks`` against), so the names users type and the checks that run agree.
+    """
+    if DOCTOR_CHECKS.get(code) != name:
+        # the config validates doctor.disabled_checks against that table, so a check missing there could not be disabled
+        listed = f"lists {code} as {DOCTOR_CHECKS[code]!r}" if code in DOCTOR_CHECKS else f"has no {code}"
+        raise ValueError(f"check {code} {name!r}: tunerail/names.py DOCTOR_CHECKS {listed}; add or correct its line there")
 
     def decorate(func: CheckFn) -> CheckFn:
         if code in _REGISTRY and _REGISTRY[code].func.__wrapped__ is not func:  # type: ignore[attr-defined]

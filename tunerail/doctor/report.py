@@ -10,20 +10,18 @@ import inspect
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import all_checks
+from tunerail.doctor.result import DoctorResult
 from tunerail.pii import mask
-
-if TYPE_CHECKING:
-    from tunerail.doctor.recipe import DoctorResult
 
 MAX_FINDINGS_PER_CHECK = 50
 MAX_EXAMPLE_CHARS = 600
 
 
-def report_context(result: "DoctorResult", ctx: CheckContext) -> dict[str, Any]:
+def report_context(result: DoctorResult, ctx: CheckContext) -> dict[str, Any]:
     """Everything the template shows, as plain data."""
     texts = {r.index: f"{r.prompt}\n  ⇒ {r.completion}" for r in ctx.records}
     for rej in ctx.rejections:
@@ -69,7 +67,7 @@ def report_context(result: "DoctorResult", ctx: CheckContext) -> dict[str, Any]:
     }
 
 
-def write_report(result: "DoctorResult", ctx: CheckContext, path: str | Path) -> Path:
+def write_report(result: DoctorResult, ctx: CheckContext, path: str | Path) -> Path:
     from tunerail.report import write_report as render_to
 
     return render_to(path, "doctor.html", **report_context(result, ctx))
@@ -81,7 +79,7 @@ def _clip(text: str, phone_region: str = "US") -> str:
     return text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + " …"
 
 
-def _plots(result: "DoctorResult", ctx: CheckContext) -> list[dict[str, str]]:
+def _plots(result: DoctorResult, ctx: CheckContext) -> list[dict[str, str]]:
     """(title, svg) pairs: lengths, class balance, duplicate cluster sizes, languages."""
     from tunerail.report import plots
 

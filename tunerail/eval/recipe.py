@@ -37,7 +37,7 @@ from tunerail.store import Store
 from tunerail.store.checks import check_adapter
 from tunerail.prompting import pick_template, prompt_for, prompt_hash
 from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
-from tunerail.eval.verdict import LOWER_IS_BETTER, VerdictInputs, decide
+from tunerail.eval.verdict import LOWER_IS_BETTER, Verdict, VerdictInputs, decide
 from tunerail.findings import Finding
 from tunerail.io import check_out_dir
 
@@ -48,7 +48,7 @@ ProgressFn = Callable[[str, int, int], None]
 class EvalResult:
     """What `tunerail eval` prints and writes; ``to_dict()`` is report.json."""
 
-    verdict: str
+    verdict: Verdict
     findings: list[Finding]
     task: str
     metric: str
@@ -75,7 +75,7 @@ class EvalResult:
 
     @property
     def ready(self) -> bool:
-        return self.verdict == "READY"
+        return self.verdict == Verdict.READY
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -277,7 +277,7 @@ def evaluate(
             )
         ),
     }
-    from tunerail.review.session import existing_results
+    from tunerail.review.results import existing_results
 
     review["human"] = existing_results(out_dir)
 
@@ -727,8 +727,11 @@ def _read_training(train_json: str | Path | None) -> dict[str, Any] | None:
         ) from None
     except ValueError as exc:
         raise TunerailError(Problem(f"train.json is not valid JSON ({exc})", file=str(path))) from None
-    return {
-        "history": data.get("history", []),
-        "path": str(path),
-        **{k: data[k] for k in ("stopped_early", "best_step", "wall_s", "run_id") if k in data},
-    }
+    # the keys of TrainResult.to_dict(): ``stopped_reason`` (completed | early_stopping | divergence | budget), ``actual.seconds``
+    out: dict[str, Any] = {"history": data.get("history", []), "path": str(path)}
+    out.update({k: data[k] for k in ("stopped_reason", "best_step", "run_id") if k in data})
+    if "stopped_reason" in data:
+        out["stopped_early"] = data["stopped_reason"] == "early_stopping"
+    if isinstance(data.get("actual"), dict) and "seconds" in data["actual"]:
+        out["wall_s"] = data["actual"]["seconds"]
+    return out

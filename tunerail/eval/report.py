@@ -77,7 +77,7 @@ def write_eval_report(result: Any, out_dir: str | Path) -> tuple[Path, Path]:
     html_path, json_path = out_dir / "report.html", out_dir / "report.json"
     result.report_html, result.report_json = str(html_path), str(json_path)
     write_atomic(json_path, dumps(result.to_dict()))
-    findings = sorted(sorted(result.findings, key=lambda f: f.code), key=lambda f: Severity(f.severity), reverse=True)
+    findings = sorted(sorted(result.findings, key=lambda f: f.code), key=lambda f: f.severity, reverse=True)
     beaten = {f.details.get("baseline"): f.details.get("passed") for f in result.findings if f.code == "EVL050"}
     write_report(
         html_path,
@@ -87,6 +87,6 @@ def write_eval_report(result: Any, out_dir: str | Path) -> tuple[Path, Path]:
         plots=build_plots(result),
         beaten=beaten,
         headline=headline_metrics(result),
-        blocking=[f for f in findings if Severity(f.severity) == Severity.ERROR],
+        blocking=[f for f in findings if f.severity == Severity.ERROR],
     )
     return html_path, json_path

@@ -41,9 +41,18 @@ strongest variant of the base model (zero-shot free, ranked, k-shot).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Iterable
 
 from tunerail.findings import Finding, Severity
+
+
+class Verdict(StrEnum):
+    """READY / NOT READY; a ``str`` enum whose value is what report.json has always held."""
+
+    READY = "READY"
+    NOT_READY = "NOT READY"
+
 
 LOWER_IS_BETTER = {"perplexity", "answer_nll"}
 JUDGE_MAX_FAILED_SHARE = 0.5  # more failed judge calls than this: the judge result is an error, not a warning
@@ -77,8 +86,8 @@ class VerdictInputs:
     human: dict[str, Any] | None = None  # `tunerail review results` (review/results.json)
 
 
-def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
-    """Return ("READY" | "NOT READY", findings with every reason)."""
+def decide(criteria: Any, inputs: VerdictInputs) -> tuple[Verdict, list[Finding]]:
+    """Return (READY | NOT READY, findings with every reason)."""
     findings = [
         *check_has_criterion(criteria),
         *check_threshold(criteria, inputs),
@@ -93,8 +102,16 @@ def decide(criteria: Any, inputs: VerdictInputs) -> tuple[str, list[Finding]]:
         *check_run(inputs),
         *check_human(criteria, inputs.human),
     ]
-    ready = not any(Severity(f.severity) == Severity.ERROR for f in findings)
-    return ("READY" if ready else "NOT READY"), findings
+    return verdict_of(findings), findings
+
+
+def is_ready(findings: Iterable[Finding]) -> bool:
+    """READY <=> no ``error`` finding: the one rule, for the eval and for a verdict re-decided after review."""
+    return not any(f.severity == Severity.ERROR for f in findings)
+
+
+def verdict_of(findings: Iterable[Finding]) -> Verdict:
+    return Verdict.READY if is_ready(findings) else Verdict.NOT_READY
 
 
 def _f(code: str, check: str, severity: Severity, message: str, fix: str, **details: Any) -> Finding:
@@ -416,7 +433,7 @@ def check_criteria_state(x: VerdictInputs) -> list[Finding]:
 
 def check_upstream(doctor: Iterable[Finding] | None, leakage: Iterable[Finding] | None) -> list[Finding]:
     out = []
-    doc_errors = [f for f in (doctor or []) if Severity(f.severity) == Severity.ERROR]
+    doc_errors = [f for f in (doctor or []) if f.severity == Severity.ERROR]
     if doc_errors:
         codes = sorted({f.code or f.check for f in doc_errors})
         out.append(
@@ -429,9 +446,9 @@ def check_upstream(doctor: Iterable[Finding] | None, leakage: Iterable[Finding] 
                 codes=codes,
             )
         )
-    leaks = [f for f in (leakage or []) if Severity(f.severity) >= Severity.WARNING]
+    leaks = [f for f in (leakage or []) if f.severity >= Severity.WARNING]
     if leaks:
-        worst = max(Severity(f.severity) for f in leaks)
+        worst = max(f.severity for f in leaks)
         rows = sum(len(f.rows) for f in leaks)
         out.append(
             _f(

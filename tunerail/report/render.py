@@ -20,7 +20,8 @@ def json_for_html(value: Any) -> Markup:
     return Markup(text)
 
 
-def _environment():
+def environment():
+    """The report Jinja2 environment (autoescape on, StrictUndefined, redacting filters); the review app renders with it too."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     from tunerail.report.redact import redact
@@ -42,7 +43,7 @@ def _environment():
 
 def render_html(template: str, **context: Any) -> str:
     """Render ``templates/<template>`` with ``context``; data strings are auto-escaped."""
-    return _environment().get_template(template).render(**context)
+    return environment().get_template(template).render(**context)
 
 
 def write_report(path: str | Path, template: str, **context: Any) -> Path:

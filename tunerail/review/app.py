@@ -27,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from markupsafe import Markup
 
-from tunerail.report.render import _environment
+from tunerail.report.render import environment
 from tunerail.review.session import ReviewSession, compute_results
 
 COOKIE = "tunerail_review"
@@ -54,7 +54,7 @@ def create_app(session: ReviewSession) -> Any:
         request.state.nonce = secrets.token_urlsafe(16)
         return _secure(await call_next(request), request.state.nonce)
 
-    env = _environment()  # the report environment (autoescape, StrictUndefined), compiled once per app
+    env = environment()  # the report environment (autoescape, StrictUndefined), compiled once per app
 
     def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(env.get_template(template).render(nonce=request.state.nonce, **context), status_code=status)

@@ -1,6 +1,7 @@
 """What the human review says: win rates, rubric means, agreement, and the most disputed items.
 
 Pure functions over the stored votes (``ReviewStore.votes()``); nothing here knows about HTTP.
+``existing_results`` reads back ``review/results.json`` for the eval, when it still matches the material.
 
 - Win rate of each system in a pair: wins / (wins + losses), ties excluded and reported beside it,
   with the Wilson 95 % interval (``tunerail.stats``). Each non-skipped vote counts once.
@@ -13,14 +14,18 @@ Pure functions over the stored votes (``ReviewStore.votes()``); nothing here kno
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from itertools import combinations
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from tunerail import stats as S
+from tunerail.io import hash_file
+from tunerail.review.material import ITEMS_FILE
 
 PREFERENCE_CODES = {"first": 0.0, "second": 1.0, "tie": 2.0}
 
@@ -209,3 +214,19 @@ def subject_win_rate(results: dict[str, Any], subject: str = "tuned") -> list[di
         other = p["first"] if name == p["second"] else p["second"]
         out.append({"system": name, "against": other, **p["win_rate"][name], "ties": p["ties"], "votes": p["votes"]})
     return out
+
+
+def existing_results(eval_dir: str | Path) -> dict[str, Any] | None:
+    """``review/results.json`` when it was computed on exactly the current material, else None.
+
+    A re-run eval with other outputs writes other material: votes on the old outputs must not count.
+    """
+    eval_dir = Path(eval_dir)
+    path, material = eval_dir / "review" / "results.json", eval_dir / ITEMS_FILE
+    if not (path.exists() and material.exists()):
+        return None
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return results if results.get("material_hash") == hash_file(material) else None

@@ -8,8 +8,9 @@ Layout (``RUN_DIR`` is the eval output folder, or a `tunerail run` folder holdin
     RUN_DIR/review/results.json     written by `tunerail review results`
 
 ``review_results`` also folds the results into ``report.json`` / ``report.html`` beside the
-material: the ``criteria.human`` findings (EVL05x) replace the earlier ones and the verdict is
-re-decided from the full finding list, so the eval report shows the review and its effect.
+material (``tunerail.eval.human``: eval owns re-deciding its verdict): the ``criteria.human``
+findings (EVL06x) replace the earlier ones and the verdict is re-decided from the full finding
+list, so the eval report shows the review and its effect.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any, Sequence
 
 from tunerail.config import ReviewConfig, TunerailConfig
 from tunerail.errors import Problem, TunerailError
+from tunerail.eval.human import fold_human_review
+from tunerail.eval.verdict import Verdict, check_human
 from tunerail.io import hash_file, write_atomic, write_private
 from tunerail.review.material import ITEMS_FILE
 from tunerail.review.store import ReviewStore, make_units, parse_pairs
@@ -178,55 +181,11 @@ def review_results(run_dir: str | Path, *, config: TunerailConfig | None = None,
     session = open_session(run_dir, config=config)
     results = compute_results(session)
     path = write_atomic(session.folder / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
-    verdict: str | None = None
+    verdict: Verdict | None = None
     findings: list[Any] = []
     report = session.run_dir / "report.json"
     if update_report and report.exists():
-        verdict, findings = update_eval_report(session.run_dir, results, config)
+        verdict, findings = fold_human_review(session.run_dir, results, config)
     else:
-        from tunerail.eval.verdict import check_human
-
         findings = check_human(config.criteria, results)
     return {"results": results, "verdict": verdict, "findings": findings, "path": str(path)}
-
-
-def update_eval_report(eval_dir: Path, results: dict[str, Any], config: TunerailConfig) -> tuple[str, list[Any]]:
-    """Replace the human-review findings in report.json, re-decide, and re-render report.html.
-
-    The criteria come from report.json (those the eval judged with), not from ``config``, so a
-    criterion edited after the eval cannot be slipped in here.
-    """
-    from tunerail.config import CriteriaConfig
-    from tunerail.eval.recipe import EvalResult
-    from tunerail.eval.report import write_eval_report
-    from tunerail.eval.verdict import HUMAN_CODES, check_human
-    from tunerail.findings import Severity, finding_from_dict
-
-    data = json.loads((eval_dir / "report.json").read_text(encoding="utf-8"))
-    saved = {k: v for k, v in (data.get("criteria") or {}).items() if k in CriteriaConfig.model_fields}
-    criteria = CriteriaConfig(**saved) if saved else config.criteria
-    findings = [finding_from_dict(f) for f in data.get("findings", []) if f.get("code") not in HUMAN_CODES]
-    findings += check_human(criteria, results)
-    verdict = "NOT READY" if any(Severity(f.severity) == Severity.ERROR for f in findings) else "READY"
-    fields = {k: v for k, v in data.items() if k in EvalResult.__dataclass_fields__}
-    fields.update(verdict=verdict, findings=findings)
-    fields["review"] = {**(fields.get("review") or {}), "human": results}
-    result = EvalResult(**fields)
-    write_eval_report(result, eval_dir)
-    return verdict, findings
-
-
-def existing_results(eval_dir: str | Path) -> dict[str, Any] | None:
-    """``review/results.json`` when it was computed on exactly the current material, else None.
-
-    A re-run eval with other outputs writes other material: votes on the old outputs must not count.
-    """
-    eval_dir = Path(eval_dir)
-    path, material = eval_dir / "review" / "results.json", eval_dir / ITEMS_FILE
-    if not (path.exists() and material.exists()):
-        return None
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    return results if results.get("material_hash") == hash_file(material) else None

@@ -19,20 +19,9 @@ Findings (stable codes):
 | SEL050 | select.baselines: cheap classifiers on the same rows (warning when one beats the pick) | info/warning |
 """
 
-import sys
-import types
-
+from tunerail._callable import make_callable
 from tunerail.select.recipe import CandidateResult, SelectResult, resolve_candidates, select
 
 __all__ = ["CandidateResult", "SelectResult", "resolve_candidates", "select"]
 
-
-class _CallableModule(types.ModuleType):
-    """Importing this package binds it as ``tunerail.select``, over the lazy API function of that name;
-    calling the package calls the function, so ``tunerail.select(config, ...)`` works either way."""
-
-    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        return select(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, select)

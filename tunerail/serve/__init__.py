@@ -1,107 +1,15 @@
 """`tunerail serve`: the tuned model (base + adapter, merged) behind an OpenAI-compatible API.
 
 Every request is appended to ``RUN_DIR/traffic/traffic.jsonl`` (masked, crash-safe, rotated),
-which ``tunerail monitor`` compares with the training data.
+which ``tunerail monitor`` compares with the training data. The entry function ``serve()`` and
+``build_state()`` are in ``recipe.py``; the request handling in ``app.py``.
 """
 
-from __future__ import annotations
-
-import os
-from pathlib import Path
-from typing import Any
-
+from tunerail._callable import make_callable
+from tunerail.serve.recipe import build_state, serve
 from tunerail.serve.run import RunInfo, load_run
 from tunerail.serve.traffic import TrafficLog, read_traffic
 
-__all__ = ["serve", "build_state", "RunInfo", "load_run", "TrafficLog", "read_traffic"]
+__all__ = ["RunInfo", "TrafficLog", "build_state", "load_run", "read_traffic", "serve"]
 
-
-def build_state(
-    run_dir: str | Path | RunInfo,
-    *,
-    config: Any = None,
-    api_key_env: str | None = None,
-    traffic_path: str | Path | None = None,
-    lm: Any = None,
-) -> Any:
-    """Load the model and open the traffic log; raises ``TunerailError`` before anything listens.
-
-    Parameters
-    ----------
-    run_dir : run folder (``tunerail run`` / ``tunerail train --out``) or a resolved ``RunInfo``.
-    config : config object or YAML path (default: ``tunerail.yaml`` found near the run).
-    api_key_env : environment variable holding the key (default ``serve.api_key_env``); when set,
-        the variable must exist and every request must send ``Authorization: Bearer <key>``.
-    traffic_path : log file (default ``RUN_DIR/traffic/traffic.jsonl``).
-    lm : an already loaded ``LoadedModel`` (benchmarks reuse one).
-    """
-    from tunerail.errors import Problem, TunerailError
-    from tunerail.eval.generate import load_model
-    from tunerail.prompting import pick_template
-    from tunerail.serve.app import ServeState, context_length
-
-    run = run_dir if isinstance(run_dir, RunInfo) else load_run(run_dir, config)
-    cfg = run.config
-    env = api_key_env or cfg.serve.api_key_env
-    key = None
-    if env:
-        key = os.environ.get(env)
-        if not key:
-            raise TunerailError(
-                Problem(
-                    f"the API key variable {env} is not set or empty",
-                    field="serve.api_key_env",
-                    fix=f"export {env}=<a long random key>, or drop --api-key-env to serve without a key",
-                )
-            )
-    if lm is None:
-        lm = load_model(run.base_model, run.adapter_dir)
-    log = TrafficLog(
-        traffic_path or run.traffic_path,
-        max_bytes=int(cfg.serve.log_max_mb * 1_000_000),
-        backups=cfg.serve.log_backups,
-        mask_pii=cfg.serve.mask_pii,
-        phone_region=cfg.doctor.phone_region,
-        fsync=cfg.serve.log_fsync,
-    )
-    return ServeState(
-        lm=lm,
-        model_id=run.model_id,
-        template=pick_template(cfg),
-        labels=run.labels(),
-        task=cfg.task,
-        traffic=log,
-        max_new_tokens=cfg.serve.max_new_tokens,
-        context_length=context_length(lm),
-        api_key=key,
-        max_batch_size=cfg.serve.max_batch_size,
-        batch_window_ms=cfg.serve.batch_window_ms,
-    )
-
-
-def serve(
-    run_dir: str | Path | RunInfo, *, config: Any = None, host: str | None = None, port: int | None = None, api_key_env: str | None = None
-) -> None:
-    """Serve until interrupted (uvicorn, one process). Host and port default to ``serve.host/port``."""
-    import uvicorn
-
-    from tunerail.serve.app import create_app
-
-    run = run_dir if isinstance(run_dir, RunInfo) else load_run(run_dir, config)
-    state = build_state(run, api_key_env=api_key_env)
-    cfg = run.config
-    try:
-        uvicorn.run(
-            create_app(state),
-            host=host or cfg.serve.host,
-            port=cfg.serve.port if port is None else port,
-            log_level="warning",
-            access_log=False,
-        )
-    finally:
-        state.traffic.close()
-
-
-from tunerail._callable import make_callable  # noqa: E402  (``tunerail.serve(...)`` after ``import tunerail.serve.app``)
-
-make_callable(__name__, "tunerail.serve:serve")
+make_callable(__name__, serve)

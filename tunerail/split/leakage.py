@@ -201,7 +201,7 @@ def leakage(
             }
         )
     findings = sort_findings(findings)
-    at_level = sum(1 for f in findings if Severity(f.severity) >= Severity(fail_on))
+    at_level = sum(1 for f in findings if f.severity >= Severity(fail_on))
     thresholds = {
         "near": near_t,
         "semantic": sem_t if use_semantic else None,

@@ -5,21 +5,9 @@
 storage (SQLite or PostgreSQL, with heartbeats), ``report.py`` the HTML report.
 """
 
-from __future__ import annotations
+from tunerail._callable import make_callable
+from tunerail.sweep.recipe import SweepResult, sweep
 
-from typing import Any
+__all__ = ["SweepResult", "sweep"]
 
-__all__ = ["sweep", "SweepResult"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("sweep", "SweepResult"):
-        from tunerail.sweep import recipe
-
-        return getattr(recipe, name)
-    raise AttributeError(f"module 'tunerail.sweep' has no attribute {name!r}")
-
-
-from tunerail._callable import make_callable  # noqa: E402
-
-make_callable(__name__, "tunerail.sweep.recipe:sweep")
+make_callable(__name__, sweep)

@@ -5,21 +5,9 @@ tracking are small modules it calls. Prompts are rendered by ``tunerail.promptin
 every other step.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
 from tunerail._callable import make_callable
+from tunerail.train.recipe import TrainResult, train
 
-__all__ = ["train", "TrainResult"]
+__all__ = ["TrainResult", "train"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("train", "TrainResult"):
-        from tunerail.train import recipe
-
-        return getattr(recipe, name)
-    raise AttributeError(f"module 'tunerail.train' has no attribute {name!r}")
-
-
-make_callable(__name__, "tunerail.train.recipe:train")
+make_callable(__name__, train)

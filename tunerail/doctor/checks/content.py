@@ -92,7 +92,7 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"\bmy (?:knowledge cutoff|training data)\b",
     r"\bthis (?:task|request|instruction) (?:cannot|can't) be (?:completed|fulfilled|done)\b",
 )
-_REFUSAL = re.compile("|".join(REFUSAL_PATTERNS), re.IGNORECASE)
+REFUSAL = re.compile("|".join(REFUSAL_PATTERNS), re.IGNORECASE)
 
 
 @register("DOC021", "content.refusal")
@@ -105,7 +105,7 @@ def refusal(ctx: CheckContext) -> list[Finding]:
     """
     out = []
     for rec in ctx.records:
-        match = _REFUSAL.search(rec.completion)
+        match = REFUSAL.search(rec.completion)
         if match:
             out.append(
                 found(

@@ -99,16 +99,16 @@ class RowLanguages(Sequence[tuple[str, float] | None]):
 
 def row_languages(ctx: CheckContext) -> RowLanguages:
     """Language and confidence per record (None when too short to tell); computed once per run."""
-    cached = ctx.__dict__.get("_languages")
-    if cached is None:
-        min_chars = ctx.config.doctor.min_language_chars
-        cached = RowLanguages()
-        for rec in ctx.records:
-            text = rec.text if rec.format != "text_label" else rec.prompt
-            letters = sum(ch.isalpha() for ch in text)
-            cached.append(identify(text) if letters >= min_chars else None)
-        ctx.__dict__["_languages"] = cached
-    return cached
+    if isinstance(ctx.languages, RowLanguages):
+        return ctx.languages
+    min_chars = ctx.config.doctor.min_language_chars
+    found = RowLanguages()
+    for rec in ctx.records:
+        text = rec.text if rec.format != "text_label" else rec.prompt
+        letters = sum(ch.isalpha() for ch in text)
+        found.append(identify(text) if letters >= min_chars else None)
+    ctx.languages = found
+    return found
 
 
 # a row's words, lower-cased (letters only: digits and "_" split words, as in "w2" or "pin_code")

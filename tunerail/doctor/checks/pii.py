@@ -16,12 +16,10 @@ from tunerail.pii import PiiMatch, scan
 
 def _row_matches(ctx: CheckContext) -> list[list[tuple[str, PiiMatch]]]:
     """(field, match) per record, computed once and shared by the PII checks of one run."""
-    cached = ctx.__dict__.get("_pii_matches")
-    if cached is None:
+    if ctx.pii_matches is None:
         region = ctx.config.doctor.phone_region
-        cached = [[(name, m) for name, text in text_fields(rec, ctx) for m in scan(text, region)] for rec in ctx.records]
-        ctx.__dict__["_pii_matches"] = cached
-    return cached
+        ctx.pii_matches = [[(name, m) for name, text in text_fields(rec, ctx) for m in scan(text, region)] for rec in ctx.records]
+    return ctx.pii_matches
 
 
 _WHAT = {

@@ -279,15 +279,14 @@ def _near_prompt_edges(ctx: CheckContext) -> list[tuple[int, int]]:
     Pairs that agree are dropped inside the LSH, before verification (``keep``), so on a file
     of many near-copies with one label the pair list is never built; computed once per audit.
     """
-    cached = ctx.__dict__.get("_near_prompt_edges")
-    if cached is None:
+    if ctx.near_prompt_edges is None:
         answers = (_digest(str(r.label)) if ctx.is_classification else _normalized_digest(r.completion) for r in ctx.records)
         answer_id = np.array(_ids(answers), dtype=np.int64)
         pairs = near_duplicate_pairs(
             ctx.prompts, ctx.config.doctor.near_duplicate_threshold, keep=lambda a, b: answer_id[a] != answer_id[b]
         )
-        cached = ctx.__dict__["_near_prompt_edges"] = [(i, j) for i, j, _ in pairs]
-    return cached
+        ctx.near_prompt_edges = [(i, j) for i, j, _ in pairs]
+    return ctx.near_prompt_edges
 
 
 def _conflict_finding(ctx: CheckContext, group: list[int], how: str) -> Finding:
