@@ -145,29 +145,6 @@ def task_outputs(
     return G.generate(lm, prompts, max_new_tokens=config.eval.max_new_tokens, batch_size=bs, progress=progress)
 
 
-def model_scores(task: str, references: Sequence[str], outputs: Sequence[str], labels: Sequence[str]) -> Any:
-    """The eval step's scorer for the task (per-row arrays and corpus statistics over row indices)."""
-    from tunerail.eval.scoring import score_classification, score_extraction, score_generation
-
-    if task == "classification":
-        return score_classification(references, outputs, labels, ranked=outputs)
-    if task == "extraction":
-        return score_extraction(references, outputs)
-    return score_generation(references, outputs)
-
-
-def pick_shots(records: Sequence[Record], k: int) -> list[tuple[str, str]]:
-    """k (prompt, answer) examples, one label each first (as eval picks them), from rows NOT in the sample."""
-    seen: set[Any] = set()
-    shots: list[tuple[str, str]] = []
-    for r in records:
-        key = r.label if r.label is not None else len(shots)
-        if key not in seen and len(shots) < k:
-            seen.add(key)
-            shots.append((r.prompt, r.completion))
-    return shots
-
-
 # --- resources -------------------------------------------------------------------------------------
 class PeakRSS:
     """Peak resident memory inside a ``with`` block, in bytes.
@@ -316,34 +293,3 @@ def machine_memory_bytes() -> int:
     except Exception:  # pragma: no cover - torch without CUDA bits
         pass
     return int(os.environ.get("TUNERAIL_MEMORY_BYTES") or psutil.virtual_memory().total)
-
-
-# --- cheap baselines (classification) ----------------------------------------------------------------
-def cheap_baselines(
-    train_rows: Sequence[Record], sample: Sequence[Record], labels: Sequence[str], metric: str, *, resamples: int, seed: int
-) -> dict[str, dict[str, Any]]:
-    """Majority class and TF-IDF + logistic regression fitted on the training rows, scored on the sample.
-
-    The eval step is getting its own cheap baselines (issue 8); this small pair stands in until then,
-    scored with the same scorer and bootstrap so the numbers sit beside the candidates'.
-    """
-    from collections import Counter
-
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    from tunerail.stats import bootstrap_statistic
-
-    train = [r for r in train_rows if r.label is not None]
-    if not train or len({r.label for r in train}) < 2:
-        return {}
-    refs = [r.completion for r in sample]
-    majority = Counter(r.label for r in train).most_common(1)[0][0]
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
-    clf = LogisticRegression(max_iter=1000, C=10.0).fit(vec.fit_transform([r.prompt for r in train]), [r.label for r in train])
-    preds = {"majority": [majority] * len(sample), "tfidf_logreg": list(clf.predict(vec.transform([r.prompt for r in sample])))}
-    out = {}
-    for name, outputs in preds.items():
-        stat = model_scores("classification", refs, outputs, labels).statistic(metric)
-        out[name] = {**bootstrap_statistic(stat, len(sample), resamples=resamples, seed=seed).to_dict(), "outputs": outputs}
-    return out
