@@ -19,13 +19,17 @@ import math
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from tunerail.config import DEFAULT_METRIC
+from tunerail.config import DEFAULT_METRIC, TunerailConfig
 from tunerail.data.records import Record
+from tunerail import stats as S
+from tunerail import tasks as T
 from tunerail.eval import generate as G
+from tunerail.eval.alternatives import FitData, choose, fit_alternatives
 from tunerail.prompting import prompt_for, training_lengths
 
 LN2 = math.log(2)
@@ -293,3 +297,40 @@ def machine_memory_bytes() -> int:
     except Exception:  # pragma: no cover - torch without CUDA bits
         pass
     return int(os.environ.get("TUNERAIL_MEMORY_BYTES") or psutil.virtual_memory().total)
+
+
+# --- cheap baselines: the eval step's alternatives registry ----------------------------------------
+def task_scores(task: str, refs: list[str], outputs: list[str], labels: list[str]) -> Any:
+    """The eval step's scorer; select's classification answers are ranked labels, so they count as ranking too."""
+    return T.score(task, refs, outputs, labels, ranked=outputs if task == "classification" else None)
+
+
+def cheap_baselines(
+    config: TunerailConfig, train_rows: Sequence[Record], sample: Sequence[Record], labels: list[str], metric: str, cache: Path
+) -> dict[str, dict[str, Any]]:
+    """The eval step's alternatives for this task (same registry) fitted on the training rows and scored on the
+    sample, plus the majority answer, with the same scorer and bootstrap as the candidates.
+
+    A failed alternative is kept with its ``error`` (SEL050 names it) rather than dropped.
+    """
+    from collections import Counter
+
+    sc = config.select
+    task = config.task
+    train = [r for r in train_rows if task != "classification" or r.label is not None]
+    answers = [str(r.label) if task == "classification" else r.completion for r in train]
+    if not train or (task == "classification" and len(set(answers)) < 2):
+        return {}
+    data = FitData(task, [r.prompt for r in train], answers, [], [], [r.prompt for r in sample], config.model.embedding_model, sc.seed)
+    preds = {"majority": [Counter(answers).most_common(1)[0][0]] * len(sample)}
+    out: dict[str, dict[str, Any]] = {}
+    for fitted in fit_alternatives(data, choose(task, data.fit_prompts, data.fit_answers)[1], cache):
+        if fitted.error is not None:
+            out[fitted.name] = {"error": fitted.error, "library": fitted.library}
+        else:
+            preds[fitted.name] = fitted.predictions
+    refs = [r.completion for r in sample]
+    for name, outputs in preds.items():
+        stat = task_scores(task, refs, outputs, labels).statistic(metric)
+        out[name] = {**S.bootstrap_statistic(stat, len(sample), resamples=sc.bootstrap, seed=sc.seed).to_dict(), "outputs": outputs}
+    return out

@@ -227,7 +227,7 @@ def select(
     rec = recommend(entries, n, alpha=sc.alpha, near_zero=sc.near_zero, resamples=sc.bootstrap, seed=sc.seed)
     baselines = {}
     if train_rows is not sample:
-        baselines = cheap_baselines(config, train_rows, sample, labels, metric, out / "alternatives")
+        baselines = P.cheap_baselines(config, train_rows, sample, labels, metric, out / "alternatives")
     findings = sort_findings(
         [f for c in results for f in c.findings] + rec.findings + baseline_findings(baselines, entries, rec.recommended, n, sc)
     )
@@ -434,7 +434,7 @@ def _candidate_result(
     sc = config.select
     scores = {}
     for setting, outputs in raw["outputs"].items():
-        stat = _scores(task, refs, outputs, labels).statistic(metric)
+        stat = P.task_scores(task, refs, outputs, labels).statistic(metric)
         scores[setting] = S.bootstrap_statistic(stat, n, resamples=sc.bootstrap, seed=sc.seed).to_dict()
     setting = max(scores, key=lambda s: scores[s]["value"])
     bpb = S.bootstrap_statistic(P.bpb_statistic(raw["bits"], raw["bytes"]), n, resamples=sc.bootstrap, seed=sc.seed).to_dict()
@@ -458,45 +458,7 @@ def _candidate_result(
 
 
 def _score_stat(raw: dict[str, Any], setting: str, task: str, refs: list[str], labels: list[str], metric: str):
-    return _scores(task, refs, raw["outputs"][setting], labels).statistic(metric)
-
-
-def _scores(task: str, refs: list[str], outputs: list[str], labels: list[str]) -> Any:
-    """The eval step's scorer; select's classification answers are ranked labels, so they count as ranking too."""
-    return T.score(task, refs, outputs, labels, ranked=outputs if task == "classification" else None)
-
-
-def cheap_baselines(
-    config: TunerailConfig, train_rows: Sequence[Record], sample: Sequence[Record], labels: list[str], metric: str, cache: Path
-) -> dict[str, dict[str, Any]]:
-    """The eval step's alternatives for this task (same registry) fitted on the training rows and scored on the
-    sample, plus the majority answer, with the same scorer and bootstrap as the candidates.
-
-    A failed alternative is kept with its ``error`` (SEL050 names it) rather than dropped.
-    """
-    from collections import Counter
-
-    from tunerail.eval.alternatives import FitData, choose, fit_alternatives
-
-    sc = config.select
-    task = config.task
-    train = [r for r in train_rows if task != "classification" or r.label is not None]
-    answers = [str(r.label) if task == "classification" else r.completion for r in train]
-    if not train or (task == "classification" and len(set(answers)) < 2):
-        return {}
-    data = FitData(task, [r.prompt for r in train], answers, [], [], [r.prompt for r in sample], config.model.embedding_model, sc.seed)
-    preds = {"majority": [Counter(answers).most_common(1)[0][0]] * len(sample)}
-    out: dict[str, dict[str, Any]] = {}
-    for fitted in fit_alternatives(data, choose(task, data.fit_prompts, data.fit_answers)[1], cache):
-        if fitted.error is not None:
-            out[fitted.name] = {"error": fitted.error, "library": fitted.library}
-        else:
-            preds[fitted.name] = fitted.predictions
-    refs = [r.completion for r in sample]
-    for name, outputs in preds.items():
-        stat = _scores(task, refs, outputs, labels).statistic(metric)
-        out[name] = {**S.bootstrap_statistic(stat, len(sample), resamples=sc.bootstrap, seed=sc.seed).to_dict(), "outputs": outputs}
-    return out
+    return P.task_scores(task, refs, raw["outputs"][setting], labels).statistic(metric)
 
 
 def baseline_findings(
