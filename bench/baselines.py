@@ -11,7 +11,7 @@
 Each alternative is fitted on train + validation only and scored on the test rows with the eval's
 scorer and bootstrap (the numbers a fine-tune must beat by its CI for READY).
 
-    python bench/baselines.py [classification|spans|summary ...]     # default: all three
+    python bench/baselines.py [classification|spans|summary ...] [--opt-in]    # default: all three
     # prints the tables; writes bench/results/baselines.json and .md
 
 Fit seconds are wall time of fit + predict on whatever machine runs this (embeddings uncached on the
@@ -33,7 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-DIALOGSUM = REPO.parent / "shared" / "data" / "summarization" / "dialogsum"
+# ../shared beside the checkout (a git worktree sits one level deeper, under wt/<name>)
+SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.exists()), REPO.parent / "shared")
+DIALOGSUM = SHARED / "data" / "summarization" / "dialogsum"
 CONFIGS = {"classification": "examples/banking77/tunerail.yaml", "spans": "examples/wnut17/tunerail.yaml"}
 
 
@@ -64,7 +66,9 @@ def dialogsum() -> tuple[dict[str, list[tuple[str, str]]], dict[str, Any]]:
     return {"fit": read("dev.jsonl", "summary"), "test": read("test.jsonl", "summary1")}, {"source": str(DIALOGSUM)}
 
 
-def run_family(task: str, metric: str, fit: list[tuple[str, str]], val: list[tuple[str, str]], test: list[tuple[str, str]], **kw: Any):
+def run_family(
+    task: str, metric: str, fit: list[tuple[str, str]], val: list[tuple[str, str]], test: list[tuple[str, str]], opt_in: bool, **kw: Any
+):
     """Fit the registry's alternatives for the data's shape (+ the opt-in ones) and score them with the eval's CIs."""
     from tunerail import tasks
     from tunerail.eval.alternatives import FitData, choose, fit_alternatives
@@ -72,12 +76,12 @@ def run_family(task: str, metric: str, fit: list[tuple[str, str]], val: list[tup
     from tunerail.eval.recipe import _estimates
 
     data = FitData(task, [p for p, _ in fit], [a for _, a in fit], [p for p, _ in val], [a for _, a in val], [p for p, _ in test], **kw)
-    opt_in = [a.name for family in OPT_IN.values() for a in family]
-    shape, chosen = choose(task, data.fit_prompts, data.fit_answers, opt_in)
+    names = [a.name for family in OPT_IN.values() for a in family] if opt_in else []
+    shape, chosen = choose(task, data.fit_prompts, data.fit_answers, names)
     refs = [a for _, a in test]
     labels = sorted(set(refs)) if task == "classification" else []
     rows = []
-    for f in fit_alternatives(data, chosen, None):
+    for f in (fit_alternatives(data, [alt], None)[0] for alt in chosen):
         row: dict[str, Any] = {"name": f.name, "label": f.label, "library": f.library, "seconds": round(f.seconds, 2), "details": f.details}
         if f.error is not None:
             row["error"] = f.error
@@ -90,13 +94,14 @@ def run_family(task: str, metric: str, fit: list[tuple[str, str]], val: list[tup
 
 
 def main(argv: list[str]) -> dict:
-    wanted = argv or ["classification", "spans", "summary"]
+    opt_in = "--opt-in" in argv
+    wanted = [a for a in argv if a != "--opt-in"] or ["classification", "spans", "summary"]
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "families": {}}
     for family in wanted:
         print(f"{family} ...", flush=True)
         if family == "summary":
             rows, info = dialogsum()
-            res = run_family("generation", "rougeL", rows["fit"], [], rows["test"])
+            res = run_family("generation", "rougeL", rows["fit"], [], rows["test"], opt_in)
         else:
             config, split_rows, info = split_example(REPO / CONFIGS[family])
 
@@ -109,6 +114,7 @@ def main(argv: list[str]) -> dict:
                 pairs("train"),
                 pairs("validation"),
                 pairs("test"),
+                opt_in,
                 embedding_model=config.model.embedding_model,
                 seed=config.split.seed,
             )
@@ -116,11 +122,14 @@ def main(argv: list[str]) -> dict:
         out["families"][family] = {**info, **res, "load_avg_after": list(os.getloadavg())}
     results = REPO / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    old = json.loads((results / "baselines.json").read_text(encoding="utf-8")) if (results / "baselines.json").exists() else {}
-    merged = {**out, "families": {**old.get("families", {}), **out["families"]}}  # a partial run keeps the other families
-    (results / "baselines.json").write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
-    lines = markdown(merged)
-    (results / "baselines.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from filelock import FileLock
+
+    with FileLock(str(results / "baselines.lock")):  # families may run as parallel processes
+        old = json.loads((results / "baselines.json").read_text(encoding="utf-8")) if (results / "baselines.json").exists() else {}
+        merged = {**out, "families": {**old.get("families", {}), **out["families"]}}  # a partial run keeps the other families
+        (results / "baselines.json").write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+        lines = markdown(merged)
+        (results / "baselines.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return merged
 
@@ -146,7 +155,7 @@ def markdown(out: dict[str, Any]) -> list[str]:
                 f"| {b['label']}{extra} | {b['library']} | {e['value']:.3f} | {e['low']:.3f}-{e['high']:.3f} | {b['seconds']:.1f} |"
             )
         lines += ["", f"Load average after: {res['load_avg_after'][0]:.1f} on {out['machine']['cpus']} CPUs.", ""]
-    lines.append("`python bench/baselines.py [classification|spans|summary]`")
+    lines.append("`python bench/baselines.py [classification|spans|summary] [--opt-in]`")
     return lines
 
 
