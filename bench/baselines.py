@@ -1,15 +1,21 @@
-"""Cheap baselines on an example's frozen test split, without training an LLM.
+"""Every family of alternatives on real data, with the eval's metric, 95 % CIs and fit seconds.
 
-Runs the first two pipeline steps exactly as `tunerail run` does (doctor --fix, then the grouped
-split, same config and seed), fits tunerail's cheap baselines on train + validation and scores
-them on the frozen test split with the eval's bootstrap CIs. These are the numbers a fine-tune
-must beat (by its CI) for `tunerail eval` to say READY.
+- classification: an example's frozen test split (Banking77 by default), made exactly as `tunerail run`
+  makes it (doctor --fix, then the grouped split, same config and seed);
+- span extraction: the WNUT-17 demo's frozen test split, made the same way from
+  ``examples/wnut17/tunerail.yaml`` (CRF, spaCy NER, nearest neighbour, and the opt-in MiniLM token
+  classifier);
+- summarisation: DialogSum, read from ``../shared/data/summarization/dialogsum`` (CC BY-NC-SA: read
+  here, never bundled): fitted on its 500 dev rows, scored on its 500 test rows against ``summary1``.
 
-    python bench/baselines.py [examples/banking77/tunerail.yaml]
-    # prints a table; writes bench/results/baselines.json and .md
+Each alternative is fitted on train + validation only and scored on the test rows with the eval's
+scorer and bootstrap (the numbers a fine-tune must beat by its CI for READY).
 
-Wall times are for the fit + predict of each baseline (embeddings uncached on the first run;
-``embed_s`` separates the MiniLM encoding), on whatever machine runs this.
+    python bench/baselines.py [classification|spans|summary ...] [--opt-in]    # default: all three
+    # prints the tables; writes bench/results/baselines.json and .md
+
+Fit seconds are wall time of fit + predict on whatever machine runs this (embeddings uncached on the
+first run); the load average is recorded beside them because a busy machine inflates them.
 """
 
 from __future__ import annotations
@@ -21,100 +27,136 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# ../shared beside the checkout (a git worktree sits one level deeper, under wt/<name>)
+SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.exists()), REPO.parent / "shared")
+DIALOGSUM = SHARED / "data" / "summarization" / "dialogsum"
+CONFIGS = {"classification": "examples/banking77/tunerail.yaml", "spans": "examples/wnut17/tunerail.yaml"}
 
 
-def main(argv: list[str]) -> dict:
+def split_example(config_path: Path) -> tuple[Any, dict[str, list[Any]], dict[str, Any]]:
+    """The example's train / validation / test records, made as `tunerail run` makes them."""
     from tunerail.config import load_config
     from tunerail.doctor import doctor
-    from tunerail.eval import baselines as B
-    from tunerail.eval.recipe import _estimates, _load, _score
+    from tunerail.eval.recipe import _load
     from tunerail.split import split
 
-    config_path = Path(argv[0]) if argv else REPO / "examples" / "banking77" / "tunerail.yaml"
     config = load_config(config_path)
     work = Path(tempfile.mkdtemp(prefix="bench-baselines."))
     config.store.path = str(work / "store")
     t = time.perf_counter()
     doctor(config.resolve(config.data.path), config, out_dir=work / "doctor", fix=True)
     result = split(work / "doctor" / "clean.jsonl", config, out_dir=work / "split")
-    prep_s = time.perf_counter() - t
-    train, _ = _load(config, result.paths["train"])
-    val, _ = _load(config, result.paths["validation"])
-    test, _ = _load(config, result.paths["test"])
-    refs = [r.completion for r in test]
-    labels = sorted({r.label for r in test if r.label is not None})
-    metric = config.criteria.metric
+    rows = {name: _load(config, result.paths[name])[0] for name in ("train", "validation", "test")}
+    return config, rows, {"sizes": result.sizes, "doctor_and_split_s": round(time.perf_counter() - t, 1)}
 
-    t = time.perf_counter()
-    if config.task == "classification":
-        fitted = B.classification_baselines(
-            ([r.prompt for r in train], [r.label for r in train]),
-            ([r.prompt for r in val], [r.label for r in val]),
-            [r.prompt for r in test],
-            embedding_model=config.model.embedding_model,
-            seed=config.split.seed,
-        )
-    else:
-        rows = train + val
-        fitted = [
-            B.nearest_neighbour(
-                [r.prompt for r in rows],
-                [r.completion for r in rows],
-                [r.prompt for r in test],
+
+def dialogsum() -> tuple[dict[str, list[tuple[str, str]]], dict[str, Any]]:
+    """DialogSum dev rows to fit on, test rows (first reference) to score."""
+
+    def read(name: str, key: str) -> list[tuple[str, str]]:
+        lines = (DIALOGSUM / name).read_text(encoding="utf-8").splitlines()
+        return [(d["dialogue"], d[key]) for d in map(json.loads, lines)]
+
+    return {"fit": read("dev.jsonl", "summary"), "test": read("test.jsonl", "summary1")}, {"source": str(DIALOGSUM)}
+
+
+def run_family(
+    task: str, metric: str, fit: list[tuple[str, str]], val: list[tuple[str, str]], test: list[tuple[str, str]], opt_in: bool, **kw: Any
+):
+    """Fit the registry's alternatives for the data's shape (+ the opt-in ones) and score them with the eval's CIs."""
+    from tunerail import tasks
+    from tunerail.eval.alternatives import FitData, choose, fit_alternatives
+    from tunerail.eval.alternatives.registry import OPT_IN
+    from tunerail.eval.recipe import _estimates
+
+    data = FitData(task, [p for p, _ in fit], [a for _, a in fit], [p for p, _ in val], [a for _, a in val], [p for p, _ in test], **kw)
+    names = [a.name for family in OPT_IN.values() for a in family] if opt_in else []
+    shape, chosen = choose(task, data.fit_prompts, data.fit_answers, names)
+    refs = [a for _, a in test]
+    labels = sorted(set(refs)) if task == "classification" else []
+    rows = []
+    for f in (fit_alternatives(data, [alt], None)[0] for alt in chosen):
+        row: dict[str, Any] = {"name": f.name, "label": f.label, "library": f.library, "seconds": round(f.seconds, 2), "details": f.details}
+        if f.error is not None:
+            row["error"] = f.error
+        else:
+            est = _estimates(tasks.score(task, refs, f.predictions, labels), len(refs), 1000)
+            row[metric] = est[metric]
+        rows.append(row)
+        print(f"  {f.name}: {row.get(metric, {}).get('value', row.get('error'))} ({f.seconds:.1f} s)", flush=True)
+    return {"task": task, "shape": shape, "metric": metric, "fit_rows": len(fit) + len(val), "test_rows": len(test), "alternatives": rows}
+
+
+def main(argv: list[str]) -> dict:
+    opt_in = "--opt-in" in argv
+    wanted = [a for a in argv if a != "--opt-in"] or ["classification", "spans", "summary"]
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "families": {}}
+    for family in wanted:
+        print(f"{family} ...", flush=True)
+        if family == "summary":
+            rows, info = dialogsum()
+            res = run_family("generation", "rougeL", rows["fit"], [], rows["test"], opt_in)
+        else:
+            config, split_rows, info = split_example(REPO / CONFIGS[family])
+
+            def pairs(name: str) -> list[tuple[str, str]]:
+                return [(r.prompt, r.label if config.task == "classification" else r.completion) for r in split_rows[name]]
+
+            res = run_family(
+                config.task,
+                config.criteria.metric,
+                pairs("train"),
+                pairs("validation"),
+                pairs("test"),
+                opt_in,
                 embedding_model=config.model.embedding_model,
+                seed=config.split.seed,
             )
-        ]
-    total_s = time.perf_counter() - t
-    out = {
-        "config": str(config_path.relative_to(REPO) if config_path.is_relative_to(REPO) else config_path),
-        "task": config.task,
-        "metric": metric,
-        "sizes": result.sizes,
-        "fit_rows": len(train) + len(val),
-        "test_rows": len(test),
-        "doctor_and_split_s": round(prep_s, 1),
-        "baselines_s": round(total_s, 1),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": list(os.getloadavg())},
-        "baselines": [],
-    }
-    for b in fitted:
-        scores = _score(config.task, refs, {"text": b.predictions}, labels)
-        est = _estimates(scores, len(test), config.eval.bootstrap)
-        out["baselines"].append(
-            {
-                "name": b.name,
-                "label": b.label,
-                "seconds": round(b.seconds, 2),
-                metric: est[metric],
-                **({"macro_f1": est["macro_f1"]} if "macro_f1" in est else {}),
-                "details": b.details,
-            }
-        )
+            info["config"] = CONFIGS[family]
+        out["families"][family] = {**info, **res, "load_avg_after": list(os.getloadavg())}
     results = REPO / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / "baselines.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    lines = [
-        f"# Cheap baselines on `{out['config']}` (frozen test split, {len(test)} rows; fitted on "
-        f"{out['fit_rows']} train + validation rows)",
-        "",
-        f"| baseline | {metric} | 95 % CI | fit + predict s |",
-        "| --- | --- | --- | --- |",
-    ]
-    for b in out["baselines"]:
-        e = b[metric]
-        lines.append(f"| {b['label']} | {e['value']:.3f} | {e['low']:.3f}-{e['high']:.3f} | {b['seconds']:.1f} |")
-    lines += [
-        "",
-        f"`python bench/baselines.py {out['config']}`; {os.cpu_count()} CPUs, load average at the end {out['machine']['load_avg'][0]:.1f}.",
-    ]
-    (results / "baselines.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from filelock import FileLock
+
+    with FileLock(str(results / "baselines.lock")):  # families may run as parallel processes
+        old = json.loads((results / "baselines.json").read_text(encoding="utf-8")) if (results / "baselines.json").exists() else {}
+        merged = {**out, "families": {**old.get("families", {}), **out["families"]}}  # a partial run keeps the other families
+        (results / "baselines.json").write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+        lines = markdown(merged)
+        (results / "baselines.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
-    return out
+    return merged
+
+
+def markdown(out: dict[str, Any]) -> list[str]:
+    lines = ["# Alternatives a fine-tune must beat, per task family", ""]
+    for family, res in out["families"].items():
+        metric = res["metric"]
+        where = f"`{res['config']}` frozen test split" if "config" in res else "DialogSum test (summary1)"
+        lines += [
+            f"## {family}: {where}, {res['test_rows']} rows; fitted on {res['fit_rows']} rows (shape: {res['shape']})",
+            "",
+            f"| alternative | library | {metric} | 95 % CI | fit + predict s |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for b in res["alternatives"]:
+            if "error" in b:
+                lines.append(f"| {b['label']} | {b['library']} | failed: {b['error']} | | {b['seconds']:.1f} |")
+                continue
+            e = b[metric]
+            extra = f" ({b['details']['pipeline']})" if "pipeline" in b["details"] else ""
+            lines.append(
+                f"| {b['label']}{extra} | {b['library']} | {e['value']:.3f} | {e['low']:.3f}-{e['high']:.3f} | {b['seconds']:.1f} |"
+            )
+        lines += ["", f"Load average after: {res['load_avg_after'][0]:.1f} on {out['machine']['cpus']} CPUs.", ""]
+    lines.append("`python bench/baselines.py [classification|spans|summary] [--opt-in]`")
+    return lines
 
 
 if __name__ == "__main__":

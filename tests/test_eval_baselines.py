@@ -82,7 +82,7 @@ def test_cheap_baseline_that_beats_the_tuned_model_gives_not_ready(tiny, banking
     failed = {f.details["baseline"]: f for f in errors}
     assert {"tfidf_logreg", "minilm_logreg"} <= set(failed)
     msg = failed["tfidf_logreg"].message
-    assert "TF-IDF (1-2-grams) + logistic regression (tfidf_logreg)" in msg and msg.count("95 % CI") == 3
+    assert "TF-IDF (1-2-grams) + logistic regression (tfidf_logreg, scikit-learn)" in msg and msg.count("95 % CI") == 3
     assert "ship the cheap model" in failed["tfidf_logreg"].fix and "fix the fine-tune" in failed["tfidf_logreg"].fix
     assert res.reference in {"tfidf_logreg", "minilm_logreg"}  # criteria.baseline: strongest
 

@@ -56,12 +56,15 @@ def test_extraction_report_renders_without_mcnemar(tiny, tmp_path):
 def test_extraction_nearest_neighbour_baseline(tiny, tmp_path):
     """Generation/extraction: the answer of the most similar training prompt, scored with the task metric."""
     import tunerail
-    from tunerail.eval.baselines import nearest_neighbour
+    from tunerail.eval.alternatives import FitData, fit_one
+    from tunerail.eval.alternatives.neighbours import NEAREST_NEIGHBOUR
 
     rows = _rows(160)
     train, test = rows[:150], rows[150:]
     # a test prompt that is also a training prompt gets that row's answer
-    nn = nearest_neighbour([r["text"] for r in train], [r["entities"] for r in train], [train[7]["text"]])
+    nn = fit_one(
+        NEAREST_NEIGHBOUR, FitData("extraction", [r["text"] for r in train], [r["entities"] for r in train], [], [], [train[7]["text"]])
+    )
     assert nn.predictions == [train[7]["entities"]] and nn.details["mean_similarity"] == pytest.approx(1.0, abs=1e-5)
 
     model, adapter = tiny

@@ -38,7 +38,7 @@ def test_select_measures_every_candidate_and_the_licence_gate_blocks_non_commerc
         assert c.resources["memory_lora_gb"] > c.resources["memory_measured"]["runtime_gb"] > 0
         assert c.resources["memory_full_gb"] > c.resources["memory_lora_gb"]
         assert c.resources["estimate"]["seconds"] > 0 and c.resources["estimate"]["steps"] > 0
-    assert set(result.baselines) == {"majority", "tfidf_logreg"}
+    assert set(result.baselines) == {"majority", "tfidf_logreg", "minilm_logreg"}  # eval's registry for classification
     assert all(0 <= b["low"] <= b["value"] <= b["high"] <= 1 for b in result.baselines.values())
     assert "SEL050" in {f.code for f in result.findings}
     # same weights under two cards: the measurements agree exactly

@@ -469,6 +469,13 @@ class EvalConfig(_Section):
             "answer). Seconds on 2 CPU cores, cached; the tuned model must beat them by the CI."
         ),
     )
+    alternatives: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Opt-in alternatives fitted beside the ones registered for the answer shape (with eval.baselines); "
+            "today minilm_tokens: a MiniLM token classifier for span extraction, slower than CRF + spaCy together."
+        ),
+    )
     prompt_version: str | None = Field(None, description="Prompt variant for the verdict; default: the first in `prompts`.")
     review_samples: int = Field(20, ge=0, description="Side-by-side examples sampled into the report and review export.")
     cache: bool = Field(True, description="Cache model outputs by (model, data, prompt) hash under ~/.cache/tunerail/eval.")

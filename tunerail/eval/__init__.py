@@ -2,8 +2,8 @@
 
 Entry point: ``tunerail.evaluate(config, test_data=..., adapter_dir=..., out_dir=...)``
 (``tunerail/eval/recipe.py``). Submodules: ``metrics`` (pure metric functions + bootstrap),
-``generate`` (batched inference, label-constrained decoding, cached), ``baselines`` (TF-IDF /
-MiniLM + logistic regression, nearest neighbour), ``forgetting``, ``judge``, ``verdict``, ``report``.
+``generate`` (batched inference, label-constrained decoding, cached), ``alternatives`` (TF-IDF /
+MiniLM + logistic regression, CRF / spaCy NER, nearest neighbour...), ``forgetting``, ``judge``, ``verdict``, ``report``.
 """
 
 from tunerail.eval.recipe import EvalResult, compare_prompts, evaluate, pick_template

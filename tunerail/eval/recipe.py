@@ -2,8 +2,9 @@
 
 1. guard     the test file must be the frozen one (hash in split.json); criteria compared too
 2. load      test records, the prompt variant used for the verdict, train + validation for baselines
-3. baseline  cheap baselines fitted on train + validation (seconds: TF-IDF / MiniLM + logistic
-             regression, or the nearest training prompt's answer); the base model with the SAME
+3. baseline  alternatives fitted on train + validation, chosen by task and answer shape
+             (``eval.alternatives``: TF-IDF / MiniLM + logistic regression, CRF / spaCy NER for
+             span extraction, nearest neighbour, extractive summaries); the base model with the SAME
              template scored the strongest fair way: zero-shot free generation, zero-shot label
              ranking and k-shot label ranking (classification), k-shot generation otherwise
 4. tuned     the base model + adapter; classification answers by label-constrained decoding (the
@@ -32,11 +33,13 @@ from tunerail.data.records import Record
 from tunerail.errors import Problem, TunerailError
 from tunerail.eval import generate as G
 from tunerail import stats as S
+from tunerail.eval.alternatives import AlternativesRun, Fitted, for_eval
 from tunerail.eval.frozen import check_frozen
+from tunerail import tasks as T
 from tunerail.store import Store
 from tunerail.store.checks import check_adapter
 from tunerail.prompting import pick_template, prompt_for, prompt_hash
-from tunerail.eval.scoring import ModelScores, add_perplexity, check_metric, score_classification, score_extraction, score_generation
+from tunerail.eval.scoring import ModelScores, check_metric
 from tunerail.eval.verdict import LOWER_IS_BETTER, Verdict, VerdictInputs, decide
 from tunerail.findings import Finding
 from tunerail.io import check_out_dir
@@ -63,7 +66,8 @@ class EvalResult:
     judge: dict[str, Any] | None = None
     review: dict[str, Any] = field(default_factory=dict)
     prompt_comparison: dict[str, Any] | None = None
-    baselines: list[dict[str, Any]] = field(default_factory=list)  # every baseline, side by side
+    baselines: list[dict[str, Any]] = field(default_factory=list)  # every baseline, side by side (failed alternatives too)
+    alternatives: dict[str, Any] = field(default_factory=dict)  # answer shape, failed alternatives, fit seconds
     reference: str | None = None  # what ``improvement`` is measured against
     training: dict[str, Any] | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
@@ -114,9 +118,9 @@ def evaluate(
     train_json : the training run record; its ``history`` becomes the loss-curve plot.
     doctor_findings, leakage_findings : unresolved errors there make the verdict NOT READY.
     cache_dir : where outputs are cached ("default": ~/.cache/tunerail/eval; None: no cache).
-    train_data, validation_data : the training splits; the cheap baselines are fitted on both
-        (without them: warning EVL051), and k-shot examples come from ``few_shot_data`` or else
-        ``train_data``.
+    train_data, validation_data : the training splits; the alternatives (``eval.alternatives``) are
+        fitted on both (without them: warning EVL051), and k-shot examples come from ``few_shot_data``
+        or else ``train_data``.
     allow_changed_adapter : evaluate an adapter whose files differ from the checkpoint its run
         recorded in the store (default: refused, exit 2); recorded in ``lineage.adapter_check``.
     """
@@ -159,9 +163,9 @@ def evaluate(
     metric = config.criteria.metric
     n = len(records)
 
-    # 3a. cheap baselines (seconds, before any LLM runs) -----------------------------------------
+    # 3a. alternatives (seconds, before any LLM runs) ---------------------------------------------
     t = time.perf_counter()
-    cheap, cheap_skipped = _cheap_baselines(config, task, records, train_records if train_data is not None else None, val_records, cache)
+    alts = for_eval(config, task, records, train_records if train_data is not None else None, val_records, cache)
     timings["cheap_baselines_s"] = time.perf_counter() - t
 
     # 3b-4. LLM inference --------------------------------------------------------------------------
@@ -201,12 +205,12 @@ def evaluate(
 
     # 5. metrics ---------------------------------------------------------------------------
     t = time.perf_counter()
-    scored = {name: _score(task, refs, o, labels) for name, o in outs.items()}
-    for b in cheap:
-        scored[b.name] = _score(task, refs, {"text": b.predictions}, labels)
+    scored = {name: T.score_output(task, refs, o, labels) for name, o in outs.items()}
+    for b in alts.scored:
+        scored[b.name] = T.score(task, refs, b.predictions, labels)
     metrics_out = {m: _estimates(s, n, ev.bootstrap) for m, s in scored.items()}
     same = {name for name, o in outs.items() if name != "tuned" and o is outs["tuned"]}
-    baselines = _baseline_table(scored, metrics_out, metric, n, ev.bootstrap, cheap, labels, shots, same)
+    baselines = _baseline_table(scored, metrics_out, metric, n, ev.bootstrap, alts.fitted, labels, shots, same)
     reference = _reference(baselines, metric, config.criteria.baseline)
     improvement, significance = _compare(scored["tuned"], scored[reference], metric, n, ev.bootstrap, task)
     significance["reference"] = reference
@@ -311,7 +315,8 @@ def evaluate(
             baselines=[b for b in baselines if b.get("gain") is not None],
             reference=reference,
             reference_label=ref_row["label"],
-            baselines_skipped=cheap_skipped,
+            baselines_skipped=alts.skipped,
+            baselines_failed=[_failed_row(f) for f in alts.failed],
             constrained=constrained,
             human=review["human"],
         ),
@@ -337,6 +342,7 @@ def evaluate(
             "decoding": ev.decoding if labels else "free",
         },
         baselines=baselines,
+        alternatives=_alternatives_summary(alts),
         reference=reference,
         criteria={
             **config.criteria.model_dump(mode="json"),
@@ -409,7 +415,7 @@ def compare_prompts(
         outs = _Runner(
             Path(cache_dir) if cache_dir and config.eval.cache else None, prompts, refs, labels, config.eval, max_new, progress, {}
         ).outputs(f"prompt-{template.version}", lm)
-        scores = _score(task, refs, outs, labels)
+        scores = T.score_output(task, refs, outs, labels)
         est = S.bootstrap_statistic(scores.statistic(metric), len(records), resamples=config.eval.bootstrap)
         variants.append({"version": template.version, "hash": prompt_hash(template), **est.to_dict()})
     lower = metric in LOWER_IS_BETTER
@@ -511,18 +517,6 @@ def _ppl_of(out: dict[str, Any]) -> dict[str, Any]:
     return {k: out[k] for k in ("ref_logp", "ref_tokens") if k in out}
 
 
-def _score(task: str, refs: list[str], out: dict[str, Any], labels: list[str]) -> ModelScores:
-    if task == "classification":
-        s = score_classification(refs, out["text"], labels, ranked=out.get("ranked"))
-    elif task == "extraction":
-        s = score_extraction(refs, out["text"])
-    else:
-        s = score_generation(refs, out["text"])
-    if "ref_logp" in out:
-        add_perplexity(s, out["ref_logp"], out["ref_tokens"])
-    return s
-
-
 # --- baselines ----------------------------------------------------------------------------
 
 BASE_LABELS = {
@@ -534,74 +528,18 @@ BASE_LABELS = {
 }
 
 
-def _cheap_baselines(
-    config: TunerailConfig, task: str, records: Sequence[Record], train: list[Record] | None, val: list[Record], cache: Path | None
-) -> tuple[list[Any], str | None]:
-    """Fit the task's cheap baselines on train + validation; (baselines, reason they were skipped)."""
-    from tunerail.eval import baselines as B
-
-    if not config.eval.baselines:
-        return [], "switched off (eval.baselines: false)"
-    if train is None:
-        return [], "no training split was given"
-    test_prompts = [r.prompt for r in records]
-    key_parts = (
-        G.data_hash([[r.prompt, r.completion, r.label] for r in train]),
-        G.data_hash([[r.prompt, r.completion, r.label] for r in val]),
-        G.data_hash(test_prompts),
-        config.model.embedding_model,
-        config.split.seed,
-        B.C_GRID,
-    )
-    if task == "classification":
-        if len({r.label for r in train}) < 2:
-            return [], "the training split has fewer than two labels"
-
-        def fit() -> list[dict[str, Any]]:
-            return [
-                b.to_dict()
-                for b in B.classification_baselines(
-                    ([r.prompt for r in train], [r.label for r in train]),
-                    ([r.prompt for r in val], [r.label for r in val]),
-                    test_prompts,
-                    embedding_model=config.model.embedding_model,
-                    seed=config.split.seed,
-                )
-            ]
-    else:
-
-        def fit() -> list[dict[str, Any]]:
-            fit_rows = train + val
-            return [
-                B.nearest_neighbour(
-                    [r.prompt for r in fit_rows],
-                    [r.completion for r in fit_rows],
-                    test_prompts,
-                    embedding_model=config.model.embedding_model,
-                ).to_dict()
-            ]
-
-    found, hit = G.cached(cache, G.cache_key("cheap-baselines", task, *key_parts), fit)
-    return [
-        B.CheapBaseline(
-            d["name"], d["predictions"], 0.0 if hit else d["seconds"], {**d["details"], "fit_seconds": d["seconds"], "cached": hit}
-        )
-        for d in found
-    ], None
-
-
 def _baseline_table(
     scored: dict[str, ModelScores],
     metrics_out: dict[str, Any],
     metric: str,
     n: int,
     resamples: int,
-    cheap: Sequence[Any],
+    cheap: Sequence[Fitted],
     labels: Sequence[str],
     shots: Sequence[Any],
     same_as_tuned: set[str],
 ) -> list[dict[str, Any]]:
-    """Every baseline on the main metric with the paired gain of the tuned model over it."""
+    """Every baseline on the main metric with the paired gain of the tuned model over it; failed alternatives last."""
     rows = []
     cheap_by_name = {b.name: b for b in cheap}
     for name in scored:
@@ -615,12 +553,27 @@ def _baseline_table(
             gain, _ = _compare(scored["tuned"], scored[name], metric, n, resamples, "")
         row = {"name": name, "label": label, "kind": kind, "estimate": est, "gain": gain}
         if name in cheap_by_name:
-            row["seconds"] = round(cheap_by_name[name].seconds, 2)
-            row["details"] = cheap_by_name[name].details
+            b = cheap_by_name[name]
+            row.update(library=b.library, ship=b.ship, seconds=round(b.seconds, 2), details=b.details)
         if labels:
             row["unmatched"] = scored[name].details["report"]["unmatched"]
         rows.append(row)
-    return rows
+    return rows + [{**_failed_row(b), "kind": "cheap", "estimate": None, "gain": None} for b in cheap if b.error is not None]
+
+
+def _failed_row(b: Fitted) -> dict[str, Any]:
+    return {"name": b.name, "label": b.label, "library": b.library, "error": b.error, "seconds": round(b.seconds, 2)}
+
+
+def _alternatives_summary(alts: AlternativesRun) -> dict[str, Any]:
+    """What report.json records about the alternatives stage beside the table: shape, skips, failures, fit time."""
+    return {
+        "shape": alts.shape,
+        "skipped": alts.skipped,
+        "fitted": [b.name for b in alts.scored],
+        "failed": [_failed_row(b) for b in alts.failed],
+        "fit_seconds": round(sum(float(b.details.get("fit_seconds", b.seconds)) for b in alts.fitted), 2),
+    }
 
 
 def _reference(baselines: Sequence[dict[str, Any]], metric: str, which: str) -> str:
@@ -668,31 +621,15 @@ def _load(config: TunerailConfig, data: str | Path | Sequence[Record]) -> tuple[
 
 
 def _task_of(config: TunerailConfig, records: Sequence[Record]) -> str:
-    if config.task == "classification" and any(r.label is None for r in records[:50]):
-        raise TunerailError(
-            Problem(
-                "task is classification but the rows have no label column",
-                field="task",
-                fix="map the label column (data.columns: {label: ...}) or set task: generation",
-            )
-        )
+    T.check_labels(config.task, records)
     return config.task
 
 
 def _shots(config: TunerailConfig, data: str | Path | Sequence[Record] | None) -> list[tuple[str, str]]:
-    k = config.eval.few_shot
-    if not k or data is None:
+    """k-shot examples from ``data`` (loaded as the eval loads rows), picked by the shared task rule."""
+    if not config.eval.few_shot or data is None:
         return []
-    records, _ = _load(config, data)
-    seen, shots = set(), []
-    for r in records:  # one example per label first, so a few shots cover several classes
-        key = r.label if r.label is not None else len(shots)
-        if key not in seen:
-            seen.add(key)
-            shots.append((r.prompt, r.completion))
-        if len(shots) == k:
-            break
-    return shots
+    return T.pick_shots(_load(config, data)[0], config.eval.few_shot)
 
 
 def _max_new_tokens(config: TunerailConfig, task: str, tokenizer: Any, labels: Sequence[str]) -> int:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tunerail import stats as S
+from tunerail import tasks as T
 from tunerail.data.records import Record
 from tunerail.eval import generate as G
-from tunerail.eval.recipe import _max_new_tokens, _Runner, _score
+from tunerail.eval.recipe import _max_new_tokens, _Runner
 from tunerail.eval.scoring import ModelScores
 from tunerail.prompting import pick_template, prompt_for
 
@@ -57,7 +58,7 @@ def rescore(
         out: dict[str, Any] = {"text": runner.constrained(name, lm), "cached": False}
     else:
         out = runner.outputs(name, lm, perplexity=False)
-    scores = _score(task, refs, out, list(labels))
+    scores = T.score_output(task, refs, out, list(labels))
     return Rescored(name, list(out["text"]), scores, bool(out.get("cached")), time.perf_counter() - t)
 
 

@@ -25,6 +25,7 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL042 | eval.rejected_rows          | warning  | test rows that could not be read were left out of every metric |
 | EVL050 | baseline.not_beaten         | error    | a baseline (cheap classifier, nearest neighbour, base model variant) is not beaten by the CI |
 | EVL051 | baseline.skipped            | warning  | no training split given: the cheap baselines could not be fitted |
+| EVL052 | baseline.failed             | warning  | an alternative raised while fitting: named with its error, not compared |
 | EVL060 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
 | EVL061 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
 | EVL062 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
@@ -82,6 +83,7 @@ class VerdictInputs:
     reference: str = "base"  # the baseline ``improvement`` is measured against
     reference_label: str = "the base model"
     baselines_skipped: str | None = None  # why no cheap baseline was fitted
+    baselines_failed: list[dict[str, Any]] | None = None  # alternatives that raised: {name, label, library, error}
     constrained: bool = False  # the verdict model answered with label-constrained decoding
     human: dict[str, Any] | None = None  # `tunerail review results` (review/results.json)
 
@@ -266,13 +268,27 @@ def check_baselines(criteria: Any, x: VerdictInputs) -> list[Finding]:
                 "TF-IDF / embedding classifiers or the nearest-neighbour answer can be compared",
             )
         )
+    for b in x.baselines_failed or []:
+        out.append(
+            _f(
+                "EVL052",
+                "baseline.failed",
+                Severity.WARNING,
+                f"alternative {b['label']} ({b['name']}, {b.get('library') or 'unknown library'}) failed and was not compared: {b['error']}",
+                "fix the error (a missing library: pip install it) and re-run eval: READY only means something "
+                "against the alternatives that ran",
+                baseline=b["name"],
+                error=b["error"],
+            )
+        )
     tuned = x.tuned[x.metric]
     for b in x.baselines or []:
         gain, lo, hi = oriented_gain(x.metric, b["gain"])
         decisive = gain if _decision(criteria) == "point" else lo
         est = b["estimate"]
+        lib = f", {b['library']}" if b.get("library") else ""
         scores = (
-            f"{b['label']} ({b['name']}) scores {x.metric} {est['value']:.4f} (95 % CI {est['low']:.4f}-"
+            f"{b['label']} ({b['name']}{lib}) scores {x.metric} {est['value']:.4f} (95 % CI {est['low']:.4f}-"
             f"{est['high']:.4f}), the fine-tuned model {tuned['value']:.4f} ({tuned['low']:.4f}-"
             f"{tuned['high']:.4f}); paired gain {gain:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}), {_rule(criteria)}"
         )
@@ -293,9 +309,11 @@ def check_baselines(criteria: Any, x: VerdictInputs) -> list[Finding]:
             )
             continue
         if b.get("kind") == "cheap":
+            how = f"{b['ship']}; " if b.get("ship") else ""
             fix = (
-                f"ship the cheap model ({b['label']}: cheaper to run and at least as good here), or fix the "
-                "fine-tune (more rows per class, more epochs, a higher learning rate, constrained decoding)"
+                f"ship the cheap model: {b['label']} ({b.get('library') or b['name']}) trained on your data scores "
+                f"{est['value']:.3f} (CI {est['low']:.3f}-{est['high']:.3f}): ship it ({how}cheaper to run and at least "
+                "as good here), or fix the fine-tune (more rows, more epochs, a higher learning rate, constrained decoding)"
             )
         else:
             fix = (

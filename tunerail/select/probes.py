@@ -19,13 +19,17 @@ import math
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from tunerail.config import DEFAULT_METRIC
+from tunerail.config import DEFAULT_METRIC, TunerailConfig
 from tunerail.data.records import Record
+from tunerail import stats as S
+from tunerail import tasks as T
 from tunerail.eval import generate as G
+from tunerail.eval.alternatives import FitData, choose, fit_alternatives
 from tunerail.prompting import prompt_for, training_lengths
 
 LN2 = math.log(2)
@@ -143,29 +147,6 @@ def task_outputs(
     if task == "classification":
         return label_ranking(lm, prompts, labels, batch_size=bs, length_normalize=config.eval.length_normalize, progress=progress)
     return G.generate(lm, prompts, max_new_tokens=config.eval.max_new_tokens, batch_size=bs, progress=progress)
-
-
-def model_scores(task: str, references: Sequence[str], outputs: Sequence[str], labels: Sequence[str]) -> Any:
-    """The eval step's scorer for the task (per-row arrays and corpus statistics over row indices)."""
-    from tunerail.eval.scoring import score_classification, score_extraction, score_generation
-
-    if task == "classification":
-        return score_classification(references, outputs, labels, ranked=outputs)
-    if task == "extraction":
-        return score_extraction(references, outputs)
-    return score_generation(references, outputs)
-
-
-def pick_shots(records: Sequence[Record], k: int) -> list[tuple[str, str]]:
-    """k (prompt, answer) examples, one label each first (as eval picks them), from rows NOT in the sample."""
-    seen: set[Any] = set()
-    shots: list[tuple[str, str]] = []
-    for r in records:
-        key = r.label if r.label is not None else len(shots)
-        if key not in seen and len(shots) < k:
-            seen.add(key)
-            shots.append((r.prompt, r.completion))
-    return shots
 
 
 # --- resources -------------------------------------------------------------------------------------
@@ -318,32 +299,38 @@ def machine_memory_bytes() -> int:
     return int(os.environ.get("TUNERAIL_MEMORY_BYTES") or psutil.virtual_memory().total)
 
 
-# --- cheap baselines (classification) ----------------------------------------------------------------
-def cheap_baselines(
-    train_rows: Sequence[Record], sample: Sequence[Record], labels: Sequence[str], metric: str, *, resamples: int, seed: int
-) -> dict[str, dict[str, Any]]:
-    """Majority class and TF-IDF + logistic regression fitted on the training rows, scored on the sample.
+# --- cheap baselines: the eval step's alternatives registry ----------------------------------------
+def task_scores(task: str, refs: list[str], outputs: list[str], labels: list[str]) -> Any:
+    """The eval step's scorer; select's classification answers are ranked labels, so they count as ranking too."""
+    return T.score(task, refs, outputs, labels, ranked=outputs if task == "classification" else None)
 
-    The eval step is getting its own cheap baselines (issue 8); this small pair stands in until then,
-    scored with the same scorer and bootstrap so the numbers sit beside the candidates'.
+
+def cheap_baselines(
+    config: TunerailConfig, train_rows: Sequence[Record], sample: Sequence[Record], labels: list[str], metric: str, cache: Path
+) -> dict[str, dict[str, Any]]:
+    """The eval step's alternatives for this task (same registry) fitted on the training rows and scored on the
+    sample, plus the majority answer, with the same scorer and bootstrap as the candidates.
+
+    A failed alternative is kept with its ``error`` (SEL050 names it) rather than dropped.
     """
     from collections import Counter
 
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    from tunerail.stats import bootstrap_statistic
-
-    train = [r for r in train_rows if r.label is not None]
-    if not train or len({r.label for r in train}) < 2:
+    sc = config.select
+    task = config.task
+    train = [r for r in train_rows if task != "classification" or r.label is not None]
+    answers = [str(r.label) if task == "classification" else r.completion for r in train]
+    if not train or (task == "classification" and len(set(answers)) < 2):
         return {}
+    data = FitData(task, [r.prompt for r in train], answers, [], [], [r.prompt for r in sample], config.model.embedding_model, sc.seed)
+    preds = {"majority": [Counter(answers).most_common(1)[0][0]] * len(sample)}
+    out: dict[str, dict[str, Any]] = {}
+    for fitted in fit_alternatives(data, choose(task, data.fit_prompts, data.fit_answers)[1], cache):
+        if fitted.error is not None:
+            out[fitted.name] = {"error": fitted.error, "library": fitted.library}
+        else:
+            preds[fitted.name] = fitted.predictions
     refs = [r.completion for r in sample]
-    majority = Counter(r.label for r in train).most_common(1)[0][0]
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
-    clf = LogisticRegression(max_iter=1000, C=10.0).fit(vec.fit_transform([r.prompt for r in train]), [r.label for r in train])
-    preds = {"majority": [majority] * len(sample), "tfidf_logreg": list(clf.predict(vec.transform([r.prompt for r in sample])))}
-    out = {}
     for name, outputs in preds.items():
-        stat = model_scores("classification", refs, outputs, labels).statistic(metric)
-        out[name] = {**bootstrap_statistic(stat, len(sample), resamples=resamples, seed=seed).to_dict(), "outputs": outputs}
+        stat = task_scores(task, refs, outputs, labels).statistic(metric)
+        out[name] = {**S.bootstrap_statistic(stat, len(sample), resamples=sc.bootstrap, seed=sc.seed).to_dict(), "outputs": outputs}
     return out

@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 
 from tunerail import stats as S
+from tunerail import tasks as T
 from tunerail.config import TunerailConfig
 from tunerail.data.hub import HubSource, source_for
 from tunerail.data.records import Record
@@ -166,18 +167,11 @@ def select(
     if not train_rows:
         train_rows = sample  # tiny data: the time probe still needs rows (k-shot is then skipped)
     task = config.task
-    if task == "classification" and any(r.label is None for r in sample):
-        raise TunerailError(
-            Problem(
-                "task is classification but the rows have no label column",
-                field="data.columns",
-                fix="map the label column (data.columns: {label: ...}) or set task: generation",
-            )
-        )
+    T.check_labels(task, sample)
     labels = sorted({r.label for r in records + list(train_rows) if r.label is not None}) if task == "classification" else []
     metric = P.score_metric(config, task)
     template = pick_template(config)
-    shots = P.pick_shots(train_rows if train_rows is not sample else [], sc.few_shot)
+    shots = T.pick_shots(train_rows if train_rows is not sample else [], sc.few_shot)
     refs = [r.completion for r in sample]
     language, language_share = P.data_language(sample, config)
     sample_info = {
@@ -233,8 +227,8 @@ def select(
     ]
     rec = recommend(entries, n, alpha=sc.alpha, near_zero=sc.near_zero, resamples=sc.bootstrap, seed=sc.seed)
     baselines = {}
-    if task == "classification" and train_rows is not sample:
-        baselines = P.cheap_baselines(train_rows, sample, labels, metric, resamples=sc.bootstrap, seed=sc.seed)
+    if train_rows is not sample:
+        baselines = P.cheap_baselines(config, train_rows, sample, labels, metric, out / "alternatives")
     findings = sort_findings(
         [f for c in results for f in c.findings] + rec.findings + baseline_findings(baselines, entries, rec.recommended, n, sc)
     )
@@ -441,7 +435,7 @@ def _candidate_result(
     sc = config.select
     scores = {}
     for setting, outputs in raw["outputs"].items():
-        stat = P.model_scores(task, refs, outputs, labels).statistic(metric)
+        stat = P.task_scores(task, refs, outputs, labels).statistic(metric)
         scores[setting] = S.bootstrap_statistic(stat, n, resamples=sc.bootstrap, seed=sc.seed).to_dict()
     setting = max(scores, key=lambda s: scores[s]["value"])
     bpb = S.bootstrap_statistic(P.bpb_statistic(raw["bits"], raw["bytes"]), n, resamples=sc.bootstrap, seed=sc.seed).to_dict()
@@ -465,29 +459,31 @@ def _candidate_result(
 
 
 def _score_stat(raw: dict[str, Any], setting: str, task: str, refs: list[str], labels: list[str], metric: str):
-    return P.model_scores(task, refs, raw["outputs"][setting], labels).statistic(metric)
+    return P.task_scores(task, refs, raw["outputs"][setting], labels).statistic(metric)
 
 
 def baseline_findings(
     baselines: dict[str, dict[str, Any]], entries: list[Entry], recommended: str | None, n: int, sc: Any
 ) -> list[Finding]:
     """SEL050: what the cheap baselines score on the same rows; a warning when one beats the recommendation."""
-    if not baselines:
+    scored = {k: b for k, b in baselines.items() if "error" not in b}
+    if not scored:
         return []
-    shown = ", ".join(f"{k} {b['value']:.3f} [{b['low']:.3f}, {b['high']:.3f}]" for k, b in baselines.items())
+    shown = ", ".join(f"{k} {b['value']:.3f} [{b['low']:.3f}, {b['high']:.3f}]" for k, b in scored.items())
+    failed = "".join(f"; {k} ({b['library']}) failed: {b['error']}" for k, b in baselines.items() if "error" in b)
     out = [
         Finding(
             "select.baselines",
             Severity.INFO,
-            f"cheap baselines on the same {n} rows: {shown}",
+            f"cheap baselines on the same {n} rows: {shown}{failed}",
             "the fine-tuned model has to beat these (the eval verdict compares against them)",
             code="SEL050",
             details={k: {m: v for m, v in b.items() if m != "outputs"} for k, b in baselines.items()},
         )
     ]
     entry = next((e for e in entries if e.name == recommended), None)
-    best = max(baselines, key=lambda k: baselines[k]["value"])
-    if entry is not None and baselines[best]["value"] > entry.score["value"]:
+    best = max(scored, key=lambda k: scored[k]["value"])
+    if entry is not None and scored[best]["value"] > entry.score["value"]:
         out[0].severity = Severity.WARNING
         out[0].message += f"; {best} scores above {recommended} before fine-tuning ({entry.score['value']:.3f})"
         out[0].fix = "fine-tune (the candidates' scores are before training) or consider shipping the cheap classifier"

@@ -1,0 +1,144 @@
+"""Span-extraction alternatives: a CRF (sklearn-crfsuite) and spaCy's NER, trained on your rows.
+
+Both learn BIO tags from the training answers' values found in their prompts
+(:mod:`tunerail.eval.alternatives.spans`) and rebuild the answer JSON from the spans they predict.
+On the WNUT-17 demo's split (734 fit rows, 258 test rows; issue 21) a spaCy NER fine-tuned from
+``en_core_web_sm`` scored field F1 0.603 and a CRF 0.507, where the tuned SmolLM2 scored 0.485.
+
+Costs (2 CPU cores, WNUT-17 demo): see ``bench/results/baselines.md``; the epochs and iterations
+below keep all local alternatives together within 10 % of the eval step there (~300 s).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Sequence
+
+from tunerail.eval.alternatives.base import Alternative, FitData
+from tunerail.eval.alternatives.spans import SpanSchema, tokenize
+
+CRF_ITERATIONS = 100  # L-BFGS iterations; the field F1 on WNUT-17 is flat after ~60
+CRF_C1, CRF_C2 = 0.1, 0.1  # L1/L2 penalties (sklearn-crfsuite's tutorial values)
+SPACY_EPOCHS = 10  # passes over the rows; more buys little on ~700 rows and costs ~3 s each
+SPACY_DROPOUT = 0.2
+SPACY_BATCH = 32  # rows per update: 8x fewer updates than spaCy's compounding 4->32 schedule, same F1 here
+SPACY_PRETRAINED = ("en_core_web_sm", "en_core_web_md", "en_core_web_lg")  # first installed one is the start
+
+
+# --- CRF -----------------------------------------------------------------------------------------
+def _shape(word: str) -> str:
+    """``Xxxx``-style word shape with runs collapsed (``McDonald`` -> ``XxXx``)."""
+    out: list[str] = []
+    for ch in word:
+        c = "X" if ch.isupper() else "x" if ch.islower() else "d" if ch.isdigit() else ch
+        if not out or out[-1] != c:
+            out.append(c)
+    return "".join(out)
+
+
+def word_features(words: Sequence[str], i: int) -> dict[str, Any]:
+    """Features of word ``i``: itself (lowercased, shape, affixes, case) and the words within +-2."""
+    w = words[i]
+    f: dict[str, Any] = {
+        "bias": 1.0,
+        "lower": w.lower(),
+        "shape": _shape(w),
+        "pre2": w[:2],
+        "pre3": w[:3],
+        "suf2": w[-2:],
+        "suf3": w[-3:],
+        "title": w.istitle(),
+        "upper": w.isupper(),
+        "digit": w.isdigit(),
+    }
+    for off in (-2, -1, 1, 2):
+        j = i + off
+        if 0 <= j < len(words):
+            f[f"{off}:lower"] = words[j].lower()
+            f[f"{off}:title"] = words[j].istitle()
+            f[f"{off}:shape"] = _shape(words[j])
+        else:
+            f[f"{off}:edge"] = True
+    return f
+
+
+def fit_crf(data: FitData) -> tuple[list[str], dict[str, Any]]:
+    """A linear-chain CRF over word, shape, affix and +-2 context features."""
+    import sklearn_crfsuite
+
+    schema = SpanSchema.from_answers(data.fit_answers)
+    x, y = [], []
+    for prompt, answer in zip(data.fit_prompts, data.fit_answers):
+        tokens, tags = schema.tags(prompt, answer)
+        words = [t[0] for t in tokens]
+        x.append([word_features(words, i) for i in range(len(words))])
+        y.append(tags)
+    crf = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=CRF_C1, c2=CRF_C2, max_iterations=CRF_ITERATIONS, all_possible_transitions=True)
+    crf.fit(x, y)
+    out = []
+    for prompt in data.test_prompts:
+        tokens = tokenize(prompt)
+        words = [t[0] for t in tokens]
+        tags = crf.predict_single([word_features(words, i) for i in range(len(words))]) if words else []
+        out.append(schema.answer(prompt, tokens, tags))
+    return out, {"fields": schema.fields, "fit_rows": len(x), "iterations": CRF_ITERATIONS, "c1": CRF_C1, "c2": CRF_C2}
+
+
+# --- spaCy NER -----------------------------------------------------------------------------------
+def spacy_start() -> str | None:
+    """The first pretrained English pipeline installed (``spacy.util.is_package``), else None (blank)."""
+    import spacy
+
+    return next((name for name in SPACY_PRETRAINED if spacy.util.is_package(name)), None)
+
+
+def fit_spacy_ner(data: FitData) -> tuple[list[str], dict[str, Any]]:
+    """spaCy's NER trained on the rows, from a pretrained pipeline when one is installed, else blank English.
+
+    From a pretrained pipeline only the ``ner`` component trains (the others are kept frozen), with
+    the fields added as new entity labels; its existing labels are kept but never predicted here.
+    """
+    import spacy
+    from spacy.training import Example
+
+    spacy.util.fix_random_seed(data.seed)  # thinc's weight init and dropout: unseeded, two fits differed by 0.02 F1
+    schema = SpanSchema.from_answers(data.fit_answers)
+    start = spacy_start()
+    nlp = spacy.load(start) if start else spacy.blank("en")
+    ner: Any = nlp.get_pipe("ner") if "ner" in nlp.pipe_names else nlp.add_pipe("ner")
+    for key in schema.fields:
+        ner.add_label(key)
+    examples = []
+    for prompt, answer in zip(data.fit_prompts, data.fit_answers):
+        doc = nlp.make_doc(prompt)
+        ents = [(s, e, k) for s, e, k in schema.char_spans(prompt, answer) if doc.char_span(s, e, label=k, alignment_mode="contract")]
+        examples.append(Example.from_dict(doc, {"entities": ents}))
+    rng = random.Random(data.seed)
+    other = [p for p in nlp.pipe_names if p != "ner"]
+    losses: dict[str, float] = {}
+    with nlp.select_pipes(disable=other):
+        optimizer = nlp.resume_training() if start else nlp.initialize(lambda: examples)
+        for _ in range(SPACY_EPOCHS):
+            rng.shuffle(examples)
+            for batch in spacy.util.minibatch(examples, size=SPACY_BATCH):
+                nlp.update(batch, drop=SPACY_DROPOUT, sgd=optimizer, losses=losses)
+        out = [schema.render((e.label_, e.text) for e in doc.ents) for doc in nlp.pipe(data.test_prompts)]
+    details = {"pipeline": start or "blank:en", "pretrained": start is not None, "epochs": SPACY_EPOCHS, "fields": schema.fields}
+    return out, {**details, "fit_rows": len(examples), "final_loss": round(float(losses.get("ner", 0.0)), 3)}
+
+
+CRF = Alternative(
+    "crf",
+    "CRF (word shape, affixes, +-2 context words)",
+    "sklearn-crfsuite",
+    "the CRF model file (under 1 MB) behind a tokenizer: milliseconds per request on a CPU",
+    fit_crf,
+)
+SPACY_NER = Alternative(
+    "spacy_ner",
+    "spaCy NER trained on your rows",
+    "spaCy",
+    "the trained spaCy pipeline (`nlp.to_disk`, ~15 MB): milliseconds per request on a CPU",
+    fit_spacy_ner,
+    version=2,
+)
