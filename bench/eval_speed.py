@@ -50,7 +50,7 @@ def main() -> None:
     from tunerail.config import PromptTemplate
     from tunerail.eval.forgetting import run_suite
     from tunerail.eval.generate import generate, load_model, rank_labels, score_answers
-    from tunerail.eval.metrics import match_label
+    from tunerail.metrics import match_label
     from tunerail.prompting import prompt_for
 
     rows = load_rows(args.rows_per_intent)

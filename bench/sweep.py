@@ -219,7 +219,7 @@ def run_trainer(tmp: Path, splits: dict[str, Path], seconds: float, cap: float) 
 def test_accuracy(tmp: Path, splits: dict[str, Path], seconds: float, name: str, params: dict | None) -> dict:
     """Train the demo config (+ ``params``) with ``tunerail train``; per-example test accuracy by free generation."""
     from tunerail.eval import generate as G
-    from tunerail.eval.scoring import score_classification
+    from tunerail.scoring import score_classification
     from tunerail.prompting import pick_template, prompt_for
     from tunerail.sweep.space import apply
     from tunerail.train.data import load_split

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tunerail import stats as S
-from tunerail.eval import metrics as M
-from tunerail.eval.scoring import _f1_from_codes, score_classification, score_extraction, score_generation
+from tunerail import metrics as M
+from tunerail.scoring import _f1_from_codes, score_classification, score_extraction, score_generation
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def test_smollm2_generation_ranking_and_shared_prefix_scoring(banking_example):
 def _run(banking_example):
     from tunerail.config import PromptTemplate
     from tunerail.eval.generate import generate, generate_constrained, load_model, rank_labels, score_answers, score_choices
-    from tunerail.eval.metrics import match_label
+    from tunerail.metrics import match_label
     from tunerail.prompting import prompt_for
 
     with banking_example.open(newline="", encoding="utf-8") as handle:

@@ -117,7 +117,7 @@ def test_a_changed_chat_template_and_a_corrupted_tensor_are_caught(tmp_path, mon
 
 def test_a_score_drop_beyond_the_margin_is_an_error_and_rounding_is_not():
     from tunerail.eval.rescore import Rescored
-    from tunerail.eval.scoring import score_classification
+    from tunerail.scoring import score_classification
     from tunerail.export.verify import score_findings
 
     labels = [f"intent_{i}" for i in range(4)]

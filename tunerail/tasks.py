@@ -2,7 +2,7 @@
 
 select, eval and the alternatives registry all score a system's answers the same way and pick the
 same k-shot examples; before this module each kept its own copy (issue 24 item 2). A new task adds
-one branch here and one scorer in :mod:`tunerail.eval.scoring`.
+one branch here and one scorer in :mod:`tunerail.scoring`.
 
 | task           | scorer                                                   | k-shot pick |
 | classification | label match of the first line (+ ranking when given)     | one example per label first |
@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from tunerail.data.records import Record
 from tunerail.errors import Problem, TunerailError
-from tunerail.eval.scoring import ModelScores, add_perplexity, score_classification, score_extraction, score_generation
+from tunerail.scoring import ModelScores, add_perplexity, score_classification, score_extraction, score_generation
 
 
 def score(

@@ -39,7 +39,7 @@ from tunerail import tasks as T
 from tunerail.store import Store
 from tunerail.store.checks import check_adapter
 from tunerail.prompting import pick_template, prompt_for, prompt_hash
-from tunerail.eval.scoring import ModelScores, check_metric
+from tunerail.scoring import ModelScores, check_metric
 from tunerail.eval.verdict import LOWER_IS_BETTER, Verdict, VerdictInputs, decide
 from tunerail.findings import Finding
 from tunerail.io import check_out_dir

@@ -17,7 +17,7 @@ from tunerail import tasks as T
 from tunerail.data.records import Record
 from tunerail.eval import generate as G
 from tunerail.eval.recipe import _max_new_tokens, _Runner
-from tunerail.eval.scoring import ModelScores
+from tunerail.scoring import ModelScores
 from tunerail.prompting import pick_template, prompt_for
 
 

@@ -226,7 +226,7 @@ def test_window(
         if ref.answer_lengths:
             tests.append(length_test(ref.answer_lengths, lengths(outputs), "answer_length"))
     if task == "classification" and outputs:
-        from tunerail.eval.metrics import match_label
+        from tunerail.metrics import match_label
 
         predicted = [
             r.get("label") if "label" in r else match_label(r.get("output") or "", labels)

@@ -267,7 +267,7 @@ def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
 
 
 def _label_of(state: ServeState, text: str) -> str | None:
-    from tunerail.eval.metrics import match_label
+    from tunerail.metrics import match_label
 
     return match_label(text, state.labels) if state.labels else None
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tunerail.config import TASK_METRICS
-from tunerail.eval import metrics as M
+from tunerail import metrics as M
 
 IndexStat = Callable[[np.ndarray], float]
 
