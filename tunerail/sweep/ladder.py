@@ -22,6 +22,9 @@ from tunerail.sweep.share import ShareMeter
 from tunerail.sweep.trial import Fidelity, SweepState, Trial
 
 
+KEPT_ATTR = "tunerail_rung_kept"  # study user attribute: rung -> trial numbers kept for the next rung
+
+
 def fractions(min_fraction: float, eta: int) -> list[float]:
     """Rung fidelities: ``min_fraction x eta^k`` below 1, then 1 (full length)."""
     out, f = [], min_fraction
@@ -43,7 +46,7 @@ class Ladder:
         self.kind = sc.fidelity
         self.eta = sc.eta
         self.rungs = fractions(sc.min_fraction, sc.eta)
-        self.body = 0.0  # seconds a full-length trial spends beyond a trial's fixed cost (the slowest measured)
+        self.body = 0.0  # seconds a full-length trial spends training (steps and evaluations), the slowest measured
 
     @property
     def meter(self) -> ShareMeter:
@@ -54,12 +57,10 @@ class Ladder:
         return self.meter.costs.trial_cost() + fraction * self.body
 
     def rest(self, n0: int) -> float:
-        """Planned seconds of the rungs above 0 when rung 0 has ``n0`` settings."""
-        total, n = 0.0, n0
-        for f in self.rungs[1:]:
-            n = max(1, n // self.eta)
-            total += n * self.cost(f)
-        return total
+        """Planned seconds of rung 1 when rung 0 has ``n0`` settings: rung 0 grows only while its survivors can climb once."""
+        if len(self.rungs) < 2:
+            return 0.0
+        return max(1, n0 // self.eta) * self.cost(self.rungs[1])
 
     def run(self) -> None:
         rung0: list[Any] = []
@@ -72,6 +73,9 @@ class Ladder:
             keep = self.best(previous, max(1, len(previous) // self.eta))
             if not keep:
                 return
+            kept = dict(self.study.user_attrs.get(KEPT_ATTR, {}))
+            kept[str(k - 1)] = [t.number for t in keep]  # recorded even when the next rung no longer fits the share
+            self.study.set_user_attr(KEPT_ATTR, kept)
             previous = []
             for t in keep:
                 if not self.meter.fits(self.cost(f)):
@@ -90,9 +94,9 @@ class Ladder:
             frozen = self.study.tell(trial, value)
         except optuna.TrialPruned:
             frozen = self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        seconds = frozen.user_attrs.get("tunerail_seconds")
-        if seconds is not None and fidelity.fraction > 0:
-            self.body = max(self.body, (float(seconds) - self.meter.costs.trial_cost()) / fidelity.fraction)
+        seconds = frozen.user_attrs.get("train_seconds")
+        if seconds is not None:
+            self.body = max(self.body, float(seconds) / fidelity.fraction)
         self.after(self.study, frozen)
         return frozen
 
@@ -103,8 +107,8 @@ class Ladder:
         return sorted(done, key=lambda t: t.value if self.state.direction == "minimize" else -t.value)[:n]
 
 
-def summary(rows: list[dict[str, Any]], direction: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Per rung: its fraction, the trials run and those kept (promoted); and the best trial of the highest rung."""
+def summary(rows: list[dict[str, Any]], direction: str, kept: dict[str, list[int]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Per rung: its fraction, the trials run and those kept for the next rung; and the best trial of the highest rung."""
     by_rung: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
         if r.get("fidelity"):
@@ -115,7 +119,7 @@ def summary(rows: list[dict[str, Any]], direction: str) -> tuple[list[dict[str, 
             "rung": k,
             "fraction": by_rung[k][0]["fidelity"]["fraction"],
             "trials": [r["number"] for r in by_rung[k]],
-            "kept": [r["number"] for r in by_rung[k] if r["number"] in promoted],
+            "kept": kept.get(str(k), [r["number"] for r in by_rung[k] if r["number"] in promoted]),
         }
         for k in sorted(by_rung)
     ]

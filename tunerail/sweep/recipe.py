@@ -26,7 +26,7 @@ from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.sweep import share as share_mod
 from tunerail.sweep.space import Dimension, build_space, overlay
 from tunerail.sweep.storage import default_url, masked, open_storage
-from tunerail.sweep.ladder import Ladder, summary
+from tunerail.sweep.ladder import KEPT_ATTR, Ladder, summary
 from tunerail.sweep.trial import SweepState, Trial
 
 OnTrial = Callable[[dict[str, Any]], None]
@@ -185,20 +185,11 @@ def sweep(
     Workers on several machines run the same command with the same ``--storage`` and
     ``--study``: they share the sampler's history, the trial count and the budget share.
     """
-    import optuna
-
     from tunerail.store import Store
     from tunerail.train.data import load_split
 
     begun = time.perf_counter()  # every second from here on is charged to the share
-    if validation_data is None:
-        raise GuardrailError(
-            Problem(
-                "the sweep needs a validation split (its objective and pruning read it)",
-                field="--validation",
-                fix="pass --validation (written by `tunerail split`)",
-            )
-        )
+    _need_validation(validation_data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     method = config.train.method
@@ -206,19 +197,9 @@ def sweep(
     allowed = share_mod.allowed_seconds(config.budget)
     n_trials = trials or config.sweep.trials
     url = storage or config.sweep.storage or default_url(out)
-    rdb = open_storage(url, heartbeat_seconds=config.sweep.heartbeat_seconds)
     name = study or config.sweep.study or study_name(config, [train_data, validation_data], space)
     direction = _direction(config)
-    shared = url != default_url(out)
-    seed = None if shared else config.train.seed  # workers on one study must not draw the same points
-    study_obj = optuna.create_study(
-        storage=rdb,
-        study_name=name,
-        direction=direction,
-        load_if_exists=True,
-        sampler=_sampler(config.sweep.sampler, seed, space),
-        pruner=_pruner(config),
-    )
+    study_obj = _open_study(config, url, name, direction, space, shared=url != default_url(out))
     worker = f"{socket.gethostname()}:{os.getpid()}"
     meter = share_mod.ShareMeter(study_obj, allowed, worker, start=begun)
     meter.publish()
@@ -271,10 +252,59 @@ def sweep(
     write()  # the outputs as of an empty study: a progress file from the start, and their cost measured before any stop is planned
     if config.sweep.fidelity != "full":
         Ladder(state, study_obj, n_trials, report).run()
-    while config.sweep.fidelity == "full" and more():
+    elif more():
+        _optimize(study_obj, objective, n_trials, after_trial, on_trial)
+    state.close_tail()
+    if parent is not None:
+        best = _result(study_obj, name, url, config, space, allowed, parent, out, meter).best_value
+        parent.log_metrics(
+            {"best_value": float("nan") if best is None else best, "share_used": meter.spent() / (config.budget.max_hours * 3600)}, step=0
+        )
+    result = write()  # the last second charged is the one that wrote these outputs (meter.mine read inside)
+    if parent is not None:
+        parent.log_dict(result.to_dict(), "sweep.json")
+        parent.end("FINISHED")
+    meter.publish()
+    return result
+
+
+def _need_validation(validation_data: Any) -> None:
+    if validation_data is None:
+        raise GuardrailError(
+            Problem(
+                "the sweep needs a validation split (its objective and pruning read it)",
+                field="--validation",
+                fix="pass --validation (written by `tunerail split`)",
+            )
+        )
+
+
+def _open_study(
+    config: Any, url: str, name: str, direction: Literal["minimize", "maximize"], space: dict[str, Dimension], *, shared: bool
+) -> Any:
+    """Create or load the study; workers on one shared study must not draw the same points (no seed)."""
+    import optuna
+
+    return optuna.create_study(
+        storage=open_storage(url, heartbeat_seconds=config.sweep.heartbeat_seconds),
+        study_name=name,
+        direction=direction,
+        load_if_exists=True,
+        sampler=_sampler(config.sweep.sampler, None if shared else config.train.seed, space),
+        pruner=_pruner(config),
+    )
+
+
+def _optimize(
+    study: Any, objective: Callable[[Any], float], n_trials: int, after_trial: Callable[[Any, Any], None], on_trial: OnTrial | None
+) -> None:
+    """Optuna's loop over full-length trials; ``after_trial`` stops it when the next trial would not fit."""
+    import optuna
+
+    while True:
         try:
-            study_obj.optimize(objective, n_trials=n_trials, callbacks=[after_trial], catch=(), gc_after_trial=True)
-            break
+            study.optimize(objective, n_trials=n_trials, callbacks=[after_trial], catch=(), gc_after_trial=True)
+            return
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
             # Another worker declared this worker's trial dead (its heartbeat came late) and queued a retry:
             # drop the trial and go on; it is FAIL in the study and counted once, through its retry.
@@ -289,28 +319,6 @@ def sweep(
                         "reason": "this worker's trial was marked failed by another worker (late heartbeat); retried there",
                     }
                 )
-    state.close_tail()
-    if parent is not None:
-        parent.log_metrics(
-            {
-                "best_value": (_best(study_obj) or {}).get("value", float("nan")),
-                "share_used": meter.spent() / (config.budget.max_hours * 3600),
-            },
-            step=0,
-        )
-    result = write()  # the last second charged is the one that wrote these outputs (meter.mine read inside)
-    if parent is not None:
-        parent.log_dict(result.to_dict(), "sweep.json")
-        parent.end("FINISHED")
-    meter.publish()
-    return result
-
-
-def _best(study: Any) -> dict[str, Any] | None:
-    try:
-        return {"value": study.best_trial.value}
-    except ValueError:
-        return None
 
 
 def _counted(study: Any) -> int:
@@ -382,7 +390,7 @@ def _result(
     best: dict[str, Any] | None = None
     rungs: list[dict[str, Any]] = []
     if config.sweep.fidelity != "full":  # the best of the highest rung: values compare only at equal fidelity
-        rungs, best = summary(rows, study.direction.name.lower())
+        rungs, best = summary(rows, study.direction.name.lower(), study.user_attrs.get(KEPT_ATTR, {}))
     else:
         with contextlib.suppress(ValueError):
             best = _trial_row(study.best_trial)
