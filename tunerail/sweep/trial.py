@@ -42,6 +42,9 @@ class Fidelity:
         return out
 
 
+MIN_VALIDATION = 16  # validation rows a short trial is scored on, at least (fewer make val loss too noisy to rank settings)
+
+
 def subset_size(n_rows: int, fraction: float) -> int:
     return max(1, min(n_rows, math.ceil(n_rows * fraction)))
 
@@ -73,20 +76,35 @@ class SweepState:
             self.meter.costs.see("tail", time.perf_counter() - self.train_end)
             self.train_end = None
 
-    def rows_for(self, fidelity: Fidelity) -> tuple[Any, dict[Any, Any]]:
-        """The training rows of this fidelity (a seeded subset for ``rows``) and their tokenized cache."""
+    def rows_for(self, fidelity: Fidelity) -> tuple[Any, Any, dict[Any, Any]]:
+        """Training and validation rows of this fidelity, and their tokenized cache.
+
+        ``rows`` below 1 trains on a seeded subset of ``fraction`` of the training rows and evaluates on a
+        seeded subset of the validation rows (the same share, at least ``MIN_VALIDATION``): on the WNUT-17
+        demo one evaluation of all 100 validation rows cost as much as a rung-0 trial's training.
+        Every trial of a rung sees the same rows, so their values compare.
+        """
         cache = self.caches.setdefault((fidelity.kind, fidelity.fraction) if fidelity.kind == "rows" else "all", {})
         if fidelity.kind != "rows" or fidelity.fraction >= 1.0:
-            return self.train_data, cache
+            return self.train_data, self.validation_data, cache
         if "subset" not in cache:
-            import random
-
             from tunerail.train.data import load_split
 
-            records = load_split(self.train_data, self.config, "train")
-            keep = sorted(random.Random(self.config.train.seed).sample(range(len(records)), subset_size(len(records), fidelity.fraction)))
-            cache["subset"] = [records[i] for i in keep]
-        return cache["subset"], cache
+            train = load_split(self.train_data, self.config, "train")
+            val = load_split(self.validation_data, self.config, "validation")
+            n_val = max(min(len(val), MIN_VALIDATION), subset_size(len(val), fidelity.fraction))
+            cache["subset"] = (
+                _sample(train, subset_size(len(train), fidelity.fraction), self.config.train.seed),
+                _sample(val, n_val, self.config.train.seed),
+            )
+        train_rows, val_rows = cache["subset"]
+        return train_rows, val_rows, cache
+
+
+def _sample(rows: list[Any], n: int, seed: int) -> list[Any]:
+    import random
+
+    return [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), n))]
 
 
 class Trial:
@@ -189,7 +207,7 @@ class Trial:
         self.started = self.mark = time.perf_counter()
         reused = state.base is not None
         self._configure(params)
-        train_rows, cache = state.rows_for(self.fidelity)
+        train_rows, val_rows, cache = state.rows_for(self.fidelity)
         state.published = state.meter.mine
         hooks = TrainHooks(on_eval=self.on_eval, on_step=self.on_step, base_model=state.base, cache=cache)
         trial_dir = state.out / "trials" / f"{self.trial.number:04d}"
@@ -197,7 +215,7 @@ class Trial:
         recipe = TrainRecipe(self.cfg, out_dir=trial_dir, resume=False, store=state.trial_store, progress=lambda e, i: None, hooks=hooks)
         ok, result = False, None
         try:
-            recipe.setup(train_rows, state.validation_data)
+            recipe.setup(train_rows, val_rows)
             self.lap("setup" if reused else "first_setup")
             trained_from = time.perf_counter()
             recipe.train()
