@@ -311,3 +311,16 @@ def test_the_gate_blocks_leakage_errors_and_follows_stop_on(tmp_path, stop_on, b
     dump(tmp_path / "leakage.json", [Finding("leakage.exact", Severity.ERROR, "m", "f", rows=[RowRef(1, 2)], code="LEAK001")])
     found = blocking_findings(doctor_dir, tmp_path / "leakage.json", stop_on)
     assert sorted(f.code for f in found) == blocked
+
+
+def test_run_sweeps_by_default_and_records_a_switched_off_sweep():
+    # `run` sweeps unless sweep.enabled is false (recorded in the train step) or there is no budget to take a share of.
+    from tunerail.config import TunerailConfig
+    from tunerail.pipeline import _sweep_skipped
+
+    assert TunerailConfig().sweep.enabled is True
+    assert _sweep_skipped(TunerailConfig.model_validate({"budget": {"max_hours": 0.25}})) is None  # sweeps
+    off = _sweep_skipped(TunerailConfig.model_validate({"budget": {"max_hours": 0.25}, "sweep": {"enabled": False}}))
+    assert off is not None and off["sweep.enabled"] is False and "sweep.enabled: false" in off["reason"]
+    no_budget = _sweep_skipped(TunerailConfig())
+    assert no_budget is not None and "budget.max_hours" in no_budget["reason"]

@@ -368,8 +368,7 @@ def test_run_sweeps_then_trains_with_best_yaml_applied(tmp_path):
     config = _project(tmp_path)
     data = json.loads(config.read_text())
     data["budget"] = {"max_hours": 1.0}
-    data["sweep"] = {
-        "enabled": True,
+    data["sweep"] = {  # enabled by default (budget.max_hours set)
         "trials": 2,
         "pruner": "none",
         "space": {"epochs": 1, "batch_size": [16], "replay_ratio": None, "warmup_ratio": 0.0},
@@ -392,3 +391,11 @@ def test_run_sweeps_then_trains_with_best_yaml_applied(tmp_path):
     assert checkpoint.meta["config_fingerprint"] != load_config(config).fingerprint()
     second = run(config, out_dir=tmp_path / "run")  # inputs unchanged: the finished study is reused
     assert all(s.skipped for s in second.steps if s.name in ("sweep", "train"))
+    assert train_step.summary["sweep_skipped"] is None
+    data["sweep"]["enabled"] = False
+    data["store"] = {"path": "store-off"}  # a fresh eval cache: a cached cheap-baseline entry fails on reread (eval/recipe.py:572)
+    config.write_text(json.dumps(data))
+    off = run(config, out_dir=tmp_path / "run-off")
+    assert "sweep" not in [s.name for s in off.steps]
+    recorded = json.loads((tmp_path / "run-off" / "train" / "step.json").read_text())
+    assert recorded["summary"]["sweep_skipped"]["sweep.enabled"] is False and recorded["summary"]["sweep_applied"] is None

@@ -472,7 +472,13 @@ class SelectConfig(_Section):
 
 
 class SweepConfig(_Section):
-    enabled: bool = Field(False, description="`tunerail run` sweeps between leakage and train and trains with the best setting.")
+    enabled: bool = Field(
+        True,
+        description=(
+            "`tunerail run` sweeps between leakage and train inside budget.search_share (needs budget.max_hours) and trains "
+            "with the best setting; false trains the hand-set setting (recorded in the train step)."
+        ),
+    )
     trials: int = Field(12, ge=1, description="Most trials to run (the budget share may end the sweep sooner).")
     sampler: Literal["tpe", "random", "grid"] = Field("tpe", description="Optuna sampler (TPE by default).")
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = Field(
