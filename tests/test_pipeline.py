@@ -347,3 +347,16 @@ def test_doctor_warnings_on_many_rows_stop_the_run_until_acknowledged(tmp_path):
 
     pipeline.acknowledge_warnings, pipeline.warning_share = False, 0.3  # under the share: no acknowledgement needed
     assert gate(tmp_path, pipeline, leakage)["warnings_acknowledged"] is False
+
+
+def test_run_sweeps_by_default_and_records_a_switched_off_sweep():
+    # `run` sweeps unless sweep.enabled is false (recorded in the train step) or there is no budget to take a share of.
+    from tunerail.config import TunerailConfig
+    from tunerail.pipeline import _sweep_skipped
+
+    assert TunerailConfig().sweep.enabled is True
+    assert _sweep_skipped(TunerailConfig.model_validate({"budget": {"max_hours": 0.25}})) is None  # sweeps
+    off = _sweep_skipped(TunerailConfig.model_validate({"budget": {"max_hours": 0.25}, "sweep": {"enabled": False}}))
+    assert off is not None and off["sweep.enabled"] is False and "sweep.enabled: false" in off["reason"]
+    no_budget = _sweep_skipped(TunerailConfig())
+    assert no_budget is not None and "budget.max_hours" in no_budget["reason"]

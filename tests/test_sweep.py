@@ -178,6 +178,112 @@ def test_pruner_stops_a_worse_trial(tmp_path, splits):
     assert result.best_params["learning_rate"] == 2e-3
 
 
+def test_multi_fidelity_compares_settings_and_keeps_the_planted_best(tmp_path, splits):
+    # Rung 0 trains three settings on a seeded third of the rows; successive halving (eta 3) keeps one, which
+    # runs last at full length. Planted: learning rates 100x and 10,000x too small next to a good one.
+    import optuna
+
+    from tunerail.sweep.recipe import study_name
+    from tunerail.sweep.space import build_space
+    from tunerail.sweep.storage import default_url
+
+    cfg = _config(tmp_path, trials=3, space={"epochs": 2, "batch_size": [8], "replay_ratio": None, "warmup_ratio": 0.0})
+    cfg.sweep.fidelity, cfg.sweep.min_fraction, cfg.sweep.eta = "rows", 1 / 3, 3
+    out = tmp_path / "sweep"
+    out.mkdir()
+    name = study_name(cfg, [splits[0], splits[1]], build_space("lora", cfg.train, cfg.sweep.space))
+    study = optuna.create_study(storage=default_url(out), study_name=name, direction="minimize")
+    for lr in (2e-5, 2e-3, 2e-7):
+        study.enqueue_trial({"learning_rate": lr, "lora.r": 8, "lora.alpha": 16})
+    from tunerail.sweep import sweep
+
+    result = sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=out)
+    rung0 = [t for t in result.trials if t["fidelity"]["rung"] == 0]
+    assert len({t["params"]["learning_rate"] for t in rung0}) == 3  # three settings compared inside the share
+    assert all(t["fidelity"] == {"kind": "rows", "fraction": 0.3333, "rung": 0, "rows": 22} for t in rung0)
+    (kept,) = [t for t in rung0 if t["number"] in result.rungs[0]["kept"]]
+    assert kept["params"]["learning_rate"] == 2e-3  # the clearly better setting survived the rung
+    assert [r["fraction"] for r in result.rungs] == [0.3333, 1.0] and len(result.rungs[1]["trials"]) == 1
+    final = next(t for t in result.trials if t["fidelity"]["rung"] == 1)
+    assert final["promoted_from"] == kept["number"] and final["params"] == kept["params"]
+    assert result.best_trial == final["number"] and result.best_params["learning_rate"] == 2e-3
+    saved = json.loads((out / "sweep.json").read_text())
+    assert saved["rungs"] == result.rungs and saved["trials"][0]["fidelity"]["kind"] == "rows"
+    assert "Successive halving" in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_multi_fidelity_compares_settings_in_a_share_smaller_than_one_trial(tmp_path, splits):
+    # 400 epochs (3,200 steps) never fit a 120 s share: a full-length sweep finishes no trial and chooses nothing.
+    # With steps as the fidelity, rung 0 runs 1/729 of the steps (5) per setting, and the planner stops rung 0
+    # only once its survivors no longer fit; the share is still never exceeded.
+    allowed = 120.0  # at load 12-16 on 2 cores the first setup alone took 15-24 s
+    cfg = _config(
+        tmp_path,
+        max_hours=allowed / 3600 / 0.2,
+        trials=12,
+        patience=10_000,
+        space={"epochs": 400, "batch_size": [8], "replay_ratio": None, "warmup_ratio": 0.0},
+    )
+    cfg.sweep.fidelity, cfg.sweep.min_fraction, cfg.sweep.eta = "steps", 1 / 729, 3
+    from tunerail.sweep import sweep
+
+    start = time.perf_counter()
+    result = sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=tmp_path / "sweep")
+    wall = time.perf_counter() - start
+    rung0 = [t for t in result.trials if t["fidelity"]["rung"] == 0]
+    short = [t for t in rung0 if t["state"] == "COMPLETE" and t["reason"].startswith("rung 0: 5 steps")]
+    assert len({json.dumps(t["params"], sort_keys=True) for t in short}) >= 3, [(t["state"], t["reason"]) for t in result.trials]
+    assert result.rungs[0]["kept"] and result.best_params is not None  # a setting was chosen, from the highest rung reached
+    top = max(t["fidelity"]["rung"] for t in result.trials)
+    assert next(t for t in result.trials if t["number"] == result.best_trial)["fidelity"]["rung"] == top
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["share"]
+    assert wall <= allowed and not saved["exceeded"]
+
+
+def test_peft_method_is_a_dimension_with_its_cost(tmp_path, splits):
+    # LoRA and DoRA compared in one sweep: each trial trains its own method (DoRA adds a magnitude vector per
+    # adapted layer), and sweep.json puts each method's seconds per step beside its best value.
+    import optuna
+
+    from tunerail.sweep.recipe import study_name
+    from tunerail.sweep.space import build_space
+    from tunerail.sweep.storage import default_url
+
+    space = {"epochs": 1, "batch_size": [16], "replay_ratio": None, "warmup_ratio": 0.0, "learning_rate": 2e-3, "lora.r": 8}
+    cfg = _config(tmp_path, trials=2, space={**space, "lora.variant": ["lora", "dora"]})
+    cfg.sweep.pruner = "none"
+    out = tmp_path / "sweep"
+    out.mkdir()
+    name = study_name(cfg, [splits[0], splits[1]], build_space("lora", cfg.train, cfg.sweep.space))
+    study = optuna.create_study(storage=default_url(out), study_name=name, direction="minimize")
+    for variant in ("lora", "dora"):
+        study.enqueue_trial({"lora.variant": variant})
+    from tunerail.train.lora import prepare_model
+
+    seen: list[bool] = []
+    real = prepare_model
+
+    def spy(model, **kw):
+        wrapped = real(model, **kw)
+        seen.append(any("lora_magnitude_vector" in n for n, _ in wrapped.named_parameters()))
+        return wrapped
+
+    import tunerail.train.lora as lora_mod
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lora_mod, "prepare_model", spy)  # the train recipe imports it at setup
+        from tunerail.sweep import sweep
+
+        result = sweep(cfg, train_data=splits[0], validation_data=splits[1], out_dir=out)
+    assert seen == [False, True]  # the second trial really trained DoRA
+    methods = json.loads((out / "sweep.json").read_text())["methods"]
+    assert set(methods) == {"lora", "dora"} and result.methods == methods
+    for m in methods.values():
+        assert m["trials"] == 1 and m["best_value"] is not None and m["seconds_per_step"] > 0
+    assert "PEFT method: score and cost" in (out / "report.html").read_text()
+
+
 def test_diverging_trial_is_pruned_with_its_reason(tmp_path):
     # Full fine-tuning at lr 1.0 (lint off, recorded) diverges within steps (see test_train_recipe).
     splits = (
@@ -262,8 +368,7 @@ def test_run_sweeps_then_trains_with_best_yaml_applied(tmp_path):
     config = _project(tmp_path)
     data = json.loads(config.read_text())
     data["budget"] = {"max_hours": 1.0}
-    data["sweep"] = {
-        "enabled": True,
+    data["sweep"] = {  # enabled by default (budget.max_hours set)
         "trials": 2,
         "pruner": "none",
         "space": {"epochs": 1, "batch_size": [16], "replay_ratio": None, "warmup_ratio": 0.0},
@@ -286,3 +391,11 @@ def test_run_sweeps_then_trains_with_best_yaml_applied(tmp_path):
     assert checkpoint.meta["config_fingerprint"] != load_config(config).fingerprint()
     second = run(config, out_dir=tmp_path / "run")  # inputs unchanged: the finished study is reused
     assert all(s.skipped for s in second.steps if s.name in ("sweep", "train"))
+    assert train_step.summary["sweep_skipped"] is None
+    data["sweep"]["enabled"] = False
+    data["store"] = {"path": "store-off"}  # a fresh eval cache: a cached cheap-baseline entry fails on reread (eval/recipe.py:572)
+    config.write_text(json.dumps(data))
+    off = run(config, out_dir=tmp_path / "run-off")
+    assert "sweep" not in [s.name for s in off.steps]
+    recorded = json.loads((tmp_path / "run-off" / "train" / "step.json").read_text())
+    assert recorded["summary"]["sweep_skipped"]["sweep.enabled"] is False and recorded["summary"]["sweep_applied"] is None

@@ -312,6 +312,13 @@ class LoraConfig(_Section):
     r: int = Field(16, ge=1, le=1024, description="LoRA rank: capacity of the adapter.")
     alpha: int = Field(32, ge=1, description="LoRA scaling (alpha / r multiplies the update); 2 x r is the usual choice.")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout; 0 trains ~15 % faster on CPU and rarely hurts small runs.")
+    variant: Literal["lora", "dora", "rslora"] = Field(
+        "lora",
+        description=(
+            "PEFT method on the same adapters: lora; dora (peft use_dora: magnitude and direction trained apart, often "
+            "better at low rank, slower steps); rslora (peft use_rslora: alpha / sqrt(r) scaling, steadier at high rank, same cost)."
+        ),
+    )
     target_modules: list[str] | None = Field(
         None, description="Modules to adapt; default: detected per architecture (attention projections)."
     )
@@ -512,7 +519,13 @@ class SelectConfig(_Section):
 
 
 class SweepConfig(_Section):
-    enabled: bool = Field(False, description="`tunerail run` sweeps between leakage and train and trains with the best setting.")
+    enabled: bool = Field(
+        True,
+        description=(
+            "`tunerail run` sweeps between leakage and train inside budget.search_share (needs budget.max_hours) and trains "
+            "with the best setting; false trains the hand-set setting (recorded in the train step)."
+        ),
+    )
     trials: int = Field(12, ge=1, description="Most trials to run (the budget share may end the sweep sooner).")
     sampler: Literal["tpe", "random", "grid"] = Field("tpe", description="Optuna sampler (TPE by default).")
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = Field(
@@ -540,6 +553,21 @@ class SweepConfig(_Section):
     heartbeat_seconds: int = Field(
         30, ge=1, description=("Worker heartbeat; a trial whose worker is silent for twice this is marked failed and retried.")
     )
+    fidelity: Literal["full", "rows", "steps"] = Field(
+        "full",
+        description=(
+            "full: every trial trains at full length (a share that fits one trial compares nothing). rows / steps: "
+            "multi-fidelity successive halving: many settings trained on sweep.min_fraction of the training rows (a seeded "
+            "subset) or of the steps, the best 1/eta run eta times longer, up to full length for the winner (one worker)."
+        ),
+    )
+    min_fraction: float = Field(
+        1 / 9,
+        gt=0,
+        le=1,
+        description="Fidelity of the first rung (share of rows or steps); 1/9 with eta 3 gives rungs 1/9, 1/3, 1.",
+    )
+    eta: int = Field(3, ge=2, description="Successive halving keeps the best 1/eta of each rung and runs them eta times longer.")
 
     @model_validator(mode="after")
     def _seed_not_searched(self) -> "SweepConfig":

@@ -187,6 +187,15 @@ def _sweep_step(
     return apply(config, params), {"best_yaml": rec.outputs["best_yaml"], "params": params, "study": rec.summary.get("study")}
 
 
+def _sweep_skipped(config: TunerailConfig) -> dict[str, Any] | None:
+    """Why ``run`` trains without a sweep (recorded in the train step: a switched-off default is never silent)."""
+    if not config.sweep.enabled:
+        return {"sweep.enabled": False, "reason": "sweep.enabled: false in the config; training with the hand-set setting"}
+    if config.budget.max_hours is None:
+        return {"sweep.enabled": True, "reason": "budget.max_hours is not set, so there is no budget.search_share to sweep in"}
+    return None
+
+
 def run(
     config: TunerailConfig | str | Path,
     *,
@@ -300,10 +309,13 @@ def run(
         steps.append(rec)
         cfg_json = config.model_dump(mode="json")
 
-    # 3c. sweep (sweep.enabled): Optuna search inside budget.search_share; train then uses best.yaml.
+    # 3c. sweep (on by default): Optuna search inside budget.search_share; train then uses best.yaml.
     train_config, applied = config, None
-    if config.sweep.enabled:
+    skipped = _sweep_skipped(config)
+    if skipped is None:
         train_config, applied = _sweep_step(config, cfg_json, out, paths, store, force, steps, results, on_event)
+    else:
+        on_event("sweep", f"skipped: {skipped['reason']}")
 
     # 4. train: LoRA with every guardrail on.
     from tunerail.train import train
@@ -324,7 +336,7 @@ def run(
             )
         return (
             {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"},
-            {"stopped_reason": result.stopped_reason, "best_step": result.best_step, "sweep_applied": applied},
+            {"stopped_reason": result.stopped_reason, "best_step": result.best_step, "sweep_applied": applied, "sweep_skipped": skipped},
             result,
         )
 

@@ -12,12 +12,10 @@ value and reason ``budget``.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import math
 import os
-import shutil
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,8 +24,10 @@ from typing import Any, Callable, Literal, Sequence
 
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.sweep import share as share_mod
-from tunerail.sweep.space import Dimension, apply, build_space, overlay, suggest
+from tunerail.sweep.space import Dimension, build_space, overlay
 from tunerail.sweep.storage import default_url, masked, open_storage
+from tunerail.sweep.ladder import KEPT_ATTR, Ladder, summary
+from tunerail.sweep.trial import SweepState, Trial
 
 OnTrial = Callable[[dict[str, Any]], None]
 COUNTED = ("COMPLETE", "PRUNED")
@@ -50,6 +50,8 @@ class SweepResult:
     space: dict[str, Any]
     sampler: str
     pruner: str
+    rungs: list[dict[str, Any]] = field(default_factory=list)  # multi-fidelity: per rung its fraction, trials and those kept
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)  # PEFT method -> trials, best value, seconds per step
     parent_run_id: str | None = None
     out_dir: Path | None = None
     paths: dict[str, str] = field(default_factory=dict)
@@ -183,20 +185,11 @@ def sweep(
     Workers on several machines run the same command with the same ``--storage`` and
     ``--study``: they share the sampler's history, the trial count and the budget share.
     """
-    import optuna
-
     from tunerail.store import Store
     from tunerail.train.data import load_split
 
     begun = time.perf_counter()  # every second from here on is charged to the share
-    if validation_data is None:
-        raise GuardrailError(
-            Problem(
-                "the sweep needs a validation split (its objective and pruning read it)",
-                field="--validation",
-                fix="pass --validation (written by `tunerail split`)",
-            )
-        )
+    _need_validation(validation_data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     method = config.train.method
@@ -204,19 +197,9 @@ def sweep(
     allowed = share_mod.allowed_seconds(config.budget)
     n_trials = trials or config.sweep.trials
     url = storage or config.sweep.storage or default_url(out)
-    rdb = open_storage(url, heartbeat_seconds=config.sweep.heartbeat_seconds)
     name = study or config.sweep.study or study_name(config, [train_data, validation_data], space)
     direction = _direction(config)
-    shared = url != default_url(out)
-    seed = None if shared else config.train.seed  # workers on one study must not draw the same points
-    study_obj = optuna.create_study(
-        storage=rdb,
-        study_name=name,
-        direction=direction,
-        load_if_exists=True,
-        sampler=_sampler(config.sweep.sampler, seed, space),
-        pruner=_pruner(config),
-    )
+    study_obj = _open_study(config, url, name, direction, space, shared=url != default_url(out))
     worker = f"{socket.gethostname()}:{os.getpid()}"
     meter = share_mod.ShareMeter(study_obj, allowed, worker, start=begun)
     meter.publish()
@@ -224,118 +207,24 @@ def sweep(
     store = store or Store(config.resolve(config.store.path) or config.store.path)
     trial_store = Store(Path(store.root).with_name(Path(store.root).name + "-sweep-trials"))  # trial adapters: not project checkpoints
     n_rows = len(load_split(train_data, config, "train"))
-    interval = _eval_interval(n_rows, config, space)
     parent = _parent_run(config, store.root, name, url, space)
-    hooks_cache: dict[Any, Any] = {}
-    state: dict[str, Any] = {"base": None, "train_end": None, "outputs_at": None}
-
-    def close_tail() -> None:
-        """The end of the last trial's training to now: finish, release, Optuna's bookkeeping, outputs."""
-        if state["train_end"] is not None:
-            costs.see("tail", time.perf_counter() - state["train_end"])
-            state["train_end"] = None
+    state = SweepState(
+        config=config,
+        space=space,
+        meter=meter,
+        direction=direction,
+        interval=_eval_interval(n_rows, config, space),
+        worker=worker,
+        out=out,
+        trial_store=trial_store,
+        parent=parent,
+        train_data=train_data,
+        validation_data=validation_data,
+        n_rows=n_rows,
+    )
 
     def objective(trial: Any) -> float:
-        close_tail()
-        started = time.perf_counter()
-        reused = state["base"] is not None
-        params = suggest(trial, space)
-        trial.set_user_attr("params_all", params)
-        trial.set_user_attr("worker", worker)
-        cfg = apply(config, params)
-        batch = cfg.train.batch_size * cfg.train.gradient_accumulation
-        cfg.train.eval_steps = max(1, interval // batch)
-        cfg.train.probe_steps = 0  # the step time is measured by the trial itself
-        cfg.budget.max_hours = max(meter.left(), 1e-3) / 3600  # a backstop: on_step stops the trial first
-        cfg.budget.max_cost = None
-        sign = 1.0 if direction == "minimize" else -1.0  # the pruner reads val loss in the study's direction
-        why: dict[str, str] = {}
-        mark = {"at": started}  # end of the last unit measured (step or evaluation)
-
-        def lap(kind: str) -> None:
-            now = time.perf_counter()
-            costs.see(kind, now - mark["at"])
-            mark["at"] = now
-
-        def cut(where: str) -> str:
-            why["reason"] = (
-                f"budget share: the next step and a stop after it would pass {config.budget.search_share:g} x "
-                f"budget.max_hours (measured: step {costs.step_cost():.2f} s, evaluation {costs.eval or 0:.2f} s, "
-                f"finish {costs.stop_cost():.2f} s); cut {where}"
-            )
-            return "budget"
-
-        def on_step(step: int, evaluating: bool) -> str | None:
-            lap("first_step" if step == 1 else "step")
-            if meter.mine - state["published"] >= share_mod.REFRESH:
-                meter.publish()
-                state["published"] = meter.mine
-            need = (costs.eval or 0.0) * evaluating + costs.step_cost() + (costs.eval or 0.0) + costs.stop_cost()
-            return None if meter.fits(need, fresh=False) else cut(f"after step {step}")
-
-        def on_eval(row: dict[str, Any]) -> str | None:
-            lap("eval")
-            trial.set_user_attr(share_mod.SECONDS_ATTR, round(time.perf_counter() - started, 3))
-            meter.publish()
-            state["published"] = meter.mine
-            if row["step"] > 0:
-                val = row.get("val_loss")
-                if val is not None and math.isfinite(val):
-                    step = round(row["step"] * batch / interval)
-                    trial.report(sign * val, step)
-                    if trial.should_prune():
-                        why["reason"] = f"pruned by the {config.sweep.pruner} pruner at {step * interval} examples (val loss {val:.4f})"
-                        return "pruned"
-            if not meter.fits(costs.step_cost() + (costs.eval or 0.0) + costs.stop_cost()):
-                return cut(f"at step {row['step']}")
-            return None
-
-        from tunerail.train.recipe import TrainHooks, TrainRecipe
-
-        state["published"] = meter.mine
-        hooks = TrainHooks(on_eval=on_eval, on_step=on_step, base_model=state["base"], cache=hooks_cache)
-        trial_dir = out / "trials" / f"{trial.number:04d}"
-        shutil.rmtree(trial_dir, ignore_errors=True)
-        recipe = TrainRecipe(cfg, out_dir=trial_dir, resume=False, store=trial_store, progress=lambda e, i: None, hooks=hooks)
-        ok = False
-        result = None
-        try:
-            recipe.setup(train_data, validation_data)
-            lap("setup" if reused else "first_setup")
-            recipe.train()
-            state["train_end"] = time.perf_counter()
-            result = recipe.finish()
-            ok = True
-        except GuardrailError as exc:
-            why["reason"] = f"guardrail: {exc}"
-        finally:
-            if state["train_end"] is None:
-                state["train_end"] = time.perf_counter()
-            recipe.cleanup(failed=not ok)
-            _release(recipe, state, method)
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                trial.set_user_attr(share_mod.SECONDS_ATTR, round(time.perf_counter() - started, 3))
-            shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
-        if result is not None:
-            _tag_child(parent, result.run_id, trial.number)
-            trial.set_user_attr("run_id", result.run_id)
-            trial.set_user_attr("stopped_reason", result.stopped_reason)
-            trial.set_user_attr("findings", sorted({f.code for f in result.findings if f.code}))
-            trial.set_user_attr("best_step", result.best_step)
-        if result is None or result.stopped_reason in ("divergence", "pruned"):
-            if result is not None and result.stopped_reason == "divergence":
-                finding = next((f for f in reversed(result.findings) if f.code == "TRN020"), None)
-                why["reason"] = f"divergence: {finding.message if finding else 'loss diverged'}"
-            trial.set_user_attr("reason", why.get("reason", "pruned"))
-            raise optuna.TrialPruned(why.get("reason", "pruned"))
-        if result.stopped_reason == "budget" and "reason" not in why:
-            why["reason"] = "budget share: stopped inside a step by the trainer's budget guard"
-        trial.set_user_attr("reason", why.get("reason", result.stopped_reason))
-        if config.sweep.objective == "metric":
-            return _metric_value(cfg, validation_data, result.adapter_dir, config.sweep.metric_rows)
-        if result.best_val_loss is None:
-            raise optuna.TrialPruned("no validation loss")
-        return float(result.best_val_loss)
+        return Trial(state, trial).run()
 
     def more() -> bool:
         # A new trial must fit up to its first evaluation after a step, and its stop, at the costs measured so far.
@@ -349,19 +238,73 @@ def sweep(
         costs.see("outputs", time.perf_counter() - began)
         return found
 
-    def after_trial(study_: Any, frozen: Any) -> None:
+    def report(study_: Any, frozen: Any) -> None:
         if on_trial is not None:
             on_trial(_trial_row(frozen))
         write()
         meter.publish()
+
+    def after_trial(study_: Any, frozen: Any) -> None:
+        report(study_, frozen)
         if not more():
             study_.stop()
 
     write()  # the outputs as of an empty study: a progress file from the start, and their cost measured before any stop is planned
-    while more():
+    if config.sweep.fidelity != "full":
+        Ladder(state, study_obj, n_trials, report).run()
+    elif more():
+        _optimize(study_obj, objective, n_trials, after_trial, on_trial)
+    state.close_tail()
+    if parent is not None:
+        best = _result(study_obj, name, url, config, space, allowed, parent, out, meter).best_value
+        parent.log_metrics(
+            {"best_value": float("nan") if best is None else best, "share_used": meter.spent() / (config.budget.max_hours * 3600)}, step=0
+        )
+    result = write()  # the last second charged is the one that wrote these outputs (meter.mine read inside)
+    if parent is not None:
+        parent.log_dict(result.to_dict(), "sweep.json")
+        parent.end("FINISHED")
+    meter.publish()
+    return result
+
+
+def _need_validation(validation_data: Any) -> None:
+    if validation_data is None:
+        raise GuardrailError(
+            Problem(
+                "the sweep needs a validation split (its objective and pruning read it)",
+                field="--validation",
+                fix="pass --validation (written by `tunerail split`)",
+            )
+        )
+
+
+def _open_study(
+    config: Any, url: str, name: str, direction: Literal["minimize", "maximize"], space: dict[str, Dimension], *, shared: bool
+) -> Any:
+    """Create or load the study; workers on one shared study must not draw the same points (no seed)."""
+    import optuna
+
+    return optuna.create_study(
+        storage=open_storage(url, heartbeat_seconds=config.sweep.heartbeat_seconds),
+        study_name=name,
+        direction=direction,
+        load_if_exists=True,
+        sampler=_sampler(config.sweep.sampler, None if shared else config.train.seed, space),
+        pruner=_pruner(config),
+    )
+
+
+def _optimize(
+    study: Any, objective: Callable[[Any], float], n_trials: int, after_trial: Callable[[Any, Any], None], on_trial: OnTrial | None
+) -> None:
+    """Optuna's loop over full-length trials; ``after_trial`` stops it when the next trial would not fit."""
+    import optuna
+
+    while True:
         try:
-            study_obj.optimize(objective, n_trials=n_trials, callbacks=[after_trial], catch=(), gc_after_trial=True)
-            break
+            study.optimize(objective, n_trials=n_trials, callbacks=[after_trial], catch=(), gc_after_trial=True)
+            return
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
             # Another worker declared this worker's trial dead (its heartbeat came late) and queued a retry:
             # drop the trial and go on; it is FAIL in the study and counted once, through its retry.
@@ -376,66 +319,12 @@ def sweep(
                         "reason": "this worker's trial was marked failed by another worker (late heartbeat); retried there",
                     }
                 )
-    close_tail()
-    if parent is not None:
-        parent.log_metrics(
-            {
-                "best_value": (_best(study_obj) or {}).get("value", float("nan")),
-                "share_used": meter.spent() / (config.budget.max_hours * 3600),
-            },
-            step=0,
-        )
-    result = write()  # the last second charged is the one that wrote these outputs (meter.mine read inside)
-    if parent is not None:
-        parent.log_dict(result.to_dict(), "sweep.json")
-        parent.end("FINISHED")
-    meter.publish()
-    return result
-
-
-def _best(study: Any) -> dict[str, Any] | None:
-    try:
-        return {"value": study.best_trial.value}
-    except ValueError:
-        return None
 
 
 def _counted(study: Any) -> int:
     import optuna
 
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
-
-
-def _release(recipe: Any, state: dict[str, Any], method: str) -> None:
-    """Take the adapter off the base model (kept for the next trial) and free the rest."""
-    model = getattr(recipe, "model", None)
-    if model is not None and method != "full" and hasattr(model, "unload"):
-        base = model.unload()
-        for p in base.parameters():
-            p.requires_grad_(False)
-        state["base"] = base
-    else:
-        state["base"] = None  # full fine-tuning changed the weights themselves: reload next trial
-    for attr in ("model", "loss_model", "optimizer", "scheduler", "trainable", "accelerator"):
-        if hasattr(recipe, attr):
-            setattr(recipe, attr, None)
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover
-        pass
-
-
-def _metric_value(cfg: Any, validation_data: Any, adapter_dir: Path, rows: int) -> float:
-    """The task metric of this trial's best checkpoint on (the first ``rows`` of) validation."""
-    from tunerail.eval.recipe import compare_prompts
-
-    one = cfg.model_copy(update={"prompts": cfg.prompts[:1]})
-    found = compare_prompts(one, validation_data, adapter_dir=adapter_dir, limit=rows, cache_dir=None)
-    return float(found["variants"][0]["value"])
 
 
 def _parent_run(config: Any, store_root: Path, name: str, url: str, space: dict[str, Dimension]) -> Any:
@@ -458,14 +347,6 @@ def _parent_run(config: Any, store_root: Path, name: str, url: str, space: dict[
     return tracker
 
 
-def _tag_child(parent: Any, run_id: str | None, number: int) -> None:
-    """Nest the trial's training run under the sweep's run (MLflow's parent tag)."""
-    if parent is None or run_id is None or not hasattr(parent, "_client"):
-        return
-    parent._client.set_tag(run_id, "mlflow.parentRunId", parent.run_id)
-    parent._client.set_tag(run_id, "tunerail.trial", str(number))
-
-
 def _trial_row(t: Any) -> dict[str, Any]:
     retried_from = t.system_attrs.get("failed_trial")
     reason = t.user_attrs.get("reason")
@@ -483,6 +364,9 @@ def _trial_row(t: Any) -> dict[str, Any]:
         "findings": t.user_attrs.get("findings", []),
         "retry_of": retried_from,
         "evaluations": len(t.intermediate_values),
+        "fidelity": t.user_attrs.get("fidelity"),
+        "promoted_from": t.user_attrs.get("promoted_from"),
+        "seconds_per_step": t.user_attrs.get("seconds_per_step"),
     }
 
 
@@ -503,11 +387,13 @@ def _result(
         counts[r["state"]] = counts.get(r["state"], 0) + 1
     counts["budget_cut"] = sum(1 for r in rows if r["state"] == "COMPLETE" and str(r["reason"]).startswith("budget share"))
     used = meter.spent()  # every worker's charge, this one's up to now
-    best = None
-    try:
-        best = study.best_trial
-    except ValueError:
-        pass
+    best: dict[str, Any] | None = None
+    rungs: list[dict[str, Any]] = []
+    if config.sweep.fidelity != "full":  # the best of the highest rung: values compare only at equal fidelity
+        rungs, best = summary(rows, study.direction.name.lower(), study.user_attrs.get(KEPT_ATTR, {}))
+    else:
+        with contextlib.suppress(ValueError):
+            best = _trial_row(study.best_trial)
     share = {
         "search_share": config.budget.search_share,
         "max_hours": config.budget.max_hours,
@@ -525,18 +411,42 @@ def _result(
         storage=masked(url),
         objective=config.sweep.objective,
         direction=study.direction.name.lower(),
-        best_params=best.user_attrs.get("params_all", best.params) if best else None,
-        best_value=best.value if best else None,
-        best_trial=best.number if best else None,
+        best_params=best["params"] if best else None,
+        best_value=best["value"] if best else None,
+        best_trial=best["number"] if best else None,
         trials=rows,
         counts=counts,
         share=share,
         space={n: d.describe() for n, d in space.items()},
         sampler=config.sweep.sampler,
-        pruner=config.sweep.pruner,
+        pruner=config.sweep.pruner if config.sweep.fidelity == "full" else f"successive halving over {config.sweep.fidelity}",
+        rungs=rungs,
+        methods=_methods(rows, study.direction.name.lower()),
         parent_run_id=getattr(parent, "run_id", None),
         out_dir=out,
     )
+
+
+def _methods(rows: list[dict[str, Any]], direction: str) -> dict[str, dict[str, Any]]:
+    """Per PEFT method (``lora.variant``): trials, best value and median seconds per step, its score beside its cost.
+
+    Values compare only at equal fidelity, so in a multi-fidelity sweep the best is read at rung 0
+    (where every setting ran); the seconds per step are the trials' own means.
+    """
+    import statistics
+
+    out: dict[str, dict[str, Any]] = {}
+    for variant in sorted({str((r["params"] or {}).get("lora.variant", "lora")) for r in rows}):
+        mine = [r for r in rows if str((r["params"] or {}).get("lora.variant", "lora")) == variant]
+        done = [r for r in mine if r["state"] == "COMPLETE" and r["value"] is not None and (r["fidelity"] or {}).get("rung", 0) == 0]
+        per_step = [r["seconds_per_step"] for r in mine if r["seconds_per_step"] is not None]
+        values = [r["value"] for r in done]
+        out[variant] = {
+            "trials": len(mine),
+            "best_value": (min if direction == "minimize" else max)(values) if values else None,
+            "seconds_per_step": round(statistics.median(per_step), 4) if per_step else None,
+        }
+    return out
 
 
 def _charge(share: dict[str, Any], meter: share_mod.ShareMeter, config: Any) -> None:

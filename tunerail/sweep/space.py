@@ -23,7 +23,7 @@ from tunerail.errors import ConfigError, Problem
 
 # What the sweep may change, each with its default spec for LoRA-type methods ({lr} = the
 # method's default learning rate, searched a decade each side on a log scale).
-SEARCHABLE = ("learning_rate", "epochs", "batch_size", "lora.r", "lora.alpha", "warmup_ratio", "replay_ratio")
+SEARCHABLE = ("learning_rate", "epochs", "batch_size", "lora.r", "lora.alpha", "lora.variant", "warmup_ratio", "replay_ratio")
 NEVER = ("seed",)
 
 
@@ -83,6 +83,7 @@ def default_space(method: str, train: Any) -> dict[str, Dimension]:
     if method != "full":
         space["lora.r"] = Dimension("lora.r", choices=(8, 16, 32))
         space["lora.alpha"] = Dimension("lora.alpha", choices=(16, 32, 64))
+        space["lora.variant"] = Dimension("lora.variant", choices=("lora", "dora", "rslora"))  # the PEFT method, cost measured per trial
     return space
 
 

@@ -136,7 +136,14 @@ def prepare_model(model: Any, *, method: str, lora: Any, seed: int) -> Any:
     targets = lora.target_modules or detect_target_modules(model)
     torch.manual_seed(seed)  # LoRA A init is random: seed it so runs (and ranks) agree
     config = LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type="CAUSAL_LM", bias="none"
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        bias="none",
+        use_dora=lora.variant == "dora",
+        use_rslora=lora.variant == "rslora",
     )
     try:
         return get_peft_model(model, config)
