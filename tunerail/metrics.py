@@ -11,6 +11,7 @@ Heavy libraries are imported inside the functions that use them.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
@@ -169,6 +170,19 @@ def entity_prf(true_spans: Sequence[set], pred_spans: Sequence[set]) -> dict[str
         "fn": fn,
         "per_type": {k: dict(zip(("precision", "recall", "f1"), _prf(*v)), support=v[0] + v[2]) for k, v in sorted(per.items())},
     }
+
+
+def answer_object(text: str) -> dict[str, Any] | None:
+    """The JSON object of an extraction answer (from its first ``{`` to its last ``}``), or None when it has none."""
+    text = (text or "").strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        return None
+    try:
+        data = json.loads(text[start : end + 1])
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def field_pairs(record: dict[str, Any]) -> set[tuple[str, str]]:

@@ -9,7 +9,6 @@ same approach as ``sacrebleu.significance``) so a 1,000-resample bootstrap costs
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -127,15 +126,8 @@ def score_extraction(references: Sequence[str], outputs: Sequence[str]) -> Model
 
 
 def _parse_fields(text: str) -> set | None:
-    text = (text or "").strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
-        return None
-    try:
-        data = json.loads(text[start : end + 1])
-    except ValueError:
-        return None
-    return M.field_pairs(data) if isinstance(data, dict) else None
+    data = M.answer_object(text)
+    return M.field_pairs(data) if data is not None else None
 
 
 def add_perplexity(scores: ModelScores, logp: np.ndarray, counts: np.ndarray) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from statistics import median
 from typing import Literal, Sequence
 
-from tunerail.eval.alternatives.spans import answer_fields, field_values
+from tunerail.eval.alternatives.spans import field_values
+from tunerail.metrics import answer_object
 
 Shape = Literal["labels", "spans", "fields", "summary", "text"]
 
@@ -41,7 +42,7 @@ def values_are_spans(prompts: Sequence[str], answers: Sequence[str], threshold: 
     """
     found = total = 0
     for prompt, answer in zip(prompts, answers):
-        data = answer_fields(answer) or {}
+        data = answer_object(answer) or {}
         for value in (v for key in data for v in field_values(data[key])):
             total += 1
             found += value in prompt

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from tunerail.metrics import bio_spans
+from tunerail.metrics import answer_object, bio_spans
 
 TOKEN = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 
@@ -26,19 +26,6 @@ TOKEN = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 def tokenize(text: str) -> list[tuple[str, int, int]]:
     """``(token, start, end)`` for each word or punctuation mark of ``text``."""
     return [(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text)]
-
-
-def answer_fields(completion: str) -> dict[str, Any] | None:
-    """The JSON object of an extraction answer, or None when it is not one."""
-    text = (completion or "").strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
-        return None
-    try:
-        data = json.loads(text[start : end + 1])
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def field_values(value: Any) -> list[str]:
@@ -59,7 +46,7 @@ class SpanSchema:
         order: dict[str, None] = {}
         shape: Counter[tuple[str, bool]] = Counter()
         for c in completions:
-            data = answer_fields(c) or {}
+            data = answer_object(c) or {}
             for key, value in data.items():
                 order.setdefault(str(key), None)
                 shape[(str(key), isinstance(value, list))] += 1
@@ -71,7 +58,7 @@ class SpanSchema:
         tags = ["O"] * len(tokens)
         starts = {s: i for i, (_, s, _) in enumerate(tokens)}
         ends = {e: i for i, (_, _, e) in enumerate(tokens)}
-        data = answer_fields(completion) or {}
+        data = answer_object(completion) or {}
         for key in self.fields:
             for value in field_values(data.get(key)):
                 for m in re.finditer(re.escape(value), prompt):
