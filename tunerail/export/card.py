@@ -19,10 +19,21 @@ PIPELINE_TAG = {
 }
 
 
+def hub_base(base_model: str) -> str:
+    """What the Hub's ``base_model`` field can name: a bundled model's source repo, else the id or folder name."""
+    from tunerail.models import BUNDLED
+
+    if base_model.startswith("bundled:"):
+        spec = BUNDLED.get(base_model.split(":", 1)[1])
+        if spec is not None and spec.hub_id:
+            return spec.hub_id
+    return base_model
+
+
 def card_metadata(config: Any, base_model: str, licence: str | None, kind: str) -> dict[str, Any]:
     """The card's YAML header (``ModelCardData`` fields)."""
     meta: dict[str, Any] = {
-        "base_model": base_model,
+        "base_model": hub_base(base_model),
         "library_name": "peft" if kind == "adapter" else "transformers",
         "license": licence or "other",
         "pipeline_tag": PIPELINE_TAG.get(config.task, "text-generation"),
@@ -36,7 +47,8 @@ def card_text(config: Any, report: dict[str, Any] | None, export: dict[str, Any]
     lines = [
         f"# {config.project.name}",
         "",
-        f"A {config.task} model fine-tuned with tunerail from `{export['base_model']}` "
+        f"A model for {config.task} fine-tuned with tunerail from `{export['base_model']}`"
+        f"{' (dequantised from the bundled GGUF of ' + hub_base(export['base_model']) + ')' if export['base_model'].startswith('bundled:') else ''} "
         f"(LoRA adapter{' merged into the base weights' if export['kind'] == 'merged' else ''}).",
         "",
         "## Intended use",
@@ -89,8 +101,10 @@ def _verdict_section(config: Any, report: dict[str, Any] | None, export: dict[st
     out += ["", "Criteria fixed before training (hashed with the frozen test set): " + _criteria_line(crit)]
     forgetting = report.get("forgetting")
     if forgetting:
+        worst = forgetting.get("worst")
+        worst_text = f"{worst:+.1%}" if isinstance(worst, (int, float)) else "not measured"
         out.append(
-            f"Forgetting on the general-capability suite: worst relative drop {forgetting.get('worst_drop', forgetting.get('drop', '?'))}."
+            f"Forgetting on the general-capability suite: worst relative change {worst_text} (budget {forgetting.get('budget', '?')})."
         )
     failed = [f for f in report.get("findings", []) if f.get("severity") == "error"]
     if failed:
@@ -124,5 +138,5 @@ def _lineage_section(report: dict[str, Any] | None, export: dict[str, Any]) -> l
     if frozen.get("test_hash"):
         lineage["frozen_test_sha256"] = frozen["test_hash"]
     lineage["adapter_sha256"] = export.get("adapter_sha256")
-    rows = [f"- {k}: `{v}`" for k, v in sorted(lineage.items()) if v]
+    rows = [f"- {k}: `{v}`" for k, v in sorted(lineage.items()) if v and isinstance(v, (str, int, float))]
     return ["## Lineage", "", *rows, ""] if rows else []
