@@ -144,8 +144,11 @@ def test_share_meter_charges_every_worker_and_plans_the_stop():
     assert costs.step_cost() == 3.0  # the slowest step seen is planned for, however many quick ones follow
     assert costs.trial_cost() == 9.0 + 2 * 4.0 + 12.0  # a new trial starts with a first step
     need = costs.step_cost() + costs.eval + costs.stop_cost()  # 19 s: a step, its cut's evaluation, finish, outputs
-    assert meter.fits(need)  # 50 + 1.25 x 19 <= 100
+    assert meter.fits(need)  # 50 + 1.25 x 19 <= 100 - 2 (the headroom)
     assert not meter.fits(42.0)  # 50 + 1.25 x 42 > 100
+    assert meter.headroom == 2.0  # a one-second burst on the last unit must not overrun the share
+    assert not meter.fits(39.0)  # 50 + 1.25 x 39 = 98.75: within the share, not within its headroom
+    assert ShareMeter(study, allowed=1000.0, worker="big").headroom == 20.0  # 2 % of a larger share
     with pytest.raises(ValueError):
         costs.see("stpe", 1.0)
 

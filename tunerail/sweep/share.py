@@ -7,8 +7,13 @@ user attribute per worker, so workers on other machines see it). Before each uni
 training step, an evaluation, a new trial, the worker asks whether that unit *and* what it
 would cost to stop right after it (the cut's evaluation and checkpoint, the trial's finish,
 the outputs) still fit in ``budget.search_share x budget.max_hours``, at the slowest cost of
-each kind measured so far, times ``SAFETY``. If not, it stops there: the trial is cut and
-counted (state COMPLETE, reason ``budget``), or no new trial starts.
+each kind measured so far, times ``SAFETY``, and leave ``headroom`` of the share untouched. If
+not, it stops there: the trial is cut and counted (state COMPLETE, reason ``budget``), or no new
+trial starts.
+
+The headroom is for what no measured cost foresees: on a shared machine a burst of other work can
+make the very last unit slower than 1.25 x the slowest seen (a CI run beside the whole test suite
+overran a 150 s share by 1.07 s that way).
 
 The one thing that cannot be measured before it happens is a worker's first setup (loading
 the model, tokenizing, the first evaluation); when that alone overruns, ``exceeded`` says so.
@@ -26,6 +31,8 @@ from tunerail.errors import ConfigError, Problem
 SECONDS_ATTR = "tunerail_seconds"  # trial user attribute: wall seconds this trial has spent
 WORKER_PREFIX = "tunerail_worker_seconds:"  # study user attribute per worker: every second it spent
 SAFETY = 1.25  # each unit is assumed 25 % slower than the slowest one of its kind measured
+HEADROOM_SHARE = 0.02  # of the share kept free of planned work, for jitter no measured cost foresees ...
+HEADROOM_MIN_S = 2.0  # ... and at least this (a one-second burst on a small share), but never over a tenth of the share
 REFRESH = 1.0  # seconds between reads of the other workers' charges inside a trial
 
 
@@ -134,9 +141,14 @@ class ShareMeter:
     def left(self, *, fresh: bool = True) -> float:
         return self.allowed - self.spent(fresh=fresh)
 
+    @property
+    def headroom(self) -> float:
+        """Seconds of the share no plan may use (see the module docstring)."""
+        return min(max(HEADROOM_MIN_S, HEADROOM_SHARE * self.allowed), 0.1 * self.allowed)
+
     def fits(self, seconds: float, *, fresh: bool = True) -> bool:
-        """Whether ``seconds`` more (at the measured cost, before the safety margin) stay within the share."""
-        return self.spent(fresh=fresh) + SAFETY * seconds <= self.allowed
+        """Whether ``seconds`` more (at the measured cost, before the safety margin) stay within the share less its headroom."""
+        return self.spent(fresh=fresh) + SAFETY * seconds <= self.allowed - self.headroom
 
 
 def study_spent(study: Any) -> float:
