@@ -4,6 +4,7 @@ Provenance: ``index`` is the 0-based position among all records of the input fil
 malformed ones included (for JSONL, line - 1 when there are no blank lines); ``line`` is the
 1-based physical line where the record starts (for Parquet/`datasets`, index + 1).
 """
+# size: file: being split on branch seamse (issue 24)
 
 from __future__ import annotations
 

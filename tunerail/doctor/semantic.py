@@ -51,6 +51,7 @@ class LabelIssues:
     skipped_classes: list[str]  # too small to cross-validate
 
 
+# size: label_issues: being split on branch seamse (issue 24)
 def label_issues(
     embeddings: np.ndarray,
     labels: Sequence[str],

@@ -11,6 +11,7 @@
 
 torch / transformers / peft are imported inside functions.
 """
+# size: file: being split on branch seamse (issue 24)
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@
 Cost on 2 CPU cores with SmolLM2-135M: see bench/eval_speed.py (generation is the bulk;
 outputs are cached by model, data and prompt hash so a re-run is nearly free).
 """
+# size: file: being split on branch seamse (issue 24)
 
 from __future__ import annotations
 
@@ -87,6 +88,7 @@ class EvalResult:
         return out
 
 
+# size: evaluate: being split on branch seamse (issue 24)
 def evaluate(
     config: TunerailConfig,
     *,
@@ -528,6 +530,7 @@ BASE_LABELS = {
 }
 
 
+# size: _baseline_table: being split on branch seamse (issue 24)
 def _baseline_table(
     scored: dict[str, ModelScores],
     metrics_out: dict[str, Any],

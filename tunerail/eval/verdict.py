@@ -38,6 +38,7 @@ every message says which rule decided. ``criteria.baseline: strongest`` (default
 ``min_improvement`` against the strongest baseline on the main metric; ``base`` against the
 strongest variant of the base model (zero-shot free, ranked, k-shot).
 """
+# size: file: being split on branch seamse (issue 24)
 
 from __future__ import annotations
 
@@ -254,6 +255,7 @@ def check_improvement(criteria: Any, x: VerdictInputs) -> list[Finding]:
     return out
 
 
+# size: check_baselines: being split on branch seamse (issue 24)
 def check_baselines(criteria: Any, x: VerdictInputs) -> list[Finding]:
     """The tuned model must beat every baseline a team could ship instead (paired gain, by the CI)."""
     out: list[Finding] = []
@@ -592,6 +594,7 @@ def check_run(x: VerdictInputs) -> list[Finding]:
 HUMAN_CODES = ("EVL060", "EVL061", "EVL062", "EVL063")
 
 
+# size: check_human: being split on branch seamse (issue 24)
 def check_human(criteria: Any, human: dict[str, Any] | None) -> list[Finding]:
     """``criteria.human`` on the blind review (`tunerail review results`); nothing when not required.
 

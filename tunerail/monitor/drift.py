@@ -79,6 +79,7 @@ class Reference:
     neighbours: tuple[np.ndarray, np.ndarray] | None = None  # leave-one-out top-k (indices, cosines), no control only
 
 
+# size: build_reference: being split on branch seamse (issue 24)
 def build_reference(
     prompts: Sequence[str],
     *,
@@ -174,6 +175,7 @@ class WindowResult:
         }
 
 
+# size: test_window: being split on branch seamse (issue 24)
 def test_window(
     ref: Reference,
     window: Window,

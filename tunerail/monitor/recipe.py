@@ -209,6 +209,7 @@ def quality_findings(windows: Sequence[Any], config: Any) -> list[Finding]:
     return out
 
 
+# size: monitor: being split on branch seamse (issue 24)
 def monitor(
     traffic: str | Path,
     reference: str | Path,

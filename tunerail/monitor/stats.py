@@ -265,6 +265,7 @@ def _top(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
+# size: out_of_scope_permutation_test: being split on branch seamse (issue 24)
 def out_of_scope_permutation_test(
     ref: np.ndarray,
     ref_neighbours: tuple[np.ndarray, np.ndarray],

@@ -133,6 +133,7 @@ def intervals(
     return _svg(fig)
 
 
+# size: scatter_ci: being split on branch seamse (issue 24)
 def scatter_ci(
     xs: Sequence[float],
     ys: Sequence[float],

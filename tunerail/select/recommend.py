@@ -47,6 +47,7 @@ def _negated(stat: Callable[[Any], float]) -> Callable[[Any], float]:
     return lambda idx: -stat(idx)
 
 
+# size: recommend: being split on branch seamse (issue 24)
 def recommend(
     entries: list[Entry], n: int, *, alpha: float = 0.05, near_zero: float = 0.05, resamples: int = 1000, seed: int = 13
 ) -> Recommendation:

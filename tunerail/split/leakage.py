@@ -109,6 +109,7 @@ def _texts(records: Sequence[Record], on: str) -> list[str]:
     return [r.prompt if on == "prompt" else r.text for r in records]
 
 
+# size: leakage: being split on branch seamse (issue 24)
 def leakage(
     sets: Mapping[str, str | Path | Sequence[Record]],
     *,

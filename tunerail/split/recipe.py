@@ -142,6 +142,7 @@ def _use_semantic(config: TunerailConfig, n: int) -> bool:
     return n < config.split.semantic_max_rows if setting == "auto" else bool(setting)
 
 
+# size: split: being split on branch seamse (issue 24)
 def split(
     data: str | Path | HubSource | Sequence[Record],
     config: TunerailConfig | str | Path | None = None,
