@@ -30,7 +30,9 @@ from tunerail.review.material import ITEMS_FILE
 PREFERENCE_CODES = {"first": 0.0, "second": 1.0, "tie": 2.0}
 
 
-def agreement(ratings: dict[Any, dict[str, float]], level: Literal["nominal", "ordinal"], domain: Sequence[float] | None = None) -> dict[str, Any]:
+def agreement(
+    ratings: dict[Any, dict[str, float]], level: Literal["nominal", "ordinal"], domain: Sequence[float] | None = None
+) -> dict[str, Any]:
     """Krippendorff's alpha and raw pairwise agreement; ``ratings``: unit -> annotator -> value.
 
     Returns ``{"alpha", "percent", "units", "pairs", "level", "undefined"}``; ``undefined`` names
