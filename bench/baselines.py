@@ -43,7 +43,7 @@ def split_example(config_path: Path) -> tuple[Any, dict[str, list[Any]], dict[st
     """The example's train / validation / test records, made as `tunerail run` makes them."""
     from tunerail.config import load_config
     from tunerail.doctor import doctor
-    from tunerail.eval.recipe import _load
+    from tunerail.eval.inputs import load_rows as _load
     from tunerail.split import split
 
     config = load_config(config_path)
@@ -73,7 +73,7 @@ def run_family(
     from tunerail import tasks
     from tunerail.eval.alternatives import FitData, choose, fit_alternatives
     from tunerail.eval.alternatives.registry import OPT_IN
-    from tunerail.eval.recipe import _estimates
+    from tunerail.eval.compare import estimates as _estimates
 
     data = FitData(task, [p for p, _ in fit], [a for _, a in fit], [p for p, _ in val], [a for _, a in val], [p for p, _ in test], **kw)
     names = [a.name for family in OPT_IN.values() for a in family] if opt_in else []

@@ -125,7 +125,7 @@ def test_cheap_baseline_that_beats_the_tuned_model_gives_not_ready(tiny, banking
 
 
 def test_few_shot_changes_the_rendered_prompt(banking_splits):
-    from tunerail.eval.recipe import _shots
+    from tunerail.eval.inputs import shots_for as _shots
     from tunerail.models import load_tokenizer
     from tunerail.prompting import prompt_for, prompt_hash
 

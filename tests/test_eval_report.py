@@ -206,7 +206,7 @@ def test_review_export_import_roundtrip(tmp_path):
 def test_few_shot_messages_cover_several_classes(banking_test):
     from tunerail.config import PromptTemplate
     from tunerail.prompting import build_messages
-    from tunerail.eval.recipe import _shots
+    from tunerail.eval.inputs import shots_for as _shots
 
     cfg = _config(few_shot=3)
     shots = _shots(cfg, banking_test)
