@@ -14,6 +14,7 @@ from typing import Sequence
 from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
 from tunerail.doctor.checks.instruct import looks_like_code
+from tunerail.doctor.checks.word_starts import AFTER_NUMBER_ODDS, START_ODDS, WORDS, WordCounts, data_counts, start_odds
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -165,7 +166,7 @@ _DANGLING = {
 }
 _OPEN_END = (",", ":", "(", "[", "{", "/", "“", "‘", "-", "–", "&", "+", "=")
 _CLOSED = (".", "!", "?", "…", "。", '"', "'", "”", "’", ")", "]", "}", "*", "`", ":", ";")
-_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+_WORDS = WORDS
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Z]\.|[IVX]+\.)\s*")
 _ATTRIBUTION = re.compile(r"[.!?\"”’']\s*[-–—]+\s*\w[\w .'-]*$")  # a quote's author: "... world." - Gandhi
 _SIGN_OFF = re.compile(
@@ -193,6 +194,8 @@ class AnswerStyle:
     """How a dataset's answers end, learned from the data, so that its style is not taken for a defect.
 
     ``punctuated``: at least ``PUNCTUATED_SHARE`` of the answers end with closing punctuation (prose);
+    ``last_line_closes``: at least ``PUNCTUATED_SHARE`` of the answers whose earlier lines close with
+    punctuation close their last one too (not so in worked math, whose last line is a bare result);
     when not (worked math answers ending "= 990 beetles", code, lists), a missing full stop says
     nothing and only the strong signals count. ``vocabulary``: words found in at least two rows; a
     last word outside it was cut ("5 vans x 28 studen"). Empty: no vocabulary test (too few rows).
@@ -201,6 +204,8 @@ class AnswerStyle:
     punctuated: bool = True
     vocabulary: frozenset[str] = frozenset()
     language: str = "en"
+    words: WordCounts | None = None  # the data's own word counts, for :func:`start_odds`
+    last_line_closes: bool = True  # answers whose earlier lines close with punctuation close their last line too
 
 
 # wordfreq's Zipf frequency (log10 per billion words) a word needs to count as real: rare long words pass
@@ -234,7 +239,55 @@ def answer_style(answers: Sequence[str], prompts: Sequence[str], language: str =
             df.update(set(_WORDS.findall(text[:4000].lower())))
         need = max(2, round(0.0005 * len(answers)))  # a cut word ("pe", "th") turns up in a few rows of a large set
         vocabulary = frozenset(w for w, n in df.items() if n >= need)
-    return AnswerStyle(punctuated, vocabulary, language)
+    closing = [c for c in map(_last_line_closes, answers) if c is not None]
+    last_line_closes = sum(closing) >= PUNCTUATED_SHARE * len(closing)
+    return AnswerStyle(punctuated, vocabulary, language, data_counts([*answers, *prompts]) if vocabulary else None, last_line_closes)
+
+
+def _last_line_closes(text: str) -> bool | None:
+    """For an answer of several lines most of whose earlier lines close with punctuation: does its last one?"""
+    lines = [line.strip() for line in text[:4000].strip().splitlines() if line.strip()]
+    if len(lines) < 2 or sum(line.endswith(_CLOSED) for line in lines[:-1]) * 2 <= len(lines) - 1:
+        return None
+    return lines[-1].endswith(_CLOSED)
+
+
+def _starts_longer_word(last_line: str, words: list[str], style: AnswerStyle, prompt: str, before: str) -> bool:
+    """A last word of letters ("doll", "Repor", not "NASA" nor "x2") that :func:`start_odds` finds far more often
+    as the start of a longer word, and that the row does not use as a word elsewhere: the answer ``before`` it
+    ("min" in "5 liters/min"), or, unless it follows a number (where the data's counts judge), the prompt (a name)."""
+    word = words[-1]
+    numbered = style.words is not None and len(words) > 1 and words[-2].isdigit() and words[-2] != "1"
+    if (
+        len(word) < 2 - numbered
+        or not last_line.split()[-1].isalpha()
+        or (word.isupper() and len(words) > 1)
+        or (word[1:] and not word[1:].islower())
+    ):
+        return False
+    last = word.lower()
+    if last in _WORDS.findall(before.lower() if numbered else f"{prompt} {before}".lower()):
+        return False
+    return start_odds(last, style.language, style.words, after_number=numbered) >= (AFTER_NUMBER_ODDS if numbered else START_ODDS)
+
+
+_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"), ("“", "”"), ('"', '"'))
+
+
+def _unclosed(text: str) -> str | None:
+    """An opening bracket or quote left open at the end ('println("Hello', "(see the ma"): more opened than
+    closed, the last one opened after the last one closed, and on the last line (a code block's "{" on any).
+    Only for an answer that stops on a word; a digit's double quote is an inch mark (12")."""
+    if not text[-1:].isalnum():
+        return None
+    for left, right in _PAIRS:
+        marks = re.sub(r'(?<=\d)"', "", text) if left == '"' else text
+        last_left = marks.rfind(left)
+        if left != "{" and last_left < marks.rfind("\n"):
+            continue
+        if marks.count(left) % 2 if left == right else marks.count(left) > marks.count(right) and last_left > marks.rfind(right):
+            return f"an unclosed {left}"
+    return None
 
 
 def _looks_cut(text: str, lines: list[str], words: list[str]) -> bool:
@@ -246,7 +299,7 @@ def _looks_cut(text: str, lines: list[str], words: list[str]) -> bool:
         return False
     if len(words) == 1:
         return len(lines) > 1
-    return word.islower() if len(word) > 1 else words[-2].islower()
+    return word.islower() and (len(word) > 1 or words[-2].islower())  # "coach B", "shop C": a label, not a cut
 
 
 def _strong_reason(text: str, lines: list[str], words: list[str], style: AnswerStyle, context: str) -> str | None:
@@ -256,6 +309,8 @@ def _strong_reason(text: str, lines: list[str], words: list[str], style: AnswerS
         return f"ends with the word {words[-1]!r}"
     if _looks_cut(text, lines, words) and _is_cut_word(last, style, context + " " + text[:-1]):
         return f"ends with {words[-1]!r}, a word found neither in the data nor in a word list (cut mid-word)"
+    if _starts_longer_word(lines[-1], words, style, context, text[: -len(words[-1])]):
+        return f"ends with {words[-1]!r}, far more often the start of a longer word than a word of its own (cut mid-word)"
     if _OPEN_OPERATION.search(last_line) and "=" not in last_line[-40:]:
         return "ends with an operation and no result"
     return None
@@ -284,6 +339,8 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     text = answer.rstrip()
     if not text:
         return None
+    if opened := _unclosed(text):
+        return opened
     if text.endswith(_OPEN_END) and not text.endswith(("--", ":-)")):
         return f"ends with {text[-1]!r}"
     raw_lines = [line for line in text.splitlines() if line.strip()]
@@ -316,7 +373,7 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     if _NUMBER.fullmatch(words[-1]) and len(words) <= 6 and not _OPEN_OPERATION.search(last_line):
         return None  # a final answer line ("#### 72", "The answer is 18", "Total: $4.50"): math data ends so
     strong = _strong_reason(text, lines, words, style, context)
-    if strong or not style.punctuated or _result_line(last_line):
+    if strong or _result_line(last_line) or not (style.punctuated or style.last_line_closes):
         return strong
     prior = lines[:-1]
     if len(words) >= 2 and prior and sum(line.endswith(_CLOSED) for line in prior) / len(prior) > 0.5:
@@ -325,6 +382,8 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     tail = _SENTENCE_END.split(body)[-1]
     if tail != body and len(_WORDS.findall(tail)) >= 3:
         return "last sentence has no closing punctuation"
+    if not style.punctuated:
+        return None
     if len(words) >= min_words and not _LIST_ITEM.match(last_line):
         return "long last sentence has no closing punctuation"
     title = sum(w[:1].isupper() for w in words) * 2 > len(words)
