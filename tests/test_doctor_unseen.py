@@ -203,3 +203,20 @@ def test_a_row_that_closes_its_sentences_is_judged_by_itself_in_mixed_data():
     answers = [r["answer"] for r in gsm8k(final_line=False)]
     gsm = answer_style(answers, [r["question"] for r in gsm8k(final_line=False)])
     assert cut_off_reason("Coach A spent $290-$53=$237 more than coach B", style=gsm) is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Thursday:\nMain Dish: Turkey Sandwich, Dessert: Yogurt\nFriday:\nMain Dish: Fish Sticks, Side Dish: Peas, Dessert: Ice Cream",
+        "def climb(board):\n    current = board\n    while current.has_successors():\n        if current.value() > 0:\n            return current\nreturn current",
+        "- Paint with Mud\n- Build a shelter\n- Make Nature Boats\n- Create a Dam",
+        "Cirq",
+        "- “Let me tell you something very interesting…” (nature, history)\n- Joke (neutral not abrasive)\n- ask open ended questions",
+    ],
+)
+def test_headings_code_titles_and_names_in_mixed_data_are_not_cuts(answer):
+    """Clean seed-task answers the new signals first flagged: a heading's ":" or a list item's "(...)" is no
+    sentence the last line fails to close; "Dam" and "Cirq" are a title's word and a name (wordfreq sees
+    "dam" alone often; a one-word answer has nothing before it to judge by)."""
+    assert cut_off_reason(answer, style=AnswerStyle(punctuated=False)) is None

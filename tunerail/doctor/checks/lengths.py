@@ -14,7 +14,7 @@ from typing import Sequence
 from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
 from tunerail.doctor.checks.instruct import looks_like_code
-from tunerail.doctor.checks.word_starts import AFTER_NUMBER_ODDS, START_ODDS, WORDS, WordCounts, data_counts, start_odds
+from tunerail.doctor.checks.word_starts import AFTER_NUMBER_ODDS, START_ODDS, WORDS, WordCounts, data_counts, general_zipf, start_odds
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -166,9 +166,11 @@ _DANGLING = {
 }
 _OPEN_END = (",", ":", "(", "[", "{", "/", "“", "‘", "-", "–", "&", "+", "=")
 _CLOSED = (".", "!", "?", "…", "。", '"', "'", "”", "’", ")", "]", "}", "*", "`", ":", ";")
+# a line that ends a sentence, as evidence of the row's own style: not a heading's ":" nor a list item's "($16)"
+_SENTENCE_CLOSED = re.compile(r"[.!?…。][\"'”’)\]*]*$")
 _WORDS = WORDS
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Z]\.|[IVX]+\.)\s*")
-_ATTRIBUTION = re.compile(r"[.!?\"”’']\s*[-–—]+\s*\w[\w .'-]*$")  # a quote's author: "... world." - Gandhi
+_ATTRIBUTION = re.compile(r"[.!?\"”’']\s*[-–—―]+\s*\w[\w .,'-]*$")  # a quote's author: "... world." - Gandhi
 _SIGN_OFF = re.compile(
     r"^(?:sincerely|regards|best|best regards|kind regards|warm regards|yours|yours truly|thanks|thank you|cheers|love|respectfully)\b.{0,20}$",
     re.I,
@@ -247,9 +249,18 @@ def answer_style(answers: Sequence[str], prompts: Sequence[str], language: str =
 def _last_line_closes(text: str) -> bool | None:
     """For an answer of several lines most of whose earlier lines close with punctuation: does its last one?"""
     lines = [line.strip() for line in text[:4000].strip().splitlines() if line.strip()]
-    if len(lines) < 2 or sum(line.endswith(_CLOSED) for line in lines[:-1]) * 2 <= len(lines) - 1:
+    if len(lines) < 2 or sum(bool(_SENTENCE_CLOSED.search(line)) for line in lines[:-1]) * 2 <= len(lines) - 1:
         return None
     return lines[-1].endswith(_CLOSED)
+
+
+MAX_ZIPF_CAPITAL = 3.0  # a capitalised last word is judged only when rarely a word of its own ("Repor" 1.7; "Dam" 3.9)
+
+
+def _capital_may_be_cut(word: str, before: str, language: str) -> bool:
+    """A capitalised last word may be a name ("Cirq") or a title's word ("Create a Dam"): judged only after other
+    words and when wordfreq seldom sees it alone."""
+    return bool(_WORDS.search(before)) and general_zipf(word, language) < MAX_ZIPF_CAPITAL
 
 
 def _starts_longer_word(last_line: str, words: list[str], style: AnswerStyle, prompt: str, before: str) -> bool:
@@ -267,6 +278,8 @@ def _starts_longer_word(last_line: str, words: list[str], style: AnswerStyle, pr
         return False
     last = word.lower()
     if last in _WORDS.findall(before.lower() if numbered else f"{prompt} {before}".lower()):
+        return False
+    if word[0].isupper() and not _capital_may_be_cut(last, before, style.language):
         return False
     return start_odds(last, style.language, style.words, after_number=numbered) >= (AFTER_NUMBER_ODDS if numbered else START_ODDS)
 
@@ -325,13 +338,16 @@ def _result_line(last_line: str) -> bool:
 def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = AnswerStyle(), context: str = "") -> str | None:
     """Why ``answer`` looks cut off, or None.
 
-    Signals, in order: an odd number of code fences; a last character that opens something
-    (comma, colon, bracket); a last word that cannot end an English sentence ("the", "and"), that is
-    found nowhere else in the data, or an operation without its result ("$100-$38"); then, only where
-    the dataset's answers normally end with punctuation (``style.punctuated``), for a last line
-    without it: the earlier lines or sentences of the same answer do close theirs, or it is a prose
-    line of ``min_words`` words or more. Hashtag lines, tables and code are left alone. ``context``
-    (the row's prompt) holds the names a vocabulary of other rows lacks.
+    Signals, in order: an odd number of code fences; a bracket or quote left open ('println("Hello');
+    a last character that opens something (comma, colon, bracket); a last word that cannot end an
+    English sentence ("the", "and"), that is found nowhere else in the data, that is far more often
+    the start of a longer word than a word ("doll", "Repor"; after a number, by the data's own words:
+    "= 30 section"), or an operation without its result ("$100-$38"); then, for a last line without
+    punctuation: the earlier lines or sentences of the same answer close theirs (where the data's
+    answers do so too, ``style.last_line_closes``), or, only where the dataset's answers normally end
+    with punctuation (``style.punctuated``), it is a prose line of ``min_words`` words or more.
+    Hashtag lines, tables and code are left alone. ``context`` (the row's prompt) holds the names a
+    vocabulary of other rows lacks.
     """
     answer = _CALCULATOR.sub("", answer)
     if answer.count("```") % 2:
@@ -376,7 +392,7 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     if strong or _result_line(last_line) or not (style.punctuated or style.last_line_closes):
         return strong
     prior = lines[:-1]
-    if len(words) >= 2 and prior and sum(line.endswith(_CLOSED) for line in prior) / len(prior) > 0.5:
+    if len(words) >= 2 and prior and sum(bool(_SENTENCE_CLOSED.search(line)) for line in prior) / len(prior) > 0.5:
         return "last line has no closing punctuation, unlike the lines before it"
     body = _LIST_ITEM.sub("", last_line)
     tail = _SENTENCE_END.split(body)[-1]
@@ -394,7 +410,7 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
 
 @register("DOC018", "lengths.cut_off")
 def cut_off(ctx: CheckContext) -> list[Finding]:
-    """Answers that stop mid-sentence or leave a code fence open: a generation or export cut them.
+    """Answers that stop mid-sentence, mid-word or inside an open code fence, bracket or quote: a generation or export cut them.
 
     Anti-pattern: answers truncated by an upstream max-token limit teach the model to stop
     mid-thought. Fix: regenerate or complete the answers, or drop the rows.

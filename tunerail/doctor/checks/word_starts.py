@@ -9,6 +9,7 @@ often as the start of longer words than on their own.
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,6 +58,13 @@ def general_counts(language: str) -> WordCounts | None:
         return WordCounts.of(get_frequency_dict(language))
     except LookupError:
         return None
+
+
+def general_zipf(word: str, language: str) -> float:
+    """wordfreq's Zipf frequency of ``word`` (log10 uses per billion words), 0 where the language has no list."""
+    counts = general_counts(language)
+    freq = counts.freq.get(word, 0.0) if counts is not None else 0.0
+    return math.log10(freq * 1e9) if freq > 0 else 0.0
 
 
 def data_counts(texts: list[str]) -> WordCounts:
