@@ -179,6 +179,7 @@ def test_the_first_letters_of_a_common_word_are_a_cut_even_capitalised():
     assert "start of a longer word" in cut_off_reason("Job titles: Data Scientist, Data Engineer, Data Analyst and Repor", style=prose)
     assert "start of a longer word" in cut_off_reason("- Green Computing Practices\n- The Need for Sustainable Developme", style=prose)
     assert cut_off_reason("Quantum libraries:\n- Qiskit\n- Cirq", style=prose, context="Name two libraries, one of them Cirq") is None
+    assert "start of a longer word" in cut_off_reason("Thus, x >= 2250\nTh", style=prose)  # a new line's first word
     assert cut_off_reason("To fill the tub, it will take 120 liters / 5 liters/min = 24 min", style=prose) is None
 
 

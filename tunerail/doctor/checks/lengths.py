@@ -259,8 +259,10 @@ MAX_ZIPF_CAPITAL = 3.0  # a capitalised last word is judged only when rarely a w
 
 def _capital_may_be_cut(word: str, before: str, language: str) -> bool:
     """A capitalised last word may be a name ("Cirq") or a title's word ("Create a Dam"): judged only after other
-    words and when wordfreq seldom sees it alone."""
-    return bool(_WORDS.search(before)) and general_zipf(word, language) < MAX_ZIPF_CAPITAL
+    words, and when wordfreq seldom sees it alone or it starts a new line of a longer answer (a sentence's "Th")."""
+    if not _WORDS.search(before):
+        return False
+    return general_zipf(word, language) < MAX_ZIPF_CAPITAL or bool(re.search(r"\n\s*$", before))
 
 
 def _starts_longer_word(last_line: str, words: list[str], style: AnswerStyle, prompt: str, before: str) -> bool:
