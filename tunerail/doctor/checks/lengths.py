@@ -196,18 +196,20 @@ class AnswerStyle:
     """How a dataset's answers end, learned from the data, so that its style is not taken for a defect.
 
     ``punctuated``: at least ``PUNCTUATED_SHARE`` of the answers end with closing punctuation (prose);
-    ``last_line_closes``: at least ``PUNCTUATED_SHARE`` of the answers whose earlier lines close with
-    punctuation close their last one too (not so in worked math, whose last line is a bare result);
     when not (worked math answers ending "= 990 beetles", code, lists), a missing full stop says
     nothing and only the strong signals count. ``vocabulary``: words found in at least two rows; a
     last word outside it was cut ("5 vans x 28 studen"). Empty: no vocabulary test (too few rows).
+    ``words``: the data's word counts (:func:`~tunerail.doctor.checks.word_starts.start_odds`).
+    ``last_line_closes``: at least ``PUNCTUATED_SHARE`` of the answers whose earlier lines end a
+    sentence close their last line too, so that a row's own closed sentences are evidence even in
+    data of mixed answers (labels, lists, code beside prose).
     """
 
     punctuated: bool = True
     vocabulary: frozenset[str] = frozenset()
     language: str = "en"
-    words: WordCounts | None = None  # the data's own word counts, for :func:`start_odds`
-    last_line_closes: bool = True  # answers whose earlier lines close with punctuation close their last line too
+    words: WordCounts | None = None
+    last_line_closes: bool = True
 
 
 # wordfreq's Zipf frequency (log10 per billion words) a word needs to count as real: rare long words pass
