@@ -221,3 +221,10 @@ def test_headings_code_titles_and_names_in_mixed_data_are_not_cuts(answer):
     sentence the last line fails to close; "Dam" and "Cirq" are a title's word and a name (wordfreq sees
     "dam" alone often; a one-word answer has nothing before it to judge by)."""
     assert cut_off_reason(answer, style=AnswerStyle(punctuated=False)) is None
+
+
+@pytest.mark.parametrize("answer", ["john.smith@example.com", "collect_data_for_new_project", "Y5@f_7}j"])
+def test_one_token_answers_are_not_unpunctuated_sentences(answer):
+    """Alpaca answers (an e-mail address, an identifier, a password) were counted as sentences of 3-5 words."""
+    assert cut_off_reason(answer, style=AnswerStyle(punctuated=True)) is None
+    assert cut_off_reason("I will send the report to my manager", style=AnswerStyle(punctuated=True)) is not None

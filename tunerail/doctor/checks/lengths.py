@@ -407,7 +407,8 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     if len(words) >= min_words and not _LIST_ITEM.match(last_line):
         return "long last sentence has no closing punctuation"
     title = sum(w[:1].isupper() for w in words) * 2 > len(words)
-    if len(words) >= PROSE_WORDS and not title and not _LIST_ITEM.match(last_line) and "," not in last_line[-25:] and ":" not in last_line:
+    spaced = len(last_line.split())  # "john.smith@example.com", "collect_data_for_new_project": one token, no sentence
+    if spaced >= PROSE_WORDS and not title and not _LIST_ITEM.match(last_line) and "," not in last_line[-25:] and ":" not in last_line:
         return "last sentence has no closing punctuation, unlike most answers in the data"
     return None
 
