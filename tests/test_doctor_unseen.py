@@ -228,3 +228,12 @@ def test_one_token_answers_are_not_unpunctuated_sentences(answer):
     """Alpaca answers (an e-mail address, an identifier, a password) were counted as sentences of 3-5 words."""
     assert cut_off_reason(answer, style=AnswerStyle(punctuated=True)) is None
     assert cut_off_reason("I will send the report to my manager", style=AnswerStyle(punctuated=True)) is not None
+
+
+def test_a_lone_small_letter_after_a_word_is_a_cut_and_after_a_sign_a_variable():
+    """Alpaca rows: "- Starting f" (of "from Scratch") passed because the word before it is capitalised;
+    "y = mx + b", a complete formula, was flagged because "mx" is lower case."""
+    prose = AnswerStyle(punctuated=True)
+    assert "cut mid-word" in cut_off_reason("Unleashing Your Inner Drive for Entrepreneurial Success, Starting f", style=prose)
+    assert "cut mid-word" in cut_off_reason("<b><IMG s", style=prose)
+    assert cut_off_reason("The equation of a line is:\ny = mx + b", style=AnswerStyle(punctuated=False)) is None

@@ -316,7 +316,10 @@ def _looks_cut(text: str, lines: list[str], words: list[str]) -> bool:
         return False
     if len(words) == 1:
         return len(lines) > 1
-    return word.islower() and (len(word) > 1 or words[-2].islower())  # "coach B", "shop C": a label, not a cut
+    if len(word) > 1:
+        return word.islower()
+    # a lone small letter after a word ("Starting f") was cut; a capital is a label ("coach B"), one after a sign a variable ("mx + b")
+    return word.islower() and bool(re.search(r"[^\W\d_]", lines[-1].split()[-2]))
 
 
 def _strong_reason(text: str, lines: list[str], words: list[str], style: AnswerStyle, context: str) -> str | None:
