@@ -169,6 +169,11 @@ def test_a_singular_where_the_data_writes_the_plural_is_a_cut():
     assert "start of a longer word" in cut_off_reason("She runs 3 miles a day.\nIn total she runs 30+20=50 mile", style=gsm)
     assert "start of a longer word" in cut_off_reason("Their combined weights are 125+498 = 623 pound", style=gsm)
     assert cut_off_reason("In total she runs 30+20=50 miles", style=gsm) is None
+    # the word used before, but not as a unit ("a mile further"), does not excuse it; "5 liters/min" does
+    assert "start of a longer word" in (
+        cut_off_reason("She goes a mile further on Sundays.\nIn total she runs 30+20=50 mile", style=gsm) or ""
+    )
+    assert cut_off_reason("The tap gives 5 liters/min\nTo fill the tub it takes 120 / 5 = 24 min", style=gsm) is None
 
 
 def test_the_first_letters_of_a_common_word_are_a_cut_even_capitalised():

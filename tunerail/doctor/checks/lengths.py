@@ -281,7 +281,9 @@ def _starts_longer_word(last_line: str, words: list[str], style: AnswerStyle, pr
     ):
         return False
     last = word.lower()
-    if last in _WORDS.findall(before.lower() if numbered else f"{prompt} {before}".lower()):
+    if numbered and re.search(rf"[\d/]\s*{re.escape(last)}\b", before.lower()):
+        return False  # the answer wrote "24 min" or "5 liters/min" before
+    if not numbered and last in _WORDS.findall(f"{prompt} {before}".lower()):
         return False
     if word[0].isupper() and not _capital_may_be_cut(last, before, style.language):
         return False
