@@ -174,6 +174,7 @@ def test_a_singular_where_the_data_writes_the_plural_is_a_cut():
         cut_off_reason("She goes a mile further on Sundays.\nIn total she runs 30+20=50 mile", style=gsm) or ""
     )
     assert cut_off_reason("The tap gives 5 liters/min\nTo fill the tub it takes 120 / 5 = 24 min", style=gsm) is None
+    assert "start of a longer word" in (cut_off_reason("Since 1 mile is 1760 yards, she runs 3520/1760 = 2 mile", style=gsm) or "")
 
 
 def test_the_first_letters_of_a_common_word_are_a_cut_even_capitalised():

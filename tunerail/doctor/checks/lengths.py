@@ -281,8 +281,8 @@ def _starts_longer_word(last_line: str, words: list[str], style: AnswerStyle, pr
     ):
         return False
     last = word.lower()
-    if numbered and re.search(rf"[\d/]\s*{re.escape(last)}\b", before.lower()):
-        return False  # the answer wrote "24 min" or "5 liters/min" before
+    if numbered and any(m.group(1) != "1" for m in re.finditer(rf"(\d[\d,.]*|/)\s*{re.escape(last)}\b", before.lower())):
+        return False  # the answer wrote "24 min" or "5 liters/min" before (not "1 liter")
     if not numbered and last in _WORDS.findall(f"{prompt} {before}".lower()):
         return False
     if word[0].isupper() and not _capital_may_be_cut(last, before, style.language):
