@@ -33,7 +33,7 @@ from tunerail.data.records import Record
 from tunerail.errors import Problem, TunerailError
 from tunerail.eval import generate as G
 from tunerail import stats as S
-from tunerail.eval.alternatives import AlternativesRun, Fitted, for_eval
+from tunerail.eval.alternatives import AlternativesRun, Fitted, for_eval, slow_findings
 from tunerail.eval.frozen import check_frozen
 from tunerail import tasks as T
 from tunerail.store import Store
@@ -154,7 +154,7 @@ def evaluate(
     # from the test file which labels to leave out
     labels = sorted({r.label for r in [*records, *train_records, *val_records] if r.label is not None}) if task == "classification" else []
     check_metric(task, config.criteria.metric, ev.label_ranking)
-    shots = _shots(config, few_shot_data if few_shot_data is not None else train_records or None)
+    shot_pool = _load(config, few_shot_data)[0] if few_shot_data is not None else train_records
     judge_client = None
     if ev.judge.enabled and adapter_dir is not None:  # a misconfigured judge fails before any model runs
         from tunerail.eval.judge import make_client
@@ -165,7 +165,8 @@ def evaluate(
 
     # 3a. alternatives (seconds, before any LLM runs) ---------------------------------------------
     t = time.perf_counter()
-    alts = for_eval(config, task, records, train_records if train_data is not None else None, val_records, cache)
+    alts = for_eval(config, task, records, train_records if train_data is not None else None, val_records, cache, shot_pool)
+    shots = alts.shots  # the base model's k-shot examples (k from eval.few_shot, else the registry's for the shape)
     timings["cheap_baselines_s"] = time.perf_counter() - t
 
     # 3b-4. LLM inference --------------------------------------------------------------------------
@@ -321,6 +322,7 @@ def evaluate(
             human=review["human"],
         ),
     )
+    findings += slow_findings(alts.fitted, time.perf_counter() - t0)
     timings["total_s"] = time.perf_counter() - t0
     result = EvalResult(
         verdict=verdict,
@@ -545,7 +547,7 @@ def _baseline_table(
     for name in scored:
         if name == "tuned":
             continue
-        kind = "cheap" if name in cheap_by_name else ("tuned" if name == "tuned_free" else "llm")
+        kind = cheap_by_name[name].kind if name in cheap_by_name else ("tuned" if name == "tuned_free" else "llm")
         label = cheap_by_name[name].label if name in cheap_by_name else BASE_LABELS.get(name, name).format(k=len(shots))
         est = metrics_out[name].get(metric)
         gain = None
@@ -558,7 +560,7 @@ def _baseline_table(
         if labels:
             row["unmatched"] = scored[name].details["report"]["unmatched"]
         rows.append(row)
-    return rows + [{**_failed_row(b), "kind": "cheap", "estimate": None, "gain": None} for b in cheap if b.error is not None]
+    return rows + [{**_failed_row(b), "kind": b.kind, "estimate": None, "gain": None} for b in cheap if b.error is not None]
 
 
 def _failed_row(b: Fitted) -> dict[str, Any]:
@@ -573,6 +575,8 @@ def _alternatives_summary(alts: AlternativesRun) -> dict[str, Any]:
         "fitted": [b.name for b in alts.scored],
         "failed": [_failed_row(b) for b in alts.failed],
         "fit_seconds": round(sum(float(b.details.get("fit_seconds", b.seconds)) for b in alts.fitted), 2),
+        "budget_s": None if alts.budget_s is None else round(alts.budget_s, 1),
+        "llm_rows": alts.llm_rows,  # rows the LLM stage computed that the registry lists as alternatives (base_few_shot)
     }
 
 
@@ -623,13 +627,6 @@ def _load(config: TunerailConfig, data: str | Path | Sequence[Record]) -> tuple[
 def _task_of(config: TunerailConfig, records: Sequence[Record]) -> str:
     T.check_labels(config.task, records)
     return config.task
-
-
-def _shots(config: TunerailConfig, data: str | Path | Sequence[Record] | None) -> list[tuple[str, str]]:
-    """k-shot examples from ``data`` (loaded as the eval loads rows), picked by the shared task rule."""
-    if not config.eval.few_shot or data is None:
-        return []
-    return T.pick_shots(_load(config, data)[0], config.eval.few_shot)
 
 
 def _max_new_tokens(config: TunerailConfig, task: str, tokenizer: Any, labels: Sequence[str]) -> int:
