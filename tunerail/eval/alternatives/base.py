@@ -30,7 +30,7 @@ class FitData:
     test_prompts: list[str]
     embedding_model: str = "bundled:minilm"
     seed: int = 13
-    time_budget_s: float | None = None  # what is left of the local alternatives' budget (``budget.py``); None: no limit
+    time_budget_s: float | None = None  # CPU seconds left of the local alternatives' budget (``budget.py``); None: no limit
 
     @property
     def fit_prompts(self) -> list[str]:
