@@ -188,7 +188,11 @@ def markdown(out: dict[str, Any]) -> list[str]:
             )
         load = f"Load average after: {res['load_avg_after'][0]:.1f} on {out['machine']['cpus']} CPUs."
         if "spent_s" in res:
-            budget = f"budget {res['budget_s']:.1f} CPU s: 10 % of the eval step's estimate" if res.get("budget_s") else "no time budget"
+            budget = (
+                f"budget {res['budget_s']:.1f} CPU s: 10 % of the eval step's estimate less a 10 % headroom"
+                if res.get("budget_s")
+                else "no time budget"
+            )
             cpu = sum(float(b["details"].get("cpu_seconds", 0)) for b in res["alternatives"])
             load = f"All together {res['spent_s']:.1f} s, {cpu:.1f} CPU s ({budget}). {load}"
         lines += ["", load, ""]

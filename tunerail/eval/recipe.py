@@ -4,7 +4,8 @@
 2. load      test records, the prompt variant used for the verdict, train + validation for baselines
 3. baseline  alternatives fitted on train + validation, chosen by task and answer shape
              (``eval.alternatives``: TF-IDF / MiniLM + logistic regression, CRF / spaCy NER for
-             span extraction, nearest neighbour, extractive summaries); the base model with the SAME
+             span extraction, nearest neighbour, extractive summaries; ``eval.hosted`` endpoints with
+             the same prompt and k-shot examples: ``eval/alternatives/``); the base model with the SAME
              template scored the strongest fair way: zero-shot free generation, zero-shot label
              ranking and k-shot label ranking (classification), k-shot generation otherwise
 4. tuned     the base model + adapter; classification answers by label-constrained decoding (the

@@ -3,8 +3,8 @@
 The eval step's time is known only after its LLMs ran, so the budget the alternatives get before
 them is estimated from the test rows at the demo's measured rate: 313 s for 258 test rows on a quiet
 2-core CPU (README: SmolLM2-135M base and tuned answers, forgetting suite), 1.2 s per row, so the
-WNUT-17 demo's alternatives get 31 s together. A budgeted alternative (spaCy NER) stops within what
-the others left. After the eval, :func:`slow_findings` checks the measured share and names the
+WNUT-17 demo's alternatives get 31 s together, 28 s after a 10 % headroom. A budgeted alternative
+(spaCy NER) stops within what the others left. After the eval, :func:`slow_findings` checks the measured share and names the
 alternatives that went over (EVL053): cheap alternatives must stay cheap next to what they are
 compared with, or nobody runs them.
 
@@ -24,6 +24,9 @@ from tunerail.findings import Finding, Severity
 
 SHARE = 0.10  # of the eval step, for all local alternatives together (issue 21)
 EVAL_SECONDS_PER_ROW = 313 / 258  # the WNUT-17 demo's eval step per test row, quiet 2-core CPU
+# Kept free of planned work: imports, cache reads and the last predictions fall outside a fit's own
+# clock (on WNUT-17 the fits used 32.1 CPU s of a 31.3 s budget without it), like the sweep's headroom.
+HEADROOM = 0.1
 MIN_BUDGET_S = 10.0  # below this a spaCy pipeline does not finish one pass over a few hundred rows
 
 
@@ -33,11 +36,11 @@ def local_budget(test_rows: int) -> float:
     Examples
     --------
     >>> round(local_budget(258), 1)
-    31.3
+    28.2
     >>> local_budget(20)
     10.0
     """
-    return max(SHARE * EVAL_SECONDS_PER_ROW * test_rows, MIN_BUDGET_S)
+    return max(SHARE * (1 - HEADROOM) * EVAL_SECONDS_PER_ROW * test_rows, MIN_BUDGET_S)
 
 
 def slow_findings(fitted: Sequence[Fitted], eval_seconds: float, share: float = SHARE) -> list[Finding]:

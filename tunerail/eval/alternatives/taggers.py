@@ -8,7 +8,7 @@ On the WNUT-17 demo's split (734 fit rows, 258 test rows; issue 21) a spaCy NER 
 Costs (2 CPU cores, WNUT-17 demo): see ``bench/results/baselines.md``. spaCy is the slow one: it
 trains on the training rows with early stopping on the validation rows' field F1 and stops within
 the time the other alternatives left of the eval's budget for them (``budget.py``: 10 % of the eval
-step, 31 s on the demo), keeping its best epoch and recording the epochs run and why it stopped.
+step less a headroom, 28 CPU s on the demo), keeping its best epoch and recording the epochs run and why it stopped.
 """
 
 from __future__ import annotations
