@@ -160,3 +160,27 @@ def test_spacy_ner_stops_early_on_validation_f1_and_keeps_its_best_epoch(monkeyp
     assert run["stopped"] == "early_stopping" and run["epochs_run"] == 6 and run["best_epoch"] == 3
     assert run["validation_f1"] == [0.0, 0.2, 0.3, 0.25, 0.3, 0.28]
     assert ner.to_bytes() == weights[2] != weights[5]  # epoch 3's weights restored
+
+
+def test_eval_reports_a_local_alternative_over_its_share_as_evl053(tmp_path, monkeypatch):
+    """The real nearest-neighbour fit on real rows, with the share lowered so that its seconds exceed it."""
+    import tunerail
+
+    monkeypatch.setattr(A.budget, "SHARE", 1e-4)
+    model, adapter = cached_tiny_pair()
+    rows = [{**r, "entities": _rewritten(r["entities"])} for r in _rows()]
+    res = tunerail.evaluate(
+        _config(few_shot=0),
+        test_data=write_jsonl(tmp_path / "test.jsonl", rows[FIT : FIT + 8]),
+        train_data=write_jsonl(tmp_path / "train.jsonl", rows[:40]),
+        adapter_dir=adapter,
+        base_model=str(model),
+        out_dir=tmp_path / "out",
+        cache_dir=None,
+    )
+    [slow] = [f for f in res.findings if f.code == "EVL053"]
+    nn = next(b for b in res.baselines if b["name"] == "nearest_neighbour")
+    assert slow.details["alternative"] == "nearest_neighbour" and slow.details["seconds"] == pytest.approx(nn["seconds"], abs=0.01)
+    assert f"nearest_neighbour {nn['seconds']:.1f} s" in slow.message and Severity(slow.severity) == Severity.WARNING
+    report = json.loads(Path(res.report_json).read_text(encoding="utf-8"))
+    assert any(f["code"] == "EVL053" for f in report["findings"])

@@ -43,12 +43,13 @@ def local_budget(test_rows: int) -> float:
     return max(SHARE * (1 - HEADROOM) * EVAL_SECONDS_PER_ROW * test_rows, MIN_BUDGET_S)
 
 
-def slow_findings(fitted: Sequence[Fitted], eval_seconds: float, share: float = SHARE) -> list[Finding]:
-    """Warning EVL053 when the local alternatives fitted in this eval took more than ``share`` of its seconds.
+def slow_findings(fitted: Sequence[Fitted], eval_seconds: float, share: float | None = None) -> list[Finding]:
+    """Warning EVL053 when the local alternatives fitted in this eval took more than ``share`` (default ``SHARE``) of its seconds.
 
     Hosted alternatives (network time) and cached fits (0 s this time) do not count. The finding
     names every local alternative that ran, slowest first, with its seconds.
     """
+    share = SHARE if share is None else share
     local = sorted((f for f in fitted if f.kind == "cheap" and f.seconds > 0), key=lambda f: -f.seconds)
     spent = sum(f.seconds for f in local)
     if not local or eval_seconds <= 0 or spent <= share * eval_seconds:
