@@ -113,6 +113,7 @@ def test_eval_compares_the_hosted_model_side_by_side_and_never_writes_the_key(se
     row = by["hosted:local"]
     assert row["kind"] == "hosted" and row["label"] == f"banking-serve via {url}/v1" and row["gain"] is not None
     assert row["details"]["k_shot"] == 1 and "hosted:local" in res.metrics
+    assert res.alternatives["hosted_seconds"] > 0 and res.alternatives["fit_seconds"] == 0  # nothing fitted here (baselines off)
     assert by["hosted:down"]["error"] and by["hosted:down"]["kind"] == "hosted"
     failed = [f for f in res.findings if f.code == "EVL052"]
     assert [f.details["baseline"] for f in failed] == ["hosted:down"]
@@ -206,3 +207,5 @@ def test_hosted_names_must_be_unique_and_well_formed():
         TunerailConfig.model_validate({"eval": {"hosted": [{**one, "name": "a b"}]}})
     with pytest.raises(ValidationError, match="extra"):
         TunerailConfig.model_validate({"eval": {"hosted": [{**one, "api_key": "sk-inline"}]}})  # keys only by variable
+    with pytest.raises(ValidationError, match="not an http"):
+        TunerailConfig.model_validate({"eval": {"hosted": [{**one, "base_url": "api.openai.com/v1"}]}})

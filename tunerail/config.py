@@ -459,6 +459,14 @@ class HostedModel(_Section):
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for one reply.")
     retries: int = Field(2, ge=0, le=10, description="Retries per request on timeouts, 429 and 5xx (the openai client's backoff).")
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        """A URL without its scheme would fail only at eval time, after training."""
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http(s) URL; write e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
+        return url
+
 
 class EvalConfig(_Section):
     max_new_tokens: int = Field(64, ge=1, description="Generation length cap.")

@@ -575,7 +575,8 @@ def _alternatives_summary(alts: AlternativesRun) -> dict[str, Any]:
         "skipped": alts.skipped,
         "fitted": [b.name for b in alts.scored],
         "failed": [_failed_row(b) for b in alts.failed],
-        "fit_seconds": round(sum(float(b.details.get("fit_seconds", b.seconds)) for b in alts.fitted), 2),
+        "fit_seconds": round(sum(float(b.details.get("fit_seconds", b.seconds)) for b in alts.fitted if b.kind == "cheap"), 2),
+        "hosted_seconds": round(sum(b.seconds for b in alts.fitted if b.kind == "hosted"), 2),
         "budget_s": None if alts.budget_s is None else round(alts.budget_s, 1),
         "llm_rows": alts.llm_rows,  # rows the LLM stage computed that the registry lists as alternatives (base_few_shot)
     }
