@@ -40,7 +40,7 @@ def baseline_table(
     for name in scored:
         if name == "tuned":
             continue
-        kind = "cheap" if name in cheap_by_name else ("tuned" if name == "tuned_free" else "llm")
+        kind = cheap_by_name[name].kind if name in cheap_by_name else ("tuned" if name == "tuned_free" else "llm")
         label = cheap_by_name[name].label if name in cheap_by_name else BASE_LABELS.get(name, name).format(k=len(shots))
         est = metrics_out[name].get(metric)
         gain = None
@@ -53,7 +53,7 @@ def baseline_table(
         if labels:
             row["unmatched"] = scored[name].details["report"]["unmatched"]
         rows.append(row)
-    return rows + [{**failed_row(b), "kind": "cheap", "estimate": None, "gain": None} for b in cheap if b.error is not None]
+    return rows + [{**failed_row(b), "kind": b.kind, "estimate": None, "gain": None} for b in cheap if b.error is not None]
 
 
 def failed_row(b: Fitted) -> dict[str, Any]:
@@ -67,7 +67,10 @@ def alternatives_summary(alts: AlternativesRun) -> dict[str, Any]:
         "skipped": alts.skipped,
         "fitted": [b.name for b in alts.scored],
         "failed": [failed_row(b) for b in alts.failed],
-        "fit_seconds": round(sum(float(b.details.get("fit_seconds", b.seconds)) for b in alts.fitted), 2),
+        "fit_seconds": round(sum(float(b.details.get("fit_seconds", b.seconds)) for b in alts.fitted if b.kind == "cheap"), 2),
+        "hosted_seconds": round(sum(b.seconds for b in alts.fitted if b.kind == "hosted"), 2),
+        "budget_s": None if alts.budget_s is None else round(alts.budget_s, 1),
+        "llm_rows": alts.llm_rows,  # rows the LLM stage computed that the registry lists as alternatives (base_few_shot)
     }
 
 

@@ -56,13 +56,6 @@ def metric_of(config: TunerailConfig) -> str:
     return config.criteria.metric or DEFAULT_METRIC[config.task]
 
 
-def shots_for(config: TunerailConfig, data: str | Path | Sequence[Record] | None) -> list[tuple[str, str]]:
-    """k-shot examples from ``data`` (loaded as the eval loads rows), picked by the shared task rule."""
-    if not config.eval.few_shot or data is None:
-        return []
-    return T.pick_shots(load_rows(config, data)[0], config.eval.few_shot)
-
-
 def read_training(train_json: str | Path | None) -> dict[str, Any] | None:
     if train_json is None:
         return None

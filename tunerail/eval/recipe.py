@@ -4,7 +4,8 @@
 2. load      test records, the prompt variant used for the verdict, train + validation for baselines
 3. baseline  alternatives fitted on train + validation, chosen by task and answer shape
              (``eval.alternatives``: TF-IDF / MiniLM + logistic regression, CRF / spaCy NER for
-             span extraction, nearest neighbour, extractive summaries); the base model with the SAME
+             span extraction, nearest neighbour, extractive summaries; ``eval.hosted`` endpoints with
+             the same prompt and k-shot examples: ``eval/alternatives/``); the base model with the SAME
              template scored the strongest fair way: zero-shot free generation, zero-shot label
              ranking and k-shot label ranking (classification), k-shot generation otherwise
 4. tuned     the base model + adapter; classification answers by label-constrained decoding (the
@@ -32,9 +33,9 @@ from tunerail.config import PromptTemplate, TunerailConfig
 from tunerail.data.records import Record, Rejection
 from tunerail.eval import compare as C
 from tunerail.eval import generate as G
-from tunerail.eval.alternatives import AlternativesRun, for_eval
+from tunerail.eval.alternatives import AlternativesRun, for_eval, slow_findings
 from tunerail.eval.frozen import check_frozen
-from tunerail.eval.inputs import EvalInputs, load_rows, metric_of, read_training, shots_for, task_of
+from tunerail.eval.inputs import EvalInputs, load_rows, metric_of, read_training, task_of
 from tunerail.eval.inference import Inference, ProgressFn, Runner, base_outputs, max_new_tokens, tuned_outputs
 from tunerail.eval.judge import ChatClient, make_client
 from tunerail.eval.report import write_eval_report
@@ -160,6 +161,7 @@ def run_eval(config: TunerailConfig, inputs: EvalInputs) -> EvalResult:
     extras = _extras(config, inputs, prep, inf)  # 6-7
     review = review_stage(config, prep.records, prep.refs, inf.outs, sc.scored, prep.out_dir)  # 8
     verdict, findings = _decide(config, inputs, prep, sc, alts, inf.constrained, extras, review["human"])  # 9
+    findings += slow_findings(alts.fitted, time.perf_counter() - t0)
     prep.timings["total_s"] = time.perf_counter() - t0
     result = EvalResult(
         verdict=verdict,
@@ -211,9 +213,10 @@ class _Prepared:
     task: str
     metric: str
     labels: list[str]
-    shots: list[tuple[str, str]]
+    shot_pool: Sequence[Record] | None  # where the base model's k-shot examples come from (the alternatives stage picks them)
     judge_client: ChatClient | None
     timings: dict[str, float] = field(default_factory=dict)
+    shots: list[tuple[str, str]] = field(default_factory=list)  # k from eval.few_shot, else the registry's for the answer shape
 
     @property
     def refs(self) -> list[str]:
@@ -245,7 +248,7 @@ def _prepare(config: TunerailConfig, inputs: EvalInputs) -> _Prepared:
     labels = sorted({r.label for r in every if r.label is not None}) if task == "classification" else []
     metric = metric_of(config)
     check_metric(task, metric, ev.label_ranking)
-    shots = shots_for(config, inputs.few_shot_data if inputs.few_shot_data is not None else train_records or None)
+    shot_pool = load_rows(config, inputs.few_shot_data)[0] if inputs.few_shot_data is not None else train_records
     judge_client = make_client(ev.judge) if ev.judge.enabled and inputs.adapter_dir is not None else None
     return _Prepared(
         out_dir=out_dir,
@@ -262,7 +265,7 @@ def _prepare(config: TunerailConfig, inputs: EvalInputs) -> _Prepared:
         task=task,
         metric=metric,
         labels=labels,
-        shots=shots,
+        shot_pool=shot_pool,
         judge_client=judge_client,
     )
 
@@ -270,7 +273,8 @@ def _prepare(config: TunerailConfig, inputs: EvalInputs) -> _Prepared:
 def _alternatives(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared) -> AlternativesRun:
     """3a. What a team would ship instead, fitted on train + validation (``eval.alternatives``)."""
     t = time.perf_counter()
-    alts = for_eval(config, prep.task, prep.records, prep.train_records, prep.val_records, prep.cache)
+    alts = for_eval(config, prep.task, prep.records, prep.train_records, prep.val_records, prep.cache, prep.shot_pool or ())
+    prep.shots = alts.shots
     prep.timings["cheap_baselines_s"] = time.perf_counter() - t
     return alts
 

@@ -26,6 +26,7 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL050 | baseline.not_beaten         | error    | a baseline (cheap classifier, nearest neighbour, base model variant) is not beaten by the CI |
 | EVL051 | baseline.skipped            | warning  | no training split given: the cheap baselines could not be fitted |
 | EVL052 | baseline.failed             | warning  | an alternative raised while fitting: named with its error, not compared |
+| EVL053 | baseline.slow               | warning  | the local alternatives took more than 10 % of the eval step (``eval/alternatives/budget.py``) |
 | EVL060 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
 | EVL061 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
 | EVL062 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
@@ -311,7 +312,12 @@ def _baseline_finding(criteria: Any, x: VerdictInputs, b: dict[str, Any]) -> Fin
             low=lo,
             high=hi,
         )
-    if b.get("kind") == "cheap":
+    if b.get("kind") == "hosted":
+        fix = (
+            f"{b['label']} scores {est['value']:.3f} (CI {est['low']:.3f}-{est['high']:.3f}) with the same prompt: ship it "
+            f"({b.get('ship') or 'no training needed'}), or fix the fine-tune"
+        )
+    elif b.get("kind") == "cheap":
         how = f"{b['ship']}; " if b.get("ship") else ""
         fix = (
             f"ship the cheap model: {b['label']} ({b.get('library') or b['name']}) trained on your data scores "
