@@ -40,7 +40,7 @@ def served(tmp_path_factory):
 
 
 def _records(run: Path, config: TunerailConfig, name: str):
-    from tunerail.eval.recipe import _load
+    from tunerail.eval.inputs import load_rows as _load
 
     return _load(config, run / "split" / f"{name}.jsonl")[0]
 
@@ -138,7 +138,7 @@ def test_an_unreachable_endpoint_is_reported_as_evl052_not_dropped(tmp_path):
     assert fitted.predictions == [] and fitted.kind == "hosted"
     assert fitted.error.startswith(f"3 of 3 requests to {spec.base_url} failed after 1 retries; first: APIConnectionError")
     assert not list((tmp_path / "cache").glob("*.json"))  # a failure is never cached
-    from tunerail.eval.recipe import _failed_row
+    from tunerail.eval.compare import failed_row as _failed_row
 
     inputs = _inputs([], baselines_failed=[_failed_row(fitted)])
     _, findings = decide(CriteriaConfig(metric="field_f1", threshold=0.0, margin=1.0), inputs)
@@ -159,7 +159,7 @@ def test_a_wrong_or_missing_key_fails_without_showing_the_key(served, tmp_path, 
 
 
 def _inputs(table, baselines_failed=()):
-    from tunerail.eval.recipe import _estimates
+    from tunerail.eval.compare import estimates as _estimates
 
     refs = ['{"person": ["Ann"]}', '{"person": ["Bo"]}'] * 20
     tuned = _estimates(tasks.score("extraction", refs, ["{}"] * 40, []), 40, 300)
@@ -177,7 +177,7 @@ def _inputs(table, baselines_failed=()):
 
 def test_evl050_names_the_hosted_model_its_score_and_how_to_ship_it():
     """A hosted model that answers every row right beats a fine-tune planted to answer nothing."""
-    from tunerail.eval.recipe import _baseline_table, _estimates
+    from tunerail.eval.compare import baseline_table as _baseline_table, estimates as _estimates
 
     refs = [json.dumps({"person": [f"P{i}"], "location": []}) for i in range(40)]
     hosted = A.Fitted("hosted:gptx", "gpt-x via https://api.example.com/v1", "OpenAI-compatible endpoint", refs, 1.0, kind="hosted")
@@ -185,7 +185,7 @@ def test_evl050_names_the_hosted_model_its_score_and_how_to_ship_it():
     scored = {"tuned": tasks.score("extraction", refs, ["{}"] * 40, []), "base": tasks.score("extraction", refs, ["{}"] * 40, [])}
     scored["hosted:gptx"] = tasks.score("extraction", refs, hosted.predictions, [])
     metrics = {m: _estimates(s, 40, 300) for m, s in scored.items()}
-    table = _baseline_table(scored, metrics, "field_f1", 40, 300, [hosted], [], [], set())
+    table = _baseline_table(scored, metrics, "field_f1", 300, [hosted], [], [], set())
     row = next(b for b in table if b["name"] == "hosted:gptx")
     assert row["kind"] == "hosted"
     inputs = _inputs(table)
