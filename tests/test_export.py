@@ -71,14 +71,14 @@ def test_not_ready_run_needs_force_and_force_is_recorded(tmp_path, monkeypatch):
     assert "--force" in (run / "export" / "adapter" / "README.md").read_text(encoding="utf-8")
 
 
-def test_a_run_never_evaluated_is_refused_and_gguf_says_it_is_not_available(tmp_path):
+def test_a_run_never_evaluated_is_refused_and_an_unknown_gguf_quant_is_named(tmp_path):
     from tunerail.export import export_model
 
     run = make_run(tmp_path, n_train=50, n_test=10)
     with pytest.raises(TunerailError, match="never evaluated"):
         export_model(run, verify=False)
-    with pytest.raises(TunerailError, match="GGUF"):
-        export_model(run, formats=["gguf"], verify=False)
+    with pytest.raises(TunerailError, match="GGUF quantisation 'q3_x'"):
+        export_model(run, formats=["gguf"], quant="q3_x", verify=False)
 
 
 @pytest.mark.slow
@@ -181,3 +181,49 @@ def test_model_card_names_the_hub_base_the_forgetting_and_the_alternatives():
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "dequantised from the bundled GGUF" in card
     assert "| CRF | sklearn-crfsuite | 0.477 | 0.419-0.538 |" in card and "EVL050: not beaten: CRF" in card
     assert "worst relative change -4.2%" in card and "--force" in card
+
+
+@pytest.mark.slow
+def test_gguf_export_loads_back_from_the_file_alone_and_scores_as_the_judged_model(tmp_path):
+    import gguf
+
+    from tunerail.export import export_model
+
+    run = _ready_run(tmp_path)
+    result = export_model(run, formats=["gguf"], quant="q8_0", cache_dir=None)
+    assert result.ok, [f.message for f in result.findings]
+    folder = run / "export" / "gguf"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model-q8_0.gguf"]  # the merged folder it was made from is gone
+    reader = gguf.GGUFReader(str(folder / "model-q8_0.gguf"))
+    types = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert types["blk.0.attn_q.weight"] == "Q8_0" and types["blk.0.attn_norm.weight"] == "F32" and "output.weight" not in types  # tied
+    scores = result.formats["gguf"]["scores"]
+    assert result.formats["gguf"]["quant"] == "q8_0" and scores["next_token_agreement"] >= 0.95
+    assert scores["difference"]["low"] <= 0 <= scores["difference"]["high"]
+    assert {f.code for f in result.findings} == {"EXP005"}
+    assert "library_name: gguf" in (folder / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_corrupted_gguf_tensor_is_caught(tmp_path, monkeypatch):
+    import gguf
+    import numpy as np
+
+    from tunerail.export import export_model
+    from tunerail.export import recipe
+
+    original = recipe._write_gguf
+
+    def damaged(run, folder, quant):
+        original(run, folder, quant)
+        reader = gguf.GGUFReader(str(folder / "model-f16.gguf"), "r+")
+        rng = np.random.default_rng(0)
+        for t in reader.tensors:
+            if t.name.startswith("blk.") and t.tensor_type.name == "F16":  # a damaged block: random values of the same scale
+                t.data[...] = (rng.standard_normal(t.data.shape) * float(np.std(t.data.astype(np.float32)))).astype(np.float16)
+        reader.data.flush()
+
+    monkeypatch.setattr(recipe, "_write_gguf", damaged)
+    result = export_model(_ready_run(tmp_path), formats=["gguf"], quant="f16", cache_dir=None)
+    assert not result.ok
+    assert "EXP006" in {f.code for f in result.findings}, [f.message for f in result.findings]

@@ -5,7 +5,8 @@ after merging, a rewritten ``eos_token``, a chat template that differs between t
 serving). So each exported folder is
 
 1. loaded with the library a user would use (transformers for merged safetensors, transformers +
-   peft for the adapter), with the tokenizer saved *inside* the export, not the one in our cache;
+   peft for the adapter, transformers' GGUF loader for a GGUF, which dequantises it), with the
+   tokenizer saved *inside* the export (the GGUF's own vocabulary and template), not our cache's;
 2. compared with the training tokenizer: chat template, EOS/BOS/PAD tokens, the model's
    ``generation_config`` end token;
 3. re-scored on the frozen test rows with the run's metric and prompt, and compared row by row with
@@ -18,6 +19,10 @@ serving). So each exported folder is
 | EXP004 | export.load_failed        | error    | the export cannot be loaded back |
 | EXP005 | export.verified           | info     | scores agree within the margin (both scores and the paired difference) |
 | EXP006 | export.weights_differ     | error    | the export's next-token choice differs from the judged model's on more than 5 % of test prompts |
+| EXP007 | export.runtime_differs    | error    | a GGUF run by llama.cpp tokenises a test prompt otherwise than training, or picks another next token on more than 5 % |
+
+EXP007 runs where llama-cpp-python is installed: transformers undoes the converter's Q/K permutation
+when it dequantises, so a layout bug would cancel out there; llama.cpp runs the file as written.
 
 EXP006 catches a damaged tensor even where the task score cannot (a model that scores near zero
 scores near zero damaged too): merging LoRA into the base is exact up to float rounding, which flips
@@ -56,6 +61,8 @@ def load_export(folder: Path, kind: str, base_model: str) -> G.LoadedModel:
 
     from tunerail.models import compute_device, load_causal_lm
 
+    if kind == "gguf":
+        return _load_gguf(folder)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     tokenizer.padding_side = "left"
     if kind == "adapter":
@@ -67,6 +74,29 @@ def load_export(folder: Path, kind: str, base_model: str) -> G.LoadedModel:
         model = model.float() if compute_device() == "cpu" else model
     model.to(compute_device()).eval()
     return G.LoadedModel(model, tokenizer, f"export:{kind}", f"export-{kind}-{folder_fingerprint(folder)}")
+
+
+def gguf_file(folder: Path) -> Path:
+    """The one ``.gguf`` file of a GGUF export folder."""
+    files = sorted(folder.glob("*.gguf"))
+    if len(files) != 1:
+        raise FileNotFoundError(f"expected one .gguf file in {folder}, found {len(files)}")
+    return files[0]
+
+
+def _load_gguf(folder: Path) -> G.LoadedModel:
+    """transformers' GGUF loader (``gguf_file=``): weights dequantised to float32, tokenizer and template from the file."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunerail.models import compute_device
+
+    path = gguf_file(folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=path.name)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=path.name, dtype=torch.float32)
+    model.to(compute_device()).eval()
+    return G.LoadedModel(model, tokenizer, "export:gguf", f"export-gguf-{folder_fingerprint(folder)}")
 
 
 AGREEMENT_FLOOR = 0.95
