@@ -39,6 +39,30 @@ PRE_TOKENIZERS = {  # hash -> name, from llama.cpp's table (the Llama-architectu
 }
 
 
+def gguf_file(folder: Path) -> Path:
+    """The one ``.gguf`` file of a GGUF export folder."""
+    files = sorted(folder.glob("*.gguf"))
+    if len(files) != 1:
+        raise FileNotFoundError(f"expected one .gguf file in {folder}, found {len(files)}")
+    return files[0]
+
+
+def load_gguf(path: Path, fingerprint: str, name: str = "gguf") -> Any:
+    """A ``LoadedModel`` from the GGUF alone: transformers' loader (``gguf_file=``) dequantises it to float32;
+    the tokenizer, its special tokens and chat template come from the file's metadata, as llama.cpp reads them."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunerail.eval.generate import LoadedModel
+    from tunerail.models import compute_device
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    tokenizer.padding_side = "left"
+    model: Any = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    model.to(compute_device()).eval()
+    return LoadedModel(model, tokenizer, name, fingerprint)
+
+
 def gguf_name(quant: str) -> str:
     """The file name inside ``OUT/gguf/`` (one quantisation per export)."""
     return f"model-{quant}.gguf"

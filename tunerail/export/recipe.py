@@ -39,6 +39,8 @@ class ExportResult:
     out_dir: Path
     verdict: str | None
     forced: bool
+    run_dir: Path | None = None  # where serve finds the config, labels and traffic log of an export
+    config_path: str | None = None
     formats: dict[str, dict[str, Any]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
 
@@ -50,6 +52,8 @@ class ExportResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "out_dir": str(self.out_dir),
+            "run_dir": str(self.run_dir.resolve()) if self.run_dir else None,
+            "config": self.config_path,
             "verdict": self.verdict,
             "forced": self.forced,
             "formats": self.formats,
@@ -80,7 +84,7 @@ def export_model(
     verdict = report.get("verdict") if report else None
     _gate(verdict, force, run.run_dir)
     out = Path(out_dir) if out_dir is not None else run.run_dir / "export"
-    result = ExportResult(out, verdict, force and verdict != "READY")
+    result = ExportResult(out, verdict, force and verdict != "READY", run.run_dir, _abs(run.config.source))
     records = run.load_split("test")
     if verify and not records:
         raise TunerailError(
@@ -97,6 +101,10 @@ def export_model(
             _write_card(run, report, result, kind, tmp / kind)
         write_atomic(tmp / "export.json", dumps(result.to_dict()))
     return result
+
+
+def _abs(path: str | None) -> str | None:
+    return str(Path(path).resolve()) if path else None
 
 
 def _check_formats(formats: Sequence[str], quant: str) -> None:

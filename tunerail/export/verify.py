@@ -62,7 +62,9 @@ def load_export(folder: Path, kind: str, base_model: str) -> G.LoadedModel:
     from tunerail.models import compute_device, load_causal_lm
 
     if kind == "gguf":
-        return _load_gguf(folder)
+        from tunerail.export.gguf import gguf_file, load_gguf
+
+        return load_gguf(gguf_file(folder), f"export-gguf-{folder_fingerprint(folder)}", name="export:gguf")
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     tokenizer.padding_side = "left"
     if kind == "adapter":
@@ -74,29 +76,6 @@ def load_export(folder: Path, kind: str, base_model: str) -> G.LoadedModel:
         model = model.float() if compute_device() == "cpu" else model
     model.to(compute_device()).eval()
     return G.LoadedModel(model, tokenizer, f"export:{kind}", f"export-{kind}-{folder_fingerprint(folder)}")
-
-
-def gguf_file(folder: Path) -> Path:
-    """The one ``.gguf`` file of a GGUF export folder."""
-    files = sorted(folder.glob("*.gguf"))
-    if len(files) != 1:
-        raise FileNotFoundError(f"expected one .gguf file in {folder}, found {len(files)}")
-    return files[0]
-
-
-def _load_gguf(folder: Path) -> G.LoadedModel:
-    """transformers' GGUF loader (``gguf_file=``): weights dequantised to float32, tokenizer and template from the file."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from tunerail.models import compute_device
-
-    path = gguf_file(folder)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=path.name)
-    tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=path.name, dtype=torch.float32)
-    model.to(compute_device()).eval()
-    return G.LoadedModel(model, tokenizer, "export:gguf", f"export-gguf-{folder_fingerprint(folder)}")
 
 
 AGREEMENT_FLOOR = 0.95
