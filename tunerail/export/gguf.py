@@ -233,6 +233,8 @@ def _encode(data: Any, quant: str) -> tuple[Any, Any]:
 
 def quantize_k(src: Path, dst: Path, quant: str) -> Path:
     """A K-quant of ``src`` by llama.cpp's own quantiser (``llama_model_quantize`` in llama-cpp-python)."""
+    import ctypes
+
     try:
         import llama_cpp
     except ImportError:
@@ -246,7 +248,26 @@ def quantize_k(src: Path, dst: Path, quant: str) -> Path:
     ftypes = {"q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftypes[quant]
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     if rc != 0:
         raise TunerailError(Problem(f"llama.cpp's quantiser failed ({rc}) on {src.name}", file=str(src)))
     return dst
+
+
+def llama_cpp_next_tokens(path: Path, prompts: list[str] | Any) -> tuple[list[list[int]], list[int]]:
+    """How llama.cpp (llama-cpp-python) tokenises each rendered prompt, and its greedy next token after it."""
+    import numpy as np
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=0, logits_all=True, verbose=False, n_threads=2)
+    ids, picks = [], []
+    try:
+        for prompt in prompts:
+            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=llm._model.add_bos_token(), special=True)
+            llm.reset()
+            llm.eval(tokens)
+            ids.append(list(tokens))
+            picks.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+    finally:
+        llm.close()
+    return ids, picks
