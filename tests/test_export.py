@@ -6,6 +6,7 @@ a READY or NOT READY eval/report.json is written beside them as `tunerail eval` 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -201,6 +202,8 @@ def test_gguf_export_loads_back_from_the_file_alone_and_scores_as_the_judged_mod
     assert result.formats["gguf"]["quant"] == "q8_0" and scores["next_token_agreement"] >= 0.95
     assert scores["difference"]["low"] <= 0 <= scores["difference"]["high"]
     assert {f.code for f in result.findings} == {"EXP005"}
+    if importlib.util.find_spec("llama_cpp") is not None:  # llama.cpp ran the file: same tokens, same next tokens
+        assert scores["llama_cpp"]["checked"] and scores["llama_cpp"]["same_tokens"] == 1.0
     assert "library_name: gguf" in (folder / "README.md").read_text(encoding="utf-8")
 
 
@@ -227,3 +230,31 @@ def test_a_corrupted_gguf_tensor_is_caught(tmp_path, monkeypatch):
     result = export_model(_ready_run(tmp_path), formats=["gguf"], quant="f16", cache_dir=None)
     assert not result.ok
     assert "EXP006" in {f.code for f in result.findings}, [f.message for f in result.findings]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_a_gguf_that_llama_cpp_tokenises_otherwise_than_training_is_caught(tmp_path):
+    import gguf
+    from eval_fixtures import cached_tiny_pair
+
+    from tunerail.eval.generate import load_model
+    from tunerail.export.gguf import convert
+    from tunerail.export.verify import runtime_findings
+
+    model_dir, _ = cached_tiny_pair()
+    lm = load_model(str(model_dir), None)
+    prompts = [
+        lm.tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+        for q in ("my card was declined", "how do I top up by transfer?")
+    ]
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    path = convert(model_dir, folder / "model-f16.gguf", "f16")
+    scores, findings = runtime_findings(folder, lm, prompts, batch_size=2)
+    assert findings == [] and scores["same_tokens"] == 1.0 and scores["next_token_agreement"] == 1.0
+    reader = gguf.GGUFReader(str(path), "r+")  # the file now asks for a BOS that training never put before a prompt
+    reader.fields["tokenizer.ggml.add_bos_token"].parts[-1][0] = True
+    reader.data.flush()
+    del reader
+    scores, findings = runtime_findings(folder, lm, prompts, batch_size=2)
+    assert [f.code for f in findings] == ["EXP007"] and scores["same_tokens"] == 0.0

@@ -101,11 +101,11 @@ def test_engines_that_are_not_installed_or_not_given_their_export_are_clear_erro
 def test_llama_cpp_engine_answers_behind_tunerails_key_masking_and_traffic_log(tmp_path, monkeypatch):
     import httpx
 
-    from tunerail.monitor import monitor  # noqa: F401  (the monitor reads this traffic file)
     from tunerail.serve import build_state, load_run, read_traffic
     from tunerail.serve.app import create_app
 
-    run = _exported(tmp_path, ["gguf"], quant="q8_0")
+    run = _exported(tmp_path, ["gguf"], quant="q4_k_m")  # llama.cpp's own quantiser made it
+    assert [p.name for p in (run / "export" / "gguf").glob("*.gguf")] == ["model-q4_k_m.gguf"]
     monkeypatch.setenv("TUNERAIL_TEST_KEY", KEY)
     state = build_state(load_run(run / "export" / "gguf"), api_key_env="TUNERAIL_TEST_KEY", engine="llama.cpp")
     try:
@@ -118,7 +118,7 @@ def test_llama_cpp_engine_answers_behind_tunerails_key_masking_and_traffic_log(t
         state.traffic.close()
     assert state.engine.engine.proc.poll() is not None
     assert plain.usage.completion_tokens >= 1 and plain.choices[0].finish_reason in ("stop", "length")
-    records = [r for r in read_traffic(run / "traffic").records if r.get("status") == 200]
+    records = [r for r in read_traffic(run / "traffic").records if r.get("status") == 200]  # what `tunerail monitor` reads
     assert [r["stream"] for r in records] == [False, True]
     assert records[0]["output"] == plain.choices[0].message.content and records[1]["output"] == "".join(pieces).strip()
     raw = (run / "traffic" / "traffic.jsonl").read_text(encoding="utf-8")
