@@ -94,6 +94,9 @@ def test_engines_that_are_not_installed_or_not_given_their_export_are_clear_erro
     if HAS_LLAMA_CPP:
         with pytest.raises(TunerailError, match="serves a gguf export"):
             start_for_run(load_run(make_run(tmp_path)), "llama.cpp")
+    from tunerail.cli import main
+
+    assert main(["serve", str(make_run(tmp_path / "cli")), "--engine", "tgi"]) == 2  # refused before any model loads
 
 
 @pytest.mark.slow

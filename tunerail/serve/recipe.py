@@ -65,28 +65,33 @@ def build_state(
         lm, batcher = start_for_run(run, engine)
     elif lm is None:
         lm = _load(run, load_model)
-    log = TrafficLog(
-        traffic_path or run.traffic_path,
-        max_bytes=int(cfg.serve.log_max_mb * 1_000_000),
-        backups=cfg.serve.log_backups,
-        mask_pii=cfg.serve.mask_pii,
-        phone_region=cfg.doctor.phone_region,
-        fsync=cfg.serve.log_fsync,
-    )
-    return ServeState(
-        lm=lm,
-        model_id=run.model_id,
-        template=pick_template(cfg),
-        labels=run.labels(),
-        task=cfg.task,
-        traffic=log,
-        max_new_tokens=cfg.serve.max_new_tokens,
-        context_length=context_length(lm),
-        api_key=key,
-        max_batch_size=cfg.serve.max_batch_size,
-        batch_window_ms=cfg.serve.batch_window_ms,
-        engine=batcher,
-    )
+    try:
+        log = TrafficLog(
+            traffic_path or run.traffic_path,
+            max_bytes=int(cfg.serve.log_max_mb * 1_000_000),
+            backups=cfg.serve.log_backups,
+            mask_pii=cfg.serve.mask_pii,
+            phone_region=cfg.doctor.phone_region,
+            fsync=cfg.serve.log_fsync,
+        )
+        return ServeState(
+            lm=lm,
+            model_id=run.model_id,
+            template=pick_template(cfg),
+            labels=run.labels(),
+            task=cfg.task,
+            traffic=log,
+            max_new_tokens=cfg.serve.max_new_tokens,
+            context_length=context_length(lm),
+            api_key=key,
+            max_batch_size=cfg.serve.max_batch_size,
+            batch_window_ms=cfg.serve.batch_window_ms,
+            engine=batcher,
+        )
+    except BaseException:  # an engine already started must not outlive a failed start
+        if batcher is not None:
+            batcher.engine.stop()
+        raise
 
 
 def _load(run: RunInfo, load_model: Any) -> Any:
