@@ -258,3 +258,26 @@ def test_a_gguf_that_llama_cpp_tokenises_otherwise_than_training_is_caught(tmp_p
     del reader
     scores, findings = runtime_findings(folder, lm, prompts, batch_size=2)
     assert [f.code for f in findings] == ["EXP007"] and scores["same_tokens"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_smollm2_converted_runs_in_llama_cpp_as_in_transformers(tmp_path):
+    """The tiny random model cannot show a Q/K layout bug (its attention barely matters); SmolLM2-135M can:
+    without the rotary permutation llama.cpp picked another next token on 3 of these 4 prompts."""
+    from tunerail.eval.generate import load_model
+    from tunerail.export.gguf import convert
+    from tunerail.export.verify import runtime_findings
+    from tunerail.models import resolve_model
+
+    lm = load_model("bundled:smollm2", None)
+    questions = ("my card was declined at the shop", "how do I top up my account by bank transfer?", "Translate to French: good morning")
+    prompts = [
+        lm.tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+        for q in (*questions, "What is the capital of Italy?")
+    ]
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    convert(Path(resolve_model("bundled:smollm2")), folder / "model-f16.gguf", "f16")
+    scores, findings = runtime_findings(folder, lm, prompts, batch_size=4)
+    assert findings == [] and scores["same_tokens"] == 1.0 and scores["next_token_agreement"] == 1.0
