@@ -211,9 +211,9 @@ def _tensors(folder: Path, hp: dict[str, Any], quant: str) -> Iterator[tuple[str
                 if new_name is None:
                     raise TunerailError(Problem(f"no GGUF name for the tensor {hf_name}", file=str(path)))
                 data = handle.get_tensor(hf_name).float().numpy()
-                if hf_name.endswith("q_proj.weight"):
+                if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
                     data = permute(data, n_head, n_head)
-                elif hf_name.endswith("k_proj.weight"):
+                elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
                     data = permute(data, n_head, n_kv)
                 yield (new_name, *_encode(np.ascontiguousarray(data), quant))
 

@@ -160,9 +160,9 @@ class EngineBatcher:
             with httpx.stream("POST", f"{self.engine.url}/v1/completions", json=self.body(request), timeout=600) as resp:
                 resp.raise_for_status()
                 for line in resp.iter_lines():
-                    if request.cancel.is_set() or not line.startswith("data: ") or line == "data: [DONE]":
-                        if request.cancel.is_set():
-                            break
+                    if request.cancel.is_set():
+                        break  # the client went away: closing the stream stops the engine's generation
+                    if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
                     choice = (json.loads(line[6:]).get("choices") or [{}])[0]
                     if choice.get("text"):
