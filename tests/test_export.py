@@ -6,6 +6,7 @@ a READY or NOT READY eval/report.json is written beside them as `tunerail eval` 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -71,14 +72,14 @@ def test_not_ready_run_needs_force_and_force_is_recorded(tmp_path, monkeypatch):
     assert "--force" in (run / "export" / "adapter" / "README.md").read_text(encoding="utf-8")
 
 
-def test_a_run_never_evaluated_is_refused_and_gguf_says_it_is_not_available(tmp_path):
+def test_a_run_never_evaluated_is_refused_and_an_unknown_gguf_quant_is_named(tmp_path):
     from tunerail.export import export_model
 
     run = make_run(tmp_path, n_train=50, n_test=10)
     with pytest.raises(TunerailError, match="never evaluated"):
         export_model(run, verify=False)
-    with pytest.raises(TunerailError, match="GGUF"):
-        export_model(run, formats=["gguf"], verify=False)
+    with pytest.raises(TunerailError, match="GGUF quantisation 'q3_x'"):
+        export_model(run, formats=["gguf"], quant="q3_x", verify=False)
 
 
 @pytest.mark.slow
@@ -181,3 +182,102 @@ def test_model_card_names_the_hub_base_the_forgetting_and_the_alternatives():
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "dequantised from the bundled GGUF" in card
     assert "| CRF | sklearn-crfsuite | 0.477 | 0.419-0.538 |" in card and "EVL050: not beaten: CRF" in card
     assert "worst relative change -4.2%" in card and "--force" in card
+
+
+@pytest.mark.slow
+def test_gguf_export_loads_back_from_the_file_alone_and_scores_as_the_judged_model(tmp_path):
+    import gguf
+
+    from tunerail.export import export_model
+
+    run = _ready_run(tmp_path)
+    result = export_model(run, formats=["gguf"], quant="q8_0", cache_dir=None)
+    assert result.ok, [f.message for f in result.findings]
+    folder = run / "export" / "gguf"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model-q8_0.gguf"]  # the merged folder it was made from is gone
+    reader = gguf.GGUFReader(str(folder / "model-q8_0.gguf"))
+    types = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert types["blk.0.attn_q.weight"] == "Q8_0" and types["blk.0.attn_norm.weight"] == "F32" and "output.weight" not in types  # tied
+    scores = result.formats["gguf"]["scores"]
+    assert result.formats["gguf"]["quant"] == "q8_0" and scores["next_token_agreement"] >= 0.95
+    assert scores["difference"]["low"] <= 0 <= scores["difference"]["high"]
+    assert {f.code for f in result.findings} == {"EXP005"}
+    if importlib.util.find_spec("llama_cpp") is not None:  # llama.cpp ran the file: same tokens, same next tokens
+        assert scores["llama_cpp"]["checked"] and scores["llama_cpp"]["same_tokens"] == 1.0
+    assert "library_name: gguf" in (folder / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_corrupted_gguf_tensor_is_caught(tmp_path, monkeypatch):
+    import gguf
+    import numpy as np
+
+    from tunerail.export import export_model
+    from tunerail.export import recipe
+
+    original = recipe._write_gguf
+
+    def damaged(run, folder, quant):
+        original(run, folder, quant)
+        reader = gguf.GGUFReader(str(folder / "model-f16.gguf"), "r+")
+        rng = np.random.default_rng(0)
+        for t in reader.tensors:
+            if t.name.startswith("blk.") and t.tensor_type.name == "F16":  # a damaged block: random values of the same scale
+                t.data[...] = (rng.standard_normal(t.data.shape) * float(np.std(t.data.astype(np.float32)))).astype(np.float16)
+        reader.data.flush()
+
+    monkeypatch.setattr(recipe, "_write_gguf", damaged)
+    result = export_model(_ready_run(tmp_path), formats=["gguf"], quant="f16", cache_dir=None)
+    assert not result.ok
+    assert "EXP006" in {f.code for f in result.findings}, [f.message for f in result.findings]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_a_gguf_that_llama_cpp_tokenises_otherwise_than_training_is_caught(tmp_path):
+    import gguf
+    from eval_fixtures import cached_tiny_pair
+
+    from tunerail.eval.generate import load_model
+    from tunerail.export.gguf import convert
+    from tunerail.export.verify import runtime_findings
+
+    model_dir, _ = cached_tiny_pair()
+    lm = load_model(str(model_dir), None)
+    prompts = [
+        lm.tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+        for q in ("my card was declined", "how do I top up by transfer?")
+    ]
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    path = convert(model_dir, folder / "model-f16.gguf", "f16")
+    scores, findings = runtime_findings(folder, lm, prompts, batch_size=2)
+    assert findings == [] and scores["same_tokens"] == 1.0 and scores["next_token_agreement"] == 1.0
+    reader = gguf.GGUFReader(str(path), "r+")  # the file now asks for a BOS that training never put before a prompt
+    reader.fields["tokenizer.ggml.add_bos_token"].parts[-1][0] = True
+    reader.data.flush()
+    del reader
+    scores, findings = runtime_findings(folder, lm, prompts, batch_size=2)
+    assert [f.code for f in findings] == ["EXP007"] and scores["same_tokens"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_smollm2_converted_runs_in_llama_cpp_as_in_transformers(tmp_path):
+    """The tiny random model cannot show a Q/K layout bug (its attention barely matters); SmolLM2-135M can:
+    without the rotary permutation llama.cpp picked another next token on 3 of these 4 prompts."""
+    from tunerail.eval.generate import load_model
+    from tunerail.export.gguf import convert
+    from tunerail.export.verify import runtime_findings
+    from tunerail.models import resolve_model
+
+    lm = load_model("bundled:smollm2", None)
+    questions = ("my card was declined at the shop", "how do I top up my account by bank transfer?", "Translate to French: good morning")
+    prompts = [
+        lm.tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+        for q in (*questions, "What is the capital of Italy?")
+    ]
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    convert(Path(resolve_model("bundled:smollm2")), folder / "model-f16.gguf", "f16")
+    scores, findings = runtime_findings(folder, lm, prompts, batch_size=4)
+    assert findings == [] and scores["same_tokens"] == 1.0 and scores["next_token_agreement"] == 1.0

@@ -15,17 +15,20 @@ from tunerail.cli._common import app, console, guarded
 @guarded
 def export_cmd(
     run_dir: Path = typer.Argument(..., help="Run folder written by `tunerail run` (holds eval/report.json and split/test.jsonl)."),
-    formats: list[str] = typer.Option(["merged", "adapter"], "--format", "-f", help="merged (base + adapter, safetensors) and/or adapter."),
+    formats: list[str] = typer.Option(
+        ["merged", "adapter"], "--format", "-f", help="merged (base + adapter, safetensors), adapter, and/or gguf (merged, one GGUF file)."
+    ),
+    quant: str = typer.Option("q8_0", "--quant", help="GGUF type: q8_0 (default), f16, or q4_k_m (needs llama-cpp-python's quantiser)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/export)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="tunerail.yaml of the run (default: found in or above RUN_DIR)."),
     force: bool = typer.Option(False, "--force", help="Export a run whose verdict is not READY (recorded in export.json and the card)."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Load each export back and re-score it on the frozen test rows."),
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload each verified export to this Hub repo (private)."),
 ) -> None:
-    """Export merged weights / the adapter; each is loaded back and re-scored; exit 1 when an export fails its check."""
+    """Export merged weights / the adapter / a GGUF; each is loaded back and re-scored; exit 1 when an export fails its check."""
     from tunerail.export import export_model
 
-    result = export_model(run_dir, formats=formats, out_dir=out, force=force, verify=verify, config=config)
+    result = export_model(run_dir, formats=formats, quant=quant, out_dir=out, force=force, verify=verify, config=config)
     for kind, entry in result.formats.items():
         scores = entry.get("scores") or {}
         diff = scores.get("difference")

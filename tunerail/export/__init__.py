@@ -1,4 +1,4 @@
-"""`tunerail export`: merged weights or the adapter, verified on the frozen test rows, with a model card.
+"""`tunerail export`: merged weights, the adapter or a GGUF, verified on the frozen test rows, with a model card.
 
 Entry point: ``tunerail.export_model(run_dir, formats=("merged", "adapter"))`` (``tunerail/export/recipe.py``).
 """

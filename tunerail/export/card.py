@@ -30,11 +30,14 @@ def hub_base(base_model: str) -> str:
     return base_model
 
 
+_MERGED = {"merged": " merged into the base weights", "gguf": " merged into the base weights, converted to GGUF"}
+
+
 def card_metadata(config: Any, base_model: str, licence: str | None, kind: str) -> dict[str, Any]:
     """The card's YAML header (``ModelCardData`` fields)."""
     meta: dict[str, Any] = {
         "base_model": hub_base(base_model),
-        "library_name": "peft" if kind == "adapter" else "transformers",
+        "library_name": {"adapter": "peft", "gguf": "gguf"}.get(kind, "transformers"),
         "license": licence or "other",
         "pipeline_tag": PIPELINE_TAG.get(config.task, "text-generation"),
         "tags": ["tunerail", config.task, "lora"],
@@ -49,7 +52,7 @@ def card_text(config: Any, report: dict[str, Any] | None, export: dict[str, Any]
         "",
         f"A model for {config.task} fine-tuned with tunerail from `{export['base_model']}`"
         f"{' (dequantised from the bundled GGUF of ' + hub_base(export['base_model']) + ')' if export['base_model'].startswith('bundled:') else ''} "
-        f"(LoRA adapter{' merged into the base weights' if export['kind'] == 'merged' else ''}).",
+        f"(LoRA adapter{_MERGED.get(export['kind'], '')}).",
         "",
         "## Intended use",
         "",

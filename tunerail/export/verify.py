@@ -5,7 +5,8 @@ after merging, a rewritten ``eos_token``, a chat template that differs between t
 serving). So each exported folder is
 
 1. loaded with the library a user would use (transformers for merged safetensors, transformers +
-   peft for the adapter), with the tokenizer saved *inside* the export, not the one in our cache;
+   peft for the adapter, transformers' GGUF loader for a GGUF, which dequantises it), with the
+   tokenizer saved *inside* the export (the GGUF's own vocabulary and template), not our cache's;
 2. compared with the training tokenizer: chat template, EOS/BOS/PAD tokens, the model's
    ``generation_config`` end token;
 3. re-scored on the frozen test rows with the run's metric and prompt, and compared row by row with
@@ -18,6 +19,10 @@ serving). So each exported folder is
 | EXP004 | export.load_failed        | error    | the export cannot be loaded back |
 | EXP005 | export.verified           | info     | scores agree within the margin (both scores and the paired difference) |
 | EXP006 | export.weights_differ     | error    | the export's next-token choice differs from the judged model's on more than 5 % of test prompts |
+| EXP007 | export.runtime_differs    | error    | a GGUF run by llama.cpp tokenises a test prompt otherwise than training, or picks another next token on more than 5 % |
+
+EXP007 runs where llama-cpp-python is installed: transformers undoes the converter's Q/K permutation
+when it dequantises, so a layout bug would cancel out there; llama.cpp runs the file as written.
 
 EXP006 catches a damaged tensor even where the task score cannot (a model that scores near zero
 scores near zero damaged too): merging LoRA into the base is exact up to float rounding, which flips
@@ -56,6 +61,10 @@ def load_export(folder: Path, kind: str, base_model: str) -> G.LoadedModel:
 
     from tunerail.models import compute_device, load_causal_lm
 
+    if kind == "gguf":
+        from tunerail.export.gguf import gguf_file, load_gguf
+
+        return load_gguf(gguf_file(folder), f"export-gguf-{folder_fingerprint(folder)}", name="export:gguf")
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     tokenizer.padding_side = "left"
     if kind == "adapter":
@@ -73,20 +82,55 @@ AGREEMENT_FLOOR = 0.95
 AGREEMENT_PROMPTS = 64
 
 
-def next_token_agreement(a: G.LoadedModel, b: G.LoadedModel, prompts: Sequence[str], batch_size: int = 16) -> float:
-    """Share of prompts on which both models pick the same next token (greedy, one forward each)."""
+def next_tokens(lm: G.LoadedModel, prompts: Sequence[str], batch_size: int = 16) -> list[int]:
+    """The greedy next token of every prompt (one forward per batch)."""
     import torch
 
-    same = 0
+    picks: list[int] = []
     for start in range(0, len(prompts), batch_size):
-        chunk = list(prompts[start : start + batch_size])
-        picks = []
-        for lm in (a, b):
-            enc = lm.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.model.device)
-            with torch.no_grad():
-                picks.append(lm.model(**enc).logits[:, -1, :].argmax(-1).cpu())
-        same += int((picks[0] == picks[1]).sum())
-    return same / max(len(prompts), 1)
+        enc = lm.tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            picks += lm.model(**enc.to(lm.model.device)).logits[:, -1, :].argmax(-1).cpu().tolist()
+    return picks
+
+
+def next_token_agreement(a: G.LoadedModel, b: G.LoadedModel, prompts: Sequence[str], batch_size: int = 16) -> float:
+    """Share of prompts on which both models pick the same next token (greedy, one forward each)."""
+    return _same(next_tokens(a, prompts, batch_size), next_tokens(b, prompts, batch_size))
+
+
+def _same(a: Sequence[Any], b: Sequence[Any]) -> float:
+    return sum(x == y for x, y in zip(a, b)) / max(len(a), 1)
+
+
+def runtime_findings(folder: Path, ref: G.LoadedModel, prompts: Sequence[str], batch_size: int) -> tuple[dict[str, Any], list[Finding]]:
+    """EXP007: the GGUF as llama.cpp runs it (llama-cpp-python) against the judged model, where llama-cpp-python is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return {"checked": False, "why": "llama-cpp-python is not installed"}, []
+    from tunerail.export.gguf import gguf_file, llama_cpp_next_tokens
+
+    ids, picks = llama_cpp_next_tokens(gguf_file(folder), prompts)
+    trained = [ref.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    scores = {
+        "checked": True,
+        "same_tokens": _same(ids, trained),
+        "next_token_agreement": _same(picks, next_tokens(ref, prompts, batch_size)),
+    }
+    if scores["same_tokens"] == 1.0 and scores["next_token_agreement"] >= AGREEMENT_FLOOR:
+        return scores, []
+    return scores, [
+        _finding(
+            "EXP007",
+            "export.runtime_differs",
+            f"llama.cpp runs the GGUF otherwise than the judged model: {scores['same_tokens']:.0%} of {len(prompts)} test prompts "
+            f"tokenised as in training, {scores['next_token_agreement']:.0%} with the same next token",
+            "do not ship this GGUF: convert `merged` with llama.cpp's convert_hf_to_gguf.py and export again to compare",
+            kind="gguf",
+            **scores,
+        )
+    ]
 
 
 def tokenizer_findings(kind: str, trained: Any, exported: Any, generation_eos: Any = None) -> list[Finding]:
@@ -216,6 +260,9 @@ def verify_folder(
     exported = rescore(config, lm, records, labels=labels, cache=cache, name=f"export_{kind}")
     scores, more = score_findings(kind, exported, ref_scores, config.criteria.metric, config.criteria.margin, config.eval.bootstrap)
     scores.update(seconds=round(exported.seconds, 2), next_token_agreement=agreement)
+    if kind == "gguf":
+        scores["llama_cpp"], runtime = runtime_findings(folder, ref_lm, probe, config.eval.batch_size)
+        more += runtime
     return scores, findings + more
 
 

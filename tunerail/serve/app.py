@@ -82,6 +82,7 @@ class ServeState:
     max_body_bytes: int = MAX_BODY_BYTES
     max_batch_size: int = 8  # serve.max_batch_size
     batch_window_ms: float = 10.0  # serve.batch_window_ms
+    engine: Any = None  # tunerail.serve.engine.EngineBatcher when an engine generates (--engine llama.cpp|vllm)
 
 
 class ApiError(Exception):
@@ -111,7 +112,7 @@ def create_app(state: ServeState) -> Any:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     app = FastAPI(title="tunerail serve", docs_url=None, redoc_url=None, openapi_url=None)
-    batcher = Batcher(state.lm, max_batch_size=state.max_batch_size, window_ms=state.batch_window_ms)
+    batcher = state.engine or Batcher(state.lm, max_batch_size=state.max_batch_size, window_ms=state.batch_window_ms)
     app.state.batcher = batcher
     created = int(time.time())
 
@@ -254,7 +255,7 @@ def _prepare(state: ServeState, req: ChatRequest) -> _Job:
             param="messages",
             code="context_length_exceeded",
         )
-    gen = GenRequest(list(ids), max_new, req.temperature, req.top_p, req.seed)
+    gen = GenRequest(list(ids), max_new, req.temperature, req.top_p, req.seed, prompt_text=text)
     return _Job(f"chatcmpl-{uuid.uuid4().hex[:24]}", req, messages, last_user, ids, max_new, time.perf_counter(), gen)
 
 

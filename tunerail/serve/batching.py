@@ -42,6 +42,7 @@ class GenRequest:
     cancel: threading.Event = field(default_factory=threading.Event)
     completion_tokens: int = 0  # generated so far, the end-of-sequence token included
     batch_size: int = 0  # rows of the batch it ran in
+    prompt_text: str = ""  # the rendered prompt (an engine behind tunerail takes text, not token ids)
     _out: queue.Queue[Any] = field(default_factory=queue.Queue, repr=False)
 
     @property

@@ -23,6 +23,7 @@ def build_state(
     api_key_env: str | None = None,
     traffic_path: str | Path | None = None,
     lm: Any = None,
+    engine: str = "transformers",
 ) -> Any:
     """Load the model and open the traffic log; raises ``TunerailError`` before anything listens.
 
@@ -34,6 +35,9 @@ def build_state(
         the variable must exist and every request must send ``Authorization: Bearer <key>``.
     traffic_path : log file (default ``RUN_DIR/traffic/traffic.jsonl``).
     lm : an already loaded ``LoadedModel`` (benchmarks reuse one).
+    engine : ``transformers`` (in process, default), ``llama.cpp`` (a GGUF export) or ``vllm`` (a merged
+        export, GPU): the engine's server is started behind tunerail (:mod:`tunerail.serve.engine`);
+        stop it with ``state.engine.engine.stop()``.
     """
     from tunerail.errors import Problem, TunerailError
     from tunerail.eval.generate import load_model
@@ -54,33 +58,61 @@ def build_state(
                     fix=f"export {env}=<a long random key>, or drop --api-key-env to serve without a key",
                 )
             )
-    if lm is None:
-        lm = load_model(run.base_model, run.adapter_dir)
-    log = TrafficLog(
-        traffic_path or run.traffic_path,
-        max_bytes=int(cfg.serve.log_max_mb * 1_000_000),
-        backups=cfg.serve.log_backups,
-        mask_pii=cfg.serve.mask_pii,
-        phone_region=cfg.doctor.phone_region,
-        fsync=cfg.serve.log_fsync,
-    )
-    return ServeState(
-        lm=lm,
-        model_id=run.model_id,
-        template=pick_template(cfg),
-        labels=run.labels(),
-        task=cfg.task,
-        traffic=log,
-        max_new_tokens=cfg.serve.max_new_tokens,
-        context_length=context_length(lm),
-        api_key=key,
-        max_batch_size=cfg.serve.max_batch_size,
-        batch_window_ms=cfg.serve.batch_window_ms,
-    )
+    batcher = None
+    if engine != "transformers":
+        from tunerail.serve.engine import start_for_run
+
+        lm, batcher = start_for_run(run, engine)
+    elif lm is None:
+        lm = _load(run, load_model)
+    try:
+        log = TrafficLog(
+            traffic_path or run.traffic_path,
+            max_bytes=int(cfg.serve.log_max_mb * 1_000_000),
+            backups=cfg.serve.log_backups,
+            mask_pii=cfg.serve.mask_pii,
+            phone_region=cfg.doctor.phone_region,
+            fsync=cfg.serve.log_fsync,
+        )
+        return ServeState(
+            lm=lm,
+            model_id=run.model_id,
+            template=pick_template(cfg),
+            labels=run.labels(),
+            task=cfg.task,
+            traffic=log,
+            max_new_tokens=cfg.serve.max_new_tokens,
+            context_length=context_length(lm),
+            api_key=key,
+            max_batch_size=cfg.serve.max_batch_size,
+            batch_window_ms=cfg.serve.batch_window_ms,
+            engine=batcher,
+        )
+    except BaseException:  # an engine already started must not outlive a failed start
+        if batcher is not None:
+            batcher.engine.stop()
+        raise
+
+
+def _load(run: RunInfo, load_model: Any) -> Any:
+    """The model the run (or export) names: base + adapter merged, an exported merged folder, or a GGUF export dequantised."""
+    if run.export_kind == "gguf":
+        from tunerail.export.gguf import gguf_file, load_gguf
+        from tunerail.io import hash_file
+
+        path = gguf_file(Path(run.base_model))
+        return load_gguf(path, f"gguf-{hash_file(path)[:16]}", name=f"export:{path.name}")
+    return load_model(run.base_model, run.adapter_dir)
 
 
 def serve(
-    run_dir: str | Path | RunInfo, *, config: Any = None, host: str | None = None, port: int | None = None, api_key_env: str | None = None
+    run_dir: str | Path | RunInfo,
+    *,
+    config: Any = None,
+    host: str | None = None,
+    port: int | None = None,
+    api_key_env: str | None = None,
+    engine: str = "transformers",
 ) -> None:
     """Serve until interrupted (uvicorn, one process). Host and port default to ``serve.host/port``."""
     import uvicorn
@@ -88,7 +120,7 @@ def serve(
     from tunerail.serve.app import create_app
 
     run = run_dir if isinstance(run_dir, RunInfo) else load_run(run_dir, config)
-    state = build_state(run, api_key_env=api_key_env)
+    state = build_state(run, api_key_env=api_key_env, engine=engine)
     cfg = run.config
     try:
         uvicorn.run(
@@ -100,3 +132,5 @@ def serve(
         )
     finally:
         state.traffic.close()
+        if state.engine is not None:
+            state.engine.engine.stop()

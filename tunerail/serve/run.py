@@ -9,6 +9,10 @@ Two layouts are understood, both written by tunerail itself:
 
 The config is ``--config`` when given, else the first ``tunerail.yaml`` found in the run folder
 or up to two folders above it (``tunerail run`` writes ``runs/<project>`` beside the config).
+
+An export folder (``tunerail export``: ``RUN/export/merged``, ``RUN/export/gguf``, or ``RUN/export``
+itself, which serves ``merged``) resolves to the run it was exported from (``export.json`` records
+it): the run's config, labels and traffic log, with the exported weights as the model and no adapter.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class RunInfo:
     test_path: Path | None
     train_json: dict[str, Any] = field(default_factory=dict)
     adapter_check: dict[str, Any] = field(default_factory=dict)  # tunerail.store.checks.check_adapter
+    export_kind: str | None = None  # "merged" or "gguf" when the folder given was an export (base_model is then that folder)
 
     @property
     def model_id(self) -> str:
@@ -88,6 +93,8 @@ def load_run(run_dir: str | Path, config: Any = None, allow_changed_adapter: boo
         raise TunerailError(
             Problem("run folder not found", file=str(run), fix="pass the folder written by `tunerail run` or `tunerail train --out`")
         )
+    if (run / "export.json").is_file() or (run.parent / "export.json").is_file():
+        return _load_export(run, config)
     if not isinstance(config, TunerailConfig):
         path = Path(config) if config is not None else _find_config(run)
         if path is None:
@@ -136,6 +143,43 @@ def load_run(run_dir: str | Path, config: Any = None, allow_changed_adapter: boo
         train_json=trained,
         adapter_check=check_adapter(adapter_dir, run_store(config), allow_changed_adapter),
     )
+
+
+SERVABLE_EXPORTS = ("merged", "gguf")
+
+
+def _load_export(folder: Path, config: Any) -> RunInfo:
+    """An export folder as the run it came from, serving the exported weights (no adapter on top)."""
+    from dataclasses import replace
+
+    if (folder / "export.json").is_file():
+        manifest, kind = folder / "export.json", "merged"
+        folder = folder / kind
+    else:
+        manifest, kind = folder.parent / "export.json", folder.name
+    if kind not in SERVABLE_EXPORTS or not folder.is_dir():
+        raise TunerailError(
+            Problem(
+                f"{folder} is not a servable export (only {' and '.join(SERVABLE_EXPORTS)} are: an adapter is served from its run folder)",
+                file=str(folder),
+                fix="pass RUN/export/merged, RUN/export/gguf, or the run folder",
+            )
+        )
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TunerailError(Problem(f"export.json is not readable JSON ({exc})", file=str(manifest))) from None
+    source = recorded.get("run_dir")
+    if not source or not Path(source).is_dir():
+        raise TunerailError(
+            Problem(
+                f"the run this export came from is not here ({source or 'not recorded'}): its config, labels and traffic log live there",
+                file=str(manifest),
+                fix="serve the export beside its run folder, or export again with this version of tunerail",
+            )
+        )
+    run = load_run(source, config if config is not None else recorded.get("config"), allow_changed_adapter=True)
+    return replace(run, base_model=str(folder), adapter_dir=None, adapter_check={}, export_kind=kind)
 
 
 def run_store(config: Any) -> Store:

