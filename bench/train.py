@@ -49,9 +49,9 @@ SYSTEM = "Classify the customer's banking query. Answer with the intent label on
 
 
 def _native_bf16() -> bool:
-    from tunerail.train.recipe import _cpu_has_native_bf16
+    from tunerail.train.lora import cpu_has_native_bf16
 
-    return _cpu_has_native_bf16()
+    return cpu_has_native_bf16()
 
 
 def _default_settings() -> list[str]:

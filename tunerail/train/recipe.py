@@ -19,6 +19,7 @@ best checkpoint restored, hyperparameter lint before the first step, divergence 
 overfitting monitor, budget cap. See ``guards.py``, ``lint.py`` and ``budget.py``.
 """
 
+# Over 500 lines on purpose: the recipe reads setup -> train -> finish in one file, as torchtune's do (loss, checkpoint, probe live apart).
 from __future__ import annotations
 
 import json
@@ -26,9 +27,8 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
@@ -50,77 +50,7 @@ from tunerail.train.data import (
 from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
 from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
 from tunerail.train.loss import loss_model
-
-Progress = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class TrainHooks:
-    """Optional hooks for callers that run many trainings in one process (``tunerail sweep``).
-
-    on_eval : called with each evaluation row (after the checkpoint); a returned string stops
-        training there with that ``stopped_reason`` (pruned, budget share...).
-    on_step : called after each optimizer step with the step and whether an evaluation follows
-        it; a returned string stops training there, with a last evaluation and checkpoint (as the
-        budget guard does), under that ``stopped_reason``.
-    base_model : a loaded base model to wrap with a fresh LoRA instead of loading one; the
-        caller removes the adapter afterwards (``peft`` ``unload()``).
-    cache : a dict reused across trainings for the tokenizer and tokenized rows.
-    """
-
-    on_eval: Callable[[dict[str, Any]], str | None] | None = None
-    on_step: Callable[[int, bool], str | None] | None = None
-    base_model: Any = None
-    cache: dict[Any, Any] | None = None
-
-    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
-        if self.cache is None:
-            return compute()
-        if key not in self.cache:
-            self.cache[key] = compute()
-        return self.cache[key]
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced; also written to ``out_dir/train.json``."""
-
-    adapter_dir: Path  # peft ``save_pretrained`` folder of the BEST checkpoint (full model for method=full)
-    base_model: str
-    method: str
-    checkpoint_id: str | None  # store artifact id of the best checkpoint
-    run_id: str | None  # MLflow run id
-    tracking_uri: str | None
-    history: list[dict[str, Any]]
-    best_step: int
-    best_val_loss: float | None
-    stopped_reason: str  # completed | early_stopping | divergence | budget
-    estimate: dict[str, Any] | None
-    actual: dict[str, Any]
-    findings: list[Finding]
-    guards_disabled: list[str]
-    parameters: dict[str, int]
-    padding_waste: float
-    data: dict[str, Any] = field(default_factory=dict)
-    out_dir: Path | None = None
-    weights_sha256: str | None = None  # this process's in-memory trainable weights at the end (DDP ranks must agree)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["adapter_dir"] = str(self.adapter_dir)
-        out["out_dir"] = str(self.out_dir) if self.out_dir else None
-        out["findings"] = [f.to_dict() for f in self.findings]
-        return out
-
-
-def _cpu_has_native_bf16() -> bool:
-    """True when oneDNN runs bf16 natively on this CPU (else bf16 is emulated and slower than fp32)."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+from tunerail.train.result import Progress, TrainHooks, TrainResult, weights_digest
 
 
 def train(
@@ -379,9 +309,9 @@ class TrainRecipe:
     def _setup_model(self) -> None:
         import torch
 
-        from tunerail.train.lora import count_parameters, load_base_model, prepare_model
+        from tunerail.train.lora import count_parameters, load_base_model, prepare_model, use_bf16
 
-        self.bf16 = self._use_bf16()
+        self.bf16 = use_bf16(self.tc.bf16)
         on_cpu = self.accelerator.device.type == "cpu"
         autocast = self.bf16 and (self.tc.bf16 == "autocast" or self.method == "full" or (on_cpu and self.tc.bf16 == "auto"))
         base = self.hooks.base_model
@@ -402,19 +332,6 @@ class TrainRecipe:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
         torch.manual_seed(self.tc.seed)
-
-    def _use_bf16(self) -> bool:
-        import torch
-
-        if self.tc.bf16 == "auto":
-            # GPUs: bf16 where supported. CPUs: bf16 autocast where the chip has native bf16 (AVX512-BF16/AMX);
-            # measured on an idle 2-core EPYC: 341 vs 116 tokens/s fp32 (bench/train.py, results/train.json).
-            if torch.cuda.is_available():
-                return torch.cuda.is_bf16_supported()
-            return _cpu_has_native_bf16()
-        if self.tc.bf16 == "autocast":
-            return True
-        return bool(self.tc.bf16)
 
     def _setup_optimizer(self) -> None:
         import torch
@@ -854,7 +771,7 @@ class TrainRecipe:
             padding_waste=self.padding_waste,
             data=self.data_info,
             out_dir=self.out_dir,
-            weights_sha256=_weights_digest(distributed.trainable_weights(self.accelerator, self.loss_model)),
+            weights_sha256=weights_digest(distributed.trainable_weights(self.accelerator, self.loss_model)),
         )
         if self.main:
             self._store_result(result)
@@ -922,17 +839,6 @@ def default_eval_steps(total_steps: int, steps_per_epoch: float) -> int:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def _weights_digest(weights: dict[str, Any]) -> str:
-    """SHA-256 of this rank's trainable parameters as they are in memory (not of a file rank 0 wrote)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name in sorted(weights):
-        digest.update(name.encode())
-        digest.update(weights[name].float().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _oom(exc: BaseException, batch_size: int, max_len: int) -> TunerailError:
