@@ -19,7 +19,7 @@ best checkpoint restored, hyperparameter lint before the first step, divergence 
 overfitting monitor, budget cap. See ``guards.py``, ``lint.py`` and ``budget.py``.
 """
 
-# Over 500 lines on purpose: the recipe reads setup -> train -> finish in one file, as torchtune's do (loss, checkpoint, probe live apart).
+# size: file: the recipe reads setup -> train -> finish in one file, as torchtune's do (loss, checkpoint, probe live apart)
 from __future__ import annotations
 
 import json
