@@ -11,8 +11,12 @@
 Each alternative is fitted on train + validation only and scored on the test rows with the eval's
 scorer and bootstrap (the numbers a fine-tune must beat by its CI for READY).
 
-    python bench/baselines.py [classification|spans|summary ...] [--opt-in]    # default: all three
+    python bench/baselines.py [classification|spans|summary ...] [--opt-in] [--no-budget-too]    # default: all three
     # prints the tables; writes bench/results/baselines.json and .md
+
+The alternatives are fitted together as the eval fits them, within its time budget for them
+(``tunerail/eval/alternatives/budget.py``: 10 % of the eval step's estimate); ``--no-budget-too`` also
+fits each family without it (results under "<family> (no budget)"), to show what the budget costs.
 
 Fit seconds are wall time of fit + predict on whatever machine runs this (embeddings uncached on the
 first run); the load average is recorded beside them because a busy machine inflates them.
@@ -43,7 +47,7 @@ def split_example(config_path: Path) -> tuple[Any, dict[str, list[Any]], dict[st
     """The example's train / validation / test records, made as `tunerail run` makes them."""
     from tunerail.config import load_config
     from tunerail.doctor import doctor
-    from tunerail.eval.recipe import _load
+    from tunerail.eval.inputs import load_rows as _load
     from tunerail.split import split
 
     config = load_config(config_path)
@@ -67,21 +71,39 @@ def dialogsum() -> tuple[dict[str, list[tuple[str, str]]], dict[str, Any]]:
 
 
 def run_family(
-    task: str, metric: str, fit: list[tuple[str, str]], val: list[tuple[str, str]], test: list[tuple[str, str]], opt_in: bool, **kw: Any
+    task: str,
+    metric: str,
+    fit: list[tuple[str, str]],
+    val: list[tuple[str, str]],
+    test: list[tuple[str, str]],
+    opt_in: bool,
+    budget: bool = True,
+    **kw: Any,
 ):
-    """Fit the registry's alternatives for the data's shape (+ the opt-in ones) and score them with the eval's CIs."""
+    """Fit the registry's alternatives for the data's shape (+ the opt-in ones) as the eval does, within its
+    time budget (``budget=False``: unlimited), and score them with the eval's CIs."""
     from tunerail import tasks
-    from tunerail.eval.alternatives import FitData, choose, fit_alternatives
+    from tunerail.eval.alternatives import FitData, choose, fit_alternatives, local_budget
     from tunerail.eval.alternatives.registry import OPT_IN
-    from tunerail.eval.recipe import _estimates
+    from tunerail.eval.compare import estimates as _estimates
 
-    data = FitData(task, [p for p, _ in fit], [a for _, a in fit], [p for p, _ in val], [a for _, a in val], [p for p, _ in test], **kw)
+    seconds = local_budget(len(test)) if budget else None
+    data = FitData(
+        task,
+        [p for p, _ in fit],
+        [a for _, a in fit],
+        [p for p, _ in val],
+        [a for _, a in val],
+        [p for p, _ in test],
+        **kw,
+        time_budget_s=seconds,
+    )
     names = [a.name for family in OPT_IN.values() for a in family] if opt_in else []
     shape, chosen = choose(task, data.fit_prompts, data.fit_answers, names)
     refs = [a for _, a in test]
     labels = sorted(set(refs)) if task == "classification" else []
     rows = []
-    for f in (fit_alternatives(data, [alt], None)[0] for alt in chosen):
+    for f in fit_alternatives(data, chosen, None):  # together, as the eval fits them: budgeted ones get what the others left
         row: dict[str, Any] = {"name": f.name, "label": f.label, "library": f.library, "seconds": round(f.seconds, 2), "details": f.details}
         if f.error is not None:
             row["error"] = f.error
@@ -90,36 +112,43 @@ def run_family(
             row[metric] = est[metric]
         rows.append(row)
         print(f"  {f.name}: {row.get(metric, {}).get('value', row.get('error'))} ({f.seconds:.1f} s)", flush=True)
-    return {"task": task, "shape": shape, "metric": metric, "fit_rows": len(fit) + len(val), "test_rows": len(test), "alternatives": rows}
+    spent = round(sum(r["seconds"] for r in rows), 1)
+    return {
+        "task": task,
+        "shape": shape,
+        "metric": metric,
+        "fit_rows": len(fit) + len(val),
+        "test_rows": len(test),
+        "budget_s": None if seconds is None else round(seconds, 1),
+        "spent_s": spent,
+        "alternatives": rows,
+    }
 
 
 def main(argv: list[str]) -> dict:
     opt_in = "--opt-in" in argv
-    wanted = [a for a in argv if a != "--opt-in"] or ["classification", "spans", "summary"]
+    both = "--no-budget-too" in argv  # also fit each family without the time budget (the key gets " (no budget)")
+    wanted = [a for a in argv if not a.startswith("--")] or ["classification", "spans", "summary"]
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "families": {}}
     for family in wanted:
         print(f"{family} ...", flush=True)
         if family == "summary":
             rows, info = dialogsum()
-            res = run_family("generation", "rougeL", rows["fit"], [], rows["test"], opt_in)
+            fit_args: tuple[Any, ...] = ("generation", "rougeL", rows["fit"], [], rows["test"], opt_in)
+            kw: dict[str, Any] = {}
         else:
             config, split_rows, info = split_example(REPO / CONFIGS[family])
 
             def pairs(name: str) -> list[tuple[str, str]]:
                 return [(r.prompt, r.label if config.task == "classification" else r.completion) for r in split_rows[name]]
 
-            res = run_family(
-                config.task,
-                config.criteria.metric,
-                pairs("train"),
-                pairs("validation"),
-                pairs("test"),
-                opt_in,
-                embedding_model=config.model.embedding_model,
-                seed=config.split.seed,
-            )
+            fit_args = (config.task, config.criteria.metric, pairs("train"), pairs("validation"), pairs("test"), opt_in)
+            kw = {"embedding_model": config.model.embedding_model, "seed": config.split.seed}
             info["config"] = CONFIGS[family]
-        out["families"][family] = {**info, **res, "load_avg_after": list(os.getloadavg())}
+        for budget in (True, False) if both else (True,):
+            res = run_family(*fit_args, budget=budget, **kw)
+            key = family if budget else f"{family} (no budget)"
+            out["families"][key] = {**info, **res, "load_avg_after": list(os.getloadavg())}
     results = REPO / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
@@ -142,20 +171,32 @@ def markdown(out: dict[str, Any]) -> list[str]:
         lines += [
             f"## {family}: {where}, {res['test_rows']} rows; fitted on {res['fit_rows']} rows (shape: {res['shape']})",
             "",
-            f"| alternative | library | {metric} | 95 % CI | fit + predict s |",
-            "| --- | --- | --- | --- | --- |",
+            f"| alternative | library | {metric} | 95 % CI | fit + predict s | CPU s |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for b in res["alternatives"]:
             if "error" in b:
-                lines.append(f"| {b['label']} | {b['library']} | failed: {b['error']} | | {b['seconds']:.1f} |")
+                lines.append(f"| {b['label']} | {b['library']} | failed: {b['error']} | | {b['seconds']:.1f} | |")
                 continue
             e = b[metric]
+            cpu = f"{b['details']['cpu_seconds']:.1f}" if "cpu_seconds" in b["details"] else ""
             extra = f" ({b['details']['pipeline']})" if "pipeline" in b["details"] else ""
+            if "epochs_run" in b["details"]:
+                extra += f"; {b['details']['epochs_run']} epochs, stopped: {b['details']['stopped']}"
             lines.append(
-                f"| {b['label']}{extra} | {b['library']} | {e['value']:.3f} | {e['low']:.3f}-{e['high']:.3f} | {b['seconds']:.1f} |"
+                f"| {b['label']}{extra} | {b['library']} | {e['value']:.3f} | {e['low']:.3f}-{e['high']:.3f} | {b['seconds']:.1f} | {cpu} |"
             )
-        lines += ["", f"Load average after: {res['load_avg_after'][0]:.1f} on {out['machine']['cpus']} CPUs.", ""]
-    lines.append("`python bench/baselines.py [classification|spans|summary] [--opt-in]`")
+        load = f"Load average after: {res['load_avg_after'][0]:.1f} on {out['machine']['cpus']} CPUs."
+        if "spent_s" in res:
+            budget = (
+                f"budget {res['budget_s']:.1f} CPU s: 10 % of the eval step's estimate less a 10 % headroom"
+                if res.get("budget_s")
+                else "no time budget"
+            )
+            cpu = sum(float(b["details"].get("cpu_seconds", 0)) for b in res["alternatives"])
+            load = f"All together {res['spent_s']:.1f} s, {cpu:.1f} CPU s ({budget}). {load}"
+        lines += ["", load, ""]
+    lines.append("`python bench/baselines.py [classification|spans|summary] [--opt-in] [--no-budget-too]`")
     return lines
 
 

@@ -7,9 +7,12 @@ committed: ``git show HEAD:grade_school_math/data/test.jsonl`` in a clone. Which
 
 * development (the cut-off and language rules were tuned on these): GSM8K *train*, Alpaca 5000
   (../shared/data/instruct), tests/data/short_foreign_qa.tsv;
-* evaluation (not looked at while tuning): GSM8K *test* (1,319 rows), the Alpaca seed tasks and
-  user-oriented instructions (427 rows, ../shared/data/instruct), the WNUT-17 example (extraction,
-  JSON answers), Banking77 and CLINC150 (classification), tests/data/short_foreign_qa_heldout.tsv.
+* evaluation (not looked at while tuning): GSM8K *test* (1,319 rows), DialogSum dev + test summaries
+  (1,000 rows, ../shared/data/summarization; added in the second round, its rows never read while tuning),
+  the WNUT-17 example (extraction, JSON answers), Banking77 and CLINC150 (classification),
+  tests/data/short_foreign_qa_heldout.tsv; the Alpaca seed tasks and user-oriented instructions (427 rows,
+  ../shared/data/instruct) too, but their missed cuts were printed in the first round's results, so they
+  are held out from tuning thresholds, not unseen.
 
 Per dataset, the doctor runs with the default config (semantic checks off; the tokenizer check
 off, as in doctor_clean_rate.py it needs the model) and reports the share of clean rows named by
@@ -171,6 +174,16 @@ def datasets(args: argparse.Namespace, heldout: list, dev: list) -> list[tuple]:
             inst = task["instances"][0]
             seeds.append({"instruction": task["instruction"], "input": inst["input"], "output": inst["output"]})
     out.append(("instruct seeds + user-oriented", "evaluation", seeds, [r["output"] for r in seeds], {}, {**alp_plant, "pairs": heldout}))
+    dialogsum = []
+    for file in ("dev.jsonl", "test.jsonl"):
+        for line in (shared / "summarization" / "dialogsum" / file).read_text(encoding="utf-8").splitlines():
+            talk = json.loads(line)
+            dialogsum.append(
+                {"instruction": "Summarise the dialogue.", "input": talk["dialogue"], "output": talk.get("summary") or talk["summary1"]}
+            )
+    out.append(
+        ("dialogsum dev + test (summaries)", "evaluation", dialogsum, [r["output"] for r in dialogsum], {}, {**alp_plant, "pairs": heldout})
+    )
     wnut = [json.loads(line) for line in (REPO / "examples" / "wnut17" / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
     wnut_cfg = {"task": "extraction", "data": {"format": "prompt_completion", "columns": {"prompt": "text", "completion": "entities"}}}
     out.append(("examples/wnut17 (extraction, JSON)", "evaluation", wnut, [r["entities"] for r in wnut], wnut_cfg, None))
@@ -221,7 +234,13 @@ def main() -> None:
         lines.append(
             f"| {p['dataset']} | {p['role']} | {p['rows']:,} | {p['clean_flagged_share']:.1%} | {recall[0]} | {recall[1]} | {shapes} | {top} |"
         )
-    lines += ["", "Clean: rows not planted (real defects count: an upper bound). Goal: <= 5 % clean flagged, >= 90 % planted found."]
+    lines += [
+        "",
+        "Clean: rows not planted (real defects count: an upper bound). Goal: <= 5 % clean flagged, >= 90 % planted found.",
+        "Role: development = the cut-off and language rules were tuned on it; evaluation = not. The seed tasks are",
+        "evaluation for thresholds, but their missed cuts and false alarms were read while fixing rules; DialogSum",
+        "(added in round 2) was only ever measured, never read.",
+    ]
     RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -112,7 +112,8 @@ def drift_bench(seeds: int, permutations: int, checkpoint=None) -> dict:
     oos = [t for t, _ in data["oos_test"] + data["oos_val"] + data["oos_train"]]
     cfg = TunerailConfig.model_validate({"model": {"base": "bundled:smollm2"}})
     mc = cfg.monitor
-    embed, lengths, languages = _tools(cfg, "bundled:smollm2")
+    measures = _tools(cfg, "bundled:smollm2")
+    embed = measures.embed
     t0 = time.perf_counter()
     embed(train + test + oos)  # one pass fills the cache; later calls are lookups
     embed_seconds = time.perf_counter() - t0
@@ -128,15 +129,8 @@ def drift_bench(seeds: int, permutations: int, checkpoint=None) -> dict:
         held_out = np.setdiff1d(np.arange(len(train)), ref_idx)
         pools = {"train": [train[i] for i in held_out], "test": test}
         t = time.perf_counter()
-        ref = build_reference(
-            ref_prompts,
-            embed=embed,
-            lengths=lengths,
-            languages=languages,
-            quantile=mc.oos_quantile,
-            reference_max=mc.reference_max,
-            seed=seed,
-        )
+        seeded = mc.model_copy(update={"seed": seed})
+        ref = build_reference(ref_prompts, measures=measures, mc=seeded)
         timing["tunerail"] += time.perf_counter() - t
         ref_emb = pd.DataFrame(ref.embeddings, columns=cols)
         for size, mix, pool_name in CELLS:
@@ -148,9 +142,7 @@ def drift_bench(seeds: int, permutations: int, checkpoint=None) -> dict:
             prompts = [prompts[i] for i in order]
             window = Window(0, [{"prompt": p} for p in prompts], list(range(1, size + 1)))
             t = time.perf_counter()
-            res = test_window(
-                ref, window, embed=embed, lengths=lengths, languages=languages, permutations=perms, seed=seed, task="generation"
-            )
+            res = test_window(ref, window, measures=measures, mc=seeded, permutations=perms, task="generation")
             decide([res], alpha=mc.alpha, method=mc.correction, rates_warn={})
             timing["tunerail"] += time.perf_counter() - t
             fired = [tr.name for tr, r in zip(res.tests, res.rejected) if r]

@@ -69,7 +69,7 @@ def test_cuts_in_worked_math_answers_are_found_and_clean_ones_are_not():
     style = answer_style(answers, [r["question"] for r in gsm8k(final_line=False)])
     assert not style.punctuated and style.vocabulary  # worked answers end "= 18 dollars", not with a full stop
     assert sum(cut_off_reason(a, style=style) is not None for a in answers) <= 0.05 * len(answers)
-    assert cut_off_reason("So there are a total of 5 vans x 28 student", style=style) == "ends with an operation and no result"
+    assert "cut mid-word" in cut_off_reason("So there are a total of 5 vans x 28 student", style=style)  # the data writes "28 students"
     assert "cut mid-word" in cut_off_reason(
         "She bought 3 + 4 = <<3+4=7>>7 apples\nShe gave 2 * 3 = <<2*3=6>>6 apples to her neighbo", style=style
     )
@@ -128,3 +128,118 @@ def test_short_foreign_pairs_among_instructions_are_found(tmp_path, shared_data)
     found = flagged(run(write_jsonl(tmp_path / "a.jsonl", rows)), "language.mismatch")
     assert len(found & set(spots)) >= 0.9 * len(spots)
     assert found - set(spots) <= {i for i, r in enumerate(rows) if "spanish" in r["instruction"].lower()}
+
+
+def _last_unit_cut(answer: str, keep: int | None) -> str | None:
+    """A GSM8K answer ending "= 23 jewels." cut inside its unit: to the singular ("= 23 jewel", ``keep=None``)
+    or to its first ``keep`` letters ("= 23 j", "= 23 jew"); None for answers that end otherwise."""
+    match = re.search(r"(\d+ )([a-z]{4,})s\.?$", answer)
+    if match is None:
+        return None
+    return answer[: match.start(2)] + (match.group(2) if keep is None else match.group(2)[:keep])
+
+
+@pytest.mark.parametrize("keep", [1, 3])
+def test_a_unit_cut_after_its_number_is_found(keep):
+    """Cuts the word list let through: a real word or letter left by the cut ("= 60 m" for "60 minutes",
+    "= 23 jew"). The data's words after a number say what is due there. Ten rows cut at a time (5 %, as
+    in bench/doctor_unseen.py), four draws."""
+    answers = [r["answer"] for r in gsm8k(final_line=False)]
+    prompts = [r["question"] for r in gsm8k(final_line=False)]
+    cuts = {i: c for i, a in enumerate(answers) if (c := _last_unit_cut(a, keep)) is not None}
+    assert len(cuts) >= 40
+    found, clean_flagged, planted_total = 0, 0, 0
+    for draw in range(4):
+        picked = dict(random.Random(draw).sample(sorted(cuts.items()), 10))  # 10 distinct rows of the 15+
+        planted = [picked.get(i, a) for i, a in enumerate(answers)]
+        style = answer_style(planted, prompts)
+        reasons = [cut_off_reason(a, style=style, context=p) for a, p in zip(planted, prompts)]
+        found += sum(reasons[i] is not None for i in picked)
+        clean_flagged += sum(r is not None for i, r in enumerate(reasons) if i not in picked)
+        planted_total += len(picked)
+    assert found >= 0.9 * planted_total
+    assert clean_flagged <= 0.05 * 4 * (len(answers) - 10)
+
+
+def test_a_singular_where_the_data_writes_the_plural_is_a_cut():
+    """ "= 50 mile" where the 200 answers write "miles" after a number 67 times (a cut "miles."): found;
+    the clean answers, which say "a 40 minute drive" too, stay clean."""
+    answers = [r["answer"] for r in gsm8k(final_line=False)]
+    gsm = answer_style(answers, [r["question"] for r in gsm8k(final_line=False)])
+    assert "start of a longer word" in cut_off_reason("She runs 3 miles a day.\nIn total she runs 30+20=50 mile", style=gsm)
+    assert "start of a longer word" in cut_off_reason("Their combined weights are 125+498 = 623 pound", style=gsm)
+    assert cut_off_reason("In total she runs 30+20=50 miles", style=gsm) is None
+    # the word used before, but not as a unit ("a mile further"), does not excuse it; "5 liters/min" does
+    assert "start of a longer word" in (
+        cut_off_reason("She goes a mile further on Sundays.\nIn total she runs 30+20=50 mile", style=gsm) or ""
+    )
+    assert cut_off_reason("The tap gives 5 liters/min\nTo fill the tub it takes 120 / 5 = 24 min", style=gsm) is None
+    assert "start of a longer word" in (cut_off_reason("Since 1 mile is 1760 yards, she runs 3520/1760 = 2 mile", style=gsm) or "")
+
+
+def test_the_first_letters_of_a_common_word_are_a_cut_even_capitalised():
+    """Alpaca rows cut inside a capitalised word ("Data Analyst and Repor", "The Need for Sustainable
+    Developme") passed: a capital was taken for a name. "Repor" starts "report" far more often than it
+    stands alone; a real name in the prompt, or a word the answer uses before, still passes."""
+    prose = AnswerStyle(punctuated=True)
+    assert "start of a longer word" in cut_off_reason("Job titles: Data Scientist, Data Engineer, Data Analyst and Repor", style=prose)
+    assert "start of a longer word" in cut_off_reason("- Green Computing Practices\n- The Need for Sustainable Developme", style=prose)
+    assert cut_off_reason("Quantum libraries:\n- Qiskit\n- Cirq", style=prose, context="Name two libraries, one of them Cirq") is None
+    assert "start of a longer word" in cut_off_reason("Thus, x >= 2250\nTh", style=prose)  # a new line's first word
+    assert cut_off_reason("To fill the tub, it will take 120 liters / 5 liters/min = 24 min", style=prose) is None
+
+
+def test_an_unclosed_bracket_or_quote_is_a_cut_and_an_inch_mark_is_not():
+    """Alpaca code answers cut inside a string or a call passed (no fence, no full stop expected in code)."""
+    assert "unclosed" in cut_off_reason('if (x == true) {\n  System.out.println("Hello')
+    assert "unclosed" in cut_off_reason("Mix the flour (about 2 cups")
+    assert cut_off_reason('if (x == true) {\n  System.out.println("Hello world");\n}') is None
+    gsm = AnswerStyle(punctuated=False)
+    assert cut_off_reason('Betty is 48-12 = 36" tall\n12" is the same as 1 foot so Betty is 36/12 = 3 feet tall', style=gsm) is None
+
+
+def test_a_row_that_closes_its_sentences_is_judged_by_itself_in_mixed_data():
+    """Data with many unpunctuated answers (labels, lists, code: the seed tasks) switched the punctuation signals
+    off for every row; a row whose own sentences close still shows a cut sentence. A label after a word
+    ("coach B") is not a cut letter."""
+    mixed = AnswerStyle(punctuated=False)
+    assert "no closing punctuation" in cut_off_reason(
+        "To share your project, you can upload it. Click the Upload icon located", style=mixed
+    )
+    assert cut_off_reason("Positive", style=mixed) is None
+    answers = [r["answer"] for r in gsm8k(final_line=False)]
+    gsm = answer_style(answers, [r["question"] for r in gsm8k(final_line=False)])
+    assert cut_off_reason("Coach A spent $290-$53=$237 more than coach B", style=gsm) is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Thursday:\nMain Dish: Turkey Sandwich, Dessert: Yogurt\nFriday:\nMain Dish: Fish Sticks, Side Dish: Peas, Dessert: Ice Cream",
+        "def climb(board):\n    current = board\n    while current.has_successors():\n        if current.value() > 0:\n            return current\nreturn current",
+        "- Paint with Mud\n- Build a shelter\n- Make Nature Boats\n- Create a Dam",
+        "Cirq",
+        "- “Let me tell you something very interesting…” (nature, history)\n- Joke (neutral not abrasive)\n- ask open ended questions",
+    ],
+)
+def test_headings_code_titles_and_names_in_mixed_data_are_not_cuts(answer):
+    """Clean seed-task answers the new signals first flagged: a heading's ":" or a list item's "(...)" is no
+    sentence the last line fails to close; "Dam" and "Cirq" are a title's word and a name (wordfreq sees
+    "dam" alone often; a one-word answer has nothing before it to judge by)."""
+    assert cut_off_reason(answer, style=AnswerStyle(punctuated=False)) is None
+
+
+@pytest.mark.parametrize("answer", ["john.smith@example.com", "collect_data_for_new_project", "Y5@f_7}j"])
+def test_one_token_answers_are_not_unpunctuated_sentences(answer):
+    """Alpaca answers (an e-mail address, an identifier, a password) were counted as sentences of 3-5 words."""
+    assert cut_off_reason(answer, style=AnswerStyle(punctuated=True)) is None
+    assert cut_off_reason("I will send the report to my manager", style=AnswerStyle(punctuated=True)) is not None
+
+
+def test_a_lone_small_letter_after_a_word_is_a_cut_and_after_a_sign_a_variable():
+    """Alpaca rows: "- Starting f" (of "from Scratch") passed because the word before it is capitalised;
+    "y = mx + b", a complete formula, was flagged because "mx" is lower case."""
+    prose = AnswerStyle(punctuated=True)
+    assert "cut mid-word" in cut_off_reason("Unleashing Your Inner Drive for Entrepreneurial Success, Starting f", style=prose)
+    assert "cut mid-word" in cut_off_reason("<b><IMG s", style=prose)
+    assert cut_off_reason("The equation of a line is:\ny = mx + b", style=AnswerStyle(punctuated=False)) is None

@@ -125,13 +125,14 @@ def test_cheap_baseline_that_beats_the_tuned_model_gives_not_ready(tiny, banking
 
 
 def test_few_shot_changes_the_rendered_prompt(banking_splits):
-    from tunerail.eval.recipe import _shots
+    from tunerail.eval.inputs import load_rows as _load
+    from tunerail.tasks import pick_shots
     from tunerail.models import load_tokenizer
     from tunerail.prompting import prompt_for, prompt_hash
 
     train, _, test = banking_splits
     cfg = _config(few_shot=3)
-    shots = _shots(cfg, train)
+    shots = pick_shots(_load(cfg, train)[0], cfg.eval.few_shot)
     tok = load_tokenizer("bundled:smollm2")
     row = json.loads(test.read_text(encoding="utf-8").splitlines()[0])["text"]
     zero, few = prompt_for(tok, row, cfg.prompts[0]), prompt_for(tok, row, cfg.prompts[0], shots)

@@ -206,10 +206,11 @@ def test_review_export_import_roundtrip(tmp_path):
 def test_few_shot_messages_cover_several_classes(banking_test):
     from tunerail.config import PromptTemplate
     from tunerail.prompting import build_messages
-    from tunerail.eval.recipe import _shots
+    from tunerail.eval.inputs import load_rows as _load
+    from tunerail.tasks import pick_shots
 
     cfg = _config(few_shot=3)
-    shots = _shots(cfg, banking_test)
+    shots = pick_shots(_load(cfg, banking_test)[0], cfg.eval.few_shot)
     assert len(shots) == 3 and len({s[1] for s in shots}) == 3  # one example per label first
     msgs = build_messages("my card", PromptTemplate(system="S", template="Q: {prompt}"), shots)
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tunerail.eval.recipe import _read_training
+from tunerail.eval.inputs import read_training as _read_training
 from tunerail.findings import Finding, Severity
 from tunerail.train.recipe import TrainResult
 

@@ -132,7 +132,7 @@ def test_utf8_bom_does_not_quarantine_the_first_jsonl_row(tmp_path):
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])
 def test_utf16_files_decode(tmp_path, suffix):
-    from tunerail.data.loaders import detect_encoding
+    from tunerail.data.encoding import detect_encoding
 
     path = tmp_path / f"u16.{suffix}"
     if suffix == "jsonl":
@@ -146,7 +146,7 @@ def test_utf16_files_decode(tmp_path, suffix):
 
 
 def test_latin1_csv_is_decoded_not_replaced(tmp_path):
-    from tunerail.data.loaders import detect_encoding
+    from tunerail.data.encoding import detect_encoding
 
     path = tmp_path / "latin1.csv"
     rows = ["text,label"] + [f"Le café numéro {i} est fermé à midi,fr" for i in range(40)]

@@ -143,7 +143,9 @@ def margin_of(estimate: dict[str, Any]) -> float:
     return max(estimate["value"] - estimate["low"], estimate["high"] - estimate["value"])
 
 
-def paired_bootstrap(tuned: Sequence[float], base: Sequence[float], *, resamples: int = 1000, seed: int = 13) -> Estimate:
+def paired_bootstrap(
+    tuned: Sequence[float] | np.ndarray, base: Sequence[float] | np.ndarray, *, resamples: int = 1000, seed: int = 13
+) -> Estimate:
     """CI of mean(tuned - base) with both resampled on the same examples, and a one-sided p.
 
     ``extra["p_value"]`` is the share of resamples where the tuned model is not better
@@ -160,7 +162,7 @@ def paired_bootstrap(tuned: Sequence[float], base: Sequence[float], *, resamples
     return est
 
 
-def mcnemar(tuned_correct: Sequence[bool], base_correct: Sequence[bool]) -> dict[str, Any]:
+def mcnemar(tuned_correct: Sequence[bool] | np.ndarray, base_correct: Sequence[bool] | np.ndarray) -> dict[str, Any]:
     """Exact McNemar test on the discordant pairs: b ~ Binomial(b + c, 0.5) under H0 (scipy).
 
     b = tuned right & base wrong, c = tuned wrong & base right. One implementation whatever is installed,

@@ -20,6 +20,7 @@ from tunerail.errors import TunerailError
 from tunerail.config import field_help
 
 
+# size: eval_cmd: one parameter per typer option of `tunerail eval` (typer reads the signature)
 @app.command("eval")
 @guarded
 def eval_cmd(

@@ -11,7 +11,7 @@ from tunerail.config.base import DEFAULT_METRIC, TASK_METRICS, TaskType
 from tunerail.config.criteria import BudgetConfig, CriteriaConfig, HumanCriteria
 from tunerail.config.data import DataConfig, ModelConfig, ProjectConfig
 from tunerail.config.doctor import DoctorConfig, SplitConfig
-from tunerail.config.eval import EvalConfig, JudgeConfig, PromptTemplate, ReviewConfig, RubricItem
+from tunerail.config.eval import EvalConfig, HostedModel, JudgeConfig, PromptTemplate, ReviewConfig, RubricItem
 from tunerail.config.load import load_config
 from tunerail.config.ops import MonitorConfig, PipelineConfig, ServeConfig, StoreConfig, TrackingConfig
 from tunerail.config.schema import TunerailConfig
@@ -29,6 +29,7 @@ __all__ = [
     "DataConfig",
     "DoctorConfig",
     "EvalConfig",
+    "HostedModel",
     "HumanCriteria",
     "JudgeConfig",
     "LoraConfig",

@@ -39,6 +39,42 @@ class PromptTemplate(_Section):
         return template
 
 
+class HostedModel(_Section):
+    """One prompted model behind an OpenAI-compatible endpoint, compared as an alternative (``eval.hosted``)."""
+
+    name: str = Field(
+        ..., pattern=r"^[A-Za-z0-9_.-]+$", description="Short id for the report and the cache (letters, digits, _ . -), e.g. gpt4o."
+    )
+    base_url: str = Field(
+        ..., description="OpenAI-compatible base URL (ends in /v1), e.g. https://api.openai.com/v1 or a `tunerail serve`."
+    )
+    model: str = Field(..., description="Model name the endpoint serves, e.g. gpt-4o-mini.")
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the API key (read at call time; never logged, cached or reported); None sends none."
+    )
+    k_shot: int | None = Field(
+        None,
+        ge=0,
+        le=8,
+        description="Training examples in the prompt; None: the same examples as the base model's k-shot row (eval.few_shot).",
+    )
+    max_tokens: int | None = Field(None, ge=1, description="Answer length cap; None: eval.max_new_tokens.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 (greedy) so a re-run asks the same question.")
+    concurrency: int = Field(
+        4, ge=1, le=64, description="Requests in flight at once (hosted APIs rate-limit; raise it for your own server)."
+    )
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for one reply.")
+    retries: int = Field(2, ge=0, le=10, description="Retries per request on timeouts, 429 and 5xx (the openai client's backoff).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        """A URL without its scheme would fail only at eval time, after training."""
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http(s) URL; write e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
+        return url
+
+
 class EvalConfig(_Section):
     max_new_tokens: int = Field(64, ge=1, description="Generation length cap.")
     batch_size: int = Field(16, ge=1, description="Rows per generation batch.")
@@ -58,13 +94,14 @@ class EvalConfig(_Section):
             "per test row each; always on when criteria.metric is perplexity)."
         ),
     )
-    few_shot: int = Field(
-        0,
+    few_shot: int | None = Field(
+        None,
         ge=0,
         le=8,
         description=(
             "Also evaluate the base model with this many training examples in the prompt (one per label first); "
-            "needs the training split (`tunerail run` passes it; `tunerail eval --train`)."
+            "needs the training split (`tunerail run` passes it; `tunerail eval --train`). None: 3 where the base "
+            "model k-shot is a registered alternative (extraction without spans, generation, chat), else 0; 0: off."
         ),
     )
     decoding: Literal["constrained", "free", "both"] = Field(
@@ -90,7 +127,25 @@ class EvalConfig(_Section):
             "today minilm_tokens: a MiniLM token classifier for span extraction, slower than CRF + spaCy together."
         ),
     )
+    hosted: list[HostedModel] = Field(
+        default_factory=list,
+        description=(
+            'Prompted models behind OpenAI-compatible endpoints, compared as alternatives on every task ("does a hosted '
+            'model already do it?"): same prompt and k-shot examples, scored and bootstrapped like the LLM rows, cached.'
+        ),
+    )
     prompt_version: str | None = Field(None, description="Prompt variant for the verdict; default: the first in `prompts`.")
+
+    @field_validator("hosted")
+    @classmethod
+    def _unique_hosted(cls, models: list[HostedModel]) -> list[HostedModel]:
+        """Two entries with one name would share a report row and a cache key."""
+        names = [m.name for m in models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"hosted model name(s) used twice: {', '.join(twice)}; give each entry its own name")
+        return models
+
     review_samples: int = Field(20, ge=0, description="Side-by-side examples sampled into the report and review export.")
     cache: bool = Field(True, description="Cache model outputs by (model, data, prompt) hash under ~/.cache/tunerail/eval.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig)

@@ -7,190 +7,22 @@ malformed ones included (for JSONL, line - 1 when there are no blank lines); ``l
 
 from __future__ import annotations
 
-import codecs
 import csv
 import difflib
 import json
 import re
-import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from tunerail.data.csv_rows import iter_csv_rows
+from tunerail.data.encoding import decode_error, open_text
 from tunerail.data.hub import HubSource, as_source, open_dataset
 from tunerail.data.json_values import checked, loads_row, raw_decode
+from tunerail.data.layout import DEFAULT_COLUMNS, detect_format, to_record
 from tunerail.data.records import FORMATS, RawRow, Record, Rejection
 from tunerail.errors import DataError, Problem
 from tunerail.data.records import RowRef
-
-CHAT_ROLES = ("system", "user", "assistant", "tool", "function", "developer")
-
-# Column names tried, in order, when the config does not map them.
-DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "messages": ("messages", "conversation", "conversations"),
-    "instruction": ("instruction",),
-    "input": ("input", "context"),
-    "output": ("output", "response"),
-    "prompt": ("prompt", "question", "query"),
-    "completion": ("completion", "answer", "chosen"),
-    "text": ("text", "sentence", "utterance", "query"),
-    "label": ("label", "category", "intent", "class", "labels"),
-}
-
-
-# --- encodings --------------------------------------------------------------------------------
-
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-_MAGIC = (
-    (b"PAR1", "a Parquet file"),
-    (b"PK\x03\x04", "a zip archive (or .xlsx workbook)"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"SQLite format 3", "an SQLite database"),
-    (b"%PDF", "a PDF document"),
-)
-
-
-@dataclass(frozen=True)
-class Encoding:
-    """How a text file is decoded: the codec name and how it was found (bom, utf-8, detected)."""
-
-    name: str
-    how: str
-
-    @property
-    def is_plain_utf8(self) -> bool:
-        return self.how == "utf-8"
-
-    def describe(self) -> str:
-        return {
-            "bom": f"{self.name} (byte-order mark)",
-            "utf-8": "utf-8",
-            "detected": f"{self.name} (detected by charset-normalizer; no byte-order mark)",
-        }[self.how]
-
-
-def detect_encoding(path: str | Path) -> Encoding:
-    """The encoding of a text file: its byte-order mark, else valid UTF-8, else charset-normalizer's guess.
-
-    Decoding with ``errors="replace"`` would write U+FFFD into clean files with exit 0, so a
-    file that is neither UTF-8 nor confidently another encoding is refused (``DataError``).
-    """
-    path = Path(path)
-    stat = path.stat()
-    return _detect_encoding(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _detect_encoding(name: str, size: int, mtime_ns: int) -> Encoding:
-    with open(name, "rb") as handle:
-        head = handle.read(1 << 16)
-    for bom, codec in _BOMS:
-        if head.startswith(bom):
-            return Encoding(codec, "bom")
-    for magic, what in _MAGIC:
-        if head.startswith(magic):
-            raise DataError(
-                Problem(
-                    f"is a binary file ({what}), not text",
-                    file=name,
-                    fix="give the file its real extension (.parquet) or export the data as .jsonl/.csv",
-                )
-            )
-    bad_at = _first_invalid_utf8(name)
-    if bad_at is None:
-        if b"\x00" in head and head.count(b"\x00") * 4 > len(head):
-            guess = _charset_guess(head) or ""
-            if guess.startswith(("utf_16", "utf_32")):
-                return Encoding(codecs.lookup(guess).name, "detected")
-            raise DataError(
-                Problem("is a binary file (it contains NUL bytes), not text", file=name, fix="export the data as UTF-8 .jsonl/.csv")
-            )
-        return Encoding("utf-8", "utf-8")
-    with open(name, "rb") as handle:
-        sample = handle.read(1 << 20)
-        if bad_at >= len(sample):  # make sure the sample holds the bytes that are not UTF-8
-            handle.seek(max(0, bad_at - (1 << 16)))
-            sample += handle.read(1 << 17)
-    guess = _charset_guess(sample)
-    if guess is None:
-        kind = "a binary file" if b"\x00" in head else "not text in any encoding tried"
-        raise DataError(
-            Problem(
-                f"is {kind}: byte {bad_at} is not valid UTF-8 and no other encoding fits",
-                file=name,
-                fix="save the file as UTF-8 (e.g. `iconv -f <encoding> -t utf-8`)",
-            )
-        )
-    codec = codecs.lookup(guess).name
-    try:  # the guess must decode the whole file, or we would still write garbage
-        with open(name, encoding=codec, newline="") as handle:
-            for _ in iter(lambda: handle.read(1 << 20), ""):
-                pass
-    except (UnicodeDecodeError, LookupError):
-        raise DataError(
-            Problem(
-                f"is not valid UTF-8 (byte {bad_at}) and does not decode as {codec} either",
-                file=name,
-                fix="save the file as UTF-8 (e.g. `iconv -f <encoding> -t utf-8`)",
-            )
-        ) from None
-    return Encoding(codec, "detected")
-
-
-def _first_invalid_utf8(name: str) -> int | None:
-    """Byte offset of the first invalid UTF-8 sequence, streaming; None when the file is valid UTF-8."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with open(name, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                return offset + exc.start
-            offset += len(block)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            return offset + exc.start
-    return None
-
-
-def _charset_guess(sample: bytes) -> str | None:
-    from charset_normalizer import from_bytes
-
-    matches = list(from_bytes(sample))
-    if not matches:
-        return None
-    # Short samples tie between single-byte code pages (cp1250, cp1252, cp1257 all decode "café");
-    # among the tied best, Western European cp1252 is by far the most common in exported data.
-    best = matches[0]
-    tied = [m.encoding for m in matches if m.chaos <= best.chaos + 0.01]
-    return "cp1252" if "cp1252" in tied else best.encoding
-
-
-def _open_text(path: Path, newline: str) -> Any:
-    """Open a text data file in its detected encoding, strictly (no replacement characters)."""
-    return open(path, encoding=detect_encoding(path).name, newline=newline)
-
-
-def _decode_error(name: str, line: int, exc: UnicodeDecodeError) -> DataError:
-    return DataError(
-        Problem(
-            f"cannot be decoded as {exc.encoding}: {exc.reason} (near line {line})",
-            file=name,
-            line=line,
-            fix="save the file as UTF-8 (e.g. `iconv -f <encoding> -t utf-8`)",
-        )
-    )
 
 
 def file_kind(path: Path) -> str:
@@ -257,7 +89,7 @@ def iter_raw_rows(path: str | Path | HubSource) -> Iterator[RawRow]:
 def _iter_jsonl(path: Path, name: str, kind: str) -> Iterator[RawRow]:
     index = 0
     line_no = 0
-    with _open_text(path, "\n") as handle:  # lines end at \n only, as physical lines do
+    with open_text(path, "\n") as handle:  # lines end at \n only, as physical lines do
         try:
             for line_no, text in enumerate(handle, start=1):
                 if not text.strip():
@@ -273,7 +105,7 @@ def _iter_jsonl(path: Path, name: str, kind: str) -> Iterator[RawRow]:
                     continue
                 yield RawRow(ref, data)
         except UnicodeDecodeError as exc:
-            raise _decode_error(name, line_no + 1, exc) from None
+            raise decode_error(name, line_no + 1, exc) from None
 
 
 def _iter_json_array(path: Path, name: str, kind: str) -> Iterator[RawRow]:
@@ -282,11 +114,11 @@ def _iter_json_array(path: Path, name: str, kind: str) -> Iterator[RawRow]:
     A bad element becomes an unparseable row at its position; when the next element cannot be
     located, the file is refused (``DataError``) rather than rows being dropped quietly.
     """
-    with _open_text(path, "") as handle:
+    with open_text(path, "") as handle:
         try:
             text = handle.read()
         except UnicodeDecodeError as exc:
-            raise _decode_error(name, 0, exc) from None
+            raise decode_error(name, 0, exc) from None
     pos = _skip_ws(text, 0)
     if pos >= len(text):
         return
@@ -432,11 +264,11 @@ def _skip_ws(text: str, pos: int) -> int:
 
 
 def _iter_csv(path: Path, name: str, kind: str) -> Iterator[RawRow]:
-    with _open_text(path, "") as handle:
+    with open_text(path, "") as handle:
         try:
             yield from iter_csv_rows(handle, name, "\t" if kind == "tsv" else ",")
         except UnicodeDecodeError as exc:
-            raise _decode_error(name, 0, exc) from None
+            raise decode_error(name, 0, exc) from None
 
 
 def _iter_parquet(path: Path, name: str, kind: str) -> Iterator[RawRow]:
@@ -483,87 +315,6 @@ def _dataset_rows(dataset: Any, name: str) -> Iterator[RawRow]:
         yield RawRow(RowRef(index=index, line=index + 1, file=name), *checked(dict(row)))
 
 
-def pick_column(data: Mapping[str, Any], role: str, columns: Mapping[str, str] | None) -> str | None:
-    """Which column of ``data`` plays ``role``: the configured one, else the first default present (the doctor asks too)."""
-    if columns and columns.get(role):
-        return columns[role]
-    for candidate in DEFAULT_COLUMNS[role]:
-        if candidate in data:
-            return candidate
-    return None
-
-
-_pick = pick_column  # the short name this module's own readers use
-
-# What each format needs, as shown in error messages.
-FORMAT_COLUMNS: dict[str, str] = {
-    "chat": "messages",
-    "instruction": "instruction + output",
-    "prompt_completion": "prompt + completion",
-    "text_label": "text + label",
-}
-
-
-def row_format(data: Mapping[str, Any], columns: Mapping[str, str] | None = None) -> str | None:
-    """The format one row's keys fit, or None."""
-    if _pick(data, "messages", columns) in data:
-        return "chat"
-    if _pick(data, "instruction", columns) in data and _pick(data, "output", columns) in data:
-        return "instruction"
-    if _pick(data, "prompt", columns) in data and _pick(data, "completion", columns) in data:
-        return "prompt_completion"
-    if _pick(data, "text", columns) in data and _pick(data, "label", columns) in data:
-        return "text_label"
-    return None
-
-
-def detect_format(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str] | None = None, file: str | None = None) -> str:
-    """Guess the format from the keys of the first parseable rows.
-
-    Refuses rows whose keys fit different formats (a mixed file) and, when no row fits, lists
-    the columns seen next to the columns each format expects.
-    """
-    found: dict[str, int] = {}
-    seen: dict[str, None] = {}
-    count = 0
-    for count, data in enumerate(rows, start=1):
-        fmt = row_format(data, columns)
-        if fmt is None:
-            seen.update(dict.fromkeys(map(str, data)))
-        else:
-            found.setdefault(fmt, count)
-    how = "name the format in the config (data.format: chat|instruction|prompt_completion|text_label) and map the columns (data.columns)"
-    if len(found) > 1:
-        first = sorted(found.items(), key=lambda kv: kv[1])
-        parts = ", ".join(f"{fmt} ({FORMAT_COLUMNS[fmt]}) from row {n}" for fmt, n in first)
-        raise DataError(
-            Problem(
-                f"mixes data formats in its first {count} rows: {parts}",
-                file=file,
-                fix="keep one format per file (convert or split the file), or set data.format to the one you mean",
-            )
-        )
-    if found:
-        return next(iter(found))
-    if count == 0:
-        raise DataError(Problem("has no rows to detect the data format from", file=file, fix="check the file"))
-    expected = "; ".join(f"{fmt}: {cols}" for fmt, cols in FORMAT_COLUMNS.items())
-    known = [c for roles in DEFAULT_COLUMNS.values() for c in roles]
-    hints = [
-        f"{col!r} → {close[0]!r}?"
-        for col in seen
-        if (close := difflib.get_close_matches(col.lower(), known, n=1, cutoff=0.75)) and close[0] != col
-    ]
-    raise DataError(
-        Problem(
-            f"could not detect the data format: columns seen: {', '.join(list(seen)[:20]) or '(none)'}; "
-            f"expected one of — {expected}" + (f" (similar names: {', '.join(hints[:5])})" if hints else ""),
-            file=file,
-            fix=how,
-        )
-    )
-
-
 def _no_rows_problem(path: Path | HubSource, buffered: list[RawRow]) -> DataError:
     """Why a file has no row to read: empty, header only, or every row unparseable."""
     name = str(path)
@@ -583,7 +334,7 @@ def _no_rows_problem(path: Path | HubSource, buffered: list[RawRow]) -> DataErro
         return DataError(Problem("is empty (0 bytes)", file=name, fix="check that the export wrote the data"))
     kind = file_kind(path)
     if kind in ("csv", "tsv"):
-        with _open_text(path, "") as handle:
+        with open_text(path, "") as handle:
             header = next(csv.reader(handle, delimiter="\t" if kind == "tsv" else ","), None)
         if header:
             return DataError(
@@ -596,130 +347,6 @@ def _no_rows_problem(path: Path | HubSource, buffered: list[RawRow]) -> DataErro
     if kind == "json":
         return DataError(Problem("holds an empty JSON array (no rows)", file=name, fix="check that the export wrote the data"))
     return DataError(Problem("has no rows (only blank lines)", file=name, fix="check that the export wrote the data"))
-
-
-def to_record(raw: RawRow, fmt: str, columns: Mapping[str, str] | None = None, group_column: str | None = None) -> Record | Rejection:
-    """Convert a raw row to a ``Record``, or say precisely why it cannot be one."""
-    if raw.data is None:
-        return Rejection(raw.ref, raw.error or "unparseable row", field=raw.field, check="format.unparseable", raw=raw.raw)
-    data = raw.data
-    group = None
-    if group_column:
-        value = data.get(group_column)
-        group = None if value is None else str(value)
-    try:
-        if fmt == "chat":
-            return _chat_record(raw, data, columns, group)
-        if fmt == "instruction":
-            instruction = _text_field(data, _pick(data, "instruction", columns) or "instruction", raw)
-            input_col = _pick(data, "input", columns)
-            extra = data.get(input_col) if input_col else None
-            if extra is not None and (extra := scalar_text(extra)) is None:
-                raise _Reject("must be text (a string, number or boolean)", input_col, f"found {type(data[input_col]).__name__}")
-            output = _text_field(data, _pick(data, "output", columns) or "output", raw)
-            prompt = instruction if not extra or not extra.strip() else f"{instruction}\n\n{extra}"
-            return Record(raw.ref, "instruction", None, prompt, output, None, group, _own_fields(data))
-        if fmt == "prompt_completion":
-            prompt = _text_field(data, _pick(data, "prompt", columns) or "prompt", raw)
-            completion = _text_field(data, _pick(data, "completion", columns) or "completion", raw)
-            return Record(raw.ref, "prompt_completion", None, prompt, completion, None, group, _own_fields(data))
-        if fmt == "text_label":
-            text = _text_field(data, _pick(data, "text", columns) or "text", raw)
-            label_col = _pick(data, "label", columns) or "label"
-            label = data.get(label_col)
-            if label is None or (isinstance(label, str) and not label.strip()):
-                raise _Reject("is missing or empty", label_col)
-            label_text = scalar_text(label)
-            if label_text is None:
-                raise _Reject("must be a single label (a string, number or boolean)", label_col, f"found {type(label).__name__}")
-            # labels repeat across rows: one shared string per label (~60 MB saved at 1M rows)
-            label = sys.intern(label_text.strip())
-            fields = _own_fields(data)
-            if isinstance(fields.get(label_col), str):
-                fields[label_col] = sys.intern(fields[label_col])
-            return Record(raw.ref, "text_label", None, text, label, label, group, fields)
-    except _Reject as rej:
-        reason = f"field '{rej.field}' {rej.what}" + (f" ({rej.detail})" if rej.detail else "")
-        check = "format.missing_field" if "missing" in rej.what or "empty" in rej.what else "format.wrong_type"
-        return Rejection(raw.ref, reason, field=rej.field, data=data, check=check)
-    raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
-
-
-class _Reject(Exception):
-    def __init__(self, what: str, field: str | None, detail: str = ""):
-        self.what, self.field, self.detail = what, field, detail
-
-
-def _own_fields(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The record's copy of its columns, with the column names interned.
-
-    ``json.loads`` makes new key strings for every line; shared, they cost nothing per row
-    (~50 bytes a column a row otherwise, 100 MB for two columns at 1M rows).
-    """
-    return {sys.intern(k) if type(k) is str else k: v for k, v in data.items()}
-
-
-def scalar_text(value: Any) -> str | None:
-    """A text or label field's value as text: strings as they are, numbers and booleans as JSON writes them.
-
-    One rule for every field: a scalar is text (``42`` -> ``"42"``, ``true`` -> ``"true"``, as a CSV
-    cell would read), a list or an object is not (None is returned and the row is rejected).
-    """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return None
-
-
-def _text_field(data: Mapping[str, Any], name: str, raw: RawRow) -> str:
-    if name not in data or data[name] is None:
-        raise _Reject("is missing", name)
-    value = scalar_text(data[name])
-    if value is None:
-        raise _Reject("must be text (a string, number or boolean)", name, f"found {type(data[name]).__name__}")
-    if not value.strip():
-        raise _Reject("is empty", name)
-    return value
-
-
-def _chat_record(raw: RawRow, data: Mapping[str, Any], columns: Mapping[str, str] | None, group: str | None) -> Record:
-    name = _pick(data, "messages", columns) or "messages"
-    messages = data.get(name)
-    if messages is None:
-        raise _Reject("is missing", name)
-    if isinstance(messages, str):
-        try:
-            messages = json.loads(messages)
-        except json.JSONDecodeError:
-            raise _Reject("must be a list of messages", name, "found a string that is not JSON") from None
-    if not isinstance(messages, list) or not messages:
-        raise _Reject("must be a non-empty list of {role, content} messages", name)
-    turns: list[dict[str, str]] = []
-    for i, msg in enumerate(messages):
-        where = f"{name}[{i}]"
-        if not isinstance(msg, dict):
-            raise _Reject("must be an object with role and content", where)
-        role = msg.get("role", msg.get("from"))
-        content = msg.get("content", msg.get("value"))
-        role = {"human": "user", "gpt": "assistant"}.get(role, role)
-        if role not in CHAT_ROLES:
-            raise _Reject(f"has unknown role {role!r}", f"{where}.role", f"allowed: {', '.join(CHAT_ROLES)}")
-        if content is None:
-            raise _Reject("is missing", f"{where}.content")
-        text = scalar_text(content)
-        if text is None:
-            raise _Reject("must be text (a string, number or boolean)", f"{where}.content", f"found {type(content).__name__}")
-        turns.append({"role": role, "content": text})
-    last_assistant = max((i for i, t in enumerate(turns) if t["role"] == "assistant"), default=None)
-    if last_assistant is None:
-        raise _Reject("has no assistant turn", name, "nothing to learn from")
-    if not turns[last_assistant]["content"].strip():
-        raise _Reject("is empty", f"{name}[{last_assistant}].content", "the assistant answer")
-    prompt = "\n".join(t["content"] for t in turns[:last_assistant])
-    return Record(raw.ref, "chat", turns, prompt, turns[last_assistant]["content"], None, group, _own_fields(data))
 
 
 def load_records(
@@ -752,7 +379,10 @@ def load_records(
             found.update(c for c in wanted if c in raw.data)
             first_keys = first_keys if first_keys is not None else [str(k) for k in raw.data]
         item = to_record(raw, fmt, columns, group_column)
-        (records if isinstance(item, Record) else rejections).append(item)
+        if isinstance(item, Record):
+            records.append(item)
+        else:
+            rejections.append(item)
     if first_keys is not None and wanted - found:
         raise missing_columns_error(path, sorted(wanted - found), first_keys, columns or {}, group_column)
     if not records and not rejections:  # empty, header only, or blank lines: not a dataset, whatever the format
@@ -782,11 +412,9 @@ def load_usable_records(
 
 
 def missing_columns_error(
-    path: str | Path, missing: list[str], seen: list[str], columns: Mapping[str, str], group_column: str | None
+    path: str | Path | HubSource, missing: list[str], seen: list[str], columns: Mapping[str, str], group_column: str | None
 ) -> DataError:
     """A column named in the config that no row has: a typo in data.group_column would let groups straddle splits."""
-    import difflib
-
     problems = []
     for name in missing:
         key = "data.group_column" if name == group_column else "data.columns." + next(role for role, col in columns.items() if col == name)

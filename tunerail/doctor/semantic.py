@@ -51,6 +51,7 @@ class LabelIssues:
     skipped_classes: list[str]  # too small to cross-validate
 
 
+# size: label_issues: 9 parameters: the rows plus six documented thresholds as keywords with defaults (scikit-learn style)
 def label_issues(
     embeddings: np.ndarray,
     labels: Sequence[str],

@@ -11,6 +11,7 @@
 
 torch / transformers / peft are imported inside functions.
 """
+# size: file: 502 lines; the on-disk cache section moves to eval/cache.py after branch alts2 (adding `G.cached` callers) merges
 
 from __future__ import annotations
 

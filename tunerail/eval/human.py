@@ -13,7 +13,8 @@ from typing import Any
 from tunerail.config import CriteriaConfig, TunerailConfig
 from tunerail.eval.recipe import EvalResult
 from tunerail.eval.report import write_eval_report
-from tunerail.eval.verdict import HUMAN_CODES, Verdict, check_human, verdict_of
+from tunerail.eval.verdict import Verdict, check_human, verdict_of
+from tunerail.eval.verdict_context import HUMAN_CODES
 from tunerail.findings import Finding, finding_from_dict
 
 

@@ -4,7 +4,8 @@
 2. load      test records, the prompt variant used for the verdict, train + validation for baselines
 3. baseline  alternatives fitted on train + validation, chosen by task and answer shape
              (``eval.alternatives``: TF-IDF / MiniLM + logistic regression, CRF / spaCy NER for
-             span extraction, nearest neighbour, extractive summaries); the base model with the SAME
+             span extraction, nearest neighbour, extractive summaries; ``eval.hosted`` endpoints with
+             the same prompt and k-shot examples: ``eval/alternatives/``); the base model with the SAME
              template scored the strongest fair way: zero-shot free generation, zero-shot label
              ranking and k-shot label ranking (classification), k-shot generation otherwise
 4. tuned     the base model + adapter; classification answers by label-constrained decoding (the
@@ -24,27 +25,31 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import numpy as np
-
-from tunerail.config import TunerailConfig
-from tunerail.data.records import Record
-from tunerail.errors import Problem, TunerailError
-from tunerail.eval import generate as G
 from tunerail import stats as S
-from tunerail.eval.alternatives import AlternativesRun, Fitted, for_eval
-from tunerail.eval.frozen import check_frozen
 from tunerail import tasks as T
-from tunerail.store import Store
-from tunerail.store.checks import check_adapter
-from tunerail.prompting import pick_template, prompt_for, prompt_hash
-from tunerail.scoring import ModelScores, check_metric
+from tunerail.config import PromptTemplate, TunerailConfig
+from tunerail.data.records import Record, Rejection
+from tunerail.eval import compare as C
+from tunerail.eval import generate as G
+from tunerail.eval.alternatives import AlternativesRun, for_eval, slow_findings
+from tunerail.eval.frozen import check_frozen
+from tunerail.eval.inputs import EvalInputs, load_rows, metric_of, read_training, task_of
+from tunerail.eval.inference import Inference, ProgressFn, Runner, base_outputs, max_new_tokens, tuned_outputs
+from tunerail.eval.judge import ChatClient, make_client
+from tunerail.eval.report import write_eval_report
+from tunerail.eval.stages import forgetting_stage, judge_stage, review_stage
 from tunerail.eval.verdict import LOWER_IS_BETTER, Verdict, VerdictInputs, decide
 from tunerail.findings import Finding
 from tunerail.io import check_out_dir
+from tunerail.models import cache_root
+from tunerail.prompting import pick_template, prompt_for, prompt_hash
+from tunerail.scoring import ModelScores, check_metric
+from tunerail.store import Store
+from tunerail.store.checks import check_adapter
 
-ProgressFn = Callable[[str, int, int], None]
+__all__ = ["EvalInputs", "EvalResult", "compare_prompts", "evaluate", "pick_template", "run_eval"]
 
 
 @dataclass
@@ -87,6 +92,7 @@ class EvalResult:
         return out
 
 
+# size: evaluate: the public API takes each input as a keyword, as `tunerail eval` takes flags; it builds EvalInputs
 def evaluate(
     config: TunerailConfig,
     *,
@@ -124,257 +130,309 @@ def evaluate(
     allow_changed_adapter : evaluate an adapter whose files differ from the checkpoint its run
         recorded in the store (default: refused, exit 2); recorded in ``lineage.adapter_check``.
     """
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    ev = config.eval
-    base_name = base_model or config.model.base
-    out_dir = check_out_dir(out_dir)  # before any model runs
-    if cache_dir == "default":
-        from tunerail.models import cache_root
-
-        cache_dir = cache_root() / "eval"
-    cache = Path(cache_dir) if (cache_dir is not None and ev.cache) else None
-
-    cache_mark = len(G.CACHE_LOG)  # this evaluation's cache lookups are the log's tail
-
-    # 1. guard ---------------------------------------------------------------------------
-    test_path = Path(test_data) if isinstance(test_data, (str, Path)) else None
-    store = Store(config.resolve(config.store.path) or config.store.path)  # the authority on what was frozen and trained
-    frozen = check_frozen(test_path, split_json, config.criteria_hash(), store)
-    adapter_check = check_adapter(adapter_dir, store, allow_changed_adapter)
-
-    # 2. load ----------------------------------------------------------------------------
-    records, rejected = _load(config, test_data)
-    template = pick_template(config)
-    task = _task_of(config, records)
-    refs = [r.completion for r in records]
-    train_records = _load(config, train_data)[0] if train_data is not None else []
-    val_records = _load(config, validation_data)[0] if validation_data is not None else []
-    # the label set is the task's (train + test), so constrained decoding and ranking do not learn
-    # from the test file which labels to leave out
-    labels = sorted({r.label for r in [*records, *train_records, *val_records] if r.label is not None}) if task == "classification" else []
-    check_metric(task, config.criteria.metric, ev.label_ranking)
-    shots = _shots(config, few_shot_data if few_shot_data is not None else train_records or None)
-    judge_client = None
-    if ev.judge.enabled and adapter_dir is not None:  # a misconfigured judge fails before any model runs
-        from tunerail.eval.judge import make_client
-
-        judge_client = make_client(ev.judge)
-    metric = config.criteria.metric
-    n = len(records)
-
-    # 3a. alternatives (seconds, before any LLM runs) ---------------------------------------------
-    t = time.perf_counter()
-    alts = for_eval(config, task, records, train_records if train_data is not None else None, val_records, cache)
-    timings["cheap_baselines_s"] = time.perf_counter() - t
-
-    # 3b-4. LLM inference --------------------------------------------------------------------------
-    base_lm = G.load_model(base_name)
-    prompts = [prompt_for(base_lm.tokenizer, r, template) for r in records]
-    max_new = _max_new_tokens(config, task, base_lm.tokenizer, labels)
-    run = _Runner(cache, prompts, refs, labels, ev, max_new, progress, timings)
-    want_ppl = ev.perplexity or metric == "perplexity"
-    outs: dict[str, dict[str, Any]] = {"base": run.outputs("base", base_lm, perplexity=want_ppl)}
-    few_run = None
-    if shots:
-        few_prompts = [prompt_for(base_lm.tokenizer, r, template, shots) for r in records]
-        few_run = _Runner(cache, few_prompts, refs, labels, ev, max_new, progress, timings)
-    if labels:
-        outs["base_ranked"] = {"text": run.ranked("base", base_lm), **_ppl_of(outs["base"])}
-        if few_run is not None:
-            outs["base_few_shot_ranked"] = {"text": few_run.ranked("base_few_shot", base_lm)}
-    elif few_run is not None:
-        outs["base_few_shot"] = few_run.outputs("base_few_shot", base_lm, perplexity=False)
-    tuned_lm = G.load_model(base_name, adapter_dir) if adapter_dir is not None else base_lm
-    constrained = bool(labels) and ev.decoding != "free"
-    if adapter_dir is None:
-        free_out = outs["base"]
-    elif constrained and ev.decoding == "constrained":
-        free_out = None
-    else:
-        free_out = run.outputs("tuned", tuned_lm, perplexity=want_ppl)
-    if constrained:
-        tuned_ppl = (_ppl_of(free_out) if free_out is not None else run.perplexity("tuned", tuned_lm)) if want_ppl else {}
-        outs["tuned"] = {"text": run.constrained("tuned", tuned_lm), **tuned_ppl}
-        if free_out is not None and "ranked" in free_out:
-            outs["tuned"]["ranked"] = free_out["ranked"]
-        if free_out is not None and adapter_dir is not None:
-            outs["tuned_free"] = free_out
-    else:
-        outs["tuned"] = free_out
-
-    # 5. metrics ---------------------------------------------------------------------------
-    t = time.perf_counter()
-    scored = {name: T.score_output(task, refs, o, labels) for name, o in outs.items()}
-    for b in alts.scored:
-        scored[b.name] = T.score(task, refs, b.predictions, labels)
-    metrics_out = {m: _estimates(s, n, ev.bootstrap) for m, s in scored.items()}
-    same = {name for name, o in outs.items() if name != "tuned" and o is outs["tuned"]}
-    baselines = _baseline_table(scored, metrics_out, metric, n, ev.bootstrap, alts.fitted, labels, shots, same)
-    reference = _reference(baselines, metric, config.criteria.baseline)
-    improvement, significance = _compare(scored["tuned"], scored[reference], metric, n, ev.bootstrap, task)
-    significance["reference"] = reference
-    timings["metrics_s"] = time.perf_counter() - t
-
-    # 6. forgetting --------------------------------------------------------------------------
-    forgetting = None
-    if ev.forgetting and adapter_dir is not None:
-        from tunerail.eval import forgetting as F
-
-        t = time.perf_counter()
-        suite = F.load_suite()
-        fb, _ = G.cached(
-            cache,
-            G.cache_key("forget", base_lm.fingerprint, G.data_hash([r["id"] for r in suite])),
-            lambda: _suite_dict(F.run_suite(base_lm, suite, batch_size=ev.batch_size, progress=progress)),
-        )
-        ft, _ = G.cached(
-            cache,
-            G.cache_key("forget", tuned_lm.fingerprint, G.data_hash([r["id"] for r in suite])),
-            lambda: _suite_dict(F.run_suite(tuned_lm, suite, batch_size=ev.batch_size, progress=progress)),
-        )
-        forgetting = F.compare(_suite_obj(fb), _suite_obj(ft), budget=config.criteria.max_forgetting, resamples=ev.bootstrap).to_dict()
-        timings["forgetting_s"] = time.perf_counter() - t
-
-    # 7. judge -------------------------------------------------------------------------------
-    judge = None
-    if judge_client is not None:
-        import random
-
-        from tunerail.eval.judge import pairwise_judge
-
-        t = time.perf_counter()
-        picked = sorted(random.Random(config.split.seed).sample(range(n), min(ev.judge.max_pairs, n)))
-        judge = pairwise_judge(
-            judge_client,
-            ev.judge.rubric,
-            [records[i].prompt for i in picked],
-            [refs[i] for i in picked],
-            [outs["base"]["text"][i] for i in picked],
-            [outs["tuned"]["text"][i] for i in picked],
-        ).to_dict()
-        judge["rows"] = picked
-        timings["judge_s"] = time.perf_counter() - t
-
-    # 8. review ------------------------------------------------------------------------------
-    from tunerail import review as R
-
-    rows = [
-        R.ReviewRow(r.index, r.line, r.prompt, ref, b, tu, float(bs), float(ts), r.label)
-        for r, ref, b, tu, bs, ts in zip(
-            records, refs, outs["base"]["text"], outs["tuned"]["text"], scored["base"].primary, scored["tuned"].primary
-        )
-    ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    export = R.export_for_review(R.side_by_side(rows, max(ev.review_samples, 1), seed=config.split.seed), out_dir / "review.csv")
-    review = {
-        "samples": [r.to_dict() for r in R.side_by_side(rows, ev.review_samples, seed=config.split.seed)],
-        "worst": [r.to_dict() for r in R.worst_cases(rows, 10)],
-        "slices": R.slices(rows),
-        "export": str(export),
-        "key": str(R.key_path(export)),
-        "items": str(
-            R.write_items(
-                rows,
-                out_dir / R.ITEMS_FILE,  # every other system too (--pairs)
-                {k: o["text"] for k, o in outs.items() if k not in ("base", "tuned")},
-            )
-        ),
-    }
-    from tunerail.review.results import existing_results
-
-    review["human"] = existing_results(out_dir)
-
-    # 9. verdict -----------------------------------------------------------------------------
-    classification = None
-    per_class = None
-    unmatched = None
-    if task == "classification":
-        classification = {m: s.details["report"] for m, s in scored.items()}
-        per_class = classification["tuned"]["per_class"]
-        free_report = classification.get("tuned_free", classification["tuned"])
-        unmatched = free_report["unmatched"] / n if n else None
-    ref_row = next(b for b in baselines if b["name"] == reference)
-    verdict, findings = decide(
-        config.criteria,
-        VerdictInputs(
-            metric=metric,
-            tuned=metrics_out["tuned"],
-            base=metrics_out["base"],
-            improvement=improvement,
-            per_class=per_class,
-            forgetting=forgetting,
-            forgetting_enabled=ev.forgetting,
-            has_adapter=adapter_dir is not None,
-            criteria_state=frozen["criteria_state"],
-            doctor_findings=list(doctor_findings or []),
-            leakage_findings=list(leakage_findings or []),
-            judge=judge,
-            unmatched_rate=unmatched,
-            rejected_rows=len(rejected),
-            baselines=[b for b in baselines if b.get("gain") is not None],
-            reference=reference,
-            reference_label=ref_row["label"],
-            baselines_skipped=alts.skipped,
-            baselines_failed=[_failed_row(f) for f in alts.failed],
-            constrained=constrained,
-            human=review["human"],
-        ),
+    inputs = EvalInputs(
+        test_data=test_data,
+        out_dir=out_dir,
+        adapter_dir=adapter_dir,
+        base_model=base_model,
+        train_json=train_json,
+        split_json=split_json,
+        doctor_findings=doctor_findings,
+        leakage_findings=leakage_findings,
+        progress=progress,
+        few_shot_data=few_shot_data,
+        lineage=lineage,
+        prompt_comparison=prompt_comparison,
+        cache_dir=cache_dir,
+        train_data=train_data,
+        validation_data=validation_data,
+        allow_changed_adapter=allow_changed_adapter,
     )
-    timings["total_s"] = time.perf_counter() - t0
+    return run_eval(config, inputs)
+
+
+def run_eval(config: TunerailConfig, inputs: EvalInputs) -> EvalResult:
+    """The eval recipe, one stage per call: guard + load, alternatives, inference, metrics, extras, verdict."""
+    t0 = time.perf_counter()
+    prep = _prepare(config, inputs)  # 1-2: nothing runs a model before the guards passed
+    alts = _alternatives(config, inputs, prep)  # 3a: seconds, before any LLM runs
+    inf = _infer(config, inputs, prep)  # 3b-4
+    sc = _metrics(config, prep, inf, alts)  # 5
+    extras = _extras(config, inputs, prep, inf)  # 6-7
+    review = review_stage(config, prep.records, prep.refs, inf.outs, sc.scored, prep.out_dir)  # 8
+    verdict, findings = _decide(config, inputs, prep, sc, alts, inf.constrained, extras, review["human"])  # 9
+    findings += slow_findings(alts.fitted, time.perf_counter() - t0)
+    prep.timings["total_s"] = time.perf_counter() - t0
     result = EvalResult(
         verdict=verdict,
         findings=findings,
+        task=prep.task,
+        metric=prep.metric,
+        metrics=sc.metrics,
+        improvement=sc.improvement,
+        significance=sc.significance,
+        prompt=_prompt_record(config, prep, inf.max_new),
+        baselines=sc.baselines,
+        alternatives=C.alternatives_summary(alts),
+        reference=sc.reference,
+        criteria=_criteria_record(config),
+        frozen=prep.frozen,
+        classification=sc.classification,
+        forgetting=extras.forgetting,
+        judge=extras.judge,
+        review=review,
+        prompt_comparison=inputs.prompt_comparison,
+        training=read_training(inputs.train_json),
+        lineage=_lineage(config, inputs, prep, inf),
+        timings={k: round(v, 2) for k, v in prep.timings.items()},
+        rows=prep.n,
+        rejected_rows=len(prep.rejected),
+    )
+    write_eval_report(result, prep.out_dir)
+    return result
+
+
+# --- stages -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    """Stages 1-2: the guards passed, the rows loaded, the template, labels and k-shot examples chosen."""
+
+    out_dir: Path
+    cache: Path | None
+    cache_mark: int  # this evaluation's cache lookups are the tail of G.CACHE_LOG from here
+    test_path: Path | None
+    frozen: dict[str, Any]
+    adapter_check: dict[str, Any]
+    records: list[Record]
+    rejected: list[Rejection]
+    train_records: list[Record] | None  # None: no training split was given
+    val_records: list[Record]
+    template: PromptTemplate
+    task: str
+    metric: str
+    labels: list[str]
+    shot_pool: Sequence[Record] | None  # where the base model's k-shot examples come from (the alternatives stage picks them)
+    judge_client: ChatClient | None
+    timings: dict[str, float] = field(default_factory=dict)
+    shots: list[tuple[str, str]] = field(default_factory=list)  # k from eval.few_shot, else the registry's for the answer shape
+
+    @property
+    def refs(self) -> list[str]:
+        return [r.completion for r in self.records]
+
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+
+def _prepare(config: TunerailConfig, inputs: EvalInputs) -> _Prepared:
+    """1. guard (the frozen test file, criteria, the recorded adapter) and 2. load; a misconfigured judge fails here too."""
+    ev = config.eval
+    out_dir = check_out_dir(inputs.out_dir)  # before any model runs
+    cache_dir = cache_root() / "eval" if inputs.cache_dir == "default" else inputs.cache_dir
+    cache_mark = len(G.CACHE_LOG)
+    test_path = Path(inputs.test_data) if isinstance(inputs.test_data, (str, Path)) else None
+    store = Store(config.resolve(config.store.path) or config.store.path)  # the authority on what was frozen and trained
+    frozen = check_frozen(test_path, inputs.split_json, config.criteria_hash(), store)
+    adapter_check = check_adapter(inputs.adapter_dir, store, inputs.allow_changed_adapter)
+    records, rejected = load_rows(config, inputs.test_data)
+    template = pick_template(config)
+    task = task_of(config, records)
+    train_records = load_rows(config, inputs.train_data)[0] if inputs.train_data is not None else None
+    val_records = load_rows(config, inputs.validation_data)[0] if inputs.validation_data is not None else []
+    # the label set is the task's (train + test), so constrained decoding and ranking do not learn
+    # from the test file which labels to leave out
+    every = [*records, *(train_records or []), *val_records]
+    labels = sorted({r.label for r in every if r.label is not None}) if task == "classification" else []
+    metric = metric_of(config)
+    check_metric(task, metric, ev.label_ranking)
+    shot_pool = load_rows(config, inputs.few_shot_data)[0] if inputs.few_shot_data is not None else train_records
+    judge_client = make_client(ev.judge) if ev.judge.enabled and inputs.adapter_dir is not None else None
+    return _Prepared(
+        out_dir=out_dir,
+        cache=Path(cache_dir) if (cache_dir is not None and ev.cache) else None,
+        cache_mark=cache_mark,
+        test_path=test_path,
+        frozen=frozen,
+        adapter_check=adapter_check,
+        records=records,
+        rejected=rejected,
+        train_records=train_records,
+        val_records=val_records,
+        template=template,
         task=task,
         metric=metric,
-        metrics=metrics_out,
-        improvement=improvement,
-        significance=significance,
-        prompt={
-            "version": template.version,
-            "hash": prompt_hash(template),
-            "system": template.system,
-            "template": template.template,
-            "few_shot": len(shots),
-            "few_shot_requested": ev.few_shot,
-            "max_new_tokens": max_new,
-            "few_shot_hash": prompt_hash(template, shots) if shots else None,
-            "decoding": ev.decoding if labels else "free",
-        },
-        baselines=baselines,
-        alternatives=_alternatives_summary(alts),
-        reference=reference,
-        criteria={
-            **config.criteria.model_dump(mode="json"),
-            "hash": config.criteria_hash(),
-            "rule": ("95 % CI lower bound" if config.criteria.decision == "ci" else "point estimate"),
-        },
-        frozen=frozen,
-        classification=classification,
-        forgetting=forgetting,
-        judge=judge,
-        review=review,
-        prompt_comparison=prompt_comparison,
-        training=_read_training(train_json),
-        lineage={
-            "base_model": base_name,
-            "base_fingerprint": base_lm.fingerprint,
-            "adapter_dir": str(adapter_dir) if adapter_dir else None,
-            "tuned_fingerprint": tuned_lm.fingerprint,
-            "test_data": str(test_path) if test_path else None,
-            "split_json": frozen.get("split_json") or (str(split_json) if split_json else None),
-            "eval_cache": G.cache_summary(G.CACHE_LOG[cache_mark:]),
-            "adapter_check": adapter_check,
-            **(lineage or {}),
-        },
-        timings={k: round(v, 2) for k, v in timings.items()},
-        rows=n,
-        rejected_rows=len(rejected),
+        labels=labels,
+        shot_pool=shot_pool,
+        judge_client=judge_client,
     )
-    from tunerail.eval.report import write_eval_report
 
-    write_eval_report(result, out_dir)
-    return result
+
+def _alternatives(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared) -> AlternativesRun:
+    """3a. What a team would ship instead, fitted on train + validation (``eval.alternatives``)."""
+    t = time.perf_counter()
+    alts = for_eval(config, prep.task, prep.records, prep.train_records, prep.val_records, prep.cache, prep.shot_pool or ())
+    prep.shots = alts.shots
+    prep.timings["cheap_baselines_s"] = time.perf_counter() - t
+    return alts
+
+
+def _infer(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared) -> Inference:
+    """3b-4. The base model (zero- and k-shot, the same template) and the tuned model, through the cache."""
+    ev = config.eval
+    base_lm = G.load_model(inputs.base_model or config.model.base)
+    prompts = [prompt_for(base_lm.tokenizer, r, prep.template) for r in prep.records]
+    max_new = max_new_tokens(config, prep.task, base_lm.tokenizer, prep.labels)
+    run = Runner(prep.cache, prompts, prep.refs, prep.labels, ev, max_new, inputs.progress, prep.timings)
+    few_run = None
+    if prep.shots:
+        few_prompts = [prompt_for(base_lm.tokenizer, r, prep.template, prep.shots) for r in prep.records]
+        few_run = Runner(prep.cache, few_prompts, prep.refs, prep.labels, ev, max_new, inputs.progress, prep.timings)
+    want_ppl = ev.perplexity or prep.metric == "perplexity"
+    outs = base_outputs(run, few_run, base_lm, prep.labels, want_ppl)
+    has_adapter = inputs.adapter_dir is not None
+    tuned_lm = G.load_model(inputs.base_model or config.model.base, inputs.adapter_dir) if has_adapter else base_lm
+    constrained = tuned_outputs(run, outs, tuned_lm, ev, has_adapter, want_ppl)
+    return Inference(base_lm, tuned_lm, outs, max_new, constrained)
+
+
+@dataclass
+class _Scores:
+    """Stage 5: every model's scores and estimates, the baseline table and the gain over the reference."""
+
+    scored: dict[str, ModelScores]
+    metrics: dict[str, dict[str, dict[str, Any]]]
+    baselines: list[dict[str, Any]]
+    reference: str
+    improvement: dict[str, Any]
+    significance: dict[str, Any]
+    classification: dict[str, Any] | None
+
+
+def _metrics(config: TunerailConfig, prep: _Prepared, inf: Inference, alts: AlternativesRun) -> _Scores:
+    """5. Task metrics with 95 % CIs for every model and alternative; the paired gain over each baseline."""
+    t = time.perf_counter()
+    ev, task, metric, n = config.eval, prep.task, prep.metric, prep.n
+    scored = {name: T.score_output(task, prep.refs, o, prep.labels) for name, o in inf.outs.items()}
+    for b in alts.scored:
+        scored[b.name] = T.score(task, prep.refs, b.predictions, prep.labels)
+    metrics_out = {m: C.estimates(s, n, ev.bootstrap) for m, s in scored.items()}
+    same = {name for name, o in inf.outs.items() if name != "tuned" and o is inf.outs["tuned"]}
+    baselines = C.baseline_table(scored, metrics_out, metric, ev.bootstrap, alts.fitted, prep.labels, prep.shots, same)
+    reference = C.reference(baselines, metric, config.criteria.baseline)
+    improvement, significance = C.compare(scored["tuned"], scored[reference], metric, ev.bootstrap, task)
+    significance["reference"] = reference
+    classification = {m: s.details["report"] for m, s in scored.items()} if task == "classification" else None
+    prep.timings["metrics_s"] = time.perf_counter() - t
+    return _Scores(scored, metrics_out, baselines, reference, improvement, significance, classification)
+
+
+@dataclass
+class _Extras:
+    """Stages 6-7, each None when switched off."""
+
+    forgetting: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
+
+
+def _extras(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared, inf: Inference) -> _Extras:
+    """6. forgetting (``eval.forgetting``, with an adapter) and 7. the LLM judge (``eval.judge.enabled``)."""
+    out = _Extras()
+    if config.eval.forgetting and inputs.adapter_dir is not None:
+        t = time.perf_counter()
+        out.forgetting = forgetting_stage(config, inf.base_lm, inf.tuned_lm, prep.cache, inputs.progress)
+        prep.timings["forgetting_s"] = time.perf_counter() - t
+    if prep.judge_client is not None:
+        t = time.perf_counter()
+        out.judge = judge_stage(config, prep.judge_client, prep.records, prep.refs, inf.outs)
+        prep.timings["judge_s"] = time.perf_counter() - t
+    return out
+
+
+def _decide(
+    config: TunerailConfig,
+    inputs: EvalInputs,
+    prep: _Prepared,
+    sc: _Scores,
+    alts: AlternativesRun,
+    constrained: bool,
+    extras: _Extras,
+    human: dict[str, Any] | None,
+) -> tuple[Verdict, list[Finding]]:
+    """9. READY / NOT READY against the criteria fixed before training, one finding per reason."""
+    per_class = unmatched = None
+    if sc.classification is not None:
+        per_class = sc.classification["tuned"]["per_class"]
+        free_report = sc.classification.get("tuned_free", sc.classification["tuned"])
+        unmatched = free_report["unmatched"] / prep.n if prep.n else None
+    ref_row = next(b for b in sc.baselines if b["name"] == sc.reference)
+    return decide(
+        config.criteria,
+        VerdictInputs(
+            metric=prep.metric,
+            tuned=sc.metrics["tuned"],
+            base=sc.metrics["base"],
+            improvement=sc.improvement,
+            per_class=per_class,
+            forgetting=extras.forgetting,
+            forgetting_enabled=config.eval.forgetting,
+            has_adapter=inputs.adapter_dir is not None,
+            criteria_state=prep.frozen["criteria_state"],
+            doctor_findings=list(inputs.doctor_findings or []),
+            leakage_findings=list(inputs.leakage_findings or []),
+            judge=extras.judge,
+            unmatched_rate=unmatched,
+            rejected_rows=len(prep.rejected),
+            baselines=[b for b in sc.baselines if b.get("gain") is not None],
+            reference=sc.reference,
+            reference_label=ref_row["label"],
+            baselines_skipped=alts.skipped,
+            baselines_failed=[C.failed_row(f) for f in alts.failed],
+            constrained=constrained,
+            human=human,
+        ),
+    )
+
+
+def _prompt_record(config: TunerailConfig, prep: _Prepared, max_new: int) -> dict[str, Any]:
+    """Which prompt the verdict used: version, hash, text, k-shot, decoding."""
+    template, shots = prep.template, prep.shots
+    return {
+        "version": template.version,
+        "hash": prompt_hash(template),
+        "system": template.system,
+        "template": template.template,
+        "few_shot": len(shots),
+        "few_shot_requested": config.eval.few_shot,
+        "max_new_tokens": max_new,
+        "few_shot_hash": prompt_hash(template, shots) if shots else None,
+        "decoding": config.eval.decoding if prep.labels else "free",
+    }
+
+
+def _criteria_record(config: TunerailConfig) -> dict[str, Any]:
+    return {
+        **config.criteria.model_dump(mode="json"),
+        "hash": config.criteria_hash(),
+        "rule": ("95 % CI lower bound" if config.criteria.decision == "ci" else "point estimate"),
+    }
+
+
+def _lineage(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared, inf: Inference) -> dict[str, Any]:
+    """What was evaluated: models with fingerprints, data, the split manifest, the cache's hits and the adapter check."""
+    return {
+        "base_model": inputs.base_model or config.model.base,
+        "base_fingerprint": inf.base_lm.fingerprint,
+        "adapter_dir": str(inputs.adapter_dir) if inputs.adapter_dir else None,
+        "tuned_fingerprint": inf.tuned_lm.fingerprint,
+        "test_data": str(prep.test_path) if prep.test_path else None,
+        "split_json": prep.frozen.get("split_json") or (str(inputs.split_json) if inputs.split_json else None),
+        "eval_cache": G.cache_summary(G.CACHE_LOG[prep.cache_mark :]),
+        "adapter_check": prep.adapter_check,
+        **(inputs.lineage or {}),
+    }
 
 
 # --- prompt variants ----------------------------------------------------------------------
@@ -395,24 +453,22 @@ def compare_prompts(
     Returns ``{"metric", "variants": [{version, hash, value, low, high}], "chosen": version}``;
     pass ``chosen`` as ``eval.prompt_version`` so the verdict records which variant it used.
     """
-    records, _ = _load(config, validation_data)
+    records, _ = load_rows(config, validation_data)
     if limit:
         records = records[:limit]
-    task = _task_of(config, records)
-    check_metric(task, config.criteria.metric, config.eval.label_ranking)
+    task = task_of(config, records)
+    metric = metric_of(config)
+    check_metric(task, metric, config.eval.label_ranking)
     refs = [r.completion for r in records]
     labels = sorted({r.label for r in records if r.label is not None}) if task == "classification" else []
     lm = G.load_model(base_model or config.model.base, adapter_dir)
     if cache_dir == "default":
-        from tunerail.models import cache_root
-
         cache_dir = cache_root() / "eval"
-    max_new = _max_new_tokens(config, task, lm.tokenizer, labels)
-    metric = config.criteria.metric
+    max_new = max_new_tokens(config, task, lm.tokenizer, labels)
     variants = []
     for template in config.prompts:
         prompts = [prompt_for(lm.tokenizer, r, template) for r in records]
-        outs = _Runner(
+        outs = Runner(
             Path(cache_dir) if cache_dir and config.eval.cache else None, prompts, refs, labels, config.eval, max_new, progress, {}
         ).outputs(f"prompt-{template.version}", lm)
         scores = T.score_output(task, refs, outs, labels)
@@ -428,247 +484,3 @@ def compare_prompts(
         "chosen": best["version"],
         "model": lm.name,
     }
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-class _Runner:
-    """Generate (and optionally rank) for one prompt set, through the on-disk cache."""
-
-    def __init__(
-        self,
-        cache: Path | None,
-        prompts: list[str],
-        refs: list[str],
-        labels: list[str],
-        ev: Any,
-        max_new: int,
-        progress: ProgressFn | None,
-        timings: dict[str, float],
-    ):
-        self.cache, self.prompts, self.refs, self.labels, self.ev = cache, prompts, refs, labels, ev
-        self.max_new, self.progress, self.timings = max_new, progress, timings
-        self.data = G.data_hash(prompts)
-
-    def outputs(self, name: str, lm: G.LoadedModel, perplexity: bool = True) -> dict[str, Any]:
-        """Free generation (+ label ranking when ``eval.label_ranking``) and reference perplexity."""
-        t = time.perf_counter()
-        gen, hit = G.cached(
-            self.cache,
-            G.cache_key("gen", lm.fingerprint, self.data, self.max_new),
-            lambda: G.generate(lm, self.prompts, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress),
-            inputs={"stage": "gen", "model": lm.fingerprint, "prompts": self.data, "max_new_tokens": self.max_new},
-        )
-        self.timings[f"{name}_generate_s"] = time.perf_counter() - t
-        out: dict[str, Any] = {"text": gen, "cached": hit}
-        if self.labels and self.ev.label_ranking:
-            out["ranked"] = self.ranked(name, lm)
-        if perplexity:
-            out.update(self.perplexity(name, lm))
-        return out
-
-    def ranked(self, name: str, lm: G.LoadedModel) -> list[str]:
-        """The label with the highest log-likelihood per prompt (never outside the label set)."""
-        t = time.perf_counter()
-        ranked, _ = G.cached(
-            self.cache,
-            G.cache_key("rank", lm.fingerprint, self.data, self.labels, self.ev.length_normalize),
-            lambda: G.rank_labels(
-                lm,
-                self.prompts,
-                self.labels,
-                batch_size=self.ev.batch_size,
-                length_normalize=self.ev.length_normalize,
-                progress=self.progress,
-            ),
-            inputs={"stage": "rank", "model": lm.fingerprint, "prompts": self.data, "labels": G.data_hash(self.labels)},
-        )
-        self.timings[f"{name}_rank_s"] = self.timings.get(f"{name}_rank_s", 0.0) + time.perf_counter() - t
-        return ranked
-
-    def constrained(self, name: str, lm: G.LoadedModel) -> list[str]:
-        """Greedy decoding restricted to the labels' token sequences."""
-        t = time.perf_counter()
-        text, _ = G.cached(
-            self.cache,
-            G.cache_key("constrained", lm.fingerprint, self.data, self.labels),
-            lambda: G.generate_constrained(lm, self.prompts, self.labels, batch_size=self.ev.batch_size, progress=self.progress),
-            inputs={"stage": "constrained", "model": lm.fingerprint, "prompts": self.data, "labels": G.data_hash(self.labels)},
-        )
-        self.timings[f"{name}_constrained_s"] = time.perf_counter() - t
-        return text
-
-    def perplexity(self, name: str, lm: G.LoadedModel) -> dict[str, Any]:
-        t = time.perf_counter()
-        ppl, _ = G.cached(
-            self.cache,
-            G.cache_key("ppl", lm.fingerprint, self.data, G.data_hash(self.refs)),
-            lambda: list(
-                G.score_answers(lm, self.prompts, self.refs, batch_size=self.ev.batch_size, progress=self.progress, stage="perplexity")
-            ),
-            inputs={"stage": "ppl", "model": lm.fingerprint, "prompts": self.data, "references": G.data_hash(self.refs)},
-        )
-        self.timings[f"{name}_perplexity_s"] = time.perf_counter() - t
-        return {"ref_logp": np.asarray(ppl[0]), "ref_tokens": np.asarray(ppl[1])}
-
-
-def _ppl_of(out: dict[str, Any]) -> dict[str, Any]:
-    return {k: out[k] for k in ("ref_logp", "ref_tokens") if k in out}
-
-
-# --- baselines ----------------------------------------------------------------------------
-
-BASE_LABELS = {
-    "base": "base model, zero-shot free generation",
-    "base_ranked": "base model, zero-shot label ranking",
-    "base_few_shot_ranked": "base model, {k}-shot label ranking",
-    "base_few_shot": "base model, {k}-shot free generation",
-    "tuned_free": "fine-tuned model, free generation",
-}
-
-
-def _baseline_table(
-    scored: dict[str, ModelScores],
-    metrics_out: dict[str, Any],
-    metric: str,
-    n: int,
-    resamples: int,
-    cheap: Sequence[Fitted],
-    labels: Sequence[str],
-    shots: Sequence[Any],
-    same_as_tuned: set[str],
-) -> list[dict[str, Any]]:
-    """Every baseline on the main metric with the paired gain of the tuned model over it; failed alternatives last."""
-    rows = []
-    cheap_by_name = {b.name: b for b in cheap}
-    for name in scored:
-        if name == "tuned":
-            continue
-        kind = "cheap" if name in cheap_by_name else ("tuned" if name == "tuned_free" else "llm")
-        label = cheap_by_name[name].label if name in cheap_by_name else BASE_LABELS.get(name, name).format(k=len(shots))
-        est = metrics_out[name].get(metric)
-        gain = None
-        if est is not None and kind != "tuned" and name not in same_as_tuned:
-            gain, _ = _compare(scored["tuned"], scored[name], metric, n, resamples, "")
-        row = {"name": name, "label": label, "kind": kind, "estimate": est, "gain": gain}
-        if name in cheap_by_name:
-            b = cheap_by_name[name]
-            row.update(library=b.library, ship=b.ship, seconds=round(b.seconds, 2), details=b.details)
-        if labels:
-            row["unmatched"] = scored[name].details["report"]["unmatched"]
-        rows.append(row)
-    return rows + [{**_failed_row(b), "kind": "cheap", "estimate": None, "gain": None} for b in cheap if b.error is not None]
-
-
-def _failed_row(b: Fitted) -> dict[str, Any]:
-    return {"name": b.name, "label": b.label, "library": b.library, "error": b.error, "seconds": round(b.seconds, 2)}
-
-
-def _alternatives_summary(alts: AlternativesRun) -> dict[str, Any]:
-    """What report.json records about the alternatives stage beside the table: shape, skips, failures, fit time."""
-    return {
-        "shape": alts.shape,
-        "skipped": alts.skipped,
-        "fitted": [b.name for b in alts.scored],
-        "failed": [_failed_row(b) for b in alts.failed],
-        "fit_seconds": round(sum(float(b.details.get("fit_seconds", b.seconds)) for b in alts.fitted), 2),
-    }
-
-
-def _reference(baselines: Sequence[dict[str, Any]], metric: str, which: str) -> str:
-    """The baseline ``min_improvement`` is measured against: the strongest on the main metric."""
-    pool = [b for b in baselines if b["gain"] is not None and (which == "strongest" or b["kind"] == "llm")]
-    if not pool:
-        return "base"
-    sign = -1 if metric in LOWER_IS_BETTER else 1
-    return max(pool, key=lambda b: (sign * b["estimate"]["value"], b["name"] == "base"))["name"]
-
-
-def _estimates(s: ModelScores, n: int, resamples: int) -> dict[str, dict[str, Any]]:
-    out = {}
-    for name, arr in s.per_example.items():
-        out[name] = S.mean_ci(arr, resamples=resamples).to_dict()  # Wilson for 0/1 scores (accuracy...)
-    for name, fn in s.corpus.items():
-        out[name] = S.bootstrap_statistic(fn, n, resamples=resamples).to_dict()
-    return out
-
-
-def _compare(
-    tuned: ModelScores, base: ModelScores, metric: str, n: int, resamples: int, task: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Paired improvement on the main metric, and per-metric paired tests for the report."""
-    if metric in tuned.per_example:
-        imp = S.paired_bootstrap(tuned.per_example[metric], base.per_example[metric], resamples=resamples)
-    else:
-        imp = S.paired_statistic(tuned.corpus[metric], base.corpus[metric], n, resamples=resamples)
-    sig: dict[str, Any] = {"main": imp.to_dict()}
-    if task == "classification":
-        sig["mcnemar"] = S.mcnemar(tuned.per_example["accuracy"] > 0, base.per_example["accuracy"] > 0)
-        if metric == "accuracy":
-            imp.extra.update({"p_value": sig["mcnemar"]["p_value"], "test": sig["mcnemar"]["test"]})
-    return imp.to_dict(), sig
-
-
-def _load(config: TunerailConfig, data: str | Path | Sequence[Record]) -> tuple[list[Record], list[Any]]:
-    if not isinstance(data, (str, Path)):
-        return list(data), []
-    from tunerail.data.loaders import load_usable_records
-
-    return load_usable_records(
-        data, config, missing="test data not found", missing_fix="pass --test PATH (test.jsonl from `tunerail split`)"
-    )
-
-
-def _task_of(config: TunerailConfig, records: Sequence[Record]) -> str:
-    T.check_labels(config.task, records)
-    return config.task
-
-
-def _shots(config: TunerailConfig, data: str | Path | Sequence[Record] | None) -> list[tuple[str, str]]:
-    """k-shot examples from ``data`` (loaded as the eval loads rows), picked by the shared task rule."""
-    if not config.eval.few_shot or data is None:
-        return []
-    return T.pick_shots(_load(config, data)[0], config.eval.few_shot)
-
-
-def _max_new_tokens(config: TunerailConfig, task: str, tokenizer: Any, labels: Sequence[str]) -> int:
-    """Classification needs only the longest label (+ end token and slack): 3-4x faster than 64."""
-    if task == "classification" and labels:
-        longest = max(len(tokenizer(lab, add_special_tokens=False)["input_ids"]) for lab in labels)
-        return longest + 3
-    return config.eval.max_new_tokens
-
-
-def _suite_dict(s: Any) -> dict[str, Any]:
-    return {"answer_nll": s.answer_nll.tolist(), "mc_correct": s.mc_correct.tolist(), "seconds": s.seconds}
-
-
-def _suite_obj(d: dict[str, Any]) -> Any:
-    from tunerail.eval.forgetting import SuiteScores
-
-    return SuiteScores(np.asarray(d["answer_nll"]), np.asarray(d["mc_correct"]), float(d["seconds"]))
-
-
-def _read_training(train_json: str | Path | None) -> dict[str, Any] | None:
-    if train_json is None:
-        return None
-    import json
-
-    path = Path(train_json)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TunerailError(
-            Problem("train.json not found", file=str(path), fix="pass the train.json written by `tunerail train`")
-        ) from None
-    except ValueError as exc:
-        raise TunerailError(Problem(f"train.json is not valid JSON ({exc})", file=str(path))) from None
-    # the keys of TrainResult.to_dict(): ``stopped_reason`` (completed | early_stopping | divergence | budget), ``actual.seconds``
-    out: dict[str, Any] = {"history": data.get("history", []), "path": str(path)}
-    out.update({k: data[k] for k in ("stopped_reason", "best_step", "run_id") if k in data})
-    if "stopped_reason" in data:
-        out["stopped_early"] = data["stopped_reason"] == "early_stopping"
-    if isinstance(data.get("actual"), dict) and "seconds" in data["actual"]:
-        out["wall_s"] = data["actual"]["seconds"]
-    return out

@@ -16,7 +16,7 @@ from tunerail import stats as S
 from tunerail import tasks as T
 from tunerail.data.records import Record
 from tunerail.eval import generate as G
-from tunerail.eval.recipe import _max_new_tokens, _Runner
+from tunerail.eval.inference import Runner, max_new_tokens
 from tunerail.scoring import ModelScores
 from tunerail.prompting import pick_template, prompt_for
 
@@ -51,9 +51,9 @@ def rescore(
     prompts = [prompt_for(lm.tokenizer, r, template) for r in records]
     refs = [r.completion for r in records]
     labels = sorted(labels)
-    max_new = _max_new_tokens(config, task, lm.tokenizer, labels)
+    max_new = max_new_tokens(config, task, lm.tokenizer, labels)
     timings: dict[str, float] = {}
-    runner = _Runner(cache, prompts, refs, list(labels), config.eval, max_new, None, timings)
+    runner = Runner(cache, prompts, refs, list(labels), config.eval, max_new, None, timings)
     if labels and config.eval.decoding != "free":
         out: dict[str, Any] = {"text": runner.constrained(name, lm), "cached": False}
     else:

@@ -26,6 +26,7 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL050 | baseline.not_beaten         | error    | a baseline (cheap classifier, nearest neighbour, base model variant) is not beaten by the CI |
 | EVL051 | baseline.skipped            | warning  | no training split given: the cheap baselines could not be fitted |
 | EVL052 | baseline.failed             | warning  | an alternative raised while fitting: named with its error, not compared |
+| EVL053 | baseline.slow               | warning  | the local alternatives took more than 10 % of the eval step (``eval/alternatives/budget.py``) |
 | EVL060 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
 | EVL061 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
 | EVL062 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
@@ -45,6 +46,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Iterable
 
+from tunerail.eval.verdict_context import check_human, check_judge, check_upstream
+from tunerail.eval.verdict_context import finding as _f
 from tunerail.findings import Finding, Severity
 
 
@@ -56,7 +59,6 @@ class Verdict(StrEnum):
 
 
 LOWER_IS_BETTER = {"perplexity", "answer_nll"}
-JUDGE_MAX_FAILED_SHARE = 0.5  # more failed judge calls than this: the judge result is an error, not a warning
 
 
 @dataclass
@@ -114,10 +116,6 @@ def is_ready(findings: Iterable[Finding]) -> bool:
 
 def verdict_of(findings: Iterable[Finding]) -> Verdict:
     return Verdict.READY if is_ready(findings) else Verdict.NOT_READY
-
-
-def _f(code: str, check: str, severity: Severity, message: str, fix: str, **details: Any) -> Finding:
-    return Finding(check=check, code=code, severity=severity, message=message, fix=fix, details=details)
 
 
 def _passes(metric: str, value: float, bound: float) -> bool:
@@ -256,6 +254,11 @@ def check_improvement(criteria: Any, x: VerdictInputs) -> list[Finding]:
 
 def check_baselines(criteria: Any, x: VerdictInputs) -> list[Finding]:
     """The tuned model must beat every baseline a team could ship instead (paired gain, by the CI)."""
+    return [*_baselines_not_compared(x), *(_baseline_finding(criteria, x, b) for b in x.baselines or [])]
+
+
+def _baselines_not_compared(x: VerdictInputs) -> list[Finding]:
+    """EVL051 when no alternative could be fitted, EVL052 per alternative that raised (named, never dropped)."""
     out: list[Finding] = []
     if x.baselines_skipped:
         out.append(
@@ -281,60 +284,63 @@ def check_baselines(criteria: Any, x: VerdictInputs) -> list[Finding]:
                 error=b["error"],
             )
         )
-    tuned = x.tuned[x.metric]
-    for b in x.baselines or []:
-        gain, lo, hi = oriented_gain(x.metric, b["gain"])
-        decisive = gain if _decision(criteria) == "point" else lo
-        est = b["estimate"]
-        lib = f", {b['library']}" if b.get("library") else ""
-        scores = (
-            f"{b['label']} ({b['name']}{lib}) scores {x.metric} {est['value']:.4f} (95 % CI {est['low']:.4f}-"
-            f"{est['high']:.4f}), the fine-tuned model {tuned['value']:.4f} ({tuned['low']:.4f}-"
-            f"{tuned['high']:.4f}); paired gain {gain:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}), {_rule(criteria)}"
-        )
-        if decisive > 0:
-            out.append(
-                _f(
-                    "EVL050",
-                    "baseline.not_beaten",
-                    Severity.INFO,
-                    "pass: beats " + scores,
-                    "none needed",
-                    passed=True,
-                    baseline=b["name"],
-                    gain=gain,
-                    low=lo,
-                    high=hi,
-                )
-            )
-            continue
-        if b.get("kind") == "cheap":
-            how = f"{b['ship']}; " if b.get("ship") else ""
-            fix = (
-                f"ship the cheap model: {b['label']} ({b.get('library') or b['name']}) trained on your data scores "
-                f"{est['value']:.3f} (CI {est['low']:.3f}-{est['high']:.3f}): ship it ({how}cheaper to run and at least "
-                "as good here), or fix the fine-tune (more rows, more epochs, a higher learning rate, constrained decoding)"
-            )
-        else:
-            fix = (
-                f"use the base model as scored by {b['label']} (no training needed), or fix the fine-tune "
-                "(check the loss curves, the prompt template and the learning rate)"
-            )
-        out.append(
-            _f(
-                "EVL050",
-                "baseline.not_beaten",
-                Severity.ERROR,
-                "fail: not beaten: " + scores,
-                fix,
-                passed=False,
-                baseline=b["name"],
-                gain=gain,
-                low=lo,
-                high=hi,
-            )
-        )
     return out
+
+
+def _baseline_finding(criteria: Any, x: VerdictInputs, b: dict[str, Any]) -> Finding:
+    """EVL050 for one baseline: pass (info) when the paired gain clears 0 by the decision rule, else an error with the fix."""
+    tuned = x.tuned[x.metric]
+    gain, lo, hi = oriented_gain(x.metric, b["gain"])
+    decisive = gain if _decision(criteria) == "point" else lo
+    est = b["estimate"]
+    lib = f", {b['library']}" if b.get("library") else ""
+    scores = (
+        f"{b['label']} ({b['name']}{lib}) scores {x.metric} {est['value']:.4f} (95 % CI {est['low']:.4f}-"
+        f"{est['high']:.4f}), the fine-tuned model {tuned['value']:.4f} ({tuned['low']:.4f}-"
+        f"{tuned['high']:.4f}); paired gain {gain:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}), {_rule(criteria)}"
+    )
+    if decisive > 0:
+        return _f(
+            "EVL050",
+            "baseline.not_beaten",
+            Severity.INFO,
+            "pass: beats " + scores,
+            "none needed",
+            passed=True,
+            baseline=b["name"],
+            gain=gain,
+            low=lo,
+            high=hi,
+        )
+    if b.get("kind") == "hosted":
+        fix = (
+            f"{b['label']} scores {est['value']:.3f} (CI {est['low']:.3f}-{est['high']:.3f}) with the same prompt: ship it "
+            f"({b.get('ship') or 'no training needed'}), or fix the fine-tune"
+        )
+    elif b.get("kind") == "cheap":
+        how = f"{b['ship']}; " if b.get("ship") else ""
+        fix = (
+            f"ship the cheap model: {b['label']} ({b.get('library') or b['name']}) trained on your data scores "
+            f"{est['value']:.3f} (CI {est['low']:.3f}-{est['high']:.3f}): ship it ({how}cheaper to run and at least "
+            "as good here), or fix the fine-tune (more rows, more epochs, a higher learning rate, constrained decoding)"
+        )
+    else:
+        fix = (
+            f"use the base model as scored by {b['label']} (no training needed), or fix the fine-tune "
+            "(check the loss curves, the prompt template and the learning rate)"
+        )
+    return _f(
+        "EVL050",
+        "baseline.not_beaten",
+        Severity.ERROR,
+        "fail: not beaten: " + scores,
+        fix,
+        passed=False,
+        baseline=b["name"],
+        gain=gain,
+        low=lo,
+        high=hi,
+    )
 
 
 def check_margin(criteria: Any, x: VerdictInputs) -> list[Finding]:
@@ -449,106 +455,6 @@ def check_criteria_state(x: VerdictInputs) -> list[Finding]:
     return []
 
 
-def check_upstream(doctor: Iterable[Finding] | None, leakage: Iterable[Finding] | None) -> list[Finding]:
-    out = []
-    doc_errors = [f for f in (doctor or []) if f.severity == Severity.ERROR]
-    if doc_errors:
-        codes = sorted({f.code or f.check for f in doc_errors})
-        out.append(
-            _f(
-                "EVL020",
-                "doctor.unresolved",
-                Severity.ERROR,
-                f"{len(doc_errors)} unresolved doctor error(s): {', '.join(codes[:8])}",
-                "run `tunerail doctor --fix` or fix the rows, then split and train again",
-                codes=codes,
-            )
-        )
-    leaks = [f for f in (leakage or []) if f.severity >= Severity.WARNING]
-    if leaks:
-        worst = max(f.severity for f in leaks)
-        rows = sum(len(f.rows) for f in leaks)
-        out.append(
-            _f(
-                "EVL021",
-                "leakage.found",
-                Severity.ERROR if worst == Severity.ERROR else Severity.WARNING,
-                f"{len(leaks)} leakage finding(s) between test and train/validation ({rows} rows)",
-                "re-split with the leaking rows grouped (tunerail split) so test scores are not inflated",
-                findings=len(leaks),
-            )
-        )
-    return out
-
-
-def check_judge(judge: dict[str, Any] | None) -> list[Finding]:
-    if not judge:
-        return []
-    out = []
-    bad = judge["parse_failures"] + judge["request_failures"]
-    if judge["calls"] and bad / judge["calls"] > JUDGE_MAX_FAILED_SHARE:
-        # A judge that could not judge says nothing about the model: an error, and no win rate to report.
-        return [
-            _f(
-                "EVL032",
-                "judge.parse_failures",
-                Severity.ERROR,
-                f"the judge could not judge: {bad} of {judge['calls']} calls failed ({judge['request_failures']} "
-                f"request(s) failed, {judge['parse_failures']} repl(ies) unparseable)",
-                "check eval.judge.endpoint, eval.judge.model and the API key, then run eval again",
-                parse_failures=judge["parse_failures"],
-                request_failures=judge["request_failures"],
-            )
-        ]
-    if judge["base_win_rate"] > judge["tuned_win_rate"]:
-        out.append(
-            _f(
-                "EVL030",
-                "judge.prefers_base",
-                Severity.ERROR,
-                f"the judge prefers the base model: base wins {100 * judge['base_win_rate']:.0f} %, tuned wins "
-                f"{100 * judge['tuned_win_rate']:.0f} % of {judge['pairs']} pairs (order-consistent verdicts)",
-                "read the side-by-side examples: the metric may reward something users do not want",
-            )
-        )
-    else:
-        out.append(
-            _f(
-                "EVL030",
-                "judge.prefers_base",
-                Severity.INFO,
-                f"pass: tuned wins {100 * judge['tuned_win_rate']:.0f} %, base {100 * judge['base_win_rate']:.0f} % "
-                f"of {judge['pairs']} pairs",
-                "none needed",
-            )
-        )
-    pc = judge.get("position_consistency")
-    if pc is not None and pc < 0.6:
-        out.append(
-            _f(
-                "EVL031",
-                "judge.position_bias",
-                Severity.WARNING,
-                f"judge verdicts survive the answer swap in only {100 * pc:.0f} % of pairs (position bias)",
-                "use a stronger judge model or a more specific rubric; trust the metric over the judge",
-            )
-        )
-    if bad:
-        out.append(
-            _f(
-                "EVL032",
-                "judge.parse_failures",
-                Severity.WARNING,
-                f"{judge['parse_failures']} judge repl(ies) unparseable and {judge['request_failures']} request(s) "
-                f"failed out of {judge['calls']} calls",
-                "check the judge endpoint and model; failures are excluded from win rates, not counted as ties",
-                parse_failures=judge["parse_failures"],
-                request_failures=judge["request_failures"],
-            )
-        )
-    return out
-
-
 def check_run(x: VerdictInputs) -> list[Finding]:
     out = []
     if not x.has_adapter:
@@ -586,102 +492,4 @@ def check_run(x: VerdictInputs) -> list[Finding]:
                 rejected=x.rejected_rows,
             )
         )
-    return out
-
-
-HUMAN_CODES = ("EVL060", "EVL061", "EVL062", "EVL063")
-
-
-def check_human(criteria: Any, human: dict[str, Any] | None) -> list[Finding]:
-    """``criteria.human`` on the blind review (`tunerail review results`); nothing when not required.
-
-    The win rate is the tuned system's wins / (wins + losses) over every pair it is in, judged on
-    the Wilson lower bound (``criteria.decision: ci``) or the point value (``point``).
-    """
-    crit = getattr(criteria, "human", None)
-    if crit is None:
-        return []
-    if not human:
-        return [
-            _f(
-                "EVL060",
-                "human.missing",
-                Severity.ERROR,
-                "criteria.human is set but there are no review results yet",
-                "run `tunerail review serve RUN_DIR`, let the annotators finish, then `tunerail review results RUN_DIR`",
-            )
-        ]
-    from tunerail.review.results import subject_win_rate
-
-    out = []
-    n = human.get("items_reviewed", 0)
-    ok = n >= crit.min_items
-    out.append(
-        _f(
-            "EVL061",
-            "human.min_items",
-            Severity.INFO if ok else Severity.ERROR,
-            f"{'pass' if ok else 'fail'}: {n} item(s) reviewed; criterion >= {crit.min_items}",
-            "none needed" if ok else "have the annotators review more items (or serve more material)",
-            passed=ok,
-            items=n,
-        )
-    )
-    if crit.min_win_rate is not None:
-        for w in subject_win_rate(human):
-            bound = w["low"] if getattr(criteria, "decision", "ci") == "ci" else w["value"]
-            ok = bound is not None and w["n"] > 0 and bound >= crit.min_win_rate
-            value = (
-                "no decided votes"
-                if w["value"] is None
-                else (f"{100 * w['value']:.1f} % (95 % CI {100 * w['low']:.1f}-{100 * w['high']:.1f} %)")
-            )
-            out.append(
-                _f(
-                    "EVL062",
-                    "human.win_rate",
-                    Severity.INFO if ok else Severity.ERROR,
-                    f"{'pass' if ok else 'fail'}: reviewers prefer {w['system']} over {w['against']} in {value} "
-                    f"of {w['n']} decided votes ({w['ties']} ties); criterion >= {100 * crit.min_win_rate:.0f} %",
-                    "none needed" if ok else "read the most disagreed and the losing items; more reviewed items narrow the interval",
-                    passed=ok,
-                    **{k: w[k] for k in ("system", "against", "value", "low", "high", "n")},
-                )
-            )
-    if crit.min_alpha is not None:
-        agr = (human.get("agreement") or {}).get("preference") or {}
-        alpha = agr.get("alpha")
-        if alpha is None:
-            trivially = agr.get("percent") == 1.0 and agr.get("units", 0) > 0
-            out.append(
-                _f(
-                    "EVL063",
-                    "human.agreement",
-                    Severity.WARNING if trivially else Severity.ERROR,
-                    f"preference agreement: alpha undefined ({agr.get('undefined') or 'no agreement data'})",
-                    "none needed (every overlapping vote agrees)"
-                    if trivially
-                    else "serve with two or more annotators and review.overlap > 0, so some items are rated twice",
-                    passed=trivially,
-                    percent=agr.get("percent"),
-                    units=agr.get("units", 0),
-                )
-            )
-        else:
-            ok = alpha >= crit.min_alpha
-            out.append(
-                _f(
-                    "EVL063",
-                    "human.agreement",
-                    Severity.INFO if ok else Severity.ERROR,
-                    f"{'pass' if ok else 'fail'}: preference Krippendorff alpha {alpha:.3f} (raw agreement "
-                    f"{100 * agr['percent']:.0f} % on {agr['units']} items rated twice); criterion >= {crit.min_alpha}",
-                    "none needed"
-                    if ok
-                    else "reviewers disagree: sharpen the rubric descriptions, calibrate on the most disagreed items, then review again",
-                    passed=ok,
-                    alpha=alpha,
-                    percent=agr["percent"],
-                )
-            )
     return out

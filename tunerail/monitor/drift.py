@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from tunerail.config import MonitorConfig
 from tunerail.data.records import RowRef
 
 from tunerail.findings import Finding, Severity
@@ -43,6 +44,15 @@ from tunerail.monitor.stats import (
 Embed = Callable[[Sequence[str]], np.ndarray]
 Lengths = Callable[[Sequence[str]], list[int]]
 Languages = Callable[[Sequence[str]], list[str | None]]
+
+
+class Measures(NamedTuple):
+    """What every drift test measures on a text: its embedding, its token length, its language."""
+
+    embed: Embed
+    lengths: Lengths
+    languages: Languages
+
 
 # Neighbours kept per training row for the out-of-scope permutation test (a permuted training part
 # holds one of a row's 32 nearest with probability 1 - (1 - share)^32; the rare miss is computed exactly).
@@ -82,17 +92,16 @@ class Reference:
 def build_reference(
     prompts: Sequence[str],
     *,
-    embed: Embed,
-    lengths: Lengths,
-    languages: Languages,
-    quantile: float,
-    reference_max: int,
-    seed: int,
+    measures: Measures,
+    mc: MonitorConfig,
     labels: Sequence[str] = (),
     test_labels: Sequence[str] = (),
     answers: Sequence[str] = (),
     control_prompts: Sequence[str] = (),
 ) -> Reference:
+    """The training side, measured once: ``mc.oos_quantile`` of the leave-one-out distances, a ``mc.reference_max`` sample."""
+    embed, lengths, languages = measures
+    quantile, reference_max, seed = mc.oos_quantile, mc.reference_max, mc.seed
     emb = embed(list(prompts))
     neighbours = top_neighbours(emb, emb, NEIGHBOURS, exclude_self=True)
     loo = 1.0 - neighbours[1][:, 0]
@@ -178,18 +187,18 @@ def test_window(
     ref: Reference,
     window: Window,
     *,
-    embed: Embed,
-    lengths: Lengths,
-    languages: Languages,
+    measures: Measures,
+    mc: MonitorConfig,
     permutations: int,
-    seed: int,
     labels: Sequence[str] = (),
     task: str = "generation",
-    examples: int = 10,
     refusal: Callable[[str], bool] | None = None,
 ) -> WindowResult:
-    """Every applicable test on one window (p-values uncorrected; :func:`decide` corrects)."""
+    """Every applicable test on one window (p-values uncorrected; :func:`decide` corrects); ``mc.seed``, ``mc.examples``."""
     from tunerail.monitor.stats import mmd_test
+
+    embed, lengths, languages = measures
+    seed, examples = mc.seed, mc.examples
 
     rng = np.random.default_rng(seed + 7919 * window.index)
     prompts = window.prompts

@@ -16,11 +16,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from tunerail.data.records import RowRef
 
 from tunerail.findings import Finding, Severity, sort_findings, summarize
+from tunerail.monitor.drift import Measures, Reference, WindowResult, build_reference, decide, permutations_needed, test_window
 
 __all__ = ["monitor", "MonitorResult"]
 
@@ -116,7 +117,8 @@ def check_traffic(records: Sequence[dict[str, Any]], skipped: int, files: Sequen
     )
 
 
-def _tools(cfg: Any, base_model: str | None) -> tuple[Callable, Callable, Callable]:
+def _tools(cfg: Any, base_model: str | None) -> Measures:
+    """The embedding model, the run's tokenizer (word counts without one) and the doctor's language identifier."""
     from tunerail.data.embeddings import embed_texts
     from tunerail.doctor.checks.language import identify
 
@@ -148,7 +150,7 @@ def _tools(cfg: Any, base_model: str | None) -> tuple[Callable, Callable, Callab
             out.append(lang if score >= conf else None)
         return out
 
-    return embed, lengths, languages
+    return Measures(embed, lengths, languages)
 
 
 def _refusal(text: str) -> bool:
@@ -233,9 +235,6 @@ def monitor(
     -------
     MonitorResult; ``alert`` is True when any test is significant after the family-wise correction.
     """
-    from tunerail.errors import Problem, TunerailError
-    from tunerail.io import write_atomic
-    from tunerail.monitor.drift import build_reference, decide, permutations_needed, test_window
     from tunerail.serve.run import load_run
     from tunerail.serve.traffic import read_traffic
 
@@ -246,14 +245,47 @@ def monitor(
     mc = cfg.monitor
     size = window or mc.window
     windows, dropped = make_windows(read.records, size, mc.min_rows, since)
+    _check_windows(windows, mc.min_rows, read.files[-1])
+    train, test = _splits(run)
+    ref, results, permutations = _test_windows(run, windows, train, test)
+    warn = {"no_label_rate": mc.max_no_label_rate, "refusal_rate": mc.max_refusal_rate, "empty_answer_rate": mc.max_empty_rate}
+    findings = decide(results, alpha=mc.alpha, method=mc.correction, rates_warn=warn)
+    findings += quality_findings(windows, cfg)
+    findings = sort_findings(findings + _traffic_findings(read.skipped, dropped, mc.min_rows))
+    result = MonitorResult(
+        any(r.alert for r in results),
+        [r.to_dict() for r in results],
+        findings,
+        summarize(findings),
+        _settings(run, size, since, results, permutations, ref, len(train), len(test)),
+        {
+            "records": len(read.records),
+            "skipped_lines": read.skipped,
+            "files": [str(f) for f in read.files],
+            "requests_tested": sum(len(w.rows) for w in windows),
+        },
+        provenance=_provenance(run, read.files),
+    )
+    return _write(result, Path(out_dir) if out_dir else run.run_dir / "monitor")
+
+
+def _check_windows(windows: Sequence[Any], min_rows: int, log: Path) -> None:
+    from tunerail.errors import Problem, TunerailError
+
     if not windows:
         raise TunerailError(
             Problem(
-                f"fewer than monitor.min_rows = {mc.min_rows} successful requests to compare",
-                file=str(read.files[-1]),
+                f"fewer than monitor.min_rows = {min_rows} successful requests to compare",
+                file=str(log),
                 fix="wait for more traffic, or lower --window / monitor.min_rows",
             )
         )
+
+
+def _splits(run: Any) -> tuple[list[Any], list[Any]]:
+    """The run's training split (required: the reference) and its frozen test split (the no-drift control)."""
+    from tunerail.errors import Problem, TunerailError
+
     train = run.load_split("train")
     if not train:
         raise TunerailError(
@@ -263,17 +295,18 @@ def monitor(
                 fix="monitor needs split/train.jsonl of the run (written by `tunerail split`)",
             )
         )
-    test = run.load_split("test")
-    embed, lengths, languages = _tools(cfg, run.base_model)
+    return train, run.load_split("test")
+
+
+def _test_windows(run: Any, windows: Sequence[Any], train: Sequence[Any], test: Sequence[Any]) -> tuple[Reference, list[WindowResult], int]:
+    """The reference measured once, then every test on every window: (reference, window results, permutations)."""
+    cfg, mc = run.config, run.config.monitor
+    measures = _tools(cfg, run.base_model)
     classification = cfg.task == "classification"
     ref = build_reference(
         [r.prompt for r in train],
-        embed=embed,
-        lengths=lengths,
-        languages=languages,
-        quantile=mc.oos_quantile,
-        reference_max=mc.reference_max,
-        seed=mc.seed,
+        measures=measures,
+        mc=mc,
         labels=[r.completion.strip() for r in train] if classification else (),
         test_labels=[r.completion.strip() for r in test] if classification else (),
         answers=[r.completion for r in train],
@@ -282,48 +315,45 @@ def monitor(
     labels = run.labels()
     permutations = permutations_needed(mc.alpha, 8 * len(windows), mc.permutations)
     results = [
-        test_window(
-            ref,
-            w,
-            embed=embed,
-            lengths=lengths,
-            languages=languages,
-            permutations=permutations,
-            seed=mc.seed,
-            labels=labels,
-            task=cfg.task,
-            examples=mc.examples,
-            refusal=_refusal,
-        )
+        test_window(ref, w, measures=measures, mc=mc, permutations=permutations, labels=labels, task=cfg.task, refusal=_refusal)
         for w in windows
     ]
-    warn = {"no_label_rate": mc.max_no_label_rate, "refusal_rate": mc.max_refusal_rate, "empty_answer_rate": mc.max_empty_rate}
-    findings = decide(results, alpha=mc.alpha, method=mc.correction, rates_warn=warn)
-    findings += quality_findings(windows, cfg)
-    if read.skipped:
-        findings.append(
+    return ref, results, permutations
+
+
+def _traffic_findings(skipped: int, dropped: int, min_rows: int) -> list[Finding]:
+    """What about the log itself is worth saying: torn lines skipped, a last window still filling."""
+    out = []
+    if skipped:
+        out.append(
             Finding(
                 "traffic.torn_lines",
                 Severity.INFO,
-                f"{read.skipped} incomplete log line(s) skipped",
+                f"{skipped} incomplete log line(s) skipped",
                 "nothing to do: a write cut by a crash or full disk",
                 code="MON031",
             )
         )
     if dropped:
-        findings.append(
+        out.append(
             Finding(
                 "traffic.short_window",
                 Severity.INFO,
-                f"the last {dropped} requests are fewer than monitor.min_rows = {mc.min_rows}: not tested yet",
+                f"the last {dropped} requests are fewer than monitor.min_rows = {min_rows}: not tested yet",
                 "they are tested once their window fills",
                 code="MON032",
             )
         )
-    findings = sort_findings(findings)
-    alert = any(r.alert for r in results)
+    return out
+
+
+def _settings(
+    run: Any, size: int, since: str | None, results: Sequence[WindowResult], permutations: int, ref: Reference, n_train: int, n_test: int
+) -> dict[str, Any]:
+    """The settings monitor.json records: window, the test family and its correction, the reference."""
+    cfg, mc = run.config, run.config.monitor
     n_tests = sum(len(r.tests) for r in results)
-    settings = {
+    return {
         "window": size,
         "since": since,
         "alpha": mc.alpha,
@@ -333,9 +363,9 @@ def monitor(
         "permutations": permutations,
         "oos_quantile": mc.oos_quantile,
         "oos_threshold": ref.threshold,
-        "reference_rows": len(train),
+        "reference_rows": n_train,
         "reference_sample": int(len(ref.sample)),
-        "control_rows": len(test),
+        "control_rows": n_test,
         "seed": mc.seed,
         "embedding_model": cfg.model.embedding_model,
         "tokenizer": run.base_model,
@@ -344,39 +374,32 @@ def monitor(
             f"family-wise false-alarm rate <= {mc.alpha}"
         ),
     }
+
+
+def _provenance(run: Any, files: Sequence[Path]) -> dict[str, Any]:
     from tunerail import __version__
     from tunerail.io import hash_file
 
-    provenance = {
+    return {
         "version": __version__,
-        "traffic_files": {str(f): hash_file(f) for f in read.files},
+        "traffic_files": {str(f): hash_file(f) for f in files},
         "train": str(run.train_path),
         "test": str(run.test_path),
         "run_dir": str(run.run_dir),
-        "config_fingerprint": cfg.fingerprint(),
+        "config_fingerprint": run.config.fingerprint(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    result = MonitorResult(
-        alert,
-        [r.to_dict() for r in results],
-        findings,
-        summarize(findings),
-        settings,
-        {
-            "records": len(read.records),
-            "skipped_lines": read.skipped,
-            "files": [str(f) for f in read.files],
-            "requests_tested": sum(len(w.rows) for w in windows),
-        },
-        provenance=provenance,
-    )
-    out = Path(out_dir) if out_dir else run.run_dir / "monitor"
+
+
+def _write(result: MonitorResult, out: Path) -> MonitorResult:
+    """monitor.json and report.html in ``out`` (atomic writes)."""
+    from tunerail.io import write_atomic
+    from tunerail.monitor.report import write_monitor_report
+
     out.mkdir(parents=True, exist_ok=True)
     result.out_dir = out
     result.monitor_json = write_atomic(
         out / "monitor.json", json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False, default=str)
     )
-    from tunerail.monitor.report import write_monitor_report
-
     result.report_html = write_monitor_report(out / "report.html", result)
     return result

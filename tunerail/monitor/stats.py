@@ -288,25 +288,8 @@ def out_of_scope_permutation_test(
     so one permutation costs O(rows x k), not a distance matrix.
     """
     m, n = len(ref), len(win)
-    ref_idx, ref_sim = ref_neighbours
-    k = ref_idx.shape[1]
-    s_wr = win.astype(np.float64) @ ref.T.astype(np.float64)
-    s_ww = win.astype(np.float64) @ win.T.astype(np.float64)
-    np.fill_diagonal(s_ww, -np.inf)
-    wi1, wv1 = _top(s_wr, min(k, m))
-    parts_w = [(wi1, wv1)]
-    if n > 1:
-        wi2, wv2 = _top(s_ww, min(k, n - 1))
-        parts_w.append((wi2 + m, wv2))
-    ri2, rv2 = _top(s_wr.T, min(k, n))
-    nb_idx, nb_sim = [], []
-    for parts in ([(ref_idx, ref_sim), (ri2 + m, rv2)], parts_w):
-        i = np.hstack([p[0] for p in parts])
-        v = np.hstack([p[1] for p in parts])
-        order = np.argsort(-v, axis=1, kind="stable")[:, :k]
-        nb_idx.append(np.take_along_axis(i, order, axis=1))
-        nb_sim.append(np.take_along_axis(v, order, axis=1))
-    idx, sim = np.vstack(nb_idx), np.vstack(nb_sim)  # pooled rows: training 0..m-1, window m..m+n-1
+    k = ref_neighbours[0].shape[1]
+    idx, sim = _pooled_neighbours(ref, ref_neighbours, win)
     pooled = np.vstack([ref, win]).astype(np.float64)
     rows = np.arange(m + n)
 
@@ -354,6 +337,34 @@ def out_of_scope_permutation_test(
             "control_n": None,
         },
     )
+
+
+def _pooled_neighbours(ref: np.ndarray, ref_neighbours: tuple[np.ndarray, np.ndarray], win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k neighbours (indices, cosines) of every pooled row, training 0..m-1 then window m..m+n-1, self excluded.
+
+    Merged from the training rows' leave-one-out lists and the window's similarities, never a full
+    (m + n)^2 matrix.
+    """
+    m, n = len(ref), len(win)
+    ref_idx, ref_sim = ref_neighbours
+    k = ref_idx.shape[1]
+    s_wr = win.astype(np.float64) @ ref.T.astype(np.float64)
+    s_ww = win.astype(np.float64) @ win.T.astype(np.float64)
+    np.fill_diagonal(s_ww, -np.inf)
+    wi1, wv1 = _top(s_wr, min(k, m))
+    parts_w = [(wi1, wv1)]
+    if n > 1:
+        wi2, wv2 = _top(s_ww, min(k, n - 1))
+        parts_w.append((wi2 + m, wv2))
+    ri2, rv2 = _top(s_wr.T, min(k, n))
+    nb_idx, nb_sim = [], []
+    for parts in ([(ref_idx, ref_sim), (ri2 + m, rv2)], parts_w):
+        i = np.hstack([p[0] for p in parts])
+        v = np.hstack([p[1] for p in parts])
+        order = np.argsort(-v, axis=1, kind="stable")[:, :k]
+        nb_idx.append(np.take_along_axis(i, order, axis=1))
+        nb_sim.append(np.take_along_axis(v, order, axis=1))
+    return np.vstack(nb_idx), np.vstack(nb_sim)
 
 
 def out_of_scope_test(threshold: float, quantile: float, window_dist: np.ndarray, control_dist: np.ndarray) -> TestResult:

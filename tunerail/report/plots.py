@@ -7,7 +7,7 @@ SVG writer, so the SVG is safe to insert unescaped into our own templates.
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from tunerail.report.redact import redact  # tick labels are data (class names): masked like any report text
 
@@ -135,9 +135,7 @@ def intervals(
 
 def scatter_ci(
     xs: Sequence[float],
-    ys: Sequence[float],
-    lows: Sequence[float],
-    highs: Sequence[float],
+    estimates: Sequence[Mapping[str, float]],
     labels: Sequence[str],
     *,
     title: str,
@@ -145,9 +143,10 @@ def scatter_ci(
     ylabel: str,
     highlight: str | None = None,
 ) -> str:
-    """Points with vertical CI bars, each labelled (select: task score against model size)."""
+    """Points with vertical CI bars, each labelled (select: task score against model size); ``estimates``: Estimate dicts."""
     fig, ax = _figure(6.5, 3.6)
-    for x, y, lo, hi, name in zip(xs, ys, lows, highs, labels):
+    for x, est, name in zip(xs, estimates, labels):
+        y, lo, hi = est["value"], est["low"], est["high"]
         colour = "#c44e52" if name == highlight else "#4c72b0"
         ax.errorbar([x], [y], yerr=[[y - lo], [hi - y]], fmt="o", capsize=4, color=colour)
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)

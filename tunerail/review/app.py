@@ -34,6 +34,7 @@ COOKIE = "tunerail_review"
 MAX_COMMENT = 4000
 
 
+# size: create_app: the routes are closures over one session; a flat list of small handlers
 def create_app(session: ReviewSession) -> Any:
     """The FastAPI app for one review session (bind it to loopback: ``run_server``)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)  # no schema pages: every path needs a token

@@ -19,7 +19,7 @@ import math
 from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -30,7 +30,9 @@ from tunerail.review.material import ITEMS_FILE
 PREFERENCE_CODES = {"first": 0.0, "second": 1.0, "tie": 2.0}
 
 
-def agreement(ratings: dict[Any, dict[str, float]], level: str, domain: Sequence[float] | None = None) -> dict[str, Any]:
+def agreement(
+    ratings: dict[Any, dict[str, float]], level: Literal["nominal", "ordinal"], domain: Sequence[float] | None = None
+) -> dict[str, Any]:
     """Krippendorff's alpha and raw pairwise agreement; ``ratings``: unit -> annotator -> value.
 
     Returns ``{"alpha", "percent", "units", "pairs", "level", "undefined"}``; ``undefined`` names
@@ -65,8 +67,8 @@ def agreement(ratings: dict[Any, dict[str, float]], level: str, domain: Sequence
     coders = sorted({a for r in pairable.values() for a in r})
     data = np.full((len(coders), len(pairable)), np.nan)
     for j, r in enumerate(pairable.values()):
-        for a, v in r.items():
-            data[coders.index(a), j] = v
+        for coder, v in r.items():
+            data[coders.index(coder), j] = v
     kwargs = {"value_domain": list(domain)} if domain is not None else {}
     value = float(krippendorff.alpha(reliability_data=data, level_of_measurement=level, **kwargs))
     if math.isnan(value):

@@ -29,7 +29,7 @@ from tunerail.data.records import Record
 from tunerail import stats as S
 from tunerail import tasks as T
 from tunerail.eval import generate as G
-from tunerail.eval.alternatives import FitData, choose, fit_alternatives
+from tunerail.eval.alternatives import FitData, choose, fit_alternatives, local_budget
 from tunerail.prompting import prompt_for, training_lengths
 
 LN2 = math.log(2)
@@ -321,7 +321,11 @@ def cheap_baselines(
     answers = [str(r.label) if task == "classification" else r.completion for r in train]
     if not train or (task == "classification" and len(set(answers)) < 2):
         return {}
-    data = FitData(task, [r.prompt for r in train], answers, [], [], [r.prompt for r in sample], config.model.embedding_model, sc.seed)
+    prompts = [r.prompt for r in train]
+    # the eval's budget for them on as many rows: select must not spend more on the alternatives than eval will
+    data = FitData(
+        task, prompts, answers, [], [], [r.prompt for r in sample], config.model.embedding_model, sc.seed, local_budget(len(sample))
+    )
     preds = {"majority": [Counter(answers).most_common(1)[0][0]] * len(sample)}
     out: dict[str, dict[str, Any]] = {}
     for fitted in fit_alternatives(data, choose(task, data.fit_prompts, data.fit_answers)[1], cache):

@@ -54,17 +54,7 @@ def recommend(
     findings: list[Finding] = []
     all_near_zero = bool(entries) and all(e.score["high"] < near_zero for e in entries)
     if all_near_zero:
-        findings.append(
-            Finding(
-                "select.all_near_zero",
-                Severity.WARNING,
-                f"every candidate scores near zero on the task (95 % CI upper bound below {near_zero:g}): the base models "
-                "cannot do it yet, so bits per byte of the reference answers decides",
-                "the task needs training data (fine-tune) or a different, larger or domain model; check the prompt too",
-                code="SEL031",
-                details={"scores": {e.name: e.score for e in entries}},
-            )
-        )
+        findings.append(_all_near_zero(entries, near_zero))
     # Orient every measure so that higher is better.
     stat: dict[str, Callable[[Any], float]]
     if all_near_zero:
@@ -123,54 +113,71 @@ def recommend(
         # The gate left only models that cannot do the task while a blocked one can: training the
         # near-zero one would be the gate picking a model by elimination, not a recommendation.
         e = best_all
-        findings.append(
-            Finding(
-                "select.only_near_zero_eligible",
-                Severity.ERROR,
-                f"every eligible candidate scores near zero (best: {pick.name} {pick.score['value']:.3f}, 95 % CI upper bound "
-                f"below {near_zero:g}) while {e.name} scores significantly higher ({e.score['value']:.3f} "
-                f"[{e.score['low']:.3f}, {e.score['high']:.3f}]) but is not eligible: {', '.join(e.blocked)}",
-                "lift what blocks the better candidate (raise budget.max_hours, acknowledge a reviewed licence), or pin "
-                "model.base to train a model yourself",
-                code="SEL033",
-                details={"eligible_best": pick.name, "blocked_better": e.name, "blocked_by": list(e.blocked)},
-            )
-        )
-        return Recommendation(
-            None,
-            f"no eligible candidate can do the task; {e.name} can but is blocked ({', '.join(e.blocked)})",
-            decided_by,
-            ranking,
-            comparisons,
-            findings,
-        )
-    shown = (
-        (lambda e: f"{e.score['value']:.3f} [{e.score['low']:.3f}, {e.score['high']:.3f}]")
-        if measure == "task score"
-        else (lambda e: f"{e.bpb['value']:.3f} bits/byte [{e.bpb['low']:.3f}, {e.bpb['high']:.3f}]")
-    )
-    if pick is best:
-        reason = f"{pick.name} has the best {measure} among eligible candidates: {shown(pick)}"
-    else:
-        reason = (
-            f"{pick.name} ({pick.params / 1e6:.0f} M params) is the smallest eligible candidate whose {measure} "
-            f"{shown(pick)} is not significantly below the best, {best.name} {shown(best)} (paired bootstrap, "
-            f"alpha {alpha:g})"
-        )
-    for e in eligible:
-        if e.params > pick.params and e in close and e is not pick:
-            findings.append(
-                Finding(
-                    "select.bigger_not_better",
-                    Severity.INFO,
-                    f"{e.name} ({e.params / 1e6:.0f} M params) is {e.params / max(pick.params, 1):.1f}x the size of {pick.name} "
-                    f"but not significantly better on {measure}: {shown(e)} vs {shown(pick)}",
-                    f"train {pick.name}: it is cheaper to train and serve",
-                    code="SEL030",
-                    details={"larger": e.name, "recommended": pick.name},
-                )
-            )
+        findings.append(_only_near_zero_eligible(pick, e, near_zero))
+        why = f"no eligible candidate can do the task; {e.name} can but is blocked ({', '.join(e.blocked)})"
+        return Recommendation(None, why, decided_by, ranking, comparisons, findings)
+    shown = _shown(measure)
+    reason = _reason(pick, best, measure, alpha)
+    findings += [_bigger_not_better(e, pick, measure, shown) for e in eligible if e.params > pick.params and e in close and e is not pick]
     skipped = [e for e in entries if e.blocked and value[e.name] > value[pick.name]]
     for e in skipped:
         reason += f"; {e.name} scores higher but is not eligible ({', '.join(e.blocked)})"
     return Recommendation(pick.name, reason, decided_by, ranking, comparisons, findings)
+
+
+def _shown(measure: str) -> Callable[[Entry], str]:
+    """How a candidate's measure reads in a message: the value and its 95 % CI."""
+    if measure == "task score":
+        return lambda e: f"{e.score['value']:.3f} [{e.score['low']:.3f}, {e.score['high']:.3f}]"
+    return lambda e: f"{e.bpb['value']:.3f} bits/byte [{e.bpb['low']:.3f}, {e.bpb['high']:.3f}]"
+
+
+def _reason(pick: Entry, best: Entry, measure: str, alpha: float) -> str:
+    shown = _shown(measure)
+    if pick is best:
+        return f"{pick.name} has the best {measure} among eligible candidates: {shown(pick)}"
+    return (
+        f"{pick.name} ({pick.params / 1e6:.0f} M params) is the smallest eligible candidate whose {measure} "
+        f"{shown(pick)} is not significantly below the best, {best.name} {shown(best)} (paired bootstrap, "
+        f"alpha {alpha:g})"
+    )
+
+
+def _all_near_zero(entries: list[Entry], near_zero: float) -> Finding:
+    return Finding(
+        "select.all_near_zero",
+        Severity.WARNING,
+        f"every candidate scores near zero on the task (95 % CI upper bound below {near_zero:g}): the base models "
+        "cannot do it yet, so bits per byte of the reference answers decides",
+        "the task needs training data (fine-tune) or a different, larger or domain model; check the prompt too",
+        code="SEL031",
+        details={"scores": {e.name: e.score for e in entries}},
+    )
+
+
+def _only_near_zero_eligible(pick: Entry, e: Entry, near_zero: float) -> Finding:
+    """SEL033: the gate left only near-zero candidates while the blocked ``e`` can do the task."""
+    return Finding(
+        "select.only_near_zero_eligible",
+        Severity.ERROR,
+        f"every eligible candidate scores near zero (best: {pick.name} {pick.score['value']:.3f}, 95 % CI upper bound "
+        f"below {near_zero:g}) while {e.name} scores significantly higher ({e.score['value']:.3f} "
+        f"[{e.score['low']:.3f}, {e.score['high']:.3f}]) but is not eligible: {', '.join(e.blocked)}",
+        "lift what blocks the better candidate (raise budget.max_hours, acknowledge a reviewed licence), or pin "
+        "model.base to train a model yourself",
+        code="SEL033",
+        details={"eligible_best": pick.name, "blocked_better": e.name, "blocked_by": list(e.blocked)},
+    )
+
+
+def _bigger_not_better(e: Entry, pick: Entry, measure: str, shown: Callable[[Entry], str]) -> Finding:
+    """SEL030: ``e`` is larger than the pick but not significantly better."""
+    return Finding(
+        "select.bigger_not_better",
+        Severity.INFO,
+        f"{e.name} ({e.params / 1e6:.0f} M params) is {e.params / max(pick.params, 1):.1f}x the size of {pick.name} "
+        f"but not significantly better on {measure}: {shown(e)} vs {shown(pick)}",
+        f"train {pick.name}: it is cheaper to train and serve",
+        code="SEL030",
+        details={"larger": e.name, "recommended": pick.name},
+    )

@@ -52,9 +52,7 @@ def write_select_report(result: Any, out_dir: Path) -> None:
     rows = table_rows(result)
     plot = plots.scatter_ci(
         [r["params_m"] for r in rows],
-        [r["score"]["value"] for r in rows],
-        [r["score"]["low"] for r in rows],
-        [r["score"]["high"] for r in rows],
+        [r["score"] for r in rows],
         [r["name"] for r in rows],
         title=f"{result.metric} (95 % CI) against model size",
         xlabel="parameters (millions)",

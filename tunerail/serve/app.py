@@ -102,6 +102,7 @@ def context_length(lm: Any) -> int:
     return min(n, int(tok_max)) if isinstance(tok_max, int) and tok_max < 10**7 else n
 
 
+# size: create_app: the routes are closures over one loaded model; a flat list of small handlers
 def create_app(state: ServeState) -> Any:
     """The FastAPI app for ``state`` (tests build it directly; ``serve()`` runs it with uvicorn)."""
     from fastapi import FastAPI

@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from tunerail.config import TunerailConfig, load_config
 from tunerail.data.records import Record
@@ -109,6 +109,7 @@ def _texts(records: Sequence[Record], on: str) -> list[str]:
     return [r.prompt if on == "prompt" else r.text for r in records]
 
 
+# size: leakage: one keyword per option of `tunerail leakage` (10 parameters); the body is stage calls
 def leakage(
     sets: Mapping[str, str | Path | Sequence[Record]],
     *,
@@ -141,16 +142,7 @@ def leakage(
     """
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
-    if len(sets) < 2:
-        raise TunerailError(
-            Problem(
-                f"need at least two sets to compare, got {len(sets)}",
-                fix="pass two or more files, e.g. `tunerail leakage train.jsonl test.jsonl`",
-            )
-        )
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise TunerailError(Problem(f"unknown method(s) {', '.join(unknown)}", fix=f"use {', '.join(METHODS)}"))
+    _check_request(sets, methods)
     near_t = near_threshold if near_threshold is not None else config.doctor.near_duplicate_threshold
     sem_t = semantic_threshold if semantic_threshold is not None else config.split.semantic_threshold
     loaded = {name: _load_set(name, source, config) for name, source in sets.items()}
@@ -168,38 +160,13 @@ def leakage(
 
     findings: list[Finding] = []
     summary: list[dict[str, Any]] = []
+    matchers = _matchers(methods, near_t, sem_t if use_semantic else None, vectors)
     for a, b in itertools.combinations(list(records), 2):
-        found: dict[tuple[int, int], dict[str, float]] = {}
-
-        def collect(method: str, pairs: list[tuple[int, int, float]], found: dict = found) -> None:
-            for i, j, score in pairs:
-                found.setdefault((i, j), {})[method] = round(float(score), 4)
-
-        if "exact" in methods:
-            collect("exact", exact_matches(texts[b], texts[a]))
-        if "ngram13" in methods:
-            collect("ngram13", ngram_matches(texts[b], texts[a]))
-        if "near" in methods:
-            collect("near", near_matches(texts[b], texts[a], threshold=near_t))
-        if use_semantic:
-            collect("semantic", semantic_matches(vectors[b], vectors[a], threshold=sem_t))
-        collect("paraphrase", reworded.get((a, b), []))
+        found = _pair_matches(a, b, texts, matchers, reworded.get((a, b), []))
         for (i, j), scores in sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             findings.append(_finding(a, b, records[a][i], records[b][j], texts[a][i], texts[b][j], scores))
         by_method = {m: sum(1 for s in found.values() if m in s) for m in methods if m not in ("semantic", "paraphrase") or use_semantic}
-        summary.append(
-            {
-                "a": a,
-                "b": b,
-                "rows_a": len(records[a]),
-                "rows_b": len(records[b]),
-                "leaking_pairs": len(found),
-                "rows_a_leaking": len({i for i, _ in found}),
-                "rows_b_leaking": len({j for _, j in found}),
-                "share_of_b": round(len({j for _, j in found}) / len(records[b]), 4),
-                "by_method": by_method,
-            }
-        )
+        summary.append(_pair_summary(a, b, records, found, by_method))
     findings = sort_findings(findings)
     at_level = sum(1 for f in findings if f.severity >= Severity(fail_on))
     thresholds = {
@@ -216,6 +183,67 @@ def leakage(
     if out_dir is not None:
         _write(result, Path(out_dir), records, texts)
     return result
+
+
+def _check_request(sets: Mapping[str, Any], methods: Sequence[str]) -> None:
+    """At least two sets and known method names, before anything loads."""
+    if len(sets) < 2:
+        raise TunerailError(
+            Problem(
+                f"need at least two sets to compare, got {len(sets)}",
+                fix="pass two or more files, e.g. `tunerail leakage train.jsonl test.jsonl`",
+            )
+        )
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise TunerailError(Problem(f"unknown method(s) {', '.join(unknown)}", fix=f"use {', '.join(METHODS)}"))
+
+
+# (texts of a, texts of b, name of a, name of b) -> (i in a, j in b, score)
+Matcher = Callable[[list[str], list[str], str, str], list[tuple[int, int, float]]]
+
+
+def _matchers(methods: Sequence[str], near_t: float, sem_t: float | None, vectors: Mapping[str, Any]) -> dict[str, Matcher]:
+    """The detectors to run on every pair of sets, by method name (semantic only when ``sem_t`` is set)."""
+    out: dict[str, Matcher] = {}
+    if "exact" in methods:
+        out["exact"] = lambda ta, tb, a, b: exact_matches(tb, ta)
+    if "ngram13" in methods:
+        out["ngram13"] = lambda ta, tb, a, b: ngram_matches(tb, ta)
+    if "near" in methods:
+        out["near"] = lambda ta, tb, a, b: near_matches(tb, ta, threshold=near_t)
+    if sem_t is not None:
+        out["semantic"] = lambda ta, tb, a, b: semantic_matches(vectors[b], vectors[a], threshold=sem_t)
+    return out
+
+
+def _pair_matches(
+    a: str, b: str, texts: Mapping[str, list[str]], matchers: Mapping[str, Matcher], reworded: list[tuple[int, int, float]]
+) -> dict[tuple[int, int], dict[str, float]]:
+    """Every leaking (row of a, row of b) pair with the score of each method that found it."""
+    found: dict[tuple[int, int], dict[str, float]] = {}
+    hits = {method: match(texts[a], texts[b], a, b) for method, match in matchers.items()}
+    hits["paraphrase"] = reworded
+    for method, pairs in hits.items():
+        for i, j, score in pairs:
+            found.setdefault((i, j), {})[method] = round(float(score), 4)
+    return found
+
+
+def _pair_summary(
+    a: str, b: str, records: Mapping[str, Sequence[Record]], found: Mapping[tuple[int, int], Any], by_method: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "a": a,
+        "b": b,
+        "rows_a": len(records[a]),
+        "rows_b": len(records[b]),
+        "leaking_pairs": len(found),
+        "rows_a_leaking": len({i for i, _ in found}),
+        "rows_b_leaking": len({j for _, j in found}),
+        "share_of_b": round(len({j for _, j in found}) / len(records[b]), 4),
+        "by_method": by_method,
+    }
 
 
 def _cross_set_paraphrases(

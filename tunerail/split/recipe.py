@@ -188,6 +188,65 @@ def split(
     out = check_out_dir(out_dir)
     if isinstance(data, (str, Path, HubSource)) and isinstance(source := as_source(data), HubSource):
         data = origin = pin(source)  # the snapshot records the commit these rows come from
+    plan = _plan(data, config)  # 1-3: load, group, assign
+    problems, warnings = _guard_sizes(plan, config, force)  # 4
+
+    # 5. write, hash, store; never silently replace a different frozen test set
+    blobs = {f"{name}.jsonl": _jsonl(rows) for name, rows in plan.parts.items()}
+    hashes = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
+    replaced = _check_replacing(out, hashes[f"{FROZEN}.jsonl"], force)
+    if replaced:
+        warnings.append(f"--force: replaced the frozen test set {replaced[:12]} in {out}")
+    if not isinstance(store, Store):
+        store = Store(store if store is not None else (config.resolve(config.store.path) or config.store.path))
+    criteria_changed, diff = _criteria_change(config, out, store, hashes[f"{FROZEN}.jsonl"], allow_criteria_change)
+    if criteria_changed:
+        warnings.append(f"--allow-criteria-change: criteria changed after the test set was frozen ({diff})")
+    paths = {name: write_private(out / f"{name}.jsonl", blobs[f"{name}.jsonl"]) for name in SPLITS}
+    manifest = _manifest(config, plan, hashes, criteria_changed, bool(force and (problems or replaced)), warnings)
+    meta: dict[str, Any] = {"format": plan.fmt, "rejected_rows": plan.rejected}
+    if origin is not None:  # a Hub dataset: id, subset, split, revision and the commit read, not a file hash
+        manifest["data"]["hub"] = meta["hub"] = origin.manifest()
+        warnings.extend(m for m in [moved_since(store, origin)] if m)
+    snapshot = store.add_dataset(plan.records, sources=list(plan.sources), transform="import", meta=meta)
+    manifest["store"] = {"root": str(store.root), "dataset_id": snapshot.id}
+    # The artifact records its own creation time; without the volatile one the same split gets the same id.
+    stored = store.add("split", blobs, parents=[snapshot.id], transform="split", meta={k: v for k, v in manifest.items() if k != "created"})
+    manifest["store"]["split_id"] = stored.id
+    write_atomic(out / "split.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    indices = {name: [r.index for r in rows] for name, rows in plan.parts.items()}
+    summary = plan.groups.summary()
+    return SplitResult(
+        out, paths, plan.sizes, plan.per_class, summary, hashes, indices, manifest, warnings, manifest["forced"], snapshot.id, stored.id
+    )
+
+
+@dataclass
+class _Plan:
+    """Steps 1-3: the rows read, the groups that must stay together, and which split each row goes to."""
+
+    records: list[Record]
+    rejected: int
+    fmt: str
+    sources: dict[str, str]
+    semantic: bool
+    groups: Groups
+    stratified: bool
+    parts: dict[str, list[Record]]
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {name: len(rows) for name, rows in self.parts.items()}
+
+    @property
+    def per_class(self) -> dict[str, dict[str, int]]:
+        if not self.stratified:
+            return {name: {} for name in self.parts}
+        return {name: dict(sorted(Counter(str(r.label) for r in rows).items())) for name, rows in self.parts.items()}
+
+
+def _plan(data: Any, config: TunerailConfig) -> _Plan:
+    """1. load the rows, 2. find what must stay together, 3. whole groups into splits, stratified when there are labels."""
     records, rejected, fmt, sources = _load(data, config)
     if len(records) < len(SPLITS):
         raise TunerailError(
@@ -199,9 +258,6 @@ def split(
         )
     _refuse_single_class(records, config, next(iter(sources), None))
     cfg = config.split
-    shares = [cfg.train, cfg.validation, cfg.test]
-
-    # 2. what must stay together
     semantic = _use_semantic(config, len(records))
     groups: Groups = find_groups(
         records,
@@ -211,36 +267,40 @@ def split(
         embedding_model=config.model.embedding_model,
         paraphrase_threshold=cfg.paraphrase_threshold,
     )
-
-    # 3. whole groups into splits, stratified when there are labels
     labels = [r.label for r in records]
     stratified = cfg.stratify and all(label is not None for label in labels)
+    shares = [cfg.train, cfg.validation, cfg.test]
     assignment = assign_groups(groups.labels, [str(label) for label in labels] if stratified else None, shares, cfg.seed)
     parts = {name: [r for r, s in zip(records, assignment) if s == k] for k, name in enumerate(SPLITS)}
-    sizes = {name: len(rows) for name, rows in parts.items()}
+    return _Plan(records, rejected, fmt, sources, semantic, groups, stratified, parts)
 
-    # 4. guards
+
+def _guard_sizes(plan: _Plan, config: TunerailConfig, force: bool) -> tuple[list[Problem], list[str]]:
+    """4. validation and test big enough for the criteria (refused unless ``force``); the warnings so far."""
+    cfg, n = config.split, len(plan.records)
+    shares = [cfg.train, cfg.validation, cfg.test]
     warnings: list[str] = []
     problems = size_problems(
-        sizes, len(records), config.criteria.margin, config.criteria.metric, config.criteria.threshold, shares=dict(zip(SPLITS, shares))
+        plan.sizes, n, config.criteria.margin, config.criteria.metric, config.criteria.threshold, shares=dict(zip(SPLITS, shares))
     )
     if problems and not force:
         raise GuardrailError(problems)
     for problem in problems:
         warnings.append(f"--force: {problem.message}")
-    if rejected:
-        warnings.append(f"{rejected} rows could not be read and are in no split (run `tunerail doctor` to see why)")
-    target_test = cfg.test * len(records)
-    if groups.largest > target_test / 2:
+    if plan.rejected:
+        warnings.append(f"{plan.rejected} rows could not be read and are in no split (run `tunerail doctor` to see why)")
+    target_test = cfg.test * n
+    if plan.groups.largest > target_test / 2:
         warnings.append(
-            f"the largest group has {groups.largest} rows (test target {target_test:.0f}): "
+            f"the largest group has {plan.groups.largest} rows (test target {target_test:.0f}): "
             "the shares may be off; check data.group_column or split.semantic_threshold"
         )
+    return problems, warnings
 
-    # 5. write, hash, store; never silently replace a different frozen test set
-    blobs = {f"{name}.jsonl": _jsonl(rows) for name, rows in parts.items()}
-    hashes = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
-    replaced = _frozen_elsewhere(out, hashes[f"{FROZEN}.jsonl"])
+
+def _check_replacing(out: Path, test_sha: str, force: bool) -> str | None:
+    """The frozen test set this split would replace in ``out`` (refused unless ``force``), or None."""
+    replaced = _frozen_elsewhere(out, test_sha)
     if replaced == UNREADABLE and not force:
         raise GuardrailError(
             Problem(
@@ -254,85 +314,77 @@ def split(
         raise GuardrailError(
             Problem(
                 f"{out} already holds a frozen test set (SHA-256 {replaced[:12]}) and this split would replace it with "
-                f"a different one ({hashes[f'{FROZEN}.jsonl'][:12]}): scores on the old test set would no longer be comparable",
+                f"a different one ({test_sha[:12]}): scores on the old test set would no longer be comparable",
                 file=str(out / "split.json"),
                 fix="write the new split to another --out folder, or pass --force to replace it (recorded)",
             )
         )
-    if replaced:
-        warnings.append(f"--force: replaced the frozen test set {replaced[:12]} in {out}")
+    return replaced
+
+
+def _criteria_change(config: TunerailConfig, out: Path, store: Store, test_sha: str, allow: bool) -> tuple[dict[str, Any] | None, str]:
+    """The criteria change since this test set was frozen (refused unless ``allow``) and what differs; (None, "") if unchanged."""
     criteria_now = config.criteria.model_dump(mode="json")
-    if not isinstance(store, Store):
-        store = Store(store if store is not None else (config.resolve(config.store.path) or config.store.path))
     # the store's record wins over the split.json here (a copied or edited split.json must not unfreeze criteria)
-    frozen_criteria = criteria_frozen_in_store(store, hashes[f"{FROZEN}.jsonl"]) or _frozen_criteria(out, hashes[f"{FROZEN}.jsonl"])
-    criteria_changed = None
-    if frozen_criteria and frozen_criteria["criteria_hash"] != config.criteria_hash():
-        diff = _criteria_diff(frozen_criteria["criteria"], criteria_now) or "criteria differ"
-        if not allow_criteria_change:
-            raise GuardrailError(
-                Problem(
-                    f"the criteria changed after the test set was frozen ({diff}); frozen test set SHA-256 "
-                    f"{frozen_criteria['test_sha256'][:12]}, frozen criteria hash {frozen_criteria['criteria_hash'][:12]}: "
-                    "moving the goal after seeing results makes the verdict meaningless",
-                    file=str(out / "split.json"),
-                    fix="restore the frozen criteria, or pass --allow-criteria-change (recorded: the verdict on this "
-                    "test set can then not be READY), or split into a new --out folder with fresh test data",
-                )
+    frozen_criteria = criteria_frozen_in_store(store, test_sha) or _frozen_criteria(out, test_sha)
+    if not frozen_criteria or frozen_criteria["criteria_hash"] == config.criteria_hash():
+        return None, ""
+    diff = _criteria_diff(frozen_criteria["criteria"], criteria_now) or "criteria differ"
+    if not allow:
+        raise GuardrailError(
+            Problem(
+                f"the criteria changed after the test set was frozen ({diff}); frozen test set SHA-256 "
+                f"{frozen_criteria['test_sha256'][:12]}, frozen criteria hash {frozen_criteria['criteria_hash'][:12]}: "
+                "moving the goal after seeing results makes the verdict meaningless",
+                file=str(out / "split.json"),
+                fix="restore the frozen criteria, or pass --allow-criteria-change (recorded: the verdict on this "
+                "test set can then not be READY), or split into a new --out folder with fresh test data",
             )
-        criteria_changed = {
-            "from": frozen_criteria["criteria"],
-            "to": criteria_now,
-            "to_hash": config.criteria_hash(),
-            "from_hash": frozen_criteria["criteria_hash"],
-            "test_sha256": frozen_criteria["test_sha256"],
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        warnings.append(f"--allow-criteria-change: criteria changed after the test set was frozen ({diff})")
-    paths = {name: write_private(out / f"{name}.jsonl", blobs[f"{name}.jsonl"]) for name in SPLITS}
-    per_class = {name: dict(sorted(Counter(str(r.label) for r in rows).items())) if stratified else {} for name, rows in parts.items()}
+        )
+    change = {
+        "from": frozen_criteria["criteria"],
+        "to": criteria_now,
+        "to_hash": config.criteria_hash(),
+        "from_hash": frozen_criteria["criteria_hash"],
+        "test_sha256": frozen_criteria["test_sha256"],
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return change, diff
+
+
+def _manifest(
+    config: TunerailConfig, plan: _Plan, hashes: dict[str, str], criteria_changed: dict[str, Any] | None, forced: bool, warnings: list[str]
+) -> dict[str, Any]:
+    """split.json: sources, sizes, groups, hashes, the frozen test file and the criteria frozen with it."""
+    cfg, n, sizes = config.split, len(plan.records), plan.sizes
     p = config.criteria.threshold if config.criteria.threshold and 0 < config.criteria.threshold < 1 else 0.5
-    manifest: dict[str, Any] = {
+    return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "data": {
-            "sources": sources,
-            "rows": len(records),
-            "rejected_rows": rejected,
-            "format": fmt,
+            "sources": plan.sources,
+            "rows": n,
+            "rejected_rows": plan.rejected,
+            "format": plan.fmt,
             "group_column": config.data.group_column,
         },
         "task": config.task,
         "seed": cfg.seed,
         "config": cfg.model_dump(mode="json"),
-        "semantic_grouping": semantic,
+        "semantic_grouping": plan.semantic,
         "near_duplicate_threshold": config.doctor.near_duplicate_threshold,
-        "stratified": stratified,
+        "stratified": plan.stratified,
         "sizes": sizes,
-        "shares": {name: round(n / len(records), 4) for name, n in sizes.items()},
-        "per_class": per_class,
-        "groups": groups.summary(),
+        "shares": {name: round(k / n, 4) for name, k in sizes.items()},
+        "per_class": plan.per_class,
+        "groups": plan.groups.summary(),
         "hashes": hashes,
         "frozen": {"file": f"{FROZEN}.jsonl", "sha256": hashes[f"{FROZEN}.jsonl"]},
         # The criteria frozen with this test set: a later change never replaces them (criteria_changed).
-        "criteria": criteria_changed["from"] if criteria_changed else criteria_now,
+        "criteria": criteria_changed["from"] if criteria_changed else config.criteria.model_dump(mode="json"),
         "criteria_hash": criteria_changed["from_hash"] if criteria_changed else config.criteria_hash(),
         "criteria_changed": criteria_changed,
         "test_ci_half_width": round(wilson_half_width(sizes["test"], p), 4),
         "test_rows_needed": rows_needed(config.criteria.margin, p),
-        "forced": bool(force and (problems or replaced)),
+        "forced": forced,
         "warnings": warnings,
     }
-    meta: dict[str, Any] = {"format": fmt, "rejected_rows": rejected}
-    if origin is not None:  # a Hub dataset: id, subset, split, revision and the commit read, not a file hash
-        manifest["data"]["hub"] = meta["hub"] = origin.manifest()
-        warnings.extend(m for m in [moved_since(store, origin)] if m)
-    snapshot = store.add_dataset(records, sources=list(sources), transform="import", meta=meta)
-    manifest["store"] = {"root": str(store.root), "dataset_id": snapshot.id}
-    # The artifact records its own creation time; without the volatile one the same split gets the same id.
-    stored = store.add("split", blobs, parents=[snapshot.id], transform="split", meta={k: v for k, v in manifest.items() if k != "created"})
-    manifest["store"]["split_id"] = stored.id
-    write_atomic(out / "split.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    indices = {name: [r.index for r in rows] for name, rows in parts.items()}
-    return SplitResult(
-        out, paths, sizes, per_class, groups.summary(), hashes, indices, manifest, warnings, manifest["forced"], snapshot.id, stored.id
-    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from tunerail.data.loaders import pick_column
+from tunerail.data.layout import pick_column
 from tunerail.data.records import Record
 from tunerail.doctor.context import CheckContext
 from tunerail.data.records import RowRef

@@ -116,7 +116,7 @@ def encoding(ctx: CheckContext) -> list[Finding]:
     the clean file without a word. The loader decodes BOM files and detected encodings strictly
     (or stops); a detected encoding is a guess, so it is a warning. Fix: save the file as UTF-8.
     """
-    from tunerail.data.loaders import detect_encoding
+    from tunerail.data.encoding import detect_encoding
 
     refs = [r.ref for r in ctx.records[:1]] + [r.ref for r in ctx.rejections[:1]]
     files = sorted({ref.file for ref in refs if ref.file})

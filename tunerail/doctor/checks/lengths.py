@@ -14,6 +14,7 @@ from typing import Sequence
 from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
 from tunerail.doctor.checks.instruct import looks_like_code
+from tunerail.doctor.checks.word_starts import AFTER_NUMBER_ODDS, START_ODDS, WORDS, WordCounts, data_counts, general_zipf, start_odds
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.findings import Finding, Severity
@@ -165,9 +166,11 @@ _DANGLING = {
 }
 _OPEN_END = (",", ":", "(", "[", "{", "/", "“", "‘", "-", "–", "&", "+", "=")
 _CLOSED = (".", "!", "?", "…", "。", '"', "'", "”", "’", ")", "]", "}", "*", "`", ":", ";")
-_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+# a line that ends a sentence, as evidence of the row's own style: not a heading's ":" nor a list item's "($16)"
+_SENTENCE_CLOSED = re.compile(r"[.!?…。][\"'”’)\]*]*$")
+_WORDS = WORDS
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Z]\.|[IVX]+\.)\s*")
-_ATTRIBUTION = re.compile(r"[.!?\"”’']\s*[-–—]+\s*\w[\w .'-]*$")  # a quote's author: "... world." - Gandhi
+_ATTRIBUTION = re.compile(r"[.!?\"”’']\s*[-–—―]+\s*\w[\w .,'-]*$")  # a quote's author: "... world." - Gandhi
 _SIGN_OFF = re.compile(
     r"^(?:sincerely|regards|best|best regards|kind regards|warm regards|yours|yours truly|thanks|thank you|cheers|love|respectfully)\b.{0,20}$",
     re.I,
@@ -196,11 +199,17 @@ class AnswerStyle:
     when not (worked math answers ending "= 990 beetles", code, lists), a missing full stop says
     nothing and only the strong signals count. ``vocabulary``: words found in at least two rows; a
     last word outside it was cut ("5 vans x 28 studen"). Empty: no vocabulary test (too few rows).
+    ``words``: the data's word counts (:func:`~tunerail.doctor.checks.word_starts.start_odds`).
+    ``last_line_closes``: at least ``PUNCTUATED_SHARE`` of the answers whose earlier lines end a
+    sentence close their last line too, so that a row's own closed sentences are evidence even in
+    data of mixed answers (labels, lists, code beside prose).
     """
 
     punctuated: bool = True
     vocabulary: frozenset[str] = frozenset()
     language: str = "en"
+    words: WordCounts | None = None
+    last_line_closes: bool = True
 
 
 # wordfreq's Zipf frequency (log10 per billion words) a word needs to count as real: rare long words pass
@@ -234,7 +243,70 @@ def answer_style(answers: Sequence[str], prompts: Sequence[str], language: str =
             df.update(set(_WORDS.findall(text[:4000].lower())))
         need = max(2, round(0.0005 * len(answers)))  # a cut word ("pe", "th") turns up in a few rows of a large set
         vocabulary = frozenset(w for w, n in df.items() if n >= need)
-    return AnswerStyle(punctuated, vocabulary, language)
+    closing = [c for c in map(_last_line_closes, answers) if c is not None]
+    last_line_closes = sum(closing) >= PUNCTUATED_SHARE * len(closing)
+    return AnswerStyle(punctuated, vocabulary, language, data_counts([*answers, *prompts]) if vocabulary else None, last_line_closes)
+
+
+def _last_line_closes(text: str) -> bool | None:
+    """For an answer of several lines most of whose earlier lines close with punctuation: does its last one?"""
+    lines = [line.strip() for line in text[:4000].strip().splitlines() if line.strip()]
+    if len(lines) < 2 or sum(bool(_SENTENCE_CLOSED.search(line)) for line in lines[:-1]) * 2 <= len(lines) - 1:
+        return None
+    return lines[-1].endswith(_CLOSED)
+
+
+MAX_ZIPF_CAPITAL = 3.0  # a capitalised last word is judged only when rarely a word of its own ("Repor" 1.7; "Dam" 3.9)
+
+
+def _capital_may_be_cut(word: str, before: str, language: str) -> bool:
+    """A capitalised last word may be a name ("Cirq") or a title's word ("Create a Dam"): judged only after other
+    words, and when wordfreq seldom sees it alone or it starts a new line of a longer answer (a sentence's "Th")."""
+    if not _WORDS.search(before):
+        return False
+    return general_zipf(word, language) < MAX_ZIPF_CAPITAL or bool(re.search(r"\n\s*$", before))
+
+
+def _starts_longer_word(last_line: str, words: list[str], style: AnswerStyle, prompt: str, before: str) -> bool:
+    """A last word of letters ("doll", "Repor", not "NASA" nor "x2") that :func:`start_odds` finds far more often
+    as the start of a longer word, and that the row does not use as a word elsewhere: the answer ``before`` it
+    ("min" in "5 liters/min"), or, unless it follows a number (where the data's counts judge), the prompt (a name)."""
+    word = words[-1]
+    numbered = style.words is not None and len(words) > 1 and words[-2].isdigit() and words[-2] != "1"
+    if (
+        len(word) < 2 - numbered
+        or not last_line.split()[-1].isalpha()
+        or (word.isupper() and len(words) > 1)
+        or (word[1:] and not word[1:].islower())
+    ):
+        return False
+    last = word.lower()
+    if numbered and any(m.group(1) != "1" for m in re.finditer(rf"(\d[\d,.]*|/)\s*{re.escape(last)}\b", before.lower())):
+        return False  # the answer wrote "24 min" or "5 liters/min" before (not "1 liter")
+    if not numbered and last in _WORDS.findall(f"{prompt} {before}".lower()):
+        return False
+    if word[0].isupper() and not _capital_may_be_cut(last, before, style.language):
+        return False
+    return start_odds(last, style.language, style.words, after_number=numbered) >= (AFTER_NUMBER_ODDS if numbered else START_ODDS)
+
+
+_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"), ("“", "”"), ('"', '"'))
+
+
+def _unclosed(text: str) -> str | None:
+    """An opening bracket or quote left open at the end ('println("Hello', "(see the ma"): more opened than
+    closed, the last one opened after the last one closed, and on the last line (a code block's "{" on any).
+    Only for an answer that stops on a word; a digit's double quote is an inch mark (12")."""
+    if not text[-1:].isalnum():
+        return None
+    for left, right in _PAIRS:
+        marks = re.sub(r'(?<=\d)"', "", text) if left == '"' else text
+        last_left = marks.rfind(left)
+        if left != "{" and last_left < marks.rfind("\n"):
+            continue
+        if marks.count(left) % 2 if left == right else marks.count(left) > marks.count(right) and last_left > marks.rfind(right):
+            return f"an unclosed {left}"
+    return None
 
 
 def _looks_cut(text: str, lines: list[str], words: list[str]) -> bool:
@@ -246,7 +318,10 @@ def _looks_cut(text: str, lines: list[str], words: list[str]) -> bool:
         return False
     if len(words) == 1:
         return len(lines) > 1
-    return word.islower() if len(word) > 1 else words[-2].islower()
+    if len(word) > 1:
+        return word.islower()
+    # a lone small letter after a word ("Starting f") was cut; a capital is a label ("coach B"), one after a sign a variable ("mx + b")
+    return word.islower() and bool(re.search(r"[^\W\d_]", lines[-1].split()[-2]))
 
 
 def _strong_reason(text: str, lines: list[str], words: list[str], style: AnswerStyle, context: str) -> str | None:
@@ -256,6 +331,8 @@ def _strong_reason(text: str, lines: list[str], words: list[str], style: AnswerS
         return f"ends with the word {words[-1]!r}"
     if _looks_cut(text, lines, words) and _is_cut_word(last, style, context + " " + text[:-1]):
         return f"ends with {words[-1]!r}, a word found neither in the data nor in a word list (cut mid-word)"
+    if _starts_longer_word(lines[-1], words, style, context, text[: -len(words[-1])]):
+        return f"ends with {words[-1]!r}, far more often the start of a longer word than a word of its own (cut mid-word)"
     if _OPEN_OPERATION.search(last_line) and "=" not in last_line[-40:]:
         return "ends with an operation and no result"
     return None
@@ -270,13 +347,16 @@ def _result_line(last_line: str) -> bool:
 def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = AnswerStyle(), context: str = "") -> str | None:
     """Why ``answer`` looks cut off, or None.
 
-    Signals, in order: an odd number of code fences; a last character that opens something
-    (comma, colon, bracket); a last word that cannot end an English sentence ("the", "and"), that is
-    found nowhere else in the data, or an operation without its result ("$100-$38"); then, only where
-    the dataset's answers normally end with punctuation (``style.punctuated``), for a last line
-    without it: the earlier lines or sentences of the same answer do close theirs, or it is a prose
-    line of ``min_words`` words or more. Hashtag lines, tables and code are left alone. ``context``
-    (the row's prompt) holds the names a vocabulary of other rows lacks.
+    Signals, in order: an odd number of code fences; a bracket or quote left open ('println("Hello');
+    a last character that opens something (comma, colon, bracket); a last word that cannot end an
+    English sentence ("the", "and"), that is found nowhere else in the data, that is far more often
+    the start of a longer word than a word ("doll", "Repor"; after a number, by the data's own words:
+    "= 30 section"), or an operation without its result ("$100-$38"); then, for a last line without
+    punctuation: the earlier lines or sentences of the same answer close theirs (where the data's
+    answers do so too, ``style.last_line_closes``), or, only where the dataset's answers normally end
+    with punctuation (``style.punctuated``), it is a prose line of ``min_words`` words or more.
+    Hashtag lines, tables and code are left alone. ``context`` (the row's prompt) holds the names a
+    vocabulary of other rows lacks.
     """
     answer = _CALCULATOR.sub("", answer)
     if answer.count("```") % 2:
@@ -284,6 +364,8 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     text = answer.rstrip()
     if not text:
         return None
+    if opened := _unclosed(text):
+        return opened
     if text.endswith(_OPEN_END) and not text.endswith(("--", ":-)")):
         return f"ends with {text[-1]!r}"
     raw_lines = [line for line in text.splitlines() if line.strip()]
@@ -316,26 +398,29 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     if _NUMBER.fullmatch(words[-1]) and len(words) <= 6 and not _OPEN_OPERATION.search(last_line):
         return None  # a final answer line ("#### 72", "The answer is 18", "Total: $4.50"): math data ends so
     strong = _strong_reason(text, lines, words, style, context)
-    if strong or not style.punctuated or _result_line(last_line):
+    if strong or _result_line(last_line) or not (style.punctuated or style.last_line_closes):
         return strong
     prior = lines[:-1]
-    if len(words) >= 2 and prior and sum(line.endswith(_CLOSED) for line in prior) / len(prior) > 0.5:
+    if len(words) >= 2 and prior and sum(bool(_SENTENCE_CLOSED.search(line)) for line in prior) / len(prior) > 0.5:
         return "last line has no closing punctuation, unlike the lines before it"
     body = _LIST_ITEM.sub("", last_line)
     tail = _SENTENCE_END.split(body)[-1]
     if tail != body and len(_WORDS.findall(tail)) >= 3:
         return "last sentence has no closing punctuation"
+    if not style.punctuated:
+        return None
     if len(words) >= min_words and not _LIST_ITEM.match(last_line):
         return "long last sentence has no closing punctuation"
     title = sum(w[:1].isupper() for w in words) * 2 > len(words)
-    if len(words) >= PROSE_WORDS and not title and not _LIST_ITEM.match(last_line) and "," not in last_line[-25:] and ":" not in last_line:
+    spaced = len(last_line.split())  # "john.smith@example.com", "collect_data_for_new_project": one token, no sentence
+    if spaced >= PROSE_WORDS and not title and not _LIST_ITEM.match(last_line) and "," not in last_line[-25:] and ":" not in last_line:
         return "last sentence has no closing punctuation, unlike most answers in the data"
     return None
 
 
 @register("DOC018", "lengths.cut_off")
 def cut_off(ctx: CheckContext) -> list[Finding]:
-    """Answers that stop mid-sentence or leave a code fence open: a generation or export cut them.
+    """Answers that stop mid-sentence, mid-word or inside an open code fence, bracket or quote: a generation or export cut them.
 
     Anti-pattern: answers truncated by an upstream max-token limit teach the model to stop
     mid-thought. Fix: regenerate or complete the answers, or drop the rows.

@@ -30,6 +30,7 @@ class FitData:
     test_prompts: list[str]
     embedding_model: str = "bundled:minilm"
     seed: int = 13
+    time_budget_s: float | None = None  # CPU seconds left of the local alternatives' budget (``budget.py``); None: no limit
 
     @property
     def fit_prompts(self) -> list[str]:
@@ -57,6 +58,7 @@ class Alternative:
     ship: str  # how to ship it, for the verdict's fix
     fit: FitFn
     version: int = 1
+    budgeted: bool = False  # stops within ``FitData.time_budget_s``; fitted after the others so it gets what they left
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Fitted:
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     ship: str = ""
+    kind: str = "cheap"  # "cheap": fitted here; "hosted": a prompted model behind an endpoint (``hosted.py``)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **self.__dict__}

@@ -1,0 +1,160 @@
+"""Eval stages 3b-4: the LLM answers (base zero-shot and k-shot, tuned constrained and free), cached.
+
+Every model output goes through :class:`Runner`, so a re-run with the same model, prompts and
+decoding settings reads its answers back from the cache instead of generating again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from tunerail.config import EvalConfig, TunerailConfig
+from tunerail.eval import generate as G
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class Runner:
+    """Generate (and optionally rank) for one prompt set, through the on-disk cache."""
+
+    def __init__(
+        self,
+        cache: Path | None,
+        prompts: list[str],
+        refs: list[str],
+        labels: list[str],
+        ev: EvalConfig,
+        max_new: int,
+        progress: ProgressFn | None,
+        timings: dict[str, float],
+    ):
+        self.cache, self.prompts, self.refs, self.labels, self.ev = cache, prompts, refs, labels, ev
+        self.max_new, self.progress, self.timings = max_new, progress, timings
+        self.data = G.data_hash(prompts)
+
+    def outputs(self, name: str, lm: G.LoadedModel, perplexity: bool = True) -> dict[str, Any]:
+        """Free generation (+ label ranking when ``eval.label_ranking``) and reference perplexity."""
+        t = time.perf_counter()
+        gen, hit = G.cached(
+            self.cache,
+            G.cache_key("gen", lm.fingerprint, self.data, self.max_new),
+            lambda: G.generate(lm, self.prompts, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress),
+            inputs={"stage": "gen", "model": lm.fingerprint, "prompts": self.data, "max_new_tokens": self.max_new},
+        )
+        self.timings[f"{name}_generate_s"] = time.perf_counter() - t
+        out: dict[str, Any] = {"text": gen, "cached": hit}
+        if self.labels and self.ev.label_ranking:
+            out["ranked"] = self.ranked(name, lm)
+        if perplexity:
+            out.update(self.perplexity(name, lm))
+        return out
+
+    def ranked(self, name: str, lm: G.LoadedModel) -> list[str]:
+        """The label with the highest log-likelihood per prompt (never outside the label set)."""
+        t = time.perf_counter()
+        ranked, _ = G.cached(
+            self.cache,
+            G.cache_key("rank", lm.fingerprint, self.data, self.labels, self.ev.length_normalize),
+            lambda: G.rank_labels(
+                lm,
+                self.prompts,
+                self.labels,
+                batch_size=self.ev.batch_size,
+                length_normalize=self.ev.length_normalize,
+                progress=self.progress,
+            ),
+            inputs={"stage": "rank", "model": lm.fingerprint, "prompts": self.data, "labels": G.data_hash(self.labels)},
+        )
+        self.timings[f"{name}_rank_s"] = self.timings.get(f"{name}_rank_s", 0.0) + time.perf_counter() - t
+        return ranked
+
+    def constrained(self, name: str, lm: G.LoadedModel) -> list[str]:
+        """Greedy decoding restricted to the labels' token sequences."""
+        t = time.perf_counter()
+        text, _ = G.cached(
+            self.cache,
+            G.cache_key("constrained", lm.fingerprint, self.data, self.labels),
+            lambda: G.generate_constrained(lm, self.prompts, self.labels, batch_size=self.ev.batch_size, progress=self.progress),
+            inputs={"stage": "constrained", "model": lm.fingerprint, "prompts": self.data, "labels": G.data_hash(self.labels)},
+        )
+        self.timings[f"{name}_constrained_s"] = time.perf_counter() - t
+        return text
+
+    def perplexity(self, name: str, lm: G.LoadedModel) -> dict[str, Any]:
+        t = time.perf_counter()
+        ppl, _ = G.cached(
+            self.cache,
+            G.cache_key("ppl", lm.fingerprint, self.data, G.data_hash(self.refs)),
+            lambda: list(
+                G.score_answers(lm, self.prompts, self.refs, batch_size=self.ev.batch_size, progress=self.progress, stage="perplexity")
+            ),
+            inputs={"stage": "ppl", "model": lm.fingerprint, "prompts": self.data, "references": G.data_hash(self.refs)},
+        )
+        self.timings[f"{name}_perplexity_s"] = time.perf_counter() - t
+        return {"ref_logp": np.asarray(ppl[0]), "ref_tokens": np.asarray(ppl[1])}
+
+
+def ppl_of(out: dict[str, Any]) -> dict[str, Any]:
+    return {k: out[k] for k in ("ref_logp", "ref_tokens") if k in out}
+
+
+def max_new_tokens(config: TunerailConfig, task: str, tokenizer: Any, labels: Sequence[str]) -> int:
+    """Classification needs only the longest label (+ end token and slack): 3-4x faster than 64."""
+    if task == "classification" and labels:
+        longest = max(len(tokenizer(lab, add_special_tokens=False)["input_ids"]) for lab in labels)
+        return longest + 3
+    return config.eval.max_new_tokens
+
+
+@dataclass
+class Inference:
+    """The models' answers on the test prompts, keyed like the baseline table (``base``, ``tuned``...)."""
+
+    base_lm: G.LoadedModel
+    tuned_lm: G.LoadedModel
+    outs: dict[str, dict[str, Any]]
+    max_new: int
+    constrained: bool  # the tuned answers are label-constrained (the verdict's), free ones reported beside
+
+
+def base_outputs(
+    run: Runner, few_run: Runner | None, base_lm: G.LoadedModel, labels: Sequence[str], want_ppl: bool
+) -> dict[str, dict[str, Any]]:
+    """The base model's rows: zero-shot free generation, label ranking (zero- and k-shot), or k-shot generation."""
+    outs: dict[str, dict[str, Any]] = {"base": run.outputs("base", base_lm, perplexity=want_ppl)}
+    if labels:
+        outs["base_ranked"] = {"text": run.ranked("base", base_lm), **ppl_of(outs["base"])}
+        if few_run is not None:
+            outs["base_few_shot_ranked"] = {"text": few_run.ranked("base_few_shot", base_lm)}
+    elif few_run is not None:
+        outs["base_few_shot"] = few_run.outputs("base_few_shot", base_lm, perplexity=False)
+    return outs
+
+
+def tuned_outputs(
+    run: Runner, outs: dict[str, dict[str, Any]], tuned_lm: G.LoadedModel, ev: EvalConfig, has_adapter: bool, want_ppl: bool
+) -> bool:
+    """Add the tuned model's rows to ``outs``: ``tuned`` (what the verdict scores) and ``tuned_free``; True if constrained."""
+    constrained = bool(run.labels) and ev.decoding != "free"
+    free_out: dict[str, Any] | None
+    if not has_adapter:
+        free_out = outs["base"]
+    elif constrained and ev.decoding == "constrained":
+        free_out = None
+    else:
+        free_out = run.outputs("tuned", tuned_lm, perplexity=want_ppl)
+    if not constrained and free_out is not None:  # free decoding: free_out is always set
+        outs["tuned"] = free_out
+        return False
+    tuned_ppl = (ppl_of(free_out) if free_out is not None else run.perplexity("tuned", tuned_lm)) if want_ppl else {}
+    outs["tuned"] = {"text": run.constrained("tuned", tuned_lm), **tuned_ppl}
+    if free_out is not None and "ranked" in free_out:
+        outs["tuned"]["ranked"] = free_out["ranked"]
+    if free_out is not None and has_adapter:
+        outs["tuned_free"] = free_out
+    return True
