@@ -357,7 +357,7 @@ def prefix_equivalence(bench: Bench) -> dict[str, Any]:
     import torch
 
     from tunerail.train.data import collate, load_split, tokenize_records
-    from tunerail.train.recipe import _loss_model, shared_prefix_length
+    from tunerail.train.loss import loss_model, shared_prefix_length
 
     arch = "tiny-llama" if bench.dry_run else "qwen2.5-0.5b"
     cfg = bench.config(arch, bench.work / "prefix")
@@ -367,7 +367,7 @@ def prefix_equivalence(bench: Bench) -> dict[str, Any]:
     model = bench.base_model(arch).float()  # fp32: the comparison is about the computation, not bf16 rounding
     losses = {}
     for shared in (False, True):
-        loss_sum, n = _loss_model(model, answer_only_head=True, autocast_bf16=False, shared_prefix=shared)(**batch)
+        loss_sum, n = loss_model(model, answer_only_head=True, autocast_bf16=False, shared_prefix=shared)(**batch)
         losses[shared] = float((loss_sum / n).detach())
     prefix = shared_prefix_length(batch["input_ids"], batch["labels"])
     same = abs(losses[True] - losses[False]) <= 1e-4 * abs(losses[False])

@@ -49,9 +49,9 @@ SYSTEM = "Classify the customer's banking query. Answer with the intent label on
 
 
 def _native_bf16() -> bool:
-    from tunerail.train.recipe import _cpu_has_native_bf16
+    from tunerail.train.lora import cpu_has_native_bf16
 
-    return _cpu_has_native_bf16()
+    return cpu_has_native_bf16()
 
 
 def _default_settings() -> list[str]:
@@ -126,7 +126,7 @@ def run_tunerail(setting: str, steps: int, batch: int, out: Path) -> dict:
 def _prefix_share(examples, batches, pad_id: int) -> float:
     """Share of the real tokens that shared-prefix reuse does not recompute (prefix x (rows - 1))."""
     from tunerail.train.data import collate
-    from tunerail.train.recipe import shared_prefix_length
+    from tunerail.train.loss import shared_prefix_length
 
     saved = real = 0
     for b in batches:

@@ -139,7 +139,7 @@ def test_keep_filter_equals_filtering_the_full_pair_list_afterwards():
 def test_long_texts_normalise_and_shingle_piece_by_piece_exactly_as_whole():
     """A 50 MB row is hashed and shingled in pieces; the pieces must give the whole-text result."""
     from tunerail.data.records import normalize_text, normalized_pieces, text_pieces
-    from tunerail.doctor.near_duplicates import _long_shingles, shingles
+    from tunerail.doctor.shingles import _long_shingles, shingles
 
     rng = random.Random(5)
     alphabet = [

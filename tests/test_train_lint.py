@@ -181,7 +181,7 @@ def test_budget_cap_and_estimate_findings():
     assert budget.over_budget(b, 60) is None
     assert "max_cost" in budget.over_budget(b, 0.26 * 3600)
     assert "max_hours" in budget.over_budget(BudgetConfig(max_hours=0.5), 1800)
-    est = budget.estimate_run(seconds_per_token=1e-3, train_tokens=3_600_000, steps=1000, eval_tokens=0, evals=0, price_per_hour=4.0)
+    est = budget.estimate_run(budget.RunPlan(train_tokens=3_600_000, steps=1000, evals=0), budget.Rate(1e-3), price_per_hour=4.0)
     assert est.seconds == pytest.approx(3600) and est.cost == pytest.approx(4.0)
     assert [f.code for f in budget.check_estimate(est, b)] == ["TRN010", "TRN010"]
     assert [f.code for f in budget.check_estimate(est, BudgetConfig(max_cost=1.0))] == ["TRN011"]
@@ -264,32 +264,12 @@ def test_replay_pool_keeps_rows_that_fit():
 
 def test_estimate_from_measured_steps_replaces_the_probe_rate():
     # The probe said 1 ms/token; steps 2-5 took 2 ms/token; an evaluation timed in the window (3 s) replaces the step-0 one (5 s).
-    probe = budget.estimate_run(seconds_per_token=1e-3, train_tokens=100_000, steps=100, evals=10, eval_seconds=5.0, price_per_hour=0.0)
+    probe = budget.estimate_run(budget.RunPlan(train_tokens=100_000, steps=100, evals=10), budget.Rate(1e-3), eval_seconds=5.0)
     assert probe.seconds == pytest.approx(100 + 50)
-    est = budget.estimate_from_steps(
-        probe,
-        window_seconds=4 * 2.0 + 5.0,
-        window_steps=4,
-        window_tokens=4000,
-        window_evals=1,
-        elapsed=12.0,
-        steps_done=5,
-        tokens_done=5000,
-        evals_done=1,
-    )
+    done = budget.Work(seconds=12.0, steps=5, tokens=5000, evals=1)
+    est = budget.estimate_from_steps(probe, budget.Work(seconds=4 * 2.0 + 5.0, steps=4, tokens=4000, evals=1), done)
     assert est.per_token == pytest.approx(2e-3) and est.eval_seconds == pytest.approx(5.0)
-    est = budget.estimate_from_steps(
-        probe,
-        window_seconds=11.0,
-        window_steps=4,
-        window_tokens=4000,
-        window_evals=1,
-        window_eval_seconds=3.0,
-        elapsed=12.0,
-        steps_done=5,
-        tokens_done=5000,
-        evals_done=1,
-    )
+    est = budget.estimate_from_steps(probe, budget.Work(seconds=11.0, steps=4, tokens=4000, evals=1, eval_seconds=3.0), done)
     assert est.seconds == pytest.approx(12.0 + 2e-3 * 95_000 + 9 * 3.0)
     assert budget.fit_rate([(100, 0.1), (100, 0.4), (200, 0.2)]).per_token == pytest.approx(1e-3)  # median, not mean
 

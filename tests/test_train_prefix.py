@@ -13,7 +13,7 @@ def _batch_and_models(tmp_path, loss_on="all"):
     from tunerail.models import load_tokenizer
     from tunerail.train.data import collate, load_split, tokenize_records
     from tunerail.train.lora import load_base_model, prepare_model
-    from tunerail.train.recipe import _loss_model
+    from tunerail.train.loss import loss_model
 
     cfg = tiny_config(tmp_path)
     tok = load_tokenizer(cfg.model.base)
@@ -25,7 +25,7 @@ def _batch_and_models(tmp_path, loss_on="all"):
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.05)
-    return batch, model, _loss_model
+    return batch, model, loss_model
 
 
 def _loss_and_grads(loss_model, model, batch):
@@ -38,7 +38,7 @@ def _loss_and_grads(loss_model, model, batch):
 def test_shared_prefix_loss_and_lora_gradients_equal_the_full_computation(tmp_path):
     import torch
 
-    from tunerail.train.recipe import shared_prefix_length
+    from tunerail.train.loss import shared_prefix_length
 
     batch, model, make = _batch_and_models(tmp_path)
     prefix = shared_prefix_length(batch["input_ids"], batch["labels"])
@@ -57,7 +57,7 @@ def test_shared_prefix_loss_and_lora_gradients_equal_the_full_computation(tmp_pa
 
 
 def test_no_sharing_when_the_loss_covers_the_prompt(tmp_path):
-    from tunerail.train.recipe import shared_prefix_length
+    from tunerail.train.loss import shared_prefix_length
 
     batch, _, _ = _batch_and_models(tmp_path, loss_on="sequence")
     assert shared_prefix_length(batch["input_ids"], batch["labels"]) == 0

@@ -94,6 +94,27 @@ def check_out_dir(out: str | Path, option: str = "--out") -> Path:
     return out
 
 
+@contextmanager
+def atomic_folder(final: str | Path) -> Iterator[Path]:
+    """Build a folder under a temp sibling name (``.NAME.tmp``), then rename it to ``final``.
+
+    Why: a checkpoint or adapter folder is read back after a kill; it must be the old one or the
+    new one, never half written. On an exception ``final`` is untouched and the temp folder removed.
+    """
+    import shutil
+
+    final = Path(final)
+    tmp = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 INCOMPLETE = ".tunerail-incomplete"
 
 

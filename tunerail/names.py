@@ -1,6 +1,6 @@
 """Names a user types in the config, beside the schema: guardrail switches and doctor check codes.
 
-A leaf module (imports nothing from tunerail). ``config.py`` validates ``train.guards`` and
+A leaf module (imports nothing from tunerail). ``tunerail.config`` validates ``train.guards`` and
 ``doctor.disabled_checks`` against these tables at load time, once, with did-you-mean; the
 doctor registry refuses to register a check whose code and name are not listed here, and
 tests/test_architecture.py checks the table and the registry hold exactly the same checks. So

@@ -143,50 +143,6 @@ def _lineage(store: Store, split_json: Path, train_json: Path) -> dict[str, Any]
     return links
 
 
-def _sweep_step(
-    config: TunerailConfig,
-    cfg_json: dict[str, Any],
-    out: Path,
-    paths: dict[str, Path],
-    store: Store,
-    force: bool,
-    steps: list[StepRecord],
-    results: dict[str, Any],
-    on_event: Callable[[str, str], None],
-) -> tuple[TunerailConfig, dict[str, Any] | None]:
-    """Run (or reuse, when its inputs are unchanged) the sweep; return the config with best.yaml applied."""
-    from tunerail.sweep import sweep
-    from tunerail.sweep.space import apply, load_overlay
-
-    sweep_dir = out / "sweep"
-    h = _hash_inputs(step_config("sweep", cfg_json), [paths["train"], paths["validation"]])
-
-    def do_sweep():
-        result = sweep(config, train_data=paths["train"], validation_data=paths["validation"], out_dir=sweep_dir, store=store)
-        outputs = {"sweep_json": sweep_dir / "sweep.json", "report": sweep_dir / "report.html"}
-        if "best_yaml" in result.paths:
-            outputs["best_yaml"] = Path(result.paths["best_yaml"])
-        return (
-            outputs,
-            {
-                "study": result.study,
-                "best_value": result.best_value,
-                "best_params": result.best_params,
-                "counts": result.counts,
-                "share_used": result.share["used_share"],
-            },
-            result,
-        )
-
-    rec, results["sweep"] = _run_step("sweep", sweep_dir, h, force, do_sweep, on_event)
-    steps.append(rec)
-    if "best_yaml" not in rec.outputs:
-        on_event("sweep", "no completed trial: training with the configured setting")
-        return config, None
-    params = load_overlay(rec.outputs["best_yaml"])
-    return apply(config, params), {"best_yaml": rec.outputs["best_yaml"], "params": params, "study": rec.summary.get("study")}
-
-
 def _sweep_skipped(config: TunerailConfig) -> dict[str, Any] | None:
     """Why ``run`` trains without a sweep (recorded in the train step: a switched-off default is never silent)."""
     if not config.sweep.enabled:
@@ -224,166 +180,214 @@ def run(
     """
     if not isinstance(config, TunerailConfig):
         config = load_config(config)
-    on_event = on_event or (lambda step, message: None)
-    step_progress = progress or (lambda step: contextlib.nullcontext(None))
     data_path = source_for(config)
     if data_path is None:
         raise TunerailError(
             Problem("no training data configured", field="data.path", fix="set data.path in the config (relative to the config file)")
         )
     base = Path(config.source).parent if config.source else Path.cwd()
-    out = Path(out_dir) if out_dir else base / "runs" / config.project.name
-    store = Store(config.resolve(config.store.path) or config.store.path)
-    steps: list[StepRecord] = []
-    results: dict[str, Any] = {}
-    cfg_json = config.model_dump(mode="json")
-
-    # 1. doctor: audit the raw data, quarantine malformed rows, drop duplicates (safe fixes only).
-    from tunerail.doctor import doctor
-
-    doctor_dir = out / "doctor"
-    hub = pin(data_path) if isinstance(data_path, HubSource) else None  # the commit this run reads, named if it moved
-    if hub is not None:
-        data_path, moved = hub, moved_since(store, hub)
-        on_event("data", moved or f"{hub.id} at commit {hub.commit}")
-        results["data"] = {"hub": hub.manifest(), "moved": moved}
-    hub_key = {"hub": hub.manifest()} if hub else {}  # a moved Hub dataset re-runs doctor and split
-    h = _hash_inputs(step_config("doctor", cfg_json) | hub_key, [data_path] if isinstance(data_path, Path) else [])
-
-    def do_doctor():
-        with step_progress("doctor") as callback:
-            result = doctor(data_path, config, out_dir=doctor_dir, fix=True, progress=callback)
-        return (
-            {"findings": doctor_dir / "findings.json", "clean": doctor_dir / "clean.jsonl", "report": doctor_dir / "report.html"},
-            dict(result.summary),
-            result,
-        )
-
-    rec, results["doctor"] = _run_step("doctor", doctor_dir, h, force, do_doctor, on_event)
-    steps.append(rec)
-    clean = Path(rec.outputs["clean"])
-    if on_findings is not None:
-        on_findings("doctor", load_findings(doctor_dir / "findings.json"), unresolved_doctor_findings(doctor_dir))
-
-    # 2. split: before any fitting or augmentation; clusters and groups stay whole; test is frozen.
-    from tunerail.split import split
-
-    split_dir = out / "split"
-    h = _hash_inputs(step_config("split", cfg_json) | {"allow_criteria_change": allow_criteria_change} | hub_key, [clean])
-
-    def do_split():
-        result = split(clean, config, out_dir=split_dir, store=store, force=force, allow_criteria_change=allow_criteria_change, origin=hub)
-        return (
-            {name: result.paths[name] for name in ("train", "validation", "test")} | {"split_json": result.split_json},
-            {"sizes": result.sizes},
-            result,
-        )
-
-    rec, results["split"] = _run_step("split", split_dir, h, force, do_split, on_event)
-    steps.append(rec)
-    paths = {k: Path(v) for k, v in rec.outputs.items()}
-
-    # 3. leakage between the splits: must be empty after a grouped split.
-    from tunerail.split.leakage import leakage
-
-    leak_dir = out / "leakage"
-    h = _hash_inputs(step_config("leakage", cfg_json), [paths["train"], paths["validation"], paths["test"]])
-
-    def do_leakage():
-        result = leakage(
-            {"train": paths["train"], "validation": paths["validation"], "test": paths["test"]}, config=config, out_dir=leak_dir
-        )
-        return {"leakage": leak_dir / "leakage.json"}, {}, result
-
-    rec, results["leakage"] = _run_step("leakage", leak_dir, h, force, do_leakage, on_event)
-    steps.append(rec)
-
+    r = _Run(
+        config,
+        out=Path(out_dir) if out_dir else base / "runs" / config.project.name,
+        store=Store(config.resolve(config.store.path) or config.store.path),
+        force=force,
+        on_event=on_event or (lambda step, message: None),
+        progress=progress or (lambda step: contextlib.nullcontext(None)),
+    )
+    clean = r.doctor(data_path, on_findings)  # 1. audit the raw data, quarantine malformed rows, drop duplicates (safe fixes only)
+    r.split(clean, allow_criteria_change)  # 2. before any fitting or augmentation; clusters and groups stay whole; test is frozen
+    r.leakage()  # 3. leakage between the splits: must be empty after a grouped split
     # Gate: no training on unresolved errors (pipeline.stop_on) or on unread warnings on many rows (recorded).
-    results["gate"] = gate(out, config.pipeline, leak_dir / "leakage.json")
-
+    r.results["gate"] = gate(r.out, config.pipeline, r.out / "leakage" / "leakage.json")
     # 3b. select: with model.candidates, probe them on the validation split; train the recommended
     # one unless model.base was set explicitly (the choice and the reason are recorded).
     choice = None
     if config.model.candidates:
-        config, choice, rec = _select_step(config, out, paths, force, on_event, step_progress)
-        steps.append(rec)
-        cfg_json = config.model_dump(mode="json")
-
+        r.config, choice, rec = _select_step(r.config, r.out, r.paths, force, r.on_event, r.progress)
+        r.steps.append(rec)
     # 3c. sweep (on by default): Optuna search inside budget.search_share; train then uses best.yaml.
-    train_config, applied = config, None
-    skipped = _sweep_skipped(config)
+    train_config, applied = r.config, None
+    skipped = _sweep_skipped(r.config)
     if skipped is None:
-        train_config, applied = _sweep_step(config, cfg_json, out, paths, store, force, steps, results, on_event)
+        train_config, applied = r.sweep()
     else:
-        on_event("sweep", f"skipped: {skipped['reason']}")
+        r.on_event("sweep", f"skipped: {skipped['reason']}")
+    trained = r.train(train_config, resume, {"sweep_applied": applied, "sweep_skipped": skipped})  # 4. LoRA with every guardrail on
+    rec = r.evaluate(trained)  # 5. criteria, baseline, forgetting, verdict and report
+    return PipelineResult(r.config, r.out, r.steps, rec.summary.get("verdict"), Path(rec.outputs["report"]), r.results, choice)
 
-    # 4. train: LoRA with every guardrail on.
-    from tunerail.train import train
 
-    train_dir = out / "train"
-    h = _hash_inputs(step_config("train", train_config.model_dump(mode="json")), [paths["train"], paths["validation"]])
+@dataclass
+class _Run:
+    """One ``tunerail run``: what every step reads (config, run folder, store) and what the steps add (records, paths)."""
 
-    def do_train():
-        with step_progress("train") as callback:
-            result = train(
-                train_config,
-                train_data=paths["train"],
-                validation_data=paths["validation"],
-                out_dir=train_dir,
-                resume=resume,
-                store=store,
-                progress=callback,
+    config: TunerailConfig
+    out: Path
+    store: Store
+    force: bool
+    on_event: Callable[[str, str], None]
+    progress: Callable[[str], ContextManager[Any]]
+    steps: list[StepRecord] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)  # split's outputs: train, validation, test, split_json
+    hub: HubSource | None = None  # the pinned Hub dataset this run reads (None: a local file)
+    hub_key: dict[str, Any] = field(default_factory=dict)  # a moved Hub dataset re-runs doctor and split
+
+    def key(self, step: str, files: list[Path], config: TunerailConfig | None = None, extra: dict[str, Any] | None = None) -> str:
+        """The step's cache key: the config values it reads (``STEP_READS``), ``extra`` and its input files."""
+        return _hash_inputs(step_config(step, (config or self.config).model_dump(mode="json")) | (extra or {}), files)
+
+    def step(self, name: str, inputs_hash: str, body: Callable[[], tuple[dict[str, Any], dict[str, Any], Any]]) -> StepRecord:
+        """Run (or reuse) one step into ``out/<name>``; its record joins ``steps`` and its result ``results``."""
+        rec, self.results[name] = _run_step(name, self.out / name, inputs_hash, self.force, body, self.on_event)
+        self.steps.append(rec)
+        return rec
+
+    def doctor(self, data_path: Any, on_findings: Callable[[str, list[Finding], list[Finding]], None] | None) -> Path:
+        from tunerail.doctor import doctor
+
+        doctor_dir = self.out / "doctor"
+        hub = pin(data_path) if isinstance(data_path, HubSource) else None  # the commit this run reads, named if it moved
+        if hub is not None:
+            data_path, moved = hub, moved_since(self.store, hub)
+            self.on_event("data", moved or f"{hub.id} at commit {hub.commit}")
+            self.results["data"] = {"hub": hub.manifest(), "moved": moved}
+            self.hub_key, self.hub = {"hub": hub.manifest()}, hub
+
+        def do_doctor():
+            with self.progress("doctor") as callback:
+                result = doctor(data_path, self.config, out_dir=doctor_dir, fix=True, progress=callback)
+            return (
+                {"findings": doctor_dir / "findings.json", "clean": doctor_dir / "clean.jsonl", "report": doctor_dir / "report.html"},
+                dict(result.summary),
+                result,
             )
-        return (
-            {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"},
-            {"stopped_reason": result.stopped_reason, "best_step": result.best_step, "sweep_applied": applied, "sweep_skipped": skipped},
-            result,
-        )
 
-    rec, results["train"] = _run_step("train", train_dir, h, force, do_train, on_event)
-    steps.append(rec)
-    adapter = Path(rec.outputs["adapter"])
+        rec = self.step("doctor", self.key("doctor", [data_path] if isinstance(data_path, Path) else [], extra=self.hub_key), do_doctor)
+        if on_findings is not None:
+            on_findings("doctor", load_findings(doctor_dir / "findings.json"), unresolved_doctor_findings(doctor_dir))
+        return Path(rec.outputs["clean"])
 
-    # 5. eval: criteria, baseline, forgetting, verdict and report.
-    from tunerail.eval import evaluate
+    def split(self, clean: Path, allow_criteria_change: bool) -> None:
+        from tunerail.split import split
 
-    eval_dir = out / "eval"
-    h = _hash_inputs(
-        step_config("eval", cfg_json),
-        [
+        split_dir = self.out / "split"
+
+        def do_split():
+            result = split(
+                clean,
+                self.config,
+                out_dir=split_dir,
+                store=self.store,
+                force=self.force,
+                allow_criteria_change=allow_criteria_change,
+                origin=self.hub,
+            )
+            return (
+                {name: result.paths[name] for name in ("train", "validation", "test")} | {"split_json": result.split_json},
+                {"sizes": result.sizes},
+                result,
+            )
+
+        extra = {"allow_criteria_change": allow_criteria_change} | self.hub_key
+        rec = self.step("split", self.key("split", [clean], extra=extra), do_split)
+        self.paths = {k: Path(v) for k, v in rec.outputs.items()}
+
+    def leakage(self) -> None:
+        from tunerail.split.leakage import leakage
+
+        leak_dir = self.out / "leakage"
+        splits = {name: self.paths[name] for name in ("train", "validation", "test")}
+
+        def do_leakage():
+            return {"leakage": leak_dir / "leakage.json"}, {}, leakage(splits, config=self.config, out_dir=leak_dir)
+
+        self.step("leakage", self.key("leakage", list(splits.values())), do_leakage)
+
+    def sweep(self) -> tuple[TunerailConfig, dict[str, Any] | None]:
+        """Run (or reuse, when its inputs are unchanged) the sweep; return the config with best.yaml applied."""
+        from tunerail.sweep import sweep
+        from tunerail.sweep.space import apply, load_overlay
+
+        sweep_dir, paths = self.out / "sweep", self.paths
+
+        def do_sweep():
+            result = sweep(self.config, train_data=paths["train"], validation_data=paths["validation"], out_dir=sweep_dir, store=self.store)
+            outputs = {"sweep_json": sweep_dir / "sweep.json", "report": sweep_dir / "report.html"}
+            if "best_yaml" in result.paths:
+                outputs["best_yaml"] = Path(result.paths["best_yaml"])
+            summary = {
+                "study": result.study,
+                "best_value": result.best_value,
+                "best_params": result.best_params,
+                "counts": result.counts,
+                "share_used": result.share["used_share"],
+            }
+            return outputs, summary, result
+
+        rec = self.step("sweep", self.key("sweep", [paths["train"], paths["validation"]]), do_sweep)
+        if "best_yaml" not in rec.outputs:
+            self.on_event("sweep", "no completed trial: training with the configured setting")
+            return self.config, None
+        params = load_overlay(rec.outputs["best_yaml"])
+        return apply(self.config, params), {"best_yaml": rec.outputs["best_yaml"], "params": params, "study": rec.summary.get("study")}
+
+    def train(self, train_config: TunerailConfig, resume: bool, sweep_record: dict[str, Any]) -> StepRecord:
+        from tunerail.train import train
+
+        train_dir, paths = self.out / "train", self.paths
+
+        def do_train():
+            with self.progress("train") as callback:
+                result = train(
+                    train_config,
+                    train_data=paths["train"],
+                    validation_data=paths["validation"],
+                    out_dir=train_dir,
+                    resume=resume,
+                    store=self.store,
+                    progress=callback,
+                )
+            summary = {"stopped_reason": result.stopped_reason, "best_step": result.best_step} | sweep_record
+            return {"adapter": Path(result.adapter_dir), "train_json": train_dir / "train.json"}, summary, result
+
+        return self.step("train", self.key("train", [paths["train"], paths["validation"]], config=train_config), do_train)
+
+    def evaluate(self, trained: StepRecord) -> StepRecord:
+        from tunerail.eval import evaluate
+
+        eval_dir, paths = self.out / "eval", self.paths
+        adapter, train_json = Path(trained.outputs["adapter"]), Path(trained.outputs["train_json"])
+        doctor_dir, leakage_json = self.out / "doctor", self.out / "leakage" / "leakage.json"
+        files = [
             paths["test"],
             paths["train"],
             paths["validation"],
             paths["split_json"],
-            Path(rec.outputs["train_json"]),
+            train_json,
             doctor_dir / "findings.json",
-            leak_dir / "leakage.json",
+            leakage_json,
         ]
-        + sorted(p for p in adapter.rglob("*") if p.is_file()),
-    )
 
-    def do_eval():
-        with step_progress("eval") as callback:
-            result = evaluate(
-                config,
-                test_data=paths["test"],
-                adapter_dir=adapter,
-                out_dir=eval_dir,
-                progress=callback,
-                train_data=paths["train"],
-                validation_data=paths["validation"],  # baselines, k-shot
-                train_json=Path(rec.outputs["train_json"]),
-                split_json=paths["split_json"],
-                doctor_findings=unresolved_doctor_findings(doctor_dir),
-                leakage_findings=load_findings(leak_dir / "leakage.json"),
-                lineage=_lineage(store, paths["split_json"], train_dir / "train.json"),
-            )
-        return {"report": eval_dir / "report.html", "report_json": eval_dir / "report.json"}, {"verdict": result.verdict}, result
+        def do_eval():
+            with self.progress("eval") as callback:
+                result = evaluate(
+                    self.config,
+                    test_data=paths["test"],
+                    adapter_dir=adapter,
+                    out_dir=eval_dir,
+                    progress=callback,
+                    train_data=paths["train"],
+                    validation_data=paths["validation"],  # baselines, k-shot
+                    train_json=train_json,
+                    split_json=paths["split_json"],
+                    doctor_findings=unresolved_doctor_findings(doctor_dir),
+                    leakage_findings=load_findings(leakage_json),
+                    lineage=_lineage(self.store, paths["split_json"], self.out / "train" / "train.json"),
+                )
+            return {"report": eval_dir / "report.html", "report_json": eval_dir / "report.json"}, {"verdict": result.verdict}, result
 
-    rec, results["eval"] = _run_step("eval", eval_dir, h, force, do_eval, on_event)
-    steps.append(rec)
-    verdict = rec.summary.get("verdict")
-    return PipelineResult(config, out, steps, verdict, Path(rec.outputs["report"]), results, choice)
+        return self.step("eval", self.key("eval", files + sorted(p for p in adapter.rglob("*") if p.is_file())), do_eval)
 
 
 def _select_step(

@@ -48,15 +48,14 @@ def sweep_command(
     if out is None:
         base = Path(cfg.source).parent if cfg.source else Path.cwd()
         out = base / "runs" / cfg.project.name / "sweep"
-    from tunerail.sweep import sweep
+    from tunerail.sweep import StudyTarget, sweep
 
     def line(t: dict[str, Any]) -> None:
         value = "–" if t["value"] is None else f"{t['value']:.4f}"
         console.print(f"trial {t['number']}: {t['state']} {value} {escape(str(t['reason'] or ''))}", highlight=False)
 
-    result = sweep(
-        cfg, train_data=train_path, validation_data=validation_path, out_dir=out, trials=trials, storage=storage, study=study, on_trial=line
-    )
+    target = StudyTarget(trials=trials, storage=storage, name=study)
+    result = sweep(cfg, train_data=train_path, validation_data=validation_path, out_dir=out, target=target, on_trial=line)
     c, s = result.counts, result.share
     console.print(
         f"[bold]study {escape(result.study)}[/] ({escape(result.storage)}): {c.get('COMPLETE', 0)} complete "

@@ -33,21 +33,17 @@ still separates unrelated rows (shared function words give Jaccard ~0.1-0.2) whi
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from array import array
-from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from tunerail.data.records import LONG_TEXT, text_pieces
-
-_WORD = re.compile(r"\w+", re.UNICODE)
+from tunerail.doctor.clusters import clusters_from_pairs as clusters_from_pairs  # re-exported: checks and leakage import it from here
+from tunerail.doctor.clusters import groups_of, merge_components
+from tunerail.doctor.shingles import DEFAULT_NGRAM, jaccard, shingles
 
 DEFAULT_NUM_PERM = 256
-DEFAULT_NGRAM = 1
 DEFAULT_CHUNK = 4096  # rensa returns a chunk's signatures as Python lists: ~9 KB per row while a chunk is sketched
 _SEED = 42
 _BUCKET_SPAN = 32  # in a bigger bucket, each row is paired with this many rows after it
@@ -58,43 +54,6 @@ _SCREEN_BATCH = 1 << 16  # pairs screened at once: 2 x 64k x num_perm bytes of f
 
 Pair = tuple[int, int, float]
 Progress = Callable[[int, int], None]
-
-
-def shingles(text: str, ngram: int = DEFAULT_NGRAM) -> set[str]:
-    """Word n-grams of the normalised text (NFKC, casefold); shorter texts are one shingle.
-
-    A text over ``LONG_TEXT`` characters is read piece by piece: a 50 MB row has millions of
-    words but a small set of shingles, and the word list is never built.
-    """
-    if len(text) > LONG_TEXT:
-        return _long_shingles(text, ngram)
-    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())  # normalize_text minus spaces
-    if ngram <= 1:
-        return set(words) if words else {""}
-    if len(words) <= ngram:
-        return {" ".join(words)}
-    return {" ".join(words[i : i + ngram]) for i in range(len(words) - ngram + 1)}
-
-
-def _long_shingles(text: str, ngram: int, size: int = LONG_TEXT) -> set[str]:
-    words = (w for piece in text_pieces(text, size) for w in _WORD.findall(unicodedata.normalize("NFKC", piece).casefold()))
-    if ngram <= 1:
-        return set(words) or {""}
-    window: deque[str] = deque(maxlen=ngram)
-    out: set[str] = set()
-    count = 0
-    for word in words:
-        window.append(word)
-        count += 1
-        if count >= ngram:
-            out.add(" ".join(window))
-    return out if count > ngram else {" ".join(window)}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    """Exact Jaccard similarity of two shingle sets."""
-    inter = len(a & b)
-    return inter / (len(a) + len(b) - inter) if (a or b) else 1.0
 
 
 def minhashes(texts: Sequence[str], num_perm: int = DEFAULT_NUM_PERM, ngram: int = DEFAULT_NGRAM, seed: int = _SEED) -> list:
@@ -448,31 +407,8 @@ def near_duplicate_clusters(
         lo, hi = lo[ok], hi[ok]
         linked = np.array([jaccard(get(a), get(b)) >= threshold for a, b in zip(reps[lo].tolist(), reps[hi].tolist())], dtype=bool)
         if linked.any():
-            labels = _merge(labels, lo[linked], hi[linked])
+            labels = merge_components(labels, lo[linked], hi[linked])
     return groups_of(labels[sk.rep_of])
-
-
-def _merge(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Component label per node after adding edges ``a``-``b`` (scipy connected components on the labels)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(labels)
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (labels[a], labels[b])), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
-    return component[labels]
-
-
-def groups_of(row_labels: np.ndarray) -> list[list[int]]:
-    """Rows grouped by equal label (groups of two or more, each sorted, ordered by first member).
-
-    One argsort instead of a dict of lists: a 1M-row file costs 8 bytes per row.
-    """
-    order = np.argsort(row_labels, kind="stable")
-    sorted_labels = row_labels[order]
-    cuts = np.nonzero(sorted_labels[1:] != sorted_labels[:-1])[0] + 1
-    groups = [g.tolist() for g in np.split(order, cuts) if len(g) > 1]
-    return sorted(groups, key=lambda g: g[0])
 
 
 def near_duplicate_matches(
@@ -523,33 +459,3 @@ class _Concat(Sequence[str]):
 
     def __getitem__(self, i):  # type: ignore[override]
         return self.first[i] if i < len(self.first) else self.second[i - len(self.first)]
-
-
-class _UnionFind:
-    """Disjoint sets over 0..n-1; the root of a set is its smallest member."""
-
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(self, a: int, b: int) -> None:
-        a, b = self.find(a), self.find(b)
-        if a != b:
-            self.parent[max(a, b)] = min(a, b)
-
-
-def clusters_from_pairs(n: int, pairs: Sequence[tuple[int, int, float]] | Sequence[tuple[int, int]]) -> list[list[int]]:
-    """Connected components (size >= 2) of the pair graph, each sorted, ordered by first member."""
-    components = _UnionFind(n)
-    for pair in pairs:
-        components.union(pair[0], pair[1])
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(components.find(i), []).append(i)
-    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])

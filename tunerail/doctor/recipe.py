@@ -25,7 +25,6 @@ from typing import Any, Callable
 from tunerail.config import TunerailConfig
 from tunerail.data.hub import HubSource
 from tunerail.data.loaders import file_kind, load_records
-from tunerail.data.records import Rejection
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.fix import FixPlan, plan_fix, read_raw_lines, write_fix
 from tunerail.doctor.registry import Check, all_checks
@@ -99,33 +98,11 @@ def doctor(
     findings, ran, skipped = _run_checks(ctx, semantic, progress, timings)
     findings = sort_findings(findings)
 
-    plan = None
-    if fix:
-        lines = [r.ref.line for r in rejections if r.check == "format.unparseable"]
-        raw = (
-            read_raw_lines(data, lines)
-            if lines and not isinstance(data, HubSource) and Path(data).is_file() and file_kind(Path(data)) == "jsonl"
-            else {}
-        )
-        plan = plan_fix(
-            records, rejections, findings, mask_pii=config.doctor.mask_pii, phone_region=config.doctor.phone_region, raw_lines=raw
-        )
-
-    summary = _summary(str(data), fmt, config, records, rejections, findings, ran, skipped, semantic, plan)
+    plan = _plan_fix(data, ctx, findings) if fix else None
+    summary = _summary(str(data), ctx, findings, ran, skipped, semantic, plan)
+    rows_in, stats = len(records) + len(rejections), _row_stats(ctx, findings)
     result = DoctorResult(
-        str(data),
-        fmt,
-        config.task,
-        len(records) + len(rejections),
-        len(records),
-        rejections,
-        findings,
-        summary,
-        _row_stats(ctx, findings),
-        ran,
-        skipped,
-        timings,
-        plan,
+        str(data), fmt, config.task, rows_in, len(records), rejections, findings, summary, stats, ran, skipped, timings, plan
     )
     if out_dir is not None:
         _write_outputs(result, ctx, Path(out_dir), started)
@@ -223,22 +200,24 @@ def _probe(load: Callable[[], Any]) -> str | None:
     return None
 
 
+def _plan_fix(data: str | Path | HubSource, ctx: CheckContext, findings: list[Finding]) -> FixPlan:
+    """The safe repairs (``--fix``); unparseable JSONL lines are re-read raw so quarantine keeps them as written."""
+    lines = [r.ref.line for r in ctx.rejections if r.check == "format.unparseable"]
+    raw = {}
+    if lines and not isinstance(data, HubSource) and Path(data).is_file() and file_kind(Path(data)) == "jsonl":
+        raw = read_raw_lines(data, lines)
+    doc = ctx.config.doctor
+    return plan_fix(ctx.records, ctx.rejections, findings, mask_pii=doc.mask_pii, phone_region=doc.phone_region, raw_lines=raw)
+
+
 def _summary(
-    data: str,
-    fmt: str,
-    config: TunerailConfig,
-    records: list,
-    rejections: list[Rejection],
-    findings: list[Finding],
-    ran: list[str],
-    skipped: list[SkippedCheck],
-    semantic: bool,
-    plan: FixPlan | None,
+    data: str, ctx: CheckContext, findings: list[Finding], ran: list[str], skipped: list[SkippedCheck], semantic: bool, plan: FixPlan | None
 ) -> dict[str, Any]:
+    config, records, rejections = ctx.config, ctx.records, ctx.rejections
     counts = summarize(findings)
     out: dict[str, Any] = {
         "data": data,
-        "format": fmt,
+        "format": ctx.format,
         "task": config.task,
         "model": config.model.base,
         "max_seq_length": config.model.max_seq_length,

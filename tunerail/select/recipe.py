@@ -23,7 +23,7 @@ import random
 import re
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -34,78 +34,17 @@ from tunerail.config import TunerailConfig
 from tunerail.data.hub import HubSource, source_for
 from tunerail.data.records import Record
 from tunerail.errors import Problem, TunerailError
-from tunerail.findings import Finding, Severity, sort_findings
+from tunerail.findings import Severity, sort_findings
 from tunerail.io import write_atomic
 from tunerail.prompting import pick_template, prompt_for
 from tunerail.select import licence as L
 from tunerail.select import probes as P
+from tunerail.select.findings import baseline_findings, fit_findings
 from tunerail.select.recommend import Entry, recommend
+from tunerail.select.result import CandidateResult, SelectResult
 
 ProgressFn = Callable[[str, int, int], None]
 FORMAT_VERSION = 2  # 2: memory from a fresh process with the largest batch
-
-
-@dataclass
-class CandidateResult:
-    """Everything measured for one candidate (``measures`` is what ``candidates/<slug>.json`` holds)."""
-
-    name: str
-    resolved: str
-    licence: dict[str, Any]
-    params: int
-    scores: dict[str, dict[str, Any]]  # zero_shot / k_shot -> Estimate dict of the task metric
-    score: dict[str, Any]  # the better setting's Estimate, with "setting"
-    bits_per_byte: dict[str, Any]  # Estimate dict on the sample's reference answers
-    bits_per_byte_general: float | None  # on the forgetting suite
-    tokenizer: dict[str, Any]
-    resources: dict[str, Any]
-    findings: list[Finding]
-    eligible: bool = True
-    blocked: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    resumed: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out["findings"] = [f.to_dict() for f in self.findings]
-        return out
-
-
-@dataclass
-class SelectResult:
-    """What `tunerail select` prints and writes (``to_dict()`` is select.json)."""
-
-    recommended: str | None
-    reason: str
-    decided_by: str
-    ranking: list[str]
-    candidates: list[CandidateResult]
-    comparisons: dict[str, Any]
-    findings: list[Finding]
-    task: str
-    metric: str
-    sample: dict[str, Any]
-    baselines: dict[str, dict[str, Any]]  # classification: cheap baselines on the same sample
-    acknowledged: list[str]
-    seconds: float
-    select_json: str | None = None
-    report_html: str | None = None
-
-    @property
-    def blocked(self) -> bool:
-        return self.recommended is None
-
-    def candidate(self, name: str) -> CandidateResult:
-        return next(c for c in self.candidates if c.name == name)
-
-    def to_dict(self) -> dict[str, Any]:
-        from tunerail import __version__
-
-        out = dict(self.__dict__)
-        out["candidates"] = [c.to_dict() for c in self.candidates]
-        out["findings"] = [f.to_dict() for f in self.findings]
-        out["version"] = __version__
-        return out
 
 
 def select(
@@ -140,28 +79,83 @@ def select(
     and settings is not measured again, so an interrupted select resumes where it stopped.
     """
     t0 = time.perf_counter()
-    sc = config.select
     out = Path(out_dir)
     names = list(candidates or config.model.candidates)
 
     # 1. candidates --------------------------------------------------------------------------
     if not names:
-        raise TunerailError(
-            Problem(
-                "no candidates to compare",
-                field="model.candidates",
-                fix="list base models under model.candidates, or pass --candidates ID ...",
-            )
-        )
+        fix = "list base models under model.candidates, or pass --candidates ID ..."
+        raise TunerailError(Problem("no candidates to compare", field="model.candidates", fix=fix))
     resolved = resolve_candidates(names)
 
     # 2. sample ------------------------------------------------------------------------------
+    s = draw_sample(config, data, train_data)
+
+    # 3. measure -----------------------------------------------------------------------------
+    raw = {name: _measure_or_resume(config, name, resolved[name], out / "candidates", s, progress) for name in names}
+
+    # 4. decide ------------------------------------------------------------------------------
+    results, entries, rec = _decide(config, names, raw, s)
+    cheap = s.train_rows is not s.rows  # tiny data: no rows outside the sample to fit a baseline on
+    baselines = P.cheap_baselines(config, s.train_rows, s.rows, s.labels, s.metric, out / "alternatives") if cheap else {}
+    findings = sort_findings(
+        [f for c in results for f in c.findings]
+        + rec.findings
+        + baseline_findings(baselines, entries, rec.recommended, len(s.rows), config.select)
+    )
+    result = SelectResult(
+        recommended=rec.recommended,
+        reason=rec.reason,
+        decided_by=rec.decided_by,
+        ranking=rec.ranking,
+        candidates=results,
+        comparisons=rec.comparisons,
+        findings=findings,
+        task=s.task,
+        metric=s.metric,
+        sample=s.info,
+        baselines={k: {m: v for m, v in b.items() if m != "outputs"} for k, b in baselines.items()},
+        acknowledged=[c for c in names if c in config.model.license_acknowledged],
+        seconds=round(time.perf_counter() - t0, 2),
+    )
+
+    # 5. write -------------------------------------------------------------------------------
+    from tunerail.select.report import write_select_report
+
+    write_select_report(result, out)
+    return result
+
+
+@dataclass
+class Sample:
+    """The rows every candidate is measured on, and what the measurements depend on (``settings``: the resume key)."""
+
+    rows: list[Record]  # the seeded sample
+    train_rows: Sequence[Record]  # k-shot examples and the time probe (``rows`` itself on tiny data)
+    task: str
+    metric: str
+    template: Any
+    labels: list[str]
+    shots: list[tuple[str, str]]
+    language: str | None
+    info: dict[str, Any]  # select.json ``sample``
+    settings: dict[str, Any]
+
+    @property
+    def refs(self) -> list[str]:
+        return [r.completion for r in self.rows]
+
+
+def draw_sample(
+    config: TunerailConfig, data: str | Path | Sequence[Record] | None, train_data: str | Path | Sequence[Record] | None
+) -> Sample:
+    """``select.sample_rows`` rows of ``data`` drawn with ``select.seed``; training rows from ``train_data`` or the rest."""
+    sc = config.select
     records = _load(config, data if data is not None else source_for(config))
     rng = random.Random(sc.seed)
     order = list(range(len(records)))
     rng.shuffle(order)
-    in_sample = sorted(order[: sc.sample_rows])
-    sample = [records[i] for i in in_sample]
+    sample = [records[i] for i in sorted(order[: sc.sample_rows])]
     rest = [records[i] for i in sorted(order[sc.sample_rows :])]
     train_rows = _load(config, train_data) if train_data is not None else rest
     if not train_rows:
@@ -169,12 +163,10 @@ def select(
     task = config.task
     T.check_labels(task, sample)
     labels = sorted({r.label for r in records + list(train_rows) if r.label is not None}) if task == "classification" else []
-    metric = P.score_metric(config, task)
     template = pick_template(config)
     shots = T.pick_shots(train_rows if train_rows is not sample else [], sc.few_shot)
-    refs = [r.completion for r in sample]
     language, language_share = P.data_language(sample, config)
-    sample_info = {
+    info = {
         "rows": len(sample),
         "of": len(records),
         "seed": sc.seed,
@@ -186,7 +178,7 @@ def select(
         "hash": hashlib.sha256(json.dumps([r.text for r in sample], ensure_ascii=False).encode()).hexdigest()[:16],
     }
     settings = {
-        "sample": sample_info["hash"],
+        "sample": info["hash"],
         "shots": shots,
         "template": template.model_dump(mode="json"),
         "task": task,
@@ -198,19 +190,17 @@ def select(
         "train_rows": len(train_rows),
         "format": FORMAT_VERSION,
     }
+    return Sample(sample, train_rows, task, P.score_metric(config, task), template, labels, shots, language, info, settings)
 
-    # 3. measure -----------------------------------------------------------------------------
-    raw: dict[str, dict[str, Any]] = {}
-    for name in names:
-        raw[name] = _measure_or_resume(
-            config, name, resolved[name], out / "candidates", settings, sample, train_rows, template, labels, shots, task, progress
-        )
 
-    # 4. decide ------------------------------------------------------------------------------
-    n = len(sample)
-    results = [_candidate_result(config, name, raw[name], task, metric, refs, labels, n) for name in names]
+def _decide(
+    config: TunerailConfig, names: list[str], raw: dict[str, dict[str, Any]], s: Sample
+) -> tuple[list[CandidateResult], list[Entry], Any]:
+    """Each candidate's scores and gates (licence, budget, memory, language), then the recommendation rule."""
+    sc, n, refs = config.select, len(s.rows), s.refs
+    results = [_candidate_result(config, name, raw[name], s.task, s.metric, refs, s.labels, n) for name in names]
     for c in results:
-        c.findings += fit_findings(c, config, language=language, memory_bytes=P.machine_memory_bytes())
+        c.findings += fit_findings(c, config, language=s.language, memory_bytes=P.machine_memory_bytes())
         c.blocked = [f.code + " " + f.check for f in c.findings if f.severity == Severity.ERROR]
         c.eligible = not c.blocked
     entries = [
@@ -218,7 +208,7 @@ def select(
             c.name,
             c.params,
             c.score,
-            _score_stat(raw[c.name], c.score["setting"], task, refs, labels, metric),
+            _score_stat(raw[c.name], c.score["setting"], s.task, refs, s.labels, s.metric),
             c.bits_per_byte,
             P.bpb_statistic(raw[c.name]["bits"], raw[c.name]["bytes"]),
             c.blocked,
@@ -226,33 +216,7 @@ def select(
         for c in results
     ]
     rec = recommend(entries, n, alpha=sc.alpha, near_zero=sc.near_zero, resamples=sc.bootstrap, seed=sc.seed)
-    baselines = {}
-    if train_rows is not sample:
-        baselines = P.cheap_baselines(config, train_rows, sample, labels, metric, out / "alternatives")
-    findings = sort_findings(
-        [f for c in results for f in c.findings] + rec.findings + baseline_findings(baselines, entries, rec.recommended, n, sc)
-    )
-    result = SelectResult(
-        recommended=rec.recommended,
-        reason=rec.reason,
-        decided_by=rec.decided_by,
-        ranking=rec.ranking,
-        candidates=results,
-        comparisons=rec.comparisons,
-        findings=findings,
-        task=task,
-        metric=metric,
-        sample=sample_info,
-        baselines={k: {m: v for m, v in b.items() if m != "outputs"} for k, b in baselines.items()},
-        acknowledged=[c for c in names if c in config.model.license_acknowledged],
-        seconds=round(time.perf_counter() - t0, 2),
-    )
-
-    # 5. write -------------------------------------------------------------------------------
-    from tunerail.select.report import write_select_report
-
-    write_select_report(result, out)
-    return result
+    return results, entries, rec
 
 
 def resolve_candidates(names: Sequence[str]) -> dict[str, str]:
@@ -320,23 +284,13 @@ def _slug(name: str) -> str:
 
 
 def _measure_or_resume(
-    config: TunerailConfig,
-    name: str,
-    resolved: str,
-    folder: Path,
-    settings: dict[str, Any],
-    sample: list[Record],
-    train_rows: Sequence[Record],
-    template: Any,
-    labels: list[str],
-    shots: list[tuple[str, str]],
-    task: str,
-    progress: ProgressFn | None,
+    config: TunerailConfig, name: str, resolved: str, folder: Path, s: Sample, progress: ProgressFn | None
 ) -> dict[str, Any]:
+    """A candidate's measurements from ``folder`` when its model and ``s.settings`` are unchanged, else measured and saved."""
     from tunerail.eval.generate import model_fingerprint
 
     key = hashlib.sha256(
-        json.dumps({"model": model_fingerprint(name, None), **settings}, sort_keys=True, default=str).encode()
+        json.dumps({"model": model_fingerprint(name, None), **s.settings}, sort_keys=True, default=str).encode()
     ).hexdigest()[:24]
     path = folder / f"{_slug(name)}.json"
     if path.exists():
@@ -349,31 +303,21 @@ def _measure_or_resume(
                 return saved
         except ValueError:
             pass  # a damaged file is measured again
-    measured = measure_candidate(config, name, resolved, sample, train_rows, template, labels, shots, task, progress)
+    measured = measure_candidate(config, name, resolved, s, progress)
     measured["key"] = key
     write_atomic(path, json.dumps(measured, ensure_ascii=False, default=str))
     measured["resumed"] = False
     return measured
 
 
-def measure_candidate(
-    config: TunerailConfig,
-    name: str,
-    resolved: str,
-    sample: list[Record],
-    train_rows: Sequence[Record],
-    template: Any,
-    labels: list[str],
-    shots: list[tuple[str, str]],
-    task: str,
-    progress: ProgressFn | None = None,
-) -> dict[str, Any]:
+def measure_candidate(config: TunerailConfig, name: str, resolved: str, s: Sample, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Every raw measurement of one candidate, as JSON (per-row arrays kept for the paired tests)."""
     from tunerail.eval import generate as G
     from tunerail.eval.forgetting import load_suite
 
     t0 = time.perf_counter()
     sc = config.select
+    sample, train_rows, template, labels, shots, task = s.rows, s.train_rows, s.template, s.labels, s.shots, s.task
 
     def stage(label: str) -> ProgressFn | None:
         return (lambda _s, done, total: progress(f"{name}: {label}", done, total)) if progress else None
@@ -460,116 +404,6 @@ def _candidate_result(
 
 def _score_stat(raw: dict[str, Any], setting: str, task: str, refs: list[str], labels: list[str], metric: str):
     return P.task_scores(task, refs, raw["outputs"][setting], labels).statistic(metric)
-
-
-def baseline_findings(
-    baselines: dict[str, dict[str, Any]], entries: list[Entry], recommended: str | None, n: int, sc: Any
-) -> list[Finding]:
-    """SEL050: what the cheap baselines score on the same rows; a warning when one beats the recommendation."""
-    scored = {k: b for k, b in baselines.items() if "error" not in b}
-    if not scored:
-        return []
-    shown = ", ".join(f"{k} {b['value']:.3f} [{b['low']:.3f}, {b['high']:.3f}]" for k, b in scored.items())
-    failed = "".join(f"; {k} ({b['library']}) failed: {b['error']}" for k, b in baselines.items() if "error" in b)
-    out = [
-        Finding(
-            "select.baselines",
-            Severity.INFO,
-            f"cheap baselines on the same {n} rows: {shown}{failed}",
-            "the fine-tuned model has to beat these (the eval verdict compares against them)",
-            code="SEL050",
-            details={k: {m: v for m, v in b.items() if m != "outputs"} for k, b in baselines.items()},
-        )
-    ]
-    entry = next((e for e in entries if e.name == recommended), None)
-    best = max(scored, key=lambda k: scored[k]["value"])
-    if entry is not None and scored[best]["value"] > entry.score["value"]:
-        out[0].severity = Severity.WARNING
-        out[0].message += f"; {best} scores above {recommended} before fine-tuning ({entry.score['value']:.3f})"
-        out[0].fix = "fine-tune (the candidates' scores are before training) or consider shipping the cheap classifier"
-    return out
-
-
-def fit_findings(c: CandidateResult, config: TunerailConfig, *, language: str | None, memory_bytes: int) -> list[Finding]:
-    """SEL020 over budget, SEL021 does not fit in memory, SEL022 truncation, SEL040/SEL041 language."""
-    out: list[Finding] = []
-    est = c.resources.get("estimate") or {}
-    budget = config.budget
-    if est:
-        hours = est["seconds"] / 3600
-        if budget.max_hours is not None and hours > budget.max_hours:
-            out.append(
-                Finding(
-                    "select.over_budget",
-                    Severity.ERROR,
-                    f"{c.name}: training is estimated at {hours:.2f} h, over budget.max_hours {budget.max_hours:g} h",
-                    "raise budget.max_hours, train fewer epochs or rows, or pick a smaller candidate",
-                    code="SEL020",
-                    details={"estimate": est},
-                )
-            )
-        elif budget.max_cost is not None and budget.price_per_hour > 0 and est["cost"] > budget.max_cost:
-            out.append(
-                Finding(
-                    "select.over_budget",
-                    Severity.ERROR,
-                    f"{c.name}: training is estimated at {est['cost']:.2f} {budget.currency}, over budget.max_cost {budget.max_cost:g}",
-                    "raise budget.max_cost or pick a smaller candidate",
-                    code="SEL020",
-                    details={"estimate": est},
-                )
-            )
-    need = c.resources.get("memory_lora_gb")
-    if need is not None and need * 1e9 > memory_bytes:
-        out.append(
-            Finding(
-                "select.memory",
-                Severity.ERROR,
-                f"{c.name}: LoRA training needs about {need:.1f} GB, this machine has {memory_bytes / 1e9:.1f} GB",
-                "lower train.batch_size or model.max_seq_length, or pick a smaller candidate",
-                code="SEL021",
-            )
-        )
-    share = c.tokenizer.get("truncated_share", 0.0)
-    if share > 0.05:
-        out.append(
-            Finding(
-                "select.truncation",
-                Severity.WARNING,
-                f"{c.name}: {100 * share:.1f} % of the training rows are longer than model.max_seq_length "
-                f"{config.model.max_seq_length} tokens with this tokenizer",
-                "raise model.max_seq_length or shorten the rows",
-                code="SEL022",
-                details={"truncated_rows": c.tokenizer.get("truncated_rows")},
-            )
-        )
-    declared = [x.lower() for x in c.licence.get("languages") or []]
-    if language and declared and language.lower() not in declared and "multilingual" not in declared:
-        out.append(
-            Finding(
-                "select.language_declared",
-                Severity.WARNING,
-                f"{c.name}: the data is in '{language}', the model card declares {', '.join(declared)}",
-                "prefer a candidate trained on the data's language",
-                code="SEL040",
-                details={"language": language, "declared": declared},
-            )
-        )
-    general = c.bits_per_byte_general
-    ratio = config.select.language_bpb_ratio
-    if language and language != "en" and general and c.bits_per_byte["value"] > ratio * general:
-        out.append(
-            Finding(
-                "select.language_bpb",
-                Severity.WARNING,
-                f"{c.name}: {c.bits_per_byte['value']:.2f} bits per byte on the '{language}' data vs {general:.2f} "
-                f"on the English general suite: the model does not seem to know the language",
-                "prefer a candidate trained on the data's language",
-                code="SEL041",
-                details={"ratio": c.bits_per_byte["value"] / general},
-            )
-        )
-    return out
 
 
 def _load(config: TunerailConfig, data: str | Path | HubSource | Sequence[Record] | None) -> list[Record]:

@@ -6,8 +6,8 @@ storage (SQLite or PostgreSQL, with heartbeats), ``report.py`` the HTML report.
 """
 
 from tunerail._callable import make_callable
-from tunerail.sweep.recipe import SweepResult, sweep
+from tunerail.sweep.recipe import StudyTarget, SweepResult, sweep
 
-__all__ = ["SweepResult", "sweep"]
+__all__ = ["StudyTarget", "SweepResult", "sweep"]
 
 make_callable(__name__, sweep)

@@ -155,15 +155,22 @@ def _values(dim: Dimension | None, default: Any) -> list[Any]:
     return [default]
 
 
+@dataclass(frozen=True)
+class StudyTarget:
+    """Which study a worker joins; workers on several machines pass the same ``storage`` and ``name``."""
+
+    trials: int | None = None  # most trials in the study (all workers together); default sweep.trials
+    storage: str | None = None  # Optuna storage URL; default sweep.storage or SQLite in out_dir
+    name: str | None = None  # study name shared by workers; default sweep.study or derived from the inputs
+
+
 def sweep(
     config: Any,
     *,
     train_data: str | Path | Sequence[Any],
     validation_data: str | Path | Sequence[Any],
     out_dir: str | Path,
-    trials: int | None = None,
-    storage: str | None = None,
-    study: str | None = None,
+    target: StudyTarget | None = None,
     store: Any = None,
     on_trial: OnTrial | None = None,
 ) -> SweepResult:
@@ -175,9 +182,7 @@ def sweep(
         ``sweep`` (space, sampler, pruner, objective), ``budget`` (max_hours, search_share), ``train``.
     train_data, validation_data : split files (as written by ``tunerail split``) or records.
     out_dir : run folder: ``sweep.json``, ``best.yaml``, ``report.html``, ``sweep.db``, ``trials/``.
-    trials : most trials in the study (all workers together); default ``sweep.trials``.
-    storage : Optuna storage URL; default ``sweep.storage`` or SQLite in ``out_dir``.
-    study : study name shared by workers; default ``sweep.study`` or derived from the inputs.
+    target : the study's size, storage and name (``--trials``, ``--storage``, ``--study``); default: the config's.
     on_trial : called with each finished trial's row (for progress lines).
 
     Notes
@@ -190,24 +195,20 @@ def sweep(
 
     begun = time.perf_counter()  # every second from here on is charged to the share
     _need_validation(validation_data)
+    target = target or StudyTarget()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    method = config.train.method
-    space = build_space(method, config.train, config.sweep.space)
-    allowed = share_mod.allowed_seconds(config.budget)
-    n_trials = trials or config.sweep.trials
-    url = storage or config.sweep.storage or default_url(out)
-    name = study or config.sweep.study or study_name(config, [train_data, validation_data], space)
+    space = build_space(config.train.method, config.train, config.sweep.space)
+    url = target.storage or config.sweep.storage or default_url(out)
+    name = target.name or config.sweep.study or study_name(config, [train_data, validation_data], space)
     direction = _direction(config)
     study_obj = _open_study(config, url, name, direction, space, shared=url != default_url(out))
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    meter = share_mod.ShareMeter(study_obj, allowed, worker, start=begun)
+    meter = share_mod.ShareMeter(study_obj, share_mod.allowed_seconds(config.budget), worker, start=begun)
     meter.publish()
-    costs = meter.costs
     store = store or Store(config.resolve(config.store.path) or config.store.path)
     trial_store = Store(Path(store.root).with_name(Path(store.root).name + "-sweep-trials"))  # trial adapters: not project checkpoints
     n_rows = len(load_split(train_data, config, "train"))
-    parent = _parent_run(config, store.root, name, url, space)
     state = SweepState(
         config=config,
         space=space,
@@ -217,55 +218,65 @@ def sweep(
         worker=worker,
         out=out,
         trial_store=trial_store,
-        parent=parent,
+        parent=_parent_run(config, store.root, name, url, space),
         train_data=train_data,
         validation_data=validation_data,
         n_rows=n_rows,
     )
+    return _Worker(state, study_obj, name, url, target.trials or config.sweep.trials, on_trial).run()
 
-    def objective(trial: Any) -> float:
-        return Trial(state, trial).run()
 
-    def more() -> bool:
-        # A new trial must fit up to its first evaluation after a step, and its stop, at the costs measured so far.
-        return _counted(study_obj) < n_trials and meter.fits(costs.trial_cost())
+class _Worker:
+    """This process's part of the study: trials while the next one fits the share, the outputs rewritten after each."""
 
-    def write() -> SweepResult:
+    def __init__(self, state: SweepState, study: Any, name: str, url: str, n_trials: int, on_trial: OnTrial | None):
+        self.state, self.study, self.name, self.url, self.n_trials, self.on_trial = state, study, name, url, n_trials, on_trial
+
+    def run(self) -> SweepResult:
+        state, study, config, meter = self.state, self.study, self.state.config, self.state.meter
+        self.write()  # the outputs as of an empty study: a progress file from the start, and their cost measured before any stop is planned
+        if config.sweep.fidelity != "full":
+            Ladder(state, study, self.n_trials, self.report).run()
+        elif self.more():
+            _optimize(study, self.objective, self.n_trials, self.after_trial, self.on_trial)
+        state.close_tail()
+        parent = state.parent
+        if parent is not None:
+            best = _result(state, study, self.name, self.url).best_value
+            used_share = meter.spent() / (config.budget.max_hours * 3600)
+            parent.log_metrics({"best_value": float("nan") if best is None else best, "share_used": used_share}, step=0)
+        result = self.write()  # the last second charged is the one that wrote these outputs (meter.mine read inside)
+        if parent is not None:
+            parent.log_dict(result.to_dict(), "sweep.json")
+            parent.end("FINISHED")
+        meter.publish()
+        return result
+
+    def objective(self, trial: Any) -> float:
+        return Trial(self.state, trial).run()
+
+    def more(self) -> bool:
+        """A new trial must fit up to its first evaluation after a step, and its stop, at the costs measured so far."""
+        return _counted(self.study) < self.n_trials and self.state.meter.fits(self.state.meter.costs.trial_cost())
+
+    def write(self) -> SweepResult:
         """sweep.json, best.yaml, report.html as of now (after every trial: progress, and the cost measured)."""
         began = time.perf_counter()
-        found = _result(study_obj, name, url, config, space, allowed, parent, out, meter)
-        _write_outputs(found, study_obj, config, meter)
-        costs.see("outputs", time.perf_counter() - began)
+        found = _result(self.state, self.study, self.name, self.url)
+        _write_outputs(found, self.study, self.state.config, self.state.meter)
+        self.state.meter.costs.see("outputs", time.perf_counter() - began)
         return found
 
-    def report(study_: Any, frozen: Any) -> None:
-        if on_trial is not None:
-            on_trial(_trial_row(frozen))
-        write()
-        meter.publish()
+    def report(self, study_: Any, frozen: Any) -> None:
+        if self.on_trial is not None:
+            self.on_trial(_trial_row(frozen))
+        self.write()
+        self.state.meter.publish()
 
-    def after_trial(study_: Any, frozen: Any) -> None:
-        report(study_, frozen)
-        if not more():
+    def after_trial(self, study_: Any, frozen: Any) -> None:
+        self.report(study_, frozen)
+        if not self.more():
             study_.stop()
-
-    write()  # the outputs as of an empty study: a progress file from the start, and their cost measured before any stop is planned
-    if config.sweep.fidelity != "full":
-        Ladder(state, study_obj, n_trials, report).run()
-    elif more():
-        _optimize(study_obj, objective, n_trials, after_trial, on_trial)
-    state.close_tail()
-    if parent is not None:
-        best = _result(study_obj, name, url, config, space, allowed, parent, out, meter).best_value
-        parent.log_metrics(
-            {"best_value": float("nan") if best is None else best, "share_used": meter.spent() / (config.budget.max_hours * 3600)}, step=0
-        )
-    result = write()  # the last second charged is the one that wrote these outputs (meter.mine read inside)
-    if parent is not None:
-        parent.log_dict(result.to_dict(), "sweep.json")
-        parent.end("FINISHED")
-    meter.publish()
-    return result
 
 
 def _need_validation(validation_data: Any) -> None:
@@ -370,17 +381,9 @@ def _trial_row(t: Any) -> dict[str, Any]:
     }
 
 
-def _result(
-    study: Any,
-    name: str,
-    url: str,
-    config: Any,
-    space: dict[str, Dimension],
-    allowed: float,
-    parent: Any,
-    out: Path,
-    meter: share_mod.ShareMeter,
-) -> SweepResult:
+def _result(state: SweepState, study: Any, name: str, url: str) -> SweepResult:
+    """The study as of now (every worker's trials), with this worker's view of the share."""
+    config, space, allowed, parent, out, meter = state.config, state.space, state.meter.allowed, state.parent, state.out, state.meter
     rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
     counts: dict[str, int] = {}
     for r in rows:

@@ -11,8 +11,8 @@ Measured on a quiet machine, "training time" is the recipe's ``actual.seconds``:
 from step 1 to the end, evaluations and checkpoints inside it included (model loading, data
 preparation and the step-0 evaluation are not).
 
-``measure_rate`` and ``estimate_run`` take plain callables and numbers so another step
-(``select``'s candidate probe) can use them without the recipe.
+``probe_rate``, ``measure_rate`` and ``estimate_run`` take plain callables and numbers (a
+:class:`RunPlan`) so the recipe's probe and other steps use them without the recipe's state.
 """
 
 from __future__ import annotations
@@ -115,20 +115,22 @@ class Estimate:
         return self.seconds * elapsed / done
 
 
-def estimate_from_steps(
-    probe: Estimate,
-    *,
-    window_seconds: float,
-    window_steps: int,
-    window_tokens: float,
-    window_evals: int,
-    elapsed: float,
-    steps_done: int,
-    tokens_done: float,
-    evals_done: int,
-    window_eval_seconds: float | None = None,
-) -> Estimate:
-    """The run's estimate from a few measured training steps (the "warm-up window").
+@dataclass(frozen=True)
+class Work:
+    """An amount of training work: the seconds it took, optimizer steps, padded tokens and evaluations.
+
+    ``eval_seconds``: the evaluations' own timed seconds, when known (inside a warm-up window).
+    """
+
+    seconds: float
+    steps: int
+    tokens: float
+    evals: int
+    eval_seconds: float | None = None
+
+
+def estimate_from_steps(probe: Estimate, window: Work, done: Work) -> Estimate:
+    """The run's estimate from a few measured training steps (the "warm-up ``window``"), ``done`` so far.
 
     ``probe`` (from :func:`estimate_run`) gives the shape of the work (tokens per step, evaluations);
     the window's measured seconds, less its evaluations at their timed cost, give the real
@@ -137,15 +139,15 @@ def estimate_from_steps(
     from dataclasses import replace
 
     one_eval = probe.eval_seconds or 0.0
-    if window_evals and window_eval_seconds is not None:  # evaluations timed inside the window beat the step-0 one
-        one_eval = window_eval_seconds / window_evals
-    evals_cost = window_evals * one_eval
-    predicted = probe.work_seconds(window_steps, window_tokens, 0)
-    measured = window_seconds - evals_cost
+    if window.evals and window.eval_seconds is not None:  # evaluations timed inside the window beat the step-0 one
+        one_eval = window.eval_seconds / window.evals
+    evals_cost = window.evals * one_eval
+    predicted = probe.work_seconds(window.steps, window.tokens, 0)
+    measured = window.seconds - evals_cost
     ratio = measured / predicted if predicted > 0 and measured > 0 else 1.0
-    left_steps, left_tokens = max(0, probe.steps - steps_done), max(0.0, probe.tokens - tokens_done)
-    left_evals = max(0, (probe.evals or 0) - evals_done)
-    seconds = elapsed + ratio * probe.work_seconds(left_steps, left_tokens, 0) + left_evals * one_eval
+    left_steps, left_tokens = max(0, probe.steps - done.steps), max(0.0, probe.tokens - done.tokens)
+    left_evals = max(0, (probe.evals or 0) - done.evals)
+    seconds = done.seconds + ratio * probe.work_seconds(left_steps, left_tokens, 0) + left_evals * one_eval
 
     def scale(v: float | None) -> float | None:
         return None if v is None else v * ratio
@@ -178,30 +180,32 @@ def with_eval_seconds(estimate: Estimate, eval_seconds: float) -> Estimate:
     )
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """The run's shape, known before step 1: what :func:`estimate_run` multiplies the measured rates by."""
+
+    train_tokens: int  # padded tokens of every micro-batch of the run
+    steps: int  # optimizer steps
+    evals: int
+    micro_batches: int | None = None  # forward+backward passes per process (default: one per step)
+    eval_tokens: int = 0  # tokens of one evaluation (priced at EVAL_COST_RATIO when it was not timed)
+
+
 def estimate_run(
-    *,
-    seconds_per_token: float,
-    train_tokens: int,
-    steps: int,
-    eval_tokens: int = 0,
-    evals: int,
-    price_per_hour: float,
-    currency: str = "USD",
-    rate: Rate | None = None,
-    micro_batches: int | None = None,
-    eval_seconds: float | None = None,
+    plan: RunPlan, rate: Rate, *, eval_seconds: float | None = None, price_per_hour: float = 0.0, currency: str = "USD"
 ) -> Estimate:
     """Scale measured rates to the whole run: training passes, optimizer steps and evaluations.
 
-    ``rate`` (from :func:`measure_rate`) adds the per-pass overhead and the optimizer step;
-    ``eval_seconds`` is one timed evaluation, else evaluations cost ``EVAL_COST_RATIO`` per token.
+    ``rate`` (from :func:`measure_rate` or :func:`probe_rate`) gives the per-token time, the per-pass
+    overhead and the optimizer step; ``eval_seconds`` is one timed evaluation, else evaluations cost
+    ``EVAL_COST_RATIO`` per token.
     """
-    rate = rate or Rate(seconds_per_token)
-    micro = micro_batches if micro_batches is not None else steps
-    one_eval = eval_seconds if eval_seconds is not None else rate.per_token * EVAL_COST_RATIO * eval_tokens
-    seconds = micro * rate.overhead + steps * rate.optimizer_step + rate.per_token * train_tokens + evals * one_eval
+    steps = plan.steps
+    micro = plan.micro_batches if plan.micro_batches is not None else steps
+    one_eval = eval_seconds if eval_seconds is not None else rate.per_token * EVAL_COST_RATIO * plan.eval_tokens
+    seconds = micro * rate.overhead + steps * rate.optimizer_step + rate.per_token * plan.train_tokens + plan.evals * one_eval
     return Estimate(
-        train_tokens,
+        plan.train_tokens,
         steps,
         seconds,
         seconds / 3600 * price_per_hour,
@@ -211,9 +215,45 @@ def estimate_run(
         rate.overhead,
         rate.optimizer_step,
         one_eval,
-        evals,
+        plan.evals,
         max(1, round(micro / steps)) if steps else 1,
     )
+
+
+PROBE_WARMUP = 2  # untimed passes before the probe: the first two run 1.5-3x slower than the steady state
+
+
+def probe_rate(one_pass: Callable[[int], int], batch_tokens: Sequence[int], passes: int, optimizer_step: Callable[[], float]) -> Rate:
+    """Time ``passes`` forward+backward passes (``one_pass(batch index)``) over batches of typical sizes.
+
+    A median batch warms up first (kernel choice, allocator; ``PROBE_WARMUP`` untimed passes), then
+    sizes from the middle of the range (quartiles), where most of the run's batches are.
+    ``optimizer_step`` times one optimizer step (it runs after the passes, on their gradients).
+    """
+    order = sorted(range(len(batch_tokens)), key=lambda b: batch_tokens[b])
+    middle = [order[round((0.25 + 0.5 * (k + 0.5) / passes) * (len(order) - 1))] for k in range(passes)]
+    picks = [order[len(order) // 2]] * PROBE_WARMUP + middle
+    rate = measure_rate(one_pass, picks, warmup=PROBE_WARMUP)
+    rate.optimizer_step = optimizer_step()
+    return rate
+
+
+def time_optimizer_step(trainable: Sequence[Any], *, lr: float, weight_decay: float, max_grad_norm: float) -> float:
+    """Seconds of clip + AdamW step, timed on copies of ``trainable`` so the run's optimizer is untouched."""
+    import torch
+
+    copies = [p.detach().clone().requires_grad_(True) for p in trainable]
+    for c, p in zip(copies, trainable):
+        c.grad = p.grad.detach().clone() if p.grad is not None else torch.zeros_like(c)
+    opt = torch.optim.AdamW(copies, lr=lr, weight_decay=weight_decay)
+    seconds = 0.0
+    for i in range(3):  # the first step allocates the moment buffers
+        start = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(copies, max_grad_norm)
+        opt.step()
+        if i:
+            seconds += time.perf_counter() - start
+    return seconds / 2
 
 
 # The paid clock is written at most this often: a kill between checkpoints loses at most this many

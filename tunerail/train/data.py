@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from tunerail.data.records import Record
+from tunerail.data.records import Record, Rejection
 from tunerail.errors import DataError, Problem
 from tunerail.data.records import RowRef
 from tunerail.prompting import LOSS_KINDS, encode_parts, fit_parts
@@ -202,25 +202,27 @@ def load_split(source: str | Path | Sequence[Any], config: Any, role: str) -> li
     from tunerail.data.loaders import load_records, to_record, detect_format
     from tunerail.data.records import RawRow
 
+    records: list[Record] = []
+    rejections: list[Rejection] = []
     if isinstance(source, (str, Path)):
         from tunerail.data.loaders import iter_raw_rows
 
         name = str(source)
-        if next(iter(iter_raw_rows(source)), None) is None:
-            records, rejections = [], []
-        else:
+        if next(iter(iter_raw_rows(source)), None) is not None:
             records, rejections, _ = load_records(source, config.data.format, config.data.columns)
     else:
         items = list(source)
-        records: list[Record] = [r for r in items if isinstance(r, Record)]
+        records = [r for r in items if isinstance(r, Record)]
         dicts = [r for r in items if not isinstance(r, Record)]
-        rejections: list[Any] = []
         name = f"<{role} records>"
         if dicts:
             fmt = config.data.format if config.data.format != "auto" else detect_format(dicts, config.data.columns)
             for i, row in enumerate(dicts):
                 item = to_record(RawRow(RowRef(i, i + 1, None), dict(row)), fmt, config.data.columns)
-                (records if isinstance(item, Record) else rejections).append(item)
+                if isinstance(item, Record):
+                    records.append(item)
+                else:
+                    rejections.append(item)
     if rejections:
         first = rejections[0]
         raise DataError(

@@ -19,25 +19,24 @@ best checkpoint restored, hyperparameter lint before the first step, divergence 
 overfitting monitor, budget cap. See ``guards.py``, ``lint.py`` and ``budget.py``.
 """
 
+# size: file: the recipe reads setup -> train -> finish in one file, as torchtune's do (loss, checkpoint, probe live apart)
 from __future__ import annotations
 
 import json
 import math
-import os
-import random
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from tunerail.errors import GuardrailError, Problem, TunerailError
-from tunerail.train.checkpoint_files import checkpoint_folder, damaged_checkpoint
 from tunerail.findings import Finding, Severity, sort_findings
+from tunerail.io import atomic_folder, write_atomic
 from tunerail.prompting import pick_template
 from tunerail.train import budget as budget_mod
 from tunerail.train import distributed
+from tunerail.train.checkpoint import TrainState, capture_rng, read_state, read_weights, restore_rng, resume_fingerprint, write_state
 from tunerail.train.data import (
     Example,
     collate,
@@ -50,168 +49,8 @@ from tunerail.train.data import (
 )
 from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
 from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
-
-Progress = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class TrainHooks:
-    """Optional hooks for callers that run many trainings in one process (``tunerail sweep``).
-
-    on_eval : called with each evaluation row (after the checkpoint); a returned string stops
-        training there with that ``stopped_reason`` (pruned, budget share...).
-    on_step : called after each optimizer step with the step and whether an evaluation follows
-        it; a returned string stops training there, with a last evaluation and checkpoint (as the
-        budget guard does), under that ``stopped_reason``.
-    base_model : a loaded base model to wrap with a fresh LoRA instead of loading one; the
-        caller removes the adapter afterwards (``peft`` ``unload()``).
-    cache : a dict reused across trainings for the tokenizer and tokenized rows.
-    """
-
-    on_eval: Callable[[dict[str, Any]], str | None] | None = None
-    on_step: Callable[[int, bool], str | None] | None = None
-    base_model: Any = None
-    cache: dict[Any, Any] | None = None
-
-    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
-        if self.cache is None:
-            return compute()
-        if key not in self.cache:
-            self.cache[key] = compute()
-        return self.cache[key]
-
-
-STATE_FILE = "trainer_state.pt"
-WEIGHTS_FILE = "trainable.safetensors"
-PROBE_WARMUP = 2  # untimed passes before the probe: the first two run 1.5-3x slower than the steady state
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced; also written to ``out_dir/train.json``."""
-
-    adapter_dir: Path  # peft ``save_pretrained`` folder of the BEST checkpoint (full model for method=full)
-    base_model: str
-    method: str
-    checkpoint_id: str | None  # store artifact id of the best checkpoint
-    run_id: str | None  # MLflow run id
-    tracking_uri: str | None
-    history: list[dict[str, Any]]
-    best_step: int
-    best_val_loss: float | None
-    stopped_reason: str  # completed | early_stopping | divergence | budget
-    estimate: dict[str, Any] | None
-    actual: dict[str, Any]
-    findings: list[Finding]
-    guards_disabled: list[str]
-    parameters: dict[str, int]
-    padding_waste: float
-    data: dict[str, Any] = field(default_factory=dict)
-    out_dir: Path | None = None
-    weights_sha256: str | None = None  # this process's in-memory trainable weights at the end (DDP ranks must agree)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["adapter_dir"] = str(self.adapter_dir)
-        out["out_dir"] = str(self.out_dir) if self.out_dir else None
-        out["findings"] = [f.to_dict() for f in self.findings]
-        return out
-
-
-def _cpu_has_native_bf16() -> bool:
-    """True when oneDNN runs bf16 natively on this CPU (else bf16 is emulated and slower than fp32)."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-MIN_SHARED_PREFIX = 4  # shorter common prefixes are not worth a second decoder call
-
-
-def shared_prefix_length(input_ids: Any, labels: Any) -> int:
-    """Tokens every row of the batch starts with, up to the first position whose hidden state the loss needs.
-
-    Rows rendered with one template share the system turn and the template's opening; the
-    prefix stops before the first answer-predicting position (``labels[:, i + 1] != -100``), so
-    every hidden state the loss reads comes from the per-row pass.
-    """
-    if input_ids.shape[0] < 2:
-        return 0
-    same = (input_ids == input_ids[:1]).all(dim=0)
-    lcp = int(same.long().cumprod(0).sum())
-    needed = (labels[:, 1:] != -100).any(dim=0).nonzero()
-    first = int(needed[0]) if len(needed) else input_ids.shape[1]
-    p = min(lcp, first, input_ids.shape[1] - 1)
-    return p if p >= MIN_SHARED_PREFIX else 0
-
-
-def _cache_kwarg(decoder: Any) -> str:
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
-
-
-def decoder_hidden(decoder: Any, input_ids: Any, attention_mask: Any, prefix: int) -> Any:
-    """Last hidden states of positions ``prefix..`` with the shared prefix run once for the batch.
-
-    The prefix goes through the decoder once (batch 1, with gradients); its key/value cache is
-    repeated over the batch rows and the rest of each row attends to it. Same attention, same
-    positions, so the loss and the gradients equal the full computation (fp32 tolerance; dropout
-    masks of the prefix are shared by the rows). ``prefix`` 0 runs the plain full forward.
-    """
-    if prefix == 0:
-        return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    key = _cache_kwarg(decoder)
-    head = decoder(input_ids=input_ids[:1, :prefix], use_cache=True)
-    cache = getattr(head, key, None) or head.past_key_values
-    cache.batch_repeat_interleave(input_ids.shape[0])
-    rest = decoder(input_ids=input_ids[:, prefix:], attention_mask=attention_mask, use_cache=True, **{key: cache})
-    return rest.last_hidden_state
-
-
-def _loss_model(model: Any, *, answer_only_head: bool, autocast_bf16: bool, shared_prefix: bool = True) -> Any:
-    """Wrap the (peft) model so one forward returns (summed answer-token loss, token count).
-
-    Going through one ``nn.Module`` keeps DDP's gradient sync intact. With ``answer_only_head``
-    the decoder runs once for hidden states and the LM head is applied only where a label is
-    set, instead of materialising batch x length x vocab logits. With ``shared_prefix`` the
-    batch's common prompt prefix runs once (:func:`decoder_hidden`).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    class _LossModel(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-            base = model.get_base_model() if hasattr(model, "get_base_model") else model
-            self._base = [base]  # not a submodule: already registered through self.model
-            softcap = getattr(getattr(base, "config", None), "final_logit_softcapping", None)
-            self.answer_only = answer_only_head and softcap is None and base.get_output_embeddings() is not None
-            self.shared_prefix = shared_prefix and self.answer_only
-            self.prefix_tokens_saved = 0  # rows x shared prefix tokens not recomputed (for the bench)
-
-        def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> tuple[Any, Any]:
-            targets = labels[:, 1:]
-            mask = targets != -100
-            with torch.autocast(
-                "cpu" if input_ids.device.type == "cpu" else input_ids.device.type, dtype=torch.bfloat16, enabled=autocast_bf16
-            ):
-                if self.answer_only:
-                    base = self._base[0]
-                    prefix = shared_prefix_length(input_ids, labels) if self.shared_prefix else 0
-                    self.prefix_tokens_saved += prefix * (input_ids.shape[0] - 1)
-                    hidden = decoder_hidden(base.get_decoder(), input_ids, attention_mask, prefix)
-                    logits = base.get_output_embeddings()(hidden[:, :-1][mask[:, prefix:]])
-                else:
-                    logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask]
-            loss_sum = F.cross_entropy(logits.float(), targets[mask], reduction="sum")
-            return loss_sum, mask.sum()
-
-    return _LossModel()
+from tunerail.train.loss import loss_model
+from tunerail.train.result import Progress, TrainHooks, TrainResult, weights_digest
 
 
 def train(
@@ -326,7 +165,7 @@ class TrainRecipe:
         elif "message" in info:
             print(info["message"], file=sys.stderr)
 
-    def _setup_resume(self) -> dict[str, Any] | None:
+    def _setup_resume(self) -> TrainState | None:
         latest = self.ckpt_root / "latest.json"
         if not self.resume:
             if latest.exists():
@@ -341,33 +180,15 @@ class TrainRecipe:
         if not latest.exists():
             self._emit("setup", message=f"--resume: no checkpoint in {self.ckpt_root}, starting from scratch")
             return None
-        import torch
-
-        folder = checkpoint_folder(latest)
-        import pickle
-
-        try:  # tensors and plain data only: loading a checkpoint must never run code from it
-            state = torch.load(folder / STATE_FILE, weights_only=True)
-        except pickle.UnpicklingError as exc:
-            raise TunerailError(
-                Problem(
-                    f"the checkpoint state holds objects other than tensors and plain data "
-                    f"({str(exc).splitlines()[0][:200]}); refusing to load it",
-                    file=str(folder / STATE_FILE),
-                    fix="start a new --out; only resume from checkpoints tunerail wrote",
-                )
-            ) from None
-        except (OSError, EOFError, RuntimeError) as exc:  # missing, truncated or not a torch file
-            raise damaged_checkpoint(folder / STATE_FILE, exc) from None
-        state["_folder"] = folder
-        saved = state.get("fingerprint")
-        if saved and saved != _resume_fingerprint(self.config):
+        state, folder = read_state(self.ckpt_root)
+        self.state_folder = folder
+        if state.fingerprint and state.fingerprint != resume_fingerprint(self.config):
             self._emit(
                 "setup",
                 message="warning: the config changed since the checkpoint; the checkpoint's data "
                 "order and step count win, the new settings apply from here",
             )
-        self._emit("setup", message=f"resuming from step {state['step']} ({folder.name})")
+        self._emit("setup", message=f"resuming from step {state.step} ({folder.name})")
         return state
 
     def _setup_data(self, train_data: Any, validation_data: Any) -> None:
@@ -488,9 +309,9 @@ class TrainRecipe:
     def _setup_model(self) -> None:
         import torch
 
-        from tunerail.train.lora import count_parameters, load_base_model, prepare_model
+        from tunerail.train.lora import count_parameters, load_base_model, prepare_model, use_bf16
 
-        self.bf16 = self._use_bf16()
+        self.bf16 = use_bf16(self.tc.bf16)
         on_cpu = self.accelerator.device.type == "cpu"
         autocast = self.bf16 and (self.tc.bf16 == "autocast" or self.method == "full" or (on_cpu and self.tc.bf16 == "auto"))
         base = self.hooks.base_model
@@ -504,26 +325,13 @@ class TrainRecipe:
         self._emit("setup", message=f"{self.method} on {self.config.model.base}: {self.params} ({precision})")
         # FSDP: one forward per unit per step (the shared prefix would run each layer twice before backward).
         shared = self.tc.shared_prefix and not self.sharded
-        loss_model = _loss_model(self.model, answer_only_head=True, autocast_bf16=autocast, shared_prefix=shared)
+        wrapped = loss_model(self.model, answer_only_head=True, autocast_bf16=autocast, shared_prefix=shared)
         distributed.set_wrap_policy(self.accelerator, self.model)
         # DeepSpeed prepares the model with its optimizer (_setup_optimizer).
-        self.loss_model = loss_model if distributed.is_deepspeed_run(self.accelerator) else self.accelerator.prepare(loss_model)
+        self.loss_model = wrapped if distributed.is_deepspeed_run(self.accelerator) else self.accelerator.prepare(wrapped)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
         torch.manual_seed(self.tc.seed)
-
-    def _use_bf16(self) -> bool:
-        import torch
-
-        if self.tc.bf16 == "auto":
-            # GPUs: bf16 where supported. CPUs: bf16 autocast where the chip has native bf16 (AVX512-BF16/AMX);
-            # measured on an idle 2-core EPYC: 341 vs 116 tokens/s fp32 (bench/train.py, results/train.json).
-            if torch.cuda.is_available():
-                return torch.cuda.is_bf16_supported()
-            return _cpu_has_native_bf16()
-        if self.tc.bf16 == "autocast":
-            return True
-        return bool(self.tc.bf16)
 
     def _setup_optimizer(self) -> None:
         import torch
@@ -549,12 +357,6 @@ class TrainRecipe:
 
         rng = torch.get_rng_state()
         batches = self._epoch_batches(0)
-        order = sorted(range(len(batches)), key=lambda b: self._batch_tokens(batches[b]))
-        n = self.tc.probe_steps
-        # A median batch warms up (first pass: kernel choice, allocator); then sizes from the middle of
-        # the range (quartiles), where most of the run's batches are.
-        middle = [order[round((0.25 + 0.5 * (k + 0.5) / n) * (len(order) - 1))] for k in range(n)]
-        picks = [order[len(order) // 2]] * PROBE_WARMUP + middle
         self.loss_model.train()
 
         def one_pass(b: int) -> int:
@@ -562,8 +364,12 @@ class TrainRecipe:
             self.accelerator.backward(loss_sum / count.clamp(min=1))
             return self._batch_tokens(batches[b])
 
-        rate = budget_mod.measure_rate(one_pass, picks, warmup=PROBE_WARMUP)
-        rate.optimizer_step = self._time_optimizer_step()
+        def optimizer_step() -> float:
+            return budget_mod.time_optimizer_step(
+                self.trainable, lr=self.lr, weight_decay=self.tc.weight_decay, max_grad_norm=self.tc.max_grad_norm
+            )
+
+        rate = budget_mod.probe_rate(one_pass, [self._batch_tokens(b) for b in batches], self.tc.probe_steps, optimizer_step)
         self.optimizer.zero_grad(set_to_none=True)
         torch.set_rng_state(rng)
         # Real micro-batches of the whole run (the per-rank time of a global token is per_token / world).
@@ -572,41 +378,23 @@ class TrainRecipe:
         self._epoch_batches(0)
         rate.per_token /= self.world
         evals = self.total_steps // self.eval_steps + (1 if self.total_steps % self.eval_steps else 0)
-        self.estimate = budget_mod.estimate_run(
-            seconds_per_token=rate.per_token,
-            rate=rate,
+        plan = budget_mod.RunPlan(
             train_tokens=train_tokens,
             steps=self.total_steps,
+            evals=evals,
             micro_batches=self.total_steps * self.tc.gradient_accumulation,
             eval_tokens=sum(e.length for e in self.val_examples),
-            eval_seconds=eval_seconds,
-            evals=evals,
-            price_per_hour=self.config.budget.price_per_hour,
-            currency=self.config.budget.currency,
+        )
+        budget = self.config.budget
+        self.estimate = budget_mod.estimate_run(
+            plan, rate, eval_seconds=eval_seconds, price_per_hour=budget.price_per_hour, currency=budget.currency
         )
         self._emit("estimate", estimate=self.estimate, message=f"estimate: {self.estimate}")
         if "budget" in self.disabled:
             return
-        for f in budget_mod.check_estimate(self.estimate, self.config.budget):
+        for f in budget_mod.check_estimate(self.estimate, budget):
             self.findings.append(f)  # before step 1: on screen and in train.json
             self._emit("estimate", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
-
-    def _time_optimizer_step(self) -> float:
-        """Seconds of clip + AdamW step + zero_grad, timed on copies so the run's optimizer is untouched."""
-        import torch
-
-        copies = [p.detach().clone().requires_grad_(True) for p in self.trainable]
-        for c, p in zip(copies, self.trainable):
-            c.grad = p.grad.detach().clone() if p.grad is not None else torch.zeros_like(c)
-        opt = torch.optim.AdamW(copies, lr=self.lr, weight_decay=self.tc.weight_decay)
-        seconds = 0.0
-        for i in range(3):  # the first step allocates the moment buffers
-            start = time.perf_counter()
-            torch.nn.utils.clip_grad_norm_(copies, self.tc.max_grad_norm)
-            opt.step()
-            if i:
-                seconds += time.perf_counter() - start
-        return seconds / 2
 
     def _setup_tracking(self) -> None:
         from tunerail.train.tracking import environment, start_tracking
@@ -664,55 +452,17 @@ class TrainRecipe:
 
     # -- train ---------------------------------------------------------------------------------
     def train(self) -> None:
-        import torch
-
-        eval_seconds = None
-        if self.step == 0 and not self.history and self.val_examples:
-            start = time.perf_counter()
-            self._evaluate_and_checkpoint(train_loss=None, tokens=0, seconds=0.0)
-            eval_seconds = time.perf_counter() - start
-            if self._hook_stop is not None:
-                self.stopped_reason = self._hook_stop
-                return
-        if self.estimate is not None and eval_seconds is not None and self.estimate_basis == "probe":
-            # The step-0 evaluation (with its checkpoint) was just timed: it replaces the per-token guess.
-            self.estimate = budget_mod.with_eval_seconds(self.estimate, eval_seconds)
-        if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
-            self.stopped_reason = "early_stopping"  # resumed after it had stopped by itself: nothing left to do
+        """The step-0 evaluation, then optimizer steps until the end or a guard or hook stops the run (``stopped_reason``)."""
+        if not self._before_first_step():
             return
         window_losses: list[float] = []
         tokens = self.history[-1]["tokens"] if self.history else 0
         session_start = time.perf_counter()
         elapsed_before = self.elapsed
         clock = budget_mod.RunClock(self.ckpt_root)
-        reason = None if "budget" in self.disabled else budget_mod.over_budget(self.config.budget, self.elapsed)
-        if reason is not None and self.step < self.total_steps:  # a resume past the cap: not one more step
-            self.stopped_reason = "budget"
-            self._emit("guard", message=f"budget: {reason} (over all sessions so far); not resuming")
-            return
         while self.step < self.total_steps:
-            self.loss_model.train()
-            first = self.step * self.micro_per_step
-            step_loss = torch.zeros((), dtype=torch.float64)
-            has_replay = False
-            try:
-                for k in range(self.tc.gradient_accumulation):
-                    batch = self._micro_batch(first + k * self.world + self.rank)
-                    has_replay = has_replay or any(i >= self.n_task_examples for i in batch)
-                    loss_sum, n = self.loss_model(**self._collate(batch))
-                    loss = loss_sum / n.clamp(min=1)
-                    self.accelerator.backward(loss / self.tc.gradient_accumulation)
-                    step_loss += loss.detach().double() / self.tc.gradient_accumulation
-                    tokens += sum(self._batch_tokens(self._micro_batch(first + k * self.world + r)) for r in range(self.world))
-            except (torch.OutOfMemoryError, MemoryError) as exc:
-                raise _oom(exc, self.tc.batch_size, self.config.model.max_seq_length) from None
-            distributed.clip_grad_norm(self.loss_model, self.trainable, self.tc.max_grad_norm)
             lr = self.scheduler.get_last_lr()[0]
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.step += 1
-            loss_value = float(self._mean_across_ranks(step_loss))
+            loss_value, tokens, has_replay = self._optimizer_step(tokens)
             self.elapsed = elapsed_before + time.perf_counter() - session_start
             if self.main:
                 clock.tick(self.elapsed, self.step)
@@ -726,31 +476,94 @@ class TrainRecipe:
                     self.stopped_reason = "divergence"
                     return
             window_losses.append(loss_value)
-            reason = None if "budget" in self.disabled else budget_mod.over_budget(self.config.budget, self.elapsed)
-            evaluating = self.step % self.eval_steps == 0 or self.step == self.total_steps
-            hook = self.hooks.on_step(self.step, evaluating) if self.hooks.on_step is not None and reason is None else None
-            if self._any_rank(reason is not None or hook is not None):
-                self.stopped_reason = hook or "budget"
-                why = reason or ("stopped by the caller" if hook else "another process hit the budget")
-                self._emit("guard", message=f"{hook or 'budget'}: {why}; stopping with a checkpoint")
-                self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
+            if self._stop_after_step(window_losses, tokens):
                 return
-            if evaluating:
-                self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
-                window_losses = []
-                if self._hook_stop is not None:
-                    self.stopped_reason = self._hook_stop
-                    return
-                if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
-                    self.stopped_reason = "early_stopping"
-                    self._emit(
-                        "guard",
-                        message=(
-                            f"early stopping: no improvement in {self.tc.patience} evaluations; "
-                            f"best step {self.early.best_step} (val loss {self.early.best:.4f})"
-                        ),
-                    )
-                    return
+
+    def _before_first_step(self) -> bool:
+        """The step-0 evaluation (timed into the estimate); False when the run must not take a step (hook, early stop, budget)."""
+        eval_seconds = None
+        if self.step == 0 and not self.history and self.val_examples:
+            start = time.perf_counter()
+            self._evaluate_and_checkpoint(train_loss=None, tokens=0, seconds=0.0)
+            eval_seconds = time.perf_counter() - start
+            if self._hook_stop is not None:
+                self.stopped_reason = self._hook_stop
+                return False
+        if self.estimate is not None and eval_seconds is not None and self.estimate_basis == "probe":
+            # The step-0 evaluation (with its checkpoint) was just timed: it replaces the per-token guess.
+            self.estimate = budget_mod.with_eval_seconds(self.estimate, eval_seconds)
+        if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
+            self.stopped_reason = "early_stopping"  # resumed after it had stopped by itself: nothing left to do
+            return False
+        reason = None if "budget" in self.disabled else budget_mod.over_budget(self.config.budget, self.elapsed)
+        if reason is not None and self.step < self.total_steps:  # a resume past the cap: not one more step
+            self.stopped_reason = "budget"
+            self._emit("guard", message=f"budget: {reason} (over all sessions so far); not resuming")
+            return False
+        return True
+
+    def _optimizer_step(self, tokens: int) -> tuple[float, int, bool]:
+        """One optimizer step over ``gradient_accumulation`` micro-batches per process.
+
+        Returns the step's mean loss (over processes), the global token count after it, and whether
+        this process's batches held replay rows (the divergence guard tracks that stream apart).
+        """
+        import torch
+
+        self.loss_model.train()
+        first = self.step * self.micro_per_step
+        step_loss = torch.zeros((), dtype=torch.float64)
+        has_replay = False
+        try:
+            for k in range(self.tc.gradient_accumulation):
+                batch = self._micro_batch(first + k * self.world + self.rank)
+                has_replay = has_replay or any(i >= self.n_task_examples for i in batch)
+                loss_sum, n = self.loss_model(**self._collate(batch))
+                loss = loss_sum / n.clamp(min=1)
+                self.accelerator.backward(loss / self.tc.gradient_accumulation)
+                step_loss += loss.detach().double() / self.tc.gradient_accumulation
+                tokens += sum(self._batch_tokens(self._micro_batch(first + k * self.world + r)) for r in range(self.world))
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            raise _oom(exc, self.tc.batch_size, self.config.model.max_seq_length) from None
+        distributed.clip_grad_norm(self.loss_model, self.trainable, self.tc.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return float(self._mean_across_ranks(step_loss)), tokens, has_replay
+
+    def _stop_after_step(self, window_losses: list[float], tokens: int) -> bool:
+        """Budget, the caller's ``on_step`` hook, the scheduled evaluation and early stopping; True stops the run.
+
+        ``window_losses`` (the training losses since the last evaluation) is emptied by an evaluation.
+        """
+        reason = None if "budget" in self.disabled else budget_mod.over_budget(self.config.budget, self.elapsed)
+        evaluating = self.step % self.eval_steps == 0 or self.step == self.total_steps
+        hook = self.hooks.on_step(self.step, evaluating) if self.hooks.on_step is not None and reason is None else None
+        if self._any_rank(reason is not None or hook is not None):
+            self.stopped_reason = hook or "budget"
+            why = reason or ("stopped by the caller" if hook else "another process hit the budget")
+            self._emit("guard", message=f"{hook or 'budget'}: {why}; stopping with a checkpoint")
+            self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
+            return True
+        if not evaluating:
+            return False
+        self._evaluate_and_checkpoint(_mean(window_losses), tokens, self.elapsed)
+        window_losses.clear()
+        if self._hook_stop is not None:
+            self.stopped_reason = self._hook_stop
+            return True
+        if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
+            self.stopped_reason = "early_stopping"
+            self._emit(
+                "guard",
+                message=(
+                    f"early stopping: no improvement in {self.tc.patience} evaluations; "
+                    f"best step {self.early.best_step} (val loss {self.early.best:.4f})"
+                ),
+            )
+            return True
+        return False
 
     def _follow_rate(self, tokens: int) -> float | None:
         """Seconds left at the measured running rate; after the warm-up steps, the measured estimate.
@@ -768,18 +581,9 @@ class TrainRecipe:
         elif self._window is not None and self.step == self.warmup_steps and self.estimate_basis == "probe":
             t0, k0, e0 = self._window
             probe = self.estimate
-            self.estimate = budget_mod.estimate_from_steps(
-                probe,
-                window_seconds=self.elapsed - t0,
-                window_steps=self.step - 1,
-                window_tokens=tokens - k0,
-                window_evals=evals - e0,
-                elapsed=self.elapsed,
-                steps_done=self.step,
-                tokens_done=tokens,
-                evals_done=evals,
-                window_eval_seconds=sum(self._eval_times),
-            )
+            window = budget_mod.Work(self.elapsed - t0, self.step - 1, tokens - k0, evals - e0, eval_seconds=sum(self._eval_times))
+            done = budget_mod.Work(self.elapsed, self.step, tokens, evals)
+            self.estimate = budget_mod.estimate_from_steps(probe, window, done)
             self.probe_seconds, self.estimate_basis = probe.seconds, f"steps 2-{self.step} measured"
             self._emit(
                 "estimate",
@@ -870,113 +674,71 @@ class TrainRecipe:
         """The loadable checkpoint (peft ``save_pretrained``), written to a temp folder then renamed."""
         gathered = distributed.trainable_weights(self.accelerator, self.loss_model) if self.sharded else None  # every rank
         if self.main:
-            final = self.ckpt_root / name
-            tmp = self.ckpt_root / f".{name}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            if gathered is not None:
-                distributed.save_gathered(self._unwrapped(), gathered, tmp)
-            else:
-                self._unwrapped().save_pretrained(tmp, safe_serialization=True)
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
+            with atomic_folder(self.ckpt_root / name) as tmp:
+                if gathered is not None:
+                    distributed.save_gathered(self._unwrapped(), gathered, tmp)
+                else:
+                    self._unwrapped().save_pretrained(tmp, safe_serialization=True)
         self.accelerator.wait_for_everyone()
         return name
 
     def _save_state(self) -> None:
-        """Resume state: trainable weights, optimizer, scheduler, RNG, position, guard states.
+        """Resume state (:class:`TrainState`): trainable weights, optimizer, scheduler, RNG, position, guard states.
 
         Written to a new folder, then ``latest.json`` is replaced atomically: a kill at any point
         leaves the previous checkpoint intact.
         """
-        import torch
-        from safetensors.torch import save_file
-
-        from tunerail.io import write_atomic
-
         # Under FSDP both are collectives: every rank gathers, rank 0 alone writes.
         weights = distributed.trainable_weights(self.accelerator, self.loss_model) if self.main or self.sharded else {}
         optimizer = distributed.optimizer_state(self.loss_model, self.optimizer) if self.main or self.sharded else {}
         if self.main:
-            name = f"state-step-{self.step:06d}"
-            folder = self.ckpt_root / name
-            tmp = self.ckpt_root / f".{name}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            save_file({n: t.contiguous() for n, t in weights.items()}, str(tmp / WEIGHTS_FILE))
-            state = {
-                "step": self.step,
-                "history": self.history,
-                "elapsed": self.elapsed,
-                "lost_seconds": self.lost_seconds,
-                "best_dir": self.best_dir,
-                "early": self.early.state_dict(),
-                "divergence": self.divergence.state_dict(),
-                "optimizer": optimizer,
-                "scheduler": self.scheduler.state_dict(),
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _plain_np_state()},
-                "run_id": self.run_id,
-                "estimate": self.estimate.to_dict() if self.estimate else None,
-                "estimate_basis": self.estimate_basis,
-                "probe_seconds": self.probe_seconds,
-                "findings": [f.to_dict() for f in self.findings],
-                "fingerprint": _resume_fingerprint(self.config),
-                "stopped_reason": self.stopped_reason,
-            }
-            torch.save(state, tmp / STATE_FILE)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-            write_atomic(self.ckpt_root / "latest.json", json.dumps({"dir": name, "step": self.step}))
-            for old in self.ckpt_root.iterdir():  # keep the latest state and the best adapter only
-                if old.name.startswith(("state-step-", "best-step-")) and old.name not in (name, self.best_dir):
-                    shutil.rmtree(old, ignore_errors=True)
+            state = TrainState(
+                step=self.step,
+                history=self.history,
+                elapsed=self.elapsed,
+                best_dir=self.best_dir,
+                early=self.early.state_dict(),
+                divergence=self.divergence.state_dict(),
+                optimizer=optimizer,
+                scheduler=self.scheduler.state_dict(),
+                rng=capture_rng(),
+                run_id=self.run_id,
+                fingerprint=resume_fingerprint(self.config),
+                stopped_reason=self.stopped_reason,
+                lost_seconds=self.lost_seconds,
+                estimate=self.estimate,
+                estimate_basis=self.estimate_basis,
+                probe_seconds=self.probe_seconds,
+                findings=self.findings,
+            )
+            write_state(self.ckpt_root, state, weights, keep=self.best_dir)
         self.accelerator.wait_for_everyone()
 
-    def _load_state(self, state: dict[str, Any]) -> None:
-        import numpy as np
-        import torch
-        from safetensors.torch import load_file
-
-        from tunerail.data.records import RowRef
-
-        from safetensors import SafetensorError
-
-        try:
-            weights = load_file(str(state["_folder"] / WEIGHTS_FILE))
-        except (SafetensorError, OSError) as exc:  # truncated by a full disk or a copy cut short
-            raise damaged_checkpoint(state["_folder"] / WEIGHTS_FILE, exc) from None
-        if distributed.load_trainable_weights(self.accelerator, self.loss_model, weights):
+    def _load_state(self, state: TrainState) -> None:
+        folder = self.state_folder
+        if distributed.load_trainable_weights(self.accelerator, self.loss_model, read_weights(folder)):
             raise TunerailError(
                 Problem(
                     "the checkpoint does not match this model/adapter",
-                    file=str(state["_folder"]),
+                    file=str(folder),
                     fix="resume with the same model.base and train.lora settings, or start a new --out",
                 )
             )
-        distributed.load_optimizer_state(self.loss_model, self.optimizer, state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
-        lost = budget_mod.RunClock(self.ckpt_root).lost_since(self.elapsed)  # trained past this checkpoint, then killed
-        self.lost_seconds, self.elapsed = state.get("lost_seconds", 0.0) + lost, self.elapsed + lost  # paid for, though redone
-        self.best_dir, self.run_id = state["best_dir"], state["run_id"]
-        self.early = EarlyStopping(**state["early"])
-        self.divergence = DivergenceGuard(**state["divergence"])
-        self.estimate = budget_mod.Estimate(**state["estimate"]) if state["estimate"] else None
-        self.estimate_basis = state.get("estimate_basis", "probe")
-        self.probe_seconds = state.get("probe_seconds")
-        self.findings = [
-            Finding(**{**f, "severity": Severity(f["severity"]), "rows": [RowRef(**r) for r in f.get("rows", [])]})
-            for f in state["findings"]
-        ]
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-        kind, keys, pos, has_gauss, gauss = state["rng"]["numpy"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        distributed.load_optimizer_state(self.loss_model, self.optimizer, state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        self.step, self.history = state.step, state.history
+        lost = budget_mod.RunClock(self.ckpt_root).lost_since(state.elapsed)  # trained past this checkpoint, then killed
+        self.lost_seconds, self.elapsed = state.lost_seconds + lost, state.elapsed + lost  # paid for, though redone
+        self.best_dir, self.run_id = state.best_dir, state.run_id
+        self.early = EarlyStopping(**state.early)
+        self.divergence = DivergenceGuard(**state.divergence)
+        self.estimate, self.estimate_basis, self.probe_seconds = state.estimate, state.estimate_basis, state.probe_seconds
+        self.findings = list(state.findings)
+        restore_rng(state.rng)
 
     # -- finish --------------------------------------------------------------------------------
     def finish(self) -> TrainResult:
         """Restore the best checkpoint, store it with lineage, record estimate vs actual."""
-        import resource
-
         if self.best_dir is None:  # diverged before any checkpoint: nothing good to keep
             raise GuardrailError(
                 Problem(
@@ -985,27 +747,11 @@ class TrainRecipe:
                 )
             )
         adapter_dir = self.out_dir / "adapter"
-        checkpoint_id = None
         if self.main:
-            tmp = self.out_dir / ".adapter.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(self.ckpt_root / self.best_dir, tmp)
-            shutil.rmtree(adapter_dir, ignore_errors=True)
-            os.replace(tmp, adapter_dir)
+            with atomic_folder(adapter_dir) as tmp:
+                shutil.copytree(self.ckpt_root / self.best_dir, tmp, dirs_exist_ok=True)
         self.accelerator.wait_for_everyone()
         best = next((h for h in self.history if h["step"] == self.early.best_step), None)
-        actual = {
-            "steps": self.step,
-            "tokens": self.history[-1]["tokens"] if self.history else 0,
-            "seconds": round(self.elapsed, 2),
-            "lost_seconds": round(self.lost_seconds, 2),  # included in seconds and cost: killed work redone
-            "estimate_ratio": round(self.estimate.seconds / self.elapsed, 3) if self.estimate and self.elapsed else None,
-            "estimate_basis": self.estimate_basis if self.estimate else None,
-            "probe_seconds": self.probe_seconds,
-            "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "processes": self.world,
-        }
         result = TrainResult(
             adapter_dir=adapter_dir,
             base_model=self.config.model.base,
@@ -1018,42 +764,61 @@ class TrainRecipe:
             best_val_loss=best["val_loss"] if best else None,
             stopped_reason=self.stopped_reason,
             estimate=self.estimate.to_dict() if self.estimate else None,
-            actual=actual,
+            actual=self._actual(),
             findings=sort_findings(self.findings),
             guards_disabled=self.disabled,
             parameters={"trainable": self.params.trainable, "total": self.params.total},
             padding_waste=self.padding_waste,
             data=self.data_info,
             out_dir=self.out_dir,
-            weights_sha256=_weights_digest(distributed.trainable_weights(self.accelerator, self.loss_model)),
+            weights_sha256=weights_digest(distributed.trainable_weights(self.accelerator, self.loss_model)),
         )
         if self.main:
-            meta = {
-                "base_model": self.config.model.base,
-                "method": self.method,
-                "best_step": result.best_step,
-                "best_val_loss": result.best_val_loss,
-                "stopped_reason": self.stopped_reason,
-                "mlflow_run_id": self.run_id,
-                "prompt_version": pick_template(self.config).version,
-                "config_fingerprint": self.config.fingerprint(),
-            }
-            artifact = self.store.add_folder(
-                "checkpoint", adapter_dir, parents=self.data_info["lineage"]["parents"], transform="train", meta=meta
-            )
-            checkpoint_id = result.checkpoint_id = artifact.id
-            from tunerail.io import write_atomic
-
-            write_atomic(self.out_dir / "train.json", json.dumps(result.to_dict(), indent=2, default=str))
-            if self.tracker is not None:
-                self.tracker.log_metrics(
-                    {"best_val_loss": result.best_val_loss or float("nan"), "actual_seconds": actual["seconds"]}, step=self.step
-                )
-                self.tracker.set_tags({"tunerail.checkpoint_id": checkpoint_id, "tunerail.stopped_reason": self.stopped_reason})
-                self.tracker.log_dict(result.to_dict(), "train.json")
-                self.tracker.log_artifacts(adapter_dir, "adapter")
+            self._store_result(result)
         self._emit("done", result=result)
         return result
+
+    def _actual(self) -> dict[str, Any]:
+        """What the run took (``train.json`` ``actual``), beside the estimate it was given."""
+        import resource
+
+        return {
+            "steps": self.step,
+            "tokens": self.history[-1]["tokens"] if self.history else 0,
+            "seconds": round(self.elapsed, 2),
+            "lost_seconds": round(self.lost_seconds, 2),  # included in seconds and cost: killed work redone
+            "estimate_ratio": round(self.estimate.seconds / self.elapsed, 3) if self.estimate and self.elapsed else None,
+            "estimate_basis": self.estimate_basis if self.estimate else None,
+            "probe_seconds": self.probe_seconds,
+            "cost": round(budget_mod.cost_of(self.elapsed, self.config.budget.price_per_hour), 4),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "processes": self.world,
+        }
+
+    def _store_result(self, result: TrainResult) -> None:
+        """Main process: the adapter into the store with lineage, ``train.json``, and the tracker's copy."""
+        meta = {
+            "base_model": self.config.model.base,
+            "method": self.method,
+            "best_step": result.best_step,
+            "best_val_loss": result.best_val_loss,
+            "stopped_reason": self.stopped_reason,
+            "mlflow_run_id": self.run_id,
+            "prompt_version": pick_template(self.config).version,
+            "config_fingerprint": self.config.fingerprint(),
+        }
+        artifact = self.store.add_folder(
+            "checkpoint", result.adapter_dir, parents=self.data_info["lineage"]["parents"], transform="train", meta=meta
+        )
+        result.checkpoint_id = artifact.id
+        write_atomic(self.out_dir / "train.json", json.dumps(result.to_dict(), indent=2, default=str))
+        if self.tracker is not None:
+            self.tracker.log_metrics(
+                {"best_val_loss": result.best_val_loss or float("nan"), "actual_seconds": result.actual["seconds"]}, step=self.step
+            )
+            self.tracker.set_tags({"tunerail.checkpoint_id": artifact.id, "tunerail.stopped_reason": self.stopped_reason})
+            self.tracker.log_dict(result.to_dict(), "train.json")
+            self.tracker.log_artifacts(result.adapter_dir, "adapter")
 
     def cleanup(self, failed: bool = False) -> None:
         if self.tracker is not None:
@@ -1074,37 +839,6 @@ def default_eval_steps(total_steps: int, steps_per_epoch: float) -> int:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def _weights_digest(weights: dict[str, Any]) -> str:
-    """SHA-256 of this rank's trainable parameters as they are in memory (not of a file rank 0 wrote)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name in sorted(weights):
-        digest.update(name.encode())
-        digest.update(weights[name].float().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _plain_np_state() -> list[Any]:
-    """numpy's RNG state as plain Python values (an ndarray would need weights_only=False to load)."""
-    import numpy as np
-
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return [kind, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(gauss)]
-
-
-def _resume_fingerprint(config: Any) -> str:
-    """What must not change across a resume (data order and step count depend on it)."""
-    import hashlib
-
-    keys = {
-        "model": config.model.model_dump(mode="json"),
-        "train": config.train.model_dump(mode="json"),
-        "prompt": pick_template(config).model_dump(mode="json"),
-    }
-    return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()
 
 
 def _oom(exc: BaseException, batch_size: int, max_len: int) -> TunerailError:

@@ -1,0 +1,31 @@
+"""Shared pieces of the schema: the section base (``extra="forbid"``), the task types and their metrics."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+TaskType = Literal["classification", "generation", "chat", "extraction"]
+
+# What each task computes; criteria.metric is checked against it when the config loads, before
+# any step runs (a typo must not surface only in eval, after training).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "macro_f1", "micro_f1", "accuracy_ranking", "perplexity"),
+    "generation": ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "exact_match", "normalized_match", "perplexity"),
+    "extraction": ("field_f1", "field_precision", "field_recall", "exact_match", "json_valid", "perplexity"),
+}
+TASK_METRICS["chat"] = TASK_METRICS["generation"]
+DEFAULT_METRIC = {"classification": "accuracy", "generation": "rougeL", "chat": "rougeL", "extraction": "field_f1"}
+
+
+class _Section(BaseModel):
+    # allow_inf_nan=False: `threshold: .nan` would make every comparison False and pass silently.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def did_you_mean(name: str, known: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
