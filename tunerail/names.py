@@ -58,4 +58,7 @@ DOCTOR_CHECKS: dict[str, str] = {
     "DOC053": "labels.conflict_paraphrase",
     "DOC060": "labels.likely_mislabeled",
     "DOC061": "content.outlier",
+    "DOC070": "preference.empty",
+    "DOC071": "preference.identical",
+    "DOC072": "preference.contradiction",
 }
