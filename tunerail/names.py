@@ -61,4 +61,5 @@ DOCTOR_CHECKS: dict[str, str] = {
     "DOC070": "preference.empty",
     "DOC071": "preference.identical",
     "DOC072": "preference.contradiction",
+    "DOC073": "preference.test_leak",
 }

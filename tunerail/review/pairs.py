@@ -88,7 +88,9 @@ def review_pairs(run_dir: str | Path) -> PairSet:
         )
     if store.meta()["material_hash"] != hash_file(material):
         raise TunerailError(
-            Problem("the review material changed since the votes were cast", file=str(store.path), fix="re-run the review on the new material")
+            Problem(
+                "the review material changed since the votes were cast", file=str(store.path), fix="re-run the review on the new material"
+            )
         )
     pairs, counts = pairs_from_votes(load_items(material), store.votes())
     lineage = {

@@ -101,8 +101,7 @@ def vote_contradictions(counts: dict[str, int]) -> list[Finding]:
         Finding(
             "preference.contradiction",
             Severity.WARNING,
-            f"{n} reviewed item(s) got opposite votes from different annotators; the majority was kept, "
-            f"{dropped} even split(s) dropped",
+            f"{n} reviewed item(s) got opposite votes from different annotators; the majority was kept, {dropped} even split(s) dropped",
             "read the disputed items (`tunerail review results`) and sharpen the rubric if the split is large",
             code="DOC072",
             details={"contradicted": n, "contradicted_dropped": dropped},
@@ -186,3 +185,9 @@ def identical_preference(ctx: CheckContext) -> list[Finding]:
 def contradicting_preference(ctx: CheckContext) -> list[Finding]:
     """Preference rows judging the same two answers both ways."""
     return contradicting_pairs(_ctx_pairs(ctx)[0])
+
+
+@register("DOC073", "preference.test_leak")
+def leaking_preference(ctx: CheckContext) -> list[Finding]:
+    """Preference rows whose prompt is a frozen test prompt (``tunerail doctor --test``; skipped without it)."""
+    return test_leaks(_ctx_pairs(ctx)[0], ctx.test_prompts or ())
