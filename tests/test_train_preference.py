@@ -190,3 +190,42 @@ def test_dpo_on_a_planted_preference_raises_held_out_preference(tmp_path):
     assert ref and all(weights[n].equal(weights[n.replace(".ref.", ".default.")]) for n in ref)
     assert all(not weights[n].requires_grad for n in ref) and any(weights[n].requires_grad for n in weights if ".default." in n)
     assert _stored_checkpoint(run.store, adapter) == [saved["checkpoint_id"]]  # lineage: round 2's parent is round 1
+
+
+def test_rails_stop_on_the_budget_and_on_a_non_finite_loss():
+    from transformers import TrainerControl, TrainerState
+
+    from tunerail.config import BudgetConfig
+    from tunerail.train.preference import _rails_callback
+
+    rails = _rails_callback(BudgetConfig(max_hours=1e-9), [])
+    control = TrainerControl()
+    rails.on_step_end(None, TrainerState(), control)
+    assert control.should_training_stop and rails.reason == "budget"
+    rails = _rails_callback(BudgetConfig(), [])
+    control = TrainerControl()
+    rails.on_step_end(None, TrainerState(), control)
+    rails.on_log(None, TrainerState(global_step=3), control, logs={"loss": 0.69, "eval_rewards/margins": 0.1})
+    assert not control.should_training_stop and rails.history == [{"step": 3, "loss": 0.69, "eval_rewards/margins": 0.1}]
+    rails.on_log(None, TrainerState(global_step=4), control, logs={"loss": float("nan")})
+    assert control.should_training_stop and rails.reason == "divergence"
+    off = _rails_callback(BudgetConfig(max_hours=1e-9), ["budget"])  # a guard switched off does not act
+    control = TrainerControl()
+    off.on_step_end(None, TrainerState(), control)
+    assert not control.should_training_stop
+
+
+def test_dpo_needs_pairs_and_sft_refuses_the_dpo_method(tmp_path):
+    from typer.testing import CliRunner
+
+    from tunerail.cli import app
+    from tunerail.errors import TunerailError
+    from tunerail.train import train
+
+    cfg = tiny_config(tmp_path, method="dpo")
+    with pytest.raises(TunerailError, match="preference pairs"):
+        train(cfg, train_data=[], validation_data=None, out_dir=tmp_path / "run")
+    yaml = tmp_path / "tunerail.yaml"
+    yaml.write_text("criteria:\n  threshold: 0.5\ntrain:\n  method: dpo\ntracking:\n  enabled: false\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", "-c", str(yaml), "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 2 and "--pairs" in result.output
