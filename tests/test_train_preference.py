@@ -229,3 +229,13 @@ def test_dpo_needs_pairs_and_sft_refuses_the_dpo_method(tmp_path):
     yaml.write_text("criteria:\n  threshold: 0.5\ntrain:\n  method: dpo\ntracking:\n  enabled: false\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["train", "-c", str(yaml), "--out", str(tmp_path / "cli")])
     assert result.exit_code == 2 and "--pairs" in result.output
+
+
+def test_dpo_refuses_an_adapter_folder_that_is_not_a_lora_adapter(tmp_path):
+    from tunerail.errors import TunerailError
+    from tunerail.train.preference import _DpoRun
+
+    cfg = tiny_config(tmp_path, method="dpo")
+    with pytest.raises(TunerailError, match="adapter_config.json") as err:
+        _DpoRun(cfg, tmp_path / "run", None)._model(tmp_path)
+    assert err.value.problems[0].field == "--adapter"

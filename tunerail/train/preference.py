@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 from tunerail.data.preference import PairSet, PreferencePair, load_pairs_file, split_by_prompt
 from tunerail.doctor.checks.preference import audit_pairs, bad_pairs, vote_contradictions
-from tunerail.errors import GuardrailError, Problem
+from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
 from tunerail.io import hash_file, write_atomic, write_private
 from tunerail.prompting import build_messages, pick_template, render_example
@@ -247,7 +247,6 @@ class _DpoRun:
         findings = findings + _displacement(before, after)
         adapter_dir = self.out_dir / "adapter"
         best.save_pretrained(adapter_dir, selected_adapters=["default"])
-        tokenizer.save_pretrained(adapter_dir)
         data = {
             "source": pairset.source,
             "counts": pairset.counts,
@@ -279,6 +278,15 @@ class _DpoRun:
         """The policy: the SFT adapter made trainable again (TRL copies it as the frozen reference), or a fresh LoRA."""
         from tunerail.train.lora import load_base_model, prepare_model
 
+        if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+            raise TunerailError(
+                Problem(
+                    "not a LoRA adapter folder (no adapter_config.json)",
+                    file=str(adapter),
+                    field="--adapter",
+                    fix="pass the adapter/ folder of a `tunerail train` run (train.method lora), or leave --adapter out",
+                )
+            )
         base = load_base_model(self.config.model.base, method="lora", bf16=False)
         if adapter is None:
             return prepare_model(base, method="lora", lora=self.tc.lora, seed=self.tc.seed)
