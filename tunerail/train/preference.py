@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from tunerail.doctor.checks.preference import audit_pairs, bad_pairs, vote_contr
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
 from tunerail.io import hash_file, write_atomic, write_private
+from tunerail.logs import is_quiet
 from tunerail.prompting import build_messages, pick_template, render_example
 from tunerail.stats import wilson_interval
 from tunerail.train.budget import cost_of, over_budget
@@ -297,7 +299,7 @@ class _DpoRun:
     def _trainer(self, model: Any, tokenizer: Any, train_rows: list[RenderedPair], val_rows: list[RenderedPair], guard: Any) -> Any:
         import torch
         from datasets import Dataset
-        from transformers import EarlyStoppingCallback
+        from transformers import EarlyStoppingCallback, PrinterCallback
         from trl import DPOConfig, DPOTrainer
 
         tc, pc = self.tc, self.tc.preference
@@ -337,7 +339,11 @@ class _DpoRun:
             dataset_num_proc=None,
         )
         callbacks = [guard] + ([EarlyStoppingCallback(early_stopping_patience=tc.patience)] if early else [])
-        return DPOTrainer(
+        if is_quiet():  # `tunerail train` without --verbose: no dataset-map bars
+            from datasets.utils.logging import disable_progress_bar
+
+            disable_progress_bar()
+        trainer = DPOTrainer(
             model=model,
             args=args,
             train_dataset=Dataset.from_list([asdict(r) for r in train_rows]),
@@ -345,6 +351,8 @@ class _DpoRun:
             processing_class=tokenizer,
             callbacks=callbacks,
         )
+        trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rails callback prints one line per evaluation
+        return trainer
 
     def _store(self, result: PreferenceResult, pairset: PairSet, *, kept: list[PreferencePair], adapter: str | Path | None) -> None:
         """Pairs and checkpoint into the store (pairs -> checkpoint, SFT checkpoint -> checkpoint); then train.json."""
@@ -409,6 +417,12 @@ def _rails_callback(budget: Any, disabled: Sequence[str]) -> Any:
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
             logs = logs or {}
             self.history.append({"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
+            if "eval_rewards/margins" in logs:
+                print(
+                    f"step {state.global_step}: validation reward margin {logs['eval_rewards/margins']:.4f}, "
+                    f"accuracy {logs.get('eval_rewards/accuracies', float('nan')):.3f}",
+                    file=sys.stderr,
+                )
             loss = logs.get("loss")
             if loss is not None and not math.isfinite(loss) and "divergence" not in disabled:
                 self.reason, control.should_training_stop = "divergence", True
