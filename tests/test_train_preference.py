@@ -173,6 +173,7 @@ def test_dpo_on_a_planted_preference_raises_held_out_preference(tmp_path):
     before, after = result.before, result.after
     assert after["margin"] > before["margin"] and after["accuracy"] > before["accuracy"]
     saved = json.loads((tmp_path / "dpo" / "train.json").read_text())
+    assert [(f["code"], f["severity"]) for f in saved["findings"]] == [("DOC073", "warning")]  # no --test: said, not silent
     assert saved["method"] == "dpo" and saved["checkpoint_id"] and saved["lineage"]["parents"] == [saved["pairs_id"]]
     adapter = tmp_path / "dpo" / "adapter"
     assert (adapter / "adapter_model.safetensors").exists() and not (adapter / "ref").exists()  # the frozen reference is not shipped

@@ -148,6 +148,16 @@ def preference_scores(model: Any, tokenizer: Any, rows: Sequence[RenderedPair]) 
 def audit(pairset: PairSet, test_prompts: Sequence[str], out_dir: Path) -> tuple[list[PreferencePair], list[Finding], dict[str, int]]:
     """Run the preference checks; drop the pairs an error names and write them (and rejected rows) to quarantine."""
     findings = audit_pairs(pairset.pairs, test_prompts) + vote_contradictions(pairset.counts)
+    if not test_prompts:
+        findings.append(
+            Finding(
+                "preference.test_leak",
+                Severity.WARNING,
+                "pairs were not checked against the frozen test prompts: a review of the test set's outputs would leak into the eval",
+                "pass --test split/test.jsonl (train_preference(test=...))",
+                code="DOC073",
+            )
+        )
     drop = bad_pairs(findings)
     kept = [p for i, p in enumerate(pairset.pairs) if i not in drop]
     dropped: dict[str, int] = {}
