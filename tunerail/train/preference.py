@@ -109,7 +109,8 @@ def answer_logprob(model: Any, tokenizer: Any, prompt: str, answer: str) -> tupl
     a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
     device = next(model.parameters()).device
     ids = torch.tensor([p_ids + a_ids], device=device)
-    logits = model(input_ids=ids).logits[0, len(p_ids) - 1 : -1].float()
+    # Logits of the positions that predict the answer only (the LM head over the prompt is wasted work).
+    logits = model(input_ids=ids, logits_to_keep=len(a_ids) + 1).logits[0, :-1].float()
     logp = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(a_ids, device=device)[:, None])
     return float(logp.sum()), len(a_ids)
 
