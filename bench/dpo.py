@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=96)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--eval-steps", type=int, default=None)
     args = parser.parse_args()
     from tunerail.config import TunerailConfig
     from tunerail.data.preference import PairSet
@@ -57,7 +58,14 @@ def main() -> None:
                 "task": "classification",
                 "model": {"base": "bundled:smollm2", "max_seq_length": 128},
                 "prompts": [{"system": "Answer the banking customer.", "template": "{prompt}"}],
-                "train": {"method": "dpo", "learning_rate": args.lr, "epochs": args.epochs, "batch_size": 8, "probe_steps": 0},
+                "train": {
+                    "method": "dpo",
+                    "learning_rate": args.lr,
+                    "epochs": args.epochs,
+                    "batch_size": 8,
+                    "probe_steps": 0,
+                    "eval_steps": args.eval_steps,
+                },
                 "tracking": {"enabled": False},
                 "store": {"path": str(Path(tmp) / "store")},
             }
