@@ -245,7 +245,9 @@ def train(
     """
     if config.train.method == "dpo":  # preference pairs, not SFT rows: tunerail/train/preference.py
         raise TunerailError(
-            Problem("train.method dpo tunes on preference pairs", field="train.method", fix="use `tunerail train --pairs` (train_preference)")
+            Problem(
+                "train.method dpo tunes on preference pairs", field="train.method", fix="use `tunerail train --pairs` (train_preference)"
+            )
         )
     recipe = TrainRecipe(config, out_dir=Path(out_dir), resume=resume, store=store, progress=progress, hooks=hooks)
     recipe.setup(train_data, validation_data)
