@@ -58,4 +58,8 @@ DOCTOR_CHECKS: dict[str, str] = {
     "DOC053": "labels.conflict_paraphrase",
     "DOC060": "labels.likely_mislabeled",
     "DOC061": "content.outlier",
+    "DOC070": "preference.empty",
+    "DOC071": "preference.identical",
+    "DOC072": "preference.contradiction",
+    "DOC073": "preference.test_leak",
 }

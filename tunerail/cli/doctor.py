@@ -63,6 +63,7 @@ def doctor_command(
     ),
     fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding at or above this severity exists."),
     no_semantic: bool = typer.Option(False, "--no-semantic", help="Skip the embedding checks (no encoder needed; recorded in the report)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Frozen test file: flag preference pairs whose prompt is a test prompt."),
 ) -> None:
     """Audit a dataset before spending compute: format, duplicates, lengths, PII, language, balance..."""
     from tunerail.doctor import doctor
@@ -72,7 +73,9 @@ def doctor_command(
     if path is None:
         raise TunerailError(Problem("no data to audit", fix="pass DATA, or set data.path in the config given with --config"))
     with _checks_progress("doctor") as progress:
-        result = doctor(path, cfg if config else None, out_dir=out, fix=fix, semantic=False if no_semantic else None, progress=progress)
+        result = doctor(
+            path, cfg if config else None, out_dir=out, fix=fix, semantic=False if no_semantic else None, progress=progress, test=test
+        )
 
     if result.findings:
         console.print(findings_table(result.findings, f"doctor: {escape(str(path))} ({result.format}, {result.rows_in:,} rows)"))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from tunerail.cli._common import (
     VERBOSE_HELP,
@@ -17,6 +18,7 @@ from tunerail.cli._common import (
 from tunerail.errors import Problem, TunerailError
 
 
+# size: train_command: one parameter per typer option of `tunerail train` (typer reads the signature)
 @app.command("train")
 @guarded
 def train_command(
@@ -25,6 +27,11 @@ def train_command(
     validation_path: Optional[Path] = typer.Option(None, "--validation", help="Validation split (required unless the guard is off)."),
     out: Path = typer.Option(Path(".tunerail/runs/train"), "--out", "-o", help="Run folder: checkpoints, best adapter, train.json."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out (after a crash or kill)."),
+    pairs: Optional[Path] = typer.Option(
+        None, "--pairs", help="train.method dpo: a prompt/chosen/rejected file, or an eval folder whose review collected votes."
+    ),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="train.method dpo: the SFT adapter to improve (also the reference)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="train.method dpo: the frozen test file; pairs on its prompts are dropped."),
     verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Fine-tune with LoRA, every guardrail on: lint, early stopping, divergence, budget, tracking."""
@@ -33,6 +40,9 @@ def train_command(
 
     check_out_dir(out)  # before the model loads
     cfg = load_config_or_default(config)
+    if cfg.train.method == "dpo" or pairs is not None:
+        _train_preference(cfg, pairs, out, adapter, test)
+        return
     if train_path is None:
         raise TunerailError(
             Problem(
@@ -46,6 +56,37 @@ def train_command(
 
         result = run_training(cfg, train_data=train_path, validation_data=validation_path, out_dir=out, resume=resume, progress=progress)
     progress.summary(result)
+
+
+def _train_preference(cfg: Any, pairs: Optional[Path], out: Path, adapter: Optional[Path], test: Optional[Path]) -> None:
+    """``train.method: dpo``: pairs from a file or a review folder, then the DPO recipe; one line of figures."""
+    if cfg.train.method != "dpo" or pairs is None:
+        missing = "--pairs" if pairs is None else "train.method"
+        raise TunerailError(
+            Problem(
+                "preference tuning needs train.method: dpo and --pairs",
+                field=missing,
+                fix="set train.method: dpo in the config and pass --pairs FILE_OR_EVAL_DIR (see `tunerail train --help`)",
+            )
+        )
+    from tunerail.data.preference import load_pairs_file
+    from tunerail.review.pairs import review_pairs
+    from tunerail.train.preference import train_preference
+
+    pairset = review_pairs(pairs) if pairs.is_dir() else load_pairs_file(pairs)
+    result = train_preference(cfg, pairs=pairset, out_dir=out, adapter=adapter, test=test)
+    b, a = result.before, result.after
+    console.print(
+        f"dpo: {result.data['train_pairs']} train / {result.data['validation_pairs']} validation pairs "
+        f"(dropped {result.data['dropped'] or 'none'}); held-out preference accuracy {b['accuracy']:.3f} -> {a['accuracy']:.3f} "
+        f"(95 % CI {a['accuracy_low']:.3f}-{a['accuracy_high']:.3f}), margin {b['margin']:.3f} -> {a['margin']:.3f}; "
+        f"{result.stopped_reason} at step {result.actual['steps']}"
+    )
+    for f in result.findings:
+        console.print(f"{f.severity.value} {f.code} {escape(f.message)}")
+    console.print(
+        f"adapter: [bold]{escape(str(result.adapter_dir))}[/]; next: tunerail eval --test TEST --adapter {escape(str(result.adapter_dir))}"
+    )
 
 
 # --- eval and run (issue 5) -------------------------------------------------------------

@@ -16,7 +16,7 @@ from tunerail.config.load import load_config
 from tunerail.config.ops import MonitorConfig, PipelineConfig, ServeConfig, StoreConfig, TrackingConfig
 from tunerail.config.schema import TunerailConfig
 from tunerail.config.starter import STARTER_CONFIG, STARTER_EXAMPLES, STARTER_SECTIONS, field_help, starter_config
-from tunerail.config.train import LoraConfig, SelectConfig, SweepConfig, TrainConfig
+from tunerail.config.train import LoraConfig, PreferenceConfig, SelectConfig, SweepConfig, TrainConfig
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -33,6 +33,7 @@ __all__ = [
     "HumanCriteria",
     "JudgeConfig",
     "LoraConfig",
+    "PreferenceConfig",
     "ModelConfig",
     "MonitorConfig",
     "PipelineConfig",

@@ -26,11 +26,36 @@ class LoraConfig(_Section):
     )
 
 
-class TrainConfig(_Section):
-    method: Literal["lora", "qlora", "full"] = Field(
-        "lora", description="lora (default), qlora (needs CUDA + bitsandbytes) or full fine-tuning."
+class PreferenceConfig(_Section):
+    """``train.method: dpo``: preference tuning on (prompt, chosen, rejected) pairs (tunerail/train/preference.py)."""
+
+    beta: float = Field(
+        0.1, gt=0, description="DPO beta: how far the policy may move from the reference; 0.1 is the paper's and TRL's default."
     )
-    learning_rate: float | None = Field(None, gt=0, description="Default by method: LoRA 2e-4, full 2e-5.")
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field(
+        "sigmoid", description="TRL DPO loss: sigmoid (DPO paper), ipo (bounded, resists overfitting noisy votes) or hinge (SLiC)."
+    )
+    validation_share: float = Field(
+        0.2, gt=0, lt=1, description="Share of prompts held out (whole prompts, seeded) for early stopping and the before/after check."
+    )
+    metric: Literal["margin", "accuracy"] = Field(
+        "margin",
+        description=(
+            "Early-stopping metric on the validation pairs: margin (mean reward margin, smooth) or accuracy "
+            "(share of pairs the policy ranks right; coarse on few pairs)."
+        ),
+    )
+
+
+class TrainConfig(_Section):
+    method: Literal["lora", "qlora", "full", "dpo"] = Field(
+        "lora",
+        description=(
+            "lora (default), qlora (needs CUDA + bitsandbytes), full fine-tuning, or dpo: preference tuning of a LoRA "
+            "adapter on review votes or a prompt/chosen/rejected file (`tunerail train --pairs`, train.preference)."
+        ),
+    )
+    learning_rate: float | None = Field(None, gt=0, description="Default by method: LoRA 2e-4, full 2e-5, dpo 5e-6.")
     epochs: float = Field(3, gt=0, description="Upper bound; early stopping usually ends sooner.")
     batch_size: int = Field(8, ge=1, description="Rows per optimizer step (before gradient accumulation).")
     gradient_accumulation: int = Field(1, ge=1, description="Steps accumulated before an optimizer update.")
@@ -63,6 +88,7 @@ class TrainConfig(_Section):
     )
     replay_ratio: float = Field(0.0, ge=0, lt=1, description="Share of general instruction rows mixed in to limit forgetting.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
     guards: dict[str, bool] = Field(
         default_factory=dict,
         description=("Switch individual guardrails off, e.g. {divergence: false}; every switch-off is recorded in the run."),

@@ -28,6 +28,7 @@ class CheckContext:
     languages: Sequence[tuple[str, float] | None] | None = field(default=None, repr=False)  # checks.language.row_languages
     pii_matches: list[list[tuple[str, Any]]] | None = field(default=None, repr=False)  # (field, match) per row; checks.pii
     near_prompt_edges: list[tuple[int, int]] | None = field(default=None, repr=False)  # checks.similarity
+    test_prompts: Sequence[str] | None = field(default=None, repr=False)  # frozen test prompts (doctor --test); checks.preference
 
     @property
     def task(self) -> str:

@@ -44,6 +44,7 @@ def doctor(
     fix: bool = False,
     semantic: bool | None = None,
     progress: Progress | None = None,
+    test: str | Path | None = None,
 ) -> DoctorResult:
     """Audit ``data`` before any compute is spent on it.
 
@@ -56,6 +57,7 @@ def doctor(
     fix : plan the safe repairs; with ``out_dir`` also write ``clean.jsonl`` and ``quarantine.jsonl``.
     semantic : run the embedding checks; None follows ``config.doctor.semantic``.
     progress : called as ``progress(check_name, done, total)`` before each check.
+    test : the frozen test file; preference pairs on its prompts are flagged (DOC073).
 
     Returns
     -------
@@ -93,7 +95,7 @@ def doctor(
     timings["load"] = time.perf_counter() - started
     if defaulted and fmt == "text_label":
         config = config.model_copy(update={"task": "classification"})  # no config: the data says what the task is
-    ctx = CheckContext(records, rejections, config, fmt)
+    ctx = CheckContext(records, rejections, config, fmt, test_prompts=[r.prompt for r in load_records(test)[0]] if test else None)
 
     findings, ran, skipped = _run_checks(ctx, semantic, progress, timings)
     findings = sort_findings(findings)

@@ -42,6 +42,7 @@ CHECK_MODULES: list[str] = [
     "tunerail.doctor.checks.balance",
     "tunerail.doctor.checks.similarity",
     "tunerail.doctor.checks.label_quality",
+    "tunerail.doctor.checks.preference",
 ]
 
 

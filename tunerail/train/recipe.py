@@ -82,6 +82,12 @@ def train(
     hooks : TrainHooks, optional
         Per-evaluation callback, preloaded base model and tokenized-data cache (sweeps).
     """
+    if config.train.method == "dpo":  # preference pairs, not SFT rows: tunerail/train/preference.py
+        raise TunerailError(
+            Problem(
+                "train.method dpo tunes on preference pairs", field="train.method", fix="use `tunerail train --pairs` (train_preference)"
+            )
+        )
     recipe = TrainRecipe(config, out_dir=Path(out_dir), resume=resume, store=store, progress=progress, hooks=hooks)
     recipe.setup(train_data, validation_data)
     ok = False
