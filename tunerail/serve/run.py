@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tunerail.errors import Problem, TunerailError
+from tunerail.io import read_json
 from tunerail.store import Store
 from tunerail.store.checks import adapter_problems, check_adapter
 
@@ -121,10 +122,7 @@ def load_run(run_dir: str | Path, config: Any = None, allow_changed_adapter: boo
                 fix="train first (`tunerail run` or `tunerail train --out DIR`)",
             )
         )
-    try:
-        trained = json.loads(train_json_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TunerailError(Problem(f"train.json is not readable JSON ({exc})", file=str(train_json_path))) from None
+    trained = read_json(train_json_path, "train.json")
     if train_path is None:
         files = list((trained.get("data", {}).get("lineage", {}).get("files") or {}))
         train_path = Path(files[0]) if files else None
@@ -165,10 +163,7 @@ def _load_export(folder: Path, config: Any) -> RunInfo:
                 fix="pass RUN/export/merged, RUN/export/gguf, or the run folder",
             )
         )
-    try:
-        recorded = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TunerailError(Problem(f"export.json is not readable JSON ({exc})", file=str(manifest))) from None
+    recorded = read_json(manifest, "export.json")
     source = recorded.get("run_dir")
     if not source or not Path(source).is_dir():
         raise TunerailError(
