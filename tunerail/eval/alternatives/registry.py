@@ -4,6 +4,7 @@
 | labels   | ``minilm_logreg``, ``tfidf_logreg`` |
 | spans    | ``spacy_ner``, ``crf``, ``nearest_neighbour``; opt-in ``minilm_tokens`` (``eval.alternatives``) |
 | fields   | ``nearest_neighbour`` |
+| records  | ``delex_neighbour``, ``nearest_neighbour`` |
 | summary  | ``lead_sentences``, ``centroid_sentence``, ``nearest_neighbour`` |
 | text     | ``nearest_neighbour`` |
 
@@ -23,6 +24,7 @@ from tunerail.config import TunerailConfig
 from tunerail.data.records import Record
 from tunerail.eval import generate as G
 from tunerail.eval.alternatives.base import Alternative, FitData, Fitted, fit_one
+from tunerail.eval.alternatives.delex import DELEX_NEIGHBOUR
 from tunerail.eval.alternatives.classifiers import C_GRID, MINILM_LOGREG, TFIDF_LOGREG
 from tunerail.eval.alternatives.neighbours import CENTROID_SENTENCE, LEAD_SENTENCES, NEAREST_NEIGHBOUR
 from tunerail.eval.alternatives.shape import Shape, answer_shape
@@ -34,6 +36,7 @@ FAMILIES: dict[str, tuple[Alternative, ...]] = {
     "labels": (TFIDF_LOGREG, MINILM_LOGREG),
     "spans": (SPACY_NER, CRF, NEAREST_NEIGHBOUR),
     "fields": (NEAREST_NEIGHBOUR,),
+    "records": (NEAREST_NEIGHBOUR, DELEX_NEIGHBOUR),
     "summary": (NEAREST_NEIGHBOUR, LEAD_SENTENCES, CENTROID_SENTENCE),
     "text": (NEAREST_NEIGHBOUR,),
 }
