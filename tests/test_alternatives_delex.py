@@ -88,3 +88,22 @@ def test_the_e2e_example_config_loads_and_its_rows_are_records_with_text():
     assert len({r.prompt for r in records}) == 1000  # one reference per record: independent test rows
     assert all(parse_record(r.prompt) and r.completion.strip() for r in records)
     assert (EXAMPLE / "restaurants.jsonl").stat().st_size < 1_000_000
+
+
+def test_consensus_rouge_matches_rouge_score_and_skips_the_odd_wording():
+    from rouge_score import rouge_scorer
+    from rouge_score.tokenizers import DefaultTokenizer
+
+    from tunerail.eval.alternatives.delex import _consensus, _lcs_f
+
+    tokenize = DefaultTokenizer(use_stemmer=True).tokenize
+    texts = [r["text"] for r in _rows()[:12]]
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    for a, b in zip(texts, texts[1:]):
+        assert abs(_lcs_f(tokenize(a), tokenize(b)) - scorer.score(a, b)["rougeL"].fmeasure) < 1e-9
+    wordings = [
+        "slotname0 is a pub near slotnear0.",
+        "Near slotnear0 you will find a pub, slotname0.",
+        "slotname0 is a pub near slotnear0 .",
+    ]
+    assert _consensus([tokenize(w) for w in [wordings[1], wordings[0], wordings[2]]]) in (1, 2)

@@ -14,9 +14,9 @@ How the neighbour is chosen (all on the parsed records, no model):
    neighbour whose unslotted value differs from this record's value would state a wrong fact;
 2. candidates score ``+1`` per field both records have, ``-1`` per field only one has and ``-1``
    per written-in value that differs; a template with a slot this record cannot fill is skipped;
-3. among the best-scoring candidates (at most ``MAX_CANDIDATES``), the filled text with the highest
-   mean ROUGE-L against the other candidates' filled texts wins (the consensus wording, as in
-   minimum-Bayes-risk decoding), so the choice does not depend on the file order.
+3. among the best-scoring candidates (the first ``MAX_CANDIDATES``), the wording with the highest
+   mean ROUGE-L against the others' (slots compared by field name, not value) wins: the consensus
+   wording, as in minimum-Bayes-risk decoding, so the choice does not hang on one odd neighbour.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tunerail.eval.alternatives.base import Alternative, FitData
 
@@ -32,7 +32,7 @@ from tunerail.eval.alternatives.base import Alternative, FitData
 BRACKETS = re.compile(r"\s*([^\[\],]+?)\s*\[([^\]]*)\]\s*(?:,|$)")
 COLON_SEP = re.compile(r"\s*(?:\||;|\n)\s*")
 RECORD_SHARE = 0.9  # share of prompts that must parse as records for the ``records`` shape
-MAX_CANDIDATES = 8  # best-scoring neighbours compared by consensus (ROUGE-L among them is quadratic)
+MAX_CANDIDATES = 50  # best-scoring neighbours compared by consensus (ROUGE-L among them is quadratic)
 
 
 def parse_record(text: str) -> list[tuple[str, str]] | None:
@@ -121,20 +121,37 @@ def fill(record: Sequence[tuple[str, str]], tpl: Template) -> str:
     return re.sub("\x00S(\\d+)S\x00", lambda m: values[tpl.slots[int(m.group(1))]], tpl.text)
 
 
-def _consensus(texts: list[str]) -> int:
-    """Index of the text with the highest mean ROUGE-L F against the others (the first when there is one)."""
-    if len(texts) < 3:
-        return 0
-    from rouge_score import rouge_scorer
+def _lcs_f(a: Sequence[str], b: Sequence[str]) -> float:
+    """ROUGE-L F-measure of two token lists (longest common subsequence, as rouge-score computes it)."""
+    if not a or not b:
+        return 0.0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    lcs = prev[-1]
+    return 2 * lcs / (len(a) + len(b))
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    totals = [0.0] * len(texts)
-    for i in range(len(texts)):
-        for j in range(i + 1, len(texts)):
-            f = scorer.score(texts[i], texts[j])["rougeL"].fmeasure
+
+def _canonical_tokens(tpl: Template, tokenize: Callable[[str], list[str]]) -> list[str]:
+    """The template's rouge-score tokens with each slot written as its field name, so wordings compare without values."""
+    names = {str(i): re.sub(r"\W", "", f"slot{key}{n}") for i, (key, n) in enumerate(tpl.slots)}
+    return tokenize(re.sub("\x00S(\\d+)S\x00", lambda m: f" {names[m.group(1)]} ", tpl.text))
+
+
+def _consensus(tokens: Sequence[Sequence[str]]) -> int:
+    """Index of the wording with the highest summed ROUGE-L F against the others (the first on a tie)."""
+    if len(tokens) < 3:
+        return 0
+    totals = [0.0] * len(tokens)
+    for i in range(len(tokens)):
+        for j in range(i + 1, len(tokens)):
+            f = _lcs_f(tokens[i], tokens[j])
             totals[i] += f
             totals[j] += f
-    return max(range(len(texts)), key=lambda i: totals[i])
+    return max(range(len(tokens)), key=lambda i: totals[i])
 
 
 def fit_delex_neighbour(data: FitData) -> tuple[list[str], dict[str, Any]]:
@@ -146,18 +163,25 @@ def fit_delex_neighbour(data: FitData) -> tuple[list[str], dict[str, Any]]:
             templates.append(delexicalise(record, answer))
     if not templates:
         raise ValueError("no training prompt parses as a record (key[value], key: value, or a JSON object)")
+    from rouge_score.tokenizers import DefaultTokenizer
+
+    tokenizer = DefaultTokenizer(use_stemmer=True)  # the eval's ROUGE tokens (lower case, Porter stems)
+    tokens = [_canonical_tokens(t, tokenizer.tokenize) for t in templates]
+    chosen: dict[tuple[int, ...], int] = {}  # test records with the same best candidates share the consensus
     out, unfilled = [], 0
     for prompt in data.test_prompts:
         record = parse_record(prompt) or []
         scored = [(s, k) for k, t in enumerate(templates) if (s := _score(record, t)) is not None]
-        if not scored:  # no template fits: the plainest one, filled as far as it goes, still answers
+        if not scored:  # no template fits: the record's values, so the answer still states them
             unfilled += 1
             out.append(", ".join(v for _, v in record))
             continue
         best = max(s for s, _ in scored)
-        texts = [fill(record, templates[k]) for s, k in scored if s == best][:MAX_CANDIDATES]
-        out.append(texts[_consensus(texts)])
-    details = {"templates": len(templates), "fit_rows": len(data.fit_prompts), "no_template": unfilled}
+        candidates = tuple(k for s, k in scored if s == best)[:MAX_CANDIDATES]
+        if candidates not in chosen:
+            chosen[candidates] = candidates[_consensus([tokens[k] for k in candidates])]
+        out.append(fill(record, templates[chosen[candidates]]))
+    details = {"templates": len(templates), "fit_rows": len(data.fit_prompts), "no_template": unfilled, "candidate_sets": len(chosen)}
     return out, details
 
 
