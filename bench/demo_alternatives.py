@@ -10,10 +10,15 @@ bootstrap, every alternative fitted on the run's train + validation rows:
   challenge; written once from the attribute list, no data);
 - the tuned model and the base model, as the eval generated them (read from the eval cache).
 
+With a clone of tuetschek/e2e-cleaning (second argument), a second table scores TGen (the E2E challenge's
+seq2seq baseline system, trained by its authors on the whole cleaned training set, ~33k descriptions, 40
+times our rows: a ceiling, not a same-data alternative) on the test rows whose record is in the E2E test
+file, beside every other system on the same rows.
+
 Besides the metric, ``values`` is the share of the record's name, near, food, area and eatType
 values written verbatim in the answer (a faithfulness proxy: a description must state them).
 
-    python bench/demo_alternatives.py [RUN_DIR]    # default examples/e2e/runs/e2e-demo
+    python bench/demo_alternatives.py [RUN_DIR [E2E_CLEANING_CLONE]]    # default examples/e2e/runs/e2e-demo
     # writes bench/results/demo_alternatives.json and .md
 """
 
@@ -95,7 +100,42 @@ def cached_generations(run: Path) -> dict[str, list[str]]:
     return out
 
 
-def main(run: Path) -> dict[str, Any]:
+def tgen_outputs(clone: Path) -> dict[str, str]:
+    """TGen's output per cleaned test record (its output file follows the records' first appearance in test-fixed.csv)."""
+    import csv
+
+    with open(clone / "cleaned-data" / "test-fixed.csv", encoding="utf-8", newline="") as f:
+        records = list(dict.fromkeys(row["mr"] for row in csv.DictReader(f)))
+    texts = (clone / "system-outputs" / "train-clean_test-clean" / "tgen-std.run0.txt").read_text(encoding="utf-8").splitlines()
+    if len(texts) != len(records):
+        raise SystemExit(f"TGen outputs ({len(texts)}) do not align with the {len(records)} cleaned test records")
+    return dict(zip(records, texts))
+
+
+def subset_table(prompts: list[str], refs: list[str], outputs: dict[str, list[str]], tgen: dict[str, str]) -> dict[str, Any]:
+    """Every system and TGen on the test rows whose record TGen answered, with the tuned model's paired gain over each."""
+    from tunerail.scoring import score_generation
+    from tunerail.stats import mean_ci, paired_bootstrap
+
+    idx = [i for i, p in enumerate(prompts) if p in tgen]
+    sub_refs = [refs[i] for i in idx]
+    systems = {name: [texts[i] for i in idx] for name, texts in outputs.items()}
+    systems["TGen (seq2seq + reranker, trained on the full cleaned E2E training set)"] = [tgen[prompts[i]] for i in idx]
+    scores = {name: score_generation(sub_refs, texts).per_example["rougeL"] for name, texts in systems.items()}
+    tuned = scores.get(TUNED)
+    rows = []
+    for name, rl in scores.items():
+        row: dict[str, Any] = {"system": name, "rougeL": mean_ci(rl).to_dict()}
+        if tuned is not None and name != TUNED:
+            row["tuned_minus_this_rougeL"] = paired_bootstrap(tuned, rl).to_dict()
+        rows.append(row)
+    return {"rows": len(idx), "table": rows}
+
+
+TUNED = "SmolLM2-135M + LoRA (tunerail run)"
+
+
+def main(run: Path, clone: Path | None = None) -> dict[str, Any]:
     from tunerail.config import load_config
     from tunerail.eval.alternatives import FitData
     from tunerail.eval.alternatives import delex
@@ -139,9 +179,9 @@ def main(run: Path) -> dict[str, Any]:
         outputs[name], _ = fit(data)
         seconds[name] = round(time.perf_counter() - t, 1)
     for name, texts in cached_generations(run).items():
-        label = "SmolLM2-135M + LoRA (tunerail run)" if name == "tuned" else "base SmolLM2-135M, zero-shot"
+        label = TUNED if name == "tuned" else "base SmolLM2-135M, zero-shot"
         outputs[label], seconds[label] = texts, None
-    tuned = outputs.get("SmolLM2-135M + LoRA (tunerail run)")
+    tuned = outputs.get(TUNED)
     tuned_scores = score_generation(refs, tuned) if tuned else None
     table = []
     for name, texts in outputs.items():
@@ -157,7 +197,9 @@ def main(run: Path) -> dict[str, Any]:
         if tuned_scores is not None and texts is not tuned:
             row["tuned_minus_this_rougeL"] = paired_bootstrap(tuned_scores.per_example["rougeL"], s.per_example["rougeL"]).to_dict()
         table.append(row)
+    tgen = subset_table(data.test_prompts, refs, outputs, tgen_outputs(clone)) if clone else None
     return {
+        "tgen_subset": tgen,
         "run": str(run),
         "test_rows": len(refs),
         "fit_rows": len(data.fit_prompts),
@@ -185,6 +227,14 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {r['system']} | {rl['value']:.3f} | {rl['low']:.3f}-{rl['high']:.3f} | {b['value']:.1f} | {b['low']:.1f}-{b['high']:.1f} "
             f"| {r['values_written']:.3f} | {diff} | {r['fit_predict_s'] if r['fit_predict_s'] is not None else '-'} |"
         )
+    if result.get("tgen_subset"):
+        sub = result["tgen_subset"]
+        lines += ["", f"On the {sub['rows']} test rows whose record is in the E2E test file (TGen answered those):", ""]
+        lines += ["| system | ROUGE-L | 95 % CI | tuned - this (95 % CI) |", "| --- | ---: | --- | --- |"]
+        for r in sorted(sub["table"], key=lambda r: -r["rougeL"]["value"]):
+            d = r.get("tuned_minus_this_rougeL")
+            diff = f"{d['value']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f})" if d else "-"
+            lines.append(f"| {r['system']} | {r['rougeL']['value']:.3f} | {r['rougeL']['low']:.3f}-{r['rougeL']['high']:.3f} | {diff} |")
     lines += ["", f"Record: `{result['record_example']}`", f"Reference: {result['reference_example']}", ""]
     lines += [f"- {r['system']}: {r['example']}" for r in result["table"]]
     return "\n".join(lines) + "\n"
@@ -192,7 +242,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "examples" / "e2e" / "runs" / "e2e-demo"
-    result = main(run_dir)
+    result = main(run_dir, Path(sys.argv[2]) if len(sys.argv) > 2 else None)
     out = REPO / "bench" / "results"
     (out / "demo_alternatives.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "demo_alternatives.md").write_text(markdown(result), encoding="utf-8")
