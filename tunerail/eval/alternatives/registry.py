@@ -4,6 +4,7 @@
 | labels   | ``minilm_logreg``, ``tfidf_logreg`` |
 | spans    | ``spacy_ner``, ``crf``, ``nearest_neighbour``; opt-in ``minilm_tokens`` (``eval.alternatives``) |
 | fields   | ``nearest_neighbour``, the base model k-shot |
+| records  | ``delex_neighbour``, ``nearest_neighbour``, the base model k-shot |
 | summary  | ``lead_sentences``, ``centroid_sentence``, ``nearest_neighbour``, the base model k-shot |
 | text     | ``nearest_neighbour``, the base model k-shot |
 | any      | each ``eval.hosted`` model: the same prompt and k-shot examples behind an OpenAI-compatible endpoint (``hosted.py``) |
@@ -28,6 +29,7 @@ from tunerail.data.records import Record
 from tunerail.eval import generate as G
 from tunerail.eval.alternatives.base import Alternative, FitData, Fitted, fit_one
 from tunerail.eval.alternatives.budget import local_budget
+from tunerail.eval.alternatives.delex import DELEX_NEIGHBOUR
 from tunerail.eval.alternatives.hosted import fit_hosted, hosted_messages
 from tunerail.eval.alternatives.classifiers import C_GRID, MINILM_LOGREG, TFIDF_LOGREG
 from tunerail.eval.alternatives.neighbours import CENTROID_SENTENCE, LEAD_SENTENCES, NEAREST_NEIGHBOUR
@@ -42,13 +44,14 @@ FAMILIES: dict[str, tuple[Alternative, ...]] = {
     "labels": (TFIDF_LOGREG, MINILM_LOGREG),
     "spans": (SPACY_NER, CRF, NEAREST_NEIGHBOUR),
     "fields": (NEAREST_NEIGHBOUR,),
+    "records": (NEAREST_NEIGHBOUR, DELEX_NEIGHBOUR),
     "summary": (NEAREST_NEIGHBOUR, LEAD_SENTENCES, CENTROID_SENTENCE),
     "text": (NEAREST_NEIGHBOUR,),
 }
 # The base model k-shot is the registered LLM alternative for these shapes: the eval's LLM stage
 # computes it once (its ``base_few_shot`` row) with this k when ``eval.few_shot`` is unset; 3 as in
 # ``select.few_shot``. Span extraction gets trained taggers instead, classification its label ranking.
-BASE_K_SHOT: dict[str, int] = {"fields": 3, "summary": 3, "text": 3}
+BASE_K_SHOT: dict[str, int] = {"fields": 3, "records": 3, "summary": 3, "text": 3}
 # Fitted only when named in ``eval.alternatives``: too slow for the 10 %-of-eval budget on 2 CPU cores.
 OPT_IN: dict[str, tuple[Alternative, ...]] = {"spans": (MINILM_TOKENS,)}
 ALL: dict[str, Alternative] = {a.name: a for family in (*FAMILIES.values(), *OPT_IN.values()) for a in family}

@@ -4,6 +4,7 @@
 | labels    | task is classification                                                     | TF-IDF / MiniLM + logistic regression |
 | spans     | extraction, and >= ``SPAN_SHARE`` of the reference values occur verbatim in their prompt | CRF, spaCy NER, MiniLM token classifier, nearest neighbour |
 | fields    | extraction whose values are mostly not spans (normalised, inferred)        | nearest neighbour |
+| records   | generation/chat whose prompts are records of fields (see ``delex.py``)  | nearest neighbour, delexicalised nearest neighbour |
 | summary   | generation/chat whose median reference is <= ``SUMMARY_RATIO`` of its prompt's length | nearest neighbour, lead sentences, centroid sentence |
 | text      | any other generation/chat                                                  | nearest neighbour |
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 from statistics import median
 from typing import Literal, Sequence
 
+from tunerail.eval.alternatives.delex import are_records
 from tunerail.eval.alternatives.spans import field_values
 from tunerail.metrics import answer_object
 
-Shape = Literal["labels", "spans", "fields", "summary", "text"]
+Shape = Literal["labels", "spans", "fields", "records", "summary", "text"]
 
 # A span tagger can only find values written in the input. At 80 % it recovers most of the answer
 # (WNUT-17: 99 % of the values are spans); below, values are mostly rewritten and a tagger would be
@@ -61,4 +63,6 @@ def answer_shape(task: str, prompts: Sequence[str], answers: Sequence[str]) -> S
         return "labels"
     if task == "extraction":
         return "spans" if values_are_spans(prompts, answers) else "fields"
+    if are_records(prompts):
+        return "records"
     return "summary" if is_summary_like(prompts, answers) else "text"
