@@ -402,3 +402,25 @@ def test_run_sweeps_then_trains_with_best_yaml_applied(tmp_path):
     assert "sweep" not in [s.name for s in off.steps]
     recorded = json.loads((tmp_path / "run-off" / "train" / "step.json").read_text())
     assert recorded["summary"]["sweep_skipped"]["sweep.enabled"] is False and recorded["summary"]["sweep_applied"] is None
+
+
+def test_a_trial_cut_before_a_trained_step_is_pruned_not_the_best(tmp_path):
+    # The E2E demo's sweep cut its only trial at step 0 (the share ran out during setup) and reported that
+    # untrained setting as the best, so `run` would have trained it; its value was the base model's loss.
+    from types import SimpleNamespace
+
+    import optuna
+
+    from tunerail.sweep.trial import Trial
+
+    study = optuna.create_study()
+    state = SimpleNamespace(parent=None, config=SimpleNamespace(sweep=SimpleNamespace(objective="loss")))
+    untrained = SimpleNamespace(
+        run_id=None, stopped_reason="budget", findings=[], best_step=0, best_val_loss=2.669, history=[{"step": 0, "val_loss": 2.669}]
+    )
+    trial = Trial(state, study.ask())
+    trial.reason = "budget share: ...; cut at step 0"
+    with pytest.raises(optuna.TrialPruned, match="before a trained step was evaluated"):
+        trial._value(untrained)
+    trained = SimpleNamespace(**{**vars(untrained), "best_step": 4, "best_val_loss": 2.1, "history": [{"step": 0}, {"step": 4}]})
+    assert Trial(state, study.ask())._value(trained) == 2.1

@@ -253,6 +253,12 @@ class Trial:
                 self.reason = f"divergence: {finding.message if finding else 'loss diverged'}"
             trial.set_user_attr("reason", self.reason or "pruned")
             raise optuna.TrialPruned(self.reason or "pruned")
+        if not any(row.get("step", 0) > 0 for row in result.history):
+            # Cut before any trained step was evaluated: its value is the untrained model's, the same for every
+            # setting, so it would win a sweep that measured nothing else (the E2E demo's sweep did that).
+            self.reason = f"{self.reason or 'stopped'} before a trained step was evaluated: the setting was not measured"
+            trial.set_user_attr("reason", self.reason)
+            raise optuna.TrialPruned(self.reason)
         if result.stopped_reason == "budget" and self.reason is None:
             self.reason = "budget share: stopped inside a step by the trainer's budget guard"
         if result.stopped_reason == "fidelity":
