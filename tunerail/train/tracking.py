@@ -48,16 +48,16 @@ class MlflowTracker(NullTracker):
             self._client.update_run(run_id, status="RUNNING")
         else:
             run_id = self._client.create_run(experiment_id, run_name=run_name).info.run_id
-        self.run_id = self._run = run_id  # _run: the same id, typed str for the client's calls
+        self.run_id: str = run_id
         self._mlflow = mlflow
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        existing = self._client.get_run(self._run).data.params
+        existing = self._client.get_run(self.run_id).data.params
         fresh = [Param(k, mask(str(v))[:6000]) for k, v in params.items() if k not in existing]  # a token in a config value
         for i in range(0, len(fresh), 100):
-            self._client.log_batch(self._run, params=fresh[i : i + 100])
+            self._client.log_batch(self.run_id, params=fresh[i : i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         import time
@@ -65,20 +65,20 @@ class MlflowTracker(NullTracker):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._client.log_batch(self._run, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None])
+        self._client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None])
 
     def set_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():
-            self._client.set_tag(self._run, k, mask(str(v)))
+            self._client.set_tag(self.run_id, k, mask(str(v)))
 
     def log_dict(self, data: dict[str, Any], name: str) -> None:
-        self._client.log_text(self._run, json.dumps(mask_value(data), indent=2, default=str), name)
+        self._client.log_text(self.run_id, json.dumps(mask_value(data), indent=2, default=str), name)
 
     def log_artifacts(self, folder: Path, path: str) -> None:
-        self._client.log_artifacts(self._run, str(folder), artifact_path=path)
+        self._client.log_artifacts(self.run_id, str(folder), artifact_path=path)
 
     def end(self, status: str = "FINISHED") -> None:
-        self._client.set_terminated(self._run, status=status)
+        self._client.set_terminated(self.run_id, status=status)
 
 
 def default_uri(store_root: Path) -> tuple[str, Path]:
