@@ -120,6 +120,15 @@ class EvalConfig(_Section):
             "answer). Seconds on 2 CPU cores, cached; the tuned model must beat them by the CI."
         ),
     )
+    alternatives_budget_share: float | None = Field(
+        0.10,
+        gt=0,
+        le=1,
+        description=(
+            "Share of the eval step's estimated time the local alternatives may spend together (CPU seconds); "
+            "null: no cap. One the cap cuts before it converged cannot count as beaten (EVL054)."
+        ),
+    )
     alternatives: list[str] = Field(
         default_factory=list,
         description=(

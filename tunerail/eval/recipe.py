@@ -161,7 +161,7 @@ def run_eval(config: TunerailConfig, inputs: EvalInputs) -> EvalResult:
     extras = _extras(config, inputs, prep, inf)  # 6-7
     review = review_stage(config, prep.records, prep.refs, inf.outs, sc.scored, prep.out_dir)  # 8
     verdict, findings = _decide(config, inputs, prep, sc, alts, inf.constrained, extras, review["human"])  # 9
-    findings += slow_findings(alts.fitted, time.perf_counter() - t0)
+    findings += slow_findings(alts.fitted, time.perf_counter() - t0, config.eval.alternatives_budget_share)
     prep.timings["total_s"] = time.perf_counter() - t0
     result = EvalResult(
         verdict=verdict,

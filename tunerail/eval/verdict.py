@@ -27,6 +27,7 @@ pass/fail, not just the failures. READY <=> no ``error`` finding.
 | EVL051 | baseline.skipped            | warning  | no training split given: the cheap baselines could not be fitted |
 | EVL052 | baseline.failed             | warning  | an alternative raised while fitting: named with its error, not compared |
 | EVL053 | baseline.slow               | warning  | the local alternatives took more than 10 % of the eval step (``eval/alternatives/budget.py``) |
+| EVL054 | baseline.cut                | error    | the tuned model beats an alternative only as the time budget cut it, before its early stopping said it had converged |
 | EVL060 | human.missing               | error    | ``criteria.human`` is set but no review results exist yet |
 | EVL061 | human.min_items             | error    | fewer reviewed items than ``criteria.human.min_items`` |
 | EVL062 | human.win_rate              | error    | tuned win rate (Wilson CI lower bound, ties excluded) below ``min_win_rate`` |
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Iterable
 
-from tunerail.eval.verdict_context import check_human, check_judge, check_upstream
+from tunerail.eval.verdict_context import check_human, check_judge, check_upstream, cut_baseline
 from tunerail.eval.verdict_context import finding as _f
 from tunerail.findings import Finding, Severity
 
@@ -299,6 +300,8 @@ def _baseline_finding(criteria: Any, x: VerdictInputs, b: dict[str, Any]) -> Fin
         f"{est['high']:.4f}), the fine-tuned model {tuned['value']:.4f} ({tuned['low']:.4f}-"
         f"{tuned['high']:.4f}); paired gain {gain:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}), {_rule(criteria)}"
     )
+    if decisive > 0 and (b.get("details") or {}).get("stopped") == "time_budget":
+        return cut_baseline(b, scores, gain=gain, low=lo, high=hi)  # EVL054: a win over a cut alternative proves nothing
     if decisive > 0:
         return _f(
             "EVL050",

@@ -220,3 +220,22 @@ def _human_agreement(crit: Any, human: dict[str, Any]) -> Finding:
         alpha=alpha,
         percent=agr["percent"],
     )
+
+
+def cut_baseline(b: dict[str, Any], scores: str, **gain: float) -> Finding:
+    """EVL054: the tuned model beats an alternative the time budget cut before its early stopping said it converged.
+
+    A team would train that alternative to convergence, so a win over the cut one proves nothing.
+    """
+    epochs = (b.get("details") or {}).get("epochs_run")
+    return finding(
+        "EVL054",
+        "baseline.cut",
+        Severity.ERROR,
+        f"beaten only as cut by the alternatives' time budget (after {epochs} epoch(s), before its validation score "
+        "stopped improving): " + scores,
+        "raise eval.alternatives_budget_share, or set it to null (no cap), and re-run eval: the LLM outputs come "
+        "from the cache, only the alternative is refitted",
+        baseline=b["name"],
+        **gain,
+    )

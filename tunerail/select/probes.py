@@ -324,7 +324,15 @@ def cheap_baselines(
     prompts = [r.prompt for r in train]
     # the eval's budget for them on as many rows: select must not spend more on the alternatives than eval will
     data = FitData(
-        task, prompts, answers, [], [], [r.prompt for r in sample], config.model.embedding_model, sc.seed, local_budget(len(sample))
+        task,
+        prompts,
+        answers,
+        [],
+        [],
+        [r.prompt for r in sample],
+        config.model.embedding_model,
+        sc.seed,
+        local_budget(len(sample), config.eval.alternatives_budget_share),
     )
     preds = {"majority": [Counter(answers).most_common(1)[0][0]] * len(sample)}
     out: dict[str, dict[str, Any]] = {}

@@ -30,8 +30,10 @@ HEADROOM = 0.1
 MIN_BUDGET_S = 10.0  # below this a spaCy pipeline does not finish one pass over a few hundred rows
 
 
-def local_budget(test_rows: int) -> float:
+def local_budget(test_rows: int, share: float | None = SHARE) -> float | None:
     """CPU seconds all local alternatives may spend together on ``test_rows`` test rows (at least ``MIN_BUDGET_S``).
+
+    ``share`` is ``eval.alternatives_budget_share``; None means no cap.
 
     Examples
     --------
@@ -39,17 +41,22 @@ def local_budget(test_rows: int) -> float:
     28.2
     >>> local_budget(20)
     10.0
+    >>> local_budget(258, None) is None
+    True
     """
-    return max(SHARE * (1 - HEADROOM) * EVAL_SECONDS_PER_ROW * test_rows, MIN_BUDGET_S)
+    if share is None:
+        return None
+    return max(share * (1 - HEADROOM) * EVAL_SECONDS_PER_ROW * test_rows, MIN_BUDGET_S)
 
 
-def slow_findings(fitted: Sequence[Fitted], eval_seconds: float, share: float | None = None) -> list[Finding]:
-    """Warning EVL053 when the local alternatives fitted in this eval took more than ``share`` (default ``SHARE``) of its seconds.
+def slow_findings(fitted: Sequence[Fitted], eval_seconds: float, share: float | None = SHARE) -> list[Finding]:
+    """Warning EVL053 when the local alternatives fitted in this eval took more than ``share`` of its seconds (None: no cap).
 
     Hosted alternatives (network time) and cached fits (0 s this time) do not count. The finding
     names every local alternative that ran, slowest first, with its seconds.
     """
-    share = SHARE if share is None else share
+    if share is None:  # eval.alternatives_budget_share: null, no cap to report against
+        return []
     local = sorted((f for f in fitted if f.kind == "cheap" and f.seconds > 0), key=lambda f: -f.seconds)
     spent = sum(f.seconds for f in local)
     if not local or eval_seconds <= 0 or spent <= share * eval_seconds:

@@ -198,7 +198,7 @@ def _local(
         [r.prompt for r in test],
         embedding_model=config.model.embedding_model,
         seed=config.split.seed,
-        time_budget_s=local_budget(len(test)),
+        time_budget_s=local_budget(len(test), config.eval.alternatives_budget_share),
     )
     shape = answer_shape(task, data.fit_prompts, data.fit_answers)
     if not config.eval.baselines:

@@ -187,10 +187,10 @@ def _train_spacy(
             best, best_weights, best_epoch, since = f1, ner.to_bytes(), len(history), 0
         elif best:  # patience counts from the first epoch that found anything: a run of zeros is not a plateau
             since += 1
-        if stopped == "time_budget":
-            break
-        if since >= SPACY_PATIENCE:
+        if since >= SPACY_PATIENCE:  # checked first: a plateau reached as the budget ran out is converged, not cut
             stopped = "early_stopping"
+            break
+        if stopped == "time_budget":
             break
     if best_weights is not None:
         ner.from_bytes(best_weights)
