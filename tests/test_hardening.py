@@ -300,3 +300,26 @@ def test_one_renderer_and_one_ci_formula_in_the_package():
         rx = re.compile(pattern)
         users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if rx.search(p.read_text(encoding="utf-8")))
         assert users in ([home], []), f"{pattern!r} outside {home}: {users}"
+
+
+def test_staged_outputs_replace_and_remove_folders_of_an_earlier_run(tmp_path):
+    # `tunerail export --format gguf` into a run whose export/ already held merged/ and adapter/ folders failed with
+    # IsADirectoryError (an owned folder this run did not write was unlinked as a file), and a folder written
+    # again could not replace its non-empty predecessor.
+    from tunerail.io import staged_outputs
+
+    out = tmp_path / "export"
+    owned = ("merged", "adapter", "gguf", "export.json")
+    with staged_outputs(out, owned=owned) as tmp:
+        for name in ("merged", "adapter"):
+            (tmp / name).mkdir()
+            (tmp / name / "weights").write_text(f"{name} 1")
+        (tmp / "export.json").write_text('{"formats": ["merged", "adapter"]}')
+    with staged_outputs(out, owned=owned) as tmp:  # the second export: gguf only, merged written again
+        for name in ("merged", "gguf"):
+            (tmp / name).mkdir()
+            (tmp / name / "weights").write_text(f"{name} 2")
+        (tmp / "export.json").write_text('{"formats": ["merged", "gguf"]}')
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "gguf", "merged"]
+    assert (out / "merged" / "weights").read_text() == "merged 2" and (out / "gguf" / "weights").read_text() == "gguf 2"
+    assert not [p for p in tmp_path.glob(".export.*") if p.suffix != ".lock"]  # no swapped-out folder or partial left beside it

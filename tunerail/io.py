@@ -118,6 +118,28 @@ def atomic_folder(final: str | Path) -> Iterator[Path]:
 INCOMPLETE = ".tunerail-incomplete"
 
 
+def _replace_entry(src: Path, dst: Path) -> None:
+    """``os.replace`` for a file or a folder: an existing folder (an earlier export's ``merged/``) is swapped out, then removed."""
+    import shutil
+
+    if dst.is_dir() and not dst.is_symlink():
+        old = dst.with_name(f".{dst.name}.{os.getpid()}.replaced")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def _remove_entry(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 @contextmanager
 def staged_outputs(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Path]:
     """Write a step's outputs into a temporary sibling folder, then swap them into ``out``.
@@ -153,9 +175,9 @@ def staged_outputs(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Path]
             write_atomic(out / INCOMPLETE, f"pid {os.getpid()}: outputs being replaced\n")
             written = {p.name for p in tmp.iterdir()}
             for name in sorted(written):
-                os.replace(tmp / name, out / name)
+                _replace_entry(tmp / name, out / name)
             for name in set(owned) - written:
-                (out / name).unlink(missing_ok=True)
+                _remove_entry(out / name)
             (out / INCOMPLETE).unlink()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
