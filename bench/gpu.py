@@ -264,7 +264,6 @@ def run_tunerail(bench: Bench, arch: str, *, shared_prefix: bool = True, method:
 
 def run_trainer(bench: Bench, arch: str, *, method: str = "lora") -> dict[str, Any]:
     """transformers ``Trainer`` + peft at the same settings (bf16 autocast over bf16 base weights on CUDA)."""
-    import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from tunerail.train.data import IGNORE_INDEX, load_split, tokenize_records
@@ -279,16 +278,9 @@ def run_trainer(bench: Bench, arch: str, *, method: str = "lora") -> dict[str, A
     model = prepare_model(base, method=method, lora=cfg.train.lora, seed=13)
     seen: list[list[int]] = []
 
-    def collate(rows: list[dict]) -> dict:
-        width = max(len(r["input_ids"]) for r in rows)
-        seen.append([len(r["input_ids"]) for r in rows])
-        ids = torch.full((len(rows), width), tok.pad_token_id)
-        labels = torch.full((len(rows), width), IGNORE_INDEX)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(r["input_ids"])
-            ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(r["input_ids"]), torch.tensor(r["labels"]), 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    from trainer_batches import recording_collator  # bench/ is on sys.path when run as a script
+
+    collate = recording_collator(tok.pad_token_id, IGNORE_INDEX, seen)
 
     marks: dict[int, float] = {}
 

@@ -138,7 +138,6 @@ def _prefix_share(examples, batches, pad_id: int) -> float:
 
 
 def run_trainer(setting: str, steps: int, batch: int, out: Path) -> dict:
-    import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from tunerail.models import load_tokenizer
@@ -152,16 +151,9 @@ def run_trainer(setting: str, steps: int, batch: int, out: Path) -> dict:
     model = prepare_model(load_base_model("bundled:smollm2", method="lora", bf16=False), method="lora", lora=cfg.train.lora, seed=13)
     seen: list[list[int]] = []
 
-    def collate(rows: list[dict]) -> dict:
-        width = max(len(r["input_ids"]) for r in rows)
-        seen.append([len(r["input_ids"]) for r in rows])
-        ids = torch.full((len(rows), width), tok.pad_token_id)
-        labels = torch.full((len(rows), width), IGNORE_INDEX)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(r["input_ids"])
-            ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(r["input_ids"]), torch.tensor(r["labels"]), 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    from trainer_batches import recording_collator  # bench/ is on sys.path when run as a script
+
+    collate = recording_collator(tok.pad_token_id, IGNORE_INDEX, seen)
 
     marks: list[tuple[int, float, int]] = []
 
