@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
+from tunerail.data.record_prompts import are_records, parse_record, unstated_values
 from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
 from tunerail.doctor.checks.instruct import looks_like_code
@@ -418,6 +419,19 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     return None
 
 
+def _row_style(style: AnswerStyle, rec: Record) -> AnswerStyle:
+    """Record-to-text data: a description that states every value of its record is complete without a final stop.
+
+    E2E's crowd-written descriptions end "... and is child friendly" one time in ten; a cut one
+    leaves the later values unstated. So a row that states them all is judged by the strong
+    signals only (a dangling "and", a cut word), as in data whose answers seldom end with a stop.
+    """
+    record = parse_record(rec.prompt)
+    if record is None or unstated_values(record, rec.completion):
+        return style
+    return replace(style, punctuated=False, last_line_closes=False)
+
+
 @register("DOC018", "lengths.cut_off")
 def cut_off(ctx: CheckContext) -> list[Finding]:
     """Answers that stop mid-sentence, mid-word or inside an open code fence, bracket or quote: a generation or export cut them.
@@ -429,9 +443,10 @@ def cut_off(ctx: CheckContext) -> list[Finding]:
         return []
     language = ctx.config.doctor.language or "en"
     style = answer_style([rec.completion for rec in ctx.records], [rec.prompt for rec in ctx.records], language)
+    records = are_records([rec.prompt for rec in ctx.records])
     out = []
     for rec in ctx.records:
-        reason = cut_off_reason(rec.completion, style=style, context=rec.prompt)
+        reason = cut_off_reason(rec.completion, style=_row_style(style, rec) if records else style, context=rec.prompt)
         if reason:
             out.append(
                 found(

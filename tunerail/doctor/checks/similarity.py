@@ -16,6 +16,7 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
+from tunerail.data.record_prompts import STEM, parse_record
 from tunerail.data.records import normalize_text, normalized_pieces
 from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
@@ -217,6 +218,7 @@ def _conflict_groups(ctx: CheckContext, exact: list[tuple[int, int]], similar: I
         if answer(i) != answer(j)
         and not _answers_agree(ctx, (i, j))
         and not (ctx.is_classification and minimal_pair(ctx.records[i].prompt, ctx.records[j].prompt))
+        and not (not ctx.is_classification and difference_echoed(*((ctx.records[k].prompt, ctx.records[k].completion) for k in (i, j))))
     ]
     out = []
     for cluster in clusters_from_pairs(len(ctx.records), exact + disagree):
@@ -251,6 +253,33 @@ def minimal_pair(a: str, b: str) -> bool:
     only_a = {w for w in only_a if not typo_of(w, wb - wa)}
     only_b = {w for w in only_b if not typo_of(w, wa - wb)}
     return bool(only_a) != bool(only_b)  # content words added on one side only
+
+
+def difference_echoed(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """True when the prompts' difference explains the answers' difference: two different inputs, two right answers.
+
+    ``a`` and ``b`` are ``(prompt, answer)`` pairs.
+
+    Records of fields (``name[The Eagle], food[French]``, see ``tunerail.data.record_prompts``) that
+    differ in any field or value are two inputs to describe, whatever the answers say (a flag such
+    as ``familyFriendly[yes]`` is written "kid friendly"). Other prompts: every content word one
+    answer has and the other lacks is in its own prompt only (two posts naming different people,
+    two right entity lists; a name both posts have and one answer leaves out is a conflict). Words count by their first
+    ``STEM`` letters ("moderate" is echoed by "moderately"); a rewording with an answer that says
+    what its prompt does not stays a conflict: one question answered twice.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    ra, rb = parse_record(a[0]), parse_record(b[0])
+    if ra is not None and rb is not None:
+        return {(k.casefold(), v.casefold()) for k, v in ra} != {(k.casefold(), v.casefold()) for k, v in rb}
+
+    def stems(text: str) -> set[str]:
+        return {w[:STEM] for w in _WORDS.findall(text.casefold()) if w not in ENGLISH_STOP_WORDS}
+
+    pa, pb, aa, ab = stems(a[0]), stems(b[0]), stems(a[1]), stems(b[1])
+    only_a, only_b = aa - ab, ab - aa
+    return bool(only_a or only_b) and only_a <= pa - pb and only_b <= pb - pa
 
 
 def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:
