@@ -53,3 +53,10 @@ def test_descriptions_that_state_every_value_need_no_final_stop_and_cut_ones_are
     cuts = flagged(audit(tmp_path, rows), "lengths.cut_off")
     assert {0, 1} <= cuts
     assert len(cuts - {0, 1}) <= 0.05 * len(rows)
+
+
+def test_different_records_are_not_near_duplicates_but_a_copy_of_one_is(tmp_path):
+    """Before: 103 E2E rows in 47 near-duplicate clusters, records of one restaurant that differ in a value."""
+    rows = e2e_rows()
+    rows.append({**rows[0], "text": rows[0]["text"].replace("is near", "sits near")})  # row 1000: the same record, an edited copy
+    assert flagged(audit(tmp_path, rows), "duplicates.near") == {0, 1000}

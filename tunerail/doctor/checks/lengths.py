@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from tunerail.data.record_prompts import are_records, parse_record, unstated_values
+from tunerail.data.record_prompts import parse_record, unstated_values
 from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
 from tunerail.doctor.checks.answer_shape import LIST_ITEM, fewer_items, runs_over_lines
@@ -467,7 +467,7 @@ def cut_off(ctx: CheckContext) -> list[Finding]:
         return []
     language = ctx.config.doctor.language or "en"
     style = answer_style([rec.completion for rec in ctx.records], [rec.prompt for rec in ctx.records], language)
-    records = are_records([rec.prompt for rec in ctx.records])
+    records = ctx.prompts_are_records
     out = []
     for rec in ctx.records:
         reason = cut_off_reason(rec.completion, style=_row_style(style, rec) if records else style, context=rec.prompt)
