@@ -272,3 +272,22 @@ def test_a_list_with_fewer_items_than_asked_is_a_cut(shared_data):
     ranked = next(r for k, r in rows.items() if k.startswith("Given a list of 10 objects"))
     assert cut_off_reason(ranked["output"], context=ranked["instruction"] + "\n" + ranked["input"]) is None
     assert cut_off_reason("521.68 cm2", context="a cylinder with the radius of 4.3 centimeters and a height of 9.2 centimeters") is None
+
+
+def test_short_foreign_posts_with_json_answers_are_found(tmp_path):
+    """Extraction rows were judged on post + JSON answer, whose keys ("person", "location": English, in every row)
+    outweighed a short post: 5 of 30 held-out foreign posts passed ("Was essen Kühe?", "Nombra un planeta.")."""
+    rows = [json.loads(line) for line in (REPO / "examples" / "wnut17" / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
+    spots = random.Random(26).sample(range(len(rows)), 30)
+    for i, (q, _) in zip(spots, heldout_pairs()):
+        rows[i] = {"text": q, "entities": json.dumps({"person": [], "location": []})}
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "extraction",
+            "data": {"format": "prompt_completion", "columns": {"prompt": "text", "completion": "entities"}},
+            "doctor": {"disabled_checks": ["lengths.truncated"]},
+        }
+    )
+    result = doctor(write_jsonl(tmp_path / "posts.jsonl", rows), cfg, semantic=False)
+    assert len(flagged(result, "language.mismatch") & set(spots)) >= 0.9 * len(spots)
+    assert len(warned(result) - set(spots)) <= 0.05 * (len(rows) - len(spots))
