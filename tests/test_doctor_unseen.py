@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from doctor_helpers import flagged, run, write_jsonl
+from doctor_helpers import alpaca, flagged, run, write_jsonl
 from tunerail.config import TunerailConfig
 from tunerail.doctor import doctor
 from tunerail.doctor.checks.content import copied_from_prompt
@@ -168,7 +168,7 @@ def test_a_singular_where_the_data_writes_the_plural_is_a_cut():
     gsm = answer_style(answers, [r["question"] for r in gsm8k(final_line=False)])
     assert "start of a longer word" in cut_off_reason("She runs 3 miles a day.\nIn total she runs 30+20=50 mile", style=gsm)
     assert "start of a longer word" in cut_off_reason("Their combined weights are 125+498 = 623 pound", style=gsm)
-    assert cut_off_reason("In total she runs 30+20=50 miles", style=gsm) is None
+    assert cut_off_reason("She runs 3 miles a day.\nIn total she runs 30+20=50 miles", style=gsm) is None
     # the word used before, but not as a unit ("a mile further"), does not excuse it; "5 liters/min" does
     assert "start of a longer word" in (
         cut_off_reason("She goes a mile further on Sundays.\nIn total she runs 30+20=50 mile", style=gsm) or ""
@@ -209,7 +209,7 @@ def test_a_row_that_closes_its_sentences_is_judged_by_itself_in_mixed_data():
     assert cut_off_reason("Positive", style=mixed) is None
     answers = [r["answer"] for r in gsm8k(final_line=False)]
     gsm = answer_style(answers, [r["question"] for r in gsm8k(final_line=False)])
-    assert cut_off_reason("Coach A spent $290-$53=$237 more than coach B", style=gsm) is None
+    assert cut_off_reason("Coach A spent $290 and coach B $53\nCoach A spent $290-$53=$237 more than coach B", style=gsm) is None
 
 
 @pytest.mark.parametrize(
@@ -243,3 +243,51 @@ def test_a_lone_small_letter_after_a_word_is_a_cut_and_after_a_sign_a_variable()
     assert "cut mid-word" in cut_off_reason("Unleashing Your Inner Drive for Entrepreneurial Success, Starting f", style=prose)
     assert "cut mid-word" in cut_off_reason("<b><IMG s", style=prose)
     assert cut_off_reason("The equation of a line is:\ny = mx + b", style=AnswerStyle(punctuated=False)) is None
+
+
+def test_a_worked_answer_that_stops_on_its_first_line_is_a_cut():
+    """GSM8K's worked answers all run over several lines: one that stops on its first ("He can make 15 x 5 = 75
+    batches of pizza dough") lost the rest, though it reads complete (16 of the 39 misses on GSM8K train)."""
+    rows = gsm8k(final_line=False)
+    answers = [r["answer"] for r in rows]
+    firsts = list(range(0, 200, 10))
+    for i in firsts:
+        answers[i] = re.sub(r"[.!?]$", "", answers[i].splitlines()[0].strip())  # cut where its first line ends
+    style = answer_style(answers, [r["question"] for r in rows])
+    found = [cut_off_reason(answers[i], style=style, context=rows[i]["question"]) for i in firsts]
+    assert sum(r is not None for r in found) >= 0.9 * len(firsts)
+    clean = [i for i in range(200) if i not in firsts]
+    assert sum(cut_off_reason(answers[i], style=style, context=rows[i]["question"]) is not None for i in clean) <= 0.05 * len(clean)
+    assert style.multi_line and not answer_style(["Paris.", "A short answer."] * 150, ["q"] * 300).multi_line  # one-line data: no signal
+
+
+def test_a_list_with_fewer_items_than_asked_is_a_cut(shared_data):
+    """Alpaca rows: "List five genetic diseases." answered by two items stopped short; a count that is not asked
+    for ("Given a list of 10 objects") or a measure ("4.3 centimeters") says nothing."""
+    rows = {r["instruction"]: r for r in alpaca(shared_data)}
+    diseases = rows["List five genetic diseases."]
+    assert cut_off_reason(diseases["output"], context=diseases["instruction"]) is None
+    assert "asks for 5" in cut_off_reason("1. Cystic Fibrosis \n2. Sickle Cell", context=diseases["instruction"])
+    assert "asks for 3" in cut_off_reason("1. Raising Her Sisters", context="Create three possible titles for the following script")
+    ranked = next(r for k, r in rows.items() if k.startswith("Given a list of 10 objects"))
+    assert cut_off_reason(ranked["output"], context=ranked["instruction"] + "\n" + ranked["input"]) is None
+    assert cut_off_reason("521.68 cm2", context="a cylinder with the radius of 4.3 centimeters and a height of 9.2 centimeters") is None
+
+
+def test_short_foreign_posts_with_json_answers_are_found(tmp_path):
+    """Extraction rows were judged on post + JSON answer, whose keys ("person", "location": English, in every row)
+    outweighed a short post: 5 of 30 held-out foreign posts passed ("Was essen Kühe?", "Nombra un planeta.")."""
+    rows = [json.loads(line) for line in (REPO / "examples" / "wnut17" / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
+    spots = random.Random(26).sample(range(len(rows)), 30)
+    for i, (q, _) in zip(spots, heldout_pairs()):
+        rows[i] = {"text": q, "entities": json.dumps({"person": [], "location": []})}
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "extraction",
+            "data": {"format": "prompt_completion", "columns": {"prompt": "text", "completion": "entities"}},
+            "doctor": {"disabled_checks": ["lengths.truncated"]},
+        }
+    )
+    result = doctor(write_jsonl(tmp_path / "posts.jsonl", rows), cfg, semantic=False)
+    assert len(flagged(result, "language.mismatch") & set(spots)) >= 0.9 * len(spots)
+    assert len(warned(result) - set(spots)) <= 0.05 * (len(rows) - len(spots))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, overload
 
 from tunerail.config import TunerailConfig
+from tunerail.data.record_prompts import are_records
 from tunerail.data.records import Record, Rejection
 
 
@@ -50,6 +51,11 @@ class CheckContext:
     @cached_property
     def prompts(self) -> Sequence[str]:
         return _RecordView(self.records, lambda r: r.prompt)
+
+    @cached_property
+    def prompts_are_records(self) -> bool:
+        """Record-to-text data: most prompts are records of fields (``tunerail.data.record_prompts``), not one tweet with a colon."""
+        return not self.is_classification and are_records(self.prompts)
 
     @cached_property
     def prompt_embeddings(self) -> Any:

@@ -20,6 +20,7 @@ Banking77 and CLINC150 rows (recall and false alarms per length and language).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
@@ -28,6 +29,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any, Iterable, Iterator, Sequence, overload
 
+from tunerail.data.records import Record
 from tunerail.doctor.context import CheckContext
 from tunerail.doctor.registry import register
 from tunerail.doctor.checks._common import found
@@ -97,6 +99,32 @@ class RowLanguages(Sequence[tuple[str, float] | None]):
         return self._item(i if i >= 0 else len(self) + i)
 
 
+def language_text(rec: Record) -> str:
+    """The words a row's language is judged on: the prompt of a labelled row; for a JSON answer, the prompt and
+    the answer's string values, not its keys ("person", "location": the schema's words, the same in every row,
+    made a short German post read as English)."""
+    if rec.format == "text_label":
+        return rec.prompt
+    answer = rec.completion.strip()
+    if answer[:1] not in ("{", "["):
+        return rec.text
+    try:
+        data = json.loads(answer)
+    except (ValueError, RecursionError):
+        return rec.text
+    return "\n".join([rec.prompt, *_strings(data)])
+
+
+def _strings(data: Any, depth: int = 0) -> list[str]:
+    """The string values of parsed JSON, in order (to depth 20: a deeper answer's words are not needed)."""
+    if isinstance(data, str):
+        return [data]
+    if depth > 20:
+        return []
+    items = data.values() if isinstance(data, dict) else data if isinstance(data, list) else []
+    return [text for item in items for text in _strings(item, depth + 1)]
+
+
 def row_languages(ctx: CheckContext) -> RowLanguages:
     """Language and confidence per record (None when too short to tell); computed once per run."""
     if isinstance(ctx.languages, RowLanguages):
@@ -104,7 +132,7 @@ def row_languages(ctx: CheckContext) -> RowLanguages:
     min_chars = ctx.config.doctor.min_language_chars
     found = RowLanguages()
     for rec in ctx.records:
-        text = rec.text if rec.format != "text_label" else rec.prompt
+        text = language_text(rec)
         letters = sum(ch.isalpha() for ch in text)
         found.append(identify(text) if letters >= min_chars else None)
     ctx.languages = found
@@ -238,7 +266,7 @@ def mismatch(ctx: CheckContext) -> list[Finding]:
     """
     conf, short_conf = ctx.config.doctor.language_confidence, ctx.config.doctor.short_language_confidence
     langs = row_languages(ctx)
-    texts = [rec.text if rec.format != "text_label" else rec.prompt for rec in ctx.records]
+    texts = [language_text(rec) for rec in ctx.records]
     counts = distribution(langs, conf)
     if not counts:  # every row is short: the dominant language of the confident short rows
         counts = Counter(lang for t, item in zip(texts, langs) if item is None for lang, score in [identify(t)] if score >= conf)

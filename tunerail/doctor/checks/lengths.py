@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
+from tunerail.data.record_prompts import parse_record, unstated_values
 from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
+from tunerail.doctor.checks.answer_shape import LIST_ITEM, fewer_items, runs_over_lines
 from tunerail.doctor.checks.instruct import looks_like_code
 from tunerail.doctor.checks.word_starts import AFTER_NUMBER_ODDS, START_ODDS, WORDS, WordCounts, data_counts, general_zipf, start_odds
 from tunerail.doctor.context import CheckContext
@@ -169,7 +171,6 @@ _CLOSED = (".", "!", "?", "…", "。", '"', "'", "”", "’", ")", "]", "}", "
 # a line that ends a sentence, as evidence of the row's own style: not a heading's ":" nor a list item's "($16)"
 _SENTENCE_CLOSED = re.compile(r"[.!?…。][\"'”’)\]*]*$")
 _WORDS = WORDS
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Z]\.|[IVX]+\.)\s*")
 _ATTRIBUTION = re.compile(r"[.!?\"”’']\s*[-–—―]+\s*\w[\w .,'-]*$")  # a quote's author: "... world." - Gandhi
 _SIGN_OFF = re.compile(
     r"^(?:sincerely|regards|best|best regards|kind regards|warm regards|yours|yours truly|thanks|thank you|cheers|love|respectfully)\b.{0,20}$",
@@ -202,7 +203,9 @@ class AnswerStyle:
     ``words``: the data's word counts (:func:`~tunerail.doctor.checks.word_starts.start_odds`).
     ``last_line_closes``: at least ``PUNCTUATED_SHARE`` of the answers whose earlier lines end a
     sentence close their last line too, so that a row's own closed sentences are evidence even in
-    data of mixed answers (labels, lists, code beside prose).
+    data of mixed answers (labels, lists, code beside prose). ``multi_line``: at least
+    ``answer_shape.MULTI_LINE_SHARE`` of the answers (of ``MIN_VOCABULARY_ROWS`` or more) run over several lines, as
+    worked answers do (GSM8K: every one), so that one stopping on its first line was cut.
     """
 
     punctuated: bool = True
@@ -210,6 +213,7 @@ class AnswerStyle:
     language: str = "en"
     words: WordCounts | None = None
     last_line_closes: bool = True
+    multi_line: bool = False
 
 
 # wordfreq's Zipf frequency (log10 per billion words) a word needs to count as real: rare long words pass
@@ -245,7 +249,9 @@ def answer_style(answers: Sequence[str], prompts: Sequence[str], language: str =
         vocabulary = frozenset(w for w, n in df.items() if n >= need)
     closing = [c for c in map(_last_line_closes, answers) if c is not None]
     last_line_closes = sum(closing) >= PUNCTUATED_SHARE * len(closing)
-    return AnswerStyle(punctuated, vocabulary, language, data_counts([*answers, *prompts]) if vocabulary else None, last_line_closes)
+    multi_line = len(answers) >= MIN_VOCABULARY_ROWS and runs_over_lines(answers)
+    counts = data_counts([*answers, *prompts]) if vocabulary else None
+    return AnswerStyle(punctuated, vocabulary, language, counts, last_line_closes, multi_line)
 
 
 def _last_line_closes(text: str) -> bool | None:
@@ -345,7 +351,26 @@ def _result_line(last_line: str) -> bool:
 
 
 def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = AnswerStyle(), context: str = "") -> str | None:
-    """Why ``answer`` looks cut off, or None.
+    """Why ``answer`` looks cut off, or None: how its last line ends (:func:`_last_line_reason`), then its shape.
+
+    Shape signals, for an answer that stops on a word: a list with fewer items than its prompt
+    (``context``) asks for ("List five genetic diseases": two), and a single line where the data's
+    answers run over several (``style.multi_line``: a worked answer that stopped after its first step).
+    """
+    reason = _last_line_reason(answer, min_words, style, context)
+    text = _CALCULATOR.sub("", answer).strip()
+    if reason or not text[-1:].isalnum() or "```" in text:
+        return reason
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if short := fewer_items(lines, context):
+        return short
+    if style.multi_line and len(lines) == 1 and len(_WORDS.findall(text)) >= 2 and not looks_like_code(text):
+        return "one line where the data's answers run over several"
+    return None
+
+
+def _last_line_reason(answer: str, min_words: int = 12, style: AnswerStyle = AnswerStyle(), context: str = "") -> str | None:
+    """Why ``answer`` looks cut off by how its last line ends, or None.
 
     Signals, in order: an odd number of code fences; a bracket or quote left open ('println("Hello');
     a last character that opens something (comma, colon, bracket); a last word that cannot end an
@@ -403,19 +428,32 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     prior = lines[:-1]
     if len(words) >= 2 and prior and sum(bool(_SENTENCE_CLOSED.search(line)) for line in prior) / len(prior) > 0.5:
         return "last line has no closing punctuation, unlike the lines before it"
-    body = _LIST_ITEM.sub("", last_line)
+    body = LIST_ITEM.sub("", last_line)
     tail = _SENTENCE_END.split(body)[-1]
     if tail != body and len(_WORDS.findall(tail)) >= 3:
         return "last sentence has no closing punctuation"
     if not style.punctuated:
         return None
-    if len(words) >= min_words and not _LIST_ITEM.match(last_line):
+    if len(words) >= min_words and not LIST_ITEM.match(last_line):
         return "long last sentence has no closing punctuation"
     title = sum(w[:1].isupper() for w in words) * 2 > len(words)
     spaced = len(last_line.split())  # "john.smith@example.com", "collect_data_for_new_project": one token, no sentence
-    if spaced >= PROSE_WORDS and not title and not _LIST_ITEM.match(last_line) and "," not in last_line[-25:] and ":" not in last_line:
+    if spaced >= PROSE_WORDS and not title and not LIST_ITEM.match(last_line) and "," not in last_line[-25:] and ":" not in last_line:
         return "last sentence has no closing punctuation, unlike most answers in the data"
     return None
+
+
+def _row_style(style: AnswerStyle, rec: Record) -> AnswerStyle:
+    """Record-to-text data: a description that states every value of its record is complete without a final stop.
+
+    E2E's crowd-written descriptions end "... and is child friendly" one time in ten; a cut one
+    leaves the later values unstated. So a row that states them all is judged by the strong
+    signals only (a dangling "and", a cut word), as in data whose answers seldom end with a stop.
+    """
+    record = parse_record(rec.prompt)
+    if record is None or unstated_values(record, rec.completion):
+        return style
+    return replace(style, punctuated=False, last_line_closes=False)
 
 
 @register("DOC018", "lengths.cut_off")
@@ -429,9 +467,10 @@ def cut_off(ctx: CheckContext) -> list[Finding]:
         return []
     language = ctx.config.doctor.language or "en"
     style = answer_style([rec.completion for rec in ctx.records], [rec.prompt for rec in ctx.records], language)
+    records = ctx.prompts_are_records
     out = []
     for rec in ctx.records:
-        reason = cut_off_reason(rec.completion, style=style, context=rec.prompt)
+        reason = cut_off_reason(rec.completion, style=_row_style(style, rec) if records else style, context=rec.prompt)
         if reason:
             out.append(
                 found(

@@ -16,6 +16,7 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
+from tunerail.data.record_prompts import STEM, parse_record
 from tunerail.data.records import normalize_text, normalized_pieces
 from tunerail.doctor.checks._common import excerpt, found, refs
 from tunerail.doctor.context import CheckContext
@@ -76,10 +77,25 @@ def near_duplicate_groups(ctx: CheckContext) -> list[list[int]]:
     out = []
     for cluster in ctx.near_duplicate_clusters:
         groups = _split_by(cluster, _answer_key(ctx)) if ctx.is_classification else _split_by_agreement(ctx, cluster)
-        for group in groups:
+        for group in (g for whole in groups for g in _split_by(whole, lambda i: _record_key(ctx, i))):
             if len({exact[i] for i in group}) > 1:
                 out.append(group)
     return sorted(out, key=lambda g: g[0])
+
+
+def _record_key(ctx: CheckContext, i: int) -> str:
+    """The record row ``i``'s prompt holds, as a sorted key; ``""`` unless the data's prompts are records.
+
+    Records that differ in a value are different inputs to describe, not copies of one example:
+    E2E's records of one restaurant share most words, so MinHash and MiniLM put them together.
+    """
+    return record_key(ctx.records[i].prompt) if ctx.prompts_are_records else ""
+
+
+def record_key(prompt: str) -> str:
+    """A record prompt's ``(field, value)`` pairs, case-folded and sorted, as one string; ``""`` for other prompts."""
+    record = parse_record(prompt)
+    return "" if record is None else repr(sorted((k.casefold(), v.casefold()) for k, v in record))
 
 
 def answers_agree(a: str, b: str, threshold: float) -> bool:
@@ -181,6 +197,7 @@ def semantic_duplicates(ctx: CheckContext) -> list[Finding]:
         if exact[i] != exact[j]
         and (i not in near_of or near_of.get(i) != near_of.get(j))
         and (answer(i) == answer(j) or _answers_agree(ctx, (i, j)))
+        and _record_key(ctx, i) == _record_key(ctx, j)
     ]
     best: dict[int, float] = {}
     for i, j, s in pairs:
@@ -217,6 +234,7 @@ def _conflict_groups(ctx: CheckContext, exact: list[tuple[int, int]], similar: I
         if answer(i) != answer(j)
         and not _answers_agree(ctx, (i, j))
         and not (ctx.is_classification and minimal_pair(ctx.records[i].prompt, ctx.records[j].prompt))
+        and not (not ctx.is_classification and _different_inputs(ctx, i, j))
     ]
     out = []
     for cluster in clusters_from_pairs(len(ctx.records), exact + disagree):
@@ -251,6 +269,38 @@ def minimal_pair(a: str, b: str) -> bool:
     only_a = {w for w in only_a if not typo_of(w, wb - wa)}
     only_b = {w for w in only_b if not typo_of(w, wa - wb)}
     return bool(only_a) != bool(only_b)  # content words added on one side only
+
+
+def difference_echoed(a: tuple[str, str], b: tuple[str, str], records: bool = False) -> bool:
+    """True when the prompts' difference explains the answers' difference: two different inputs, two right answers.
+
+    ``a`` and ``b`` are ``(prompt, answer)`` pairs; ``records``: the data's prompts are records of fields.
+
+    Records of fields (``name[The Eagle], food[French]``, see ``tunerail.data.record_prompts``) that
+    differ in any field or value are two inputs to describe, whatever the answers say (a flag such
+    as ``familyFriendly[yes]`` is written "kid friendly"). Other prompts: every content word one
+    answer has and the other lacks is in its own prompt only (two posts naming different people,
+    two right entity lists; a name both posts have and one answer leaves out is a conflict). Words count by their first
+    ``STEM`` letters ("moderate" is echoed by "moderately"); a rewording with an answer that says
+    what its prompt does not stays a conflict: one question answered twice.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    ka, kb = (record_key(a[0]), record_key(b[0])) if records else ("", "")
+    if ka and kb:
+        return ka != kb
+
+    def stems(text: str) -> set[str]:
+        return {w[:STEM] for w in _WORDS.findall(text.casefold()) if w not in ENGLISH_STOP_WORDS}
+
+    pa, pb, aa, ab = stems(a[0]), stems(b[0]), stems(a[1]), stems(b[1])
+    only_a, only_b = aa - ab, ab - aa
+    return bool(only_a or only_b) and only_a <= pa - pb and only_b <= pb - pa
+
+
+def _different_inputs(ctx: CheckContext, i: int, j: int) -> bool:
+    a, b = ctx.records[i], ctx.records[j]
+    return difference_echoed((a.prompt, a.completion), (b.prompt, b.completion), records=ctx.prompts_are_records)
 
 
 def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:

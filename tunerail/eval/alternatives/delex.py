@@ -21,54 +21,14 @@ How the neighbour is chosen (all on the parsed records, no model):
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from tunerail.data.record_prompts import parse_record  # one record parser, shared with the doctor
 from tunerail.eval.alternatives.base import Alternative, FitData
 
-# ``key[value]`` pairs separated by commas (the E2E form), or ``key: value`` pairs separated by ``|``, ``;`` or lines.
-BRACKETS = re.compile(r"\s*([^\[\],]+?)\s*\[([^\]]*)\]\s*(?:,|$)")
-COLON_SEP = re.compile(r"\s*(?:\||;|\n)\s*")
-RECORD_SHARE = 0.9  # share of prompts that must parse as records for the ``records`` shape
 MAX_CANDIDATES = 50  # best-scoring neighbours compared by consensus (ROUGE-L among them is quadratic)
-
-
-def parse_record(text: str) -> list[tuple[str, str]] | None:
-    """The ``(field, value)`` pairs of a record prompt, in order; None when ``text`` is not a record.
-
-    Examples
-    --------
-    >>> parse_record("name[The Eagle], food[French]")
-    [('name', 'The Eagle'), ('food', 'French')]
-    >>> parse_record("name: The Eagle | food: French")
-    [('name', 'The Eagle'), ('food', 'French')]
-    >>> parse_record("Where is the Eagle?") is None
-    True
-    """
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(obj, dict) or not obj:
-            return None
-        return [(str(k), str(v)) for k, v in obj.items() if isinstance(v, (str, int, float, bool))] or None
-    matches = list(BRACKETS.finditer(text))
-    if matches and "".join(m.group(0) for m in matches).strip() == text:
-        return [(m.group(1).strip(), m.group(2).strip()) for m in matches]
-    parts = [p for p in COLON_SEP.split(text) if p]
-    pairs = [p.split(":", 1) for p in parts]
-    if len(parts) >= 2 and all(len(p) == 2 and p[0].strip() and len(p[0]) <= 40 for p in pairs):
-        return [(k.strip(), v.strip()) for k, v in pairs]
-    return None
-
-
-def are_records(prompts: Sequence[str], share: float = RECORD_SHARE) -> bool:
-    """True when at least ``share`` of the prompts parse as records (see :func:`parse_record`)."""
-    return bool(prompts) and sum(parse_record(p) is not None for p in prompts) / len(prompts) >= share
 
 
 @dataclass

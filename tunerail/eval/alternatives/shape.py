@@ -14,7 +14,7 @@ from __future__ import annotations
 from statistics import median
 from typing import Literal, Sequence
 
-from tunerail.eval.alternatives.delex import are_records
+from tunerail.data.record_prompts import are_records
 from tunerail.eval.alternatives.spans import field_values
 from tunerail.metrics import answer_object
 
