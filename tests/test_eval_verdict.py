@@ -184,3 +184,19 @@ def test_a_judge_whose_calls_all_failed_blocks_the_verdict():
     assert not any(f.code == "EVL030" for f in findings)  # no "pass: tuned wins 0 %"
     few = {**judge, "request_failures": 3}
     assert _codes(decide(CRIT, _inputs(0.85, 0.3, judge=few))[1], Severity.WARNING) == ["EVL032"]
+
+
+def test_margin_of_a_0_to_100_metric_is_a_share_of_its_range():
+    """chrF and BLEU are on sacrebleu's 0-100 scale: a +/-2.4-point CI meets a 0.05 margin (5 points), +/-6 does not."""
+    rng = np.random.default_rng(0)
+    stats = {"chrf": S.bootstrap_ci(rng.normal(55, 25, 400), resamples=500).to_dict()}
+    half = S.margin_of(stats["chrf"])
+    assert 1.0 < half < 5.0  # in chrF points: bigger than the margin as a raw number, smaller as a share of 100
+    inputs = VerdictInputs("chrf", stats, stats, None, forgetting={"worst": 0.0, "relative_change": {}}, criteria_state="frozen")
+    margin = next(f for f in decide(CriteriaConfig(metric="chrf", margin=0.05), inputs)[1] if f.code == "EVL004")
+    assert Severity(margin.severity) == Severity.INFO and "criterion <= 5" in margin.message
+    wide = {"chrf": S.bootstrap_ci(rng.normal(55, 60, 400), resamples=500).to_dict()}
+    inputs = VerdictInputs("chrf", wide, wide, None, forgetting={"worst": 0.0, "relative_change": {}}, criteria_state="frozen")
+    assert S.margin_of(wide["chrf"]) > 5.0
+    margin = next(f for f in decide(CriteriaConfig(metric="chrf", margin=0.05), inputs)[1] if f.code == "EVL004")
+    assert Severity(margin.severity) == Severity.ERROR

@@ -17,6 +17,14 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 }
 TASK_METRICS["chat"] = TASK_METRICS["generation"]
 DEFAULT_METRIC = {"classification": "accuracy", "generation": "rougeL", "chat": "rougeL", "extraction": "field_f1"}
+# Metrics reported on sacrebleu's 0-100 scale (papers quote BLEU 24.3, not 0.243); every other metric is 0-1.
+# criteria.margin is a share of the metric's range, so a 0-100 metric's CI half-width is compared with 100 x margin.
+PERCENT_METRICS = frozenset({"bleu", "chrf"})
+
+
+def metric_range(metric: str | None) -> float:
+    """The width of ``metric``'s scale: 100 for the sacrebleu metrics, else 1 (``criteria.margin`` is a share of it)."""
+    return 100.0 if metric in PERCENT_METRICS else 1.0
 
 
 class _Section(BaseModel):

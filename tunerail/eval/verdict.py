@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Iterable
 
+from tunerail.config.base import metric_range
 from tunerail.eval.verdict_context import check_human, check_judge, check_upstream, cut_baseline
 from tunerail.eval.verdict_context import finding as _f
 from tunerail.findings import Finding, Severity
@@ -351,11 +352,11 @@ def check_margin(criteria: Any, x: VerdictInputs) -> list[Finding]:
 
     est = x.tuned[x.metric]
     half = margin_of(est)  # the larger side: a Wilson interval at 0 or 1 is one-sided
-    ok = half <= criteria.margin
+    allowed = criteria.margin * metric_range(x.metric)  # a share of the metric's range (chrF 0-100: 0.05 -> 5 points)
+    ok = half <= allowed
     how = est.get("interval") or "bootstrap"
     msg = (
-        f"test set estimates {x.metric} to +/- {half:.4f} (larger side of the 95 % {how} interval, n={est['n']}); "
-        f"criterion <= {criteria.margin}"
+        f"test set estimates {x.metric} to +/- {half:.4f} (larger side of the 95 % {how} interval, n={est['n']}); criterion <= {allowed:g}"
     )
     return [
         _f(
