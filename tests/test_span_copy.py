@@ -165,3 +165,26 @@ def test_span_copy_can_be_switched_off_and_skips_non_span_extraction(tiny, tmp_p
     for res in (off, fields):
         assert res.prompt["verdict_decoding"] == "free" and res.prompt["decoding"] == "free"
         assert "tuned_free" not in res.metrics and "tuned_span_copy_s" not in res.timings
+
+
+def test_rescore_decodes_like_the_verdict(tiny, tmp_path):
+    """An export is re-scored with the verdict's decoding: span copy on span extraction, free when switched off."""
+    from tunerail.eval import generate as G
+    from tunerail.eval.inputs import load_rows
+    from tunerail.eval.rescore import rescore
+    from tunerail.prompting import pick_template, prompt_for
+
+    model, _ = tiny
+    lm = G.load_model(str(model))
+    posts = ["Trump met Macron in Paris", "Macron and Trump in Paris"]
+    rows = [{"text": p, "entities": '{"person": ["Trump", "Macron"]}'} for p in posts]
+    records, _ = load_rows(_config(), write_jsonl(tmp_path / "test.jsonl", rows))
+    first, second = '{"person": ["Obama"]}', '{"person": ["Macron"]}'
+    handle = _planted(lm, lm.tokenizer, prompt_for(lm.tokenizer, records[0], pick_template(_config())), {first: 1000.0, second: 500.0})
+    try:
+        copied = rescore(_config(max_new_tokens=12), lm, records)
+        free = rescore(_config(max_new_tokens=12, decoding="free"), lm, records)
+    finally:
+        handle.remove()
+    assert copied.outputs == [second, second] and free.outputs == [first, first]
+    assert copied.estimate("field_f1", 200)["value"] > free.estimate("field_f1", 200)["value"]
