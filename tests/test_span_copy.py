@@ -50,13 +50,18 @@ def test_cursor_tells_values_from_keys_and_keeps_escapes():
     assert values(text) == [b"Ann", b'Bo \\"B\\"', b"Oslo", b"v", b"Ber"]
 
 
-def test_cursor_refuses_a_value_that_leaves_the_prompt():
-    hay = escaped('He said "go" to Bo in Zürich')
-    assert JsonCursor().feed(b'{"quote": "said \\"go\\"", "city": "Z\\u00fcrich"}', hay)  # both JSON conventions
-    assert JsonCursor().feed('{"city": "Zürich"}'.encode(), hay)
-    assert not JsonCursor().feed(b'{"quote": "said \\"stop', hay)
-    assert not JsonCursor().feed(b'{"person": "bo"}', hay)  # case as written in the prompt
-    assert JsonCursor().feed(b'{"He said": "Bo"}', hay)  # keys are free
+def test_cursor_refuses_a_value_that_leaves_the_prompt(tok):
+    span = SpanIndex('He said "go" to Bo in Zürich at 5pm', build_vocab(tok))
+    assert JsonCursor().feed(b'{"quote": "said \\"go\\"", "city": "Z\\u00fcrich"}', span)  # both JSON conventions
+    assert JsonCursor().feed('{"city": ["Zürich"], "n": 5, "ok": true, "x": null}'.encode(), span)
+    assert not JsonCursor().feed(b'{"quote": "said \\"stop', span)
+    assert not JsonCursor().feed(b'{"person": "bo"}', span)  # case as written in the prompt
+    assert JsonCursor().feed(b'{"He said": "Bo"}', span)  # keys are free
+    assert not JsonCursor().feed('{"person": "Zür"}'.encode(), span) and JsonCursor().feed(
+        '{"person": "Zür'.encode(), span
+    )  # ends at a word end
+    assert not JsonCursor().feed('{"person": "ürich'.encode(), span)  # and starts at a word start
+    assert not JsonCursor().feed(b'{"person": ["Bo"" Zurich ""]}', span)  # no text outside a string
 
 
 def test_index_continues_a_value_only_with_prompt_tokens(tok):
