@@ -21,6 +21,7 @@ from tunerail.config import EvalConfig, TunerailConfig
 from tunerail.data.records import Record
 from tunerail.eval import generate as G
 from tunerail.eval.alternatives.shape import values_are_spans
+from tunerail.eval.span_copy import VERSION as SPAN_COPY_VERSION
 
 ProgressFn = Callable[[str, int, int], None]
 Decoding = Literal["label_trie", "span_copy", "free"]  # what the verdict's tuned answers were decoded with
@@ -97,7 +98,7 @@ class Runner:
         t = time.perf_counter()
         text, _ = G.cached(
             self.cache,
-            G.cache_key("span_copy", lm.fingerprint, self.data, G.data_hash(sources), self.max_new),
+            G.cache_key("span_copy", SPAN_COPY_VERSION, lm.fingerprint, self.data, G.data_hash(sources), self.max_new),
             lambda: G.generate_span_copy(
                 lm, self.prompts, sources, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress
             ),

@@ -3,9 +3,10 @@
 Where the reference values are spans of the input (``alternatives/shape.py``: "spans"), a value the
 model invents or misspells can only lose field F1. While the model writes a JSON string VALUE, a
 logits processor keeps only the tokens after which the value is still a substring of the prompt
-(as JSON escapes it: ``"`` -> ``\\"``, with or without ``\\uXXXX`` for non-ASCII), plus the closing
-quote. Keys, numbers and JSON structure stay free. This is the span analogue of the label trie that
-classification decodes with (``generate.generate_constrained``).
+(as JSON escapes it: ``"`` -> ``\\"``, with or without ``\\uXXXX`` for non-ASCII), starting at a
+word boundary, plus the closing quote where the value also ends at one. Keys are free; between
+strings only JSON punctuation, whitespace, numbers and true/false/null. This is the span analogue of
+the label trie that classification decodes with (``generate.generate_constrained``).
 
 Cost, per prompt and step (never a scan of the 49k-token vocabulary in Python):
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Sequence
 
+VERSION = 2  # in the eval cache key: a change to the rules must not serve answers decoded under the old ones
 QUOTE, BACKSLASH = 0x22, 0x5C
 OPEN = frozenset(b"{[")
 CLOSE = frozenset(b"}]")
