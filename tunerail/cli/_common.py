@@ -149,6 +149,11 @@ def _print_verdict(result: Any) -> None:
             f"{'improvement':>20}: {imp['value']:+.4f} [{imp['low']:+.3f}, {imp['high']:+.3f}] vs {versus}"
             + (f", p = {imp['p_value']:.3g}" if "p_value" in imp else "")
         )
+    for b in getattr(result, "baselines", None) or []:
+        d = b.get("difference")  # the verdict's decoding (label trie, span copy) minus free generation
+        if d:
+            decoding = (getattr(result, "prompt", None) or {}).get("verdict_decoding", "constrained")
+            console.print(f"{'decoding':>20}: {decoding} - free {d['value']:+.4f} [{d['low']:+.3f}, {d['high']:+.3f}] (paired)")
     for f in result.findings:
         sev = f.severity
         colour = {"error": "red", "warning": "yellow", "info": "green"}[sev.value]

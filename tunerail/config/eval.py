@@ -107,9 +107,13 @@ class EvalConfig(_Section):
     decoding: Literal["constrained", "free", "both"] = Field(
         "both",
         description=(
-            "Classification: how the tuned model answers. constrained: greedy decoding restricted to the label "
-            "set's token sequences (a trie), so no answer falls outside it (same cost as free generation); free: "
-            "unconstrained generation; both (default): the verdict uses constrained, free is reported beside it."
+            "How the tuned model answers. constrained: greedy decoding restricted per task - classification: to the "
+            "label set's token sequences (a trie), so no answer falls outside it; extraction whose values are spans of "
+            "the input (most training values occur verbatim in their prompt): span copy, every JSON string value stays "
+            "a span of its prompt starting and ending at word boundaries, keys free, JSON punctuation, numbers and "
+            "literals between strings (same forward passes as free generation); other tasks: "
+            "free. free: unconstrained generation only. both (default): the verdict uses constrained, free generation "
+            "is reported beside it with the paired difference (one more generation pass on the test rows)."
         ),
     )
     baselines: bool = Field(

@@ -2,7 +2,9 @@
 
 The baseline table is what the report shows side by side and what the verdict reads: each row has
 the baseline's estimate on the main metric and the tuned model's paired gain over it (failed
-alternatives last, with their error). The reference is the strongest row ``min_improvement`` is
+alternatives last, with their error). The tuned model's free-generation row (kind ``tuned``) is no
+baseline: it has no gain but the paired ``difference`` the verdict's decoding (label trie or span
+copy) makes over it. The reference is the strongest row ``min_improvement`` is
 measured against.
 """
 
@@ -47,6 +49,8 @@ def baseline_table(
         if est is not None and kind != "tuned" and name not in same_as_tuned:
             gain, _ = compare(scored["tuned"], scored[name], metric, resamples, "")
         row = {"name": name, "label": label, "kind": kind, "estimate": est, "gain": gain}
+        if kind == "tuned" and est is not None:  # the verdict's decoding minus this one (free), paired over the rows
+            row["difference"], _ = compare(scored["tuned"], scored[name], metric, resamples, "")
         if name in cheap_by_name:
             b = cheap_by_name[name]
             row.update(library=b.library, ship=b.ship, seconds=round(b.seconds, 2), details=b.details)

@@ -125,12 +125,13 @@ def _greedy_batches(
     progress: Progress | None,
     stage: str,
     finish: Callable[[Any], str],
-    allowed_for_width: Callable[[int], Callable[[int, Any], list[int]]] | None = None,
+    constrain: Callable[[list[int], int], dict[str, Any]] | None = None,
 ) -> list[str]:
-    """The one batched greedy loop (free and label-constrained): length-sorted batches, left padding.
+    """The one batched greedy loop (free, label-constrained, span-copy): length-sorted batches, left padding.
 
-    ``finish`` turns a row of new token ids into the answer; ``allowed_for_width`` (given the batch's
-    prompt width) returns transformers' ``prefix_allowed_tokens_fn``.
+    ``finish`` turns a row of new token ids into the answer; ``constrain`` (given the batch's row
+    indices and prompt width) returns extra ``generate`` arguments (``prefix_allowed_tokens_fn``,
+    ``logits_processor``).
     """
     import torch
 
@@ -144,7 +145,7 @@ def _greedy_batches(
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(lm.model.device) for k, v in enc.items()}
         width = enc["input_ids"].shape[1]
-        extra = {"prefix_allowed_tokens_fn": allowed_for_width(width)} if allowed_for_width else {}
+        extra = constrain(idx, width) if constrain else {}
         with torch.inference_mode():
             gen = lm.model.generate(
                 **enc,
@@ -217,7 +218,42 @@ def generate_constrained(
         progress=progress,
         stage="constrained",
         finish=finish,
-        allowed_for_width=allowed_for_width,
+        constrain=lambda _idx, width: {"prefix_allowed_tokens_fn": allowed_for_width(width)},
+    )
+
+
+def generate_span_copy(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    sources: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 16,
+    progress: Progress | None = None,
+) -> list[str]:
+    """Greedy decoding where every JSON string value is copied from its source text (``span_copy.py``).
+
+    ``prompts`` are the rendered prompts; ``sources`` the texts values may be copied from (the
+    records' prompts, without the system message or template). Keys and JSON structure stay free.
+    Same forward passes as free generation, plus a per-step mask computed in Python.
+    """
+    from transformers import LogitsProcessorList
+
+    from tunerail.eval.span_copy import SpanCopyProcessor, build_vocab
+
+    tok = lm.tokenizer
+    vocab = build_vocab(tok)
+    return _greedy_batches(
+        lm,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+        stage="span_copy",
+        finish=lambda row: tok.decode(row, skip_special_tokens=True).strip(),
+        constrain=lambda idx, width: {
+            "logits_processor": LogitsProcessorList([SpanCopyProcessor(vocab, [sources[i] for i in idx], width, tok.eos_token_id)])
+        },
     )
 
 

@@ -1,5 +1,9 @@
 """Eval stages 3b-4: the LLM answers (base zero-shot and k-shot, tuned constrained and free), cached.
 
+The tuned model's constrained decoding depends on the task (``eval.decoding``): a label trie for
+classification, span copy (``span_copy.py``) for extraction whose values are spans of the prompt;
+any other task decodes freely.
+
 Every model output goes through :class:`Runner`, so a re-run with the same model, prompts and
 decoding settings reads its answers back from the cache instead of generating again.
 """
@@ -9,14 +13,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
 from tunerail.config import EvalConfig, TunerailConfig
+from tunerail.data.records import Record
 from tunerail.eval import generate as G
+from tunerail.eval.alternatives.shape import values_are_spans
+from tunerail.eval.span_copy import VERSION as SPAN_COPY_VERSION
 
 ProgressFn = Callable[[str, int, int], None]
+Decoding = Literal["label_trie", "span_copy", "free"]  # what the verdict's tuned answers were decoded with
 
 
 class Runner:
@@ -85,6 +93,20 @@ class Runner:
         self.timings[f"{name}_constrained_s"] = time.perf_counter() - t
         return text
 
+    def span_copy(self, name: str, lm: G.LoadedModel, sources: list[str]) -> list[str]:
+        """Greedy decoding whose JSON string values are copied from ``sources`` (the records' prompts)."""
+        t = time.perf_counter()
+        text, _ = G.cached(
+            self.cache,
+            G.cache_key("span_copy", SPAN_COPY_VERSION, lm.fingerprint, self.data, G.data_hash(sources), self.max_new),
+            lambda: G.generate_span_copy(
+                lm, self.prompts, sources, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress
+            ),
+            inputs={"stage": "span_copy", "model": lm.fingerprint, "prompts": self.data, "sources": G.data_hash(sources)},
+        )
+        self.timings[f"{name}_span_copy_s"] = time.perf_counter() - t
+        return text
+
     def perplexity(self, name: str, lm: G.LoadedModel) -> dict[str, Any]:
         t = time.perf_counter()
         ppl, _ = G.cached(
@@ -119,7 +141,31 @@ class Inference:
     tuned_lm: G.LoadedModel
     outs: dict[str, dict[str, Any]]
     max_new: int
-    constrained: bool  # the tuned answers are label-constrained (the verdict's), free ones reported beside
+    decoding: Decoding  # how the verdict's tuned answers were decoded; with eval.decoding both, free ones beside
+
+    @property
+    def constrained(self) -> bool:
+        """The tuned answers are label-constrained (classification's free-generation checks read the free row)."""
+        return self.decoding == "label_trie"
+
+
+def span_sources(task: str, shape: str | None, records: Sequence[Record]) -> list[str] | None:
+    """The texts span-copy decoding copies from: the records' prompts when the task is span extraction, else None.
+
+    ``shape`` is the alternatives stage's answer shape (read from the training rows); without a
+    training split it is read from the test rows' references, as the label set is.
+    """
+    if task != "extraction":
+        return None
+    spans = shape == "spans" if shape is not None else values_are_spans([r.prompt for r in records], [r.completion for r in records])
+    return [r.prompt for r in records] if spans else None
+
+
+def verdict_decoding(labels: Sequence[str], sources: Sequence[str] | None, setting: str) -> Decoding:
+    """The decoding the verdict scores: the task's constrained one unless ``eval.decoding`` is free or none applies."""
+    if setting == "free":
+        return "free"
+    return "label_trie" if labels else "span_copy" if sources is not None else "free"
 
 
 def base_outputs(
@@ -137,24 +183,34 @@ def base_outputs(
 
 
 def tuned_outputs(
-    run: Runner, outs: dict[str, dict[str, Any]], tuned_lm: G.LoadedModel, ev: EvalConfig, has_adapter: bool, want_ppl: bool
-) -> bool:
-    """Add the tuned model's rows to ``outs``: ``tuned`` (what the verdict scores) and ``tuned_free``; True if constrained."""
-    constrained = bool(run.labels) and ev.decoding != "free"
+    run: Runner,
+    outs: dict[str, dict[str, Any]],
+    tuned_lm: G.LoadedModel,
+    ev: EvalConfig,
+    has_adapter: bool,
+    want_ppl: bool,
+    sources: list[str] | None = None,
+) -> Decoding:
+    """Add the tuned model's rows to ``outs``: ``tuned`` (what the verdict scores) and ``tuned_free``; returns the verdict's decoding.
+
+    ``sources`` (from :func:`span_sources`) switches span-copy decoding on for span extraction.
+    """
+    decoding = verdict_decoding(run.labels, sources, ev.decoding)
     free_out: dict[str, Any] | None
     if not has_adapter:
         free_out = outs["base"]
-    elif constrained and ev.decoding == "constrained":
+    elif decoding != "free" and ev.decoding == "constrained":
         free_out = None
     else:
         free_out = run.outputs("tuned", tuned_lm, perplexity=want_ppl)
-    if not constrained and free_out is not None:  # free decoding: free_out is always set
+    if decoding == "free" and free_out is not None:  # free decoding: free_out is always set
         outs["tuned"] = free_out
-        return False
+        return decoding
     tuned_ppl = (ppl_of(free_out) if free_out is not None else run.perplexity("tuned", tuned_lm)) if want_ppl else {}
-    outs["tuned"] = {"text": run.constrained("tuned", tuned_lm), **tuned_ppl}
+    text = run.constrained("tuned", tuned_lm) if decoding == "label_trie" else run.span_copy("tuned", tuned_lm, sources or [])
+    outs["tuned"] = {"text": text, **tuned_ppl}
     if free_out is not None and "ranked" in free_out:
         outs["tuned"]["ranked"] = free_out["ranked"]
     if free_out is not None and has_adapter:
         outs["tuned_free"] = free_out
-    return True
+    return decoding

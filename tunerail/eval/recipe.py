@@ -8,8 +8,9 @@
              the same prompt and k-shot examples: ``eval/alternatives/``); the base model with the SAME
              template scored the strongest fair way: zero-shot free generation, zero-shot label
              ranking and k-shot label ranking (classification), k-shot generation otherwise
-4. tuned     the base model + adapter; classification answers by label-constrained decoding (the
-             verdict) and by free generation (reported beside it), see ``eval.decoding``
+4. tuned     the base model + adapter; classification answers by label-constrained decoding, span
+             extraction by span-copy decoding (the verdict), and by free generation (reported beside
+             it with the paired difference), see ``eval.decoding``
 5. metrics   task metrics with bootstrap 95 % CIs; paired gain over every baseline
 6. forgetting general-capability suite on both models
 7. judge     optional LLM-as-judge, pairwise, both orders
@@ -36,7 +37,7 @@ from tunerail.eval import generate as G
 from tunerail.eval.alternatives import AlternativesRun, for_eval, slow_findings
 from tunerail.eval.frozen import check_frozen
 from tunerail.eval.inputs import EvalInputs, load_rows, metric_of, read_training, task_of
-from tunerail.eval.inference import Inference, ProgressFn, Runner, base_outputs, max_new_tokens, tuned_outputs
+from tunerail.eval.inference import Inference, ProgressFn, Runner, base_outputs, max_new_tokens, span_sources, tuned_outputs
 from tunerail.eval.judge import ChatClient, make_client
 from tunerail.eval.report import write_eval_report
 from tunerail.eval.stages import forgetting_stage, judge_stage, review_stage
@@ -156,7 +157,7 @@ def run_eval(config: TunerailConfig, inputs: EvalInputs) -> EvalResult:
     t0 = time.perf_counter()
     prep = _prepare(config, inputs)  # 1-2: nothing runs a model before the guards passed
     alts = _alternatives(config, inputs, prep)  # 3a: seconds, before any LLM runs
-    inf = _infer(config, inputs, prep)  # 3b-4
+    inf = _infer(config, inputs, prep, alts.shape)  # 3b-4
     sc = _metrics(config, prep, inf, alts)  # 5
     extras = _extras(config, inputs, prep, inf)  # 6-7
     review = review_stage(config, prep.records, prep.refs, inf.outs, sc.scored, prep.out_dir)  # 8
@@ -171,7 +172,7 @@ def run_eval(config: TunerailConfig, inputs: EvalInputs) -> EvalResult:
         metrics=sc.metrics,
         improvement=sc.improvement,
         significance=sc.significance,
-        prompt=_prompt_record(config, prep, inf.max_new),
+        prompt=_prompt_record(config, prep, inf),
         baselines=sc.baselines,
         alternatives=C.alternatives_summary(alts),
         reference=sc.reference,
@@ -279,8 +280,8 @@ def _alternatives(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared) -
     return alts
 
 
-def _infer(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared) -> Inference:
-    """3b-4. The base model (zero- and k-shot, the same template) and the tuned model, through the cache."""
+def _infer(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared, shape: str | None) -> Inference:
+    """3b-4. The base model (zero- and k-shot, the same template) and the tuned model (span copy where ``shape`` is spans), cached."""
     ev = config.eval
     base_lm = G.load_model(inputs.base_model or config.model.base)
     prompts = [prompt_for(base_lm.tokenizer, r, prep.template) for r in prep.records]
@@ -294,8 +295,8 @@ def _infer(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared) -> Infer
     outs = base_outputs(run, few_run, base_lm, prep.labels, want_ppl)
     has_adapter = inputs.adapter_dir is not None
     tuned_lm = G.load_model(inputs.base_model or config.model.base, inputs.adapter_dir) if has_adapter else base_lm
-    constrained = tuned_outputs(run, outs, tuned_lm, ev, has_adapter, want_ppl)
-    return Inference(base_lm, tuned_lm, outs, max_new, constrained)
+    decoding = tuned_outputs(run, outs, tuned_lm, ev, has_adapter, want_ppl, span_sources(prep.task, shape, prep.records))
+    return Inference(base_lm, tuned_lm, outs, max_new, decoding)
 
 
 @dataclass
@@ -396,8 +397,8 @@ def _decide(
     )
 
 
-def _prompt_record(config: TunerailConfig, prep: _Prepared, max_new: int) -> dict[str, Any]:
-    """Which prompt the verdict used: version, hash, text, k-shot, decoding."""
+def _prompt_record(config: TunerailConfig, prep: _Prepared, inf: Inference) -> dict[str, Any]:
+    """Which prompt the verdict used: version, hash, text, k-shot, decoding (the setting and what the verdict scored)."""
     template, shots = prep.template, prep.shots
     return {
         "version": template.version,
@@ -406,9 +407,10 @@ def _prompt_record(config: TunerailConfig, prep: _Prepared, max_new: int) -> dic
         "template": template.template,
         "few_shot": len(shots),
         "few_shot_requested": config.eval.few_shot,
-        "max_new_tokens": max_new,
+        "max_new_tokens": inf.max_new,
         "few_shot_hash": prompt_hash(template, shots) if shots else None,
-        "decoding": config.eval.decoding if prep.labels else "free",
+        "decoding": config.eval.decoding if inf.decoding != "free" else "free",
+        "verdict_decoding": inf.decoding,  # label_trie, span_copy or free
     }
 
 
