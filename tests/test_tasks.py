@@ -53,6 +53,15 @@ def test_pick_shots_covers_several_labels_before_repeating_one():
     assert tasks.pick_shots(gen, 3) == [("q0", "a0"), ("q1", "a1"), ("q2", "a2")] and tasks.pick_shots(gen, 0) == []
 
 
+def test_pick_shots_takes_one_answer_per_prompt_on_multi_reference_rows():
+    """CommonGen-style rows (several human sentences per concept set, grouped together): k shots, k concept sets."""
+    sets = [("coat, sidewalk, walk, wear", 4), ("fold, paper, sit, table", 3), ("dog, frisbee, throw", 2)]
+    gen = [_record(i, p, f"{p} sentence {j}") for i, (p, j) in enumerate((p, j) for p, n in sets for j in range(n))]
+    shots = tasks.pick_shots(gen, 3)
+    assert [q for q, _ in shots] == [p for p, _ in sets]
+    assert [a for _, a in shots] == [f"{p} sentence 0" for p, _ in sets]
+
+
 def test_check_labels_names_the_missing_label_column():
     rows = [_record(i, f"text {i}", "") for i in range(5)]
     with pytest.raises(TunerailError) as err:

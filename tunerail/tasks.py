@@ -6,8 +6,8 @@ one branch here and one scorer in :mod:`tunerail.scoring`.
 
 | task           | scorer                                                   | k-shot pick |
 | classification | label match of the first line (+ ranking when given)     | one example per label first |
-| extraction     | field P/R/F1 over ``(field, normalised value)`` pairs    | the first k rows |
-| generation/chat| ROUGE, BLEU, chrF, exact match                           | the first k rows |
+| extraction     | field P/R/F1 over ``(field, normalised value)`` pairs    | the first k distinct prompts |
+| generation/chat| ROUGE, BLEU, chrF, exact match                           | the first k distinct prompts |
 """
 
 from __future__ import annotations
@@ -43,13 +43,17 @@ def score_output(task: str, references: Sequence[str], out: dict[str, Any], labe
 
 
 def pick_shots(records: Sequence[Record], k: int) -> list[tuple[str, str]]:
-    """k (prompt, answer) examples in file order, one per label first so a few shots cover several classes."""
+    """k (prompt, answer) examples in file order, one per label (or per prompt) so a few shots cover several cases.
+
+    Without labels, a prompt that came already is skipped: multi-reference data (several human
+    answers per input, kept together by the grouped split) would otherwise give k answers to one input.
+    """
     seen: set[Any] = set()
     shots: list[tuple[str, str]] = []
     for r in records:
         if len(shots) == k:
             break
-        key = r.label if r.label is not None else len(shots)
+        key = r.label if r.label is not None else ("prompt", r.prompt)
         if key not in seen:
             seen.add(key)
             shots.append((r.prompt, r.completion))

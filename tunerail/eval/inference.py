@@ -51,7 +51,7 @@ class Runner:
         gen, hit = G.cached(
             self.cache,
             G.cache_key("gen", lm.fingerprint, self.data, self.max_new),
-            lambda: G.generate(lm, self.prompts, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress),
+            lambda: self._generate_distinct(lm),
             inputs={"stage": "gen", "model": lm.fingerprint, "prompts": self.data, "max_new_tokens": self.max_new},
         )
         self.timings[f"{name}_generate_s"] = time.perf_counter() - t
@@ -61,6 +61,13 @@ class Runner:
         if perplexity:
             out.update(self.perplexity(name, lm))
         return out
+
+    def _generate_distinct(self, lm: G.LoadedModel) -> list[str]:
+        """Greedy answers, each distinct prompt generated once: multi-reference test sets repeat a prompt per reference."""
+        distinct = list(dict.fromkeys(self.prompts))
+        texts = G.generate(lm, distinct, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress)
+        answer = dict(zip(distinct, texts))
+        return [answer[p] for p in self.prompts]
 
     def ranked(self, name: str, lm: G.LoadedModel) -> list[str]:
         """The label with the highest log-likelihood per prompt (never outside the label set)."""
