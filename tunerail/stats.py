@@ -9,6 +9,9 @@ everywhere. Intervals used here:
   (0 correct of 38 gives [0, 0.092], not [0, 0]).
 - **Percentile bootstrap** for means of per-example scores and for corpus metrics (macro-F1,
   BLEU), seeded and vectorised; paired versions resample both systems on the same rows.
+- **Cluster bootstrap** when rows share an input (a multi-reference test set scores one answer against
+  each of several human references): whole clusters are redrawn, so n is the number of inputs, not of
+  rows, and the interval is not narrowed by counting one answer several times.
 - **Sample size** for a margin: the smallest n whose worst-case (p = 0.5) Wilson half-width is
   at most the margin.
 """
@@ -95,6 +98,44 @@ def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
+def clusters_of(groups: Sequence[Any] | None, n: int) -> list[np.ndarray] | None:
+    """Row indices per cluster (rows with the same group key), or None when every row is its own cluster."""
+    if groups is None:
+        return None
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} group keys for {n} rows")
+    index: dict[Any, int] = {}
+    ids = np.array([index.setdefault(g, len(index)) for g in groups], dtype=int)
+    if len(index) == n:
+        return None
+    order = np.argsort(ids, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(ids))[:-1])
+
+
+def resample_rows(n: int, resamples: int, seed: int, groups: Sequence[Any] | None = None) -> np.ndarray | list[np.ndarray]:
+    """Row indices per resample: rows drawn with replacement, or whole clusters of rows when ``groups`` repeat.
+
+    Without repeated groups the draws are ``bootstrap_indices``'s, so figures computed before clusters
+    existed do not move. The same seed and groups give the same draws, which keeps paired tests paired.
+    """
+    clusters = clusters_of(groups, n)
+    if clusters is None:
+        return bootstrap_indices(n, resamples, seed)
+    picks = np.random.default_rng(seed).integers(0, len(clusters), size=(resamples, len(clusters)))
+    return [np.concatenate([clusters[g] for g in row]) for row in picks]
+
+
+def _resampled_means(x: np.ndarray, draws: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    if isinstance(draws, np.ndarray):
+        return np.asarray(x[draws].mean(axis=1))
+    return np.array([x[idx].mean() for idx in draws])
+
+
+def _units(n: int, groups: Sequence[Any] | None) -> dict[str, Any]:
+    clusters = clusters_of(groups, n)
+    return {} if clusters is None else {"clusters": len(clusters), "interval": "cluster bootstrap (rows sharing an input drawn together)"}
+
+
 def bootstrap_ci(
     scores: Sequence[float] | np.ndarray,
     *,
@@ -102,29 +143,40 @@ def bootstrap_ci(
     seed: int = 13,
     statistic: Callable[[np.ndarray], np.ndarray] | None = None,
     alpha: float = 0.05,
+    groups: Sequence[Any] | None = None,
 ) -> Estimate:
     """Percentile bootstrap CI of the mean of per-example ``scores`` (vectorised).
 
     ``statistic`` receives a (resamples, n) array and returns one value per resample; the
-    default is the row mean. For corpus metrics (BLEU) use ``bootstrap_statistic``.
+    default is the row mean. For corpus metrics (BLEU) use ``bootstrap_statistic``. ``groups``
+    (one key per row) redraws rows that share a key together: see ``resample_rows``.
     """
     x = np.asarray(scores, dtype=float)
     if x.size == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
     stat = statistic or (lambda a: a.mean(axis=1))
-    samples = stat(x[bootstrap_indices(x.size, resamples, seed)])
+    draws = resample_rows(x.size, resamples, seed, groups)
+    if isinstance(draws, np.ndarray):
+        samples = stat(x[draws])
+    else:
+        samples = np.array([stat(x[idx][None, :])[0] for idx in draws])
     lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
     value = float(stat(x[None, :])[0])
-    return Estimate(value, float(lo), float(hi), int(x.size))
+    return Estimate(value, float(lo), float(hi), int(x.size), _units(x.size, groups))
 
 
-def mean_ci(scores: Sequence[float] | np.ndarray, *, resamples: int = 1000, seed: int = 13) -> Estimate:
+def mean_ci(
+    scores: Sequence[float] | np.ndarray, *, resamples: int = 1000, seed: int = 13, groups: Sequence[Any] | None = None
+) -> Estimate:
     """CI of the mean of per-example scores: Wilson when every score is 0 or 1 (a proportion), else bootstrap.
 
     The percentile bootstrap of 0 of 38 is [0, 0] (width 0); Wilson gives [0, 0.092]. The
-    interval used is named in ``extra["interval"]``.
+    interval used is named in ``extra["interval"]``. Rows that share a group key are not independent
+    (Wilson would count them as such): they get the cluster bootstrap.
     """
     x = np.asarray(scores, dtype=float)
+    if clusters_of(groups, x.size) is not None:
+        return bootstrap_ci(x, resamples=resamples, seed=seed, groups=groups)
     if x.size and np.all((x == 0) | (x == 1)):
         lo, hi = wilson_interval(float(x.sum()), int(x.size))
         p = float(x.mean())  # rounding may put a bound a hair past p at 0 or 1: the point stays inside
@@ -144,7 +196,12 @@ def margin_of(estimate: dict[str, Any]) -> float:
 
 
 def paired_bootstrap(
-    tuned: Sequence[float] | np.ndarray, base: Sequence[float] | np.ndarray, *, resamples: int = 1000, seed: int = 13
+    tuned: Sequence[float] | np.ndarray,
+    base: Sequence[float] | np.ndarray,
+    *,
+    resamples: int = 1000,
+    seed: int = 13,
+    groups: Sequence[Any] | None = None,
 ) -> Estimate:
     """CI of mean(tuned - base) with both resampled on the same examples, and a one-sided p.
 
@@ -154,9 +211,9 @@ def paired_bootstrap(
     a, b = np.asarray(tuned, dtype=float), np.asarray(base, dtype=float)
     check_same_length(a, b)
     diff = a - b
-    est = bootstrap_ci(diff, resamples=resamples, seed=seed)
+    est = bootstrap_ci(diff, resamples=resamples, seed=seed, groups=groups)
     if diff.size:
-        means = diff[bootstrap_indices(diff.size, resamples, seed)].mean(axis=1)
+        means = _resampled_means(diff, resample_rows(diff.size, resamples, seed, groups))
         est.extra["p_value"] = float((np.sum(means <= 0) + 1) / (resamples + 1))
         est.extra["test"] = "paired bootstrap"
     return est
@@ -183,7 +240,9 @@ def check_same_length(a: Sequence[Any] | np.ndarray, b: Sequence[Any] | np.ndarr
         raise ValueError(f"predictions and references differ in length: {len(a)} vs {len(b)}")
 
 
-def bootstrap_statistic(statistic: Callable[[np.ndarray], float], n: int, *, resamples: int = 1000, seed: int = 13) -> Estimate:
+def bootstrap_statistic(
+    statistic: Callable[[np.ndarray], float], n: int, *, resamples: int = 1000, seed: int = 13, groups: Sequence[Any] | None = None
+) -> Estimate:
     """Percentile CI for any statistic of the example indices (macro-F1, corpus BLEU...).
 
     ``statistic(idx)`` computes the metric on the examples ``idx``; called once per resample,
@@ -193,21 +252,26 @@ def bootstrap_statistic(statistic: Callable[[np.ndarray], float], n: int, *, res
     value = float(statistic(np.arange(n)))
     if n == 0:
         return Estimate(value, value, value, 0)
-    samples = np.array([statistic(row) for row in bootstrap_indices(n, resamples, seed)])
+    samples = np.array([statistic(row) for row in resample_rows(n, resamples, seed, groups)])
     lo, hi = np.quantile(samples, [0.025, 0.975])
-    return Estimate(value, float(lo), float(hi), n)
+    return Estimate(value, float(lo), float(hi), n, _units(n, groups))
 
 
 def paired_statistic(
-    tuned: Callable[[np.ndarray], float], base: Callable[[np.ndarray], float], n: int, *, resamples: int = 1000, seed: int = 13
+    tuned: Callable[[np.ndarray], float],
+    base: Callable[[np.ndarray], float],
+    n: int,
+    *,
+    resamples: int = 1000,
+    seed: int = 13,
+    groups: Sequence[Any] | None = None,
 ) -> Estimate:
     """Paired bootstrap of ``tuned(idx) - base(idx)`` for corpus metrics, with a one-sided p."""
     full = np.arange(n)
     value = float(tuned(full) - base(full))
     if n == 0:
         return Estimate(value, value, value, 0)
-    diffs = np.array([tuned(row) - base(row) for row in bootstrap_indices(n, resamples, seed)])
+    diffs = np.array([tuned(row) - base(row) for row in resample_rows(n, resamples, seed, groups)])
     lo, hi = np.quantile(diffs, [0.025, 0.975])
-    return Estimate(
-        value, float(lo), float(hi), n, {"p_value": float((np.sum(diffs <= 0) + 1) / (resamples + 1)), "test": "paired bootstrap"}
-    )
+    extra = {"p_value": float((np.sum(diffs <= 0) + 1) / (resamples + 1)), "test": "paired bootstrap", **_units(n, groups)}
+    return Estimate(value, float(lo), float(hi), n, extra)

@@ -35,6 +35,7 @@ def baseline_table(
     labels: Sequence[str],
     shots: Sequence[Any],
     same_as_tuned: set[str],
+    groups: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every baseline on the main metric with the paired gain of the tuned model over it; failed alternatives last."""
     rows = []
@@ -47,10 +48,10 @@ def baseline_table(
         est = metrics_out[name].get(metric)
         gain = None
         if est is not None and kind != "tuned" and name not in same_as_tuned:
-            gain, _ = compare(scored["tuned"], scored[name], metric, resamples, "")
+            gain, _ = compare(scored["tuned"], scored[name], metric, resamples, "", groups)
         row = {"name": name, "label": label, "kind": kind, "estimate": est, "gain": gain}
         if kind == "tuned" and est is not None:  # the verdict's decoding minus this one (free), paired over the rows
-            row["difference"], _ = compare(scored["tuned"], scored[name], metric, resamples, "")
+            row["difference"], _ = compare(scored["tuned"], scored[name], metric, resamples, "", groups)
         if name in cheap_by_name:
             b = cheap_by_name[name]
             row.update(library=b.library, ship=b.ship, seconds=round(b.seconds, 2), details=b.details)
@@ -87,22 +88,28 @@ def reference(baselines: Sequence[dict[str, Any]], metric: str, which: str) -> s
     return str(max(pool, key=lambda b: (sign * b["estimate"]["value"], b["name"] == "base"))["name"])
 
 
-def estimates(s: ModelScores, n: int, resamples: int) -> dict[str, dict[str, Any]]:
-    """Every metric of one model with its 95 % CI: Wilson for 0/1 scores (accuracy...), bootstrap otherwise."""
+def estimates(s: ModelScores, n: int, resamples: int, groups: Sequence[Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Every metric of one model with its 95 % CI: Wilson for 0/1 scores (accuracy...), bootstrap otherwise.
+
+    ``groups`` (the rows' inputs): rows that share an input (one answer scored against several references)
+    are redrawn together, so they count as one observation.
+    """
     out = {}
     for name, arr in s.per_example.items():
-        out[name] = S.mean_ci(arr, resamples=resamples).to_dict()
+        out[name] = S.mean_ci(arr, resamples=resamples, groups=groups).to_dict()
     for name, fn in s.corpus.items():
-        out[name] = S.bootstrap_statistic(fn, n, resamples=resamples).to_dict()
+        out[name] = S.bootstrap_statistic(fn, n, resamples=resamples, groups=groups).to_dict()
     return out
 
 
-def compare(tuned: ModelScores, base: ModelScores, metric: str, resamples: int, task: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def compare(
+    tuned: ModelScores, base: ModelScores, metric: str, resamples: int, task: str, groups: Sequence[Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Paired improvement on the main metric (over the same rows), and per-metric paired tests for the report."""
     if metric in tuned.per_example:
-        imp = S.paired_bootstrap(tuned.per_example[metric], base.per_example[metric], resamples=resamples)
+        imp = S.paired_bootstrap(tuned.per_example[metric], base.per_example[metric], resamples=resamples, groups=groups)
     else:
-        imp = S.paired_statistic(tuned.corpus[metric], base.corpus[metric], len(tuned.primary), resamples=resamples)
+        imp = S.paired_statistic(tuned.corpus[metric], base.corpus[metric], len(tuned.primary), resamples=resamples, groups=groups)
     sig: dict[str, Any] = {"main": imp.to_dict()}
     if task == "classification":
         sig["mcnemar"] = S.mcnemar(tuned.per_example["accuracy"] > 0, base.per_example["accuracy"] > 0)

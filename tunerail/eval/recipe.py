@@ -227,6 +227,11 @@ class _Prepared:
     def n(self) -> int:
         return len(self.records)
 
+    @property
+    def groups(self) -> list[str]:
+        """Each test row's input: rows that repeat one (a multi-reference test set) are one observation for the CIs."""
+        return [r.prompt for r in self.records]
+
 
 def _prepare(config: TunerailConfig, inputs: EvalInputs) -> _Prepared:
     """1. guard (the frozen test file, criteria, the recorded adapter) and 2. load; a misconfigured judge fails here too."""
@@ -319,11 +324,11 @@ def _metrics(config: TunerailConfig, prep: _Prepared, inf: Inference, alts: Alte
     scored = {name: T.score_output(task, prep.refs, o, prep.labels) for name, o in inf.outs.items()}
     for b in alts.scored:
         scored[b.name] = T.score(task, prep.refs, b.predictions, prep.labels)
-    metrics_out = {m: C.estimates(s, n, ev.bootstrap) for m, s in scored.items()}
+    metrics_out = {m: C.estimates(s, n, ev.bootstrap, prep.groups) for m, s in scored.items()}
     same = {name for name, o in inf.outs.items() if name != "tuned" and o is inf.outs["tuned"]}
-    baselines = C.baseline_table(scored, metrics_out, metric, ev.bootstrap, alts.fitted, prep.labels, prep.shots, same)
+    baselines = C.baseline_table(scored, metrics_out, metric, ev.bootstrap, alts.fitted, prep.labels, prep.shots, same, prep.groups)
     reference = C.reference(baselines, metric, config.criteria.baseline)
-    improvement, significance = C.compare(scored["tuned"], scored[reference], metric, ev.bootstrap, task)
+    improvement, significance = C.compare(scored["tuned"], scored[reference], metric, ev.bootstrap, task, prep.groups)
     significance["reference"] = reference
     classification = {m: s.details["report"] for m, s in scored.items()} if task == "classification" else None
     prep.timings["metrics_s"] = time.perf_counter() - t
@@ -474,7 +479,8 @@ def compare_prompts(
             Path(cache_dir) if cache_dir and config.eval.cache else None, prompts, refs, labels, config.eval, max_new, progress, {}
         ).outputs(f"prompt-{template.version}", lm)
         scores = T.score_output(task, refs, outs, labels)
-        est = S.bootstrap_statistic(scores.statistic(metric), len(records), resamples=config.eval.bootstrap)
+        groups = [r.prompt for r in records]
+        est = S.bootstrap_statistic(scores.statistic(metric), len(records), resamples=config.eval.bootstrap, groups=groups)
         variants.append({"version": template.version, "hash": prompt_hash(template), **est.to_dict()})
     lower = metric in LOWER_IS_BETTER
     best = min(variants, key=lambda v: v["value"]) if lower else max(variants, key=lambda v: v["value"])

@@ -30,13 +30,14 @@ class Rescored:
     scores: ModelScores
     cached: bool
     seconds: float
+    groups: list[str] | None = None  # each row's input: rows sharing one are drawn together for the CIs
 
     def estimate(self, metric: str, resamples: int) -> dict[str, Any]:
         """The main metric with its 95 % CI (Wilson for 0/1 scores, bootstrap otherwise), as eval reports it."""
         n = len(self.outputs)
         if metric in self.scores.per_example:
-            return S.mean_ci(self.scores.per_example[metric], resamples=resamples).to_dict()
-        return S.bootstrap_statistic(self.scores.corpus[metric], n, resamples=resamples).to_dict()
+            return S.mean_ci(self.scores.per_example[metric], resamples=resamples, groups=self.groups).to_dict()
+        return S.bootstrap_statistic(self.scores.corpus[metric], n, resamples=resamples, groups=self.groups).to_dict()
 
 
 def rescore(
@@ -63,7 +64,8 @@ def rescore(
     else:
         out = runner.outputs(name, lm, perplexity=False)
     scores = T.score_output(task, refs, out, list(labels))
-    return Rescored(name, list(out["text"]), scores, bool(out.get("cached")), time.perf_counter() - t)
+    groups = [r.prompt for r in records]
+    return Rescored(name, list(out["text"]), scores, bool(out.get("cached")), time.perf_counter() - t, groups)
 
 
 def paired_difference(candidate: Rescored, reference: Rescored, metric: str, resamples: int) -> dict[str, Any]:
@@ -72,8 +74,13 @@ def paired_difference(candidate: Rescored, reference: Rescored, metric: str, res
     S.check_same_length(candidate.outputs, reference.outputs)
     if metric in candidate.scores.per_example:
         est = S.paired_bootstrap(
-            candidate.scores.per_example[metric].tolist(), reference.scores.per_example[metric].tolist(), resamples=resamples
+            candidate.scores.per_example[metric].tolist(),
+            reference.scores.per_example[metric].tolist(),
+            resamples=resamples,
+            groups=reference.groups,
         )
     else:
-        est = S.paired_statistic(candidate.scores.corpus[metric], reference.scores.corpus[metric], n, resamples=resamples)
+        est = S.paired_statistic(
+            candidate.scores.corpus[metric], reference.scores.corpus[metric], n, resamples=resamples, groups=reference.groups
+        )
     return est.to_dict()
