@@ -69,6 +69,26 @@ class TrainConfig(_Section):
     )
     early_stopping: bool = Field(True, description="Stop when validation loss stops improving (guardrail; switching it off is recorded).")
     patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
+    select_by: Literal["loss", "metric"] = Field(
+        "loss",
+        description=(
+            "What picks the restored checkpoint and drives early stopping. loss (default): validation loss, free (computed "
+            "anyway). metric: the task metric (train.metric, default criteria.metric) on train.metric_rows validation rows, "
+            "answered at every evaluation with the eval step's own decoding and scorer; higher is better. Validation loss and "
+            "field F1 / ROUGE can disagree (bench/select_by.py); the generation costs eval time, charged to the budget."
+        ),
+    )
+    metric: str | None = Field(
+        None, description="Metric for select_by: metric; default criteria.metric. Any the task's eval computes except perplexity."
+    )
+    metric_rows: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Validation rows generated at each evaluation for select_by: metric: a fixed subset drawn with train.seed (all rows "
+            "when fewer), recorded in train.json. Cost grows linearly; 100 rows resolve ~0.05 of F1."
+        ),
+    )
     seed: int = Field(13, description="Seed for data order, LoRA init and dropout.")
     bf16: bool | Literal["auto", "autocast"] = Field(
         "auto",
