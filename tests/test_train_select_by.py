@@ -155,3 +155,19 @@ def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / f"c{abs(hash(text))}.yaml"
     path.write_text(text)
     return path
+
+
+def test_the_report_draws_the_metric_curve_beside_the_loss_marked_where_each_criterion_chooses():
+    from tunerail.eval.report import training_plots
+
+    history = [
+        {"step": 0, "train_loss": None, "val_loss": 1.4, "val_metric": 0.1},
+        {"step": 15, "train_loss": 0.9, "val_loss": 0.4, "val_metric": 0.5},
+        {"step": 30, "train_loss": 0.5, "val_loss": 0.3, "val_metric": 0.4},
+    ]
+    selection = {"select_by": "metric", "chosen_by": {"loss": 30, "metric": 15}, "metric": "field_f1", "rows": list(range(99))}
+    out = training_plots({"history": history, "selection": selection})
+    assert set(out) == {"loss", "val_metric"}
+    assert "validation field_f1 (99 rows)" in out["val_metric"]
+    assert "chosen by metric (used)" in out["val_metric"] and "chosen by loss" in out["loss"]
+    assert set(training_plots({"history": [{k: v for k, v in h.items() if k != "val_metric"} for h in history]})) == {"loss"}
