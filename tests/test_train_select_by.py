@@ -171,3 +171,32 @@ def test_the_report_draws_the_metric_curve_beside_the_loss_marked_where_each_cri
     assert "validation field_f1 (99 rows)" in out["val_metric"]
     assert "chosen by metric (used)" in out["val_metric"] and "chosen by loss" in out["loss"]
     assert set(training_plots({"history": [{k: v for k, v in h.items() if k != "val_metric"} for h in history]})) == {"loss"}
+
+
+def test_the_cli_summary_shows_the_metric_column_and_both_choices():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from tunerail.train.progress import RichProgress
+
+    history = [
+        {"step": s, "epoch": s / 30, "train_loss": t, "val_loss": v, "val_metric": m, "lr": 1e-4, "tokens": 10 * s, "seconds": float(s)}
+        for s, t, v, m in ((0, None, 1.4, 0.1), (15, 0.9, 0.4, 0.5), (30, 0.5, 0.3, 0.4))
+    ]
+    selection = {
+        "select_by": "metric",
+        "chosen_by": {"loss": 30, "metric": 15},
+        "metric": "field_f1",
+        "rows": [0, 1],
+        "seconds_per_eval": 2.5,
+    }
+    result = SimpleNamespace(
+        stopped_reason="completed", best_step=15, history=history, selection=selection, estimate=None, actual={},
+        guards_disabled=[], adapter_dir="a", checkpoint_id="c", run_id=None, padding_waste=0.0,
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    RichProgress(console).summary(result)
+    text = console.export_text()
+    assert "val field_f1" in text and "0.5000" in text
+    assert "checkpoint chosen by metric: lowest val loss at step 30, highest val field_f1 at step 15 (2 rows, 2.5 s per evaluation)" in text
