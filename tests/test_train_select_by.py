@@ -200,3 +200,19 @@ def test_the_cli_summary_shows_the_metric_column_and_both_choices():
     text = console.export_text()
     assert "val field_f1" in text and "0.5000" in text
     assert "checkpoint chosen by metric: lowest val loss at step 30, highest val field_f1 at step 15 (2 rows, 2.5 s per evaluation)" in text
+
+
+def test_metric_without_validation_rows_is_said_to_be_ignored(tmp_path, splits):
+    from tunerail.train import train
+
+    cfg = tiny_config(tmp_path, select_by="metric", guards={"validation": False}, eval_steps=4)
+    messages: list[str] = []
+    result = train(
+        cfg,
+        train_data=splits[0],
+        validation_data=None,
+        out_dir=tmp_path / "run",
+        progress=lambda e, i: messages.append(i.get("message", "")),
+    )
+    assert any("train.select_by: metric is ignored without validation rows" in m for m in messages)
+    assert result.selection["select_by"] == "loss" and all(h["val_metric"] is None for h in result.history)

@@ -217,16 +217,7 @@ class TrainRecipe:
             val_records = memo(("records", "validation"), lambda: load_split(validation_data, self.config, "validation"))
         self.n_task_rows = len(train_records)
         self.tokenizer = memo(("tokenizer", self.config.model.base), lambda: load_tokenizer(self.config.model.base))
-        if self.tc.select_by == "metric" and val_records:
-            if self.sharded:
-                raise TunerailError(
-                    Problem(
-                        "train.select_by: metric generates with the whole model, which a sharded run does not hold",
-                        field="train.select_by",
-                        fix="use train.select_by: loss, or train.distributed: ddp",
-                    )
-                )
-            self.probe = MetricProbe.from_config(self.config, val_records, train_records, self.tokenizer)
+        self._setup_metric(train_records, val_records)
         template = pick_template(self.config)
         max_len = self.config.model.max_seq_length
         pool = replay_pool(self.tokenizer, max_len) if self.tc.replay_ratio > 0 else None
@@ -275,6 +266,23 @@ class TrainRecipe:
                 f"padding waste {100 * self.padding_waste:.1f} %"
             ),
         )
+
+    def _setup_metric(self, train_records: Sequence[Any], val_records: Sequence[Any]) -> None:
+        """``train.select_by: metric``: the validation rows to answer at each evaluation, decoded and scored as eval does."""
+        if self.tc.select_by != "metric":
+            return
+        if not val_records:
+            self._emit("setup", message="warning: train.select_by: metric is ignored without validation rows (the last checkpoint is kept)")
+            return
+        if self.sharded:
+            raise TunerailError(
+                Problem(
+                    "train.select_by: metric generates with the whole model, which a sharded run does not hold",
+                    field="train.select_by",
+                    fix="use train.select_by: loss, or train.distributed: ddp",
+                )
+            )
+        self.probe = MetricProbe.from_config(self.config, val_records, train_records, self.tokenizer)
 
     def _lineage(self, *sources: Any) -> dict[str, Any]:
         """Store artifacts (split snapshots) holding the exact input files: the checkpoint's parents."""
