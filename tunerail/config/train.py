@@ -67,7 +67,10 @@ class TrainConfig(_Section):
         ge=1,
         description="Evaluate every N steps; default: about 10 evaluations per run and at least 4 per epoch (so early stopping can act in the first epochs).",
     )
-    early_stopping: bool = Field(True, description="Stop when validation loss stops improving (guardrail; switching it off is recorded).")
+    early_stopping: bool = Field(
+        True,
+        description="Stop when train.select_by's criterion (validation loss or the task metric) stops improving (guardrail; switching it off is recorded).",
+    )
     patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
     select_by: Literal["loss", "metric"] = Field(
         "loss",

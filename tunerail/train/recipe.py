@@ -12,10 +12,12 @@ What each feature costs (2-core CPU, SmolLM2-135M, see ``bench/train.py``):
   fp32 weights under bf16 autocast (2.9x the fp32 tokens/s on an idle 2-core EPYC), else fp32;
 - batches padded to their own longest row and grouped by length (padding waste reported);
 - the time/cost probe: ``train.probe_steps`` forward+backward passes before training;
-- an evaluation every ``eval_steps`` (default: ~10 per run) and a resume checkpoint with it.
+- an evaluation every ``eval_steps`` (default: ~10 per run) and a resume checkpoint with it;
+- ``train.select_by: metric``: each evaluation also generates answers for ``train.metric_rows``
+  validation rows and scores them with the task metric (``metric.py``; cost in bench/select_by.py).
 
 Guardrails (each switch-off recorded): validation split required, early stopping with the
-best checkpoint restored, hyperparameter lint before the first step, divergence guard,
+best checkpoint restored (by validation loss, or the task metric: ``train.select_by``), hyperparameter lint before the first step, divergence guard,
 overfitting monitor, budget cap. See ``guards.py``, ``lint.py`` and ``budget.py``.
 """
 
