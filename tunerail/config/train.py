@@ -77,8 +77,10 @@ class TrainConfig(_Section):
         description=(
             "What picks the restored checkpoint and drives early stopping. loss (default): validation loss, free (computed "
             "anyway). metric: the task metric (train.metric, default criteria.metric) on train.metric_rows validation rows, "
-            "answered at every evaluation with the eval step's own decoding and scorer; higher is better. Validation loss and "
-            "field F1 / ROUGE can disagree (bench/select_by.py); the generation costs eval time, charged to the budget."
+            "answered at every evaluation with the eval step's own decoding and scorer; higher is better. Why loss is the "
+            "default (bench/select_by.py, WNUT-17 recipe on 400 rows): loss picked step 56 (val F1 0.409), F1 picked step 32 "
+            "(0.434), a gap smaller than the F1 swing between neighbouring evaluations on 99 rows (up to 0.28), while the "
+            "generation took ~60 % of the training clock; the cost is charged to the budget (TRN012)."
         ),
     )
     metric: str | None = Field(
