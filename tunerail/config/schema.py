@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from tunerail.config.base import DEFAULT_METRIC, TASK_METRICS, TaskType, _Section
+from tunerail.config.base import DEFAULT_METRIC, TASK_METRICS, TaskType, _Section, did_you_mean
 from tunerail.config.criteria import BudgetConfig, CriteriaConfig
 from tunerail.config.data import DataConfig, ModelConfig, ProjectConfig
 from tunerail.config.doctor import DoctorConfig, SplitConfig
@@ -69,6 +69,23 @@ class TunerailConfig(_Section):
         elif self.criteria.metric not in allowed:
             raise ValueError(
                 f"criteria.metric {self.criteria.metric!r} is not computed for task {self.task!r}; use one of: {', '.join(allowed)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _select_metric_for_task(self) -> "TunerailConfig":
+        """``train.metric`` (what ``train.select_by: metric`` ranks checkpoints by) must be one the task computes from answers."""
+        allowed = [m for m in TASK_METRICS[self.task] if m != "perplexity"]
+        wanted = self.train.metric
+        if wanted is not None and wanted not in allowed:
+            why = " (perplexity is validation loss: use train.select_by: loss)" if wanted == "perplexity" else did_you_mean(wanted, allowed)
+            raise ValueError(
+                f"train.metric {wanted!r} is not computed from answers for task {self.task!r}{why}; use one of: {', '.join(allowed)}"
+            )
+        if wanted is None and self.train.select_by == "metric" and self.criteria.metric not in allowed:
+            raise ValueError(
+                f"train.select_by metric ranks checkpoints by criteria.metric {self.criteria.metric!r}, which is validation loss by "
+                f"another name; set train.metric to one of: {', '.join(allowed)}, or use train.select_by: loss"
             )
         return self
 

@@ -70,7 +70,7 @@ def read_training(train_json: str | Path | None) -> dict[str, Any] | None:
         raise TunerailError(Problem(f"train.json is not valid JSON ({exc})", file=str(path))) from None
     # the keys of TrainResult.to_dict(): ``stopped_reason`` (completed | early_stopping | divergence | budget), ``actual.seconds``
     out: dict[str, Any] = {"history": data.get("history", []), "path": str(path)}
-    out.update({k: data[k] for k in ("stopped_reason", "best_step", "run_id") if k in data})
+    out.update({k: data[k] for k in ("stopped_reason", "best_step", "run_id", "selection") if k in data})
     if "stopped_reason" in data:
         out["stopped_early"] = data["stopped_reason"] == "early_stopping"
     if isinstance(data.get("actual"), dict) and "seconds" in data["actual"]:

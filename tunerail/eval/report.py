@@ -23,15 +23,7 @@ HEADLINE = {
 
 def build_plots(result: Any) -> dict[str, str]:
     """SVG strings keyed by section; a plot whose data is missing is simply absent."""
-    out: dict[str, str] = {}
-    history = (result.training or {}).get("history") or []
-    series: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
-    for key in ("train_loss", "val_loss"):
-        pts = [(h["step"], h[key]) for h in history if h.get(key) is not None and h.get("step") is not None]
-        if pts:
-            series[key.replace("_", " ")] = ([p[0] for p in pts], [p[1] for p in pts])
-    if series:
-        out["loss"] = plots.lines(series, title="training and validation loss", xlabel="step", ylabel="loss")
+    out = training_plots(result.training or {})
     names, points, lows, highs = [], [], [], []
     for m in headline_metrics(result):
         for model in result.metrics:
@@ -63,6 +55,30 @@ def build_plots(result: Any) -> dict[str, str]:
             title=f"relative degradation vs base, % (budget {100 * result.forgetting['budget']:.0f} %)",
             xlabel="%",
         )
+    return out
+
+
+def training_plots(training: dict[str, Any]) -> dict[str, str]:
+    """The loss curves and, with ``train.select_by: metric``, the validation metric curve, marked at the step each criterion picks."""
+    history = training.get("history") or []
+    selection = training.get("selection") or {}
+    marks = {
+        f"chosen by {k}{' (used)' if k == selection.get('select_by') else ''}": s
+        for k, s in (selection.get("chosen_by") or {}).items()
+        if s is not None
+    }
+    out: dict[str, str] = {}
+    for name, keys, title in (
+        ("loss", ("train_loss", "val_loss"), "training and validation loss"),
+        ("val_metric", ("val_metric",), f"validation {selection.get('metric', 'metric')} ({len(selection.get('rows') or [])} rows)"),
+    ):
+        series: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
+        for key in keys:
+            pts = [(h["step"], h[key]) for h in history if h.get(key) is not None and h.get("step") is not None]
+            if pts:
+                series[key.replace("_", " ")] = ([p[0] for p in pts], [p[1] for p in pts])
+        if series:
+            out[name] = plots.lines(series, title=title, xlabel="step", ylabel=name.replace("val_", ""), marks=marks or None)
     return out
 
 

@@ -189,6 +189,7 @@ class RunPlan:
     evals: int
     micro_batches: int | None = None  # forward+backward passes per process (default: one per step)
     eval_tokens: int = 0  # tokens of one evaluation (priced at EVAL_COST_RATIO when it was not timed)
+    generate_tokens: int = 0  # of one evaluation, train.select_by: metric: prompts + answers generated (one forward each)
 
 
 def estimate_run(
@@ -198,11 +199,12 @@ def estimate_run(
 
     ``rate`` (from :func:`measure_rate` or :func:`probe_rate`) gives the per-token time, the per-pass
     overhead and the optimizer step; ``eval_seconds`` is one timed evaluation, else evaluations cost
-    ``EVAL_COST_RATIO`` per token.
+    ``EVAL_COST_RATIO`` per token, the tokens a ``select_by: metric`` evaluation generates included.
     """
     steps = plan.steps
     micro = plan.micro_batches if plan.micro_batches is not None else steps
-    one_eval = eval_seconds if eval_seconds is not None else rate.per_token * EVAL_COST_RATIO * plan.eval_tokens
+    untimed = plan.eval_tokens + plan.generate_tokens  # a lower bound for generation: decoding is latency-bound (step 0 times it)
+    one_eval = eval_seconds if eval_seconds is not None else rate.per_token * EVAL_COST_RATIO * untimed
     seconds = micro * rate.overhead + steps * rate.optimizer_step + rate.per_token * plan.train_tokens + plan.evals * one_eval
     return Estimate(
         plan.train_tokens,

@@ -34,18 +34,28 @@ def disabled_guards(train_config: Any) -> list[str]:
 
 @dataclass
 class EarlyStopping:
-    """Stop after ``patience`` evaluations without a validation loss below ``best - min_delta``."""
+    """Stop after ``patience`` evaluations without a new best (``min_delta`` beyond it).
+
+    Lower is better (validation loss) unless ``higher_is_better`` (a task metric,
+    ``train.select_by: metric``); a tie is not an improvement, so the earliest best step is kept.
+    """
 
     patience: int
     min_delta: float = 0.0
     best: float = math.inf
     best_step: int = -1
     bad_evals: int = 0
+    higher_is_better: bool = False
 
-    def update(self, val_loss: float, step: int) -> bool:
+    def __post_init__(self) -> None:
+        if self.higher_is_better and self.best == math.inf:  # nothing seen yet
+            self.best = -math.inf
+
+    def update(self, value: float, step: int) -> bool:
         """Record one evaluation; True when it is a new best (save it)."""
-        if val_loss < self.best - self.min_delta:
-            self.best, self.best_step, self.bad_evals = val_loss, step, 0
+        better = value > self.best + self.min_delta if self.higher_is_better else value < self.best - self.min_delta
+        if better:
+            self.best, self.best_step, self.bad_evals = value, step, 0
             return True
         self.bad_evals += 1
         return False

@@ -49,13 +49,16 @@ class RichProgress:
             eta = info.get("eta")
             self.bar.update(self.task, completed=info["step"], loss=f"{info['loss']:.4f}", eta="-" if eta is None else _clock(eta))
         elif event == "eval" and info.get("val_loss") is not None:
-            self.val = f"{info['val_loss']:.4f}" + (" *" if info.get("best_step") == info["step"] else "")
+            metric = f" / {info['val_metric']:.4f}" if info.get("val_metric") is not None else ""
+            self.val = f"{info['val_loss']:.4f}{metric}" + (" *" if info.get("best_step") == info["step"] else "")
             if self.task is not None:
                 self.bar.update(self.task, val=self.val)
 
     def summary(self, result: Any) -> None:
+        selection = result.selection or {}
+        metric = selection.get("metric") if any(h.get("val_metric") is not None for h in result.history) else None
         table = Table(title=f"training history ({result.stopped_reason}, best step {result.best_step})")
-        for col in ("step", "epoch", "train loss", "val loss", "lr", "tokens", "seconds"):
+        for col in ("step", "epoch", "train loss", "val loss", *([f"val {metric}"] if metric else []), "lr", "tokens", "seconds"):
             table.add_column(col, justify="right")
         for h in result.history:
             mark = " *" if h["step"] == result.best_step else ""
@@ -64,11 +67,18 @@ class RichProgress:
                 f"{h['epoch']:.2f}",
                 _num(h["train_loss"]),
                 _num(h["val_loss"]) + mark,
+                *([_num(h.get("val_metric"))] if metric else []),
                 f"{h['lr']:.2e}",
                 f"{h['tokens']:,}",
                 f"{h['seconds']:.1f}",
             )
         self.console.print(table)
+        chosen = selection.get("chosen_by") or {}
+        if metric and chosen:
+            self.console.print(
+                f"checkpoint chosen by {selection['select_by']}: lowest val loss at step {chosen.get('loss')}, highest val {metric} "
+                f"at step {chosen.get('metric')} ({len(selection.get('rows') or [])} rows, {selection.get('seconds_per_eval')} s per evaluation)"
+            )
         est, act = result.estimate, result.actual
         if est:
             basis = f" ({act['estimate_basis']})" if act.get("estimate_basis") else ""

@@ -12,10 +12,12 @@ What each feature costs (2-core CPU, SmolLM2-135M, see ``bench/train.py``):
   fp32 weights under bf16 autocast (2.9x the fp32 tokens/s on an idle 2-core EPYC), else fp32;
 - batches padded to their own longest row and grouped by length (padding waste reported);
 - the time/cost probe: ``train.probe_steps`` forward+backward passes before training;
-- an evaluation every ``eval_steps`` (default: ~10 per run) and a resume checkpoint with it.
+- an evaluation every ``eval_steps`` (default: ~10 per run) and a resume checkpoint with it;
+- ``train.select_by: metric``: each evaluation also generates answers for ``train.metric_rows``
+  validation rows and scores them with the task metric (``metric.py``; cost in bench/select_by.py).
 
 Guardrails (each switch-off recorded): validation split required, early stopping with the
-best checkpoint restored, hyperparameter lint before the first step, divergence guard,
+best checkpoint restored (by validation loss, or the task metric: ``train.select_by``), hyperparameter lint before the first step, divergence guard,
 overfitting monitor, budget cap. See ``guards.py``, ``lint.py`` and ``budget.py``.
 """
 
@@ -50,6 +52,7 @@ from tunerail.train.data import (
 from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
 from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
 from tunerail.train.loss import loss_model
+from tunerail.train.metric import MetricProbe, check_metric_cost, selection_record
 from tunerail.train.result import Progress, TrainHooks, TrainResult, weights_digest
 
 
@@ -133,6 +136,7 @@ class TrainRecipe:
         self.tracker: Any = None
         self.hooks = hooks or TrainHooks()
         self._hook_stop: str | None = None
+        self.probe: MetricProbe | None = None  # train.select_by: metric
 
     # -- setup ---------------------------------------------------------------------------------
     def setup(self, train_data: Any, validation_data: Any) -> None:
@@ -215,6 +219,7 @@ class TrainRecipe:
             val_records = memo(("records", "validation"), lambda: load_split(validation_data, self.config, "validation"))
         self.n_task_rows = len(train_records)
         self.tokenizer = memo(("tokenizer", self.config.model.base), lambda: load_tokenizer(self.config.model.base))
+        self._setup_metric(train_records, val_records)
         template = pick_template(self.config)
         max_len = self.config.model.max_seq_length
         pool = replay_pool(self.tokenizer, max_len) if self.tc.replay_ratio > 0 else None
@@ -263,6 +268,23 @@ class TrainRecipe:
                 f"padding waste {100 * self.padding_waste:.1f} %"
             ),
         )
+
+    def _setup_metric(self, train_records: Sequence[Any], val_records: Sequence[Any]) -> None:
+        """``train.select_by: metric``: the validation rows to answer at each evaluation, decoded and scored as eval does."""
+        if self.tc.select_by != "metric":
+            return
+        if not val_records:
+            self._emit("setup", message="warning: train.select_by: metric is ignored without validation rows (the last checkpoint is kept)")
+            return
+        if self.sharded:
+            raise TunerailError(
+                Problem(
+                    "train.select_by: metric generates with the whole model, which a sharded run does not hold",
+                    field="train.select_by",
+                    fix="use train.select_by: loss, or train.distributed: ddp",
+                )
+            )
+        self.probe = MetricProbe.from_config(self.config, val_records, train_records, self.tokenizer)
 
     def _lineage(self, *sources: Any) -> dict[str, Any]:
         """Store artifacts (split snapshots) holding the exact input files: the checkpoint's parents."""
@@ -348,7 +370,7 @@ class TrainRecipe:
             self.loss_model, self.optimizer = self.accelerator.prepare(self.loss_model, self.optimizer)
         warmup = round(self.tc.warmup_ratio * self.total_steps)
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, warmup, self.total_steps)
-        self.early = EarlyStopping(self.tc.patience)
+        self.early = EarlyStopping(self.tc.patience, higher_is_better=self.probe is not None)
         vocab = getattr(getattr(self.model, "config", None), "vocab_size", None)  # ln(V): the loss of a uniform guess
         self.divergence = DivergenceGuard(uniform_loss=math.log(vocab) if vocab else None)
 
@@ -390,6 +412,7 @@ class TrainRecipe:
             evals=evals,
             micro_batches=self.total_steps * self.tc.gradient_accumulation,
             eval_tokens=sum(e.length for e in self.val_examples),
+            generate_tokens=self._generate_tokens(),
         )
         budget = self.config.budget
         self.estimate = budget_mod.estimate_run(
@@ -401,6 +424,13 @@ class TrainRecipe:
         for f in budget_mod.check_estimate(self.estimate, budget):
             self.findings.append(f)  # before step 1: on screen and in train.json
             self._emit("estimate", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
+
+    def _generate_tokens(self) -> int:
+        """Tokens one ``select_by: metric`` evaluation runs through the model: its prompts and the longest answers."""
+        if self.probe is None:
+            return 0
+        prompts = sum(len(ids) for ids in self.tokenizer(self.probe.prompts, add_special_tokens=False)["input_ids"])
+        return prompts + len(self.probe.prompts) * self.probe.max_new
 
     def _setup_tracking(self) -> None:
         from tunerail.train.tracking import environment, start_tracking
@@ -498,6 +528,10 @@ class TrainRecipe:
         if self.estimate is not None and eval_seconds is not None and self.estimate_basis == "probe":
             # The step-0 evaluation (with its checkpoint) was just timed: it replaces the per-token guess.
             self.estimate = budget_mod.with_eval_seconds(self.estimate, eval_seconds)
+            if self.probe is not None and self.probe.seconds and "budget" not in self.disabled:
+                for f in check_metric_cost(self.estimate, self.config.budget, self.probe.seconds[-1], len(self.probe.rows)):
+                    self.findings.append(f)
+                    self._emit("estimate", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
         if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
             self.stopped_reason = "early_stopping"  # resumed after it had stopped by itself: nothing left to do
             return False
@@ -561,11 +595,12 @@ class TrainRecipe:
             return True
         if self.val_examples and "early_stopping" not in self.disabled and self.early.should_stop:
             self.stopped_reason = "early_stopping"
+            what = f"val {self.probe.metric}" if self.probe is not None else "val loss"
             self._emit(
                 "guard",
                 message=(
                     f"early stopping: no improvement in {self.tc.patience} evaluations; "
-                    f"best step {self.early.best_step} (val loss {self.early.best:.4f})"
+                    f"best step {self.early.best_step} ({what} {self.early.best:.4f})"
                 ),
             )
             return True
@@ -644,18 +679,21 @@ class TrainRecipe:
 
     def _evaluate_and_checkpoint_timed(self, train_loss: float | None, tokens: int, seconds: float) -> None:
         val_loss = self.evaluate()
+        val_metric = self.probe(self._unwrapped()) if self.probe is not None else None
         row = {
             "step": self.step,
             "epoch": round(self.step * self.micro_per_step / self.batches_per_epoch, 4),
             "train_loss": train_loss,
             "val_loss": val_loss,
+            "val_metric": val_metric,
             "lr": self.scheduler.get_last_lr()[0],
             "tokens": tokens,
             "seconds": round(seconds, 3),
         }
         self.history.append(row)
         # Without validation (guard switched off) the latest checkpoint is the one kept.
-        improved = self.early.update(val_loss, self.step) if val_loss is not None else True
+        score = val_metric if self.probe is not None else val_loss  # what train.select_by ranks checkpoints by
+        improved = self.early.update(score, self.step) if score is not None else True
         if improved:
             self.best_dir = self._save_adapter(f"best-step-{self.step:06d}")
         if "overfitting" not in self.disabled and not any(f.code == "TRN021" for f in self.findings):
@@ -666,7 +704,8 @@ class TrainRecipe:
         self._save_state()
         if self.tracker is not None:
             self.tracker.log_metrics(
-                {k: row[k] for k in ("train_loss", "val_loss", "lr", "tokens", "seconds", "epoch") if row[k] is not None}, step=self.step
+                {k: row[k] for k in ("train_loss", "val_loss", "val_metric", "lr", "tokens", "seconds", "epoch") if row[k] is not None},
+                step=self.step,
             )
         self._emit("eval", **row, best_step=self.early.best_step)
         if self.hooks.on_eval is not None:
@@ -768,6 +807,8 @@ class TrainRecipe:
             history=self.history,
             best_step=self.early.best_step if best else int(self.best_dir.rsplit("-", 1)[-1]),
             best_val_loss=best["val_loss"] if best else None,
+            best_val_metric=best.get("val_metric") if best else None,
+            selection=selection_record(self.probe, self.tc.select_by if self.probe is not None else "loss", self.history),
             stopped_reason=self.stopped_reason,
             estimate=self.estimate.to_dict() if self.estimate else None,
             actual=self._actual(),
@@ -808,6 +849,8 @@ class TrainRecipe:
             "method": self.method,
             "best_step": result.best_step,
             "best_val_loss": result.best_val_loss,
+            "best_val_metric": result.best_val_metric,
+            "select_by": result.selection["select_by"],
             "stopped_reason": self.stopped_reason,
             "mlflow_run_id": self.run_id,
             "prompt_version": pick_template(self.config).version,

@@ -61,6 +61,9 @@ class TrainResult:
     data: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
     weights_sha256: str | None = None  # this process's in-memory trainable weights at the end (DDP ranks must agree)
+    best_val_metric: float | None = None  # train.select_by: metric: the task metric of the restored checkpoint
+    # what chose the checkpoint (select_by), the step each criterion would have chosen, the metric's rows and cost
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
