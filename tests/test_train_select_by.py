@@ -216,3 +216,36 @@ def test_metric_without_validation_rows_is_said_to_be_ignored(tmp_path, splits):
     )
     assert any("train.select_by: metric is ignored without validation rows" in m for m in messages)
     assert result.selection["select_by"] == "loss" and all(h["val_metric"] is None for h in result.history)
+
+
+def test_span_extraction_is_probed_with_span_copy_as_the_verdict_judges_it(tmp_path):
+    """The metric training chooses on must come from the decoding the verdict uses (span copy on span extraction)."""
+    from tunerail.config import TunerailConfig
+    from tunerail.data.records import Record, RowRef
+    from tunerail.models import load_tokenizer
+    from tunerail.train.metric import MetricProbe
+    from train_tiny import tiny_model_dir
+
+    posts = [("Met Anna in Paris today", "Anna", "Paris"), ("Tom flew to Lima", "Tom", "Lima"), ("Rita loves Oslo", "Rita", "Oslo")] * 4
+    rows = [
+        Record(RowRef(i, i + 1), "prompt_completion", None, p, f'{{"person": ["{a}"], "location": ["{b}"]}}')
+        for i, (p, a, b) in enumerate(posts)
+    ]
+
+    def probe(decoding: str) -> MetricProbe:
+        cfg = TunerailConfig.model_validate(
+            {
+                "task": "extraction",
+                "model": {"base": str(tiny_model_dir()), "max_seq_length": 128},
+                "prompts": [{"system": "Extract.", "template": "{prompt}"}],
+                "train": {"select_by": "metric", "bf16": False},
+                "eval": {"decoding": decoding},
+                "tracking": {"enabled": False},
+                "store": {"path": str(tmp_path / "store")},
+            }
+        )
+        return MetricProbe.from_config(cfg, rows[:6], rows[6:], load_tokenizer(str(tiny_model_dir())))
+
+    chosen = probe("both")
+    assert chosen.decoding == "span_copy" and chosen.sources == [r.prompt for r in rows[:6]]
+    assert probe("free").decoding == "free" and probe("free").sources is None

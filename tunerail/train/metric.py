@@ -31,7 +31,7 @@ from tunerail import tasks as T
 from tunerail.config import DEFAULT_METRIC
 from tunerail.data.records import Record
 from tunerail.eval import generate as G
-from tunerail.eval.inference import max_new_tokens
+from tunerail.eval.inference import max_new_tokens, span_sources
 from tunerail.findings import Finding, Severity
 from tunerail.prompting import pick_template, prompt_for
 from tunerail.scoring import check_metric
@@ -67,7 +67,8 @@ class MetricProbe:
     tokenizer: Any
     max_new: int
     batch_size: int
-    decoding: str  # "free", "constrained" (classification, eval.decoding) or "ranking" (accuracy_ranking)
+    decoding: str  # "free", "constrained" (classification, eval.decoding), "span_copy" (span extraction) or "ranking"
+    sources: list[str] | None = None  # what span copy copies from: the rows' prompts
     seconds: list[float] = field(default_factory=list)  # generation + scoring time of each call
 
     @classmethod
@@ -83,6 +84,11 @@ class MetricProbe:
         decoding = "free"
         if labels:
             decoding = "ranking" if metric == "accuracy_ranking" else "free" if ev.decoding == "free" else "constrained"
+        # span extraction is judged with span copy unless eval.decoding is free; the shape is read from the training rows, as eval reads it
+        spans = ev.decoding != "free" and span_sources(task, None, list(train) or chosen) is not None
+        sources = [r.prompt for r in chosen] if spans else None
+        if sources is not None:
+            decoding = "span_copy"
         return cls(
             task=task,
             metric=metric,
@@ -94,6 +100,7 @@ class MetricProbe:
             max_new=max_new_tokens(config, task, tokenizer, labels),
             batch_size=ev.batch_size,
             decoding=decoding,
+            sources=sources,
         )
 
     def answers(self, model: Any) -> dict[str, Any]:
@@ -106,6 +113,9 @@ class MetricProbe:
                 return {"text": ranked, "ranked": ranked}
             if self.decoding == "constrained":
                 return {"text": G.generate_constrained(lm, self.prompts, self.labels, batch_size=self.batch_size)}
+            if self.decoding == "span_copy" and self.sources is not None:
+                texts = G.generate_span_copy(lm, self.prompts, self.sources, max_new_tokens=self.max_new, batch_size=self.batch_size)
+                return {"text": texts}
             return {"text": G.generate(lm, self.prompts, max_new_tokens=self.max_new, batch_size=self.batch_size)}
         finally:
             self.tokenizer.padding_side = side
