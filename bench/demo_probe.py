@@ -32,7 +32,7 @@ def main(run: Path, config_path: Path, adapter: Path, n: int) -> dict[str, Any]:
     from tunerail.eval import generate as G
     from tunerail.eval.alternatives import FitData, delex
     from tunerail.eval.alternatives.neighbours import fit_nearest_neighbour
-    from tunerail.eval.recipe import _load
+    from tunerail.eval.inputs import load_rows as _load
     from tunerail.prompting import pick_template, prompt_for
     from tunerail.scoring import score_generation
     from tunerail.stats import mean_ci, paired_bootstrap
