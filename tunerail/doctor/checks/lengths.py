@@ -14,7 +14,7 @@ from typing import Sequence
 from tunerail.data.record_prompts import parse_record, unstated_values
 from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
-from tunerail.doctor.checks.answer_shape import LIST_ITEM, fewer_items, runs_over_lines
+from tunerail.doctor.checks.answer_shape import LIST_ITEM, fewer_items, keyword_prompt, runs_over_lines, uses_every_keyword
 from tunerail.doctor.checks.instruct import looks_like_code
 from tunerail.doctor.checks.word_starts import AFTER_NUMBER_ODDS, START_ODDS, WORDS, WordCounts, data_counts, general_zipf, start_odds
 from tunerail.doctor.context import CheckContext
@@ -443,17 +443,21 @@ def _last_line_reason(answer: str, min_words: int = 12, style: AnswerStyle = Ans
     return None
 
 
-def _row_style(style: AnswerStyle, rec: Record) -> AnswerStyle:
-    """Record-to-text data: a description that states every value of its record is complete without a final stop.
+def _row_style(style: AnswerStyle, rec: Record, records: bool) -> AnswerStyle:
+    """Record- and keywords-to-text data: an answer that states every value or keyword is complete without a final stop.
 
-    E2E's crowd-written descriptions end "... and is child friendly" one time in ten; a cut one
-    leaves the later values unstated. So a row that states them all is judged by the strong
-    signals only (a dangling "and", a cut word), as in data whose answers seldom end with a stop.
+    E2E's crowd-written descriptions end "... and is child friendly" one time in ten, CommonGen's
+    sentences ("... to stop at the pit") as often; a cut one leaves the later values or keywords
+    unsaid. So a row that says them all is judged by the strong signals only (a dangling "and",
+    a cut word), as in data whose answers seldom end with a stop.
     """
-    record = parse_record(rec.prompt)
-    if record is None or unstated_values(record, rec.completion):
-        return style
-    return replace(style, punctuated=False, last_line_closes=False)
+    if records:
+        record = parse_record(rec.prompt)
+        complete = record is not None and not unstated_values(record, rec.completion)
+    else:
+        keywords = keyword_prompt(rec.prompt)
+        complete = keywords is not None and uses_every_keyword(keywords, rec.completion)
+    return replace(style, punctuated=False, last_line_closes=False) if complete else style
 
 
 @register("DOC018", "lengths.cut_off")
@@ -470,7 +474,7 @@ def cut_off(ctx: CheckContext) -> list[Finding]:
     records = ctx.prompts_are_records
     out = []
     for rec in ctx.records:
-        reason = cut_off_reason(rec.completion, style=_row_style(style, rec) if records else style, context=rec.prompt)
+        reason = cut_off_reason(rec.completion, style=_row_style(style, rec, records), context=rec.prompt)
         if reason:
             out.append(
                 found(

@@ -390,16 +390,50 @@ def _conflict_finding(ctx: CheckContext, group: list[int], how: str) -> Finding:
     )
 
 
+MULTI_REFERENCE_SHARE = 0.2  # rows under repeated prompts with several answers, at or above which written data is multi-reference
+MULTI_REFERENCE_PROMPTS = 10
+
+
+def _multi_reference(ctx: CheckContext, groups: list[list[int]]) -> Finding | None:
+    """Written answers where many prompts carry several: multi-reference data by design, one finding instead of one per prompt.
+
+    CommonGen gives each concept set up to four people's sentences, E2E each record up to eight
+    descriptions: several right answers, which training learns from and eval scores against. A
+    label (classification) or an extracted value has one right answer, so those stay conflicts,
+    and so do a few repeated prompts in written data (below ``MULTI_REFERENCE_SHARE`` of the rows).
+    """
+    if ctx.is_classification or ctx.task == "extraction":
+        return None
+    repeated = [g for g in groups if len({normalize_text(ctx.records[i].prompt) for i in g}) == 1]
+    rows = sorted(i for g in repeated for i in g)
+    if len(repeated) < MULTI_REFERENCE_PROMPTS or len(rows) < MULTI_REFERENCE_SHARE * len(ctx.records):
+        return None
+    sizes = [len(g) for g in repeated]
+    return found(
+        Severity.INFO,
+        f"multi-reference data: {len(repeated)} prompts carry {min(sizes)}-{max(sizes)} different answers each ({len(rows)} rows, "
+        f"{len(rows) / len(ctx.records):.0%}): several right answers per prompt; training learns from each, eval scores against each "
+        "(and counts a prompt once in its confidence intervals)",
+        "nothing to fix if several answers are right by design; if they disagree, keep the best and drop the others",
+        rows=refs(ctx.records, rows),
+        cluster="multi-reference",
+        details={"prompts": len(repeated), "rows": len(rows), "near_groups": len(groups) - len(repeated)},
+    )
+
+
 @register("DOC052", "labels.conflict")
 def label_conflicts(ctx: CheckContext) -> list[Finding]:
     """The same or near-same prompt with different labels or answers (exact or MinHash match).
 
     Anti-pattern: the model is taught two answers to one question; for classification it is a
     ceiling on accuracy and a sign of labelling disagreement. Error when the exact same prompt
-    carries two labels, warning when prompts only nearly match. Fix: decide the right label
-    or answer and relabel or drop the rest.
+    carries two labels, warning when prompts only nearly match. Written data whose prompts
+    mostly carry several answers is multi-reference by design: one info finding. Fix: decide the
+    right label or answer and relabel or drop the rest.
     """
     groups = _conflict_groups(ctx, _exact_prompt_edges(ctx), _near_prompt_edges(ctx))
+    if multi := _multi_reference(ctx, groups):
+        return [multi]
     return [_conflict_finding(ctx, g, "same") for g in groups]
 
 
