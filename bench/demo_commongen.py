@@ -203,18 +203,14 @@ def full_train_pool(mirror: Path) -> list[tuple[str, str]]:
 
 
 def cached_generations(run: Path) -> dict[str, list[str]]:
-    """The eval's base, base k-shot and tuned test generations, from the cache entries its report names."""
-    path = run / "eval" / "report.json"
+    """The eval's base, base k-shot and tuned test answers, row by row, from its ``review_items.jsonl``."""
+    path = run / "eval" / "review_items.jsonl"
     if not path.exists():
         return {}
-    report = json.loads(path.read_text(encoding="utf-8"))
     out: dict[str, list[str]] = {}
-    for entry in report["eval_cache"]["entries"]:
-        if not entry["key"].startswith("gen"):
-            continue
-        data = json.loads(Path(entry["path"]).read_text(encoding="utf-8"))
-        name = entry.get("name") or entry["key"]
-        out[name] = data["value"]
+    for line in path.read_text(encoding="utf-8").splitlines():
+        for name, text in json.loads(line)["outputs"].items():
+            out.setdefault(name, []).append(text)
     return out
 
 
@@ -337,7 +333,8 @@ def main(run: Path, adapter: Path | None, gemma: bool, mirror: Path | None, base
         outputs[name] = fit()
         seconds[name] = round(time.perf_counter() - t, 1)
     for name, texts in cached_generations(run).items():
-        outputs[f"eval cache: {name}"], seconds[f"eval cache: {name}"] = texts, None
+        key = TUNED if name == "tuned" and adapter is None else f"eval cache: {name}"  # the run's own adapter, as the eval judged it
+        outputs[key], seconds[key] = texts, None
     prompts = data.test_prompts
     if adapter is not None:
         tag = "tuned_" + adapter.name
