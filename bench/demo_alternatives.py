@@ -34,6 +34,9 @@ from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from run_outputs import eval_answers  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 VERBATIM = ("name", "near", "food", "area", "eatType")
@@ -83,21 +86,6 @@ def values_share(prompts: list[str], outputs: list[str]) -> float:
                 total += 1
                 found += value.lower() in out.lower()
     return found / total if total else float("nan")
-
-
-def cached_generations(run: Path) -> dict[str, list[str]]:
-    """The base and tuned models' test generations, from the eval cache entries the run's report names."""
-    path = run / "eval" / "report.json"
-    if not path.exists():
-        return {}
-    report = json.loads(path.read_text(encoding="utf-8"))
-    out = {}
-    for entry in report["eval_cache"]["entries"]:
-        if not entry["key"].startswith("gen"):
-            continue
-        value = json.loads(Path(entry["path"]).read_text(encoding="utf-8"))["value"]
-        out["tuned" if "adapter" in json.dumps(json.loads(Path(entry["path"]).read_text(encoding="utf-8"))["inputs"]) else "base"] = value
-    return out
 
 
 def tgen_outputs(clone: Path) -> dict[str, str]:
@@ -178,8 +166,9 @@ def main(run: Path, clone: Path | None = None) -> dict[str, Any]:
         t = time.perf_counter()
         outputs[name], _ = fit(data)
         seconds[name] = round(time.perf_counter() - t, 1)
-    for name, texts in cached_generations(run).items():
-        label = TUNED if name == "tuned" else "base SmolLM2-135M, zero-shot"
+    names = {"tuned": TUNED, "base": "base SmolLM2-135M, zero-shot", "base_few_shot": "base SmolLM2-135M, 3-shot"}
+    for name, texts in eval_answers(run).items():
+        label = names.get(name, f"eval: {name}")
         outputs[label], seconds[label] = texts, None
     tuned = outputs.get(TUNED)
     tuned_scores = score_generation(refs, tuned) if tuned else None

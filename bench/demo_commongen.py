@@ -46,6 +46,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from run_outputs import eval_answers  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 CONFIG = REPO / "examples" / "commongen" / "tunerail.yaml"
@@ -202,18 +205,6 @@ def full_train_pool(mirror: Path) -> list[tuple[str, str]]:
 # --- the LLM rows -------------------------------------------------------------------------------
 
 
-def cached_generations(run: Path) -> dict[str, list[str]]:
-    """The eval's base, base k-shot and tuned test answers, row by row, from its ``review_items.jsonl``."""
-    path = run / "eval" / "review_items.jsonl"
-    if not path.exists():
-        return {}
-    out: dict[str, list[str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        for name, text in json.loads(line)["outputs"].items():
-            out.setdefault(name, []).append(text)
-    return out
-
-
 def adapter_generations(config: Any, test: list[Any], adapter: Path | None, shots: list[tuple[str, str]] = ()) -> list[str]:
     """Greedy answers of the base model (+ adapter) with the eval's prompt rendering and shots, each distinct prompt once."""
     from tunerail.eval import generate as G
@@ -332,7 +323,7 @@ def main(run: Path, adapter: Path | None, gemma: bool, mirror: Path | None, base
         t = time.perf_counter()
         outputs[name] = fit()
         seconds[name] = round(time.perf_counter() - t, 1)
-    for name, texts in cached_generations(run).items():
+    for name, texts in eval_answers(run).items():
         key = TUNED if name == "tuned" and adapter is None else f"eval cache: {name}"  # the run's own adapter, as the eval judged it
         outputs[key], seconds[key] = texts, None
     prompts = data.test_prompts
