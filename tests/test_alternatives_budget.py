@@ -191,7 +191,7 @@ def test_eval_reports_a_local_alternative_over_its_share_as_evl053(tmp_path):
 def test_beating_an_alternative_the_budget_cut_before_it_converged_is_not_ready():
     """A spaCy fit cut by the time budget mid-climb is weaker than what a team would ship: beating it proves nothing."""
     from tunerail.config import CriteriaConfig
-    from tunerail.eval.compare import baseline_table, estimates
+    from tunerail.eval.compare import Draws, baseline_table, estimates
     from tunerail.eval.verdict import VerdictInputs, decide
 
     refs = [json.dumps({"person": [f"P{i}"], "location": []}) for i in range(40)]
@@ -204,7 +204,7 @@ def test_beating_an_alternative_the_budget_cut_before_it_converged_is_not_ready(
     def verdict(stopped: str) -> tuple[str, list]:
         fit = A.Fitted("spacy_ner", "spaCy NER trained on your rows", "spaCy", half, 1.0)
         fit.details = {"stopped": stopped, "epochs_run": 2, "best_epoch": 2}
-        table = baseline_table(scored, metrics, "field_f1", 300, [fit], [], [], set())
+        table = baseline_table(scored, metrics, "field_f1", Draws(300), [fit], [], [], set())
         inputs = VerdictInputs(
             "field_f1",
             metrics["tuned"],

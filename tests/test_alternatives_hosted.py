@@ -177,7 +177,7 @@ def _inputs(table, baselines_failed=()):
 
 def test_evl050_names_the_hosted_model_its_score_and_how_to_ship_it():
     """A hosted model that answers every row right beats a fine-tune planted to answer nothing."""
-    from tunerail.eval.compare import baseline_table as _baseline_table, estimates as _estimates
+    from tunerail.eval.compare import Draws, baseline_table as _baseline_table, estimates as _estimates
 
     refs = [json.dumps({"person": [f"P{i}"], "location": []}) for i in range(40)]
     hosted = A.Fitted("hosted:gptx", "gpt-x via https://api.example.com/v1", "OpenAI-compatible endpoint", refs, 1.0, kind="hosted")
@@ -185,7 +185,7 @@ def test_evl050_names_the_hosted_model_its_score_and_how_to_ship_it():
     scored = {"tuned": tasks.score("extraction", refs, ["{}"] * 40, []), "base": tasks.score("extraction", refs, ["{}"] * 40, [])}
     scored["hosted:gptx"] = tasks.score("extraction", refs, hosted.predictions, [])
     metrics = {m: _estimates(s, 40, 300) for m, s in scored.items()}
-    table = _baseline_table(scored, metrics, "field_f1", 300, [hosted], [], [], set())
+    table = _baseline_table(scored, metrics, "field_f1", Draws(300), [hosted], [], [], set())
     row = next(b for b in table if b["name"] == "hosted:gptx")
     assert row["kind"] == "hosted"
     inputs = _inputs(table)

@@ -10,6 +10,7 @@ measured against.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from tunerail import stats as S
@@ -26,18 +27,26 @@ BASE_LABELS = {
 }
 
 
+@dataclass(frozen=True)
+class Draws:
+    """How the CIs redraw the test rows: the number of resamples, and each row's input (rows sharing one are drawn together)."""
+
+    resamples: int
+    groups: Sequence[Any] | None = None
+
+
 def baseline_table(
     scored: dict[str, ModelScores],
     metrics_out: dict[str, Any],
     metric: str,
-    resamples: int,
+    draws: Draws,
     cheap: Sequence[Fitted],
     labels: Sequence[str],
     shots: Sequence[Any],
     same_as_tuned: set[str],
-    groups: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every baseline on the main metric with the paired gain of the tuned model over it; failed alternatives last."""
+    resamples, groups = draws.resamples, draws.groups
     rows = []
     cheap_by_name = {b.name: b for b in cheap}
     for name in scored:

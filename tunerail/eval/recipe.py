@@ -326,7 +326,8 @@ def _metrics(config: TunerailConfig, prep: _Prepared, inf: Inference, alts: Alte
         scored[b.name] = T.score(task, prep.refs, b.predictions, prep.labels)
     metrics_out = {m: C.estimates(s, n, ev.bootstrap, prep.groups) for m, s in scored.items()}
     same = {name for name, o in inf.outs.items() if name != "tuned" and o is inf.outs["tuned"]}
-    baselines = C.baseline_table(scored, metrics_out, metric, ev.bootstrap, alts.fitted, prep.labels, prep.shots, same, prep.groups)
+    draws = C.Draws(ev.bootstrap, prep.groups)
+    baselines = C.baseline_table(scored, metrics_out, metric, draws, alts.fitted, prep.labels, prep.shots, same)
     reference = C.reference(baselines, metric, config.criteria.baseline)
     improvement, significance = C.compare(scored["tuned"], scored[reference], metric, ev.bootstrap, task, prep.groups)
     significance["reference"] = reference
