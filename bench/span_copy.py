@@ -32,15 +32,9 @@ OUT = REPO / "bench" / "results"
 
 def value_share(posts: list[str], answers: list[str]) -> dict[str, Any]:
     """How many of the answers' field values occur verbatim in their post."""
-    from tunerail.eval.alternatives.spans import field_values
-    from tunerail.metrics import answer_object
+    from tunerail.eval.alternatives.shape import span_counts
 
-    found = total = 0
-    for post, answer in zip(posts, answers):
-        data = answer_object(answer) or {}
-        for value in (v for key in data for v in field_values(data[key])):
-            total += 1
-            found += value in post
+    found, total = span_counts(posts, answers)
     return {"values": total, "spans": found, "share": round(found / total, 4) if total else None}
 
 

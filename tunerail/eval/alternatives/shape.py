@@ -42,13 +42,19 @@ def values_are_spans(prompts: Sequence[str], answers: Sequence[str], threshold: 
     >>> values_are_spans(["Ann met Bo"], ['{"count": "two"}'])
     False
     """
+    found, total = span_counts(prompts, answers)
+    return total > 0 and found / total >= threshold
+
+
+def span_counts(prompts: Sequence[str], answers: Sequence[str]) -> tuple[int, int]:
+    """(values found verbatim in their prompt, all values) over the answers' JSON fields."""
     found = total = 0
     for prompt, answer in zip(prompts, answers):
         data = answer_object(answer) or {}
         for value in (v for key in data for v in field_values(data[key])):
             total += 1
             found += value in prompt
-    return total > 0 and found / total >= threshold
+    return found, total
 
 
 def is_summary_like(prompts: Sequence[str], answers: Sequence[str], ratio: float = SUMMARY_RATIO) -> bool:
