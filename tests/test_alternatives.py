@@ -89,7 +89,7 @@ def _planted_verdict(fitted: list[A.Fitted], refs: list[str], tuned_outputs: lis
     scored = {"tuned": tasks.score("extraction", refs, tuned_outputs, []), "base": tasks.score("extraction", refs, ["{}"] * n, [])}
     scored.update({f.name: tasks.score("extraction", refs, f.predictions, []) for f in fitted if f.error is None})
     metrics = {m: estimates(s, n, 300) for m, s in scored.items()}
-    table = baseline_table(scored, metrics, "field_f1", Draws(300), fitted, [], [], set())
+    table = baseline_table(scored, metrics, "field_f1", Draws(300), fitted, [], {}, set())
     inputs = VerdictInputs(
         "field_f1",
         metrics["tuned"],

@@ -204,7 +204,7 @@ def test_beating_an_alternative_the_budget_cut_before_it_converged_is_not_ready(
     def verdict(stopped: str) -> tuple[str, list]:
         fit = A.Fitted("spacy_ner", "spaCy NER trained on your rows", "spaCy", half, 1.0)
         fit.details = {"stopped": stopped, "epochs_run": 2, "best_epoch": 2}
-        table = baseline_table(scored, metrics, "field_f1", Draws(300), [fit], [], [], set())
+        table = baseline_table(scored, metrics, "field_f1", Draws(300), [fit], [], {}, set())
         inputs = VerdictInputs(
             "field_f1",
             metrics["tuned"],

@@ -185,7 +185,7 @@ def test_evl050_names_the_hosted_model_its_score_and_how_to_ship_it():
     scored = {"tuned": tasks.score("extraction", refs, ["{}"] * 40, []), "base": tasks.score("extraction", refs, ["{}"] * 40, [])}
     scored["hosted:gptx"] = tasks.score("extraction", refs, hosted.predictions, [])
     metrics = {m: _estimates(s, 40, 300) for m, s in scored.items()}
-    table = _baseline_table(scored, metrics, "field_f1", Draws(300), [hosted], [], [], set())
+    table = _baseline_table(scored, metrics, "field_f1", Draws(300), [hosted], [], {}, set())
     row = next(b for b in table if b["name"] == "hosted:gptx")
     assert row["kind"] == "hosted"
     inputs = _inputs(table)

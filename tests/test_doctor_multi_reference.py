@@ -12,7 +12,7 @@ from pathlib import Path
 from doctor_helpers import flagged, write_jsonl
 from tunerail.config import TunerailConfig
 from tunerail.doctor import doctor
-from tunerail.doctor.checks.answer_shape import keyword_prompt, uses_every_keyword
+from tunerail.keywords import keyword_prompt, uses_every_keyword
 
 COMMONGEN = Path(__file__).resolve().parent.parent / "examples" / "commongen" / "concepts.jsonl"
 CONFIG = {

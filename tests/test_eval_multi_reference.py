@@ -15,13 +15,13 @@ def test_runner_generates_each_distinct_prompt_once_and_answers_every_row(monkey
     prompts = ["catch, dog, frisbee", "catch, dog, frisbee", "fold, paper, table", "catch, dog, frisbee", "fold, paper, table"]
     refs = ["A dog catches the frisbee.", "The dog jumps to catch a frisbee.", "He folds the paper.", "x", "y"]
     seen: list[list[str]] = []
-    real = G.generate
+    real = G.generate_candidates
 
     def counting(lm_, batch, **kw):
         seen.append(list(batch))
         return real(lm_, batch, **kw)
 
-    monkeypatch.setattr(G, "generate", counting)
+    monkeypatch.setattr(G, "generate_candidates", counting)
     out = Runner(None, prompts, refs, [], EvalConfig(cache=False), 6, None, {}).outputs("base", lm, perplexity=False)
     assert sorted(p for batch in seen for p in batch) == ["catch, dog, frisbee", "fold, paper, table"]
     texts = out["text"]

@@ -307,3 +307,36 @@ def test_the_window_stretches_to_one_decoding_step_so_a_late_client_still_joins(
     assert "".join(early.pieces()) == "".join(late.pieces())
     batcher.close()
     assert batcher.batch_sizes == {1: 1, 2: 1} and early.batch_size == late.batch_size == 2
+
+
+def test_a_greedy_request_is_answered_with_the_verdicts_beams_and_keyword_cover(tmp_path, monkeypatch):
+    """eval.num_beams > 1: the served answer is the one the verdict scored (the beam using the most keywords)."""
+    import dataclasses
+
+    from fastapi.testclient import TestClient
+
+    from tunerail.eval import generate as G
+
+    run = make_run(tmp_path, n_train=20, n_test=5, serve={"max_new_tokens": 8})
+    state = dataclasses.replace(build_state(run), num_beams=2, keyword_cover=True)
+    asked: list[int] = []
+
+    def beams(lm, prompts, *, max_new_tokens, num_beams, **kw):
+        asked.append(num_beams)
+        return [["A dog runs on the grass.", "A dog catches a frisbee."] for _ in prompts]
+
+    monkeypatch.setattr(G, "generate_candidates", beams)
+
+    def ask(content: str, **extra: object) -> str:
+        body = {"model": state.model_id, "messages": [{"role": "user", "content": content}], **extra}
+        with TestClient(create_app(state)) as client:
+            reply = client.post("/v1/chat/completions", json=body)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["choices"][0]["message"]["content"]
+
+    assert ask("dog, catch, frisbee") == "A dog catches a frisbee."
+    assert ask("Tell me about dogs.") == "A dog runs on the grass."  # not a keyword list: the likeliest beam
+    assert asked == [2, 2]
+    ask("dog, catch, frisbee", temperature=0.7)  # sampled: the batcher, not the beams
+    assert asked == [2, 2]
+    state.traffic.close()

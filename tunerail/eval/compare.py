@@ -11,7 +11,7 @@ measured against.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from tunerail import stats as S
 from tunerail.eval.alternatives import AlternativesRun, Fitted
@@ -19,12 +19,19 @@ from tunerail.eval.verdict import LOWER_IS_BETTER
 from tunerail.scoring import ModelScores
 
 BASE_LABELS = {
-    "base": "base model, zero-shot free generation",
+    "base": "base model, zero-shot {how}",
     "base_ranked": "base model, zero-shot label ranking",
     "base_few_shot_ranked": "base model, {k}-shot label ranking",
-    "base_few_shot": "base model, {k}-shot free generation",
-    "tuned_free": "fine-tuned model, free generation",
+    "base_few_shot": "base model, {k}-shot {how}",
+    "tuned_free": "fine-tuned model, {free}",
 }
+
+
+def llm_labels(shots: int, num_beams: int = 1, decoding: str = "free") -> dict[str, str]:
+    """The LLM rows' names in the table, saying how they were decoded (``eval.num_beams``, keyword cover)."""
+    free = "free generation" if num_beams == 1 else f"{num_beams}-beam search, the likeliest beam"
+    how = f"{num_beams}-beam search, the beam using the most keywords" if decoding == "keyword_cover" else free
+    return {name: text.format(k=shots, how=how, free=free) for name, text in BASE_LABELS.items()}
 
 
 @dataclass(frozen=True)
@@ -42,10 +49,13 @@ def baseline_table(
     draws: Draws,
     cheap: Sequence[Fitted],
     labels: Sequence[str],
-    shots: Sequence[Any],
+    names: Mapping[str, str],
     same_as_tuned: set[str],
 ) -> list[dict[str, Any]]:
-    """Every baseline on the main metric with the paired gain of the tuned model over it; failed alternatives last."""
+    """Every baseline on the main metric with the paired gain of the tuned model over it; failed alternatives last.
+
+    ``names``: the LLM rows' labels (:func:`llm_labels`); others are named by their key.
+    """
     resamples, groups = draws.resamples, draws.groups
     rows = []
     cheap_by_name = {b.name: b for b in cheap}
@@ -53,7 +63,7 @@ def baseline_table(
         if name == "tuned":
             continue
         kind = cheap_by_name[name].kind if name in cheap_by_name else ("tuned" if name == "tuned_free" else "llm")
-        label = cheap_by_name[name].label if name in cheap_by_name else BASE_LABELS.get(name, name).format(k=len(shots))
+        label = cheap_by_name[name].label if name in cheap_by_name else names.get(name, name)
         est = metrics_out[name].get(metric)
         gain = None
         if est is not None and kind != "tuned" and name not in same_as_tuned:

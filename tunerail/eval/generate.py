@@ -1,7 +1,7 @@
-"""Inference for evaluation: batched greedy generation and batched answer scoring.
+"""Inference for evaluation: batched greedy or beam generation and batched answer scoring.
 
 - Generation: left padding (so every row's next token sits at the last position), KV cache,
-  greedy decoding, rows sorted by length so a batch wastes little padding.
+  greedy decoding or beam search (``eval.num_beams``), rows sorted by length so a batch wastes little padding.
 - Scoring (label ranking, answer log-likelihood, perplexity, multiple choice): each
   (prompt, answer) pair is one left-padded sequence, batched ACROSS examples (a forward costs
   ~40 ms fixed on CPU, so one example per forward is 1.6x slower), and the LM head is computed
@@ -104,16 +104,27 @@ def generate(
     lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 16, progress: Progress | None = None
 ) -> list[str]:
     """Greedy continuations of already-rendered prompts (order preserved)."""
+    return [c[0] for c in generate_candidates(lm, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)]
+
+
+def generate_candidates(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 16,
+    num_beams: int = 1,
+    progress: Progress | None = None,
+) -> list[list[str]]:
+    """Each prompt's finished beams, likeliest first (``num_beams`` of them; one greedy answer when 1).
+
+    Beam search (transformers' ``num_beams``, stopping once as many candidates as beams are
+    finished) finds likelier, more typical answers than greedy decoding; the candidates let a task
+    choose among them (``tunerail.keywords.most_covering`` for keywords-to-text prompts).
+    """
     tok = lm.tokenizer
-    return _greedy_batches(
-        lm,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        progress=progress,
-        stage="generate",
-        finish=lambda row: tok.decode(row, skip_special_tokens=True).strip(),
-    )
+    how = _Decoding("generate", lambda row: tok.decode(row, skip_special_tokens=True).strip(), num_beams=num_beams)
+    return _decode_batches(lm, prompts, how, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
 
 
 def _greedy_batches(
@@ -133,12 +144,34 @@ def _greedy_batches(
     indices and prompt width) returns extra ``generate`` arguments (``prefix_allowed_tokens_fn``,
     ``logits_processor``).
     """
+    how = _Decoding(stage, finish, constrain)
+    found = _decode_batches(lm, prompts, how, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+    return [c[0] for c in found]
+
+
+@dataclass
+class _Decoding:
+    """How one pass decodes: its progress stage, ids -> answer, per-batch ``generate`` extras, beams (1: greedy)."""
+
+    stage: str
+    finish: Callable[[Any], str]
+    constrain: Callable[[list[int], int], dict[str, Any]] | None = None
+    num_beams: int = 1
+
+
+def _decode_batches(
+    lm: LoadedModel, prompts: Sequence[str], how: _Decoding, *, max_new_tokens: int, batch_size: int, progress: Progress | None
+) -> list[list[str]]:
+    """:func:`_greedy_batches`'s loop, with beam search when ``how.num_beams`` > 1 (every finished beam returned)."""
     import torch
+
+    stage, finish, constrain, num_beams = how.stage, how.finish, how.constrain, how.num_beams
 
     tok = lm.tokenizer
     tok.padding_side = "left"
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[str] = [""] * len(prompts)
+    out: list[list[str]] = [[] for _ in prompts]
+    beams = {"num_beams": num_beams, "num_return_sequences": num_beams, "early_stopping": True} if num_beams > 1 else {}
     done = 0
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -154,10 +187,12 @@ def _greedy_batches(
                 use_cache=True,
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=tok.eos_token_id,
+                **beams,
                 **extra,
             )
-        for i, row in zip(idx, gen[:, width:]):
-            out[i] = finish(row)
+        rows = gen[:, width:]
+        for k, i in enumerate(idx):
+            out[i] = [finish(row) for row in rows[k * num_beams : (k + 1) * num_beams]]
         done += len(idx)
         if progress:
             progress(stage, done, len(prompts))

@@ -1,8 +1,10 @@
 """Eval stages 3b-4: the LLM answers (base zero-shot and k-shot, tuned constrained and free), cached.
 
 The tuned model's constrained decoding depends on the task (``eval.decoding``): a label trie for
-classification, span copy (``span_copy.py``) for extraction whose values are spans of the prompt;
-any other task decodes freely.
+classification, span copy (``span_copy.py``) for extraction whose values are spans of the prompt,
+keyword cover for keywords-to-text generation with beams (of each prompt's beam candidates, the one
+using the most keywords; every LLM row alike, so the base model is scored the strongest fair way);
+any other task decodes freely (greedy, or beam search with ``eval.num_beams``).
 
 Every model output goes through :class:`Runner`, so a re-run with the same model, prompts and
 decoding settings reads its answers back from the cache instead of generating again.
@@ -22,9 +24,10 @@ from tunerail.data.records import Record
 from tunerail.eval import generate as G
 from tunerail.eval.alternatives.shape import values_are_spans
 from tunerail.eval.span_copy import VERSION as SPAN_COPY_VERSION
+from tunerail.keywords import keyword_prompts, most_covering
 
 ProgressFn = Callable[[str, int, int], None]
-Decoding = Literal["label_trie", "span_copy", "free"]  # what the verdict's tuned answers were decoded with
+Decoding = Literal["label_trie", "span_copy", "keyword_cover", "free"]  # what the verdict's tuned answers were decoded with
 
 
 class Runner:
@@ -46,27 +49,35 @@ class Runner:
         self.data = G.data_hash(prompts)
 
     def outputs(self, name: str, lm: G.LoadedModel, perplexity: bool = True) -> dict[str, Any]:
-        """Free generation (+ label ranking when ``eval.label_ranking``) and reference perplexity."""
+        """Free generation (+ label ranking when ``eval.label_ranking``) and reference perplexity.
+
+        With ``eval.num_beams`` > 1, ``text`` is each prompt's likeliest beam and ``candidates`` all of them.
+        """
         t = time.perf_counter()
+        beams = self.ev.num_beams
+        key = G.cache_key("gen", lm.fingerprint, self.data, self.max_new) + (f"-beams{beams}" if beams > 1 else "")
         gen, hit = G.cached(
             self.cache,
-            G.cache_key("gen", lm.fingerprint, self.data, self.max_new),
+            key,
             lambda: self._generate_distinct(lm),
-            inputs={"stage": "gen", "model": lm.fingerprint, "prompts": self.data, "max_new_tokens": self.max_new},
+            inputs={"stage": "gen", "model": lm.fingerprint, "prompts": self.data, "max_new_tokens": self.max_new, "num_beams": beams},
         )
         self.timings[f"{name}_generate_s"] = time.perf_counter() - t
-        out: dict[str, Any] = {"text": gen, "cached": hit}
+        out: dict[str, Any] = {"text": [c[0] for c in gen], "candidates": gen, "cached": hit}
         if self.labels and self.ev.label_ranking:
             out["ranked"] = self.ranked(name, lm)
         if perplexity:
             out.update(self.perplexity(name, lm))
         return out
 
-    def _generate_distinct(self, lm: G.LoadedModel) -> list[str]:
-        """Greedy answers, each distinct prompt generated once: multi-reference test sets repeat a prompt per reference."""
+    def _generate_distinct(self, lm: G.LoadedModel) -> list[list[str]]:
+        """Each prompt's candidates (one when greedy), each distinct prompt generated once: multi-reference test sets
+        repeat a prompt per reference."""
         distinct = list(dict.fromkeys(self.prompts))
-        texts = G.generate(lm, distinct, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, progress=self.progress)
-        answer = dict(zip(distinct, texts))
+        found = G.generate_candidates(
+            lm, distinct, max_new_tokens=self.max_new, batch_size=self.ev.batch_size, num_beams=self.ev.num_beams, progress=self.progress
+        )
+        answer = dict(zip(distinct, found))
         return [answer[p] for p in self.prompts]
 
     def ranked(self, name: str, lm: G.LoadedModel) -> list[str]:
@@ -168,17 +179,37 @@ def span_sources(task: str, shape: str | None, records: Sequence[Record]) -> lis
     return [r.prompt for r in records] if spans else None
 
 
-def verdict_decoding(labels: Sequence[str], sources: Sequence[str] | None, setting: str) -> Decoding:
+def keyword_guides(task: str, records: Sequence[Record], ev: EvalConfig) -> list[list[str]] | None:
+    """Each record's keywords when the task is keywords-to-text generation decoded with beams to choose from, else None."""
+    if task != "generation" or ev.num_beams < 2 or ev.decoding == "free":
+        return None
+    return keyword_prompts([r.prompt for r in records])
+
+
+def cover_keywords(out: dict[str, Any], keywords: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """``out`` answering with, per prompt, the beam candidate that uses the most of its keywords."""
+    return {**out, "text": [most_covering(c, k) for c, k in zip(out["candidates"], keywords)]}
+
+
+def verdict_decoding(labels: Sequence[str], sources: Sequence[str] | None, setting: str, keywords: bool = False) -> Decoding:
     """The decoding the verdict scores: the task's constrained one unless ``eval.decoding`` is free or none applies."""
     if setting == "free":
         return "free"
-    return "label_trie" if labels else "span_copy" if sources is not None else "free"
+    return "label_trie" if labels else "span_copy" if sources is not None else "keyword_cover" if keywords else "free"
 
 
 def base_outputs(
-    run: Runner, few_run: Runner | None, base_lm: G.LoadedModel, labels: Sequence[str], want_ppl: bool
+    run: Runner,
+    few_run: Runner | None,
+    base_lm: G.LoadedModel,
+    labels: Sequence[str],
+    want_ppl: bool,
+    keywords: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The base model's rows: zero-shot free generation, label ranking (zero- and k-shot), or k-shot generation."""
+    """The base model's rows: zero-shot free generation, label ranking (zero- and k-shot), or k-shot generation.
+
+    With ``keywords`` (:func:`keyword_guides`) each generated row answers by keyword cover, as the tuned model does.
+    """
     outs: dict[str, dict[str, Any]] = {"base": run.outputs("base", base_lm, perplexity=want_ppl)}
     if labels:
         outs["base_ranked"] = {"text": run.ranked("base", base_lm), **ppl_of(outs["base"])}
@@ -186,6 +217,10 @@ def base_outputs(
             outs["base_few_shot_ranked"] = {"text": few_run.ranked("base_few_shot", base_lm)}
     elif few_run is not None:
         outs["base_few_shot"] = few_run.outputs("base_few_shot", base_lm, perplexity=False)
+    if keywords is not None:
+        for name in ("base", "base_few_shot"):
+            if name in outs:
+                outs[name] = cover_keywords(outs[name], keywords)
     return outs
 
 
@@ -197,19 +232,26 @@ def tuned_outputs(
     has_adapter: bool,
     want_ppl: bool,
     sources: list[str] | None = None,
+    keywords: Sequence[Sequence[str]] | None = None,
 ) -> Decoding:
     """Add the tuned model's rows to ``outs``: ``tuned`` (what the verdict scores) and ``tuned_free``; returns the verdict's decoding.
 
-    ``sources`` (from :func:`span_sources`) switches span-copy decoding on for span extraction.
+    ``sources`` (from :func:`span_sources`) switches span-copy decoding on for span extraction, ``keywords``
+    (from :func:`keyword_guides`) keyword cover for keywords-to-text generation.
     """
-    decoding = verdict_decoding(run.labels, sources, ev.decoding)
+    decoding = verdict_decoding(run.labels, sources, ev.decoding, keywords is not None)
     free_out: dict[str, Any] | None
     if not has_adapter:
-        free_out = outs["base"]
-    elif decoding != "free" and ev.decoding == "constrained":
+        free_out = outs["base"]  # keyword cover: base_outputs chose among its candidates already
+    elif decoding in ("label_trie", "span_copy") and ev.decoding == "constrained":
         free_out = None
     else:
         free_out = run.outputs("tuned", tuned_lm, perplexity=want_ppl)
+    if decoding == "keyword_cover" and free_out is not None:  # the same beams, chosen by keyword cover
+        outs["tuned"] = cover_keywords(free_out, keywords or []) if has_adapter else free_out
+        if has_adapter and ev.decoding == "both":
+            outs["tuned_free"] = free_out
+        return decoding
     if decoding == "free" and free_out is not None:  # free decoding: free_out is always set
         outs["tuned"] = free_out
         return decoding

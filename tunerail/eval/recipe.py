@@ -37,7 +37,16 @@ from tunerail.eval import generate as G
 from tunerail.eval.alternatives import AlternativesRun, for_eval, slow_findings
 from tunerail.eval.frozen import check_frozen
 from tunerail.eval.inputs import EvalInputs, load_rows, metric_of, read_training, task_of
-from tunerail.eval.inference import Inference, ProgressFn, Runner, base_outputs, max_new_tokens, span_sources, tuned_outputs
+from tunerail.eval.inference import (
+    Inference,
+    ProgressFn,
+    Runner,
+    base_outputs,
+    keyword_guides,
+    max_new_tokens,
+    span_sources,
+    tuned_outputs,
+)
 from tunerail.eval.judge import ChatClient, make_client
 from tunerail.eval.report import write_eval_report
 from tunerail.eval.stages import forgetting_stage, judge_stage, review_stage
@@ -297,10 +306,12 @@ def _infer(config: TunerailConfig, inputs: EvalInputs, prep: _Prepared, shape: s
         few_prompts = [prompt_for(base_lm.tokenizer, r, prep.template, prep.shots) for r in prep.records]
         few_run = Runner(prep.cache, few_prompts, prep.refs, prep.labels, ev, max_new, inputs.progress, prep.timings)
     want_ppl = ev.perplexity or prep.metric == "perplexity"
-    outs = base_outputs(run, few_run, base_lm, prep.labels, want_ppl)
+    keywords = keyword_guides(prep.task, prep.records, ev)
+    outs = base_outputs(run, few_run, base_lm, prep.labels, want_ppl, keywords)
     has_adapter = inputs.adapter_dir is not None
     tuned_lm = G.load_model(inputs.base_model or config.model.base, inputs.adapter_dir) if has_adapter else base_lm
-    decoding = tuned_outputs(run, outs, tuned_lm, ev, has_adapter, want_ppl, span_sources(prep.task, shape, prep.records))
+    sources = span_sources(prep.task, shape, prep.records)
+    decoding = tuned_outputs(run, outs, tuned_lm, ev, has_adapter, want_ppl, sources, keywords)
     return Inference(base_lm, tuned_lm, outs, max_new, decoding)
 
 
@@ -327,7 +338,8 @@ def _metrics(config: TunerailConfig, prep: _Prepared, inf: Inference, alts: Alte
     metrics_out = {m: C.estimates(s, n, ev.bootstrap, prep.groups) for m, s in scored.items()}
     same = {name for name, o in inf.outs.items() if name != "tuned" and o is inf.outs["tuned"]}
     draws = C.Draws(ev.bootstrap, prep.groups)
-    baselines = C.baseline_table(scored, metrics_out, metric, draws, alts.fitted, prep.labels, prep.shots, same)
+    names = C.llm_labels(len(prep.shots or ()), ev.num_beams, inf.decoding)
+    baselines = C.baseline_table(scored, metrics_out, metric, draws, alts.fitted, prep.labels, names, same)
     reference = C.reference(baselines, metric, config.criteria.baseline)
     improvement, significance = C.compare(scored["tuned"], scored[reference], metric, ev.bootstrap, task, prep.groups)
     significance["reference"] = reference
@@ -416,7 +428,8 @@ def _prompt_record(config: TunerailConfig, prep: _Prepared, inf: Inference) -> d
         "max_new_tokens": inf.max_new,
         "few_shot_hash": prompt_hash(template, shots) if shots else None,
         "decoding": config.eval.decoding if inf.decoding != "free" else "free",
-        "verdict_decoding": inf.decoding,  # label_trie, span_copy or free
+        "verdict_decoding": inf.decoding,  # label_trie, span_copy, keyword_cover or free
+        "num_beams": config.eval.num_beams,
     }
 
 

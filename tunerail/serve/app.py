@@ -83,6 +83,8 @@ class ServeState:
     max_batch_size: int = 8  # serve.max_batch_size
     batch_window_ms: float = 10.0  # serve.batch_window_ms
     engine: Any = None  # tunerail.serve.engine.EngineBatcher when an engine generates (--engine llama.cpp|vllm)
+    num_beams: int = 1  # eval.num_beams: a non-streamed greedy request is answered as the verdict scored it
+    keyword_cover: bool = False  # a keyword-list prompt gets the beam using the most keywords (eval.decoding's keyword cover)
 
 
 class ApiError(Exception):
@@ -286,8 +288,22 @@ def _usage(job: _Job) -> dict[str, int]:
     return {"prompt_tokens": len(job.prompt_ids), "completion_tokens": completion, "total_tokens": len(job.prompt_ids) + completion}
 
 
+def _beam_answer(state: ServeState, job: _Job) -> str:
+    """The answer the eval's decoding gives (``eval.num_beams``, keyword cover): served as the verdict scored it."""
+    from tunerail.eval.generate import generate_candidates
+    from tunerail.keywords import keyword_prompt, most_covering
+
+    found = generate_candidates(state.lm, [job.gen.prompt_text], max_new_tokens=job.max_new, num_beams=state.num_beams)[0]
+    keywords = keyword_prompt(job.prompt_text) if state.keyword_cover else None  # the last user message
+    text = most_covering(found, keywords) if keywords else found[0]
+    used = len(state.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    job.gen.completion_tokens = min(used + 1, job.max_new)  # the end-of-sequence token counts, as in the batcher
+    return text
+
+
 def _complete(state: ServeState, batcher: Batcher, job: _Job) -> dict[str, Any]:
-    text = "".join(batcher.submit(job.gen).pieces())
+    beams = state.num_beams > 1 and state.engine is None and not job.req.temperature
+    text = _beam_answer(state, job) if beams else "".join(batcher.submit(job.gen).pieces())
     text, stopped = _cut(text.strip(), _stops(job.req))
     finish = "stop" if stopped or job.gen.completion_tokens < job.max_new else "length"
     body = {

@@ -87,6 +87,8 @@ def build_state(
             max_batch_size=cfg.serve.max_batch_size,
             batch_window_ms=cfg.serve.batch_window_ms,
             engine=batcher,
+            num_beams=cfg.eval.num_beams,
+            keyword_cover=cfg.task == "generation" and cfg.eval.decoding != "free",
         )
     except BaseException:  # an engine already started must not outlive a failed start
         if batcher is not None:

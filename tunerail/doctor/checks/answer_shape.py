@@ -38,35 +38,3 @@ def fewer_items(lines: list[str], prompt: str) -> str | None:
     want = _COUNTS.get(asked.group(1).lower()) or int(asked.group(1))
     items = sum(bool(LIST_ITEM.match(line)) for line in lines)
     return f"{items} list item(s) where the prompt asks for {want}" if 1 <= items < want <= 30 else None
-
-
-_KEYWORD = re.compile(r"^[^\W\d_][\w'-]*(?:\s[^\W\d_][\w'-]*){0,2}$")  # a word or a short phrase, no sentence punctuation
-
-
-def keyword_prompt(prompt: str) -> list[str] | None:
-    """The keywords of a keywords-to-text prompt ("coat, sidewalk, walk, wear": CommonGen, ad copy from keywords), or None.
-
-    Two to twelve comma- or semicolon-separated words or short phrases and nothing else.
-    """
-    parts = [p.strip() for p in re.split(r"[,;]", prompt.strip())]
-    if not 2 <= len(parts) <= 12 or not all(_KEYWORD.match(p) for p in parts):
-        return None
-    return [p.lower() for p in parts]
-
-
-def _same_word(keyword: str, word: str) -> bool:
-    """A keyword's word form: the same stem ("fold" / "folded", "ride" / "riding", "sweep" / "swept"), or a short
-    irregular form one letter apart ("sit" / "sat", "hold" / "held")."""
-    stem = keyword[:3] if len(keyword) >= 5 else keyword.rstrip("e") if len(keyword) > 3 else keyword
-    if word.startswith(stem):
-        return True
-    if len(keyword) > 4 or word[:1] != keyword[:1] or abs(len(word) - len(keyword)) > 2:
-        return False
-    shorter, longer = sorted((keyword, word), key=len)
-    return sum(a != b for a, b in zip(shorter, longer)) + len(longer) - len(shorter) <= 1
-
-
-def uses_every_keyword(keywords: Sequence[str], answer: str) -> bool:
-    """Whether the answer uses every keyword in some word form: then it said all it was asked to, stop or no stop."""
-    words = re.findall(r"[^\W\d_]+", answer.lower())
-    return all(any(_same_word(part, w) for part in kw.split() for w in words) for kw in keywords)

@@ -14,7 +14,8 @@ from typing import Sequence
 from tunerail.data.record_prompts import parse_record, unstated_values
 from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
-from tunerail.doctor.checks.answer_shape import LIST_ITEM, fewer_items, keyword_prompt, runs_over_lines, uses_every_keyword
+from tunerail.doctor.checks.answer_shape import LIST_ITEM, fewer_items, runs_over_lines
+from tunerail.keywords import keyword_prompt, uses_every_keyword
 from tunerail.doctor.checks.instruct import looks_like_code
 from tunerail.doctor.checks.word_starts import AFTER_NUMBER_ODDS, START_ODDS, WORDS, WordCounts, data_counts, general_zipf, start_odds
 from tunerail.doctor.context import CheckContext
