@@ -49,6 +49,8 @@ sys.path.insert(0, str(REPO))
 
 from run_outputs import eval_answers  # noqa: E402  (bench/ is on sys.path when run as a script)
 
+from tunerail.keywords import keyword_coverage, same_word  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 CONFIG = REPO / "examples" / "commongen" / "tunerail.yaml"
@@ -76,19 +78,13 @@ def forms(concept: str) -> frozenset[str]:
     return frozenset(out)
 
 
-@lru_cache(maxsize=None)
 def covers(concept: str, word: str) -> bool:
-    from lemminflect import getAllLemmas
-
-    w = word.lower()
-    return w in forms(concept) or any(concept in v for v in getAllLemmas(w).values())
+    return same_word(concept.lower(), word.lower())
 
 
 def coverage(prompt: str, text: str) -> float:
-    """Share of the prompt's concepts that the text uses in some word form."""
-    words = WORD.findall(text)
-    cs = concepts_of(prompt)
-    return sum(any(covers(c, w) for w in words) for c in cs) / len(cs)
+    """Share of the prompt's concepts that the text uses in some word form (the eval's keyword-cover rule)."""
+    return keyword_coverage([c.lower() for c in concepts_of(prompt)], text)
 
 
 def pos_tags(mirror: Path) -> dict[str, dict[str, str]]:

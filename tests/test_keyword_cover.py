@@ -91,3 +91,28 @@ def test_table_names_say_how_the_llm_rows_were_decoded():
     assert llm_labels(3)["base_few_shot"] == "base model, 3-shot free generation"
     assert llm_labels(3, 4, "keyword_cover")["base_few_shot"] == "base model, 3-shot 4-beam search, the beam using the most keywords"
     assert llm_labels(0, 4)["tuned_free"] == "fine-tuned model, 4-beam search, the likeliest beam"
+
+
+def test_an_export_is_rescored_with_keyword_cover_like_the_verdict(fake_beams):
+    """An exported model is judged the way the verdict judged the tuned one: the beam using the most keywords."""
+    from tunerail.config import TunerailConfig
+    from tunerail.eval.rescore import rescore
+
+    def config(**ev: object) -> TunerailConfig:
+        return TunerailConfig.model_validate(
+            {
+                "task": "generation",
+                "data": {"format": "prompt_completion"},
+                "criteria": {"metric": "rougeL", "threshold": 0.4, "margin": 0.5},
+                "eval": {"forgetting": False, "bootstrap": 200, "max_new_tokens": 8, "perplexity": False, "cache": False, **ev},
+            }
+        )
+
+    model, _ = cached_tiny_pair()
+    lm = G.load_model(str(model))
+    records = _records(["dog, catch, frisbee", "catch, dog, frisbee"])
+    for r in records:
+        r.completion = "The dog leaps to catch a frisbee."
+    covered = rescore(config(num_beams=2), lm, records)
+    free = rescore(config(num_beams=2, decoding="free"), lm, records)
+    assert covered.outputs == ["A dog catches a frisbee."] * 2 and free.outputs == ["A dog runs on the grass."] * 2

@@ -49,17 +49,11 @@ def _forms(word: str) -> frozenset[str]:
 
 @lru_cache(maxsize=65536)
 def same_word(keyword: str, word: str) -> bool:
-    """``word`` is ``keyword`` in some word form: an inflection ("sit" / "sat", "sweep" / "swept"), a shared stem
-    ("fold" / "folding", "ride" / "rider"), or a short form one letter apart."""
-    if word in _forms(keyword):
-        return True
-    stem = keyword[:3] if len(keyword) >= 5 else keyword.rstrip("e") if len(keyword) > 3 else keyword
-    if word.startswith(stem):
-        return True
-    if len(keyword) > 4 or word[:1] != keyword[:1] or abs(len(word) - len(keyword)) > 2:
-        return False
-    shorter, longer = sorted((keyword, word), key=len)
-    return sum(a != b for a, b in zip(shorter, longer)) + len(longer) - len(shorter) <= 1
+    """``word`` is ``keyword`` in some word form: an inflection of it ("sit" / "sat", "sweep" / "swept", "fold" /
+    "folding") or a word whose lemma it is (lemminflect both ways, as CommonGen's own coverage counts lemmas)."""
+    from lemminflect import getAllLemmas
+
+    return word in _forms(keyword) or any(keyword in lemmas for lemmas in getAllLemmas(word).values())
 
 
 def keyword_coverage(keywords: Sequence[str], answer: str) -> float:

@@ -2,7 +2,7 @@
 
 Used where a model must be judged again after it left eval's hands (an export loaded back the way a
 user serves it): same prompt template, same decoding (label-constrained for classification, span copy
-for span extraction, unless ``eval.decoding: free``; the span shape read from these rows), same ``max_new_tokens``, same task metric, same output cache. Two models
+for span extraction, keyword cover for keywords-to-text with beams, unless ``eval.decoding: free``; the span shape read from these rows), same ``max_new_tokens``, same task metric, same output cache. Two models
 rescored here on the same rows are comparable row by row (:func:`paired_difference`).
 """
 
@@ -16,7 +16,7 @@ from tunerail import stats as S
 from tunerail import tasks as T
 from tunerail.data.records import Record
 from tunerail.eval import generate as G
-from tunerail.eval.inference import Runner, max_new_tokens, span_sources, verdict_decoding
+from tunerail.eval.inference import Runner, cover_keywords, keyword_guides, max_new_tokens, span_sources, verdict_decoding
 from tunerail.scoring import ModelScores
 from tunerail.prompting import pick_template, prompt_for
 
@@ -56,11 +56,14 @@ def rescore(
     timings: dict[str, float] = {}
     runner = Runner(cache, prompts, refs, list(labels), config.eval, max_new, None, timings)
     sources = span_sources(task, None, records)
-    decoding = verdict_decoding(labels, sources, config.eval.decoding)
+    keywords = keyword_guides(task, records, config.eval)
+    decoding = verdict_decoding(labels, sources, config.eval.decoding, keywords is not None)
     if decoding == "label_trie":
         out: dict[str, Any] = {"text": runner.constrained(name, lm), "cached": False}
     elif decoding == "span_copy":
         out = {"text": runner.span_copy(name, lm, sources or []), "cached": False}
+    elif decoding == "keyword_cover":
+        out = cover_keywords(runner.outputs(name, lm, perplexity=False), keywords or [])
     else:
         out = runner.outputs(name, lm, perplexity=False)
     scores = T.score_output(task, refs, out, list(labels))
