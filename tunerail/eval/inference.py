@@ -59,11 +59,13 @@ class Runner:
         gen, hit = G.cached(
             self.cache,
             key,
-            lambda: self._generate_distinct(lm),
-            inputs={"stage": "gen", "model": lm.fingerprint, "prompts": self.data, "max_new_tokens": self.max_new, "num_beams": beams},
+            lambda: self._generate_distinct(lm) if beams > 1 else [c[0] for c in self._generate_distinct(lm)],  # greedy: one text per row
+            inputs={"stage": "gen", "model": lm.fingerprint, "prompts": self.data, "max_new_tokens": self.max_new}
+            | ({"num_beams": beams} if beams > 1 else {}),
         )
         self.timings[f"{name}_generate_s"] = time.perf_counter() - t
-        out: dict[str, Any] = {"text": [c[0] for c in gen], "candidates": gen, "cached": hit}
+        candidates = gen if beams > 1 else [[text] for text in gen]
+        out: dict[str, Any] = {"text": [c[0] for c in candidates], "candidates": candidates, "cached": hit}
         if self.labels and self.ev.label_ranking:
             out["ranked"] = self.ranked(name, lm)
         if perplexity:
