@@ -38,6 +38,7 @@ import csv
 import json
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -260,7 +261,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--only", help="measure only datasets whose name contains this")
     parser.add_argument("--plantings", type=int, default=5, help="plantings per dataset (seeds 25, 26, ...), pooled")
+    parser.add_argument("--keep-others", action="store_true", help="keep the other datasets' rows of the results file (with their commit)")
     args = parser.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip() or None
     sys.path.insert(0, str(REPO))
     heldout = foreign_pairs(REPO / "tests" / "data" / "short_foreign_qa_heldout.tsv")
     dev = foreign_pairs(REPO / "tests" / "data" / "short_foreign_qa.tsv")
@@ -270,9 +273,13 @@ def main() -> None:
             if args.only and args.only not in name:
                 continue
             seeds = range(25, 25 + (args.plantings if plant is not None else 1))
-            point = pooled([measure(name, role, rows, answers, Path(tmp), config, plant, seed) for seed in seeds])
+            point = {**pooled([measure(name, role, rows, answers, Path(tmp), config, plant, seed) for seed in seeds]), "commit": commit}
             print(json.dumps({k: v for k, v in point.items() if not k.startswith("missed")}), file=sys.stderr)
             results.append(point)
+    if args.keep_others and RESULTS.with_suffix(".json").exists():
+        new = {p["dataset"]: p for p in results}
+        old = json.loads(RESULTS.with_suffix(".json").read_text(encoding="utf-8"))["datasets"]
+        results = [new.pop(p["dataset"], p) for p in old] + list(new.values())
     summary = {
         "goal_clean_share": 0.05,
         "goal_recall": 0.9,
@@ -284,8 +291,8 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.with_suffix(".json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     lines = [
-        "| dataset | role | rows | clean flagged | cut recall | foreign recall | by shape (share flagged) | top checks (clean rows) |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| dataset | role | rows | clean flagged | cut recall | foreign recall | by shape (share flagged) | top checks (clean rows) | commit |",
+        "|---|---|---:|---:|---:|---:|---|---|---|",
     ]
     for p in results:
         shapes = ", ".join(f"{s} {v['flagged_share']:.1%} of {v['rows']}" for s, v in p["by_shape"].items())
@@ -295,7 +302,7 @@ def main() -> None:
             f"{p['foreign_recall']:.1%} of {p['planted_foreign']}" if p.get("planted_foreign") else "",
         )
         lines.append(
-            f"| {p['dataset']} | {p['role']} | {p['rows']:,} | {p['clean_flagged_share']:.1%} | {recall[0]} | {recall[1]} | {shapes} | {top} |"
+            f"| {p['dataset']} | {p['role']} | {p['rows']:,} | {p['clean_flagged_share']:.1%} | {recall[0]} | {recall[1]} | {shapes} | {top} | {p.get('commit') or ''} |"
         )
     lines += [
         "",
