@@ -199,8 +199,8 @@ def answer_style(answers: Sequence[str], prompts: Sequence[str], language: str =
     last_line_closes = sum(closing) >= PUNCTUATED_SHARE * len(closing)
     multi_line = len(answers) >= MIN_VOCABULARY_ROWS and runs_over_lines(answers)
     counts = data_counts([*answers, *prompts]) if vocabulary else None
-    ends = end_shares([*answers, *prompts]) if vocabulary else None
-    return AnswerStyle(punctuated, vocabulary, language, counts, last_line_closes, multi_line, ends)
+    shares = end_shares([*answers, *prompts]) if vocabulary else None
+    return AnswerStyle(punctuated, vocabulary, language, counts, last_line_closes, multi_line, shares)
 
 
 def _last_line_closes(text: str) -> bool | None:
