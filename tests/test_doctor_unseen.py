@@ -7,6 +7,7 @@ Bounds are the issue's goals: at most 5 % of clean rows flagged, at least 90 % o
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -19,6 +20,7 @@ from tunerail.config import TunerailConfig
 from tunerail.doctor import doctor
 from tunerail.doctor.checks.content import copied_from_prompt
 from tunerail.doctor.checks.lengths import AnswerStyle, answer_style, cut_off_reason
+from tunerail.doctor.checks.word_ends import rarely_ends
 from tunerail.findings import Severity
 
 DATA = Path(__file__).parent / "data"
@@ -291,3 +293,69 @@ def test_short_foreign_posts_with_json_answers_are_found(tmp_path):
     result = doctor(write_jsonl(tmp_path / "posts.jsonl", rows), cfg, semantic=False)
     assert len(flagged(result, "language.mismatch") & set(spots)) >= 0.9 * len(spots)
     assert len(warned(result) - set(spots)) <= 0.05 * (len(rows) - len(spots))
+
+
+@functools.lru_cache(maxsize=1)
+def _alpaca_style(shared: Path) -> AnswerStyle:
+    rows = alpaca(shared)
+    return answer_style([r["output"] for r in rows], [f"{r['instruction']}\n\n{r['input']}" for r in rows])
+
+
+def _alpaca_row(shared: Path, instruction: str) -> dict[str, str]:
+    return next(r for r in alpaca(shared) if r["instruction"] == instruction)
+
+
+@pytest.mark.parametrize(
+    ("instruction", "cut_after"),
+    [
+        ("Generate a recipe for an easy and nutritious lunch", "15 minutes. \n3. He"),
+        ("Insert the missing pronoun in the following sentence:\n\nThe dog __ barked at the mailman.", "The dog he"),
+    ],
+)
+def test_a_last_word_the_data_never_ends_with_is_a_cut(shared_data, instruction, cut_after):
+    """Alpaca rows cut at a word boundary passed: "3. He", "The dog he" (no final stop expected of a short line or
+    a list item). In the data's 5,000 answers and prompts "he" ends a sentence or a line 4 times in 660 uses;
+    the words its lists and labels end with ("held, shouted, ran", "Preposition: on") are not judged so."""
+    style = _alpaca_style(shared_data)
+    row = _alpaca_row(shared_data, instruction)
+    cut = row["output"][: row["output"].index(cut_after) + len(cut_after)]
+    assert "almost never end" in (cut_off_reason(cut, style=style, context=row["instruction"]) or "")
+    assert cut_off_reason(row["output"], style=style, context=row["instruction"]) is None
+    assert style.ends is not None and rarely_ends("The dog he", style.ends)
+    assert not rarely_ends("Subject: cat\nVerb: sat\nPreposition: on", style.ends)
+    assert not rarely_ends("The verbs are: held, shouted, ran", style.ends)
+
+
+@pytest.mark.parametrize(
+    ("instruction", "keep"),
+    [("Suggest a new tagline for the article.", "Make Your Vote Count: How Much Is Too Mu"), ("Name a language spoken in Africa.", "Ar")],
+)
+def test_a_capitalised_start_of_a_word_the_data_never_uses_is_a_cut(shared_data, instruction, keep):
+    """Alpaca rows cut inside a capitalised word passed ("... Too Mu", a one-word answer "Ar" for "Arabic"): a
+    capital was taken for a name. "Mu" and "Ar" start longer words hundreds of times as often as they stand
+    alone, and no other row uses them; the whole answers stay clean."""
+    style = _alpaca_style(shared_data)
+    row = _alpaca_row(shared_data, instruction)
+    assert row["output"].startswith(keep) and row["output"] != keep
+    assert "start of a longer word" in (cut_off_reason(keep, style=style, context=row["instruction"]) or "")
+    assert cut_off_reason(row["output"], style=style, context=row["instruction"]) is None
+    assert cut_off_reason("Quantum libraries:\n- Qiskit\n- Cirq", style=style, context="Name two libraries, one of them Cirq") is None
+
+
+def test_a_table_row_with_fewer_cells_than_the_rows_above_is_a_cut(shared_data):
+    """An Alpaca truth table cut inside its last row ("... 1  0   0\\n1") passed: a number ends a math answer."""
+    row = _alpaca_row(shared_data, "Construct a truth table given a set of conditions.")
+    assert row["output"].endswith("1  1   1")
+    assert "1 of 3 cells" in (cut_off_reason(row["output"][: -len("  1   1")], context=row["instruction"]) or "")
+    assert cut_off_reason(row["output"], context=row["instruction"]) is None
+
+
+def test_a_function_in_math_notation_is_the_given_function(tmp_path, shared_data):
+    """An Alpaca row ("provide a valid array of numbers as input to the given function", input "f(x) = x + 5",
+    answered by a JSON list) was flagged as a code task without its code; without the input it still is."""
+    rows = alpaca(shared_data)[:300]
+    task = _alpaca_row(shared_data, "Please provide a valid array of numbers as input to the given function.")
+    assert task["input"] == "f(x) = x + 5"
+    rows += [task, {**task, "input": ""}]
+    found = flagged(run(write_jsonl(tmp_path / "a.jsonl", rows)), "instruct.code_missing")
+    assert 300 not in found and 301 in found

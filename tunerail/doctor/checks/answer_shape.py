@@ -1,7 +1,7 @@
 """The shape of an answer beside its prompt and its dataset: signals of a cut that its last line does not show.
 
-Used by ``lengths.cut_off``: a list shorter than its prompt asks for, and a single line where the
-data's answers run over several.
+Used by ``lengths.cut_off``: a list shorter than its prompt asks for, a table whose last row has fewer
+cells than the rows above it, and a single line where the data's answers run over several.
 """
 
 from __future__ import annotations
@@ -38,3 +38,16 @@ def fewer_items(lines: list[str], prompt: str) -> str | None:
     want = _COUNTS.get(asked.group(1).lower()) or int(asked.group(1))
     items = sum(bool(LIST_ITEM.match(line)) for line in lines)
     return f"{items} list item(s) where the prompt asks for {want}" if 1 <= items < want <= 30 else None
+
+
+_CELL_GAP = re.compile(r"\t| {2,}")  # a table's columns: tabs or runs of spaces ("A  B  A & B", "0  1   0")
+
+
+def fewer_cells(lines: list[str]) -> str | None:
+    """A table of three columns or more whose last row has fewer cells than each of the two or three rows above it:
+    the truth table "A  B  A & B\n0  0   0\n0  1   0\n1" lost the end of its last row. ``lines``: stripped, non-empty."""
+    if len(lines) < 3:
+        return None
+    *above, last = [len(_CELL_GAP.split(line)) for line in lines[-4:]]
+    above = above[-3:]
+    return f"last table row has {last} of {above[0]} cells" if min(above) == max(above) >= 3 and last < above[0] else None

@@ -241,6 +241,9 @@ _CODE_ASK = re.compile(
     rf"function|snippet|piece of code|code snippet|sql query)\b",
     re.IGNORECASE,
 )
+# a function in math notation, "f(x) = x + 5": "the given function" is there (Alpaca: "provide a valid array of numbers
+# as input to the given function", answered by a JSON list)
+_MATH_FUNCTION = re.compile(r"\b[a-zA-Z]\w?\s*\(\s*[a-z]\w*(?:\s*,\s*[a-z]\w*)*\s*\)\s*=\s*\S")
 _CODE_TOKENS = re.compile(
     r"[{};]|\bdef |\breturn\b|\bfunction\b|\bimport |\bprint\s*\(|\bSELECT\b|\bFROM\b|"
     r"\bfor\s*\(|\bfor \w+ in\b|\bwhile\s*\(|#include|=>|console\.log|\bpublic\b|\bint \w|"
@@ -276,7 +279,8 @@ def code_missing(ctx: CheckContext) -> list[Finding]:
         instruction, extra, answer = instruction_parts(rec, ctx)
         prompt = rec.prompt
         ref = _CODE_REF.search(instruction)
-        if ref and not looks_like_code(prompt.replace(instruction, "", 1) if extra else instruction[ref.end() :]):
+        given = prompt.replace(instruction, "", 1) if extra else instruction[ref.end() :] if ref else ""
+        if ref and not looks_like_code(given) and not ("function" in ref.group(0).lower() and _MATH_FUNCTION.search(given)):
             where, phrase = "prompt", ref.group(0)
         else:
             ask = _CODE_ASK.search(instruction)
