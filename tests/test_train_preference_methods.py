@@ -90,7 +90,9 @@ def test_kto_on_pairs_through_the_cli_learns_the_planted_preference_and_is_recor
     cfg.model.max_seq_length = 64
     cfg.train.preference.validation_share = 0.5
     config = tmp_path / "kto.yaml"
-    config.write_text(yaml.safe_dump({**cfg.model_dump(mode="json", exclude_unset=True), "criteria": {"threshold": 0.5}}), encoding="utf-8")
+    data = {**cfg.model_dump(mode="json", exclude_unset=True), "criteria": {"threshold": 0.5}}
+    data["train"]["preference"] = {"validation_share": 0.5}  # exclude_unset drops a section assigned field by field
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
     pairs = write_jsonl(
         tmp_path / "pairs.jsonl", [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in planted_pairs(32)]
     )
