@@ -164,7 +164,7 @@ def planted_pairs(n: int, seed: int = 0) -> list[PreferencePair]:
 
 @pytest.mark.slow
 def test_dpo_on_a_planted_preference_raises_held_out_preference(tmp_path):
-    from tunerail.train.preference import _DpoRun, train_preference
+    from tunerail.train.preference import _PreferenceRun, train_preference
 
     cfg = tiny_config(tmp_path, method="dpo", learning_rate=2e-2, epochs=3, batch_size=8, eval_steps=3, patience=5)
     cfg.model.max_seq_length = 64
@@ -181,11 +181,12 @@ def test_dpo_on_a_planted_preference_raises_held_out_preference(tmp_path):
     # A second round starts from that adapter: it keeps training and a frozen copy of it is the reference.
     from tunerail.models import load_tokenizer
     from tunerail.prompting import pick_template
-    from tunerail.train.preference import _rails_callback, _stored_checkpoint, render_pairs
+    from tunerail.train.preference import _stored_checkpoint, render_pairs
+    from tunerail.train.preference_rails import rails_callback
 
-    run = _DpoRun(cfg, tmp_path / "round2", None)
+    run = _PreferenceRun(cfg, tmp_path / "round2", None)
     rows = render_pairs(planted_pairs(8), load_tokenizer(cfg.model.base), pick_template(cfg))
-    trainer = run._trainer(run._model(adapter), load_tokenizer(cfg.model.base), rows, rows, _rails_callback(cfg.budget, []))
+    trainer = run._trainer(run._model(adapter), load_tokenizer(cfg.model.base), rows, rows, rails_callback(cfg.budget, []))
     weights = dict(trainer.model.named_parameters())
     ref = [n for n in weights if ".ref." in n]
     assert ref and all(weights[n].equal(weights[n.replace(".ref.", ".default.")]) for n in ref)
@@ -197,20 +198,20 @@ def test_rails_stop_on_the_budget_and_on_a_non_finite_loss():
     from transformers import TrainerControl, TrainerState
 
     from tunerail.config import BudgetConfig
-    from tunerail.train.preference import _rails_callback
+    from tunerail.train.preference_rails import rails_callback
 
-    rails = _rails_callback(BudgetConfig(max_hours=1e-9), [])
+    rails = rails_callback(BudgetConfig(max_hours=1e-9), [])
     control = TrainerControl()
     rails.on_step_end(None, TrainerState(), control)
     assert control.should_training_stop and rails.reason == "budget"
-    rails = _rails_callback(BudgetConfig(), [])
+    rails = rails_callback(BudgetConfig(), [])
     control = TrainerControl()
     rails.on_step_end(None, TrainerState(), control)
     rails.on_log(None, TrainerState(global_step=3), control, logs={"loss": 0.69, "eval_rewards/margins": 0.1})
     assert not control.should_training_stop and rails.history == [{"step": 3, "loss": 0.69, "eval_rewards/margins": 0.1}]
     rails.on_log(None, TrainerState(global_step=4), control, logs={"loss": float("nan")})
     assert control.should_training_stop and rails.reason == "divergence"
-    off = _rails_callback(BudgetConfig(max_hours=1e-9), ["budget"])  # a guard switched off does not act
+    off = rails_callback(BudgetConfig(max_hours=1e-9), ["budget"])  # a guard switched off does not act
     control = TrainerControl()
     off.on_step_end(None, TrainerState(), control)
     assert not control.should_training_stop
@@ -234,9 +235,9 @@ def test_dpo_needs_pairs_and_sft_refuses_the_dpo_method(tmp_path):
 
 def test_dpo_refuses_an_adapter_folder_that_is_not_a_lora_adapter(tmp_path):
     from tunerail.errors import TunerailError
-    from tunerail.train.preference import _DpoRun
+    from tunerail.train.preference import _PreferenceRun
 
     cfg = tiny_config(tmp_path, method="dpo")
     with pytest.raises(TunerailError, match="adapter_config.json") as err:
-        _DpoRun(cfg, tmp_path / "run", None)._model(tmp_path)
+        _PreferenceRun(cfg, tmp_path / "run", None)._model(tmp_path)
     assert err.value.problems[0].field == "--adapter"

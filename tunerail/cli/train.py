@@ -15,6 +15,7 @@ from tunerail.cli._common import (
     guarded,
     load_config_or_default,
 )
+from tunerail.config.train import PREFERENCE_METHODS
 from tunerail.errors import Problem, TunerailError
 
 
@@ -28,10 +29,14 @@ def train_command(
     out: Path = typer.Option(Path(".tunerail/runs/train"), "--out", "-o", help="Run folder: checkpoints, best adapter, train.json."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out (after a crash or kill)."),
     pairs: Optional[Path] = typer.Option(
-        None, "--pairs", help="train.method dpo: a prompt/chosen/rejected file, or an eval folder whose review collected votes."
+        None, "--pairs", help="train.method dpo/orpo/kto: a prompt/chosen/rejected file, or an eval folder whose review collected votes."
     ),
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="train.method dpo: the SFT adapter to improve (also the reference)."),
-    test: Optional[Path] = typer.Option(None, "--test", help="train.method dpo: the frozen test file; pairs on its prompts are dropped."),
+    adapter: Optional[Path] = typer.Option(
+        None, "--adapter", help="train.method dpo/orpo/kto: the SFT adapter to improve (also the reference of dpo and kto)."
+    ),
+    test: Optional[Path] = typer.Option(
+        None, "--test", help="train.method dpo/orpo/kto: the frozen test file; pairs on its prompts are dropped."
+    ),
     verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Fine-tune with LoRA, every guardrail on: lint, early stopping, divergence, budget, tracking."""
@@ -40,8 +45,8 @@ def train_command(
 
     check_out_dir(out)  # before the model loads
     cfg = load_config_or_default(config)
-    if cfg.train.method == "dpo" or pairs is not None:
-        _train_preference(cfg, pairs, out, adapter, test)
+    if cfg.train.method in PREFERENCE_METHODS or pairs is not None:
+        _train_preference(cfg, pairs, out, adapter, test, resume)
         return
     if train_path is None:
         raise TunerailError(
@@ -58,15 +63,15 @@ def train_command(
     progress.summary(result)
 
 
-def _train_preference(cfg: Any, pairs: Optional[Path], out: Path, adapter: Optional[Path], test: Optional[Path]) -> None:
-    """``train.method: dpo``: pairs from a file or a review folder, then the DPO recipe; one line of figures."""
-    if cfg.train.method != "dpo" or pairs is None:
+def _train_preference(cfg: Any, pairs: Optional[Path], out: Path, adapter: Optional[Path], test: Optional[Path], resume: bool) -> None:
+    """``train.method: dpo | orpo | kto``: pairs from a file or a review folder, then the preference recipe; one line of figures."""
+    if cfg.train.method not in PREFERENCE_METHODS or pairs is None:
         missing = "--pairs" if pairs is None else "train.method"
         raise TunerailError(
             Problem(
-                "preference tuning needs train.method: dpo and --pairs",
+                f"preference tuning needs train.method: {' | '.join(PREFERENCE_METHODS)} and --pairs",
                 field=missing,
-                fix="set train.method: dpo in the config and pass --pairs FILE_OR_EVAL_DIR (see `tunerail train --help`)",
+                fix="set train.method: dpo (or orpo, kto) in the config and pass --pairs FILE_OR_EVAL_DIR (see `tunerail train --help`)",
             )
         )
     from tunerail.data.preference import load_pairs_file
@@ -74,13 +79,13 @@ def _train_preference(cfg: Any, pairs: Optional[Path], out: Path, adapter: Optio
     from tunerail.train.preference import train_preference
 
     pairset = review_pairs(pairs) if pairs.is_dir() else load_pairs_file(pairs)
-    result = train_preference(cfg, pairs=pairset, out_dir=out, adapter=adapter, test=test)
+    result = train_preference(cfg, pairs=pairset, out_dir=out, adapter=adapter, test=test, resume=resume)
     b, a = result.before, result.after
     console.print(
-        f"dpo: {result.data['train_pairs']} train / {result.data['validation_pairs']} validation pairs "
+        f"{result.method}: {result.data['train_pairs']} train / {result.data['validation_pairs']} validation pairs "
         f"(dropped {result.data['dropped'] or 'none'}); held-out preference accuracy {b['accuracy']:.3f} -> {a['accuracy']:.3f} "
         f"(95 % CI {a['accuracy_low']:.3f}-{a['accuracy_high']:.3f}), margin {b['margin']:.3f} -> {a['margin']:.3f}; "
-        f"{result.stopped_reason} at step {result.actual['steps']}"
+        f"{result.stopped_reason} at step {result.actual['steps']} ({result.actual['seconds']:.0f} s over {len(result.actual['sessions'])} session(s))"
     )
     for f in result.findings:
         console.print(f"{f.severity.value} {f.code} {escape(f.message)}")

@@ -26,14 +26,28 @@ class LoraConfig(_Section):
     )
 
 
+# Preference tuning methods (tunerail/train/preference_methods.py) and the validation metrics TRL logs for each:
+# KTO sees unpaired examples, so it logs the mean reward margin but no per-pair accuracy.
+PREFERENCE_METHODS: dict[str, tuple[str, ...]] = {"dpo": ("margin", "accuracy"), "orpo": ("margin", "accuracy"), "kto": ("margin",)}
+
+
 class PreferenceConfig(_Section):
-    """``train.method: dpo``: preference tuning on (prompt, chosen, rejected) pairs (tunerail/train/preference.py)."""
+    """``train.method: dpo | orpo | kto``: preference tuning on (prompt, chosen, rejected) pairs (tunerail/train/preference.py)."""
 
     beta: float = Field(
-        0.1, gt=0, description="DPO beta: how far the policy may move from the reference; 0.1 is the paper's and TRL's default."
+        0.1,
+        gt=0,
+        description=(
+            "dpo and kto: how far the policy may move from the reference (0.1: the papers' and TRL's default); orpo: the "
+            "weight of the odds-ratio term added to the SFT loss (the paper's lambda, TRL's default 0.1)."
+        ),
     )
     loss_type: Literal["sigmoid", "ipo", "hinge"] = Field(
-        "sigmoid", description="TRL DPO loss: sigmoid (DPO paper), ipo (bounded, resists overfitting noisy votes) or hinge (SLiC)."
+        "sigmoid",
+        description=(
+            "dpo only, TRL's DPO loss: sigmoid (DPO paper), ipo (bounded, resists overfitting noisy votes) or hinge (SLiC). "
+            "orpo and kto have their paper's loss."
+        ),
     )
     validation_share: float = Field(
         0.2, gt=0, lt=1, description="Share of prompts held out (whole prompts, seeded) for early stopping and the before/after check."
@@ -42,20 +56,25 @@ class PreferenceConfig(_Section):
         "margin",
         description=(
             "Early-stopping metric on the validation pairs: margin (mean reward margin, smooth) or accuracy "
-            "(share of pairs the policy ranks right; coarse on few pairs)."
+            "(share of pairs the policy ranks right; coarse on few pairs; dpo and orpo only: kto sees unpaired examples)."
         ),
     )
 
 
 class TrainConfig(_Section):
-    method: Literal["lora", "qlora", "full", "dpo"] = Field(
+    method: Literal["lora", "qlora", "full", "dpo", "orpo", "kto"] = Field(
         "lora",
         description=(
-            "lora (default), qlora (needs CUDA + bitsandbytes), full fine-tuning, or dpo: preference tuning of a LoRA "
-            "adapter on review votes or a prompt/chosen/rejected file (`tunerail train --pairs`, train.preference)."
+            "lora (default), qlora (needs CUDA + bitsandbytes), full fine-tuning, or preference tuning of a LoRA adapter "
+            "on review votes or a prompt/chosen/rejected file (`tunerail train --pairs`, train.preference): dpo (against "
+            "the SFT adapter as reference), orpo (reference-free: an odds-ratio term added to the SFT loss on the chosen "
+            "answer; one model in memory) or kto (each pair gives a desirable and an undesirable example, judged alone "
+            "against the reference; fits votes on single answers)."
         ),
     )
-    learning_rate: float | None = Field(None, gt=0, description="Default by method: LoRA 2e-4, full 2e-5, dpo 5e-6.")
+    learning_rate: float | None = Field(
+        None, gt=0, description="Default by method: LoRA 2e-4, full 2e-5, dpo and kto 5e-6, orpo 8e-6 (train/lint.py says where from)."
+    )
     epochs: float = Field(3, gt=0, description="Upper bound; early stopping usually ends sooner.")
     batch_size: int = Field(8, ge=1, description="Rows per optimizer step (before gradient accumulation).")
     gradient_accumulation: int = Field(1, ge=1, description="Steps accumulated before an optimizer update.")
@@ -143,6 +162,24 @@ class TrainConfig(_Section):
             "(no update; 0 skips the probe)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _preference_combinations(self) -> "TrainConfig":
+        """Settings a preference method does not have fail here, naming the field, not deep inside TRL."""
+        if self.method not in PREFERENCE_METHODS:
+            return self
+        if self.preference.metric not in PREFERENCE_METHODS[self.method]:
+            raise ValueError(
+                f"train.preference.metric {self.preference.metric!r} is not logged by {self.method} (it sees unpaired examples); "
+                f"use one of: {', '.join(PREFERENCE_METHODS[self.method])}"
+            )
+        if self.method != "dpo" and "loss_type" in self.preference.model_fields_set:
+            raise ValueError(f"train.preference.loss_type is DPO's loss; {self.method} has its own: remove it, or use train.method: dpo")
+        if self.method == "kto" and self.batch_size < 2:
+            raise ValueError(
+                "train.batch_size must be 2 or more for kto: its KL term pairs each example with another one's answer in the batch"
+            )
+        return self
 
     @field_validator("guards")
     @classmethod

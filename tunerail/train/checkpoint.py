@@ -177,6 +177,13 @@ def checkpoint_folder(latest: Path) -> Path:
     return folder
 
 
+def earlier_run(out_dir: Path) -> TunerailError:
+    """An output folder that holds an earlier run, without ``--resume``: refused, never silently mixed or overwritten."""
+    return TunerailError(
+        Problem("this output folder holds an earlier run", file=str(out_dir), fix="pass --resume to continue it, or choose another --out")
+    )
+
+
 def damaged_checkpoint(path: Path, exc: BaseException) -> TunerailError:
     """A checkpoint file that cannot be read (truncated, missing): named, with the way out."""
     return TunerailError(

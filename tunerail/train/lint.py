@@ -28,8 +28,16 @@ from tunerail.findings import Finding, Severity
 
 # Usual learning-rate ranges by method: (low, high) warn outside; x10 beyond is an error.
 # dpo: a LoRA adapter pushed by a preference loss, far more sensitive than SFT (alignment-handbook's LoRA DPO: 5e-6).
-LR_RANGE = {"lora": (1e-5, 1e-3), "qlora": (1e-5, 1e-3), "full": (1e-6, 1e-4), "dpo": (1e-7, 1e-4)}
-LR_DEFAULT = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5, "dpo": 5e-6}
+# orpo: 8e-6 (M. Labonne's LoRA ORPO guide, "Fine-tune Llama 3 with ORPO", 2024); kto: as dpo (TRL's scripts/kto.py: "similar to DPO").
+LR_RANGE = {
+    "lora": (1e-5, 1e-3),
+    "qlora": (1e-5, 1e-3),
+    "full": (1e-6, 1e-4),
+    "dpo": (1e-7, 1e-4),
+    "orpo": (1e-7, 1e-4),
+    "kto": (1e-7, 1e-4),
+}
+LR_DEFAULT = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5, "dpo": 5e-6, "orpo": 8e-6, "kto": 5e-6}
 
 
 @dataclass

@@ -1,23 +1,29 @@
-"""``train.method: dpo``: preference tuning of a LoRA adapter, with the SFT recipe's rails.
+"""``train.method: dpo | orpo | kto``: preference tuning of a LoRA adapter, with the SFT recipe's rails.
 
 Run it with ``tunerail train --pairs PAIRS --adapter RUN/adapter --test split/test.jsonl --out RUN_DPO``
-(``PAIRS``: a prompt/chosen/rejected file, or an eval folder whose blind review collected votes) or
+(``PAIRS``: a prompt/chosen/rejected file, or an eval folder whose blind review collected votes;
+``--resume`` continues a killed or budget-stopped run from its last checkpoint) or
 ``tunerail.train.preference.train_preference(config, pairs=..., out_dir=...)``. Then evaluate the new
 adapter on the frozen test set with the same criteria: ``tunerail eval --test split/test.jsonl
 --adapter RUN_DPO/adapter`` (verdict, forgetting check and review material, as after SFT).
 
-The loss is TRL's ``DPOTrainer`` (Rafailov et al. 2023, "Direct Preference Optimization: Your
-Language Model is Secretly a Reward Model", arXiv:2305.18290). The rails:
+The loss is TRL's: ``DPOTrainer`` (Rafailov et al. 2023, arXiv:2305.18290), ``ORPOTrainer``
+(reference-free: an odds-ratio term added to the SFT loss) or ``KTOTrainer`` (each pair split into a
+desirable and an undesirable example); ``preference_methods.py`` says what each method picks. One
+code path runs them all, with the same rails:
 
 - pairs audited first (``doctor/checks/preference.py``): empty, identical, contradicting and
   frozen-test pairs are dropped and written to ``preference_quarantine.jsonl`` with the reason;
 - LoRA by default: with ``adapter`` (the SFT checkpoint) the adapter keeps training and TRL keeps a
-  frozen copy of it as the reference model; without one a fresh LoRA is trained against the base;
+  frozen copy of it as the reference model (dpo, kto; orpo has none); without one a fresh LoRA is
+  trained against the base;
 - whole prompts held out (``train.preference.validation_share``) for early stopping on the
   validation reward margin or accuracy (best checkpoint restored), and for the before/after check:
   the share of held-out pairs where the policy gives the chosen answer the higher log-likelihood,
   with its Wilson 95 % interval;
-- budget cap (``budget.max_hours`` / ``max_cost``) and a non-finite-loss stop (divergence);
+- budget cap (``budget.max_hours`` / ``max_cost``) over every session of the run, and a
+  non-finite-loss stop (divergence); ``--resume`` continues from the last checkpoint
+  (``preference_rails.py``);
 - forgetting: the chosen answers' mean log-likelihood per token before and after (DPO can lower it
   while the margin grows, "likelihood displacement": TRN030), and the general-capability suite of
   ``tunerail eval``;
@@ -30,7 +36,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,20 +48,23 @@ from tunerail.io import hash_file, write_atomic, write_private
 from tunerail.logs import is_quiet
 from tunerail.prompting import build_messages, pick_template, render_example
 from tunerail.stats import wilson_interval
-from tunerail.train.budget import cost_of, over_budget
+from tunerail.train.budget import cost_of
+from tunerail.train.checkpoint import earlier_run, resume_fingerprint
 from tunerail.train.guards import disabled_guards
 from tunerail.train.lint import LR_DEFAULT
+from tunerail.train.preference_methods import METHODS, PreferenceMethod
+from tunerail.train.preference_rails import PreferenceProgress, rails_callback, resume_progress
 
 DISPLACEMENT_NATS = 0.5  # chosen answers' mean log-likelihood per token may fall this much before TRN030 warns
 
 
 @dataclass
 class PreferenceResult:
-    """What a DPO run produced; also written to ``out_dir/train.json``."""
+    """What a preference run produced; also written to ``out_dir/train.json``."""
 
     adapter_dir: Path
     base_model: str
-    reference: str  # what the policy is compared with: the SFT adapter it started from, or the base model
+    reference: str  # what the policy is compared with: the SFT adapter it started from, the base model, or none (orpo)
     checkpoint_id: str | None
     pairs_id: str | None  # store artifact of the pairs trained on (parent of the checkpoint)
     history: list[dict[str, Any]]
@@ -67,7 +75,7 @@ class PreferenceResult:
     data: dict[str, Any]
     findings: list[Finding]
     guards_disabled: list[str]
-    actual: dict[str, Any]
+    actual: dict[str, Any]  # steps; seconds and cost summed over the sessions of a resumed run; sessions
     method: str = "dpo"
     lineage: dict[str, Any] = field(default_factory=dict)
 
@@ -191,22 +199,28 @@ def train_preference(
     adapter: str | Path | None = None,
     test: str | Path | None = None,
     store: Any = None,
+    resume: bool = False,
 ) -> PreferenceResult:
-    """DPO-tune ``adapter`` (or a fresh LoRA on ``config.model.base``) on preference ``pairs``.
+    """Preference-tune ``adapter`` (or a fresh LoRA on ``config.model.base``) on ``pairs`` with ``train.method``.
 
     Parameters
     ----------
     pairs : a PairSet (``tunerail.review.pairs.review_pairs(eval_dir)``) or a prompt/chosen/rejected file.
     out_dir : run folder: ``adapter/`` (best), ``train.json``, ``preference_quarantine.jsonl``.
-    adapter : the SFT adapter to improve; it is also the reference model. None: a new LoRA, reference = base.
+    adapter : the SFT adapter to improve; it is also the reference model (dpo, kto). None: a new LoRA, reference = base.
     test : the frozen test file; pairs whose prompt is in it are dropped (DOC073).
     store : where the pairs and the checkpoint are stored with lineage; default ``config.store.path``.
+    resume : continue from the last checkpoint in ``out_dir/checkpoints`` (same pairs and settings); the
+        budget and ``actual.seconds``/``cost`` then cover every session. False refuses a folder holding a run.
 
     Raises
     ------
     GuardrailError : no pair left after the audit, or too few prompts to hold out a validation share.
+    TunerailError : an earlier run in ``out_dir`` without ``resume``; a resume whose budget is already spent.
     """
     out_dir = Path(out_dir)
+    if not resume and any((out_dir / "checkpoints").glob("checkpoint-*")):
+        raise earlier_run(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pairset = pairs if isinstance(pairs, PairSet) else load_pairs_file(pairs)
     kept, findings, dropped = audit(pairset, _test_prompts(test), out_dir)
@@ -219,15 +233,26 @@ def train_preference(
                 fix="collect pairs on more prompts (at least two), outside the frozen test set",
             )
         )
-    run = _DpoRun(config, out_dir, store)
-    return run.fit(pairset, train_pairs, val_pairs, adapter, findings, dropped)
+    run = _PreferenceRun(config, out_dir, store)
+    start = resume_progress(run.ckpt_root, config.budget, run.disabled) if resume else None
+    return run.fit(pairset, train_pairs, val_pairs, adapter, findings, dropped, start)
 
 
-class _DpoRun:
-    """One DPO run: model, TRL trainer with the rails as callbacks, then storage with lineage."""
+class _PreferenceRun:
+    """One preference run: model, the method's TRL trainer with the rails as callbacks, then storage with lineage."""
 
     def __init__(self, config: Any, out_dir: Path, store: Any):
         self.config, self.tc, self.out_dir = config, config.train, out_dir
+        if self.tc.method not in METHODS:
+            raise TunerailError(
+                Problem(
+                    f"train.method {self.tc.method} is not a preference method",
+                    field="train.method",
+                    fix=f"set train.method to one of {', '.join(METHODS)} to tune on pairs, or train on rows with `tunerail train --train`",
+                )
+            )
+        self.method: PreferenceMethod = METHODS[self.tc.method]
+        self.ckpt_root = out_dir / "checkpoints"
         if store is None:
             from tunerail.store import Store
 
@@ -243,18 +268,22 @@ class _DpoRun:
         adapter: str | Path | None,
         findings: list[Finding],
         dropped: dict[str, int],
+        start: tuple[Path, PreferenceProgress] | None = None,
     ) -> PreferenceResult:
+        """Train (from ``start``'s checkpoint when resuming), score the held-out pairs before and after, store."""
         from tunerail.models import load_tokenizer
 
-        started = time.perf_counter()
         tokenizer = load_tokenizer(self.config.model.base)
         template = pick_template(self.config)
         train_rows, val_rows = render_pairs(train_pairs, tokenizer, template), render_pairs(val_pairs, tokenizer, template)
         model = self._model(adapter)
         before = preference_scores(model, tokenizer, val_rows)
-        guard = _rails_callback(self.config.budget, self.disabled)
+        fingerprint = resume_fingerprint(self.config)
+        if start is not None and start[1].fingerprint != fingerprint:
+            print("warning: the config changed since the checkpoint; the checkpoint's step count wins", file=sys.stderr)
+        guard = rails_callback(self.config.budget, self.disabled, self.ckpt_root, start[1] if start else None, fingerprint)
         trainer = self._trainer(model, tokenizer, train_rows, val_rows, guard)
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(start[0]) if start else None)
         best = trainer.model  # load_best_model_at_end restored the best checkpoint
         after = preference_scores(best, tokenizer, val_rows)
         findings = findings + _displacement(before, after)
@@ -270,7 +299,7 @@ class _DpoRun:
         result = PreferenceResult(
             adapter_dir=adapter_dir,
             base_model=self.config.model.base,
-            reference=f"SFT adapter {adapter}" if adapter else f"base model {self.config.model.base}",
+            reference=self.method.reference(adapter, self.config.model.base),
             checkpoint_id=None,
             pairs_id=None,
             history=guard.history,
@@ -281,14 +310,15 @@ class _DpoRun:
             data=data,
             findings=sort_findings(findings),
             guards_disabled=self.disabled,
-            actual={"steps": trainer.state.global_step, "seconds": round(time.perf_counter() - started, 2)},
+            actual=guard.finish(trainer.state.global_step),
+            method=self.method.name,
         )
         result.actual["cost"] = round(cost_of(result.actual["seconds"], self.config.budget.price_per_hour), 4)
         self._store(result, pairset, kept=train_pairs + val_pairs, adapter=adapter)
         return result
 
     def _model(self, adapter: str | Path | None) -> Any:
-        """The policy: the SFT adapter made trainable again (TRL copies it as the frozen reference), or a fresh LoRA."""
+        """The policy: the SFT adapter made trainable again (dpo and kto: TRL copies it as the frozen reference), or a fresh LoRA."""
         from tunerail.train.lora import load_base_model, prepare_model
 
         if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
@@ -308,21 +338,22 @@ class _DpoRun:
         return PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
 
     def _trainer(self, model: Any, tokenizer: Any, train_rows: list[RenderedPair], val_rows: list[RenderedPair], guard: Any) -> Any:
+        """The method's TRL trainer on its dataset shape, with the shared settings and the rails as callbacks."""
         import torch
         from datasets import Dataset
         from transformers import EarlyStoppingCallback, PrinterCallback
-        from trl import DPOConfig, DPOTrainer
 
         tc, pc = self.tc, self.tc.preference
-        steps_per_epoch = math.ceil(len(train_rows) / (tc.batch_size * tc.gradient_accumulation))
+        config_class, trainer_class = self.method.classes()
+        train_set = Dataset.from_list(self.method.rows(train_rows, tc.seed))
+        steps_per_epoch = math.ceil(len(train_set) / (tc.batch_size * tc.gradient_accumulation))
         total = max(1, math.ceil(tc.epochs * steps_per_epoch))
         eval_steps = tc.eval_steps or max(1, min(total // 10, math.ceil(steps_per_epoch / 4))) or 1
         early = "early_stopping" not in self.disabled
-        args = DPOConfig(
-            output_dir=str(self.out_dir / "checkpoints"),
-            beta=pc.beta,
-            loss_type=[pc.loss_type],
-            learning_rate=tc.learning_rate or LR_DEFAULT["dpo"],
+        args = config_class(
+            output_dir=str(self.ckpt_root),
+            **self.method.settings(pc),
+            learning_rate=tc.learning_rate or LR_DEFAULT[self.method.name],
             num_train_epochs=tc.epochs,
             per_device_train_batch_size=tc.batch_size,
             per_device_eval_batch_size=tc.batch_size,
@@ -335,10 +366,11 @@ class _DpoRun:
             eval_steps=eval_steps,
             save_strategy="steps",
             save_steps=eval_steps,
-            save_total_limit=2,
-            save_only_model=True,
+            save_total_limit=2,  # the best and the latest (the resume point)
+            save_only_model=False,  # optimizer, scheduler and RNG too: --resume continues the same run
+            restore_callback_states_from_checkpoint=True,  # early stopping's patience counter survives a resume
             load_best_model_at_end=True,
-            metric_for_best_model=f"eval_rewards/{'margins' if pc.metric == 'margin' else 'accuracies'}",
+            metric_for_best_model=self.method.metric_key(pc.metric),
             greater_is_better=True,
             logging_steps=1,
             report_to=[],
@@ -354,11 +386,11 @@ class _DpoRun:
             from datasets.utils.logging import disable_progress_bar
 
             disable_progress_bar()
-        trainer = DPOTrainer(
+        trainer = trainer_class(
             model=model,
             args=args,
-            train_dataset=Dataset.from_list([asdict(r) for r in train_rows]),
-            eval_dataset=Dataset.from_list([asdict(r) for r in val_rows]),
+            train_dataset=train_set,
+            eval_dataset=Dataset.from_list(self.method.rows(val_rows, tc.seed)),
             processing_class=tokenizer,
             callbacks=callbacks,
         )
@@ -376,8 +408,8 @@ class _DpoRun:
             "checkpoint",
             result.adapter_dir,
             parents=parents,
-            transform="train_dpo",
-            meta={"base_model": result.base_model, "method": "dpo", "reference": result.reference, "after": result.after},
+            transform=f"train_{result.method}",
+            meta={"base_model": result.base_model, "method": result.method, "reference": result.reference, "after": result.after},
         )
         result.pairs_id, result.checkpoint_id = pairs_artifact.id, checkpoint.id
         write_atomic(self.out_dir / "train.json", json.dumps(result.to_dict(), indent=2, default=str))
@@ -413,33 +445,3 @@ def _displacement(before: dict[str, Any], after: dict[str, Any]) -> list[Finding
             code="TRN030",
         )
     ]
-
-
-def _rails_callback(budget: Any, disabled: Sequence[str]) -> Any:
-    """A transformers callback: budget cap, non-finite-loss stop, and the history rows for train.json."""
-    from transformers import TrainerCallback
-
-    class Rails(TrainerCallback):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.history: list[dict[str, Any]] = []
-            self.reason: str | None = None
-            self.start = time.perf_counter()
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
-            logs = logs or {}
-            self.history.append({"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
-            if "eval_rewards/margins" in logs:
-                print(
-                    f"step {state.global_step}: validation reward margin {logs['eval_rewards/margins']:.4f}, "
-                    f"accuracy {logs.get('eval_rewards/accuracies', float('nan')):.3f}",
-                    file=sys.stderr,
-                )
-            loss = logs.get("loss")
-            if loss is not None and not math.isfinite(loss) and "divergence" not in disabled:
-                self.reason, control.should_training_stop = "divergence", True
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if "budget" not in disabled and over_budget(budget, time.perf_counter() - self.start) is not None:
-                self.reason, control.should_training_stop = "budget", True
-
-    return Rails()

@@ -32,13 +32,23 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from tunerail.config.train import PREFERENCE_METHODS
 from tunerail.errors import GuardrailError, Problem, TunerailError
 from tunerail.findings import Finding, Severity, sort_findings
 from tunerail.io import atomic_folder, write_atomic
 from tunerail.prompting import pick_template
 from tunerail.train import budget as budget_mod
 from tunerail.train import distributed
-from tunerail.train.checkpoint import TrainState, capture_rng, read_state, read_weights, restore_rng, resume_fingerprint, write_state
+from tunerail.train.checkpoint import (
+    TrainState,
+    capture_rng,
+    earlier_run,
+    read_state,
+    read_weights,
+    restore_rng,
+    resume_fingerprint,
+    write_state,
+)
 from tunerail.train.data import (
     Example,
     collate,
@@ -85,10 +95,12 @@ def train(
     hooks : TrainHooks, optional
         Per-evaluation callback, preloaded base model and tokenized-data cache (sweeps).
     """
-    if config.train.method == "dpo":  # preference pairs, not SFT rows: tunerail/train/preference.py
+    if config.train.method in PREFERENCE_METHODS:  # preference pairs, not SFT rows: tunerail/train/preference.py
         raise TunerailError(
             Problem(
-                "train.method dpo tunes on preference pairs", field="train.method", fix="use `tunerail train --pairs` (train_preference)"
+                f"train.method {config.train.method} tunes on preference pairs",
+                field="train.method",
+                fix="use `tunerail train --pairs` (train_preference)",
             )
         )
     recipe = TrainRecipe(config, out_dir=Path(out_dir), resume=resume, store=store, progress=progress, hooks=hooks)
@@ -179,13 +191,7 @@ class TrainRecipe:
         latest = self.ckpt_root / "latest.json"
         if not self.resume:
             if latest.exists():
-                raise TunerailError(
-                    Problem(
-                        "this output folder holds an earlier run",
-                        file=str(self.out_dir),
-                        fix="pass --resume to continue it, or choose another --out",
-                    )
-                )
+                raise earlier_run(self.out_dir)
             return None
         if not latest.exists():
             self._emit("setup", message=f"--resume: no checkpoint in {self.ckpt_root}, starting from scratch")
