@@ -12,6 +12,7 @@ from tunerail.config import EvalConfig
 from tunerail.data.records import Record, RowRef
 from tunerail.eval import generate as G
 from tunerail.eval.compare import llm_labels
+from tunerail.eval.prefill import prefilled_cache
 from tunerail.eval.inference import Runner, base_outputs, keyword_guides, tuned_outputs
 from tunerail.keywords import keyword_coverage, keyword_prompt, keyword_prompts, most_covering, uses_every_keyword
 
@@ -154,7 +155,7 @@ def test_the_prompt_cache_gives_the_next_token_logits_of_a_full_forward_on_left_
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.inference_mode():
         full = lm.model(**enc, position_ids=positions).logits[:, -1]
-        cache = G._prefilled(lm.model, enc, 2)
+        cache = prefilled_cache(lm.model, enc, 2)
         last = lm.model(
             input_ids=enc["input_ids"][:, -1:].repeat_interleave(2, 0),
             attention_mask=mask.repeat_interleave(2, 0),

@@ -37,16 +37,8 @@ from tunerail.eval import generate as G
 from tunerail.eval.alternatives import AlternativesRun, for_eval, slow_findings
 from tunerail.eval.frozen import check_frozen
 from tunerail.eval.inputs import EvalInputs, load_rows, metric_of, read_training, task_of
-from tunerail.eval.inference import (
-    Inference,
-    ProgressFn,
-    Runner,
-    base_outputs,
-    keyword_guides,
-    max_new_tokens,
-    span_sources,
-    tuned_outputs,
-)
+from tunerail.eval.inference import Inference, ProgressFn, Runner, base_outputs, max_new_tokens, tuned_outputs
+from tunerail.eval.inference import keyword_guides, span_sources
 from tunerail.eval.judge import ChatClient, make_client
 from tunerail.eval.report import write_eval_report
 from tunerail.eval.stages import forgetting_stage, judge_stage, review_stage
