@@ -163,29 +163,24 @@ def _print_verdict(result: Any) -> None:
     console.print(f"[bold {colour}]{result.verdict}[/]  report: {escape(str(result.report_html))}")
 
 
+def _bar(*lead: Any) -> Any:
+    """A transient rich progress bar on stderr: the given leading columns, then bar, n/m and elapsed time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    tail = (BarColumn(), MofNCompleteColumn()) + ((TextColumn("{task.description}"),) if lead else ())
+    columns = lead or (TextColumn("{task.description}"),)
+    return Progress(*columns, *tail, TimeElapsedColumn(), console=console, transient=True)
+
+
 def _checks_progress(label: str) -> Any:
-    """One rich bar on stderr fed by ``progress(item, done, total)``: the item shows as its description."""
+    """One bar fed by ``progress(item, done, total)``: the item shows as its description."""
     import contextlib
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import TextColumn
 
     @contextlib.contextmanager
     def ctx() -> Any:
-        with Progress(
-            TextColumn(f"[bold]{label}[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with _bar(TextColumn(f"[bold]{label}[/]")) as bar:
             task = bar.add_task("loading", total=None)
 
             def update(item: str, done: int, total: int) -> None:
@@ -197,22 +192,12 @@ def _checks_progress(label: str) -> Any:
 
 
 def _progress() -> Any:
-    """A rich progress bar on stderr fed by the eval's ``progress(stage, done, total)`` callback."""
+    """A bar per stage, fed by the eval's ``progress(stage, done, total)`` callback."""
     import contextlib
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
     @contextlib.contextmanager
     def ctx() -> Any:
-        bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
-        )
+        bar = _bar()
         tasks: dict[str, Any] = {}
 
         def update(stage: str, done: int, total: int) -> None:
