@@ -25,7 +25,9 @@ QUESTIONS = ("my card was declined at the shop", "how do I top up my account by 
 ARCHS = {
     "mistral": ({"head_dim": 16, "sliding_window": 512}, "llama", "MistralForCausalLM"),
     "qwen2": ({}, "qwen2", "Qwen2ForCausalLM"),
-    "qwen3": ({"head_dim": 16}, "qwen3", "Qwen3ForCausalLM"),
+    # transformers' GGUF loader (EXP006, the re-score) takes Qwen3's head_dim from Qwen3Config (128, every Qwen3's),
+    # not from the file's key_length, so the tiny Qwen3 keeps 128
+    "qwen3": ({"head_dim": 128}, "qwen3", "Qwen3ForCausalLM"),
 }
 
 
@@ -50,7 +52,9 @@ def _tiny(folder: Path, model_type: str) -> Path:
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("archs")
-    return {model_type: _tiny(root / model_type, model_type) for model_type in ARCHS}
+    # not named plain "mistral": the folder name is general.name, and transformers' GGUF loader reads a llama file
+    # whose general.name is exactly "mistral" as a mistral one, which it then cannot map (an export is named "merged")
+    return {model_type: _tiny(root / f"tiny-{model_type}", model_type) for model_type in ARCHS}
 
 
 @pytest.fixture
@@ -86,6 +90,8 @@ def _compare(folder: Path, out: Path) -> dict:
             refs.append(model(torch.tensor([row])).logits[0, -1].numpy())
     return {
         "path": path,
+        "refs": refs,
+        "trained": trained,
         "same_tokens": sum(a == b for a, b in zip(ids, trained)),
         "same_next": sum(int(a.argmax()) == int(b.argmax()) for a, b in zip(logits, refs)),
         "min_corr": min(float(np.corrcoef(a, b)[0, 1]) for a, b in zip(logits, refs)),
@@ -119,6 +125,23 @@ def test_the_wrong_rotary_layout_is_caught(model_type, tiny_models, qwen_pre_tok
     got = _compare(tiny_models[model_type], tmp_path / "model-f16.gguf")
     assert got["same_tokens"] == len(QUESTIONS)  # the vocabulary is fine; the weights are not
     assert got["same_next"] < len(QUESTIONS) and got["min_corr"] < 0.9, got
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+@pytest.mark.parametrize("model_type", ["qwen2", "qwen3"])
+def test_transformers_reads_the_qwen_files_as_export_verification_does(model_type, tiny_models, qwen_pre_tokenizer, tmp_path):
+    """EXP006 and the re-score load the GGUF with transformers' own loader (``load_gguf``): a Qwen file must load there
+    too, with the same next tokens (a Mistral file is a llama file, the path the Llama export tests already take)."""
+    import torch
+
+    from tunerail.export.gguf import load_gguf
+
+    got = _compare(tiny_models[model_type], tmp_path / "model-f16.gguf")
+    lm = load_gguf(got["path"], "f")
+    with torch.no_grad():
+        picks = [int(lm.model(torch.tensor([row])).logits[0, -1].argmax()) for row in got["trained"]]
+    assert picks == [int(r.argmax()) for r in got["refs"]]
 
 
 def test_an_architecture_the_converter_does_not_write_is_refused_naming_those_it_does(tmp_path):
