@@ -21,8 +21,8 @@ ARCHS = {
     "mistral": ({"head_dim": 16, "sliding_window": 512}, "llama", "MistralForCausalLM"),
     "qwen2": ({}, "qwen2", "Qwen2ForCausalLM"),
     # transformers' GGUF loader (EXP006, the re-score) takes Qwen3's head_dim from Qwen3Config (128, every Qwen3's),
-    # not from the file's key_length, so the tiny Qwen3 keeps 128
-    "qwen3": ({"head_dim": 128}, "qwen3", "Qwen3ForCausalLM"),
+    # not from the file's key_length, so the tiny Qwen3 keeps 128; untied, as Qwen3-8B is, so output.weight is written
+    "qwen3": ({"head_dim": 128, "tie_word_embeddings": False}, "qwen3", "Qwen3ForCausalLM"),
 }
 
 

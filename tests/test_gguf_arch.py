@@ -77,6 +77,22 @@ def test_transformers_reads_the_qwen_files_as_export_verification_does(model_typ
     assert picks == [int(r.argmax()) for r in got["refs"]]
 
 
+def test_a_sentencepiece_style_vocabulary_is_refused_by_name(tiny_models, tmp_path):
+    """Mistral 7B v0.1-v0.3 (like Llama 2 and Gemma) ship a byte-fallback BPE vocabulary: named, not an unknown hash."""
+    import json
+    import shutil
+
+    from tunerail.export.gguf import convert
+
+    folder = shutil.copytree(tiny_models["mistral"], tmp_path / "spm")
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    data["model"]["byte_fallback"] = True
+    (folder / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(TunerailError, match="SentencePiece-style vocabulary \\(byte-fallback BPE") as err:
+        convert(folder, tmp_path / "model-f16.gguf", "f16")
+    assert str(folder / "tokenizer.json") in str(err.value)
+
+
 def test_an_architecture_the_converter_does_not_write_is_refused_naming_those_it_does(tmp_path):
     from tunerail.export.gguf import convert
 

@@ -143,6 +143,22 @@ def _write_params(writer: Any, spec: GgufArch, hp: dict[str, Any], quant: str, n
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
+def _check_byte_level(path: Path) -> None:
+    """Only GPT-2 byte-level BPE is written: a SentencePiece-style vocabulary (byte-fallback BPE or Unigram) is named
+    as such, rather than reported as an unknown pre-tokenizer hash."""
+    model = json.loads(path.read_text(encoding="utf-8")).get("model") or {}
+    if model.get("type") != "BPE" or model.get("byte_fallback"):
+        kind = "byte-fallback BPE" if model.get("type") == "BPE" else str(model.get("type"))
+        raise TunerailError(
+            Problem(
+                f"a SentencePiece-style vocabulary ({kind}: Llama 2, Mistral 7B v0.1-v0.3, Gemma) is not written by this converter, "
+                "which writes GPT-2 byte-level BPE (Llama 3, Qwen2/Qwen3, SmolLM, Mistral Nemo)",
+                file=str(path),
+                fix="export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself",
+            )
+        )
+
+
 def _write_vocab(writer: Any, folder: Path, hp: dict[str, Any]) -> None:
     """GPT-2 BPE vocabulary, as llama.cpp's ``_set_vocab_gpt2`` + ``get_vocab_base`` write it."""
     import gguf
@@ -150,6 +166,7 @@ def _write_vocab(writer: Any, folder: Path, hp: dict[str, Any]) -> None:
 
     if not (folder / "tokenizer.json").is_file():
         raise TunerailError(Problem("no tokenizer.json: only BPE (tokenizer.json) vocabularies are converted", file=str(folder)))
+    _check_byte_level(folder / "tokenizer.json")
     tok = AutoTokenizer.from_pretrained(str(folder))
     chkhsh = sha256(str(tok.encode(CHECK_TEXT)).encode()).hexdigest()
     pre = PRE_TOKENIZERS.get(chkhsh)
