@@ -100,3 +100,43 @@ def test_an_architecture_the_converter_does_not_write_is_refused_naming_those_it
     with pytest.raises(TunerailError, match=r"Llama, Mistral, Qwen2/Qwen2.5 and Qwen3 .*this model is Gemma3ForCausalLM") as err:
         convert(tmp_path, tmp_path / "model-f16.gguf", "f16")
     assert "convert_hf_to_gguf.py" in str(err.value)
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+def test_a_qwen2_run_exports_to_gguf_verified_end_to_end(tiny_models, qwen_pre_tokenizer, tmp_path):
+    """`tunerail export RUN --format gguf` on a run whose base is Qwen2: merged, converted, re-scored from the file
+    alone and run by llama.cpp (EXP006/EXP007 quiet, EXP005 given)."""
+    import json
+
+    from eval_fixtures import build_tiny_adapter
+    from serve_fixtures import make_run
+
+    from tunerail.export import export_model
+
+    base = tiny_models["qwen2"]
+    run = make_run(tmp_path, n_train=100, n_test=30, adapter=False)
+    build_tiny_adapter(base, run / "train" / "adapter")
+    cfg = json.loads((run / "tunerail.yaml").read_text(encoding="utf-8"))
+    cfg["model"]["base"] = str(base)
+    (run / "tunerail.yaml").write_text(json.dumps(cfg), encoding="utf-8")
+    (run / "train" / "train.json").write_text(json.dumps({"base_model": str(base)}), encoding="utf-8")
+    report = {
+        "verdict": "READY",
+        "metric": "accuracy",
+        "rows": 30,
+        "metrics": {"tuned": {"accuracy": {"value": 0.5, "low": 0.4, "high": 0.6, "n": 30}}},
+        "baselines": [],
+        "criteria": {"metric": "accuracy", "threshold": 0.5, "margin": 0.05},
+        "frozen": {"test_hash": "ab" * 32},
+        "lineage": {"split_id": "split-1", "checkpoint_id": "ckpt-1"},
+        "findings": [],
+    }
+    (run / "eval").mkdir()
+    (run / "eval" / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    result = export_model(run, formats=["gguf"], quant="f16", cache_dir=None)
+    assert {f.code for f in result.findings} == {"EXP005"}, [f.message for f in result.findings]
+    scores = result.formats["gguf"]["scores"]
+    assert scores["next_token_agreement"] >= 0.95
+    assert scores["llama_cpp"]["checked"] and scores["llama_cpp"]["same_tokens"] == 1.0
+    assert scores["llama_cpp"]["next_token_agreement"] >= 0.95
