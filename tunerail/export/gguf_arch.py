@@ -65,6 +65,40 @@ def no_params(writer: Any, hp: dict[str, Any]) -> None:
     """``Qwen2Model`` / ``Qwen3Model`` (causal LM) write the common keys only."""
 
 
+def gemma3_params(writer: Any, hp: dict[str, Any]) -> None:
+    """What ``Gemma3Model.set_gguf_parameters`` adds: the sliding window, the final logit soft-cap where set."""
+    writer.add_sliding_window(hp["sliding_window"])
+    if hp.get("final_logit_softcapping"):
+        writer.add_final_logit_softcapping(hp["final_logit_softcapping"])
+
+
+def gemma_norms(hf_name: str, data: Any, hp: dict[str, Any]) -> Any:
+    """Gemma's RMSNorm scales by ``1 + weight``; llama.cpp's by ``weight``: every norm is written shifted by one."""
+    return data + 1 if hf_name.endswith("norm.weight") else data
+
+
+def gemma3_check(hp: dict[str, Any], folder: Path) -> None:
+    """What llama.cpp's gemma3 graph fixes rather than reads: every 6th layer global (the rest sliding), queries scaled
+    by 1/sqrt(head_dim), no attention soft-cap. A config that differs would run otherwise there, so it is refused."""
+    n = hp["num_hidden_layers"]
+    pattern = ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(n)]
+    problems = []
+    if hp.get("layer_types", pattern) != pattern:
+        problems.append("layer_types is not llama.cpp's gemma3 pattern (every 6th layer full attention)")
+    if hp.get("query_pre_attn_scalar", head_dim(hp)) != head_dim(hp):
+        problems.append(f"query_pre_attn_scalar {hp['query_pre_attn_scalar']} is not head_dim {head_dim(hp)}")
+    if hp.get("attn_logit_softcapping"):
+        problems.append("attn_logit_softcapping is set")
+    if problems:
+        raise TunerailError(
+            Problem(
+                "this Gemma 3 runs otherwise in llama.cpp's gemma3 graph: " + "; ".join(problems),
+                file=str(folder / "config.json"),
+                fix="convert it with llama.cpp's convert_hf_to_gguf.py and check its score yourself",
+            )
+        )
+
+
 @dataclass(frozen=True)
 class GgufArch:
     """How one HF architecture is written: the ``gguf.MODEL_ARCH`` member, its extra keys, its tensor transform."""
@@ -73,6 +107,8 @@ class GgufArch:
     gguf_arch: str  # a gguf.MODEL_ARCH member name: its MODEL_ARCH_NAMES entry is general.architecture
     params: Callable[[Any, dict[str, Any]], None]
     transform: Callable[[str, Any, dict[str, Any]], Any]
+    windowed: bool = False  # llama.cpp runs the sliding window (else the file's context is capped at the window)
+    check: Callable[[dict[str, Any], Path], None] | None = None  # refuses a config llama.cpp's graph would run otherwise
 
 
 ARCHS: dict[str, GgufArch] = {
@@ -82,9 +118,10 @@ ARCHS: dict[str, GgufArch] = {
         GgufArch("MistralForCausalLM", "LLAMA", llama_params, rope_permuted),
         GgufArch("Qwen2ForCausalLM", "QWEN2", no_params, as_saved),
         GgufArch("Qwen3ForCausalLM", "QWEN3", no_params, as_saved),
+        GgufArch("Gemma3ForCausalLM", "GEMMA3", gemma3_params, gemma_norms, windowed=True, check=gemma3_check),
     )
 }
-SUPPORTED = "Llama, Mistral, Qwen2/Qwen2.5 and Qwen3"
+SUPPORTED = "Llama, Mistral, Qwen2/Qwen2.5, Qwen3 and Gemma 3 (text)"
 
 
 def arch_for(hparams: dict[str, Any], folder: Path) -> GgufArch:
@@ -99,4 +136,6 @@ def arch_for(hparams: dict[str, Any], folder: Path) -> GgufArch:
                 fix="export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself",
             )
         )
+    if spec.check is not None:
+        spec.check(hparams, folder)
     return spec
