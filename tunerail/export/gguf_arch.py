@@ -7,11 +7,13 @@ One row per architecture, as llama.cpp's ``convert_hf_to_gguf.py`` model classes
 | MistralForCausalLM    | llama  | as Llama (llama.cpp's ``LlamaModel`` registers it) | as Llama |
 | Qwen2ForCausalLM      | qwen2  | HF's rotate-half layout kept (NEOX rope) | q/k/v biases |
 | Qwen3ForCausalLM      | qwen3  | as Qwen2 | per-head q/k RMS norms (``attn_q_norm``, ``attn_k_norm``) |
+| Gemma3ForCausalLM     | gemma3 | as Qwen2 | sliding window, every norm written as ``1 + weight``; SentencePiece vocabulary (``gguf_spm``) |
 
 Tensor names come from the ``gguf`` package's ``TensorNameMap`` for the row's architecture, so a tensor
 the architecture does not declare (``MODEL_TENSORS``) has no name and is refused, never dropped.
-Gemma is not a row: its SentencePiece vocabulary, ``(1 + weight)`` norms and embedding scale are a
-separate path, and a Gemma model is refused with the same pointer to llama.cpp's converter.
+Gemma 3's embedding scale (sqrt(hidden)) is applied by llama.cpp's graph, so nothing is written for it.
+Not rows: the multimodal Gemma 3 (4B and up, ``Gemma3ForConditionalGeneration``), Gemma 1/2, Phi,
+and every other architecture, refused with a pointer to llama.cpp's converter.
 """
 
 from __future__ import annotations
