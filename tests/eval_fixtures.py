@@ -33,13 +33,14 @@ def cached_tiny_pair() -> tuple[Path, Path]:
     return root / "model", root / "adapter"
 
 
-def build_tiny_model(folder: Path, hidden_size: int = 32) -> Path:
-    """A randomly initialised 2-layer Llama with the SmolLM2 tokenizer, saved to ``folder``.
+def build_tiny_model(folder: Path, hidden_size: int = 32, model_type: str = "llama", **config) -> Path:
+    """A randomly initialised 2-layer Llama (or another ``model_type``: mistral, qwen2, qwen3, with ``config``
+    overrides) with the SmolLM2 tokenizer, saved to ``folder``.
 
-    Shared by the eval and train tests (``train_tiny.tiny_model_dir`` uses hidden size 64).
+    Shared by the eval and train tests (``train_tiny.tiny_model_dir`` uses hidden size 64) and the GGUF tests.
     """
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from tunerail.models import load_tokenizer
 
@@ -47,7 +48,7 @@ def build_tiny_model(folder: Path, hidden_size: int = 32) -> Path:
         return folder
     tok = load_tokenizer("bundled:smollm2")
     torch.manual_seed(0)
-    cfg = LlamaConfig(
+    settings = dict(
         vocab_size=len(tok),
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
@@ -60,7 +61,7 @@ def build_tiny_model(folder: Path, hidden_size: int = 32) -> Path:
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(cfg)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **{**settings, **config}))
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(folder)

