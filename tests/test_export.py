@@ -252,12 +252,33 @@ def test_a_gguf_that_llama_cpp_tokenises_otherwise_than_training_is_caught(tmp_p
     path = convert(model_dir, folder / "model-f16.gguf", "f16")
     scores, findings = runtime_findings(folder, lm, prompts, batch_size=2)
     assert findings == [] and scores["same_tokens"] == 1.0 and scores["next_token_agreement"] == 1.0
-    reader = gguf.GGUFReader(str(path), "r+")  # the file now asks for a BOS that training never put before a prompt
+    reader = gguf.GGUFReader(str(path), "r+")  # the file now asks for a BOS: the template's own BOS (<|im_start|>) is dropped
     reader.fields["tokenizer.ggml.add_bos_token"].parts[-1][0] = True
     reader.data.flush()
     del reader
     scores, findings = runtime_findings(folder, lm, prompts, batch_size=2)
+    assert findings == [] and scores["same_tokens"] == 1.0  # one BOS, as training; before engine_prompt: two, EXP007
+    reader = gguf.GGUFReader(str(path), "r+")  # ... and the BOS it adds is a token training never put before a prompt
+    reader.fields["tokenizer.ggml.bos_token_id"].parts[-1][0] = lm.tokenizer.eos_token_id
+    reader.data.flush()
+    del reader
+    scores, findings = runtime_findings(folder, lm, prompts, batch_size=2)
     assert [f.code for f in findings] == ["EXP007"] and scores["same_tokens"] == 0.0
+
+
+def test_a_prompt_whose_template_opened_with_the_bos_reaches_llama_cpp_without_it_when_the_file_adds_one():
+    from tunerail.export.gguf import engine_prompt
+    from tunerail.serve.batching import GenRequest
+    from tunerail.serve.engine import EngineBatcher, EngineProcess
+
+    llama3 = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
+    assert engine_prompt(llama3, "<|begin_of_text|>", True) == llama3[len("<|begin_of_text|>") :]
+    assert engine_prompt(llama3, "<|begin_of_text|>", False) == llama3  # the file adds none: the template's stays
+    assert engine_prompt("plain text", "<|begin_of_text|>", True) == "plain text"  # llama.cpp adds the one BOS
+    engine = EngineProcess("llama.cpp", None, "http://127.0.0.1:1", Path("engine.log"))  # type: ignore[arg-type]  # body() reads the name only
+    request = GenRequest(prompt_ids=[], max_new=8, prompt_text=llama3)
+    body = EngineBatcher(engine, bos=(True, "<|begin_of_text|>")).body(request)
+    assert body["prompt"].startswith("<|start_header_id|>") and body["temperature"] == 0.0
 
 
 @pytest.mark.slow

@@ -273,6 +273,32 @@ def quantize_k(src: Path, dst: Path, quant: str) -> Path:
     return dst
 
 
+def engine_prompt(prompt: str, bos_text: str, adds_bos: bool) -> str:
+    """The rendered prompt as llama.cpp should receive it: where the file adds a BOS itself (Llama 3 as llama.cpp's
+    converter writes it) and the chat template already opened with that BOS, the template's is dropped, as llama.cpp's
+    own chat path does; sent as rendered, the prompt would start with two BOS, which training never saw."""
+    if adds_bos and bos_text and prompt.startswith(bos_text):
+        return prompt[len(bos_text) :]
+    return prompt
+
+
+def _bos(vocab: Any) -> tuple[bool, str]:
+    """(does llama.cpp add a BOS to a prompt, the BOS token's text) for a loaded llama-cpp-python model."""
+    add_bos = bool(vocab._model.add_bos_token())
+    return add_bos, vocab.detokenize([vocab.token_bos()], special=True).decode("utf-8", "replace") if add_bos else ""
+
+
+def gguf_bos(path: Path) -> tuple[bool, str]:
+    """(does llama.cpp add a BOS, its text) for a GGUF file: what ``engine_prompt`` needs to send a prompt to a server."""
+    from llama_cpp import Llama
+
+    vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        return _bos(vocab)
+    finally:
+        vocab.close()
+
+
 def llama_cpp_logits(path: Path, prompts: list[str] | Any) -> tuple[list[list[int]], list[Any]]:
     """How llama.cpp (llama-cpp-python) tokenises each rendered prompt, and its logits at the prompt's last position.
 
@@ -283,8 +309,9 @@ def llama_cpp_logits(path: Path, prompts: list[str] | Any) -> tuple[list[list[in
 
     vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
     try:
-        add_bos = vocab._model.add_bos_token()
-        ids = [list(vocab.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)) for prompt in prompts]
+        add_bos, bos_text = _bos(vocab)
+        texts = [engine_prompt(prompt, bos_text, add_bos) for prompt in prompts]
+        ids = [list(vocab.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)) for text in texts]
     finally:
         vocab.close()
     n_ctx = 256 * (1 + max((len(row) for row in ids), default=0) // 256)

@@ -13,8 +13,9 @@ to it), and stopped with tunerail.
 
 The rendered prompt goes to the engine's ``/v1/completions`` (a completion, not a chat: the
 template was applied already), streamed; each text chunk reaches the request as the engine sends
-it. llama.cpp tokenises that text with special tokens parsed and adds a BOS only where the GGUF
-asks for one, as training did; vLLM is asked for ``add_special_tokens: false`` for the same reason.
+it. llama.cpp tokenises that text with special tokens parsed and adds a BOS where the GGUF asks for one;
+a template that already opened with the BOS then loses it (``gguf.engine_prompt``), so the engine reads
+training's tokens; vLLM is asked for ``add_special_tokens: false`` for the same reason.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tunerail.errors import Problem, TunerailError
+from tunerail.export.gguf import engine_prompt
 from tunerail.serve.batching import _END, GenRequest
 
 ENGINES = ("transformers", "llama.cpp", "vllm")
@@ -126,8 +128,9 @@ class EngineBatcher:
     The engine batches by itself (llama.cpp's server one request at a time per slot, vLLM continuously).
     """
 
-    def __init__(self, engine: EngineProcess):
+    def __init__(self, engine: EngineProcess, *, bos: tuple[bool, str] = (False, "")):
         self.engine = engine
+        self.bos = bos  # llama.cpp: (the GGUF adds a BOS, its text), for gguf.engine_prompt
         self.batch_sizes: dict[int, int] = {}
 
     def submit(self, request: GenRequest) -> GenRequest:
@@ -140,7 +143,7 @@ class EngineBatcher:
     def body(self, request: GenRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": ENGINE_MODEL,
-            "prompt": request.prompt_text,
+            "prompt": engine_prompt(request.prompt_text, self.bos[1], self.bos[0]),
             "max_tokens": request.max_new,
             "temperature": request.temperature or 0.0,  # tunerail's default is greedy, as eval decoded
             "top_p": request.top_p or 1.0,
@@ -189,6 +192,7 @@ def start_for_run(run: Any, engine: str) -> tuple[Any, EngineBatcher]:
     from transformers import AutoConfig
 
     from tunerail.eval.generate import LoadedModel
+    from tunerail.export.gguf import gguf_bos
     from tunerail.io import hash_file
     from tunerail.models import load_tokenizer, resolve_model
 
@@ -209,7 +213,8 @@ def start_for_run(run: Any, engine: str) -> tuple[Any, EngineBatcher]:
     context = int(getattr(AutoConfig.from_pretrained(resolve_model(trained)), "max_position_embeddings", 2048))
     fingerprint = f"{engine}-{hash_file(model)[:16]}" if model.is_file() else f"{engine}-{folder.name}"
     lm = LoadedModel(_ContextOnly(context), load_tokenizer(trained), f"{engine}:{model.name}", fingerprint)
-    return lm, EngineBatcher(start_engine(engine, model, context=context, log_dir=run.traffic_path.parent))
+    bos = gguf_bos(model) if engine == "llama.cpp" else (False, "")
+    return lm, EngineBatcher(start_engine(engine, model, context=context, log_dir=run.traffic_path.parent), bos=bos)
 
 
 @dataclass
