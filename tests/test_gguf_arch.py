@@ -167,7 +167,8 @@ def tiny_gemma(tmp_path_factory):
 @needs_gemma3
 def test_gemma3_runs_in_llama_cpp_as_in_transformers_and_its_norm_shift_matters(tiny_gemma, tmp_path, monkeypatch):
     """Gemma 3's vocabulary (byte-fallback BPE, written as GGUF's SentencePiece ``llama`` model) and its ``1 + weight``
-    norms; the template renders the BOS, so the file adds none (one BOS, as training had)."""
+    norms; the file adds a BOS, as llama.cpp's converter writes it, and the template's is dropped before llama.cpp
+    reads a rendered prompt (gguf.engine_prompt): one BOS, as training had."""
     from llama_cpp import Llama
 
     import tunerail.export.gguf_arch as GA
@@ -177,7 +178,7 @@ def test_gemma3_runs_in_llama_cpp_as_in_transformers_and_its_norm_shift_matters(
     assert got["min_corr"] > 0.999, got
     meta = Llama(model_path=str(got["path"]), vocab_only=True, verbose=False).metadata
     assert meta["general.architecture"] == "gemma3" and meta["tokenizer.ggml.model"] == "llama"
-    assert meta["tokenizer.ggml.add_bos_token"] == "false" and meta["gemma3.attention.sliding_window"] == "512"
+    assert meta["tokenizer.ggml.add_bos_token"] == "true" and meta["gemma3.attention.sliding_window"] == "512"
     spec = GA.ARCHS["Gemma3ForCausalLM"]  # the control: norms written as saved, without Gemma's +1
     monkeypatch.setitem(
         GA.ARCHS, spec.hf_name, GA.GgufArch(spec.hf_name, spec.gguf_arch, spec.params, GA.as_saved, spec.windowed, spec.check)

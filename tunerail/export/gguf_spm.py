@@ -13,12 +13,11 @@ UNKNOWN, added special tokens CONTROL, other added tokens USER_DEFINED, ids with
 Only a vocabulary without SentencePiece's dummy prefix (Gemma's) is written: one that prepends "▁"
 (Llama 2, Mistral 7B v0.1-v0.3) is refused, as no such tokenizer was at hand to verify the file.
 
-``add_bos_token`` is False where the chat template itself opens with ``{{ bos_token }}`` (Gemma's does),
-unlike llama.cpp's converter, which writes True and lets its chat path strip the template's BOS: the
-prompt training saw had exactly one BOS, the template's, and ``tunerail serve --engine llama.cpp``
-sends the rendered prompt as a completion, where a file that adds a BOS would put a second one
-before it (as llama.cpp's converter does for SmolLM2, whose template opens with its BOS token). A
-prompt sent to llama.cpp without the template then gets no BOS.
+``add_bos_token`` is written as the tokenizer asks (True for Gemma), as llama.cpp's converter writes it, so a
+prompt sent to llama.cpp without the template still gets its BOS; where the chat template itself opens with
+``{{ bos_token }}`` (Gemma's does), ``gguf.engine_prompt`` drops the template's before a rendered prompt goes to
+llama.cpp (``tunerail serve --engine llama.cpp``, the EXP007 check), as llama.cpp's own chat path does, so the
+engine reads training's one BOS.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from typing import Any
 from tunerail.errors import Problem, TunerailError
 
 _BYTE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
-_TEMPLATE_BOS = re.compile(r"\s*\{\{-?\s*bos_token\s*-?\}\}")
 
 
 def is_sentencepiece_style(data: dict[str, Any]) -> bool:
@@ -88,7 +86,4 @@ def write_spm_vocab(writer: Any, data: dict[str, Any], path: Path, vocab_size: i
     writer.add_token_scores(scores)
     writer.add_token_types(types)
     writer.add_add_space_prefix(False)
-    special = gguf.SpecialVocab(path.parent, load_merges=False)
-    if _TEMPLATE_BOS.match(str(special.chat_template or "")):
-        special.add_special_token["bos"] = False  # the template renders it: see the module's notes
-    special.add_to_gguf(writer)
+    gguf.SpecialVocab(path.parent, load_merges=False).add_to_gguf(writer)
