@@ -29,6 +29,14 @@ name. Each dataset is planted ``--plantings`` times (seeds 25, 26, ...) and the 
 planting of 20 cuts (the seed tasks) moved recall by 10 points from seed to seed.
 Answer shapes (code, lists, JSON, math) are reported from the rows that have them.
 Writes bench/results/doctor_unseen.json (+ .md).
+
+With ``--model-checks`` the doctor also runs ``lengths.unfinished`` (``doctor.model_checks``: SmolLM2's odds of
+the answer finishing where it stops), and the figures with and without it come from the same run (without:
+the rows only that check named are left out). It reads rows with a language model, so ``--rows N`` measures
+the first N rows of each dataset. Its threshold (``doctor.unfinished_z``) was chosen on the development sets
+only (Alpaca, GSM8K train, E2E). Writes bench/results/doctor_unseen_lm.json (+ .md)::
+
+    PYTHONPATH=. python bench/doctor_unseen.py --data ../shared/data --gsm8k test.jsonl --gsm8k-dev train.jsonl --model-checks --rows 400
 """
 
 from __future__ import annotations
@@ -344,6 +352,7 @@ def table(results: list[dict], args: argparse.Namespace) -> list[str]:
         "word no row uses; a table row with fewer cells) was tuned on Alpaca's misses, with GSM8K train and e2e as the",
         "other development sets; the seed tasks' misses were not read again. Shape json = the answer parses as JSON",
         "(Alpaca's bracketed placeholders such as '[screenshot of Github website]' are prose).",
+        f"With the opt-in language-model check ({LM_CHECK}, doctor.model_checks): doctor_unseen_lm.md.",
     ]
     return lines
 
@@ -373,6 +382,7 @@ def lm_table(results: list[dict], args: argparse.Namespace) -> list[str]:
         f"doctor_unseen.md; 'without' leaves out the rows only {LM_CHECK} named, in the same run. The check scored {scored:,} rows",
         f"(not cached yet) in {seconds:,.0f} s: {1000 * seconds / max(1, scored):,.0f} s per 1,000 rows scored (model load included),",
         "on this machine's shared CPU (2 cores, OMP_NUM_THREADS=1, nice 15, other jobs running).",
+        "Role as in doctor_unseen.md; doctor.unfinished_z was chosen on the development rows only (Alpaca, GSM8K train, E2E).",
     ]
     return lines
 

@@ -37,8 +37,9 @@ class DoctorConfig(_Section):
         False,
         description=(
             "Run the checks that read every row with a small language model (lengths.unfinished: answers cut at a word "
-            "boundary that only meaning shows, 'William' of 'William Shakespeare'). Off by default: it costs one forward "
-            "pass of doctor.end_model a row (see bench/results/doctor_unseen.md for the seconds per 1,000 rows on CPU)."
+            "boundary that only meaning shows, 'William' of 'William Shakespeare'). Off by default: one forward pass of "
+            "doctor.end_model for each answer ending on a letter or digit plus 300 reference rows, about 560 s per 1,000 rows "
+            "scored on a busy 2-core CPU (bench/results/doctor_unseen_lm.md); scores are cached, so a re-run scores only changed rows."
         ),
     )
     end_model: str = Field(
@@ -51,8 +52,9 @@ class DoctorConfig(_Section):
         description=(
             "lengths.unfinished flags an answer ending on a letter or digit whose log-probability of finishing there lies "
             "this many robust standard deviations (median, MAD) below the dataset's; lower flags fewer rows. Chosen on the "
-            "development sets of bench/doctor_unseen.py (rows the rules missed / clean rows flagged): at -4, Alpaca 87.5 % / "
-            "0.5 %, E2E 87.5 % / 1.3 % (real cuts), GSM8K train 60 % / 0 %; at -3: 94 % / 1.5 %, 96 % / 1.3 %, 70 % / 0 %."
+            "development sets of bench/doctor_unseen.py (planted cuts the rules missed / clean rows flagged, on 80/200 Alpaca, "
+            "24/160 E2E and 40/160 GSM8K train rows): at -4, 87.5 %/0.5 %, 87.5 %/1.3 % (real cuts) and 60 %/0 %; at -3, "
+            "94 %/1.5 %, 96 %/1.3 % and 70 %/0 %."
         ),
     )
     min_rows_generation: int = Field(1000, ge=1, description="Warn below this many rows for generation tasks.")

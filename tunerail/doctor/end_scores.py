@@ -4,8 +4,14 @@ A cut at a word boundary can leave a complete-looking line ("William" of "Willia
 "1. Apple" of a three-item list); only the meaning shows it. A chat model trained to stop puts
 its end-of-turn token right after a finished answer and seldom after a cut one. So each row is
 rendered as training renders it (:func:`tunerail.prompting.render_example`, the same chat
-template) and scored once: the log-probability of the end-of-turn token after the whole answer,
-and after the answer without its last word (the same forward pass gives both).
+template) and scored once. The check reads ``finish``, the odds of the answer ending now or after
+a closing stop: end-of-turn alone (``full``) also marks finished sentences that only lack their
+stop (on E2E's crowd-written descriptions it flagged 11 % of clean rows at a threshold where
+``finish`` flags 1.3 %, both real cuts), and a stop alone (``closing``) cannot tell a worked math
+answer cut between two steps (GSM8K: 12 % of such cuts found, ``finish`` 70 %). The same pass
+also gives end-of-turn before the last word (``before_last``). Idea as in LiveKit's and
+Speechmatics' turn detectors (SmolLM-size chat models, the end-of-turn probability after the
+user's words); here on the answer, given the prompt.
 
 Cost: one forward pass of the scoring model over at most ``max_prompt_tokens + max_answer_tokens``
 tokens a row (the end of the prompt, the end of the answer: where the answer's end is decided),
