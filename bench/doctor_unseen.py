@@ -365,6 +365,7 @@ def lm_table(results: list[dict], args: argparse.Namespace) -> list[str]:
     ]
     for p in results:
         share = p["clean_flagged_without_lm"] / max(1, p["clean_rows"])
+        share_with = p["clean_flagged"] / max(1, p["clean_rows"])  # not the rounded clean_flagged_share: both rounded once
         cut = (
             f"{p['cut_found_without_lm'] / p['planted_cut']:.1%} / {p['cut_recall']:.1%} of {p['planted_cut']}"
             if p.get("planted_cut")
@@ -373,7 +374,7 @@ def lm_table(results: list[dict], args: argparse.Namespace) -> list[str]:
         lm = next((c["clean_rows"] for c in p["by_check"] if c["check"] == LM_CHECK), 0)
         foreign = f"{p['foreign_recall']:.1%}" if p.get("planted_foreign") else ""
         lines.append(
-            f"| {p['dataset']} | {p['role']} | {p['rows']:,} | {share:.1%} / {p['clean_flagged_share']:.1%} | {cut} | {foreign} | {lm} | {p.get('commit') or ''} |"
+            f"| {p['dataset']} | {p['role']} | {p['rows']:,} | {share:.1%} / {share_with:.1%} | {cut} | {foreign} | {lm} | {p.get('commit') or ''} |"
         )
     scored, seconds = sum(p.get("lm_rows_scored", 0) for p in results), sum(p.get("lm_seconds", 0.0) for p in results)
     lines += [
