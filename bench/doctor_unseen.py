@@ -29,6 +29,14 @@ name. Each dataset is planted ``--plantings`` times (seeds 25, 26, ...) and the 
 planting of 20 cuts (the seed tasks) moved recall by 10 points from seed to seed.
 Answer shapes (code, lists, JSON, math) are reported from the rows that have them.
 Writes bench/results/doctor_unseen.json (+ .md).
+
+With ``--model-checks`` the doctor also runs ``lengths.unfinished`` (``doctor.model_checks``: SmolLM2's odds of
+the answer finishing where it stops), and the figures with and without it come from the same run (without:
+the rows only that check named are left out). It reads rows with a language model, so ``--rows N`` measures
+the first N rows of each dataset. Its threshold (``doctor.unfinished_z``) was chosen on the development sets
+only (Alpaca, GSM8K train, E2E). Writes bench/results/doctor_unseen_lm.json (+ .md)::
+
+    PYTHONPATH=. python bench/doctor_unseen.py --data ../shared/data --gsm8k test.jsonl --gsm8k-dev train.jsonl --model-checks --rows 400
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "doctor_unseen"
 CUT_SHARE = 0.05
+LM_CHECK = "lengths.unfinished"  # the language-model check, run with --model-checks (doctor.model_checks)
 
 
 def cut(text: str, rng: random.Random, mode: str) -> str | None:
@@ -88,8 +97,8 @@ def shape(answer: str) -> str:
     return "prose"
 
 
-def run_doctor(rows: list[dict], folder: Path, name: str, config: dict[str, Any]) -> tuple[int, dict[str, set[int]]]:
-    """Rows at warning or above per check, for ``rows`` written as JSONL."""
+def run_doctor(rows: list[dict], folder: Path, name: str, config: dict[str, Any]) -> tuple[int, dict[str, set[int]], dict[str, float]]:
+    """Rows at warning or above per check, for ``rows`` written as JSONL (and the doctor's timings)."""
     from tunerail.config import TunerailConfig
     from tunerail.doctor import doctor
     from tunerail.findings import Severity
@@ -102,7 +111,7 @@ def run_doctor(rows: list[dict], folder: Path, name: str, config: dict[str, Any]
     for f in result.findings:
         if Severity(f.severity) >= Severity.WARNING and f.rows:
             by_check.setdefault(f.check, set()).update(r.index for r in f.rows)
-    return result.records, by_check
+    return result.records, by_check, result.timings
 
 
 def measure(
@@ -128,10 +137,15 @@ def measure(
         for i, (_, q, a) in zip(spots, plant["pairs"]):
             rows[i] = plant["make"](q, a)
             planted_foreign.append(i)
-    n, by_check = run_doctor(rows, folder, name.split()[0].replace("/", "_"), config)
+    from tunerail.doctor.end_scores import CACHE_STATS
+
+    scored_before = CACHE_STATS["scored"]
+    n, by_check, timings = run_doctor(rows, folder, name.split()[0].replace("/", "_"), config)
     planted = set(planted_cut) | set(planted_foreign)
     clean = [i for i in range(n) if i not in planted]
     flagged = set().union(*by_check.values()) if by_check else set()
+    # the same run without the language-model check (doctor.model_checks): the figures without the signal
+    without = set().union(*(r for c, r in by_check.items() if c != LM_CHECK), set())
     shapes: dict[str, list[int]] = {}
     for i in clean:
         shapes.setdefault(shape(answers[i]), []).append(i)
@@ -149,11 +163,16 @@ def measure(
             s: {"rows": len(ix), "flagged_share": round(sum(i in flagged for i in ix) / len(ix), 4)} for s, ix in sorted(shapes.items())
         },
         "seconds": round(time.perf_counter() - t0, 1),
+        "clean_flagged_without_lm": sum(i in without for i in clean),
+        "lm_rows_scored": CACHE_STATS["scored"] - scored_before,
+        "lm_seconds": round(timings.get(LM_CHECK, 0.0), 1),
     }
     if plant is not None:
-        cuts, lang = by_check.get("lengths.cut_off", set()), by_check.get("language.mismatch", set())
+        rule_cuts, lang = by_check.get("lengths.cut_off", set()), by_check.get("language.mismatch", set())
+        cuts = rule_cuts | by_check.get(LM_CHECK, set())
         point["planted_cut"] = len(planted_cut)
         point["cut_found"] = sum(i in cuts for i in planted_cut)
+        point["cut_found_without_lm"] = sum(i in rule_cuts for i in planted_cut)
         point["cut_recall"] = round(point["cut_found"] / max(1, len(planted_cut)), 4)
         point["planted_foreign"] = len(planted_foreign)
         point["foreign_found"] = sum(i in lang for i in planted_foreign)
@@ -168,7 +187,8 @@ def pooled(points: list[dict]) -> dict:
     if len(points) == 1:
         return points[0]
     out = {**points[0], "plantings": len(points), "seconds": round(sum(p["seconds"] for p in points), 1)}
-    for key in ("clean_rows", "clean_flagged", "planted_cut", "cut_found", "planted_foreign", "foreign_found"):
+    keys = ("clean_rows", "clean_flagged", "planted_cut", "cut_found", "planted_foreign", "foreign_found", "clean_flagged_without_lm")
+    for key in (*keys, "cut_found_without_lm", "lm_rows_scored", "lm_seconds"):
         out[key] = sum(p.get(key, 0) for p in points)
     out["clean_flagged_share"] = round(out["clean_flagged"] / max(1, out["clean_rows"]), 4)
     out["cut_recall"] = round(out["cut_found"] / max(1, out["planted_cut"]), 4)
@@ -262,7 +282,10 @@ def main() -> None:
     parser.add_argument("--only", help="measure only datasets whose name contains this")
     parser.add_argument("--plantings", type=int, default=5, help="plantings per dataset (seeds 25, 26, ...), pooled")
     parser.add_argument("--keep-others", action="store_true", help="keep the other datasets' rows of the results file (with their commit)")
+    parser.add_argument("--model-checks", action="store_true", help=f"also run {LM_CHECK} (doctor.model_checks); writes doctor_unseen_lm.*")
+    parser.add_argument("--rows", type=int, help="only the first ROWS rows of each dataset (the language-model check reads every row)")
     args = parser.parse_args()
+    target = RESULTS.with_name("doctor_unseen_lm") if args.model_checks else RESULTS
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip() or None
     sys.path.insert(0, str(REPO))
     heldout = foreign_pairs(REPO / "tests" / "data" / "short_foreign_qa_heldout.tsv")
@@ -273,23 +296,34 @@ def main() -> None:
             if args.only and args.only not in name:
                 continue
             seeds = range(25, 25 + (args.plantings if plant is not None else 1))
+            rows, answers = rows[: args.rows], answers[: args.rows]
+            if args.model_checks:
+                config = {**config, "doctor": {**config.get("doctor", {}), "model_checks": True}}
             point = {**pooled([measure(name, role, rows, answers, Path(tmp), config, plant, seed) for seed in seeds]), "commit": commit}
             print(json.dumps({k: v for k, v in point.items() if not k.startswith("missed")}), file=sys.stderr)
             results.append(point)
-    if args.keep_others and RESULTS.with_suffix(".json").exists():
+    if args.keep_others and target.with_suffix(".json").exists():
         new = {p["dataset"]: p for p in results}
-        old = json.loads(RESULTS.with_suffix(".json").read_text(encoding="utf-8"))["datasets"]
+        old = json.loads(target.with_suffix(".json").read_text(encoding="utf-8"))["datasets"]
         results = [new.pop(p["dataset"], p) for p in old] + list(new.values())
     summary = {
         "goal_clean_share": 0.05,
         "goal_recall": 0.9,
         "cut_share": CUT_SHARE,
         "plantings": args.plantings,
+        "rows_per_dataset": args.rows,
         "datasets": results,
         "when": time.strftime("%Y-%m-%d"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.with_suffix(".json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.with_suffix(".json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    lines = lm_table(results, args) if args.model_checks else table(results, args)
+    target.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def table(results: list[dict], args: argparse.Namespace) -> list[str]:
+    """The main results table (doctor_unseen.md), without the language-model check."""
     lines = [
         "| dataset | role | rows | clean flagged | cut recall | foreign recall | by shape (share flagged) | top checks (clean rows) | commit |",
         "|---|---|---:|---:|---:|---:|---|---|---|",
@@ -318,9 +352,40 @@ def main() -> None:
         "word no row uses; a table row with fewer cells) was tuned on Alpaca's misses, with GSM8K train and e2e as the",
         "other development sets; the seed tasks' misses were not read again. Shape json = the answer parses as JSON",
         "(Alpaca's bracketed placeholders such as '[screenshot of Github website]' are prose).",
+        f"With the opt-in language-model check ({LM_CHECK}, doctor.model_checks): doctor_unseen_lm.md.",
     ]
-    RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return lines
+
+
+def lm_table(results: list[dict], args: argparse.Namespace) -> list[str]:
+    """doctor_unseen_lm.md: the same rows with and without the language-model check, from one run each."""
+    lines = [
+        f"| dataset | role | rows | clean flagged without / with {LM_CHECK} | cut recall without / with | foreign recall | {LM_CHECK} on clean rows | commit |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in results:
+        share = p["clean_flagged_without_lm"] / max(1, p["clean_rows"])
+        share_with = p["clean_flagged"] / max(1, p["clean_rows"])  # not the rounded clean_flagged_share: both rounded once
+        cut = (
+            f"{p['cut_found_without_lm'] / p['planted_cut']:.1%} / {p['cut_recall']:.1%} of {p['planted_cut']}"
+            if p.get("planted_cut")
+            else ""
+        )
+        lm = next((c["clean_rows"] for c in p["by_check"] if c["check"] == LM_CHECK), 0)
+        foreign = f"{p['foreign_recall']:.1%}" if p.get("planted_foreign") else ""
+        lines.append(
+            f"| {p['dataset']} | {p['role']} | {p['rows']:,} | {share:.1%} / {share_with:.1%} | {cut} | {foreign} | {lm} | {p.get('commit') or ''} |"
+        )
+    scored, seconds = sum(p.get("lm_rows_scored", 0) for p in results), sum(p.get("lm_seconds", 0.0) for p in results)
+    lines += [
+        "",
+        f"First {args.rows or 'all'} rows of each dataset, planted {args.plantings} times (seeds 25-{24 + args.plantings}) and pooled, as in",
+        f"doctor_unseen.md; 'without' leaves out the rows only {LM_CHECK} named, in the same run. The check scored {scored:,} rows",
+        f"(not cached yet) in {seconds:,.0f} s: {1000 * seconds / max(1, scored):,.0f} s per 1,000 rows scored (model load included),",
+        "on this machine's shared CPU (2 cores, OMP_NUM_THREADS=1, nice 15, other jobs running).",
+        "Role as in doctor_unseen.md; doctor.unfinished_z was chosen on the development rows only (Alpaca, GSM8K train, E2E).",
+    ]
+    return lines
 
 
 if __name__ == "__main__":

@@ -133,7 +133,12 @@ def test_skipped_checks_are_recorded(tmp_path, monkeypatch, banking_example):
     assert reasons["test.semantic"].startswith("semantic checks are off")
     assert reasons["lengths.truncated"].startswith("model unavailable")
     embedding_checks = {c.name for c in all_checks() if "embeddings" in c.needs}  # incl. the planted one
-    assert {s["check"] for s in result.summary["checks_skipped"]} == {"pii.phone", "lengths.truncated"} | embedding_checks
+    assert reasons["lengths.unfinished"] == "model checks are off (doctor.model_checks: false)"  # opt-in: it reads every row with an LM
+    assert {s["check"] for s in result.summary["checks_skipped"]} == {
+        "pii.phone",
+        "lengths.truncated",
+        "lengths.unfinished",
+    } | embedding_checks
     assert all(reasons[name].startswith("semantic checks are off") for name in embedding_checks)
     assert "test.semantic" in (tmp_path / "out" / "report.html").read_text()
 

@@ -30,6 +30,7 @@ DOCTOR_CHECKS: dict[str, str] = {
     "DOC016": "lengths.empty_answer",
     "DOC017": "lengths.short_answer",
     "DOC018": "lengths.cut_off",
+    "DOC019": "lengths.unfinished",
     "DOC020": "content.boilerplate",
     "DOC021": "content.refusal",
     "DOC025": "instruct.missing_input",

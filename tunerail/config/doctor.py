@@ -33,6 +33,30 @@ class DoctorConfig(_Section):
             "0.2 5.7 % and 94 %."
         ),
     )
+    model_checks: bool = Field(
+        False,
+        description=(
+            "Run the checks that read every row with a small language model (lengths.unfinished: answers cut at a word "
+            "boundary that only meaning shows, 'William' of 'William Shakespeare'). Off by default: one forward pass of "
+            "doctor.end_model for each answer ending on a letter or digit plus 300 reference rows, about 560 s per 1,000 rows "
+            "scored on a busy 2-core CPU (bench/results/doctor_unseen_lm.md); scores are cached, so a re-run scores only changed rows."
+        ),
+    )
+    end_model: str = Field(
+        "bundled:smollm2",
+        description="Chat model whose end-of-turn probability after each answer lengths.unfinished reads (a small one: it reads every row).",
+    )
+    unfinished_z: float = Field(
+        -4.0,
+        lt=0,
+        description=(
+            "lengths.unfinished flags an answer ending on a letter or digit whose log-probability of finishing there lies "
+            "this many robust standard deviations (median, MAD) below the dataset's; lower flags fewer rows. Chosen on the "
+            "development sets of bench/doctor_unseen.py (planted cuts the rules missed / clean rows flagged, on 80/200 Alpaca, "
+            "24/160 E2E and 40/160 GSM8K train rows): at -4, 87.5 %/0.5 %, 87.5 %/1.3 % (real cuts) and 60 %/0 %; at -3, "
+            "94 %/1.5 %, 96 %/1.3 % and 70 %/0 %."
+        ),
+    )
     min_rows_generation: int = Field(1000, ge=1, description="Warn below this many rows for generation tasks.")
     min_rows_per_class: int = Field(20, ge=1, description="Warn for classes with fewer rows (too few to learn or to test).")
     language: str | None = Field(None, description="Expected language (ISO 639-1); default: the dataset's dominant language.")

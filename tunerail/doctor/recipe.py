@@ -177,6 +177,11 @@ def _unavailable(ctx: CheckContext, need: str, semantic: bool, cache: dict[str, 
             reason = _probe(lambda: _resolve_embedding_model(ctx))
     elif need == "tokenizer":
         reason = _probe(lambda: ctx.tokenizer)
+    elif need == "end_model":
+        if not ctx.config.doctor.model_checks:
+            reason = "model checks are off (doctor.model_checks: false)"
+        else:
+            reason = _probe(lambda: _resolve_end_model(ctx))
     elif need == "labels":
         if not any(r.label is not None for r in ctx.records):
             reason = "no labels: not a classification dataset"
@@ -190,6 +195,12 @@ def _resolve_embedding_model(ctx: CheckContext) -> None:
     path = Path(resolve_model(ctx.config.model.embedding_model))
     if ctx.config.model.embedding_model.startswith("bundled:") and not path.exists():
         raise TunerailError(f"bundled encoder not found at {path}")
+
+
+def _resolve_end_model(ctx: CheckContext) -> None:
+    from tunerail.models import load_tokenizer
+
+    load_tokenizer(ctx.config.doctor.end_model)
 
 
 def _probe(load: Callable[[], Any]) -> str | None:

@@ -25,7 +25,7 @@ class Check:
     name: str  # dotted name, e.g. duplicates.exact
     func: CheckFn
     description: str  # what it catches (first docstring line)
-    needs: frozenset[str] = field(default_factory=frozenset)  # "embeddings", "tokenizer", "labels"
+    needs: frozenset[str] = field(default_factory=frozenset)  # "embeddings", "tokenizer", "labels", "end_model"
 
 
 _REGISTRY: dict[str, Check] = {}
@@ -35,6 +35,7 @@ CHECK_MODULES: list[str] = [
     "tunerail.doctor.checks.format",
     "tunerail.doctor.checks.exact",
     "tunerail.doctor.checks.lengths",
+    "tunerail.doctor.checks.unfinished",
     "tunerail.doctor.checks.content",
     "tunerail.doctor.checks.instruct",
     "tunerail.doctor.checks.pii",
