@@ -185,7 +185,7 @@ def embed_texts(
     cache_dir = Path(cache_dir) if cache_dir else cache_root() / "embeddings"
     keys = [_key(model, t) for t in texts]
     suffix = "" if precision == "fp32" else f"-{precision}"
-    cache = _EmbeddingCache(cache_dir / (hashlib.sha256(model.encode()).hexdigest()[:12] + suffix + ".npz"))
+    cache = VectorCache(cache_dir / (hashlib.sha256(model.encode()).hexdigest()[:12] + suffix + ".npz"))
     missing: dict[bytes, str] = {}
     for k, t in zip(keys, texts):
         if k not in cache and k not in missing:
@@ -201,8 +201,8 @@ def embed_texts(
     return np.stack([cache[k] for k in keys]).astype(np.float32)
 
 
-class _EmbeddingCache:
-    """A dict of 16-byte key -> vector persisted as one .npz (atomic write)."""
+class VectorCache:
+    """A dict of 16-byte key -> vector persisted as one .npz (atomic write): embeddings and the doctor's end scores."""
 
     def __init__(self, path: Path):
         self.path = path

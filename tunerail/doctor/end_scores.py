@@ -148,14 +148,14 @@ def cached_end_scores(model_name: str, records: Sequence[Record], template: Any 
     """
     import numpy as np
 
-    from tunerail.data.embeddings import _EmbeddingCache
+    from tunerail.data.embeddings import VectorCache
     from tunerail.models import cache_root, load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(model_name)
     rows = [_encode(tokenizer, r, template, MAX_PROMPT_TOKENS, MAX_ANSWER_TOKENS) for r in records]
     keys = [row.key(model_name) for row in rows]
     folder = Path(cache_dir) if cache_dir else cache_root() / "end_scores"
-    cache = _EmbeddingCache(folder / (hashlib.sha256(model_name.encode()).hexdigest()[:12] + "-v2.npz"))
+    cache = VectorCache(folder / (hashlib.sha256(model_name.encode()).hexdigest()[:12] + "-v2.npz"))
     missing = {k: row for k, row in zip(keys, rows) if k not in cache}
     CACHE_STATS["hits"] += len(keys) - len(missing)
     CACHE_STATS["scored"] += len(missing)
