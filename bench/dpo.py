@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=48, help="unseen queries answered before and after")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", default="dpo", help="results file stem under bench/results (another stem keeps dpo.md)")
     args = parser.parse_args()
     start = time.perf_counter()
     pairs = planted(args.pairs, args.seed)
@@ -231,8 +232,8 @@ def main() -> None:
     for method in METHODS if args.method == "all" else (args.method,):
         out["rows"].append(run_method(method, args, pairs, queries))
         out["seconds"], out["load_average"] = round(time.perf_counter() - start, 1), os.getloadavg()
-        (results / "dpo.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")  # each row as it finishes
-        (results / "dpo.md").write_text(markdown(out), encoding="utf-8")
+        (results / f"{args.results}.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")  # each row as it finishes
+        (results / f"{args.results}.md").write_text(markdown(out), encoding="utf-8")
     print(markdown(out))
 
 
