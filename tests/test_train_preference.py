@@ -241,3 +241,40 @@ def test_dpo_refuses_an_adapter_folder_that_is_not_a_lora_adapter(tmp_path):
     with pytest.raises(TunerailError, match="adapter_config.json") as err:
         _PreferenceRun(cfg, tmp_path / "run", None)._model(tmp_path)
     assert err.value.problems[0].field == "--adapter"
+
+
+def test_pairs_are_checked_against_a_test_file_with_the_configs_columns(tmp_path):
+    """A split of a mapped layout (CommonGen's concepts/sentence columns) is read as data.columns says, and its prompts leak."""
+    from tunerail.config import TunerailConfig
+    from tunerail.errors import GuardrailError
+    from tunerail.train.preference import train_preference
+
+    test = write_jsonl(
+        tmp_path / "test.jsonl",
+        [
+            {"concepts": "dog, frisbee, catch", "sentence": "The dog catches a frisbee.", "set_id": "a"},
+            {"concepts": "fold, paper, table", "sentence": "She folds paper at the table.", "set_id": "b"},
+        ],
+    )
+    cfg = TunerailConfig.model_validate(
+        {
+            "task": "generation",
+            "data": {
+                "path": "x.jsonl",
+                "format": "prompt_completion",
+                "columns": {"prompt": "concepts", "completion": "sentence"},
+                "group_column": "set_id",
+            },
+            "train": {"method": "dpo"},
+            "tracking": {"enabled": False},
+            "store": {"path": str(tmp_path / "store")},
+        }
+    )
+    pairs = [
+        PreferencePair("dog, frisbee, catch", "The dog catches a frisbee.", "A dog runs."),
+        PreferencePair("fold, paper, table", "She folds paper.", "Paper."),
+    ]
+    with pytest.raises(GuardrailError, match="test_leak"):  # every pair is on a frozen test prompt: none left to train on
+        train_preference(cfg, pairs=PairSet(pairs, "planted"), out_dir=tmp_path / "run", test=test)
+    quarantined = (tmp_path / "run" / "preference_quarantine.jsonl").read_text(encoding="utf-8")
+    assert quarantined.count("test_leak") == 2

@@ -182,12 +182,13 @@ def audit(pairset: PairSet, test_prompts: Sequence[str], out_dir: Path) -> tuple
     return kept, findings, dropped
 
 
-def _test_prompts(test: str | Path | None) -> list[str]:
+def _test_prompts(test: str | Path | None, config: Any) -> list[str]:
+    """The frozen test file's prompts, read with the config's ``data`` layout (as `tunerail split` wrote its columns)."""
     if test is None:
         return []
     from tunerail.data.loaders import load_records
 
-    records, _, _ = load_records(test)
+    records, _, _ = load_records(test, config.data.format, config.data.columns, config.data.group_column)
     return [r.prompt for r in records]
 
 
@@ -223,7 +224,7 @@ def train_preference(
         raise earlier_run(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pairset = pairs if isinstance(pairs, PairSet) else load_pairs_file(pairs)
-    kept, findings, dropped = audit(pairset, _test_prompts(test), out_dir)
+    kept, findings, dropped = audit(pairset, _test_prompts(test, config), out_dir)
     train_pairs, val_pairs = split_by_prompt(kept, config.train.preference.validation_share, config.train.seed)
     if not train_pairs or not val_pairs:
         raise GuardrailError(
