@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tunerail.data.embeddings import _EmbeddingCache, embed_texts, encode
+from tunerail.data.embeddings import VectorCache, embed_texts, encode
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "banking77" / "train.csv"
 
@@ -47,10 +47,10 @@ def test_cache_hits_and_keeps_rows_aligned(tmp_path):
 
 def test_cache_save_merges_what_another_writer_saved(tmp_path):
     path = tmp_path / "c.npz"
-    a, b = _EmbeddingCache(path), _EmbeddingCache(path)  # two processes opened the same file
+    a, b = VectorCache(path), VectorCache(path)  # two processes opened the same file
     a.update([(b"a" * 16, np.ones(384, np.float32))])
     a.save()
     b.update([(b"b" * 16, np.zeros(384, np.float32))])
     b.save()
-    merged = _EmbeddingCache(path)
+    merged = VectorCache(path)
     assert b"a" * 16 in merged and b"b" * 16 in merged
