@@ -166,14 +166,17 @@ def planted_pairs(n: int, seed: int = 0) -> list[PreferencePair]:
 def test_dpo_on_a_planted_preference_raises_held_out_preference(tmp_path):
     from tunerail.train.preference import _PreferenceRun, train_preference
 
-    cfg = tiny_config(tmp_path, method="dpo", learning_rate=2e-2, epochs=3, batch_size=8, eval_steps=3, patience=5)
+    cfg = tiny_config(tmp_path, method="dpo", learning_rate=2e-2, epochs=3, batch_size=8, eval_steps=3, patience=5, guards={"lint": False})
     cfg.model.max_seq_length = 64
     cfg.train.preference.validation_share = 0.5  # 16 held-out prompts for the before/after comparison
     result = train_preference(cfg, pairs=PairSet(planted_pairs(32), "planted"), out_dir=tmp_path / "dpo")
     before, after = result.before, result.after
     assert after["margin"] > before["margin"] and after["accuracy"] > before["accuracy"]
     saved = json.loads((tmp_path / "dpo" / "train.json").read_text())
-    assert [(f["code"], f["severity"]) for f in saved["findings"]] == [("DOC073", "warning")]  # no --test: said, not silent
+    assert [(f["code"], f["severity"]) for f in saved["findings"]] == [
+        ("DOC073", "warning"),
+        ("TRN008", "info"),
+    ]  # no --test: said, not silent; the lint off: said
     assert saved["method"] == "dpo" and saved["checkpoint_id"] and saved["lineage"]["parents"] == [saved["pairs_id"]]
     adapter = tmp_path / "dpo" / "adapter"
     assert (adapter / "adapter_model.safetensors").exists() and not (adapter / "ref").exists()  # the frozen reference is not shipped
@@ -231,6 +234,25 @@ def test_dpo_needs_pairs_and_sft_refuses_the_dpo_method(tmp_path):
     yaml.write_text("criteria:\n  threshold: 0.5\ntrain:\n  method: dpo\ntracking:\n  enabled: false\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["train", "-c", str(yaml), "--out", str(tmp_path / "cli")])
     assert result.exit_code == 2 and "--pairs" in result.output
+
+
+def test_a_preference_run_is_linted_like_sft_before_the_model_loads(tmp_path, monkeypatch):
+    """The lint's learning-rate rail on the method's own range: far above it refused (TRN001 error), above it warned."""
+    from tunerail.errors import GuardrailError
+    from tunerail.train.preference import _PreferenceRun, train_preference
+
+    loads: list[object] = []
+    monkeypatch.setattr(_PreferenceRun, "_model", lambda self, adapter: loads.append(adapter))
+    cfg = tiny_config(tmp_path, method="dpo", learning_rate=2e-2)  # 200x dpo's usual ceiling of 1e-4
+    with pytest.raises(GuardrailError, match="TRN001 learning_rate 2.0e-02 is far high for dpo") as err:
+        train_preference(cfg, pairs=PairSet(planted_pairs(32), "planted"), out_dir=tmp_path / "far")
+    assert loads == [] and "train.guards.lint: false" in err.value.problems[0].fix
+    run = _PreferenceRun(tiny_config(tmp_path, method="orpo", learning_rate=5e-4), tmp_path / "near", None)
+    assert [(f.code, f.severity.value) for f in run._lint(400, 100)] == [
+        ("TRN001", "warning")
+    ]  # 16 pairs would add TRN003/TRN007, as for SFT
+    off = _PreferenceRun(tiny_config(tmp_path, method="dpo", learning_rate=2e-2, guards={"lint": False}), tmp_path / "off", None)
+    assert [f.code for f in off._lint(400, 100)] == ["TRN008"]  # switched off, and said so
 
 
 def test_dpo_refuses_an_adapter_folder_that_is_not_a_lora_adapter(tmp_path):

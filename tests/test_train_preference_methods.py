@@ -68,7 +68,7 @@ def test_sft_refuses_the_preference_methods_and_the_preference_run_refuses_sft(t
 def test_orpo_learns_a_planted_preference_reference_free(tmp_path):
     from tunerail.train.preference import train_preference
 
-    cfg = tiny_config(tmp_path, method="orpo", learning_rate=2e-2, epochs=3, batch_size=8, eval_steps=3, patience=5)
+    cfg = tiny_config(tmp_path, method="orpo", learning_rate=2e-2, epochs=3, batch_size=8, eval_steps=3, patience=5, guards={"lint": False})
     cfg.model.max_seq_length = 64
     cfg.train.preference.validation_share = 0.5
     result = train_preference(cfg, pairs=PairSet(planted_pairs(32), "planted"), out_dir=tmp_path / "orpo")
@@ -86,7 +86,7 @@ def test_kto_on_pairs_through_the_cli_learns_the_planted_preference_and_is_recor
 
     from tunerail.cli import app
 
-    cfg = tiny_config(tmp_path, method="kto", learning_rate=2e-2, epochs=3, batch_size=8, eval_steps=3, patience=5)
+    cfg = tiny_config(tmp_path, method="kto", learning_rate=2e-2, epochs=3, batch_size=8, eval_steps=3, patience=5, guards={"lint": False})
     cfg.model.max_seq_length = 64
     cfg.train.preference.validation_share = 0.5
     config = tmp_path / "kto.yaml"
@@ -118,7 +118,9 @@ def test_a_budget_stopped_dpo_run_resumes_to_the_uninterrupted_step_count_and_su
     from tunerail.train.preference import train_preference
 
     def config(max_hours):
-        cfg = tiny_config(tmp_path, method="dpo", learning_rate=2e-2, epochs=3, batch_size=8, eval_steps=2, patience=10)
+        cfg = tiny_config(
+            tmp_path, method="dpo", learning_rate=2e-2, epochs=3, batch_size=8, eval_steps=2, patience=10, guards={"lint": False}
+        )
         cfg.model.max_seq_length = 64
         cfg.train.preference.validation_share = 0.5
         cfg.budget.max_hours = max_hours

@@ -20,11 +20,12 @@ which is recorded); warnings and infos are shown and recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from tunerail.data.records import RowRef
+from tunerail.errors import GuardrailError, Problem
 
-from tunerail.findings import Finding, Severity
+from tunerail.findings import Finding, Severity, sort_findings
 
 # Usual learning-rate ranges by method: (low, high) warn outside; x10 beyond is an error.
 # dpo: a LoRA adapter pushed by a preference loss, far more sensitive than SFT (alignment-handbook's LoRA DPO: 5e-6).
@@ -273,3 +274,21 @@ def lint_hyperparameters(x: LintInputs) -> list[Finding]:
                 )
             )
     return out
+
+
+def gate(findings: list[Finding], disabled: Sequence[str], show: Callable[[Finding], None] | None = None) -> list[Finding]:
+    """The lint findings a run keeps, refusing the run on an error: SFT and preference runs share this rail.
+
+    ``train.guards.lint: false`` keeps only TRN008 (which guards are off). Each kept finding is shown
+    (``show``, most severe first); then any error raises :class:`GuardrailError` naming its fix, before a
+    step is spent."""
+    kept = [f for f in findings if f.code == "TRN008"] if "lint" in disabled else list(findings)
+    if show is not None:
+        for f in sort_findings(kept):
+            show(f)
+    errors = [f for f in kept if f.severity == Severity.ERROR]
+    if errors:
+        raise GuardrailError(
+            [Problem(f"{f.code} {f.message}", field="train", fix=f.fix + " (or set train.guards.lint: false)") for f in errors]
+        )
+    return kept

@@ -51,7 +51,8 @@ from tunerail.stats import wilson_interval
 from tunerail.train.budget import cost_of
 from tunerail.train.checkpoint import earlier_run, resume_fingerprint
 from tunerail.train.guards import disabled_guards
-from tunerail.train.lint import LR_DEFAULT
+from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
+from tunerail.train.lint import gate as lint_gate
 from tunerail.train.preference_methods import METHODS, PreferenceMethod
 from tunerail.train.preference_rails import PreferenceProgress, rails_callback, resume_progress
 
@@ -274,6 +275,7 @@ class _PreferenceRun:
         """Train (from ``start``'s checkpoint when resuming), score the held-out pairs before and after, store."""
         from tunerail.models import load_tokenizer
 
+        findings = findings + self._lint(len(train_pairs), len(val_pairs))  # refuses an error before the model loads
         tokenizer = load_tokenizer(self.config.model.base)
         template = pick_template(self.config)
         train_rows, val_rows = render_pairs(train_pairs, tokenizer, template), render_pairs(val_pairs, tokenizer, template)
@@ -317,6 +319,24 @@ class _PreferenceRun:
         result.actual["cost"] = round(cost_of(result.actual["seconds"], self.config.budget.price_per_hour), 4)
         self._store(result, pairset, kept=train_pairs + val_pairs, adapter=adapter)
         return result
+
+    def _lint(self, n_train: int, n_validation: int) -> list[Finding]:
+        """The SFT run's hyperparameter lint on this method's ranges (TRN001 learning rate, epochs, batch, LoRA shape)."""
+        tc = self.tc
+        inputs = LintInputs(
+            method=self.method.name,
+            learning_rate=tc.learning_rate or LR_DEFAULT[self.method.name],
+            epochs=tc.epochs,
+            batch_size=tc.batch_size * tc.gradient_accumulation,
+            n_train=n_train,
+            n_validation=n_validation,
+            max_seq_length=self.config.model.max_seq_length,
+            lora_r=tc.lora.r,
+            lora_alpha=tc.lora.alpha,
+            early_stopping="early_stopping" not in self.disabled,
+            disabled_guards=self.disabled,
+        )
+        return lint_gate(lint_hyperparameters(inputs), self.disabled)
 
     def _model(self, adapter: str | Path | None) -> Any:
         """The policy: the SFT adapter made trainable again (dpo and kto: TRL copies it as the frozen reference), or a fresh LoRA."""

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 from tunerail.config.train import PREFERENCE_METHODS
 from tunerail.errors import GuardrailError, Problem, TunerailError
-from tunerail.findings import Finding, Severity, sort_findings
+from tunerail.findings import Finding, sort_findings
 from tunerail.io import atomic_folder, write_atomic
 from tunerail.prompting import pick_template
 from tunerail.train import budget as budget_mod
@@ -61,6 +61,7 @@ from tunerail.train.data import (
 )
 from tunerail.train.guards import DivergenceGuard, EarlyStopping, check_overfitting, disabled_guards
 from tunerail.train.lint import LR_DEFAULT, LintInputs, lint_hyperparameters
+from tunerail.train.lint import gate as lint_gate
 from tunerail.train.loss import loss_model
 from tunerail.train.metric import MetricProbe, check_metric_cost, selection_record
 from tunerail.train.result import Progress, TrainHooks, TrainResult, weights_digest
@@ -328,17 +329,8 @@ class TrainRecipe:
             replay_truncated=self.data_info["truncated_replay_rows"],
             disabled_guards=self.disabled,
         )
-        findings = lint_hyperparameters(inputs)
-        if "lint" in self.disabled:
-            findings = [f for f in findings if f.code == "TRN008"]
-        self.findings.extend(findings)
-        for f in sort_findings(findings):
-            self._emit("lint", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
-        errors = [f for f in findings if f.severity == Severity.ERROR]
-        if errors:
-            raise GuardrailError(
-                [Problem(f"{f.code} {f.message}", field="train", fix=f.fix + " (or set train.guards.lint: false)") for f in errors]
-            )
+        show = lambda f: self._emit("lint", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")  # noqa: E731
+        self.findings.extend(lint_gate(lint_hyperparameters(inputs), self.disabled, show))
 
     def _setup_model(self) -> None:
         import torch
