@@ -118,6 +118,14 @@ def arch_rows(tmp: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _write(stem: str, lines: list[str], rows: list[dict[str, Any]], load: float) -> None:
+    """The table to bench/results/STEM.md, its rows to STEM.json, and the table to stdout."""
+    out = Path(__file__).resolve().parent / "results"
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / f"{stem}.json").write_text(json.dumps({"rows": rows, "load_average": load}, indent=2) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
 def write_arch_table(rows: list[dict[str, Any]]) -> None:
     load = os.getloadavg()[0]
     lines = [
@@ -134,10 +142,7 @@ def write_arch_table(rows: list[dict[str, Any]]) -> None:
             f"| {r['model']} | {r['general.architecture']} | {r['seconds']} | {r['same_tokens']}/{r['prompts']} | "
             f"{r['same_next_token']}/{r['prompts']} | {r['min_logit_corr']} |"
         )
-    out = Path(__file__).resolve().parent / "results"
-    (out / "gguf_export_archs.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "gguf_export_archs.json").write_text(json.dumps({"rows": rows, "load_average": load}, indent=2) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    _write("gguf_export_archs", lines, rows, load)
 
 
 def main() -> None:
@@ -203,10 +208,7 @@ def smollm2_table() -> None:
             f"| {r['file']} | {r['mb']} | {r['seconds'] if r['seconds'] is not None else '-'} | {r['same_tokens']}/{r['prompts']} | "
             f"{r['same_next_token']}/{r['prompts']} | {r['min_logit_corr']} |"
         )
-    out = Path(__file__).resolve().parent / "results"
-    (out / "gguf_export.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "gguf_export.json").write_text(json.dumps({"rows": rows, "load_average": load}, indent=2) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    _write("gguf_export", lines, rows, load)
 
 
 if __name__ == "__main__":
