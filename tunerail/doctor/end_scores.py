@@ -65,7 +65,13 @@ class _Row:
         return hashlib.sha256(f"{model}\0{self.ids}\0{self.closing_ids}\0{self.back}".encode()).digest()[:16]
 
 
-def _encode(tokenizer: Any, record: Record, template: Any, max_prompt: int, max_answer: int) -> _Row:
+def _encode_all(tokenizer: Any, records: Sequence[Record], template: Any, max_prompt: int, max_answer: int) -> list[_Row]:
+    """Every row's tokens; the closing marks' token ids are the tokenizer's, so they are read once, not per row."""
+    marks = [ids[0] for ids in tokenizer(list(CLOSING_MARKS), add_special_tokens=False)["input_ids"] if len(ids) == 1]
+    return [_encode(tokenizer, r, template, max_prompt, max_answer, marks) for r in records]
+
+
+def _encode(tokenizer: Any, record: Record, template: Any, max_prompt: int, max_answer: int, marks: list[int]) -> _Row:
     """The tokens a row is scored on: the last ``max_prompt`` of the rendered prompt, the last ``max_answer`` of the answer."""
     answer = record.completion.rstrip()
     prompt, rendered = render_example(tokenizer, build_messages(record, template), answer)
@@ -77,7 +83,6 @@ def _encode(tokenizer: Any, record: Record, template: Any, max_prompt: int, max_
     last = _LAST_WORD.search(answer)
     start = last.start() if last and last.start() > 0 else None
     back = sum(1 for _, end in offsets if start is not None and end > start)
-    marks = [ids[0] for ids in tokenizer(list(CLOSING_MARKS), add_special_tokens=False)["input_ids"] if len(ids) == 1]
     return _Row(
         p_ids + a_ids + (marks[:1] or end_ids[:1]), end_ids[0], tuple(dict.fromkeys([end_ids[0], *marks])), back if back < len(a_ids) else 0
     )
@@ -105,7 +110,7 @@ def end_scores(
     max_prompt_tokens, max_answer_tokens : how much of each side's end is read (the cost per row).
     batch_size : rows per forward pass.
     """
-    rows = [_encode(tokenizer, r, template, max_prompt_tokens, max_answer_tokens) for r in records]
+    rows = _encode_all(tokenizer, records, template, max_prompt_tokens, max_answer_tokens)
     return _score_rows(model, tokenizer, rows, batch_size)
 
 
@@ -152,7 +157,7 @@ def cached_end_scores(model_name: str, records: Sequence[Record], template: Any 
     from tunerail.models import cache_root, load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(model_name)
-    rows = [_encode(tokenizer, r, template, MAX_PROMPT_TOKENS, MAX_ANSWER_TOKENS) for r in records]
+    rows = _encode_all(tokenizer, records, template, MAX_PROMPT_TOKENS, MAX_ANSWER_TOKENS)
     keys = [row.key(model_name) for row in rows]
     folder = Path(cache_dir) if cache_dir else cache_root() / "end_scores"
     cache = VectorCache(folder / (hashlib.sha256(model_name.encode()).hexdigest()[:12] + "-v2.npz"))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tunerail.errors import Problem, TunerailError
-from tunerail.export.gguf_arch import GgufArch, arch_for, head_dim
+from tunerail.export.gguf_arch import CONVERT_YOURSELF, GgufArch, arch_for, head_dim, heads
 from tunerail.export.gguf_spm import is_sentencepiece_style, write_spm_vocab
 
 QUANTS = ("q8_0", "f16", "q4_k_m")
@@ -139,8 +139,9 @@ def _write_params(writer: Any, spec: GgufArch, hp: dict[str, Any], quant: str, n
     writer.add_context_length(_context_length(hp, spec))
     writer.add_embedding_length(hp["hidden_size"])
     writer.add_feed_forward_length(hp["intermediate_size"])
-    writer.add_head_count(hp["num_attention_heads"])
-    writer.add_head_count_kv(hp.get("num_key_value_heads") or hp["num_attention_heads"])
+    n_head, n_kv = heads(hp)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_kv)
     writer.add_rope_freq_base(float(full["rope_theta"]))
     if local.get("rope_theta") is not None:
         writer.add_rope_freq_base_swa(float(local["rope_theta"]))
@@ -163,7 +164,7 @@ def _check_byte_level(data: dict[str, Any], path: Path) -> None:
                 f"a {model.get('type')} vocabulary is not written by this converter, which writes byte-level BPE "
                 "(Llama 3, Qwen2/Qwen3, SmolLM, Mistral Nemo) and Gemma's byte-fallback BPE",
                 file=str(path),
-                fix="export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself",
+                fix=CONVERT_YOURSELF,
             )
         )
 

@@ -24,6 +24,9 @@ from typing import Any, Callable
 
 from tunerail.errors import Problem, TunerailError
 
+# The way out of every refusal: the field's converter, and the verification tunerail could not do for it.
+CONVERT_YOURSELF = "export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself"
+
 
 def permute(weights: Any, n_head: int, n_head_kv: int | None = None) -> Any:
     """HF's rotate-half Q/K rows -> GGML's interleaved rotary layout (llama.cpp ``LlamaModel.permute``)."""
@@ -96,7 +99,7 @@ def gemma3_check(hp: dict[str, Any], folder: Path) -> None:
             Problem(
                 "this Gemma 3 runs otherwise in llama.cpp's gemma3 graph: " + "; ".join(problems),
                 file=str(folder / "config.json"),
-                fix="convert it with llama.cpp's convert_hf_to_gguf.py and check its score yourself",
+                fix=CONVERT_YOURSELF,
             )
         )
 
@@ -135,7 +138,7 @@ def arch_for(hparams: dict[str, Any], folder: Path) -> GgufArch:
             Problem(
                 f"GGUF export writes {SUPPORTED} ({', '.join(ARCHS)}); this model is {name}",
                 file=str(folder / "config.json"),
-                fix="export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself",
+                fix=CONVERT_YOURSELF,
             )
         )
     if spec.check is not None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tunerail.errors import Problem, TunerailError
+from tunerail.export.gguf_arch import CONVERT_YOURSELF
 
 _BYTE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 
@@ -52,7 +53,7 @@ def write_spm_vocab(writer: Any, data: dict[str, Any], path: Path, vocab_size: i
             Problem(
                 "a SentencePiece-style vocabulary with a dummy prefix (Llama 2, Mistral 7B v0.1-v0.3) is not written by this converter",
                 file=str(path),
-                fix="export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py, then check its score yourself",
+                fix=CONVERT_YOURSELF,
             )
         )
     model = data["model"]

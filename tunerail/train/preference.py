@@ -254,6 +254,7 @@ class _PreferenceRun:
                 )
             )
         self.method: PreferenceMethod = METHODS[self.tc.method]
+        self.lr: float = self.tc.learning_rate or LR_DEFAULT[self.method.name]  # the lint judges what TRL is given
         self.ckpt_root = out_dir / "checkpoints"
         if store is None:
             from tunerail.store import Store
@@ -325,7 +326,7 @@ class _PreferenceRun:
         tc = self.tc
         inputs = LintInputs(
             method=self.method.name,
-            learning_rate=tc.learning_rate or LR_DEFAULT[self.method.name],
+            learning_rate=self.lr,
             epochs=tc.epochs,
             batch_size=tc.batch_size * tc.gradient_accumulation,
             n_train=n_train,
@@ -374,7 +375,7 @@ class _PreferenceRun:
         args = config_class(
             output_dir=str(self.ckpt_root),
             **self.method.settings(pc),
-            learning_rate=tc.learning_rate or LR_DEFAULT[self.method.name],
+            learning_rate=self.lr,
             num_train_epochs=tc.epochs,
             per_device_train_batch_size=tc.batch_size,
             per_device_eval_batch_size=tc.batch_size,

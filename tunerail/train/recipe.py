@@ -329,8 +329,10 @@ class TrainRecipe:
             replay_truncated=self.data_info["truncated_replay_rows"],
             disabled_guards=self.disabled,
         )
-        show = lambda f: self._emit("lint", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")  # noqa: E731
-        self.findings.extend(lint_gate(lint_hyperparameters(inputs), self.disabled, show))
+        self.findings.extend(lint_gate(lint_hyperparameters(inputs), self.disabled, self._show_lint))
+
+    def _show_lint(self, f: Finding) -> None:
+        self._emit("lint", finding=f, message=f"{f.severity.value} {f.code} {f.message}\n    fix: {f.fix}")
 
     def _setup_model(self) -> None:
         import torch
