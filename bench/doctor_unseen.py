@@ -220,6 +220,33 @@ def _instruction(q: str, a: str) -> dict:
     return {"instruction": q, "input": "", "output": a}
 
 
+def heldout_sets(folder: Path) -> list[tuple[str, list[dict]]]:
+    """The third round's sets (``--heldout``), as instruction rows: the even rows of each are development, the odd rows
+    evaluation (never read while tuning; the whole sets were measured once before the round, on 87f22f6).
+
+    truthfulqa.csv (TruthfulQA, Apache-2.0: question -> best answer), mbpp.jsonl (MBPP, CC-BY-4.0: task -> Python),
+    humaneval.jsonl (HumanEval, MIT: signature and docstring -> body), dolly_151.jsonl (151 rows of
+    databricks-dolly-15k, CC-BY-SA-3.0, as a copy in a public repository holds them). Files and SHA-256 in the results.
+    """
+    out: list[tuple[str, list[dict]]] = []
+    with open(folder / "truthfulqa.csv", newline="", encoding="utf-8") as handle:
+        truthful = [_instruction(r["Question"], r["Best Answer"]) for r in csv.DictReader(handle)]
+    out.append(("truthfulqa (best answers)", truthful))
+    mbpp = [json.loads(line) for line in (folder / "mbpp.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    out.append(("mbpp (code)", [_instruction(r["text"], r["code"].replace("\r\n", "\n")) for r in mbpp]))
+    human = [json.loads(line) for line in (folder / "humaneval.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    complete = "Complete the body of this Python function."
+    out.append(("humaneval (code)", [{"instruction": complete, "input": r["prompt"], "output": r["canonical_solution"]} for r in human]))
+    dolly = []
+    for line in (folder / "dolly_151.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        asked = re.search(r"### Instruction:\n(.*?)\n\n(?:### Input:\n(.*?)\n\n)?### Response:", row["prompt"], re.S)
+        if asked:
+            dolly.append({"instruction": asked.group(1), "input": asked.group(2) or "", "output": row["answer"]})
+    out.append(("dolly (151 rows)", dolly))
+    return out
+
+
 def datasets(args: argparse.Namespace, heldout: list, dev: list) -> list[tuple]:
     """(name, role, rows, answers, config, plant) for every dataset measured."""
     shared = args.data
@@ -252,6 +279,11 @@ def datasets(args: argparse.Namespace, heldout: list, dev: list) -> list[tuple]:
     out.append(
         ("dialogsum dev + test (summaries)", "evaluation", dialogsum, [r["output"] for r in dialogsum], {}, {**alp_plant, "pairs": heldout})
     )
+    if args.heldout is not None:
+        for name, rows in heldout_sets(args.heldout):  # even rows: development; odd rows: evaluation, never read
+            for role, half, pairs in (("development", rows[0::2], dev), ("evaluation", rows[1::2], heldout)):
+                label = f"{name}, {'even' if role == 'development' else 'odd'} rows"
+                out.append((label, role, half, [r["output"] for r in half], {}, {**alp_plant, "pairs": pairs}))
     wnut = [json.loads(line) for line in (REPO / "examples" / "wnut17" / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
     e2e = [json.loads(line) for line in (REPO / "examples" / "e2e" / "restaurants.jsonl").read_text(encoding="utf-8").splitlines()]
     e2e_cfg = {"data": {"format": "prompt_completion", "columns": {"prompt": "mr", "completion": "text"}}}
@@ -279,6 +311,7 @@ def main() -> None:
     parser.add_argument("--gsm8k", type=Path, help="GSM8K test.jsonl (held out)")
     parser.add_argument("--gsm8k-dev", type=Path, help="GSM8K train.jsonl (development)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--heldout", type=Path, help="folder of the third round's evaluation sets (see heldout_sets)")
     parser.add_argument("--only", help="measure only datasets whose name contains this")
     parser.add_argument("--plantings", type=int, default=5, help="plantings per dataset (seeds 25, 26, ...), pooled")
     parser.add_argument("--keep-others", action="store_true", help="keep the other datasets' rows of the results file (with their commit)")
