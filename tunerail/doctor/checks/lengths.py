@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 from tunerail.data.record_prompts import parse_record, unstated_values
 from tunerail.data.records import Record
 from tunerail.doctor.checks._common import answer_field, excerpt, found, is_generation
+from tunerail.doctor.checks.code_shape import python_code, python_cut_reason
 from tunerail.doctor.checks.answer_shape import LIST_ITEM, fewer_cells, fewer_items, runs_over_lines
 from tunerail.keywords import keyword_prompt, uses_every_keyword
 from tunerail.doctor.checks.instruct import looks_like_code
@@ -153,6 +154,8 @@ class AnswerStyle:
     ``answer_shape.MULTI_LINE_SHARE`` of the answers (of ``MIN_VOCABULARY_ROWS`` or more) run over several lines, as
     worked answers do (GSM8K: every one), so that one stopping on its first line was cut. ``ends``: the
     share of each common word's uses that end a sentence or a line (:func:`~tunerail.doctor.checks.word_ends.end_shares`).
+    ``python``: the data's code answers are Python (:func:`~tunerail.doctor.checks.code_shape.python_code`), so the
+    parser judges a code answer's end.
     """
 
     punctuated: bool = True
@@ -162,6 +165,7 @@ class AnswerStyle:
     last_line_closes: bool = True
     multi_line: bool = False
     ends: Mapping[str, float] | None = None
+    python: bool = False
 
 
 # wordfreq's Zipf frequency (log10 per billion words) a word needs to count as real: rare long words pass
@@ -200,7 +204,7 @@ def answer_style(answers: Sequence[str], prompts: Sequence[str], language: str =
     multi_line = len(answers) >= MIN_VOCABULARY_ROWS and runs_over_lines(answers)
     counts = data_counts([*answers, *prompts]) if vocabulary else None
     shares = end_shares([*answers, *prompts]) if vocabulary else None
-    return AnswerStyle(punctuated, vocabulary, language, counts, last_line_closes, multi_line, shares)
+    return AnswerStyle(punctuated, vocabulary, language, counts, last_line_closes, multi_line, shares, python_code(answers))
 
 
 def _last_line_closes(text: str) -> bool | None:
@@ -315,6 +319,8 @@ def cut_off_reason(answer: str, min_words: int = 12, style: AnswerStyle = Answer
     than the rows above it (outside code), and a single line where the data's
     answers run over several (``style.multi_line``: a worked answer that stopped after its first step).
     """
+    if style.python and "```" not in answer and (answer[:1] in (" ", "\t") or looks_like_code(answer[:4000])):
+        return python_cut_reason(answer, context)
     reason = _last_line_reason(answer, min_words, style, context)
     text = _CALCULATOR.sub("", answer).strip()
     if reason or not text[-1:].isalnum() or "```" in text:
