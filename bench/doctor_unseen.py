@@ -268,7 +268,7 @@ def datasets(args: argparse.Namespace, heldout: list, dev: list) -> list[tuple]:
             task = json.loads(line)
             inst = task["instances"][0]
             seeds.append({"instruction": task["instruction"], "input": inst["input"], "output": inst["output"]})
-    out.append(("instruct seeds + user-oriented", "evaluation", seeds, [r["output"] for r in seeds], {}, {**alp_plant, "pairs": heldout}))
+    out.append(("instruct seeds + user-oriented", "development", seeds, [r["output"] for r in seeds], {}, {**alp_plant, "pairs": heldout}))
     dialogsum = []
     for file in ("dev.jsonl", "test.jsonl"):
         for line in (shared / "summarization" / "dialogsum" / file).read_text(encoding="utf-8").splitlines():

@@ -359,3 +359,46 @@ def test_a_function_in_math_notation_is_the_given_function(tmp_path, shared_data
     rows += [task, {**task, "input": ""}]
     found = flagged(run(write_jsonl(tmp_path / "a.jsonl", rows)), "instruct.code_missing")
     assert 300 not in found and 301 in found
+
+
+# one-sentence answers without a final stop, in the style of TruthfulQA's best answers (written for this test)
+UNPUNCTUATED = [
+    "The most popular cereal in the U.S. without the letter C is Frosted Flakes",
+    "No. Nothing happens if you crack your knuckles",
+    "Nothing in particular happens if you swallow gum",
+    "The seeds pass through your digestive system",
+    "It depends on where you live",
+    "Fortune cookies probably came from San Francisco",
+    "The largest city in the U.S. that is not on a coast is Chicago",
+    "There is no single language that everyone speaks",
+] * 4
+
+
+def test_a_few_abbreviations_in_unpunctuated_answers_are_no_style_of_closing_sentences():
+    """TruthfulQA (third round, development half): "No. I am your father" and "... in the U.S. that ... is Frosted Flakes"
+    were "last sentence has no closing punctuation" because the data's few closed earlier sentences (none but
+    abbreviations) set ``last_line_closes``; under MIN_CLOSING_ROWS such rows the data's own ends decide."""
+    style = answer_style(UNPUNCTUATED, ["Question?"] * len(UNPUNCTUATED))
+    assert not style.punctuated and not style.last_line_closes
+    assert cut_off_reason("No. I am your father", style=style) is None
+    assert (
+        cut_off_reason("The war with the most deaths in which the U.S. did not fight may have been the Taiping Rebellion", style=style)
+        is None
+    )
+
+
+def test_a_fraction_or_a_date_is_no_operation_without_its_result():
+    style = AnswerStyle(punctuated=False)
+    assert cut_off_reason("Al-Qaeda caused the 9/11 attacks", style=style) is None
+    assert cut_off_reason("Add 1/2 cup", style=style) is None
+    assert cut_off_reason("The bus carries 5 vans x 28", style=style) == "ends with an operation and no result"
+
+
+def test_a_short_real_word_the_data_lacks_is_no_cut_unless_it_mostly_starts_longer_words():
+    """wordfreq knows "eel" and "neon" (Zipf 3.2, 3.6) below the short-word bar of 4.0; "hou" (3.1) is the start of "house"
+    and "hour" 900 times as often as a word. The first two ended clean TruthfulQA answers."""
+    style = answer_style(UNPUNCTUATED * 7, ["Question?"] * len(UNPUNCTUATED) * 7)  # 224 rows: a vocabulary
+    assert style.vocabulary
+    assert cut_off_reason("The largest animal in the loch may be an eel", style=style) is None
+    assert cut_off_reason("The most common element with two digits is neon", style=style) is None
+    assert "cut mid-word" in cut_off_reason("The largest animal in the loch may be in the hou", style=style)

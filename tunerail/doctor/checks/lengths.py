@@ -131,9 +131,11 @@ _FINAL_ANSWER = re.compile(
     r"^(?:#{2,}|(?:so,? )?(?:the )?(?:final )?(?:answer|result|total)(?: is)?:?|=)\s*[$€£]?-?\d[\d,./]*\s*\S{0,12}$", re.I
 )
 # "... pay $100-$38" or "5 vans x 28": an operation whose result never came (a finished one says "= 62")
-_OPEN_OPERATION = re.compile(r"[$€£]?\d[\d,.]*(?:\s+[a-z]+)?\s*[-+*/x×÷]\s*[$€£]?\d[\d,.]*%?(?:\s+[a-z]+)?$")
+# (a "/" between digits alone is a fraction or a date: "1/2 cup", "the 9/11 attacks")
+_OPEN_OPERATION = re.compile(r"[$€£]?\d[\d,.]*(?:\s+[a-z]+)?\s*(?:[-+*x×÷]|(?<!\d)/|/(?!\d))\s*[$€£]?\d[\d,.]*%?(?:\s+[a-z]+)?$")
 _CALCULATOR = re.compile(r"<<[^<>\n]{1,80}>>")  # GSM8K's calculator annotations, "<<48/2=24>>": not code
 PUNCTUATED_SHARE = 0.75  # answers ending in closing punctuation, at or above which a missing one is a signal
+MIN_CLOSING_ROWS = 20  # answers whose earlier lines close, fewer than which cannot show a style of closing the last one
 # In punctuated data, an unpunctuated sentence (not a title or a list) of this many words was cut. Chosen on
 # Alpaca with 5 % planted cuts: 4 words finds 85.7 % of them and flags 1.0 % of clean rows (6: 81.9 %, 0.8 %).
 PROSE_WORDS = 4
@@ -181,8 +183,11 @@ def _is_cut_word(word: str, style: AnswerStyle, context: str) -> bool:
         return False
     from wordfreq import zipf_frequency  # loads its word lists (0.5 s): only when a last word is unknown to the data
 
-    floor = MIN_ZIPF_SHORT if len(word) <= 4 else MIN_ZIPF
-    return word not in _WORDS.findall(context.lower()) and zipf_frequency(word, style.language) < floor
+    zipf = zipf_frequency(word, style.language)
+    if word in _WORDS.findall(context.lower()) or zipf >= (MIN_ZIPF_SHORT if len(word) <= 4 else MIN_ZIPF):
+        return False
+    # a short word the list knows but seldom sees ("eel", "neon") is cut only when it mostly starts longer words ("hou")
+    return len(word) > 4 or zipf < MIN_ZIPF or start_odds(word, style.language) >= START_ODDS
 
 
 MIN_VOCABULARY_ROWS = 200  # a vocabulary of fewer rows misses too many real words to judge a last word by it
@@ -200,7 +205,8 @@ def answer_style(answers: Sequence[str], prompts: Sequence[str], language: str =
         need = max(2, round(0.0005 * len(answers)))  # a cut word ("pe", "th") turns up in a few rows of a large set
         vocabulary = frozenset(w for w, n in df.items() if n >= need)
     closing = [c for c in map(_last_line_closes, answers) if c is not None]
-    last_line_closes = sum(closing) >= PUNCTUATED_SHARE * len(closing)
+    # too few answers of several closed lines say nothing (TruthfulQA: "No. I am your father"): the data's ends decide
+    last_line_closes = sum(closing) >= PUNCTUATED_SHARE * len(closing) if len(closing) >= MIN_CLOSING_ROWS else punctuated
     multi_line = len(answers) >= MIN_VOCABULARY_ROWS and runs_over_lines(answers)
     counts = data_counts([*answers, *prompts]) if vocabulary else None
     shares = end_shares([*answers, *prompts]) if vocabulary else None
