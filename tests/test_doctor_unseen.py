@@ -402,3 +402,27 @@ def test_a_short_real_word_the_data_lacks_is_no_cut_unless_it_mostly_starts_long
     assert cut_off_reason("The largest animal in the loch may be an eel", style=style) is None
     assert cut_off_reason("The most common element with two digits is neon", style=style) is None
     assert "cut mid-word" in cut_off_reason("The largest animal in the loch may be in the hou", style=style)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Mature 17+",
+        "Languages: Java and C++",
+        "- https://sqlparse.readthedocs.io/en/latest/analyzing/",
+        "“You are braver than you think, and capable of more than you imagine.”\n― Roy T. Bennett, The Light in the Heart",
+        "Santeclaus by William Gilley\nA Visit From St. Nicholas by Clement Clarke Moore",
+        "No. I am your father",
+    ],
+)
+def test_a_rating_a_url_an_attribution_and_an_initial_are_no_cuts(answer):
+    """Clean seed-task answers (development from round 3) read as cut: "+" after a number is "or more", a URL ends
+    with its slash, an author's line after a quotation has no stop, and "St." or "T." is no sentence's end."""
+    assert cut_off_reason(answer, style=AnswerStyle(punctuated=False)) is None
+
+
+def test_an_open_operator_and_an_unfinished_sentence_after_a_real_one_are_still_cuts():
+    mixed = AnswerStyle(punctuated=False)
+    assert cut_off_reason("Then add 5 +", style=mixed) == "ends with '+'"
+    assert cut_off_reason("See the docs at https://example.org/docs. Then open the", style=mixed) is not None
+    assert "no closing punctuation" in cut_off_reason("Mr. Smith came home. He opened the door and looked", style=mixed)

@@ -123,7 +123,10 @@ _SIGN_OFF = re.compile(
     r"^(?:sincerely|regards|best|best regards|kind regards|warm regards|yours|yours truly|thanks|thank you|cheers|love|respectfully)\b.{0,20}$",
     re.I,
 )
-_SENTENCE_END = re.compile(r"[.!?]\s+(?=\S)")
+# a sentence's end, not an initial's or a short title's full stop ("U.S. that", "St. Nicholas", "No. I am", "Roy T. Bennett")
+_SENTENCE_END = re.compile(r"(?<!\b[A-Z])(?<!\b[A-Z][a-z])[.!?]\s+(?=\S)")
+# an attribution on its own line after a quotation: "... than you imagine.”\n― Roy T. Bennett, The Light in the Heart"
+_ATTRIBUTION_LINE = re.compile(r"^[–—―]+\s*\w")
 
 
 _NUMBER = re.compile(r"-?\d[\d,.]*%?")
@@ -361,7 +364,8 @@ def _last_line_reason(answer: str, min_words: int = 12, style: AnswerStyle = Ans
         return None
     if opened := _unclosed(text):
         return opened
-    if text.endswith(_OPEN_END) and not text.endswith(("--", ":-)")):
+    url = re.search(r"(?:https?://|www\.)\S+$", text)
+    if text.endswith(_OPEN_END) and not text.endswith(("--", ":-)")) and not url and not re.search(r"(?:\d|C\+?)\+$", text):  # "17+", "C++"
         return f"ends with {text[-1]!r}"
     raw_lines = [line for line in text.splitlines() if line.strip()]
     if raw_lines[-1][:1] in (" ", "\t") and len(raw_lines) > 1:
@@ -379,8 +383,8 @@ def _last_line_reason(answer: str, min_words: int = 12, style: AnswerStyle = Ans
         or _ATTRIBUTION.search(last_line)
     ):
         return None
-    if len(lines) > 1 and _SIGN_OFF.match(lines[-2]):
-        return None  # a letter's signature
+    if len(lines) > 1 and (_SIGN_OFF.match(lines[-2]) or _ATTRIBUTION_LINE.match(last_line) and lines[-2].endswith(_CLOSED)):
+        return None  # a letter's signature, a quotation's author
     if looks_like_code(last_line):
         return None  # code ends without prose punctuation
     if _FINAL_ANSWER.match(last_line):
