@@ -61,3 +61,52 @@ def test_a_request_for_a_function_of_the_given_list_is_not_missing_its_input(tmp
     # the same words asking to summarise the given text, with no text, still are
     rows[0] = {"instruction": "Summarise the given article in two sentences.", "input": "", "output": "The article says that prices rose."}
     assert flagged(run(write_jsonl(tmp_path / "mixed.jsonl", rows)), "instruct.missing_input") == {0}
+
+
+# requests that differ in one word each answer names (written for this test, in MBPP's style)
+TWO_REQUESTS = [
+    ("Write a function to find the perimeter of a square.", "def square_perimeter(a):\n  return 4 * a"),
+    ("Write a function to find the perimeter of a pentagon.", "def perimeter_pentagon(a):\n  return 5 * a"),
+    (
+        "Write a python function to find the first even number in a list.",
+        "def first_even(nums):\n  return next((n for n in nums if n % 2 == 0), -1)",
+    ),
+    (
+        "Write a python function to find the first odd number in a list.",
+        "def first_odd(nums):\n  return next((n for n in nums if n % 2 != 0), -1)",
+    ),
+    ("Write a function to find the nth octagonal number.", "def octagonal(n):\n  return 3 * n * n - 2 * n"),
+    ("Write a function to find the nth hexagonal number.", "def hexagonal(n):\n  return n * (2 * n - 1)"),
+]
+
+
+def test_requests_that_differ_in_a_word_their_answers_name_are_neither_near_copies_nor_conflicts(tmp_path):
+    """MBPP (development half): 42 % of clean rows were flagged, mostly as conflicts or near-duplicates of a request one
+    word apart ("square" / "pentagon", "even" / "odd"): a ten-word prompt keeps a word-set Jaccard of 0.82."""
+    rows = [{"instruction": q, "input": "", "output": a} for q, a in TWO_REQUESTS]
+    result = run(write_jsonl(tmp_path / "two.jsonl", rows))
+    assert not flagged(result, "labels.conflict") | flagged(result, "duplicates.near")
+
+
+def test_one_request_asked_twice_is_still_a_near_copy_or_a_conflict(tmp_path):
+    """The same request reworded keeps its finding: the same code under "count" / "find" is a near-duplicate, and two
+    answers where the added word is named by neither ("capital city") are a conflict."""
+    swap = "def min_swaps(a, b):\n  count = sum(x != y for x, y in zip(a, b))\n  return count // 2 if count % 2 == 0 else -1"
+    rows = mbpp() + [
+        {
+            "instruction": "Write a python function to count the minimum number of swaps to turn one binary string into another.",
+            "input": "",
+            "output": swap,
+        },
+        {
+            "instruction": "Write a python function to find the minimum number of swaps to turn one binary string into another.",
+            "input": "",
+            "output": swap + " ",
+        },
+        {"instruction": "What is the capital of the country France?", "input": "", "output": "Paris"},
+        {"instruction": "What is the capital city of the country France?", "input": "", "output": "Lyon"},
+    ]
+    n = len(rows)
+    result = run(write_jsonl(tmp_path / "same.jsonl", rows))
+    assert {n - 4, n - 3} <= flagged(result, "duplicates.near") | flagged(result, "duplicates.exact")
+    assert {n - 2, n - 1} <= flagged(result, "labels.conflict")

@@ -6,7 +6,9 @@ with the plain definition (components of every verified pair; filtering the full
 afterwards), and the doctor's duplicate and conflict findings on a fixed input must equal
 those of the implementation that held every pair in memory (``tests/data/near_duplicate_findings.json``,
 written by commit f27be81 on the inputs built below; regenerate it only when the definition of a
-near-duplicate changes on purpose).
+near-duplicate changes on purpose). Regenerated in round 3 of issue 25 §3: four planted generation conflicts whose
+edit deleted a word the original answer names ("Rudy is the modern ..." / "is the modern ...") are two inputs now
+(``similarity.difference_named``); nothing else changed.
 """
 
 from __future__ import annotations

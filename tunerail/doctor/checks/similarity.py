@@ -110,6 +110,15 @@ def answers_agree(a: str, b: str, threshold: float) -> bool:
     return jaccard(shingles(a), shingles(b)) >= threshold - 0.2
 
 
+def _same_request(ctx: CheckContext, i: int, j: int, threshold: float) -> bool:
+    """Rows ``i`` and ``j`` (a near-duplicate pair) teach one thing: their answers agree, and no word one prompt holds
+    and the other lacks is named by its own answer (:func:`difference_named`: "first_even" / "first_odd")."""
+    a, b = ctx.records[i], ctx.records[j]
+    if not answers_agree(a.completion, b.completion, threshold):
+        return False
+    return ctx.prompts_are_records or not difference_named((a.prompt, a.completion), (b.prompt, b.completion))
+
+
 def _split_by_agreement(ctx: CheckContext, cluster: Sequence[int]) -> list[list[int]]:
     """Components of a cluster where rows are linked when their answers agree (exact copies first)."""
     threshold = ctx.config.doctor.near_duplicate_threshold
@@ -122,8 +131,7 @@ def _split_by_agreement(ctx: CheckContext, cluster: Sequence[int]) -> list[list[
         (by_answer[heads[x]][0], by_answer[heads[y]][0])
         for x in range(len(heads))
         for y in range(x + 1, len(heads))
-        if len(heads) <= 200
-        and answers_agree(ctx.records[by_answer[heads[x]][0]].completion, ctx.records[by_answer[heads[y]][0]].completion, threshold)
+        if len(heads) <= 200 and _same_request(ctx, by_answer[heads[x]][0], by_answer[heads[y]][0], threshold)
     ]
     edges += [(members[0], m) for members in by_answer.values() for m in members[1:]]
     local = {row: k for k, row in enumerate(cluster)}  # components within the cluster only
@@ -246,6 +254,20 @@ def _conflict_groups(ctx: CheckContext, exact: list[tuple[int, int]], similar: I
 _WORDS = re.compile(r"\w+")
 
 
+def _added_words(a: str, b: str, ignore: frozenset[str] | set[str]) -> tuple[set[str], set[str]]:
+    """The words only ``a`` and only ``b`` hold, less ``ignore`` and typos (a word within edit ratio 0.8 of one on the other side)."""
+    import difflib
+
+    wa, wb = set(_WORDS.findall(a.casefold())), set(_WORDS.findall(b.casefold()))
+    only_a = {w for w in wa - wb if w not in ignore}
+    only_b = {w for w in wb - wa if w not in ignore}
+
+    def typo_of(word: str, others: set[str]) -> bool:
+        return any(difflib.SequenceMatcher(None, word, o).ratio() >= 0.8 for o in others)
+
+    return {w for w in only_a if not typo_of(w, wb - wa)}, {w for w in only_b if not typo_of(w, wa - wb)}
+
+
 def minimal_pair(a: str, b: str) -> bool:
     """True when one prompt adds content words to the other, and those words may decide the label.
 
@@ -255,20 +277,24 @@ def minimal_pair(a: str, b: str) -> bool:
     0.8 of a word on the other side) are not decisive, and a substitution ("charged" /
     "billed") may be a paraphrase, so it still counts as a conflict.
     """
-    import difflib
-
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    wa, wb = set(_WORDS.findall(a.casefold())), set(_WORDS.findall(b.casefold()))
-    only_a = {w for w in wa - wb if w not in ENGLISH_STOP_WORDS}
-    only_b = {w for w in wb - wa if w not in ENGLISH_STOP_WORDS}
-
-    def typo_of(word: str, others: set[str]) -> bool:
-        return any(difflib.SequenceMatcher(None, word, o).ratio() >= 0.8 for o in others)
-
-    only_a = {w for w in only_a if not typo_of(w, wb - wa)}
-    only_b = {w for w in only_b if not typo_of(w, wa - wb)}
+    only_a, only_b = _added_words(a, b, ENGLISH_STOP_WORDS)
     return bool(only_a) != bool(only_b)  # content words added on one side only
+
+
+# Words that do not change what a request asks ("find the perimeter of a square" = "find perimeter of square"). Not
+# sklearn's stop words: those hold "first", "last", "even", "two", "more", "not", "and", "or", which do ("the first
+# even number" / "the first odd number", "the first position" / "the last position").
+FUNCTION_WORDS = frozenset(
+    {
+        "a", "an", "the", "of", "in", "on", "at", "for", "to", "from", "by", "with", "into", "onto", "about", "as", "is", "are",
+        "was", "were", "be", "been", "being", "am", "do", "does", "did", "can", "could", "will", "would", "shall", "should", "may",
+        "might", "must", "it", "its", "this", "that", "these", "those", "which", "who", "whom", "whose", "what", "there", "here",
+        "i", "me", "my", "we", "us", "our", "you", "your", "he", "him", "his", "she", "her", "they", "them", "their", "given",
+        "please", "so", "then", "also", "just", "very",
+    }
+)  # fmt: skip
 
 
 def difference_echoed(a: tuple[str, str], b: tuple[str, str], records: bool = False) -> bool:
@@ -298,9 +324,41 @@ def difference_echoed(a: tuple[str, str], b: tuple[str, str], records: bool = Fa
     return bool(only_a or only_b) and only_a <= pa - pb and only_b <= pb - pa
 
 
+_IDENTIFIER_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def difference_named(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """True when a word one prompt holds and the other lacks is named by its own answer and not by the other's: two
+    requests, each answered, not one request asked twice. ``a`` and ``b`` are ``(prompt, answer)``.
+
+    MBPP: "find the perimeter of a square" / "... of a pentagon" answered ``square_perimeter`` / ``perimeter_pentagon``,
+    "the first even number" / "the first odd number" (``first_even`` / ``first_odd``), "the modified run-length
+    encoding" (``modified_encode``). One substituted word keeps a ten-word prompt's word-set Jaccard at 0.82, over the
+    near-duplicate bar, and code that differs in an operator keeps its word set too. Only :data:`FUNCTION_WORDS` and
+    typos are ignored (sklearn's stop words hold "first", "even", "two", "or"). Identifiers count by their parts
+    (``first_non_repeating``, ``evenPowerSum``), a part naming a word by its first ``STEM`` letters or as its
+    abbreviation ("negative" / ``largest_neg``). A copy edited at random (a word
+    of the prompt and one of the answer replaced) names nothing and stays a near-duplicate; "the capital city of
+    France?" answered "Lyon" beside "the capital of France?" answered "Paris" stays a conflict.
+    """
+    only_a, only_b = _added_words(a[0], b[0], FUNCTION_WORDS)
+
+    def parts(text: str) -> set[str]:
+        return {part.casefold() for part in _IDENTIFIER_PARTS.findall(text)}
+
+    def named(word: str, own: set[str]) -> bool:  # by its stem, or by an abbreviation of three letters or more ("neg")
+        return any(p[:STEM] == word[:STEM] or (len(p) >= 3 and word.startswith(p)) for p in own)
+
+    pa, pb = parts(a[1]), parts(b[1])
+    return any(named(w, pa - pb) for w in only_a) or any(named(w, pb - pa) for w in only_b)
+
+
 def _different_inputs(ctx: CheckContext, i: int, j: int) -> bool:
     a, b = ctx.records[i], ctx.records[j]
-    return difference_echoed((a.prompt, a.completion), (b.prompt, b.completion), records=ctx.prompts_are_records)
+    pair_a, pair_b = (a.prompt, a.completion), (b.prompt, b.completion)
+    if not ctx.prompts_are_records and difference_named(pair_a, pair_b):
+        return True
+    return difference_echoed(pair_a, pair_b, records=ctx.prompts_are_records)
 
 
 def _answers_agree(ctx: CheckContext, cluster: Sequence[int]) -> bool:
