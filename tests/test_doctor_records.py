@@ -12,7 +12,7 @@ from pathlib import Path
 from doctor_helpers import flagged, write_jsonl
 from tunerail.config import TunerailConfig
 from tunerail.doctor import doctor
-from tunerail.doctor.checks.similarity import difference_echoed
+from tunerail.doctor.checks.prompt_words import difference_echoed
 
 E2E = Path(__file__).resolve().parent.parent / "examples" / "e2e" / "restaurants.jsonl"
 CONFIG = {
