@@ -63,7 +63,7 @@ def _returns_value(function: ast.stmt) -> bool:
 
 def _defined_nowhere(name: str, text: str, context: str) -> bool:
     """A name that is no builtin and occurs once in the answer and its prompt: its own last word, cut ("= lud")."""
-    if name in dir(builtins) or keyword.iskeyword(name):
+    if hasattr(builtins, name) or keyword.iskeyword(name):
         return False
     return len(re.findall(rf"(?<![\w.]){re.escape(name)}(?!\w)", text + "\n" + context)) == 1
 

@@ -127,6 +127,8 @@ _SIGN_OFF = re.compile(
 _SENTENCE_END = re.compile(r"(?<!\b[A-Z])(?<!\b[A-Z][a-z])[.!?]\s+(?=\S)")
 # an attribution on its own line after a quotation: "... than you imagine.”\n― Roy T. Bennett, The Light in the Heart"
 _ATTRIBUTION_LINE = re.compile(r"^[–—―]+\s*\w")
+_URL_END = re.compile(r"(?:https?://|www\.)\S+$")  # a link ends where it ends, slash or not
+_OR_MORE = re.compile(r"(?:\d|C\+?)\+$")  # "17+" (or more), "C++": no open operation
 
 
 _NUMBER = re.compile(r"-?\d[\d,.]*%?")
@@ -364,8 +366,7 @@ def _last_line_reason(answer: str, min_words: int = 12, style: AnswerStyle = Ans
         return None
     if opened := _unclosed(text):
         return opened
-    url = re.search(r"(?:https?://|www\.)\S+$", text)
-    if text.endswith(_OPEN_END) and not text.endswith(("--", ":-)")) and not url and not re.search(r"(?:\d|C\+?)\+$", text):  # "17+", "C++"
+    if text.endswith(_OPEN_END) and not text.endswith(("--", ":-)")) and not _URL_END.search(text) and not _OR_MORE.search(text):
         return f"ends with {text[-1]!r}"
     raw_lines = [line for line in text.splitlines() if line.strip()]
     if raw_lines[-1][:1] in (" ", "\t") and len(raw_lines) > 1:
@@ -375,13 +376,7 @@ def _last_line_reason(answer: str, min_words: int = 12, style: AnswerStyle = Ans
     words = _WORDS.findall(last_line)
     if not words or not text[-1].isalnum():
         return None
-    if (
-        re.search(r"(?:https?://|www\.)\S+$", last_line)
-        or "#" in last_line.split()[-1]
-        or "|" in last_line
-        or "```" in text
-        or _ATTRIBUTION.search(last_line)
-    ):
+    if _URL_END.search(last_line) or "#" in last_line.split()[-1] or "|" in last_line or "```" in text or _ATTRIBUTION.search(last_line):
         return None
     if len(lines) > 1 and (_SIGN_OFF.match(lines[-2]) or _ATTRIBUTION_LINE.match(last_line) and lines[-2].endswith(_CLOSED)):
         return None  # a letter's signature, a quotation's author

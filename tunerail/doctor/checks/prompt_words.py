@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from tunerail.data.record_prompts import STEM, parse_record
@@ -19,8 +20,6 @@ _WORDS = re.compile(r"\w+")
 
 def _added_words(a: str, b: str, ignore: frozenset[str] | set[str]) -> tuple[set[str], set[str]]:
     """The words only ``a`` and only ``b`` hold, less ``ignore`` and typos (a word within edit ratio 0.8 of one on the other side)."""
-    import difflib
-
     wa, wb = set(_WORDS.findall(a.casefold())), set(_WORDS.findall(b.casefold()))
     only_a = {w for w in wa - wb if w not in ignore}
     only_b = {w for w in wb - wa if w not in ignore}
